@@ -1,0 +1,401 @@
+// Command throughput measures host-to-host throughput, latency and gateway
+// CPU across two sites, for vgate and the baselines it must be compared with,
+// in one run on one machine:
+//
+//	host1 ── gw1 ══ underlay bridge ══ gw2 ── host2      (internal/netlab)
+//
+//	plain   plain routed forwarding, no encryption: the machine's limit
+//	wggo    wireguard-go built from the library version vgate embeds (go.mod)
+//	debian  Debian's /usr/bin/wireguard-go (package wireguard-go)
+//	vgate   `vgate run --config F` on both gateways
+//
+// Each mode gets its own lab, all set up first; then every round measures
+// every mode in turn (interleaved, so drift hits all modes alike): iperf3 TCP
+// with 1 and 4 streams, 20 pings, and the CPU time the gateway processes used
+// during each iperf3 run (utime+stime from /proc; n/a for plain forwarding,
+// which runs in the kernel). The table shows medians over rounds. It never
+// asserts anything about the figures.
+//
+// Run as root from the repository root:
+//
+//	go run ./bench/throughput -vgate bin/vgate [-modes plain,wggo,debian,vgate] [-rounds 3] [-duration 5s] [-json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vgate-project/vgate/internal/netlab"
+)
+
+var allModes = []string{"plain", "wggo", "debian", "vgate"}
+
+type options struct {
+	modes     []string
+	rounds    int
+	duration  time.Duration
+	streams   []int
+	pings     int
+	vgate     string
+	wggo      string
+	debianWG  string
+	jsonOut   bool
+	keepFiles bool
+}
+
+func main() {
+	var o options
+	var modes, streams string
+	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "comma-separated modes: "+strings.Join(allModes, ","))
+	flag.IntVar(&o.rounds, "rounds", 3, "measurement rounds (medians are reported)")
+	o.duration = 5 * time.Second
+	flag.Var((*seconds)(&o.duration), "duration", "length of each iperf3 run (5s, or plain seconds: 5)")
+	flag.StringVar(&streams, "streams", "1,4", "comma-separated iperf3 parallel stream counts")
+	flag.IntVar(&o.pings, "pings", 20, "pings per round for the RTT figure")
+	flag.StringVar(&o.vgate, "vgate", "./bin/vgate", "vgate binary (mode vgate)")
+	flag.StringVar(&o.wggo, "wggo", "", "wireguard-go binary for mode wggo (default: go build golang.zx2c4.com/wireguard at the go.mod version)")
+	flag.StringVar(&o.debianWG, "debian", "/usr/bin/wireguard-go", "Debian's wireguard-go binary (mode debian)")
+	flag.BoolVar(&o.jsonOut, "json", false, "print results as JSON instead of a table")
+	flag.BoolVar(&o.keepFiles, "keep", false, "keep lab directories (logs, configs) and print their paths")
+	flag.Parse()
+
+	for _, m := range strings.Split(modes, ",") {
+		if m = strings.TrimSpace(m); m == "" {
+			continue
+		}
+		if !slices.Contains(allModes, m) {
+			fatalf("unknown mode %q (want some of %s)", m, strings.Join(allModes, ","))
+		}
+		if !slices.Contains(o.modes, m) {
+			o.modes = append(o.modes, m)
+		}
+	}
+	for _, s := range strings.Split(streams, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 128 {
+			fatalf("bad -streams entry %q", s)
+		}
+		o.streams = append(o.streams, n)
+	}
+	if len(o.modes) == 0 || o.rounds < 1 || o.duration < time.Second || o.pings < 1 {
+		fatalf("need at least one mode, -rounds >= 1, -duration >= 1s, -pings >= 1")
+	}
+	if !netlab.Root() {
+		fatalf("needs root (network namespaces): run as root, e.g. sudo -E go run ./bench/throughput")
+	}
+	for _, c := range []string{"ip", "iperf3", "ping", "wg"} {
+		if !haveCmd(c) {
+			fatalf("%s not found: run scripts/deps.sh as root", c)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, o)
+	if rep != nil {
+		if o.jsonOut {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				fatalf("%v", err)
+			}
+		} else {
+			printTable(os.Stdout, rep)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "throughput:", err)
+		os.Exit(1)
+	}
+}
+
+// seconds is a duration flag that also takes a bare number of seconds.
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+
+func (s *seconds) Set(v string) error {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		*s = seconds(f * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	*s = seconds(d)
+	return err
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "throughput: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// Report is the JSON output.
+type Report struct {
+	Started     time.Time    `json:"started"`
+	Rounds      int          `json:"rounds"`
+	DurationSec float64      `json:"duration_seconds"`
+	CPUs        int          `json:"cpus"`
+	LoadAvg     string       `json:"loadavg_at_start"` // other work on the machine skews figures
+	Modes       []*ModeRun   `json:"modes"`
+	Summary     []SummaryRow `json:"summary"`
+	Ratios      []Ratio      `json:"ratios"`
+}
+
+// ModeRun holds the raw samples of one mode.
+type ModeRun struct {
+	Mode    string    `json:"mode"`
+	Binary  string    `json:"binary,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	Samples []Sample  `json:"samples"`
+	RTTms   []float64 `json:"rtt_ms"`
+
+	lab   *netlab.Lab
+	gws   []*netlab.Proc // gateway processes whose CPU is counted
+	uapi  []string       // wireguard-go interface names (UAPI sockets)
+	dst   string         // host2 address
+	hostA string         // namespace running the clients
+}
+
+// Sample is one iperf3 run.
+type Sample struct {
+	Round       int      `json:"round"`
+	Streams     int      `json:"streams"`
+	Gbps        float64  `json:"gbps"`
+	Retransmits int      `json:"retransmits"`
+	CPUSeconds  *float64 `json:"gateway_cpu_seconds"` // nil: not measurable (plain)
+}
+
+// SummaryRow is the median over rounds for one mode and stream count.
+type SummaryRow struct {
+	Mode       string   `json:"mode"`
+	Streams    int      `json:"streams"`
+	Gbps       float64  `json:"gbps_median"`
+	GbpsMin    float64  `json:"gbps_min"`
+	GbpsMax    float64  `json:"gbps_max"`
+	RTTms      float64  `json:"rtt_ms_median"`
+	CPUSeconds *float64 `json:"gateway_cpu_seconds_median"`
+	CPUPerGB   *float64 `json:"gateway_cpu_seconds_per_gbyte"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// Ratio compares the median throughput of two modes.
+type Ratio struct {
+	Name    string  `json:"name"` // e.g. "vgate/wggo"
+	Streams int     `json:"streams"`
+	Value   float64 `json:"value"`
+}
+
+func run(ctx context.Context, o options) (*Report, error) {
+	rep := &Report{Started: time.Now().UTC(), Rounds: o.rounds, DurationSec: o.duration.Seconds(), CPUs: numCPU(), LoadAvg: loadAvg()}
+	tmp, err := os.MkdirTemp("", "vgate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	var errs []error
+	defer func() {
+		for _, m := range rep.Modes {
+			closeMode(m, o.keepFiles)
+		}
+	}()
+
+	// Set up every mode first.
+	for _, name := range o.modes {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		m := &ModeRun{Mode: name}
+		rep.Modes = append(rep.Modes, m)
+		logf("setting up %s", name)
+		if err := setupMode(ctx, m, o, tmp); err != nil {
+			m.Error = err.Error()
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			logf("%s: %v", name, err)
+			closeMode(m, o.keepFiles)
+		}
+	}
+
+	// Measure, interleaving modes within each round.
+	for r := 1; r <= o.rounds; r++ {
+		for _, m := range rep.Modes {
+			if m.Error != "" {
+				continue
+			}
+			if err := measureRound(ctx, m, o, r); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				m.Error = fmt.Sprintf("round %d: %v", r, err)
+				errs = append(errs, fmt.Errorf("%s: %s", m.Mode, m.Error))
+				logf("%s: %s", m.Mode, m.Error)
+				closeMode(m, o.keepFiles)
+			}
+		}
+	}
+	rep.Summary, rep.Ratios = summarize(rep.Modes, o.streams, o.duration.Seconds())
+	return rep, errors.Join(errs...)
+}
+
+func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
+	// Latency first, on the idle path.
+	rtt, err := pingRTT(ctx, m.lab, m.hostA, m.dst, o.pings)
+	if err != nil {
+		return err
+	}
+	m.RTTms = append(m.RTTms, rtt)
+	logf("round %d %-6s rtt %.3f ms", round, m.Mode, rtt)
+	for _, n := range o.streams {
+		before, err := cpuTotal(m.gws)
+		if err != nil {
+			return err
+		}
+		res, err := iperf(ctx, m.lab, m.hostA, m.dst, n, o.duration)
+		if err != nil {
+			return err
+		}
+		s := Sample{Round: round, Streams: n, Gbps: res.gbps, Retransmits: res.retransmits}
+		if len(m.gws) > 0 {
+			after, err := cpuTotal(m.gws)
+			if err != nil {
+				return err
+			}
+			c := (after - before).Seconds()
+			s.CPUSeconds = &c
+		}
+		m.Samples = append(m.Samples, s)
+		logf("round %d %-6s %d stream(s): %.2f Gbit/s, %d retransmits, gateway CPU %s",
+			round, m.Mode, n, s.Gbps, s.Retransmits, fmtOpt(s.CPUSeconds, "%.2f s"))
+	}
+	return nil
+}
+
+func cpuTotal(ps []*netlab.Proc) (time.Duration, error) {
+	var sum time.Duration
+	for _, p := range ps {
+		if p.Exited() {
+			return 0, fmt.Errorf("gateway process %d (%s) exited; log:\n%s", p.Pid(), p.Args[0], p.LogTail(20))
+		}
+		c, err := p.CPUTime()
+		if err != nil {
+			return 0, err
+		}
+		sum += c
+	}
+	return sum, nil
+}
+
+func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRow, []Ratio) {
+	var rows []SummaryRow
+	med := map[string]map[int]float64{}
+	for _, m := range modes {
+		med[m.Mode] = map[int]float64{}
+		for _, n := range streams {
+			row := SummaryRow{Mode: m.Mode, Streams: n, Error: m.Error}
+			var g, c []float64
+			for _, s := range m.Samples {
+				if s.Streams != n {
+					continue
+				}
+				g = append(g, s.Gbps)
+				if s.CPUSeconds != nil {
+					c = append(c, *s.CPUSeconds)
+				}
+			}
+			if len(g) > 0 {
+				row.Gbps, row.GbpsMin, row.GbpsMax = median(g), slices.Min(g), slices.Max(g)
+				med[m.Mode][n] = row.Gbps
+				if len(m.RTTms) > 0 {
+					row.RTTms = median(m.RTTms)
+				}
+			}
+			if len(c) > 0 {
+				cm := median(c)
+				row.CPUSeconds = &cm
+				// GB moved in one run at the median rate.
+				if gb := row.Gbps * runSeconds / 8; gb > 0 {
+					per := cm / gb
+					row.CPUPerGB = &per
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	var ratios []Ratio
+	for _, pair := range [][2]string{{"vgate", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}} {
+		for _, n := range streams {
+			a, okA := med[pair[0]][n]
+			b, okB := med[pair[1]][n]
+			if okA && okB && b > 0 {
+				ratios = append(ratios, Ratio{Name: pair[0] + "/" + pair[1], Streams: n, Value: a / b})
+			}
+		}
+	}
+	return rows, ratios
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtOpt(v *float64, format string) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, *v)
+}
+
+func printTable(w io.Writer, rep *Report) {
+	fmt.Fprintf(w, "\nhost1 -> gw1 -> underlay -> gw2 -> host2, iperf3 TCP %gs x %d rounds (medians), %d CPUs, load average at start %s\n\n",
+		rep.DurationSec, rep.Rounds, rep.CPUs, rep.LoadAvg)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tstreams\tGbit/s\tmin-max\tRTT ms\tgw CPU s\tCPU s/GB\t")
+	for _, r := range rep.Summary {
+		if r.Error != "" && r.Gbps == 0 {
+			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t\n", r.Mode, r.Streams)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f-%.2f\t%.3f\t%s\t%s\t\n", r.Mode, r.Streams, r.Gbps, r.GbpsMin, r.GbpsMax,
+			r.RTTms, fmtOpt(r.CPUSeconds, "%.2f"), fmtOpt(r.CPUPerGB, "%.2f"))
+	}
+	tw.Flush()
+	if len(rep.Ratios) > 0 {
+		fmt.Fprintln(w, "\nthroughput ratios (median Gbit/s):")
+		for _, r := range rep.Ratios {
+			fmt.Fprintf(w, "  %-13s %d stream(s): %.2f\n", r.Name, r.Streams, r.Value)
+		}
+	}
+	for _, m := range rep.Modes {
+		if m.Version != "" {
+			fmt.Fprintf(w, "\n%s: %s %s", m.Mode, m.Binary, m.Version)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, m := range rep.Modes {
+		if m.Error != "" {
+			fmt.Fprintf(w, "\n%s FAILED: %s\n", m.Mode, m.Error)
+		}
+	}
+}

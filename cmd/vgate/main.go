@@ -1,0 +1,113 @@
+// Command vgate is the vgate SD-WAN gateway: one binary that runs a
+// gateway, validates its config, and talks to a running gateway over its
+// control socket.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+const usage = `vgate — SD-WAN gateway (WireGuard tunnels between networks)
+
+Usage:
+  vgate run     --config FILE        run the gateway in the foreground
+  vgate check   --config FILE        validate a config; list every problem
+  vgate status  [--json] [--socket PATH | --config FILE]
+                                     show the running gateway and its peerings
+  vgate reload  [--socket PATH | --config FILE]
+                                     re-read the config of a running gateway (as SIGHUP)
+  vgate keygen                       print a new private key (as wg genkey)
+  vgate pubkey                       read a private key on stdin, print its public key
+  vgate version                      print the version
+
+Run 'vgate COMMAND -h' for the flags of a command.
+`
+
+// exitError carries an exit code through to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "run":
+		err = cmdRun(rest, stderr)
+	case "check":
+		err = cmdCheck(rest, stdout, stderr)
+	case "status":
+		err = cmdStatus(rest, stdout)
+	case "reload":
+		err = cmdReload(rest, stdout)
+	case "keygen", "genkey":
+		err = cmdKeygen(rest, stdout)
+	case "pubkey":
+		err = cmdPubkey(rest, stdin, stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "vgate", buildVersion())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "vgate: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(stderr, "vgate:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "vgate:", err)
+	return 1
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("vgate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// noArgs refuses stray positional arguments: a typo must not be ignored.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return &exitError{2, fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/control"
+)
+
+// socketFlags adds --socket and --config, which find a running gateway.
+func socketFlags(fs *flag.FlagSet) func() (string, error) {
+	sock := fs.String("socket", "", "control socket of the gateway")
+	cfgPath := fs.String("config", "", "config file of the gateway (its control_socket is used)")
+	return func() (string, error) {
+		if *sock != "" && *cfgPath != "" {
+			return "", &exitError{2, fmt.Errorf("give --socket or --config, not both")}
+		}
+		if *sock != "" {
+			return *sock, nil
+		}
+		if *cfgPath != "" {
+			data, err := os.ReadFile(*cfgPath)
+			if err != nil {
+				return "", err
+			}
+			cfg, err := config.Parse(data, *cfgPath)
+			if err != nil {
+				return "", configError(err)
+			}
+			return cfg.ControlSocket, nil
+		}
+		return config.DefaultControlSocket, nil
+	}
+}
+
+func cmdStatus(args []string, stdout io.Writer) error {
+	fs := newFlags("status", os.Stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	socket := socketFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	var st gateway.Status
+	if err := control.NewClient(path).Do("GET", "/v1/status", &st); err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	printStatus(stdout, &st, time.Now())
+	return nil
+}
+
+func cmdReload(args []string, stdout io.Writer) error {
+	fs := newFlags("reload", os.Stderr)
+	socket := socketFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	if err := control.NewClient(path).Do("POST", "/v1/reload", nil); err != nil {
+		return fmt.Errorf("reload rejected, the gateway keeps its previous config:\n%w", err)
+	}
+	fmt.Fprintln(stdout, "reloaded")
+	return nil
+}
+
+func printStatus(w io.Writer, st *gateway.Status, now time.Time) {
+	fmt.Fprintf(w, "gateway %s   up %s   public key %s\n", st.Name, humanAge(now.Sub(st.Started)), st.PublicKey)
+	fmt.Fprintf(w, "  address spaces  %s\n", prefixes(st.AddressSpaces))
+	fmt.Fprintf(w, "  tunnel address  %s   listen port %d/udp\n", st.TunnelAddress, st.ListenPort)
+	fmt.Fprintf(w, "  tunnels         %d configured, %d up, limit %d\n", st.Tunnels.Used, st.Tunnels.Up, st.Tunnels.Limit)
+	r := fmt.Sprintf("%d ok, %d failed", st.Reloads.OK, st.Reloads.Failed)
+	if st.Reloads.LastError != "" {
+		r += " (last: " + firstLine(st.Reloads.LastError) + ")"
+	}
+	fmt.Fprintf(w, "  reloads         %s\n", r)
+	if len(st.Peerings) == 0 {
+		fmt.Fprintln(w, "\nno peerings configured")
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEERING\tNETWORK\tSTATE\tENDPOINT\tHANDSHAKE\tRX\tTX\tADDRESS SPACES")
+	for _, p := range st.Peerings {
+		hs := "never"
+		if !p.LastHandshake.IsZero() {
+			hs = humanAge(now.Sub(p.LastHandshake)) + " ago"
+		}
+		ep := p.Endpoint
+		if ep == "" {
+			ep = "-"
+		}
+		state := string(p.State)
+		if p.Error != "" {
+			state += " (" + p.Error + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Network, state, ep, hs,
+			humanBytes(p.RxBytes), humanBytes(p.TxBytes), prefixes(p.AddressSpaces))
+	}
+	tw.Flush()
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+func prefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func humanAge(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,146 @@
+// Package config owns the gateway's configuration file: the YAML schema of
+// DESIGN.md, strict decoding with line numbers, defaults, and validation of
+// every invariant a config alone can violate (tunnel limit, overlapping
+// address spaces, key file permissions). Load returns either a complete,
+// validated *Config or an Errors listing every problem; nothing is applied
+// here.
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+// Limits and defaults of the contract in DESIGN.md.
+const (
+	HardMaxTunnels       = 10 // max_tunnels may never exceed this
+	DefaultMaxTunnels    = 10
+	DefaultListenPort    = 51820
+	DefaultControlSocket = "/run/vgate/vgate.sock"
+	DefaultStateDir      = "/var/lib/vgate"
+	DefaultMaxClients    = 128
+	DefaultP2SPort       = 51821
+)
+
+// Config is one gateway's validated configuration.
+type Config struct {
+	Name           string         `yaml:"name" json:"name"`
+	AddressSpaces  []netip.Prefix `yaml:"address_spaces" json:"address_spaces"`
+	TunnelAddress  netip.Addr     `yaml:"tunnel_address" json:"tunnel_address"`
+	PrivateKeyFile string         `yaml:"private_key_file" json:"private_key_file"`
+	ListenPort     uint16         `yaml:"listen_port" json:"listen_port"`
+	MaxTunnels     int            `yaml:"max_tunnels" json:"max_tunnels"`
+	// MTU of the tunnel interfaces; 0 derives it from the underlay MTU
+	// minus WireGuard overhead (60 bytes over IPv4, 80 over IPv6).
+	MTU           int          `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	BGP           *BGP         `yaml:"bgp,omitempty" json:"bgp,omitempty"`
+	Peerings      []Peering    `yaml:"peerings" json:"peerings"`
+	PointToSite   *PointToSite `yaml:"point_to_site,omitempty" json:"point_to_site,omitempty"`
+	Metrics       Metrics      `yaml:"metrics" json:"metrics"`
+	ControlSocket string       `yaml:"control_socket" json:"control_socket"`
+	StateDir      string       `yaml:"state_dir" json:"state_dir"`
+
+	// PrivateKey is loaded from PrivateKeyFile by Load; it is never
+	// serialized (keys.PrivateKey redacts itself).
+	PrivateKey keys.PrivateKey `yaml:"-" json:"-"`
+	// Path is the file the config was read from ("" for LoadBytes).
+	Path string `yaml:"-" json:"-"`
+}
+
+// BGP is the gateway's own BGP speaker.
+type BGP struct {
+	ASN      uint32     `yaml:"asn" json:"asn"`
+	RouterID netip.Addr `yaml:"router_id" json:"router_id,omitempty"`
+}
+
+// Peering is one declared site-to-site tunnel.
+type Peering struct {
+	Name      string         `yaml:"name" json:"name"`
+	Network   string         `yaml:"network" json:"network"`
+	PublicKey keys.PublicKey `yaml:"public_key" json:"public_key"`
+	// Endpoint is host:port of the remote gateway, or "" when only the
+	// remote side dials.
+	Endpoint      string         `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	AddressSpaces []netip.Prefix `yaml:"address_spaces" json:"address_spaces"`
+	// TunnelAddress is the remote gateway's tunnel address (an extension
+	// of the contract). Defaults to BGP.Address; it is added to the peer's
+	// AllowedIPs and routed through the tunnel.
+	TunnelAddress       netip.Addr    `yaml:"tunnel_address" json:"tunnel_address,omitempty"`
+	BGP                 *PeerBGP      `yaml:"bgp,omitempty" json:"bgp,omitempty"`
+	PersistentKeepalive time.Duration `yaml:"persistent_keepalive,omitempty" json:"persistent_keepalive,omitempty"`
+
+	// Line is where the peering starts in the file (0 if unknown).
+	Line int `yaml:"-" json:"-"`
+}
+
+// PeerBGP is the BGP session run over a peering's tunnel.
+type PeerBGP struct {
+	ASN     uint32     `yaml:"asn" json:"asn"`
+	Address netip.Addr `yaml:"address" json:"address"`
+}
+
+// PointToSite configures laptop and phone clients.
+type PointToSite struct {
+	ListenPort  uint16         `yaml:"listen_port" json:"listen_port"`
+	Endpoint    string         `yaml:"endpoint" json:"endpoint"`
+	AddressPool []netip.Prefix `yaml:"address_pool" json:"address_pool"`
+	MaxClients  int            `yaml:"max_clients" json:"max_clients"`
+	DNS         []netip.Addr   `yaml:"dns,omitempty" json:"dns,omitempty"`
+	Groups      []Group        `yaml:"groups" json:"groups"`
+}
+
+// Group is a named set of P2S clients with an access policy.
+type Group struct {
+	Name           string         `yaml:"name" json:"name"`
+	Allow          []netip.Prefix `yaml:"allow" json:"allow"`
+	Interconnected bool           `yaml:"interconnected" json:"interconnected"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is host:port; "" disables the endpoint.
+	Listen string `yaml:"listen" json:"listen"`
+}
+
+// PeerTunnelAddress returns the remote gateway's tunnel address, if known.
+func (p *Peering) PeerTunnelAddress() netip.Addr {
+	if p.TunnelAddress.IsValid() {
+		return p.TunnelAddress
+	}
+	if p.BGP != nil {
+		return p.BGP.Address
+	}
+	return netip.Addr{}
+}
+
+// AllowedIPs is everything the peering's remote gateway may send from or
+// receive at: its declared address spaces and its tunnel address (as a host
+// prefix), deduplicated, in declaration order.
+func (p *Peering) AllowedIPs() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(p.AddressSpaces)+1)
+	seen := make(map[netip.Prefix]bool)
+	add := func(q netip.Prefix) {
+		if !seen[q] {
+			seen[q] = true
+			out = append(out, q)
+		}
+	}
+	for _, q := range p.AddressSpaces {
+		add(q.Masked())
+	}
+	if a := p.PeerTunnelAddress(); a.IsValid() {
+		covered := false
+		for _, q := range p.AddressSpaces {
+			if q.Contains(a) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			add(netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Tunnel is one live site-to-site tunnel: a TUN interface and a
+// wireguard-go device with exactly one peer.
+type Tunnel struct {
+	name   string // peering name
+	ifname string
+	mtu    int
+	dev    *device.Device
+
+	mu   sync.Mutex
+	peer PeerSpec
+}
+
+// openTunnel creates the TUN ifname (with wireguard-go's offloads where the
+// kernel supports them), wraps it with MSS clamping, starts a device on bind
+// and configures its peer. On failure nothing is left behind.
+func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, log *slog.Logger) (*Tunnel, error) {
+	dev := device.NewDevice(newClampTUN(t, mtu), bind, deviceLogger(log.With("tunnel", name)))
+	if err := dev.IpcSet(DeviceUAPI(priv, peer)); err != nil {
+		dev.Close()
+		// The UAPI text held the private key; the error never does.
+		return nil, fmt.Errorf("tunnel %s: configure wireguard device: %w", name, ipcErr(err))
+	}
+	if err := dev.Up(); err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("tunnel %s: device up: %w", name, err)
+	}
+	return &Tunnel{name: name, ifname: ifname, mtu: mtu, dev: dev, peer: peer}, nil
+}
+
+// ipcErr strips an IPCError down to its message (never key material: the
+// wireguard-go errors name the failing key, not its value).
+func ipcErr(err error) error {
+	var ie *device.IPCError
+	if errors.As(err, &ie) {
+		return errors.New(ie.Error())
+	}
+	return err
+}
+
+// Name is the peering name; IfName the TUN interface.
+func (t *Tunnel) Name() string   { return t.name }
+func (t *Tunnel) IfName() string { return t.ifname }
+func (t *Tunnel) MTU() int       { return t.mtu }
+
+// Peer returns the peer's configured spec.
+func (t *Tunnel) Peer() PeerSpec {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.peer
+}
+
+// update moves the peer to want by diff; the device and its sessions stay.
+func (t *Tunnel) update(want PeerSpec) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	text := UpdateUAPI(t.peer, want)
+	if text == "" {
+		return nil
+	}
+	if err := t.dev.IpcSet(text); err != nil {
+		return fmt.Errorf("tunnel %s: update peer: %w", t.name, ipcErr(err))
+	}
+	t.peer = want
+	return nil
+}
+
+func (t *Tunnel) setPrivateKey(k keys.PrivateKey) error {
+	if err := t.dev.IpcSet("private_key=" + k.Hex() + "\n"); err != nil {
+		return fmt.Errorf("tunnel %s: set private key: %w", t.name, ipcErr(err))
+	}
+	return nil
+}
+
+// Stats reads the peer's counters from the device.
+func (t *Tunnel) Stats() (PeerStats, error) {
+	dump, err := t.dev.IpcGet()
+	if err != nil {
+		return PeerStats{}, fmt.Errorf("tunnel %s: read device: %w", t.name, err)
+	}
+	st, _, err := ParsePeerStats(dump, t.Peer().PublicKey)
+	return st, err
+}
+
+// close stops the device; wireguard-go closes the TUN, which removes the
+// interface and, with it, the kernel routes through it.
+func (t *Tunnel) close() { t.dev.Close() }
+
+// deviceLogger adapts slog to wireguard-go's logger: its verbose lines go to
+// debug, its errors to warn (a peer's bad packet is not our error).
+func deviceLogger(l *slog.Logger) *device.Logger {
+	return &device.Logger{
+		Verbosef: func(format string, args ...any) {
+			if l.Enabled(context.Background(), slog.LevelDebug) {
+				l.Debug(fmt.Sprintf(format, args...))
+			}
+		},
+		Errorf: func(format string, args ...any) {
+			l.Warn(fmt.Sprintf(format, args...))
+		},
+	}
+}

@@ -1,0 +1,37 @@
+package dataplane
+
+import "golang.zx2c4.com/wireguard/tun"
+
+// clampTUN decorates a tun.Device (the seam wireguard-go reads and writes
+// plaintext packets through) with TCP MSS clamping in both directions:
+// SYNs read from the TUN are about to enter the tunnel, SYNs written to it
+// have just left it. Clamping both means neither end sends segments that do
+// not fit the tunnel, even when the remote gateway does not clamp.
+type clampTUN struct {
+	tun.Device
+	max4, max6 uint16
+}
+
+func newClampTUN(d tun.Device, mtu int) *clampTUN {
+	v4, v6 := MaxMSS(mtu)
+	return &clampTUN{Device: d, max4: v4, max6: v6}
+}
+
+func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := t.Device.Read(bufs, sizes, offset)
+	for i := 0; i < n; i++ {
+		if sizes[i] > 0 {
+			ClampMSS(bufs[i][offset:offset+sizes[i]], t.max4, t.max6)
+		}
+	}
+	return n, err
+}
+
+func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
+	for _, b := range bufs {
+		if len(b) > offset {
+			ClampMSS(b[offset:], t.max4, t.max6)
+		}
+	}
+	return t.Device.Write(bufs, offset)
+}

@@ -1,0 +1,197 @@
+package dataplane
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+// PeerSpec is the desired state of a tunnel's single WireGuard peer.
+type PeerSpec struct {
+	PublicKey keys.PublicKey
+	// Endpoint is the remote gateway's underlay address; zero when only
+	// the remote side dials.
+	Endpoint  netip.AddrPort
+	Keepalive time.Duration
+	// AllowedIPs: everything the peer may send from or receive at.
+	AllowedIPs []netip.Prefix
+}
+
+// Equal reports whether two specs configure the same peer identically
+// (AllowedIPs compared as sets).
+func (s PeerSpec) Equal(o PeerSpec) bool {
+	add, del := DiffPrefixes(s.AllowedIPs, o.AllowedIPs)
+	return s.PublicKey == o.PublicKey && s.Endpoint == o.Endpoint &&
+		s.Keepalive == o.Keepalive && len(add) == 0 && len(del) == 0
+}
+
+// DiffPrefixes returns the prefixes of want missing from have (add) and the
+// prefixes of have absent from want (del), each sorted and deduplicated.
+func DiffPrefixes(have, want []netip.Prefix) (add, del []netip.Prefix) {
+	h := make(map[netip.Prefix]bool, len(have))
+	for _, p := range have {
+		h[p.Masked()] = true
+	}
+	w := make(map[netip.Prefix]bool, len(want))
+	for _, p := range want {
+		w[p.Masked()] = true
+	}
+	for p := range w {
+		if !h[p] {
+			add = append(add, p)
+		}
+	}
+	for p := range h {
+		if !w[p] {
+			del = append(del, p)
+		}
+	}
+	cmp := func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	}
+	slices.SortFunc(add, cmp)
+	slices.SortFunc(del, cmp)
+	return add, del
+}
+
+// keepaliveSeconds rounds a keepalive up to whole seconds, as the UAPI wants.
+func keepaliveSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+// peerLines writes the lines that set every attribute of p except
+// AllowedIPs after its public_key line.
+func peerLines(b *strings.Builder, p PeerSpec) {
+	fmt.Fprintf(b, "public_key=%s\n", p.PublicKey.Hex())
+	if p.Endpoint.IsValid() {
+		fmt.Fprintf(b, "endpoint=%s\n", p.Endpoint)
+	}
+	fmt.Fprintf(b, "persistent_keepalive_interval=%d\n", keepaliveSeconds(p.Keepalive))
+}
+
+// DeviceUAPI is the UAPI "set" text that configures a fresh tunnel device:
+// its private key and exactly one peer. The returned text contains the
+// private key: pass it to IpcSet, never to a log.
+func DeviceUAPI(priv keys.PrivateKey, p PeerSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "private_key=%s\nreplace_peers=true\n", priv.Hex())
+	peerLines(&b, p)
+	b.WriteString("replace_allowed_ips=true\n")
+	add, _ := DiffPrefixes(nil, p.AllowedIPs)
+	for _, q := range add {
+		fmt.Fprintf(&b, "allowed_ip=%s\n", q)
+	}
+	return b.String()
+}
+
+// UpdateUAPI is the UAPI "set" text that moves a running tunnel's peer from
+// have to want, or "" when nothing changes. AllowedIPs are updated by diff
+// (allowed_ip=P / allowed_ip=-P), never replaced wholesale, so traffic of
+// unchanged prefixes is never dropped. A new public key is a new peer: the
+// old one is removed and the new one added with all its AllowedIPs.
+func UpdateUAPI(have, want PeerSpec) string {
+	if have.Equal(want) {
+		return ""
+	}
+	var b strings.Builder
+	if have.PublicKey != want.PublicKey {
+		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", have.PublicKey.Hex())
+		peerLines(&b, want)
+		add, _ := DiffPrefixes(nil, want.AllowedIPs)
+		for _, q := range add {
+			fmt.Fprintf(&b, "allowed_ip=%s\n", q)
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "public_key=%s\nupdate_only=true\n", want.PublicKey.Hex())
+	if want.Endpoint != have.Endpoint && want.Endpoint.IsValid() {
+		fmt.Fprintf(&b, "endpoint=%s\n", want.Endpoint)
+	}
+	if want.Keepalive != have.Keepalive {
+		fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", keepaliveSeconds(want.Keepalive))
+	}
+	add, del := DiffPrefixes(have.AllowedIPs, want.AllowedIPs)
+	// Add before removing, so a prefix moving to a more-specific one is
+	// never uncovered in between.
+	for _, q := range add {
+		fmt.Fprintf(&b, "allowed_ip=%s\n", q)
+	}
+	for _, q := range del {
+		fmt.Fprintf(&b, "allowed_ip=-%s\n", q)
+	}
+	return b.String()
+}
+
+// PeerStats is what wireguard-go reports about a tunnel's peer.
+type PeerStats struct {
+	PublicKey     keys.PublicKey
+	Endpoint      string
+	LastHandshake time.Time // zero: never
+	RxBytes       uint64
+	TxBytes       uint64
+	AllowedIPs    []netip.Prefix
+}
+
+// ParsePeerStats reads the peer section of an IpcGet dump for the peer with
+// the given public key. Device-level lines (including private_key) are
+// skipped and never retained.
+func ParsePeerStats(dump string, pub keys.PublicKey) (PeerStats, bool, error) {
+	var st PeerStats
+	var sec, nsec int64
+	in, found := false, false
+	want := pub.Hex()
+	sc := bufio.NewScanner(strings.NewReader(dump))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		if k == "public_key" {
+			in = v == want
+			if in {
+				found = true
+				st.PublicKey = pub
+			}
+			continue
+		}
+		if !in {
+			continue
+		}
+		var err error
+		switch k {
+		case "endpoint":
+			st.Endpoint = v
+		case "last_handshake_time_sec":
+			sec, err = strconv.ParseInt(v, 10, 64)
+		case "last_handshake_time_nsec":
+			nsec, err = strconv.ParseInt(v, 10, 64)
+		case "rx_bytes":
+			st.RxBytes, err = strconv.ParseUint(v, 10, 64)
+		case "tx_bytes":
+			st.TxBytes, err = strconv.ParseUint(v, 10, 64)
+		case "allowed_ip":
+			var p netip.Prefix
+			p, err = netip.ParsePrefix(v)
+			st.AllowedIPs = append(st.AllowedIPs, p)
+		}
+		if err != nil {
+			return PeerStats{}, false, fmt.Errorf("wireguard peer stats: %s: %w", k, err)
+		}
+	}
+	if sec != 0 || nsec != 0 {
+		st.LastHandshake = time.Unix(sec, nsec)
+	}
+	return st, found, sc.Err()
+}

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/kernel"
+)
+
+// IfNamePrefix starts the name of every tunnel interface: vg-<peering>.
+const IfNamePrefix = "vg-"
+
+// Env answers the questions Desired needs from the outside world: where an
+// endpoint name points, and the MTU of the underlay toward an address.
+type Env struct {
+	Resolve     func(hostport string) (netip.AddrPort, error)
+	UnderlayMTU func(dst netip.Addr) int
+}
+
+// Desired is the data-plane state a config asks for: one tunnel per
+// peering and a route through it for every prefix the peer may use. An
+// endpoint that does not resolve is reported in errs and the tunnel is still
+// built without it (the remote side can dial in); everything else in a
+// validated config has a definite answer.
+func Desired(cfg *config.Config, env Env) (tunnels []dataplane.TunnelSpec, routes []kernel.Route, errs []error) {
+	for i := range cfg.Peerings {
+		p := &cfg.Peerings[i]
+		var ep netip.AddrPort
+		if p.Endpoint != "" {
+			a, err := env.Resolve(p.Endpoint)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("peering %q: endpoint %s: %w", p.Name, p.Endpoint, err))
+			} else {
+				ep = a
+			}
+		}
+		mtu := cfg.MTU
+		if mtu == 0 {
+			mtu = dataplane.TunnelMTU(env.UnderlayMTU(ep.Addr()), ep.Addr())
+		}
+		ifname := IfNamePrefix + p.Name
+		allowed := p.AllowedIPs()
+		tunnels = append(tunnels, dataplane.TunnelSpec{
+			Name:   p.Name,
+			IfName: ifname,
+			MTU:    mtu,
+			Peer: dataplane.PeerSpec{
+				PublicKey:  p.PublicKey,
+				Endpoint:   ep,
+				Keepalive:  p.PersistentKeepalive,
+				AllowedIPs: allowed,
+			},
+		})
+		for _, q := range allowed {
+			routes = append(routes, kernel.Route{Dst: q.Masked(), Dev: ifname, Src: cfg.TunnelAddress})
+		}
+	}
+	return tunnels, routes, errs
+}
+
+// ResolveUDP resolves host:port to an address, preferring what the system
+// resolver returns first.
+func ResolveUDP(hostport string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(hostport); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	ua, err := net.ResolveUDPAddr("udp", hostport)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// checkReload refuses the changes a running gateway cannot take without a
+// restart. Everything else is applied live.
+func checkReload(old, new *config.Config) error {
+	if old.Name != new.Name {
+		return fmt.Errorf("name: changing the gateway name (%q to %q) needs a restart", old.Name, new.Name)
+	}
+	if old.ListenPort != new.ListenPort {
+		return fmt.Errorf("listen_port: changing the tunnel port (%d to %d) needs a restart", old.ListenPort, new.ListenPort)
+	}
+	if old.ControlSocket != new.ControlSocket {
+		return fmt.Errorf("control_socket: changing the control socket (%s to %s) needs a restart", old.ControlSocket, new.ControlSocket)
+	}
+	if old.Metrics.Listen != new.Metrics.Listen {
+		return fmt.Errorf("metrics.listen: changing the metrics address (%q to %q) needs a restart", old.Metrics.Listen, new.Metrics.Listen)
+	}
+	return nil
+}

@@ -1,0 +1,295 @@
+// Package kernel owns vgate's effects on the Linux kernel's IP state inside
+// the gateway's network namespace: routes to tunnels (tagged with vgate's own
+// route protocol number so that they are found again after a crash), the
+// gateway's tunnel address on the loopback interface, link state and MTU of
+// tunnel interfaces, and the underlay MTU lookup.
+//
+// Which routes should exist is decided by the pure PlanRoutes; Routes.Set
+// applies its result with netlink and nothing else.
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"go4.org/netipx"
+	"golang.org/x/sys/unix"
+)
+
+// RouteProtocol tags every route vgate installs (rtm_protocol). Add
+// "76 vgate" to /etc/iproute2/rt_protos.d/vgate.conf to see it by name in
+// `ip route`.
+const RouteProtocol netlink.RouteProtocol = 76
+
+// Route is one kernel route vgate wants: Dst through interface Dev, with
+// the gateway's tunnel address as preferred source when it is of the same
+// family.
+type Route struct {
+	Dst netip.Prefix
+	Dev string
+	Src netip.Addr
+}
+
+func (r Route) String() string {
+	s := r.Dst.String() + " dev " + r.Dev
+	if r.Src.IsValid() {
+		s += " src " + r.Src.String()
+	}
+	return s
+}
+
+// RoutePlan is what Set must do: Replace installs or atomically changes a
+// route, Delete removes one.
+type RoutePlan struct {
+	Replace []Route
+	Delete  []Route
+}
+
+// PlanRoutes compares the routes vgate has in the kernel with those it
+// wants. Routes are keyed by destination; a changed device or source is an
+// atomic replace, never a delete and add.
+func PlanRoutes(have, want []Route) RoutePlan {
+	var p RoutePlan
+	h := make(map[netip.Prefix]Route, len(have))
+	for _, r := range have {
+		h[r.Dst] = r
+	}
+	w := make(map[netip.Prefix]bool, len(want))
+	for _, r := range want {
+		w[r.Dst] = true
+		if old, ok := h[r.Dst]; !ok || old != r {
+			p.Replace = append(p.Replace, r)
+		}
+	}
+	for _, r := range have {
+		if !w[r.Dst] {
+			p.Delete = append(p.Delete, r)
+		}
+	}
+	sortRoutes(p.Replace)
+	sortRoutes(p.Delete)
+	return p
+}
+
+func sortRoutes(rs []Route) {
+	slices.SortFunc(rs, func(a, b Route) int {
+		if c := a.Dst.Addr().Compare(b.Dst.Addr()); c != 0 {
+			return c
+		}
+		return a.Dst.Bits() - b.Dst.Bits()
+	})
+}
+
+// Kernel applies vgate's kernel state through one netlink handle.
+type Kernel struct {
+	h *netlink.Handle
+}
+
+// New opens a netlink handle in the current network namespace.
+func New() (*Kernel, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	return &Kernel{h: h}, nil
+}
+
+// Close releases the netlink handle.
+func (k *Kernel) Close() { k.h.Close() }
+
+// Routes lists the routes in the main table tagged with RouteProtocol.
+func (k *Kernel) Routes() ([]Route, error) {
+	filter := &netlink.Route{Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+	rs, err := k.h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("list vgate routes: %w", err)
+	}
+	names := map[int]string{}
+	var out []Route
+	for _, r := range rs {
+		if r.Dst == nil {
+			continue
+		}
+		dst, ok := netipx.FromStdIPNet(r.Dst)
+		if !ok {
+			continue
+		}
+		name, ok := names[r.LinkIndex]
+		if !ok {
+			if l, err := k.h.LinkByIndex(r.LinkIndex); err == nil {
+				name = l.Attrs().Name
+			}
+			names[r.LinkIndex] = name
+		}
+		src, _ := netip.AddrFromSlice(r.Src)
+		out = append(out, Route{Dst: dst.Masked(), Dev: name, Src: src.Unmap()})
+	}
+	return out, nil
+}
+
+// SetRoutes makes vgate's routes exactly want: it replaces what is missing
+// or different and deletes vgate routes that are no longer wanted
+// (including stale ones left by a crashed run). It tries every operation and
+// returns all failures joined.
+func (k *Kernel) SetRoutes(want []Route) error {
+	have, err := k.Routes()
+	if err != nil {
+		return err
+	}
+	plan := PlanRoutes(have, want)
+	var errs []error
+	for _, r := range plan.Replace {
+		nr, err := k.netlinkRoute(r)
+		if err == nil {
+			err = k.h.RouteReplace(nr)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route %s: %w", r, err))
+		}
+	}
+	for _, r := range plan.Delete {
+		nr := &netlink.Route{Dst: netipx.PrefixIPNet(r.Dst), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+		if err := k.h.RouteDel(nr); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("delete route %s: %w", r, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (k *Kernel) netlinkRoute(r Route) (*netlink.Route, error) {
+	l, err := k.h.LinkByName(r.Dev)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", r.Dev, err)
+	}
+	nr := &netlink.Route{
+		LinkIndex: l.Attrs().Index,
+		Dst:       netipx.PrefixIPNet(r.Dst.Masked()),
+		Protocol:  RouteProtocol,
+		Scope:     netlink.SCOPE_LINK,
+		Table:     unix.RT_TABLE_MAIN,
+	}
+	if r.Src.IsValid() && r.Src.Is4() == r.Dst.Addr().Is4() {
+		nr.Src = net.IP(r.Src.AsSlice())
+	}
+	return nr, nil
+}
+
+// LinkUp sets an interface up with the given MTU (0 leaves the MTU alone).
+func (k *Kernel) LinkUp(name string, mtu int) error {
+	l, err := k.h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", name, err)
+	}
+	if mtu > 0 && l.Attrs().MTU != mtu {
+		if err := k.h.LinkSetMTU(l, mtu); err != nil {
+			return fmt.Errorf("interface %s: set mtu %d: %w", name, mtu, err)
+		}
+	}
+	if err := k.h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("interface %s: set up: %w", name, err)
+	}
+	return nil
+}
+
+// UnderlayMTU is the MTU of the link the kernel would use to reach dst, or
+// 0 when it cannot tell (no route, no endpoint).
+func (k *Kernel) UnderlayMTU(dst netip.Addr) int {
+	var ifindex int
+	if dst.IsValid() {
+		rs, err := k.h.RouteGet(net.IP(dst.Unmap().AsSlice()))
+		if err != nil || len(rs) == 0 {
+			return 0
+		}
+		ifindex = rs[0].LinkIndex
+	} else {
+		// No endpoint: the default route's link, if any.
+		rs, err := k.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return 0
+		}
+		for _, r := range rs {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				ifindex = r.LinkIndex
+				break
+			}
+		}
+	}
+	if ifindex == 0 {
+		return 0
+	}
+	l, err := k.h.LinkByIndex(ifindex)
+	if err != nil {
+		return 0
+	}
+	return l.Attrs().MTU
+}
+
+// loLabel marks IPv4 addresses vgate adds to lo, so `ip addr` shows them.
+const loLabel = "lo:vgate"
+
+// SetLocalAddress makes addr (the tunnel address) local on the loopback
+// interface as a host prefix and removes old, if valid and different (the
+// tunnel address of a previous run or config). It is idempotent.
+func (k *Kernel) SetLocalAddress(addr, old netip.Addr) error {
+	lo, err := k.h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if old.IsValid() && old != addr {
+		if err := k.delAddr(lo, old); err != nil {
+			return err
+		}
+	}
+	if !addr.IsValid() {
+		return nil
+	}
+	a := hostAddr(addr)
+	if err := k.h.AddrReplace(lo, a); err != nil {
+		return fmt.Errorf("add tunnel address %s to lo: %w", addr, err)
+	}
+	return nil
+}
+
+// RemoveLocalAddress removes addr from lo; a missing address is not an error.
+func (k *Kernel) RemoveLocalAddress(addr netip.Addr) error {
+	if !addr.IsValid() {
+		return nil
+	}
+	lo, err := k.h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	return k.delAddr(lo, addr)
+}
+
+func (k *Kernel) delAddr(lo netlink.Link, addr netip.Addr) error {
+	if err := k.h.AddrDel(lo, hostAddr(addr)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove tunnel address %s from lo: %w", addr, err)
+	}
+	return nil
+}
+
+func hostAddr(addr netip.Addr) *netlink.Addr {
+	addr = addr.Unmap()
+	a := &netlink.Addr{IPNet: netipx.PrefixIPNet(netip.PrefixFrom(addr, addr.BitLen()))}
+	if addr.Is4() {
+		a.Label = loLabel
+	}
+	return a
+}
+
+// Forwarding reports whether IPv4 and IPv6 forwarding are enabled in this
+// network namespace.
+func Forwarding() (v4, v6 bool) {
+	read := func(p string) bool {
+		b, err := os.ReadFile(p)
+		return err == nil && strings.TrimSpace(string(b)) == "1"
+	}
+	return read("/proc/sys/net/ipv4/ip_forward"), read("/proc/sys/net/ipv6/conf/all/forwarding")
+}

@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/vgate-project/vgate/peering"
+)
+
+// Status is what `vgate status` shows: the gateway, its tunnels used
+// against the limit, and every configured peering. It never contains key
+// material other than public keys.
+type Status struct {
+	Name          string          `json:"name"`
+	PublicKey     string          `json:"public_key"`
+	AddressSpaces []netip.Prefix  `json:"address_spaces"`
+	TunnelAddress netip.Addr      `json:"tunnel_address"`
+	ListenPort    uint16          `json:"listen_port"`
+	Tunnels       TunnelCount     `json:"tunnels"`
+	Peerings      []PeeringStatus `json:"peerings"`
+	Started       time.Time       `json:"started"`
+	Reloads       ReloadStats     `json:"reloads"`
+	ConfigFile    string          `json:"config_file,omitempty"`
+}
+
+// TunnelCount is tunnels in use against the limit.
+type TunnelCount struct {
+	Used  int `json:"used"`
+	Up    int `json:"up"`
+	Limit int `json:"limit"`
+}
+
+// PeeringStatus is one configured peering and its tunnel.
+type PeeringStatus struct {
+	Name          string         `json:"name"`
+	Network       string         `json:"network"`
+	PublicKey     string         `json:"public_key"`
+	Interface     string         `json:"interface"`
+	MTU           int            `json:"mtu"`
+	State         peering.State  `json:"state"`
+	Endpoint      string         `json:"endpoint,omitempty"`
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	RxBytes       uint64         `json:"rx_bytes"`
+	TxBytes       uint64         `json:"tx_bytes"`
+	AddressSpaces []netip.Prefix `json:"address_spaces"`
+	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
+	Error         string         `json:"error,omitempty"`
+}
+
+// Status reports the gateway's current state.
+func (g *Gateway) Status() Status {
+	g.mu.Lock()
+	cfg := g.cfg
+	st := Status{
+		Name:          cfg.Name,
+		PublicKey:     cfg.PrivateKey.Public().String(),
+		AddressSpaces: cfg.AddressSpaces,
+		TunnelAddress: cfg.TunnelAddress,
+		ListenPort:    cfg.ListenPort,
+		Started:       g.started,
+		Reloads:       g.reloads,
+		ConfigFile:    cfg.Path,
+		Tunnels:       TunnelCount{Limit: cfg.MaxTunnels},
+	}
+	g.mu.Unlock()
+
+	now := time.Now()
+	for i := range cfg.Peerings {
+		p := &cfg.Peerings[i]
+		ps := PeeringStatus{
+			Name:          p.Name,
+			Network:       p.Network,
+			PublicKey:     p.PublicKey.String(),
+			Interface:     IfNamePrefix + p.Name,
+			State:         peering.StateDown,
+			AddressSpaces: p.AddressSpaces,
+		}
+		if t := g.plane.Tunnel(p.Name); t != nil {
+			st.Tunnels.Used++
+			ps.MTU = t.MTU()
+			if s, err := t.Stats(); err != nil {
+				ps.Error = err.Error()
+			} else {
+				ps.Endpoint = s.Endpoint
+				ps.LastHandshake = s.LastHandshake
+				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
+				ps.AllowedIPs = s.AllowedIPs
+				ps.State = peering.StateFor(s.LastHandshake, now)
+			}
+		}
+		if ps.State == peering.StateUp {
+			st.Tunnels.Up++
+		}
+		st.Peerings = append(st.Peerings, ps)
+	}
+	return st
+}

@@ -1,0 +1,171 @@
+package wgbind
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync/atomic"
+
+	"golang.zx2c4.com/wireguard/conn"
+)
+
+var errMuxClosed = errors.New("wgbind: shared port is not open")
+
+// bind is one device's view of the Mux. Its identity (the pointer) is what
+// the index table maps to, so learned indices survive Close and Open, which
+// wireguard-go does on BindUpdate and on Down/Up.
+type bind struct {
+	m    *Mux
+	name string
+	cur  atomic.Pointer[session] // nil while closed
+
+	recent []uint32 // its registered indices, oldest first; guarded by m.idxMu
+}
+
+var _ conn.Bind = (*bind)(nil)
+
+// session is one Open..Close of a bind: the queue its ReceiveFunc drains.
+type session struct {
+	m      *Mux
+	q      chan *packetBuf
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// Open ignores port and reports the Mux's; it fails if the Mux is not open.
+func (b *bind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.open {
+		return nil, 0, errMuxClosed
+	}
+	if b.cur.Load() != nil {
+		return nil, 0, conn.ErrBindAlreadyOpen
+	}
+	s := &session{
+		m:    m,
+		q:    make(chan *packetBuf, queueLen),
+		done: make(chan struct{}),
+	}
+	m.sessions[b] = s
+	b.cur.Store(s)
+	m.publishSessionsLocked()
+	m.log.Debug("device joined shared port", "device", b.name, "port", m.port)
+	return []conn.ReceiveFunc{s.receive}, m.port, nil
+}
+
+// Close detaches the device from dispatch; its ReceiveFunc returns
+// net.ErrClosed. Learned indices stay: the device's keypairs outlive a rebind.
+func (b *bind) Close() error {
+	m := b.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := b.cur.Load()
+	if s == nil {
+		return nil
+	}
+	b.cur.Store(nil)
+	delete(m.sessions, b)
+	m.publishSessionsLocked()
+	s.close()
+	m.log.Debug("device left shared port", "device", b.name)
+	return nil
+}
+
+// SetMark marks the shared socket, so it applies to every device.
+func (b *bind) SetMark(mark uint32) error { return b.m.under.SetMark(mark) }
+
+// ParseEndpoint parses with the underlying bind, whose Send gets it back.
+func (b *bind) ParseEndpoint(s string) (conn.Endpoint, error) { return b.m.under.ParseEndpoint(s) }
+
+// BatchSize is the underlying bind's.
+func (b *bind) BatchSize() int { return b.m.under.BatchSize() }
+
+// Send learns the sender index of outgoing handshake initiations and
+// responses, so that replies to them reach this device, then sends through
+// the shared socket.
+func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	if b.cur.Load() == nil {
+		return net.ErrClosed
+	}
+	for _, buf := range bufs {
+		if len(buf) < 8 {
+			continue
+		}
+		switch typ := binary.LittleEndian.Uint32(buf[0:4]); {
+		case typ == msgInitiation && len(buf) == initiationSize,
+			typ == msgResponse && len(buf) == responseSize:
+			b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
+		}
+	}
+	return b.m.under.Send(bufs, ep)
+}
+
+func (s *session) close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	close(s.done)
+	// Return what is queued to the pool; a packet the reader enqueues after
+	// this is left to the garbage collector.
+	for {
+		select {
+		case pb := <-s.q:
+			s.m.release(pb)
+		default:
+			return
+		}
+	}
+}
+
+// enqueue offers pb without blocking; false if the queue is full or closed.
+func (s *session) enqueue(pb *packetBuf) bool {
+	if s.closed.Load() {
+		return false
+	}
+	select {
+	case s.q <- pb:
+		return true
+	default:
+		return false
+	}
+}
+
+// receive is the device's ReceiveFunc: it waits for one packet, then takes
+// whatever else is queued, up to len(packets), copying each into the device's
+// buffers.
+func (s *session) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+	for {
+		select {
+		case <-s.done:
+			return 0, net.ErrClosed
+		default:
+		}
+		var pb *packetBuf
+		select {
+		case pb = <-s.q:
+		case <-s.done:
+			return 0, net.ErrClosed
+		}
+		n := 0
+		for pb != nil {
+			if pb.n <= len(packets[n]) { // else no device buffer could hold it
+				sizes[n] = copy(packets[n], pb.data[:pb.n])
+				eps[n] = pb.ep
+				n++
+			}
+			s.m.release(pb)
+			pb = nil
+			if n < len(packets) {
+				select {
+				case pb = <-s.q:
+				default:
+				}
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}

@@ -1,0 +1,394 @@
+package wgbind
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+)
+
+// fakeBind is an underlying bind with no sockets: tests drive a reader's
+// dispatch directly. Its Send records what was sent.
+type fakeBind struct {
+	sent [][]byte
+}
+
+func (f *fakeBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) { return nil, 4242, nil }
+func (f *fakeBind) Close() error                                    { return nil }
+func (f *fakeBind) SetMark(uint32) error                            { return nil }
+func (f *fakeBind) BatchSize() int                                  { return conn.IdealBatchSize }
+func (f *fakeBind) ParseEndpoint(s string) (conn.Endpoint, error) {
+	return (&conn.StdNetBind{}).ParseEndpoint(s)
+}
+func (f *fakeBind) Send(bufs [][]byte, _ conn.Endpoint) error {
+	f.sent = append(f.sent, bufs...)
+	return nil
+}
+
+var testEP conn.Endpoint = &conn.StdNetEndpoint{AddrPort: netip.MustParseAddrPort("192.0.2.1:51820")}
+
+// newFakeMux returns an open Mux over a fakeBind and a reader to feed it.
+func newFakeMux(t testing.TB) (*Mux, *reader) {
+	t.Helper()
+	m := NewMux(&fakeBind{}, nil)
+	if _, err := m.Open(0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, m.newReader(nil)
+}
+
+// put writes a datagram into slot i of the reader's batch.
+func (r *reader) put(i int, pkt []byte) {
+	copy(r.bufs[i], pkt)
+	r.sizes[i] = len(pkt)
+	r.eps[i] = testEP
+}
+
+// message builds a received datagram of type typ addressed to receiver
+// index (an initiation's sender index), zero-padded to size.
+func message(typ, index uint32, size int) []byte {
+	b := make([]byte, size)
+	if size >= 4 {
+		binary.LittleEndian.PutUint32(b, typ)
+	}
+	at := 4
+	if typ == msgResponse {
+		at = 8 // Type, Sender, Receiver
+	}
+	if size >= at+4 {
+		binary.LittleEndian.PutUint32(b[at:], index)
+	}
+	return b
+}
+
+// sent builds a handshake message one of our devices sends with sender index.
+func sent(typ, sender uint32, size int) []byte {
+	b := make([]byte, size)
+	binary.LittleEndian.PutUint32(b, typ)
+	binary.LittleEndian.PutUint32(b[4:], sender)
+	binary.LittleEndian.PutUint32(b[8:], 0xfeedface) // a response's receiver: not ours
+	return b
+}
+
+func openBind(t testing.TB, m *Mux, name string) (*bind, conn.ReceiveFunc) {
+	t.Helper()
+	b := m.NewBind(name).(*bind)
+	fns, port, err := b.Open(0)
+	if err != nil || len(fns) != 1 || port != m.Port() {
+		t.Fatalf("Open: %v %d fns, port %d", err, len(fns), port)
+	}
+	return b, fns[0]
+}
+
+// drain receives everything queued for a device without blocking.
+func drain(t testing.TB, b *bind, fn conn.ReceiveFunc) (pkts [][]byte) {
+	t.Helper()
+	bufs := make([][]byte, conn.IdealBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, device.MaxMessageSize)
+	}
+	sizes := make([]int, len(bufs))
+	eps := make([]conn.Endpoint, len(bufs))
+	for len(b.cur.Load().q) > 0 {
+		n, err := fn(bufs, sizes, eps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if eps[i] != testEP {
+				t.Errorf("endpoint not passed through: %v", eps[i])
+			}
+			pkts = append(pkts, append([]byte(nil), bufs[i][:sizes[i]]...))
+		}
+	}
+	return pkts
+}
+
+func TestDispatch(t *testing.T) {
+	m, r := newFakeMux(t)
+	a, fa := openBind(t, m, "a")
+	b, fb := openBind(t, m, "b")
+	// Learning: a sent an initiation with index 10, b a response with 20.
+	a.Send([][]byte{sent(msgInitiation, 10, initiationSize)}, testEP)
+	b.Send([][]byte{sent(msgResponse, 20, responseSize)}, testEP)
+	// Neither a transport packet nor a wrong-size handshake teaches anything.
+	a.Send([][]byte{sent(msgTransport, 30, 100), sent(msgInitiation, 31, 100)}, testEP)
+
+	batch := []struct {
+		pkt  []byte
+		want string // "a", "b", "ab" or "" (dropped)
+	}{
+		{message(msgTransport, 10, 100), "a"},
+		{message(msgResponse, 10, responseSize), "a"},
+		{message(msgCookieReply, 20, cookieReplySize), "b"},
+		{message(msgTransport, 20, transportMin), "b"},
+		{message(msgInitiation, 99, initiationSize), "ab"},
+		{message(msgTransport, 30, 100), ""},                 // unknown index
+		{message(msgTransport, 31, 100), ""},                 // unknown index
+		{message(msgResponse, 0xfeedface, responseSize), ""}, // unknown index
+		{message(msgTransport, 10, transportMin-1), ""},      // malformed
+		{message(msgResponse, 20, responseSize+1), ""},       // malformed
+		{message(msgInitiation, 1, initiationSize-1), ""},
+		{message(7, 10, 100), ""},
+		{[]byte{4, 0, 0}, ""},
+	}
+	for i, c := range batch {
+		r.put(i, c.pkt)
+	}
+	r.dispatch(len(batch))
+
+	got := map[string][][]byte{"a": drain(t, a, fa), "b": drain(t, b, fb)}
+	for _, dev := range []string{"a", "b"} {
+		var want [][]byte
+		for _, c := range batch {
+			if c.want == dev || c.want == "ab" {
+				want = append(want, c.pkt)
+			}
+		}
+		if fmt.Sprint(got[dev]) != fmt.Sprint(want) {
+			t.Errorf("device %s got %d packets, want %d", dev, len(got[dev]), len(want))
+		}
+	}
+	want := Stats{Dispatched: 6, DroppedUnknownIndex: 3, DroppedMalformed: 5}
+	if st := m.Stats(); st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	if n := m.indexCount(); n != 2 {
+		t.Errorf("index table has %d entries, want 2", n)
+	}
+}
+
+func TestIndexTable(t *testing.T) {
+	m, _ := newFakeMux(t)
+	a := m.NewBind("a").(*bind)
+	b := m.NewBind("b").(*bind)
+	for i := range uint32(3 * indicesPerDevice) {
+		m.register(i, a)
+	}
+	if n := m.indexCount(); n != indicesPerDevice {
+		t.Fatalf("%d entries after %d registrations, want %d", n, 3*indicesPerDevice, indicesPerDevice)
+	}
+	// Collision: b takes a's newest index; a's later evictions leave it.
+	newest := uint32(3*indicesPerDevice - 1)
+	m.register(newest, b)
+	for i := range uint32(indicesPerDevice) {
+		m.register(1000+i, a)
+	}
+	tab := m.indexSnapshot()
+	if tab[newest] != b {
+		t.Errorf("collided index points at %v, want b", tab[newest])
+	}
+	if len(tab) != indicesPerDevice+1 {
+		t.Errorf("%d entries, want %d", len(tab), indicesPerDevice+1)
+	}
+	// Entries nobody refreshed for maxIndexAge go at the next registration.
+	m.epoch = m.epoch.Add(-maxIndexAge - time.Second)
+	m.register(5000, b)
+	if tab := m.indexSnapshot(); len(tab) != 1 || tab[5000] != b {
+		t.Errorf("after ageing: %v", tab)
+	}
+}
+
+func TestSlowDevice(t *testing.T) {
+	m, r := newFakeMux(t)
+	slow, _ := openBind(t, m, "slow")
+	fast, ffast := openBind(t, m, "fast")
+	m.register(1, slow)
+	m.register(2, fast)
+	const extra = 10
+	sent := 0
+	for sent < queueLen+extra {
+		n := min(len(r.bufs), queueLen+extra-sent)
+		for i := range n {
+			r.put(i, message(msgTransport, 1, 64))
+		}
+		r.dispatch(n)
+		sent += n
+		// The fast device keeps receiving while the slow one is stuck.
+		r.put(0, message(msgTransport, 2, 64))
+		r.dispatch(1)
+		if got := drain(t, fast, ffast); len(got) != 1 {
+			t.Fatalf("fast device got %d packets, want 1", len(got))
+		}
+	}
+	if st := m.Stats(); st.DroppedQueueFull != extra {
+		t.Errorf("stats %+v, want %d dropped for a full queue", st, extra)
+	}
+	// An initiation still reaches the fast device and counts a drop for the slow one.
+	r.put(0, message(msgInitiation, 9, initiationSize))
+	r.dispatch(1)
+	if got := drain(t, fast, ffast); len(got) != 1 {
+		t.Errorf("fast device got %d initiations, want 1", len(got))
+	}
+	if st := m.Stats(); st.DroppedQueueFull != extra+1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestBindLifecycle(t *testing.T) {
+	m := NewMux(&fakeBind{}, nil)
+	b := m.NewBind("dev")
+	if _, _, err := b.Open(0); err == nil {
+		t.Fatal("Open on a closed mux succeeded")
+	}
+	if err := b.Send([][]byte{sent(msgInitiation, 1, initiationSize)}, testEP); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Send on a closed bind: %v", err)
+	}
+	if _, err := m.Open(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Open(0); err == nil {
+		t.Error("second Mux.Open succeeded")
+	}
+	for round := range 3 {
+		fns, port, err := b.Open(1)
+		if err != nil || port != 4242 {
+			t.Fatalf("round %d: Open: %v, port %d", round, err, port)
+		}
+		if _, _, err := b.Open(0); !errors.Is(err, conn.ErrBindAlreadyOpen) {
+			t.Errorf("double Open: %v", err)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := fns[0](make([][]byte, 1), make([]int, 1), make([]conn.Endpoint, 1))
+			errc <- err
+		}()
+		if round < 2 {
+			b.Close()
+		} else {
+			m.Close() // closing the mux ends every device's ReceiveFunc too
+		}
+		select {
+		case err := <-errc:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("ReceiveFunc after close: %v", err)
+			}
+		case <-time.After(expectTimeout):
+			t.Fatal("ReceiveFunc did not return after Close")
+		}
+	}
+	if m.Port() != 0 {
+		t.Errorf("closed mux reports port %d", m.Port())
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("Close after the mux closed: %v", err)
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	g := newGateway(t, 1)
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), g.port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	garbage := [][]byte{
+		{1},
+		{4, 0, 0, 0, 1, 2, 3},
+		message(9, 0, 100),
+		message(0, 0, 148),
+		message(msgResponse, 0, responseSize-1),
+		message(msgInitiation, 0, initiationSize+1),
+		message(msgTransport, 0, transportMin-1),
+		message(msgTransport, 0xdeadbeef, 64),
+		message(msgCookieReply, 0xdeadbeef, cookieReplySize),
+		message(msgResponse, 0xdeadbeef, responseSize),
+		message(msgInitiation, 0xdeadbeef, initiationSize), // offered, the device rejects it
+	}
+	for _, pkt := range garbage {
+		if _, err := c.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := Stats{Dispatched: 1, DroppedMalformed: 7, DroppedUnknownIndex: 3}
+	deadline := time.Now().Add(expectTimeout)
+	for g.mux.Stats() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want %+v", g.mux.Stats(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The tunnel still works.
+	g.pingBoth(g.pairs[0], false)
+	g.noStrays()
+}
+
+// iteration dispatches one full batch of transport packets spread over the
+// binds and lets each device's ReceiveFunc take its share.
+type benchRig struct {
+	r     *reader
+	binds []*bind
+	fns   []conn.ReceiveFunc
+	bufs  [][]byte
+	sizes []int
+	eps   []conn.Endpoint
+	size  int
+}
+
+func newBenchRig(tb testing.TB, devices, size int) *benchRig {
+	m, r := newFakeMux(tb)
+	rig := &benchRig{r: r, size: size}
+	for i := range devices {
+		b, fn := openBind(tb, m, fmt.Sprint("dev", i))
+		m.register(uint32(i), b)
+		rig.binds = append(rig.binds, b)
+		rig.fns = append(rig.fns, fn)
+	}
+	n := len(r.bufs)
+	rig.bufs = make([][]byte, n)
+	for i := range rig.bufs {
+		rig.bufs[i] = make([]byte, device.MaxMessageSize)
+	}
+	rig.sizes = make([]int, n)
+	rig.eps = make([]conn.Endpoint, n)
+	return rig
+}
+
+func (rig *benchRig) iteration() {
+	r := rig.r
+	n := len(r.bufs)
+	for i := range n {
+		// What the kernel would write: only the header matters here.
+		binary.LittleEndian.PutUint32(r.bufs[i][0:], msgTransport)
+		binary.LittleEndian.PutUint32(r.bufs[i][4:], uint32(i%len(rig.binds)))
+		r.sizes[i] = rig.size
+		r.eps[i] = testEP
+	}
+	r.dispatch(n)
+	for d, b := range rig.binds {
+		for len(b.cur.Load().q) > 0 {
+			rig.fns[d](rig.bufs, rig.sizes, rig.eps)
+		}
+	}
+}
+
+func TestDispatchAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	rig := newBenchRig(t, 10, 1452)
+	rig.iteration() // warm the pool
+	if a := testing.AllocsPerRun(100, rig.iteration); a != 0 {
+		t.Errorf("%v allocations per batch, want 0", a)
+	}
+}
+
+func BenchmarkMuxDispatch(b *testing.B) {
+	const size = 1452
+	rig := newBenchRig(b, 10, size)
+	batch := len(rig.r.bufs)
+	b.SetBytes(int64(batch * size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rig.iteration()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
+}

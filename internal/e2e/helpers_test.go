@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vgate-project/vgate/internal/netlab"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// vgateBin returns the vgate binary under test.
+func vgateBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("VGATE_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "vgate-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "vgate")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/vgate-project/vgate/cmd/vgate").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// site is a lab with n networks and a (not yet started) gateway in each.
+func site(t *testing.T, n int) (*netlab.Lab, []*netlab.Gateway) {
+	t.Helper()
+	lab := netlab.NewT(t, netlab.Networks(n))
+	bin := vgateBin(t)
+	var gws []*netlab.Gateway
+	for i := 1; i <= n; i++ {
+		g, err := lab.NewGateway(lab.Network(i), bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gws = append(gws, g)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, g := range gws {
+				t.Logf("---- log of gateway %s ----\n%s", g.Name, tail(g.Log(), 60))
+			}
+		}
+	})
+	return lab, gws
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func start(t *testing.T, gws ...*netlab.Gateway) {
+	t.Helper()
+	for _, g := range gws {
+		if err := g.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// mustReach waits until host of a reaches host of b (IPv4 and IPv6).
+func mustReach(t *testing.T, lab *netlab.Lab, a, b *netlab.Network) {
+	t.Helper()
+	if err := lab.WaitPing(a.HostNS, b.HostAddr, 15*time.Second); err != nil {
+		t.Fatalf("host %d cannot reach host %d (%s): %v", a.Index, b.Index, b.HostAddr, err)
+	}
+	if err := lab.WaitPing(a.HostNS, b.HostAddrV6, 10*time.Second); err != nil {
+		t.Fatalf("host %d cannot reach host %d over IPv6 (%s): %v", a.Index, b.Index, b.HostAddrV6, err)
+	}
+}
+
+// vgateRoutes lists the routes with vgate's protocol number in ns.
+func vgateRoutes(t *testing.T, lab *netlab.Lab, ns string) []string {
+	t.Helper()
+	var out []string
+	for _, fam := range []string{"-4", "-6"} {
+		s, err := lab.Run(ns, "ip", fam, "route", "show", "proto", "76")
+		if err != nil {
+			t.Fatalf("ip route: %v", err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+			if l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+var lossRE = regexp.MustCompile(`(\d+)% packet loss`)
+
+// pingLoss sends count pings at interval and returns the loss percentage.
+func pingLoss(lab *netlab.Lab, ns, dst string, count int, interval string) (int, string, error) {
+	out, _ := lab.Run(ns, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", interval, "-W", "1", dst)
+	m := lossRE.FindStringSubmatch(out)
+	if m == nil {
+		return 100, out, fmt.Errorf("no ping summary: %s", out)
+	}
+	loss, _ := strconv.Atoi(m[1])
+	return loss, out, nil
+}

@@ -1,0 +1,71 @@
+package peering
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func names(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("p%d", i+1)
+	}
+	return out
+}
+
+func TestCheckLimit(t *testing.T) {
+	tests := []struct {
+		max   int
+		names []string
+		want  string // error substring; "" means admitted
+	}{
+		{10, nil, ""},
+		{10, names(10), ""},
+		{1, names(1), ""},
+		{10, names(11), `tunnel limit: max_tunnels is 10 and 11 peerings are declared; refused: peering "p11"`},
+		{2, names(4), `max_tunnels is 2 and 4 peerings are declared; refused: peering "p3", peering "p4"`},
+		{0, nil, "max_tunnels must be between 1 and 10, got 0"},
+		{11, names(11), "max_tunnels must be between 1 and 10, got 11"},
+		{-1, nil, "got -1"},
+	}
+	for _, tt := range tests {
+		err := CheckLimit(tt.max, tt.names)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("CheckLimit(%d, %d names) = %v, want nil", tt.max, len(tt.names), err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("CheckLimit(%d, %d names) = %v, want %q", tt.max, len(tt.names), err, tt.want)
+		}
+	}
+	var le *LimitError
+	if err := CheckLimit(10, names(12)); !errors.As(err, &le) || le.Max != 10 || le.Declared != 12 || strings.Join(le.Refused, ",") != "p11,p12" {
+		t.Errorf("CheckLimit(10, 12 names) = %#v, want LimitError refusing p11,p12", err)
+	}
+}
+
+func TestStateFor(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		last time.Time
+		want State
+	}{
+		{time.Time{}, StateDown},
+		{now, StateUp},
+		{now.Add(-5 * time.Second), StateUp},
+		{now.Add(-180 * time.Second), StateUp},
+		{now.Add(-180*time.Second - time.Nanosecond), StateStale},
+		{now.Add(-time.Hour), StateStale},
+		{now.Add(time.Minute), StateUp}, // clock skew
+	}
+	for _, tt := range tests {
+		if got := StateFor(tt.last, now); got != tt.want {
+			t.Errorf("StateFor(%v) = %q, want %q", tt.last, got, tt.want)
+		}
+	}
+}

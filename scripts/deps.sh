@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the lab, interop and bench tiers need (Debian 12), only if
+# something is missing: a machine that has everything never touches apt.
+# Idempotent. Needs root to install; without root it only reports.
+set -euo pipefail
+
+# command -> Debian package providing it
+declare -A need=(
+	[ip]=iproute2
+	[bridge]=iproute2
+	[ping]=iputils-ping
+	[nft]=nftables
+	[iperf3]=iperf3
+	[wg]=wireguard-tools
+	[wireguard-go]=wireguard-go
+	[sysctl]=procps
+	[ps]=procps
+)
+packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps)
+
+export PATH="$PATH:/usr/sbin:/sbin"
+missing=()
+for cmd in "${!need[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd (${need[$cmd]})")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all present: ${!need[*]}"
+	exit 0
+fi
+echo "deps: missing: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: not root, cannot install; run scripts/deps.sh as root" >&2
+	exit 1
+fi
+echo "deps: apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${packages[@]}"
+
+still=()
+for cmd in "${!need[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || still+=("$cmd")
+done
+if [ ${#still[@]} -ne 0 ]; then
+	echo "deps: still missing after install: ${still[*]}" >&2
+	exit 1
+fi
+echo "deps: installed"
