@@ -11,7 +11,7 @@ import (
 
 func cmdKeygen(args []string, stdout io.Writer) error {
 	fs := newFlags("keygen", os.Stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -27,7 +27,7 @@ func cmdKeygen(args []string, stdout io.Writer) error {
 
 func cmdPubkey(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := newFlags("pubkey", os.Stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {

@@ -50,7 +50,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	path := fs.String("config", "/etc/vgate/vgate.yaml", "config file")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {

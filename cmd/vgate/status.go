@@ -46,7 +46,7 @@ func cmdStatus(args []string, stdout io.Writer) error {
 	fs := newFlags("status", os.Stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	socket := socketFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
@@ -72,7 +72,7 @@ func cmdStatus(args []string, stdout io.Writer) error {
 func cmdReload(args []string, stdout io.Writer) error {
 	fs := newFlags("reload", os.Stderr)
 	socket := socketFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {

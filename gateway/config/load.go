@@ -122,10 +122,13 @@ type doc struct {
 	bad    map[string]bool // paths that failed to decode (further errors there are noise)
 	errs   Errors
 	budget int // nodes the schema walk may still visit (alias expansion)
+	// following holds the anchors being walked through an alias, to
+	// refuse an anchor that contains itself instead of recursing forever.
+	following map[*yaml.Node]bool
 }
 
 func newDoc(file string) *doc {
-	return &doc{file: file, lines: map[string]int{}, bad: map[string]bool{}, budget: 1 << 20}
+	return &doc{file: file, lines: map[string]int{}, bad: map[string]bool{}, budget: 100000, following: map[*yaml.Node]bool{}}
 }
 
 // parent strips the last component of a field path: "a.b[2]" → "a.b" → "a".
@@ -361,9 +364,10 @@ func (d *doc) walk(n *yaml.Node, t reflect.Type, path string) {
 		line = n.Line
 	}
 	if n.Kind == yaml.AliasNode {
-		if n.Alias == nil {
+		if n.Alias == nil || !d.follow(n.Alias, path, line) {
 			return
 		}
+		defer delete(d.following, n.Alias)
 		n = n.Alias
 	}
 	for t.Kind() == reflect.Pointer {
@@ -404,8 +408,30 @@ func (d *doc) walk(n *yaml.Node, t reflect.Type, path string) {
 			nullify(n)
 			return
 		}
+		et := t.Elem()
+		for et.Kind() == reflect.Pointer {
+			et = et.Elem()
+		}
 		for i, item := range n.Content {
-			d.walk(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			d.walk(item, t.Elem(), ip)
+			target := item
+			if target.Kind == yaml.AliasNode && target.Alias != nil {
+				target = target.Alias
+			}
+			if target.Kind != yaml.ScalarNode || target.ShortTag() != "!!null" {
+				continue
+			}
+			// yaml.v3 drops null list items, which would shift the
+			// indexes of the items after them: keep a zero value instead.
+			if !d.bad[ip] {
+				d.decodeErr(ip, d.lineOf(ip), "empty list item")
+			}
+			if et.Kind() == reflect.Struct {
+				*item = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: item.Line, Column: item.Column}
+			} else {
+				*item = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Line: item.Line, Column: item.Column}
+			}
 		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -415,6 +441,17 @@ func (d *doc) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 		d.walkStruct(n, t, path, map[string]int{})
 	}
+}
+
+// follow marks anchor target as being walked, or reports it contains
+// itself.
+func (d *doc) follow(target *yaml.Node, path string, line int) bool {
+	if d.following[target] {
+		d.decodeErr(path, line, "anchor %q contains itself", target.Anchor)
+		return false
+	}
+	d.following[target] = true
+	return true
 }
 
 func (d *doc) walkStruct(n *yaml.Node, t reflect.Type, path string, seen map[string]int) {
@@ -450,7 +487,10 @@ func (d *doc) walkStruct(n *yaml.Node, t reflect.Type, path string, seen map[str
 					d.decodeErr(path, k.Line, "<< merges only mappings")
 					continue
 				}
-				d.walkStruct(s, t, path, map[string]int{}) // explicit keys override merged ones
+				if d.follow(s, path, k.Line) {
+					d.walkStruct(s, t, path, map[string]int{}) // explicit keys override merged ones
+					delete(d.following, s)
+				}
 			}
 			kept = append(kept, k, v)
 			continue

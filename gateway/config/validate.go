@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -328,7 +329,7 @@ func validateP2S(c *Config, d *doc, all *ownedSet) {
 		d.errorf("point_to_site.listen_port", "%d must differ from listen_port, which the site-to-site tunnels use", s.ListenPort)
 	}
 	if s.Endpoint == "" {
-		d.errorf("point_to_site.endpoint", "required: host:port that client configs dial, e.g. vpn.example.net:%d", s.ListenPort)
+		d.errorf("point_to_site.endpoint", "required: host:port that client configs dial, e.g. vpn.example.net:%d", cmp.Or(s.ListenPort, DefaultP2SPort))
 	} else if err := checkHostPort(s.Endpoint, false); err != nil {
 		d.errorf("point_to_site.endpoint", "%v", err)
 	}
