@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vgate-project/vgate/gateway/wgbind"
 	"github.com/vgate-project/vgate/peering"
 )
 
@@ -21,6 +22,8 @@ type Status struct {
 	Started       time.Time       `json:"started"`
 	Reloads       ReloadStats     `json:"reloads"`
 	ConfigFile    string          `json:"config_file,omitempty"`
+	// Port counts what the shared UDP port did with received datagrams.
+	Port wgbind.Stats `json:"port"`
 }
 
 // TunnelCount is tunnels in use against the limit.
@@ -61,6 +64,7 @@ func (g *Gateway) Status() Status {
 		Reloads:       g.reloads,
 		ConfigFile:    cfg.Path,
 		Tunnels:       TunnelCount{Limit: cfg.MaxTunnels},
+		Port:          g.mux.Stats(),
 	}
 	g.mu.Unlock()
 

@@ -102,8 +102,10 @@ func TestKeygenPubkey(t *testing.T) {
 
 type fakeAPI struct{ st gateway.Status }
 
-func (f *fakeAPI) Status() any   { return f.st }
-func (f *fakeAPI) Reload() error { return errors.New(`peerings[10]: tunnel limit: refused peering "p11"`) }
+func (f *fakeAPI) Status() any { return f.st }
+func (f *fakeAPI) Reload() error {
+	return errors.New(`peerings[10]: tunnel limit: refused peering "p11"`)
+}
 
 func TestStatusAndReloadOverSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "vgate.sock")

@@ -30,6 +30,9 @@ type session struct {
 	q      chan *packetBuf
 	done   chan struct{}
 	closed atomic.Bool
+	// stalled is set when the reader gave up waiting for this device and
+	// cleared when the device reads again.
+	stalled atomic.Bool
 }
 
 // Open ignores port and reports the Mux's; it fails if the Mux is not open.
@@ -119,8 +122,9 @@ func (s *session) close() {
 	}
 }
 
-// enqueue offers pb without blocking; false if the queue is full or closed.
-func (s *session) enqueue(pb *packetBuf) bool {
+// enqueueNoWait offers pb without blocking; false if the queue is full or
+// closed.
+func (s *session) enqueueNoWait(pb *packetBuf) bool {
 	if s.closed.Load() {
 		return false
 	}
@@ -147,6 +151,9 @@ func (s *session) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (i
 		case pb = <-s.q:
 		case <-s.done:
 			return 0, net.ErrClosed
+		}
+		if s.stalled.Load() {
+			s.stalled.Store(false)
 		}
 		n := 0
 		for pb != nil {

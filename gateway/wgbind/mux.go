@@ -51,9 +51,17 @@ const (
 	// bind reads coalesced datagrams of this size into the batch buffers.
 	maxDatagram = 1<<16 - 1
 
-	// queueLen bounds each device's queue of received packets (4 read
-	// batches). Every queued packet pins one maxDatagram buffer.
-	queueLen = 4 * conn.IdealBatchSize
+	// queueLen bounds each device's queue of received packets (8 read
+	// batches); a queued packet normally pins a smallBuf buffer.
+	queueLen = 8 * conn.IdealBatchSize
+
+	// smallBuf holds any datagram of a tunnel over a standard or jumbo
+	// underlay (9000-byte MTU minus headers).
+	smallBuf = 9 * 1024
+
+	// stallWait is how long the reader waits for a device whose queue is
+	// full before it gives up on it (see reader.enqueue).
+	stallWait = 100 * time.Millisecond
 
 	// indicesPerDevice is how many registered sender indices a device keeps
 	// in the table. A wireguard-go peer uses at most four at once (pending
@@ -68,11 +76,11 @@ const (
 
 // Stats counts what the readers did with received datagrams.
 type Stats struct {
-	Dispatched          uint64 // handed to a device queue; an initiation counts once per device
-	DroppedUnknownIndex uint64 // response, cookie or transport with an index no device registered
-	DroppedMalformed    uint64 // too short, wrong size for its type, or unknown type
-	DroppedQueueFull    uint64 // the device's queue was full (device too slow)
-	DroppedNotOpen      uint64 // the index's device (or, for an initiation, every device) is closed
+	Dispatched          uint64 `json:"dispatched"`            // handed to a device queue; an initiation counts once per device
+	DroppedUnknownIndex uint64 `json:"dropped_unknown_index"` // response, cookie or transport with an index no device registered
+	DroppedMalformed    uint64 `json:"dropped_malformed"`     // too short, wrong size for its type, or unknown type
+	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // the device's queue was full (device too slow)
+	DroppedNotOpen      uint64 `json:"dropped_not_open"`      // the index's device (or, for an initiation, every device) is closed
 }
 
 // Mux shares one conn.Bind between several wireguard-go devices.
@@ -93,7 +101,8 @@ type Mux struct {
 	idxMu sync.Mutex                        // serializes writers of idx
 	idx   atomic.Pointer[map[uint32]idxEnt] // copy-on-write: readers never lock
 
-	bufs sync.Pool // *packetBuf
+	bufs  sync.Pool // *packetBuf of maxDatagram bytes
+	small sync.Pool // *packetBuf of smallBuf bytes
 
 	dispatched, droppedUnknown, droppedMalformed, droppedFull, droppedNotOpen atomic.Uint64
 }
@@ -106,7 +115,7 @@ type idxEnt struct {
 // packetBuf is one received datagram. Buffers move from a reader's batch to
 // device queues and back to the pool when every recipient has copied them.
 type packetBuf struct {
-	data [maxDatagram]byte
+	data []byte // len is the size class: smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
 	refs atomic.Int32
@@ -123,7 +132,8 @@ func NewMux(under conn.Bind, log *slog.Logger) *Mux {
 		epoch:    time.Now(),
 		sessions: make(map[*bind]*session),
 	}
-	m.bufs.New = func() any { return new(packetBuf) }
+	m.bufs.New = func() any { return &packetBuf{data: make([]byte, maxDatagram)} }
+	m.small.New = func() any { return &packetBuf{data: make([]byte, smallBuf)} }
 	empty := map[uint32]idxEnt{}
 	m.idx.Store(&empty)
 	m.openSessions.Store(&[]*session{})
@@ -247,25 +257,38 @@ func (m *Mux) indexSnapshot() map[uint32]*bind {
 	return out
 }
 
-func (m *Mux) getBuf() *packetBuf { return m.bufs.Get().(*packetBuf) }
+// getBuf returns a pooled buffer that holds n bytes: almost every packet
+// fits the small class; only oversize datagrams take a 64 KiB one.
+func (m *Mux) getBuf(n int) *packetBuf {
+	if n <= smallBuf {
+		return m.small.Get().(*packetBuf)
+	}
+	return m.bufs.Get().(*packetBuf)
+}
 
 // release drops one reference to pb, returning it to the pool on the last.
 func (m *Mux) release(pb *packetBuf) {
 	if pb.refs.Add(-1) == 0 {
 		pb.ep = nil
 		pb.n = 0
-		m.bufs.Put(pb)
+		if len(pb.data) == smallBuf {
+			m.small.Put(pb)
+		} else {
+			m.bufs.Put(pb)
+		}
 	}
 }
 
-// reader demultiplexes one underlying ReceiveFunc.
+// reader demultiplexes one underlying ReceiveFunc. Its batch buffers are
+// its own (64 KiB each, as UDP GRO needs); each datagram is copied into a
+// right-sized pooled packetBuf for the device queues.
 type reader struct {
 	m     *Mux
 	fn    conn.ReceiveFunc
-	pbs   []*packetBuf
 	bufs  [][]byte
 	sizes []int
 	eps   []conn.Endpoint
+	timer *time.Timer // reused for back-pressure waits
 }
 
 func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
@@ -273,25 +296,19 @@ func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
 	r := &reader{
 		m:     m,
 		fn:    fn,
-		pbs:   make([]*packetBuf, n),
 		bufs:  make([][]byte, n),
 		sizes: make([]int, n),
 		eps:   make([]conn.Endpoint, n),
+		timer: time.NewTimer(time.Hour),
 	}
-	for i := range r.pbs {
-		r.pbs[i] = m.getBuf()
-		r.bufs[i] = r.pbs[i].data[:]
+	r.timer.Stop()
+	for i := range r.bufs {
+		r.bufs[i] = make([]byte, maxDatagram)
 	}
 	return r
 }
 
 func (r *reader) run() {
-	defer func() {
-		for i, pb := range r.pbs {
-			r.m.bufs.Put(pb)
-			r.pbs[i], r.bufs[i] = nil, nil
-		}
-	}()
 	backoff := time.Duration(0)
 	for {
 		n, err := r.fn(r.bufs, r.sizes, r.eps)
@@ -323,26 +340,26 @@ func (r *reader) dispatch(n int) {
 	var idx map[uint32]idxEnt // loaded lazily, once per batch
 	for i := range n {
 		size := r.sizes[i]
+		ep := r.eps[i]
+		r.eps[i] = nil
 		if size == 0 {
 			continue
 		}
-		pb := r.pbs[i]
-		pb.n, pb.ep = size, r.eps[i]
-		r.eps[i] = nil
+		data := r.bufs[i][:size]
 		if size < 8 {
 			m.droppedMalformed.Add(1)
 			continue
 		}
 		var receiver uint32
-		switch typ := binary.LittleEndian.Uint32(pb.data[0:4]); {
+		switch typ := binary.LittleEndian.Uint32(data[0:4]); {
 		case typ == msgInitiation && size == initiationSize:
-			r.offerAll(i)
+			r.offerAll(data, ep)
 			continue
 		case typ == msgResponse && size == responseSize:
-			receiver = binary.LittleEndian.Uint32(pb.data[8:12]) // after the responder's sender index
+			receiver = binary.LittleEndian.Uint32(data[8:12]) // after the responder's sender index
 		case typ == msgCookieReply && size == cookieReplySize,
 			typ == msgTransport && size >= transportMin:
-			receiver = binary.LittleEndian.Uint32(pb.data[4:8])
+			receiver = binary.LittleEndian.Uint32(data[4:8])
 		default:
 			m.droppedMalformed.Add(1)
 			continue
@@ -360,56 +377,89 @@ func (r *reader) dispatch(n int) {
 			m.droppedNotOpen.Add(1)
 			continue
 		}
+		pb := m.getBuf(size)
+		pb.n = copy(pb.data, data)
+		pb.ep = ep
 		pb.refs.Store(1)
-		if !s.enqueue(pb) {
-			pb.refs.Store(0)
+		switch r.enqueue(s, pb) {
+		case enqueued:
+			m.dispatched.Add(1)
+		case queueFull:
 			m.droppedFull.Add(1)
-			continue
+			m.release(pb)
+		case sessionClosed:
+			m.droppedNotOpen.Add(1)
+			m.release(pb)
 		}
-		m.dispatched.Add(1)
-		r.refill(i)
 	}
 }
 
-// offerAll offers the initiation in slot i to every open device.
-func (r *reader) offerAll(i int) {
+type enqueueResult int
+
+const (
+	enqueued enqueueResult = iota
+	queueFull
+	sessionClosed
+)
+
+// enqueue hands pb to s. When the queue is full the reader waits for the
+// device, up to stallWait: that is back-pressure into the kernel socket
+// buffer, as a standalone wireguard-go device has when it reads its own
+// socket. A device that lets stallWait pass is marked stalled, and packets
+// for it are dropped without waiting until it reads again, so one stuck
+// tunnel cannot stall the others for more than one stallWait.
+func (r *reader) enqueue(s *session, pb *packetBuf) enqueueResult {
+	if s.closed.Load() {
+		return sessionClosed
+	}
+	select {
+	case s.q <- pb:
+		return enqueued
+	default:
+	}
+	if s.stalled.Load() {
+		return queueFull
+	}
+	r.timer.Reset(stallWait)
+	defer r.timer.Stop()
+	select {
+	case s.q <- pb:
+		return enqueued
+	case <-s.done:
+		return sessionClosed
+	case <-r.timer.C:
+		s.stalled.Store(true)
+		r.m.log.Warn("shared wireguard port: a tunnel device is not reading; dropping its packets until it does", "wait", stallWait)
+		return queueFull
+	}
+}
+
+// offerAll offers an initiation to every open device. Each gets its own
+// reference to one shared copy.
+func (r *reader) offerAll(data []byte, ep conn.Endpoint) {
 	m := r.m
-	pb := r.pbs[i]
 	targets := *m.openSessions.Load()
 	if len(targets) == 0 {
 		m.droppedNotOpen.Add(1)
 		return
 	}
+	pb := m.getBuf(len(data))
+	pb.n = copy(pb.data, data)
+	pb.ep = ep
 	// One reference per target plus the reader's own until it is done.
 	pb.refs.Store(int32(len(targets)) + 1)
-	var accepted, full, closed int32
 	for _, s := range targets {
+		// Initiations never wait: a busy device will get the retry.
 		switch {
-		case s.enqueue(pb):
-			accepted++
+		case s.enqueueNoWait(pb):
+			m.dispatched.Add(1)
 		case s.closed.Load(): // closed since the snapshot
-			closed++
+			m.droppedNotOpen.Add(1)
+			m.release(pb)
 		default:
-			full++
+			m.droppedFull.Add(1)
+			m.release(pb)
 		}
 	}
-	m.dispatched.Add(uint64(accepted))
-	m.droppedFull.Add(uint64(full))
-	m.droppedNotOpen.Add(uint64(closed))
-	if accepted == 0 {
-		pb.refs.Store(0) // still the reader's alone
-		return
-	}
-	r.refill(i)
-	if pb.refs.Add(-(full + closed + 1)) == 0 {
-		pb.ep = nil
-		m.bufs.Put(pb)
-	}
-}
-
-// refill gives slot i a fresh buffer after its packet went to a device.
-func (r *reader) refill(i int) {
-	pb := r.m.getBuf()
-	r.pbs[i] = pb
-	r.bufs[i] = pb.data[:]
+	m.release(pb)
 }
