@@ -275,3 +275,92 @@ func TestRestart(t *testing.T) {
 		t.Errorf("after a clean stop: links\n%s\nlo\n%s", links, addrs)
 	}
 }
+
+// A reload that changes a peering's address spaces updates its routes in
+// place (same interface, no rebuild); one that removes a peering removes
+// its interface and routes; forwarding off is warned about.
+func TestReloadChangesAndRemoves(t *testing.T) {
+	lab, gws := site(t, 3)
+	netlab.Mesh(gws...)
+	g1 := gws[0]
+	n1 := lab.Network(1)
+	start(t, gws...)
+	mustReach(t, lab, n1, lab.Network(2))
+	mustReach(t, lab, n1, lab.Network(3))
+	ifindex := func(name string) string {
+		out, err := lab.Run(n1.GatewayNS, "cat", "/sys/class/net/"+name+"/ifindex")
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(out)
+	}
+	before := ifindex("vg-net2")
+
+	g1.Peerings[0].Spaces = append(g1.Peerings[0].Spaces, netip.MustParsePrefix("10.77.0.0/16"))
+	reload(t, g1, 1)
+	if !hasRoute(vgateRoutes(t, lab, n1.GatewayNS), "10.77.0.0/16 dev vg-net2") {
+		t.Fatalf("added prefix not routed: %q", vgateRoutes(t, lab, n1.GatewayNS))
+	}
+	if got := ifindex("vg-net2"); got != before {
+		t.Fatalf("changing address spaces rebuilt the interface (ifindex %s -> %s)", before, got)
+	}
+	mustReach(t, lab, n1, lab.Network(2))
+
+	g1.Peerings = g1.Peerings[:1] // drop net3
+	reload(t, g1, 2)
+	if ifindex("vg-net3") != "" {
+		t.Fatal("interface of a removed peering still exists")
+	}
+	for _, r := range vgateRoutes(t, lab, n1.GatewayNS) {
+		if strings.Contains(r, "vg-net3") || strings.HasPrefix(r, "10.3.") {
+			t.Fatalf("route of a removed peering remains: %q", r)
+		}
+	}
+	mustReach(t, lab, n1, lab.Network(2))
+	if st, _ := g1.Status(); st.Tunnels.Used != 1 {
+		t.Fatalf("tunnels after removal: %+v", st.Tunnels)
+	}
+
+	// Forwarding off: the gateway starts and says why hosts cannot pass.
+	g3 := gws[2]
+	if err := g3.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.Run(lab.Network(3).GatewayNS, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"); err != nil {
+		t.Fatal(err)
+	}
+	start(t, g3)
+	if !strings.Contains(g3.Log(), "IP forwarding is off") {
+		t.Error("no warning about IP forwarding being off")
+	}
+}
+
+func hasRoute(routes []string, prefix string) bool {
+	for _, r := range routes {
+		if strings.HasPrefix(r, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// reload rewrites g's config, sends SIGHUP and waits until the gateway has
+// applied it (wantOK successful reloads in all).
+func reload(t *testing.T, g *netlab.Gateway, wantOK int) {
+	t.Helper()
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := g.Status()
+		if err == nil && st.Reloads.OK >= wantOK {
+			return
+		}
+		if err == nil && st.Reloads.Failed > 0 {
+			t.Fatalf("reload failed: %s", st.Reloads.LastError)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("reload %d not applied within 10s", wantOK)
+}
