@@ -38,8 +38,16 @@ func main() {
 	}
 }
 
+// bold wraps headings in ANSI bold on a terminal, and in nothing otherwise.
+var bold = func() [2]string {
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return [2]string{"\033[1m", "\033[0m"}
+	}
+	return [2]string{}
+}()
+
 func step(format string, args ...any) {
-	fmt.Printf("\n\033[1m==> "+format+"\033[0m\n", args...)
+	fmt.Printf("\n"+bold[0]+"==> "+format+bold[1]+"\n", args...)
 }
 
 func indent(s string) string {
