@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -fuzz FuzzConflicts -fuzztime 30s ./overlap/
 	$(GO) test -fuzz FuzzParse -fuzztime 30s ./gateway/config/
 	$(GO) test -fuzz FuzzClampMSS -fuzztime 30s ./gateway/dataplane/
+	$(GO) test -fuzz FuzzPolicyCheck -fuzztime 30s ./gateway/p2s/
 
 # Three networks in namespaces, three gateways, traffic between them.
 demo: deps build
@@ -54,3 +55,34 @@ bench: deps build
 
 clean:
 	rm -rf bin
+
+# Release: static binaries for linux/amd64 and linux/arm64 with the version
+# (git describe, or VERSION=...) linked in, plus SHA256SUMS and the systemd
+# unit with /usr/bin paths, in bin/release/.
+RELEASE_DIR    := bin/release
+RELEASE_ARCHES := amd64 arm64
+NFPM           ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.0
+# Debian versions start with a digit: v1.2.3 -> 1.2.3, a bare commit -> 0~g<commit>.
+DEB_VERSION    := $(shell echo '$(VERSION)' | sed -e 's/^v//' -e 's/^\([^0-9]\)/0~g\1/' -e 's/-/~/g')
+
+.PHONY: release deb
+release:
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
+	for arch in $(RELEASE_ARCHES); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+	    -o $(RELEASE_DIR)/vgate-linux-$$arch ./cmd/vgate || exit 1; \
+	done
+	sed 's#/usr/local/bin/vgate#/usr/bin/vgate#g' deploy/vgate.service > $(RELEASE_DIR)/vgate.service
+	cd $(RELEASE_DIR) && sha256sum vgate-linux-* > SHA256SUMS
+	@echo "release $(VERSION):" && ls -l $(RELEASE_DIR)
+
+# Debian packages (one per architecture) built with nfpm from the release
+# binaries; `dpkg-deb -I bin/release/vgate_*.deb` shows what is inside.
+deb: release
+	for arch in $(RELEASE_ARCHES); do \
+	  sed -e 's/$${ARCH}/'$$arch'/g' -e 's/$${DEB_VERSION}/$(DEB_VERSION)/g' -e 's#$${RELEASE_DIR}#$(RELEASE_DIR)#g' \
+	    deploy/deb/nfpm.yaml > $(RELEASE_DIR)/nfpm-$$arch.yaml && \
+	  $(NFPM) package --config $(RELEASE_DIR)/nfpm-$$arch.yaml --packager deb --target $(RELEASE_DIR)/ || exit 1; \
+	done
+	cd $(RELEASE_DIR) && sha256sum vgate-linux-* *.deb > SHA256SUMS
+	@ls -l $(RELEASE_DIR)/*.deb

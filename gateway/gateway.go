@@ -14,6 +14,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/wgbind"
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -33,6 +34,12 @@ type Gateway struct {
 	started time.Time
 	reloads ReloadStats
 	closed  bool
+	// refusals counts refused reloads by reason (metrics.go).
+	refusals map[string]uint64
+	// p2s is the point-to-site server, nil without point_to_site (p2s.go).
+	p2s *p2s.Server
+	// bgp is the BGP speaker and tunnel probe, nil without bgp (bgp.go).
+	bgp *bgpRuntime
 }
 
 // ReloadStats counts reloads by result.
@@ -113,6 +120,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 // address currently on lo (to be replaced if it differs).
 func (g *Gateway) apply(cfg *config.Config, oldAddr netip.Addr) error {
 	tunnels, routes, errs := Desired(cfg, g.env)
+	tunnels, routes = g.withBGP(cfg, tunnels, routes) // bgp.go: learned routes, AllowedIPs
 	for _, e := range errs {
 		g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
 	}
@@ -122,6 +130,11 @@ func (g *Gateway) apply(cfg *config.Config, oldAddr netip.Addr) error {
 	if _, err := g.plane.Set(tunnels); err != nil {
 		return err
 	}
+	p2sRoutes, err := g.applyP2S(cfg) // p2s.go
+	if err != nil {
+		return err
+	}
+	routes = append(routes, p2sRoutes...)
 	if err := g.kern.SetLocalAddress(cfg.TunnelAddress, oldAddr); err != nil {
 		return err
 	}
@@ -131,7 +144,7 @@ func (g *Gateway) apply(cfg *config.Config, oldAddr netip.Addr) error {
 	if err := g.kern.SetRoutes(routes); err != nil {
 		return err
 	}
-	return nil
+	return g.applyBGP(cfg) // bgp.go
 }
 
 func writeRuntime(cfg *config.Config) error {
@@ -159,6 +172,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		g.reloads.Failed++
 		g.reloads.LastError = err.Error()
 		g.log.Error("reload rejected; still running the previous config", "error", err)
+		g.countRefusals(err)
 		return err
 	}
 	g.reloads.OK++
@@ -207,9 +221,11 @@ func (g *Gateway) Close() error {
 
 func (g *Gateway) teardown() error {
 	var errs []error
+	g.closeBGP() // bgp.go: sessions end before their tunnels
 	if g.plane != nil {
 		g.plane.Close()
 	}
+	g.closeP2S()
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
 		errs = append(errs, g.kern.RemoveLocalAddress(g.cfg.TunnelAddress))
@@ -234,4 +250,5 @@ func (g *Gateway) RecordReloadFailure(err error) {
 	g.reloads.Failed++
 	g.reloads.LastError = err.Error()
 	g.reloads.Last = time.Now()
+	g.countRefusals(err)
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/wgbind"
 	"github.com/vgate-project/vgate/peering"
 )
@@ -24,6 +25,8 @@ type Status struct {
 	ConfigFile    string          `json:"config_file,omitempty"`
 	// Port counts what the shared UDP port did with received datagrams.
 	Port wgbind.Stats `json:"port"`
+	// P2S is the point-to-site server (p2s.go); nil when not configured.
+	P2S *p2s.Status `json:"point_to_site,omitempty"`
 }
 
 // TunnelCount is tunnels in use against the limit.
@@ -41,6 +44,7 @@ type PeeringStatus struct {
 	Interface     string         `json:"interface"`
 	MTU           int            `json:"mtu"`
 	State         peering.State  `json:"state"`
+	Reason        string         `json:"reason,omitempty"` // why it is not up (DownReasons); "" when up
 	Endpoint      string         `json:"endpoint,omitempty"`
 	LastHandshake time.Time      `json:"last_handshake,omitzero"`
 	RxBytes       uint64         `json:"rx_bytes"`
@@ -68,6 +72,7 @@ func (g *Gateway) Status() Status {
 	}
 	g.mu.Unlock()
 
+	st.P2S = g.p2sStatus()
 	now := time.Now()
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
@@ -95,6 +100,7 @@ func (g *Gateway) Status() Status {
 		if ps.State == peering.StateUp {
 			st.Tunnels.Up++
 		}
+		ps.Reason = downReason(ps.State)
 		st.Peerings = append(st.Peerings, ps)
 	}
 	return st

@@ -15,8 +15,10 @@ declare -A need=(
 	[wireguard-go]=wireguard-go
 	[sysctl]=procps
 	[ps]=procps
+	[tcpdump]=tcpdump      # reads `vgate capture` files back (ops lab test)
+	[promtool]=prometheus  # `promtool check metrics|rules` (ops tests; ~20 MB, installs in ~12 s)
 )
-packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps)
+packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus)
 
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()

@@ -24,6 +24,16 @@ Usage:
                                      show the running gateway and its peerings
   vgate reload  [--socket PATH | --config FILE]
                                      re-read the config of a running gateway (as SIGHUP)
+  vgate routes  [--json] [--socket PATH | --config FILE]
+                                     effective routes: local, static, bgp (installed or why not)
+  vgate bgp     [--json] [--socket PATH | --config FILE]
+                                     bgp sessions: state, prefixes received/accepted/rejected
+  vgate capture --peering NAME [--count N] [--duration D] -w FILE.pcap
+                                     write one peering's decrypted packets as pcap
+  vgate client  add NAME [--group G]... [--public-key K] [--qr] [--output F]
+  vgate client  list [--json] | revoke NAME
+                                     point-to-site clients (laptops, phones)
+  vgate connect FILE                 built-in Linux client: bring up a client config
   vgate keygen                       print a new private key (as wg genkey)
   vgate pubkey                       read a private key on stdin, print its public key
   vgate version                      print the version
@@ -63,6 +73,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdStatus(rest, stdout)
 	case "reload":
 		err = cmdReload(rest, stdout)
+	case "routes":
+		err = cmdRoutes(rest, stdout) // routes.go
+	case "bgp":
+		err = cmdBGP(rest, stdout) // bgp.go
+	case "capture":
+		err = cmdCapture(rest, stdout, stderr)
+	case "client":
+		err = cmdClient(rest, stdout, stderr) // client.go
+	case "connect":
+		err = cmdConnect(rest, stdout, stderr) // connect.go
 	case "keygen", "genkey":
 		err = cmdKeygen(rest, stdout)
 	case "pubkey":

@@ -75,6 +75,12 @@ func cmdRun(args []string, stderr io.Writer) error {
 		gw.Close()
 		return &exitError{1, err}
 	}
+	stopOps, err := startOps(cfg.Metrics.Listen, gw, log) // metrics.go
+	if err != nil {
+		srv.Close()
+		gw.Close()
+		return &exitError{1, err}
+	}
 	sdNotify("READY=1")
 
 	sigs := make(chan os.Signal, 4)
@@ -89,6 +95,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		break
 	}
 	sdNotify("STOPPING=1")
+	stopOps()
 	srv.Close()
 	if err := gw.Close(); err != nil {
 		return &exitError{1, fmt.Errorf("shutdown: %w", err)}

@@ -99,6 +99,12 @@ func printStatus(w io.Writer, st *gateway.Status, now time.Time) {
 		r += " (last: " + firstLine(st.Reloads.LastError) + ")"
 	}
 	fmt.Fprintf(w, "  reloads         %s\n", r)
+	if d := portDrops(st.Port); d != "" { // status_ops.go
+		fmt.Fprintf(w, "  port drops      %s\n", d)
+	}
+	if s := p2sLine(st.P2S); s != "" { // client.go
+		fmt.Fprintf(w, "  point-to-site   %s\n", s)
+	}
 	if len(st.Peerings) == 0 {
 		fmt.Fprintln(w, "\nno peerings configured")
 		return
@@ -115,7 +121,7 @@ func printStatus(w io.Writer, st *gateway.Status, now time.Time) {
 		if ep == "" {
 			ep = "-"
 		}
-		state := string(p.State)
+		state := stateText(p) // status_ops.go
 		if p.Error != "" {
 			state += " (" + p.Error + ")"
 		}

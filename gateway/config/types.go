@@ -79,6 +79,13 @@ type Peering struct {
 type PeerBGP struct {
 	ASN     uint32     `yaml:"asn" json:"asn"`
 	Address netip.Addr `yaml:"address" json:"address"`
+	// MaxPrefixes per address family received on the session; more tears
+	// it down until the limit changes. 0 means the default (1000).
+	MaxPrefixes int `yaml:"max_prefixes,omitempty" json:"max_prefixes,omitempty"`
+	// Prepend makes paths through this peering less preferred by the
+	// remote side: our AS is prepended this many extra times (0-10) to the
+	// routes sent to it.
+	Prepend int `yaml:"prepend,omitempty" json:"prepend,omitempty"`
 }
 
 // PointToSite configures laptop and phone clients.

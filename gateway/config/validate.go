@@ -277,6 +277,12 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 		}
 		if b := p.BGP; b != nil {
 			checkASN(d, base+".bgp.asn", b.ASN)
+			if b.MaxPrefixes < 0 || b.MaxPrefixes > 1000000 {
+				d.errorf(base+".bgp.max_prefixes", "must be 0 (default 1000) to 1000000, got %d", b.MaxPrefixes)
+			}
+			if b.Prepend < 0 || b.Prepend > 10 {
+				d.errorf(base+".bgp.prepend", "must be 0 to 10, got %d", b.Prepend)
+			}
 			switch {
 			case !b.Address.IsValid():
 				d.errorf(base+".bgp.address", "required: the remote gateway's tunnel address to peer with")

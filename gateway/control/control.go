@@ -43,6 +43,9 @@ func Handler(api API) http.Handler {
 			Result string `json:"result"`
 		}{"reloaded"})
 	})
+	handleCapture(m, api) // capture.go: GET /v1/capture if api is a Capturer
+	handleClients(m, api) // clients.go: /v1/clients if api is a ClientAPI
+	handleRouting(m, api) // bgp.go: /v1/bgp, /v1/routes if api is a RoutingAPI
 	return m
 }
 
@@ -124,9 +127,25 @@ func NewClient(path string) *Client {
 // Do sends a request and decodes a JSON answer into out (if not nil).
 // Transport errors name the socket and hint at the usual causes.
 func (c *Client) Do(method, path string, out any) error {
-	req, err := http.NewRequest(method, "http://vgate"+path, nil)
+	return c.DoJSON(method, path, nil, out)
+}
+
+// DoJSON is Do with in (if not nil) sent as the JSON request body.
+func (c *Client) DoJSON(method, path string, in, out any) error {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		reqBody = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, "http://vgate"+path, reqBody)
 	if err != nil {
 		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

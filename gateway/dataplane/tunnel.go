@@ -20,6 +20,7 @@ type Tunnel struct {
 	ifname string
 	mtu    int
 	dev    *device.Device
+	tun    *clampTUN // the TUN seam; carries the capture tap
 
 	mu   sync.Mutex
 	peer PeerSpec
@@ -29,7 +30,8 @@ type Tunnel struct {
 // kernel supports them), wraps it with MSS clamping, starts a device on bind
 // and configures its peer. On failure nothing is left behind.
 func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, log *slog.Logger) (*Tunnel, error) {
-	dev := device.NewDevice(newClampTUN(t, mtu), bind, deviceLogger(log.With("tunnel", name)))
+	ct := newClampTUN(t, mtu)
+	dev := device.NewDevice(ct, bind, deviceLogger(log.With("tunnel", name)))
 	if err := dev.IpcSet(DeviceUAPI(priv, peer)); err != nil {
 		dev.Close()
 		// The UAPI text held the private key; the error never does.
@@ -39,7 +41,7 @@ func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv
 		dev.Close()
 		return nil, fmt.Errorf("tunnel %s: device up: %w", name, err)
 	}
-	return &Tunnel{name: name, ifname: ifname, mtu: mtu, dev: dev, peer: peer}, nil
+	return &Tunnel{name: name, ifname: ifname, mtu: mtu, dev: dev, tun: ct, peer: peer}, nil
 }
 
 // ipcErr strips an IPCError down to its message (never key material: the

@@ -1,15 +1,24 @@
 package dataplane
 
-import "golang.zx2c4.com/wireguard/tun"
+import (
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tun"
+)
 
 // clampTUN decorates a tun.Device (the seam wireguard-go reads and writes
 // plaintext packets through) with TCP MSS clamping in both directions:
 // SYNs read from the TUN are about to enter the tunnel, SYNs written to it
 // have just left it. Clamping both means neither end sends segments that do
 // not fit the tunnel, even when the remote gateway does not clamp.
+//
+// It is also the capture tap (capture.go): with no capture attached the
+// cost is one atomic load per batch.
 type clampTUN struct {
 	tun.Device
 	max4, max6 uint16
+	tap        atomic.Pointer[Capture]
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
@@ -24,6 +33,12 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			ClampMSS(bufs[i][offset:offset+sizes[i]], t.max4, t.max6)
 		}
 	}
+	if c := t.tap.Load(); c != nil {
+		now := time.Now()
+		for i := 0; i < n; i++ {
+			c.Tap(Outbound, bufs[i][offset:offset+sizes[i]], now)
+		}
+	}
 	return n, err
 }
 
@@ -31,6 +46,14 @@ func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
 	for _, b := range bufs {
 		if len(b) > offset {
 			ClampMSS(b[offset:], t.max4, t.max6)
+		}
+	}
+	if c := t.tap.Load(); c != nil { // before Write: GRO may coalesce bufs
+		now := time.Now()
+		for _, b := range bufs {
+			if len(b) > offset {
+				c.Tap(Inbound, b[offset:], now)
+			}
 		}
 	}
 	return t.Device.Write(bufs, offset)

@@ -35,6 +35,10 @@ type Gateway struct {
 	Peerings      []Peering
 	// Extra is raw YAML appended to the rendered config.
 	Extra string
+	// MetricsListen is metrics.listen ("" disables the endpoint).
+	MetricsListen string
+	// ASN, when not 0, gives the gateway a bgp section (bgp.go).
+	ASN uint32
 
 	lab  *Lab
 	proc *Proc
@@ -48,6 +52,8 @@ type Peering struct {
 	Spaces        []netip.Prefix
 	TunnelAddress netip.Addr
 	Keepalive     time.Duration
+	// BGP, when set, runs a session over the peering (bgp.go).
+	BGP *PeerBGP
 }
 
 // NewGateway prepares (but does not start) the gateway of network n, running
@@ -112,7 +118,7 @@ func (g *Gateway) Render() string {
 	if g.MaxTunnels > 0 {
 		fmt.Fprintf(&b, "max_tunnels: %d\n", g.MaxTunnels)
 	}
-	fmt.Fprintf(&b, "control_socket: %s\nstate_dir: %s\nmetrics: { listen: \"\" }\n", g.Socket, g.StateDir)
+	fmt.Fprintf(&b, "control_socket: %s\nstate_dir: %s\nmetrics: { listen: %q }\n", g.Socket, g.StateDir, g.MetricsListen)
 	if len(g.Peerings) == 0 {
 		b.WriteString("peerings: []\n")
 	} else {
@@ -130,7 +136,9 @@ func (g *Gateway) Render() string {
 		if p.Keepalive > 0 {
 			fmt.Fprintf(&b, "    persistent_keepalive: %s\n", p.Keepalive)
 		}
+		renderPeerBGP(&b, p) // bgp.go
 	}
+	g.renderBGP(&b) // bgp.go
 	b.WriteString(g.Extra)
 	return b.String()
 }

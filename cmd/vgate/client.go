@@ -1,0 +1,303 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"rsc.io/qr"
+
+	"github.com/vgate-project/vgate/gateway/control"
+	"github.com/vgate-project/vgate/gateway/p2s"
+)
+
+// The control API's point-to-site endpoints, served from the gateway.
+func (a *apiAdapter) AddClient(req p2s.AddRequest) (p2s.Added, error) { return a.gw.AddClient(req) }
+func (a *apiAdapter) Clients() ([]p2s.ClientInfo, error)              { return a.gw.Clients() }
+func (a *apiAdapter) RevokeClient(name string) (p2s.ClientInfo, error) {
+	return a.gw.RevokeClient(name)
+}
+
+const clientUsage = `Usage:
+  vgate client add NAME [--group G]... [--public-key KEY] [--qr] [--output FILE]
+      register a point-to-site client and print its WireGuard config
+      (wg-quick format, as the WireGuard apps import it); with --public-key
+      the laptop keeps its own private key, otherwise the config holds a
+      fresh one that the gateway does not keep
+  vgate client list [--json]
+      clients with groups, address, last handshake, rx/tx, denied packets
+  vgate client revoke NAME
+      remove a client at once; its address returns to the pool later
+
+Each finds the gateway by --socket PATH or --config FILE (default /run/vgate/vgate.sock).
+`
+
+func cmdClient(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, clientUsage)
+		return &exitError{2, nil}
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "add":
+		return cmdClientAdd(rest, stdout, stderr)
+	case "list", "ls":
+		return cmdClientList(rest, stdout, stderr)
+	case "revoke", "remove", "rm":
+		return cmdClientRevoke(rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, clientUsage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "vgate client: unknown command %q\n\n%s", sub, clientUsage)
+		return &exitError{2, nil}
+	}
+}
+
+// stringList is a repeatable flag; each use may also hold a comma list.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*s = append(*s, f)
+		}
+	}
+	return nil
+}
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments (vgate client add NAME --group G) and returns the positionals.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func oneName(fs *flag.FlagSet, pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", &exitError{2, fmt.Errorf("%s: want exactly one client NAME, got %d arguments", fs.Name(), len(pos))}
+	}
+	return pos[0], nil
+}
+
+func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("client add", stderr)
+	var groups stringList
+	fs.Var(&groups, "group", "group the client belongs to (repeat, or comma-separate)")
+	pub := fs.String("public-key", "", "the client's own base64 public key; its private key never leaves the laptop")
+	showQR := fs.Bool("qr", false, "print the config as a QR code for the WireGuard mobile apps")
+	output := fs.String("output", "", "write the config to this new file (mode 0600) instead of stdout")
+	asJSON := fs.Bool("json", false, "print the registered client and its config as JSON")
+	socket := socketFlags(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName(fs, pos)
+	if err != nil {
+		return err
+	}
+	if *output != "" {
+		if _, err := os.Lstat(*output); err == nil {
+			return fmt.Errorf("--output %s exists; not overwriting it", *output)
+		}
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	added, err := control.NewClient(path).AddClient(p2s.AddRequest{Name: name, Groups: groups, PublicKey: *pub})
+	if err != nil {
+		return err
+	}
+	if *output != "" {
+		if err := writeSecretFile(*output, added.Config); err != nil {
+			return fmt.Errorf("client %s is registered, but its config could not be written: %w (revoke and add it again)", name, err)
+		}
+	}
+	switch {
+	case *asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(added)
+	case *showQR:
+		code, err := qr.Encode(added.Config, qr.L)
+		if err != nil {
+			return fmt.Errorf("qr code: %w", err)
+		}
+		fmt.Fprint(stdout, renderQR(code))
+		fmt.Fprintf(stdout, "client %s: %s — scan with the WireGuard app (Add tunnel → Scan from QR code)\n", name, addrList(added.Client.Addresses))
+	case *output != "":
+		fmt.Fprintf(stdout, "client %s added: %s, groups %s; config written to %s\n",
+			name, addrList(added.Client.Addresses), strings.Join(added.Client.Groups, ","), *output)
+	default:
+		fmt.Fprint(stdout, added.Config)
+	}
+	return nil
+}
+
+// writeSecretFile creates path with mode 0600; an existing file is not
+// overwritten.
+func writeSecretFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// renderQR draws code with Unicode half blocks, two modules per character
+// row, light modules as blocks (dark terminals show a dark-on-light code,
+// as qrencode -t utf8 does), with the 4-module quiet zone scanners need.
+func renderQR(code *qr.Code) string {
+	const quiet = 4
+	light := func(x, y int) bool {
+		if x < 0 || y < 0 || x >= code.Size || y >= code.Size {
+			return true
+		}
+		return !code.Black(x, y)
+	}
+	var b strings.Builder
+	for y := -quiet; y < code.Size+quiet; y += 2 {
+		for x := -quiet; x < code.Size+quiet; x++ {
+			top, bottom := light(x, y), light(x, y+1)
+			switch {
+			case top && bottom:
+				b.WriteString("█")
+			case top:
+				b.WriteString("▀")
+			case bottom:
+				b.WriteString("▄")
+			default:
+				b.WriteString(" ")
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func addrList(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func cmdClientList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("client list", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	socket := socketFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	list, err := control.NewClient(path).Clients()
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	printClients(stdout, list, time.Now())
+	return nil
+}
+
+func printClients(w io.Writer, list []p2s.ClientInfo, now time.Time) {
+	if len(list) == 0 {
+		fmt.Fprintln(w, "no point-to-site clients registered")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT\tGROUPS\tADDRESSES\tSTATE\tENDPOINT\tHANDSHAKE\tRX\tTX\tDENIED")
+	for _, c := range list {
+		state, hs, ep := "idle", "never", c.Endpoint
+		if c.Connected {
+			state = "connected"
+		}
+		if c.Error != "" {
+			state = "error (" + c.Error + ")"
+		}
+		if !c.LastHandshake.IsZero() {
+			hs = humanAge(now.Sub(c.LastHandshake)) + " ago"
+		}
+		if ep == "" {
+			ep = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.Name, strings.Join(c.Groups, ","), addrList(c.Addresses),
+			state, ep, hs, humanBytes(c.RxBytes), humanBytes(c.TxBytes), c.Denied)
+	}
+	tw.Flush()
+}
+
+func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("client revoke", stderr)
+	socket := socketFlags(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName(fs, pos)
+	if err != nil {
+		return err
+	}
+	path, err := socket()
+	if err != nil {
+		return err
+	}
+	c, err := control.NewClient(path).RevokeClient(name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "client %s revoked; %s quarantined for %v before reuse\n", c.Name, addrList(c.Addresses), p2s.DefaultQuarantine)
+	return nil
+}
+
+var _ control.ClientAPI = (*apiAdapter)(nil)
+
+// p2sLine summarizes the point-to-site server for `vgate status`.
+func p2sLine(st *p2s.Status) string {
+	if st == nil {
+		return ""
+	}
+	free := fmt.Sprint(st.PoolFree)
+	if st.PoolFree == math.MaxUint64 {
+		free = "unlimited"
+	}
+	s := fmt.Sprintf("%d/%d clients, %d connected, pool %s free, port %d/udp, %d packets denied",
+		st.Registered, st.MaxClients, st.Connected, free, st.ListenPort, st.Denied)
+	if st.Error != "" {
+		s += " (" + st.Error + ")"
+	}
+	return s
+}

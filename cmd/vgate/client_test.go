@@ -1,0 +1,163 @@
+package main
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
+	"rsc.io/qr"
+
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/control"
+	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/p2s"
+)
+
+// clientAPI serves the client endpoints from a real p2s.Server (in-memory
+// TUN, UDP on loopback).
+type clientAPI struct{ *p2s.Server }
+
+func (c clientAPI) Status() any                                      { return nil }
+func (c clientAPI) Reload() error                                    { return nil }
+func (c clientAPI) AddClient(r p2s.AddRequest) (p2s.Added, error)    { return c.Add(r) }
+func (c clientAPI) RevokeClient(name string) (p2s.ClientInfo, error) { return c.Revoke(name) }
+func (c clientAPI) Clients() ([]p2s.ClientInfo, error)               { return c.Server.Clients() }
+
+func clientSocket(t *testing.T) (sock string, gw keys.PrivateKey) {
+	t.Helper()
+	gw, _ = keys.GeneratePrivate()
+	s, err := p2s.Open(p2s.Options{
+		Config: &config.PointToSite{
+			Endpoint:    "vpn.example.net:51821",
+			AddressPool: []netip.Prefix{netip.MustParsePrefix("172.16.201.0/24")},
+			MaxClients:  10,
+			Groups: []config.Group{
+				{Name: "devs", Allow: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Interconnected: true},
+				{Name: "ops", Allow: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}},
+			},
+		},
+		PrivateKey: gw, StateDir: t.TempDir(),
+		NewTUN: func(string, int) (tun.Device, error) { return tuntest.NewChannelTUN().TUN(), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	sock = filepath.Join(t.TempDir(), "vgate.sock")
+	srv, err := control.Listen(sock, control.Handler(clientAPI{s}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return sock, gw
+}
+
+func TestClientCommands(t *testing.T) {
+	sock, gw := clientSocket(t)
+
+	code, out, errOut := vgate(t, "", "client", "add", "alice", "--group", "devs", "--socket", sock)
+	if code != 0 {
+		t.Fatalf("client add: %d %s", code, errOut)
+	}
+	q, err := p2s.ParseQuick(out)
+	if err != nil {
+		t.Fatalf("printed config does not parse: %v\n%s", err, out)
+	}
+	if q.Addresses[0] != netip.MustParsePrefix("172.16.201.1/32") || q.Peers[0].PublicKey != gw.Public() ||
+		q.Peers[0].Endpoint != "vpn.example.net:51821" || q.Peers[0].Keepalive != 25 {
+		t.Fatalf("config: %+v\n%s", q, out)
+	}
+
+	// Flags before the name; own key; --output writes a new 0600 file.
+	laptop, _ := keys.GeneratePrivate()
+	file := filepath.Join(t.TempDir(), "bob.conf")
+	code, out, errOut = vgate(t, "", "client", "add", "--group", "ops", "--public-key", laptop.Public().String(), "bob", "--output", file, "--socket", sock)
+	if code != 0 || !strings.Contains(out, "config written to "+file) {
+		t.Fatalf("client add --output: %d %s %s", code, out, errOut)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("--output file: %v %v", fi, err)
+	}
+	b, _ := os.ReadFile(file)
+	if strings.Contains(string(b), "\nPrivateKey") || !strings.Contains(string(b), laptop.Public().String()) || !strings.Contains(string(b), "AllowedIPs = 10.9.0.0/16\n") {
+		t.Fatalf("bob's config:\n%s", b)
+	}
+	code, _, errOut = vgate(t, "", "client", "add", "bob2", "--group", "ops", "--output", file, "--socket", sock)
+	if code != 1 || !strings.Contains(errOut, "exists") {
+		t.Fatalf("--output over an existing file: %d %s", code, errOut)
+	}
+
+	// --qr: a QR code of the config, with its quiet zone.
+	code, out, errOut = vgate(t, "", "client", "add", "carol", "--group", "devs", "--qr", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "█") || strings.Contains(out, "PrivateKey") {
+		t.Fatalf("--qr: %d %s\n%s", code, errOut, out)
+	}
+
+	// Errors.
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"client", "add", "dave", "--group", "nosuch"}, 1, "devs, ops"},
+		{[]string{"client", "add", "dave"}, 1, "at least one group"},
+		{[]string{"client", "add", "alice", "--group", "devs"}, 1, "already exists"},
+		{[]string{"client", "add", "--group", "devs"}, 2, "exactly one client NAME"},
+		{[]string{"client", "revoke", "nobody"}, 1, `no client "nobody"`},
+		{[]string{"client", "frob"}, 2, "unknown command"},
+	} {
+		code, _, errOut := vgate(t, "", append(tc.args, "--socket", sock)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: code %d, stderr %q; want %d, %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+	}
+
+	code, out, _ = vgate(t, "", "client", "list", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "CLIENT") || !strings.Contains(out, "alice") || !strings.Contains(out, "172.16.201.2") || !strings.Contains(out, "never") {
+		t.Fatalf("client list: %d\n%s", code, out)
+	}
+	code, out, _ = vgate(t, "", "client", "list", "--json", "--socket", sock)
+	var list []p2s.ClientInfo
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 3 || list[1].Name != "bob" || list[1].KeyGenerated {
+		t.Fatalf("client list --json: %d %s", code, out)
+	}
+	code, out, errOut = vgate(t, "", "client", "revoke", "alice", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "alice revoked") {
+		t.Fatalf("revoke: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = vgate(t, "", "client", "list", "--socket", sock)
+	if code != 0 || strings.Contains(out, "alice") {
+		t.Fatalf("alice still listed:\n%s", out)
+	}
+}
+
+func TestRenderQR(t *testing.T) {
+	code, err := qr.Encode("[Interface]\nPrivateKey = x\n", qr.L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(renderQR(code), "\n"), "\n")
+	side := code.Size + 8
+	if len(lines) != (side+1)/2 {
+		t.Fatalf("%d lines for a %d-module code", len(lines), code.Size)
+	}
+	for i, l := range lines {
+		if n := len([]rune(l)); n != side {
+			t.Fatalf("line %d has %d columns, want %d", i, n, side)
+		}
+	}
+	// Quiet zone: the first and last rows are all light.
+	if strings.Trim(lines[0], "█") != "" || strings.Trim(lines[len(lines)-1], "█▀") != "" {
+		t.Fatalf("no quiet zone:\n%s", strings.Join(lines, "\n"))
+	}
+	// Module (0,0) is dark (finder pattern) and sits under 4 light modules.
+	if r := []rune(lines[2])[4]; r != '▀' && r != ' ' {
+		t.Fatalf("finder pattern corner rendered as %q", r)
+	}
+}

@@ -1,0 +1,219 @@
+// Package metrics turns a running gateway's state into Prometheus metrics.
+// Its Collector reads everything at scrape time from one call into the
+// gateway (gateway.Gateway.Metrics): per-peer figures come from the
+// WireGuard devices themselves and nothing polls between scrapes. The
+// caller registers the collector on a registry it owns; this package never
+// touches the global default registry.
+//
+// Every configured peering keeps its series while it is down: vgate_peering_up
+// is 0 and vgate_peering_down_reason says why, so an alert can fire on a
+// tunnel that never came up. Labels are names (peering, network, reason,
+// result); never keys.
+package metrics
+
+import (
+	"runtime"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vgate-project/vgate/gateway"
+)
+
+// Namespace prefixes every vgate metric.
+const Namespace = "vgate"
+
+// Port drop reasons (label values of vgate_port_packets_dropped_total),
+// one per counter of wgbind.Stats.
+const (
+	DropUnknownIndex = "unknown_index"
+	DropMalformed    = "malformed"
+	DropQueueFull    = "queue_full"
+	DropNotOpen      = "not_open"
+)
+
+// Collector is a prometheus.Collector over a running gateway.
+type Collector struct {
+	source  func() gateway.Metrics
+	version string
+
+	buildInfo, tunnelsLimit, tunnelsConfigured, tunnelsUp  *prometheus.Desc
+	peeringUp, peeringDownReason, peeringRx, peeringTx     *prometheus.Desc
+	peeringHandshake, peeringInfo                          *prometheus.Desc
+	portDispatched, portDropped, routesInstalled, reloads  *prometheus.Desc
+	refusals, gatewayInfo, lastReloadTime, lastReloadError *prometheus.Desc
+	p2sRegistered, p2sConnected, p2sLimit, p2sPoolFree     *prometheus.Desc
+	p2sPackets                                             *prometheus.Desc
+	bgpUp, bgpReceived, bgpAccepted, bgpRejected           *prometheus.Desc
+	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
+	probeUp, probeRTT                                      *prometheus.Desc
+}
+
+// New returns a collector that calls source once per scrape. version is
+// exported in vgate_build_info.
+func New(source func() gateway.Metrics, version string) *Collector {
+	peer := []string{"peering", "network"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+	}
+	return &Collector{
+		source:  source,
+		version: version,
+
+		buildInfo:         d("build_info", "Build information of the running vgate; always 1.", "version", "goversion"),
+		gatewayInfo:       d("gateway_info", "The gateway's network name and tunnel port; always 1.", "gateway", "listen_port"),
+		tunnelsLimit:      d("tunnels_limit", "The most site-to-site tunnels this gateway may run (max_tunnels)."),
+		tunnelsConfigured: d("tunnels_configured", "Peerings configured, each one tunnel."),
+		tunnelsUp:         d("tunnels_up", "Tunnels whose last WireGuard handshake is recent."),
+
+		peeringInfo:       d("peering_info", "A configured peering and its tunnel interface; always 1.", "peering", "network", "interface"),
+		peeringUp:         d("peering_up", "1 if the peering's tunnel is up, 0 if not (see vgate_peering_down_reason).", peer...),
+		peeringDownReason: d("peering_down_reason", "1 for the reason the peering is down, 0 for the others; all 0 while it is up.", "peering", "network", "reason"),
+		peeringRx:         d("peering_receive_bytes_total", "Bytes received from the peer by its WireGuard device.", peer...),
+		peeringTx:         d("peering_transmit_bytes_total", "Bytes sent to the peer by its WireGuard device.", peer...),
+		peeringHandshake:  d("peering_last_handshake_timestamp_seconds", "Unix time of the last completed WireGuard handshake; 0 if none yet.", peer...),
+
+		portDispatched:  d("port_packets_dispatched_total", "Datagrams received on the shared tunnel port and handed to a tunnel device."),
+		portDropped:     d("port_packets_dropped_total", "Datagrams received on the shared tunnel port and dropped, by reason.", "reason"),
+		routesInstalled: d("routes_installed", "Kernel routes owned by vgate (protocol 76)."),
+		reloads:         d("reloads_total", "Config reloads, by result.", "result"),
+		lastReloadTime:  d("last_reload_timestamp_seconds", "Unix time of the last reload attempt; 0 if none."),
+		lastReloadError: d("last_reload_failed", "1 if the last reload attempt failed (the previous config still runs)."),
+		refusals:        d("refusals_total", "Reloads refused because the new config was invalid or needs a restart, by reason.", "reason"),
+
+		p2sRegistered: d("p2s_clients_registered", "Point-to-site clients registered (vgate client add)."),
+		p2sConnected:  d("p2s_clients_connected", "Point-to-site clients with a recent handshake."),
+		p2sLimit:      d("p2s_clients_limit", "The most point-to-site clients (point_to_site.max_clients)."),
+		p2sPoolFree:   d("p2s_pool_free_addresses", "Clients the point-to-site pool can still address (the scarcer IP family)."),
+		p2sPackets:    d("p2s_policy_packets_total", "Packets of point-to-site clients handled by the group policy, by verdict.", "verdict"),
+
+		bgpUp:            d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
+		bgpReceived:      d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
+		bgpAccepted:      d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
+		bgpRejected:      d("bgp_routes_rejected", "Announced routes currently rejected by the import policy (hijacks, outside the allow-list).", "peering"),
+		bgpRejectedTotal: d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
+		bgpAdvertised:    d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
+		bgpMaxPrefixes:   d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
+		probeUp:          d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
+		probeRTT:         d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+	}
+}
+
+func (c *Collector) descs() []*prometheus.Desc {
+	return []*prometheus.Desc{
+		c.buildInfo, c.gatewayInfo, c.tunnelsLimit, c.tunnelsConfigured, c.tunnelsUp,
+		c.peeringInfo, c.peeringUp, c.peeringDownReason, c.peeringRx, c.peeringTx, c.peeringHandshake,
+		c.portDispatched, c.portDropped, c.routesInstalled, c.reloads, c.lastReloadTime,
+		c.lastReloadError, c.refusals,
+		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
+		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
+		c.bgpMaxPrefixes, c.probeUp, c.probeRTT,
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs() {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: one call into the gateway, then
+// every series from that snapshot.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	m := c.source()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+
+	gauge(c.buildInfo, 1, c.version, runtime.Version())
+	gauge(c.gatewayInfo, 1, m.Name, strconv.Itoa(int(m.ListenPort)))
+	gauge(c.tunnelsLimit, float64(m.Tunnels.Limit))
+	gauge(c.tunnelsConfigured, float64(len(m.Peerings)))
+	gauge(c.tunnelsUp, float64(m.Tunnels.Up))
+
+	for _, p := range m.Peerings {
+		gauge(c.peeringInfo, 1, p.Name, p.Network, p.Interface)
+		up := 0.0
+		if p.Reason == "" {
+			up = 1
+		}
+		gauge(c.peeringUp, up, p.Name, p.Network)
+		for _, r := range gateway.DownReasons {
+			v := 0.0
+			if r == p.Reason {
+				v = 1
+			}
+			gauge(c.peeringDownReason, v, p.Name, p.Network, r)
+		}
+		counter(c.peeringRx, float64(p.RxBytes), p.Name, p.Network)
+		counter(c.peeringTx, float64(p.TxBytes), p.Name, p.Network)
+		hs := 0.0
+		if !p.LastHandshake.IsZero() {
+			hs = float64(p.LastHandshake.UnixNano()) / 1e9
+		}
+		gauge(c.peeringHandshake, hs, p.Name, p.Network)
+	}
+
+	counter(c.portDispatched, float64(m.Port.Dispatched))
+	counter(c.portDropped, float64(m.Port.DroppedUnknownIndex), DropUnknownIndex)
+	counter(c.portDropped, float64(m.Port.DroppedMalformed), DropMalformed)
+	counter(c.portDropped, float64(m.Port.DroppedQueueFull), DropQueueFull)
+	counter(c.portDropped, float64(m.Port.DroppedNotOpen), DropNotOpen)
+
+	if m.RoutesInstalled >= 0 {
+		gauge(c.routesInstalled, float64(m.RoutesInstalled))
+	}
+
+	counter(c.reloads, float64(m.Reloads.OK), "ok")
+	counter(c.reloads, float64(m.Reloads.Failed), "error")
+	last, failed := 0.0, 0.0
+	if !m.Reloads.Last.IsZero() {
+		last = float64(m.Reloads.Last.UnixNano()) / 1e9
+	}
+	if m.Reloads.LastError != "" {
+		failed = 1
+	}
+	gauge(c.lastReloadTime, last)
+	gauge(c.lastReloadError, failed)
+	for _, r := range gateway.RefusalReasons {
+		counter(c.refusals, float64(m.Refusals[r]), r)
+	}
+
+	if b := m.BGP; b != nil { // bgp configured
+		for _, n := range b.Neighbors {
+			up := 0.0
+			if n.State == "established" {
+				up = 1
+			}
+			gauge(c.bgpUp, up, n.Name)
+			gauge(c.bgpReceived, float64(n.Received), n.Name)
+			gauge(c.bgpAccepted, float64(n.Accepted), n.Name)
+			gauge(c.bgpRejected, float64(n.Rejected), n.Name)
+			counter(c.bgpRejectedTotal, float64(n.RejectedTotal), n.Name)
+			gauge(c.bgpAdvertised, float64(n.Advertised), n.Name)
+			gauge(c.bgpMaxPrefixes, float64(n.MaxPrefixes), n.Name)
+		}
+		for _, p := range b.Probes {
+			up := 0.0
+			if p.Alive {
+				up = 1
+			}
+			gauge(c.probeUp, up, p.Peering)
+			gauge(c.probeRTT, p.RTT.Seconds(), p.Peering)
+		}
+	}
+
+	if p := m.P2S; p != nil { // point_to_site configured
+		gauge(c.p2sRegistered, float64(p.Registered))
+		gauge(c.p2sConnected, float64(p.Connected))
+		gauge(c.p2sLimit, float64(p.MaxClients))
+		gauge(c.p2sPoolFree, float64(p.PoolFree))
+		for verdict, n := range p.Packets {
+			counter(c.p2sPackets, float64(n), verdict)
+		}
+	}
+}

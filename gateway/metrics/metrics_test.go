@@ -1,0 +1,298 @@
+package metrics
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/wgbind"
+	"github.com/vgate-project/vgate/peering"
+	"github.com/vgate-project/vgate/routing"
+)
+
+const secretKey = "SECRETKEYSECRETKEYSECRETKEYSECRETKEYSECRE="
+
+// sample is a gateway with one tunnel up and one that never shook hands.
+func sample() gateway.Metrics {
+	hs := time.Unix(1_800_000_000, 500_000_000)
+	return gateway.Metrics{
+		Status: gateway.Status{
+			Name:          "vnet-east",
+			PublicKey:     "pubEAST=",
+			AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
+			ListenPort:    51820,
+			Tunnels:       gateway.TunnelCount{Used: 2, Up: 1, Limit: 10},
+			Peerings: []gateway.PeeringStatus{
+				{Name: "west", Network: "vnet-west", PublicKey: "pubWEST=", Interface: "vg-west",
+					State: peering.StateUp, LastHandshake: hs, RxBytes: 1000, TxBytes: 2000},
+				{Name: "north", Network: "vnet-north", PublicKey: "pubNORTH=", Interface: "vg-north",
+					State: peering.StateDown, Reason: gateway.ReasonNoHandshake},
+			},
+			Reloads: gateway.ReloadStats{OK: 2, Failed: 1, LastError: "boom", Last: time.Unix(1_800_000_100, 0)},
+			Port:    wgbind.Stats{Dispatched: 50, DroppedUnknownIndex: 3, DroppedQueueFull: 1},
+			P2S: &p2s.Status{Registered: 3, Connected: 1, MaxClients: 128, PoolFree: 250,
+				Packets: map[string]uint64{"allow": 10, "deny": 2}},
+		},
+		RoutesInstalled: 4,
+		Refusals:        map[string]uint64{gateway.RefusedTunnelLimit: 1},
+		BGP: &gateway.BGPStatus{Enabled: true, ASN: 65001,
+			Neighbors: []routing.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100}},
+			Probes:    []gateway.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
+	}
+}
+
+func newTestRegistry(t *testing.T, src func() gateway.Metrics) *prometheus.Registry {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(New(src, "v1.2.3")); err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func TestCollector(t *testing.T) {
+	reg := newTestRegistry(t, sample)
+	want := `
+# HELP vgate_peering_up 1 if the peering's tunnel is up, 0 if not (see vgate_peering_down_reason).
+# TYPE vgate_peering_up gauge
+vgate_peering_up{network="vnet-north",peering="north"} 0
+vgate_peering_up{network="vnet-west",peering="west"} 1
+# HELP vgate_peering_receive_bytes_total Bytes received from the peer by its WireGuard device.
+# TYPE vgate_peering_receive_bytes_total counter
+vgate_peering_receive_bytes_total{network="vnet-north",peering="north"} 0
+vgate_peering_receive_bytes_total{network="vnet-west",peering="west"} 1000
+# HELP vgate_peering_transmit_bytes_total Bytes sent to the peer by its WireGuard device.
+# TYPE vgate_peering_transmit_bytes_total counter
+vgate_peering_transmit_bytes_total{network="vnet-north",peering="north"} 0
+vgate_peering_transmit_bytes_total{network="vnet-west",peering="west"} 2000
+# HELP vgate_peering_last_handshake_timestamp_seconds Unix time of the last completed WireGuard handshake; 0 if none yet.
+# TYPE vgate_peering_last_handshake_timestamp_seconds gauge
+vgate_peering_last_handshake_timestamp_seconds{network="vnet-north",peering="north"} 0
+vgate_peering_last_handshake_timestamp_seconds{network="vnet-west",peering="west"} 1.8000000005e+09
+# HELP vgate_tunnels_limit The most site-to-site tunnels this gateway may run (max_tunnels).
+# TYPE vgate_tunnels_limit gauge
+vgate_tunnels_limit 10
+# HELP vgate_tunnels_configured Peerings configured, each one tunnel.
+# TYPE vgate_tunnels_configured gauge
+vgate_tunnels_configured 2
+# HELP vgate_tunnels_up Tunnels whose last WireGuard handshake is recent.
+# TYPE vgate_tunnels_up gauge
+vgate_tunnels_up 1
+# HELP vgate_port_packets_dropped_total Datagrams received on the shared tunnel port and dropped, by reason.
+# TYPE vgate_port_packets_dropped_total counter
+vgate_port_packets_dropped_total{reason="malformed"} 0
+vgate_port_packets_dropped_total{reason="not_open"} 0
+vgate_port_packets_dropped_total{reason="queue_full"} 1
+vgate_port_packets_dropped_total{reason="unknown_index"} 3
+# HELP vgate_routes_installed Kernel routes owned by vgate (protocol 76).
+# TYPE vgate_routes_installed gauge
+vgate_routes_installed 4
+# HELP vgate_reloads_total Config reloads, by result.
+# TYPE vgate_reloads_total counter
+vgate_reloads_total{result="error"} 1
+vgate_reloads_total{result="ok"} 2
+# HELP vgate_refusals_total Reloads refused because the new config was invalid or needs a restart, by reason.
+# TYPE vgate_refusals_total counter
+vgate_refusals_total{reason="invalid"} 0
+vgate_refusals_total{reason="overlap"} 0
+vgate_refusals_total{reason="restart_required"} 0
+vgate_refusals_total{reason="tunnel_limit"} 1
+# HELP vgate_last_reload_failed 1 if the last reload attempt failed (the previous config still runs).
+# TYPE vgate_last_reload_failed gauge
+vgate_last_reload_failed 1
+# HELP vgate_bgp_session_up 1 if the BGP session over the peering's tunnel is established, 0 if not.
+# TYPE vgate_bgp_session_up gauge
+vgate_bgp_session_up{peering="west"} 1
+# HELP vgate_bgp_routes_accepted Announced routes accepted by the import policy.
+# TYPE vgate_bgp_routes_accepted gauge
+vgate_bgp_routes_accepted{peering="west"} 4
+# HELP vgate_bgp_rejected_routes_total Route announcements rejected by the import policy since start.
+# TYPE vgate_bgp_rejected_routes_total counter
+vgate_bgp_rejected_routes_total{peering="west"} 7
+# HELP vgate_peering_probe_rtt_seconds Round-trip time of the last liveness probe answer.
+# TYPE vgate_peering_probe_rtt_seconds gauge
+vgate_peering_probe_rtt_seconds{peering="west"} 0.0015
+# HELP vgate_p2s_clients_registered Point-to-site clients registered (vgate client add).
+# TYPE vgate_p2s_clients_registered gauge
+vgate_p2s_clients_registered 3
+# HELP vgate_p2s_pool_free_addresses Clients the point-to-site pool can still address (the scarcer IP family).
+# TYPE vgate_p2s_pool_free_addresses gauge
+vgate_p2s_pool_free_addresses 250
+# HELP vgate_p2s_policy_packets_total Packets of point-to-site clients handled by the group policy, by verdict.
+# TYPE vgate_p2s_policy_packets_total counter
+vgate_p2s_policy_packets_total{verdict="allow"} 10
+vgate_p2s_policy_packets_total{verdict="deny"} 2
+`
+	names := []string{
+		"vgate_peering_up", "vgate_peering_receive_bytes_total", "vgate_peering_transmit_bytes_total",
+		"vgate_peering_last_handshake_timestamp_seconds", "vgate_tunnels_limit", "vgate_tunnels_configured",
+		"vgate_tunnels_up", "vgate_port_packets_dropped_total", "vgate_routes_installed", "vgate_reloads_total",
+		"vgate_refusals_total", "vgate_last_reload_failed",
+		"vgate_p2s_clients_registered", "vgate_p2s_pool_free_addresses", "vgate_p2s_policy_packets_total",
+		"vgate_bgp_session_up", "vgate_bgp_routes_accepted", "vgate_bgp_rejected_routes_total", "vgate_peering_probe_rtt_seconds",
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A down peering has exactly one reason set, and every reason has a series
+// (stable across state changes, so alerts and graphs have no gaps).
+func TestDownReasonStateSet(t *testing.T) {
+	reg := newTestRegistry(t, sample)
+	n, err := testutil.GatherAndCount(reg, "vgate_peering_down_reason")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * len(gateway.DownReasons); n != want {
+		t.Fatalf("vgate_peering_down_reason has %d series, want %d", n, want)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string][]string{}
+	for _, mf := range mfs {
+		if mf.GetName() != "vgate_peering_down_reason" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetGauge().GetValue() != 1 {
+				continue
+			}
+			var p, r string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "peering":
+					p = l.GetValue()
+				case "reason":
+					r = l.GetValue()
+				}
+			}
+			set[p] = append(set[p], r)
+		}
+	}
+	if len(set["west"]) != 0 || len(set["north"]) != 1 || set["north"][0] != gateway.ReasonNoHandshake {
+		t.Fatalf("reasons set to 1 = %v, want only north=no_handshake", set)
+	}
+}
+
+// Values follow the gateway between scrapes: the collector holds no state.
+func TestCollectorReadsAtScrapeTime(t *testing.T) {
+	m := sample()
+	calls := 0
+	reg := newTestRegistry(t, func() gateway.Metrics { calls++; return m })
+	rx := func() float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "vgate_peering_receive_bytes_total" {
+				for _, x := range mf.GetMetric() {
+					for _, l := range x.GetLabel() {
+						if l.GetName() == "peering" && l.GetValue() == "west" {
+							return x.GetCounter().GetValue()
+						}
+					}
+				}
+			}
+		}
+		t.Fatal("no rx series for west")
+		return 0
+	}
+	if v := rx(); v != 1000 {
+		t.Fatalf("rx = %v, want 1000", v)
+	}
+	m.Peerings[0].RxBytes = 5000
+	if v := rx(); v != 5000 {
+		t.Fatalf("rx after traffic = %v, want 5000", v)
+	}
+	if calls != 2 {
+		t.Fatalf("source called %d times for 2 scrapes, want 2", calls)
+	}
+}
+
+// Unknown route count (kernel not listable) leaves the series out rather
+// than exporting a wrong 0 or -1.
+func TestRoutesUnknown(t *testing.T) {
+	reg := newTestRegistry(t, func() gateway.Metrics { m := sample(); m.RoutesInstalled = -1; return m })
+	n, err := testutil.GatherAndCount(reg, "vgate_routes_installed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("vgate_routes_installed exported %d series with an unknown count", n)
+	}
+}
+
+// Metric names and help follow Prometheus conventions (CoreDNS-style
+// naming test): promlint finds nothing in everything the gateway exports.
+func TestMetricNamingLint(t *testing.T) {
+	reg := newTestRegistry(t, sample)
+	problems, err := promlint.NewWithMetricFamilies(mustGather(t, reg)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	for _, mf := range mustGather(t, reg) {
+		if !strings.HasPrefix(mf.GetName(), Namespace+"_") {
+			t.Errorf("%s: missing the %s_ prefix", mf.GetName(), Namespace)
+		}
+	}
+}
+
+// Keys never appear in a label or value (invariant 5): not even public
+// keys, which are identities an operator should not have to graph by.
+func TestNoKeysExported(t *testing.T) {
+	reg := newTestRegistry(t, func() gateway.Metrics {
+		m := sample()
+		m.Reloads.LastError = "private key " + secretKey
+		return m
+	})
+	for _, mf := range mustGather(t, reg) {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				for _, bad := range []string{secretKey, "pubEAST=", "pubWEST=", "pubNORTH="} {
+					if strings.Contains(l.GetValue(), bad) {
+						t.Errorf("%s{%s=%q} exports key material", mf.GetName(), l.GetName(), l.GetValue())
+					}
+				}
+			}
+		}
+	}
+}
+
+func mustGather(t *testing.T, reg *prometheus.Registry) []*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}
+
+// The lint test above can fail: promlint does flag a badly named metric.
+func TestMetricNamingLintCatches(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "vgate_peering_rx_bytes", Help: "x"})
+	reg.MustRegister(c)
+	problems, err := promlint.NewWithMetricFamilies(mustGather(t, reg)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) == 0 {
+		t.Fatal("promlint accepted a counter without _total")
+	}
+}

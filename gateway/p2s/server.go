@@ -1,0 +1,584 @@
+package p2s
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/keys"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// IfName is the P2S device's interface. It does not start with "vg-", so
+// no peering name can collide with it.
+const IfName = "vgate-p2s"
+
+// ConnectedWithin: a client whose last handshake is this recent is
+// connected (WireGuard's Reject-After-Time: older sessions are dead).
+const ConnectedWithin = 180 * time.Second
+
+// Options configures Open. NewTUN, NewBind and LinkUp are the seams to
+// the outside world; tests give in-memory ones.
+type Options struct {
+	Config     *config.PointToSite
+	PrivateKey keys.PrivateKey
+	// StateDir holds the registry file.
+	StateDir string
+	IfName   string // default IfName
+	MTU      int    // default 1420
+	NewTUN   func(ifname string, mtu int) (tun.Device, error)
+	NewBind  func() conn.Bind // default conn.NewStdNetBind
+	LinkUp   func(ifname string, mtu int) error
+	Log      *slog.Logger
+	// Now and Quarantine default to time.Now and DefaultQuarantine.
+	Now        func() time.Time
+	Quarantine time.Duration
+}
+
+// Server runs the point-to-site device: one wireguard-go device on its own
+// UDP port and TUN, one peer per registered client whose AllowedIPs are the
+// client's pool addresses (so a client cannot spoof another's source), and
+// the group policy at the TUN seam. Its methods are safe for concurrent
+// use.
+type Server struct {
+	o      Options
+	ifname string
+	mtu    int
+	filter *FilterTUN
+	dev    *device.Device
+
+	mu       sync.Mutex
+	cfg      config.PointToSite
+	pool     Pool
+	priv     keys.PrivateKey
+	reg      *Registry
+	counters map[string]*atomic.Uint64
+	closed   bool
+}
+
+// Open loads the registry from StateDir, creates the TUN and the device,
+// adds every registered client as a peer and starts listening. On error
+// nothing is left running.
+func Open(o Options) (*Server, error) {
+	if o.Config == nil {
+		return nil, errors.New("point_to_site: no config")
+	}
+	if o.PrivateKey.IsZero() {
+		return nil, errors.New("point_to_site: no private key")
+	}
+	if o.IfName == "" {
+		o.IfName = IfName
+	}
+	if o.MTU == 0 {
+		o.MTU = 1420
+	}
+	if o.NewBind == nil {
+		o.NewBind = conn.NewStdNetBind
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Quarantine == 0 {
+		o.Quarantine = DefaultQuarantine
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	reg, err := OpenRegistry(filepath.Join(o.StateDir, RegistryFile))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		o: o, ifname: o.IfName, mtu: o.MTU,
+		cfg: *o.Config, pool: NewPool(o.Config.AddressPool), priv: o.PrivateKey,
+		reg: reg, counters: map[string]*atomic.Uint64{},
+	}
+	for _, name := range reg.Outside(s.pool) {
+		o.Log.Warn("point-to-site client has an address outside point_to_site.address_pool; it cannot connect until it is revoked and added again", "client", name)
+	}
+	td, err := o.NewTUN(o.IfName, o.MTU)
+	if err != nil {
+		return nil, fmt.Errorf("point_to_site: create interface %s: %w", o.IfName, err)
+	}
+	s.filter = NewFilterTUN(td, o.MTU)
+	s.filter.SetPolicy(s.policy())
+	s.dev = device.NewDevice(s.filter, o.NewBind(), deviceLogger(o.Log))
+	if err := s.dev.IpcSet(s.deviceUAPI()); err != nil {
+		s.dev.Close()
+		return nil, fmt.Errorf("point_to_site: configure device: %w", ipcErr(err))
+	}
+	if err := s.dev.Up(); err != nil {
+		s.dev.Close()
+		return nil, fmt.Errorf("point_to_site: listen_port %d: %w", s.cfg.ListenPort, err)
+	}
+	if o.LinkUp != nil {
+		if err := o.LinkUp(o.IfName, o.MTU); err != nil {
+			s.dev.Close()
+			return nil, fmt.Errorf("point_to_site: %w", err)
+		}
+	}
+	o.Log.Info("point-to-site listening", "port", s.cfg.ListenPort, "interface", o.IfName,
+		"clients", reg.Len(), "max_clients", s.cfg.MaxClients, "pool", s.pool.Prefixes())
+	return s, nil
+}
+
+func ipcErr(err error) error {
+	var ie *device.IPCError
+	if errors.As(err, &ie) {
+		return errors.New(ie.Error())
+	}
+	return err
+}
+
+// deviceLogger adapts slog to wireguard-go's logger.
+func deviceLogger(l *slog.Logger) *device.Logger {
+	l = l.With("component", "p2s")
+	return &device.Logger{
+		Verbosef: func(format string, args ...any) {
+			if l.Enabled(context.Background(), slog.LevelDebug) {
+				l.Debug(fmt.Sprintf(format, args...))
+			}
+		},
+		Errorf: func(format string, args ...any) { l.Warn(fmt.Sprintf(format, args...)) },
+	}
+}
+
+// deviceUAPI configures the whole device: key, port and every client
+// that holds pool addresses. It contains the private key.
+func (s *Server) deviceUAPI() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", s.priv.Hex(), s.cfg.ListenPort)
+	for _, c := range s.reg.Clients() {
+		if s.usable(c) {
+			peerUAPI(&b, c)
+		}
+	}
+	return b.String()
+}
+
+func (s *Server) usable(c Client) bool {
+	for _, a := range c.Addresses {
+		if !s.pool.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// peerUAPI adds client c with exactly its own addresses as AllowedIPs.
+func peerUAPI(b *strings.Builder, c Client) {
+	fmt.Fprintf(b, "public_key=%s\nreplace_allowed_ips=true\n", c.PublicKey.Hex())
+	for _, a := range c.Addresses {
+		fmt.Fprintf(b, "allowed_ip=%s\n", netip.PrefixFrom(a, a.BitLen()))
+	}
+}
+
+func groupsOf(cfg *config.PointToSite) []Group {
+	out := make([]Group, len(cfg.Groups))
+	for i, g := range cfg.Groups {
+		out[i] = Group{Name: g.Name, Allow: g.Allow, Interconnected: g.Interconnected}
+	}
+	return out
+}
+
+// policy compiles the current policy (s.mu held, or during Open).
+func (s *Server) policy() *Policy {
+	var clients []Client
+	for _, c := range s.reg.Clients() {
+		if s.usable(c) {
+			clients = append(clients, c)
+		}
+	}
+	return NewPolicy(PolicyInput{
+		Groups: groupsOf(&s.cfg), Clients: clients, Pool: s.cfg.AddressPool, DNS: s.cfg.DNS,
+		Counter: func(name string) *atomic.Uint64 {
+			c := s.counters[name]
+			if c == nil {
+				c = new(atomic.Uint64)
+				s.counters[name] = c
+			}
+			return c
+		},
+	})
+}
+
+// Routes are the prefixes the kernel must route to the P2S interface.
+func (s *Server) Routes() []netip.Prefix {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pool.Prefixes()
+}
+
+// IfName is the P2S interface.
+func (s *Server) IfName() string { return s.ifname }
+
+// CheckUpdate reports why cfg cannot be applied to the running server
+// (registered clients hold addresses outside a changed pool), without
+// changing anything.
+func (s *Server) CheckUpdate(cfg *config.PointToSite) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if out := s.reg.Outside(NewPool(cfg.AddressPool)); len(out) > 0 {
+		return fmt.Errorf("point_to_site.address_pool: registered clients %s have addresses outside the new pool; revoke them first", strings.Join(out, ", "))
+	}
+	return nil
+}
+
+// Update applies a changed point_to_site section and gateway key: the
+// port, the key, groups, DNS, endpoint and max_clients take effect at once;
+// sessions of clients stay up.
+func (s *Server) Update(cfg *config.PointToSite, priv keys.PrivateKey) error {
+	if err := s.CheckUpdate(cfg); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	if cfg.ListenPort != s.cfg.ListenPort {
+		fmt.Fprintf(&b, "listen_port=%d\n", cfg.ListenPort)
+	}
+	if priv != s.priv {
+		fmt.Fprintf(&b, "private_key=%s\n", priv.Hex())
+	}
+	if b.Len() > 0 {
+		if err := s.dev.IpcSet(b.String()); err != nil {
+			return fmt.Errorf("point_to_site: %w", ipcErr(err))
+		}
+	}
+	s.cfg, s.priv, s.pool = *cfg, priv, NewPool(cfg.AddressPool)
+	s.filter.SetPolicy(s.policy())
+	return nil
+}
+
+// AddRequest asks to register a client.
+type AddRequest struct {
+	Name   string   `json:"name"`
+	Groups []string `json:"groups"`
+	// PublicKey is the client's own key; empty: the gateway generates a
+	// key pair and puts the private key in the returned config (only).
+	PublicKey string `json:"public_key,omitempty"`
+}
+
+// Added is a registered client and its config.
+type Added struct {
+	Client ClientInfo `json:"client"`
+	// Config is the wg-quick config; it holds the private key when the
+	// gateway generated it.
+	Config string `json:"config"`
+}
+
+// ClientInfo is a client as `vgate client list` shows it; never a private
+// key.
+type ClientInfo struct {
+	Name          string         `json:"name"`
+	PublicKey     keys.PublicKey `json:"public_key"`
+	Groups        []string       `json:"groups"`
+	Addresses     []netip.Addr   `json:"addresses"`
+	KeyGenerated  bool           `json:"key_generated,omitempty"`
+	Created       time.Time      `json:"created"`
+	Connected     bool           `json:"connected"`
+	Endpoint      string         `json:"endpoint,omitempty"`
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	RxBytes       uint64         `json:"rx_bytes"`
+	TxBytes       uint64         `json:"tx_bytes"`
+	// Denied counts packets of this client the group policy dropped.
+	Denied uint64 `json:"denied_packets"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Add registers a client, adds it to the device and returns its config.
+// The registry is written before the device changes; if the device refuses
+// the peer, the registration is undone.
+func (s *Server) Add(req AddRequest) (Added, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Added{}, errors.New("point_to_site is stopped")
+	}
+	if err := CheckName(req.Name); err != nil {
+		return Added{}, err
+	}
+	if len(req.Groups) == 0 {
+		return Added{}, fmt.Errorf("client %q: give at least one group (%s)", req.Name, s.groupNames())
+	}
+	for _, g := range req.Groups {
+		if !slices.ContainsFunc(s.cfg.Groups, func(cg config.Group) bool { return cg.Name == g }) {
+			return Added{}, fmt.Errorf("client %q: no group %q in point_to_site.groups (%s)", req.Name, g, s.groupNames())
+		}
+	}
+	groups := slices.Clone(req.Groups)
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+
+	var priv keys.PrivateKey
+	var pub keys.PublicKey
+	if req.PublicKey != "" {
+		k, err := keys.ParsePublic(req.PublicKey)
+		if err != nil {
+			return Added{}, fmt.Errorf("client %q: %w", req.Name, err)
+		}
+		pub = k
+	} else {
+		k, err := keys.GeneratePrivate()
+		if err != nil {
+			return Added{}, err
+		}
+		priv, pub = k, k.Public()
+	}
+	if pub == s.priv.Public() {
+		return Added{}, fmt.Errorf("client %q: that is the gateway's own public key", req.Name)
+	}
+	now := s.o.Now()
+	c, err := s.reg.Add(Client{Name: req.Name, PublicKey: pub, Groups: groups, KeyGenerated: !priv.IsZero()}, s.pool, s.cfg.MaxClients, now)
+	if err != nil {
+		return Added{}, err
+	}
+	var b strings.Builder
+	peerUAPI(&b, c)
+	if err := s.dev.IpcSet(b.String()); err != nil {
+		if _, rerr := s.reg.Remove(c.Name, now, 0); rerr != nil {
+			return Added{}, fmt.Errorf("client %q: add peer: %w; undoing the registration also failed: %v", c.Name, ipcErr(err), rerr)
+		}
+		return Added{}, fmt.Errorf("client %q: add peer: %w", c.Name, ipcErr(err))
+	}
+	s.filter.SetPolicy(s.policy())
+	s.o.Log.Info("point-to-site client added", "client", c.Name, "groups", c.Groups, "addresses", c.Addresses, "public_key", c.PublicKey.String())
+	return Added{Client: s.info(c, nil, now), Config: s.render(c, priv)}, nil
+}
+
+func (s *Server) groupNames() string {
+	if len(s.cfg.Groups) == 0 {
+		return "point_to_site.groups defines none"
+	}
+	names := make([]string, len(s.cfg.Groups))
+	for i, g := range s.cfg.Groups {
+		names[i] = g.Name
+	}
+	return "groups: " + strings.Join(names, ", ")
+}
+
+// render makes c's wg-quick config; priv may be zero.
+func (s *Server) render(c Client, priv keys.PrivateKey) string {
+	q := QuickConfig{PrivateKey: priv, PublicKey: c.PublicKey}
+	for _, a := range c.Addresses {
+		q.Addresses = append(q.Addresses, netip.PrefixFrom(a, a.BitLen()))
+	}
+	for _, a := range s.cfg.DNS {
+		q.DNS = append(q.DNS, a.String())
+	}
+	q.Peers = []QuickPeer{{
+		PublicKey:  s.priv.Public(),
+		Endpoint:   s.cfg.Endpoint,
+		AllowedIPs: AllowedIPs(groupsOf(&s.cfg), c.Groups, s.cfg.AddressPool, s.cfg.DNS),
+		Keepalive:  DefaultKeepalive,
+	}}
+	return q.Render(fmt.Sprintf("vgate point-to-site client %s (groups: %s)", c.Name, strings.Join(c.Groups, ", ")))
+}
+
+// Revoke removes a client: its peer leaves the device at once (its next
+// packet is dropped), and its addresses are quarantined before reuse.
+func (s *Server) Revoke(name string) (ClientInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ClientInfo{}, errors.New("point_to_site is stopped")
+	}
+	now := s.o.Now()
+	c, err := s.reg.Remove(name, now, s.o.Quarantine)
+	if err != nil {
+		return ClientInfo{}, err
+	}
+	// Policy first: from here on the client's packets are dropped even if
+	// some are in flight inside the device.
+	s.filter.SetPolicy(s.policy())
+	delete(s.counters, name)
+	if err := s.dev.IpcSet(fmt.Sprintf("public_key=%s\nremove=true\n", c.PublicKey.Hex())); err != nil {
+		return ClientInfo{}, fmt.Errorf("client %q: remove peer: %w", name, ipcErr(err))
+	}
+	s.o.Log.Info("point-to-site client revoked", "client", c.Name, "addresses", c.Addresses, "quarantined_until", now.Add(s.o.Quarantine))
+	return s.info(c, nil, now), nil
+}
+
+// peerStats is one peer of an IpcGet dump.
+type peerStats struct {
+	endpoint      string
+	lastHandshake time.Time
+	rx, tx        uint64
+}
+
+// parseDump reads every peer of an IpcGet dump, keyed by hex public key.
+// Device-level lines (the private key) are skipped.
+func parseDump(dump string) map[string]*peerStats {
+	out := map[string]*peerStats{}
+	var cur *peerStats
+	var sec, nsec int64
+	flush := func() {
+		if cur != nil && (sec != 0 || nsec != 0) {
+			cur.lastHandshake = time.Unix(sec, nsec)
+		}
+		sec, nsec = 0, 0
+	}
+	sc := bufio.NewScanner(strings.NewReader(dump))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		if k == "public_key" {
+			flush()
+			cur = &peerStats{}
+			out[v] = cur
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		switch k {
+		case "endpoint":
+			cur.endpoint = v
+		case "last_handshake_time_sec":
+			sec, _ = strconv.ParseInt(v, 10, 64)
+		case "last_handshake_time_nsec":
+			nsec, _ = strconv.ParseInt(v, 10, 64)
+		case "rx_bytes":
+			cur.rx, _ = strconv.ParseUint(v, 10, 64)
+		case "tx_bytes":
+			cur.tx, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	flush()
+	return out
+}
+
+func (s *Server) info(c Client, st *peerStats, now time.Time) ClientInfo {
+	ci := ClientInfo{
+		Name: c.Name, PublicKey: c.PublicKey, Groups: c.Groups, Addresses: c.Addresses,
+		KeyGenerated: c.KeyGenerated, Created: c.Created,
+	}
+	if ctr := s.counters[c.Name]; ctr != nil {
+		ci.Denied = ctr.Load()
+	}
+	if !s.usable(c) {
+		ci.Error = "address outside point_to_site.address_pool: revoke and add again"
+	}
+	if st != nil {
+		ci.Endpoint, ci.LastHandshake, ci.RxBytes, ci.TxBytes = st.endpoint, st.lastHandshake, st.rx, st.tx
+		ci.Connected = !st.lastHandshake.IsZero() && now.Sub(st.lastHandshake) < ConnectedWithin
+	}
+	return ci
+}
+
+// Clients lists every registered client with its live counters.
+func (s *Server) Clients() ([]ClientInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dump, err := s.dev.IpcGet()
+	if err != nil {
+		return nil, fmt.Errorf("point_to_site: read device: %w", err)
+	}
+	stats := parseDump(dump)
+	now := s.o.Now()
+	clients := s.reg.Clients()
+	out := make([]ClientInfo, 0, len(clients))
+	for _, c := range clients {
+		out = append(out, s.info(c, stats[hex.EncodeToString(c.PublicKey[:])], now))
+	}
+	return out, nil
+}
+
+// Status is the point-to-site section of `vgate status`.
+type Status struct {
+	Interface  string         `json:"interface"`
+	ListenPort uint16         `json:"listen_port"`
+	Endpoint   string         `json:"endpoint"`
+	Pool       []netip.Prefix `json:"address_pool"`
+	Registered int            `json:"clients_registered"`
+	Connected  int            `json:"clients_connected"`
+	MaxClients int            `json:"max_clients"`
+	// PoolFree is how many more clients the pool can address (the
+	// scarcer family; saturating), PoolFree4/6 per family.
+	PoolFree  uint64 `json:"pool_free"`
+	PoolFree4 uint64 `json:"pool_free_ipv4"`
+	PoolFree6 uint64 `json:"pool_free_ipv6"`
+	// Packets the group policy handled, by verdict.
+	Packets map[string]uint64 `json:"packets"`
+	Denied  uint64            `json:"denied_packets"`
+	Error   string            `json:"error,omitempty"`
+}
+
+// Status reports the server's state.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.o.Now()
+	st := Status{
+		Interface: s.ifname, ListenPort: s.cfg.ListenPort, Endpoint: s.cfg.Endpoint,
+		Pool: s.pool.Prefixes(), Registered: s.reg.Len(), MaxClients: s.cfg.MaxClients,
+		Packets: s.filter.Counts(), Denied: s.filter.Denied(),
+	}
+	st.PoolFree4, st.PoolFree6 = s.reg.Free(s.pool, now)
+	v4, v6 := s.pool.Families()
+	st.PoolFree = math.MaxUint64
+	if v4 {
+		st.PoolFree = min(st.PoolFree, st.PoolFree4)
+	}
+	if v6 {
+		st.PoolFree = min(st.PoolFree, st.PoolFree6)
+	}
+	if dump, err := s.dev.IpcGet(); err != nil {
+		st.Error = err.Error()
+	} else {
+		for _, p := range parseDump(dump) {
+			if !p.lastHandshake.IsZero() && now.Sub(p.lastHandshake) < ConnectedWithin {
+				st.Connected++
+			}
+		}
+	}
+	return st
+}
+
+// Filter is the TUN decorator enforcing the policy.
+func (s *Server) Filter() *FilterTUN { return s.filter }
+
+// Close stops the device; wireguard-go closes the TUN, which removes the
+// interface and the routes through it. The registry stays on disk.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.dev.Close()
+}
+
+// ListenPort is the UDP port the device is bound to (the configured one,
+// or the kernel's choice when configured as 0).
+func (s *Server) ListenPort() (uint16, error) {
+	dump, err := s.dev.IpcGet()
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(dump, "\n") {
+		if v, ok := strings.CutPrefix(l, "listen_port="); ok {
+			p, err := strconv.ParseUint(v, 10, 16)
+			return uint16(p), err
+		}
+	}
+	return 0, errors.New("point_to_site: device reports no listen_port")
+}

@@ -1,0 +1,83 @@
+package netlab
+
+import (
+	"fmt"
+	"strings"
+
+	"net/netip"
+
+	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/gateway/control"
+)
+
+// PeerBGP is a peering's bgp section.
+type PeerBGP struct {
+	ASN         uint32
+	Address     netip.Addr
+	MaxPrefixes int
+	Prepend     int
+}
+
+// ASNOf is the AS number lab gateway i uses: 65000+i.
+func ASNOf(n *Network) uint32 { return 65000 + uint32(n.Index) }
+
+// BGPPeeringTo is the peering from g to other with a BGP session and no
+// static address spaces: everything other's network has is learned.
+func (g *Gateway) BGPPeeringTo(other *Gateway) Peering {
+	p := g.PeeringTo(other)
+	p.Spaces = nil
+	p.BGP = &PeerBGP{ASN: ASNOf(other.Net), Address: other.TunnelAddress}
+	return p
+}
+
+// LinkBGP gives a and b a BGP peering to each other (and each a bgp
+// section).
+func LinkBGP(a, b *Gateway) {
+	a.ASN, b.ASN = ASNOf(a.Net), ASNOf(b.Net)
+	a.Peerings = append(a.Peerings, a.BGPPeeringTo(b))
+	b.Peerings = append(b.Peerings, b.BGPPeeringTo(a))
+}
+
+// Peering returns g's peering named name (to change it before a reload).
+func (g *Gateway) Peering(name string) *Peering {
+	for i := range g.Peerings {
+		if g.Peerings[i].Name == name {
+			return &g.Peerings[i]
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) renderBGP(b *strings.Builder) {
+	if g.ASN != 0 {
+		fmt.Fprintf(b, "bgp: { asn: %d }\n", g.ASN)
+	}
+}
+
+func renderPeerBGP(b *strings.Builder, p Peering) {
+	if p.BGP == nil {
+		return
+	}
+	fmt.Fprintf(b, "    bgp: { asn: %d, address: %s", p.BGP.ASN, p.BGP.Address)
+	if p.BGP.MaxPrefixes > 0 {
+		fmt.Fprintf(b, ", max_prefixes: %d", p.BGP.MaxPrefixes)
+	}
+	if p.BGP.Prepend > 0 {
+		fmt.Fprintf(b, ", prepend: %d", p.BGP.Prepend)
+	}
+	b.WriteString(" }\n")
+}
+
+// BGP asks the running gateway for its BGP sessions.
+func (g *Gateway) BGP() (gateway.BGPStatus, error) {
+	var st gateway.BGPStatus
+	err := control.NewClient(g.Socket).Do("GET", "/v1/bgp", &st)
+	return st, err
+}
+
+// Routes asks the running gateway for its effective routes.
+func (g *Gateway) Routes() (gateway.RoutesView, error) {
+	var v gateway.RoutesView
+	err := control.NewClient(g.Socket).Do("GET", "/v1/routes", &v)
+	return v, err
+}

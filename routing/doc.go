@@ -1,0 +1,10 @@
+// Package routing owns vgate's dynamic routing: one embedded GoBGP v3
+// speaker per gateway, its eBGP sessions (one per peering that runs bgp, over
+// that peering's tunnel), what it originates, and its import policy
+// (invariant 3: no route overlapping a protected prefix, nothing outside a
+// peering's declared address spaces, a per-session prefix limit). It reports
+// received routes (accepted or rejected, with the best path marked) and
+// sessions as plain Go values on net/netip types; GoBGP's protobuf types
+// stay inside this package. Turning routes into kernel routes and
+// WireGuard AllowedIPs is the gateway's job.
+package routing
