@@ -173,7 +173,7 @@ func (g *Gateway) applyRIBLocked(ctx context.Context, b *bgpRuntime) error {
 	tunnels, routes, _ := Desired(cfg, g.env)
 	routes = append(routes, g.p2sKernelRoutes(cfg)...)
 	tunnels, routes = DesiredBGP(cfg, tunnels, routes, b.learned)
-	g.log.Debug("bgp: applying learned routes", "learned", len(b.learned), "kernel_routes", len(routes), "routes", fmt.Sprint(routes))
+	g.log.Debug("bgp: applying learned routes", "learned", len(b.learned), "kernel_routes", len(routes))
 	var errs []error
 	if _, err := g.plane.Set(tunnels); err != nil {
 		errs = append(errs, err)

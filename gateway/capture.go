@@ -8,9 +8,11 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 )
 
-// CaptureRequest asks for the decrypted packets of one peering.
+// CaptureRequest asks for the decrypted packets of one peering, or of one
+// point-to-site client (exactly one of the two).
 type CaptureRequest struct {
 	Peering string
+	Client  string
 	Snaplen int // bytes kept per packet; 0 = dataplane.DefaultSnaplen
 	dataplane.CaptureLimits
 }
@@ -28,6 +30,12 @@ func (e *ErrNoSuchPeering) Error() string {
 // no tunnel, another capture running on it). Other tunnels are not
 // touched; the captured one pays a copy per packet while the capture runs.
 func (g *Gateway) Capture(ctx context.Context, req CaptureRequest, w io.Writer) (dataplane.CaptureResult, error) {
+	if (req.Peering == "") == (req.Client == "") {
+		return dataplane.CaptureResult{}, fmt.Errorf("capture: name a peering or a point-to-site client")
+	}
+	if req.Client != "" {
+		return g.captureClient(ctx, req, w)
+	}
 	g.mu.Lock()
 	known := false
 	for _, p := range g.cfg.Peerings {
@@ -53,5 +61,23 @@ func (g *Gateway) Capture(ctx context.Context, req CaptureRequest, w io.Writer) 
 	g.log.Info("capture started", "peering", req.Peering, "count", req.Count, "duration", req.Duration.String(), "max_bytes", req.Bytes)
 	res, err := c.WritePcap(ctx, w, req.CaptureLimits)
 	g.log.Info("capture ended", "peering", req.Peering, "packets", res.Packets, "bytes", res.Bytes, "dropped", res.Dropped, "stop", res.Stop)
+	return res, err
+}
+
+// captureClient captures one point-to-site client's packets at the P2S
+// device's seam, denied ones included.
+func (g *Gateway) captureClient(ctx context.Context, req CaptureRequest, w io.Writer) (dataplane.CaptureResult, error) {
+	srv, err := g.p2sServer()
+	if err != nil {
+		return dataplane.CaptureResult{}, err
+	}
+	c := dataplane.NewCapture(req.Snaplen, 0)
+	if err := srv.StartCapture(req.Client, c); err != nil {
+		return dataplane.CaptureResult{}, err
+	}
+	defer srv.StopCapture(c)
+	g.log.Info("capture started", "client", req.Client, "count", req.Count, "duration", req.Duration.String(), "max_bytes", req.Bytes)
+	res, err := c.WritePcap(ctx, w, req.CaptureLimits)
+	g.log.Info("capture ended", "client", req.Client, "packets", res.Packets, "bytes", res.Bytes, "dropped", res.Dropped, "stop", res.Stop)
 	return res, err
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"github.com/vgate-project/vgate/gateway/p2s"
 	"log/slog"
 	"maps"
 	"strings"
@@ -120,6 +121,9 @@ type Metrics struct {
 	// BGP is the speaker's sessions and tunnel probes; nil without bgp or
 	// when the speaker could not be read.
 	BGP *BGPStatus
+	// Clients are the registered point-to-site clients (nil without
+	// point_to_site), each with its device counters.
+	Clients []p2s.ClientInfo
 }
 
 // Metrics gathers the gateway's metrics now: per-peer figures are read from
@@ -129,6 +133,11 @@ type Metrics struct {
 // down (bgp_down, or prefix_limit when vgate shut it for max-prefix).
 func (g *Gateway) Metrics() Metrics {
 	m := Metrics{Status: g.Status(), RoutesInstalled: -1}
+	if m.P2S != nil {
+		if cs, err := g.Clients(); err == nil {
+			m.Clients = cs
+		}
+	}
 	if b, err := g.BGP(); err == nil && b.Enabled {
 		m.BGP = &b
 		bgpReasons(m.Peerings, b.Neighbors)

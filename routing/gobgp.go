@@ -197,7 +197,16 @@ func (g *gobgpLogger) Fatal(msg string, f gobgplog.Fields) {
 	g.log(slog.LevelError, "gobgp fatal: "+msg, f)
 }
 func (g *gobgpLogger) Error(msg string, f gobgplog.Fields) { g.log(slog.LevelError, msg, f) }
-func (g *gobgpLogger) Warn(msg string, f gobgplog.Fields)  { g.log(slog.LevelWarn, msg, f) }
+func (g *gobgpLogger) Warn(msg string, f gobgplog.Fields) {
+	level := slog.LevelWarn
+	switch msg {
+	case "invalid peer type", "cannot set TTL (255) for TCPListener":
+		// Listing an idle peer, and the TTL-security attempt on a
+		// listener: noise at every poll or start.
+		level = slog.LevelDebug
+	}
+	g.log(level, msg, f)
+}
 func (g *gobgpLogger) Info(msg string, f gobgplog.Fields)  { g.log(slog.LevelDebug, msg, f) }
 func (g *gobgpLogger) Debug(msg string, f gobgplog.Fields) { g.log(slog.LevelDebug-4, msg, f) }
 func (g *gobgpLogger) SetLevel(gobgplog.LogLevel)          {}

@@ -77,6 +77,11 @@ func (n Neighbor) sessionEqual(o Neighbor) bool {
 		n.Port == o.Port && n.Passive == o.Passive && n.maxPrefixes() == o.maxPrefixes()
 }
 
+func onlyLimitDiffers(a, b Neighbor) bool {
+	a.MaxPrefixes = b.MaxPrefixes
+	return a.sessionEqual(b)
+}
+
 // State is everything a speaker should do: the prefixes it originates,
 // its import policy and its sessions. Set takes it whole.
 type State struct {
@@ -288,7 +293,26 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 		want[n.Name] = n
 	}
 	for name, old := range s.neighbors {
-		if n, ok := want[name]; ok && n.sessionEqual(old) {
+		n, ok := want[name]
+		if ok && n.sessionEqual(old) {
+			continue
+		}
+		if ok && onlyLimitDiffers(old, n) {
+			// A new prefix limit applies to the running session (GoBGP
+			// checks it at once); a raised one releases a max-prefix hold.
+			s.clearHold(name, holdMaxPrefix)
+			s.evMu.Lock()
+			s.byAddr[n.Address] = n // the hook may fire inside UpdatePeer
+			s.evMu.Unlock()
+			if _, err := s.bgp.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peerConf(n, s.disabled[name])}); err != nil {
+				errs = append(errs, fmt.Errorf("bgp: update neighbor %s: %w", name, err))
+				continue
+			}
+			s.neighbors[name] = n
+			if err := s.syncAdmin(ctx, name); err != nil {
+				errs = append(errs, err)
+			}
+			s.log.Info("bgp neighbor prefix limit changed", "peering", name, "max_prefixes", n.maxPrefixes())
 			continue
 		}
 		if err := s.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: old.Address.String()}); err != nil {

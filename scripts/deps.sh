@@ -37,8 +37,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps: apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive
+had_prometheus=$(dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -c "ok installed" || true)
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${packages[@]}"
+# The tests want only promtool from the prometheus package: if this run
+# installed it, do not leave a Prometheus server running on a systemd host.
+if [ "$had_prometheus" = 0 ] && [ -d /run/systemd/system ]; then
+	echo "deps: installed prometheus for promtool only: disabling its server"
+	systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 
 still=()
 for cmd in "${!need[@]}"; do

@@ -21,6 +21,7 @@ import (
 func (a *apiAdapter) Capture(ctx context.Context, q control.CaptureQuery, w io.Writer) (control.CaptureSummary, error) {
 	res, err := a.gw.Capture(ctx, gateway.CaptureRequest{
 		Peering: q.Peering,
+		Client:  q.Client,
 		Snaplen: q.Snaplen,
 		CaptureLimits: dataplane.CaptureLimits{
 			Count: q.Count, Duration: q.Duration, Bytes: q.MaxBytes,
@@ -31,7 +32,8 @@ func (a *apiAdapter) Capture(ctx context.Context, q control.CaptureQuery, w io.W
 
 func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("capture", stderr)
-	peering := fs.String("peering", "", "capture the tunnel of this peering (required)")
+	peering := fs.String("peering", "", "capture the tunnel of this peering")
+	client := fs.String("client", "", "capture this point-to-site client (its packets, denied ones too)")
 	count := fs.Int("count", 0, "stop after this many packets (0: only time and size limit the capture)")
 	duration := fs.Duration("duration", dataplane.DefaultCaptureTime, "stop after this long (at most 24h)")
 	maxBytes := fs.Int64("max-bytes", dataplane.DefaultCaptureBytes, "stop before the file grows past this many bytes (at most 1 GiB)")
@@ -39,8 +41,9 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("w", "", "write the pcap file here ('-' for stdout) (required)")
 	socket := socketFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: vgate capture --peering NAME [--count N] [--duration D] -w FILE.pcap\n\n"+
-			"Writes the decrypted packets entering and leaving one peering's tunnel as a\n"+
+		fmt.Fprintf(stderr, "Usage: vgate capture (--peering NAME | --client NAME) [--count N] [--duration D] -w FILE.pcap\n\n"+
+			"Writes the decrypted packets entering and leaving one peering's tunnel (or\n"+
+			"sent and received by one point-to-site client, denied ones included) as a\n"+
 			"pcap file (raw IP) that tcpdump and Wireshark read. Ctrl-C ends it early\n"+
 			"and keeps what was captured.\n\n")
 		fs.PrintDefaults()
@@ -52,8 +55,8 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *peering == "":
-		return &exitError{2, errors.New("capture: --peering NAME is required")}
+	case (*peering == "") == (*client == ""):
+		return &exitError{2, errors.New("capture: give exactly one of --peering NAME and --client NAME")}
 	case *out == "":
 		return &exitError{2, errors.New("capture: -w FILE is required ('-' for stdout)")}
 	case *count < 0 || *duration <= 0 || *maxBytes <= 0 || *snaplen < 0:
@@ -66,7 +69,11 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	q := control.CaptureQuery{Peering: *peering, Count: *count, Duration: *duration, MaxBytes: *maxBytes, Snaplen: *snaplen}
+	what := "peering " + *peering
+	if *client != "" {
+		what = "client " + *client
+	}
+	q := control.CaptureQuery{Peering: *peering, Client: *client, Count: *count, Duration: *duration, MaxBytes: *maxBytes, Snaplen: *snaplen}
 	resp, err := control.NewClient(path).Stream(ctx, "/v1/capture", q.Values())
 	if err != nil {
 		return fmt.Errorf("capture: %w", err)
@@ -85,7 +92,7 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	sum, ok := control.CaptureSummaryOf(resp)
 	switch {
 	case interrupted:
-		fmt.Fprintf(stderr, "capture: interrupted; %d packets from peering %s written to %s\n", n, *peering, *out)
+		fmt.Fprintf(stderr, "capture: interrupted; %d packets from %s written to %s\n", n, what, *out)
 		return nil
 	case copyErr != nil:
 		return fmt.Errorf("capture: %d packets written to %s, then: %w", n, *out, copyErr)
@@ -94,7 +101,7 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	case sum.Error != "":
 		return fmt.Errorf("capture: %d packets written to %s, then the gateway failed: %s", n, *out, sum.Error)
 	}
-	fmt.Fprintf(stderr, "capture: %d packets from peering %s written to %s (stopped by %s", n, *peering, *out, sum.Stop)
+	fmt.Fprintf(stderr, "capture: %d packets from %s written to %s (stopped by %s", n, what, *out, sum.Stop)
 	if sum.Dropped > 0 {
 		fmt.Fprintf(stderr, "; %d packets dropped because the capture fell behind", sum.Dropped)
 	}

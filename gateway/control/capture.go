@@ -13,9 +13,10 @@ import (
 )
 
 // CaptureQuery is a request for GET /v1/capture: the decrypted packets of
-// one peering, streamed back as a pcap file.
+// one peering or one point-to-site client, streamed back as a pcap file.
 type CaptureQuery struct {
 	Peering  string
+	Client   string
 	Count    int           // packets; 0 = until time or size
 	Duration time.Duration // 0 = the gateway's default
 	MaxBytes int64         // pcap size; 0 = the gateway's default
@@ -24,7 +25,13 @@ type CaptureQuery struct {
 
 // Values encodes q as URL query parameters.
 func (q CaptureQuery) Values() url.Values {
-	v := url.Values{"peering": {q.Peering}}
+	v := url.Values{}
+	if q.Peering != "" {
+		v.Set("peering", q.Peering)
+	}
+	if q.Client != "" {
+		v.Set("client", q.Client)
+	}
 	if q.Count > 0 {
 		v.Set("count", strconv.Itoa(q.Count))
 	}
@@ -42,9 +49,9 @@ func (q CaptureQuery) Values() url.Values {
 
 // ParseCaptureQuery decodes and checks the query parameters of a capture.
 func ParseCaptureQuery(v url.Values) (CaptureQuery, error) {
-	q := CaptureQuery{Peering: v.Get("peering")}
-	if q.Peering == "" {
-		return q, errors.New("capture: peering is required")
+	q := CaptureQuery{Peering: v.Get("peering"), Client: v.Get("client")}
+	if (q.Peering == "") == (q.Client == "") {
+		return q, errors.New("capture: give exactly one of peering and client")
 	}
 	var err error
 	if s := v.Get("count"); s != "" {

@@ -154,7 +154,10 @@ func (k *Kernel) SetRoutes(want []Route) error {
 		}
 	}
 	for _, r := range plan.Delete {
-		nr := &netlink.Route{Dst: netipx.PrefixIPNet(r.Dst), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+		// Scope NOWHERE matches any scope: netlink would send 0
+		// (universe), which the kernel compares with the route's (link)
+		// and answers ESRCH, leaving the route in place.
+		nr := &netlink.Route{Dst: netipx.PrefixIPNet(r.Dst), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN, Scope: netlink.SCOPE_NOWHERE}
 		if err := k.h.RouteDel(nr); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("delete route %s: %w", r, err))
 		}

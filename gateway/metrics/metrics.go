@@ -43,7 +43,8 @@ type Collector struct {
 	portDispatched, portDropped, routesInstalled, reloads  *prometheus.Desc
 	refusals, gatewayInfo, lastReloadTime, lastReloadError *prometheus.Desc
 	p2sRegistered, p2sConnected, p2sLimit, p2sPoolFree     *prometheus.Desc
-	p2sPackets                                             *prometheus.Desc
+	p2sPackets, p2sClientUp, p2sClientRx, p2sClientTx      *prometheus.Desc
+	p2sClientHandshake, p2sClientDenied                    *prometheus.Desc
 	bgpUp, bgpReceived, bgpAccepted, bgpRejected           *prometheus.Desc
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
@@ -87,6 +88,12 @@ func New(source func() gateway.Metrics, version string) *Collector {
 		p2sPoolFree:   d("p2s_pool_free_addresses", "Clients the point-to-site pool can still address (the scarcer IP family)."),
 		p2sPackets:    d("p2s_policy_packets_total", "Packets of point-to-site clients handled by the group policy, by verdict.", "verdict"),
 
+		p2sClientUp:        d("p2s_client_up", "1 if the registered point-to-site client has a recent handshake, 0 if not.", "client"),
+		p2sClientRx:        d("p2s_client_receive_bytes_total", "Bytes received from the point-to-site client.", "client"),
+		p2sClientTx:        d("p2s_client_transmit_bytes_total", "Bytes sent to the point-to-site client.", "client"),
+		p2sClientHandshake: d("p2s_client_last_handshake_timestamp_seconds", "Unix time of the client's last handshake; 0 if none yet.", "client"),
+		p2sClientDenied:    d("p2s_client_denied_packets_total", "Packets of the client dropped by its groups' policy.", "client"),
+
 		bgpUp:            d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
 		bgpReceived:      d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
 		bgpAccepted:      d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
@@ -106,6 +113,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.portDispatched, c.portDropped, c.routesInstalled, c.reloads, c.lastReloadTime,
 		c.lastReloadError, c.refusals,
 		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
+		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.probeUp, c.probeRTT,
 	}
@@ -215,5 +223,21 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for verdict, n := range p.Packets {
 			counter(c.p2sPackets, float64(n), verdict)
 		}
+	}
+	// Every registered client keeps its series while disconnected, so an
+	// alert can fire on a client that never came up.
+	for _, cl := range m.Clients {
+		up, hs := 0.0, 0.0
+		if cl.Connected {
+			up = 1
+		}
+		if !cl.LastHandshake.IsZero() {
+			hs = float64(cl.LastHandshake.UnixNano()) / 1e9
+		}
+		gauge(c.p2sClientUp, up, cl.Name)
+		counter(c.p2sClientRx, float64(cl.RxBytes), cl.Name)
+		counter(c.p2sClientTx, float64(cl.TxBytes), cl.Name)
+		gauge(c.p2sClientHandshake, hs, cl.Name)
+		counter(c.p2sClientDenied, float64(cl.Denied), cl.Name)
 	}
 }

@@ -42,7 +42,11 @@ func sample() gateway.Metrics {
 				Packets: map[string]uint64{"allow": 10, "deny": 2}},
 		},
 		RoutesInstalled: 4,
-		Refusals:        map[string]uint64{gateway.RefusedTunnelLimit: 1},
+		Clients: []p2s.ClientInfo{
+			{Name: "alice", Connected: true, LastHandshake: hs, RxBytes: 300, TxBytes: 400, Denied: 2},
+			{Name: "bob"}, // registered, never connected: its series still exist
+		},
+		Refusals: map[string]uint64{gateway.RefusedTunnelLimit: 1},
 		BGP: &gateway.BGPStatus{Enabled: true, ASN: 65001,
 			Neighbors: []routing.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100}},
 			Probes:    []gateway.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
@@ -130,6 +134,18 @@ vgate_p2s_pool_free_addresses 250
 # TYPE vgate_p2s_policy_packets_total counter
 vgate_p2s_policy_packets_total{verdict="allow"} 10
 vgate_p2s_policy_packets_total{verdict="deny"} 2
+# HELP vgate_p2s_client_up 1 if the registered point-to-site client has a recent handshake, 0 if not.
+# TYPE vgate_p2s_client_up gauge
+vgate_p2s_client_up{client="alice"} 1
+vgate_p2s_client_up{client="bob"} 0
+# HELP vgate_p2s_client_receive_bytes_total Bytes received from the point-to-site client.
+# TYPE vgate_p2s_client_receive_bytes_total counter
+vgate_p2s_client_receive_bytes_total{client="alice"} 300
+vgate_p2s_client_receive_bytes_total{client="bob"} 0
+# HELP vgate_p2s_client_denied_packets_total Packets of the client dropped by its groups' policy.
+# TYPE vgate_p2s_client_denied_packets_total counter
+vgate_p2s_client_denied_packets_total{client="alice"} 2
+vgate_p2s_client_denied_packets_total{client="bob"} 0
 `
 	names := []string{
 		"vgate_peering_up", "vgate_peering_receive_bytes_total", "vgate_peering_transmit_bytes_total",
@@ -137,6 +153,7 @@ vgate_p2s_policy_packets_total{verdict="deny"} 2
 		"vgate_tunnels_up", "vgate_port_packets_dropped_total", "vgate_routes_installed", "vgate_reloads_total",
 		"vgate_refusals_total", "vgate_last_reload_failed",
 		"vgate_p2s_clients_registered", "vgate_p2s_pool_free_addresses", "vgate_p2s_policy_packets_total",
+		"vgate_p2s_client_up", "vgate_p2s_client_receive_bytes_total", "vgate_p2s_client_denied_packets_total",
 		"vgate_bgp_session_up", "vgate_bgp_routes_accepted", "vgate_bgp_rejected_routes_total", "vgate_peering_probe_rtt_seconds",
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {

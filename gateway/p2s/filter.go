@@ -2,6 +2,7 @@ package p2s
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"golang.zx2c4.com/wireguard/tun"
@@ -20,6 +21,7 @@ type FilterTUN struct {
 	max4, max6 uint16
 	policy     atomic.Pointer[Policy]
 	counts     [numVerdicts]atomic.Uint64
+	tap        atomic.Pointer[clientTap] // nil unless a capture runs (capture.go)
 }
 
 // NewFilterTUN wraps d, whose MTU is mtu.
@@ -57,6 +59,14 @@ func (f *FilterTUN) Denied() uint64 {
 // batch) and never reach the kernel. It does not allocate.
 func (f *FilterTUN) Write(bufs [][]byte, offset int) (int, error) {
 	p := f.policy.Load()
+	if t := f.tap.Load(); t != nil {
+		now := time.Now()
+		for _, b := range bufs {
+			if len(b) > offset {
+				t.tapFrom(b[offset:], now)
+			}
+		}
+	}
 	kept := 0
 	for _, b := range bufs {
 		v := DenySource
@@ -85,9 +95,18 @@ func (f *FilterTUN) Write(bufs [][]byte, offset int) (int, error) {
 // Read passes packets for clients through, clamping MSS.
 func (f *FilterTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := f.Device.Read(bufs, sizes, offset)
+	t := f.tap.Load()
+	var now time.Time
+	if t != nil {
+		now = time.Now()
+	}
 	for i := 0; i < n; i++ {
 		if sizes[i] > 0 {
-			dataplane.ClampMSS(bufs[i][offset:offset+sizes[i]], f.max4, f.max6)
+			pkt := bufs[i][offset : offset+sizes[i]]
+			dataplane.ClampMSS(pkt, f.max4, f.max6)
+			if t != nil {
+				t.tapTo(pkt, now)
+			}
 		}
 	}
 	return n, err

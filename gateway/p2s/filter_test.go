@@ -1,8 +1,11 @@
 package p2s
 
 import (
+	"net/netip"
 	"os"
 	"testing"
+
+	"github.com/vgate-project/vgate/gateway/dataplane"
 
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -90,5 +93,45 @@ func TestFilterWriteDoesNotAllocate(t *testing.T) {
 	bufs := make([][]byte, 1)
 	if n := testing.AllocsPerRun(1000, func() { bufs[0] = pkt; f.Write(bufs, off) }); n != 0 {
 		t.Fatalf("Write allocates %v times", n)
+	}
+}
+
+// A client capture sees the client's packets in both directions, denied
+// ones included, and nothing of other clients.
+func TestFilterClientCapture(t *testing.T) {
+	rec := &recTUN{keep: true}
+	f := NewFilterTUN(rec, 1420) // no policy: denies everything
+	c := dataplane.NewCapture(0, 16)
+	alice := netip.MustParseAddr("172.16.201.1")
+	if err := f.StartCapture(c, []netip.Addr{alice}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.StartCapture(dataplane.NewCapture(0, 1), nil); err == nil {
+		t.Fatal("two captures at once")
+	}
+	fromAlice := packet(alice, ma("10.1.0.2"))
+	fromBob := packet(ma("172.16.201.2"), ma("10.1.0.2"))
+	if _, err := f.Write([][]byte{withOffset(fromAlice), withOffset(fromBob)}, off); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.written) != 0 {
+		t.Fatal("denied packets reached the kernel")
+	}
+	select {
+	case p := <-c.Packets():
+		if p.Dir != dataplane.Inbound || string(p.Data) != string(fromAlice) {
+			t.Fatalf("captured %+v", p)
+		}
+	default:
+		t.Fatal("alice's denied packet was not captured")
+	}
+	select {
+	case p := <-c.Packets():
+		t.Fatalf("captured another client's packet: %+v", p)
+	default:
+	}
+	f.StopCapture(c)
+	if err := f.StartCapture(dataplane.NewCapture(0, 1), nil); err != nil {
+		t.Fatalf("capture not released: %v", err)
 	}
 }

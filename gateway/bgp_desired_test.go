@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/routing"
+)
+
+func bgpConfig(t *testing.T) *config.Config {
+	cfg := testConfig(t)
+	cfg.BGP = &config.BGP{ASN: 65001, RouterID: netip.MustParseAddr("10.1.255.254")}
+	cfg.Peerings = []config.Peering{
+		{Name: "b", Network: "b", PublicKey: pub(t), Endpoint: "198.18.0.2:51820",
+			BGP: &config.PeerBGP{ASN: 65002, Address: netip.MustParseAddr("169.254.10.2")}},
+		{Name: "c", Network: "c", PublicKey: pub(t), Endpoint: "198.18.0.3:51820",
+			AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.3.0.0/16")},
+			BGP:           &config.PeerBGP{ASN: 65003, Address: netip.MustParseAddr("169.254.10.3"), MaxPrefixes: 5, Prepend: 2}},
+		{Name: "s", Network: "s", PublicKey: pub(t),
+			AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}},
+	}
+	return cfg
+}
+
+func testEnv() Env {
+	return Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}
+}
+
+func p(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func TestDesiredBGP(t *testing.T) {
+	cfg := bgpConfig(t)
+	learned := []routing.Route{
+		// D's space via b (best) and c (accepted, not best).
+		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true},
+		// c's own space: static wins for the same prefix.
+		{Prefix: p("10.3.0.0/16"), Neighbor: "c", Accepted: true, Best: true},
+		// Rejected routes never reach the data plane.
+		{Prefix: p("10.1.5.0/24"), Neighbor: "b", Reason: "overlaps local address space 10.1.0.0/16"},
+		// A peering that no longer runs bgp is ignored.
+		{Prefix: p("10.8.0.0/16"), Neighbor: "s", Accepted: true, Best: true},
+		{Prefix: p("fd00:4::/48"), Neighbor: "c", Accepted: true, Best: true},
+	}
+	tunnels, routes, _ := Desired(cfg, testEnv())
+	tunnels, routes = DesiredBGP(cfg, tunnels, routes, learned)
+	allowed := map[string][]netip.Prefix{}
+	for _, tn := range tunnels {
+		allowed[tn.Name] = tn.Peer.AllowedIPs
+	}
+	for name, want := range map[string][]string{
+		"b": {"169.254.10.2/32", "10.4.0.0/16"},
+		"c": {"10.3.0.0/16", "169.254.10.3/32", "10.4.0.0/16", "fd00:4::/48"},
+		"s": {"10.9.0.0/16"},
+	} {
+		if got := fmt.Sprint(allowed[name]); got != fmt.Sprint(prefixes(want)) {
+			t.Errorf("AllowedIPs of %s = %v, want %v", name, got, want)
+		}
+	}
+	var got []string
+	for _, r := range routes {
+		got = append(got, r.Dst.String()+" "+r.Dev)
+	}
+	want := []string{
+		"10.3.0.0/16 vg-c", // static
+		"10.4.0.0/16 vg-b", // best path
+		"10.9.0.0/16 vg-s",
+		"169.254.10.2/32 vg-b",
+		"169.254.10.3/32 vg-c",
+		"fd00:4::/48 vg-c",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("routes =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Without learned routes: exactly the static state.
+	t0, r0, _ := Desired(cfg, testEnv())
+	t1, r1 := DesiredBGP(cfg, t0, r0, nil)
+	if !slices.EqualFunc(t0, t1, func(a, b dataplane.TunnelSpec) bool { return a.Peer.Equal(b.Peer) }) || !slices.Equal(sorted(r0), r1) {
+		t.Errorf("no learned routes changed the static state")
+	}
+}
+
+func prefixes(ss []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, p(s))
+	}
+	return out
+}
+
+func sorted(rs []kernel.Route) []kernel.Route {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b kernel.Route) int { return comparePrefix(a.Dst, b.Dst) })
+	return rs
+}
+
+func TestBGPImport(t *testing.T) {
+	cfg := bgpConfig(t)
+	cfg.PointToSite = &config.PointToSite{AddressPool: []netip.Prefix{p("172.16.201.0/24")}}
+	st := BGPImport(cfg, testEnv())
+	if fmt.Sprint(st.Originate) != "[10.1.0.0/16 172.16.201.0/24]" {
+		t.Errorf("originate = %v", st.Originate)
+	}
+	var prot []string
+	for _, x := range st.Protected {
+		prot = append(prot, x.Prefix.String()+" "+x.Owner)
+	}
+	for _, w := range []string{
+		"10.1.0.0/16 local address space",
+		"169.254.10.1/32 tunnel address",
+		"172.16.201.0/24 point-to-site pool",
+		"198.18.0.2/32 underlay endpoint of peering b",
+		"10.9.0.0/16 static address space of peering s",
+	} {
+		if !slices.Contains(prot, w) {
+			t.Errorf("protected %q missing from %q", w, prot)
+		}
+	}
+	if len(st.Neighbors) != 2 {
+		t.Fatalf("neighbors = %+v", st.Neighbors)
+	}
+	b, c := st.Neighbors[0], st.Neighbors[1]
+	if b.Allowed != nil || b.LocalAddress != cfg.TunnelAddress || b.ASN != 65002 {
+		t.Errorf("b = %+v (no address_spaces: no allow-list)", b)
+	}
+	if fmt.Sprint(c.Allowed) != "[10.3.0.0/16]" || c.MaxPrefixes != 5 || c.Prepend != 2 {
+		t.Errorf("c = %+v", c)
+	}
+}
+
+func TestRouteTable(t *testing.T) {
+	cfg := bgpConfig(t)
+	_, static, _ := Desired(cfg, testEnv())
+	learned := []routing.Route{
+		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
+		{Prefix: p("10.3.0.0/16"), Neighbor: "c", Accepted: true, Best: true},
+		{Prefix: p("10.1.5.0/24"), Neighbor: "b", Reason: "overlaps local address space 10.1.0.0/16"},
+		{Prefix: p("10.6.0.0/16"), Neighbor: "b", Accepted: true, Best: true},
+	}
+	kern := []kernel.Route{{Dst: p("10.4.0.0/16"), Dev: "vg-b"}, {Dst: p("10.3.0.0/16"), Dev: "vg-c"}}
+	var got []string
+	for _, e := range RouteTable(cfg, static, learned, kern) {
+		got = append(got, fmt.Sprintf("%s %s %s %v %v %s", e.Prefix, e.Source, e.Peering, e.ASPath, e.Installed, e.Status))
+	}
+	for _, w := range []string{
+		"10.1.0.0/16 local  [] true originated",
+		"10.1.5.0/24 bgp b [] false rejected: overlaps local address space 10.1.0.0/16",
+		"10.3.0.0/16 static c [] true installed",
+		"10.3.0.0/16 bgp c [] false best, static route preferred",
+		"10.4.0.0/16 bgp b [65002 65004] true installed",
+		"10.4.0.0/16 bgp c [65003 65004] false accepted, not best (in AllowedIPs)",
+		"10.6.0.0/16 bgp b [] false not in kernel",
+		"10.9.0.0/16 static s [] false not in kernel",
+	} {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing %q in\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+}
