@@ -6,7 +6,7 @@ BIN      := bin/vgate
 export PATH := /usr/local/go/bin:$(PATH)
 
 # Packages with concurrency run under the race detector in `make test`.
-RACE_PKGS := ./gateway/... ./peering/...
+RACE_PKGS := ./gateway/... ./peering/... ./routing/...
 
 .PHONY: all build test unit lab demo bench lint deps fuzz clean
 
@@ -52,6 +52,7 @@ demo: deps build
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./gateway/... ./overlap/
 	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN)
+	$(GO) run ./bench/bgp -vgate $(CURDIR)/$(BIN)
 
 clean:
 	rm -rf bin
