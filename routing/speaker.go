@@ -247,7 +247,10 @@ func (s *Speaker) fingerprint() string {
 	_ = s.bgp.ListPeer(s.ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		st := p.GetState()
 		m := st.GetMessages().GetReceived()
-		fmt.Fprintf(&b, "%s/%v/%d/%d/%v", st.GetNeighborAddress(), st.GetSessionState(), m.GetUpdate(), m.GetWithdrawUpdate(), p.GetTimers().GetState().GetUptime().AsTime().UnixNano())
+		// Established or not is what matters for routes; the states a
+		// down session cycles through (idle, active, connect) are not.
+		established := st.GetSessionState() == api.PeerState_ESTABLISHED
+		fmt.Fprintf(&b, "%s/%v/%d/%d/%v", st.GetNeighborAddress(), established, m.GetUpdate(), m.GetWithdrawUpdate(), p.GetTimers().GetState().GetUptime().AsTime().UnixNano())
 		for _, af := range p.GetAfiSafis() {
 			fmt.Fprintf(&b, "/%d/%d", af.GetState().GetReceived(), af.GetState().GetAccepted())
 		}

@@ -17,8 +17,10 @@ declare -A need=(
 	[ps]=procps
 	[tcpdump]=tcpdump      # reads `vgate capture` files back (ops lab test)
 	[promtool]=prometheus  # `promtool check metrics|rules` (ops tests; ~20 MB, installs in ~12 s)
+	[bird]=bird2           # BIRD 2 as the third-party BGP router (TestBIRDInterop)
+	[birdc]=bird2
 )
-packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus)
+packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus bird2)
 
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()
@@ -37,14 +39,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps: apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive
-had_prometheus=$(dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -c "ok installed" || true)
+# Packages the tests use only as tools (promtool) or run privately (bird):
+# if this run installs them, their system services must not stay running.
+installed_before() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+new_services=()
+installed_before prometheus || new_services+=(prometheus)
+installed_before bird2 || new_services+=(bird)
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${packages[@]}"
-# The tests want only promtool from the prometheus package: if this run
-# installed it, do not leave a Prometheus server running on a systemd host.
-if [ "$had_prometheus" = 0 ] && [ -d /run/systemd/system ]; then
-	echo "deps: installed prometheus for promtool only: disabling its server"
-	systemctl disable --now prometheus >/dev/null 2>&1 || true
+if [ ${#new_services[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
+	echo "deps: disabling the system services of tool packages: ${new_services[*]}"
+	systemctl disable --now "${new_services[@]}" >/dev/null 2>&1 || true
 fi
 
 still=()

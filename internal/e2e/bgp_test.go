@@ -338,10 +338,27 @@ func TestBGPDiamondFailover(t *testing.T) {
 	}
 
 	// Bring B back: A→D returns to B, nothing breaks.
+	restarted := time.Now()
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitInstalled(t, a, "10.4.0.0/16", "net2")
+	// Recovery must happen by itself; how fast is a figure, not a test:
+	// both ends dial, and GoBGP's fixed 5 s idle hold after a reset can
+	// make them miss each other for a few rounds (7-14 s on a quiet
+	// machine, more under load).
+	waitFor(t, "gw1: 10.4.0.0/16 via net2 installed again", 120*time.Second, func() (bool, string) {
+		rv, err := a.Routes()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, r := range rv.Routes {
+			if r.Prefix.String() == "10.4.0.0/16" && r.Peering == "net2" && r.Installed {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(rv.Routes)
+	})
+	t.Logf("gw2 back: A->D via net2 again %v after restart", time.Since(restarted).Round(100*time.Millisecond))
 	mustReach(t, lab, n1, n4)
 	mustReach(t, lab, n4, n1)
 	if err := lab.TCPTransfer(n4.HostNS, n1.HostNS, n1.HostAddr, 4<<20); err != nil {
