@@ -20,7 +20,11 @@ import (
 //     peering it came from, unless a static route has the same prefix:
 //     static address_spaces win over BGP for the same prefix (a BGP
 //     more-specific inside a static space still wins by longest match, but
-//     the import policy refuses those that overlap protected spaces).
+//     the import policy refuses those that overlap protected spaces);
+//   - with bgp.multipath, every other accepted path to that prefix from a
+//     different peering whose AS path is as long as the best one's (equal
+//     cost: vgate sets no MED or local preference) joins the best path in
+//     one multipath kernel route (ECMP across the tunnels).
 //
 // Routes from peerings that are gone or no longer run bgp are ignored.
 // It is pure: the data plane and the kernel apply its result by diff.
@@ -35,8 +39,9 @@ func DesiredBGP(cfg *config.Config, tunnels []dataplane.TunnelSpec, routes []ker
 	for _, r := range routes {
 		static[r.Dst] = true
 	}
+	multipath := cfg.BGP != nil && cfg.BGP.Multipath
 	accepted := map[string][]netip.Prefix{}
-	bestDev := map[netip.Prefix]string{}
+	best := map[netip.Prefix]routing.Route{}
 	for _, r := range learned {
 		if !r.Accepted || !bgpPeering[r.Neighbor] {
 			continue
@@ -44,9 +49,23 @@ func DesiredBGP(cfg *config.Config, tunnels []dataplane.TunnelSpec, routes []ker
 		p := r.Prefix.Masked()
 		accepted[r.Neighbor] = append(accepted[r.Neighbor], p)
 		if r.Best && !static[p] {
-			if _, dup := bestDev[p]; !dup {
-				bestDev[p] = IfNamePrefix + r.Neighbor
+			if _, dup := best[p]; !dup {
+				best[p] = r
 			}
+		}
+	}
+	bestDevs := map[netip.Prefix][]string{}
+	for p, b := range best {
+		bestDevs[p] = []string{IfNamePrefix + b.Neighbor}
+	}
+	if multipath {
+		for _, r := range learned {
+			p := r.Prefix.Masked()
+			b, ok := best[p]
+			if !ok || !r.Accepted || !bgpPeering[r.Neighbor] || r.Neighbor == b.Neighbor || len(r.ASPath) != len(b.ASPath) {
+				continue
+			}
+			bestDevs[p] = append(bestDevs[p], IfNamePrefix+r.Neighbor)
 		}
 	}
 	out := make([]dataplane.TunnelSpec, len(tunnels))
@@ -65,8 +84,8 @@ func DesiredBGP(cfg *config.Config, tunnels []dataplane.TunnelSpec, routes []ker
 		out[i] = t
 	}
 	routes = slices.Clone(routes)
-	for p, dev := range bestDev {
-		routes = append(routes, kernel.Route{Dst: p, Dev: dev, Src: cfg.TunnelAddress})
+	for p, devs := range bestDevs {
+		routes = append(routes, kernel.Route{Dst: p, Src: cfg.TunnelAddress}.WithDevs(devs))
 	}
 	slices.SortFunc(routes, func(a, b kernel.Route) int { return comparePrefix(a.Dst, b.Dst) })
 	return out, routes
@@ -134,11 +153,14 @@ func BGPImport(cfg *config.Config, env Env) routing.State {
 
 // RouteEntry is one line of `vgate routes`.
 type RouteEntry struct {
-	Prefix    netip.Prefix `json:"prefix"`
-	Source    string       `json:"source"` // local, static, bgp, point-to-site
-	Peering   string       `json:"peering,omitempty"`
-	ASPath    []uint32     `json:"as_path,omitempty"`
-	Installed bool         `json:"installed"`
+	Prefix  netip.Prefix `json:"prefix"`
+	Source  string       `json:"source"` // local, static, bgp, point-to-site
+	Peering string       `json:"peering,omitempty"`
+	// Peerings, for a BGP path installed in a multipath (ECMP) route, are
+	// all the peerings the kernel route goes through, sorted.
+	Peerings  []string `json:"peerings,omitempty"`
+	ASPath    []uint32 `json:"as_path,omitempty"`
+	Installed bool     `json:"installed"`
 	// Status says why a route is not installed (or "installed").
 	Status string `json:"status"`
 }
@@ -147,9 +169,9 @@ type RouteEntry struct {
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
 func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []RouteEntry {
-	inKernel := map[netip.Prefix]string{}
+	inKernel := map[netip.Prefix]kernel.Route{}
 	for _, r := range kern {
-		inKernel[r.Dst] = r.Dev
+		inKernel[r.Dst] = r
 	}
 	var out []RouteEntry
 	for _, p := range cfg.AddressSpaces {
@@ -162,21 +184,32 @@ func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		if r.Dev != "" && !isTunnelDev(r.Dev) {
 			e.Source, e.Peering = "point-to-site", ""
 		}
-		e.Installed = inKernel[r.Dst] == r.Dev
+		k, ok := inKernel[r.Dst]
+		e.Installed = ok && slices.Equal(k.Devices(), r.Devices())
 		e.Status = installedStatus(e.Installed)
 		out = append(out, e)
 	}
 	for _, r := range learned {
 		e := RouteEntry{Prefix: r.Prefix, Source: "bgp", Peering: r.Neighbor, ASPath: r.ASPath}
+		k, inK := inKernel[r.Prefix]
+		// A path through a multipath kernel route is installed,
+		// best or not (equal cost).
+		ecmp := r.Accepted && !staticDst[r.Prefix] && inK && len(k.Devs) > 0 && slices.Contains(k.Devs, IfNamePrefix+r.Neighbor)
 		switch {
 		case !r.Accepted:
 			e.Status = "rejected: " + r.Reason
+		case ecmp:
+			e.Installed = true
+			e.Status = "installed (multipath)"
+			for _, d := range k.Devs {
+				e.Peerings = append(e.Peerings, peeringOf(d))
+			}
 		case !r.Best:
 			e.Status = "accepted, not best (in AllowedIPs)"
 		case staticDst[r.Prefix]:
 			e.Status = "best, static route preferred"
 		default:
-			e.Installed = inKernel[r.Prefix] == IfNamePrefix+r.Neighbor
+			e.Installed = inK && slices.Equal(k.Devices(), []string{IfNamePrefix + r.Neighbor})
 			e.Status = installedStatus(e.Installed)
 		}
 		out = append(out, e)

@@ -82,7 +82,7 @@ func TestDesiredBGP(t *testing.T) {
 	// Without learned routes: exactly the static state.
 	t0, r0, _ := Desired(cfg, testEnv())
 	t1, r1 := DesiredBGP(cfg, t0, r0, nil)
-	if !slices.EqualFunc(t0, t1, func(a, b dataplane.TunnelSpec) bool { return a.Peer.Equal(b.Peer) }) || !slices.Equal(sorted(r0), r1) {
+	if !slices.EqualFunc(t0, t1, func(a, b dataplane.TunnelSpec) bool { return a.Peer.Equal(b.Peer) }) || !slices.EqualFunc(sorted(r0), r1, kernel.Route.Equal) {
 		t.Errorf("no learned routes changed the static state")
 	}
 }
@@ -163,5 +163,97 @@ func TestRouteTable(t *testing.T) {
 		if !slices.Contains(got, w) {
 			t.Errorf("missing %q in\n%s", w, strings.Join(got, "\n"))
 		}
+	}
+}
+
+func TestDesiredBGPMultipath(t *testing.T) {
+	cfg := bgpConfig(t)
+	cfg.Peerings[1].AddressSpaces = nil // c: no allow-list, no static route
+	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "d", Network: "d", PublicKey: pub(t), Endpoint: "198.18.0.4:51820",
+		BGP: &config.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.10.4")}})
+	learned := []routing.Route{
+		// Equal length via b (best), c and d: three-way ECMP.
+		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65005}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "d", Accepted: true, ASPath: []uint32{65004, 65005}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65005}},
+		// Longer (prepended) path: not equal cost.
+		{Prefix: p("10.5.0.0/16"), Neighbor: "c", Accepted: true, Best: true, ASPath: []uint32{65003, 65005}},
+		{Prefix: p("10.5.0.0/16"), Neighbor: "b", Accepted: true, ASPath: []uint32{65002, 65002, 65005}},
+		// Rejected equal path: never installed.
+		{Prefix: p("10.6.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002}},
+		{Prefix: p("10.6.0.0/16"), Neighbor: "c", ASPath: []uint32{65003}, Reason: "x"},
+		// Equal path from a peering without bgp: ignored.
+		{Prefix: p("10.7.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002}},
+		{Prefix: p("10.7.0.0/16"), Neighbor: "s", Accepted: true, ASPath: []uint32{65009}},
+		// Static wins over BGP, multipath or not.
+		{Prefix: p("10.9.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002}},
+		{Prefix: p("10.9.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003}},
+		// IPv6 alike.
+		{Prefix: p("fd00:4::/48"), Neighbor: "c", Accepted: true, Best: true, ASPath: []uint32{65003, 65005}},
+		{Prefix: p("fd00:4::/48"), Neighbor: "b", Accepted: true, ASPath: []uint32{65002, 65005}},
+	}
+	render := func(rs []kernel.Route) []string {
+		var out []string
+		for _, r := range rs {
+			if r.Dst.Addr().Is4() && r.Dst.Bits() == 32 {
+				continue // tunnel addresses
+			}
+			out = append(out, r.Dst.String()+" "+strings.Join(r.Devices(), ","))
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		multipath bool
+		want      []string
+	}{
+		{false, []string{"10.4.0.0/16 vg-b", "10.5.0.0/16 vg-c", "10.6.0.0/16 vg-b", "10.7.0.0/16 vg-b", "10.9.0.0/16 vg-s", "fd00:4::/48 vg-c"}},
+		{true, []string{"10.4.0.0/16 vg-b,vg-c,vg-d", "10.5.0.0/16 vg-c", "10.6.0.0/16 vg-b", "10.7.0.0/16 vg-b", "10.9.0.0/16 vg-s", "fd00:4::/48 vg-b,vg-c"}},
+	} {
+		t.Run(fmt.Sprint("multipath=", tt.multipath), func(t *testing.T) {
+			cfg.BGP.Multipath = tt.multipath
+			tunnels, routes, errs := Desired(cfg, testEnv())
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			tunnels, routes = DesiredBGP(cfg, tunnels, routes, learned)
+			if got := render(routes); !slices.Equal(got, tt.want) {
+				t.Errorf("routes =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			for _, r := range routes {
+				if len(r.Devs) == 1 || (len(r.Devs) > 1 && r.Dev != "") {
+					t.Errorf("route %+v: one device must be Dev, several Devs", r)
+				}
+			}
+			// AllowedIPs do not depend on multipath.
+			for _, tn := range tunnels {
+				if tn.Name == "b" && !slices.Contains(tn.Peer.AllowedIPs, p("10.5.0.0/16")) {
+					t.Errorf("AllowedIPs of b = %v", tn.Peer.AllowedIPs)
+				}
+			}
+		})
+	}
+}
+
+func TestRouteTableMultipath(t *testing.T) {
+	cfg := bgpConfig(t)
+	cfg.BGP.Multipath = true
+	_, static, _ := Desired(cfg, testEnv())
+	learned := []routing.Route{
+		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
+	}
+	kern := []kernel.Route{kernel.Route{Dst: p("10.4.0.0/16")}.WithDevs([]string{"vg-c", "vg-b"})}
+	var got []string
+	for _, e := range RouteTable(cfg, static, learned, kern) {
+		if e.Source == "bgp" {
+			got = append(got, fmt.Sprintf("%s %s %v %v %s", e.Prefix, e.Peering, e.Peerings, e.Installed, e.Status))
+		}
+	}
+	want := []string{
+		"10.4.0.0/16 b [b c] true installed (multipath)",
+		"10.4.0.0/16 c [b c] true installed (multipath)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("routes =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -202,7 +202,11 @@ func TestSpeakersOnLoopback(t *testing.T) {
 	if err := a.SetDown(ctx, "b", HoldProbe, "tunnel probe: no answer"); err != nil {
 		t.Fatal(err)
 	}
-	rib = waitRIB(t, a, "held down", func(r RIB) bool { return neighbor(r, "b").Received == 0 })
+	// Routes go first; GoBGP reports the session state a moment later.
+	rib = waitRIB(t, a, "held down", func(r RIB) bool {
+		n := neighbor(r, "b")
+		return n.Received == 0 && n.State != "established"
+	})
 	if n := neighbor(rib, "b"); n.State == "established" || n.Down != "tunnel probe: no answer" {
 		t.Errorf("held neighbor = %+v", n)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/vgate-project/vgate/gateway"
@@ -17,6 +18,9 @@ func printRoutes(w io.Writer, v *gateway.RoutesView) {
 	fmt.Fprintln(tw, "PREFIX\tSOURCE\tPEERING\tAS PATH\tSTATUS")
 	for _, r := range v.Routes {
 		peering := r.Peering
+		if len(r.Peerings) > 0 {
+			peering = strings.Join(r.Peerings, ",")
+		}
 		if peering == "" {
 			peering = "-"
 		}

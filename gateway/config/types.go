@@ -53,6 +53,9 @@ type Config struct {
 type BGP struct {
 	ASN      uint32     `yaml:"asn" json:"asn"`
 	RouterID netip.Addr `yaml:"router_id" json:"router_id,omitempty"`
+	// Multipath installs equal-cost paths (same AS path length, from
+	// different peerings) as one multipath kernel route (ECMP).
+	Multipath bool `yaml:"multipath,omitempty" json:"multipath,omitempty"`
 }
 
 // Peering is one declared site-to-site tunnel.

@@ -29,17 +29,67 @@ const RouteProtocol netlink.RouteProtocol = 76
 
 // Route is one kernel route vgate wants: Dst through interface Dev, with
 // the gateway's tunnel address as preferred source when it is of the same
-// family.
+// family. An equal-cost multipath route has Devs instead (two or more,
+// sorted, Dev empty): one nexthop per device, without gateway (the
+// devices are point-to-point tunnels).
 type Route struct {
-	Dst netip.Prefix
-	Dev string
-	Src netip.Addr
+	Dst  netip.Prefix
+	Dev  string
+	Devs []string
+	Src  netip.Addr
+}
+
+// Devices is the route's devices: Devs, or Dev alone.
+func (r Route) Devices() []string {
+	if len(r.Devs) > 0 {
+		return r.Devs
+	}
+	if r.Dev == "" {
+		return nil
+	}
+	return []string{r.Dev}
+}
+
+// Equal reports whether r and o are the same route in the kernel. A source
+// of the other family than Dst is not installed (see netlinkRoute), so it
+// does not count: an IPv6 route wanted with the IPv4 tunnel address equals
+// the same route read back without source.
+func (r Route) Equal(o Route) bool {
+	return r.Dst == o.Dst && r.src() == o.src() && slices.Equal(r.Devices(), o.Devices())
+}
+
+// src is the source address installed with the route, if any.
+func (r Route) src() netip.Addr {
+	if r.Src.IsValid() && r.Src.Is4() == r.Dst.Addr().Is4() {
+		return r.Src
+	}
+	return netip.Addr{}
+}
+
+// WithDevs is r through devs: Dev for one device, sorted Devs for more.
+func (r Route) WithDevs(devs []string) Route {
+	devs = slices.Compact(slices.Sorted(slices.Values(devs)))
+	r.Dev, r.Devs = "", nil
+	switch len(devs) {
+	case 0:
+	case 1:
+		r.Dev = devs[0]
+	default:
+		r.Devs = devs
+	}
+	return r
 }
 
 func (r Route) String() string {
-	s := r.Dst.String() + " dev " + r.Dev
-	if r.Src.IsValid() {
-		s += " src " + r.Src.String()
+	s := r.Dst.String()
+	for _, d := range r.Devices() {
+		if len(r.Devs) > 0 {
+			s += " nexthop"
+		}
+		s += " dev " + d
+	}
+	if r.src().IsValid() {
+		s += " src " + r.src().String()
 	}
 	return s
 }
@@ -52,8 +102,8 @@ type RoutePlan struct {
 }
 
 // PlanRoutes compares the routes vgate has in the kernel with those it
-// wants. Routes are keyed by destination; a changed device or source is an
-// atomic replace, never a delete and add.
+// wants. Routes are keyed by destination; a changed device, set of
+// multipath devices or source is an atomic replace, never a delete and add.
 func PlanRoutes(have, want []Route) RoutePlan {
 	var p RoutePlan
 	h := make(map[netip.Prefix]Route, len(have))
@@ -63,7 +113,7 @@ func PlanRoutes(have, want []Route) RoutePlan {
 	w := make(map[netip.Prefix]bool, len(want))
 	for _, r := range want {
 		w[r.Dst] = true
-		if old, ok := h[r.Dst]; !ok || old != r {
+		if old, ok := h[r.Dst]; !ok || !old.Equal(r) {
 			p.Replace = append(p.Replace, r)
 		}
 	}
@@ -111,7 +161,21 @@ func (k *Kernel) Routes() ([]Route, error) {
 		return nil, fmt.Errorf("list vgate routes: %w", err)
 	}
 	names := map[int]string{}
+	name := func(i int) string {
+		n, ok := names[i]
+		if !ok {
+			if l, err := k.h.LinkByIndex(i); err == nil {
+				n = l.Attrs().Name
+			}
+			names[i] = n
+		}
+		return n
+	}
 	var out []Route
+	// Multipath routes come back with their nexthops; should a kernel
+	// list device-only IPv6 nexthops as separate routes of the same
+	// destination instead, they are merged into one.
+	at := map[netip.Prefix]int{}
 	for _, r := range rs {
 		if r.Dst == nil {
 			continue
@@ -120,15 +184,22 @@ func (k *Kernel) Routes() ([]Route, error) {
 		if !ok {
 			continue
 		}
-		name, ok := names[r.LinkIndex]
-		if !ok {
-			if l, err := k.h.LinkByIndex(r.LinkIndex); err == nil {
-				name = l.Attrs().Name
+		dst = dst.Masked()
+		var devs []string
+		if len(r.MultiPath) > 0 {
+			for _, nh := range r.MultiPath {
+				devs = append(devs, name(nh.LinkIndex))
 			}
-			names[r.LinkIndex] = name
+		} else {
+			devs = []string{name(r.LinkIndex)}
+		}
+		if i, dup := at[dst]; dup {
+			out[i] = out[i].WithDevs(append(slices.Clone(out[i].Devices()), devs...))
+			continue
 		}
 		src, _ := netip.AddrFromSlice(r.Src)
-		out = append(out, Route{Dst: dst.Masked(), Dev: name, Src: src.Unmap()})
+		at[dst] = len(out)
+		out = append(out, Route{Dst: dst, Src: src.Unmap()}.WithDevs(devs))
 	}
 	return out, nil
 }
@@ -157,31 +228,62 @@ func (k *Kernel) SetRoutes(want []Route) error {
 		// Scope NOWHERE matches any scope: netlink would send 0
 		// (universe), which the kernel compares with the route's (link)
 		// and answers ESRCH, leaving the route in place.
-		nr := &netlink.Route{Dst: netipx.PrefixIPNet(r.Dst), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN, Scope: netlink.SCOPE_NOWHERE}
-		if err := k.h.RouteDel(nr); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("delete route %s: %w", r, err))
+		// A route listed as several (see Routes) takes one delete each.
+		for range max(1, len(r.Devs)) {
+			nr := &netlink.Route{Dst: netipx.PrefixIPNet(r.Dst), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN, Scope: netlink.SCOPE_NOWHERE}
+			if err := k.h.RouteDel(nr); err != nil {
+				if !errors.Is(err, unix.ESRCH) {
+					errs = append(errs, fmt.Errorf("delete route %s: %w", r, err))
+				}
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
 func (k *Kernel) netlinkRoute(r Route) (*netlink.Route, error) {
-	l, err := k.h.LinkByName(r.Dev)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", r.Dev, err)
+	var idx []int
+	for _, d := range r.Devices() {
+		l, err := k.h.LinkByName(d)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", d, err)
+		}
+		idx = append(idx, l.Attrs().Index)
+	}
+	if len(idx) == 0 {
+		return nil, errors.New("no device")
 	}
 	nr := &netlink.Route{
-		LinkIndex: l.Attrs().Index,
-		Dst:       netipx.PrefixIPNet(r.Dst.Masked()),
-		Protocol:  RouteProtocol,
-		Scope:     netlink.SCOPE_LINK,
-		Table:     unix.RT_TABLE_MAIN,
+		Dst:      netipx.PrefixIPNet(r.Dst.Masked()),
+		Protocol: RouteProtocol,
+		Scope:    netlink.SCOPE_LINK,
+		Table:    unix.RT_TABLE_MAIN,
 	}
-	if r.Src.IsValid() && r.Src.Is4() == r.Dst.Addr().Is4() {
-		nr.Src = net.IP(r.Src.AsSlice())
+	if len(r.Devs) > 0 {
+		for _, i := range idx {
+			nh := &netlink.NexthopInfo{LinkIndex: i}
+			if r.Dst.Addr().Is6() {
+				// Linux refuses device-only IPv6 nexthops in a
+				// multipath route ("Device only routes can not be
+				// added for IPv6 using the multipath API"). On a TUN
+				// (no link layer, NOARP) a link-local gateway is never
+				// resolved: packets go out of the device unchanged.
+				nh.Gw = ecmp6Gateway
+			}
+			nr.MultiPath = append(nr.MultiPath, nh)
+		}
+	} else {
+		nr.LinkIndex = idx[0]
+	}
+	if src := r.src(); src.IsValid() {
+		nr.Src = net.IP(src.AsSlice())
 	}
 	return nr, nil
 }
+
+// ecmp6Gateway is the placeholder gateway of IPv6 multipath nexthops.
+var ecmp6Gateway = net.ParseIP("fe80::1")
 
 // LinkUp sets an interface up with the given MTU (0 leaves the MTU alone).
 func (k *Kernel) LinkUp(name string, mtu int) error {

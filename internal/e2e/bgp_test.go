@@ -366,3 +366,98 @@ func TestBGPDiamondFailover(t *testing.T) {
 	}
 	_ = d
 }
+
+// TestBGPECMP: the diamond without prepends and with multipath at A. A
+// learns D's spaces via B and via C with AS paths of equal length and
+// installs one multipath route through both tunnels; when B dies the
+// route falls back to C alone and traffic carries on.
+func TestBGPECMP(t *testing.T) {
+	lab, gws := site(t, 4)
+	a, b, c, d := gws[0], gws[1], gws[2], gws[3]
+	netlab.LinkBGP(a, b)
+	netlab.LinkBGP(a, c)
+	netlab.LinkBGP(b, d)
+	netlab.LinkBGP(c, d)
+	a.Multipath = true
+	start(t, gws...)
+	n1, n4 := lab.Network(1), lab.Network(4)
+
+	ipRoute := func(fam, prefix string) string {
+		out, err := lab.Run(n1.GatewayNS, "ip", fam, "route", "show", prefix)
+		if err != nil {
+			t.Fatalf("ip route show %s: %v\n%s", prefix, err, out)
+		}
+		return out
+	}
+	both := func(fam, prefix string) func() (bool, string) {
+		return func() (bool, string) {
+			out := ipRoute(fam, prefix)
+			// IPv6 nexthops carry a placeholder link-local gateway.
+			return regexpMatch(`nexthop (via \S+ )?dev vg-net2`, out) && regexpMatch(`nexthop (via \S+ )?dev vg-net3`, out), out
+		}
+	}
+	waitFor(t, "gw1: 10.4.0.0/16 via vg-net2 and vg-net3", 60*time.Second, both("-4", "10.4.0.0/16"))
+	waitFor(t, "gw1: fd00:4::/48 via vg-net2 and vg-net3", 60*time.Second, both("-6", "fd00:4::/48"))
+	// The kernel's multipath routes read back as wanted: both paths show
+	// installed, each with all the route's peerings.
+	for _, prefix := range []string{"10.4.0.0/16", "fd00:4::/48"} {
+		for _, peering := range []string{"net2", "net3"} {
+			r := waitInstalled(t, a, prefix, peering)
+			if !slices.Equal(r.Peerings, []string{"net2", "net3"}) || len(r.ASPath) != 2 {
+				t.Errorf("gw1: %s via %s = %+v", prefix, peering, r)
+			}
+		}
+	}
+	// Reconciliation is stable: a reload re-applies everything and must
+	// not replace the multipath routes read back from the kernel.
+	mon := make(chan string, 1)
+	go func() {
+		out, _ := lab.Run(n1.GatewayNS, "timeout", "3", "ip", "monitor", "route")
+		mon <- out
+	}()
+	time.Sleep(500 * time.Millisecond)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-mon; strings.Contains(out, "10.4.0.0/16") || strings.Contains(out, "fd00:4::/48") {
+		t.Errorf("gw1 changed its multipath routes on a reload:\n%s", out)
+	}
+	out, err := a.CLI("routes", "--socket", a.Socket)
+	if err != nil {
+		t.Fatalf("vgate routes: %v\n%s", err, out)
+	}
+	if !regexpMatch(`10\.4\.0\.0/16\s+bgp\s+net2,net3\s+65002 65004\s+installed \(multipath\)`, out) {
+		t.Errorf("vgate routes on gw1:\n%s", out)
+	}
+	// D runs without multipath: one path to A.
+	if out, _ := lab.Run(n4.GatewayNS, "ip", "-4", "route", "show", "10.1.0.0/16"); strings.Contains(out, "nexthop") {
+		t.Errorf("gw4 without multipath has an ECMP route:\n%s", out)
+	}
+	mustReach(t, lab, n1, n4)
+	mustReach(t, lab, n4, n1)
+	if err := lab.TCPTransfer(n1.HostNS, n4.HostNS, n4.HostAddr, 4<<20); err != nil {
+		t.Fatalf("TCP A -> D over ECMP: %v", err)
+	}
+
+	// Kill B: the route falls back to C alone.
+	if err := b.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	single := func(fam, prefix string) func() (bool, string) {
+		return func() (bool, string) {
+			out := ipRoute(fam, prefix)
+			return !strings.Contains(out, "nexthop") && !strings.Contains(out, "vg-net2") && strings.Contains(out, "dev vg-net3"), out
+		}
+	}
+	waitFor(t, "gw1: 10.4.0.0/16 via vg-net3 only", 60*time.Second, single("-4", "10.4.0.0/16"))
+	waitFor(t, "gw1: fd00:4::/48 via vg-net3 only", 60*time.Second, single("-6", "fd00:4::/48"))
+	if r := waitInstalled(t, a, "10.4.0.0/16", "net3"); r.Peerings != nil || r.Status != "installed" {
+		t.Errorf("gw1: 10.4.0.0/16 via net3 after B died = %+v", r)
+	}
+	mustReach(t, lab, n1, n4)
+	mustReach(t, lab, n4, n1)
+	if err := lab.TCPTransfer(n1.HostNS, n4.HostNS, n4.HostAddr, 4<<20); err != nil {
+		t.Fatalf("TCP A -> D after B died: %v", err)
+	}
+	_, _ = c, d
+}

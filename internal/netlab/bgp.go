@@ -50,7 +50,11 @@ func (g *Gateway) Peering(name string) *Peering {
 
 func (g *Gateway) renderBGP(b *strings.Builder) {
 	if g.ASN != 0 {
-		fmt.Fprintf(b, "bgp: { asn: %d }\n", g.ASN)
+		fmt.Fprintf(b, "bgp: { asn: %d", g.ASN)
+		if g.Multipath {
+			b.WriteString(", multipath: true")
+		}
+		b.WriteString(" }\n")
 	}
 }
 

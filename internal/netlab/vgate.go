@@ -39,6 +39,8 @@ type Gateway struct {
 	MetricsListen string
 	// ASN, when not 0, gives the gateway a bgp section (bgp.go).
 	ASN uint32
+	// Multipath sets bgp.multipath (ECMP; bgp.go).
+	Multipath bool
 
 	lab  *Lab
 	proc *Proc
