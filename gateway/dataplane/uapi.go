@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bufio"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -144,14 +145,19 @@ type PeerStats struct {
 	AllowedIPs    []netip.Prefix
 }
 
-// ParsePeerStats reads the peer section of an IpcGet dump for the peer with
-// the given public key. Device-level lines (including private_key) are
-// skipped and never retained.
-func ParsePeerStats(dump string, pub keys.PublicKey) (PeerStats, bool, error) {
-	var st PeerStats
+// ParseDump reads every peer section of an IpcGet dump, keyed by public
+// key. Device-level lines (including private_key) are skipped and never
+// retained. On a malformed value it returns what it has read with the error.
+func ParseDump(dump string) (map[keys.PublicKey]*PeerStats, error) {
+	out := map[keys.PublicKey]*PeerStats{}
+	var cur *PeerStats
 	var sec, nsec int64
-	in, found := false, false
-	want := pub.Hex()
+	flush := func() {
+		if cur != nil && (sec != 0 || nsec != 0) {
+			cur.LastHandshake = time.Unix(sec, nsec)
+		}
+		sec, nsec = 0, 0
+	}
 	sc := bufio.NewScanner(strings.NewReader(dump))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), "=")
@@ -159,39 +165,55 @@ func ParsePeerStats(dump string, pub keys.PublicKey) (PeerStats, bool, error) {
 			continue
 		}
 		if k == "public_key" {
-			in = v == want
-			if in {
-				found = true
-				st.PublicKey = pub
+			flush()
+			cur = nil
+			var pub keys.PublicKey
+			if b, err := hex.DecodeString(v); err == nil && len(b) == keys.Len {
+				copy(pub[:], b)
+				cur = &PeerStats{PublicKey: pub}
+				out[pub] = cur
 			}
 			continue
 		}
-		if !in {
+		if cur == nil {
 			continue
 		}
 		var err error
 		switch k {
 		case "endpoint":
-			st.Endpoint = v
+			cur.Endpoint = v
 		case "last_handshake_time_sec":
 			sec, err = strconv.ParseInt(v, 10, 64)
 		case "last_handshake_time_nsec":
 			nsec, err = strconv.ParseInt(v, 10, 64)
 		case "rx_bytes":
-			st.RxBytes, err = strconv.ParseUint(v, 10, 64)
+			cur.RxBytes, err = strconv.ParseUint(v, 10, 64)
 		case "tx_bytes":
-			st.TxBytes, err = strconv.ParseUint(v, 10, 64)
+			cur.TxBytes, err = strconv.ParseUint(v, 10, 64)
 		case "allowed_ip":
-			var p netip.Prefix
-			p, err = netip.ParsePrefix(v)
-			st.AllowedIPs = append(st.AllowedIPs, p)
+			var q netip.Prefix
+			q, err = netip.ParsePrefix(v)
+			cur.AllowedIPs = append(cur.AllowedIPs, q)
 		}
 		if err != nil {
-			return PeerStats{}, false, fmt.Errorf("wireguard peer stats: %s: %w", k, err)
+			flush()
+			return out, fmt.Errorf("wireguard peer stats: %s: %w", k, err)
 		}
 	}
-	if sec != 0 || nsec != 0 {
-		st.LastHandshake = time.Unix(sec, nsec)
+	flush()
+	return out, sc.Err()
+}
+
+// ParsePeerStats reads the peer section of an IpcGet dump for the peer with
+// the given public key.
+func ParsePeerStats(dump string, pub keys.PublicKey) (PeerStats, bool, error) {
+	all, err := ParseDump(dump)
+	if err != nil {
+		return PeerStats{}, false, err
 	}
-	return st, found, sc.Err()
+	st, ok := all[pub]
+	if !ok {
+		return PeerStats{}, false, nil
+	}
+	return *st, true, nil
 }

@@ -109,3 +109,17 @@ func TestParsePeerStats(t *testing.T) {
 		t.Fatal("UAPI text must use the hex key form")
 	}
 }
+
+func TestParseDumpAllPeers(t *testing.T) {
+	a, b := mustKey(t).Public(), mustKey(t).Public()
+	dump := "private_key=" + mustKey(t).Hex() + "\n" +
+		"public_key=" + a.Hex() + "\nlast_handshake_time_sec=1700000000\nrx_bytes=5\n" +
+		"public_key=" + b.Hex() + "\ntx_bytes=7\n"
+	all, err := ParseDump(dump)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("ParseDump = %v, %v", all, err)
+	}
+	if all[a].RxBytes != 5 || all[a].LastHandshake.IsZero() || all[b].TxBytes != 7 || !all[b].LastHandshake.IsZero() {
+		t.Fatalf("a = %+v, b = %+v", all[a], all[b])
+	}
+}

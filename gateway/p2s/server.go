@@ -1,9 +1,7 @@
 package p2s
 
 import (
-	"bufio"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -414,58 +413,7 @@ func (s *Server) Revoke(name string) (ClientInfo, error) {
 	return s.info(c, nil, now), nil
 }
 
-// peerStats is one peer of an IpcGet dump.
-type peerStats struct {
-	endpoint      string
-	lastHandshake time.Time
-	rx, tx        uint64
-}
-
-// parseDump reads every peer of an IpcGet dump, keyed by hex public key.
-// Device-level lines (the private key) are skipped.
-func parseDump(dump string) map[string]*peerStats {
-	out := map[string]*peerStats{}
-	var cur *peerStats
-	var sec, nsec int64
-	flush := func() {
-		if cur != nil && (sec != 0 || nsec != 0) {
-			cur.lastHandshake = time.Unix(sec, nsec)
-		}
-		sec, nsec = 0, 0
-	}
-	sc := bufio.NewScanner(strings.NewReader(dump))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
-		if k == "public_key" {
-			flush()
-			cur = &peerStats{}
-			out[v] = cur
-			continue
-		}
-		if cur == nil {
-			continue
-		}
-		switch k {
-		case "endpoint":
-			cur.endpoint = v
-		case "last_handshake_time_sec":
-			sec, _ = strconv.ParseInt(v, 10, 64)
-		case "last_handshake_time_nsec":
-			nsec, _ = strconv.ParseInt(v, 10, 64)
-		case "rx_bytes":
-			cur.rx, _ = strconv.ParseUint(v, 10, 64)
-		case "tx_bytes":
-			cur.tx, _ = strconv.ParseUint(v, 10, 64)
-		}
-	}
-	flush()
-	return out
-}
-
-func (s *Server) info(c Client, st *peerStats, now time.Time) ClientInfo {
+func (s *Server) info(c Client, st *dataplane.PeerStats, now time.Time) ClientInfo {
 	ci := ClientInfo{
 		Name: c.Name, PublicKey: c.PublicKey, Groups: c.Groups, Addresses: c.Addresses,
 		KeyGenerated: c.KeyGenerated, Created: c.Created,
@@ -477,8 +425,8 @@ func (s *Server) info(c Client, st *peerStats, now time.Time) ClientInfo {
 		ci.Error = "address outside point_to_site.address_pool: revoke and add again"
 	}
 	if st != nil {
-		ci.Endpoint, ci.LastHandshake, ci.RxBytes, ci.TxBytes = st.endpoint, st.lastHandshake, st.rx, st.tx
-		ci.Connected = !st.lastHandshake.IsZero() && now.Sub(st.lastHandshake) < ConnectedWithin
+		ci.Endpoint, ci.LastHandshake, ci.RxBytes, ci.TxBytes = st.Endpoint, st.LastHandshake, st.RxBytes, st.TxBytes
+		ci.Connected = !st.LastHandshake.IsZero() && now.Sub(st.LastHandshake) < ConnectedWithin
 	}
 	return ci
 }
@@ -491,12 +439,12 @@ func (s *Server) Clients() ([]ClientInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("point_to_site: read device: %w", err)
 	}
-	stats := parseDump(dump)
+	stats, _ := dataplane.ParseDump(dump) // a bad counter leaves the rest readable
 	now := s.o.Now()
 	clients := s.reg.Clients()
 	out := make([]ClientInfo, 0, len(clients))
 	for _, c := range clients {
-		out = append(out, s.info(c, stats[hex.EncodeToString(c.PublicKey[:])], now))
+		out = append(out, s.info(c, stats[c.PublicKey], now))
 	}
 	return out, nil
 }
@@ -543,8 +491,9 @@ func (s *Server) Status() Status {
 	if dump, err := s.dev.IpcGet(); err != nil {
 		st.Error = err.Error()
 	} else {
-		for _, p := range parseDump(dump) {
-			if !p.lastHandshake.IsZero() && now.Sub(p.lastHandshake) < ConnectedWithin {
+		all, _ := dataplane.ParseDump(dump)
+		for _, p := range all {
+			if !p.LastHandshake.IsZero() && now.Sub(p.LastHandshake) < ConnectedWithin {
 				st.Connected++
 			}
 		}
