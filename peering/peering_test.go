@@ -69,3 +69,41 @@ func TestStateFor(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluate(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	fresh, old := now.Add(-10*time.Second), now.Add(-time.Hour)
+	tests := []struct {
+		name   string
+		o      Observation
+		state  State
+		reason Reason
+	}{
+		{"never", Observation{}, StateDown, ReasonNoHandshake},
+		{"never, bgp", Observation{BGP: true, BGPEstablished: true}, StateDown, ReasonNoHandshake},
+		{"fresh", Observation{LastHandshake: fresh}, StateUp, ReasonNone},
+		{"stale", Observation{LastHandshake: old}, StateStale, ReasonHandshakeStale},
+		{"stale beats bgp", Observation{LastHandshake: old, BGP: true}, StateStale, ReasonHandshakeStale},
+		{"bgp established", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true}, StateUp, ReasonNone},
+		{"bgp down", Observation{LastHandshake: fresh, BGP: true}, StateDown, ReasonBGPDown},
+		{"prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true}, StateDown, ReasonPrefixLimit},
+	}
+	for _, tt := range tests {
+		tt.o.Now = now
+		s, r := Evaluate(tt.o)
+		if s != tt.state || r != tt.reason {
+			t.Errorf("%s: Evaluate = %q, %q; want %q, %q", tt.name, s, r, tt.state, tt.reason)
+		}
+		if (s == StateUp) != (r == ReasonNone) {
+			t.Errorf("%s: state %q with reason %q: up exactly when there is no reason", tt.name, s, r)
+		}
+	}
+}
+
+func TestErrTunnelLimit(t *testing.T) {
+	for _, err := range []error{CheckLimit(10, names(11)), CheckLimit(0, nil)} {
+		if !errors.Is(err, ErrTunnelLimit) {
+			t.Errorf("%v does not match ErrTunnelLimit", err)
+		}
+	}
+}

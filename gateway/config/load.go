@@ -29,7 +29,13 @@ type FieldError struct {
 	Line  int    // 0 if unknown (e.g. a required field that is absent)
 	Field string // "" for problems of the whole document
 	Msg   string
+	// Err, when set, is the typed cause (e.g. a *peering.LimitError or an
+	// overlap.Conflict) so that callers classify with errors.Is/As.
+	Err error
 }
+
+// Unwrap returns the typed cause, if any.
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // Error formats as "vgate.yaml:12: peerings[1].name: msg".
 func (e *FieldError) Error() string {
@@ -51,6 +57,15 @@ func (e *FieldError) Error() string {
 
 // Errors is every problem found in a config, in file order.
 type Errors []*FieldError
+
+// Unwrap exposes every problem to errors.Is and errors.As.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
 
 // Error lists all problems, one per line.
 func (es Errors) Error() string {
@@ -162,6 +177,16 @@ func (d *doc) errorf(path, format string, args ...any) {
 		}
 	}
 	d.add(path, d.lineOf(path), fmt.Sprintf(format, args...))
+}
+
+// errorw records err at path, keeping it as the typed cause.
+func (d *doc) errorw(path string, err error) {
+	for p := path; p != ""; p = parent(p) {
+		if d.bad[p] {
+			return
+		}
+	}
+	d.errs = append(d.errs, &FieldError{File: d.file, Line: d.lineOf(path), Field: path, Msg: err.Error(), Err: err})
 }
 
 func (d *doc) add(path string, line int, msg string) {

@@ -13,9 +13,9 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
-// Limits and defaults of the contract in DESIGN.md.
+// Defaults of the config contract (the tunnel limit itself lives in
+// peering.HardLimit).
 const (
-	HardMaxTunnels       = 10 // max_tunnels may never exceed this
 	DefaultMaxTunnels    = 10
 	DefaultListenPort    = 51820
 	DefaultControlSocket = "/run/vgate/vgate.sock"

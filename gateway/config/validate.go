@@ -134,10 +134,10 @@ func (s *ownedSet) add(path string, o overlap.Owned) {
 func (s *ownedSet) report(d *doc) {
 	for _, c := range overlap.Conflicts(s.entries) {
 		if c.Err != nil { // fail closed; only canonical prefixes are added
-			d.errorf(s.paths[c.I], "%v", c.Err)
+			d.errorw(s.paths[c.I], c)
 			continue
 		}
-		d.errorf(s.paths[c.J], "%v", overlap.Conflict{A: c.B, B: c.A})
+		d.errorw(s.paths[c.J], overlap.Conflict{A: c.B, B: c.A})
 	}
 }
 
@@ -172,9 +172,6 @@ func validate(c *Config, d *doc) {
 	}
 	if c.ListenPort == 0 {
 		d.errorf("listen_port", "must be a UDP port from 1 to 65535")
-	}
-	if c.MaxTunnels < 1 || c.MaxTunnels > HardMaxTunnels {
-		d.errorf("max_tunnels", "must be between 1 and %d (the hard tunnel limit), got %d", HardMaxTunnels, c.MaxTunnels)
 	}
 	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
 		d.errorf("mtu", "must be 0 (derive from the underlay) or 576 to 65535, got %d", c.MTU)
@@ -314,15 +311,17 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 		}
 		own.report(d)
 	}
-	if c.MaxTunnels >= 1 && c.MaxTunnels <= HardMaxTunnels {
-		if err := peering.CheckLimit(c.MaxTunnels, allNames); err != nil {
-			var le *peering.LimitError
-			path := "peerings"
-			if errors.As(err, &le) {
-				path = fmt.Sprintf("peerings[%d]", le.Max)
-			}
-			d.errorf(path, "%v", err)
+	switch err := peering.CheckLimit(c.MaxTunnels, allNames); {
+	case err == nil:
+	case errors.As(err, new(*peering.RangeError)):
+		d.errorw("max_tunnels", err)
+	default:
+		var le *peering.LimitError
+		path := "peerings"
+		if errors.As(err, &le) {
+			path = fmt.Sprintf("peerings[%d]", le.Max)
 		}
+		d.errorw(path, err)
 	}
 }
 
