@@ -182,13 +182,7 @@ func Conflicts(entries []Owned) []Conflict {
 	// Sorted by family, then address, then shorter prefix first, every
 	// prefix contained in items[k] follows it contiguously.
 	slices.SortFunc(items, func(x, y item) int {
-		if c := cmp.Compare(x.p.Addr().BitLen(), y.p.Addr().BitLen()); c != 0 {
-			return c
-		}
-		if c := x.p.Addr().Compare(y.p.Addr()); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.p.Bits(), y.p.Bits()); c != 0 {
+		if c := x.p.Compare(y.p); c != 0 {
 			return c
 		}
 		return cmp.Compare(x.idx, y.idx)

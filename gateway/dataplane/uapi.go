@@ -53,14 +53,8 @@ func DiffPrefixes(have, want []netip.Prefix) (add, del []netip.Prefix) {
 			del = append(del, p)
 		}
 	}
-	cmp := func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	}
-	slices.SortFunc(add, cmp)
-	slices.SortFunc(del, cmp)
+	slices.SortFunc(add, netip.Prefix.Compare)
+	slices.SortFunc(del, netip.Prefix.Compare)
 	return add, del
 }
 

@@ -1,6 +1,7 @@
-package gateway
+package plan
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,12 +21,12 @@ type Env struct {
 	UnderlayMTU func(dst netip.Addr) int
 }
 
-// Desired is the data-plane state a config asks for: one tunnel per
+// desired is the static part of the plan (plan.go): the data-plane state a config asks for: one tunnel per
 // peering and a route through it for every prefix the peer may use. An
 // endpoint that does not resolve is reported in errs and the tunnel is still
 // built without it (the remote side can dial in); everything else in a
 // validated config has a definite answer.
-func Desired(cfg *config.Config, env Env) (tunnels []dataplane.TunnelSpec, routes []kernel.Route, errs []error) {
+func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Route, errs []error) {
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
 		var ep netip.AddrPort
@@ -43,11 +44,12 @@ func Desired(cfg *config.Config, env Env) (tunnels []dataplane.TunnelSpec, route
 		}
 		ifname := IfNamePrefix + p.Name
 		allowed := p.AllowedIPs()
-		tunnels = append(tunnels, dataplane.TunnelSpec{
+		tunnels = append(tunnels, Tunnel{
+			Kind:   KindWireGuard,
 			Name:   p.Name,
 			IfName: ifname,
 			MTU:    mtu,
-			Peer: dataplane.PeerSpec{
+			WireGuard: dataplane.PeerSpec{
 				PublicKey:  p.PublicKey,
 				Endpoint:   ep,
 				Keepalive:  p.PersistentKeepalive,
@@ -75,20 +77,24 @@ func ResolveUDP(hostport string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
-// checkReload refuses the changes a running gateway cannot take without a
+// ErrRestartRequired marks a valid config change that a running gateway
+// cannot apply live (errors.Is); the reload is refused.
+var ErrRestartRequired = errors.New("needs a restart")
+
+// CheckReload refuses the changes a running gateway cannot take without a
 // restart. Everything else is applied live.
-func checkReload(old, new *config.Config) error {
+func CheckReload(old, new *config.Config) error {
 	if old.Name != new.Name {
-		return fmt.Errorf("name: changing the gateway name (%q to %q) needs a restart", old.Name, new.Name)
+		return fmt.Errorf("name: changing the gateway name (%q to %q) %w", old.Name, new.Name, ErrRestartRequired)
 	}
 	if old.ListenPort != new.ListenPort {
-		return fmt.Errorf("listen_port: changing the tunnel port (%d to %d) needs a restart", old.ListenPort, new.ListenPort)
+		return fmt.Errorf("listen_port: changing the tunnel port (%d to %d) %w", old.ListenPort, new.ListenPort, ErrRestartRequired)
 	}
 	if old.ControlSocket != new.ControlSocket {
-		return fmt.Errorf("control_socket: changing the control socket (%s to %s) needs a restart", old.ControlSocket, new.ControlSocket)
+		return fmt.Errorf("control_socket: changing the control socket (%s to %s) %w", old.ControlSocket, new.ControlSocket, ErrRestartRequired)
 	}
 	if old.Metrics.Listen != new.Metrics.Listen {
-		return fmt.Errorf("metrics.listen: changing the metrics address (%q to %q) needs a restart", old.Metrics.Listen, new.Metrics.Listen)
+		return fmt.Errorf("metrics.listen: changing the metrics address (%q to %q) %w", old.Metrics.Listen, new.Metrics.Listen, ErrRestartRequired)
 	}
 	return nil
 }

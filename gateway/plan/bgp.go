@@ -1,4 +1,4 @@
-package gateway
+package plan
 
 import (
 	"fmt"
@@ -6,12 +6,11 @@ import (
 	"slices"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/routing"
 )
 
-// DesiredBGP adds what BGP learned to the static desired state of Desired:
+// desiredBGP adds what BGP learned to the static part of the plan (desired):
 //
 //   - every route accepted from a peering (post-policy Adj-RIB-In, best or
 //     not) joins that peering's AllowedIPs, so return traffic on another
@@ -28,7 +27,7 @@ import (
 //
 // Routes from peerings that are gone or no longer run bgp are ignored.
 // It is pure: the data plane and the kernel apply its result by diff.
-func DesiredBGP(cfg *config.Config, tunnels []dataplane.TunnelSpec, routes []kernel.Route, learned []routing.Route) ([]dataplane.TunnelSpec, []kernel.Route) {
+func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, learned []routing.Route) ([]Tunnel, []kernel.Route) {
 	bgpPeering := map[string]bool{}
 	for _, p := range cfg.Peerings {
 		if p.BGP != nil {
@@ -68,18 +67,18 @@ func DesiredBGP(cfg *config.Config, tunnels []dataplane.TunnelSpec, routes []ker
 			bestDevs[p] = append(bestDevs[p], IfNamePrefix+r.Neighbor)
 		}
 	}
-	out := make([]dataplane.TunnelSpec, len(tunnels))
+	out := make([]Tunnel, len(tunnels))
 	for i, t := range tunnels {
 		if add := accepted[t.Name]; len(add) > 0 {
 			seen := map[netip.Prefix]bool{}
 			var allowed []netip.Prefix
-			for _, q := range append(slices.Clone(t.Peer.AllowedIPs), add...) {
+			for _, q := range append(slices.Clone(t.WireGuard.AllowedIPs), add...) {
 				if !seen[q] {
 					seen[q] = true
 					allowed = append(allowed, q)
 				}
 			}
-			t.Peer.AllowedIPs = allowed
+			t.WireGuard.AllowedIPs = allowed
 		}
 		out[i] = t
 	}
@@ -87,23 +86,24 @@ func DesiredBGP(cfg *config.Config, tunnels []dataplane.TunnelSpec, routes []ker
 	for p, devs := range bestDevs {
 		routes = append(routes, kernel.Route{Dst: p, Src: cfg.TunnelAddress}.WithDevs(devs))
 	}
-	slices.SortFunc(routes, func(a, b kernel.Route) int { return comparePrefix(a.Dst, b.Dst) })
+	slices.SortFunc(routes, func(a, b kernel.Route) int { return a.Dst.Compare(b.Dst) })
 	return out, routes
 }
 
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
 
-// BGPImport is the import policy and sessions a config asks for. Protected
+// bgpImport is the import policy and sessions a config asks for. Protected
 // are the gateway's own spaces, its tunnel address, the point-to-site
 // pool, the underlay endpoints of its tunnels (a learned route covering one
 // would pull the tunnel into itself) and the static spaces of peerings
 // without bgp.
-func BGPImport(cfg *config.Config, env Env) routing.State {
+//
+// The endpoints are the tunnels' resolved ones: the plan resolves each
+// name once (desired), never again here.
+func bgpImport(cfg *config.Config, tunnels []Tunnel) routing.State {
+	endpoint := make(map[string]netip.AddrPort, len(tunnels))
+	for _, t := range tunnels {
+		endpoint[t.Name] = t.WireGuard.Endpoint
+	}
 	var st routing.State
 	st.Originate = slices.Clone(cfg.AddressSpaces)
 	add := func(p netip.Prefix, owner string) {
@@ -123,11 +123,9 @@ func BGPImport(cfg *config.Config, env Env) routing.State {
 	}
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
-		if p.Endpoint != "" && env.Resolve != nil {
-			if ap, err := env.Resolve(p.Endpoint); err == nil {
-				a := ap.Addr().Unmap()
-				add(netip.PrefixFrom(a, a.BitLen()), fmt.Sprintf("underlay endpoint of peering %s", p.Name))
-			}
+		if ap := endpoint[p.Name]; ap.IsValid() {
+			a := ap.Addr().Unmap()
+			add(netip.PrefixFrom(a, a.BitLen()), fmt.Sprintf("underlay endpoint of peering %s", p.Name))
 		}
 		if p.BGP == nil {
 			for _, q := range p.AddressSpaces {
@@ -165,10 +163,10 @@ type RouteEntry struct {
 	Status string `json:"status"`
 }
 
-// RouteTable is what `vgate routes` shows: the gateway's own spaces, static
+// routeTable is what `vgate routes` shows (Routes): the gateway's own spaces, static
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
-func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []RouteEntry {
+func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []RouteEntry {
 	inKernel := map[netip.Prefix]kernel.Route{}
 	for _, r := range kern {
 		inKernel[r.Dst] = r
@@ -214,7 +212,7 @@ func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		}
 		out = append(out, e)
 	}
-	slices.SortStableFunc(out, func(a, b RouteEntry) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortStableFunc(out, func(a, b RouteEntry) int { return a.Prefix.Compare(b.Prefix) })
 	return out
 }
 

@@ -1,4 +1,4 @@
-package gateway
+package routing
 
 import (
 	"context"
@@ -18,6 +18,10 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
+// The tunnel probe lives beside the speaker because it drives it: a dead
+// tunnel holds its BGP session down (Speaker.SetDown with HoldProbe), which
+// withdraws the routes through it at once.
+//
 // Tunnel probe timing: an ICMP echo to each BGP peer's tunnel address every
 // probeInterval, through its tunnel; no answer for probeDeadAfter marks the
 // tunnel dead (its BGP session is held down, which withdraws its routes).
@@ -46,10 +50,10 @@ type probeTarget struct {
 	known     bool // alive has been decided at least once
 }
 
-// prober sends echo requests from the gateway's tunnel address and watches
+// Prober sends echo requests from the gateway's tunnel address and watches
 // the replies. onChange is called (from the prober's goroutine) when a
 // target turns alive or dead.
-type prober struct {
+type Prober struct {
 	log      *slog.Logger
 	src      netip.Addr
 	id       uint16
@@ -61,7 +65,9 @@ type prober struct {
 	seq     uint16
 }
 
-func newProber(src netip.Addr, log *slog.Logger, onChange func(string, bool, string)) (*prober, error) {
+// NewProber opens the probe socket on src (a raw ICMP socket: the
+// gateway needs CAP_NET_RAW, which deploy/vgate.service grants).
+func NewProber(src netip.Addr, log *slog.Logger, onChange func(string, bool, string)) (*Prober, error) {
 	network := "ip4:icmp"
 	if src.Is6() {
 		network = "ip6:ipv6-icmp"
@@ -72,12 +78,12 @@ func newProber(src netip.Addr, log *slog.Logger, onChange func(string, bool, str
 	}
 	var b [2]byte
 	_, _ = rand.Read(b[:])
-	return &prober{log: log, src: src, id: binary.BigEndian.Uint16(b[:]), conn: c, onChange: onChange, targets: map[netip.Addr]*probeTarget{}}, nil
+	return &Prober{log: log, src: src, id: binary.BigEndian.Uint16(b[:]), conn: c, onChange: onChange, targets: map[netip.Addr]*probeTarget{}}, nil
 }
 
-// setTargets replaces the probed peerings (name -> tunnel address),
+// SetTargets replaces the probed peerings (name -> tunnel address),
 // keeping the state of those that stay.
-func (p *prober) setTargets(want map[string]netip.Addr) {
+func (p *Prober) SetTargets(want map[string]netip.Addr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	next := map[netip.Addr]*probeTarget{}
@@ -94,9 +100,11 @@ func (p *prober) setTargets(want map[string]netip.Addr) {
 	p.targets = next
 }
 
-func (p *prober) close() { p.conn.Close() }
+// Close closes the probe socket; Run returns once its context ends.
+func (p *Prober) Close() { p.conn.Close() }
 
-func (p *prober) run(ctx context.Context) {
+// Run probes every probeInterval until ctx ends.
+func (p *Prober) Run(ctx context.Context) {
 	go p.receive()
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
@@ -111,7 +119,7 @@ func (p *prober) run(ctx context.Context) {
 	}
 }
 
-func (p *prober) send() {
+func (p *Prober) send() {
 	p.mu.Lock()
 	p.seq++
 	seq := p.seq
@@ -135,7 +143,7 @@ func (p *prober) send() {
 	}
 }
 
-func (p *prober) receive() {
+func (p *Prober) receive() {
 	proto := 1
 	if p.src.Is6() {
 		proto = 58
@@ -172,7 +180,7 @@ func (p *prober) receive() {
 }
 
 // evaluate turns targets alive or dead and reports transitions.
-func (p *prober) evaluate(now time.Time) {
+func (p *Prober) evaluate(now time.Time) {
 	type change struct {
 		name  string
 		alive bool
@@ -208,7 +216,8 @@ func (p *prober) evaluate(now time.Time) {
 	}
 }
 
-func (p *prober) status() []ProbeStatus {
+// Status reports every probed peering, sorted by address.
+func (p *Prober) Status() []ProbeStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := []ProbeStatus{}

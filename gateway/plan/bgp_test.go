@@ -1,4 +1,4 @@
-package gateway
+package plan
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -48,11 +47,11 @@ func TestDesiredBGP(t *testing.T) {
 		{Prefix: p("10.8.0.0/16"), Neighbor: "s", Accepted: true, Best: true},
 		{Prefix: p("fd00:4::/48"), Neighbor: "c", Accepted: true, Best: true},
 	}
-	tunnels, routes, _ := Desired(cfg, testEnv())
-	tunnels, routes = DesiredBGP(cfg, tunnels, routes, learned)
+	tunnels, routes, _ := desired(cfg, testEnv())
+	tunnels, routes = desiredBGP(cfg, tunnels, routes, learned)
 	allowed := map[string][]netip.Prefix{}
 	for _, tn := range tunnels {
-		allowed[tn.Name] = tn.Peer.AllowedIPs
+		allowed[tn.Name] = tn.WireGuard.AllowedIPs
 	}
 	for name, want := range map[string][]string{
 		"b": {"169.254.10.2/32", "10.4.0.0/16"},
@@ -80,9 +79,9 @@ func TestDesiredBGP(t *testing.T) {
 	}
 
 	// Without learned routes: exactly the static state.
-	t0, r0, _ := Desired(cfg, testEnv())
-	t1, r1 := DesiredBGP(cfg, t0, r0, nil)
-	if !slices.EqualFunc(t0, t1, func(a, b dataplane.TunnelSpec) bool { return a.Peer.Equal(b.Peer) }) || !slices.EqualFunc(sorted(r0), r1, kernel.Route.Equal) {
+	t0, r0, _ := desired(cfg, testEnv())
+	t1, r1 := desiredBGP(cfg, t0, r0, nil)
+	if !slices.EqualFunc(t0, t1, func(a, b Tunnel) bool { return a.WireGuard.Equal(b.WireGuard) }) || !slices.EqualFunc(sorted(r0), r1, kernel.Route.Equal) {
 		t.Errorf("no learned routes changed the static state")
 	}
 }
@@ -97,14 +96,15 @@ func prefixes(ss []string) []netip.Prefix {
 
 func sorted(rs []kernel.Route) []kernel.Route {
 	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b kernel.Route) int { return comparePrefix(a.Dst, b.Dst) })
+	slices.SortFunc(rs, func(a, b kernel.Route) int { return a.Dst.Compare(b.Dst) })
 	return rs
 }
 
 func TestBGPImport(t *testing.T) {
 	cfg := bgpConfig(t)
 	cfg.PointToSite = &config.PointToSite{AddressPool: []netip.Prefix{p("172.16.201.0/24")}}
-	st := BGPImport(cfg, testEnv())
+	tunnels, _, _ := desired(cfg, testEnv())
+	st := bgpImport(cfg, tunnels)
 	if fmt.Sprint(st.Originate) != "[10.1.0.0/16 172.16.201.0/24]" {
 		t.Errorf("originate = %v", st.Originate)
 	}
@@ -137,7 +137,7 @@ func TestBGPImport(t *testing.T) {
 
 func TestRouteTable(t *testing.T) {
 	cfg := bgpConfig(t)
-	_, static, _ := Desired(cfg, testEnv())
+	_, static, _ := desired(cfg, testEnv())
 	learned := []routing.Route{
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
@@ -147,7 +147,7 @@ func TestRouteTable(t *testing.T) {
 	}
 	kern := []kernel.Route{{Dst: p("10.4.0.0/16"), Dev: "vg-b"}, {Dst: p("10.3.0.0/16"), Dev: "vg-c"}}
 	var got []string
-	for _, e := range RouteTable(cfg, static, learned, kern) {
+	for _, e := range routeTable(cfg, static, learned, kern) {
 		got = append(got, fmt.Sprintf("%s %s %s %v %v %s", e.Prefix, e.Source, e.Peering, e.ASPath, e.Installed, e.Status))
 	}
 	for _, w := range []string{
@@ -211,11 +211,11 @@ func TestDesiredBGPMultipath(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint("multipath=", tt.multipath), func(t *testing.T) {
 			cfg.BGP.Multipath = tt.multipath
-			tunnels, routes, errs := Desired(cfg, testEnv())
+			tunnels, routes, errs := desired(cfg, testEnv())
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
-			tunnels, routes = DesiredBGP(cfg, tunnels, routes, learned)
+			tunnels, routes = desiredBGP(cfg, tunnels, routes, learned)
 			if got := render(routes); !slices.Equal(got, tt.want) {
 				t.Errorf("routes =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
@@ -226,8 +226,8 @@ func TestDesiredBGPMultipath(t *testing.T) {
 			}
 			// AllowedIPs do not depend on multipath.
 			for _, tn := range tunnels {
-				if tn.Name == "b" && !slices.Contains(tn.Peer.AllowedIPs, p("10.5.0.0/16")) {
-					t.Errorf("AllowedIPs of b = %v", tn.Peer.AllowedIPs)
+				if tn.Name == "b" && !slices.Contains(tn.WireGuard.AllowedIPs, p("10.5.0.0/16")) {
+					t.Errorf("AllowedIPs of b = %v", tn.WireGuard.AllowedIPs)
 				}
 			}
 		})
@@ -237,14 +237,14 @@ func TestDesiredBGPMultipath(t *testing.T) {
 func TestRouteTableMultipath(t *testing.T) {
 	cfg := bgpConfig(t)
 	cfg.BGP.Multipath = true
-	_, static, _ := Desired(cfg, testEnv())
+	_, static, _ := desired(cfg, testEnv())
 	learned := []routing.Route{
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
 	}
 	kern := []kernel.Route{kernel.Route{Dst: p("10.4.0.0/16")}.WithDevs([]string{"vg-c", "vg-b"})}
 	var got []string
-	for _, e := range RouteTable(cfg, static, learned, kern) {
+	for _, e := range routeTable(cfg, static, learned, kern) {
 		if e.Source == "bgp" {
 			got = append(got, fmt.Sprintf("%s %s %v %v %s", e.Prefix, e.Peering, e.Peerings, e.Installed, e.Status))
 		}

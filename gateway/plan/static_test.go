@@ -1,4 +1,4 @@
-package gateway
+package plan
 
 import (
 	"errors"
@@ -51,7 +51,7 @@ func TestDesired(t *testing.T) {
 		},
 		UnderlayMTU: func(netip.Addr) int { return 1500 },
 	}
-	tunnels, routes, errs := Desired(cfg, env)
+	tunnels, routes, errs := desired(cfg, env)
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), `peering "badname"`) {
 		t.Fatalf("errs = %v", errs)
 	}
@@ -59,27 +59,27 @@ func TestDesired(t *testing.T) {
 		t.Fatalf("tunnels = %d", len(tunnels))
 	}
 	w := tunnels[0]
-	if w.IfName != "vg-west" || w.MTU != 1440 || w.Peer.Endpoint.String() != "198.18.0.2:51820" || w.Peer.Keepalive != 25*time.Second {
+	if w.IfName != "vg-west" || w.MTU != 1440 || w.WireGuard.Endpoint.String() != "198.18.0.2:51820" || w.WireGuard.Keepalive != 25*time.Second {
 		t.Fatalf("west = %+v", w)
 	}
 	// A tunnel address outside the peer's spaces is an AllowedIP and a route.
-	if len(w.Peer.AllowedIPs) != 2 || w.Peer.AllowedIPs[1].String() != "169.254.10.2/32" {
-		t.Fatalf("west AllowedIPs = %v", w.Peer.AllowedIPs)
+	if len(w.WireGuard.AllowedIPs) != 2 || w.WireGuard.AllowedIPs[1].String() != "169.254.10.2/32" {
+		t.Fatalf("west AllowedIPs = %v", w.WireGuard.AllowedIPs)
 	}
 	if tunnels[1].MTU != 1420 {
 		t.Errorf("IPv6 underlay MTU = %d, want 1420", tunnels[1].MTU)
 	}
-	if tunnels[2].Peer.Endpoint.IsValid() || tunnels[2].MTU != 1420 {
+	if tunnels[2].WireGuard.Endpoint.IsValid() || tunnels[2].MTU != 1420 {
 		t.Errorf("dial-in tunnel = %+v", tunnels[2])
 	}
-	if tunnels[3].Peer.Endpoint.IsValid() {
+	if tunnels[3].WireGuard.Endpoint.IsValid() {
 		t.Errorf("unresolvable endpoint kept: %+v", tunnels[3])
 	}
 	if len(routes) != 5 || routes[0].Dev != "vg-west" || routes[0].Src != cfg.TunnelAddress {
 		t.Fatalf("routes = %v", routes)
 	}
 	cfg.MTU = 1300
-	tunnels, _, _ = Desired(cfg, env)
+	tunnels, _, _ = desired(cfg, env)
 	for _, tu := range tunnels {
 		if tu.MTU != 1300 {
 			t.Fatalf("configured mtu ignored: %+v", tu)
@@ -103,11 +103,11 @@ func TestCheckReload(t *testing.T) {
 	for _, tt := range tests {
 		n := *old
 		tt.change(&n)
-		err := checkReload(old, &n)
+		err := CheckReload(old, &n)
 		if tt.field == "" && err != nil {
 			t.Errorf("live change refused: %v", err)
 		}
-		if tt.field != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.field+":")) {
+		if tt.field != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.field+":") || !errors.Is(err, ErrRestartRequired)) {
 			t.Errorf("%s change: err = %v", tt.field, err)
 		}
 	}

@@ -1,0 +1,171 @@
+// Package plan is vgate's one planner: Plan turns (config, environment,
+// routes accepted by BGP, point-to-site state) into the whole desired state
+// of a gateway — tunnels of every kind, kernel routes, the tunnel address,
+// the BGP speaker's sessions and import policy, the tunnel probes and the
+// point-to-site device. It is pure: it touches no netlink, socket or file,
+// so every decision is table-tested here. The gateway's applier
+// (gateway/apply.go) moves the running state to a plan by diff.
+//
+// Start, reload, a BGP RIB change and the `vgate routes` view all call
+// Plan; nothing else assembles desired state. docs/architecture.md shows
+// the flow config → plan → apply → data plane.
+//
+// Adding a tunnel kind (IPsec is next) means: a Kind constant and its spec
+// field on Tunnel, one branch in tunnels() for the config's peering type,
+// and one implementation of gateway.TunnelKind. Routes, admission, BGP and
+// status stay as they are: they only see Tunnel's common fields.
+package plan
+
+import (
+	"net/netip"
+
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/routing"
+)
+
+// Input is everything a plan depends on.
+type Input struct {
+	Config *config.Config
+	Env    Env
+	// Learned is the speaker's last RIB snapshot: every route received,
+	// accepted or rejected (only accepted ones are used).
+	Learned []routing.Route
+	// P2SDown: point_to_site is configured but its server is not running
+	// (e.g. a corrupt registry); the pool is then not routed to it.
+	P2SDown bool
+}
+
+// Kind is a tunnel implementation.
+type Kind string
+
+// KindWireGuard: one wireguard-go device with one peer on the shared UDP
+// port (gateway/dataplane).
+const KindWireGuard Kind = "wireguard"
+
+// Tunnel is the desired state of one peering's tunnel. The common fields
+// are what every kind has; the kind's own spec says how to run it.
+type Tunnel struct {
+	Kind   Kind
+	Name   string // the peering's name
+	IfName string // its interface: IfNamePrefix + Name
+	MTU    int
+	// WireGuard is the peer of a KindWireGuard tunnel. Its AllowedIPs are
+	// everything the peer may send from or receive at: declared spaces,
+	// its tunnel address and every prefix accepted from it by BGP.
+	WireGuard dataplane.PeerSpec
+}
+
+// State is a gateway's whole desired state.
+type State struct {
+	Tunnels []Tunnel
+	// Routes are every kernel route vgate owns: static peering spaces,
+	// the point-to-site pool, and BGP best paths.
+	Routes []kernel.Route
+	// TunnelAddress is the gateway's overlay address (on lo).
+	TunnelAddress netip.Addr
+	BGP           *BGP // nil: no speaker
+	P2S           *P2S // nil: no point-to-site device
+	// Problems are what did not stop the plan but an operator should
+	// see, e.g. an endpoint name that does not resolve (that tunnel waits
+	// for the remote side to dial in).
+	Problems []error
+}
+
+// BGP is the speaker's desired state.
+type BGP struct {
+	// Identity cannot change without restarting the speaker.
+	Identity BGPIdentity
+	// Speaker is the sessions, the import policy and the originated
+	// prefixes, applied to a running speaker by diff.
+	Speaker routing.State
+	// Probes are the in-tunnel liveness targets: peering → the remote
+	// tunnel address its BGP session runs to.
+	Probes map[string]netip.Addr
+}
+
+// BGPIdentity is the speaker's AS, router ID and listen address.
+type BGPIdentity struct {
+	ASN      uint32
+	RouterID netip.Addr
+	Listen   netip.Addr
+}
+
+// P2S is the point-to-site device's desired state.
+type P2S struct {
+	Config *config.PointToSite
+	MTU    int
+}
+
+// Plan builds the desired state for in. It is deterministic: the same
+// input gives an equal State.
+func Plan(in Input) State {
+	cfg := in.Config
+	st := State{TunnelAddress: cfg.TunnelAddress}
+	tunnels, routes, problems := static(in)
+	st.Problems = problems
+	if cfg.PointToSite != nil && !in.P2SDown {
+		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env)}
+	}
+	if cfg.BGP != nil {
+		speaker := bgpImport(cfg, tunnels)
+		probes := make(map[string]netip.Addr, len(speaker.Neighbors))
+		for _, n := range speaker.Neighbors {
+			probes[n.Name] = n.Address
+		}
+		st.BGP = &BGP{
+			Identity: BGPIdentity{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Listen: cfg.TunnelAddress},
+			Speaker:  speaker,
+			Probes:   probes,
+		}
+		// Static routes (the pool included) are in routes already, so
+		// "static wins over BGP" sees every one of them.
+		tunnels, routes = desiredBGP(cfg, tunnels, routes, in.Learned)
+	}
+	st.Tunnels, st.Routes = tunnels, routes
+	return st
+}
+
+// static is the plan before BGP: a tunnel per peering, routes for the
+// peerings' static spaces and for the point-to-site pool.
+func static(in Input) ([]Tunnel, []kernel.Route, []error) {
+	tunnels, routes, problems := desired(in.Config, in.Env)
+	if in.Config.PointToSite != nil && !in.P2SDown {
+		routes = append(routes, p2sRoutes(in.Config)...)
+	}
+	return tunnels, routes, problems
+}
+
+// Routes is the `vgate routes` view of in: the gateway's own spaces, the
+// static routes Plan builds, and every route BGP received (accepted or
+// rejected), each marked installed if kern (the kernel's vgate routes)
+// has it through the planned interfaces.
+func Routes(in Input, kern []kernel.Route) []RouteEntry {
+	_, routes, _ := static(in)
+	return routeTable(in.Config, routes, in.Learned, kern)
+}
+
+// p2sRoutes are the kernel routes of the point-to-site pool, through the
+// P2S device.
+func p2sRoutes(cfg *config.Config) []kernel.Route {
+	var routes []kernel.Route
+	for _, q := range p2s.NewPool(cfg.PointToSite.AddressPool).Prefixes() {
+		routes = append(routes, kernel.Route{Dst: q, Dev: p2s.IfName, Src: cfg.TunnelAddress})
+	}
+	return routes
+}
+
+// p2sMTU is the MTU of the P2S interface: clients may dial over IPv4 or
+// IPv6, so the IPv6 overhead is assumed (1420 on a 1500-byte underlay).
+func p2sMTU(cfg *config.Config, env Env) int {
+	if cfg.MTU != 0 {
+		return cfg.MTU
+	}
+	under := 0
+	if env.UnderlayMTU != nil {
+		under = env.UnderlayMTU(netip.Addr{})
+	}
+	return dataplane.TunnelMTU(under, netip.Addr{})
+}
