@@ -174,7 +174,7 @@ func exported(t *testing.T) map[string]bool {
 			P2S:      &p2s.Status{MaxClients: 10, Packets: map[string]uint64{"allow": 1}},
 		}, RoutesInstalled: 1, BGP: &gateway.BGPStatus{Enabled: true,
 			Neighbors: []routing.NeighborStatus{{Name: "west", State: "established"}},
-			Probes:    []gateway.ProbeStatus{{Peering: "west", Alive: true}}}}
+			Probes:    []routing.ProbeStatus{{Peering: "west", Alive: true}}}}
 	}, "test"))
 	mfs, err := reg.Gather()
 	if err != nil {

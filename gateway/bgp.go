@@ -2,38 +2,28 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
-	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/routing"
 )
 
-// applyDebounce gathers a burst of RIB changes into one re-apply.
+// applyDebounce gathers a burst of RIB changes into one re-plan.
 const applyDebounce = 50 * time.Millisecond
 
-// bgpRuntime is the gateway's speaker, the loop that applies RIB changes
-// and the tunnel probe. It exists while the config has a bgp section.
+// bgpRuntime is the gateway's speaker, its tunnel probe and the loop that
+// re-plans on RIB changes. It exists while the plan has a BGP part.
 type bgpRuntime struct {
-	key     bgpKey
+	id      plan.BGPIdentity
 	speaker *routing.Speaker
-	probe   *prober
+	probe   *routing.Prober
 	kick    chan struct{}
 	cancel  context.CancelFunc
-
-	// learned is the last RIB snapshot applied (guarded by Gateway.mu).
-	learned []routing.Route
-}
-
-// bgpKey is what cannot change without restarting the speaker.
-type bgpKey struct {
-	asn      uint32
-	routerID netip.Addr
-	addr     netip.Addr
+	applied *routing.State // the speaker state last set
 }
 
 func (b *bgpRuntime) poke() {
@@ -43,55 +33,43 @@ func (b *bgpRuntime) poke() {
 	}
 }
 
-// withBGP adds the last learned routes to the static desired state. Called
-// with g.mu held (or before the gateway is shared).
-func (g *Gateway) withBGP(cfg *config.Config, tunnels []dataplane.TunnelSpec, routes []kernel.Route) ([]dataplane.TunnelSpec, []kernel.Route) {
-	if g.bgp == nil || cfg.BGP == nil {
-		return tunnels, routes
-	}
-	return DesiredBGP(cfg, tunnels, routes, g.bgp.learned)
-}
-
-// applyBGP starts, reconfigures or stops the speaker to match cfg. Called
-// with g.mu held, after the tunnels and the tunnel address are in place.
-func (g *Gateway) applyBGP(cfg *config.Config) error {
-	if cfg.BGP == nil {
+// applyBGP starts, reconfigures or stops the speaker to match the plan.
+// g.mu is held; the tunnels and the tunnel address are in place.
+func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.State) error {
+	if st.BGP == nil {
 		g.closeBGP()
 		return nil
 	}
-	key := bgpKey{cfg.BGP.ASN, cfg.BGP.RouterID, cfg.TunnelAddress}
-	if g.bgp != nil && g.bgp.key != key {
+	if g.bgp != nil && g.bgp.id != st.BGP.Identity {
 		g.log.Info("bgp identity or tunnel address changed: restarting the speaker")
 		g.closeBGP()
 	}
 	if g.bgp == nil {
-		if err := g.startBGP(cfg, key); err != nil {
+		if err := g.startBGP(ctx, st.BGP.Identity); err != nil {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st := BGPImport(cfg, g.env)
-	if err := g.bgp.speaker.Set(ctx, st); err != nil {
+	b := g.bgp
+	if b.applied != nil && reflect.DeepEqual(*b.applied, st.BGP.Speaker) {
+		return nil // a RIB change re-plans; the speaker's own state is unchanged
+	}
+	if err := b.speaker.Set(ctx, st.BGP.Speaker); err != nil {
+		b.applied = nil
 		return err
 	}
-	targets := map[string]netip.Addr{}
-	for _, n := range st.Neighbors {
-		targets[n.Name] = n.Address
-	}
-	g.bgp.probe.setTargets(targets)
-	g.bgp.poke()
+	sp := st.BGP.Speaker
+	b.applied = &sp
+	b.probe.SetTargets(st.BGP.Probes)
+	b.poke()
 	return nil
 }
 
-func (g *Gateway) startBGP(cfg *config.Config, key bgpKey) error {
-	b := &bgpRuntime{key: key, kick: make(chan struct{}, 1)}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
+	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1)}
 	sp, err := routing.Start(ctx, routing.Config{
-		ASN:             cfg.BGP.ASN,
-		RouterID:        cfg.BGP.RouterID,
-		ListenAddresses: []netip.Addr{cfg.TunnelAddress},
+		ASN:             id.ASN,
+		RouterID:        id.RouterID,
+		ListenAddresses: []netip.Addr{id.Listen},
 		Log:             g.log.With("component", "bgp"),
 		OnChange:        b.poke,
 	})
@@ -99,46 +77,49 @@ func (g *Gateway) startBGP(cfg *config.Config, key bgpKey) error {
 		return err
 	}
 	b.speaker = sp
-	pr, err := newProber(cfg.TunnelAddress, g.log.With("component", "probe"), func(name string, alive bool, why string) {
+	var lctx context.Context
+	lctx, b.cancel = context.WithCancel(g.ctx)
+	pr, err := routing.NewProber(id.Listen, g.log.With("component", "probe"), func(name string, alive bool, why string) {
 		reason := ""
 		if !alive {
 			reason = why
 		}
-		if err := sp.SetDown(context.Background(), name, routing.HoldProbe, reason); err != nil {
+		if err := sp.SetDown(lctx, name, routing.HoldProbe, reason); err != nil && lctx.Err() == nil {
 			g.log.Error("bgp: probe hold", "peering", name, "error", err)
 		}
 		b.poke()
 	})
 	if err != nil {
+		b.cancel()
 		sp.Close()
 		return fmt.Errorf("bgp: tunnel probe: %w", err)
 	}
 	b.probe = pr
-	var lctx context.Context
-	lctx, b.cancel = context.WithCancel(context.Background())
-	go pr.run(lctx)
+	go pr.Run(lctx)
 	go g.ribLoop(lctx, b)
 	g.bgp = b
 	return nil
 }
 
 // closeBGP stops the probe, the loop and the speaker (its sessions end;
-// the routes they gave are removed by the next apply). Called with g.mu
-// held. The loop may be waiting for g.mu: it is not waited for; once it
-// gets the lock it sees the cancelled context and ends without effect.
+// the routes they gave are removed by the next apply). g.mu is held. The
+// loop may be waiting for g.mu: it is not waited for; once it gets the
+// lock it sees the cancelled context and ends without effect.
 func (g *Gateway) closeBGP() {
 	b := g.bgp
 	if b == nil {
 		return
 	}
 	g.bgp = nil
+	g.learned = nil
 	b.cancel()
-	b.probe.close()
+	b.probe.Close()
 	b.speaker.Close()
 }
 
-// ribLoop re-applies the data plane and routes when the RIB changes:
-// debounced, serialized on g.mu like every other change.
+// ribLoop re-plans when the RIB changes: debounced, serialized on g.mu
+// like every other change, and through the same planner as start and
+// reload.
 func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 	for {
 		select {
@@ -151,50 +132,23 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 			return
 		case <-time.After(applyDebounce):
 		}
+		rib, err := b.speaker.Snapshot(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				g.log.Error("bgp: reading the RIB", "error", err)
+			}
+			continue
+		}
 		g.mu.Lock()
 		if ctx.Err() == nil && !g.closed && g.bgp == b {
-			if err := g.applyRIBLocked(ctx, b); err != nil {
+			g.learned = rib.Routes
+			g.log.Debug("bgp: applying learned routes", "learned", len(rib.Routes))
+			if err := g.apply(ctx, g.cfg); err != nil {
 				g.log.Error("bgp: applying learned routes", "error", err)
 			}
 		}
 		g.mu.Unlock()
 	}
-}
-
-func (g *Gateway) applyRIBLocked(ctx context.Context, b *bgpRuntime) error {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	rib, err := b.speaker.Snapshot(sctx)
-	if err != nil {
-		return err
-	}
-	b.learned = rib.Routes
-	cfg := g.cfg
-	tunnels, routes, _ := Desired(cfg, g.env)
-	routes = append(routes, g.p2sKernelRoutes(cfg)...)
-	tunnels, routes = DesiredBGP(cfg, tunnels, routes, b.learned)
-	g.log.Debug("bgp: applying learned routes", "learned", len(b.learned), "kernel_routes", len(routes))
-	var errs []error
-	if _, err := g.plane.Set(tunnels); err != nil {
-		errs = append(errs, err)
-	}
-	if err := g.kern.SetRoutes(routes); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// p2sKernelRoutes are the routes applyP2S installed (p2s.go), so that a
-// re-apply from the RIB loop keeps them.
-func (g *Gateway) p2sKernelRoutes(cfg *config.Config) []kernel.Route {
-	if g.p2s == nil {
-		return nil
-	}
-	var routes []kernel.Route
-	for _, q := range g.p2s.Routes() {
-		routes = append(routes, kernel.Route{Dst: q, Dev: g.p2s.IfName(), Src: cfg.TunnelAddress})
-	}
-	return routes
 }
 
 // BGPStatus is what `vgate bgp` shows.
@@ -203,24 +157,22 @@ type BGPStatus struct {
 	ASN       uint32                   `json:"asn,omitempty"`
 	RouterID  netip.Addr               `json:"router_id,omitzero"`
 	Neighbors []routing.NeighborStatus `json:"neighbors"`
-	Probes    []ProbeStatus            `json:"probes"`
+	Probes    []routing.ProbeStatus    `json:"probes"`
 }
 
 // BGP reports the speaker's sessions and the tunnel probes.
-func (g *Gateway) BGP() (BGPStatus, error) {
+func (g *Gateway) BGP(ctx context.Context) (BGPStatus, error) {
 	g.mu.Lock()
 	cfg, b := g.cfg, g.bgp
 	g.mu.Unlock()
 	if cfg.BGP == nil || b == nil {
-		return BGPStatus{Neighbors: []routing.NeighborStatus{}, Probes: []ProbeStatus{}}, nil
+		return BGPStatus{Neighbors: []routing.NeighborStatus{}, Probes: []routing.ProbeStatus{}}, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	rib, err := b.speaker.Snapshot(ctx)
 	if err != nil {
 		return BGPStatus{}, err
 	}
-	st := BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Neighbors: rib.Neighbors, Probes: b.probe.status()}
+	st := BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Neighbors: rib.Neighbors, Probes: b.probe.Status()}
 	if st.Neighbors == nil {
 		st.Neighbors = []routing.NeighborStatus{}
 	}
@@ -229,33 +181,31 @@ func (g *Gateway) BGP() (BGPStatus, error) {
 
 // RoutesView is what `vgate routes` shows.
 type RoutesView struct {
-	Routes []RouteEntry `json:"routes"`
+	Routes []plan.RouteEntry `json:"routes"`
 }
 
-// Routes reports the effective routes: local, static and BGP.
-func (g *Gateway) Routes() (RoutesView, error) {
+// Routes reports the effective routes — local, static, point-to-site and
+// BGP — as the planner sees them, marked installed from the kernel.
+func (g *Gateway) Routes(ctx context.Context) (RoutesView, error) {
 	g.mu.Lock()
-	cfg, b := g.cfg, g.bgp
-	_, static, _ := Desired(cfg, g.env)
-	static = append(static, g.p2sKernelRoutes(cfg)...)
+	in := g.input(g.cfg)
+	in.Learned = nil
+	b := g.bgp
 	kern, kerr := g.kern.Routes()
 	g.mu.Unlock()
 	if kerr != nil {
 		return RoutesView{}, kerr
 	}
-	var learned []routing.Route
 	if b != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
 		rib, err := b.speaker.Snapshot(ctx)
 		if err != nil {
 			return RoutesView{}, err
 		}
-		learned = rib.Routes
+		in.Learned = rib.Routes
 	}
-	v := RoutesView{Routes: RouteTable(cfg, static, learned, kern)}
+	v := RoutesView{Routes: plan.Routes(in, kern)}
 	if v.Routes == nil {
-		v.Routes = []RouteEntry{}
+		v.Routes = []plan.RouteEntry{}
 	}
 	return v, nil
 }

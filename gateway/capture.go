@@ -42,6 +42,7 @@ func (g *Gateway) Capture(ctx context.Context, req CaptureRequest, w io.Writer) 
 		known = known || p.Name == req.Peering
 	}
 	closed := g.closed
+	t := g.tunnel(req.Peering)
 	g.mu.Unlock()
 	switch {
 	case closed:
@@ -49,7 +50,6 @@ func (g *Gateway) Capture(ctx context.Context, req CaptureRequest, w io.Writer) 
 	case !known:
 		return dataplane.CaptureResult{}, &ErrNoSuchPeering{req.Peering}
 	}
-	t := g.plane.Tunnel(req.Peering)
 	if t == nil {
 		return dataplane.CaptureResult{}, fmt.Errorf("peering %q has no running tunnel", req.Peering)
 	}

@@ -3,46 +3,18 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/vgate-project/vgate/gateway/p2s"
 	"log/slog"
 	"maps"
 	"strings"
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/overlap"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
 )
-
-// Reasons a configured peering is not up, as status and metrics show them
-// (the label values of vgate_peering_down_reason). The first two come from
-// the WireGuard handshake; the others are hooks for BGP and admission.
-const (
-	ReasonNoHandshake    = "no_handshake"    // no handshake has completed yet
-	ReasonHandshakeStale = "handshake_stale" // last handshake older than peering.StaleAfter
-	ReasonBGPDown        = "bgp_down"        // the tunnel is up but its BGP session is not established
-	ReasonPrefixLimit    = "prefix_limit"    // the BGP session was shut for exceeding its max-prefix
-	ReasonRefusedOverlap = "refused_overlap" // not admitted: its address spaces overlap
-	ReasonRefusedLimit   = "refused_limit"   // not admitted: past max_tunnels
-)
-
-// DownReasons lists every down reason, in a fixed order, so that metrics
-// can export a stable series per reason.
-var DownReasons = []string{
-	ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown,
-	ReasonPrefixLimit, ReasonRefusedOverlap, ReasonRefusedLimit,
-}
-
-// downReason is why a peering in state s is not up, or "" when it is.
-func downReason(s peering.State) string {
-	switch s {
-	case peering.StateUp:
-		return ""
-	case peering.StateStale:
-		return ReasonHandshakeStale
-	}
-	return ReasonNoHandshake
-}
 
 // Reasons a reload is refused (the label values of vgate_refusals_total).
 const (
@@ -55,39 +27,34 @@ const (
 // RefusalReasons lists every refusal reason, in a fixed order.
 var RefusalReasons = []string{RefusedTunnelLimit, RefusedOverlap, RefusedInvalid, RefusedRestartRequired}
 
-// restartHint is what checkReload's errors say; it marks a refusal (the
-// config is valid but cannot be applied live) as opposed to a failure to
-// apply a valid config.
-const restartHint = "needs a restart"
-
-// RefusalReasons classifies why a config error refused a reload: one
-// entry per distinct reason, in RefusalReasons order. An error that is not
-// a refusal (applying a valid config failed) yields none.
+// refusalReasons classifies why err refused a reload, by the errors'
+// types, never their text: one entry per distinct reason, in
+// RefusalReasons order. An error that is not a refusal (applying a valid
+// config failed) yields none.
 func refusalReasons(err error) []string {
 	if err == nil {
 		return nil
 	}
 	found := map[string]bool{}
 	var errs config.Errors
-	var le *peering.LimitError
 	switch {
 	case errors.As(err, &errs):
 		for _, e := range errs {
 			switch {
-			case strings.HasPrefix(e.Msg, "tunnel limit:"):
+			case errors.Is(e, peering.ErrTunnelLimit):
 				found[RefusedTunnelLimit] = true
-			case strings.Contains(e.Msg, " overlaps "):
+			case errors.As(e, new(overlap.Conflict)):
 				found[RefusedOverlap] = true
 			default:
 				found[RefusedInvalid] = true
 			}
 		}
-	case errors.As(err, &le):
+	case errors.Is(err, peering.ErrTunnelLimit):
 		found[RefusedTunnelLimit] = true
-	case strings.Contains(err.Error(), restartHint):
+	case errors.Is(err, plan.ErrRestartRequired):
 		found[RefusedRestartRequired] = true
-	case strings.HasPrefix(err.Error(), "config:"):
-		found[RefusedInvalid] = true // the file could not be read
+	case errors.Is(err, config.ErrUnreadable):
+		found[RefusedInvalid] = true
 	}
 	var out []string
 	for _, r := range RefusalReasons {
@@ -101,12 +68,16 @@ func refusalReasons(err error) []string {
 // countRefusals records the reasons err refused a reload. g.mu is held.
 func (g *Gateway) countRefusals(err error) {
 	for _, r := range refusalReasons(err) {
-		if g.refusals == nil {
-			g.refusals = make(map[string]uint64)
-		}
-		g.refusals[r]++
-		g.log.Info("reload refused", "reason", r)
+		g.countReason(r)
 	}
+}
+
+func (g *Gateway) countReason(r string) {
+	if g.refusals == nil {
+		g.refusals = make(map[string]uint64)
+	}
+	g.refusals[r]++
+	g.log.Info("reload refused", "reason", r)
 }
 
 // Metrics is what the Prometheus collector reads at scrape time: the
@@ -128,19 +99,17 @@ type Metrics struct {
 
 // Metrics gathers the gateway's metrics now: per-peer figures are read from
 // the WireGuard devices, sessions from the BGP speaker, routes from the
-// kernel. It is called per scrape; nothing polls in between. A peering
-// whose tunnel is up but whose BGP session is not established is reported
-// down (bgp_down, or prefix_limit when vgate shut it for max-prefix).
-func (g *Gateway) Metrics() Metrics {
-	m := Metrics{Status: g.Status(), RoutesInstalled: -1}
+// kernel. It is called per scrape; nothing polls in between. Peering
+// states and reasons are Status's (peering.Evaluate).
+func (g *Gateway) Metrics(ctx context.Context) Metrics {
+	m := Metrics{Status: g.Status(ctx), RoutesInstalled: -1}
 	if m.P2S != nil {
 		if cs, err := g.Clients(); err == nil {
 			m.Clients = cs
 		}
 	}
-	if b, err := g.BGP(); err == nil && b.Enabled {
+	if b, err := g.BGP(ctx); err == nil && b.Enabled {
 		m.BGP = &b
-		bgpReasons(m.Peerings, b.Neighbors)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -153,25 +122,11 @@ func (g *Gateway) Metrics() Metrics {
 	return m
 }
 
-// bgpReasons marks peerings whose tunnel is up but whose BGP session is not
-// established.
-func bgpReasons(ps []PeeringStatus, ns []routing.NeighborStatus) {
-	for i := range ps {
-		p := &ps[i]
-		if p.Reason != "" {
-			continue // the tunnel itself is down: that is the reason
-		}
-		for _, n := range ns {
-			if n.Name != p.Name || n.State == "established" {
-				continue
-			}
-			p.Reason = ReasonBGPDown
-			if strings.HasPrefix(n.Down, "max-prefix") || strings.Contains(n.Down, "; max-prefix") ||
-				n.Down == "" && strings.HasPrefix(n.LastDown, "max-prefix") {
-				p.Reason = ReasonPrefixLimit
-			}
-		}
-	}
+// prefixLimited reports whether vgate holds a session down for exceeding
+// its max-prefix.
+func prefixLimited(n routing.NeighborStatus) bool {
+	return n.State != "established" && (strings.HasPrefix(n.Down, "max-prefix") || strings.Contains(n.Down, "; max-prefix") ||
+		n.Down == "" && strings.HasPrefix(n.LastDown, "max-prefix"))
 }
 
 // transition is a peering whose state changed between two observations.
@@ -222,7 +177,7 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 		if closed {
 			return
 		}
-		for _, tr := range peeringTransitions(prev, g.Status().Peerings) {
+		for _, tr := range peeringTransitions(prev, g.Status(ctx).Peerings) {
 			logTransition(g.log, tr)
 		}
 		select {

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -16,7 +19,7 @@ import (
 // checkReload really produce, not on hand-written strings.
 func TestRefusalReasons(t *testing.T) {
 	testConfig := func(t *testing.T) *config.Config {
-		c := testConfig(t)
+		c := baseConfig(t)
 		c.PrivateKeyFile = "/etc/vgate/private.key"
 		if err := c.Validate(); err != nil {
 			t.Fatalf("base config: %v", err)
@@ -45,9 +48,9 @@ func TestRefusalReasons(t *testing.T) {
 		{"overlap", overlapping.Validate(), true, []string{RefusedOverlap}},
 		{"limit and overlap", both.Validate(), true, []string{RefusedTunnelLimit, RefusedOverlap}},
 		{"invalid field", invalid.Validate(), true, []string{RefusedInvalid}},
-		{"restart", checkReload(testConfig(t), renamed), false, []string{RefusedRestartRequired}},
+		{"restart", plan.CheckReload(testConfig(t), renamed), false, []string{RefusedRestartRequired}},
 		{"limit error", &peering.LimitError{Max: 1, Declared: 2, Refused: []string{"b"}}, false, []string{RefusedTunnelLimit}},
-		{"unreadable file", fmt.Errorf("config: %w", errors.New("open /etc/vgate/vgate.yaml: no such file")), false, []string{RefusedInvalid}},
+		{"unreadable file", unreadable(t), false, []string{RefusedInvalid}},
 		{"apply failure is no refusal", errors.New("tunnel west: create interface vg-west: busy (rolled back)"), false, nil},
 		{"nil", nil, false, nil},
 	} {
@@ -66,27 +69,16 @@ func TestRefusalReasons(t *testing.T) {
 	}
 }
 
-func TestDownReason(t *testing.T) {
-	for s, want := range map[peering.State]string{
-		peering.StateUp:    "",
-		peering.StateDown:  ReasonNoHandshake,
-		peering.StateStale: ReasonHandshakeStale,
-	} {
-		if got := downReason(s); got != want {
-			t.Errorf("downReason(%s) = %q, want %q", s, got, want)
-		}
-		if want != "" && !slices.Contains(DownReasons, want) {
-			t.Errorf("%q is not in DownReasons", want)
-		}
-	}
-}
-
 func TestPeeringTransitions(t *testing.T) {
 	ps := func(states ...string) []PeeringStatus {
 		var out []PeeringStatus
 		for i := 0; i < len(states); i += 2 {
 			st := peering.State(states[i+1])
-			out = append(out, PeeringStatus{Name: states[i], Network: "n-" + states[i], State: st, Reason: downReason(st)})
+			_, reason := peering.Evaluate(peering.Observation{})
+			if st == peering.StateUp {
+				reason = peering.ReasonNone
+			}
+			out = append(out, PeeringStatus{Name: states[i], Network: "n-" + states[i], State: st, Reason: string(reason)})
 		}
 		return out
 	}
@@ -118,29 +110,55 @@ func TestPeeringTransitions(t *testing.T) {
 	}
 }
 
-func TestBGPReasons(t *testing.T) {
-	ps := []PeeringStatus{
-		{Name: "up-est", State: peering.StateUp},
-		{Name: "up-idle", State: peering.StateUp},
-		{Name: "up-maxpfx", State: peering.StateUp},
-		{Name: "up-maxpfx-was", State: peering.StateUp},
-		{Name: "down", State: peering.StateDown, Reason: ReasonNoHandshake},
-		{Name: "static", State: peering.StateUp},
-	}
-	bgpReasons(ps, []routing.NeighborStatus{
-		{Name: "up-est", State: "established"},
-		{Name: "up-idle", State: "active", LastDown: "hold timer expired"},
-		{Name: "up-maxpfx", State: "idle", Down: "max-prefix: more than 100 prefixes received"},
-		{Name: "up-maxpfx-was", State: "idle", LastDown: "max-prefix: more than 100 prefixes received"},
-		{Name: "down", State: "idle"},
-	})
-	want := map[string]string{
-		"up-est": "", "up-idle": ReasonBGPDown, "up-maxpfx": ReasonPrefixLimit, "up-maxpfx-was": ReasonPrefixLimit,
-		"down": ReasonNoHandshake, "static": "",
-	}
-	for _, p := range ps {
-		if p.Reason != want[p.Name] {
-			t.Errorf("%s: reason %q, want %q", p.Name, p.Reason, want[p.Name])
+func TestPrefixLimited(t *testing.T) {
+	for _, tc := range []struct {
+		n    routing.NeighborStatus
+		want bool
+	}{
+		{routing.NeighborStatus{State: "established"}, false},
+		{routing.NeighborStatus{State: "active", LastDown: "hold timer expired"}, false},
+		{routing.NeighborStatus{State: "idle", Down: "max-prefix: more than 100 prefixes received"}, true},
+		{routing.NeighborStatus{State: "idle", LastDown: "max-prefix: more than 100 prefixes received"}, true},
+		{routing.NeighborStatus{State: "idle"}, false},
+	} {
+		if got := prefixLimited(tc.n); got != tc.want {
+			t.Errorf("prefixLimited(%+v) = %v, want %v", tc.n, got, tc.want)
 		}
+	}
+}
+
+func unreadable(t *testing.T) error {
+	_, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	if err == nil {
+		t.Fatal("loading a missing file succeeded")
+	}
+	return err
+}
+
+func pub(t *testing.T) keys.PublicKey {
+	k, err := keys.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Public()
+}
+
+func baseConfig(t *testing.T) *config.Config {
+	return &config.Config{
+		Name:          "east",
+		AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
+		TunnelAddress: netip.MustParseAddr("169.254.10.1"),
+		ListenPort:    51820,
+		MaxTunnels:    10,
+		Peerings: []config.Peering{
+			{Name: "west", Network: "west", PublicKey: pub(t), Endpoint: "198.18.0.2:51820",
+				AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/16")}, TunnelAddress: netip.MustParseAddr("169.254.10.2")},
+			{Name: "v6", Network: "v6", PublicKey: pub(t), Endpoint: "[2001:db8::2]:51820",
+				AddressSpaces: []netip.Prefix{netip.MustParsePrefix("fd00:3::/48")}},
+			{Name: "dialin", Network: "dialin", PublicKey: pub(t),
+				AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.4.0.0/16")}},
+			{Name: "badname", Network: "badname", PublicKey: pub(t), Endpoint: "nowhere.invalid:51820",
+				AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.5.0.0/16")}},
+		},
 	}
 }

@@ -2,70 +2,52 @@ package gateway
 
 import (
 	"errors"
-	"net/netip"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
-	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/plan"
 )
 
 // ErrNoP2S is returned by the client operations when point_to_site is not
 // configured.
 var ErrNoP2S = errors.New("point_to_site is not configured on this gateway")
 
-// p2sMTU is the MTU of the P2S interface: clients may dial over IPv4 or
-// IPv6, so the IPv6 overhead is assumed (1420 on a 1500-byte underlay).
-func (g *Gateway) p2sMTU(cfg *config.Config) int {
-	if cfg.MTU != 0 {
-		return cfg.MTU
-	}
-	under := 0
-	if g.env.UnderlayMTU != nil {
-		under = g.env.UnderlayMTU(netip.Addr{})
-	}
-	return dataplane.TunnelMTU(under, netip.Addr{})
-}
-
-// applyP2S moves the point-to-site server to cfg: opens it when
+// applyP2S moves the point-to-site server to the plan: opens it when
 // point_to_site appears, updates it in place (sessions stay) when it
-// changes, closes it when it goes. It returns the kernel routes of the
-// pool (through the P2S interface). A change it cannot apply (registered
-// clients outside a new pool) is refused before anything changes.
-func (g *Gateway) applyP2S(cfg *config.Config) ([]kernel.Route, error) {
-	want := cfg.PointToSite
+// changes, closes it when it goes. A change it cannot apply (registered
+// clients outside a new pool) is refused before anything changes. The
+// pool's kernel routes are in the plan's routes. g.mu is held.
+func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
+	want := st.P2S
 	switch {
 	case want == nil && g.p2s == nil:
-		return nil, nil
+		return nil
 	case want == nil:
 		g.p2s.Close()
 		g.p2s = nil
 		g.log.Info("point-to-site stopped (point_to_site removed from the config)")
-		return nil, nil
+		return nil
 	case g.p2s == nil:
 		s, err := p2s.Open(p2s.Options{
-			Config:     want,
+			Config:     want.Config,
 			PrivateKey: cfg.PrivateKey,
 			StateDir:   cfg.StateDir,
-			MTU:        g.p2sMTU(cfg),
+			MTU:        want.MTU,
 			NewTUN:     dataplane.CreateTUN,
 			LinkUp:     g.kern.LinkUp,
 			Log:        g.log,
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		g.p2s = s
+		return nil
+	case g.applied.P2S != nil && g.applied.P2S.Config == want.Config && cfg.PrivateKey == g.cfg.PrivateKey:
+		return nil // unchanged (a re-plan after a RIB change)
 	default:
-		if err := g.p2s.Update(want, cfg.PrivateKey); err != nil {
-			return nil, err
-		}
+		return g.p2s.Update(want.Config, cfg.PrivateKey)
 	}
-	var routes []kernel.Route
-	for _, q := range g.p2s.Routes() {
-		routes = append(routes, kernel.Route{Dst: q, Dev: g.p2s.IfName(), Src: cfg.TunnelAddress})
-	}
-	return routes, nil
 }
 
 func (g *Gateway) closeP2S() {

@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/wgbind"
 	"github.com/vgate-project/vgate/peering"
+	"github.com/vgate-project/vgate/routing"
 )
 
 // Status is what `vgate status` shows: the gateway, its tunnels used
@@ -44,7 +47,7 @@ type PeeringStatus struct {
 	Interface     string         `json:"interface"`
 	MTU           int            `json:"mtu"`
 	State         peering.State  `json:"state"`
-	Reason        string         `json:"reason,omitempty"` // why it is not up (DownReasons); "" when up
+	Reason        string         `json:"reason,omitempty"` // why it is not up (a peering.Reason code); "" when up
 	Endpoint      string         `json:"endpoint,omitempty"`
 	LastHandshake time.Time      `json:"last_handshake,omitzero"`
 	RxBytes       uint64         `json:"rx_bytes"`
@@ -54,8 +57,10 @@ type PeeringStatus struct {
 	Error         string         `json:"error,omitempty"`
 }
 
-// Status reports the gateway's current state.
-func (g *Gateway) Status() Status {
+// Status reports the gateway's current state. Each peering's state and
+// reason come from peering.Evaluate, the one definition of "up" that the
+// "N up" count, the tunnel log lines and the metrics share.
+func (g *Gateway) Status(ctx context.Context) Status {
 	g.mu.Lock()
 	cfg := g.cfg
 	st := Status{
@@ -68,11 +73,26 @@ func (g *Gateway) Status() Status {
 		Reloads:       g.reloads,
 		ConfigFile:    cfg.Path,
 		Tunnels:       TunnelCount{Limit: cfg.MaxTunnels},
-		Port:          g.mux.Stats(),
 	}
+	if wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind); ok {
+		st.Port = wg.portStats()
+	}
+	tunnels := make([]Tunnel, len(cfg.Peerings))
+	for i, p := range cfg.Peerings {
+		tunnels[i] = g.tunnel(p.Name)
+	}
+	b := g.bgp
 	g.mu.Unlock()
 
 	st.P2S = g.p2sStatus()
+	sessions := map[string]routing.NeighborStatus{}
+	if b != nil {
+		if rib, err := b.speaker.Snapshot(ctx); err == nil {
+			for _, n := range rib.Neighbors {
+				sessions[n.Name] = n
+			}
+		}
+	}
 	now := time.Now()
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
@@ -80,11 +100,15 @@ func (g *Gateway) Status() Status {
 			Name:          p.Name,
 			Network:       p.Network,
 			PublicKey:     p.PublicKey.String(),
-			Interface:     IfNamePrefix + p.Name,
-			State:         peering.StateDown,
+			Interface:     plan.IfNamePrefix + p.Name,
 			AddressSpaces: p.AddressSpaces,
 		}
-		if t := g.plane.Tunnel(p.Name); t != nil {
+		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil}
+		if n, ok := sessions[p.Name]; ok {
+			obs.BGPEstablished = n.State == "established"
+			obs.PrefixLimit = prefixLimited(n)
+		}
+		if t := tunnels[i]; t != nil {
 			st.Tunnels.Used++
 			ps.MTU = t.MTU()
 			if s, err := t.Stats(); err != nil {
@@ -94,13 +118,15 @@ func (g *Gateway) Status() Status {
 				ps.LastHandshake = s.LastHandshake
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
-				ps.State = peering.StateFor(s.LastHandshake, now)
+				obs.LastHandshake = s.LastHandshake
 			}
 		}
+		var reason peering.Reason
+		ps.State, reason = peering.Evaluate(obs)
+		ps.Reason = string(reason)
 		if ps.State == peering.StateUp {
 			st.Tunnels.Up++
 		}
-		ps.Reason = downReason(ps.State)
 		st.Peerings = append(st.Peerings, ps)
 	}
 	return st

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,8 +15,8 @@ import (
 )
 
 // The control socket's routing API (control.RoutingAPI).
-func (a *apiAdapter) BGP() (any, error)    { return a.gw.BGP() }
-func (a *apiAdapter) Routes() (any, error) { return a.gw.Routes() }
+func (a *apiAdapter) BGP() (any, error)    { return a.gw.BGP(context.Background()) }
+func (a *apiAdapter) Routes() (any, error) { return a.gw.Routes(context.Background()) }
 
 // getJSON runs the common part of a read-only command: flags --json and
 // --socket/--config, one GET, and either JSON or the text printer.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vgate-project/vgate/gateway/plan"
 	"io"
 	"log/slog"
 	"net"
@@ -21,7 +22,6 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 
-	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/p2s"
 )
@@ -124,7 +124,7 @@ func connectUp(q p2s.QuickConfig, ifname string, log *slog.Logger) (_ *connectio
 	}()
 	var endpoints []netip.Addr
 	resolve := func(hp string) (netip.AddrPort, error) {
-		ap, err := gateway.ResolveUDP(hp)
+		ap, err := plan.ResolveUDP(hp)
 		if err == nil {
 			endpoints = append(endpoints, ap.Addr())
 		}

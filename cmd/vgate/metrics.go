@@ -46,7 +46,7 @@ func serveMetrics(addr string, gw *gateway.Gateway, log *slog.Logger) (*metricsS
 	if addr == "" {
 		return nil, nil
 	}
-	reg, err := newRegistry(gw.Metrics)
+	reg, err := newRegistry(func() gateway.Metrics { return gw.Metrics(context.Background()) })
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}

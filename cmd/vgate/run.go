@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		log.Error("config refused; gateway not started", "config", *path)
 		return configError(err)
 	}
-	gw, err := gateway.Start(cfg, log.With("gateway", cfg.Name))
+	gw, err := gateway.Start(context.Background(), cfg, log.With("gateway", cfg.Name))
 	if err != nil {
 		return &exitError{1, fmt.Errorf("start: %w", err)}
 	}
@@ -111,7 +112,7 @@ type apiAdapter struct {
 	log  *slog.Logger
 }
 
-func (a *apiAdapter) Status() any { return a.gw.Status() }
+func (a *apiAdapter) Status() any { return a.gw.Status(context.Background()) }
 
 func (a *apiAdapter) Reload() error {
 	sdNotify("RELOADING=1")
@@ -128,7 +129,7 @@ func (a *apiAdapter) Reload() error {
 		a.gw.RecordReloadFailure(err)
 		return err
 	}
-	return a.gw.Reload(cfg)
+	return a.gw.Reload(context.Background(), cfg)
 }
 
 // sdNotify tells systemd (Type=notify) about state changes; a no-op

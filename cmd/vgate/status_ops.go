@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/vgate-project/vgate/peering"
 	"strings"
 
 	"github.com/vgate-project/vgate/gateway"
@@ -12,7 +13,7 @@ import (
 // "down (no handshake)". A stale tunnel's reason says nothing more.
 func stateText(p gateway.PeeringStatus) string {
 	s := string(p.State)
-	if p.Reason != "" && p.Reason != gateway.ReasonHandshakeStale {
+	if p.Reason != "" && p.Reason != string(peering.ReasonHandshakeStale) {
 		s += " (" + strings.ReplaceAll(p.Reason, "_", " ") + ")"
 	}
 	return s

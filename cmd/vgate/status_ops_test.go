@@ -15,8 +15,8 @@ func TestStatusShowsReasonsAndDrops(t *testing.T) {
 	st := gateway.Status{
 		Name: "east", Started: now, Tunnels: gateway.TunnelCount{Used: 2, Limit: 10},
 		Peerings: []gateway.PeeringStatus{
-			{Name: "west", Network: "west", State: peering.StateDown, Reason: gateway.ReasonNoHandshake},
-			{Name: "north", Network: "north", State: peering.StateStale, Reason: gateway.ReasonHandshakeStale, LastHandshake: now.Add(-5 * time.Minute)},
+			{Name: "west", Network: "west", State: peering.StateDown, Reason: string(peering.ReasonNoHandshake)},
+			{Name: "north", Network: "north", State: peering.StateStale, Reason: string(peering.ReasonHandshakeStale), LastHandshake: now.Add(-5 * time.Minute)},
 		},
 		Port: wgbind.Stats{Dispatched: 10, DroppedUnknownIndex: 3, DroppedQueueFull: 1},
 	}

@@ -87,6 +87,15 @@ func Parse(data []byte, filename string) (*Config, error) {
 	return c, nil
 }
 
+// ErrUnreadable matches (errors.Is) the error of Load when the config file
+// cannot be read at all.
+var ErrUnreadable = errors.New("config file cannot be read")
+
+type unreadable struct{ err error }
+
+func (e unreadable) Error() string   { return e.err.Error() }
+func (e unreadable) Unwrap() []error { return []error{e.err, ErrUnreadable} }
+
 // Load reads the config file at path, parses and validates it, and loads
 // the private key from private_key_file (relative to the config file's
 // directory unless absolute). On failure the error is an Errors listing
@@ -94,7 +103,7 @@ func Parse(data []byte, filename string) (*Config, error) {
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", unreadable{err})
 	}
 	c, d := parse(data, path)
 	if c != nil && c.PrivateKeyFile != "" {

@@ -134,7 +134,7 @@ func (s *ownedSet) add(path string, o overlap.Owned) {
 func (s *ownedSet) report(d *doc) {
 	for _, c := range overlap.Conflicts(s.entries) {
 		if c.Err != nil { // fail closed; only canonical prefixes are added
-			d.errorw(s.paths[c.I], c)
+			d.errorw(s.paths[c.I], c.Err)
 			continue
 		}
 		d.errorw(s.paths[c.J], overlap.Conflict{A: c.B, B: c.A})

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/peering"
 )
 
 // Namespace prefixes every vgate metric.
@@ -150,12 +151,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		gauge(c.peeringUp, up, p.Name, p.Network)
-		for _, r := range gateway.DownReasons {
+		for _, r := range peering.Reasons {
 			v := 0.0
-			if r == p.Reason {
+			if string(r) == p.Reason {
 				v = 1
 			}
-			gauge(c.peeringDownReason, v, p.Name, p.Network, r)
+			gauge(c.peeringDownReason, v, p.Name, p.Network, string(r))
 		}
 		counter(c.peeringRx, float64(p.RxBytes), p.Name, p.Network)
 		counter(c.peeringTx, float64(p.TxBytes), p.Name, p.Network)

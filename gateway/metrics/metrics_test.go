@@ -34,7 +34,7 @@ func sample() gateway.Metrics {
 				{Name: "west", Network: "vnet-west", PublicKey: "pubWEST=", Interface: "vg-west",
 					State: peering.StateUp, LastHandshake: hs, RxBytes: 1000, TxBytes: 2000},
 				{Name: "north", Network: "vnet-north", PublicKey: "pubNORTH=", Interface: "vg-north",
-					State: peering.StateDown, Reason: gateway.ReasonNoHandshake},
+					State: peering.StateDown, Reason: string(peering.ReasonNoHandshake)},
 			},
 			Reloads: gateway.ReloadStats{OK: 2, Failed: 1, LastError: "boom", Last: time.Unix(1_800_000_100, 0)},
 			Port:    wgbind.Stats{Dispatched: 50, DroppedUnknownIndex: 3, DroppedQueueFull: 1},
@@ -49,7 +49,7 @@ func sample() gateway.Metrics {
 		Refusals: map[string]uint64{gateway.RefusedTunnelLimit: 1},
 		BGP: &gateway.BGPStatus{Enabled: true, ASN: 65001,
 			Neighbors: []routing.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100}},
-			Probes:    []gateway.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
+			Probes:    []routing.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
 	}
 }
 
@@ -169,7 +169,7 @@ func TestDownReasonStateSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 * len(gateway.DownReasons); n != want {
+	if want := 2 * len(peering.Reasons); n != want {
 		t.Fatalf("vgate_peering_down_reason has %d series, want %d", n, want)
 	}
 	mfs, err := reg.Gather()
@@ -197,7 +197,7 @@ func TestDownReasonStateSet(t *testing.T) {
 			set[p] = append(set[p], r)
 		}
 	}
-	if len(set["west"]) != 0 || len(set["north"]) != 1 || set["north"][0] != gateway.ReasonNoHandshake {
+	if len(set["west"]) != 0 || len(set["north"]) != 1 || set["north"][0] != string(peering.ReasonNoHandshake) {
 		t.Fatalf("reasons set to 1 = %v, want only north=no_handshake", set)
 	}
 }

@@ -90,7 +90,6 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 	return out, routes
 }
 
-
 // bgpImport is the import policy and sessions a config asks for. Protected
 // are the gateway's own spaces, its tunnel address, the point-to-site
 // pool, the underlay endpoints of its tunnels (a learned route covering one

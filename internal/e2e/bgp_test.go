@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/vgate-project/vgate/gateway/plan"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -32,13 +33,13 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("%s: not reached within %v; last: %s", what, timeout, last)
 }
 
-func routeOf(v gateway.RoutesView, prefix, peering string) (gateway.RouteEntry, bool) {
+func routeOf(v gateway.RoutesView, prefix, peering string) (plan.RouteEntry, bool) {
 	for _, r := range v.Routes {
 		if r.Prefix == netip.MustParsePrefix(prefix) && r.Source == "bgp" && r.Peering == peering {
 			return r, true
 		}
 	}
-	return gateway.RouteEntry{}, false
+	return plan.RouteEntry{}, false
 }
 
 func neighborOf(st gateway.BGPStatus, name string) routing.NeighborStatus {
@@ -52,9 +53,9 @@ func neighborOf(st gateway.BGPStatus, name string) routing.NeighborStatus {
 
 // waitInstalled waits until g's `vgate routes` shows prefix from peering
 // installed.
-func waitInstalled(t *testing.T, g *netlab.Gateway, prefix, peering string) gateway.RouteEntry {
+func waitInstalled(t *testing.T, g *netlab.Gateway, prefix, peering string) plan.RouteEntry {
 	t.Helper()
-	var got gateway.RouteEntry
+	var got plan.RouteEntry
 	waitFor(t, fmt.Sprintf("%s: %s via %s installed", g.Name, prefix, peering), 30*time.Second, func() (bool, string) {
 		v, err := g.Routes()
 		if err != nil {

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/plan"
+)
+
+// input is what the planner needs now for cfg. g.mu is held.
+func (g *Gateway) input(cfg *config.Config) plan.Input {
+	return plan.Input{Config: cfg, Env: g.env, Learned: g.learned}
+}
+
+// apply plans cfg and moves every running part to that plan, in order:
+// tunnels (each kind), the point-to-site device, the tunnel address, the
+// kernel routes, the BGP speaker and its probes. Each part changes only
+// what differs from what runs, so applying an unchanged plan is a no-op.
+// On success cfg becomes the running config. On error the parts applied
+// so far keep the new state: the caller (Reload) applies the old config
+// again to roll back. g.mu is held.
+func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
+	st := plan.Plan(g.input(cfg))
+	for _, e := range st.Problems {
+		g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
+	}
+	if err := g.applyTunnels(ctx, cfg, st); err != nil {
+		return err
+	}
+	if err := g.applyP2S(cfg, st); err != nil { // p2s.go
+		return err
+	}
+	if err := g.applyAddress(cfg, st); err != nil {
+		return err
+	}
+	if err := g.kern.SetRoutes(st.Routes); err != nil {
+		return err
+	}
+	if err := g.applyBGP(ctx, cfg, st); err != nil { // bgp.go
+		return err
+	}
+	g.cfg, g.applied = cfg, st
+	return nil
+}
+
+// applyTunnels hands each tunnel kind its tunnels of the plan.
+func (g *Gateway) applyTunnels(ctx context.Context, cfg *config.Config, st plan.State) error {
+	byKind := map[plan.Kind][]plan.Tunnel{}
+	for _, t := range st.Tunnels {
+		byKind[t.Kind] = append(byKind[t.Kind], t)
+	}
+	for k := range byKind {
+		if g.kinds[k] == nil {
+			kind, err := newTunnelKind(k, cfg.ListenPort, g.kern, g.log)
+			if err != nil {
+				return err
+			}
+			g.kinds[k] = kind
+		}
+	}
+	var errs []error
+	for k, kind := range g.kinds {
+		errs = append(errs, kind.Set(ctx, cfg.PrivateKey, byKind[k]))
+	}
+	return errors.Join(errs...)
+}
+
+// applyAddress puts the tunnel address on lo (replacing the previous one)
+// and records it in state_dir for crash recovery.
+func (g *Gateway) applyAddress(cfg *config.Config, st plan.State) error {
+	if st.TunnelAddress == g.addr && g.applied.TunnelAddress == g.addr {
+		return nil
+	}
+	if err := g.kern.SetLocalAddress(st.TunnelAddress, g.addr); err != nil {
+		return err
+	}
+	g.addr = st.TunnelAddress
+	return writeRuntime(cfg)
+}
+
+// tunnel returns the running tunnel of a peering, of whatever kind, or nil.
+// g.mu is held.
+func (g *Gateway) tunnel(name string) Tunnel {
+	for _, k := range g.kinds {
+		if t := k.Tunnel(name); t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// teardown undoes every part in the reverse order of apply: BGP sessions
+// end before their tunnels, routes and the address go before the devices.
+// It works on a half-built gateway (Start failing part way). g.mu is held
+// or the gateway is not shared yet.
+func (g *Gateway) teardown() error {
+	var errs []error
+	g.closeBGP()
+	if g.kern != nil {
+		errs = append(errs, g.kern.SetRoutes(nil))
+		if g.addr.IsValid() {
+			errs = append(errs, g.kern.RemoveLocalAddress(g.addr))
+		}
+	}
+	g.closeP2S()
+	for k, kind := range g.kinds {
+		errs = append(errs, kind.Close())
+		delete(g.kinds, k)
+	}
+	if g.kern != nil {
+		g.kern.Close()
+	}
+	if g.cfg.StateDir != "" {
+		if err := os.Remove(runtimePath(g.cfg)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	g.cancel()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/wgbind"
+	"golang.zx2c4.com/wireguard/conn"
+)
+
+// Tunnel is one running tunnel, whatever its kind: what status, metrics
+// and capture need of it.
+type Tunnel interface {
+	Name() string
+	IfName() string
+	MTU() int
+	// Stats reads the tunnel's counters now.
+	Stats() (dataplane.PeerStats, error)
+	// StartCapture taps the tunnel's plaintext packets into c until
+	// StopCapture; one capture at a time.
+	StartCapture(c *dataplane.Capture) error
+	StopCapture(c *dataplane.Capture)
+}
+
+// TunnelKind runs every tunnel of one plan.Kind. Set is declarative, as a
+// whole desired set, and may be called again with the same value (a
+// no-op). The applier (apply.go) hands each kind its tunnels of the plan;
+// it knows nothing else about a kind.
+type TunnelKind interface {
+	// Set makes the running tunnels of this kind exactly want, touching
+	// only what differs. key is the gateway's private key.
+	Set(ctx context.Context, key keys.PrivateKey, want []plan.Tunnel) error
+	// Tunnel returns the running tunnel of a peering, or nil.
+	Tunnel(name string) Tunnel
+	// Close stops every tunnel of the kind and releases what it holds.
+	Close() error
+}
+
+// newTunnelKind opens the implementation of kind k. The switch on the kind
+// is the only place that names the implementations.
+func newTunnelKind(k plan.Kind, listenPort uint16, kern *kernel.Kernel, log *slog.Logger) (TunnelKind, error) {
+	switch k {
+	case plan.KindWireGuard:
+		return newWireGuardKind(listenPort, kern, log)
+	}
+	return nil, fmt.Errorf("tunnel kind %q is not implemented", k)
+}
+
+// wireGuardKind runs WireGuard tunnels: one wireguard-go device per
+// peering, all on the gateway's one UDP listen_port through the
+// demultiplexing bind (gateway/wgbind).
+type wireGuardKind struct {
+	mux   *wgbind.Mux
+	plane *dataplane.Plane
+}
+
+func newWireGuardKind(listenPort uint16, kern *kernel.Kernel, log *slog.Logger) (*wireGuardKind, error) {
+	mux := wgbind.NewMux(conn.NewStdNetBind(), log.With("component", "bind"))
+	port, err := mux.Open(listenPort)
+	if err != nil {
+		return nil, fmt.Errorf("listen_port %d: open UDP socket: %w", listenPort, err)
+	}
+	log.Info("listening for tunnels", "port", port)
+	return &wireGuardKind{
+		mux: mux,
+		plane: &dataplane.Plane{
+			NewBind: mux.NewBind,
+			NewTUN:  dataplane.CreateTUN,
+			LinkUp:  kern.LinkUp,
+			Log:     log,
+		},
+	}, nil
+}
+
+func (w *wireGuardKind) Set(_ context.Context, key keys.PrivateKey, want []plan.Tunnel) error {
+	if err := w.plane.SetPrivateKey(key); err != nil {
+		return err
+	}
+	specs := make([]dataplane.TunnelSpec, 0, len(want))
+	for _, t := range want {
+		specs = append(specs, dataplane.TunnelSpec{Name: t.Name, IfName: t.IfName, MTU: t.MTU, Peer: t.WireGuard})
+	}
+	_, err := w.plane.Set(specs)
+	return err
+}
+
+func (w *wireGuardKind) Tunnel(name string) Tunnel {
+	if t := w.plane.Tunnel(name); t != nil {
+		return t
+	}
+	return nil
+}
+
+func (w *wireGuardKind) Close() error {
+	w.plane.Close()
+	return w.mux.Close()
+}
+
+// portStats are the shared UDP port's counters.
+func (w *wireGuardKind) portStats() wgbind.Stats { return w.mux.Stats() }
