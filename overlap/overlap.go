@@ -1,7 +1,7 @@
 // Package overlap owns vgate's prefix-set algebra on net/netip: canonical
 // form of a prefix, overlap and containment between prefixes, and conflict
-// reports that name both prefixes and both owners (invariant 2 of
-// DESIGN.md: no overlapping address spaces).
+// reports that name both prefixes and both owners (the invariant
+// "No overlapping address spaces" of docs/architecture.md).
 //
 // It is pure and imports no other vgate package. Callers describe each
 // prefix with an owner ("local address_spaces", `peering "west", network

@@ -296,7 +296,7 @@ func TestParseErrors(t *testing.T) {
 		{"p2s group duplicate", withP2S + "  groups:\n    - {name: dev, allow: [10.1.0.0/16]}\n    - {name: dev}\n", "point_to_site.groups[1].name", 10, `duplicate group name "dev"`},
 		{"p2s group name", withP2S + "  groups:\n    - {name: Dev}\n", "point_to_site.groups[0].name", 9, "metric labels"},
 		{"p2s group allow", withP2S + "  groups:\n    - {name: dev, allow: [10.1.0.0/8]}\n", "point_to_site.groups[0].allow[0]", 9, "did you mean 10.0.0.0/8?"},
-		// overlaps (invariant 2)
+		// overlaps (No overlapping address spaces)
 		{"local spaces overlap", edit(t, minimal, "[10.1.0.0/16]", "[10.0.0.0/8, 10.1.0.0/16]"), "address_spaces[1]", 2,
 			"10.1.0.0/16 (local address_spaces) overlaps 10.0.0.0/8 (local address_spaces): 10.1.0.0/16 is inside 10.0.0.0/8"},
 		{"local spaces duplicate", edit(t, minimal, "[10.1.0.0/16]", "[10.1.0.0/16, 10.1.0.0/16]"), "address_spaces[1]", 2, "equals"},

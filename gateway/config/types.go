@@ -1,5 +1,5 @@
-// Package config owns the gateway's configuration file: the YAML schema of
-// DESIGN.md, strict decoding with line numbers, defaults, and validation of
+// Package config owns the gateway's configuration file: the YAML schema
+// (documented in README.md), strict decoding with line numbers, defaults, and validation of
 // every invariant a config alone can violate (tunnel limit, overlapping
 // address spaces, key file permissions). Load returns either a complete,
 // validated *Config or an Errors listing every problem; nothing is applied
