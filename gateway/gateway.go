@@ -25,6 +25,8 @@ import (
 type Gateway struct {
 	log *slog.Logger
 	env plan.Env
+	// eps holds the resolved endpoint names (resolve.go).
+	eps *endpoints
 	// ctx lives as long as the gateway: its background loops (the BGP
 	// RIB loop, the probe) end with it.
 	ctx    context.Context
@@ -68,7 +70,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		g.cancel()
 		return nil, err
 	}
-	g.env = plan.Env{Resolve: plan.ResolveUDP, UnderlayMTU: g.kern.UnderlayMTU}
+	g.eps = &endpoints{lookup: plan.ResolveUDP}
+	g.eps.refresh(cfg)
+	g.env = plan.Env{Resolve: g.eps.Resolve, UnderlayMTU: g.kern.UnderlayMTU}
 	defer func() {
 		if err != nil {
 			g.teardown()
@@ -111,6 +115,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // sessions. If applying fails, the old config is applied again and the
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
+	g.eps.refresh(cfg) // DNS outside the lock (resolve.go)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	err := g.reloadLocked(ctx, cfg)
