@@ -1,4 +1,4 @@
-// Package routing owns vgate's dynamic routing: one embedded GoBGP v3
+// Package routing owns vgate's dynamic routing: one embedded GoBGP v4
 // speaker per gateway, its eBGP sessions (one per peering that runs bgp, over
 // that peering's tunnel), what it originates, and its import policy
 // (invariant 3: no route overlapping a protected prefix, nothing outside a

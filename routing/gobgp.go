@@ -8,8 +8,7 @@ import (
 	"reflect"
 	"strings"
 
-	api "github.com/osrg/gobgp/v3/api"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 const (
@@ -38,31 +37,31 @@ func policies(im Import, neighbors []Neighbor, asn uint32) ([]*api.DefinedSet, *
 	var sets []*api.DefinedSet
 	var stmts []*api.Statement
 	prefixSet := func(name string, es []prefixEntry) {
-		ds := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: name}
+		ds := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: name}
 		for _, e := range es {
 			ds.Prefixes = append(ds.Prefixes, &api.Prefix{IpPrefix: e.Prefix.String(), MaskLengthMin: uint32(e.Min), MaskLengthMax: uint32(e.Max)})
 		}
 		sets = append(sets, ds)
 	}
 	reject := func(name, neighborSet, prefixSet string, invert bool) {
-		t := api.MatchSet_ANY
+		t := api.MatchSet_TYPE_ANY
 		if invert {
-			t = api.MatchSet_INVERT
+			t = api.MatchSet_TYPE_INVERT
 		}
 		stmts = append(stmts, &api.Statement{
 			Name: name,
 			Conditions: &api.Conditions{
-				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: neighborSet},
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: neighborSet},
 				PrefixSet:   &api.MatchSet{Type: t, Name: prefixSet},
 			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
+			Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
 		})
 	}
 	export := &api.Policy{Name: exportPolicyName}
 	if len(neighbors) == 0 {
 		return nil, &api.Policy{Name: importPolicyName}, export
 	}
-	all := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: "peers"}
+	all := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: "peers"}
 	for _, n := range neighbors {
 		all.List = append(all.List, netip.PrefixFrom(n.Address, n.Address.BitLen()).String())
 	}
@@ -85,14 +84,14 @@ func policies(im Import, neighbors []Neighbor, asn uint32) ([]*api.DefinedSet, *
 	}
 	for _, n := range neighbors {
 		ns := "peer-" + n.Name
-		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: ns,
+		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: ns,
 			List: []string{netip.PrefixFrom(n.Address, n.Address.BitLen()).String()}})
 		if n.Prepend > 0 {
 			export.Statements = append(export.Statements, &api.Statement{
 				Name:       ns + "-prepend",
-				Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: ns}},
+				Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: ns}},
 				Actions: &api.Actions{
-					RouteAction: api.RouteAction_ACCEPT,
+					RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
 					AsPrepend:   &api.AsPrependAction{Asn: asn, Repeat: uint32(n.Prepend)},
 				},
 			})
@@ -132,12 +131,12 @@ func (s *Speaker) setPolicy(ctx context.Context, im Import, neighbors []Neighbor
 		for _, a := range []struct {
 			dir  api.PolicyDirection
 			name string
-		}{{api.PolicyDirection_IMPORT, importPolicyName}, {api.PolicyDirection_EXPORT, exportPolicyName}} {
+		}{{api.PolicyDirection_POLICY_DIRECTION_IMPORT, importPolicyName}, {api.PolicyDirection_POLICY_DIRECTION_EXPORT, exportPolicyName}} {
 			err := s.bgp.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 				Name:          "global",
 				Direction:     a.dir,
 				Policies:      []*api.Policy{{Name: a.name}},
-				DefaultAction: api.RouteAction_ACCEPT,
+				DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
 			}})
 			if err != nil {
 				return fmt.Errorf("bgp: policy assignment %s: %w", a.name, err)
@@ -148,7 +147,7 @@ func (s *Speaker) setPolicy(ctx context.Context, im Import, neighbors []Neighbor
 	s.importPol = im
 	for _, n := range s.neighbors {
 		// Only established sessions have routes to re-filter.
-		_ = s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Soft: true, Direction: api.ResetPeerRequest_BOTH})
+		_ = s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Soft: true, Direction: api.ResetPeerRequest_DIRECTION_BOTH})
 	}
 	return nil
 }
@@ -166,56 +165,61 @@ func policyKey(ns []Neighbor) map[string]policyNeighbor {
 	return m
 }
 
-// gobgpLogger adapts slog to GoBGP's logger. GoBGP's info records are
-// chatty configuration echoes: they go to debug. hook sees every record
-// (for session-down reasons); it must not block.
-type gobgpLogger struct {
-	l    *slog.Logger
-	hook func(msg string, fields map[string]any)
+// gobgpHandler is the slog handler GoBGP logs through: it only shapes
+// GoBGP's records for vgate's log (nothing is decided from them; sessions
+// are followed through peer events). GoBGP's info records are chatty
+// configuration echoes and go to debug; its debug records below that.
+type gobgpHandler struct {
+	h slog.Handler
 }
 
-func (g *gobgpLogger) log(level slog.Level, msg string, fields gobgplog.Fields) {
-	if g.hook != nil {
-		g.hook(msg, fields)
-	}
-	if !g.l.Enabled(context.Background(), level) {
-		return
-	}
-	attrs := make([]any, 0, 2*len(fields))
-	for k, v := range fields {
-		attrs = append(attrs, strings.ToLower(k), v)
-	}
-	g.l.Log(context.Background(), level, msg, attrs...)
+func newGoBGPLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(gobgpHandler{h: l.Handler()})
 }
 
-func (g *gobgpLogger) Panic(msg string, f gobgplog.Fields) {
-	g.log(slog.LevelError, msg, f)
-	panic(msg)
+func gobgpLevel(l slog.Level) slog.Level {
+	switch {
+	case l >= slog.LevelWarn:
+		return l
+	case l >= slog.LevelInfo:
+		return slog.LevelDebug
+	}
+	return slog.LevelDebug - 4
 }
-func (g *gobgpLogger) Fatal(msg string, f gobgplog.Fields) {
-	// Library code never exits the process: report loudly instead.
-	g.log(slog.LevelError, "gobgp fatal: "+msg, f)
+
+func (g gobgpHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return g.h.Enabled(ctx, gobgpLevel(l))
 }
-func (g *gobgpLogger) Error(msg string, f gobgplog.Fields) { g.log(slog.LevelError, msg, f) }
-func (g *gobgpLogger) Warn(msg string, f gobgplog.Fields) {
-	level := slog.LevelWarn
-	switch msg {
-	case "invalid peer type", "cannot set TTL (255) for TCPListener":
-		// Listing an idle peer, and the TTL-security attempt on a
-		// listener: noise at every poll or start.
+
+func (g gobgpHandler) Handle(ctx context.Context, r slog.Record) error {
+	level := gobgpLevel(r.Level)
+	switch r.Message {
+	case "invalid peer type", "cannot set TTL (255) for TCPListener", "Closed an accepted connection":
+		// Listing an idle peer, the TTL-security attempt on a listener,
+		// a neighbor dialing a held-down session: noise.
 		level = slog.LevelDebug
 	}
-	g.log(level, msg, f)
-}
-func (g *gobgpLogger) Info(msg string, f gobgplog.Fields)  { g.log(slog.LevelDebug, msg, f) }
-func (g *gobgpLogger) Debug(msg string, f gobgplog.Fields) { g.log(slog.LevelDebug-4, msg, f) }
-func (g *gobgpLogger) SetLevel(gobgplog.LogLevel)          {}
-
-// GetLevel reports info (the hook needs session up/down and prefix-limit
-// records), or debug when the slog handler wants GoBGP's debug records.
-func (g *gobgpLogger) GetLevel() gobgplog.LogLevel {
-	if g.l.Enabled(context.Background(), slog.LevelDebug-4) {
-		return gobgplog.DebugLevel
+	if !g.h.Enabled(ctx, level) {
+		return nil
 	}
-	return gobgplog.InfoLevel
+	out := slog.NewRecord(r.Time, level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		a.Key = strings.ToLower(a.Key)
+		out.AddAttrs(a)
+		return true
+	})
+	return g.h.Handle(ctx, out)
+}
+
+func (g gobgpHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	low := make([]slog.Attr, len(as))
+	for i, a := range as {
+		a.Key = strings.ToLower(a.Key)
+		low[i] = a
+	}
+	return gobgpHandler{h: g.h.WithAttrs(low)}
+}
+
+func (g gobgpHandler) WithGroup(name string) slog.Handler {
+	return gobgpHandler{h: g.h.WithGroup(name)}
 }

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	api "github.com/osrg/gobgp/v4/api"
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -89,7 +91,7 @@ func policyMatch(t *testing.T, im Import, ns []Neighbor, neighbor string, p neti
 		es := prefixSets[st.Conditions.PrefixSet.Name]
 		fam := len(es) > 0 && es[0].Prefix.Addr().Is4() == p.Addr().Is4()
 		m := fam && matchEntries(es, p)
-		if st.Conditions.PrefixSet.Type == 2 { // INVERT: never matches the other family
+		if st.Conditions.PrefixSet.Type == api.MatchSet_TYPE_INVERT { // never matches the other family
 			m = fam && !matchEntries(es, p)
 		}
 		if m {

@@ -12,9 +12,11 @@ import (
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/google/uuid"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 )
 
 // Session timers. Hold time is short for BGP, but the gateway's tunnel
@@ -123,6 +125,17 @@ type NeighborStatus struct {
 	Down string `json:"down,omitempty"`
 	// LastDown is why the session last went down.
 	LastDown string `json:"last_down,omitempty"`
+	// DownCode is why the session is not established: vgate's hold
+	// (max_prefix before probe) or else LastDownCode. DownNone when
+	// established.
+	DownCode DownCode `json:"down_code,omitempty"`
+	// LastDownCode and LastDownAt: why and when the session last went
+	// down (kept after it comes back up).
+	LastDownCode DownCode  `json:"last_down_code,omitempty"`
+	LastDownAt   time.Time `json:"last_down_at,omitzero"`
+	// Notification is the NOTIFICATION that last ended the session, sent
+	// or received (nil when the last down had none).
+	Notification *Notification `json:"notification,omitempty"`
 }
 
 // RIB is a snapshot: every received route and every session.
@@ -141,10 +154,12 @@ type Speaker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	wg sync.WaitGroup // goroutines the speaker starts (not GoBGP's)
+
 	mu         sync.Mutex // serializes Set, SetDown and Snapshot's bookkeeping
 	state      State
 	neighbors  map[string]Neighbor          // by name
-	originated map[netip.Prefix][]byte      // prefix -> AddPath uuid
+	originated map[netip.Prefix]uuid.UUID   // prefix -> AddPath uuid
 	holds      map[string]map[string]string // name -> source -> reason
 	disabled   map[string]bool              // names disabled in GoBGP
 	rejectSeen map[string]map[netip.Prefix]bool
@@ -152,10 +167,13 @@ type Speaker struct {
 	policySet  bool
 	importPol  Import
 
-	// ev is written by GoBGP's logger hook, which must never wait on mu.
+	// Written by the peer-event watcher, which must never wait on mu.
 	evMu     sync.Mutex
 	byAddr   map[netip.Addr]Neighbor
-	lastDown map[netip.Addr]string
+	evHolds  map[string]DownCode // by name: holdCode of its holds
+	lastDown map[netip.Addr]downInfo
+	pfxCt    map[netip.Addr]bool // GoBGP shut the session for its prefix limit
+	closed   bool                // Close has begun: start no goroutine
 }
 
 // Start runs a speaker. ctx bounds only the start.
@@ -170,16 +188,18 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		cfg:        cfg,
 		log:        cfg.Log,
 		neighbors:  map[string]Neighbor{},
-		originated: map[netip.Prefix][]byte{},
+		originated: map[netip.Prefix]uuid.UUID{},
 		holds:      map[string]map[string]string{},
 		disabled:   map[string]bool{},
 		rejectSeen: map[string]map[netip.Prefix]bool{},
 		rejectTot:  map[string]uint64{},
 		byAddr:     map[netip.Addr]Neighbor{},
-		lastDown:   map[netip.Addr]string{},
+		evHolds:    map[string]DownCode{},
+		pfxCt:      map[netip.Addr]bool{},
+		lastDown:   map[netip.Addr]downInfo{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.bgp = server.NewBgpServer(server.LoggerOption(&gobgpLogger{l: cfg.Log.With("component", "gobgp"), hook: s.hook}))
+	s.bgp = server.NewBgpServer(server.LoggerOption(newGoBGPLogger(cfg.Log.With("component", "gobgp")), nil))
 	go s.bgp.Serve()
 
 	port := cfg.ListenPort
@@ -200,15 +220,18 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		s.cancel()
 		return nil, fmt.Errorf("bgp: start speaker AS%d: %w", cfg.ASN, err)
 	}
-	// Session changes arrive as events. Route changes are noticed by
-	// polling counters: GoBGP's table events convert paths while a
-	// reconnecting session rewrites their source (a data race in v3.37.0).
-	if err := s.bgp.WatchEvent(s.ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}},
-		func(*api.WatchEventResponse) { s.changed() }); err != nil {
+	// Session changes arrive as typed peer events. Route changes are
+	// noticed by polling counters, which also covers changes no event
+	// reports (a policy re-applied to what is already received).
+	if err := s.bgp.WatchEvent(s.ctx, server.WatchEventMessageCallbacks{OnPeerUpdate: s.peerEvent}, server.WatchPeer()); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bgp: watch: %w", err)
 	}
-	go s.poll()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.poll()
+	}()
 	s.log.Info("bgp speaker started", "asn", cfg.ASN, "router_id", cfg.RouterID, "listen", listen, "port", port)
 	return s, nil
 }
@@ -249,7 +272,7 @@ func (s *Speaker) fingerprint() string {
 		m := st.GetMessages().GetReceived()
 		// Established or not is what matters for routes; the states a
 		// down session cycles through (idle, active, connect) are not.
-		established := st.GetSessionState() == api.PeerState_ESTABLISHED
+		established := st.GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
 		fmt.Fprintf(&b, "%s/%v/%d/%d/%v", st.GetNeighborAddress(), established, m.GetUpdate(), m.GetWithdrawUpdate(), p.GetTimers().GetState().GetUptime().AsTime().UnixNano())
 		for _, af := range p.GetAfiSafis() {
 			fmt.Fprintf(&b, "/%d/%d", af.GetState().GetReceived(), af.GetState().GetAccepted())
@@ -257,7 +280,7 @@ func (s *Speaker) fingerprint() string {
 		b.WriteByte(';')
 	})
 	for _, f := range []*api.Family{familyV4, familyV6} {
-		if t, err := s.bgp.GetTable(s.ctx, &api.GetTableRequest{TableType: api.TableType_GLOBAL, Family: f}); err == nil {
+		if t, err := s.bgp.GetTable(s.ctx, &api.GetTableRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}); err == nil {
 			fmt.Fprintf(&b, "%d/%d;", t.NumDestination, t.NumPath)
 		}
 	}
@@ -270,10 +293,15 @@ func (s *Speaker) changed() {
 	}
 }
 
-// Close stops every session and the speaker.
+// Close stops every session and the speaker, and waits for the
+// goroutines it started.
 func (s *Speaker) Close() {
+	s.evMu.Lock()
+	s.closed = true
+	s.evMu.Unlock()
 	s.cancel()
 	s.bgp.Stop()
+	s.wg.Wait()
 }
 
 var (
@@ -305,7 +333,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 			// checks it at once); a raised one releases a max-prefix hold.
 			s.clearHold(name, holdMaxPrefix)
 			s.evMu.Lock()
-			s.byAddr[n.Address] = n // the hook may fire inside UpdatePeer
+			s.byAddr[n.Address] = n // a peer event may arrive during UpdatePeer
 			s.evMu.Unlock()
 			if _, err := s.bgp.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peerConf(n, s.disabled[name])}); err != nil {
 				errs = append(errs, fmt.Errorf("bgp: update neighbor %s: %w", name, err))
@@ -328,6 +356,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 		}
 		if _, ok := want[name]; !ok {
 			delete(s.holds, name)
+			s.noteHolds(name)
 			delete(s.rejectSeen, name)
 			delete(s.rejectTot, name)
 		}
@@ -365,6 +394,8 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 	for a, n := range s.byAddr {
 		if cur, ok := s.neighbors[n.Name]; !ok || cur.Address != a {
 			delete(s.byAddr, a)
+			delete(s.lastDown, a)
+			delete(s.pfxCt, a)
 		}
 	}
 	s.evMu.Unlock()
@@ -374,11 +405,11 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 	for _, p := range st.Originate {
 		wantOrig[p.Masked()] = true
 	}
-	for p, uuid := range s.originated {
+	for p, id := range s.originated {
 		if wantOrig[p] {
 			continue
 		}
-		if err := s.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: family(p), Uuid: uuid}); err != nil {
+		if err := s.bgp.DeletePath(apiutil.DeletePathRequest{UUIDs: []uuid.UUID{id}}); err != nil {
 			errs = append(errs, fmt.Errorf("bgp: withdraw %s: %w", p, err))
 			continue
 		}
@@ -388,34 +419,54 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 		if _, ok := s.originated[p]; ok {
 			continue
 		}
-		resp, err := s.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: originPath(p)})
+		path, err := originPath(p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bgp: originate %s: %w", p, err))
 			continue
 		}
-		s.originated[p] = resp.Uuid
+		resp, err := s.bgp.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}})
+		if err == nil && len(resp) != 1 {
+			err = fmt.Errorf("%d results for one path", len(resp))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bgp: originate %s: %w", p, err))
+			continue
+		}
+		s.originated[p] = resp[0].UUID
 	}
 	s.state = st
 	return errors.Join(errs...)
 }
 
-func family(p netip.Prefix) *api.Family {
+func bgpFamily(p netip.Prefix) bgp.Family {
 	if p.Addr().Is4() {
-		return familyV4
+		return bgp.RF_IPv4_UC
 	}
-	return familyV6
+	return bgp.RF_IPv6_UC
 }
 
-func originPath(p netip.Prefix) *api.Path {
-	nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
-	origin, _ := anypb.New(&api.OriginAttribute{Origin: 0}) // IGP
-	var nh *anypb.Any
-	if p.Addr().Is4() {
-		nh, _ = anypb.New(&api.NextHopAttribute{NextHop: "0.0.0.0"})
-	} else {
-		nh, _ = anypb.New(&api.MpReachNLRIAttribute{Family: familyV6, NextHops: []string{"::"}, Nlris: []*anypb.Any{nlri}})
+// originPath is p as a locally originated path: origin IGP, next hop
+// "self" (the unspecified address, which GoBGP replaces per session).
+func originPath(p netip.Prefix) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(p)
+	if err != nil {
+		return nil, err
 	}
-	return &api.Path{Family: family(p), Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	if p.Addr().Is4() {
+		nh, err := bgp.NewPathAttributeNextHop(netip.IPv4Unspecified())
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, nh)
+	} else {
+		mp, err := bgp.NewPathAttributeMpReachNLRI(bgp.RF_IPv6_UC, []bgp.PathNLRI{{NLRI: nlri}}, netip.IPv6Unspecified())
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, mp)
+	}
+	return &apiutil.Path{Family: bgpFamily(p), Nlri: nlri, Attrs: attrs}, nil
 }
 
 func peerConf(n Neighbor, disabled bool) *api.Peer {
@@ -473,6 +524,7 @@ func (s *Speaker) SetDown(ctx context.Context, name, source, reason string) erro
 			s.holds[name] = map[string]string{}
 		}
 		s.holds[name][source] = reason
+		s.noteHolds(name)
 	}
 	return s.syncAdmin(ctx, name)
 }
@@ -484,6 +536,7 @@ func (s *Speaker) clearHold(name, source string) {
 			delete(s.holds, name)
 		}
 	}
+	s.noteHolds(name)
 }
 
 // syncAdmin enables or disables name in GoBGP to match its holds.
@@ -493,7 +546,12 @@ func (s *Speaker) syncAdmin(ctx context.Context, name string) error {
 		return nil
 	}
 	held := len(s.holds[name]) > 0
-	if held == s.disabled[name] {
+	s.evMu.Lock()
+	pfxCt := s.pfxCt[n.Address]
+	s.evMu.Unlock()
+	// GoBGP keeps a session it shut for its prefix limit down until it
+	// is enabled: released here too when vgate never held it.
+	if held == s.disabled[name] && (held || !pfxCt) {
 		return nil
 	}
 	addr := n.Address.String()
@@ -523,56 +581,86 @@ func holdText(h map[string]string) string {
 	return strings.Join(parts, "; ")
 }
 
-// hook sees GoBGP's log records (on GoBGP's goroutines, possibly under its
-// locks): it records why sessions went down and reacts to the prefix limit.
-func (s *Speaker) hook(msg string, fields map[string]any) {
-	key, _ := fields["Key"].(string)
-	addr, err := netip.ParseAddr(key)
-	if err != nil {
+// peerEvent follows GoBGP's typed peer events (on GoBGP's watcher
+// goroutine, which must not wait on mu): it records why sessions go down
+// and holds a session down when GoBGP shut it for its prefix limit.
+func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) {
+	defer s.changed()
+	if ev.Type != apiutil.PEER_EVENT_STATE {
 		return
 	}
-	switch msg {
-	case "prefix limit reached":
-		if _, warnOnly := fields["Pct"]; warnOnly {
-			return
+	st := ev.Peer.State
+	addr := st.NeighborAddress
+	s.evMu.Lock()
+	n, ok := s.byAddr[addr]
+	s.pfxCt[addr] = st.AdminState == api.PeerState_ADMIN_STATE_PFX_CT
+	var d downInfo
+	down := false
+	if ok {
+		d, down = downFromEvent(st, s.evHolds[n.Name], at)
+		if down {
+			if d.code == DownMaxPrefix {
+				d.text = maxPrefixText(n.maxPrefixes())
+			}
+			s.lastDown[addr] = d
 		}
-		s.evMu.Lock()
-		n, ok := s.byAddr[addr]
-		reason := fmt.Sprintf("max-prefix: more than %d prefixes received", n.maxPrefixes())
-		if ok {
-			s.lastDown[addr] = reason
+	}
+	hold := ok && down && d.code == DownMaxPrefix && s.evHolds[n.Name] != DownMaxPrefix && !s.closed
+	if hold {
+		s.wg.Add(1)
+	}
+	s.evMu.Unlock()
+	if !ok {
+		return
+	}
+	switch {
+	case st.SessionState == bgp.BGP_FSM_ESTABLISHED:
+		s.log.Info("bgp session established", "peering", n.Name, "address", addr)
+	case down:
+		attrs := []any{"peering", n.Name, "address", addr, "code", string(d.code), "reason", d.text}
+		if d.notif != nil {
+			attrs = append(attrs, "notification", d.notif.Direction, "notification_code", d.notif.Code, "notification_subcode", d.notif.Subcode)
 		}
-		s.evMu.Unlock()
-		if ok {
-			// Keep it down (GoBGP alone would reconnect and flap);
-			// not from this goroutine, which GoBGP owns.
-			go func() {
-				if err := s.SetDown(s.ctx, n.Name, holdMaxPrefix, reason); err != nil && s.ctx.Err() == nil {
-					s.log.Error("bgp: hold session down after max-prefix", "peering", n.Name, "error", err)
-				}
-			}()
-		}
-	case "Peer Down":
-		reason, _ := fields["Reason"].(string)
-		s.evMu.Lock()
-		n, ok := s.byAddr[addr]
-		// The notification vgate sent on max-prefix, or the admin-down
-		// that holds it, keeps the more telling max-prefix reason.
-		same := strings.HasPrefix(reason, "notification-sent") || reason == "admin-down"
-		if ok && !(strings.HasPrefix(s.lastDown[addr], "max-prefix") && same) {
-			s.lastDown[addr] = reason
-		}
-		s.evMu.Unlock()
-		if ok {
-			s.log.Warn("bgp session down", "peering", n.Name, "address", addr, "reason", reason)
-		}
-	case "Peer Up":
-		s.evMu.Lock()
-		n, ok := s.byAddr[addr]
-		s.evMu.Unlock()
-		if ok {
-			s.log.Info("bgp session established", "peering", n.Name, "address", addr)
-		}
+		s.log.Warn("bgp session down", attrs...)
+	}
+	if hold {
+		// Keep it down until the limit changes; not from this
+		// goroutine, which GoBGP owns.
+		go func() {
+			defer s.wg.Done()
+			s.holdForPrefixLimit(n)
+		}()
+	}
+}
+
+// holdForPrefixLimit holds n down for its prefix limit, unless its limit (or
+// the neighbor) changed since GoBGP shut it.
+func (s *Speaker) holdForPrefixLimit(n Neighbor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.neighbors[n.Name]
+	if !ok || cur.Address != n.Address || cur.maxPrefixes() != n.maxPrefixes() {
+		return
+	}
+	if s.holds[n.Name] == nil {
+		s.holds[n.Name] = map[string]string{}
+	}
+	s.holds[n.Name][holdMaxPrefix] = maxPrefixText(n.maxPrefixes())
+	s.noteHolds(n.Name)
+	if err := s.syncAdmin(s.ctx, n.Name); err != nil && s.ctx.Err() == nil {
+		s.log.Error("bgp: hold session down after max-prefix", "peering", n.Name, "error", err)
+	}
+}
+
+// noteHolds publishes name's holds to the peer-event watcher. Called with
+// s.mu held.
+func (s *Speaker) noteHolds(name string) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if c := holdCode(s.holds[name]); c != DownNone {
+		s.evHolds[name] = c
+	} else {
+		delete(s.evHolds, name)
 	}
 }
 
@@ -582,9 +670,9 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var rib RIB
-	byAddr := map[string]string{}
+	byAddr := map[netip.Addr]string{}
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
-		byAddr[s.neighbors[name].Address.String()] = name
+		byAddr[s.neighbors[name].Address] = name
 	}
 
 	type key struct {
@@ -597,7 +685,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: "idle", MaxPrefixes: n.maxPrefixes()}
 		err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: n.Address.String(), EnableAdvertised: true}, func(p *api.Peer) {
 			if st := p.GetState(); st != nil {
-				ns.State = strings.ToLower(st.SessionState.String())
+				ns.State = sessionState(st.SessionState)
 			}
 			if t := p.GetTimers().GetState().GetUptime(); t != nil && ns.State == "established" {
 				ns.Since = t.AsTime()
@@ -615,13 +703,13 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 			s.rejectSeen[name] = seen
 		}
 		now := map[netip.Prefix]bool{}
-		for _, f := range []*api.Family{familyV4, familyV6} {
-			err := s.bgp.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Name: n.Address.String(), Family: f, EnableFiltered: true}, func(d *api.Destination) {
-				pfx, err := netip.ParsePrefix(d.Prefix)
-				if err != nil {
+		for _, f := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+			err := s.bgp.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: n.Address.String(), Family: f, EnableFiltered: true}, func(nlri bgp.NLRI, paths []*apiutil.Path) {
+				pfx, ok := nlriPrefix(nlri)
+				if !ok {
 					return
 				}
-				for _, p := range d.Paths {
+				for _, p := range paths {
 					r := routeFrom(pfx, name, p)
 					r.Accepted = !p.Filtered
 					if !r.Accepted {
@@ -654,21 +742,28 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 		ns.RejectedTotal = s.rejectTot[name]
 		ns.Down = holdText(s.holds[name])
 		s.evMu.Lock()
-		ns.LastDown = s.lastDown[n.Address]
+		d := s.lastDown[n.Address]
 		s.evMu.Unlock()
+		ns.LastDown, ns.LastDownCode, ns.LastDownAt, ns.Notification = d.text, d.code, d.at, d.notif
+		switch {
+		case len(s.holds[name]) > 0:
+			ns.DownCode = holdCode(s.holds[name])
+		case ns.State != "established":
+			ns.DownCode = d.code
+		}
 		rib.Neighbors = append(rib.Neighbors, ns)
 	}
-	for _, f := range []*api.Family{familyV4, familyV6} {
-		err := s.bgp.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: f}, func(d *api.Destination) {
-			pfx, err := netip.ParsePrefix(d.Prefix)
-			if err != nil {
+	for _, f := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
+		err := s.bgp.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}, func(nlri bgp.NLRI, paths []*apiutil.Path) {
+			pfx, ok := nlriPrefix(nlri)
+			if !ok {
 				return
 			}
-			for _, p := range d.Paths {
+			for _, p := range paths {
 				if !p.Best {
 					continue
 				}
-				name, ok := byAddr[p.NeighborIp]
+				name, ok := byAddr[p.PeerAddress]
 				if !ok {
 					continue // originated here
 				}
@@ -690,30 +785,28 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 	return rib, nil
 }
 
-func routeFrom(pfx netip.Prefix, name string, p *api.Path) Route {
-	r := Route{Prefix: pfx, Neighbor: name}
-	if t := p.GetAge(); t != nil {
-		r.Since = t.AsTime()
+func nlriPrefix(n bgp.NLRI) (netip.Prefix, bool) {
+	if p, ok := n.(*bgp.IPAddrPrefix); ok && p.Prefix.IsValid() {
+		return p.Prefix, true
 	}
-	for _, a := range p.Pattrs {
-		switch {
-		case a.MessageIs(&api.AsPathAttribute{}):
-			var asp api.AsPathAttribute
-			if a.UnmarshalTo(&asp) == nil {
-				for _, seg := range asp.Segments {
-					r.ASPath = append(r.ASPath, seg.Numbers...)
-				}
+	return netip.Prefix{}, false
+}
+
+func routeFrom(pfx netip.Prefix, name string, p *apiutil.Path) Route {
+	r := Route{Prefix: pfx, Neighbor: name}
+	if p.Age != 0 {
+		r.Since = time.Unix(p.Age, 0)
+	}
+	for _, a := range p.Attrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeAsPath:
+			for _, seg := range a.Value {
+				r.ASPath = append(r.ASPath, seg.GetAS()...)
 			}
-		case a.MessageIs(&api.NextHopAttribute{}):
-			var nh api.NextHopAttribute
-			if a.UnmarshalTo(&nh) == nil {
-				r.NextHop, _ = netip.ParseAddr(nh.NextHop)
-			}
-		case a.MessageIs(&api.MpReachNLRIAttribute{}):
-			var mp api.MpReachNLRIAttribute
-			if a.UnmarshalTo(&mp) == nil && len(mp.NextHops) > 0 {
-				r.NextHop, _ = netip.ParseAddr(mp.NextHops[0])
-			}
+		case *bgp.PathAttributeNextHop:
+			r.NextHop = a.Value
+		case *bgp.PathAttributeMpReachNLRI:
+			r.NextHop = a.Nexthop
 		}
 	}
 	return r

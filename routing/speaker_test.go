@@ -207,7 +207,7 @@ func TestSpeakersOnLoopback(t *testing.T) {
 		n := neighbor(r, "b")
 		return n.Received == 0 && n.State != "established"
 	})
-	if n := neighbor(rib, "b"); n.State == "established" || n.Down != "tunnel probe: no answer" {
+	if n := neighbor(rib, "b"); n.State == "established" || n.Down != "tunnel probe: no answer" || n.DownCode != DownProbe {
 		t.Errorf("held neighbor = %+v", n)
 	}
 	if err := a.SetDown(ctx, "b", HoldProbe, ""); err != nil {
@@ -230,7 +230,8 @@ func TestSpeakersOnLoopback(t *testing.T) {
 	})
 	// Down is the reason vgate holds the session (what `vgate bgp` shows);
 	// GoBGP's LastDown names whichever side saw the close first.
-	if n := neighbor(rib, "b"); !strings.Contains(n.Down, "max-prefix: more than 3") || n.State == "established" {
+	if n := neighbor(rib, "b"); !strings.Contains(n.Down, "max-prefix: more than 3") || n.State == "established" ||
+		n.DownCode != DownMaxPrefix || n.LastDownCode != DownMaxPrefix {
 		t.Errorf("after max-prefix: %+v", n)
 	}
 	// Raising the limit releases it.
@@ -240,7 +241,7 @@ func TestSpeakersOnLoopback(t *testing.T) {
 	}
 	waitRIB(t, a, "limit raised", func(r RIB) bool {
 		n := neighbor(r, "b")
-		return n.State == "established" && n.Down == "" && n.Received == 6
+		return n.State == "established" && n.Down == "" && n.DownCode == DownNone && n.Received == 6
 	})
 
 	// Removing the neighbor withdraws its routes.
