@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"strings"
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
@@ -123,10 +122,9 @@ func (g *Gateway) Metrics(ctx context.Context) Metrics {
 }
 
 // prefixLimited reports whether vgate holds a session down for exceeding
-// its max-prefix.
+// its max-prefix (a typed code from the speaker).
 func prefixLimited(n routing.NeighborStatus) bool {
-	return n.State != "established" && (strings.HasPrefix(n.Down, "max-prefix") || strings.Contains(n.Down, "; max-prefix") ||
-		n.Down == "" && strings.HasPrefix(n.LastDown, "max-prefix"))
+	return n.State != "established" && n.DownCode == routing.DownMaxPrefix
 }
 
 // transition is a peering whose state changed between two observations.

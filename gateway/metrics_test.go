@@ -116,9 +116,11 @@ func TestPrefixLimited(t *testing.T) {
 		want bool
 	}{
 		{routing.NeighborStatus{State: "established"}, false},
-		{routing.NeighborStatus{State: "active", LastDown: "hold timer expired"}, false},
-		{routing.NeighborStatus{State: "idle", Down: "max-prefix: more than 100 prefixes received"}, true},
-		{routing.NeighborStatus{State: "idle", LastDown: "max-prefix: more than 100 prefixes received"}, true},
+		{routing.NeighborStatus{State: "active", DownCode: routing.DownHoldTimerExpired}, false},
+		{routing.NeighborStatus{State: "idle", DownCode: routing.DownMaxPrefix, Down: "max-prefix: more than 100 prefixes received"}, true},
+		// The text alone decides nothing.
+		{routing.NeighborStatus{State: "idle", Down: "max-prefix: more than 100 prefixes received"}, false},
+		{routing.NeighborStatus{State: "established", DownCode: routing.DownMaxPrefix}, false},
 		{routing.NeighborStatus{State: "idle"}, false},
 	} {
 		if got := prefixLimited(tc.n); got != tc.want {

@@ -124,10 +124,7 @@ func outermost(ps []netip.Prefix, is4 bool) []netip.Prefix {
 
 func sortEntries(es []prefixEntry) {
 	slices.SortFunc(es, func(a, b prefixEntry) int {
-		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
-			return c
-		}
-		if c := a.Prefix.Bits() - b.Prefix.Bits(); c != 0 {
+		if c := a.Prefix.Compare(b.Prefix); c != 0 {
 			return c
 		}
 		return a.Min - b.Min

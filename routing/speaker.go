@@ -415,7 +415,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 		}
 		delete(s.originated, p)
 	}
-	for _, p := range slices.SortedFunc(maps.Keys(wantOrig), comparePrefix) {
+	for _, p := range slices.SortedFunc(maps.Keys(wantOrig), netip.Prefix.Compare) {
 		if _, ok := s.originated[p]; ok {
 			continue
 		}
@@ -777,7 +777,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 		}
 	}
 	slices.SortFunc(rib.Routes, func(a, b Route) int {
-		if c := comparePrefix(a.Prefix, b.Prefix); c != 0 {
+		if c := a.Prefix.Compare(b.Prefix); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Neighbor, b.Neighbor)
@@ -812,9 +812,3 @@ func routeFrom(pfx netip.Prefix, name string, p *apiutil.Path) Route {
 	return r
 }
 
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
