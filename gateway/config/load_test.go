@@ -198,6 +198,7 @@ func TestValidVariants(t *testing.T) {
 		{"same network repeats prefixes", minimal + "peerings:\n" +
 			"  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16, 10.4.5.0/24]}\n" +
 			"  - {name: b, network: n1, public_key: " + keyWest2 + ", address_spaces: [10.2.0.0/16, 10.4.0.0/16]}\n"},
+		{"bgp peering with a static route", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], static_routes: [10.2.5.0/24], bgp: {asn: 65002, address: 169.254.0.2}}\n"},
 		{"peering with bgp only", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2}}\n"},
 		{"ipv6 endpoint", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", endpoint: \"[fd00::1]:51820\", address_spaces: [10.2.0.0/16]}\n"},
 		{"yaml anchors and merge", minimal + "x: 1\n"},
@@ -282,6 +283,9 @@ func TestParseErrors(t *testing.T) {
 		{"peer bgp asn missing", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {address: 10.2.0.2}}\n"), "peerings[0].bgp.asn", 7, "required"},
 		{"peer bgp address missing", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002}}\n"), "peerings[0].bgp.address", 7, "required"},
 		{"peer bgp without gateway bgp", edit(t, withPeer, "}\n", ", bgp: {asn: 65002, address: 10.2.0.2}}\n"), "peerings[0].bgp", 6, "gateway's own bgp section"},
+		{"static routes without bgp", withPeer[:len(withPeer)-2] + ", static_routes: [10.2.1.0/24]}\n", "peerings[0].static_routes[0]", 6, "static_routes is for peerings that run bgp"},
+		{"static route outside allow-list", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", static_routes: [10.3.0.0/16], bgp: {asn: 65002, address: 10.2.0.2}}\n"), "peerings[0].static_routes[0]", 7, "10.3.0.0/16 is not inside this peering's address_spaces [10.2.0.0/16]"},
+		{"static route host bits", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", static_routes: [10.2.1.1/24], bgp: {asn: 65002, address: 10.2.0.2}}\n"), "peerings[0].static_routes[0]", 7, "host bits"},
 		{"peer bgp family", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[\"fd00:2::/48\"]"), "}\n", ", bgp: {asn: 65002, address: \"fd00:2::1\"}}\n"), "peerings[0].bgp.address", 7, "different IP families"},
 		// point to site
 		{"p2s port clash", withP2S + "  listen_port: 51820\n", "point_to_site.listen_port", 8, "must differ from listen_port"},

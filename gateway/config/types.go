@@ -72,6 +72,11 @@ type Peering struct {
 	// AllowedIPs and routed through the tunnel.
 	TunnelAddress       netip.Addr    `yaml:"tunnel_address" json:"tunnel_address,omitempty"`
 	BGP                 *PeerBGP      `yaml:"bgp,omitempty" json:"bgp,omitempty"`
+	// StaticRoutes are routes installed through this peering's tunnel
+	// beside its BGP session (only with bgp, each inside address_spaces).
+	// On a BGP peering, address_spaces is only the import allow-list:
+	// routes come from BGP alone unless listed here.
+	StaticRoutes []netip.Prefix `yaml:"static_routes,omitempty" json:"static_routes,omitempty"`
 	PersistentKeepalive time.Duration `yaml:"persistent_keepalive,omitempty" json:"persistent_keepalive,omitempty"`
 
 	// Line is where the peering starts in the file (0 if unknown).
@@ -129,7 +134,8 @@ func (p *Peering) PeerTunnelAddress() netip.Addr {
 // receive at: its declared address spaces and its tunnel address (as a host
 // prefix), deduplicated, in declaration order.
 func (p *Peering) AllowedIPs() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(p.AddressSpaces)+1)
+	static := p.StaticSpaces()
+	out := make([]netip.Prefix, 0, len(static)+1)
 	seen := make(map[netip.Prefix]bool)
 	add := func(q netip.Prefix) {
 		if !seen[q] {
@@ -137,12 +143,12 @@ func (p *Peering) AllowedIPs() []netip.Prefix {
 			out = append(out, q)
 		}
 	}
-	for _, q := range p.AddressSpaces {
+	for _, q := range static {
 		add(q.Masked())
 	}
 	if a := p.PeerTunnelAddress(); a.IsValid() {
 		covered := false
-		for _, q := range p.AddressSpaces {
+		for _, q := range static {
 			if q.Contains(a) {
 				covered = true
 				break
@@ -153,4 +159,14 @@ func (p *Peering) AllowedIPs() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// StaticSpaces are the prefixes routed through the peering without BGP:
+// its address_spaces when it runs no BGP, else only its static_routes
+// (address_spaces of a BGP peering is the import allow-list).
+func (p *Peering) StaticSpaces() []netip.Prefix {
+	if p.BGP != nil {
+		return p.StaticRoutes
+	}
+	return p.AddressSpaces
 }

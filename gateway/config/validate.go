@@ -109,6 +109,16 @@ func prefixes(d *doc, path string, ps []netip.Prefix) (ok []netip.Prefix, paths 
 	return ok, paths
 }
 
+// coveredBy reports whether q lies inside one of ps.
+func coveredBy(q netip.Prefix, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Bits() <= q.Bits() && p.Contains(q.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
 func inAny(a netip.Addr, ps []netip.Prefix) bool {
 	for _, p := range ps {
 		if p.Contains(a) {
@@ -294,6 +304,15 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 			}
 			if c.BGP == nil {
 				d.errorf(base+".bgp", "needs the gateway's own bgp section (asn)")
+			}
+		}
+		statics, staticPaths := prefixes(d, base+".static_routes", p.StaticRoutes)
+		for j, q := range statics {
+			switch {
+			case p.BGP == nil:
+				d.errorf(staticPaths[j], "%s: static_routes is for peerings that run bgp; without bgp, address_spaces are the static routes", q)
+			case !coveredBy(q, spaces):
+				d.errorf(staticPaths[j], "%s is not inside this peering's address_spaces %v (the import allow-list, which also bounds its static routes)", q, spaces)
 			}
 		}
 

@@ -20,7 +20,9 @@ func bgpConfig(t *testing.T) *config.Config {
 			BGP: &config.PeerBGP{ASN: 65002, Address: netip.MustParseAddr("169.254.10.2")}},
 		{Name: "c", Network: "c", PublicKey: pub(t), Endpoint: "198.18.0.3:51820",
 			AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.3.0.0/16")},
-			BGP:           &config.PeerBGP{ASN: 65003, Address: netip.MustParseAddr("169.254.10.3"), MaxPrefixes: 5, Prepend: 2}},
+			// An explicit static route beside the session.
+			StaticRoutes: []netip.Prefix{netip.MustParsePrefix("10.3.0.0/16")},
+			BGP:          &config.PeerBGP{ASN: 65003, Address: netip.MustParseAddr("169.254.10.3"), MaxPrefixes: 5, Prepend: 2}},
 		{Name: "s", Network: "s", PublicKey: pub(t),
 			AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}},
 	}
@@ -169,6 +171,7 @@ func TestRouteTable(t *testing.T) {
 func TestDesiredBGPMultipath(t *testing.T) {
 	cfg := bgpConfig(t)
 	cfg.Peerings[1].AddressSpaces = nil // c: no allow-list, no static route
+	cfg.Peerings[1].StaticRoutes = nil
 	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "d", Network: "d", PublicKey: pub(t), Endpoint: "198.18.0.4:51820",
 		BGP: &config.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.10.4")}})
 	learned := []routing.Route{
@@ -255,5 +258,49 @@ func TestRouteTableMultipath(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("routes =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// On a BGP peering, address_spaces is the import allow-list only: no static
+// route, no static AllowedIPs; the route comes from BGP and follows it.
+func TestAllowListIsNotAStaticRoute(t *testing.T) {
+	cfg := bgpConfig(t)
+	cfg.Peerings[1].StaticRoutes = nil // c: allow-list 10.3.0.0/16, no static route
+	in := Input{Config: cfg, Env: testEnv()}
+	st := Plan(in)
+	for _, r := range st.Routes {
+		if r.Dst == p("10.3.0.0/16") {
+			t.Fatalf("allow-list planned as a route without BGP: %+v", r)
+		}
+	}
+	if c := st.Tunnels[1]; slices.Contains(c.WireGuard.AllowedIPs, p("10.3.0.0/16")) {
+		t.Fatalf("allow-list in AllowedIPs before BGP accepted it: %v", c.WireGuard.AllowedIPs)
+	}
+	// Learned from c, then from b as well (both accepted: 10.3/16 is
+	// inside c's allow-list, b has none): the route follows the best path.
+	for _, via := range []string{"c", "b"} {
+		in.Learned = []routing.Route{{Prefix: p("10.3.0.0/16"), Neighbor: via, Accepted: true, Best: true}}
+		st = Plan(in)
+		found := false
+		for _, r := range st.Routes {
+			if r.Dst == p("10.3.0.0/16") {
+				found = true
+				if r.Dev != "vg-"+via {
+					t.Errorf("10.3.0.0/16 via %s, want vg-%s", r.Dev, via)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("learned 10.3.0.0/16 from %s not routed", via)
+		}
+		var view []string
+		for _, e := range Routes(in, st.Routes) {
+			if e.Prefix == p("10.3.0.0/16") {
+				view = append(view, e.Source+" "+e.Status)
+			}
+		}
+		if !slices.Equal(view, []string{"bgp installed"}) {
+			t.Errorf("routes view for 10.3.0.0/16 via %s = %q, want only the installed BGP route", via, view)
+		}
 	}
 }
