@@ -167,12 +167,11 @@ func TestBIRDInterop(t *testing.T) {
 		return n.State == "established" && n.ASN == 65009 && n.Received == 3, out
 	})
 
-	// vgate learns BIRD's prefixes: the more-specific is installed as a BGP
-	// route through the tunnel; the /16 equals the peering's static
-	// allow-list space, and static address_spaces win over BGP for the
-	// same prefix (DesiredBGP), so it is accepted but the kernel route
-	// stays the static one, through the same tunnel. 192.0.2.0/24 lies
-	// outside the allow-list: rejected and counted.
+	// vgate learns BIRD's prefixes: the more-specific and the /16 (which
+	// equals the peering's allow-list: on a BGP peering address_spaces is
+	// only the import allow-list, never a static route) are installed as
+	// BGP routes through the tunnel. 192.0.2.0/24 lies outside the
+	// allow-list: rejected and counted.
 	r := waitInstalled(t, gw1, "10.9.1.0/24", "bird")
 	if !slices.Equal(r.ASPath, []uint32{65009}) {
 		t.Errorf("AS path of 10.9.1.0/24 at gw1 = %v, want [65009]", r.ASPath)
@@ -189,7 +188,7 @@ func TestBIRDInterop(t *testing.T) {
 		}
 		wide, ok1 := routeOf(v, "10.9.0.0/16", "bird")
 		out3, ok2 := routeOf(v, "192.0.2.0/24", "bird")
-		return ok1 && ok2 && wide.Status == "best, static route preferred" && !out3.Installed &&
+		return ok1 && ok2 && wide.Status == "installed" && wide.Installed && !out3.Installed &&
 			strings.HasPrefix(out3.Status, "rejected:"), out
 	})
 	if wide, _ := routeOf(v, "10.9.0.0/16", "bird"); !slices.Equal(wide.ASPath, []uint32{65009}) {
