@@ -135,7 +135,7 @@ type Mux struct {
 	binds    map[string]*bind   // by name, the latest NewBind of each
 	peers    map[string]keys.PublicKey
 	priv     keys.PrivateKey
-	stop     chan struct{} // closed by Close: the handshake workers end
+	stop     chan struct{}            // closed by Close: the handshake workers end
 	rate     *ratelimiter.Ratelimiter // per source IP, under load; one per Open
 	readers  sync.WaitGroup
 	workers  sync.WaitGroup

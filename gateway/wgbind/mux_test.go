@@ -414,7 +414,6 @@ func BenchmarkMuxDispatch(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
 }
 
-
 // A device that never reads (A) is flooded with garbage at its receiver
 // index; the reader never waits for it, and device B, which keeps up with
 // its own traffic, loses nothing.
