@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +19,19 @@ import (
 // fakeBind is an underlying bind with no sockets: tests drive a reader's
 // dispatch directly. Its Send records what was sent.
 type fakeBind struct {
+	mu   sync.Mutex
 	sent [][]byte
+}
+
+// sentPackets copies what was sent so far.
+func (f *fakeBind) sentPackets() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([][]byte, len(f.sent))
+	for i, b := range f.sent {
+		out[i] = append([]byte(nil), b...)
+	}
+	return out
 }
 
 func (f *fakeBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) { return nil, 4242, nil }
@@ -29,7 +42,11 @@ func (f *fakeBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	return (&conn.StdNetBind{}).ParseEndpoint(s)
 }
 func (f *fakeBind) Send(bufs [][]byte, _ conn.Endpoint) error {
-	f.sent = append(f.sent, bufs...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range bufs {
+		f.sent = append(f.sent, append([]byte(nil), b...))
+	}
 	return nil
 }
 
