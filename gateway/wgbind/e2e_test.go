@@ -95,9 +95,10 @@ type pair struct {
 	gwIn   chan []byte
 	gwBind conn.Bind
 
-	rem    *device.Device
-	remTun *tuntest.ChannelTUN
-	remIn  chan []byte
+	rem     *device.Device
+	remBind *countBind
+	remTun  *tuntest.ChannelTUN
+	remIn   chan []byte
 }
 
 type gateway struct {
@@ -112,7 +113,13 @@ type gateway struct {
 // newGateway starts a Mux and n tunnels, each a gateway device and its remote.
 func newGateway(t testing.TB, n int) *gateway {
 	t.Helper()
-	g := &gateway{t: t, mux: NewMux(conn.NewStdNetBind(), nil)}
+	return newGatewayOver(t, n, conn.NewStdNetBind())
+}
+
+// newGatewayOver is newGateway with the Mux over under.
+func newGatewayOver(t testing.TB, n int, under conn.Bind) *gateway {
+	t.Helper()
+	g := &gateway{t: t, mux: NewMux(under, nil)}
 	port, err := g.mux.Open(0)
 	if err != nil {
 		t.Fatalf("open mux: %v", err)
@@ -166,7 +173,8 @@ func (g *gateway) startRemote(p *pair) {
 	}
 	p.remTun = tuntest.NewChannelTUN()
 	p.remIn = collect(t, p.remTun)
-	p.rem = device.NewDevice(p.remTun.TUN(), conn.NewStdNetBind(), testLogger(t, fmt.Sprintf("rem%d", p.i)))
+	p.remBind = &countBind{Bind: conn.NewStdNetBind()}
+	p.rem = device.NewDevice(p.remTun.TUN(), p.remBind, testLogger(t, fmt.Sprintf("rem%d", p.i)))
 	t.Cleanup(p.rem.Close)
 	g.ipcSet(p.rem,
 		"private_key", p.remPriv.hex(),

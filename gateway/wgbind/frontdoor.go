@@ -154,9 +154,10 @@ func (w *worker) handle(pb *packetBuf) {
 	m := w.m
 	if b := w.admit(pb.data[:pb.n], pb.ep); b != nil {
 		m.deliver(b, pb)
-		return
+	} else {
+		m.release(pb)
 	}
-	m.release(pb)
+	m.doorDone.Add(1)
 }
 
 // admit returns the device msg (an initiation from ep) is for, or nil when

@@ -156,6 +156,7 @@ type Mux struct {
 
 	initiations, droppedBusy, droppedBadMAC, droppedRate   atomic.Uint64
 	droppedBadHS, droppedUnknownPeer, cookieReplies, dhOps atomic.Uint64
+	doorDone                                               atomic.Uint64 // initiations the workers finished (tests wait on it)
 }
 
 type idxEnt struct {
