@@ -76,6 +76,10 @@ const (
 	// underlay (9000-byte MTU minus headers).
 	smallBuf = 9 * 1024
 
+	// tinyBuf holds handshake messages and keepalives, so that a flood of
+	// initiations pins 256 bytes per queued packet, not smallBuf.
+	tinyBuf = 256
+
 	// warnEvery rate-limits the warning about a device's full queue.
 	warnEvery = 10 * time.Second
 
@@ -151,6 +155,7 @@ type Mux struct {
 
 	bufs  sync.Pool // *packetBuf of maxDatagram bytes
 	small sync.Pool // *packetBuf of smallBuf bytes
+	tiny  sync.Pool // *packetBuf of tinyBuf bytes
 
 	dispatched, droppedUnknown, droppedMalformed, droppedFull, droppedNotOpen atomic.Uint64
 
@@ -167,7 +172,7 @@ type idxEnt struct {
 // packetBuf is one received datagram. Buffers move from a reader's batch to
 // a device queue and back to the pool when the device has copied them.
 type packetBuf struct {
-	data []byte // len is the size class: smallBuf or maxDatagram
+	data []byte // len is the size class: tinyBuf, smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
 	refs atomic.Int32
@@ -189,6 +194,7 @@ func NewMux(under conn.Bind, log *slog.Logger) *Mux {
 	}
 	m.bufs.New = func() any { return &packetBuf{data: make([]byte, maxDatagram)} }
 	m.small.New = func() any { return &packetBuf{data: make([]byte, smallBuf)} }
+	m.tiny.New = func() any { return &packetBuf{data: make([]byte, tinyBuf)} }
 	empty := map[uint32]idxEnt{}
 	m.idx.Store(&empty)
 	m.door.Store(&frontDoor{})
@@ -372,7 +378,10 @@ func (m *Mux) indexSnapshot() map[uint32]*bind {
 // getBuf returns a pooled buffer that holds n bytes: almost every packet
 // fits the small class; only oversize datagrams take a 64 KiB one.
 func (m *Mux) getBuf(n int) *packetBuf {
-	if n <= smallBuf {
+	switch {
+	case n <= tinyBuf:
+		return m.tiny.Get().(*packetBuf)
+	case n <= smallBuf:
 		return m.small.Get().(*packetBuf)
 	}
 	return m.bufs.Get().(*packetBuf)
@@ -392,9 +401,12 @@ func (m *Mux) release(pb *packetBuf) {
 	if pb.refs.Add(-1) == 0 {
 		pb.ep = nil
 		pb.n = 0
-		if len(pb.data) == smallBuf {
+		switch len(pb.data) {
+		case tinyBuf:
+			m.tiny.Put(pb)
+		case smallBuf:
 			m.small.Put(pb)
-		} else {
+		default:
 			m.bufs.Put(pb)
 		}
 	}
