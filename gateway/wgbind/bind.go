@@ -20,6 +20,9 @@ type bind struct {
 	cur  atomic.Pointer[session] // nil while closed
 
 	recent []uint32 // its registered indices, oldest first; guarded by m.idxMu
+
+	dispatched, droppedFull atomic.Uint64
+	lastWarn                atomic.Int64 // since m.epoch, ns: warnFull
 }
 
 var _ conn.Bind = (*bind)(nil)
@@ -30,9 +33,6 @@ type session struct {
 	q      chan *packetBuf
 	done   chan struct{}
 	closed atomic.Bool
-	// stalled is set when the reader gave up waiting for this device and
-	// cleared when the device reads again.
-	stalled atomic.Bool
 }
 
 // Open ignores port and reports the Mux's; it fails if the Mux is not open.
@@ -53,7 +53,6 @@ func (b *bind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
 	}
 	m.sessions[b] = s
 	b.cur.Store(s)
-	m.publishSessionsLocked()
 	m.log.Debug("device joined shared port", "device", b.name, "port", m.port)
 	return []conn.ReceiveFunc{s.receive}, m.port, nil
 }
@@ -70,7 +69,6 @@ func (b *bind) Close() error {
 	}
 	b.cur.Store(nil)
 	delete(m.sessions, b)
-	m.publishSessionsLocked()
 	s.close()
 	m.log.Debug("device left shared port", "device", b.name)
 	return nil
@@ -122,9 +120,8 @@ func (s *session) close() {
 	}
 }
 
-// enqueueNoWait offers pb without blocking; false if the queue is full or
-// closed.
-func (s *session) enqueueNoWait(pb *packetBuf) bool {
+// enqueue offers pb without blocking; false if the queue is full or closed.
+func (s *session) enqueue(pb *packetBuf) bool {
 	if s.closed.Load() {
 		return false
 	}
@@ -151,9 +148,6 @@ func (s *session) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (i
 		case pb = <-s.q:
 		case <-s.done:
 			return 0, net.ErrClosed
-		}
-		if s.stalled.Load() {
-			s.stalled.Store(false)
 		}
 		n := 0
 		for pb != nil {

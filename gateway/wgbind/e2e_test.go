@@ -16,6 +16,8 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/vgate-project/vgate/gateway/keys"
 )
 
 // The end-to-end tests run real wireguard-go devices on in-memory TUNs. The
@@ -93,9 +95,10 @@ type pair struct {
 	gwIn   chan []byte
 	gwBind conn.Bind
 
-	rem    *device.Device
-	remTun *tuntest.ChannelTUN
-	remIn  chan []byte
+	rem     *device.Device
+	remBind *countBind
+	remTun  *tuntest.ChannelTUN
+	remIn   chan []byte
 }
 
 type gateway struct {
@@ -110,7 +113,13 @@ type gateway struct {
 // newGateway starts a Mux and n tunnels, each a gateway device and its remote.
 func newGateway(t testing.TB, n int) *gateway {
 	t.Helper()
-	g := &gateway{t: t, mux: NewMux(conn.NewStdNetBind(), nil)}
+	return newGatewayOver(t, n, conn.NewStdNetBind())
+}
+
+// newGatewayOver is newGateway with the Mux over under.
+func newGatewayOver(t testing.TB, n int, under conn.Bind) *gateway {
+	t.Helper()
+	g := &gateway{t: t, mux: NewMux(under, nil)}
 	port, err := g.mux.Open(0)
 	if err != nil {
 		t.Fatalf("open mux: %v", err)
@@ -125,6 +134,8 @@ func newGateway(t testing.TB, n int) *gateway {
 	}
 	g.port = port
 	g.gwPriv, g.gwPub = newKeyPair(t)
+	g.mux.SetPrivateKey(keys.PrivateKey(g.gwPriv))
+	peers := make(map[string]keys.PublicKey)
 	for i := range n {
 		p := &pair{i: i, remIP: netip.AddrFrom4([4]byte{10, byte(i + 1), 0, 1})}
 		p.remPriv, p.remPub = newKeyPair(t)
@@ -132,7 +143,12 @@ func newGateway(t testing.TB, n int) *gateway {
 
 		p.gwTun = tuntest.NewChannelTUN()
 		p.gwIn = collect(t, p.gwTun)
-		p.gwBind = g.mux.NewBind(fmt.Sprintf("tunnel%d", i))
+		name := fmt.Sprintf("tunnel%d", i)
+		peers[name] = keys.PublicKey(p.remPub)
+		if err := g.mux.SetPeers(peers); err != nil {
+			t.Fatal(err)
+		}
+		p.gwBind = g.mux.NewBind(name)
 		p.gw = device.NewDevice(p.gwTun.TUN(), p.gwBind, testLogger(t, fmt.Sprintf("gw%d", i)))
 		t.Cleanup(p.gw.Close)
 		g.ipcSet(p.gw, "private_key", g.gwPriv.hex())
@@ -157,7 +173,8 @@ func (g *gateway) startRemote(p *pair) {
 	}
 	p.remTun = tuntest.NewChannelTUN()
 	p.remIn = collect(t, p.remTun)
-	p.rem = device.NewDevice(p.remTun.TUN(), conn.NewStdNetBind(), testLogger(t, fmt.Sprintf("rem%d", p.i)))
+	p.remBind = &countBind{Bind: conn.NewStdNetBind()}
+	p.rem = device.NewDevice(p.remTun.TUN(), p.remBind, testLogger(t, fmt.Sprintf("rem%d", p.i)))
 	t.Cleanup(p.rem.Close)
 	g.ipcSet(p.rem,
 		"private_key", p.remPriv.hex(),
@@ -388,7 +405,13 @@ func TestBindUpdate(t *testing.T) {
 		g.pingBoth(q, q.i != 0)
 	}
 	g.noStrays()
-	if n := len(*g.mux.openSessions.Load()); n != 3 {
-		t.Errorf("%d open sessions, want 3", n)
+	open := 0
+	for _, d := range g.mux.Stats().Devices {
+		if d.Open {
+			open++
+		}
+	}
+	if open != 3 {
+		t.Errorf("%d open devices, want 3", open)
 	}
 }

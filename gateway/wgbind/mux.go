@@ -6,8 +6,15 @@
 // conn.Bind of its own from NewBind. One reader goroutine per underlying
 // ReceiveFunc demultiplexes datagrams by WireGuard message type:
 //
-//   - handshake initiations are offered to every open device; all devices share
-//     the gateway's private key and only the one whose peer sent it answers;
+//   - handshake initiations go through the front door (frontdoor.go), a
+//     small pool of handshake workers shared by all devices, as a
+//     standalone wireguard-go device has its own: MAC1 is checked once;
+//     under load MAC2 too, and an initiation without a valid MAC2 draws one
+//     cookie reply, sent by the Mux with the gateway's key; the initiator's
+//     static key is then decrypted once with the gateway's private key (one
+//     X25519) and the initiation delivered to the one device whose peer has
+//     that key (SetPeers), if its timestamp authenticates. Anything else is
+//     dropped and counted;
 //   - handshake responses, cookie replies and transport data carry a receiver
 //     index (bytes 8:12 of a response, after the responder's own sender index;
 //     bytes 4:8 of the others), which is the sender index (bytes 4:8) one of
@@ -15,10 +22,13 @@
 //     Bind learns it in Send;
 //   - everything else is dropped and counted (Stats).
 //
-// Each device has a bounded queue; a slow device loses its own packets, never
-// stalls the others. A packet is copied once, from the reader's pooled buffer
-// into the device's buffer in the device's ReceiveFunc, and the underlying
-// Endpoint is passed through unchanged.
+// The reader never waits: each device has a bounded queue of its own, and a
+// packet for a device whose queue is full is dropped and counted for that
+// device (with a rate-limited warning), so a slow or flooded device loses
+// its own packets and never delays another's. A packet is copied once,
+// from the reader's batch buffer into a pooled buffer, and once more into
+// the device's buffer in the device's ReceiveFunc; the underlying Endpoint
+// is passed through unchanged.
 package wgbind
 
 import (
@@ -26,11 +36,17 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/ratelimiter"
+
+	"github.com/vgate-project/vgate/gateway/keys"
 )
 
 // WireGuard message types and sizes (wireguard-go device/noise-protocol.go).
@@ -52,16 +68,20 @@ const (
 	maxDatagram = 1<<16 - 1
 
 	// queueLen bounds each device's queue of received packets (8 read
-	// batches); a queued packet normally pins a smallBuf buffer.
+	// batches); a queued packet normally pins a smallBuf buffer. Every
+	// device has the same bound: its fair share of the Mux's buffering.
 	queueLen = 8 * conn.IdealBatchSize
 
 	// smallBuf holds any datagram of a tunnel over a standard or jumbo
 	// underlay (9000-byte MTU minus headers).
 	smallBuf = 9 * 1024
 
-	// stallWait is how long the reader waits for a device whose queue is
-	// full before it gives up on it (see reader.enqueue).
-	stallWait = 100 * time.Millisecond
+	// tinyBuf holds handshake messages and keepalives, so that a flood of
+	// initiations pins 256 bytes per queued packet, not smallBuf.
+	tinyBuf = 256
+
+	// warnEvery rate-limits the warning about a device's full queue.
+	warnEvery = 10 * time.Second
 
 	// indicesPerDevice is how many registered sender indices a device keeps
 	// in the table. A wireguard-go peer uses at most four at once (pending
@@ -74,37 +94,74 @@ const (
 	maxIndexAge = 6 * time.Minute
 )
 
-// Stats counts what the readers did with received datagrams.
+// Stats counts what the Mux did with received datagrams.
 type Stats struct {
-	Dispatched          uint64 `json:"dispatched"`            // handed to a device queue; an initiation counts once per device
+	Dispatched          uint64 `json:"dispatched"`            // handed to a device queue
 	DroppedUnknownIndex uint64 `json:"dropped_unknown_index"` // response, cookie or transport with an index no device registered
 	DroppedMalformed    uint64 `json:"dropped_malformed"`     // too short, wrong size for its type, or unknown type
-	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // the device's queue was full (device too slow)
-	DroppedNotOpen      uint64 `json:"dropped_not_open"`      // the index's device (or, for an initiation, every device) is closed
+	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // a device's queue was full (the sum over Devices)
+	DroppedNotOpen      uint64 `json:"dropped_not_open"`      // the packet's device is closed
+
+	// The front door: handshake initiations.
+	Initiations          uint64 `json:"initiations"`            // received, of the right size
+	DroppedHandshakeBusy uint64 `json:"dropped_handshake_busy"` // the front door's queue was full
+	DroppedBadMAC        uint64 `json:"dropped_bad_mac"`        // MAC1 wrong
+	DroppedRateLimited   uint64 `json:"dropped_rate_limited"`   // under load, valid MAC2, source over its rate
+	DroppedBadHandshake  uint64 `json:"dropped_bad_handshake"`  // static key or timestamp did not decrypt
+	DroppedUnknownPeer   uint64 `json:"dropped_unknown_peer"`   // static key is no tunnel's peer, or no private key set
+	CookieReplies        uint64 `json:"cookie_replies"`         // sent under load to initiations without a valid MAC2
+	X25519               uint64 `json:"x25519"`                 // X25519 operations on received initiations
+	UnderLoad            bool   `json:"under_load"`             // MAC2 is required now
+
+	Devices []DeviceStats `json:"devices,omitempty"` // by name
+}
+
+// DeviceStats is one device's share of the Mux.
+type DeviceStats struct {
+	Name             string `json:"name"`
+	Open             bool   `json:"open"`
+	QueueDepth       int    `json:"queue_depth"` // packets waiting for the device now
+	QueueCap         int    `json:"queue_cap"`
+	Dispatched       uint64 `json:"dispatched"`
+	DroppedQueueFull uint64 `json:"dropped_queue_full"`
 }
 
 // Mux shares one conn.Bind between several wireguard-go devices.
 type Mux struct {
 	under conn.Bind
 	log   *slog.Logger
-	epoch time.Time // monotonic base for index ages
+	epoch time.Time // monotonic base for index ages and warnings
 
-	mu       sync.Mutex // guards open, port, sessions
+	mu       sync.Mutex // guards open, port, sessions, binds, peers, priv, stop
 	open     bool
 	port     uint16
 	sessions map[*bind]*session // open per-device binds
+	binds    map[string]*bind   // by name, the latest NewBind of each
+	peers    map[string]keys.PublicKey
+	priv     keys.PrivateKey
+	stop     chan struct{}            // closed by Close: the handshake workers end
+	rate     *ratelimiter.Ratelimiter // per source IP, under load; one per Open
 	readers  sync.WaitGroup
-
-	// openSessions is the snapshot of sessions that initiations go to.
-	openSessions atomic.Pointer[[]*session]
+	workers  sync.WaitGroup
 
 	idxMu sync.Mutex                        // serializes writers of idx
 	idx   atomic.Pointer[map[uint32]idxEnt] // copy-on-write: readers never lock
 
+	// The front door (frontdoor.go).
+	door           atomic.Pointer[frontDoor]
+	hq             chan *packetBuf // initiations waiting for a handshake worker
+	cookies        device.CookieChecker
+	underLoadUntil atomic.Int64 // since epoch, ns
+
 	bufs  sync.Pool // *packetBuf of maxDatagram bytes
 	small sync.Pool // *packetBuf of smallBuf bytes
+	tiny  sync.Pool // *packetBuf of tinyBuf bytes
 
 	dispatched, droppedUnknown, droppedMalformed, droppedFull, droppedNotOpen atomic.Uint64
+
+	initiations, droppedBusy, droppedBadMAC, droppedRate   atomic.Uint64
+	droppedBadHS, droppedUnknownPeer, cookieReplies, dhOps atomic.Uint64
+	doorDone                                               atomic.Uint64 // initiations the workers finished (tests wait on it)
 }
 
 type idxEnt struct {
@@ -113,15 +170,16 @@ type idxEnt struct {
 }
 
 // packetBuf is one received datagram. Buffers move from a reader's batch to
-// device queues and back to the pool when every recipient has copied them.
+// a device queue and back to the pool when the device has copied them.
 type packetBuf struct {
-	data []byte // len is the size class: smallBuf or maxDatagram
+	data []byte // len is the size class: tinyBuf, smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
 	refs atomic.Int32
 }
 
 // NewMux returns a Mux over under, which it owns from now on. log may be nil.
+// Initiations are dropped until SetPrivateKey and SetPeers have been called.
 func NewMux(under conn.Bind, log *slog.Logger) *Mux {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -131,18 +189,21 @@ func NewMux(under conn.Bind, log *slog.Logger) *Mux {
 		log:      log,
 		epoch:    time.Now(),
 		sessions: make(map[*bind]*session),
+		binds:    make(map[string]*bind),
+		hq:       make(chan *packetBuf, handshakeQueueLen),
 	}
 	m.bufs.New = func() any { return &packetBuf{data: make([]byte, maxDatagram)} }
 	m.small.New = func() any { return &packetBuf{data: make([]byte, smallBuf)} }
+	m.tiny.New = func() any { return &packetBuf{data: make([]byte, tinyBuf)} }
 	empty := map[uint32]idxEnt{}
 	m.idx.Store(&empty)
-	m.openSessions.Store(&[]*session{})
+	m.door.Store(&frontDoor{})
 	return m
 }
 
 // Open opens the underlying bind on port (0 picks one) and starts one reader
-// goroutine per ReceiveFunc it returns. A closed Mux may be opened again; its
-// devices then need a BindUpdate to rejoin.
+// goroutine per ReceiveFunc it returns, and the handshake workers. A closed
+// Mux may be opened again; its devices then need a BindUpdate to rejoin.
 func (m *Mux) Open(port uint16) (uint16, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -154,6 +215,19 @@ func (m *Mux) Open(port uint16) (uint16, error) {
 		return 0, err
 	}
 	m.open, m.port = true, actual
+	// A Ratelimiter cannot be initialized again after Close: one per Open.
+	rate := new(ratelimiter.Ratelimiter)
+	rate.Init()
+	m.rate = rate
+	m.stop = make(chan struct{})
+	for range handshakeWorkers() {
+		w := m.newWorker(rate)
+		m.workers.Add(1)
+		go func() {
+			defer m.workers.Done()
+			w.run(m.stop)
+		}()
+	}
 	for _, fn := range fns {
 		r := m.newReader(fn)
 		m.readers.Add(1)
@@ -173,8 +247,9 @@ func (m *Mux) Port() uint16 {
 	return m.port
 }
 
-// Close closes the underlying bind, waits for the readers, and makes the
-// ReceiveFunc of every open device return net.ErrClosed.
+// Close closes the underlying bind, waits for the readers and handshake
+// workers, and makes the ReceiveFunc of every open device return
+// net.ErrClosed.
 func (m *Mux) Close() error {
 	m.mu.Lock()
 	if !m.open {
@@ -187,36 +262,79 @@ func (m *Mux) Close() error {
 		s.close()
 	}
 	clear(m.sessions)
-	m.publishSessionsLocked()
 	err := m.under.Close()
+	close(m.stop)
+	rate := m.rate
+	m.rate = nil
 	m.mu.Unlock()
 	m.readers.Wait()
+	m.workers.Wait()
+	rate.Close()
+	for drained := false; !drained; { // initiations nobody will handle
+		select {
+		case pb := <-m.hq:
+			m.release(pb)
+		default:
+			drained = true
+		}
+	}
 	m.log.Info("shared wireguard port closed")
 	return err
 }
 
-// Stats returns the dispatch counters.
+// Stats returns the counters, with one DeviceStats per device that is open
+// or named in SetPeers, sorted by name.
 func (m *Mux) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Dispatched:          m.dispatched.Load(),
 		DroppedUnknownIndex: m.droppedUnknown.Load(),
 		DroppedMalformed:    m.droppedMalformed.Load(),
 		DroppedQueueFull:    m.droppedFull.Load(),
 		DroppedNotOpen:      m.droppedNotOpen.Load(),
+
+		Initiations:          m.initiations.Load(),
+		DroppedHandshakeBusy: m.droppedBusy.Load(),
+		DroppedBadMAC:        m.droppedBadMAC.Load(),
+		DroppedRateLimited:   m.droppedRate.Load(),
+		DroppedBadHandshake:  m.droppedBadHS.Load(),
+		DroppedUnknownPeer:   m.droppedUnknownPeer.Load(),
+		CookieReplies:        m.cookieReplies.Load(),
+		X25519:               m.dhOps.Load(),
+		UnderLoad:            m.underLoadUntil.Load() > int64(time.Since(m.epoch)),
 	}
+	m.mu.Lock()
+	for name, b := range m.binds {
+		s := b.cur.Load()
+		if _, named := m.peers[name]; s == nil && !named {
+			continue
+		}
+		d := DeviceStats{
+			Name:             name,
+			Open:             s != nil,
+			QueueCap:         queueLen,
+			Dispatched:       b.dispatched.Load(),
+			DroppedQueueFull: b.droppedFull.Load(),
+		}
+		if s != nil {
+			d.QueueDepth = len(s.q)
+		}
+		st.Devices = append(st.Devices, d)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(st.Devices, func(a, b DeviceStats) int { return strings.Compare(a.Name, b.Name) })
+	return st
 }
 
-// NewBind returns the conn.Bind for one device; name is used in logs.
+// NewBind returns the conn.Bind for one device; name identifies the device
+// in SetPeers, Stats and logs. A later NewBind with the same name (a
+// recreated device) takes the name over.
 func (m *Mux) NewBind(name string) conn.Bind {
-	return &bind{m: m, name: name}
-}
-
-func (m *Mux) publishSessionsLocked() {
-	list := make([]*session, 0, len(m.sessions))
-	for _, s := range m.sessions {
-		list = append(list, s)
-	}
-	m.openSessions.Store(&list)
+	b := &bind{m: m, name: name}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.binds[name] = b
+	m.publishDoorLocked()
+	return b
 }
 
 // register points index at b: last registration wins. It forgets b's oldest
@@ -260,10 +378,22 @@ func (m *Mux) indexSnapshot() map[uint32]*bind {
 // getBuf returns a pooled buffer that holds n bytes: almost every packet
 // fits the small class; only oversize datagrams take a 64 KiB one.
 func (m *Mux) getBuf(n int) *packetBuf {
-	if n <= smallBuf {
+	switch {
+	case n <= tinyBuf:
+		return m.tiny.Get().(*packetBuf)
+	case n <= smallBuf:
 		return m.small.Get().(*packetBuf)
 	}
 	return m.bufs.Get().(*packetBuf)
+}
+
+// copyPacket copies data into a pooled buffer with one reference.
+func (m *Mux) copyPacket(data []byte, ep conn.Endpoint) *packetBuf {
+	pb := m.getBuf(len(data))
+	pb.n = copy(pb.data, data)
+	pb.ep = ep
+	pb.refs.Store(1)
+	return pb
 }
 
 // release drops one reference to pb, returning it to the pool on the last.
@@ -271,12 +401,52 @@ func (m *Mux) release(pb *packetBuf) {
 	if pb.refs.Add(-1) == 0 {
 		pb.ep = nil
 		pb.n = 0
-		if len(pb.data) == smallBuf {
+		switch len(pb.data) {
+		case tinyBuf:
+			m.tiny.Put(pb)
+		case smallBuf:
 			m.small.Put(pb)
-		} else {
+		default:
 			m.bufs.Put(pb)
 		}
 	}
+}
+
+// deliver hands pb to b's open session without waiting, or drops it and
+// counts why. It never blocks: a full queue costs only its own device.
+func (m *Mux) deliver(b *bind, pb *packetBuf) {
+	s := b.cur.Load()
+	switch {
+	case s == nil || s.closed.Load():
+		m.droppedNotOpen.Add(1)
+		m.release(pb)
+		return
+	case s.enqueue(pb):
+		m.dispatched.Add(1)
+		b.dispatched.Add(1)
+		return
+	case s.closed.Load(): // closed meanwhile
+		m.droppedNotOpen.Add(1)
+	default:
+		m.droppedFull.Add(1)
+		b.droppedFull.Add(1)
+		m.warnFull(b)
+	}
+	m.release(pb)
+}
+
+// warnFull logs a device's full queue at most once per warnEvery.
+func (m *Mux) warnFull(b *bind) {
+	now := int64(time.Since(m.epoch))
+	last := b.lastWarn.Load()
+	if last != 0 && now-last < int64(warnEvery) {
+		return
+	}
+	if !b.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	m.log.Warn("shared wireguard port: a tunnel device is not keeping up; dropping its packets",
+		"device", b.name, "dropped_total", b.droppedFull.Load(), "queue", queueLen)
 }
 
 // reader demultiplexes one underlying ReceiveFunc. Its batch buffers are
@@ -288,7 +458,6 @@ type reader struct {
 	bufs  [][]byte
 	sizes []int
 	eps   []conn.Endpoint
-	timer *time.Timer // reused for back-pressure waits
 }
 
 func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
@@ -299,9 +468,7 @@ func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
 		bufs:  make([][]byte, n),
 		sizes: make([]int, n),
 		eps:   make([]conn.Endpoint, n),
-		timer: time.NewTimer(time.Hour),
 	}
-	r.timer.Stop()
 	for i := range r.bufs {
 		r.bufs[i] = make([]byte, maxDatagram)
 	}
@@ -334,7 +501,8 @@ func (r *reader) run() {
 	}
 }
 
-// dispatch hands the first n datagrams of the batch to their devices.
+// dispatch hands the first n datagrams of the batch on: initiations to the
+// front door, the others to their devices by receiver index. It never waits.
 func (r *reader) dispatch(n int) {
 	m := r.m
 	var idx map[uint32]idxEnt // loaded lazily, once per batch
@@ -353,7 +521,14 @@ func (r *reader) dispatch(n int) {
 		var receiver uint32
 		switch typ := binary.LittleEndian.Uint32(data[0:4]); {
 		case typ == msgInitiation && size == initiationSize:
-			r.offerAll(data, ep)
+			m.initiations.Add(1)
+			pb := m.copyPacket(data, ep)
+			select {
+			case m.hq <- pb:
+			default:
+				m.droppedBusy.Add(1)
+				m.release(pb)
+			}
 			continue
 		case typ == msgResponse && size == responseSize:
 			receiver = binary.LittleEndian.Uint32(data[8:12]) // after the responder's sender index
@@ -372,94 +547,10 @@ func (r *reader) dispatch(n int) {
 			m.droppedUnknown.Add(1)
 			continue
 		}
-		s := e.b.cur.Load()
-		if s == nil {
+		if e.b.cur.Load() == nil {
 			m.droppedNotOpen.Add(1)
 			continue
 		}
-		pb := m.getBuf(size)
-		pb.n = copy(pb.data, data)
-		pb.ep = ep
-		pb.refs.Store(1)
-		switch r.enqueue(s, pb) {
-		case enqueued:
-			m.dispatched.Add(1)
-		case queueFull:
-			m.droppedFull.Add(1)
-			m.release(pb)
-		case sessionClosed:
-			m.droppedNotOpen.Add(1)
-			m.release(pb)
-		}
+		m.deliver(e.b, m.copyPacket(data, ep))
 	}
-}
-
-type enqueueResult int
-
-const (
-	enqueued enqueueResult = iota
-	queueFull
-	sessionClosed
-)
-
-// enqueue hands pb to s. When the queue is full the reader waits for the
-// device, up to stallWait: that is back-pressure into the kernel socket
-// buffer, as a standalone wireguard-go device has when it reads its own
-// socket. A device that lets stallWait pass is marked stalled, and packets
-// for it are dropped without waiting until it reads again, so one stuck
-// tunnel cannot stall the others for more than one stallWait.
-func (r *reader) enqueue(s *session, pb *packetBuf) enqueueResult {
-	if s.closed.Load() {
-		return sessionClosed
-	}
-	select {
-	case s.q <- pb:
-		return enqueued
-	default:
-	}
-	if s.stalled.Load() {
-		return queueFull
-	}
-	r.timer.Reset(stallWait)
-	defer r.timer.Stop()
-	select {
-	case s.q <- pb:
-		return enqueued
-	case <-s.done:
-		return sessionClosed
-	case <-r.timer.C:
-		s.stalled.Store(true)
-		r.m.log.Warn("shared wireguard port: a tunnel device is not reading; dropping its packets until it does", "wait", stallWait)
-		return queueFull
-	}
-}
-
-// offerAll offers an initiation to every open device. Each gets its own
-// reference to one shared copy.
-func (r *reader) offerAll(data []byte, ep conn.Endpoint) {
-	m := r.m
-	targets := *m.openSessions.Load()
-	if len(targets) == 0 {
-		m.droppedNotOpen.Add(1)
-		return
-	}
-	pb := m.getBuf(len(data))
-	pb.n = copy(pb.data, data)
-	pb.ep = ep
-	// One reference per target plus the reader's own until it is done.
-	pb.refs.Store(int32(len(targets)) + 1)
-	for _, s := range targets {
-		// Initiations never wait: a busy device will get the retry.
-		switch {
-		case s.enqueueNoWait(pb):
-			m.dispatched.Add(1)
-		case s.closed.Load(): // closed since the snapshot
-			m.droppedNotOpen.Add(1)
-			m.release(pb)
-		default:
-			m.droppedFull.Add(1)
-			m.release(pb)
-		}
-	}
-	m.release(pb)
 }

@@ -1,11 +1,14 @@
 package wgbind
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +19,19 @@ import (
 // fakeBind is an underlying bind with no sockets: tests drive a reader's
 // dispatch directly. Its Send records what was sent.
 type fakeBind struct {
+	mu   sync.Mutex
 	sent [][]byte
+}
+
+// sentPackets copies what was sent so far.
+func (f *fakeBind) sentPackets() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([][]byte, len(f.sent))
+	for i, b := range f.sent {
+		out[i] = append([]byte(nil), b...)
+	}
+	return out
 }
 
 func (f *fakeBind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) { return nil, 4242, nil }
@@ -27,7 +42,11 @@ func (f *fakeBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	return (&conn.StdNetBind{}).ParseEndpoint(s)
 }
 func (f *fakeBind) Send(bufs [][]byte, _ conn.Endpoint) error {
-	f.sent = append(f.sent, bufs...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range bufs {
+		f.sent = append(f.sent, append([]byte(nil), b...))
+	}
 	return nil
 }
 
@@ -129,7 +148,6 @@ func TestDispatch(t *testing.T) {
 		{message(msgResponse, 10, responseSize), "a"},
 		{message(msgCookieReply, 20, cookieReplySize), "b"},
 		{message(msgTransport, 20, transportMin), "b"},
-		{message(msgInitiation, 99, initiationSize), "ab"},
 		{message(msgTransport, 30, 100), ""},                 // unknown index
 		{message(msgTransport, 31, 100), ""},                 // unknown index
 		{message(msgResponse, 0xfeedface, responseSize), ""}, // unknown index
@@ -148,7 +166,7 @@ func TestDispatch(t *testing.T) {
 	for _, dev := range []string{"a", "b"} {
 		var want [][]byte
 		for _, c := range batch {
-			if c.want == dev || c.want == "ab" {
+			if c.want == dev {
 				want = append(want, c.pkt)
 			}
 		}
@@ -156,13 +174,25 @@ func TestDispatch(t *testing.T) {
 			t.Errorf("device %s got %d packets, want %d", dev, len(got[dev]), len(want))
 		}
 	}
-	want := Stats{Dispatched: 6, DroppedUnknownIndex: 3, DroppedMalformed: 5}
-	if st := m.Stats(); st != want {
+	want := Stats{Dispatched: 4, DroppedUnknownIndex: 3, DroppedMalformed: 5}
+	if st := m.Stats(); !sameCounters(st, want) {
 		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	for i, d := range m.Stats().Devices {
+		if want := (DeviceStats{Name: []string{"a", "b"}[i], Open: true, QueueCap: queueLen, Dispatched: 2}); d != want {
+			t.Errorf("device stats %+v, want %+v", d, want)
+		}
 	}
 	if n := m.indexCount(); n != 2 {
 		t.Errorf("index table has %d entries, want 2", n)
 	}
+}
+
+// sameCounters compares the Mux-wide counters of two Stats.
+func sameCounters(a, b Stats) bool {
+	a.Devices, b.Devices = nil, nil
+	a.UnderLoad, b.UnderLoad = false, false
+	return reflect.DeepEqual(a, b)
 }
 
 func TestIndexTable(t *testing.T) {
@@ -203,8 +233,9 @@ func TestSlowDevice(t *testing.T) {
 	m.register(1, slow)
 	m.register(2, fast)
 	const extra = 10
-	sent := 0
+	sent, rounds := 0, 0
 	for sent < queueLen+extra {
+		rounds++
 		n := min(len(r.bufs), queueLen+extra-sent)
 		for i := range n {
 			r.put(i, message(msgTransport, 1, 64))
@@ -218,17 +249,16 @@ func TestSlowDevice(t *testing.T) {
 			t.Fatalf("fast device got %d packets, want 1", len(got))
 		}
 	}
-	if st := m.Stats(); st.DroppedQueueFull != extra {
+	st := m.Stats()
+	if st.DroppedQueueFull != extra {
 		t.Errorf("stats %+v, want %d dropped for a full queue", st, extra)
 	}
-	// An initiation still reaches the fast device and counts a drop for the slow one.
-	r.put(0, message(msgInitiation, 9, initiationSize))
-	r.dispatch(1)
-	if got := drain(t, fast, ffast); len(got) != 1 {
-		t.Errorf("fast device got %d initiations, want 1", len(got))
+	want := []DeviceStats{
+		{Name: "fast", Open: true, QueueCap: queueLen, Dispatched: uint64(rounds)},
+		{Name: "slow", Open: true, QueueDepth: queueLen, QueueCap: queueLen, Dispatched: queueLen, DroppedQueueFull: extra},
 	}
-	if st := m.Stats(); st.DroppedQueueFull != extra+1 {
-		t.Errorf("stats %+v", st)
+	if !reflect.DeepEqual(st.Devices, want) {
+		t.Errorf("devices %+v, want %+v", st.Devices, want)
 	}
 }
 
@@ -308,16 +338,16 @@ func TestMalformed(t *testing.T) {
 		message(msgTransport, 0xdeadbeef, 64),
 		message(msgCookieReply, 0xdeadbeef, cookieReplySize),
 		message(msgResponse, 0xdeadbeef, responseSize),
-		message(msgInitiation, 0xdeadbeef, initiationSize), // offered, the device rejects it
+		message(msgInitiation, 0xdeadbeef, initiationSize), // the front door: MAC1 is wrong
 	}
 	for _, pkt := range garbage {
 		if _, err := c.Write(pkt); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := Stats{Dispatched: 1, DroppedMalformed: 7, DroppedUnknownIndex: 3}
+	want := Stats{DroppedMalformed: 7, DroppedUnknownIndex: 3, Initiations: 1, DroppedBadMAC: 1}
 	deadline := time.Now().Add(expectTimeout)
-	for g.mux.Stats() != want {
+	for !sameCounters(g.mux.Stats(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("stats %+v, want %+v", g.mux.Stats(), want)
 		}
@@ -401,49 +431,94 @@ func BenchmarkMuxDispatch(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/pkt")
 }
 
-// A device that reads more slowly than packets arrive, but keeps reading,
-// gets back-pressure instead of losses: the reader waits for it, as a
-// standalone wireguard-go device would leave packets in its socket buffer.
-func TestBackPressureNoLoss(t *testing.T) {
+// A device that never reads (A) is flooded with garbage at its receiver
+// index; the reader never waits for it, and device B, which keeps up with
+// its own traffic, loses nothing.
+func TestNoHeadOfLineBlocking(t *testing.T) {
 	m, r := newFakeMux(t)
-	b, fn := openBind(t, m, "slowreader")
-	m.register(7, b)
-	const total = 4 * queueLen
-	got := make(chan int)
+	a, _ := openBind(t, m, "a")
+	b, fb := openBind(t, m, "b")
+	m.register(1, a)
+	m.register(2, b)
+
+	const rounds, perRound = 200, 8 // B's packets: 1600, more than its queue
+	if rounds*perRound <= queueLen {
+		t.Fatal("B's traffic must exceed its queue")
+	}
+	got := make(chan []uint32, 1)
 	go func() {
-		bufs := make([][]byte, 16) // small batches: slower than the reader
+		bufs := make([][]byte, conn.IdealBatchSize)
 		for i := range bufs {
 			bufs[i] = make([]byte, 2048)
 		}
 		sizes := make([]int, len(bufs))
 		eps := make([]conn.Endpoint, len(bufs))
-		n := 0
-		for n < total {
-			k, err := fn(bufs, sizes, eps)
+		var seqs []uint32
+		for len(seqs) < rounds*perRound {
+			n, err := fb(bufs, sizes, eps)
 			if err != nil {
 				break
 			}
-			for i := 0; i < k; i++ {
-				if binary.LittleEndian.Uint32(bufs[i][4:8]) != 7 || sizes[i] != 100 {
-					t.Errorf("packet %d corrupted", n+i)
-				}
+			for i := range n {
+				seqs = append(seqs, binary.LittleEndian.Uint32(bufs[i][16:20]))
 			}
-			n += k
 		}
-		got <- n
+		got <- seqs
 	}()
-	for sent := 0; sent < total; {
-		k := min(len(r.bufs), total-sent)
-		for i := range k {
-			r.put(i, message(msgTransport, 7, 100))
+
+	done := make(chan struct{})
+	garbage := make([]byte, 1400)
+	go func() {
+		defer close(done)
+		seq := uint32(0)
+		for range rounds {
+			// B keeps up with its own offered load (half a queue at most
+			// in flight); A never reads.
+			for len(b.cur.Load().q) > queueLen/2 {
+				time.Sleep(time.Millisecond)
+			}
+			for i := range len(r.bufs) {
+				if i%(len(r.bufs)/perRound) == 0 {
+					p := message(msgTransport, 2, 100)
+					binary.LittleEndian.PutUint32(p[16:], seq)
+					seq++
+					r.put(i, p)
+					continue
+				}
+				rand.Read(garbage[8:])
+				binary.LittleEndian.PutUint32(garbage, msgTransport)
+				binary.LittleEndian.PutUint32(garbage[4:], 1)
+				r.put(i, garbage)
+			}
+			r.dispatch(len(r.bufs))
 		}
-		r.dispatch(k)
-		sent += k
+	}()
+	select {
+	case <-done:
+	case <-time.After(expectTimeout):
+		t.Fatal("the reader blocked on the device that does not read")
 	}
-	if n := <-got; n != total {
-		t.Fatalf("device received %d of %d packets", n, total)
+	var seqs []uint32
+	select {
+	case seqs = <-got:
+	case <-time.After(expectTimeout):
+		t.Fatalf("device B received too little; stats %+v", m.Stats())
 	}
-	if st := m.Stats(); st.DroppedQueueFull != 0 || st.Dispatched != total {
-		t.Fatalf("stats %+v", st)
+	for i, s := range seqs {
+		if s != uint32(i) {
+			t.Fatalf("device B's packet %d has sequence %d: lost or reordered", i, s)
+		}
+	}
+	st := m.Stats()
+	aSent := uint64(rounds * (len(r.bufs) - perRound))
+	want := []DeviceStats{
+		{Name: "a", Open: true, QueueDepth: queueLen, QueueCap: queueLen, Dispatched: queueLen, DroppedQueueFull: aSent - queueLen},
+		{Name: "b", Open: true, QueueCap: queueLen, Dispatched: rounds * perRound},
+	}
+	if !reflect.DeepEqual(st.Devices, want) {
+		t.Errorf("devices %+v, want %+v", st.Devices, want)
+	}
+	if st.DroppedQueueFull != aSent-queueLen {
+		t.Errorf("mux dropped_queue_full %d, want %d", st.DroppedQueueFull, aSent-queueLen)
 	}
 }
