@@ -57,6 +57,7 @@ bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./gateway/... ./overlap/
 	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN)
 	$(GO) run ./bench/bgp -vgate $(CURDIR)/$(BIN)
+	$(GO) run ./bench/frontdoor
 
 clean:
 	rm -rf bin

@@ -77,13 +77,22 @@ func newWireGuardKind(listenPort uint16, kern *kernel.Kernel, log *slog.Logger) 
 	}, nil
 }
 
+// Set tells the front door (the mux) the gateway key and which device's
+// peer has which public key before the devices change, so that a new
+// device gets its peer's handshake initiations at once.
 func (w *wireGuardKind) Set(_ context.Context, key keys.PrivateKey, want []plan.Tunnel) error {
+	w.mux.SetPrivateKey(key)
 	if err := w.plane.SetPrivateKey(key); err != nil {
 		return err
 	}
 	specs := make([]dataplane.TunnelSpec, 0, len(want))
+	peers := make(map[string]keys.PublicKey, len(want))
 	for _, t := range want {
 		specs = append(specs, dataplane.TunnelSpec{Name: t.Name, IfName: t.IfName, MTU: t.MTU, Peer: t.WireGuard})
+		peers[t.Name] = t.WireGuard.PublicKey
+	}
+	if err := w.mux.SetPeers(peers); err != nil {
+		return err
 	}
 	_, err := w.plane.Set(specs)
 	return err
