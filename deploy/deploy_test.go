@@ -133,7 +133,7 @@ func TestSystemdUnit(t *testing.T) {
 	unit := string(data)
 	for _, want := range []string{
 		"Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
-		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE\n", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE\n",
+		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW\n", "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_BIND_SERVICE CAP_NET_RAW\n",
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 		"RuntimeDirectory=vgate", "StateDirectory=vgate", "DevicePolicy=closed", "DeviceAllow=/dev/net/tun rw",
 		"SystemCallFilter=@system-service", "RestrictAddressFamilies=AF_INET AF_INET6 AF_NETLINK AF_UNIX",

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -130,9 +131,29 @@ func (k *PublicKey) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// ErrMode is wrapped by LoadPrivateFile's error for a key file whose mode
+// gives any permission to group or other.
+var ErrMode = errors.New("gives access to group or other")
+
+// OwnerError is LoadPrivateFile's error for a key file owned by another
+// user than the gateway's (the effective uid of the process): whoever owns
+// the file can read it or open it up to others.
+type OwnerError struct {
+	Path     string
+	Owner    int // uid owning the file
+	Expected int // effective uid of the process
+}
+
+func (e *OwnerError) Error() string {
+	return fmt.Sprintf("private key file %s: owned by uid %d, but the gateway runs as uid %d and only its own user may own its key; run chown %d %s",
+		e.Path, e.Owner, e.Expected, e.Expected, e.Path)
+}
+
 // LoadPrivateFile reads a base64 private key from path. It refuses a file
-// that is not a regular file or that grants any permission to group or other
-// (invariant 5), and never includes the file's content in an error.
+// that is not a regular file, that is owned by another user than the
+// process's effective uid (an *OwnerError) or that grants any permission to
+// group or other (ErrMode; invariant 5), and never includes the file's
+// content in an error.
 func LoadPrivateFile(path string) (PrivateKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -146,8 +167,13 @@ func LoadPrivateFile(path string) (PrivateKey, error) {
 	if !st.Mode().IsRegular() {
 		return PrivateKey{}, fmt.Errorf("private key file %s: not a regular file", path)
 	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		if owner, euid := int(sys.Uid), os.Geteuid(); owner != euid {
+			return PrivateKey{}, &OwnerError{Path: path, Owner: owner, Expected: euid}
+		}
+	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return PrivateKey{}, fmt.Errorf("private key file %s: mode %04o gives access to group or other; run chmod 600 %s", path, perm, path)
+		return PrivateKey{}, fmt.Errorf("private key file %s: mode %04o %w; run chmod 600 %s", path, perm, ErrMode, path)
 	}
 	buf := make([]byte, 256)
 	n, _ := f.Read(buf)

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -46,7 +47,7 @@ func TestLoadPrivateFilePermissions(t *testing.T) {
 	for _, mode := range []os.FileMode{0o640, 0o604, 0o644, 0o660} {
 		os.Chmod(p, mode)
 		_, err := LoadPrivateFile(p)
-		if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		if !errors.Is(err, ErrMode) || !strings.Contains(err.Error(), "chmod 600") {
 			t.Fatalf("mode %o: err = %v", mode, err)
 		}
 		if strings.Contains(err.Error(), k.Base64()) {
@@ -85,5 +86,46 @@ func TestPublicMatchesWg(t *testing.T) {
 	}
 	if _, err := ParsePublic("abc"); err == nil {
 		t.Fatal("short key accepted")
+	}
+}
+
+// A key file owned by another user than the gateway's is refused, naming
+// the file, its owner and the expected uid; mode 0600 does not excuse it.
+func TestLoadPrivateFileOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another uid needs root: run as root (CI does)")
+	}
+	k, _ := GeneratePrivate()
+	p := filepath.Join(t.TempDir(), "k")
+	if err := WritePrivateFile(p, k); err != nil {
+		t.Fatal(err)
+	}
+	const other = 4242
+	if err := os.Chown(p, other, other); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadPrivateFile(p)
+	var oe *OwnerError
+	if !errors.As(err, &oe) {
+		t.Fatalf("key owned by uid %d loaded by uid %d: err = %v, want *OwnerError", other, os.Geteuid(), err)
+	}
+	if oe.Path != p || oe.Owner != other || oe.Expected != os.Geteuid() {
+		t.Fatalf("OwnerError %+v, want path %s owner %d expected %d", *oe, p, other, os.Geteuid())
+	}
+	msg := err.Error()
+	for _, want := range []string{p, fmt.Sprintf("uid %d", other), fmt.Sprintf("uid %d", os.Geteuid()), "chown"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not name %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, k.Base64()) {
+		t.Fatal("error contains the key")
+	}
+	// Back to the gateway's own user: accepted again.
+	if err := os.Chown(p, os.Geteuid(), os.Getegid()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadPrivateFile(p); err != nil || got != k {
+		t.Fatalf("key owned by the gateway's user: %v", err)
 	}
 }

@@ -42,8 +42,23 @@ type Gateway struct {
 	// Multipath sets bgp.multipath (ECMP; bgp.go).
 	Multipath bool
 
+	// Wrapper, when set, returns the command that `vgate run` is started
+	// through (its arguments follow), and PathIn maps the paths above as
+	// the test sees them to the paths the gateway process sees; both are
+	// for a gateway in a Sandbox (sandbox.go).
+	Wrapper func() []string
+	PathIn  func(string) string
+
 	lab  *Lab
 	proc *Proc
+}
+
+// in is p as the gateway process sees it.
+func (g *Gateway) in(p string) string {
+	if g.PathIn == nil {
+		return p
+	}
+	return g.PathIn(p)
 }
 
 // Peering is one peering in a rendered config.
@@ -116,11 +131,11 @@ func prefixList(ps []netip.Prefix) string {
 func (g *Gateway) Render() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "name: %s\naddress_spaces: %s\ntunnel_address: %s\nprivate_key_file: %s\nlisten_port: 51820\n",
-		g.Name, prefixList(g.Spaces), g.TunnelAddress, g.KeyFile)
+		g.Name, prefixList(g.Spaces), g.TunnelAddress, g.in(g.KeyFile))
 	if g.MaxTunnels > 0 {
 		fmt.Fprintf(&b, "max_tunnels: %d\n", g.MaxTunnels)
 	}
-	fmt.Fprintf(&b, "control_socket: %s\nstate_dir: %s\nmetrics: { listen: %q }\n", g.Socket, g.StateDir, g.MetricsListen)
+	fmt.Fprintf(&b, "control_socket: %s\nstate_dir: %s\nmetrics: { listen: %q }\n", g.in(g.Socket), g.in(g.StateDir), g.MetricsListen)
 	if len(g.Peerings) == 0 {
 		b.WriteString("peerings: []\n")
 	} else {
@@ -157,7 +172,12 @@ func (g *Gateway) Start() error {
 	if err := g.WriteConfig(); err != nil {
 		return err
 	}
-	p, err := g.lab.Start(g.Net.GatewayNS, g.LogPath, g.Bin, "run", "--config", g.ConfigPath, "--log-level", "debug")
+	var args []string
+	if g.Wrapper != nil {
+		args = g.Wrapper()
+	}
+	args = append(args, g.in(g.Bin), "run", "--config", g.in(g.ConfigPath), "--log-level", "debug")
+	p, err := g.lab.Start(g.Net.GatewayNS, g.LogPath, args...)
 	if err != nil {
 		return err
 	}
