@@ -27,6 +27,9 @@ type bgpRuntime struct {
 
 	// learned is the last RIB snapshot applied (guarded by Gateway.mu).
 	learned []routing.Route
+	// protected is the import filter's protected list last given to the
+	// speaker (guarded by Gateway.mu; route_safety.go).
+	protected []routing.Protected
 }
 
 // bgpKey is what cannot change without restarting the speaker.
@@ -75,6 +78,7 @@ func (g *Gateway) applyBGP(cfg *config.Config) error {
 	if err := g.bgp.speaker.Set(ctx, st); err != nil {
 		return err
 	}
+	g.bgp.protected = st.Protected
 	targets := map[string]netip.Addr{}
 	for _, n := range st.Neighbors {
 		targets[n.Name] = n.Address
@@ -140,10 +144,15 @@ func (g *Gateway) closeBGP() {
 // ribLoop re-applies the data plane and routes when the RIB changes:
 // debounced, serialized on g.mu like every other change.
 func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
+	refresh := time.NewTicker(importRefresh)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refresh.C:
+			g.refreshImport(ctx, b) // route_safety.go
+			continue
 		case <-b.kick:
 		}
 		select {
@@ -239,6 +248,7 @@ func (g *Gateway) Routes() (RoutesView, error) {
 	_, static, _ := Desired(cfg, g.env)
 	static = append(static, g.p2sKernelRoutes(cfg)...)
 	kern, kerr := g.kern.Routes()
+	conflicts := g.kern.Conflicts()
 	g.mu.Unlock()
 	if kerr != nil {
 		return RoutesView{}, kerr
@@ -254,6 +264,7 @@ func (g *Gateway) Routes() (RoutesView, error) {
 		learned = rib.Routes
 	}
 	v := RoutesView{Routes: RouteTable(cfg, static, learned, kern)}
+	markConflicts(v.Routes, conflicts) // route_safety.go
 	if v.Routes == nil {
 		v.Routes = []RouteEntry{}
 	}

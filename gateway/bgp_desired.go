@@ -100,9 +100,12 @@ func comparePrefix(a, b netip.Prefix) int {
 
 // BGPImport is the import policy and sessions a config asks for. Protected
 // are the gateway's own spaces, its tunnel address, the point-to-site
-// pool, the underlay endpoints of its tunnels (a learned route covering one
-// would pull the tunnel into itself) and the static spaces of peerings
-// without bgp.
+// pool, the underlay endpoints of its tunnels, configured and in use now
+// (after roaming), and those of connected point-to-site clients (a learned
+// route covering one would pull the tunnel into itself), the subnets
+// connected to the host's own interfaces (a learned route overlapping one
+// would take the underlay or a LAN into a tunnel) and the static spaces of
+// peerings without bgp.
 func BGPImport(cfg *config.Config, env Env) routing.State {
 	var st routing.State
 	st.Originate = slices.Clone(cfg.AddressSpaces)
@@ -121,11 +124,13 @@ func BGPImport(cfg *config.Config, env Env) routing.State {
 			st.Originate = append(st.Originate, p.Masked())
 		}
 	}
+	configured := map[string]netip.Addr{}
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
 		if p.Endpoint != "" && env.Resolve != nil {
 			if ap, err := env.Resolve(p.Endpoint); err == nil {
 				a := ap.Addr().Unmap()
+				configured[p.Name] = a
 				add(netip.PrefixFrom(a, a.BitLen()), fmt.Sprintf("underlay endpoint of peering %s", p.Name))
 			}
 		}
@@ -148,6 +153,7 @@ func BGPImport(cfg *config.Config, env Env) routing.State {
 		}
 		st.Neighbors = append(st.Neighbors, n)
 	}
+	addRuntimeProtected(env, configured, add) // route_safety.go
 	return st
 }
 
@@ -163,6 +169,9 @@ type RouteEntry struct {
 	Installed bool     `json:"installed"`
 	// Status says why a route is not installed (or "installed").
 	Status string `json:"status"`
+	// Conflict is the route vgate did not install that holds the
+	// destination, when that is why this one is not installed.
+	Conflict *kernel.ForeignRoute `json:"conflict,omitempty"`
 }
 
 // RouteTable is what `vgate routes` shows: the gateway's own spaces, static
@@ -222,8 +231,10 @@ func installedStatus(ok bool) string {
 	if ok {
 		return "installed"
 	}
-	return "not in kernel"
+	return statusNotInKernel
 }
+
+const statusNotInKernel = "not in kernel"
 
 func isTunnelDev(dev string) bool {
 	return len(dev) > len(IfNamePrefix) && dev[:len(IfNamePrefix)] == IfNamePrefix

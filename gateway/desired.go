@@ -13,11 +13,15 @@ import (
 // IfNamePrefix starts the name of every tunnel interface: vg-<peering>.
 const IfNamePrefix = "vg-"
 
-// Env answers the questions Desired needs from the outside world: where an
-// endpoint name points, and the MTU of the underlay toward an address.
+// Env answers the questions Desired and BGPImport need from the outside
+// world: where an endpoint name points, the MTU of the underlay toward an
+// address, the host's connected subnets and the underlay endpoints in use
+// now. Connected and Endpoints may be nil (none).
 type Env struct {
 	Resolve     func(hostport string) (netip.AddrPort, error)
 	UnderlayMTU func(dst netip.Addr) int
+	Connected   func() []kernel.Connected
+	Endpoints   func() []UnderlayEndpoint
 }
 
 // Desired is the data-plane state a config asks for: one tunnel per

@@ -71,7 +71,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g.env = Env{Resolve: ResolveUDP, UnderlayMTU: g.kern.UnderlayMTU}
+	g.env = Env{Resolve: ResolveUDP, UnderlayMTU: g.kern.UnderlayMTU, Connected: g.connectedPrefixes, Endpoints: g.currentEndpoints}
 	defer func() {
 		if err != nil {
 			g.teardown()

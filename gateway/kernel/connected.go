@@ -29,29 +29,36 @@ func (k *Kernel) ConnectedPrefixes(skip func(dev string) bool) ([]Connected, err
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
+	type link struct {
+		name     string
+		loopback bool
+	}
+	byIndex := make(map[int]link, len(links))
+	for _, l := range links {
+		byIndex[l.Attrs().Index] = link{l.Attrs().Name, l.Attrs().Flags&net.FlagLoopback != 0}
+	}
+	// One dump for every interface's addresses: a gateway may have
+	// thousands of tunnel interfaces.
+	addrs, err := k.h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
 	seen := map[Connected]bool{}
 	var out []Connected
-	for _, l := range links {
-		name := l.Attrs().Name
-		if skip != nil && skip(name) {
+	for _, a := range addrs {
+		l, ok := byIndex[a.LinkIndex]
+		if !ok || skip != nil && skip(l.name) {
 			continue
 		}
-		addrs, err := k.h.AddrList(l, netlink.FAMILY_ALL)
-		if err != nil {
-			return nil, fmt.Errorf("interface %s: list addresses: %w", name, err)
-		}
-		loopback := l.Attrs().Flags&net.FlagLoopback != 0
-		for _, a := range addrs {
-			for _, n := range []*net.IPNet{a.IPNet, a.Peer} {
-				p, ok := connectedPrefix(n, loopback)
-				if !ok {
-					continue
-				}
-				c := Connected{Prefix: p, Dev: name}
-				if !seen[c] {
-					seen[c] = true
-					out = append(out, c)
-				}
+		for _, n := range []*net.IPNet{a.IPNet, a.Peer} {
+			p, ok := connectedPrefix(n, l.loopback)
+			if !ok {
+				continue
+			}
+			c := Connected{Prefix: p, Dev: l.name}
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
 			}
 		}
 	}
