@@ -9,9 +9,16 @@ import (
 	"github.com/vgate-project/vgate/gateway/plan"
 )
 
-// input is what the planner needs now for cfg. g.mu is held.
+// input is what the planner needs now for cfg. With bgp it includes the
+// running system's facts the import filter protects (route_safety.go).
+// g.mu is held.
 func (g *Gateway) input(cfg *config.Config) plan.Input {
-	return plan.Input{Config: cfg, Env: g.env, Learned: g.learned}
+	in := plan.Input{Config: cfg, Env: g.env, Learned: g.learned}
+	if cfg.BGP != nil {
+		in.Endpoints = g.currentEndpoints()
+		in.Connected = g.connectedPrefixes()
+	}
+	return in
 }
 
 // apply plans cfg and moves every running part to that plan, in order:
@@ -23,8 +30,10 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 // again to roll back. g.mu is held.
 func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	st := plan.Plan(g.input(cfg))
-	for _, e := range st.Problems {
-		g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
+	if !sameErrors(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
+		for _, e := range st.Problems {
+			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
+		}
 	}
 	if err := g.applyTunnels(ctx, cfg, st); err != nil {
 		return err
@@ -43,6 +52,18 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	g.cfg, g.applied = cfg, st
 	return nil
+}
+
+func sameErrors(a, b []error) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Error() != b[i].Error() {
+			return false
+		}
+	}
+	return true
 }
 
 // applyTunnels hands each tunnel kind its tunnels of the plan.

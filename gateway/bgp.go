@@ -119,12 +119,24 @@ func (g *Gateway) closeBGP() {
 
 // ribLoop re-plans when the RIB changes: debounced, serialized on g.mu
 // like every other change, and through the same planner as start and
-// reload.
+// reload. Every importRefresh it also re-plans for the facts the import
+// filter protects (route_safety.go).
 func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
+	refresh := time.NewTicker(importRefresh)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refresh.C:
+			g.mu.Lock()
+			if ctx.Err() == nil && !g.closed && g.bgp == b {
+				if err := g.apply(ctx, g.cfg); err != nil {
+					g.log.Error("bgp: refreshing the import filter", "error", err)
+				}
+			}
+			g.mu.Unlock()
+			continue
 		case <-b.kick:
 		}
 		select {
@@ -192,6 +204,7 @@ func (g *Gateway) Routes(ctx context.Context) (RoutesView, error) {
 	in.Learned = nil
 	b := g.bgp
 	kern, kerr := g.kern.Routes()
+	conflicts := g.kern.Conflicts()
 	g.mu.Unlock()
 	if kerr != nil {
 		return RoutesView{}, kerr
@@ -203,7 +216,7 @@ func (g *Gateway) Routes(ctx context.Context) (RoutesView, error) {
 		}
 		in.Learned = rib.Routes
 	}
-	v := RoutesView{Routes: plan.Routes(in, kern)}
+	v := RoutesView{Routes: plan.Routes(in, kern, conflicts)}
 	if v.Routes == nil {
 		v.Routes = []plan.RouteEntry{}
 	}

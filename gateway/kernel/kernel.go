@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"go4.org/netipx"
@@ -94,26 +95,56 @@ func (r Route) String() string {
 	return s
 }
 
-// RoutePlan is what Set must do: Replace installs or atomically changes a
-// route, Delete removes one.
+// RoutePlan is what SetRoutes must do. Add installs a route to a
+// destination vgate does not hold yet, and never replaces anything (the
+// kernel refuses it if a route with the same key appeared meanwhile).
+// Replace atomically changes a route vgate already holds. Delete removes
+// a vgate route. Conflicts are wanted routes left out because the table
+// has a route to the same destination that vgate did not install.
 type RoutePlan struct {
-	Replace []Route
-	Delete  []Route
+	Add       []Route
+	Replace   []Route
+	Delete    []Route
+	Conflicts []RouteConflict
 }
 
-// PlanRoutes compares the routes vgate has in the kernel with those it
-// wants. Routes are keyed by destination; a changed device, set of
-// multipath devices or source is an atomic replace, never a delete and add.
-func PlanRoutes(have, want []Route) RoutePlan {
+// PlanRoutes compares the routes vgate has in the kernel (have) with those
+// it wants, given the routes of other origins in the same table (foreign:
+// connected, static, DHCP, other routing daemons). Routes are keyed by
+// destination; a changed device, set of multipath devices or source is an
+// atomic replace, never a delete and add.
+//
+// vgate never overwrites nor shadows a route it did not install: a wanted
+// route whose destination has a foreign route (at any metric) is not
+// installed and is reported in Conflicts; should vgate hold that
+// destination already (the other route came later), its own route is
+// deleted, so the outcome does not depend on which came first (nor on a
+// restart). Deleting only ever touches vgate's protocol, so a withdrawal
+// leaves the foreign route as it was.
+func PlanRoutes(have, want []Route, foreign []ForeignRoute) RoutePlan {
 	var p RoutePlan
+	other := make(map[netip.Prefix]ForeignRoute, len(foreign))
+	for _, f := range sortForeign(foreign) {
+		if _, dup := other[f.Dst]; !dup {
+			other[f.Dst] = f // the one the kernel prefers (lowest metric)
+		}
+	}
 	h := make(map[netip.Prefix]Route, len(have))
 	for _, r := range have {
 		h[r.Dst] = r
 	}
 	w := make(map[netip.Prefix]bool, len(want))
 	for _, r := range want {
+		if f, ok := other[r.Dst]; ok {
+			p.Conflicts = append(p.Conflicts, RouteConflict{Want: r, ForeignRoute: f})
+			continue
+		}
 		w[r.Dst] = true
-		if old, ok := h[r.Dst]; !ok || !old.Equal(r) {
+		old, ok := h[r.Dst]
+		switch {
+		case !ok:
+			p.Add = append(p.Add, r)
+		case !old.Equal(r):
 			p.Replace = append(p.Replace, r)
 		}
 	}
@@ -122,23 +153,23 @@ func PlanRoutes(have, want []Route) RoutePlan {
 			p.Delete = append(p.Delete, r)
 		}
 	}
+	sortRoutes(p.Add)
 	sortRoutes(p.Replace)
 	sortRoutes(p.Delete)
+	slices.SortFunc(p.Conflicts, func(a, b RouteConflict) int { return a.Dst.Compare(b.Dst) })
 	return p
 }
 
 func sortRoutes(rs []Route) {
-	slices.SortFunc(rs, func(a, b Route) int {
-		if c := a.Dst.Addr().Compare(b.Dst.Addr()); c != 0 {
-			return c
-		}
-		return a.Dst.Bits() - b.Dst.Bits()
-	})
+	slices.SortFunc(rs, func(a, b Route) int { return a.Dst.Compare(b.Dst) })
 }
 
 // Kernel applies vgate's kernel state through one netlink handle.
 type Kernel struct {
 	h *netlink.Handle
+
+	mu        sync.Mutex
+	conflicts []RouteConflict // of the last SetRoutes
 }
 
 // New opens a netlink handle in the current network namespace.
@@ -155,13 +186,31 @@ func (k *Kernel) Close() { k.h.Close() }
 
 // Routes lists the routes in the main table tagged with RouteProtocol.
 func (k *Kernel) Routes() ([]Route, error) {
-	filter := &netlink.Route{Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
-	rs, err := k.h.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	ours, _, err := k.table()
+	return ours, err
+}
+
+// Conflicts are the wanted routes the last SetRoutes left out because a
+// route vgate did not install has their destination, sorted by
+// destination.
+func (k *Kernel) Conflicts() []RouteConflict {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.conflicts)
+}
+
+// table reads the main table: vgate's routes (merged per destination) and
+// every other route (foreign), IPv4 and IPv6.
+func (k *Kernel) table() (ours []Route, foreign []ForeignRoute, err error) {
+	rs, err := k.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return nil, fmt.Errorf("list vgate routes: %w", err)
+		return nil, nil, fmt.Errorf("list routes of the main table: %w", err)
 	}
 	names := map[int]string{}
 	name := func(i int) string {
+		if i == 0 {
+			return ""
+		}
 		n, ok := names[i]
 		if !ok {
 			if l, err := k.h.LinkByIndex(i); err == nil {
@@ -171,20 +220,22 @@ func (k *Kernel) Routes() ([]Route, error) {
 		}
 		return n
 	}
-	var out []Route
 	// Multipath routes come back with their nexthops; should a kernel
 	// list device-only IPv6 nexthops as separate routes of the same
 	// destination instead, they are merged into one.
 	at := map[netip.Prefix]int{}
 	for _, r := range rs {
-		if r.Dst == nil {
+		if r.Flags&unix.RTM_F_CLONED != 0 {
 			continue
 		}
-		dst, ok := netipx.FromStdIPNet(r.Dst)
+		dst, ok := routeDst(r)
 		if !ok {
 			continue
 		}
-		dst = dst.Masked()
+		if r.Protocol != RouteProtocol {
+			foreign = append(foreign, foreignRoute(r, dst, name))
+			continue
+		}
 		var devs []string
 		if len(r.MultiPath) > 0 {
 			for _, nh := range r.MultiPath {
@@ -194,41 +245,99 @@ func (k *Kernel) Routes() ([]Route, error) {
 			devs = []string{name(r.LinkIndex)}
 		}
 		if i, dup := at[dst]; dup {
-			out[i] = out[i].WithDevs(append(slices.Clone(out[i].Devices()), devs...))
+			ours[i] = ours[i].WithDevs(append(slices.Clone(ours[i].Devices()), devs...))
 			continue
 		}
 		src, _ := netip.AddrFromSlice(r.Src)
-		at[dst] = len(out)
-		out = append(out, Route{Dst: dst, Src: src.Unmap()}.WithDevs(devs))
+		at[dst] = len(ours)
+		ours = append(ours, Route{Dst: dst, Src: src.Unmap()}.WithDevs(devs))
 	}
-	return out, nil
+	return ours, foreign, nil
 }
 
-// SetRoutes makes vgate's routes exactly want: it replaces what is missing
-// or different and deletes vgate routes that are no longer wanted
-// (including stale ones left by a crashed run). It tries every operation and
-// returns all failures joined.
+// routeDst is a listed route's destination; a default route comes back
+// without one.
+func routeDst(r netlink.Route) (netip.Prefix, bool) {
+	if r.Dst == nil {
+		switch r.Family {
+		case netlink.FAMILY_V4:
+			return netip.PrefixFrom(netip.IPv4Unspecified(), 0), true
+		case netlink.FAMILY_V6:
+			return netip.PrefixFrom(netip.IPv6Unspecified(), 0), true
+		}
+		return netip.Prefix{}, false
+	}
+	dst, ok := netipx.FromStdIPNet(r.Dst)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(dst.Addr().Unmap(), dst.Bits()).Masked(), true
+}
+
+func foreignRoute(r netlink.Route, dst netip.Prefix, name func(int) string) ForeignRoute {
+	f := ForeignRoute{Dst: dst, Protocol: int(r.Protocol), Metric: r.Priority, Type: routeTypeNames[r.Type]}
+	idx, gw := r.LinkIndex, r.Gw
+	if len(r.MultiPath) > 0 {
+		idx, gw = r.MultiPath[0].LinkIndex, r.MultiPath[0].Gw
+	}
+	f.Dev = name(idx)
+	if a, ok := netip.AddrFromSlice(gw); ok {
+		f.Gateway = a.Unmap()
+	}
+	return f
+}
+
+// SetRoutes makes vgate's routes exactly want, as far as they do not
+// conflict with routes vgate did not install (see PlanRoutes): it adds
+// what is missing, replaces what differs and deletes vgate routes that are
+// no longer wanted (including stale ones left by a crashed run). Wanted
+// routes left out are recorded for Conflicts; they are not errors. It
+// tries every operation and returns all failures joined.
 func (k *Kernel) SetRoutes(want []Route) error {
-	have, err := k.Routes()
+	have, foreign, err := k.table()
 	if err != nil {
 		return err
 	}
-	plan := PlanRoutes(have, want)
+	return k.apply(PlanRoutes(have, want, foreign))
+}
+
+// apply carries out plan and records its conflicts, with those the kernel
+// reported for routes that appeared after the plan was made.
+func (k *Kernel) apply(plan RoutePlan) error {
+	conflicts := slices.Clone(plan.Conflicts)
 	var errs []error
+	for _, r := range plan.Add {
+		nr, err := k.netlinkRoute(r)
+		if err == nil {
+			// NLM_F_EXCL: a route with the same key that appeared since
+			// the listing is left alone.
+			err = k.h.RouteAdd(nr)
+		}
+		if errors.Is(err, unix.EEXIST) {
+			if c, ok := k.conflictFor(r); ok {
+				conflicts = append(conflicts, c)
+				continue
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("add route %s: %w", r, err))
+		}
+	}
 	for _, r := range plan.Replace {
 		nr, err := k.netlinkRoute(r)
 		if err == nil {
 			err = k.h.RouteReplace(nr)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("route %s: %w", r, err))
+			errs = append(errs, fmt.Errorf("replace route %s: %w", r, err))
 		}
 	}
 	for _, r := range plan.Delete {
-		// Scope NOWHERE matches any scope: netlink would send 0
-		// (universe), which the kernel compares with the route's (link)
-		// and answers ESRCH, leaving the route in place.
-		// A route listed as several (see Routes) takes one delete each.
+		// Protocol: only vgate's route goes, never another route to the
+		// same destination. Scope NOWHERE matches any scope: netlink
+		// would send 0 (universe), which the kernel compares with the
+		// route's (link) and answers ESRCH, leaving the route in place.
+		// A route listed as several (see table) takes one delete each.
 		for range max(1, len(r.Devs)) {
 			nr := &netlink.Route{Dst: netipx.PrefixIPNet(r.Dst), Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN, Scope: netlink.SCOPE_NOWHERE}
 			if err := k.h.RouteDel(nr); err != nil {
@@ -239,7 +348,25 @@ func (k *Kernel) SetRoutes(want []Route) error {
 			}
 		}
 	}
+	slices.SortFunc(conflicts, func(a, b RouteConflict) int { return a.Dst.Compare(b.Dst) })
+	k.mu.Lock()
+	k.conflicts = conflicts
+	k.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// conflictFor looks up the foreign route that made adding r fail.
+func (k *Kernel) conflictFor(r Route) (RouteConflict, bool) {
+	_, foreign, err := k.table()
+	if err != nil {
+		return RouteConflict{}, false
+	}
+	for _, f := range sortForeign(foreign) {
+		if f.Dst == r.Dst {
+			return RouteConflict{Want: r, ForeignRoute: f}, true
+		}
+	}
+	return RouteConflict{}, false
 }
 
 func (k *Kernel) netlinkRoute(r Route) (*netlink.Route, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
@@ -92,13 +93,17 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 
 // bgpImport is the import policy and sessions a config asks for. Protected
 // are the gateway's own spaces, its tunnel address, the point-to-site
-// pool, the underlay endpoints of its tunnels (a learned route covering one
-// would pull the tunnel into itself) and the static spaces of peerings
-// without bgp.
+// pool, the underlay endpoints of its tunnels, configured and in use now
+// (after roaming), and those of connected point-to-site clients (a learned
+// route covering one would pull the tunnel into itself), the subnets
+// connected to the host's own interfaces (a learned route overlapping one
+// would take the underlay or a LAN into a tunnel) and the static spaces of
+// peerings without bgp.
 //
 // The endpoints are the tunnels' resolved ones: the plan resolves each
 // name once (desired), never again here.
-func bgpImport(cfg *config.Config, tunnels []Tunnel) routing.State {
+func bgpImport(in Input, tunnels []Tunnel) routing.State {
+	cfg := in.Config
 	endpoint := make(map[string]netip.AddrPort, len(tunnels))
 	for _, t := range tunnels {
 		endpoint[t.Name] = t.WireGuard.Endpoint
@@ -120,10 +125,12 @@ func bgpImport(cfg *config.Config, tunnels []Tunnel) routing.State {
 			st.Originate = append(st.Originate, p.Masked())
 		}
 	}
+	configured := map[string]netip.Addr{}
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
 		if ap := endpoint[p.Name]; ap.IsValid() {
 			a := ap.Addr().Unmap()
+			configured[p.Name] = a
 			add(netip.PrefixFrom(a, a.BitLen()), fmt.Sprintf("underlay endpoint of peering %s", p.Name))
 		}
 		if p.BGP == nil {
@@ -145,6 +152,7 @@ func bgpImport(cfg *config.Config, tunnels []Tunnel) routing.State {
 		}
 		st.Neighbors = append(st.Neighbors, n)
 	}
+	addRuntimeProtected(in, configured, add)
 	return st
 }
 
@@ -160,6 +168,9 @@ type RouteEntry struct {
 	Installed bool     `json:"installed"`
 	// Status says why a route is not installed (or "installed").
 	Status string `json:"status"`
+	// Conflict is the route vgate did not install that holds the
+	// destination, when that is why this one is not installed.
+	Conflict *kernel.ForeignRoute `json:"conflict,omitempty"`
 }
 
 // routeTable is what `vgate routes` shows (Routes): the gateway's own spaces, static
@@ -219,7 +230,57 @@ func installedStatus(ok bool) string {
 	if ok {
 		return "installed"
 	}
-	return "not in kernel"
+	return statusNotInKernel
+}
+
+const statusNotInKernel = "not in kernel"
+
+// addRuntimeProtected adds to bgpImport's protected prefixes what changes
+// at run time: the endpoints in use now (those equal to a peering's
+// configured endpoint are already there) and the connected subnets.
+func addRuntimeProtected(in Input, configured map[string]netip.Addr, add func(netip.Prefix, string)) {
+	eps := slices.Clone(in.Endpoints)
+	slices.SortFunc(eps, func(a, b UnderlayEndpoint) int {
+		return strings.Compare(a.Peering+"\x00"+a.Client, b.Peering+"\x00"+b.Client)
+	})
+	for _, e := range eps {
+		a := e.AddrPort.Addr().Unmap()
+		if !a.IsValid() {
+			continue
+		}
+		host := netip.PrefixFrom(a, a.BitLen())
+		switch {
+		case e.Peering != "" && configured[e.Peering] == a:
+		case e.Peering != "":
+			add(host, "current underlay endpoint of peering "+e.Peering)
+		case e.Client != "":
+			add(host, "endpoint of point-to-site client "+e.Client)
+		}
+	}
+	for _, c := range in.Connected {
+		add(c.Prefix, "connected subnet on "+c.Dev)
+	}
+}
+
+// markConflicts gives the routes the kernel did not install because a
+// route vgate did not install has their destination the reason, e.g. "not
+// installed: conflicts with 10.2.0.0/16 dev eth0 proto static metric 0
+// (not vgate's)".
+func markConflicts(entries []RouteEntry, conflicts []kernel.RouteConflict) {
+	by := map[netip.Prefix]kernel.RouteConflict{}
+	for _, c := range conflicts {
+		by[c.Dst] = c
+	}
+	for i := range entries {
+		e := &entries[i]
+		c, ok := by[e.Prefix]
+		if !ok || e.Installed || e.Status != statusNotInKernel {
+			continue
+		}
+		f := c.ForeignRoute
+		e.Conflict = &f
+		e.Status = "not installed: " + c.Reason()
+	}
 }
 
 func isTunnelDev(dev string) bool {

@@ -106,7 +106,7 @@ func TestBGPImport(t *testing.T) {
 	cfg := bgpConfig(t)
 	cfg.PointToSite = &config.PointToSite{AddressPool: []netip.Prefix{p("172.16.201.0/24")}}
 	tunnels, _, _ := desired(cfg, testEnv())
-	st := bgpImport(cfg, tunnels)
+	st := bgpImport(Input{Config: cfg}, tunnels)
 	if fmt.Sprint(st.Originate) != "[10.1.0.0/16 172.16.201.0/24]" {
 		t.Errorf("originate = %v", st.Originate)
 	}
@@ -294,7 +294,7 @@ func TestAllowListIsNotAStaticRoute(t *testing.T) {
 			t.Errorf("learned 10.3.0.0/16 from %s not routed", via)
 		}
 		var view []string
-		for _, e := range Routes(in, st.Routes) {
+		for _, e := range Routes(in, st.Routes, nil) {
 			if e.Prefix == p("10.3.0.0/16") {
 				view = append(view, e.Source+" "+e.Status)
 			}

@@ -36,6 +36,22 @@ type Input struct {
 	// P2SDown: point_to_site is configured but its server is not running
 	// (e.g. a corrupt registry); the pool is then not routed to it.
 	P2SDown bool
+	// Endpoints and Connected are facts of the running system that the
+	// BGP import filter protects (only read with bgp): the underlay
+	// endpoints tunnels and connected point-to-site clients use now, and
+	// the subnets on the host's own (non-vgate) interfaces. A learned route
+	// covering one would carry a tunnel into itself, or an underlay or LAN
+	// into a tunnel.
+	Endpoints []UnderlayEndpoint
+	Connected []kernel.Connected
+}
+
+// UnderlayEndpoint is an underlay address a tunnel or a point-to-site
+// client uses now.
+type UnderlayEndpoint struct {
+	AddrPort netip.AddrPort
+	// Peering names the tunnel; Client the point-to-site client.
+	Peering, Client string
 }
 
 // Kind is a tunnel implementation.
@@ -110,7 +126,7 @@ func Plan(in Input) State {
 		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env)}
 	}
 	if cfg.BGP != nil {
-		speaker := bgpImport(cfg, tunnels)
+		speaker := bgpImport(in, tunnels)
 		probes := make(map[string]netip.Addr, len(speaker.Neighbors))
 		for _, n := range speaker.Neighbors {
 			probes[n.Name] = n.Address
@@ -142,9 +158,14 @@ func static(in Input) ([]Tunnel, []kernel.Route, []error) {
 // static routes Plan builds, and every route BGP received (accepted or
 // rejected), each marked installed if kern (the kernel's vgate routes)
 // has it through the planned interfaces.
-func Routes(in Input, kern []kernel.Route) []RouteEntry {
+//
+// A route the kernel does not have because a route vgate did not install
+// holds its destination (conflicts, from kernel.Kernel.Conflicts) says so.
+func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []RouteEntry {
 	_, routes, _ := static(in)
-	return routeTable(in.Config, routes, in.Learned, kern)
+	out := routeTable(in.Config, routes, in.Learned, kern)
+	markConflicts(out, conflicts)
+	return out
 }
 
 // p2sRoutes are the kernel routes of the point-to-site pool, through the

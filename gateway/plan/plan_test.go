@@ -185,7 +185,7 @@ func TestRoutesViewMatchesPlan(t *testing.T) {
 	cfg.PointToSite = &config.PointToSite{AddressPool: []netip.Prefix{p("172.16.201.0/24")}}
 	in := Input{Config: cfg, Env: testEnv()}
 	st := Plan(in)
-	view := Routes(in, st.Routes)
+	view := Routes(in, st.Routes, nil)
 	bySource := map[string][]string{}
 	for _, e := range view {
 		bySource[e.Source] = append(bySource[e.Source], e.Prefix.String())

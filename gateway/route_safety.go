@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/plan"
+)
+
+// importRefresh is how often a BGP gateway re-plans for what changes
+// without a config or RIB change: the tunnels' current endpoints
+// (roaming), the connected point-to-site clients and the host's connected
+// subnets, which the import filter protects (plan.Input). An unchanged
+// plan costs nothing in the speaker or the kernel.
+const importRefresh = 3 * time.Second
+
+// currentEndpoints lists the endpoints the WireGuard devices use now: each
+// tunnel's (after roaming, or learned from the remote side when the
+// peering has none configured) and each connected point-to-site client's.
+// g.mu is held.
+func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
+	var out []plan.UnderlayEndpoint
+	for _, p := range g.cfg.Peerings {
+		t := g.tunnel(p.Name)
+		if t == nil {
+			continue
+		}
+		st, err := t.Stats()
+		if err != nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
+			out = append(out, plan.UnderlayEndpoint{AddrPort: unmapAP(ap), Peering: p.Name})
+		}
+	}
+	if g.p2s != nil {
+		if cs, err := g.p2s.Clients(); err == nil {
+			for _, c := range cs {
+				if !c.Connected {
+					continue
+				}
+				if ap, err := netip.ParseAddrPort(c.Endpoint); err == nil {
+					out = append(out, plan.UnderlayEndpoint{AddrPort: unmapAP(ap), Client: c.Name})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// connectedPrefixes are the subnets on the host's interfaces other than
+// vgate's own. g.mu is held.
+func (g *Gateway) connectedPrefixes() []kernel.Connected {
+	own := func(dev string) bool {
+		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || g.p2s != nil && dev == g.p2s.IfName()
+	}
+	cs, err := g.kern.ConnectedPrefixes(own)
+	if err != nil {
+		g.log.Error("bgp import filter: reading connected subnets", "error", err)
+	}
+	return cs
+}
