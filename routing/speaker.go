@@ -811,4 +811,3 @@ func routeFrom(pfx netip.Prefix, name string, p *apiutil.Path) Route {
 	}
 	return r
 }
-

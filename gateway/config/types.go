@@ -70,14 +70,14 @@ type Peering struct {
 	// TunnelAddress is the remote gateway's tunnel address (an extension
 	// of the contract). Defaults to BGP.Address; it is added to the peer's
 	// AllowedIPs and routed through the tunnel.
-	TunnelAddress       netip.Addr    `yaml:"tunnel_address" json:"tunnel_address,omitempty"`
-	BGP                 *PeerBGP      `yaml:"bgp,omitempty" json:"bgp,omitempty"`
+	TunnelAddress netip.Addr `yaml:"tunnel_address" json:"tunnel_address,omitempty"`
+	BGP           *PeerBGP   `yaml:"bgp,omitempty" json:"bgp,omitempty"`
 	// StaticRoutes are routes installed through this peering's tunnel
 	// beside its BGP session (only with bgp, each inside address_spaces).
 	// On a BGP peering, address_spaces is only the import allow-list:
 	// routes come from BGP alone unless listed here.
-	StaticRoutes []netip.Prefix `yaml:"static_routes,omitempty" json:"static_routes,omitempty"`
-	PersistentKeepalive time.Duration `yaml:"persistent_keepalive,omitempty" json:"persistent_keepalive,omitempty"`
+	StaticRoutes        []netip.Prefix `yaml:"static_routes,omitempty" json:"static_routes,omitempty"`
+	PersistentKeepalive time.Duration  `yaml:"persistent_keepalive,omitempty" json:"persistent_keepalive,omitempty"`
 
 	// Line is where the peering starts in the file (0 if unknown).
 	Line int `yaml:"-" json:"-"`
