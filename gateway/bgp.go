@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
@@ -197,43 +198,26 @@ func (g *Gateway) p2sKernelRoutes(cfg *config.Config) []kernel.Route {
 	return routes
 }
 
-// BGPStatus is what `vgate bgp` shows.
-type BGPStatus struct {
-	Enabled   bool                     `json:"enabled"`
-	ASN       uint32                   `json:"asn,omitempty"`
-	RouterID  netip.Addr               `json:"router_id,omitzero"`
-	Neighbors []routing.NeighborStatus `json:"neighbors"`
-	Probes    []ProbeStatus            `json:"probes"`
-}
-
 // BGP reports the speaker's sessions and the tunnel probes.
-func (g *Gateway) BGP() (BGPStatus, error) {
+func (g *Gateway) BGP(ctx context.Context) (api.BGPStatus, error) {
 	g.mu.Lock()
 	cfg, b := g.cfg, g.bgp
 	g.mu.Unlock()
 	if cfg.BGP == nil || b == nil {
-		return BGPStatus{Neighbors: []routing.NeighborStatus{}, Probes: []ProbeStatus{}}, nil
+		return api.BGPStatus{Neighbors: []api.NeighborStatus{}, Probes: []api.ProbeStatus{}}, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	rib, err := b.speaker.Snapshot(ctx)
 	if err != nil {
-		return BGPStatus{}, err
+		return api.BGPStatus{}, err
 	}
-	st := BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Neighbors: rib.Neighbors, Probes: b.probe.status()}
-	if st.Neighbors == nil {
-		st.Neighbors = []routing.NeighborStatus{}
-	}
-	return st, nil
-}
-
-// RoutesView is what `vgate routes` shows.
-type RoutesView struct {
-	Routes []RouteEntry `json:"routes"`
+	return api.BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID,
+		Neighbors: neighborStatuses(rib.Neighbors), Probes: b.probe.status()}, nil // apiconv.go
 }
 
 // Routes reports the effective routes: local, static and BGP.
-func (g *Gateway) Routes() (RoutesView, error) {
+func (g *Gateway) Routes(ctx context.Context) (api.RoutesView, error) {
 	g.mu.Lock()
 	cfg, b := g.cfg, g.bgp
 	_, static, _ := Desired(cfg, g.env)
@@ -241,21 +225,21 @@ func (g *Gateway) Routes() (RoutesView, error) {
 	kern, kerr := g.kern.Routes()
 	g.mu.Unlock()
 	if kerr != nil {
-		return RoutesView{}, kerr
+		return api.RoutesView{}, kerr
 	}
 	var learned []routing.Route
 	if b != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		rib, err := b.speaker.Snapshot(ctx)
 		if err != nil {
-			return RoutesView{}, err
+			return api.RoutesView{}, err
 		}
 		learned = rib.Routes
 	}
-	v := RoutesView{Routes: RouteTable(cfg, static, learned, kern)}
+	v := api.RoutesView{Routes: RouteTable(cfg, static, learned, kern)}
 	if v.Routes == nil {
-		v.Routes = []RouteEntry{}
+		v.Routes = []api.RouteEntry{}
 	}
 	return v, nil
 }

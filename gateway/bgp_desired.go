@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
@@ -151,36 +152,22 @@ func BGPImport(cfg *config.Config, env Env) routing.State {
 	return st
 }
 
-// RouteEntry is one line of `vgate routes`.
-type RouteEntry struct {
-	Prefix  netip.Prefix `json:"prefix"`
-	Source  string       `json:"source"` // local, static, bgp, point-to-site
-	Peering string       `json:"peering,omitempty"`
-	// Peerings, for a BGP path installed in a multipath (ECMP) route, are
-	// all the peerings the kernel route goes through, sorted.
-	Peerings  []string `json:"peerings,omitempty"`
-	ASPath    []uint32 `json:"as_path,omitempty"`
-	Installed bool     `json:"installed"`
-	// Status says why a route is not installed (or "installed").
-	Status string `json:"status"`
-}
-
 // RouteTable is what `vgate routes` shows: the gateway's own spaces, static
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
-func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []RouteEntry {
+func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []api.RouteEntry {
 	inKernel := map[netip.Prefix]kernel.Route{}
 	for _, r := range kern {
 		inKernel[r.Dst] = r
 	}
-	var out []RouteEntry
+	var out []api.RouteEntry
 	for _, p := range cfg.AddressSpaces {
-		out = append(out, RouteEntry{Prefix: p, Source: "local", Installed: true, Status: "originated"})
+		out = append(out, api.RouteEntry{Prefix: p, Source: "local", Installed: true, Status: "originated"})
 	}
 	staticDst := map[netip.Prefix]bool{}
 	for _, r := range static {
 		staticDst[r.Dst] = true
-		e := RouteEntry{Prefix: r.Dst, Source: "static", Peering: peeringOf(r.Dev)}
+		e := api.RouteEntry{Prefix: r.Dst, Source: "static", Peering: peeringOf(r.Dev)}
 		if r.Dev != "" && !isTunnelDev(r.Dev) {
 			e.Source, e.Peering = "point-to-site", ""
 		}
@@ -190,7 +177,7 @@ func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		out = append(out, e)
 	}
 	for _, r := range learned {
-		e := RouteEntry{Prefix: r.Prefix, Source: "bgp", Peering: r.Neighbor, ASPath: r.ASPath}
+		e := api.RouteEntry{Prefix: r.Prefix, Source: "bgp", Peering: r.Neighbor, ASPath: r.ASPath}
 		k, inK := inKernel[r.Prefix]
 		// A path through a multipath kernel route is installed,
 		// best or not (equal cost).
@@ -214,7 +201,7 @@ func RouteTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		}
 		out = append(out, e)
 	}
-	slices.SortStableFunc(out, func(a, b RouteEntry) int { return comparePrefix(a.Prefix, b.Prefix) })
+	slices.SortStableFunc(out, func(a, b api.RouteEntry) int { return comparePrefix(a.Prefix, b.Prefix) })
 	return out
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -26,15 +27,6 @@ const (
 	probeInterval  = 100 * time.Millisecond
 	probeDeadAfter = time.Second
 )
-
-// ProbeStatus is one probed peering.
-type ProbeStatus struct {
-	Peering   string        `json:"peering"`
-	Address   netip.Addr    `json:"address"`
-	Alive     bool          `json:"alive"`
-	LastReply time.Time     `json:"last_reply,omitzero"`
-	RTT       time.Duration `json:"rtt_ns,omitempty"`
-}
 
 type probeTarget struct {
 	name      string
@@ -208,13 +200,13 @@ func (p *prober) evaluate(now time.Time) {
 	}
 }
 
-func (p *prober) status() []ProbeStatus {
+func (p *prober) status() []api.ProbeStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := []ProbeStatus{}
+	out := []api.ProbeStatus{}
 	for _, t := range p.targets {
-		out = append(out, ProbeStatus{Peering: t.name, Address: t.addr, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt})
+		out = append(out, api.ProbeStatus{Peering: t.name, Address: t.addr, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt})
 	}
-	slices.SortFunc(out, func(a, b ProbeStatus) int { return a.Address.Compare(b.Address) })
+	slices.SortFunc(out, func(a, b api.ProbeStatus) int { return a.Address.Compare(b.Address) })
 	return out
 }

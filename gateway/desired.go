@@ -79,16 +79,16 @@ func ResolveUDP(hostport string) (netip.AddrPort, error) {
 // restart. Everything else is applied live.
 func checkReload(old, new *config.Config) error {
 	if old.Name != new.Name {
-		return fmt.Errorf("name: changing the gateway name (%q to %q) needs a restart", old.Name, new.Name)
+		return fmt.Errorf("name: changing the gateway name (%q to %q) %w", old.Name, new.Name, ErrRestartRequired)
 	}
 	if old.ListenPort != new.ListenPort {
-		return fmt.Errorf("listen_port: changing the tunnel port (%d to %d) needs a restart", old.ListenPort, new.ListenPort)
+		return fmt.Errorf("listen_port: changing the tunnel port (%d to %d) %w", old.ListenPort, new.ListenPort, ErrRestartRequired)
 	}
 	if old.ControlSocket != new.ControlSocket {
-		return fmt.Errorf("control_socket: changing the control socket (%s to %s) needs a restart", old.ControlSocket, new.ControlSocket)
+		return fmt.Errorf("control_socket: changing the control socket (%s to %s) %w", old.ControlSocket, new.ControlSocket, ErrRestartRequired)
 	}
 	if old.Metrics.Listen != new.Metrics.Listen {
-		return fmt.Errorf("metrics.listen: changing the metrics address (%q to %q) needs a restart", old.Metrics.Listen, new.Metrics.Listen)
+		return fmt.Errorf("metrics.listen: changing the metrics address (%q to %q) %w", old.Metrics.Listen, new.Metrics.Listen, ErrRestartRequired)
 	}
 	return nil
 }

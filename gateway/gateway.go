@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
@@ -32,22 +33,14 @@ type Gateway struct {
 	mux     *wgbind.Mux
 	plane   *dataplane.Plane
 	started time.Time
-	reloads ReloadStats
+	reloads api.ReloadStats
 	closed  bool
 	// refusals counts refused reloads by reason (metrics.go).
-	refusals map[string]uint64
+	refusals map[api.RefusalReason]uint64
 	// p2s is the point-to-site server, nil without point_to_site (p2s.go).
 	p2s *p2s.Server
 	// bgp is the BGP speaker and tunnel probe, nil without bgp (bgp.go).
 	bgp *bgpRuntime
-}
-
-// ReloadStats counts reloads by result.
-type ReloadStats struct {
-	OK        int       `json:"ok"`
-	Failed    int       `json:"failed"`
-	LastError string    `json:"last_error,omitempty"`
-	Last      time.Time `json:"last,omitempty"`
 }
 
 // runtimeState is what a gateway records in state_dir so that a restart
@@ -172,7 +165,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 		g.reloads.Failed++
 		g.reloads.LastError = err.Error()
 		g.log.Error("reload rejected; still running the previous config", "error", err)
-		g.countRefusals(err)
+		g.countRefusals(refusalReasons(err))
 		return err
 	}
 	g.reloads.OK++
@@ -250,5 +243,5 @@ func (g *Gateway) RecordReloadFailure(err error) {
 	g.reloads.Failed++
 	g.reloads.LastError = err.Error()
 	g.reloads.Last = time.Now()
-	g.countRefusals(err)
+	g.countRefusals(loadRefusalReasons(err))
 }

@@ -3,71 +3,40 @@ package gateway
 import (
 	"context"
 	"errors"
-	"github.com/vgate-project/vgate/gateway/p2s"
-	"log/slog"
+		"log/slog"
 	"maps"
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/peering"
-	"github.com/vgate-project/vgate/routing"
 )
-
-// Reasons a configured peering is not up, as status and metrics show them
-// (the label values of vgate_peering_down_reason). The first two come from
-// the WireGuard handshake; the others are hooks for BGP and admission.
-const (
-	ReasonNoHandshake    = "no_handshake"    // no handshake has completed yet
-	ReasonHandshakeStale = "handshake_stale" // last handshake older than peering.StaleAfter
-	ReasonBGPDown        = "bgp_down"        // the tunnel is up but its BGP session is not established
-	ReasonPrefixLimit    = "prefix_limit"    // the BGP session was shut for exceeding its max-prefix
-	ReasonRefusedOverlap = "refused_overlap" // not admitted: its address spaces overlap
-	ReasonRefusedLimit   = "refused_limit"   // not admitted: past max_tunnels
-)
-
-// DownReasons lists every down reason, in a fixed order, so that metrics
-// can export a stable series per reason.
-var DownReasons = []string{
-	ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown,
-	ReasonPrefixLimit, ReasonRefusedOverlap, ReasonRefusedLimit,
-}
 
 // downReason is why a peering in state s is not up, or "" when it is.
-func downReason(s peering.State) string {
+func downReason(s peering.State) api.DownReason {
 	switch s {
 	case peering.StateUp:
 		return ""
 	case peering.StateStale:
-		return ReasonHandshakeStale
+		return api.ReasonHandshakeStale
 	}
-	return ReasonNoHandshake
+	return api.ReasonNoHandshake
 }
 
-// Reasons a reload is refused (the label values of vgate_refusals_total).
-const (
-	RefusedTunnelLimit     = "tunnel_limit"     // more peerings than max_tunnels
-	RefusedOverlap         = "overlap"          // overlapping address spaces
-	RefusedInvalid         = "invalid"          // any other config problem
-	RefusedRestartRequired = "restart_required" // a change a running gateway cannot take
-)
-
-// RefusalReasons lists every refusal reason, in a fixed order.
-var RefusalReasons = []string{RefusedTunnelLimit, RefusedOverlap, RefusedInvalid, RefusedRestartRequired}
-
-// restartHint is what checkReload's errors say; it marks a refusal (the
-// config is valid but cannot be applied live) as opposed to a failure to
+// ErrRestartRequired marks a config change a running gateway cannot take
+// (checkReload's errors wrap it): a refusal, as opposed to a failure to
 // apply a valid config.
-const restartHint = "needs a restart"
+var ErrRestartRequired = errors.New("needs a restart")
 
-// RefusalReasons classifies why a config error refused a reload: one
-// entry per distinct reason, in RefusalReasons order. An error that is not
-// a refusal (applying a valid config failed) yields none.
-func refusalReasons(err error) []string {
+// refusalReasons classifies why a config error refused a reload: one
+// entry per distinct reason, in api.RefusalReasons order. An error that is
+// not a refusal (applying a valid config failed) yields none.
+func refusalReasons(err error) []api.RefusalReason {
 	if err == nil {
 		return nil
 	}
-	found := map[string]bool{}
+	found := map[api.RefusalReason]bool{}
 	var errs config.Errors
 	var le *peering.LimitError
 	switch {
@@ -75,22 +44,20 @@ func refusalReasons(err error) []string {
 		for _, e := range errs {
 			switch {
 			case strings.HasPrefix(e.Msg, "tunnel limit:"):
-				found[RefusedTunnelLimit] = true
+				found[api.RefusedTunnelLimit] = true
 			case strings.Contains(e.Msg, " overlaps "):
-				found[RefusedOverlap] = true
+				found[api.RefusedOverlap] = true
 			default:
-				found[RefusedInvalid] = true
+				found[api.RefusedInvalid] = true
 			}
 		}
 	case errors.As(err, &le):
-		found[RefusedTunnelLimit] = true
-	case strings.Contains(err.Error(), restartHint):
-		found[RefusedRestartRequired] = true
-	case strings.HasPrefix(err.Error(), "config:"):
-		found[RefusedInvalid] = true // the file could not be read
+		found[api.RefusedTunnelLimit] = true
+	case errors.Is(err, ErrRestartRequired):
+		found[api.RefusedRestartRequired] = true
 	}
-	var out []string
-	for _, r := range RefusalReasons {
+	var out []api.RefusalReason
+	for _, r := range api.RefusalReasons {
 		if found[r] {
 			out = append(out, r)
 		}
@@ -98,32 +65,25 @@ func refusalReasons(err error) []string {
 	return out
 }
 
+// loadRefusalReasons is refusalReasons for a config that did not load
+// (RecordReloadFailure): an error that is not a validation error means the
+// file could not be read, which counts as invalid.
+func loadRefusalReasons(err error) []api.RefusalReason {
+	if rs := refusalReasons(err); rs != nil || err == nil {
+		return rs
+	}
+	return []api.RefusalReason{api.RefusedInvalid}
+}
+
 // countRefusals records the reasons err refused a reload. g.mu is held.
-func (g *Gateway) countRefusals(err error) {
-	for _, r := range refusalReasons(err) {
+func (g *Gateway) countRefusals(rs []api.RefusalReason) {
+	for _, r := range rs {
 		if g.refusals == nil {
-			g.refusals = make(map[string]uint64)
+			g.refusals = make(map[api.RefusalReason]uint64)
 		}
 		g.refusals[r]++
 		g.log.Info("reload refused", "reason", r)
 	}
-}
-
-// Metrics is what the Prometheus collector reads at scrape time: the
-// status plus figures `vgate status` does not show.
-type Metrics struct {
-	Status
-	// RoutesInstalled is the number of kernel routes vgate owns (protocol
-	// 76), or -1 if they could not be listed.
-	RoutesInstalled int
-	// Refusals counts refused reloads by reason (RefusalReasons).
-	Refusals map[string]uint64
-	// BGP is the speaker's sessions and tunnel probes; nil without bgp or
-	// when the speaker could not be read.
-	BGP *BGPStatus
-	// Clients are the registered point-to-site clients (nil without
-	// point_to_site), each with its device counters.
-	Clients []p2s.ClientInfo
 }
 
 // Metrics gathers the gateway's metrics now: per-peer figures are read from
@@ -131,14 +91,15 @@ type Metrics struct {
 // kernel. It is called per scrape; nothing polls in between. A peering
 // whose tunnel is up but whose BGP session is not established is reported
 // down (bgp_down, or prefix_limit when vgate shut it for max-prefix).
-func (g *Gateway) Metrics() Metrics {
-	m := Metrics{Status: g.Status(), RoutesInstalled: -1}
+func (g *Gateway) Metrics(ctx context.Context) api.Metrics {
+	st, _ := g.Status(ctx)
+	m := api.Metrics{Status: st, RoutesInstalled: -1}
 	if m.P2S != nil {
-		if cs, err := g.Clients(); err == nil {
+		if cs, err := g.Clients(ctx); err == nil {
 			m.Clients = cs
 		}
 	}
-	if b, err := g.BGP(); err == nil && b.Enabled {
+	if b, err := g.BGP(ctx); err == nil && b.Enabled {
 		m.BGP = &b
 		bgpReasons(m.Peerings, b.Neighbors)
 	}
@@ -155,20 +116,20 @@ func (g *Gateway) Metrics() Metrics {
 
 // bgpReasons marks peerings whose tunnel is up but whose BGP session is not
 // established.
-func bgpReasons(ps []PeeringStatus, ns []routing.NeighborStatus) {
+func bgpReasons(ps []api.PeeringStatus, ns []api.NeighborStatus) {
 	for i := range ps {
 		p := &ps[i]
 		if p.Reason != "" {
 			continue // the tunnel itself is down: that is the reason
 		}
 		for _, n := range ns {
-			if n.Name != p.Name || n.State == "established" {
+			if n.Name != p.Name || n.State == api.SessionEstablished {
 				continue
 			}
-			p.Reason = ReasonBGPDown
+			p.Reason = api.ReasonBGPDown
 			if strings.HasPrefix(n.Down, "max-prefix") || strings.Contains(n.Down, "; max-prefix") ||
 				n.Down == "" && strings.HasPrefix(n.LastDown, "max-prefix") {
-				p.Reason = ReasonPrefixLimit
+				p.Reason = api.ReasonPrefixLimit
 			}
 		}
 	}
@@ -177,22 +138,22 @@ func bgpReasons(ps []PeeringStatus, ns []routing.NeighborStatus) {
 // transition is a peering whose state changed between two observations.
 type transition struct {
 	Peering, Network string
-	From, To         peering.State
-	Reason           string
+	From, To         api.PeeringState
+	Reason           api.DownReason
 }
 
 // peeringTransitions compares the current peerings with the previous
 // states (updated in place). A peering seen for the first time counts as
 // coming from down, so a tunnel that is up at the first look is reported;
 // peerings no longer configured are forgotten.
-func peeringTransitions(prev map[string]peering.State, cur []PeeringStatus) []transition {
+func peeringTransitions(prev map[string]api.PeeringState, cur []api.PeeringStatus) []transition {
 	var out []transition
 	seen := make(map[string]bool, len(cur))
 	for _, p := range cur {
 		seen[p.Name] = true
 		was, ok := prev[p.Name]
 		if !ok {
-			was = peering.StateDown
+			was = api.StateDown
 		}
 		if was != p.State {
 			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was, To: p.State, Reason: p.Reason})
@@ -212,7 +173,7 @@ func peeringTransitions(prev map[string]peering.State, cur []PeeringStatus) []tr
 // counters of each tunnel's device (one UAPI get, microseconds), so a
 // one-second interval is cheap even at the 10-tunnel limit.
 func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
-	prev := map[string]peering.State{}
+	prev := map[string]api.PeeringState{}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -222,7 +183,8 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 		if closed {
 			return
 		}
-		for _, tr := range peeringTransitions(prev, g.Status().Peerings) {
+		st, _ := g.Status(ctx)
+		for _, tr := range peeringTransitions(prev, st.Peerings) {
 			logTransition(g.log, tr)
 		}
 		select {
@@ -234,9 +196,9 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 }
 
 func logTransition(log *slog.Logger, tr transition) {
-	if tr.To == peering.StateUp {
+	if tr.To == api.StateUp {
 		log.Info("tunnel up", "peering", tr.Peering, "network", tr.Network)
 		return
 	}
-	log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason)
+	log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", string(tr.Reason))
 }

@@ -3,13 +3,14 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"slices"
 	"testing"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/peering"
-	"github.com/vgate-project/vgate/routing"
 )
 
 // The refusal classifier works on the errors the config package and
@@ -39,15 +40,14 @@ func TestRefusalReasons(t *testing.T) {
 		name   string
 		err    error
 		cfgErr bool // err comes from config validation
-		want   []string
+		want   []api.RefusalReason
 	}{
-		{"tunnel limit", tooMany.Validate(), true, []string{RefusedTunnelLimit}},
-		{"overlap", overlapping.Validate(), true, []string{RefusedOverlap}},
-		{"limit and overlap", both.Validate(), true, []string{RefusedTunnelLimit, RefusedOverlap}},
-		{"invalid field", invalid.Validate(), true, []string{RefusedInvalid}},
-		{"restart", checkReload(testConfig(t), renamed), false, []string{RefusedRestartRequired}},
-		{"limit error", &peering.LimitError{Max: 1, Declared: 2, Refused: []string{"b"}}, false, []string{RefusedTunnelLimit}},
-		{"unreadable file", fmt.Errorf("config: %w", errors.New("open /etc/vgate/vgate.yaml: no such file")), false, []string{RefusedInvalid}},
+		{"tunnel limit", tooMany.Validate(), true, []api.RefusalReason{api.RefusedTunnelLimit}},
+		{"overlap", overlapping.Validate(), true, []api.RefusalReason{api.RefusedOverlap}},
+		{"limit and overlap", both.Validate(), true, []api.RefusalReason{api.RefusedTunnelLimit, api.RefusedOverlap}},
+		{"invalid field", invalid.Validate(), true, []api.RefusalReason{api.RefusedInvalid}},
+		{"restart", checkReload(testConfig(t), renamed), false, []api.RefusalReason{api.RefusedRestartRequired}},
+		{"limit error", &peering.LimitError{Max: 1, Declared: 2, Refused: []string{"b"}}, false, []api.RefusalReason{api.RefusedTunnelLimit}},
 		{"apply failure is no refusal", errors.New("tunnel west: create interface vg-west: busy (rolled back)"), false, nil},
 		{"nil", nil, false, nil},
 	} {
@@ -66,33 +66,49 @@ func TestRefusalReasons(t *testing.T) {
 	}
 }
 
+// A config that did not load counts as invalid when the file could not be
+// read (what config.Load returns then), and by its problems otherwise.
+func TestLoadRefusalReasons(t *testing.T) {
+	unreadable := fmt.Errorf("config: %w", &fs.PathError{Op: "open", Path: "/etc/vgate/vgate.yaml", Err: fs.ErrNotExist})
+	if got := loadRefusalReasons(unreadable); !slices.Equal(got, []api.RefusalReason{api.RefusedInvalid}) {
+		t.Errorf("unreadable file: %q, want invalid", got)
+	}
+	if got := loadRefusalReasons(nil); got != nil {
+		t.Errorf("nil: %q", got)
+	}
+	// A file error during a reload's apply is not a refusal.
+	if got := refusalReasons(fmt.Errorf("state_dir: %w", unreadable)); got != nil {
+		t.Errorf("refusalReasons(apply file error) = %q, want none", got)
+	}
+}
+
 func TestDownReason(t *testing.T) {
-	for s, want := range map[peering.State]string{
+	for s, want := range map[peering.State]api.DownReason{
 		peering.StateUp:    "",
-		peering.StateDown:  ReasonNoHandshake,
-		peering.StateStale: ReasonHandshakeStale,
+		peering.StateDown:  api.ReasonNoHandshake,
+		peering.StateStale: api.ReasonHandshakeStale,
 	} {
 		if got := downReason(s); got != want {
 			t.Errorf("downReason(%s) = %q, want %q", s, got, want)
 		}
-		if want != "" && !slices.Contains(DownReasons, want) {
+		if want != "" && !slices.Contains(api.DownReasons, want) {
 			t.Errorf("%q is not in DownReasons", want)
 		}
 	}
 }
 
 func TestPeeringTransitions(t *testing.T) {
-	ps := func(states ...string) []PeeringStatus {
-		var out []PeeringStatus
+	ps := func(states ...string) []api.PeeringStatus {
+		var out []api.PeeringStatus
 		for i := 0; i < len(states); i += 2 {
 			st := peering.State(states[i+1])
-			out = append(out, PeeringStatus{Name: states[i], Network: "n-" + states[i], State: st, Reason: downReason(st)})
+			out = append(out, api.PeeringStatus{Name: states[i], Network: "n-" + states[i], State: peeringState(st), Reason: downReason(st)})
 		}
 		return out
 	}
-	prev := map[string]peering.State{}
+	prev := map[string]api.PeeringState{}
 	steps := []struct {
-		cur  []PeeringStatus
+		cur  []api.PeeringStatus
 		want []string // peering:from>to
 	}{
 		// First look: down peerings are not news; an up one is.
@@ -108,7 +124,7 @@ func TestPeeringTransitions(t *testing.T) {
 		var got []string
 		for _, tr := range peeringTransitions(prev, s.cur) {
 			got = append(got, fmt.Sprintf("%s:%s>%s", tr.Peering, tr.From, tr.To))
-			if tr.To != peering.StateUp && tr.Reason == "" {
+			if tr.To != api.StateUp && tr.Reason == "" {
 				t.Errorf("step %d: %s went %s without a reason", i, tr.Peering, tr.To)
 			}
 		}
@@ -119,24 +135,24 @@ func TestPeeringTransitions(t *testing.T) {
 }
 
 func TestBGPReasons(t *testing.T) {
-	ps := []PeeringStatus{
-		{Name: "up-est", State: peering.StateUp},
-		{Name: "up-idle", State: peering.StateUp},
-		{Name: "up-maxpfx", State: peering.StateUp},
-		{Name: "up-maxpfx-was", State: peering.StateUp},
-		{Name: "down", State: peering.StateDown, Reason: ReasonNoHandshake},
-		{Name: "static", State: peering.StateUp},
+	ps := []api.PeeringStatus{
+		{Name: "up-est", State: api.StateUp},
+		{Name: "up-idle", State: api.StateUp},
+		{Name: "up-maxpfx", State: api.StateUp},
+		{Name: "up-maxpfx-was", State: api.StateUp},
+		{Name: "down", State: api.StateDown, Reason: api.ReasonNoHandshake},
+		{Name: "static", State: api.StateUp},
 	}
-	bgpReasons(ps, []routing.NeighborStatus{
+	bgpReasons(ps, []api.NeighborStatus{
 		{Name: "up-est", State: "established"},
 		{Name: "up-idle", State: "active", LastDown: "hold timer expired"},
 		{Name: "up-maxpfx", State: "idle", Down: "max-prefix: more than 100 prefixes received"},
 		{Name: "up-maxpfx-was", State: "idle", LastDown: "max-prefix: more than 100 prefixes received"},
 		{Name: "down", State: "idle"},
 	})
-	want := map[string]string{
-		"up-est": "", "up-idle": ReasonBGPDown, "up-maxpfx": ReasonPrefixLimit, "up-maxpfx-was": ReasonPrefixLimit,
-		"down": ReasonNoHandshake, "static": "",
+	want := map[string]api.DownReason{
+		"up-est": "", "up-idle": api.ReasonBGPDown, "up-maxpfx": api.ReasonPrefixLimit, "up-maxpfx-was": api.ReasonPrefixLimit,
+		"down": api.ReasonNoHandshake, "static": "",
 	}
 	for _, p := range ps {
 		if p.Reason != want[p.Name] {

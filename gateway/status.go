@@ -1,64 +1,19 @@
 package gateway
 
 import (
-	"net/netip"
+	"context"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway/p2s"
-	"github.com/vgate-project/vgate/gateway/wgbind"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/peering"
 )
 
-// Status is what `vgate status` shows: the gateway, its tunnels used
-// against the limit, and every configured peering. It never contains key
-// material other than public keys.
-type Status struct {
-	Name          string          `json:"name"`
-	PublicKey     string          `json:"public_key"`
-	AddressSpaces []netip.Prefix  `json:"address_spaces"`
-	TunnelAddress netip.Addr      `json:"tunnel_address"`
-	ListenPort    uint16          `json:"listen_port"`
-	Tunnels       TunnelCount     `json:"tunnels"`
-	Peerings      []PeeringStatus `json:"peerings"`
-	Started       time.Time       `json:"started"`
-	Reloads       ReloadStats     `json:"reloads"`
-	ConfigFile    string          `json:"config_file,omitempty"`
-	// Port counts what the shared UDP port did with received datagrams.
-	Port wgbind.Stats `json:"port"`
-	// P2S is the point-to-site server (p2s.go); nil when not configured.
-	P2S *p2s.Status `json:"point_to_site,omitempty"`
-}
-
-// TunnelCount is tunnels in use against the limit.
-type TunnelCount struct {
-	Used  int `json:"used"`
-	Up    int `json:"up"`
-	Limit int `json:"limit"`
-}
-
-// PeeringStatus is one configured peering and its tunnel.
-type PeeringStatus struct {
-	Name          string         `json:"name"`
-	Network       string         `json:"network"`
-	PublicKey     string         `json:"public_key"`
-	Interface     string         `json:"interface"`
-	MTU           int            `json:"mtu"`
-	State         peering.State  `json:"state"`
-	Reason        string         `json:"reason,omitempty"` // why it is not up (DownReasons); "" when up
-	Endpoint      string         `json:"endpoint,omitempty"`
-	LastHandshake time.Time      `json:"last_handshake,omitzero"`
-	RxBytes       uint64         `json:"rx_bytes"`
-	TxBytes       uint64         `json:"tx_bytes"`
-	AddressSpaces []netip.Prefix `json:"address_spaces"`
-	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
-	Error         string         `json:"error,omitempty"`
-}
-
-// Status reports the gateway's current state.
-func (g *Gateway) Status() Status {
+// Status reports the gateway's current state (`vgate status`). It never
+// contains key material other than public keys.
+func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	g.mu.Lock()
 	cfg := g.cfg
-	st := Status{
+	st := api.Status{
 		Name:          cfg.Name,
 		PublicKey:     cfg.PrivateKey.Public().String(),
 		AddressSpaces: cfg.AddressSpaces,
@@ -67,8 +22,8 @@ func (g *Gateway) Status() Status {
 		Started:       g.started,
 		Reloads:       g.reloads,
 		ConfigFile:    cfg.Path,
-		Tunnels:       TunnelCount{Limit: cfg.MaxTunnels},
-		Port:          g.mux.Stats(),
+		Tunnels:       api.TunnelCount{Limit: cfg.MaxTunnels},
+		Port:          portStats(g.mux.Stats()), // apiconv.go
 	}
 	g.mu.Unlock()
 
@@ -76,14 +31,15 @@ func (g *Gateway) Status() Status {
 	now := time.Now()
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
-		ps := PeeringStatus{
+		ps := api.PeeringStatus{
 			Name:          p.Name,
 			Network:       p.Network,
 			PublicKey:     p.PublicKey.String(),
 			Interface:     IfNamePrefix + p.Name,
-			State:         peering.StateDown,
+			State:         api.StateDown,
 			AddressSpaces: p.AddressSpaces,
 		}
+		state := peering.StateDown
 		if t := g.plane.Tunnel(p.Name); t != nil {
 			st.Tunnels.Used++
 			ps.MTU = t.MTU()
@@ -94,14 +50,15 @@ func (g *Gateway) Status() Status {
 				ps.LastHandshake = s.LastHandshake
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
-				ps.State = peering.StateFor(s.LastHandshake, now)
+				state = peering.StateFor(s.LastHandshake, now)
 			}
 		}
-		if ps.State == peering.StateUp {
+		ps.State = peeringState(state) // apiconv.go
+		if state == peering.StateUp {
 			st.Tunnels.Up++
 		}
-		ps.Reason = downReason(ps.State)
+		ps.Reason = downReason(state)
 		st.Peerings = append(st.Peerings, ps)
 	}
-	return st
+	return st, nil
 }
