@@ -8,14 +8,20 @@ import (
 	"time"
 )
 
+// The gateway's capture limits when a query leaves them 0.
+const (
+	DefaultCaptureDuration = 60 * time.Second
+	DefaultCaptureBytes    = 64 << 20
+)
+
 // CaptureQuery is a request for GET /v1/capture: the decrypted packets of
 // one peering or one point-to-site client, streamed back as a pcap file.
 type CaptureQuery struct {
 	Peering  string
 	Client   string
 	Count    int           // packets; 0 = until time or size
-	Duration time.Duration // 0 = the gateway's default
-	MaxBytes int64         // pcap size; 0 = the gateway's default
+	Duration time.Duration // 0 = DefaultCaptureDuration
+	MaxBytes int64         // pcap size; 0 = DefaultCaptureBytes
 	Snaplen  int           // bytes per packet; 0 = whole packets
 }
 
