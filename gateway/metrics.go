@@ -3,7 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
-		"log/slog"
+	"log/slog"
 	"maps"
 	"strings"
 	"time"
