@@ -168,3 +168,22 @@ func TestRenderQR(t *testing.T) {
 		t.Fatalf("finder pattern corner rendered as %q", r)
 	}
 }
+
+func TestIsTerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if isTerminal(null) || isTerminal(&strings.Builder{}) {
+		t.Error("/dev/null or a buffer taken for a terminal")
+	}
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("SKIP: no pty: %v", err)
+	}
+	defer pty.Close()
+	if !isTerminal(pty) {
+		t.Error("a pty not taken for a terminal")
+	}
+}

@@ -45,7 +45,8 @@ func newRegistry(source metrics.Source, version string) (*prometheus.Registry, e
 
 // metricsServer serves /metrics on metrics.listen.
 type metricsServer struct {
-	srv *http.Server
+	srv  *http.Server
+	addr net.Addr // where it listens
 }
 
 // serveMetrics starts the Prometheus endpoint on addr ("" disables it and
@@ -73,7 +74,7 @@ func serveMetrics(addr string, source metrics.Source, version string, log *slog.
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "vgate: metrics at /metrics")
 	})
-	s := &metricsServer{srv: newMetricsHTTPServer(mux)}
+	s := &metricsServer{srv: newMetricsHTTPServer(mux), addr: ln.Addr()}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics endpoint stopped", "error", err)
