@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,12 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/metrics"
-	"github.com/vgate-project/vgate/gateway/p2s"
-	"github.com/vgate-project/vgate/peering"
-	"github.com/vgate-project/vgate/routing"
 )
 
 // Every example config is valid for the gateway (the key files are on the
@@ -167,15 +165,15 @@ func TestSystemdUnit(t *testing.T) {
 func exported(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(func() gateway.Metrics {
-		return gateway.Metrics{Status: gateway.Status{
-			Name: "east", Tunnels: gateway.TunnelCount{Limit: 10},
-			Peerings: []gateway.PeeringStatus{{Name: "west", Network: "west", State: peering.StateUp, LastHandshake: time.Now()}},
-			P2S:      &p2s.Status{MaxClients: 10, Packets: map[string]uint64{"allow": 1}},
-		}, RoutesInstalled: 1, BGP: &gateway.BGPStatus{Enabled: true,
-			Neighbors: []routing.NeighborStatus{{Name: "west", State: "established"}},
-			Probes:    []routing.ProbeStatus{{Peering: "west", Alive: true}}}}
-	}, "test"))
+	reg.MustRegister(metrics.New(metrics.SourceFunc(func(context.Context) api.Metrics {
+		return api.Metrics{Status: api.Status{
+			Name: "east", Tunnels: api.TunnelCount{Limit: 10},
+			Peerings: []api.PeeringStatus{{Name: "west", Network: "west", State: api.StateUp, LastHandshake: time.Now()}},
+			P2S:      &api.P2SStatus{MaxClients: 10, Packets: map[string]uint64{"allow": 1}},
+		}, RoutesInstalled: 1, BGP: &api.BGPStatus{Enabled: true,
+			Neighbors: []api.NeighborStatus{{Name: "west", State: "established"}},
+			Probes:    []api.ProbeStatus{{Peering: "west", Alive: true}}}}
+	}), "test"))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

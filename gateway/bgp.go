@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/routing"
@@ -163,42 +164,25 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 	}
 }
 
-// BGPStatus is what `vgate bgp` shows.
-type BGPStatus struct {
-	Enabled   bool                     `json:"enabled"`
-	ASN       uint32                   `json:"asn,omitempty"`
-	RouterID  netip.Addr               `json:"router_id,omitzero"`
-	Neighbors []routing.NeighborStatus `json:"neighbors"`
-	Probes    []routing.ProbeStatus    `json:"probes"`
-}
-
 // BGP reports the speaker's sessions and the tunnel probes.
-func (g *Gateway) BGP(ctx context.Context) (BGPStatus, error) {
+func (g *Gateway) BGP(ctx context.Context) (api.BGPStatus, error) {
 	g.mu.Lock()
 	cfg, b := g.cfg, g.bgp
 	g.mu.Unlock()
 	if cfg.BGP == nil || b == nil {
-		return BGPStatus{Neighbors: []routing.NeighborStatus{}, Probes: []routing.ProbeStatus{}}, nil
+		return api.BGPStatus{Neighbors: []api.NeighborStatus{}, Probes: []api.ProbeStatus{}}, nil
 	}
 	rib, err := b.speaker.Snapshot(ctx)
 	if err != nil {
-		return BGPStatus{}, err
+		return api.BGPStatus{}, err
 	}
-	st := BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Neighbors: rib.Neighbors, Probes: b.probe.Status()}
-	if st.Neighbors == nil {
-		st.Neighbors = []routing.NeighborStatus{}
-	}
-	return st, nil
-}
-
-// RoutesView is what `vgate routes` shows.
-type RoutesView struct {
-	Routes []plan.RouteEntry `json:"routes"`
+	return api.BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID,
+		Neighbors: neighborStatuses(rib.Neighbors), Probes: probeStatuses(b.probe.Status())}, nil // apiconv.go
 }
 
 // Routes reports the effective routes — local, static, point-to-site and
 // BGP — as the planner sees them, marked installed from the kernel.
-func (g *Gateway) Routes(ctx context.Context) (RoutesView, error) {
+func (g *Gateway) Routes(ctx context.Context) (api.RoutesView, error) {
 	g.mu.Lock()
 	in := g.input(g.cfg)
 	in.Learned = nil
@@ -207,18 +191,18 @@ func (g *Gateway) Routes(ctx context.Context) (RoutesView, error) {
 	conflicts := g.kern.Conflicts()
 	g.mu.Unlock()
 	if kerr != nil {
-		return RoutesView{}, kerr
+		return api.RoutesView{}, kerr
 	}
 	if b != nil {
 		rib, err := b.speaker.Snapshot(ctx)
 		if err != nil {
-			return RoutesView{}, err
+			return api.RoutesView{}, err
 		}
 		in.Learned = rib.Routes
 	}
-	v := RoutesView{Routes: plan.Routes(in, kern, conflicts)}
+	v := api.RoutesView{Routes: plan.Routes(in, kern, conflicts)}
 	if v.Routes == nil {
-		v.Routes = []plan.RouteEntry{}
+		v.Routes = []api.RouteEntry{}
 	}
 	return v, nil
 }

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -35,10 +35,10 @@ type Gateway struct {
 	mu      sync.Mutex
 	cfg     *config.Config
 	started time.Time
-	reloads ReloadStats
+	reloads api.ReloadStats
 	closed  bool
 	// refusals counts refused reloads by reason (metrics.go).
-	refusals map[string]uint64
+	refusals map[api.RefusalReason]uint64
 
 	// The running parts, moved to each plan by apply (apply.go).
 	kern    *kernel.Kernel
@@ -48,14 +48,6 @@ type Gateway struct {
 	addr    netip.Addr               // the tunnel address on lo
 	learned []routing.Route          // the speaker's last RIB snapshot
 	applied plan.State               // the last plan applied
-}
-
-// ReloadStats counts reloads by result.
-type ReloadStats struct {
-	OK        int       `json:"ok"`
-	Failed    int       `json:"failed"`
-	LastError string    `json:"last_error,omitempty"`
-	Last      time.Time `json:"last,omitempty"`
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -134,7 +126,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 
 func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config) error {
 	if g.closed {
-		return errors.New("gateway is stopped")
+		return errStopped
 	}
 	old := g.cfg
 	if err := plan.CheckReload(old, cfg); err != nil {

@@ -7,56 +7,45 @@ import (
 	"maps"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/overlap"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
 )
 
-// Reasons a reload is refused (the label values of vgate_refusals_total).
-const (
-	RefusedTunnelLimit     = "tunnel_limit"     // more peerings than max_tunnels
-	RefusedOverlap         = "overlap"          // overlapping address spaces
-	RefusedInvalid         = "invalid"          // any other config problem
-	RefusedRestartRequired = "restart_required" // a change a running gateway cannot take
-)
-
-// RefusalReasons lists every refusal reason, in a fixed order.
-var RefusalReasons = []string{RefusedTunnelLimit, RefusedOverlap, RefusedInvalid, RefusedRestartRequired}
-
 // refusalReasons classifies why err refused a reload, by the errors'
 // types, never their text: one entry per distinct reason, in
 // RefusalReasons order. An error that is not a refusal (applying a valid
 // config failed) yields none.
-func refusalReasons(err error) []string {
+func refusalReasons(err error) []api.RefusalReason {
 	if err == nil {
 		return nil
 	}
-	found := map[string]bool{}
+	found := map[api.RefusalReason]bool{}
 	var errs config.Errors
 	switch {
 	case errors.As(err, &errs):
 		for _, e := range errs {
 			switch {
 			case errors.Is(e, peering.ErrTunnelLimit):
-				found[RefusedTunnelLimit] = true
+				found[api.RefusedTunnelLimit] = true
 			case errors.As(e, new(overlap.Conflict)):
-				found[RefusedOverlap] = true
+				found[api.RefusedOverlap] = true
 			default:
-				found[RefusedInvalid] = true
+				found[api.RefusedInvalid] = true
 			}
 		}
 	case errors.Is(err, peering.ErrTunnelLimit):
-		found[RefusedTunnelLimit] = true
+		found[api.RefusedTunnelLimit] = true
 	case errors.Is(err, plan.ErrRestartRequired):
-		found[RefusedRestartRequired] = true
+		found[api.RefusedRestartRequired] = true
 	case errors.Is(err, config.ErrUnreadable):
-		found[RefusedInvalid] = true
+		found[api.RefusedInvalid] = true
 	}
-	var out []string
-	for _, r := range RefusalReasons {
+	var out []api.RefusalReason
+	for _, r := range api.RefusalReasons {
 		if found[r] {
 			out = append(out, r)
 		}
@@ -71,39 +60,23 @@ func (g *Gateway) countRefusals(err error) {
 	}
 }
 
-func (g *Gateway) countReason(r string) {
+func (g *Gateway) countReason(r api.RefusalReason) {
 	if g.refusals == nil {
-		g.refusals = make(map[string]uint64)
+		g.refusals = make(map[api.RefusalReason]uint64)
 	}
 	g.refusals[r]++
 	g.log.Info("reload refused", "reason", r)
-}
-
-// Metrics is what the Prometheus collector reads at scrape time: the
-// status plus figures `vgate status` does not show.
-type Metrics struct {
-	Status
-	// RoutesInstalled is the number of kernel routes vgate owns (protocol
-	// 76), or -1 if they could not be listed.
-	RoutesInstalled int
-	// Refusals counts refused reloads by reason (RefusalReasons).
-	Refusals map[string]uint64
-	// BGP is the speaker's sessions and tunnel probes; nil without bgp or
-	// when the speaker could not be read.
-	BGP *BGPStatus
-	// Clients are the registered point-to-site clients (nil without
-	// point_to_site), each with its device counters.
-	Clients []p2s.ClientInfo
 }
 
 // Metrics gathers the gateway's metrics now: per-peer figures are read from
 // the WireGuard devices, sessions from the BGP speaker, routes from the
 // kernel. It is called per scrape; nothing polls in between. Peering
 // states and reasons are Status's (peering.Evaluate).
-func (g *Gateway) Metrics(ctx context.Context) Metrics {
-	m := Metrics{Status: g.Status(ctx), RoutesInstalled: -1}
+func (g *Gateway) Metrics(ctx context.Context) api.Metrics {
+	st, _ := g.Status(ctx)
+	m := api.Metrics{Status: st, RoutesInstalled: -1}
 	if m.P2S != nil {
-		if cs, err := g.Clients(); err == nil {
+		if cs, err := g.Clients(ctx); err == nil {
 			m.Clients = cs
 		}
 	}
@@ -130,22 +103,22 @@ func prefixLimited(n routing.NeighborStatus) bool {
 // transition is a peering whose state changed between two observations.
 type transition struct {
 	Peering, Network string
-	From, To         peering.State
-	Reason           string
+	From, To         api.PeeringState
+	Reason           api.DownReason
 }
 
 // peeringTransitions compares the current peerings with the previous
 // states (updated in place). A peering seen for the first time counts as
 // coming from down, so a tunnel that is up at the first look is reported;
 // peerings no longer configured are forgotten.
-func peeringTransitions(prev map[string]peering.State, cur []PeeringStatus) []transition {
+func peeringTransitions(prev map[string]api.PeeringState, cur []api.PeeringStatus) []transition {
 	var out []transition
 	seen := make(map[string]bool, len(cur))
 	for _, p := range cur {
 		seen[p.Name] = true
 		was, ok := prev[p.Name]
 		if !ok {
-			was = peering.StateDown
+			was = api.StateDown
 		}
 		if was != p.State {
 			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was, To: p.State, Reason: p.Reason})
@@ -165,7 +138,7 @@ func peeringTransitions(prev map[string]peering.State, cur []PeeringStatus) []tr
 // counters of each tunnel's device (one UAPI get, microseconds), so a
 // one-second interval is cheap even at the 10-tunnel limit.
 func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
-	prev := map[string]peering.State{}
+	prev := map[string]api.PeeringState{}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -175,7 +148,8 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 		if closed {
 			return
 		}
-		for _, tr := range peeringTransitions(prev, g.Status(ctx).Peerings) {
+		st, _ := g.Status(ctx)
+		for _, tr := range peeringTransitions(prev, st.Peerings) {
 			logTransition(g.log, tr)
 		}
 		select {
@@ -187,7 +161,7 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 }
 
 func logTransition(log *slog.Logger, tr transition) {
-	if tr.To == peering.StateUp {
+	if tr.To == api.StateUp {
 		log.Info("tunnel up", "peering", tr.Peering, "network", tr.Network)
 		return
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -42,15 +43,15 @@ func TestRefusalReasons(t *testing.T) {
 		name   string
 		err    error
 		cfgErr bool // err comes from config validation
-		want   []string
+		want   []api.RefusalReason
 	}{
-		{"tunnel limit", tooMany.Validate(), true, []string{RefusedTunnelLimit}},
-		{"overlap", overlapping.Validate(), true, []string{RefusedOverlap}},
-		{"limit and overlap", both.Validate(), true, []string{RefusedTunnelLimit, RefusedOverlap}},
-		{"invalid field", invalid.Validate(), true, []string{RefusedInvalid}},
-		{"restart", plan.CheckReload(testConfig(t), renamed), false, []string{RefusedRestartRequired}},
-		{"limit error", &peering.LimitError{Max: 1, Declared: 2, Refused: []string{"b"}}, false, []string{RefusedTunnelLimit}},
-		{"unreadable file", unreadable(t), false, []string{RefusedInvalid}},
+		{"tunnel limit", tooMany.Validate(), true, []api.RefusalReason{api.RefusedTunnelLimit}},
+		{"overlap", overlapping.Validate(), true, []api.RefusalReason{api.RefusedOverlap}},
+		{"limit and overlap", both.Validate(), true, []api.RefusalReason{api.RefusedTunnelLimit, api.RefusedOverlap}},
+		{"invalid field", invalid.Validate(), true, []api.RefusalReason{api.RefusedInvalid}},
+		{"restart", plan.CheckReload(testConfig(t), renamed), false, []api.RefusalReason{api.RefusedRestartRequired}},
+		{"limit error", &peering.LimitError{Max: 1, Declared: 2, Refused: []string{"b"}}, false, []api.RefusalReason{api.RefusedTunnelLimit}},
+		{"unreadable file", unreadable(t), false, []api.RefusalReason{api.RefusedInvalid}},
 		{"apply failure is no refusal", errors.New("tunnel west: create interface vg-west: busy (rolled back)"), false, nil},
 		{"nil", nil, false, nil},
 	} {
@@ -70,21 +71,21 @@ func TestRefusalReasons(t *testing.T) {
 }
 
 func TestPeeringTransitions(t *testing.T) {
-	ps := func(states ...string) []PeeringStatus {
-		var out []PeeringStatus
+	ps := func(states ...string) []api.PeeringStatus {
+		var out []api.PeeringStatus
 		for i := 0; i < len(states); i += 2 {
-			st := peering.State(states[i+1])
+			st := api.PeeringState(states[i+1])
 			_, reason := peering.Evaluate(peering.Observation{})
-			if st == peering.StateUp {
-				reason = peering.ReasonNone
+			if st == api.StateUp {
+				reason = ""
 			}
-			out = append(out, PeeringStatus{Name: states[i], Network: "n-" + states[i], State: st, Reason: string(reason)})
+			out = append(out, api.PeeringStatus{Name: states[i], Network: "n-" + states[i], State: st, Reason: reason})
 		}
 		return out
 	}
-	prev := map[string]peering.State{}
+	prev := map[string]api.PeeringState{}
 	steps := []struct {
-		cur  []PeeringStatus
+		cur  []api.PeeringStatus
 		want []string // peering:from>to
 	}{
 		// First look: down peerings are not news; an up one is.
@@ -100,7 +101,7 @@ func TestPeeringTransitions(t *testing.T) {
 		var got []string
 		for _, tr := range peeringTransitions(prev, s.cur) {
 			got = append(got, fmt.Sprintf("%s:%s>%s", tr.Peering, tr.From, tr.To))
-			if tr.To != peering.StateUp && tr.Reason == "" {
+			if tr.To != api.StateUp && tr.Reason == "" {
 				t.Errorf("step %d: %s went %s without a reason", i, tr.Peering, tr.To)
 			}
 		}

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -10,8 +12,8 @@ import (
 )
 
 // ErrNoP2S is returned by the client operations when point_to_site is not
-// configured.
-var ErrNoP2S = errors.New("point_to_site is not configured on this gateway")
+// configured. It has api.CodeNoP2S.
+var ErrNoP2S = api.WithCode(api.CodeNoP2S, errors.New("point_to_site is not configured on this gateway"))
 
 // applyP2S moves the point-to-site server to the plan: opens it when
 // point_to_site appears, updates it in place (sessions stay) when it
@@ -61,7 +63,7 @@ func (g *Gateway) p2sServer() (*p2s.Server, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return nil, errors.New("gateway is stopped")
+		return nil, errStopped
 	}
 	if g.p2s == nil {
 		return nil, ErrNoP2S
@@ -70,16 +72,16 @@ func (g *Gateway) p2sServer() (*p2s.Server, error) {
 }
 
 // AddClient registers a point-to-site client and returns its config.
-func (g *Gateway) AddClient(req p2s.AddRequest) (p2s.Added, error) {
+func (g *Gateway) AddClient(ctx context.Context, req api.AddClientRequest) (api.AddedClient, error) {
 	s, err := g.p2sServer()
 	if err != nil {
-		return p2s.Added{}, err
+		return api.AddedClient{}, err
 	}
 	return s.Add(req)
 }
 
 // Clients lists the point-to-site clients.
-func (g *Gateway) Clients() ([]p2s.ClientInfo, error) {
+func (g *Gateway) Clients(ctx context.Context) ([]api.ClientInfo, error) {
 	s, err := g.p2sServer()
 	if err != nil {
 		return nil, err
@@ -88,16 +90,16 @@ func (g *Gateway) Clients() ([]p2s.ClientInfo, error) {
 }
 
 // RevokeClient removes a point-to-site client at once.
-func (g *Gateway) RevokeClient(name string) (p2s.ClientInfo, error) {
+func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo, error) {
 	s, err := g.p2sServer()
 	if err != nil {
-		return p2s.ClientInfo{}, err
+		return api.ClientInfo{}, err
 	}
 	return s.Revoke(name)
 }
 
 // p2sStatus is the point-to-site section of Status, or nil.
-func (g *Gateway) p2sStatus() *p2s.Status {
+func (g *Gateway) p2sStatus() *api.P2SStatus {
 	g.mu.Lock()
 	s := g.p2s
 	g.mu.Unlock()

@@ -8,6 +8,7 @@
 //     and the typed reason that `vgate status`, its "N up" count, the log
 //     and the metrics all show — there is no second opinion on "up".
 //
-// It is transport-independent and imports no other vgate package; callers
-// hand it standard types. docs/architecture.md shows where it sits.
+// It is transport-independent and imports no other vgate package but api,
+// whose codes (api.PeeringState, api.DownReason) it decides; callers hand
+// it standard types. docs/architecture.md shows where it sits.
 package peering

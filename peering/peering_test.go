@@ -3,6 +3,7 @@ package peering
 import (
 	"errors"
 	"fmt"
+	"github.com/vgate-project/vgate/api"
 	"strings"
 	"testing"
 	"time"
@@ -53,15 +54,15 @@ func TestStateFor(t *testing.T) {
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		last time.Time
-		want State
+		want api.PeeringState
 	}{
-		{time.Time{}, StateDown},
-		{now, StateUp},
-		{now.Add(-5 * time.Second), StateUp},
-		{now.Add(-180 * time.Second), StateUp},
-		{now.Add(-180*time.Second - time.Nanosecond), StateStale},
-		{now.Add(-time.Hour), StateStale},
-		{now.Add(time.Minute), StateUp}, // clock skew
+		{time.Time{}, api.StateDown},
+		{now, api.StateUp},
+		{now.Add(-5 * time.Second), api.StateUp},
+		{now.Add(-180 * time.Second), api.StateUp},
+		{now.Add(-180*time.Second - time.Nanosecond), api.StateStale},
+		{now.Add(-time.Hour), api.StateStale},
+		{now.Add(time.Minute), api.StateUp}, // clock skew
 	}
 	for _, tt := range tests {
 		if got := StateFor(tt.last, now); got != tt.want {
@@ -76,17 +77,17 @@ func TestEvaluate(t *testing.T) {
 	tests := []struct {
 		name   string
 		o      Observation
-		state  State
-		reason Reason
+		state  api.PeeringState
+		reason api.DownReason
 	}{
-		{"never", Observation{}, StateDown, ReasonNoHandshake},
-		{"never, bgp", Observation{BGP: true, BGPEstablished: true}, StateDown, ReasonNoHandshake},
-		{"fresh", Observation{LastHandshake: fresh}, StateUp, ReasonNone},
-		{"stale", Observation{LastHandshake: old}, StateStale, ReasonHandshakeStale},
-		{"stale beats bgp", Observation{LastHandshake: old, BGP: true}, StateStale, ReasonHandshakeStale},
-		{"bgp established", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true}, StateUp, ReasonNone},
-		{"bgp down", Observation{LastHandshake: fresh, BGP: true}, StateDown, ReasonBGPDown},
-		{"prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true}, StateDown, ReasonPrefixLimit},
+		{"never", Observation{}, api.StateDown, api.ReasonNoHandshake},
+		{"never, bgp", Observation{BGP: true, BGPEstablished: true}, api.StateDown, api.ReasonNoHandshake},
+		{"fresh", Observation{LastHandshake: fresh}, api.StateUp, api.DownReason("")},
+		{"stale", Observation{LastHandshake: old}, api.StateStale, api.ReasonHandshakeStale},
+		{"stale beats bgp", Observation{LastHandshake: old, BGP: true}, api.StateStale, api.ReasonHandshakeStale},
+		{"bgp established", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true}, api.StateUp, api.DownReason("")},
+		{"bgp down", Observation{LastHandshake: fresh, BGP: true}, api.StateDown, api.ReasonBGPDown},
+		{"prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true}, api.StateDown, api.ReasonPrefixLimit},
 	}
 	for _, tt := range tests {
 		tt.o.Now = now
@@ -94,7 +95,7 @@ func TestEvaluate(t *testing.T) {
 		if s != tt.state || r != tt.reason {
 			t.Errorf("%s: Evaluate = %q, %q; want %q, %q", tt.name, s, r, tt.state, tt.reason)
 		}
-		if (s == StateUp) != (r == ReasonNone) {
+		if (s == api.StateUp) != (r == "") {
 			t.Errorf("%s: state %q with reason %q: up exactly when there is no reason", tt.name, s, r)
 		}
 	}

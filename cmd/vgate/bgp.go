@@ -1,59 +1,23 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
 )
 
-// The control socket's routing API (control.RoutingAPI).
-func (a *apiAdapter) BGP() (any, error)    { return a.gw.BGP(context.Background()) }
-func (a *apiAdapter) Routes() (any, error) { return a.gw.Routes(context.Background()) }
-
-// getJSON runs the common part of a read-only command: flags --json and
-// --socket/--config, one GET, and either JSON or the text printer.
-func getJSON[T any](name string, args []string, stdout io.Writer, path string, text func(io.Writer, *T)) error {
-	fs := newFlags(name, os.Stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	socket := socketFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	sock, err := socket()
-	if err != nil {
-		return err
-	}
-	var v T
-	if err := control.NewClient(sock).Do("GET", path, &v); err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	text(stdout, &v)
-	return nil
-}
-
-func cmdBGP(args []string, stdout io.Writer) error {
-	return getJSON("bgp", args, stdout, "/v1/bgp", func(w io.Writer, st *gateway.BGPStatus) {
-		printBGP(w, st, time.Now())
+func cmdBGP(args []string, stdout, stderr io.Writer) error {
+	return query("bgp", args, stdout, stderr, (*control.Client).BGP, func(w io.Writer, st api.BGPStatus) {
+		printBGP(w, &st, time.Now())
 	})
 }
 
-func printBGP(w io.Writer, st *gateway.BGPStatus, now time.Time) {
+func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 	if !st.Enabled {
 		fmt.Fprintln(w, "bgp: off (no bgp section in the config)")
 		return
@@ -75,7 +39,7 @@ func printBGP(w io.Writer, st *gateway.BGPStatus, now time.Time) {
 			up = now.Sub(n.Since).Round(time.Second).String()
 		}
 		reason := n.Down
-		if reason == "" && n.State != "established" {
+		if reason == "" && n.State != api.SessionEstablished {
 			reason = n.LastDown
 		}
 		if reason != "" && n.Down != "" {

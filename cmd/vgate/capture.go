@@ -12,34 +12,19 @@ import (
 
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/vgate-project/vgate/gateway"
-	"github.com/vgate-project/vgate/gateway/control"
-	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/api"
 )
-
-// Capture serves GET /v1/capture: the gateway writes the pcap stream.
-func (a *apiAdapter) Capture(ctx context.Context, q control.CaptureQuery, w io.Writer) (control.CaptureSummary, error) {
-	res, err := a.gw.Capture(ctx, gateway.CaptureRequest{
-		Peering: q.Peering,
-		Client:  q.Client,
-		Snaplen: q.Snaplen,
-		CaptureLimits: dataplane.CaptureLimits{
-			Count: q.Count, Duration: q.Duration, Bytes: q.MaxBytes,
-		},
-	}, w)
-	return control.CaptureSummary{Packets: res.Packets, Dropped: res.Dropped, Stop: res.Stop}, err
-}
 
 func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("capture", stderr)
 	peering := fs.String("peering", "", "capture the tunnel of this peering")
 	client := fs.String("client", "", "capture this point-to-site client (its packets, denied ones too)")
 	count := fs.Int("count", 0, "stop after this many packets (0: only time and size limit the capture)")
-	duration := fs.Duration("duration", dataplane.DefaultCaptureTime, "stop after this long (at most 24h)")
-	maxBytes := fs.Int64("max-bytes", dataplane.DefaultCaptureBytes, "stop before the file grows past this many bytes (at most 1 GiB)")
+	duration := fs.Duration("duration", api.DefaultCaptureDuration, "stop after this long (at most 24h)")
+	maxBytes := fs.Int64("max-bytes", api.DefaultCaptureBytes, "stop before the file grows past this many bytes (at most 1 GiB)")
 	snaplen := fs.Int("snaplen", 0, "keep at most this many bytes of each packet (0: whole packets)")
 	out := fs.String("w", "", "write the pcap file here ('-' for stdout) (required)")
-	socket := socketFlags(fs)
+	gf := addGatewayFlags(fs, stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: vgate capture (--peering NAME | --client NAME) [--count N] [--duration D] -w FILE.pcap\n\n"+
 			"Writes the decrypted packets entering and leaving one peering's tunnel (or\n"+
@@ -62,7 +47,7 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	case *count < 0 || *duration <= 0 || *maxBytes <= 0 || *snaplen < 0:
 		return &exitError{2, errors.New("capture: --count and --snaplen must be ≥ 0, --duration and --max-bytes > 0")}
 	}
-	path, err := socket()
+	c, err := gf.client()
 	if err != nil {
 		return err
 	}
@@ -73,23 +58,23 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 	if *client != "" {
 		what = "client " + *client
 	}
-	q := control.CaptureQuery{Peering: *peering, Client: *client, Count: *count, Duration: *duration, MaxBytes: *maxBytes, Snaplen: *snaplen}
-	resp, err := control.NewClient(path).Stream(ctx, "/v1/capture", q.Values())
+	q := api.CaptureQuery{Peering: *peering, Client: *client, Count: *count, Duration: *duration, MaxBytes: *maxBytes, Snaplen: *snaplen}
+	stream, err := c.Capture(ctx, q)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return fmt.Errorf("capture: %w", gf.explain(err))
 	}
-	defer resp.Body.Close()
+	defer stream.Close()
 
 	w, finish, err := openOutput(*out, stdout)
 	if err != nil {
 		return err
 	}
-	n, copyErr := copyPcap(w, resp.Body)
+	n, copyErr := copyPcap(w, stream)
 	interrupted := ctx.Err() != nil
 	if err := finish(); err != nil {
 		return fmt.Errorf("capture: %s: %w", *out, err)
 	}
-	sum, ok := control.CaptureSummaryOf(resp)
+	sum, ok := stream.Summary()
 	switch {
 	case interrupted:
 		fmt.Fprintf(stderr, "capture: interrupted; %d packets from %s written to %s\n", n, what, *out)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 )
@@ -24,28 +25,28 @@ import (
 type captureAPI struct {
 	fakeAPI
 	pkts [][]byte
-	got  control.CaptureQuery
+	got  api.CaptureQuery
 }
 
-func (f *captureAPI) Capture(ctx context.Context, q control.CaptureQuery, w io.Writer) (control.CaptureSummary, error) {
+func (f *captureAPI) Capture(ctx context.Context, q api.CaptureQuery, w io.Writer) (api.CaptureSummary, error) {
 	f.got = q
 	if q.Peering != "west" {
-		return control.CaptureSummary{}, fmt.Errorf("no peering %q is configured", q.Peering)
+		return api.CaptureSummary{}, fmt.Errorf("no peering %q is configured", q.Peering)
 	}
 	c := dataplane.NewCapture(q.Snaplen, 16)
 	for _, p := range f.pkts {
 		c.Tap(dataplane.Inbound, p, time.Unix(1_800_000_000, 0))
 	}
 	res, err := c.WritePcap(ctx, w, dataplane.CaptureLimits{Count: q.Count, Duration: q.Duration, Bytes: q.MaxBytes})
-	return control.CaptureSummary{Packets: res.Packets, Dropped: res.Dropped, Stop: res.Stop}, err
+	return api.CaptureSummary{Packets: res.Packets, Dropped: res.Dropped, Stop: api.CaptureStop(res.Stop)}, err
 }
 
 func TestCaptureOverSocket(t *testing.T) {
 	a, b := netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("10.2.0.2")
-	api := &captureAPI{pkts: [][]byte{tuntest.Ping(b, a), tuntest.Ping(a, b), tuntest.Ping(b, a)}}
+	fake := &captureAPI{pkts: [][]byte{tuntest.Ping(b, a), tuntest.Ping(a, b), tuntest.Ping(b, a)}}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "vgate.sock")
-	srv, err := control.Listen(sock, control.Handler(api))
+	srv, err := control.Listen(sock, control.Handler(fake))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +57,8 @@ func TestCaptureOverSocket(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "2 packets from peering west") || !strings.Contains(errOut, "stopped by count") {
 		t.Fatalf("capture: exit %d: %s", code, errOut)
 	}
-	if api.got.Count != 2 || api.got.Duration != 5*time.Second || api.got.MaxBytes != dataplane.DefaultCaptureBytes {
-		t.Fatalf("gateway got query %+v", api.got)
+	if fake.got.Count != 2 || fake.got.Duration != 5*time.Second || fake.got.MaxBytes != dataplane.DefaultCaptureBytes {
+		t.Fatalf("gateway got query %+v", fake.got)
 	}
 	f, err := os.Open(out)
 	if err != nil {
@@ -73,7 +74,7 @@ func TestCaptureOverSocket(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		data, _, err := r.ReadPacketData()
-		if err != nil || !bytes.Equal(data, api.pkts[i]) {
+		if err != nil || !bytes.Equal(data, fake.pkts[i]) {
 			t.Fatalf("packet %d = %x, %v", i, data, err)
 		}
 	}

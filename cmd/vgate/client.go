@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -12,18 +12,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"rsc.io/qr"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
-	"github.com/vgate-project/vgate/gateway/p2s"
 )
-
-// The control API's point-to-site endpoints, served from the gateway.
-func (a *apiAdapter) AddClient(req p2s.AddRequest) (p2s.Added, error) { return a.gw.AddClient(req) }
-func (a *apiAdapter) Clients() ([]p2s.ClientInfo, error)              { return a.gw.Clients() }
-func (a *apiAdapter) RevokeClient(name string) (p2s.ClientInfo, error) {
-	return a.gw.RevokeClient(name)
-}
 
 const clientUsage = `Usage:
   vgate client add NAME [--group G]... [--public-key KEY] [--qr] [--output FILE]
@@ -104,7 +98,7 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 	showQR := fs.Bool("qr", false, "print the config as a QR code for the WireGuard mobile apps")
 	output := fs.String("output", "", "write the config to this new file (mode 0600) instead of stdout")
 	asJSON := fs.Bool("json", false, "print the registered client and its config as JSON")
-	socket := socketFlags(fs)
+	gf := addGatewayFlags(fs, stderr)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -118,13 +112,18 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--output %s exists; not overwriting it", *output)
 		}
 	}
-	path, err := socket()
+	c, err := gf.client()
 	if err != nil {
 		return err
 	}
-	added, err := control.NewClient(path).AddClient(p2s.AddRequest{Name: name, Groups: groups, PublicKey: *pub})
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	added, err := c.AddClient(ctx, api.AddClientRequest{Name: name, Groups: groups, PublicKey: *pub})
 	if err != nil {
-		return err
+		return gf.explain(err)
+	}
+	if *output == "" && added.Client.KeyGenerated && isTerminal(stdout) {
+		fmt.Fprintf(stderr, "vgate: warning: client %s's config holds its private key and is shown on this terminal; use --output FILE to write it to a 0600 file instead\n", name)
 	}
 	if *output != "" {
 		if err := writeSecretFile(*output, added.Config); err != nil {
@@ -133,9 +132,7 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case *asJSON:
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(added)
+		return printJSON(stdout, added)
 	case *showQR:
 		code, err := qr.Encode(added.Config, qr.L)
 		if err != nil {
@@ -150,6 +147,16 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, added.Config)
 	}
 	return nil
+}
+
+// isTerminal says whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // writeSecretFile creates path with mode 0600; an existing file is not
@@ -207,33 +214,12 @@ func addrList(as []netip.Addr) string {
 }
 
 func cmdClientList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("client list", stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	socket := socketFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	path, err := socket()
-	if err != nil {
-		return err
-	}
-	list, err := control.NewClient(path).Clients()
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	}
-	printClients(stdout, list, time.Now())
-	return nil
+	return query("client list", args, stdout, stderr, (*control.Client).Clients, func(w io.Writer, list []api.ClientInfo) {
+		printClients(w, list, time.Now())
+	})
 }
 
-func printClients(w io.Writer, list []p2s.ClientInfo, now time.Time) {
+func printClients(w io.Writer, list []api.ClientInfo, now time.Time) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no point-to-site clients registered")
 		return
@@ -262,7 +248,7 @@ func printClients(w io.Writer, list []p2s.ClientInfo, now time.Time) {
 
 func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("client revoke", stderr)
-	socket := socketFlags(fs)
+	gf := addGatewayFlags(fs, stderr)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -271,22 +257,22 @@ func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	path, err := socket()
+	c, err := gf.client()
 	if err != nil {
 		return err
 	}
-	c, err := control.NewClient(path).RevokeClient(name)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	ci, err := c.RevokeClient(ctx, name)
 	if err != nil {
-		return err
+		return gf.explain(err)
 	}
-	fmt.Fprintf(stdout, "client %s revoked; %s quarantined for %v before reuse\n", c.Name, addrList(c.Addresses), p2s.DefaultQuarantine)
+	fmt.Fprintf(stdout, "client %s revoked; %s quarantined until %s before reuse\n", ci.Name, addrList(ci.Addresses), ci.QuarantinedUntil.Format(time.DateTime))
 	return nil
 }
 
-var _ control.ClientAPI = (*apiAdapter)(nil)
-
 // p2sLine summarizes the point-to-site server for `vgate status`.
-func p2sLine(st *p2s.Status) string {
+func p2sLine(st *api.P2SStatus) string {
 	if st == nil {
 		return ""
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 	"rsc.io/qr"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/control"
 	"github.com/vgate-project/vgate/gateway/keys"
@@ -20,13 +22,18 @@ import (
 
 // clientAPI serves the client endpoints from a real p2s.Server (in-memory
 // TUN, UDP on loopback).
-type clientAPI struct{ *p2s.Server }
+type clientAPI struct {
+	control.Gateway // the other methods are not called
+	s               *p2s.Server
+}
 
-func (c clientAPI) Status() any                                      { return nil }
-func (c clientAPI) Reload() error                                    { return nil }
-func (c clientAPI) AddClient(r p2s.AddRequest) (p2s.Added, error)    { return c.Add(r) }
-func (c clientAPI) RevokeClient(name string) (p2s.ClientInfo, error) { return c.Revoke(name) }
-func (c clientAPI) Clients() ([]p2s.ClientInfo, error)               { return c.Server.Clients() }
+func (c clientAPI) AddClient(_ context.Context, r api.AddClientRequest) (api.AddedClient, error) {
+	return c.s.Add(r)
+}
+func (c clientAPI) RevokeClient(_ context.Context, name string) (api.ClientInfo, error) {
+	return c.s.Revoke(name)
+}
+func (c clientAPI) Clients(context.Context) ([]api.ClientInfo, error) { return c.s.Clients() }
 
 func clientSocket(t *testing.T) (sock string, gw keys.PrivateKey) {
 	t.Helper()
@@ -49,7 +56,7 @@ func clientSocket(t *testing.T) (sock string, gw keys.PrivateKey) {
 	}
 	t.Cleanup(s.Close)
 	sock = filepath.Join(t.TempDir(), "vgate.sock")
-	srv, err := control.Listen(sock, control.Handler(clientAPI{s}))
+	srv, err := control.Listen(sock, control.Handler(clientAPI{s: s}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +130,7 @@ func TestClientCommands(t *testing.T) {
 		t.Fatalf("client list: %d\n%s", code, out)
 	}
 	code, out, _ = vgate(t, "", "client", "list", "--json", "--socket", sock)
-	var list []p2s.ClientInfo
+	var list []api.ClientInfo
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 3 || list[1].Name != "bob" || list[1].KeyGenerated {
 		t.Fatalf("client list --json: %d %s", code, out)
 	}
@@ -159,5 +166,24 @@ func TestRenderQR(t *testing.T) {
 	// Module (0,0) is dark (finder pattern) and sits under 4 light modules.
 	if r := []rune(lines[2])[4]; r != '▀' && r != ' ' {
 		t.Fatalf("finder pattern corner rendered as %q", r)
+	}
+}
+
+func TestIsTerminal(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if isTerminal(null) || isTerminal(&strings.Builder{}) {
+		t.Error("/dev/null or a buffer taken for a terminal")
+	}
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("SKIP: no pty: %v", err)
+	}
+	defer pty.Close()
+	if !isTerminal(pty) {
+		t.Error("a pty not taken for a terminal")
 	}
 }

@@ -1,6 +1,9 @@
 // Command vgate is the vgate SD-WAN gateway: one binary that runs a
 // gateway, validates its config, and talks to a running gateway over its
-// control socket.
+// control socket. It only parses flags and prints: the gateway runs in
+// gateway/daemon, the built-in laptop client in gateway/laptop, and every
+// other command speaks the control API (package api) through
+// gateway/control's client.
 package main
 
 import (
@@ -28,13 +31,14 @@ Usage:
                                      effective routes: local, static, bgp (installed or why not)
   vgate bgp     [--json] [--socket PATH | --config FILE]
                                      bgp sessions: state, prefixes received/accepted/rejected
-  vgate capture --peering NAME [--count N] [--duration D] -w FILE.pcap
-                                     write one peering's decrypted packets as pcap
+  vgate capture (--peering NAME | --client NAME) [--count N] [--duration D] -w FILE.pcap
+                                     write one peering's (or client's) decrypted packets as pcap
   vgate client  add NAME [--group G]... [--public-key K] [--qr] [--output F]
   vgate client  list [--json] | revoke NAME
                                      point-to-site clients (laptops, phones)
   vgate connect FILE                 built-in Linux client: bring up a client config
-  vgate keygen                       print a new private key (as wg genkey)
+  vgate keygen  [--output FILE [--force]]
+                                     print a new private key (as wg genkey), or write it to a 0600 file
   vgate pubkey                       read a private key on stdin, print its public key
   vgate version                      print the version
 
@@ -70,13 +74,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "check":
 		err = cmdCheck(rest, stdout, stderr)
 	case "status":
-		err = cmdStatus(rest, stdout)
+		err = cmdStatus(rest, stdout, stderr)
 	case "reload":
-		err = cmdReload(rest, stdout)
+		err = cmdReload(rest, stdout, stderr)
 	case "routes":
-		err = cmdRoutes(rest, stdout) // routes.go
+		err = cmdRoutes(rest, stdout, stderr) // routes.go
 	case "bgp":
-		err = cmdBGP(rest, stdout) // bgp.go
+		err = cmdBGP(rest, stdout, stderr) // bgp.go
 	case "capture":
 		err = cmdCapture(rest, stdout, stderr)
 	case "client":
@@ -84,9 +88,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "connect":
 		err = cmdConnect(rest, stdout, stderr) // connect.go
 	case "keygen", "genkey":
-		err = cmdKeygen(rest, stdout)
+		err = cmdKeygen(rest, stdout, stderr) // keys.go
 	case "pubkey":
-		err = cmdPubkey(rest, stdin, stdout)
+		err = cmdPubkey(rest, stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "vgate", buildVersion())
 	case "help", "-h", "--help":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
 	"github.com/vgate-project/vgate/gateway/keys"
-	"github.com/vgate-project/vgate/peering"
 )
 
 func vgate(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -100,21 +100,26 @@ func TestKeygenPubkey(t *testing.T) {
 	}
 }
 
-type fakeAPI struct{ st gateway.Status }
+// fakeAPI serves a fixed status; the methods it leaves to the embedded
+// nil control.Gateway must not be called.
+type fakeAPI struct {
+	control.Gateway
+	st api.Status
+}
 
-func (f *fakeAPI) Status() any { return f.st }
-func (f *fakeAPI) Reload() error {
-	return errors.New(`peerings[10]: tunnel limit: refused peering "p11"`)
+func (f *fakeAPI) Status(context.Context) (api.Status, error) { return f.st, nil }
+func (f *fakeAPI) Reload(context.Context) error {
+	return api.WithCode(api.CodeReloadFailed, errors.New(`peerings[10]: tunnel limit: refused peering "p11"`))
 }
 
 func TestStatusAndReloadOverSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "vgate.sock")
-	api := &fakeAPI{st: gateway.Status{
-		Name: "east", Started: time.Now().Add(-90 * time.Second), Tunnels: gateway.TunnelCount{Used: 1, Up: 1, Limit: 10},
-		Peerings: []gateway.PeeringStatus{{Name: "west", Network: "west", State: peering.StateUp, Endpoint: "198.18.0.2:51820",
+	fake := &fakeAPI{st: api.Status{
+		Name: "east", Started: time.Now().Add(-90 * time.Second), Tunnels: api.TunnelCount{Used: 1, Up: 1, Limit: 10},
+		Peerings: []api.PeeringStatus{{Name: "west", Network: "west", State: api.StateUp, Endpoint: "198.18.0.2:51820",
 			LastHandshake: time.Now().Add(-12 * time.Second), RxBytes: 3 << 20, TxBytes: 1500}},
 	}}
-	srv, err := control.Listen(sock, control.Handler(api))
+	srv, err := control.Listen(sock, control.Handler(fake))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +128,7 @@ func TestStatusAndReloadOverSocket(t *testing.T) {
 		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
 	}
 	// A second gateway on the same socket is refused.
-	if _, err := control.Listen(sock, control.Handler(api)); err == nil {
+	if _, err := control.Listen(sock, control.Handler(fake)); err == nil {
 		t.Fatal("two servers on one socket")
 	}
 
@@ -137,7 +142,7 @@ func TestStatusAndReloadOverSocket(t *testing.T) {
 		}
 	}
 	code, out, _ = vgate(t, "", "status", "--json", "--socket", sock)
-	var st gateway.Status
+	var st api.Status
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Peerings[0].RxBytes != 3<<20 {
 		t.Fatalf("status --json: %d %s", code, out)
 	}
@@ -148,5 +153,62 @@ func TestStatusAndReloadOverSocket(t *testing.T) {
 	code, _, errOut = vgate(t, "", "status", "--socket", filepath.Join(t.TempDir(), "none.sock"))
 	if code != 1 || !strings.Contains(errOut, "is the gateway running") {
 		t.Fatalf("no gateway: %d %s", code, errOut)
+	}
+}
+
+func TestKeygenOutput(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "private.key")
+	code, out, errOut := vgate(t, "", "keygen", "--output", file)
+	if code != 0 || out != "" {
+		t.Fatalf("keygen --output: %d %q %s", code, out, errOut)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v, want mode 0600", fi, err)
+	}
+	first, _ := os.ReadFile(file)
+	if _, err := keys.ParsePrivate(string(first)); err != nil || strings.Contains(errOut, strings.TrimSpace(string(first))) {
+		t.Fatalf("key file %v, or the key printed: %s", err, errOut)
+	}
+	if code, _, errOut := vgate(t, "", "keygen", "--output", file); code != 1 || !strings.Contains(errOut, "exists") {
+		t.Fatalf("keygen over an existing file: %d %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(file); !bytes.Equal(b, first) {
+		t.Fatal("the existing key was changed without --force")
+	}
+	os.Chmod(file, 0o644)
+	if code, _, errOut := vgate(t, "", "keygen", "--output", file, "--force"); code != 0 {
+		t.Fatalf("keygen --force: %d %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(file); bytes.Equal(b, first) {
+		t.Fatal("--force kept the old key")
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("--force left mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// status --config reads only control_socket: a config that no longer
+// validates still finds the gateway, with a warning.
+func TestStatusConfigOnlySocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vgate.sock")
+	srv, err := control.Listen(sock, control.Handler(&fakeAPI{st: api.Status{Name: "east"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := filepath.Join(dir, "vgate.yaml")
+	os.WriteFile(cfg, []byte("name: east\nbogus: 1\ncontrol_socket: "+sock+"\n"), 0o600)
+	code, out, errOut := vgate(t, "", "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "gateway east") || !strings.Contains(errOut, "warning") || !strings.Contains(errOut, cfg) {
+		t.Fatalf("status --config with an invalid config: %d\n%s%s", code, out, errOut)
+	}
+	// Not running: the hint names the config, and does not tell the user
+	// to pass the --config they passed.
+	srv.Close()
+	code, _, errOut = vgate(t, "", "status", "--config", cfg)
+	if code != 1 || !strings.Contains(errOut, "is the gateway of "+cfg+" running") || strings.Contains(errOut, "pass --") {
+		t.Fatalf("not running: %d %s", code, errOut)
 	}
 }

@@ -6,14 +6,15 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/control"
 )
 
-func cmdRoutes(args []string, stdout io.Writer) error {
-	return getJSON("routes", args, stdout, "/v1/routes", printRoutes)
+func cmdRoutes(args []string, stdout, stderr io.Writer) error {
+	return query("routes", args, stdout, stderr, (*control.Client).Routes, printRoutes)
 }
 
-func printRoutes(w io.Writer, v *gateway.RoutesView) {
+func printRoutes(w io.Writer, v api.RoutesView) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PREFIX\tSOURCE\tPEERING\tAS PATH\tSTATUS")
 	for _, r := range v.Routes {

@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
-	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/control"
+	"github.com/vgate-project/vgate/gateway/daemon"
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -46,6 +44,8 @@ func configError(err error) error {
 	return &exitError{1, err}
 }
 
+// cmdRun runs the gateway in the foreground (gateway/daemon) until SIGINT
+// or SIGTERM; SIGHUP reloads its config.
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	path := fs.String("config", "/etc/vgate/vgate.yaml", "config file")
@@ -61,88 +61,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		log.Error("config refused; gateway not started", "config", *path)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log, Version: buildVersion()}); err != nil {
 		return configError(err)
 	}
-	gw, err := gateway.Start(context.Background(), cfg, log.With("gateway", cfg.Name))
-	if err != nil {
-		return &exitError{1, fmt.Errorf("start: %w", err)}
-	}
-	api := &apiAdapter{gw: gw, path: *path, log: log}
-	srv, err := control.Listen(cfg.ControlSocket, control.Handler(api))
-	if err != nil {
-		gw.Close()
-		return &exitError{1, err}
-	}
-	stopOps, err := startOps(cfg.Metrics.Listen, gw, log) // metrics.go
-	if err != nil {
-		srv.Close()
-		gw.Close()
-		return &exitError{1, err}
-	}
-	sdNotify("READY=1")
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			log.Info("SIGHUP: reloading config", "config", *path)
-			_ = api.Reload()
-			continue
-		}
-		log.Info("shutting down", "signal", sig.String())
-		break
-	}
-	sdNotify("STOPPING=1")
-	stopOps()
-	srv.Close()
-	if err := gw.Close(); err != nil {
-		return &exitError{1, fmt.Errorf("shutdown: %w", err)}
-	}
 	return nil
-}
-
-// apiAdapter serves the control socket from a running gateway; a reload
-// re-reads the config file the gateway was started with.
-type apiAdapter struct {
-	gw   *gateway.Gateway
-	path string
-	log  *slog.Logger
-}
-
-func (a *apiAdapter) Status() any { return a.gw.Status(context.Background()) }
-
-func (a *apiAdapter) Reload() error {
-	sdNotify("RELOADING=1")
-	defer sdNotify("READY=1")
-	cfg, err := config.Load(a.path)
-	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				a.log.Error("reload rejected: invalid config; still running the previous config", "problem", e.Error())
-			}
-		}
-		// Count it as a failed reload on the gateway too.
-		a.gw.RecordReloadFailure(err)
-		return err
-	}
-	return a.gw.Reload(context.Background(), cfg)
-}
-
-// sdNotify tells systemd (Type=notify) about state changes; a no-op
-// outside systemd.
-func sdNotify(state string) {
-	sock := os.Getenv("NOTIFY_SOCKET")
-	if sock == "" {
-		return
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	_, _ = c.Write([]byte(state))
 }

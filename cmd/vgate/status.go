@@ -1,95 +1,51 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
-	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
 )
 
-// socketFlags adds --socket and --config, which find a running gateway.
-func socketFlags(fs *flag.FlagSet) func() (string, error) {
-	sock := fs.String("socket", "", "control socket of the gateway")
-	cfgPath := fs.String("config", "", "config file of the gateway (its control_socket is used)")
-	return func() (string, error) {
-		if *sock != "" && *cfgPath != "" {
-			return "", &exitError{2, fmt.Errorf("give --socket or --config, not both")}
-		}
-		if *sock != "" {
-			return *sock, nil
-		}
-		if *cfgPath != "" {
-			data, err := os.ReadFile(*cfgPath)
-			if err != nil {
-				return "", err
-			}
-			cfg, err := config.Parse(data, *cfgPath)
-			if err != nil {
-				return "", configError(err)
-			}
-			return cfg.ControlSocket, nil
-		}
-		return config.DefaultControlSocket, nil
-	}
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	return query("status", args, stdout, stderr, (*control.Client).Status, func(w io.Writer, st api.Status) {
+		printStatus(w, &st, time.Now())
+	})
 }
 
-func cmdStatus(args []string, stdout io.Writer) error {
-	fs := newFlags("status", os.Stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	socket := socketFlags(fs)
+func cmdReload(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("reload", stderr)
+	gf := addGatewayFlags(fs, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	path, err := socket()
+	c, err := gf.client()
 	if err != nil {
 		return err
 	}
-	var st gateway.Status
-	if err := control.NewClient(path).Do("GET", "/v1/status", &st); err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	}
-	printStatus(stdout, &st, time.Now())
-	return nil
-}
-
-func cmdReload(args []string, stdout io.Writer) error {
-	fs := newFlags("reload", os.Stderr)
-	socket := socketFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	path, err := socket()
-	if err != nil {
-		return err
-	}
-	if err := control.NewClient(path).Do("POST", "/v1/reload", nil); err != nil {
-		return fmt.Errorf("reload rejected, the gateway keeps its previous config:\n%w", err)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	if err := c.Reload(ctx); err != nil {
+		if errors.Is(err, api.CodeReloadFailed) {
+			return fmt.Errorf("reload rejected, the gateway keeps its previous config:\n%w", err)
+		}
+		return gf.explain(err)
 	}
 	fmt.Fprintln(stdout, "reloaded")
 	return nil
 }
 
-func printStatus(w io.Writer, st *gateway.Status, now time.Time) {
+func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	fmt.Fprintf(w, "gateway %s   up %s   public key %s\n", st.Name, humanAge(now.Sub(st.Started)), st.PublicKey)
 	fmt.Fprintf(w, "  address spaces  %s\n", prefixes(st.AddressSpaces))
 	fmt.Fprintf(w, "  tunnel address  %s   listen port %d/udp\n", st.TunnelAddress, st.ListenPort)

@@ -2,25 +2,23 @@ package main
 
 import (
 	"fmt"
-	"github.com/vgate-project/vgate/peering"
 	"strings"
 
-	"github.com/vgate-project/vgate/gateway"
-	"github.com/vgate-project/vgate/gateway/wgbind"
+	"github.com/vgate-project/vgate/api"
 )
 
 // stateText is a peering's state with the reason it is not up, e.g.
 // "down (no handshake)". A stale tunnel's reason says nothing more.
-func stateText(p gateway.PeeringStatus) string {
+func stateText(p api.PeeringStatus) string {
 	s := string(p.State)
-	if p.Reason != "" && p.Reason != string(peering.ReasonHandshakeStale) {
-		s += " (" + strings.ReplaceAll(p.Reason, "_", " ") + ")"
+	if p.Reason != "" && p.Reason != api.ReasonHandshakeStale {
+		s += " (" + strings.ReplaceAll(string(p.Reason), "_", " ") + ")"
 	}
 	return s
 }
 
 // portDrops lists the shared port's non-zero drop counters, "" if none.
-func portDrops(s wgbind.Stats) string {
+func portDrops(s api.PortStats) string {
 	var out []string
 	for _, d := range []struct {
 		n    uint64

@@ -5,20 +5,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
-	"github.com/vgate-project/vgate/gateway/wgbind"
-	"github.com/vgate-project/vgate/peering"
+	"github.com/vgate-project/vgate/api"
 )
 
 func TestStatusShowsReasonsAndDrops(t *testing.T) {
 	now := time.Now()
-	st := gateway.Status{
-		Name: "east", Started: now, Tunnels: gateway.TunnelCount{Used: 2, Limit: 10},
-		Peerings: []gateway.PeeringStatus{
-			{Name: "west", Network: "west", State: peering.StateDown, Reason: string(peering.ReasonNoHandshake)},
-			{Name: "north", Network: "north", State: peering.StateStale, Reason: string(peering.ReasonHandshakeStale), LastHandshake: now.Add(-5 * time.Minute)},
+	st := api.Status{
+		Name: "east", Started: now, Tunnels: api.TunnelCount{Used: 2, Limit: 10},
+		Peerings: []api.PeeringStatus{
+			{Name: "west", Network: "west", State: api.StateDown, Reason: api.ReasonNoHandshake},
+			{Name: "north", Network: "north", State: api.StateStale, Reason: api.ReasonHandshakeStale, LastHandshake: now.Add(-5 * time.Minute)},
 		},
-		Port: wgbind.Stats{Dispatched: 10, DroppedUnknownIndex: 3, DroppedQueueFull: 1},
+		Port: api.PortStats{Dispatched: 10, DroppedUnknownIndex: 3, DroppedQueueFull: 1},
 	}
 	var b strings.Builder
 	printStatus(&b, &st, now)
@@ -31,7 +29,7 @@ func TestStatusShowsReasonsAndDrops(t *testing.T) {
 	if strings.Contains(out, "stale (") {
 		t.Errorf("stale peering repeats its reason:\n%s", out)
 	}
-	st.Port = wgbind.Stats{Dispatched: 10}
+	st.Port = api.PortStats{Dispatched: 10}
 	b.Reset()
 	printStatus(&b, &st, now)
 	if strings.Contains(b.String(), "port drops") {

@@ -1,182 +1,142 @@
 // Package control owns the gateway's control socket: HTTP+JSON on a unix
-// socket that only root may open (mode 0600), the server side that routes
-// requests to the running gateway and the client side the CLI uses.
+// socket that only root (or the socket's owner) may use, the server side
+// that routes requests to a running gateway (Gateway, Handler, Listen) and
+// the client side the CLI uses (Client). It speaks only the types of
+// package api.
 package control
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
+
+	"github.com/vgate-project/vgate/api"
 )
 
-// API is what the control socket exposes.
-type API interface {
-	Status() any
-	Reload() error
+// Gateway is what the control socket serves:
+//
+//	GET    /v1/status          -> api.Status
+//	POST   /v1/reload          -> {"result": "reloaded"}
+//	GET    /v1/bgp             -> api.BGPStatus
+//	GET    /v1/routes          -> api.RoutesView
+//	POST   /v1/clients         api.AddClientRequest -> api.AddedClient
+//	GET    /v1/clients         -> []api.ClientInfo
+//	DELETE /v1/clients/{name}  -> api.ClientInfo (the revoked client)
+//	GET    /v1/capture?…       -> a pcap stream, api.CaptureSummary in a trailer
+//
+// A failed request answers api.Error with the code of the error
+// (api.CodeOf) when it has one.
+type Gateway interface {
+	Status(ctx context.Context) (api.Status, error)
+	// Reload re-reads the config the gateway runs and applies it.
+	Reload(ctx context.Context) error
+	BGP(ctx context.Context) (api.BGPStatus, error)
+	Routes(ctx context.Context) (api.RoutesView, error)
+	AddClient(ctx context.Context, req api.AddClientRequest) (api.AddedClient, error)
+	Clients(ctx context.Context) ([]api.ClientInfo, error)
+	RevokeClient(ctx context.Context, name string) (api.ClientInfo, error)
+	// Capture writes a pcap file to w until a limit of q or ctx ends. It
+	// must not write anything when it fails to start, so that the error
+	// can still be sent as JSON.
+	Capture(ctx context.Context, q api.CaptureQuery, w io.Writer) (api.CaptureSummary, error)
 }
 
-// Error is the JSON body of a failed request.
-type Error struct {
-	Error string `json:"error"`
-}
-
-// Handler routes control requests to api.
-func Handler(api API) http.Handler {
+// Handler routes control requests to gw.
+func Handler(gw Gateway) http.Handler {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, api.Status())
-	})
+	m.HandleFunc("GET /v1/status", get(gw.Status))
+	m.HandleFunc("GET /v1/bgp", get(gw.BGP))
+	m.HandleFunc("GET /v1/routes", get(gw.Routes))
+	m.HandleFunc("GET /v1/clients", get(func(ctx context.Context) ([]api.ClientInfo, error) {
+		list, err := gw.Clients(ctx)
+		if list == nil {
+			list = []api.ClientInfo{}
+		}
+		return list, err
+	}))
 	m.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		if err := api.Reload(); err != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, Error{Error: err.Error()})
+		if err := gw.Reload(r.Context()); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, struct {
-			Result string `json:"result"`
-		}{"reloaded"})
+		writeJSON(w, http.StatusOK, reloaded{"reloaded"})
 	})
-	handleCapture(m, api) // capture.go: GET /v1/capture if api is a Capturer
-	handleClients(m, api) // clients.go: /v1/clients if api is a ClientAPI
-	handleRouting(m, api) // bgp.go: /v1/bgp, /v1/routes if api is a RoutingAPI
+	m.HandleFunc("POST /v1/clients", func(w http.ResponseWriter, r *http.Request) {
+		var req api.AddClientRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, api.Error{Error: "bad request: " + err.Error(), Code: api.CodeBadRequest})
+			return
+		}
+		added, err := gw.AddClient(r.Context(), req)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, added)
+	})
+	m.HandleFunc("DELETE /v1/clients/{name}", func(w http.ResponseWriter, r *http.Request) {
+		c, err := gw.RevokeClient(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, c)
+	})
+	m.HandleFunc("GET /v1/capture", func(w http.ResponseWriter, r *http.Request) {
+		serveCapture(w, r, gw) // capture.go
+	})
 	return m
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// reloaded is the answer to a successful reload.
+type reloaded struct {
+	Result string `json:"result"`
+}
+
+// get serves a read-only GET from f.
+func get[T any](f func(context.Context) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// statusOf is the HTTP status of an error code; def when it has none.
+func statusOf(code api.ErrorCode, def int) int {
+	switch code {
+	case api.CodeBadRequest:
+		return http.StatusBadRequest
+	case api.CodeForbidden:
+		return http.StatusForbidden
+	case api.CodeNotFound, api.CodeNoP2S:
+		return http.StatusNotFound
+	case api.CodeConflict:
+		return http.StatusConflict
+	case api.CodeStopped:
+		return http.StatusServiceUnavailable
+	case api.CodeReloadFailed:
+		return http.StatusUnprocessableEntity
+	}
+	return def
+}
+
+// writeError answers err as api.Error, with its code if it has one.
+func writeError(w http.ResponseWriter, def int, err error) {
+	code := api.CodeOf(err)
+	writeJSON(w, statusOf(code, def), api.Error{Error: err.Error(), Code: code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
+	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// Server is a running control socket.
-type Server struct {
-	path string
-	ln   net.Listener
-	srv  *http.Server
-}
-
-// Listen opens the control socket at path. A leftover socket file from a
-// dead gateway is replaced; a socket some live gateway still answers on is
-// an error (two gateways must not share one).
-func Listen(path string, h http.Handler) (*Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("control_socket %s: %w", path, err)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("control_socket %s: another gateway is listening there", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("control_socket %s: remove stale socket: %w", path, err)
-		}
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control_socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control_socket %s: %w", path, err)
-	}
-	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
-	go s.srv.Serve(ln)
-	return s, nil
-}
-
-// Close stops the server and removes the socket file.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	os.Remove(s.path)
-	return err
-}
-
-// Client talks to a gateway's control socket.
-type Client struct {
-	Socket string
-	hc     *http.Client
-}
-
-// NewClient returns a client for the socket at path.
-func NewClient(path string) *Client {
-	return &Client{
-		Socket: path,
-		hc: &http.Client{
-			Timeout: 30 * time.Second,
-			Transport: &http.Transport{
-				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, "unix", path)
-				},
-			},
-		},
-	}
-}
-
-// Do sends a request and decodes a JSON answer into out (if not nil).
-// Transport errors name the socket and hint at the usual causes.
-func (c *Client) Do(method, path string, out any) error {
-	return c.DoJSON(method, path, nil, out)
-}
-
-// DoJSON is Do with in (if not nil) sent as the JSON request body.
-func (c *Client) DoJSON(method, path string, in, out any) error {
-	var reqBody io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		reqBody = strings.NewReader(string(b))
-	}
-	req, err := http.NewRequest(method, "http://vgate"+path, reqBody)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var hint string
-		switch {
-		case errors.Is(err, os.ErrNotExist), strings.Contains(err.Error(), "no such file"):
-			hint = " (is the gateway running? pass --socket or --config)"
-		case errors.Is(err, os.ErrPermission), strings.Contains(err.Error(), "permission denied"):
-			hint = " (the control socket is root only)"
-		case strings.Contains(err.Error(), "connection refused"):
-			hint = " (no gateway is listening there)"
-		}
-		return fmt.Errorf("control socket %s: %w%s", c.Socket, err, hint)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("control socket %s: %w", c.Socket, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e Error
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("control socket %s: %s", c.Socket, resp.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("control socket %s: bad answer: %w", c.Socket, err)
-	}
-	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"github.com/vgate-project/vgate/api"
 )
 
 // Direction says which way a captured packet crossed the tunnel.
@@ -30,8 +32,8 @@ const (
 	DefaultSnaplen       = 65535
 	DefaultCaptureQueue  = 1024
 	MaxCaptureDuration   = 24 * time.Hour
-	DefaultCaptureTime   = 60 * time.Second
-	DefaultCaptureBytes  = 64 << 20
+	DefaultCaptureTime   = api.DefaultCaptureDuration
+	DefaultCaptureBytes  = api.DefaultCaptureBytes
 	MaxCaptureBytes      = 1 << 30
 	pcapFileHeaderLen    = 24
 	pcapRecordHeaderLen  = 16

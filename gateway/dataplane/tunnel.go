@@ -31,11 +31,11 @@ type Tunnel struct {
 // and configures its peer. On failure nothing is left behind.
 func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, log *slog.Logger) (*Tunnel, error) {
 	ct := newClampTUN(t, mtu)
-	dev := device.NewDevice(ct, bind, deviceLogger(log.With("tunnel", name)))
+	dev := device.NewDevice(ct, bind, DeviceLogger(log.With("tunnel", name)))
 	if err := dev.IpcSet(DeviceUAPI(priv, peer)); err != nil {
 		dev.Close()
 		// The UAPI text held the private key; the error never does.
-		return nil, fmt.Errorf("tunnel %s: configure wireguard device: %w", name, ipcErr(err))
+		return nil, fmt.Errorf("tunnel %s: configure wireguard device: %w", name, IPCErr(err))
 	}
 	if err := dev.Up(); err != nil {
 		dev.Close()
@@ -44,9 +44,9 @@ func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv
 	return &Tunnel{name: name, ifname: ifname, mtu: mtu, dev: dev, tun: ct, peer: peer}, nil
 }
 
-// ipcErr strips an IPCError down to its message (never key material: the
+// IPCErr strips an IPCError down to its message (never key material: the
 // wireguard-go errors name the failing key, not its value).
-func ipcErr(err error) error {
+func IPCErr(err error) error {
 	var ie *device.IPCError
 	if errors.As(err, &ie) {
 		return errors.New(ie.Error())
@@ -75,7 +75,7 @@ func (t *Tunnel) update(want PeerSpec) error {
 		return nil
 	}
 	if err := t.dev.IpcSet(text); err != nil {
-		return fmt.Errorf("tunnel %s: update peer: %w", t.name, ipcErr(err))
+		return fmt.Errorf("tunnel %s: update peer: %w", t.name, IPCErr(err))
 	}
 	t.peer = want
 	return nil
@@ -83,7 +83,7 @@ func (t *Tunnel) update(want PeerSpec) error {
 
 func (t *Tunnel) setPrivateKey(k keys.PrivateKey) error {
 	if err := t.dev.IpcSet("private_key=" + k.Hex() + "\n"); err != nil {
-		return fmt.Errorf("tunnel %s: set private key: %w", t.name, ipcErr(err))
+		return fmt.Errorf("tunnel %s: set private key: %w", t.name, IPCErr(err))
 	}
 	return nil
 }
@@ -102,9 +102,9 @@ func (t *Tunnel) Stats() (PeerStats, error) {
 // interface and, with it, the kernel routes through it.
 func (t *Tunnel) close() { t.dev.Close() }
 
-// deviceLogger adapts slog to wireguard-go's logger: its verbose lines go to
+// DeviceLogger adapts slog to wireguard-go's logger: its verbose lines go to
 // debug, its errors to warn (a peer's bad packet is not our error).
-func deviceLogger(l *slog.Logger) *device.Logger {
+func DeviceLogger(l *slog.Logger) *device.Logger {
 	return &device.Logger{
 		Verbosef: func(format string, args ...any) {
 			if l.Enabled(context.Background(), slog.LevelDebug) {

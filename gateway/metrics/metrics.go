@@ -1,7 +1,8 @@
 // Package metrics turns a running gateway's state into Prometheus metrics.
-// Its Collector reads everything at scrape time from one call into the
-// gateway (gateway.Gateway.Metrics): per-peer figures come from the
-// WireGuard devices themselves and nothing polls between scrapes. The
+// Its Collector reads everything at scrape time from one call into a
+// Source (the gateway's Metrics method, which returns api.Metrics):
+// per-peer figures come from the WireGuard devices themselves and nothing
+// polls between scrapes. It does not import the gateway. The
 // caller registers the collector on a registry it owns; this package never
 // touches the global default registry.
 //
@@ -12,20 +13,21 @@
 package metrics
 
 import (
+	"context"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vgate-project/vgate/gateway"
-	"github.com/vgate-project/vgate/peering"
+	"github.com/vgate-project/vgate/api"
 )
 
 // Namespace prefixes every vgate metric.
 const Namespace = "vgate"
 
 // Port drop reasons (label values of vgate_port_packets_dropped_total),
-// one per counter of wgbind.Stats.
+// one per counter of api.PortStats.
 const (
 	DropUnknownIndex = "unknown_index"
 	DropMalformed    = "malformed"
@@ -33,9 +35,23 @@ const (
 	DropNotOpen      = "not_open"
 )
 
+// Source is what the collector reads once per scrape.
+type Source interface {
+	Metrics(ctx context.Context) api.Metrics
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context) api.Metrics
+
+// Metrics calls f.
+func (f SourceFunc) Metrics(ctx context.Context) api.Metrics { return f(ctx) }
+
+// scrapeTimeout bounds one read of the source.
+const scrapeTimeout = 10 * time.Second
+
 // Collector is a prometheus.Collector over a running gateway.
 type Collector struct {
-	source  func() gateway.Metrics
+	source  Source
 	version string
 
 	buildInfo, tunnelsLimit, tunnelsConfigured, tunnelsUp  *prometheus.Desc
@@ -51,9 +67,9 @@ type Collector struct {
 	probeUp, probeRTT                                      *prometheus.Desc
 }
 
-// New returns a collector that calls source once per scrape. version is
+// New returns a collector that reads source once per scrape. version is
 // exported in vgate_build_info.
-func New(source func() gateway.Metrics, version string) *Collector {
+func New(source Source, version string) *Collector {
 	peer := []string{"peering", "network"}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
@@ -130,7 +146,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: one call into the gateway, then
 // every series from that snapshot.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	m := c.source()
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	m := c.source.Metrics(ctx)
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -151,9 +169,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		gauge(c.peeringUp, up, p.Name, p.Network)
-		for _, r := range peering.Reasons {
+		for _, r := range api.DownReasons {
 			v := 0.0
-			if string(r) == p.Reason {
+			if r == p.Reason {
 				v = 1
 			}
 			gauge(c.peeringDownReason, v, p.Name, p.Network, string(r))
@@ -188,14 +206,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.lastReloadTime, last)
 	gauge(c.lastReloadError, failed)
-	for _, r := range gateway.RefusalReasons {
-		counter(c.refusals, float64(m.Refusals[r]), r)
+	for _, r := range api.RefusalReasons {
+		counter(c.refusals, float64(m.Refusals[r]), string(r))
 	}
 
 	if b := m.BGP; b != nil { // bgp configured
 		for _, n := range b.Neighbors {
 			up := 0.0
-			if n.State == "established" {
+			if n.State == api.SessionEstablished {
 				up = 1
 			}
 			gauge(c.bgpUp, up, n.Name)

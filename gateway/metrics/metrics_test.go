@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,52 +12,48 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/vgate-project/vgate/gateway"
-	"github.com/vgate-project/vgate/gateway/p2s"
-	"github.com/vgate-project/vgate/gateway/wgbind"
-	"github.com/vgate-project/vgate/peering"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/api"
 )
 
 const secretKey = "SECRETKEYSECRETKEYSECRETKEYSECRETKEYSECRE="
 
 // sample is a gateway with one tunnel up and one that never shook hands.
-func sample() gateway.Metrics {
+func sample() api.Metrics {
 	hs := time.Unix(1_800_000_000, 500_000_000)
-	return gateway.Metrics{
-		Status: gateway.Status{
+	return api.Metrics{
+		Status: api.Status{
 			Name:          "vnet-east",
 			PublicKey:     "pubEAST=",
 			AddressSpaces: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
 			ListenPort:    51820,
-			Tunnels:       gateway.TunnelCount{Used: 2, Up: 1, Limit: 10},
-			Peerings: []gateway.PeeringStatus{
+			Tunnels:       api.TunnelCount{Used: 2, Up: 1, Limit: 10},
+			Peerings: []api.PeeringStatus{
 				{Name: "west", Network: "vnet-west", PublicKey: "pubWEST=", Interface: "vg-west",
-					State: peering.StateUp, LastHandshake: hs, RxBytes: 1000, TxBytes: 2000},
+					State: api.StateUp, LastHandshake: hs, RxBytes: 1000, TxBytes: 2000},
 				{Name: "north", Network: "vnet-north", PublicKey: "pubNORTH=", Interface: "vg-north",
-					State: peering.StateDown, Reason: string(peering.ReasonNoHandshake)},
+					State: api.StateDown, Reason: api.ReasonNoHandshake},
 			},
-			Reloads: gateway.ReloadStats{OK: 2, Failed: 1, LastError: "boom", Last: time.Unix(1_800_000_100, 0)},
-			Port:    wgbind.Stats{Dispatched: 50, DroppedUnknownIndex: 3, DroppedQueueFull: 1},
-			P2S: &p2s.Status{Registered: 3, Connected: 1, MaxClients: 128, PoolFree: 250,
+			Reloads: api.ReloadStats{OK: 2, Failed: 1, LastError: "boom", Last: time.Unix(1_800_000_100, 0)},
+			Port:    api.PortStats{Dispatched: 50, DroppedUnknownIndex: 3, DroppedQueueFull: 1},
+			P2S: &api.P2SStatus{Registered: 3, Connected: 1, MaxClients: 128, PoolFree: 250,
 				Packets: map[string]uint64{"allow": 10, "deny": 2}},
 		},
 		RoutesInstalled: 4,
-		Clients: []p2s.ClientInfo{
+		Clients: []api.ClientInfo{
 			{Name: "alice", Connected: true, LastHandshake: hs, RxBytes: 300, TxBytes: 400, Denied: 2},
 			{Name: "bob"}, // registered, never connected: its series still exist
 		},
-		Refusals: map[string]uint64{gateway.RefusedTunnelLimit: 1},
-		BGP: &gateway.BGPStatus{Enabled: true, ASN: 65001,
-			Neighbors: []routing.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100}},
-			Probes:    []routing.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
+		Refusals: map[api.RefusalReason]uint64{api.RefusedTunnelLimit: 1},
+		BGP: &api.BGPStatus{Enabled: true, ASN: 65001,
+			Neighbors: []api.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100}},
+			Probes:    []api.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
 	}
 }
 
-func newTestRegistry(t *testing.T, src func() gateway.Metrics) *prometheus.Registry {
+func newTestRegistry(t *testing.T, src func() api.Metrics) *prometheus.Registry {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(New(src, "v1.2.3")); err != nil {
+	if err := reg.Register(New(SourceFunc(func(context.Context) api.Metrics { return src() }), "v1.2.3")); err != nil {
 		t.Fatal(err)
 	}
 	return reg
@@ -169,7 +166,7 @@ func TestDownReasonStateSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 * len(peering.Reasons); n != want {
+	if want := 2 * len(api.DownReasons); n != want {
 		t.Fatalf("vgate_peering_down_reason has %d series, want %d", n, want)
 	}
 	mfs, err := reg.Gather()
@@ -197,7 +194,7 @@ func TestDownReasonStateSet(t *testing.T) {
 			set[p] = append(set[p], r)
 		}
 	}
-	if len(set["west"]) != 0 || len(set["north"]) != 1 || set["north"][0] != string(peering.ReasonNoHandshake) {
+	if len(set["west"]) != 0 || len(set["north"]) != 1 || set["north"][0] != string(api.ReasonNoHandshake) {
 		t.Fatalf("reasons set to 1 = %v, want only north=no_handshake", set)
 	}
 }
@@ -206,7 +203,7 @@ func TestDownReasonStateSet(t *testing.T) {
 func TestCollectorReadsAtScrapeTime(t *testing.T) {
 	m := sample()
 	calls := 0
-	reg := newTestRegistry(t, func() gateway.Metrics { calls++; return m })
+	reg := newTestRegistry(t, func() api.Metrics { calls++; return m })
 	rx := func() float64 {
 		t.Helper()
 		mfs, err := reg.Gather()
@@ -242,7 +239,7 @@ func TestCollectorReadsAtScrapeTime(t *testing.T) {
 // Unknown route count (kernel not listable) leaves the series out rather
 // than exporting a wrong 0 or -1.
 func TestRoutesUnknown(t *testing.T) {
-	reg := newTestRegistry(t, func() gateway.Metrics { m := sample(); m.RoutesInstalled = -1; return m })
+	reg := newTestRegistry(t, func() api.Metrics { m := sample(); m.RoutesInstalled = -1; return m })
 	n, err := testutil.GatherAndCount(reg, "vgate_routes_installed")
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +270,7 @@ func TestMetricNamingLint(t *testing.T) {
 // Keys never appear in a label or value (invariant 5): not even public
 // keys, which are identities an operator should not have to graph by.
 func TestNoKeysExported(t *testing.T) {
-	reg := newTestRegistry(t, func() gateway.Metrics {
+	reg := newTestRegistry(t, func() api.Metrics {
 		m := sample()
 		m.Reloads.LastError = "private key " + secretKey
 		return m

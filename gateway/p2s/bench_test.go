@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
@@ -26,7 +27,7 @@ func registered(b *testing.B, dir string, gw keys.PrivateKey, n int) {
 	s := openTestServer(b, dir, gw, benchConfig())
 	defer s.Close()
 	for i := 0; i < n; i++ {
-		if _, err := s.Add(AddRequest{Name: fmt.Sprintf("c%04d", i), Groups: []string{"devs"}}); err != nil {
+		if _, err := s.Add(api.AddClientRequest{Name: fmt.Sprintf("c%04d", i), Groups: []string{"devs"}}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -53,7 +54,7 @@ func BenchmarkClientAddAt1000(b *testing.B) {
 	for b.Loop() {
 		name := fmt.Sprintf("x%d", i)
 		i++
-		if _, err := s.Add(AddRequest{Name: name, Groups: []string{"devs"}}); err != nil {
+		if _, err := s.Add(api.AddClientRequest{Name: name, Groups: []string{"devs"}}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
@@ -94,7 +95,7 @@ func BenchmarkHandshake100(b *testing.B) {
 	defer s.Close()
 	var confs []string
 	for i := 0; i < n; i++ {
-		a, err := s.Add(AddRequest{Name: fmt.Sprintf("c%03d", i), Groups: []string{"devs"}})
+		a, err := s.Add(api.AddClientRequest{Name: fmt.Sprintf("c%03d", i), Groups: []string{"devs"}})
 		if err != nil {
 			b.Fatal(err)
 		}

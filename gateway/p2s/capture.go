@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 )
 
@@ -49,7 +50,7 @@ func (f *FilterTUN) StopCapture(c *dataplane.Capture) {
 }
 
 // ErrNoSuchClient: the named client is not registered.
-var ErrNoSuchClient = errors.New("no such point-to-site client")
+var ErrNoSuchClient = api.WithCode(api.CodeNotFound, errors.New("no such point-to-site client"))
 
 // StartCapture captures the decrypted packets of the registered client
 // name until StopCapture.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
@@ -192,13 +193,13 @@ func (r *Registry) Add(c Client, pool Pool, maxClients int, now time.Time) (Clie
 		return Client{}, err
 	}
 	if _, dup := r.clients[c.Name]; dup {
-		return Client{}, fmt.Errorf("client %q already exists (revoke it first to re-add it)", c.Name)
+		return Client{}, api.WithCode(api.CodeConflict, fmt.Errorf("client %q already exists (revoke it first to re-add it)", c.Name))
 	}
 	if c.PublicKey.IsZero() {
 		return Client{}, fmt.Errorf("client %q: public key required", c.Name)
 	}
 	if other, dup := r.byKey[c.PublicKey]; dup {
-		return Client{}, fmt.Errorf("client %q: public key %s is already client %q's", c.Name, c.PublicKey, other)
+		return Client{}, api.WithCode(api.CodeConflict, fmt.Errorf("client %q: public key %s is already client %q's", c.Name, c.PublicKey, other))
 	}
 	if maxClients > 0 && len(r.clients) >= maxClients {
 		return Client{}, fmt.Errorf("client %q: point_to_site.max_clients (%d) reached", c.Name, maxClients)
@@ -246,7 +247,7 @@ func familyName(is4 bool) string {
 func (r *Registry) Remove(name string, now time.Time, quarantine time.Duration) (Client, error) {
 	c, ok := r.clients[name]
 	if !ok {
-		return Client{}, fmt.Errorf("no client %q", name)
+		return Client{}, api.WithCode(api.CodeNotFound, fmt.Errorf("no client %q", name))
 	}
 	r.unindex(c)
 	prev := make(map[netip.Addr]time.Time, len(c.Addresses))

@@ -1,7 +1,6 @@
 package p2s
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/peering"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -26,10 +27,6 @@ import (
 // IfName is the P2S device's interface. It does not start with "vg-", so
 // no peering name can collide with it.
 const IfName = "vgate-p2s"
-
-// ConnectedWithin: a client whose last handshake is this recent is
-// connected (WireGuard's Reject-After-Time: older sessions are dead).
-const ConnectedWithin = 180 * time.Second
 
 // Options configures Open. NewTUN, NewBind and LinkUp are the seams to
 // the outside world; tests give in-memory ones.
@@ -116,10 +113,10 @@ func Open(o Options) (*Server, error) {
 	}
 	s.filter = NewFilterTUN(td, o.MTU)
 	s.filter.SetPolicy(s.policy())
-	s.dev = device.NewDevice(s.filter, o.NewBind(), deviceLogger(o.Log))
+	s.dev = device.NewDevice(s.filter, o.NewBind(), dataplane.DeviceLogger(o.Log.With("component", "p2s")))
 	if err := s.dev.IpcSet(s.deviceUAPI()); err != nil {
 		s.dev.Close()
-		return nil, fmt.Errorf("point_to_site: configure device: %w", ipcErr(err))
+		return nil, fmt.Errorf("point_to_site: configure device: %w", dataplane.IPCErr(err))
 	}
 	if err := s.dev.Up(); err != nil {
 		s.dev.Close()
@@ -134,27 +131,6 @@ func Open(o Options) (*Server, error) {
 	o.Log.Info("point-to-site listening", "port", s.cfg.ListenPort, "interface", o.IfName,
 		"clients", reg.Len(), "max_clients", s.cfg.MaxClients, "pool", s.pool.Prefixes())
 	return s, nil
-}
-
-func ipcErr(err error) error {
-	var ie *device.IPCError
-	if errors.As(err, &ie) {
-		return errors.New(ie.Error())
-	}
-	return err
-}
-
-// deviceLogger adapts slog to wireguard-go's logger.
-func deviceLogger(l *slog.Logger) *device.Logger {
-	l = l.With("component", "p2s")
-	return &device.Logger{
-		Verbosef: func(format string, args ...any) {
-			if l.Enabled(context.Background(), slog.LevelDebug) {
-				l.Debug(fmt.Sprintf(format, args...))
-			}
-		},
-		Errorf: func(format string, args ...any) { l.Warn(fmt.Sprintf(format, args...)) },
-	}
 }
 
 // deviceUAPI configures the whole device: key, port and every client
@@ -256,7 +232,7 @@ func (s *Server) Update(cfg *config.PointToSite, priv keys.PrivateKey) error {
 	}
 	if b.Len() > 0 {
 		if err := s.dev.IpcSet(b.String()); err != nil {
-			return fmt.Errorf("point_to_site: %w", ipcErr(err))
+			return fmt.Errorf("point_to_site: %w", dataplane.IPCErr(err))
 		}
 	}
 	s.cfg, s.priv, s.pool = *cfg, priv, NewPool(cfg.AddressPool)
@@ -264,60 +240,24 @@ func (s *Server) Update(cfg *config.PointToSite, priv keys.PrivateKey) error {
 	return nil
 }
 
-// AddRequest asks to register a client.
-type AddRequest struct {
-	Name   string   `json:"name"`
-	Groups []string `json:"groups"`
-	// PublicKey is the client's own key; empty: the gateway generates a
-	// key pair and puts the private key in the returned config (only).
-	PublicKey string `json:"public_key,omitempty"`
-}
-
-// Added is a registered client and its config.
-type Added struct {
-	Client ClientInfo `json:"client"`
-	// Config is the wg-quick config; it holds the private key when the
-	// gateway generated it.
-	Config string `json:"config"`
-}
-
-// ClientInfo is a client as `vgate client list` shows it; never a private
-// key.
-type ClientInfo struct {
-	Name          string         `json:"name"`
-	PublicKey     keys.PublicKey `json:"public_key"`
-	Groups        []string       `json:"groups"`
-	Addresses     []netip.Addr   `json:"addresses"`
-	KeyGenerated  bool           `json:"key_generated,omitempty"`
-	Created       time.Time      `json:"created"`
-	Connected     bool           `json:"connected"`
-	Endpoint      string         `json:"endpoint,omitempty"`
-	LastHandshake time.Time      `json:"last_handshake,omitzero"`
-	RxBytes       uint64         `json:"rx_bytes"`
-	TxBytes       uint64         `json:"tx_bytes"`
-	// Denied counts packets of this client the group policy dropped.
-	Denied uint64 `json:"denied_packets"`
-	Error  string `json:"error,omitempty"`
-}
-
 // Add registers a client, adds it to the device and returns its config.
 // The registry is written before the device changes; if the device refuses
 // the peer, the registration is undone.
-func (s *Server) Add(req AddRequest) (Added, error) {
+func (s *Server) Add(req api.AddClientRequest) (api.AddedClient, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return Added{}, errors.New("point_to_site is stopped")
+		return api.AddedClient{}, errors.New("point_to_site is stopped")
 	}
 	if err := CheckName(req.Name); err != nil {
-		return Added{}, err
+		return api.AddedClient{}, err
 	}
 	if len(req.Groups) == 0 {
-		return Added{}, fmt.Errorf("client %q: give at least one group (%s)", req.Name, s.groupNames())
+		return api.AddedClient{}, fmt.Errorf("client %q: give at least one group (%s)", req.Name, s.groupNames())
 	}
 	for _, g := range req.Groups {
 		if !slices.ContainsFunc(s.cfg.Groups, func(cg config.Group) bool { return cg.Name == g }) {
-			return Added{}, fmt.Errorf("client %q: no group %q in point_to_site.groups (%s)", req.Name, g, s.groupNames())
+			return api.AddedClient{}, fmt.Errorf("client %q: no group %q in point_to_site.groups (%s)", req.Name, g, s.groupNames())
 		}
 	}
 	groups := slices.Clone(req.Groups)
@@ -329,35 +269,35 @@ func (s *Server) Add(req AddRequest) (Added, error) {
 	if req.PublicKey != "" {
 		k, err := keys.ParsePublic(req.PublicKey)
 		if err != nil {
-			return Added{}, fmt.Errorf("client %q: %w", req.Name, err)
+			return api.AddedClient{}, fmt.Errorf("client %q: %w", req.Name, err)
 		}
 		pub = k
 	} else {
 		k, err := keys.GeneratePrivate()
 		if err != nil {
-			return Added{}, err
+			return api.AddedClient{}, err
 		}
 		priv, pub = k, k.Public()
 	}
 	if pub == s.priv.Public() {
-		return Added{}, fmt.Errorf("client %q: that is the gateway's own public key", req.Name)
+		return api.AddedClient{}, fmt.Errorf("client %q: that is the gateway's own public key", req.Name)
 	}
 	now := s.o.Now()
 	c, err := s.reg.Add(Client{Name: req.Name, PublicKey: pub, Groups: groups, KeyGenerated: !priv.IsZero()}, s.pool, s.cfg.MaxClients, now)
 	if err != nil {
-		return Added{}, err
+		return api.AddedClient{}, err
 	}
 	var b strings.Builder
 	peerUAPI(&b, c)
 	if err := s.dev.IpcSet(b.String()); err != nil {
 		if _, rerr := s.reg.Remove(c.Name, now, 0); rerr != nil {
-			return Added{}, fmt.Errorf("client %q: add peer: %w; undoing the registration also failed: %v", c.Name, ipcErr(err), rerr)
+			return api.AddedClient{}, fmt.Errorf("client %q: add peer: %w; undoing the registration also failed: %v", c.Name, dataplane.IPCErr(err), rerr)
 		}
-		return Added{}, fmt.Errorf("client %q: add peer: %w", c.Name, ipcErr(err))
+		return api.AddedClient{}, fmt.Errorf("client %q: add peer: %w", c.Name, dataplane.IPCErr(err))
 	}
 	s.filter.SetPolicy(s.policy())
 	s.o.Log.Info("point-to-site client added", "client", c.Name, "groups", c.Groups, "addresses", c.Addresses, "public_key", c.PublicKey.String())
-	return Added{Client: s.info(c, nil, now), Config: s.render(c, priv)}, nil
+	return api.AddedClient{Client: s.info(c, nil, now), Config: s.render(c, priv)}, nil
 }
 
 func (s *Server) groupNames() string {
@@ -391,31 +331,33 @@ func (s *Server) render(c Client, priv keys.PrivateKey) string {
 
 // Revoke removes a client: its peer leaves the device at once (its next
 // packet is dropped), and its addresses are quarantined before reuse.
-func (s *Server) Revoke(name string) (ClientInfo, error) {
+func (s *Server) Revoke(name string) (api.ClientInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ClientInfo{}, errors.New("point_to_site is stopped")
+		return api.ClientInfo{}, errors.New("point_to_site is stopped")
 	}
 	now := s.o.Now()
 	c, err := s.reg.Remove(name, now, s.o.Quarantine)
 	if err != nil {
-		return ClientInfo{}, err
+		return api.ClientInfo{}, err
 	}
 	// Policy first: from here on the client's packets are dropped even if
 	// some are in flight inside the device.
 	s.filter.SetPolicy(s.policy())
 	delete(s.counters, name)
 	if err := s.dev.IpcSet(fmt.Sprintf("public_key=%s\nremove=true\n", c.PublicKey.Hex())); err != nil {
-		return ClientInfo{}, fmt.Errorf("client %q: remove peer: %w", name, ipcErr(err))
+		return api.ClientInfo{}, fmt.Errorf("client %q: remove peer: %w", name, dataplane.IPCErr(err))
 	}
 	s.o.Log.Info("point-to-site client revoked", "client", c.Name, "addresses", c.Addresses, "quarantined_until", now.Add(s.o.Quarantine))
-	return s.info(c, nil, now), nil
+	ci := s.info(c, nil, now)
+	ci.QuarantinedUntil = now.Add(s.o.Quarantine)
+	return ci, nil
 }
 
-func (s *Server) info(c Client, st *dataplane.PeerStats, now time.Time) ClientInfo {
-	ci := ClientInfo{
-		Name: c.Name, PublicKey: c.PublicKey, Groups: c.Groups, Addresses: c.Addresses,
+func (s *Server) info(c Client, st *dataplane.PeerStats, now time.Time) api.ClientInfo {
+	ci := api.ClientInfo{
+		Name: c.Name, PublicKey: c.PublicKey.String(), Groups: c.Groups, Addresses: c.Addresses,
 		KeyGenerated: c.KeyGenerated, Created: c.Created,
 	}
 	if ctr := s.counters[c.Name]; ctr != nil {
@@ -426,13 +368,13 @@ func (s *Server) info(c Client, st *dataplane.PeerStats, now time.Time) ClientIn
 	}
 	if st != nil {
 		ci.Endpoint, ci.LastHandshake, ci.RxBytes, ci.TxBytes = st.Endpoint, st.LastHandshake, st.RxBytes, st.TxBytes
-		ci.Connected = !st.LastHandshake.IsZero() && now.Sub(st.LastHandshake) < ConnectedWithin
+		ci.Connected = connected(st.LastHandshake, now)
 	}
 	return ci
 }
 
 // Clients lists every registered client with its live counters.
-func (s *Server) Clients() ([]ClientInfo, error) {
+func (s *Server) Clients() ([]api.ClientInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dump, err := s.dev.IpcGet()
@@ -442,39 +384,25 @@ func (s *Server) Clients() ([]ClientInfo, error) {
 	stats, _ := dataplane.ParseDump(dump) // a bad counter leaves the rest readable
 	now := s.o.Now()
 	clients := s.reg.Clients()
-	out := make([]ClientInfo, 0, len(clients))
+	out := make([]api.ClientInfo, 0, len(clients))
 	for _, c := range clients {
 		out = append(out, s.info(c, stats[c.PublicKey], now))
 	}
 	return out, nil
 }
 
-// Status is the point-to-site section of `vgate status`.
-type Status struct {
-	Interface  string         `json:"interface"`
-	ListenPort uint16         `json:"listen_port"`
-	Endpoint   string         `json:"endpoint"`
-	Pool       []netip.Prefix `json:"address_pool"`
-	Registered int            `json:"clients_registered"`
-	Connected  int            `json:"clients_connected"`
-	MaxClients int            `json:"max_clients"`
-	// PoolFree is how many more clients the pool can address (the
-	// scarcer family; saturating), PoolFree4/6 per family.
-	PoolFree  uint64 `json:"pool_free"`
-	PoolFree4 uint64 `json:"pool_free_ipv4"`
-	PoolFree6 uint64 `json:"pool_free_ipv6"`
-	// Packets the group policy handled, by verdict.
-	Packets map[string]uint64 `json:"packets"`
-	Denied  uint64            `json:"denied_packets"`
-	Error   string            `json:"error,omitempty"`
+// connected says whether a client with this last handshake is connected:
+// the same rule as a peering being up (peering.StaleAfter).
+func connected(lastHandshake, now time.Time) bool {
+	return peering.StateFor(lastHandshake, now) == api.StateUp
 }
 
 // Status reports the server's state.
-func (s *Server) Status() Status {
+func (s *Server) Status() api.P2SStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.o.Now()
-	st := Status{
+	st := api.P2SStatus{
 		Interface: s.ifname, ListenPort: s.cfg.ListenPort, Endpoint: s.cfg.Endpoint,
 		Pool: s.pool.Prefixes(), Registered: s.reg.Len(), MaxClients: s.cfg.MaxClients,
 		Packets: s.filter.Counts(), Denied: s.filter.Denied(),
@@ -493,7 +421,7 @@ func (s *Server) Status() Status {
 	} else {
 		all, _ := dataplane.ParseDump(dump)
 		for _, p := range all {
-			if !p.LastHandshake.IsZero() && now.Sub(p.LastHandshake) < ConnectedWithin {
+			if connected(p.LastHandshake, now) {
 				st.Connected++
 			}
 		}

@@ -1,12 +1,14 @@
 package p2s
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"golang.zx2c4.com/wireguard/conn"
@@ -130,9 +132,9 @@ func TestServerEndToEnd(t *testing.T) {
 	s := openTestServer(t, dir, gw, cfg)
 	defer func() { s.Close() }()
 
-	add := func(name string, groups ...string) Added {
+	add := func(name string, groups ...string) api.AddedClient {
 		t.Helper()
-		a, err := s.Add(AddRequest{Name: name, Groups: groups})
+		a, err := s.Add(api.AddClientRequest{Name: name, Groups: groups})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,10 +146,10 @@ func TestServerEndToEnd(t *testing.T) {
 		!strings.Contains(alice.Config, "DNS = 10.1.0.53") || !strings.Contains(alice.Config, "Address = 172.16.201.1/32, fd00:cafe::1/128") {
 		t.Fatalf("alice's config:\n%s", alice.Config)
 	}
-	if _, err := s.Add(AddRequest{Name: "eve", Groups: []string{"nosuch"}}); err == nil || !strings.Contains(err.Error(), "devs, ops") {
+	if _, err := s.Add(api.AddClientRequest{Name: "eve", Groups: []string{"nosuch"}}); err == nil || !strings.Contains(err.Error(), "devs, ops") {
 		t.Fatalf("unknown group: %v", err)
 	}
-	if _, err := s.Add(AddRequest{Name: "eve"}); err == nil {
+	if _, err := s.Add(api.AddClientRequest{Name: "eve"}); err == nil {
 		t.Fatal("client without group accepted")
 	}
 
@@ -203,7 +205,7 @@ func TestServerEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]ClientInfo{}
+	byName := map[string]api.ClientInfo{}
 	for _, c := range list {
 		byName[c.Name] = c
 	}
@@ -220,7 +222,11 @@ func TestServerEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	dump, _ := s.dev.IpcGet()
-	if strings.Contains(dump, bob.Client.PublicKey.Hex()) {
+	bobKey, err := keys.ParsePublic(bob.Client.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(dump, bobKey.Hex()) {
 		t.Fatal("revoked client still a peer of the device")
 	}
 	if v := s.Filter().Policy().Decide(cb.addr[0], h1); v != DenySource {
@@ -279,7 +285,7 @@ func TestServerOwnKey(t *testing.T) {
 	s := openTestServer(t, t.TempDir(), gw, testP2SConfig())
 	defer s.Close()
 	laptop, _ := keys.GeneratePrivate()
-	a, err := s.Add(AddRequest{Name: "alice", Groups: []string{"devs"}, PublicKey: laptop.Public().String()})
+	a, err := s.Add(api.AddClientRequest{Name: "alice", Groups: []string{"devs"}, PublicKey: laptop.Public().String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +296,10 @@ func TestServerOwnKey(t *testing.T) {
 	c := newTestClient(t, text, s.port)
 	c.tun.Outbound <- tuntest.Ping(ma("10.1.0.2"), c.addr[0])
 	receive(t, s.tun.Inbound, "own-key client's packet")
-	if _, err := s.Add(AddRequest{Name: "bob", Groups: []string{"devs"}, PublicKey: laptop.Public().String()}); err == nil {
+	if _, err := s.Add(api.AddClientRequest{Name: "bob", Groups: []string{"devs"}, PublicKey: laptop.Public().String()}); err == nil {
 		t.Fatal("second client with the same key accepted")
 	}
-	if _, err := s.Add(AddRequest{Name: "gw", Groups: []string{"devs"}, PublicKey: gw.Public().String()}); err == nil {
+	if _, err := s.Add(api.AddClientRequest{Name: "gw", Groups: []string{"devs"}, PublicKey: gw.Public().String()}); err == nil {
 		t.Fatal("client with the gateway's key accepted")
 	}
 }
@@ -305,9 +311,29 @@ func TestServerMaxClients(t *testing.T) {
 	s := openTestServer(t, t.TempDir(), gw, cfg)
 	defer s.Close()
 	for i := 0; i < 3; i++ {
-		_, err := s.Add(AddRequest{Name: fmt.Sprintf("c%d", i), Groups: []string{"ops"}})
+		_, err := s.Add(api.AddClientRequest{Name: fmt.Sprintf("c%d", i), Groups: []string{"ops"}})
 		if (err != nil) != (i == 2) {
 			t.Fatalf("client %d: %v", i, err)
 		}
+	}
+}
+
+// The errors the control API passes on carry their codes.
+func TestServerErrorCodes(t *testing.T) {
+	gw, _ := keys.GeneratePrivate()
+	s := openTestServer(t, t.TempDir(), gw, testP2SConfig())
+	defer s.Close()
+	if _, err := s.Add(api.AddClientRequest{Name: "alice", Groups: []string{"devs"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(api.AddClientRequest{Name: "alice", Groups: []string{"devs"}}); !errors.Is(err, api.CodeConflict) {
+		t.Errorf("adding alice twice: %v, want code conflict", err)
+	}
+	if _, err := s.Revoke("nosuch"); !errors.Is(err, api.CodeNotFound) {
+		t.Errorf("revoking an unknown client: %v, want code not_found", err)
+	}
+	c, err := s.Revoke("alice")
+	if err != nil || c.QuarantinedUntil.Before(time.Now().Add(DefaultQuarantine-time.Minute)) {
+		t.Errorf("revoke alice: %+v, %v: want quarantined for %v", c, err, DefaultQuarantine)
 	}
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"slices"
 	"strings"
@@ -156,39 +157,22 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 	return st
 }
 
-// RouteEntry is one line of `vgate routes`.
-type RouteEntry struct {
-	Prefix  netip.Prefix `json:"prefix"`
-	Source  string       `json:"source"` // local, static, bgp, point-to-site
-	Peering string       `json:"peering,omitempty"`
-	// Peerings, for a BGP path installed in a multipath (ECMP) route, are
-	// all the peerings the kernel route goes through, sorted.
-	Peerings  []string `json:"peerings,omitempty"`
-	ASPath    []uint32 `json:"as_path,omitempty"`
-	Installed bool     `json:"installed"`
-	// Status says why a route is not installed (or "installed").
-	Status string `json:"status"`
-	// Conflict is the route vgate did not install that holds the
-	// destination, when that is why this one is not installed.
-	Conflict *kernel.ForeignRoute `json:"conflict,omitempty"`
-}
-
 // routeTable is what `vgate routes` shows (Routes): the gateway's own spaces, static
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
-func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []RouteEntry {
+func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []api.RouteEntry {
 	inKernel := map[netip.Prefix]kernel.Route{}
 	for _, r := range kern {
 		inKernel[r.Dst] = r
 	}
-	var out []RouteEntry
+	var out []api.RouteEntry
 	for _, p := range cfg.AddressSpaces {
-		out = append(out, RouteEntry{Prefix: p, Source: "local", Installed: true, Status: "originated"})
+		out = append(out, api.RouteEntry{Prefix: p, Source: "local", Installed: true, Status: "originated"})
 	}
 	staticDst := map[netip.Prefix]bool{}
 	for _, r := range static {
 		staticDst[r.Dst] = true
-		e := RouteEntry{Prefix: r.Dst, Source: "static", Peering: peeringOf(r.Dev)}
+		e := api.RouteEntry{Prefix: r.Dst, Source: "static", Peering: peeringOf(r.Dev)}
 		if r.Dev != "" && !isTunnelDev(r.Dev) {
 			e.Source, e.Peering = "point-to-site", ""
 		}
@@ -198,7 +182,7 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		out = append(out, e)
 	}
 	for _, r := range learned {
-		e := RouteEntry{Prefix: r.Prefix, Source: "bgp", Peering: r.Neighbor, ASPath: r.ASPath}
+		e := api.RouteEntry{Prefix: r.Prefix, Source: "bgp", Peering: r.Neighbor, ASPath: r.ASPath}
 		k, inK := inKernel[r.Prefix]
 		// A path through a multipath kernel route is installed,
 		// best or not (equal cost).
@@ -222,7 +206,7 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		}
 		out = append(out, e)
 	}
-	slices.SortStableFunc(out, func(a, b RouteEntry) int { return a.Prefix.Compare(b.Prefix) })
+	slices.SortStableFunc(out, func(a, b api.RouteEntry) int { return a.Prefix.Compare(b.Prefix) })
 	return out
 }
 
@@ -266,7 +250,7 @@ func addRuntimeProtected(in Input, configured map[string]netip.Addr, add func(ne
 // route vgate did not install has their destination the reason, e.g. "not
 // installed: conflicts with 10.2.0.0/16 dev eth0 proto static metric 0
 // (not vgate's)".
-func markConflicts(entries []RouteEntry, conflicts []kernel.RouteConflict) {
+func markConflicts(entries []api.RouteEntry, conflicts []kernel.RouteConflict) {
 	by := map[netip.Prefix]kernel.RouteConflict{}
 	for _, c := range conflicts {
 		by[c.Dst] = c
@@ -277,7 +261,7 @@ func markConflicts(entries []RouteEntry, conflicts []kernel.RouteConflict) {
 		if !ok || e.Installed || e.Status != statusNotInKernel {
 			continue
 		}
-		f := c.ForeignRoute
+		f := api.ForeignRoute(c.ForeignRoute)
 		e.Conflict = &f
 		e.Status = "not installed: " + c.Reason()
 	}

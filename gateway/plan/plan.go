@@ -17,6 +17,7 @@
 package plan
 
 import (
+	"github.com/vgate-project/vgate/api"
 	"net/netip"
 
 	"github.com/vgate-project/vgate/gateway/config"
@@ -161,7 +162,7 @@ func static(in Input) ([]Tunnel, []kernel.Route, []error) {
 //
 // A route the kernel does not have because a route vgate did not install
 // holds its destination (conflicts, from kernel.Kernel.Conflicts) says so.
-func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []RouteEntry {
+func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []api.RouteEntry {
 	_, routes, _ := static(in)
 	out := routeTable(in.Config, routes, in.Learned, kern)
 	markConflicts(out, conflicts)

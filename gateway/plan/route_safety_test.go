@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"slices"
 	"testing"
@@ -62,13 +63,13 @@ func TestBGPImportRuntimeProtected(t *testing.T) {
 
 func TestMarkConflicts(t *testing.T) {
 	f := kernel.ForeignRoute{Dst: p("10.9.0.0/16"), Dev: "eth0", Protocol: 4}
-	es := []RouteEntry{
+	es := []api.RouteEntry{
 		{Prefix: p("10.9.0.0/16"), Source: "static", Peering: "s", Status: statusNotInKernel},
 		{Prefix: p("10.9.0.0/16"), Source: "bgp", Peering: "b", Status: "best, static route preferred"},
 		{Prefix: p("10.4.0.0/16"), Source: "bgp", Peering: "b", Installed: true, Status: "installed"},
 	}
 	markConflicts(es, []kernel.RouteConflict{{ForeignRoute: f}})
-	if es[0].Status != "not installed: conflicts with 10.9.0.0/16 dev eth0 proto static metric 0 (not vgate's)" || es[0].Conflict == nil || *es[0].Conflict != f {
+	if es[0].Status != "not installed: conflicts with 10.9.0.0/16 dev eth0 proto static metric 0 (not vgate's)" || es[0].Conflict == nil || *es[0].Conflict != api.ForeignRoute(f) {
 		t.Errorf("static entry = %+v", es[0])
 	}
 	if es[1].Conflict != nil || es[2].Conflict != nil || es[2].Status != "installed" {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/vgate-project/vgate/gateway/plan"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -11,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
-	"github.com/vgate-project/vgate/routing"
 )
 
 // waitFor polls cond until it holds or a generous deadline passes; the
@@ -33,29 +31,29 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("%s: not reached within %v; last: %s", what, timeout, last)
 }
 
-func routeOf(v gateway.RoutesView, prefix, peering string) (plan.RouteEntry, bool) {
+func routeOf(v api.RoutesView, prefix, peering string) (api.RouteEntry, bool) {
 	for _, r := range v.Routes {
 		if r.Prefix == netip.MustParsePrefix(prefix) && r.Source == "bgp" && r.Peering == peering {
 			return r, true
 		}
 	}
-	return plan.RouteEntry{}, false
+	return api.RouteEntry{}, false
 }
 
-func neighborOf(st gateway.BGPStatus, name string) routing.NeighborStatus {
+func neighborOf(st api.BGPStatus, name string) api.NeighborStatus {
 	for _, n := range st.Neighbors {
 		if n.Name == name {
 			return n
 		}
 	}
-	return routing.NeighborStatus{}
+	return api.NeighborStatus{}
 }
 
 // waitInstalled waits until g's `vgate routes` shows prefix from peering
 // installed.
-func waitInstalled(t *testing.T, g *netlab.Gateway, prefix, peering string) plan.RouteEntry {
+func waitInstalled(t *testing.T, g *netlab.Gateway, prefix, peering string) api.RouteEntry {
 	t.Helper()
-	var got plan.RouteEntry
+	var got api.RouteEntry
 	waitFor(t, fmt.Sprintf("%s: %s via %s installed", g.Name, prefix, peering), 30*time.Second, func() (bool, string) {
 		v, err := g.Routes()
 		if err != nil {
@@ -103,7 +101,7 @@ func TestBGPChain(t *testing.T) {
 	if err != nil {
 		t.Fatalf("vgate bgp --json: %v\n%s", err, out)
 	}
-	var st gateway.BGPStatus
+	var st api.BGPStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +176,7 @@ func TestBGPImportFilter(t *testing.T) {
 	waitInstalled(t, gw1, "10.4.0.0/16", "net4")
 	waitInstalled(t, gw1, "10.3.0.0/16", "net3")
 	waitInstalled(t, gw1, "10.2.0.0/16", "net2")
-	var v gateway.RoutesView
+	var v api.RoutesView
 	waitFor(t, "hijacks rejected at gw1", 30*time.Second, func() (bool, string) {
 		var err error
 		if v, err = gw1.Routes(); err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
@@ -159,7 +159,7 @@ func TestBIRDInterop(t *testing.T) {
 		if err != nil {
 			return false, fmt.Sprintf("%v: %s", err, out)
 		}
-		var st gateway.BGPStatus
+		var st api.BGPStatus
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			return false, err.Error()
 		}
@@ -176,13 +176,13 @@ func TestBIRDInterop(t *testing.T) {
 	if !slices.Equal(r.ASPath, []uint32{65009}) {
 		t.Errorf("AS path of 10.9.1.0/24 at gw1 = %v, want [65009]", r.ASPath)
 	}
-	var v gateway.RoutesView
+	var v api.RoutesView
 	waitFor(t, "gw1: BIRD's 10.9.0.0/16 accepted and 192.0.2.0/24 rejected", 30*time.Second, func() (bool, string) {
 		out, err := gw1.CLI("routes", "--socket", gw1.Socket, "--json")
 		if err != nil {
 			return false, fmt.Sprintf("%v: %s", err, out)
 		}
-		v = gateway.RoutesView{}
+		v = api.RoutesView{}
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			return false, err.Error()
 		}

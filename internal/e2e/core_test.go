@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/internal/netlab"
-	"github.com/vgate-project/vgate/peering"
 )
 
 // host1 ── gw1 ══ WireGuard over 198.18.0.0/24 ══ gw2 ── host2
@@ -41,7 +41,7 @@ func TestTwoNetworks(t *testing.T) {
 		t.Fatalf("status tunnels = %+v, peerings %d", st.Tunnels, len(st.Peerings))
 	}
 	p := st.Peerings[0]
-	if p.State != peering.StateUp || p.RxBytes < 8<<20 && p.TxBytes < 8<<20 || p.Endpoint != "198.18.0.2:51820" {
+	if p.State != api.StateUp || p.RxBytes < 8<<20 && p.TxBytes < 8<<20 || p.Endpoint != "198.18.0.2:51820" {
 		t.Fatalf("peering status = %+v", p)
 	}
 	// MTU of an IPv4-underlay tunnel over a 1500-byte link.

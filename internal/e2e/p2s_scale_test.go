@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
-	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkP2SScale(b *testing.B) {
 		var last100 time.Duration
 		for i := 0; i < 1000; i++ {
 			t0 := time.Now()
-			if _, err := c.AddClient(p2s.AddRequest{Name: fmt.Sprintf("c%04d", i), Groups: []string{"devs"}}); err != nil {
+			if _, err := c.AddClient(context.Background(), api.AddClientRequest{Name: fmt.Sprintf("c%04d", i), Groups: []string{"devs"}}); err != nil {
 				b.Fatal(err)
 			}
 			if i >= 900 {
@@ -59,7 +60,7 @@ func BenchmarkP2SScale(b *testing.B) {
 			b.Fatal(err)
 		}
 		restart := time.Since(t0)
-		list, err := c.Clients()
+		list, err := c.Clients(context.Background())
 		if err != nil || len(list) != 1000 {
 			b.Fatalf("after restart: %d clients, %v", len(list), err)
 		}

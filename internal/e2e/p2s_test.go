@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/internal/netlab"
@@ -240,17 +241,17 @@ func TestPointToSite(t *testing.T) {
 	}
 }
 
-func clients(t *testing.T, g *netlab.Gateway) map[string]p2s.ClientInfo {
+func clients(t *testing.T, g *netlab.Gateway) map[string]api.ClientInfo {
 	t.Helper()
 	out, err := g.CLI("client", "list", "--json", "--socket", g.Socket)
 	if err != nil {
 		t.Fatalf("client list: %v\n%s", err, out)
 	}
-	var list []p2s.ClientInfo
+	var list []api.ClientInfo
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("client list --json: %v\n%s", err, out)
 	}
-	m := map[string]p2s.ClientInfo{}
+	m := map[string]api.ClientInfo{}
 	for _, c := range list {
 		m[c.Name] = c
 	}

@@ -3,13 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
@@ -70,7 +70,7 @@ func TestRouteSafety(t *testing.T) {
 	mustReach(t, lab, n3, n1) // gw3 dials in: gw1 learns its endpoint
 	mustReach(t, lab, n1, n3)
 
-	var v gateway.RoutesView
+	var v api.RoutesView
 	// rejected waits until every prefix of want is rejected at gw1 with
 	// one of its reasons.
 	rejected := func(want map[netip.Prefix][]string) {
@@ -80,7 +80,7 @@ func TestRouteSafety(t *testing.T) {
 			if err != nil {
 				return false, err.Error() + out
 			}
-			v = gateway.RoutesView{}
+			v = api.RoutesView{}
 			if err := json.Unmarshal([]byte(out), &v); err != nil {
 				return false, err.Error()
 			}
@@ -168,11 +168,11 @@ func TestRouteSafety(t *testing.T) {
 	}
 }
 
-func staticOf(v gateway.RoutesView, p netip.Prefix, peering string) (gateway.RouteEntry, bool) {
+func staticOf(v api.RoutesView, p netip.Prefix, peering string) (api.RouteEntry, bool) {
 	for _, r := range v.Routes {
 		if r.Prefix == p && r.Source == "static" && r.Peering == peering {
 			return r, true
 		}
 	}
-	return gateway.RouteEntry{}, false
+	return api.RouteEntry{}, false
 }

@@ -1,12 +1,13 @@
 package netlab
 
 import (
+	"context"
 	"fmt"
-	"strings"
-
 	"net/netip"
+	"strings"
+	"time"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
 )
 
@@ -73,15 +74,15 @@ func renderPeerBGP(b *strings.Builder, p Peering) {
 }
 
 // BGP asks the running gateway for its BGP sessions.
-func (g *Gateway) BGP() (gateway.BGPStatus, error) {
-	var st gateway.BGPStatus
-	err := control.NewClient(g.Socket).Do("GET", "/v1/bgp", &st)
-	return st, err
+func (g *Gateway) BGP() (api.BGPStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return control.NewClient(g.Socket).BGP(ctx)
 }
 
 // Routes asks the running gateway for its effective routes.
-func (g *Gateway) Routes() (gateway.RoutesView, error) {
-	var v gateway.RoutesView
-	err := control.NewClient(g.Socket).Do("GET", "/v1/routes", &v)
-	return v, err
+func (g *Gateway) Routes() (api.RoutesView, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return control.NewClient(g.Socket).Routes(ctx)
 }

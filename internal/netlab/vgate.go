@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
@@ -233,10 +234,10 @@ func (g *Gateway) Reload() error {
 }
 
 // Status asks the running gateway for its status over the control socket.
-func (g *Gateway) Status() (gateway.Status, error) {
-	var st gateway.Status
-	err := control.NewClient(g.Socket).Do("GET", "/v1/status", &st)
-	return st, err
+func (g *Gateway) Status() (api.Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return control.NewClient(g.Socket).Status(ctx)
 }
 
 // Log returns the gateway's log so far.

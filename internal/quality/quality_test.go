@@ -2,10 +2,14 @@ package quality
 
 import (
 	"encoding/json"
+	"go/ast"
 	"go/format"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,7 +45,10 @@ func listPackages(t *testing.T) []pkg {
 }
 
 // The leaf packages (overlap, peering, routing, ipsec) meet on standard
-// types: they import neither each other nor gateway/ (STYLE.md, "Shape").
+// types: they import neither each other nor gateway/ (docs/architecture.md,
+// "Rooms"). The one exception is api, the control API's vocabulary, which
+// imports nothing of vgate: peering decides the states and reasons it
+// defines.
 func TestDependencyDirection(t *testing.T) {
 	leaves := []string{"overlap", "peering", "routing", "ipsec"}
 	isLeaf := func(path string) (string, bool) {
@@ -62,6 +69,9 @@ func TestDependencyDirection(t *testing.T) {
 				continue
 			}
 			if other, ok := isLeaf(imp); ok && other == self {
+				continue
+			}
+			if imp == module+"/api" {
 				continue
 			}
 			t.Errorf("%s imports %s: leaf packages depend only on the standard library and third-party modules", p.ImportPath, imp)
@@ -107,5 +117,135 @@ func TestGofmt(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// importsOf is the vgate packages p imports directly (non-test files).
+func importsOf(p pkg) []string {
+	var out []string
+	for _, imp := range p.Imports {
+		if imp == module || strings.HasPrefix(imp, module+"/") {
+			out = append(out, imp)
+		}
+	}
+	return out
+}
+
+// The seams around the control API: api is a leaf; the metrics collector
+// reads api.Metrics, not the gateway; the CLI speaks the control API and
+// reaches the daemon and the laptop client only through their entry
+// packages.
+func TestAPIDependencies(t *testing.T) {
+	allowed := map[string][]string{
+		module + "/api":             {},
+		module + "/gateway/control": {module + "/api"},
+		module + "/gateway/metrics": {module + "/api"},
+		module + "/cmd/vgate": {
+			module + "/api",
+			module + "/gateway/control",
+			module + "/gateway/config",
+			module + "/gateway/keys",
+			module + "/gateway/daemon", // vgate run
+			module + "/gateway/laptop", // vgate connect
+		},
+	}
+	seen := 0
+	for _, p := range listPackages(t) {
+		ok, ruled := allowed[p.ImportPath]
+		if !ruled {
+			continue
+		}
+		seen++
+		for _, imp := range importsOf(p) {
+			if !slices.Contains(ok, imp) {
+				t.Errorf("%s imports %s; it may import only %q of vgate", p.ImportPath, imp, ok)
+			}
+		}
+	}
+	if seen != len(allowed) {
+		t.Errorf("found %d of the %d ruled packages", seen, len(allowed))
+	}
+	// The collector does not import the gateway even indirectly.
+	for _, p := range listPackages(t) {
+		if p.ImportPath != module+"/gateway/metrics" && p.ImportPath != module+"/api" {
+			continue
+		}
+		if slices.Contains(p.Deps, module+"/gateway") {
+			t.Errorf("%s depends on %s/gateway", p.ImportPath, module)
+		}
+	}
+}
+
+// Decisions are never taken by matching error text: no strings.Contains,
+// HasPrefix, HasSuffix or EqualFold (nor their bytes twins) on the result
+// of an Error() call, in non-test code.
+func TestNoErrorTextMatching(t *testing.T) {
+	matchers := map[string]bool{"Contains": true, "HasPrefix": true, "HasSuffix": true, "EqualFold": true, "Index": true}
+	fset := token.NewFileSet()
+	for _, p := range listPackages(t) {
+		for _, name := range p.GoFiles {
+			path := filepath.Join(p.Dir, name)
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok || !matchers[sel.Sel.Name] {
+					return true
+				}
+				if pkg, ok := sel.X.(*ast.Ident); !ok || (pkg.Name != "strings" && pkg.Name != "bytes") {
+					return true
+				}
+				for _, arg := range call.Args {
+					if isErrorCall(arg) {
+						t.Errorf("%s: %s.%s on an error's text: decide by errors.Is/As or a code", fset.Position(call.Pos()), sel.X, sel.Sel.Name)
+					}
+				}
+				return true
+			})
+		}
+	}
+}
+
+// isErrorCall says whether e is a call x.Error() (possibly converted, as
+// in []byte(err.Error())).
+func isErrorCall(e ast.Expr) bool {
+	call, ok := e.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Error" && len(call.Args) == 0 {
+		return true
+	}
+	if len(call.Args) == 1 { // a conversion
+		return isErrorCall(call.Args[0])
+	}
+	return false
+}
+
+// The detector itself finds what it must.
+func TestIsErrorCall(t *testing.T) {
+	for src, want := range map[string]bool{
+		`err.Error()`:             true,
+		`[]byte(err.Error())`:     true,
+		`e.Msg`:                   false,
+		`fmt.Sprint(err)`:         false,
+		`strings.ToLower("x")`:    false,
+		`errs[0].Error()`:         true,
+		`string(x.y.z.Error())`:   true,
+		`err.Error("unexpected")`: false,
+	} {
+		e, err := parser.ParseExpr(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := isErrorCall(e); got != want {
+			t.Errorf("isErrorCall(%s) = %v, want %v", src, got, want)
+		}
 	}
 }

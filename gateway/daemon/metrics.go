@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -17,13 +17,22 @@ import (
 	"github.com/vgate-project/vgate/gateway/metrics"
 )
 
+// Timeouts of the metrics endpoint: a scrape is one small GET, so a
+// client that is slower than this is cut off instead of holding a
+// connection.
+const (
+	metricsReadTimeout  = 10 * time.Second
+	metricsWriteTimeout = 30 * time.Second // the collector itself may take up to 10s
+	metricsIdleTimeout  = 60 * time.Second
+)
+
 // newRegistry returns a registry with the gateway's collector and the Go
 // and process collectors. The registry is the caller's; nothing is
 // registered globally.
-func newRegistry(source func() gateway.Metrics) (*prometheus.Registry, error) {
+func newRegistry(source metrics.Source, version string) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{
-		metrics.New(source, buildVersion()),
+		metrics.New(source, version),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
@@ -36,17 +45,18 @@ func newRegistry(source func() gateway.Metrics) (*prometheus.Registry, error) {
 
 // metricsServer serves /metrics on metrics.listen.
 type metricsServer struct {
-	srv *http.Server
+	srv  *http.Server
+	addr net.Addr // where it listens
 }
 
 // serveMetrics starts the Prometheus endpoint on addr ("" disables it and
 // returns nil). The listening socket is open when it returns, so a port in
 // use is a start error, not a log line.
-func serveMetrics(addr string, gw *gateway.Gateway, log *slog.Logger) (*metricsServer, error) {
+func serveMetrics(addr string, source metrics.Source, version string, log *slog.Logger) (*metricsServer, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	reg, err := newRegistry(func() gateway.Metrics { return gw.Metrics(context.Background()) })
+	reg, err := newRegistry(source, version)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -64,7 +74,7 @@ func serveMetrics(addr string, gw *gateway.Gateway, log *slog.Logger) (*metricsS
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "vgate: metrics at /metrics")
 	})
-	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &metricsServer{srv: newMetricsHTTPServer(mux), addr: ln.Addr()}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics endpoint stopped", "error", err)
@@ -72,6 +82,16 @@ func serveMetrics(addr string, gw *gateway.Gateway, log *slog.Logger) (*metricsS
 	}()
 	log.Info("serving metrics", "listen", ln.Addr().String(), "path", "/metrics")
 	return s, nil
+}
+
+func newMetricsHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       metricsReadTimeout,
+		WriteTimeout:      metricsWriteTimeout,
+		IdleTimeout:       metricsIdleTimeout,
+	}
 }
 
 // Close stops the endpoint; nil-safe (metrics disabled).
@@ -87,8 +107,8 @@ func (s *metricsServer) Close() error {
 // startOps starts what a running gateway offers operators besides the
 // control socket: the metrics endpoint (if metrics.listen is set) and the
 // watcher that logs tunnel up/down transitions. stop ends both.
-func startOps(metricsListen string, gw *gateway.Gateway, log *slog.Logger) (stop func(), err error) {
-	ms, err := serveMetrics(metricsListen, gw, log)
+func startOps(metricsListen string, gw *gateway.Gateway, version string, log *slog.Logger) (stop func(), err error) {
+	ms, err := serveMetrics(metricsListen, gw, version, log)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,101 @@
+package api
+
+import (
+	"net/netip"
+	"time"
+)
+
+// BGPStatus is what `vgate bgp` shows.
+type BGPStatus struct {
+	Enabled   bool             `json:"enabled"`
+	ASN       uint32           `json:"asn,omitempty"`
+	RouterID  netip.Addr       `json:"router_id,omitzero"`
+	Neighbors []NeighborStatus `json:"neighbors"`
+	Probes    []ProbeStatus    `json:"probes"`
+}
+
+// SessionEstablished is the State of a BGP session that is up.
+const SessionEstablished = "established"
+
+// NeighborStatus is one BGP session.
+type NeighborStatus struct {
+	Name        string     `json:"name"`
+	Address     netip.Addr `json:"address"`
+	ASN         uint32     `json:"asn"`
+	State       string     `json:"state"` // idle, connect, active, opensent, openconfirm, established
+	Since       time.Time  `json:"since,omitzero"`
+	Received    int        `json:"received"`
+	Accepted    int        `json:"accepted"`
+	Rejected    int        `json:"rejected"`
+	Advertised  int        `json:"advertised"`
+	MaxPrefixes int        `json:"max_prefixes"`
+	// RejectedTotal counts every (prefix, announcement) rejected since
+	// the speaker started, including routes withdrawn since.
+	RejectedTotal uint64 `json:"rejected_total"`
+	// Down says why the session is held down by vgate ("" when not).
+	Down string `json:"down,omitempty"`
+	// LastDown is why the session last went down.
+	LastDown string `json:"last_down,omitempty"`
+	// DownCode is the typed reason the session is not established (vgate's
+	// own hold first, else how it last went down); LastDownCode how it last
+	// went down, at LastDownAt. Codes: max_prefix, probe, admin,
+	// notification_received, notification_sent, hold_timer_expired,
+	// connection_lost, other.
+	DownCode     string    `json:"down_code,omitempty"`
+	LastDownCode string    `json:"last_down_code,omitempty"`
+	LastDownAt   time.Time `json:"last_down_at,omitzero"`
+	// Notification is the last BGP NOTIFICATION sent or received on the
+	// session (e.g. bad peer AS), nil if none.
+	Notification *Notification `json:"notification,omitempty"`
+}
+
+// Notification is a BGP NOTIFICATION message (RFC 4271 section 4.5).
+type Notification struct {
+	Direction string    `json:"direction"` // "sent" or "received"
+	Code      uint8     `json:"code"`
+	Subcode   uint8     `json:"subcode"`
+	Text      string    `json:"text,omitempty"` // e.g. "open message error: bad peer AS"
+	At        time.Time `json:"at,omitzero"`
+}
+
+// ProbeStatus is one probed peering.
+type ProbeStatus struct {
+	Peering   string        `json:"peering"`
+	Address   netip.Addr    `json:"address"`
+	Alive     bool          `json:"alive"`
+	LastReply time.Time     `json:"last_reply,omitzero"`
+	RTT       time.Duration `json:"rtt_ns,omitempty"`
+}
+
+// RoutesView is what `vgate routes` shows.
+type RoutesView struct {
+	Routes []RouteEntry `json:"routes"`
+}
+
+// RouteEntry is one line of `vgate routes`.
+type RouteEntry struct {
+	Prefix  netip.Prefix `json:"prefix"`
+	Source  string       `json:"source"` // local, static, bgp, point-to-site
+	Peering string       `json:"peering,omitempty"`
+	// Peerings, for a BGP path installed in a multipath (ECMP) route, are
+	// all the peerings the kernel route goes through, sorted.
+	Peerings  []string `json:"peerings,omitempty"`
+	ASPath    []uint32 `json:"as_path,omitempty"`
+	Installed bool     `json:"installed"`
+	// Status says why a route is not installed (or "installed").
+	Status string `json:"status"`
+	// Conflict is the route vgate did not install that holds the
+	// destination, when that is why this one is not installed.
+	Conflict *ForeignRoute `json:"conflict,omitempty"`
+}
+
+// ForeignRoute is a kernel route vgate did not install; vgate never
+// replaces or removes one.
+type ForeignRoute struct {
+	Dst      netip.Prefix `json:"dst"`
+	Dev      string       `json:"dev,omitempty"`
+	Gateway  netip.Addr   `json:"gateway,omitzero"`
+	Type     string       `json:"type,omitempty"`
+	Protocol int          `json:"protocol"`
+	Metric   int          `json:"metric"`
+}

@@ -1,0 +1,31 @@
+package api
+
+// DownReason is why a configured peering is not up, as status and metrics
+// show it (the label values of vgate_peering_down_reason). The first two
+// come from the WireGuard handshake, the others from BGP.
+type DownReason string
+
+const (
+	ReasonNoHandshake    DownReason = "no_handshake"    // no handshake has completed yet
+	ReasonHandshakeStale DownReason = "handshake_stale" // the last handshake is too old for a live session
+	ReasonBGPDown        DownReason = "bgp_down"        // the tunnel is up but its BGP session is not established
+	ReasonPrefixLimit    DownReason = "prefix_limit"    // the BGP session was shut for exceeding its max-prefix
+)
+
+// DownReasons lists every down reason, in a fixed order, so that metrics
+// can export a stable series per reason.
+var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit}
+
+// RefusalReason is why a reload was refused (the label values of
+// vgate_refusals_total).
+type RefusalReason string
+
+const (
+	RefusedTunnelLimit     RefusalReason = "tunnel_limit"     // more peerings than max_tunnels
+	RefusedOverlap         RefusalReason = "overlap"          // overlapping address spaces
+	RefusedInvalid         RefusalReason = "invalid"          // any other config problem
+	RefusedRestartRequired RefusalReason = "restart_required" // a change a running gateway cannot take
+)
+
+// RefusalReasons lists every refusal reason, in a fixed order.
+var RefusalReasons = []RefusalReason{RefusedTunnelLimit, RefusedOverlap, RefusedInvalid, RefusedRestartRequired}

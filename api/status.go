@@ -1,0 +1,122 @@
+package api
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Status is what `vgate status` shows: the gateway, its tunnels used
+// against the limit, and every configured peering. It never contains key
+// material other than public keys.
+type Status struct {
+	Name          string          `json:"name"`
+	PublicKey     string          `json:"public_key"`
+	AddressSpaces []netip.Prefix  `json:"address_spaces"`
+	TunnelAddress netip.Addr      `json:"tunnel_address"`
+	ListenPort    uint16          `json:"listen_port"`
+	Tunnels       TunnelCount     `json:"tunnels"`
+	Peerings      []PeeringStatus `json:"peerings"`
+	Started       time.Time       `json:"started"`
+	Reloads       ReloadStats     `json:"reloads"`
+	ConfigFile    string          `json:"config_file,omitempty"`
+	// Port counts what the shared UDP port did with received datagrams.
+	Port PortStats `json:"port"`
+	// P2S is the point-to-site server; nil when not configured.
+	P2S *P2SStatus `json:"point_to_site,omitempty"`
+}
+
+// TunnelCount is tunnels in use against the limit.
+type TunnelCount struct {
+	Used  int `json:"used"`
+	Up    int `json:"up"`
+	Limit int `json:"limit"`
+}
+
+// PeeringState is a peering's tunnel state as status and metrics show it.
+type PeeringState string
+
+const (
+	// StateDown: configured, but no handshake has completed yet.
+	StateDown PeeringState = "down"
+	// StateUp: the last handshake is recent.
+	StateUp PeeringState = "up"
+	// StateStale: the last handshake is too old for a live session.
+	StateStale PeeringState = "stale"
+)
+
+// PeeringStatus is one configured peering and its tunnel.
+type PeeringStatus struct {
+	Name          string         `json:"name"`
+	Network       string         `json:"network"`
+	PublicKey     string         `json:"public_key"`
+	Interface     string         `json:"interface"`
+	MTU           int            `json:"mtu"`
+	State         PeeringState   `json:"state"`
+	Reason        DownReason     `json:"reason,omitempty"` // why it is not up (DownReasons); "" when up
+	Endpoint      string         `json:"endpoint,omitempty"`
+	LastHandshake time.Time      `json:"last_handshake,omitzero"`
+	RxBytes       uint64         `json:"rx_bytes"`
+	TxBytes       uint64         `json:"tx_bytes"`
+	AddressSpaces []netip.Prefix `json:"address_spaces"`
+	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
+	Error         string         `json:"error,omitempty"`
+}
+
+// ReloadStats counts reloads by result.
+type ReloadStats struct {
+	OK        int       `json:"ok"`
+	Failed    int       `json:"failed"`
+	LastError string    `json:"last_error,omitempty"`
+	Last      time.Time `json:"last,omitempty"`
+}
+
+// PortStats counts what the shared tunnel port did with received
+// datagrams.
+type PortStats struct {
+	Dispatched          uint64 `json:"dispatched"`            // handed to a device queue
+	DroppedUnknownIndex uint64 `json:"dropped_unknown_index"` // response, cookie or transport with an index no device registered
+	DroppedMalformed    uint64 `json:"dropped_malformed"`     // too short, wrong size for its type, or unknown type
+	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // a device's queue was full (the sum over Devices)
+	DroppedNotOpen      uint64 `json:"dropped_not_open"`      // the packet's device is closed
+
+	// The front door: handshake initiations, checked once for all tunnels.
+	Initiations          uint64 `json:"initiations"`            // received, of the right size
+	DroppedHandshakeBusy uint64 `json:"dropped_handshake_busy"` // the front door's queue was full
+	DroppedBadMAC        uint64 `json:"dropped_bad_mac"`        // MAC1 wrong
+	DroppedRateLimited   uint64 `json:"dropped_rate_limited"`   // under load, valid MAC2, source over its rate
+	DroppedBadHandshake  uint64 `json:"dropped_bad_handshake"`  // static key or timestamp did not decrypt
+	DroppedUnknownPeer   uint64 `json:"dropped_unknown_peer"`   // static key is no tunnel's peer
+	CookieReplies        uint64 `json:"cookie_replies"`         // sent under load to initiations without a valid MAC2
+	X25519               uint64 `json:"x25519"`                 // X25519 operations on received initiations
+	UnderLoad            bool   `json:"under_load"`             // MAC2 is required now
+
+	// Devices are each tunnel device's share of the port, by name.
+	Devices []PortDevice `json:"devices,omitempty"`
+}
+
+// PortDevice is one tunnel device's queue on the shared port.
+type PortDevice struct {
+	Name             string `json:"name"`
+	Open             bool   `json:"open"`
+	QueueDepth       int    `json:"queue_depth"` // packets waiting for the device now
+	QueueCap         int    `json:"queue_cap"`
+	Dispatched       uint64 `json:"dispatched"`
+	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+}
+
+// Metrics is what the Prometheus collector reads at scrape time: the
+// status plus figures `vgate status` does not show.
+type Metrics struct {
+	Status
+	// RoutesInstalled is the number of kernel routes vgate owns (protocol
+	// 76), or -1 if they could not be listed.
+	RoutesInstalled int
+	// Refusals counts refused reloads by reason (RefusalReasons).
+	Refusals map[RefusalReason]uint64
+	// BGP is the speaker's sessions and tunnel probes; nil without bgp or
+	// when the speaker could not be read.
+	BGP *BGPStatus
+	// Clients are the registered point-to-site clients (nil without
+	// point_to_site), each with its device counters.
+	Clients []ClientInfo
+}

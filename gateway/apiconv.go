@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/wgbind"
+	"github.com/vgate-project/vgate/routing"
+)
+
+// Conversions from the types of vgate's leaf packages to the control
+// API's (package api), which imports none of them.
+
+func portStats(s wgbind.Stats) api.PortStats {
+	out := api.PortStats{
+		Dispatched:           s.Dispatched,
+		DroppedUnknownIndex:  s.DroppedUnknownIndex,
+		DroppedMalformed:     s.DroppedMalformed,
+		DroppedQueueFull:     s.DroppedQueueFull,
+		DroppedNotOpen:       s.DroppedNotOpen,
+		Initiations:          s.Initiations,
+		DroppedHandshakeBusy: s.DroppedHandshakeBusy,
+		DroppedBadMAC:        s.DroppedBadMAC,
+		DroppedRateLimited:   s.DroppedRateLimited,
+		DroppedBadHandshake:  s.DroppedBadHandshake,
+		DroppedUnknownPeer:   s.DroppedUnknownPeer,
+		CookieReplies:        s.CookieReplies,
+		X25519:               s.X25519,
+		UnderLoad:            s.UnderLoad,
+	}
+	for _, d := range s.Devices {
+		out.Devices = append(out.Devices, api.PortDevice(d))
+	}
+	return out
+}
+
+func neighborStatus(n routing.NeighborStatus) api.NeighborStatus {
+	return api.NeighborStatus{
+		Name:          n.Name,
+		Address:       n.Address,
+		ASN:           n.ASN,
+		State:         n.State,
+		Since:         n.Since,
+		Received:      n.Received,
+		Accepted:      n.Accepted,
+		Rejected:      n.Rejected,
+		Advertised:    n.Advertised,
+		MaxPrefixes:   n.MaxPrefixes,
+		RejectedTotal: n.RejectedTotal,
+		Down:          n.Down,
+		LastDown:      n.LastDown,
+		DownCode:      string(n.DownCode),
+		LastDownCode:  string(n.LastDownCode),
+		LastDownAt:    n.LastDownAt,
+		Notification:  notification(n.Notification),
+	}
+}
+
+func notification(n *routing.Notification) *api.Notification {
+	if n == nil {
+		return nil
+	}
+	return &api.Notification{Direction: n.Direction, Code: n.Code, Subcode: n.Subcode, Text: n.Text, At: n.At}
+}
+
+func probeStatuses(ps []routing.ProbeStatus) []api.ProbeStatus {
+	out := make([]api.ProbeStatus, len(ps))
+	for i, p := range ps {
+		out[i] = api.ProbeStatus(p)
+	}
+	return out
+}
+
+// neighborStatuses converts a speaker's sessions; never nil.
+func neighborStatuses(ns []routing.NeighborStatus) []api.NeighborStatus {
+	out := make([]api.NeighborStatus, len(ns))
+	for i, n := range ns {
+		out[i] = neighborStatus(n)
+	}
+	return out
+}

@@ -1,0 +1,36 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestControlSocket(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, body, want string
+		err              bool
+	}{
+		{"set.yaml", "name: east\ncontrol_socket: /tmp/x.sock\n", "/tmp/x.sock", false},
+		{"unset.yaml", "name: east\n", DefaultControlSocket, false},
+		// The rest of the file does not validate: the socket is still read.
+		{"invalid.yaml", "name: \"\"\nbogus: 1\nmax_tunnels: lots\ncontrol_socket: /tmp/y.sock\n", "/tmp/y.sock", false},
+		{"broken.yaml", "control_socket: [\n", "", true},
+	} {
+		got, err := ControlSocket(write(tc.name, tc.body))
+		if got != tc.want || (err != nil) != tc.err {
+			t.Errorf("%s: ControlSocket = %q, %v; want %q (error %v)", tc.name, got, err, tc.want, tc.err)
+		}
+	}
+	if _, err := ControlSocket(filepath.Join(dir, "none.yaml")); err == nil {
+		t.Error("missing file: no error")
+	}
+}

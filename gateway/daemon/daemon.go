@@ -1,0 +1,124 @@
+// Package daemon runs a gateway as the `vgate run` process: it loads the
+// config, starts the gateway, serves the control socket and the metrics
+// endpoint, logs tunnel transitions, reloads on SIGHUP and tells systemd
+// (Type=notify) about each step. The CLI only parses flags and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/control"
+)
+
+// Options configures Run.
+type Options struct {
+	ConfigPath string
+	Log        *slog.Logger
+	Version    string // exported in vgate_build_info
+}
+
+// Run runs the gateway of o.ConfigPath until ctx ends, then stops it. A
+// config that does not load is returned as config.Load's error (a
+// config.Errors lists every problem). SIGHUP reloads the config.
+func Run(ctx context.Context, o Options) error {
+	log := o.Log
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		log.Error("config refused; gateway not started", "config", o.ConfigPath)
+		return err
+	}
+	gw, err := gateway.Start(ctx, cfg, log.With("gateway", cfg.Name))
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	srv := &server{Gateway: gw, path: o.ConfigPath, log: log}
+	ctl, err := control.Listen(cfg.ControlSocket, control.Handler(srv))
+	if err != nil {
+		gw.Close()
+		return err
+	}
+	stopOps, err := startOps(cfg.Metrics.Listen, gw, o.Version, log) // metrics.go
+	if err != nil {
+		ctl.Close()
+		gw.Close()
+		return err
+	}
+	sdNotify("READY=1")
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+loop:
+	for {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading config", "config", o.ConfigPath)
+			_ = srv.Reload(ctx)
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	log.Info("shutting down")
+	sdNotify("STOPPING=1")
+	stopOps()
+	ctl.Close()
+	if err := gw.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// server serves the control socket from a running gateway; a reload
+// re-reads the config file the gateway was started with.
+type server struct {
+	*gateway.Gateway
+	path string
+	log  *slog.Logger
+}
+
+var _ control.Gateway = (*server)(nil)
+
+// Reload re-reads the config file and applies it; a failure has
+// api.CodeReloadFailed and leaves the previous config running.
+func (s *server) Reload(ctx context.Context) error {
+	sdNotify("RELOADING=1")
+	defer sdNotify("READY=1")
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				s.log.Error("reload rejected: invalid config; still running the previous config", "problem", e.Error())
+			}
+		}
+		// Count it as a failed reload on the gateway too.
+		s.Gateway.RecordReloadFailure(err)
+		return api.WithCode(api.CodeReloadFailed, err)
+	}
+	return api.WithCode(api.CodeReloadFailed, s.Gateway.Reload(ctx, cfg))
+}
+
+// sdNotify tells systemd (Type=notify) about state changes; a no-op
+// outside systemd.
+func sdNotify(state string) {
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		return
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte(state))
+}

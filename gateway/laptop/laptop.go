@@ -1,0 +1,240 @@
+// Package laptop is vgate's built-in Linux point-to-site client (`vgate
+// connect`): it brings a wg-quick client config up as a wireguard-go
+// device on a TUN interface, with the config's addresses and routes for
+// its AllowedIPs, and takes it all down again. It reuses the gateway's
+// data-plane code: the config parser and UAPI text of gateway/p2s, the MTU
+// rule of gateway/dataplane and its WireGuard stats parser.
+package laptop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/vgate-project/vgate/gateway/plan"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"go4.org/netipx"
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/p2s"
+)
+
+// Conn is a running client connection.
+type Conn struct {
+	// Addresses are the interface's addresses, Routes the routes through
+	// it (a default route split in halves), DNS the config's DNS servers
+	// (not set by vgate).
+	Addresses []netip.Prefix
+	Routes    []netip.Prefix
+	DNS       []string
+
+	dev       *device.Device
+	h         *netlink.Handle
+	ifname    string
+	hostRoute []*netlink.Route // keep the endpoint reachable outside the tunnel
+}
+
+// Up parses the wg-quick config text and brings it up on a new TUN
+// interface ifname. On error everything done so far is undone; the error
+// never holds the private key.
+func Up(text, ifname string, log *slog.Logger) (_ *Conn, err error) {
+	q, err := p2s.ParseQuick(text)
+	if err != nil {
+		return nil, err
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	c := &Conn{h: h, ifname: ifname, Addresses: q.Addresses, DNS: q.DNS}
+	defer func() {
+		if err != nil {
+			c.Down()
+		}
+	}()
+	var endpoints []netip.Addr
+	resolve := func(hp string) (netip.AddrPort, error) {
+		ap, err := plan.ResolveUDP(hp)
+		if err == nil {
+			endpoints = append(endpoints, ap.Addr())
+		}
+		return ap, err
+	}
+	uapi, err := q.UAPI(resolve)
+	if err != nil {
+		return nil, err
+	}
+	mtu := q.MTU
+	if mtu == 0 {
+		mtu, err = tunnelMTU(endpoints)
+		if err != nil {
+			return nil, err
+		}
+	}
+	td, err := tun.CreateTUN(ifname, mtu)
+	if err != nil {
+		return nil, fmt.Errorf("create interface %s: %w", ifname, err)
+	}
+	c.dev = device.NewDevice(td, conn.NewStdNetBind(), dataplane.DeviceLogger(log))
+	if err := c.dev.IpcSet(uapi); err != nil {
+		return nil, fmt.Errorf("configure device: %w", dataplane.IPCErr(err))
+	}
+	if err := c.dev.Up(); err != nil {
+		return nil, fmt.Errorf("device up: %w", err)
+	}
+	l, err := h.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	for _, a := range q.Addresses {
+		if err := h.AddrReplace(l, &netlink.Addr{IPNet: netipx.PrefixIPNet(a)}); err != nil {
+			return nil, fmt.Errorf("address %s: %w", a, err)
+		}
+	}
+	if err := h.LinkSetMTU(l, mtu); err != nil {
+		return nil, fmt.Errorf("interface %s: mtu %d: %w", ifname, mtu, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return nil, fmt.Errorf("interface %s: up: %w", ifname, err)
+	}
+	for _, p := range q.Peers {
+		for _, pre := range p.AllowedIPs {
+			c.Routes = append(c.Routes, splitDefault(pre.Masked())...)
+		}
+	}
+	// A route that covers an endpoint would send the tunnel's own packets
+	// into the tunnel: pin the endpoint to its current path first.
+	for _, ep := range endpoints {
+		for _, r := range c.Routes {
+			if r.Contains(ep) {
+				if err := c.pinEndpoint(ep); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	for _, r := range c.Routes {
+		nr := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: netipx.PrefixIPNet(r), Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_STATIC}
+		if err := h.RouteReplace(nr); err != nil {
+			return nil, fmt.Errorf("route %s dev %s: %w", r, ifname, err)
+		}
+	}
+	return c, nil
+}
+
+// tunnelMTU is the gateway's MTU rule (dataplane.TunnelMTU over the
+// kernel's underlay MTU toward the first endpoint).
+func tunnelMTU(endpoints []netip.Addr) (int, error) {
+	var ep netip.Addr
+	if len(endpoints) > 0 {
+		ep = endpoints[0]
+	}
+	k, err := kernel.New()
+	if err != nil {
+		return 0, err
+	}
+	defer k.Close()
+	return dataplane.TunnelMTU(k.UnderlayMTU(ep), ep), nil
+}
+
+// splitDefault replaces a default route by its two halves, which win over
+// the existing default route without replacing it.
+func splitDefault(p netip.Prefix) []netip.Prefix {
+	if p.Bits() != 0 {
+		return []netip.Prefix{p}
+	}
+	if p.Addr().Is4() {
+		return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1")}
+	}
+	return []netip.Prefix{netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1")}
+}
+
+func (c *Conn) pinEndpoint(ep netip.Addr) error {
+	rs, err := c.h.RouteGet(net.IP(ep.AsSlice()))
+	if err != nil || len(rs) == 0 {
+		return fmt.Errorf("endpoint %s: no route to it: %v", ep, err)
+	}
+	r := &netlink.Route{
+		LinkIndex: rs[0].LinkIndex, Gw: rs[0].Gw,
+		Dst:      netipx.PrefixIPNet(netip.PrefixFrom(ep, ep.BitLen())),
+		Protocol: unix.RTPROT_STATIC,
+	}
+	if err := c.h.RouteReplace(r); err != nil {
+		return fmt.Errorf("endpoint %s: host route: %w", ep, err)
+	}
+	c.hostRoute = append(c.hostRoute, r)
+	return nil
+}
+
+// Watch logs when the tunnel first connects (a handshake completed), then
+// returns; it also returns when ctx ends or the device is gone.
+func (c *Conn) Watch(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		dump, err := c.dev.IpcGet()
+		if err != nil {
+			return
+		}
+		if handshaken(dump) {
+			log.Info("connected: handshake with the gateway completed")
+			return
+		}
+	}
+}
+
+// handshaken says whether any peer of a UAPI dump has completed a
+// handshake.
+func handshaken(dump string) bool {
+	stats, _ := dataplane.ParseDump(dump) // a bad counter leaves the rest readable
+	for _, s := range stats {
+		if !s.LastHandshake.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// Down closes the device (which removes the interface, its addresses and
+// routes) and the endpoint host routes.
+func (c *Conn) Down() error {
+	var errs []error
+	if c.dev != nil {
+		c.dev.Close()
+	}
+	for _, r := range c.hostRoute {
+		if err := c.h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("remove endpoint route %s: %w", r.Dst, err))
+		}
+	}
+	c.h.Close()
+	return errors.Join(errs...)
+}
+
+// JoinPrefixes is ps as "a, b", or "-" when empty.
+func JoinPrefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
