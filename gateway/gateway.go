@@ -38,6 +38,9 @@ type Gateway struct {
 	refusals map[string]uint64
 	// p2s is the point-to-site server, nil without point_to_site (p2s.go).
 	p2s *p2s.Server
+	// p2sDisabled says why point_to_site is configured but not running
+	// (a corrupt registry), "" otherwise (p2s.go).
+	p2sDisabled string
 	// bgp is the BGP speaker and tunnel probe, nil without bgp (bgp.go).
 	bgp *bgpRuntime
 }

@@ -481,6 +481,9 @@ type Status struct {
 	Packets map[string]uint64 `json:"packets"`
 	Denied  uint64            `json:"denied_packets"`
 	Error   string            `json:"error,omitempty"`
+	// Disabled says why point_to_site is configured but not running
+	// (e.g. a corrupt registry); the other fields are then empty.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 // Status reports the server's state.
