@@ -23,6 +23,9 @@ type P2SStatus struct {
 	Packets map[string]uint64 `json:"packets"`
 	Denied  uint64            `json:"denied_packets"`
 	Error   string            `json:"error,omitempty"`
+	// Disabled says why point_to_site is configured but not running
+	// (e.g. a corrupt registry); the other fields are then empty.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 // AddClientRequest asks to register a point-to-site client.

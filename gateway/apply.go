@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 )
 
@@ -13,7 +14,7 @@ import (
 // running system's facts the import filter protects (route_safety.go).
 // g.mu is held.
 func (g *Gateway) input(cfg *config.Config) plan.Input {
-	in := plan.Input{Config: cfg, Env: g.env, Learned: g.learned}
+	in := plan.Input{Config: cfg, Env: g.env, Learned: g.learned, P2SDown: g.p2sDisabled != ""}
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
@@ -29,7 +30,11 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 // so far keep the new state: the caller (Reload) applies the old config
 // again to roll back. g.mu is held.
 func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
-	st := plan.Plan(g.input(cfg))
+	if cfg != g.cfg {
+		g.p2sDisabled = "" // a new config tries a disabled point-to-site again
+	}
+	in := g.input(cfg)
+	st := plan.Plan(in)
 	if !sameErrors(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
 		for _, e := range st.Problems {
 			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
@@ -39,7 +44,15 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	if err := g.applyP2S(cfg, st); err != nil { // p2s.go
-		return err
+		if !errors.Is(err, p2s.ErrCorruptRegistry) {
+			return err
+		}
+		// Point-to-site cannot run; everything else does, without the
+		// pool's routes, until a reload finds the registry fixed.
+		g.p2sDisabled = err.Error()
+		g.log.Error("point-to-site disabled; site-to-site tunnels keep running", "error", err)
+		in.P2SDown = true
+		st = plan.Plan(in)
 	}
 	if err := g.applyAddress(cfg, st); err != nil {
 		return err

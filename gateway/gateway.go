@@ -41,13 +41,16 @@ type Gateway struct {
 	refusals map[api.RefusalReason]uint64
 
 	// The running parts, moved to each plan by apply (apply.go).
-	kern    *kernel.Kernel
-	kinds   map[plan.Kind]TunnelKind // tunnels.go
-	p2s     *p2s.Server              // nil without point_to_site (p2s.go)
-	bgp     *bgpRuntime              // nil without bgp (bgp.go)
-	addr    netip.Addr               // the tunnel address on lo
-	learned []routing.Route          // the speaker's last RIB snapshot
-	applied plan.State               // the last plan applied
+	kern  *kernel.Kernel
+	kinds map[plan.Kind]TunnelKind // tunnels.go
+	p2s   *p2s.Server              // nil without point_to_site (p2s.go)
+	// p2sDisabled says why point_to_site is configured but not running
+	// (a corrupt registry), "" otherwise (p2s.go).
+	p2sDisabled string
+	bgp         *bgpRuntime     // nil without bgp (bgp.go)
+	addr        netip.Addr      // the tunnel address on lo
+	learned     []routing.Route // the speaker's last RIB snapshot
+	applied     plan.State      // the last plan applied
 }
 
 // Start brings up the gateway described by cfg (already validated by

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
@@ -15,13 +17,29 @@ import (
 // configured. It has api.CodeNoP2S.
 var ErrNoP2S = api.WithCode(api.CodeNoP2S, errors.New("point_to_site is not configured on this gateway"))
 
+// ErrP2SDisabled is returned by the client operations when point_to_site
+// is configured but could not start (Status.P2S.Disabled says why). It has
+// api.CodeNoP2S.
+var ErrP2SDisabled = api.WithCode(api.CodeNoP2S, errors.New("point_to_site is disabled"))
+
 // applyP2S moves the point-to-site server to the plan: opens it when
 // point_to_site appears, updates it in place (sessions stay) when it
 // changes, closes it when it goes. A change it cannot apply (registered
 // clients outside a new pool) is refused before anything changes. The
-// pool's kernel routes are in the plan's routes. g.mu is held.
+// pool's kernel routes are in the plan's routes. A corrupt registry
+// returns an error matching p2s.ErrCorruptRegistry: apply then keeps the
+// rest running without point-to-site. The gateway's own addresses are
+// closed to clients but for ping, DNS and the groups' gateway_services.
+// g.mu is held.
 func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 	want := st.P2S
+	self := func() ([]netip.Addr, error) {
+		local, err := p2s.LocalAddrs()
+		if err != nil {
+			return nil, fmt.Errorf("point_to_site: list the host's addresses: %w", err)
+		}
+		return append(local, cfg.TunnelAddress), nil
+	}
 	switch {
 	case want == nil && g.p2s == nil:
 		return nil
@@ -31,6 +49,10 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 		g.log.Info("point-to-site stopped (point_to_site removed from the config)")
 		return nil
 	case g.p2s == nil:
+		self, err := self()
+		if err != nil {
+			return err
+		}
 		s, err := p2s.Open(p2s.Options{
 			Config:     want.Config,
 			PrivateKey: cfg.PrivateKey,
@@ -39,6 +61,7 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 			NewTUN:     dataplane.CreateTUN,
 			LinkUp:     g.kern.LinkUp,
 			Log:        g.log,
+			Self:       self,
 		})
 		if err != nil {
 			return err
@@ -48,6 +71,11 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 	case g.applied.P2S != nil && g.applied.P2S.Config == want.Config && cfg.PrivateKey == g.cfg.PrivateKey:
 		return nil // unchanged (a re-plan after a RIB change)
 	default:
+		self, err := self()
+		if err != nil {
+			return err
+		}
+		g.p2s.SetSelf(self)
 		return g.p2s.Update(want.Config, cfg.PrivateKey)
 	}
 }
@@ -64,6 +92,9 @@ func (g *Gateway) p2sServer() (*p2s.Server, error) {
 	defer g.mu.Unlock()
 	if g.closed {
 		return nil, errStopped
+	}
+	if g.p2s == nil && g.p2sDisabled != "" {
+		return nil, fmt.Errorf("%w: %s", ErrP2SDisabled, g.p2sDisabled)
 	}
 	if g.p2s == nil {
 		return nil, ErrNoP2S
@@ -101,8 +132,11 @@ func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo
 // p2sStatus is the point-to-site section of Status, or nil.
 func (g *Gateway) p2sStatus() *api.P2SStatus {
 	g.mu.Lock()
-	s := g.p2s
+	s, disabled := g.p2s, g.p2sDisabled
 	g.mu.Unlock()
+	if s == nil && disabled != "" {
+		return &api.P2SStatus{Disabled: disabled}
+	}
 	if s == nil {
 		return nil
 	}

@@ -68,6 +68,7 @@ point_to_site:
       interconnected: true
     - name: ops
       allow: [0.0.0.0/0]
+      gateway_services: [tcp/22, udp/161, tcp/8000-8080, icmp]
 
 metrics: { listen: "127.0.0.1:9475" }
 control_socket: /run/vgate/test.sock
@@ -137,6 +138,8 @@ func TestParseFull(t *testing.T) {
 	}
 	if p := c.PointToSite; p == nil || p.MaxClients != 200 || len(p.Groups) != 2 || !p.Groups[0].Interconnected {
 		t.Errorf("point_to_site = %+v", p)
+	} else if got := fmt.Sprint(p.Groups[1].Services()); got != "[tcp/22 udp/161 tcp/8000-8080 icmp]" || p.Groups[0].Services() != nil {
+		t.Errorf("gateway_services = %s, %v", got, p.Groups[0].Services())
 	}
 	if c.Metrics.Listen != "127.0.0.1:9475" || c.ControlSocket != "/run/vgate/test.sock" || c.StateDir != "/var/lib/vgate-test" || c.MTU != 1420 {
 		t.Errorf("misc decoded wrong: %+v", c)
@@ -300,6 +303,11 @@ func TestParseErrors(t *testing.T) {
 		{"p2s group duplicate", withP2S + "  groups:\n    - {name: dev, allow: [10.1.0.0/16]}\n    - {name: dev}\n", "point_to_site.groups[1].name", 10, `duplicate group name "dev"`},
 		{"p2s group name", withP2S + "  groups:\n    - {name: Dev}\n", "point_to_site.groups[0].name", 9, "metric labels"},
 		{"p2s group allow", withP2S + "  groups:\n    - {name: dev, allow: [10.1.0.0/8]}\n", "point_to_site.groups[0].allow[0]", 9, "did you mean 10.0.0.0/8?"},
+		{"p2s gateway service port", withP2S + "  groups:\n    - {name: dev, allow: [10.1.0.0/16]}\n    - name: ops\n      gateway_services: [tcp/22, tcp/99999]\n", "point_to_site.groups[1].gateway_services[1]", 11, `group "ops": "tcp/99999" is not a gateway service: port "99999" is not a number from 1 to 65535`},
+		{"p2s gateway service proto", withP2S + "  groups:\n    - name: ops\n      gateway_services:\n        - sctp/22\n", "point_to_site.groups[0].gateway_services[0]", 11, `group "ops": "sctp/22" is not a gateway service: unknown protocol "sctp"`},
+		{"p2s gateway service range", withP2S + "  groups:\n    - {name: ops, gateway_services: [udp/60-50]}\n", "point_to_site.groups[0].gateway_services[0]", 9, `"udp/60-50" is not a gateway service: port range 60-50 is empty`},
+		{"p2s gateway service duplicate", withP2S + "  groups:\n    - {name: ops, gateway_services: [icmp, tcp/22, tcp/22-22]}\n", "point_to_site.groups[0].gateway_services[2]", 9, `group "ops": "tcp/22-22" is listed twice (also point_to_site.groups[0].gateway_services[1])`},
+		{"p2s gateway service not a list", withP2S + "  groups:\n    - {name: ops, gateway_services: tcp/22}\n", "point_to_site.groups[0].gateway_services", 9, "want a list"},
 		// overlaps (No overlapping address spaces)
 		{"local spaces overlap", edit(t, minimal, "[10.1.0.0/16]", "[10.0.0.0/8, 10.1.0.0/16]"), "address_spaces[1]", 2,
 			"10.1.0.0/16 (local address_spaces) overlaps 10.0.0.0/8 (local address_spaces): 10.1.0.0/16 is inside 10.0.0.0/8"},

@@ -111,6 +111,12 @@ type Group struct {
 	Name           string         `yaml:"name" json:"name"`
 	Allow          []netip.Prefix `yaml:"allow" json:"allow"`
 	Interconnected bool           `yaml:"interconnected" json:"interconnected"`
+	// GatewayServices opens ports on the gateway itself to members, on
+	// the gateway addresses the group's allow list (or dns) reaches: each
+	// entry is tcp/PORT, udp/PORT, tcp/FIRST-LAST, udp/FIRST-LAST or icmp
+	// (see ParseService). Without it members reach only DNS (port 53) on
+	// a point_to_site.dns address of the gateway and ICMP echo.
+	GatewayServices []string `yaml:"gateway_services,omitempty" json:"gateway_services,omitempty"`
 }
 
 // Metrics configures the Prometheus endpoint.

@@ -389,6 +389,20 @@ func validateP2S(c *Config, d *doc, all *ownedSet) {
 			groups[g.Name] = i
 		}
 		prefixes(d, base+".allow", g.Allow)
+		seen := make(map[Service]int)
+		for j, e := range g.GatewayServices {
+			path := fmt.Sprintf("%s.gateway_services[%d]", base, j)
+			svc, err := ParseService(e)
+			if err != nil {
+				d.errorf(path, "group %q: %q is not a gateway service: %v (write %s)", g.Name, e, err, ServiceSyntax)
+				continue
+			}
+			if first, dup := seen[svc]; dup {
+				d.errorf(path, "group %q: %q is listed twice (also %s.gateway_services[%d])", g.Name, e, base, first)
+				continue
+			}
+			seen[svc] = j
+		}
 	}
 }
 

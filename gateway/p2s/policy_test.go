@@ -138,7 +138,8 @@ func packet(src, dst netip.Addr) []byte {
 }
 
 // slowDecide is the reference: the rules written out with linear scans.
-func slowDecide(in PolicyInput, src, dst netip.Addr) Verdict {
+// pkt is the packet (nil: addresses only), read by refTransport.
+func slowDecide(in PolicyInput, src, dst netip.Addr, pkt []byte) Verdict {
 	var me *Client
 	for i := range in.Clients {
 		if slices.Contains(in.Clients[i].Addresses, src) {
@@ -166,19 +167,107 @@ func slowDecide(in PolicyInput, src, dst netip.Addr) Verdict {
 		}
 		return DenyClient
 	}
+	allowed := slices.Contains(in.DNS, dst)
 	for _, g := range in.Groups {
 		if inGroup(me, g) {
 			for _, q := range g.Allow {
 				if q.Contains(dst) {
-					return Allow
+					allowed = true
 				}
 			}
 		}
 	}
-	if slices.Contains(in.DNS, dst) {
+	if !allowed {
+		return DenyDestination
+	}
+	if !slices.Contains(in.Self, dst) {
 		return Allow
 	}
-	return DenyDestination
+	// The gateway itself: ping, DNS on a dns address, groups' services.
+	proto, port, ok := refTransport(pkt)
+	if !ok {
+		return DenyGatewayService
+	}
+	icmp := (dst.Is4() && proto == 1) || (dst.Is6() && proto == 58)
+	if icmp && ((dst.Is4() && port == 8) || (dst.Is6() && port == 128)) {
+		return Allow
+	}
+	if (proto == 6 || proto == 17) && port == 53 && slices.Contains(in.DNS, dst) {
+		return Allow
+	}
+	for _, g := range in.Groups {
+		if !inGroup(me, g) {
+			continue
+		}
+		for _, svc := range g.Services {
+			switch {
+			case svc.Proto == "icmp" && icmp,
+				svc.Proto == "tcp" && proto == 6 && svc.FirstPort <= port && port <= svc.LastPort,
+				svc.Proto == "udp" && proto == 17 && svc.FirstPort <= port && port <= svc.LastPort:
+				return Allow
+			}
+		}
+	}
+	return DenyGatewayService
+}
+
+// refTransport finds the transport header the RFCs' way (IPv4: after
+// IHL words unless the fragment offset is set; IPv6: following at most
+// 8 extension headers by their length fields, RFC 8200 §4 and RFC 4302),
+// independently of transport.
+func refTransport(pkt []byte) (proto uint8, port uint16, ok bool) {
+	if len(pkt) == 0 {
+		return 0, 0, false
+	}
+	var l4 []byte
+	if pkt[0]>>4 == 4 {
+		fragOffset := (int(pkt[6])<<8 | int(pkt[7])) & 0x1fff
+		if fragOffset > 0 {
+			return 0, 0, false
+		}
+		proto = pkt[9]
+		l4 = pkt[int(pkt[0]&15)*4 : int(pkt[2])<<8|int(pkt[3])]
+	} else {
+		rest := pkt[40 : 40+(int(pkt[4])<<8|int(pkt[5]))]
+		proto = pkt[6]
+		n := 0
+		for proto == 0 || proto == 43 || proto == 60 || proto == 44 || proto == 51 {
+			n++
+			if n > 8 || len(rest) < 2 {
+				return 0, 0, false
+			}
+			var size int
+			switch proto {
+			case 44:
+				if len(rest) < 8 || (int(rest[2])<<8|int(rest[3]))>>3 > 0 {
+					return 0, 0, false
+				}
+				size = 8
+			case 51:
+				size = 4 * (int(rest[1]) + 2)
+			default:
+				size = 8 * (int(rest[1]) + 1)
+			}
+			if size > len(rest) {
+				return 0, 0, false
+			}
+			proto, rest = rest[0], rest[size:]
+		}
+		l4 = rest
+	}
+	switch proto {
+	case 6, 17:
+		if len(l4) < 4 {
+			return 0, 0, false
+		}
+		return proto, uint16(l4[2])<<8 | uint16(l4[3]), true
+	case 1, 58:
+		if len(l4) == 0 {
+			return 0, 0, false
+		}
+		return proto, uint16(l4[0]), true
+	}
+	return proto, 0, true
 }
 
 // refAddrs parses the addresses the way the RFCs lay them out, without
@@ -212,7 +301,21 @@ func FuzzPolicyCheck(f *testing.F) {
 	}
 	f.Add([]byte{0x45})
 	f.Add([]byte{})
-	in := testPolicyInput()
+	// The gateway itself: services, DNS, fragments, extension headers.
+	for _, pkt := range [][]byte{
+		ipPacket(ma("172.16.201.1"), ma("10.1.255.254"), protoTCP, tcpTo(179)),
+		ipPacket(ma("172.16.201.1"), ma("10.1.255.254"), protoTCP, tcpTo(22)),
+		ipPacket(ma("172.16.201.5"), ma("10.1.0.1"), protoUDP, udpTo(161)),
+		ipPacket(ma("172.16.201.3"), ma("10.53.0.53"), protoUDP, udpTo(53)),
+		ipPacket(ma("172.16.201.5"), ma("10.1.255.254"), protoICMP, icmpType(13)),
+		ipPacket(ma("fd00:cafe::1"), ma("fd00:1::1"), protoICMPv6, icmpType(icmpv6Echo), hopByHop, destOpts),
+		ipPacket(ma("fd00:cafe::1"), ma("fd00:1::1"), protoTCP, tcpTo(22), firstFrag),
+		ipPacket(ma("fd00:cafe::1"), ma("fd00:1::1"), protoTCP, tcpTo(22), laterFrag),
+		ipPacket(ma("fd00:cafe::5"), ma("fd00:1::1"), protoTCP, tcpTo(22), []byte{51, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}),
+	} {
+		f.Add(pkt)
+	}
+	in := testSelfInput()
 	p := NewPolicy(in)
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		got := p.Check(pkt)
@@ -223,7 +326,7 @@ func FuzzPolicyCheck(f *testing.F) {
 			}
 			return
 		}
-		if want := slowDecide(in, src, dst); got != want {
+		if want := slowDecide(in, src, dst, pkt); got != want {
 			t.Fatalf("%s -> %s: %v, reference says %v", src, dst, got, want)
 		}
 	})
@@ -231,12 +334,13 @@ func FuzzPolicyCheck(f *testing.F) {
 
 // Randomized differential test over the pool and allow edges.
 func TestPolicyMatchesReference(t *testing.T) {
-	in := testPolicyInput()
+	in := testSelfInput()
 	p := NewPolicy(in)
 	var addrs []netip.Addr
 	for _, c := range in.Clients {
 		addrs = append(addrs, c.Addresses...)
 	}
+	addrs = append(addrs, in.Self...)
 	for _, s := range []string{"10.0.255.255", "10.1.0.0", "10.2.255.255", "10.3.0.0", "10.9.0.0", "10.53.0.52", "10.53.0.53",
 		"10.53.0.54", "172.16.200.255", "172.16.201.0", "172.16.201.255", "172.16.202.0", "fd00:1::", "fd00:1:ffff:ffff:ffff:ffff:ffff:ffff",
 		"fd00:2::", "fd00:cafe::", "fd00:cafe:0:1::", "::ffff:10.1.0.1"} {
@@ -244,8 +348,20 @@ func TestPolicyMatchesReference(t *testing.T) {
 	}
 	for _, s := range addrs {
 		for _, d := range addrs {
-			if got, want := p.Decide(s, d), slowDecide(in, s, d); got != want {
+			if got, want := p.Decide(s, d), slowDecide(in, s, d, nil); got != want {
 				t.Errorf("%s -> %s: %v, reference %v", s, d, got, want)
+			}
+			if s.Is4() != d.Is4() {
+				continue
+			}
+			for _, pkt := range [][]byte{
+				ipPacket(s, d, protoTCP, tcpTo(22)), ipPacket(s, d, protoTCP, tcpTo(179)), ipPacket(s, d, protoUDP, udpTo(53)),
+				ipPacket(s, d, protoUDP, udpTo(162)), ipPacket(s, d, protoICMP, icmpType(8)), ipPacket(s, d, protoICMPv6, icmpType(128)),
+				ipPacket(s, d, protoICMP, icmpType(13)),
+			} {
+				if got, want := p.Check(pkt), slowDecide(in, s, d, pkt); got != want {
+					t.Errorf("packet % x: %v, reference %v", pkt, got, want)
+				}
 			}
 		}
 	}
@@ -267,7 +383,7 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 }
 
 func BenchmarkPolicyCheck(b *testing.B) {
-	in := testPolicyInput()
+	in := testSelfInput()
 	// A realistic policy: 1,000 clients in 4 groups.
 	for i := 0; i < 1000; i++ {
 		a := netip.AddrFrom4([4]byte{172, 16, 200 + byte(i/250), 10 + byte(i%250)})
@@ -283,8 +399,13 @@ func BenchmarkPolicyCheck(b *testing.B) {
 		{"v4-deny", "172.16.201.3", "10.1.0.2"},
 		{"v4-client", "172.16.201.1", "172.16.201.2"},
 		{"v6-allow", "fd00:cafe::1", "fd00:1::2"},
+		{"v4-gateway-bgp", "172.16.201.1", "10.1.255.254"},
+		{"v6-gateway-ping", "fd00:cafe::1", "fd00:1::1"},
 	} {
 		pkt := packet(ma(tc.src), ma(tc.dst))
+		if tc.name == "v4-gateway-bgp" {
+			pkt = ipPacket(ma(tc.src), ma(tc.dst), protoTCP, tcpTo(179))
+		}
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pkt)))

@@ -26,6 +26,12 @@ const DefaultQuarantine = time.Hour
 // MaxNameLen is the longest client name.
 const MaxNameLen = 64
 
+// ErrCorruptRegistry: the registry file exists but its content is not a
+// registry (it does not parse, has an unknown version, or names a client,
+// key or address twice). The file is left as it is. Detect it with
+// errors.Is; the error names the file and what is wrong.
+var ErrCorruptRegistry = errors.New("point-to-site registry is corrupt")
+
 // Client is one registered point-to-site client. Its private key is never
 // part of it: either the laptop made its own key (client add --public-key)
 // or the gateway generated one, printed it once and forgot it.
@@ -84,17 +90,20 @@ func OpenRegistry(path string) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2s registry: %w", err)
 	}
+	corrupt := func(err error) error {
+		return fmt.Errorf("%w: %s: %w (the file is left as it is; fix or move it)", ErrCorruptRegistry, path, err)
+	}
 	var f registryFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("p2s registry %s: %w (the file is left as it is; fix or move it)", path, err)
+		return nil, corrupt(err)
 	}
 	if f.Version != 1 {
-		return nil, fmt.Errorf("p2s registry %s: unknown version %d", path, f.Version)
+		return nil, corrupt(fmt.Errorf("unknown version %d", f.Version))
 	}
 	for i := range f.Clients {
 		c := f.Clients[i]
 		if err := r.index(&c); err != nil {
-			return nil, fmt.Errorf("p2s registry %s: %w", path, err)
+			return nil, corrupt(err)
 		}
 	}
 	for _, q := range f.Quarantine {

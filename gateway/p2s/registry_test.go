@@ -2,6 +2,7 @@ package p2s
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"golang.zx2c4.com/wireguard/tun"
 )
 
 func pubKey(t testing.TB) keys.PublicKey {
@@ -142,11 +144,67 @@ func TestRegistryCorruptAndCrash(t *testing.T) {
 	if err := os.WriteFile(path, good[:len(good)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenRegistry(path); err == nil || !strings.Contains(err.Error(), "left as it is") {
+	if _, err := OpenRegistry(path); !errors.Is(err, ErrCorruptRegistry) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("corrupt registry: %v", err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != string(good[:len(good)/2]) {
 		t.Fatal("corrupt registry was modified")
+	}
+}
+
+// Every kind of corrupt content is ErrCorruptRegistry, naming the file
+// and the problem; a file that cannot be read is another error.
+func TestRegistryCorruptKinds(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, RegistryFile)
+	k := pubKey(t)
+	for name, tc := range map[string]struct{ content, want string }{
+		"not json":       {"{\"version\": 1, \"clients\": [", "unexpected end of JSON input"},
+		"wrong type":     {`{"version": "1"}`, "cannot unmarshal string"},
+		"version":        {`{"version": 2, "clients": []}`, "unknown version 2"},
+		"duplicate name": {`{"version": 1, "clients": [{"name": "a", "public_key": "` + k.String() + `"}, {"name": "a"}]}`, `client "a": registered twice`},
+	} {
+		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenRegistry(path)
+		if !errors.Is(err, ErrCorruptRegistry) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil { // unreadable as a file
+		t.Fatal(err)
+	}
+	if _, err := OpenRegistry(path); err == nil || errors.Is(err, ErrCorruptRegistry) {
+		t.Errorf("registry path is a directory: %v", err)
+	}
+}
+
+// Open on a corrupt registry fails with ErrCorruptRegistry before it
+// creates an interface, and leaves the file as it is.
+func TestOpenCorruptRegistry(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, RegistryFile)
+	const garbage = "{ this is not json"
+	if err := os.WriteFile(path, []byte(garbage), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := keys.GeneratePrivate()
+	_, err := Open(Options{
+		Config: testP2SConfig(), PrivateKey: gw, StateDir: dir,
+		NewTUN: func(string, int) (tun.Device, error) {
+			t.Fatal("Open created an interface despite a corrupt registry")
+			return nil, nil
+		},
+	})
+	if !errors.Is(err, ErrCorruptRegistry) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != garbage {
+		t.Fatalf("corrupt registry rewritten: %q", b)
 	}
 }
 

@@ -44,6 +44,10 @@ type Options struct {
 	// Now and Quarantine default to time.Now and DefaultQuarantine.
 	Now        func() time.Time
 	Quarantine time.Duration
+	// Self are the gateway's own addresses (tunnel address and the
+	// host's local addresses): the policy opens only DNS, ping and the
+	// groups' gateway_services on them. SetSelf changes them later.
+	Self []netip.Addr
 }
 
 // Server runs the point-to-site device: one wireguard-go device on its own
@@ -64,6 +68,7 @@ type Server struct {
 	priv     keys.PrivateKey
 	reg      *Registry
 	counters map[string]*atomic.Uint64
+	self     []netip.Addr
 	closed   bool
 }
 
@@ -102,7 +107,7 @@ func Open(o Options) (*Server, error) {
 	s := &Server{
 		o: o, ifname: o.IfName, mtu: o.MTU,
 		cfg: *o.Config, pool: NewPool(o.Config.AddressPool), priv: o.PrivateKey,
-		reg: reg, counters: map[string]*atomic.Uint64{},
+		reg: reg, counters: map[string]*atomic.Uint64{}, self: slices.Clone(o.Self),
 	}
 	for _, name := range reg.Outside(s.pool) {
 		o.Log.Warn("point-to-site client has an address outside point_to_site.address_pool; it cannot connect until it is revoked and added again", "client", name)
@@ -166,7 +171,7 @@ func peerUAPI(b *strings.Builder, c Client) {
 func groupsOf(cfg *config.PointToSite) []Group {
 	out := make([]Group, len(cfg.Groups))
 	for i, g := range cfg.Groups {
-		out[i] = Group{Name: g.Name, Allow: g.Allow, Interconnected: g.Interconnected}
+		out[i] = Group{Name: g.Name, Allow: g.Allow, Interconnected: g.Interconnected, Services: g.Services()}
 	}
 	return out
 }
@@ -180,7 +185,7 @@ func (s *Server) policy() *Policy {
 		}
 	}
 	return NewPolicy(PolicyInput{
-		Groups: groupsOf(&s.cfg), Clients: clients, Pool: s.cfg.AddressPool, DNS: s.cfg.DNS,
+		Groups: groupsOf(&s.cfg), Clients: clients, Pool: s.cfg.AddressPool, DNS: s.cfg.DNS, Self: s.self,
 		Counter: func(name string) *atomic.Uint64 {
 			c := s.counters[name]
 			if c == nil {
@@ -238,6 +243,15 @@ func (s *Server) Update(cfg *config.PointToSite, priv keys.PrivateKey) error {
 	s.cfg, s.priv, s.pool = *cfg, priv, NewPool(cfg.AddressPool)
 	s.filter.SetPolicy(s.policy())
 	return nil
+}
+
+// SetSelf replaces the gateway's own addresses (Options.Self) and
+// publishes the recompiled policy.
+func (s *Server) SetSelf(self []netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.self = slices.Clone(self)
+	s.filter.SetPolicy(s.policy())
 }
 
 // Add registers a client, adds it to the device and returns its config.
