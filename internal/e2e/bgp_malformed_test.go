@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/internal/netlab"
 	"github.com/vgate-project/vgate/routing"
@@ -232,7 +232,7 @@ func TestBGPMalformedUpdateThroughTunnel(t *testing.T) {
 	}
 	if st, err := a.BGP(); err != nil {
 		t.Error(err)
-	} else if n := neighborOf(st, "net2"); n.State != "established" || !n.Since.Equal(bSince) || n.LastDownCode != routing.DownNone {
+	} else if n := neighborOf(st, "net2"); n.State != "established" || !n.Since.Equal(bSince) || n.LastDownCode != "" {
 		t.Errorf("A's session with B after the run = %+v", n)
 	}
 	for _, e := range watchErrs {
@@ -380,19 +380,19 @@ func runEvil(t *testing.T, lab *netlab.Lab, a *netlab.Gateway, ns string, e evil
 		}
 		// `vgate bgp --json` on A names the reason: the NOTIFICATION A
 		// sent, with the code and subcode the sender received.
-		var n routing.NeighborStatus
+		var n api.NeighborStatus
 		if ok, last := poll(20*time.Second, func() (bool, string) {
 			out, err := a.CLI("bgp", "--socket", a.Socket, "--json")
 			if err != nil {
 				return false, fmt.Sprintf("%v: %s", err, out)
 			}
-			var st gateway.BGPStatus
+			var st api.BGPStatus
 			if err := json.Unmarshal([]byte(out), &st); err != nil {
 				return false, err.Error()
 			}
 			n = neighborOf(st, e.name)
 			return n.State != "established" && !n.LastDownAt.Before(sentAt.Truncate(time.Second)) &&
-					n.DownCode == routing.DownNotificationSent && n.LastDownCode == routing.DownNotificationSent &&
+					n.DownCode == string(routing.DownNotificationSent) && n.LastDownCode == string(routing.DownNotificationSent) &&
 					n.Notification != nil && n.Notification.Direction == routing.NotificationSent &&
 					n.Notification.Code == notif.Code && n.Notification.Subcode == notif.Subcode && n.LastDown != "",
 				fmt.Sprintf("%+v (notification %+v)", n, n.Notification)
