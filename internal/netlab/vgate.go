@@ -183,7 +183,14 @@ func (g *Gateway) Start() error {
 		return err
 	}
 	g.proc = p
-	deadline := time.Now().Add(15 * time.Second)
+	// A wrapped start (the sandbox) first remounts every mount of the
+	// host read-only, which takes long on a busy machine with many
+	// namespaces: give it more time. This bounds a wait; it asserts no speed.
+	wait := 15 * time.Second
+	if g.Wrapper != nil {
+		wait = 90 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		if p.Exited() {
 			return fmt.Errorf("gateway %s exited during start:\n%s", g.Name, p.LogTail(30))
@@ -193,7 +200,7 @@ func (g *Gateway) Start() error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("gateway %s: control socket did not answer within 15s:\n%s", g.Name, p.LogTail(30))
+	return fmt.Errorf("gateway %s: control socket did not answer within %v:\n%s", g.Name, wait, p.LogTail(30))
 }
 
 // Proc is the running `vgate run` process, or nil.
