@@ -41,7 +41,9 @@ func (l *Lab) CaptureTransportIndex(ns, ifname string, dst netip.AddrPort, timeo
 		if err != nil {
 			return err
 		}
-		proto := htons(unix.ETH_P_IP)
+		// ETH_P_ALL: protocol-specific packet sockets see only incoming
+		// packets, and the interesting ones leave through ifname.
+		proto := htons(unix.ETH_P_ALL)
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(proto))
 		if err != nil {
 			return fmt.Errorf("AF_PACKET socket: %w", err)
@@ -62,12 +64,15 @@ func (l *Lab) CaptureTransportIndex(ns, ifname string, dst netip.AddrPort, timeo
 	buf := make([]byte, 1<<16)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, from, err := unix.Recvfrom(fd, buf, 0)
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			return 0, fmt.Errorf("netlab: capture in %s on %s: %w", ns, ifname, err)
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Protocol != htons(unix.ETH_P_IP) {
+			continue
 		}
 		if idx, ok := transportIndexTo(buf[:n], dst); ok {
 			return idx, nil
@@ -122,6 +127,10 @@ type Flood struct {
 	// first. Both must be positive.
 	Count    int
 	Duration time.Duration
+	// Rate, when positive, paces the flood to that many datagrams per
+	// second (in bursts of at most a millisecond's worth); 0 sends as fast
+	// as one socket can.
+	Rate int
 	// Payload returns datagram number seq (from 0). The flood may send the
 	// same slice again, so Payload must not keep it.
 	Payload func(seq uint64) []byte
@@ -134,8 +143,8 @@ type FloodResult struct {
 	Elapsed time.Duration
 }
 
-// Flood sends f's datagrams from namespace ns, as fast as one socket can,
-// until f.Count are sent, f.Duration passes or ctx is done. Only transient
+// Flood sends f's datagrams from namespace ns, paced to f.Rate or as fast
+// as one socket can, until f.Count are sent, f.Duration passes or ctx is done. Only transient
 // send errors are tolerated (counted in Errors).
 func (l *Lab) Flood(ctx context.Context, ns string, f Flood) (FloodResult, error) {
 	dst := f.Dst.Addr().Unmap()
@@ -157,7 +166,12 @@ func (l *Lab) Flood(ctx context.Context, ns string, f Flood) (FloodResult, error
 	begin := time.Now()
 	end := begin.Add(f.Duration)
 	for seq := 0; seq < f.Count; seq++ {
-		if seq%256 == 0 {
+		if f.Rate > 0 {
+			for float64(seq) >= float64(f.Rate)*time.Since(begin).Seconds() && time.Now().Before(end) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if seq%256 == 0 || f.Rate > 0 {
 			if time.Now().After(end) || ctx.Err() != nil {
 				break
 			}
