@@ -51,10 +51,8 @@ type Gateway struct {
 	addr        netip.Addr      // the tunnel address on lo
 	learned     []routing.Route // the speaker's last RIB snapshot
 	applied     plan.State      // the last plan applied
-	// memory is the peers' endpoints remembered at start; memSaved what
-	// was last written to state_dir (remember.go).
-	memory   memory
-	memSaved []byte
+	// mem is the peers' remembered endpoints (remember.go).
+	mem memoryState
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -178,7 +176,7 @@ func (g *Gateway) Close() error {
 		return nil
 	}
 	g.closed = true
-	g.remember() // remember.go
+	g.remember(true) // remember.go
 	err := g.teardown()
 	g.log.Info("gateway stopped", "name", g.cfg.Name)
 	return err

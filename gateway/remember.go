@@ -28,12 +28,29 @@ import (
 // endpointsFile is the file in state_dir holding the remembered endpoints.
 const endpointsFile = "endpoints.json"
 
-// rememberEvery is how often a running gateway records endpoints that
-// changed (read from its devices; nothing is written when none changed).
-// A clean stop records them too.
-const rememberEvery = 5 * time.Second
+const (
+	// rememberEvery is how often a running gateway reads its devices'
+	// endpoints; a changed endpoint is written at once.
+	rememberEvery = 5 * time.Second
+	// handshakeRefresh: when only handshake times changed, the file is
+	// rewritten at most this often.
+	handshakeRefresh = time.Minute
+	// rememberFor: at start, peers whose last handshake is older than
+	// this are not dialed. A peer idle that long has no session left to
+	// resume (WireGuard rejects keys after 180 s) and dials by itself when
+	// it has something to send; its NAT mapping, if any, is likely gone.
+	rememberFor = 15 * time.Minute
+)
 
-// memory is the content of endpointsFile.
+// memoryState is the gateway's memory of endpoints. g.mu guards it.
+type memoryState struct {
+	loaded  memory // read at start: what the planner and resume use
+	saved   memory // last written
+	savedAt time.Time
+}
+
+// memory is the content of endpointsFile. Only peers that completed a
+// handshake are in it.
 type memory struct {
 	Version  int              `json:"version"`
 	Peerings []peerEndpoint   `json:"peerings,omitempty"`
@@ -41,14 +58,16 @@ type memory struct {
 }
 
 type peerEndpoint struct {
-	Peering   string         `json:"peering"`
-	PublicKey keys.PublicKey `json:"public_key"`
-	Endpoint  netip.AddrPort `json:"endpoint"`
+	Peering       string         `json:"peering"`
+	PublicKey     keys.PublicKey `json:"public_key"`
+	Endpoint      netip.AddrPort `json:"endpoint"`
+	LastHandshake time.Time      `json:"last_handshake"`
 }
 
 type clientEndpoint struct {
-	PublicKey keys.PublicKey `json:"public_key"`
-	Endpoint  netip.AddrPort `json:"endpoint"`
+	PublicKey     keys.PublicKey `json:"public_key"`
+	Endpoint      netip.AddrPort `json:"endpoint"`
+	LastHandshake time.Time      `json:"last_handshake"`
 }
 
 func endpointsPath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, endpointsFile) }
@@ -74,6 +93,72 @@ func readMemory(path string) (memory, error) {
 	return m, nil
 }
 
+// fresh keeps the entries whose last handshake is at most maxAge before
+// now (one in the future, from a clock step, counts as fresh).
+func (m memory) fresh(now time.Time, maxAge time.Duration) memory {
+	out := memory{Version: 1}
+	for _, p := range m.Peerings {
+		if now.Sub(p.LastHandshake) <= maxAge && p.Endpoint.IsValid() {
+			out.Peerings = append(out.Peerings, p)
+		}
+	}
+	for _, c := range m.Clients {
+		if now.Sub(c.LastHandshake) <= maxAge && c.Endpoint.IsValid() {
+			out.Clients = append(out.Clients, c)
+		}
+	}
+	return out
+}
+
+// settle turns what the devices report (m, with zero handshake times for
+// peers not heard from since this start) into what to remember: a peer
+// without a handshake keeps its entry in prev if the device still has the
+// endpoint prev gave it (it was dialed but has not answered yet);
+// otherwise it is dropped. Peers not in m (removed peerings, revoked
+// clients) are gone. The result is in canonical order.
+func (m memory) settle(prev memory) memory {
+	out := memory{Version: 1}
+	for _, p := range m.Peerings {
+		if p.LastHandshake.IsZero() {
+			i := slices.IndexFunc(prev.Peerings, func(q peerEndpoint) bool {
+				return q.Peering == p.Peering && q.PublicKey == p.PublicKey && q.Endpoint == p.Endpoint
+			})
+			if i < 0 {
+				continue
+			}
+			p.LastHandshake = prev.Peerings[i].LastHandshake
+		}
+		p.LastHandshake = p.LastHandshake.UTC()
+		out.Peerings = append(out.Peerings, p)
+	}
+	for _, c := range m.Clients {
+		if c.LastHandshake.IsZero() {
+			i := slices.IndexFunc(prev.Clients, func(q clientEndpoint) bool {
+				return q.PublicKey == c.PublicKey && q.Endpoint == c.Endpoint
+			})
+			if i < 0 {
+				continue
+			}
+			c.LastHandshake = prev.Clients[i].LastHandshake
+		}
+		c.LastHandshake = c.LastHandshake.UTC()
+		out.Clients = append(out.Clients, c)
+	}
+	slices.SortFunc(out.Peerings, func(a, b peerEndpoint) int { return strings.Compare(a.Peering, b.Peering) })
+	slices.SortFunc(out.Clients, func(a, b clientEndpoint) int { return bytes.Compare(a.PublicKey[:], b.PublicKey[:]) })
+	return out
+}
+
+// sameEndpoints reports whether a and b remember the same peers at the
+// same endpoints (handshake times aside). Both are canonical (settle).
+func sameEndpoints(a, b memory) bool {
+	return slices.EqualFunc(a.Peerings, b.Peerings, func(x, y peerEndpoint) bool {
+		return x.Peering == y.Peering && x.PublicKey == y.PublicKey && x.Endpoint == y.Endpoint
+	}) && slices.EqualFunc(a.Clients, b.Clients, func(x, y clientEndpoint) bool {
+		return x.PublicKey == y.PublicKey && x.Endpoint == y.Endpoint
+	})
+}
+
 // planInput is the memory as the planner takes it (plan.Input.Remembered).
 func (m memory) planInput() []plan.RememberedEndpoint {
 	out := make([]plan.RememberedEndpoint, 0, len(m.Peerings))
@@ -92,30 +177,23 @@ func (m memory) clients() map[keys.PublicKey]netip.AddrPort {
 	return out
 }
 
-// sorted puts m in a canonical order, so equal memories marshal equally.
-func (m memory) sorted() memory {
-	slices.SortFunc(m.Peerings, func(a, b peerEndpoint) int { return strings.Compare(a.Peering, b.Peering) })
-	slices.SortFunc(m.Clients, func(a, b clientEndpoint) int { return bytes.Compare(a.PublicKey[:], b.PublicKey[:]) })
-	return m
-}
-
-// loadMemory reads the remembered endpoints at start. A corrupt file never
-// blocks a start: it is warned about and ignored (and replaced by the next
-// write).
+// loadMemory reads the remembered endpoints at start, keeping those seen
+// within rememberFor. A corrupt file never blocks a start: it is warned
+// about and ignored (and replaced by the next write).
 func (g *Gateway) loadMemory(cfg *config.Config) {
 	m, err := readMemory(endpointsPath(cfg))
 	if err != nil {
 		g.log.Warn("remembered endpoints unreadable; starting without them (peers reconnect on their own timers)", "error", err)
 		m = memory{Version: 1}
 	}
-	g.memory = m
+	g.mem = memoryState{loaded: m.fresh(time.Now(), rememberFor)}
+	g.mem.saved = g.mem.loaded
 }
 
-// recall is what the devices know now: each running tunnel's peer
-// endpoint and each registered point-to-site client's. Peerings removed
-// and clients revoked are no longer in the devices, so they drop out.
-// While point-to-site is disabled (its registry unreadable) the clients
-// remembered at start are kept. g.mu is held.
+// recall is what the devices know now, settled against what was last
+// saved (memory.settle). While point-to-site is configured but not
+// readable (disabled, or its device does not answer) the clients last
+// saved are kept. g.mu is held.
 func (g *Gateway) recall() memory {
 	m := memory{Version: 1}
 	for _, p := range g.cfg.Peerings {
@@ -128,50 +206,52 @@ func (g *Gateway) recall() memory {
 			continue
 		}
 		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
-			m.Peerings = append(m.Peerings, peerEndpoint{Peering: p.Name, PublicKey: p.PublicKey, Endpoint: unmapAP(ap)})
+			m.Peerings = append(m.Peerings, peerEndpoint{Peering: p.Name, PublicKey: p.PublicKey, Endpoint: unmapAP(ap), LastHandshake: st.LastHandshake})
 		}
 	}
-	switch {
-	case g.p2s != nil:
-		eps, err := g.p2s.Endpoints()
-		if err != nil {
-			m.Clients = g.memory.Clients
-			break
+	keepClients := g.cfg.PointToSite != nil
+	if g.p2s != nil {
+		if seen, err := g.p2s.Endpoints(); err == nil {
+			keepClients = false
+			for k, s := range seen {
+				m.Clients = append(m.Clients, clientEndpoint{PublicKey: k, Endpoint: s.Endpoint, LastHandshake: s.LastHandshake})
+			}
 		}
-		for k, ep := range eps {
-			m.Clients = append(m.Clients, clientEndpoint{PublicKey: k, Endpoint: ep})
-		}
-	case g.cfg.PointToSite != nil:
-		m.Clients = g.memory.Clients
 	}
-	return m.sorted()
+	m = m.settle(g.mem.saved)
+	if keepClients {
+		m.Clients = g.mem.saved.Clients
+	}
+	return m
 }
 
-// remember writes what the devices know now to state_dir if it changed
-// since the last write. A failed write is logged and tried again at the
-// next tick. g.mu is held.
-func (g *Gateway) remember() {
+// remember writes what the devices know now to state_dir: at once when an
+// endpoint changed, at most every handshakeRefresh when only handshake
+// times did, and always when force (a clean stop). A failed write is
+// logged and tried again at the next tick. g.mu is held.
+func (g *Gateway) remember(force bool) {
 	if g.cfg.StateDir == "" {
 		return
 	}
-	b, err := json.MarshalIndent(g.recall(), "", "  ")
+	now := time.Now()
+	m := g.recall()
+	if !force && sameEndpoints(m, g.mem.saved) && now.Sub(g.mem.savedAt) < handshakeRefresh {
+		return
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		g.log.Error("remembered endpoints: encode", "error", err)
 		return
 	}
-	b = append(b, '\n')
-	if bytes.Equal(b, g.memSaved) {
-		return
-	}
-	if err := statefile.WriteAtomic(endpointsPath(g.cfg), b); err != nil {
+	if err := statefile.WriteAtomic(endpointsPath(g.cfg), append(b, '\n')); err != nil {
 		g.log.Warn("remembered endpoints: write state_dir", "error", err)
 		return
 	}
-	g.memSaved = b
+	g.mem.saved, g.mem.savedAt = m, now
 }
 
-// rememberLoop records changed endpoints every rememberEvery until the
-// gateway closes.
+// rememberLoop records endpoints every rememberEvery until the gateway
+// closes.
 func (g *Gateway) rememberLoop() {
 	t := time.NewTicker(rememberEvery)
 	defer t.Stop()
@@ -183,7 +263,7 @@ func (g *Gateway) rememberLoop() {
 		}
 		g.mu.Lock()
 		if !g.closed {
-			g.remember()
+			g.remember(false)
 		}
 		g.mu.Unlock()
 	}
@@ -212,12 +292,12 @@ func (g *Gateway) resume() {
 		tunnels++
 	}
 	var clients []string
-	if g.p2s != nil && len(g.memory.Clients) > 0 {
+	if g.p2s != nil && len(g.mem.loaded.Clients) > 0 {
 		var err error
-		clients, err = g.p2s.Resume(g.memory.clients())
+		clients, err = g.p2s.Resume(g.mem.loaded.clients())
 		if err != nil {
 			g.log.Warn("point-to-site: could not dial every remembered client", "error", err)
 		}
 	}
-	g.log.Info("dialing peers after start", "tunnels", tunnels, "remembered_peerings", len(g.memory.Peerings), "p2s_clients", len(clients))
+	g.log.Info("dialing peers after start", "tunnels", tunnels, "remembered_peerings", len(g.mem.loaded.Peerings), "p2s_clients", len(clients))
 }

@@ -3,25 +3,35 @@ package p2s
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
-// Endpoints returns the underlay endpoint the device knows for each
-// registered client (the address its last packet came from, or the one
-// Resume set), keyed by public key. Clients never seen are absent.
-func (s *Server) Endpoints() (map[keys.PublicKey]netip.AddrPort, error) {
+// Seen is where the device last saw a client.
+type Seen struct {
+	// Endpoint is the address the client's last packet came from, or the
+	// one Resume set.
+	Endpoint netip.AddrPort
+	// LastHandshake is zero when the client has not completed a handshake
+	// with this run of the device.
+	LastHandshake time.Time
+}
+
+// Endpoints returns, for each registered client the device knows an
+// endpoint of, where it was last seen, keyed by public key.
+func (s *Server) Endpoints() (map[keys.PublicKey]Seen, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stats, err := s.peerStats()
 	if err != nil {
 		return nil, err
 	}
-	out := map[keys.PublicKey]netip.AddrPort{}
+	out := map[keys.PublicKey]Seen{}
 	for _, c := range s.reg.Clients() {
 		if ep, ok := endpointOf(stats[c.PublicKey]); ok {
-			out[c.PublicKey] = ep
+			out[c.PublicKey] = Seen{Endpoint: ep, LastHandshake: stats[c.PublicKey].LastHandshake}
 		}
 	}
 	return out, nil

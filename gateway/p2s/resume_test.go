@@ -45,8 +45,8 @@ func TestServerResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(eps) != 1 || !eps[aliceKey].IsValid() || eps[aliceKey].Addr() != ma("127.0.0.1") {
-		t.Fatalf("endpoints = %v; want alice's only", eps)
+	if len(eps) != 1 || eps[aliceKey].Endpoint.Addr() != ma("127.0.0.1") || eps[aliceKey].LastHandshake.IsZero() {
+		t.Fatalf("endpoints = %v; want alice's only, with a handshake", eps)
 	}
 	handshake := func() time.Time {
 		dump, err := ca.dev.IpcGet()
@@ -68,7 +68,7 @@ func TestServerResume(t *testing.T) {
 	defer s.Close()
 	stranger, _ := keys.GeneratePrivate()
 	resumed, err := s.Resume(map[keys.PublicKey]netip.AddrPort{
-		aliceKey:          eps[aliceKey],
+		aliceKey:          eps[aliceKey].Endpoint,
 		stranger.Public(): netip.MustParseAddrPort("127.0.0.1:9"),
 		bobKey:            {}, // no endpoint: nothing to do
 	})
@@ -86,7 +86,7 @@ func TestServerResume(t *testing.T) {
 	if err != nil || len(resumed) != 0 {
 		t.Fatalf("resumed %v, %v; want none", resumed, err)
 	}
-	if now, _ := s.Endpoints(); now[aliceKey] != eps[aliceKey] {
+	if now, _ := s.Endpoints(); now[aliceKey].Endpoint != eps[aliceKey].Endpoint {
 		t.Fatalf("alice's endpoint %v, want %v", now[aliceKey], eps[aliceKey])
 	}
 	// A revoked client is no longer remembered.
