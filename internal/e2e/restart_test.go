@@ -168,6 +168,28 @@ func TestRestartP2SStockClient(t *testing.T) {
 	if gap > outageBound {
 		t.Errorf("alice's traffic stopped for %.1f s, want at most %v", gap.Seconds(), outageBound)
 	}
+
+	// A clean stop writes the endpoints too (the file is removed first, so
+	// only the stop can have written it); the next start dials them.
+	mem := filepath.Join(g1.StateDir, "endpoints.json")
+	if err := os.Remove(mem); err != nil {
+		t.Errorf("remove %s: %v", mem, err)
+	}
+	wait = continuousPing(t, lab, alice.NS, n1.HostAddr, "alice-stop")
+	time.Sleep(2 * time.Second)
+	stopped := time.Now()
+	if err := g1.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(mem); err != nil || !strings.Contains(string(b), alice.Underlay.String()) {
+		t.Errorf("after a clean stop, %s: %v\n%s", mem, err, b)
+	}
+	start(t, g1)
+	gap, ok = outage(wait(), stopped)
+	t.Logf("FIGURE p2s stock client (no keepalive) after a clean stop + start: longest gap between replies %.2f s", gap.Seconds())
+	if !ok || gap > outageBound {
+		t.Errorf("after a clean stop and start alice's traffic stopped for %.1f s (back: %v), want at most %v", gap.Seconds(), ok, outageBound)
+	}
 }
 
 // A dial-in-only peering: gw1 has no endpoint for gw2 (and no keepalive);
