@@ -264,4 +264,21 @@ func TestRestartSiteToSiteDialIn(t *testing.T) {
 	if after := snapshot(); after != before {
 		t.Errorf("gateway 1's state after the restart differs:\nbefore\n%s\nafter\n%s", before, after)
 	}
+
+	// A corrupt memory never blocks a start: it is warned about, and the
+	// peers reconnect on their own timers.
+	if err := g1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g1.StateDir, "endpoints.json"), []byte("{torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start(t, g1)
+	if !strings.Contains(g1.Log(), "remembered endpoints unreadable") {
+		t.Errorf("no warning about the corrupt endpoints file in the log:\n%s", tail(g1.Log(), 20))
+	}
+	if err := lab.WaitPing(n2.HostNS, n1.HostAddr, 40*time.Second); err != nil {
+		t.Fatalf("after a start with a corrupt endpoints file: %v", err)
+	}
+	waitRemembered(t, g1, n2.GatewayUnderlay.String()) // the torn file is replaced
 }
