@@ -14,7 +14,7 @@ import (
 // running system's facts the import filter protects (route_safety.go).
 // g.mu is held.
 func (g *Gateway) input(cfg *config.Config) plan.Input {
-	in := plan.Input{Config: cfg, Env: g.env, Learned: g.learned, P2SDown: g.p2sDisabled != ""}
+	in := plan.Input{Config: cfg, Env: g.env, Learned: g.learned, P2SDown: g.p2sDisabled != "", Remembered: g.mem.loaded.planInput()}
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()

@@ -51,6 +51,8 @@ type Gateway struct {
 	addr        netip.Addr      // the tunnel address on lo
 	learned     []routing.Route // the speaker's last RIB snapshot
 	applied     plan.State      // the last plan applied
+	// mem is the peers' remembered endpoints (remember.go).
+	mem memoryState
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -96,11 +98,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		_ = json.Unmarshal(b, &prev)
 	}
 	g.addr = prev.TunnelAddress
+	g.loadMemory(cfg) // remember.go
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.apply(ctx, cfg); err != nil {
 		return nil, err
 	}
+	g.resume()          // remember.go
+	go g.rememberLoop() // records the endpoints from now on
 	log.Info("gateway started", "name", cfg.Name, "peerings", len(cfg.Peerings), "max_tunnels", cfg.MaxTunnels)
 	return g, nil
 }
@@ -171,6 +176,7 @@ func (g *Gateway) Close() error {
 		return nil
 	}
 	g.closed = true
+	g.remember(true) // remember.go
 	err := g.teardown()
 	g.log.Info("gateway stopped", "name", g.cfg.Name)
 	return err

@@ -17,12 +17,15 @@
 package plan
 
 import (
-	"github.com/vgate-project/vgate/api"
 	"net/netip"
+	"slices"
+
+	"github.com/vgate-project/vgate/api"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -45,6 +48,21 @@ type Input struct {
 	// into a tunnel.
 	Endpoints []UnderlayEndpoint
 	Connected []kernel.Connected
+	// Remembered are the underlay endpoints the peers had when this
+	// gateway last ran (state_dir, gateway/remember.go). A peering without
+	// a configured endpoint (dial-in only) gets its remembered one, so
+	// that the restarted side can dial. A configured endpoint always wins,
+	// even one that does not resolve; an entry for another public key or
+	// a peering the config no longer has is ignored. The tunnel's MTU does
+	// not depend on it.
+	Remembered []RememberedEndpoint
+}
+
+// RememberedEndpoint is the last underlay endpoint of a peering's peer.
+type RememberedEndpoint struct {
+	Peering   string
+	PublicKey keys.PublicKey
+	Endpoint  netip.AddrPort
 }
 
 // UnderlayEndpoint is an underlay address a tunnel or a point-to-site
@@ -149,10 +167,35 @@ func Plan(in Input) State {
 // peerings' static spaces and for the point-to-site pool.
 func static(in Input) ([]Tunnel, []kernel.Route, []error) {
 	tunnels, routes, problems := desired(in.Config, in.Env)
+	remembered(in.Config, tunnels, in.Remembered)
 	if in.Config.PointToSite != nil && !in.P2SDown {
 		routes = append(routes, p2sRoutes(in.Config)...)
 	}
 	return tunnels, routes, problems
+}
+
+// remembered gives each dial-in-only tunnel the endpoint its peer had
+// when the gateway last ran (Input.Remembered).
+func remembered(cfg *config.Config, tunnels []Tunnel, mem []RememberedEndpoint) {
+	if len(mem) == 0 {
+		return
+	}
+	for i := range tunnels {
+		t := &tunnels[i]
+		if t.Kind != KindWireGuard || t.WireGuard.Endpoint.IsValid() {
+			continue
+		}
+		i := slices.IndexFunc(cfg.Peerings, func(p config.Peering) bool { return p.Name == t.Name })
+		if i < 0 || cfg.Peerings[i].Endpoint != "" {
+			continue // a configured endpoint wins, even one that does not resolve
+		}
+		for _, m := range mem {
+			if m.Peering == t.Name && m.PublicKey == t.WireGuard.PublicKey && m.Endpoint.IsValid() {
+				t.WireGuard.Endpoint = m.Endpoint
+				break
+			}
+		}
+	}
 }
 
 // Routes is the `vgate routes` view of in: the gateway's own spaces, the
