@@ -16,6 +16,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/statefile"
 	"github.com/vgate-project/vgate/routing"
 )
 
@@ -192,11 +193,7 @@ func runtimePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir,
 
 func writeRuntime(cfg *config.Config) error {
 	b, _ := json.Marshal(runtimeState{TunnelAddress: cfg.TunnelAddress})
-	tmp := runtimePath(cfg) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
-	}
-	if err := os.Rename(tmp, runtimePath(cfg)); err != nil {
+	if err := statefile.WriteAtomic(runtimePath(cfg), b); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
 	return nil
