@@ -105,6 +105,7 @@ type transition struct {
 	Peering, Network string
 	From, To         api.PeeringState
 	Reason           api.DownReason
+	Hint             string // what to check, for people ("" if none)
 }
 
 // peeringTransitions compares the current peerings with the previous
@@ -121,7 +122,7 @@ func peeringTransitions(prev map[string]api.PeeringState, cur []api.PeeringStatu
 			was = api.StateDown
 		}
 		if was != p.State {
-			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was, To: p.State, Reason: p.Reason})
+			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was, To: p.State, Reason: p.Reason, Hint: p.Hint})
 		}
 		prev[p.Name] = p.State
 	}
@@ -163,6 +164,10 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 func logTransition(log *slog.Logger, tr transition) {
 	if tr.To == api.StateUp {
 		log.Info("tunnel up", "peering", tr.Peering, "network", tr.Network)
+		return
+	}
+	if tr.Hint != "" {
+		log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason, "hint", tr.Hint)
 		return
 	}
 	log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason)

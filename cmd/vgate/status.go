@@ -55,6 +55,7 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		r += " (last: " + firstLine(st.Reloads.LastError) + ")"
 	}
 	fmt.Fprintf(w, "  reloads         %s\n", r)
+	fmt.Fprintf(w, "  ip forwarding   %s\n", forwardingText(st.Forwarding.IPv4, st.Forwarding.IPv6)) // check.go
 	if d := portDrops(st.Port); d != "" { // status_ops.go
 		fmt.Fprintf(w, "  port drops      %s\n", d)
 	}
@@ -85,6 +86,11 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 			humanBytes(p.RxBytes), humanBytes(p.TxBytes), prefixes(p.AddressSpaces))
 	}
 	tw.Flush()
+	for _, p := range st.Peerings {
+		if p.Hint != "" {
+			fmt.Fprintf(w, "%s: %s\n", p.Name, p.Hint)
+		}
+	}
 }
 
 func firstLine(s string) string {

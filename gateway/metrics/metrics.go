@@ -65,6 +65,7 @@ type Collector struct {
 	bgpUp, bgpReceived, bgpAccepted, bgpRejected           *prometheus.Desc
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
+	ipForwarding                                           *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -120,6 +121,7 @@ func New(source Source, version string) *Collector {
 		bgpMaxPrefixes:   d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
 		probeUp:          d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
 		probeRTT:         d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+		ipForwarding:     d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
 	}
 }
 
@@ -132,7 +134,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
-		c.bgpMaxPrefixes, c.probeUp, c.probeRTT,
+		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding,
 	}
 }
 
@@ -161,6 +163,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.tunnelsLimit, float64(m.Tunnels.Limit))
 	gauge(c.tunnelsConfigured, float64(len(m.Peerings)))
 	gauge(c.tunnelsUp, float64(m.Tunnels.Up))
+	gauge(c.ipForwarding, b2f(m.Forwarding.IPv4), "ipv4")
+	gauge(c.ipForwarding, b2f(m.Forwarding.IPv6), "ipv6")
 
 	for _, p := range m.Peerings {
 		gauge(c.peeringInfo, 1, p.Name, p.Network, p.Interface)
@@ -259,4 +263,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.p2sClientHandshake, hs, cl.Name)
 		counter(c.p2sClientDenied, float64(cl.Denied), cl.Name)
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
