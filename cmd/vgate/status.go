@@ -56,7 +56,7 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "  reloads         %s\n", r)
 	fmt.Fprintf(w, "  ip forwarding   %s\n", forwardingText(st.Forwarding.IPv4, st.Forwarding.IPv6)) // check.go
-	if d := portDrops(st.Port); d != "" { // status_ops.go
+	if d := portDrops(st.Port); d != "" {                                                            // status_ops.go
 		fmt.Fprintf(w, "  port drops      %s\n", d)
 	}
 	if s := p2sLine(st.P2S); s != "" { // client.go
