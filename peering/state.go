@@ -77,9 +77,10 @@ func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 }
 
 // Unanswered is how long the oldest unanswered handshake initiation has
-// waited, and whether one waits.
+// waited, and whether one waits. A handshake completed since it was sent
+// answers it.
 func Unanswered(o Observation) (time.Duration, bool) {
-	if o.UnansweredSince.IsZero() {
+	if o.UnansweredSince.IsZero() || !o.LastHandshake.IsZero() && !o.LastHandshake.Before(o.UnansweredSince) {
 		return 0, false
 	}
 	return max(o.Now.Sub(o.UnansweredSince), 0), true

@@ -100,10 +100,10 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		switch typ := binary.LittleEndian.Uint32(buf[0:4]); {
 		case typ == msgInitiation && len(buf) == initiationSize,
 			typ == msgResponse && len(buf) == responseSize:
-			b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
 			if typ == msgInitiation {
-				b.noteInitiation()
+				b.noteInitiation() // handshakes.go
 			}
+			b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
 		}
 	}
 	return b.m.under.Send(bufs, ep)

@@ -69,6 +69,16 @@ func TestUnansweredInitiations(t *testing.T) {
 			t.Errorf("%s: still unanswered since %v", answer.name, d.UnansweredSince)
 		}
 	}
+	// Transport data of a session older than the pending initiation (the
+	// peer lost it, e.g. after a key change) is no answer.
+	if err := west.Send([][]byte{sent(msgInitiation, 14, initiationSize)}, testEP); err != nil {
+		t.Fatal(err)
+	}
+	r.put(0, message(msgTransport, 11, transportMin))
+	r.dispatch(1)
+	if d := deviceStats(t, m, "west"); d.UnansweredSince.IsZero() {
+		t.Errorf("transport data of an older session answered the initiation")
+	}
 	// A packet to an unknown index answers nobody; east still waits.
 	r.put(0, message(msgTransport, 999, transportMin))
 	r.dispatch(1)

@@ -557,7 +557,7 @@ func (r *reader) dispatch(n int) {
 			m.droppedNotOpen.Add(1)
 			continue
 		}
-		e.b.noteAnswer()
+		e.b.noteAnswer(data[0], e.at) // handshakes.go
 		m.deliver(e.b, m.copyPacket(data, ep))
 	}
 }

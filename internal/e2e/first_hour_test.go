@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/internal/netlab"
+)
+
+// The mistakes of an operator's first hour (issue 11): each must show as
+// "not up" with its reason on both sides, in status, metrics and the log,
+// and a fix plus a reload must bring the peering back.
+
+// peeringOf is g's status of its peering name.
+func peeringOf(t *testing.T, g *netlab.Gateway, name string) (api.PeeringStatus, api.Status, error) {
+	t.Helper()
+	st, err := g.Status()
+	if err != nil {
+		return api.PeeringStatus{}, st, err
+	}
+	for _, p := range st.Peerings {
+		if p.Name == name {
+			return p, st, nil
+		}
+	}
+	return api.PeeringStatus{}, st, fmt.Errorf("%s has no peering %s", g.Name, name)
+}
+
+// waitPeering waits until g's peering name is in state with reason (the
+// reason "" for up), and returns when that was and the peering.
+func waitPeering(t *testing.T, g *netlab.Gateway, name string, state api.PeeringState, reason api.DownReason, timeout time.Duration) (time.Time, api.PeeringStatus) {
+	t.Helper()
+	var got api.PeeringStatus
+	waitFor(t, fmt.Sprintf("%s: peering %s %s %s", g.Name, name, state, reason), timeout, func() (bool, string) {
+		p, st, err := peeringOf(t, g, name)
+		if err != nil {
+			return false, err.Error()
+		}
+		got = p
+		up := st.Tunnels.Up
+		ok := p.State == state && p.Reason == reason
+		// "N up" is the same truth as the peering's state.
+		if ok && (state == api.StateUp) != (up == 1) {
+			return false, fmt.Sprintf("peering %s but %d up", p.State, up)
+		}
+		return ok, fmt.Sprintf("%s %s hint %q (%d up)", p.State, p.Reason, p.Hint, up)
+	})
+	return time.Now(), got
+}
+
+// metricsOf scrapes g's metrics (MetricsListen must be metricsAddr).
+func metricsOf(t *testing.T, g *netlab.Gateway) string {
+	t.Helper()
+	return scrape(t, g.Net.GatewayNS, metricsAddr)
+}
+
+// checkDownMetrics asserts that g's metrics say peering is down for reason.
+func checkDownMetrics(t *testing.T, g *netlab.Gateway, peering string, reason api.DownReason) {
+	t.Helper()
+	body := metricsOf(t, g)
+	if v := mustMetric(t, body, "vgate_peering_up", "peering="+peering); v != 0 {
+		t.Errorf("%s: vgate_peering_up{peering=%s} = %v, want 0", g.Name, peering, v)
+	}
+	if v := mustMetric(t, body, "vgate_peering_down_reason", "peering="+peering, "reason="+string(reason)); v != 1 {
+		t.Errorf("%s: vgate_peering_down_reason{peering=%s,reason=%s} = %v, want 1", g.Name, peering, reason, v)
+	}
+	if v := mustMetric(t, body, "vgate_tunnels_up"); v != 0 {
+		t.Errorf("%s: vgate_tunnels_up = %v, want 0", g.Name, v)
+	}
+}
+
+// A wrong peer ASN on one side: neither side is up, both say bgp_down,
+// `vgate bgp` shows the NOTIFICATION (bad peer AS) sent on one side and
+// received on the other, and fixing the ASN with a reload brings both up.
+func TestFirstHourWrongASN(t *testing.T) {
+	_, gws := site(t, 2)
+	gw1, gw2 := gws[0], gws[1]
+	netlab.LinkBGP(gw1, gw2)
+	gw1.MetricsListen, gw2.MetricsListen = metricsAddr, metricsAddr
+	gw2.Peering("net1").BGP.ASN = 65009 // gw1 is AS65001
+	start(t, gw1, gw2)
+
+	t0 := time.Now()
+	for _, c := range []struct {
+		g    *netlab.Gateway
+		peer string
+	}{{gw1, "net2"}, {gw2, "net1"}} {
+		at, p := waitPeering(t, c.g, c.peer, api.StateDown, api.ReasonBGPDown, 30*time.Second)
+		t.Logf("%s: %s %s after %v", c.g.Name, p.State, p.Reason, at.Sub(t0).Round(100*time.Millisecond))
+		if p.LastHandshake.IsZero() {
+			t.Errorf("%s: the tunnel never shook hands; the test wants only BGP broken", c.g.Name)
+		}
+		checkDownMetrics(t, c.g, c.peer, api.ReasonBGPDown)
+	}
+	// The NOTIFICATION: gw2 refuses gw1's OPEN (bad peer AS: code 2,
+	// subcode 2) and says so.
+	var n api.NeighborStatus
+	waitFor(t, "net2: vgate bgp shows the NOTIFICATION sent", 30*time.Second, func() (bool, string) {
+		st, err := gw2.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		n = neighborOf(st, "net1")
+		nt := n.Notification
+		return nt != nil && nt.Direction == "sent" && nt.Code == 2 && nt.Subcode == 2 && !nt.At.IsZero() &&
+			n.State != api.SessionEstablished && n.DownCode != "", fmt.Sprintf("%+v notification %+v", n, nt)
+	})
+	out, err := gw2.CLI("bgp", "--socket", gw2.Socket)
+	if err != nil {
+		t.Fatalf("vgate bgp: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "net1: down: "+n.DownCode) || !strings.Contains(out, "last NOTIFICATION sent: "+n.Notification.Text) ||
+		!strings.Contains(strings.ToLower(n.Notification.Text), "bad peer as") {
+		t.Errorf("net2: vgate bgp does not show the down code and the NOTIFICATION (%+v):\n%s", n.Notification, out)
+	}
+	t.Logf("net2: vgate bgp:\n%s", out)
+	// gw1 receives that NOTIFICATION in OpenConfirm, where GoBGP v4 keeps
+	// neither its code nor its text (fsm.go: a non-KEEPALIVE message there
+	// ends the session as "invalid-msg" without the message). vgate bgp
+	// still shows that the session is down, why as far as it knows, and
+	// when.
+	waitFor(t, "net1: vgate bgp shows the down code", 30*time.Second, func() (bool, string) {
+		st, err := gw1.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		n = neighborOf(st, "net2")
+		return n.State != api.SessionEstablished && n.DownCode != "" && !n.LastDownAt.IsZero(), fmt.Sprintf("%+v", n)
+	})
+	out, err = gw1.CLI("bgp", "--socket", gw1.Socket)
+	if err != nil || !strings.Contains(out, "net2: down: "+n.DownCode+" (") {
+		t.Errorf("net1: vgate bgp does not show the down code (%v):\n%s", err, out)
+	}
+	t.Logf("net1: vgate bgp:\n%s", out)
+
+	// The fix: the right ASN and a reload; both sides up again. gw1 ended
+	// the session on a NOTIFICATION, after which GoBGP v4 holds the
+	// session idle for a fixed 5 s (fsm.go holdtimeIdle) and refuses
+	// gw2's connections meanwhile: up comes 5-6 s after the reload, so the
+	// bound here is 10 s and the figure is logged.
+	gw2.Peering("net1").BGP.ASN = netlab.ASNOf(gw1.Net)
+	if err := gw2.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Now()
+	for _, c := range []struct {
+		g    *netlab.Gateway
+		peer string
+	}{{gw1, "net2"}, {gw2, "net1"}} {
+		at, _ := waitPeering(t, c.g, c.peer, api.StateUp, "", 10*time.Second)
+		t.Logf("%s: up %v after the reload", c.g.Name, at.Sub(t1).Round(100*time.Millisecond))
+	}
+}
+
+// A wrong public key on one side of a working tunnel, with traffic: both
+// sides leave "up" within 30 s with handshake_unanswered and the hint, in
+// status, metrics and the log; the right key and a reload bring both up
+// again within 5 s.
+func TestFirstHourWrongKey(t *testing.T) {
+	lab, gws := site(t, 2)
+	gw1, gw2 := gws[0], gws[1]
+	netlab.Mesh(gw1, gw2)
+	gw1.MetricsListen, gw2.MetricsListen = metricsAddr, metricsAddr
+	start(t, gw1, gw2)
+	n1, n2 := lab.Network(1), lab.Network(2)
+	mustReach(t, lab, n1, n2)
+	waitPeering(t, gw1, "net2", api.StateUp, "", 15*time.Second)
+	waitPeering(t, gw2, "net1", api.StateUp, "", 15*time.Second)
+
+	// Traffic both ways for the rest of the test, as users would send.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, c := range []struct {
+		from *netlab.Network
+		to   string
+	}{{n1, n2.HostAddr.String()}, {n2, n1.HostAddr.String()}} {
+		go lab.RunContext(ctx, c.from.HostNS, "ping", "-n", "-q", "-i", "0.5", "-W", "1", "-w", "120", c.to)
+	}
+
+	right := gw1.Peering("net2").PublicKey
+	wrong, err := keys.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw1.Peering("net2").PublicKey = wrong.Public()
+	if err := gw1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	for _, c := range []struct {
+		g    *netlab.Gateway
+		peer string
+	}{{gw1, "net2"}, {gw2, "net1"}} {
+		at, p := waitPeering(t, c.g, c.peer, api.StateDown, api.ReasonHandshakeUnanswered, 30*time.Second)
+		t.Logf("%s: %s %s after %v: %s", c.g.Name, p.State, p.Reason, at.Sub(t0).Round(100*time.Millisecond), p.Hint)
+		if !strings.HasPrefix(p.Hint, "handshake not answered for ") || !strings.Contains(p.Hint, "check the public keys, the endpoint and that UDP 51820 is open") {
+			t.Errorf("%s: hint %q", c.g.Name, p.Hint)
+		}
+		checkDownMetrics(t, c.g, c.peer, api.ReasonHandshakeUnanswered)
+		out, err := c.g.CLI("status", "--socket", c.g.Socket)
+		if err != nil || !strings.Contains(out, "down (handshake unanswered)") || !strings.Contains(out, c.peer+": handshake not answered for ") {
+			t.Errorf("%s: vgate status (%v):\n%s", c.g.Name, err, out)
+		}
+		waitFor(t, c.g.Name+": the log says tunnel down with the reason and the hint", 5*time.Second, func() (bool, string) {
+			for _, l := range strings.Split(c.g.Log(), "\n") {
+				if strings.Contains(l, "tunnel down") && strings.Contains(l, "peering="+c.peer) &&
+					strings.Contains(l, "reason=handshake_unanswered") && strings.Contains(l, "handshake not answered for") {
+					return true, l
+				}
+			}
+			return false, tail(c.g.Log(), 5)
+		})
+	}
+
+	// The fix: the right key and a reload.
+	gw1.Peering("net2").PublicKey = right
+	if err := gw1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Now()
+	for _, c := range []struct {
+		g    *netlab.Gateway
+		peer string
+	}{{gw1, "net2"}, {gw2, "net1"}} {
+		at, _ := waitPeering(t, c.g, c.peer, api.StateUp, "", 5*time.Second)
+		t.Logf("%s: up %v after the reload", c.g.Name, at.Sub(t1).Round(100*time.Millisecond))
+	}
+	mustReach(t, lab, n1, n2)
+}
