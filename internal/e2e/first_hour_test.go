@@ -232,3 +232,37 @@ func TestFirstHourWrongKey(t *testing.T) {
 	}
 	mustReach(t, lab, n1, n2)
 }
+
+// Turning BGP off by a reload stops the speaker quietly: the gateway that
+// turned it off logs no warning about its own sessions ending (GoBGP's
+// "dying"), and the tunnel stays up as a static peering.
+func TestFirstHourBGPOff(t *testing.T) {
+	_, gws := site(t, 2)
+	gw1, gw2 := gws[0], gws[1]
+	netlab.LinkBGP(gw1, gw2)
+	start(t, gw1, gw2)
+	waitPeering(t, gw1, "net2", api.StateUp, "", 30*time.Second)
+
+	gw1.ASN = 0
+	p := gw1.Peering("net2")
+	p.BGP, p.Spaces = nil, gw2.Spaces
+	before := len(gw1.Log())
+	if err := gw1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "net1: reload applied", 10*time.Second, func() (bool, string) {
+		st, err := gw1.Status()
+		return err == nil && st.Reloads.OK == 1, fmt.Sprintf("%+v %v", st.Reloads, err)
+	})
+	waitPeering(t, gw1, "net2", api.StateUp, "", 10*time.Second)
+	time.Sleep(2 * time.Second) // let late session events arrive
+	after := gw1.Log()[before:]
+	for _, l := range strings.Split(after, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "dying") {
+			t.Errorf("turning BGP off logged: %s", l)
+		}
+	}
+	if !strings.Contains(after, "reload applied") {
+		t.Errorf("no reload in the log after turning BGP off:\n%s", tail(after, 20))
+	}
+}
