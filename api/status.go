@@ -70,6 +70,9 @@ type PeeringStatus struct {
 	AddressSpaces []netip.Prefix `json:"address_spaces"`
 	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
 	Error         string         `json:"error,omitempty"`
+	// DroppedSource counts packets from the peer dropped because their
+	// source is not in AllowedIPs (the source check).
+	DroppedSource uint64 `json:"dropped_source"`
 	// Hint is what to check when the peering is not up, for people (never
 	// matched by code; Reason is the code), "" when there is none.
 	Hint string `json:"hint,omitempty"`

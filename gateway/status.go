@@ -80,6 +80,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.LastHandshake = s.LastHandshake
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
+				ps.DroppedSource = s.DroppedSource
 				obs.LastHandshake = s.LastHandshake
 			}
 			obs.UnansweredSince = unanswered[p.Name]

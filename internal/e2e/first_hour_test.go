@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -337,5 +339,60 @@ func TestFirstHourForwardingOff(t *testing.T) {
 	})
 	if n := warnings(); n != before+2 {
 		t.Errorf("%d forwarding warnings after the reload with forwarding on, want %d", n, before+2)
+	}
+}
+
+// A peer that sends from a source outside its AllowedIPs (here gw2, from
+// an address of no network it owns) has those packets dropped by the
+// receiving gateway and counted per peering, in status and metrics;
+// legitimate traffic is untouched.
+func TestFirstHourSourceCheck(t *testing.T) {
+	lab, gws := site(t, 2)
+	gw1, gw2 := gws[0], gws[1]
+	netlab.Mesh(gw1, gw2)
+	gw1.MetricsListen = metricsAddr
+	start(t, gw1, gw2)
+	n1, n2 := lab.Network(1), lab.Network(2)
+	mustReach(t, lab, n2, n1)
+
+	ns := gw2.Net.GatewayNS
+	if out, err := lab.Run(ns, "ip", "addr", "add", "10.99.0.1/32", "dev", "lo"); err != nil {
+		t.Fatalf("ip addr: %v %s", err, out)
+	}
+	// Spoofed: from 10.99.0.1, which is no space of gw2's network.
+	loss, out, _ := func() (int, string, error) {
+		o, _ := lab.Run(ns, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "1", "-I", "10.99.0.1", n1.HostAddr.String())
+		m := lossRE.FindStringSubmatch(o)
+		if m == nil {
+			return -1, o, nil
+		}
+		var l int
+		fmt.Sscan(m[1], &l)
+		return l, o, nil
+	}()
+	if loss != 100 {
+		t.Errorf("spoofed pings got through (loss %d%%):\n%s", loss, out)
+	}
+	var p api.PeeringStatus
+	waitFor(t, "net1 counts the spoofed packets of net2", 10*time.Second, func() (bool, string) {
+		var err error
+		p, _, err = peeringOf(t, gw1, "net2")
+		return err == nil && p.DroppedSource == 5, fmt.Sprintf("dropped_source %d %v", p.DroppedSource, err)
+	})
+	if v := mustMetric(t, metricsOf(t, gw1), "vgate_peering_source_dropped_packets_total", "peering=net2"); v != 5 {
+		t.Errorf("vgate_peering_source_dropped_packets_total{peering=net2} = %v, want 5", v)
+	}
+	st, _ := gw1.CLI("status", "--socket", gw1.Socket)
+	if !strings.Contains(st, "net2: 5 packet(s) from the peer dropped: source not in its allowed IPs") {
+		t.Errorf("vgate status does not show the dropped packets:\n%s", st)
+	}
+	// The peering's AllowedIPs in status are still the planned ones.
+	if !slices.Contains(p.AllowedIPs, n2.Space) || slices.Contains(p.AllowedIPs, netip.MustParsePrefix("0.0.0.0/0")) {
+		t.Errorf("status AllowedIPs = %v", p.AllowedIPs)
+	}
+	// Legitimate traffic still flows, and is not counted.
+	mustReach(t, lab, n2, n1)
+	if p, _, _ = peeringOf(t, gw1, "net2"); p.DroppedSource != 5 {
+		t.Errorf("dropped_source = %d after legitimate traffic, want 5", p.DroppedSource)
 	}
 }
