@@ -1,8 +1,9 @@
 package api
 
 // DownReason is why a configured peering is not up, as status and metrics
-// show it (the label values of vgate_peering_down_reason). The first two
-// come from the WireGuard handshake, the others from BGP.
+// show it (the label values of vgate_peering_down_reason). no_handshake,
+// handshake_stale and handshake_unanswered come from the WireGuard
+// handshake, the others from BGP.
 type DownReason string
 
 const (
@@ -10,11 +11,15 @@ const (
 	ReasonHandshakeStale DownReason = "handshake_stale" // the last handshake is too old for a live session
 	ReasonBGPDown        DownReason = "bgp_down"        // the tunnel is up but its BGP session is not established
 	ReasonPrefixLimit    DownReason = "prefix_limit"    // the BGP session was shut for exceeding its max-prefix
+	// ReasonHandshakeUnanswered: the tunnel sends handshake initiations
+	// and the peer has answered none for a while (wrong public key on
+	// either side, wrong endpoint, UDP blocked).
+	ReasonHandshakeUnanswered DownReason = "handshake_unanswered"
 )
 
 // DownReasons lists every down reason, in a fixed order, so that metrics
 // can export a stable series per reason.
-var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit}
+var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered}
 
 // RefusalReason is why a reload was refused (the label values of
 // vgate_refusals_total).

@@ -23,6 +23,16 @@ type Status struct {
 	Port PortStats `json:"port"`
 	// P2S is the point-to-site server; nil when not configured.
 	P2S *P2SStatus `json:"point_to_site,omitempty"`
+	// Forwarding is whether the machine forwards packets: without it
+	// tunnels come up but nothing behind the gateway gets through.
+	Forwarding Forwarding `json:"ip_forwarding"`
+}
+
+// Forwarding is the kernel's IP forwarding switches
+// (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding).
+type Forwarding struct {
+	IPv4 bool `json:"ipv4"`
+	IPv6 bool `json:"ipv6"`
 }
 
 // TunnelCount is tunnels in use against the limit.
@@ -60,6 +70,12 @@ type PeeringStatus struct {
 	AddressSpaces []netip.Prefix `json:"address_spaces"`
 	AllowedIPs    []netip.Prefix `json:"allowed_ips"`
 	Error         string         `json:"error,omitempty"`
+	// DroppedSource counts packets from the peer dropped because their
+	// source is not in AllowedIPs (the source check).
+	DroppedSource uint64 `json:"dropped_source"`
+	// Hint is what to check when the peering is not up, for people (never
+	// matched by code; Reason is the code), "" when there is none.
+	Hint string `json:"hint,omitempty"`
 }
 
 // ReloadStats counts reloads by result.
@@ -102,6 +118,11 @@ type PortDevice struct {
 	QueueCap         int    `json:"queue_cap"`
 	Dispatched       uint64 `json:"dispatched"`
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+	// InitiationsSent counts the handshake initiations the device sent;
+	// UnansweredSince is when the oldest one its peer has not answered
+	// yet was sent (zero when none waits).
+	InitiationsSent uint64    `json:"initiations_sent"`
+	UnansweredSince time.Time `json:"unanswered_since,omitzero"`
 }
 
 // Metrics is what the Prometheus collector reads at scrape time: the

@@ -77,10 +77,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		}
 	}()
 
-	if v4, v6 := kernel.Forwarding(); !v4 || !v6 {
-		log.Warn("IP forwarding is off: hosts behind this gateway cannot reach peered networks until it is on (sysctl -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1)",
-			"ipv4_forwarding", v4, "ipv6_forwarding", v6)
-	}
+	warnForwarding(log) // forwarding.go
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
@@ -117,6 +114,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	g.eps.refresh(cfg) // DNS outside the lock (resolve.go)
+	warnForwarding(g.log)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	err := g.reloadLocked(ctx, cfg)

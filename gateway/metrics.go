@@ -105,25 +105,37 @@ type transition struct {
 	Peering, Network string
 	From, To         api.PeeringState
 	Reason           api.DownReason
+	Hint             string // what to check, for people ("" if none)
+}
+
+// seenPeering is a peering's state and reason at the last look.
+type seenPeering struct {
+	State  api.PeeringState
+	Reason api.DownReason
 }
 
 // peeringTransitions compares the current peerings with the previous
-// states (updated in place). A peering seen for the first time counts as
-// coming from down, so a tunnel that is up at the first look is reported;
-// peerings no longer configured are forgotten.
-func peeringTransitions(prev map[string]api.PeeringState, cur []api.PeeringStatus) []transition {
+// looks (updated in place). A change of state, or of the reason a peering
+// is not up (e.g. no_handshake to handshake_unanswered), is a transition.
+// A peering seen for the first time counts as coming from down, so a
+// tunnel that is up at the first look is reported; peerings no longer
+// configured are forgotten.
+func peeringTransitions(prev map[string]seenPeering, cur []api.PeeringStatus) []transition {
 	var out []transition
 	seen := make(map[string]bool, len(cur))
 	for _, p := range cur {
 		seen[p.Name] = true
 		was, ok := prev[p.Name]
 		if !ok {
-			was = api.StateDown
+			was = seenPeering{State: api.StateDown, Reason: p.Reason}
+			if p.State == api.StateUp {
+				was.Reason = api.ReasonNoHandshake
+			}
 		}
-		if was != p.State {
-			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was, To: p.State, Reason: p.Reason})
+		if was.State != p.State || was.Reason != p.Reason {
+			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was.State, To: p.State, Reason: p.Reason, Hint: p.Hint})
 		}
-		prev[p.Name] = p.State
+		prev[p.Name] = seenPeering{State: p.State, Reason: p.Reason}
 	}
 	for name := range prev {
 		if !seen[name] {
@@ -138,7 +150,7 @@ func peeringTransitions(prev map[string]api.PeeringState, cur []api.PeeringStatu
 // counters of each tunnel's device (one UAPI get, microseconds), so a
 // one-second interval is cheap even at the 10-tunnel limit.
 func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
-	prev := map[string]api.PeeringState{}
+	prev := map[string]seenPeering{}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -163,6 +175,10 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 func logTransition(log *slog.Logger, tr transition) {
 	if tr.To == api.StateUp {
 		log.Info("tunnel up", "peering", tr.Peering, "network", tr.Network)
+		return
+	}
+	if tr.Hint != "" {
+		log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason, "hint", tr.Hint)
 		return
 	}
 	log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason)

@@ -70,6 +70,16 @@ func TestRefusalReasons(t *testing.T) {
 	}
 }
 
+// reason sets the reason of peering name in ps.
+func reason(ps []api.PeeringStatus, name string, r api.DownReason) []api.PeeringStatus {
+	for i := range ps {
+		if ps[i].Name == name {
+			ps[i].Reason = r
+		}
+	}
+	return ps
+}
+
 func TestPeeringTransitions(t *testing.T) {
 	ps := func(states ...string) []api.PeeringStatus {
 		var out []api.PeeringStatus
@@ -83,7 +93,7 @@ func TestPeeringTransitions(t *testing.T) {
 		}
 		return out
 	}
-	prev := map[string]api.PeeringState{}
+	prev := map[string]seenPeering{}
 	steps := []struct {
 		cur  []api.PeeringStatus
 		want []string // peering:from>to
@@ -96,6 +106,9 @@ func TestPeeringTransitions(t *testing.T) {
 		{ps("a", "up", "c", "up"), []string{"c:down>up"}},
 		// b comes back: it starts from down again.
 		{ps("a", "up", "b", "down", "c", "up"), nil},
+		// b's reason changes while it stays down: news.
+		{reason(ps("a", "up", "b", "down", "c", "up"), "b", api.ReasonHandshakeUnanswered), []string{"b:down>down"}},
+		{reason(ps("a", "up", "b", "down", "c", "up"), "b", api.ReasonHandshakeUnanswered), nil},
 	}
 	for i, s := range steps {
 		var got []string

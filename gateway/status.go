@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
@@ -26,6 +30,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		Reloads:       g.reloads,
 		ConfigFile:    cfg.Path,
 		Tunnels:       api.TunnelCount{Limit: cfg.MaxTunnels},
+		Forwarding:    forwarding(), // forwarding.go
 	}
 	if wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind); ok {
 		st.Port = portStats(wg.portStats()) // apiconv.go
@@ -45,6 +50,10 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				sessions[n.Name] = n
 			}
 		}
+	}
+	unanswered := map[string]time.Time{}
+	for _, d := range st.Port.Devices {
+		unanswered[d.Name] = d.UnansweredSince
 	}
 	now := time.Now()
 	for i := range cfg.Peerings {
@@ -71,14 +80,32 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.LastHandshake = s.LastHandshake
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
+				ps.DroppedSource = s.DroppedSource
 				obs.LastHandshake = s.LastHandshake
 			}
+			obs.UnansweredSince = unanswered[p.Name]
 		}
 		ps.State, ps.Reason = peering.Evaluate(obs)
+		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason)
 		if ps.State == api.StateUp {
 			st.Tunnels.Up++
 		}
 		st.Peerings = append(st.Peerings, ps)
 	}
 	return st, nil
+}
+
+// hint is what to check for a peering that is not up, for people ("" when
+// there is nothing to add to the reason).
+func hint(p *config.Peering, listenPort uint16, obs peering.Observation, r api.DownReason) string {
+	switch r {
+	case api.ReasonHandshakeUnanswered:
+		w, _ := peering.Unanswered(obs)
+		port := strconv.Itoa(int(listenPort))
+		if _, pp, err := net.SplitHostPort(p.Endpoint); err == nil {
+			port = pp
+		}
+		return fmt.Sprintf("handshake not answered for %v: check the public keys, the endpoint and that UDP %s is open", w.Round(time.Second), port)
+	}
+	return ""
 }

@@ -88,6 +88,15 @@ func TestEvaluate(t *testing.T) {
 		{"bgp established", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true}, api.StateUp, api.DownReason("")},
 		{"bgp down", Observation{LastHandshake: fresh, BGP: true}, api.StateDown, api.ReasonBGPDown},
 		{"prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true}, api.StateDown, api.ReasonPrefixLimit},
+		// An initiation waits for an answer: up until UnansweredAfter.
+		{"fresh, initiation just sent", Observation{LastHandshake: fresh, UnansweredSince: now.Add(-time.Second)}, api.StateUp, api.DownReason("")},
+		{"fresh, unanswered", Observation{LastHandshake: now.Add(-time.Minute), UnansweredSince: now.Add(-UnansweredAfter)}, api.StateDown, api.ReasonHandshakeUnanswered},
+		{"never, unanswered", Observation{UnansweredSince: old}, api.StateDown, api.ReasonHandshakeUnanswered},
+		{"never, waiting", Observation{UnansweredSince: now.Add(-time.Second)}, api.StateDown, api.ReasonNoHandshake},
+		{"stale, unanswered", Observation{LastHandshake: old, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
+		{"unanswered beats bgp", Observation{LastHandshake: now.Add(-time.Minute), BGP: true, BGPEstablished: true, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
+		{"handshake since the initiation", Observation{LastHandshake: now.Add(-time.Second), UnansweredSince: now.Add(-time.Minute)}, api.StateUp, api.DownReason("")},
+		{"clock skew", Observation{LastHandshake: fresh, UnansweredSince: now.Add(time.Minute)}, api.StateUp, api.DownReason("")},
 	}
 	for _, tt := range tests {
 		tt.o.Now = now

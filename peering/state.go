@@ -29,12 +29,21 @@ func StateFor(lastHandshake, now time.Time) api.PeeringState {
 	}
 }
 
+// UnansweredAfter is how long a handshake initiation may wait for an
+// answer before the tunnel is down (ReasonHandshakeUnanswered):
+// wireguard-go retries an unanswered initiation every 5 s, so this is two
+// retries unanswered, and one lost packet does not take a tunnel down.
+const UnansweredAfter = 10 * time.Second
+
 // Observation is what the gateway sees of one peering at one moment.
 type Observation struct {
 	Now time.Time
 	// LastHandshake is the tunnel's last completed handshake; zero when
 	// none has completed or no tunnel runs.
 	LastHandshake time.Time
+	// UnansweredSince is when the oldest handshake initiation the peer has
+	// not answered was sent; zero when none waits.
+	UnansweredSince time.Time
 	// BGP: the peering runs a BGP session; Established says whether it is
 	// up, PrefixLimit whether vgate shut it for exceeding max-prefix.
 	BGP            bool
@@ -42,11 +51,15 @@ type Observation struct {
 	PrefixLimit    bool
 }
 
-// Evaluate is the one definition of "up": a fresh handshake, and an
-// established session when the peering runs BGP. It returns the state and,
-// when not up, the reason. Status, its "N up" count, the tunnel up/down
+// Evaluate is the one definition of "up": a fresh handshake, no handshake
+// initiation unanswered for UnansweredAfter, and an established session
+// when the peering runs BGP. It returns the state and, when not up, the
+// reason. Status, its "N up" count, the tunnel up/down
 // log lines and the metrics all come from it.
 func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
+	if w, ok := Unanswered(o); ok && w >= UnansweredAfter {
+		return api.StateDown, api.ReasonHandshakeUnanswered
+	}
 	switch s := StateFor(o.LastHandshake, o.Now); s {
 	case api.StateDown:
 		return s, api.ReasonNoHandshake
@@ -61,4 +74,14 @@ func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 	default:
 		return api.StateDown, api.ReasonBGPDown
 	}
+}
+
+// Unanswered is how long the oldest unanswered handshake initiation has
+// waited, and whether one waits. A handshake completed since it was sent
+// answers it.
+func Unanswered(o Observation) (time.Duration, bool) {
+	if o.UnansweredSince.IsZero() || !o.LastHandshake.IsZero() && !o.LastHandshake.Before(o.UnansweredSince) {
+		return 0, false
+	}
+	return max(o.Now.Sub(o.UnansweredSince), 0), true
 }

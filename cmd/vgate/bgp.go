@@ -56,6 +56,51 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 			n.Name, n.Address, n.ASN, n.State, up, n.Received, n.Accepted, n.Rejected, n.RejectedTotal, n.Advertised, n.MaxPrefixes, pr, reason)
 	}
 	tw.Flush()
+	for _, n := range st.Neighbors {
+		if line := lastBGPError(&n, now); line != "" {
+			fmt.Fprintf(w, "%s: %s\n", n.Name, line)
+		}
+	}
+}
+
+// lastBGPError is one line on why a session is not up, or last went down:
+// the down code, when, and the last NOTIFICATION sent or received with its
+// text (e.g. "open message error: bad peer AS"). "" when there is nothing
+// to say. GoBGP reports no time for the next connection attempt, so none
+// is shown.
+func lastBGPError(n *api.NeighborStatus, now time.Time) string {
+	var parts []string
+	code := n.DownCode
+	if code == "" && n.State != api.SessionEstablished {
+		code = n.LastDownCode
+	}
+	switch {
+	case code != "" && n.State != api.SessionEstablished:
+		parts = append(parts, "down: "+code)
+	case n.LastDownCode != "":
+		parts = append(parts, "last down: "+n.LastDownCode)
+	}
+	if len(parts) > 0 && !n.LastDownAt.IsZero() {
+		parts[0] += " " + ago(now, n.LastDownAt)
+	}
+	if nt := n.Notification; nt != nil {
+		text := nt.Text
+		if text == "" {
+			text = fmt.Sprintf("code %d subcode %d", nt.Code, nt.Subcode)
+		}
+		s := fmt.Sprintf("last NOTIFICATION %s: %s", nt.Direction, text)
+		if !nt.At.IsZero() {
+			s += " " + ago(now, nt.At)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ago is "(12s ago, 07:40:01Z)" for t seen at now.
+func ago(now, t time.Time) string {
+	d := max(now.Sub(t), 0).Round(time.Second)
+	return fmt.Sprintf("(%v ago, %s)", d, t.UTC().Format("15:04:05Z"))
 }
 
 func asPath(p []uint32) string {

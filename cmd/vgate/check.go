@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/daemon"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
@@ -30,5 +33,62 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: OK: gateway %s, %d address space(s), %d/%d tunnels, public key %s, bgp %s, point-to-site %s\n",
 		*path, cfg.Name, len(cfg.AddressSpaces), len(cfg.Peerings), cfg.MaxTunnels, cfg.PrivateKey.Public(), bgp, p2s)
+	v4, v6 := daemon.Forwarding()
+	printCheckDetails(stdout, cfg, v4, v6)
 	return nil
+}
+
+// printCheckDetails prints the effective values a first run needs (where
+// the control socket, the state and the metrics are, whether this machine
+// forwards) and, per peering, where its routes come from: on a BGP peering
+// address_spaces is the import allow-list and routes come from BGP, plus
+// static_routes if any.
+func printCheckDetails(w io.Writer, cfg *config.Config, v4, v6 bool) {
+	metrics := cfg.Metrics.Listen
+	if metrics == "" {
+		metrics = "off (metrics.listen is empty)"
+	}
+	fmt.Fprintf(w, "  control_socket  %s\n", cfg.ControlSocket)
+	fmt.Fprintf(w, "  state_dir       %s\n", cfg.StateDir)
+	fmt.Fprintf(w, "  metrics.listen  %s\n", metrics)
+	fmt.Fprintf(w, "  ip forwarding   %s\n", forwardingText(v4, v6))
+	for _, p := range cfg.Peerings {
+		if p.BGP == nil {
+			fmt.Fprintf(w, "  peering %s: static, routes %s through the tunnel\n", p.Name, prefixList(p.AddressSpaces))
+			continue
+		}
+		static := "no static_routes"
+		if len(p.StaticRoutes) > 0 {
+			static = "static_routes " + prefixList(p.StaticRoutes) + " installed beside BGP"
+		}
+		fmt.Fprintf(w, "  peering %s: bgp AS%d, address_spaces %s is the import allow-list (routes come from BGP); %s\n",
+			p.Name, p.BGP.ASN, prefixList(p.AddressSpaces), static)
+	}
+}
+
+// forwardingText says whether IPv4 and IPv6 forwarding are on, and how to
+// turn them on when not.
+func forwardingText(v4, v6 bool) string {
+	onOff := func(b bool) string {
+		if b {
+			return "on"
+		}
+		return "OFF"
+	}
+	s := fmt.Sprintf("ipv4 %s, ipv6 %s", onOff(v4), onOff(v6))
+	if !v4 || !v6 {
+		s += " (hosts behind this gateway cannot reach peered networks: sysctl -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1)"
+	}
+	return s
+}
+
+func prefixList(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "(none)"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }

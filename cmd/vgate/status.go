@@ -55,7 +55,8 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		r += " (last: " + firstLine(st.Reloads.LastError) + ")"
 	}
 	fmt.Fprintf(w, "  reloads         %s\n", r)
-	if d := portDrops(st.Port); d != "" { // status_ops.go
+	fmt.Fprintf(w, "  ip forwarding   %s\n", forwardingText(st.Forwarding.IPv4, st.Forwarding.IPv6)) // check.go
+	if d := portDrops(st.Port); d != "" {                                                            // status_ops.go
 		fmt.Fprintf(w, "  port drops      %s\n", d)
 	}
 	if s := p2sLine(st.P2S); s != "" { // client.go
@@ -85,6 +86,14 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 			humanBytes(p.RxBytes), humanBytes(p.TxBytes), prefixes(p.AddressSpaces))
 	}
 	tw.Flush()
+	for _, p := range st.Peerings {
+		if p.Hint != "" {
+			fmt.Fprintf(w, "%s: %s\n", p.Name, p.Hint)
+		}
+		if p.DroppedSource > 0 {
+			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n", p.Name, p.DroppedSource)
+		}
+	}
 }
 
 func firstLine(s string) string {

@@ -36,3 +36,25 @@ func TestStatusShowsReasonsAndDrops(t *testing.T) {
 		t.Errorf("port drops shown with none:\n%s", b.String())
 	}
 }
+
+// A peering whose handshakes go unanswered shows the reason and its hint;
+// forwarding off is shown with the fix.
+func TestStatusShowsHintAndForwarding(t *testing.T) {
+	now := time.Now()
+	hint := "handshake not answered for 25s: check the public keys, the endpoint and that UDP 51820 is open"
+	st := api.Status{
+		Name: "east", Started: now, Tunnels: api.TunnelCount{Used: 1, Limit: 10},
+		Forwarding: api.Forwarding{IPv4: true},
+		Peerings: []api.PeeringStatus{
+			{Name: "west", Network: "west", State: api.StateDown, Reason: api.ReasonHandshakeUnanswered, Hint: hint, LastHandshake: now.Add(-time.Minute)},
+		},
+	}
+	var b strings.Builder
+	printStatus(&b, &st, now)
+	out := b.String()
+	for _, want := range []string{"down (handshake unanswered)", "west: " + hint, "ip forwarding   ipv4 on, ipv6 OFF (hosts behind"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}

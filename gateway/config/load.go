@@ -149,6 +149,11 @@ type doc struct {
 	// following holds the anchors being walked through an alias, to
 	// refuse an anchor that contains itself instead of recursing forever.
 	following map[*yaml.Node]bool
+	// rootLine is the line of the document's top mapping: the line of a
+	// problem with a top-level field that is absent (0 without a file).
+	rootLine int
+	// typos are the unknown keys that look like a known field (suggest.go).
+	typos []typo
 }
 
 func newDoc(file string) *doc {
@@ -164,14 +169,15 @@ func parent(path string) string {
 	return path[:i]
 }
 
-// lineOf is the line of path, or of its nearest ancestor present.
+// lineOf is the line of path, or of its nearest ancestor present, or of
+// the document.
 func (d *doc) lineOf(path string) int {
 	for p := path; p != ""; p = parent(p) {
 		if l, ok := d.lines[p]; ok {
 			return l
 		}
 	}
-	return 0
+	return d.rootLine
 }
 
 func (d *doc) present(path string) bool { _, ok := d.lines[path]; return ok }
@@ -252,8 +258,16 @@ func (d *doc) pathAtLine(line int) string {
 }
 
 // parse decodes, defaults and validates. It returns the config decoded so
-// far (nil if the document could not be decoded at all) and the problems.
+// far (nil if the document could not be decoded at all) and the problems,
+// those that follow only from a misspelt field folded into its problem.
 func parse(data []byte, filename string) (*Config, *doc) {
+	c, d := parseDoc(data, filename, true)
+	return c, d
+}
+
+// parseDoc is parse; fold says whether to fold the problems of misspelt
+// fields (suggest.go), which parses the corrected file with fold false.
+func parseDoc(data []byte, filename string, fold bool) (*Config, *doc) {
 	d := newDoc(filename)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
@@ -272,6 +286,7 @@ func parse(data []byte, filename string) (*Config, *doc) {
 
 	c := new(Config)
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		d.rootLine = root.Content[0].Line
 		d.walk(root.Content[0], reflect.TypeOf(c).Elem(), "")
 		var err error
 		if len(d.errs) == 0 {
@@ -299,6 +314,9 @@ func parse(data []byte, filename string) (*Config, *doc) {
 	}
 	applyDefaults(c, d)
 	validate(c, d)
+	if fold {
+		d.foldTypos(data, filename)
+	}
 	return c, d
 }
 
@@ -546,7 +564,7 @@ func (d *doc) walkStruct(n *yaml.Node, t reflect.Type, path string, seen map[str
 					}
 				}
 			})
-			d.decodeErr(child, k.Line, "unknown field %q (known here: %s)", k.Value, strings.Join(known, ", "))
+			d.unknownField(child, k, known) // suggest.go
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {

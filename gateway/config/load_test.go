@@ -229,7 +229,7 @@ func TestParseErrors(t *testing.T) {
 		want  string // substring of its message
 	}{
 		// name
-		{"name missing", edit(t, minimal, "name: vnet-east\n", ""), "name", 0, "required"},
+		{"name missing", edit(t, minimal, "name: vnet-east\n", ""), "name", 1, "required"},
 		{"name charset", edit(t, minimal, "vnet-east", "Vnet_East"), "name", 1, "1 to 63 characters of a-z, 0-9 and '-'"},
 		{"name too long", edit(t, minimal, "vnet-east", strings.Repeat("a", 64)), "name", 1, "metric labels"},
 		{"name leading dash", edit(t, minimal, "vnet-east", "-east"), "name", 1, "not starting or ending"},
@@ -242,12 +242,12 @@ func TestParseErrors(t *testing.T) {
 		{"bad peering keeps indexes", minimal + "peerings:\n  - 5\n" + peer("west", "vnet-west", keyWest, "[10.1.0.0/24]"), "peerings[1].address_spaces[0]", 7, "overlaps"},
 		{"mapped prefix", edit(t, minimal, "[10.1.0.0/16]", "[10.1.0.0/16, \"::ffff:10.9.0.0/112\"]"), "address_spaces[1]", 2, "IPv4-mapped"},
 		{"address spaces not a list", edit(t, minimal, "[10.1.0.0/16]", "10.1.0.0/16"), "address_spaces", 2, "want a list"},
-		{"tunnel address missing", edit(t, minimal, "tunnel_address: 10.1.255.254\n", ""), "tunnel_address", 0, "required"},
+		{"tunnel address missing", edit(t, minimal, "tunnel_address: 10.1.255.254\n", ""), "tunnel_address", 1, "required"},
 		{"tunnel address outside", edit(t, minimal, "10.1.255.254", "10.9.0.1"), "tunnel_address", 3, "10.9.0.1 must be inside address_spaces or in 169.254.0.0/16"},
 		{"tunnel address mapped", edit(t, minimal, "10.1.255.254", "\"::ffff:10.1.0.1\""), "tunnel_address", 3, "write it as 10.1.0.1"},
 		{"tunnel address garbage", edit(t, minimal, "10.1.255.254", "10.1.255"), "tunnel_address", 3, `"10.1.255" is not an IP address`},
 		// scalars
-		{"private key file missing", edit(t, minimal, "private_key_file: private.key\n", ""), "private_key_file", 0, "required"},
+		{"private key file missing", edit(t, minimal, "private_key_file: private.key\n", ""), "private_key_file", 1, "required"},
 		{"listen port zero", minimal + "listen_port: 0\n", "listen_port", 5, "must be a UDP port from 1 to 65535"},
 		{"listen port too big", minimal + "listen_port: 70000\n", "listen_port", 5, "want a whole number from 0 to 65535"},
 		{"max tunnels 11", minimal + "max_tunnels: 11\n", "max_tunnels", 5, "between 1 and 10"},
@@ -421,7 +421,7 @@ peerings:
 		`vgate.yaml:8: peerings[1].network: required`,
 		`vgate.yaml:8: peerings[1].endpoint: "nowhere" is not host:port`,
 		`vgate.yaml:8: peerings[1].address_spaces[0]: 10.2.0.0/24 (peering "ok") overlaps 10.2.0.0/16 (peering "waytoolongname", network n)`,
-		`vgate.yaml: private_key_file: required`,
+		`vgate.yaml:1: private_key_file: required`,
 	}
 	got := es.Error()
 	for _, w := range want {

@@ -31,8 +31,9 @@ type Tunnel struct {
 // and configures its peer. On failure nothing is left behind.
 func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, log *slog.Logger) (*Tunnel, error) {
 	ct := newClampTUN(t, mtu)
+	ct.src.setAllowed(peer.AllowedIPs) // srccheck.go
 	dev := device.NewDevice(ct, bind, DeviceLogger(log.With("tunnel", name)))
-	if err := dev.IpcSet(DeviceUAPI(priv, peer)); err != nil {
+	if err := dev.IpcSet(DeviceUAPI(priv, devicePeer(peer))); err != nil {
 		dev.Close()
 		// The UAPI text held the private key; the error never does.
 		return nil, fmt.Errorf("tunnel %s: configure wireguard device: %w", name, IPCErr(err))
@@ -70,13 +71,12 @@ func (t *Tunnel) Peer() PeerSpec {
 func (t *Tunnel) update(want PeerSpec) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	text := UpdateUAPI(t.peer, want)
-	if text == "" {
-		return nil
+	if text := UpdateUAPI(devicePeer(t.peer), devicePeer(want)); text != "" {
+		if err := t.dev.IpcSet(text); err != nil {
+			return fmt.Errorf("tunnel %s: update peer: %w", t.name, IPCErr(err))
+		}
 	}
-	if err := t.dev.IpcSet(text); err != nil {
-		return fmt.Errorf("tunnel %s: update peer: %w", t.name, IPCErr(err))
-	}
+	t.tun.src.setAllowed(want.AllowedIPs) // srccheck.go
 	t.peer = want
 	return nil
 }
@@ -94,7 +94,12 @@ func (t *Tunnel) Stats() (PeerStats, error) {
 	if err != nil {
 		return PeerStats{}, fmt.Errorf("tunnel %s: read device: %w", t.name, err)
 	}
-	st, _, err := ParsePeerStats(dump, t.Peer().PublicKey)
+	peer := t.Peer()
+	st, _, err := ParsePeerStats(dump, peer.PublicKey)
+	// The device allows every source; the peer's are checked in the TUN
+	// seam (srccheck.go).
+	st.AllowedIPs = peer.AllowedIPs
+	st.DroppedSource = t.tun.src.dropped.Load()
 	return st, err
 }
 

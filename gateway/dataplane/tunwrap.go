@@ -19,6 +19,7 @@ type clampTUN struct {
 	tun.Device
 	max4, max6 uint16
 	tap        atomic.Pointer[Capture]
+	src        srcCheck // srccheck.go
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
@@ -28,6 +29,7 @@ func newClampTUN(d tun.Device, mtu int) *clampTUN {
 
 func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := t.Device.Read(bufs, sizes, offset)
+	t.src.filterOut(bufs, sizes, offset, n) // srccheck.go
 	for i := 0; i < n; i++ {
 		if sizes[i] > 0 {
 			ClampMSS(bufs[i][offset:offset+sizes[i]], t.max4, t.max6)
@@ -36,13 +38,18 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if c := t.tap.Load(); c != nil {
 		now := time.Now()
 		for i := 0; i < n; i++ {
-			c.Tap(Outbound, bufs[i][offset:offset+sizes[i]], now)
+			if sizes[i] > 0 {
+				c.Tap(Outbound, bufs[i][offset:offset+sizes[i]], now)
+			}
 		}
 	}
 	return n, err
 }
 
 func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
+	if bufs = t.src.filter(bufs, offset); len(bufs) == 0 { // srccheck.go
+		return 0, nil
+	}
 	for _, b := range bufs {
 		if len(b) > offset {
 			ClampMSS(b[offset:], t.max4, t.max6)

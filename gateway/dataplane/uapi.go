@@ -137,6 +137,9 @@ type PeerStats struct {
 	RxBytes       uint64
 	TxBytes       uint64
 	AllowedIPs    []netip.Prefix
+	// DroppedSource counts packets from the peer dropped because their
+	// source is not in its AllowedIPs (srccheck.go); 0 from a dump.
+	DroppedSource uint64
 }
 
 // ParseDump reads every peer section of an IpcGet dump, keyed by public

@@ -65,6 +65,7 @@ type Collector struct {
 	bgpUp, bgpReceived, bgpAccepted, bgpRejected           *prometheus.Desc
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
+	ipForwarding, peeringSourceDropped                     *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -111,15 +112,17 @@ func New(source Source, version string) *Collector {
 		p2sClientHandshake: d("p2s_client_last_handshake_timestamp_seconds", "Unix time of the client's last handshake; 0 if none yet.", "client"),
 		p2sClientDenied:    d("p2s_client_denied_packets_total", "Packets of the client dropped by its groups' policy.", "client"),
 
-		bgpUp:            d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
-		bgpReceived:      d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
-		bgpAccepted:      d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
-		bgpRejected:      d("bgp_routes_rejected", "Announced routes currently rejected by the import policy (hijacks, outside the allow-list).", "peering"),
-		bgpRejectedTotal: d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
-		bgpAdvertised:    d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
-		bgpMaxPrefixes:   d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
-		probeUp:          d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
-		probeRTT:         d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+		bgpUp:                d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
+		bgpReceived:          d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
+		bgpAccepted:          d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
+		bgpRejected:          d("bgp_routes_rejected", "Announced routes currently rejected by the import policy (hijacks, outside the allow-list).", "peering"),
+		bgpRejectedTotal:     d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
+		bgpAdvertised:        d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
+		bgpMaxPrefixes:       d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
+		probeUp:              d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
+		probeRTT:             d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+		peeringSourceDropped: d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
+		ipForwarding:         d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
 	}
 }
 
@@ -132,7 +135,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
-		c.bgpMaxPrefixes, c.probeUp, c.probeRTT,
+		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
 	}
 }
 
@@ -161,6 +164,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.tunnelsLimit, float64(m.Tunnels.Limit))
 	gauge(c.tunnelsConfigured, float64(len(m.Peerings)))
 	gauge(c.tunnelsUp, float64(m.Tunnels.Up))
+	gauge(c.ipForwarding, b2f(m.Forwarding.IPv4), "ipv4")
+	gauge(c.ipForwarding, b2f(m.Forwarding.IPv6), "ipv6")
 
 	for _, p := range m.Peerings {
 		gauge(c.peeringInfo, 1, p.Name, p.Network, p.Interface)
@@ -178,6 +183,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(c.peeringRx, float64(p.RxBytes), p.Name, p.Network)
 		counter(c.peeringTx, float64(p.TxBytes), p.Name, p.Network)
+		counter(c.peeringSourceDropped, float64(p.DroppedSource), p.Name, p.Network)
 		hs := 0.0
 		if !p.LastHandshake.IsZero() {
 			hs = float64(p.LastHandshake.UnixNano()) / 1e9
@@ -259,4 +265,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.p2sClientHandshake, hs, cl.Name)
 		counter(c.p2sClientDenied, float64(cl.Denied), cl.Name)
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

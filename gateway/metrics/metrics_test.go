@@ -310,3 +310,21 @@ func TestMetricNamingLintCatches(t *testing.T) {
 		t.Fatal("promlint accepted a counter without _total")
 	}
 }
+
+// vgate_ip_forwarding has one series per family, 1 when on.
+func TestIPForwarding(t *testing.T) {
+	reg := newTestRegistry(t, func() api.Metrics {
+		m := sample()
+		m.Forwarding = api.Forwarding{IPv4: true}
+		return m
+	})
+	want := `
+# HELP vgate_ip_forwarding 1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.
+# TYPE vgate_ip_forwarding gauge
+vgate_ip_forwarding{family="ipv4"} 1
+vgate_ip_forwarding{family="ipv6"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vgate_ip_forwarding"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -23,6 +23,9 @@ type bind struct {
 
 	dispatched, droppedFull atomic.Uint64
 	lastWarn                atomic.Int64 // since m.epoch, ns: warnFull
+
+	initSent     atomic.Uint64 // handshake initiations sent (handshakes.go)
+	pendingSince atomic.Int64  // since m.epoch, ns, of the oldest unanswered initiation; 0: none
 }
 
 var _ conn.Bind = (*bind)(nil)
@@ -97,6 +100,9 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		switch typ := binary.LittleEndian.Uint32(buf[0:4]); {
 		case typ == msgInitiation && len(buf) == initiationSize,
 			typ == msgResponse && len(buf) == responseSize:
+			if typ == msgInitiation {
+				b.noteInitiation() // handshakes.go
+			}
 			b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
 		}
 	}

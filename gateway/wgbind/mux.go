@@ -124,6 +124,11 @@ type DeviceStats struct {
 	QueueCap         int    `json:"queue_cap"`
 	Dispatched       uint64 `json:"dispatched"`
 	DroppedQueueFull uint64 `json:"dropped_queue_full"`
+	// InitiationsSent counts the handshake initiations the device sent;
+	// UnansweredSince is when the oldest one the peer has not answered
+	// yet was sent (zero when none waits). See handshakes.go.
+	InitiationsSent uint64    `json:"initiations_sent"`
+	UnansweredSince time.Time `json:"unanswered_since,omitzero"`
 }
 
 // Mux shares one conn.Bind between several wireguard-go devices.
@@ -318,6 +323,7 @@ func (m *Mux) Stats() Stats {
 		if s != nil {
 			d.QueueDepth = len(s.q)
 		}
+		b.handshakeStats(&d)
 		st.Devices = append(st.Devices, d)
 	}
 	m.mu.Unlock()
@@ -551,6 +557,7 @@ func (r *reader) dispatch(n int) {
 			m.droppedNotOpen.Add(1)
 			continue
 		}
+		e.b.noteAnswer(data[0], e.at) // handshakes.go
 		m.deliver(e.b, m.copyPacket(data, ep))
 	}
 }

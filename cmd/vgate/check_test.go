@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/vgate-project/vgate/gateway/config"
+)
+
+// vgate check prints the effective control_socket, state_dir and
+// metrics.listen, whether the machine forwards, and, per BGP peering, that
+// address_spaces is the import allow-list and which static_routes it has.
+func TestCheckDetails(t *testing.T) {
+	cfgText := validCfg + `    bgp: {asn: 65002, address: 10.2.255.254}
+    static_routes: [10.2.9.0/24]
+  - name: south
+    network: south
+    public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+    endpoint: 198.18.0.3:51820
+    address_spaces: [10.3.0.0/16]
+bgp: {asn: 65001}
+metrics: {listen: "127.0.0.1:9586"}
+`
+	path, _ := writeConfig(t, cfgText)
+	code, out, errOut := vgate(t, "", "check", "--config", path)
+	if code != 0 {
+		t.Fatalf("code %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"control_socket  /run/vgate/vgate.sock",
+		"state_dir       /var/lib/vgate",
+		"metrics.listen  127.0.0.1:9586",
+		"ip forwarding   ipv4 ",
+		"peering west: bgp AS65002, address_spaces 10.2.0.0/16 is the import allow-list (routes come from BGP); static_routes 10.2.9.0/24 installed beside BGP",
+		"peering south: static, routes 10.3.0.0/16 through the tunnel",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+
+	var b bytes.Buffer
+	printCheckDetails(&b, mustLoad(t, validCfg), false, true)
+	if s := b.String(); !strings.Contains(s, "ipv4 OFF, ipv6 on (hosts behind this gateway cannot reach peered networks: sysctl -w net.ipv4.ip_forward=1") ||
+		!strings.Contains(s, "metrics.listen  off") {
+		t.Errorf("forwarding off / metrics off not shown:\n%s", s)
+	}
+}
+
+func mustLoad(t *testing.T, body string) *config.Config {
+	t.Helper()
+	path, _ := writeConfig(t, body)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
