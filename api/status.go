@@ -73,7 +73,8 @@ type PeeringStatus struct {
 	// DroppedSource counts packets from the peer dropped because their
 	// source is not in AllowedIPs (the source check).
 	DroppedSource uint64 `json:"dropped_source"`
-	// Hint is what to check when the peering is not up, for people (never
+	// Hint is what to check when the peering is not up, or when P2S clients
+	// send toward it and nothing comes back, for people (never
 	// matched by code; Reason is the code), "" when there is none.
 	Hint string `json:"hint,omitempty"`
 }

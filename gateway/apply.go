@@ -60,6 +60,9 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
 		return err
 	}
+	if g.p2s != nil {
+		g.p2s.Filter().Returns().SetRoutes(p2sRoutes(st.Routes)) // returns.go
+	}
 	if err := g.applyBGP(ctx, cfg, st); err != nil { // bgp.go
 		return err
 	}

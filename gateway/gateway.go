@@ -54,6 +54,9 @@ type Gateway struct {
 	applied     plan.State      // the last plan applied
 	// mem is the peers' remembered endpoints (remember.go).
 	mem memoryState
+	// returns flags peerings that do not route the P2S pool back
+	// (returns.go); it has its own lock.
+	returns returnWatch
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -104,6 +107,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	}
 	g.resume()          // remember.go
 	go g.rememberLoop() // records the endpoints from now on
+	go g.returnLoop()   // returns.go
 	log.Info("gateway started", "name", cfg.Name, "peerings", len(cfg.Peerings), "max_tunnels", cfg.MaxTunnels)
 	return g, nil
 }

@@ -43,6 +43,10 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	g.mu.Unlock()
 
 	st.P2S = g.p2sStatus()
+	pool := ""
+	if st.P2S != nil {
+		pool = joinPrefixes(st.P2S.Pool)
+	}
 	sessions := map[string]routing.NeighborStatus{}
 	if b != nil {
 		if rib, err := b.speaker.Snapshot(ctx); err == nil {
@@ -87,6 +91,9 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		}
 		ps.State, ps.Reason = peering.Evaluate(obs)
 		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason)
+		if ps.Hint == "" && pool != "" {
+			ps.Hint = g.returns.hint(p.Name, pool, now) // returns.go
+		}
 		if ps.State == api.StateUp {
 			st.Tunnels.Up++
 		}

@@ -22,6 +22,7 @@ type FilterTUN struct {
 	policy     atomic.Pointer[Policy]
 	counts     [numVerdicts]atomic.Uint64
 	tap        atomic.Pointer[clientTap] // nil unless a capture runs (capture.go)
+	returns    Returns                   // per-peering sent/back counts (returns.go)
 }
 
 // NewFilterTUN wraps d, whose MTU is mtu.
@@ -44,6 +45,10 @@ func (f *FilterTUN) Counts() map[string]uint64 {
 	}
 	return m
 }
+
+// Returns is the per-peering count of packets sent toward peered
+// networks and of packets that came back from them.
+func (f *FilterTUN) Returns() *Returns { return &f.returns }
 
 // Denied is the number of client packets dropped by the policy.
 func (f *FilterTUN) Denied() uint64 {
@@ -80,6 +85,9 @@ func (f *FilterTUN) Write(bufs [][]byte, offset int) (int, error) {
 			continue
 		}
 		dataplane.ClampMSS(b[offset:], f.max4, f.max6)
+		if _, dst, ok := addrs(b[offset:]); ok {
+			f.returns.sent(dst)
+		}
 		bufs[kept] = b
 		kept++
 	}
@@ -104,6 +112,9 @@ func (f *FilterTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if sizes[i] > 0 {
 			pkt := bufs[i][offset : offset+sizes[i]]
 			dataplane.ClampMSS(pkt, f.max4, f.max6)
+			if src, _, ok := addrs(pkt); ok {
+				f.returns.back(src)
+			}
 			if t != nil {
 				t.tapTo(pkt, now)
 			}

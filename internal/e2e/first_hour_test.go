@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -395,4 +396,76 @@ func TestFirstHourSourceCheck(t *testing.T) {
 	if p, _, _ = peeringOf(t, gw1, "net2"); p.DroppedSource != 5 {
 		t.Errorf("dropped_source = %d after legitimate traffic, want 5", p.DroppedSource)
 	}
+}
+
+// A peer that does not route the point-to-site pool back (static routing,
+// the pool missing from its address_spaces for this peering): clients'
+// packets leave and nothing returns. status hints at it, and the log says
+// it once; after the fix and a reload, replies flow and the hint goes.
+func TestFirstHourPoolNotRoutedBack(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/wireguard-go"); err != nil {
+		t.Skip("Debian's wireguard-go is not installed (scripts/deps.sh installs it)")
+	}
+	lab, gws := site(t, 2)
+	g1, g2 := gws[0], gws[1]
+	n2 := lab.Network(2)
+	netlab.Mesh(g1, g2) // g2 does not route the pool back
+	g1.Extra = p2sExtra
+	start(t, g1, g2)
+	mustReach(t, lab, lab.Network(1), n2)
+
+	conf, err := g1.CLI("client", "add", "alice", "--group", "devs", "--socket", g1.Socket)
+	if err != nil {
+		t.Fatalf("client add: %v\n%s", err, conf)
+	}
+	alice, err := lab.AddLaptop(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.UpStock(conf); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitPing(alice.NS, lab.Network(1).HostAddr, 20*time.Second); err != nil {
+		t.Fatalf("alice cannot reach her own gateway's network: %v", err)
+	}
+	if p, _, _ := peeringOf(t, g1, "net2"); p.Hint != "" {
+		t.Fatalf("hint before any client traffic to net2: %q", p.Hint)
+	}
+
+	// alice pings h2: requests leave through net2, no reply comes back.
+	ping := func(count int) (int, string) {
+		l, out, _ := pingLoss(lab, alice.NS, n2.HostAddr.String(), count, "0.2")
+		return l, out
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); ping(60) }()
+	waitFor(t, "gw1 hints that net2 does not route the pool back", 20*time.Second, func() (bool, string) {
+		p, _, err := peeringOf(t, g1, "net2")
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(p.Hint, "none came back") && strings.Contains(p.Hint, "172.16.201.0/24") && p.State == api.StateUp,
+			fmt.Sprintf("%s hint %q", p.State, p.Hint)
+	})
+	st, _ := g1.CLI("status", "--socket", g1.Socket)
+	if !strings.Contains(st, "net2: point-to-site clients sent") {
+		t.Errorf("vgate status does not show the hint:\n%s", st)
+	}
+	if n := strings.Count(g1.Log(), "nothing comes back: the peer may not route the pool back"); n != 1 {
+		t.Errorf("%d warnings in gw1's log, want 1:\n%s", n, tail(g1.Log(), 20))
+	}
+	<-done
+
+	// The fix: gw2 routes the pool back through its tunnel to gw1.
+	g2.Peerings[0].Spaces = append(g2.Peerings[0].Spaces, netip.MustParsePrefix("172.16.201.0/24"), netip.MustParsePrefix("fd00:c1::/64"))
+	if err := g2.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitPing(alice.NS, n2.HostAddr, 20*time.Second); err != nil {
+		t.Fatalf("alice cannot reach h2 after the fix: %v", err)
+	}
+	waitFor(t, "the hint goes once replies come back", 10*time.Second, func() (bool, string) {
+		p, _, err := peeringOf(t, g1, "net2")
+		return err == nil && p.Hint == "", fmt.Sprintf("hint %q %v", p.Hint, err)
+	})
 }
