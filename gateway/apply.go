@@ -18,6 +18,9 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
+		if g.bgp != nil {
+			in.ProbeDead, in.VgatePeers = g.bgp.probeFacts() // bgp.go
+		}
 	}
 	return in
 }
