@@ -85,9 +85,11 @@ func parsePing(out string, start, end time.Time, interval time.Duration) PingRes
 	return res
 }
 
-// UnderlayLoss drops every tenth UDP packet at random crossing the lab's
-// underlay bridge, in each direction (nftables in the WAN namespace:
-// `numgen random mod 10 == 0 drop`); the returned function removes it.
+// UnderlayLoss drops percent of the UDP packets crossing the lab's
+// underlay bridge at random, each packet on its own, in each direction
+// (nftables in the WAN namespace: `numgen random mod 100 < percent drop`;
+// 10 % is the same as `numgen random mod 10 == 0 drop`); the returned
+// function removes the rule.
 func (l *Lab) UnderlayLoss(percent int) (func() error, error) {
 	if percent < 1 || percent > 100 {
 		return nil, fmt.Errorf("netlab: loss %d%% out of range", percent)
@@ -95,12 +97,26 @@ func (l *Lab) UnderlayLoss(percent int) (func() error, error) {
 	// numgen random mod 100 < percent: each packet independently.
 	cmds := [][]string{
 		{"nft", "add", "table", "bridge", "vgloss"},
-		{"nft", "add", "chain", "bridge", "vgloss", "fwd", "{ type filter hook forward priority 0 ; }"},
-		{"nft", "add", "rule", "bridge", "vgloss", "fwd", "meta", "l4proto", "udp", "numgen", "random", "mod", "100", "<", strconv.Itoa(percent), "counter", "drop"},
+		{"nft", "add", "chain", "bridge", "vgloss", "lossy", "{ type filter hook forward priority 0 ; }"},
+		{"nft", "add", "rule", "bridge", "vgloss", "lossy", "meta", "l4proto", "udp", "numgen", "random", "mod", "100", "<", strconv.Itoa(percent), "counter", "drop"},
 	}
 	for _, c := range cmds {
 		if out, err := l.Run(l.WAN, c...); err != nil {
 			return nil, fmt.Errorf("netlab: %v: %w\n%s", c, err, out)
+		}
+	}
+	// WireGuard sends UDP GSO batches: across veths and the bridge a batch
+	// stays one packet unless the sender's wan0 takes one segment at a
+	// time, so that the loss is per packet on the wire.
+	l.mu.Lock()
+	var nss []string
+	for _, n := range l.networks {
+		nss = append(nss, n.GatewayNS)
+	}
+	l.mu.Unlock()
+	for _, ns := range nss {
+		if out, err := l.Run(ns, "ip", "link", "set", "dev", "wan0", "gso_max_segs", "1"); err != nil {
+			return nil, fmt.Errorf("netlab: one segment per packet on %s: %w\n%s", ns, err, out)
 		}
 	}
 	return func() error {
@@ -111,7 +127,7 @@ func (l *Lab) UnderlayLoss(percent int) (func() error, error) {
 
 // UnderlayDropped is how many packets UnderlayLoss dropped so far.
 func (l *Lab) UnderlayDropped() (int, error) {
-	out, err := l.Run(l.WAN, "nft", "list", "chain", "bridge", "vgloss", "fwd")
+	out, err := l.Run(l.WAN, "nft", "list", "chain", "bridge", "vgloss", "lossy")
 	if err != nil {
 		return 0, err
 	}
