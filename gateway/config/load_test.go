@@ -553,3 +553,28 @@ func TestValidateIdempotent(t *testing.T) {
 		t.Errorf("Validate = %v", err)
 	}
 }
+
+// TestDeployExamples: every example topology in deploy/examples is a valid
+// config (the key files are not read by Parse).
+func TestDeployExamples(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/examples/*/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(data, f); err != nil {
+			t.Errorf("%s:\n%v", f, err)
+		}
+	}
+	data, err := os.ReadFile("../../deploy/examples/redundant/east.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Parse(data, "east.yaml"); err != nil || !c.BGP.Multipath {
+		t.Errorf("the redundant example's east does not use both west gateways (bgp.multipath)")
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -269,4 +270,102 @@ func TestBGPUnderlayLoss(t *testing.T) {
 		}
 	}
 	t.Logf("underlay dropped %d UDP packets in %v", dropped, time.Since(t0).Round(time.Second))
+}
+
+// TestActiveActivePair: two gateways serve one network (the redundant
+// example: deploy/examples/redundant). East peers with both over BGP, with
+// the network's prefix as the import allow-list of each peering and
+// bgp.multipath on: one ECMP route through both tunnels. A service address
+// of the west network (10.2.200.1) answers on both west gateways. Kill the
+// one carrying the east host's traffic: it continues through the other
+// within 1.5 s (the probe's 0.4 s plus the switch; the figure is logged),
+// the route falls back to the survivor alone; bring it back: the ECMP
+// route has both tunnels again by itself. Then the other one.
+//
+//	h1 ── gw1 east (AS65001, multipath) ══ gw2 west-a (AS65002, 169.254.20.1)
+//	                                    ══ gw3 west-b (AS65002, 169.254.20.2)
+func TestActiveActivePair(t *testing.T) {
+	lab, gws := site(t, 3)
+	east, wa, wb := gws[0], gws[1], gws[2]
+	wa.TunnelAddress = netip.MustParseAddr("169.254.20.1")
+	wb.TunnelAddress = netip.MustParseAddr("169.254.20.2")
+	wb.Spaces = wa.Spaces
+	netlab.LinkBGP(east, wa)
+	netlab.LinkBGP(east, wb)
+	wb.ASN = wa.ASN
+	east.Multipath = true
+	for _, w := range []*netlab.Gateway{wa, wb} {
+		p := east.Peering(w.Name)
+		p.Network = "west"
+		p.BGP.ASN = wa.ASN
+		p.Spaces = wa.Spaces // the import allow-list
+	}
+	service := netip.MustParseAddr("10.2.200.1")
+	for _, w := range []*netlab.Gateway{wa, wb} {
+		if out, err := lab.Run(w.Net.GatewayNS, "ip", "addr", "add", service.String()+"/32", "dev", "lo"); err != nil {
+			t.Fatalf("%s: %v\n%s", w.Name, err, out)
+		}
+	}
+	start(t, gws...)
+	n1 := lab.Network(1)
+	bothVia := func() (bool, string) {
+		out, _ := lab.Run(n1.GatewayNS, "ip", "route", "show", "10.2.0.0/16", "proto", "76")
+		return strings.Contains(out, "dev vg-net2") && strings.Contains(out, "dev vg-net3") && strings.Contains(out, "nexthop"), out
+	}
+	waitFor(t, "east: 10.2.0.0/16 through both west gateways", 30*time.Second, bothVia)
+	if err := lab.WaitPing(n1.HostNS, service, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// carrier is the west gateway the east host's ping goes through now.
+	carrier := func() *netlab.Gateway {
+		tx := func() map[string]uint64 {
+			st, err := east.Status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]uint64{}
+			for _, p := range st.Peerings {
+				m[p.Name] = p.TxBytes
+			}
+			return m
+		}
+		before := tx()
+		if out, err := lab.Run(n1.HostNS, "ping", "-n", "-q", "-c", "100", "-i", "0.01", "-s", "1000", service.String()); err != nil {
+			t.Fatalf("ping: %v\n%s", err, out)
+		}
+		after := tx()
+		if after["net2"]-before["net2"] > after["net3"]-before["net3"] {
+			return wa
+		}
+		return wb
+	}
+	first := carrier()
+	other := map[*netlab.Gateway]*netlab.Gateway{wa: wb, wb: wa}
+	for i, victim := range []*netlab.Gateway{first, other[first]} {
+		survivor := other[victim]
+		out := outageWhile(t, lab, n1, &netlab.Network{HostNS: n1.HostNS, HostAddr: service, Index: 2}, func() {
+			if err := victim.Kill(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		carried := "it carried the ping"
+		if i == 1 {
+			carried = "the traffic may have gone through the other"
+		}
+		t.Logf("FIGURE active-active: %s SIGKILLed (%s): east host's outage %v", victim.Name, carried, out.Round(time.Millisecond))
+		if out > 1500*time.Millisecond {
+			t.Errorf("outage %v after killing %s, want well under 1.5s", out, victim.Name)
+		}
+		waitVia(t, lab, east, "10.2.0.0/16", survivor.Name, 5*time.Second)
+		t0 := time.Now()
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "east uses "+victim.Name+" again", 30*time.Second, bothVia)
+		t.Logf("FIGURE active-active: %s back in the ECMP route %v after its start", victim.Name, time.Since(t0).Round(100*time.Millisecond))
+		if err := lab.WaitPing(n1.HostNS, service, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
