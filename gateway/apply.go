@@ -110,6 +110,13 @@ func (g *Gateway) applyAddress(cfg *config.Config, st plan.State) error {
 	if st.TunnelAddress == g.addr && g.applied.TunnelAddress == g.addr {
 		return nil
 	}
+	// Both addresses are on record while lo changes: a kill in between
+	// leaves nothing the next start does not remove (gateway.go).
+	if g.addr.IsValid() && g.addr != st.TunnelAddress {
+		if err := writeRuntimeState(cfg, runtimeState{TunnelAddress: st.TunnelAddress, Previous: g.addr}); err != nil {
+			return err
+		}
+	}
 	if err := g.kern.SetLocalAddress(st.TunnelAddress, g.addr); err != nil {
 		return err
 	}

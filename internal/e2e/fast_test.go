@@ -369,3 +369,77 @@ func TestActiveActivePair(t *testing.T) {
 		}
 	}
 }
+
+// TestKillDuringReload: a gateway SIGKILLed while a reload is in flight
+// (a new tunnel address, a peering added or removed), at several moments,
+// then started again with the file on disk: what runs is exactly that
+// config — one tunnel address on lo, the tunnel interfaces of its
+// peerings, vgate's routes for their spaces — and nothing of the other.
+func TestKillDuringReload(t *testing.T) {
+	lab, gws := site(t, 3)
+	gw1, gw2, gw3 := gws[0], gws[1], gws[2]
+	gw1.Peerings = []netlab.Peering{gw1.PeeringTo(gw2)}
+	gw2.Peerings = []netlab.Peering{gw2.PeeringTo(gw1)}
+	start(t, gw1, gw2)
+	n1, n2 := lab.Network(1), lab.Network(2)
+	mustReach(t, lab, n1, n2)
+
+	addrA, addrB := gw1.TunnelAddress, netip.MustParseAddr("10.1.255.253")
+	toB := func() {
+		gw1.TunnelAddress = addrB
+		gw1.Peerings = []netlab.Peering{gw1.PeeringTo(gw2), gw1.PeeringTo(gw3)}
+	}
+	toA := func() {
+		gw1.TunnelAddress = addrA
+		gw1.Peerings = []netlab.Peering{gw1.PeeringTo(gw2)}
+	}
+	check := func(round int) {
+		t.Helper()
+		wantAddr, goneAddr := addrA, addrB
+		wantIfs := []string{"vg-net2"}
+		if len(gw1.Peerings) == 2 {
+			wantAddr, goneAddr = addrB, addrA
+			wantIfs = append(wantIfs, "vg-net3")
+		}
+		lo, _ := lab.Run(n1.GatewayNS, "ip", "-o", "addr", "show", "dev", "lo")
+		if !strings.Contains(lo, " "+wantAddr.String()+"/32") || strings.Contains(lo, " "+goneAddr.String()+"/32") {
+			t.Errorf("round %d: lo has\n%s\nwant %s and not %s", round, lo, wantAddr, goneAddr)
+		}
+		links, _ := lab.Run(n1.GatewayNS, "ip", "-o", "link", "show")
+		var ifs []string
+		for _, l := range strings.Split(links, "\n") {
+			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], "vg-") {
+				ifs = append(ifs, strings.TrimSuffix(strings.SplitN(f[1], "@", 2)[0], ":"))
+			}
+		}
+		if strings.Join(ifs, " ") != strings.Join(wantIfs, " ") {
+			t.Errorf("round %d: tunnel interfaces %q, want %q", round, ifs, wantIfs)
+		}
+		routes := strings.Join(vgateRoutes(t, lab, n1.GatewayNS), "\n")
+		has3 := strings.Contains(routes, "10.3.0.0/16") || strings.Contains(routes, "fd00:3::/48")
+		if has3 != (len(wantIfs) == 2) || !strings.Contains(routes, "10.2.0.0/16 dev vg-net2") {
+			t.Errorf("round %d: vgate's routes:\n%s", round, routes)
+		}
+	}
+	for round, delay := range []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond} {
+		if len(gw1.Peerings) == 1 {
+			toB()
+		} else {
+			toA()
+		}
+		if err := gw1.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		if err := gw1.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := gw1.Start(); err != nil {
+			t.Fatal(err)
+		}
+		check(round)
+		if err := lab.WaitPing(n1.HostNS, n2.HostAddr, 15*time.Second); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}
