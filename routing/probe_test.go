@@ -151,7 +151,12 @@ func TestProberLoopback(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP (loudly): the probe's raw ICMP socket needs root")
 	}
-	lo := netip.MustParseAddr("127.0.0.1")
+	for _, a := range []string{"127.0.0.1", "::1"} {
+		t.Run(a, func(t *testing.T) { proberLoopback(t, netip.MustParseAddr(a)) })
+	}
+}
+
+func proberLoopback(t *testing.T, lo netip.Addr) {
 	var mu sync.Mutex
 	var events []ProbeEvent
 	p, err := NewProber(lo, slog.New(slog.DiscardHandler), func(ev ProbeEvent) {
