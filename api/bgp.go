@@ -47,6 +47,12 @@ type NeighborStatus struct {
 	// Notification is the last BGP NOTIFICATION sent or received on the
 	// session (e.g. bad peer AS), nil if none.
 	Notification *Notification `json:"notification,omitempty"`
+	// NextAttempt is when vgate starts a down session afresh (zero: no
+	// attempt scheduled, e.g. established, held down, or dialing now).
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Passive: this end only listens; the peer (a vgate gateway with the
+	// higher tunnel address) dials.
+	Passive bool `json:"passive,omitempty"`
 }
 
 // Notification is a BGP NOTIFICATION message (RFC 4271 section 4.5).
@@ -65,6 +71,12 @@ type ProbeStatus struct {
 	Alive     bool          `json:"alive"`
 	LastReply time.Time     `json:"last_reply,omitzero"`
 	RTT       time.Duration `json:"rtt_ns,omitempty"`
+	// Interval and Multiplier are the probe's timing (peerings[].bgp.probe):
+	// Multiplier intervals without a reply declare the tunnel dead.
+	Interval   time.Duration `json:"interval_ns,omitempty"`
+	Multiplier int           `json:"multiplier,omitempty"`
+	// Vgate: the peer's own probes arrive, so it runs vgate.
+	Vgate bool `json:"vgate,omitempty"`
 }
 
 // RoutesView is what `vgate routes` shows.

@@ -51,6 +51,8 @@ func neighborStatus(n routing.NeighborStatus) api.NeighborStatus {
 		LastDownCode:  string(n.LastDownCode),
 		LastDownAt:    n.LastDownAt,
 		Notification:  notification(n.Notification),
+		NextAttempt:   n.NextAttempt,
+		Passive:       n.Passive,
 	}
 }
 

@@ -18,6 +18,9 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
+		if g.bgp != nil {
+			in.ProbeDead, in.VgatePeers = g.bgp.probeFacts() // bgp.go
+		}
 	}
 	return in
 }
@@ -109,6 +112,13 @@ func (g *Gateway) applyTunnels(ctx context.Context, cfg *config.Config, st plan.
 func (g *Gateway) applyAddress(cfg *config.Config, st plan.State) error {
 	if st.TunnelAddress == g.addr && g.applied.TunnelAddress == g.addr {
 		return nil
+	}
+	// Both addresses are on record while lo changes: a kill in between
+	// leaves nothing the next start does not remove (gateway.go).
+	if g.addr.IsValid() && g.addr != st.TunnelAddress {
+		if err := writeRuntimeState(cfg, runtimeState{TunnelAddress: st.TunnelAddress, Previous: g.addr}); err != nil {
+			return err
+		}
 	}
 	if err := g.kern.SetLocalAddress(st.TunnelAddress, g.addr); err != nil {
 		return err

@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
@@ -23,8 +25,30 @@ type bgpRuntime struct {
 	speaker *routing.Speaker
 	probe   *routing.Prober
 	kick    chan struct{}
+	// urgent re-plans at once, without reading the RIB: a probe verdict
+	// (a dead tunnel's routes go now, not after the speaker withdraws).
+	urgent  chan struct{}
 	cancel  context.CancelFunc
 	applied *routing.State // the speaker state last set
+	probes  map[string]routing.ProbeTarget
+
+	pmu   sync.Mutex // guards what the probe learned
+	dead  map[string]bool
+	vgate map[string]bool
+}
+
+// probeFacts is what the probe learned, for the planner (copies).
+func (b *bgpRuntime) probeFacts() (dead, vgate map[string]bool) {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	return maps.Clone(b.dead), maps.Clone(b.vgate)
+}
+
+func (b *bgpRuntime) hurry() {
+	select {
+	case b.urgent <- struct{}{}:
+	default:
+	}
 }
 
 func (b *bgpRuntime) poke() {
@@ -51,6 +75,10 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 		}
 	}
 	b := g.bgp
+	if !maps.Equal(b.probes, st.BGP.Probes) {
+		b.probe.SetTargets(st.BGP.Probes)
+		b.probes = st.BGP.Probes
+	}
 	if b.applied != nil && reflect.DeepEqual(*b.applied, st.BGP.Speaker) {
 		return nil // a RIB change re-plans; the speaker's own state is unchanged
 	}
@@ -60,13 +88,12 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 	}
 	sp := st.BGP.Speaker
 	b.applied = &sp
-	b.probe.SetTargets(st.BGP.Probes)
 	b.poke()
 	return nil
 }
 
 func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
-	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1)}
+	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, vgate: map[string]bool{}}
 	sp, err := routing.Start(ctx, routing.Config{
 		ASN:             id.ASN,
 		RouterID:        id.RouterID,
@@ -80,13 +107,31 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 	b.speaker = sp
 	var lctx context.Context
 	lctx, b.cancel = context.WithCancel(g.ctx)
-	pr, err := routing.NewProber(id.Listen, g.log.With("component", "probe"), func(name string, alive bool, why string) {
-		reason := ""
-		if !alive {
-			reason = why
+	pr, err := routing.NewProber(id.Listen, g.log.With("component", "probe"), func(ev routing.ProbeEvent) {
+		b.pmu.Lock()
+		switch {
+		case ev.Vgate:
+			b.vgate[ev.Peering] = true
+		case ev.Alive:
+			delete(b.dead, ev.Peering)
+		default:
+			b.dead[ev.Peering] = true
 		}
-		if err := sp.SetDown(lctx, name, routing.HoldProbe, reason); err != nil && lctx.Err() == nil {
-			g.log.Error("bgp: probe hold", "peering", name, "error", err)
+		b.pmu.Unlock()
+		// Re-plan first: a dead tunnel's routes leave the kernel now;
+		// the speaker's hold (which tells the peer, and withdraws what
+		// was learned through it from the other sessions) follows.
+		b.hurry()
+		if ev.Vgate {
+			return
+		}
+		reason := ""
+		if !ev.Alive {
+			reason = ev.Why
+		}
+		// Released: the session starts afresh at once (routing/retry.go).
+		if err := sp.SetDown(lctx, ev.Peering, routing.HoldProbe, reason); err != nil && lctx.Err() == nil {
+			g.log.Error("bgp: probe hold", "peering", ev.Peering, "error", err)
 		}
 		b.poke()
 	})
@@ -134,6 +179,15 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 			if ctx.Err() == nil && !g.closed && g.bgp == b {
 				if err := g.apply(ctx, g.cfg); err != nil {
 					g.log.Error("bgp: refreshing the import filter", "error", err)
+				}
+			}
+			g.mu.Unlock()
+			continue
+		case <-b.urgent:
+			g.mu.Lock()
+			if ctx.Err() == nil && !g.closed && g.bgp == b {
+				if err := g.apply(ctx, g.cfg); err != nil {
+					g.log.Error("bgp: applying a tunnel probe verdict", "error", err)
 				}
 			}
 			g.mu.Unlock()

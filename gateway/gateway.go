@@ -99,6 +99,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		_ = json.Unmarshal(b, &prev)
 	}
 	g.addr = prev.TunnelAddress
+	if a := prev.Previous; a.IsValid() && a != cfg.TunnelAddress && a != prev.TunnelAddress {
+		if err := g.kern.RemoveLocalAddress(a); err != nil {
+			log.Warn("removing a tunnel address a crashed run left on lo", "address", a, "error", err)
+		}
+	}
 	g.loadMemory(cfg) // remember.go
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -189,12 +194,20 @@ func (g *Gateway) Close() error {
 // after a crash can remove what the crashed run left in the kernel.
 type runtimeState struct {
 	TunnelAddress netip.Addr `json:"tunnel_address"`
+	// Previous is the address being replaced while a change is in flight
+	// (written before the change, cleared after): a run killed between
+	// the two leaves either on lo, and the next start removes both.
+	Previous netip.Addr `json:"previous,omitzero"`
 }
 
 func runtimePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "runtime.json") }
 
 func writeRuntime(cfg *config.Config) error {
-	b, _ := json.Marshal(runtimeState{TunnelAddress: cfg.TunnelAddress})
+	return writeRuntimeState(cfg, runtimeState{TunnelAddress: cfg.TunnelAddress})
+}
+
+func writeRuntimeState(cfg *config.Config, st runtimeState) error {
+	b, _ := json.Marshal(st)
 	if err := statefile.WriteAtomic(runtimePath(cfg), b); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}

@@ -2,34 +2,51 @@ package routing
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // The tunnel probe lives beside the speaker because it drives it: a dead
 // tunnel holds its BGP session down (Speaker.SetDown with HoldProbe), which
-// withdraws the routes through it at once.
+// withdraws the routes through it, and the gateway re-plans at once
+// without that peering's routes (gateway/bgp.go).
 //
-// Tunnel probe timing: an ICMP echo to each BGP peer's tunnel address every
-// probeInterval, through its tunnel; no answer for probeDeadAfter marks the
-// tunnel dead (its BGP session is held down, which withdraws its routes).
-// wireguard-go has no up/down signal and BGP's hold time is at least 3 s.
-const (
-	probeInterval  = 100 * time.Millisecond
-	probeDeadAfter = time.Second
-)
+// It is BFD-like: an ICMP echo to each BGP peer's tunnel address every
+// Interval, through its tunnel; Multiplier intervals without a reply mark
+// the tunnel dead, decided at that deadline (not on a polling tick); the
+// first reply marks it alive again. Each target has exactly one request in
+// flight per interval, so the probe traffic is bounded: at most
+// 1/MinProbeInterval packets a second per tunnel each way (the config's
+// bounds, gateway/config). Sending and receiving allocate nothing per
+// packet: one buffer each, a socket address per target, the raw socket
+// read and written through syscall closures made once.
+//
+// Requests carry a vgate mark and both tunnel addresses in their data, so
+// a prober also learns, from the requests it receives, which peers run
+// vgate (ProbeStatus.Vgate; the gateway makes vgate-to-vgate sessions
+// deterministic with it).
+
+// ProbeTarget is one peering to probe and its timing.
+type ProbeTarget struct {
+	Address    netip.Addr
+	Interval   time.Duration
+	Multiplier int
+}
+
+// Detect is how long without a reply declares the tunnel dead.
+func (t ProbeTarget) Detect() time.Duration { return t.Interval * time.Duration(t.Multiplier) }
 
 // ProbeStatus is one probed peering.
 type ProbeStatus struct {
@@ -38,181 +55,372 @@ type ProbeStatus struct {
 	Alive     bool          `json:"alive"`
 	LastReply time.Time     `json:"last_reply,omitzero"`
 	RTT       time.Duration `json:"rtt_ns,omitempty"`
+	// Interval and Multiplier are the probe's timing.
+	Interval   time.Duration `json:"interval_ns,omitempty"`
+	Multiplier int           `json:"multiplier,omitempty"`
+	// Vgate: probes from this peer's tunnel address have been received,
+	// so the peer runs vgate.
+	Vgate bool `json:"vgate,omitempty"`
+}
+
+// ProbeEvent is a target turning alive or dead, or learned to run vgate.
+type ProbeEvent struct {
+	Peering string
+	Alive   bool
+	Why     string // why it is dead
+	// Vgate: the event is only that the peer was learned to run vgate.
+	Vgate bool
 }
 
 type probeTarget struct {
-	name      string
-	addr      netip.Addr
-	since     time.Time // when probing began
+	name string
+	ProbeTarget
+	sa        unix.Sockaddr // made once: sending allocates nothing
+	since     time.Time     // when probing began
+	nextSend  time.Time
 	lastReply time.Time
 	rtt       time.Duration
 	alive     bool
 	known     bool // alive has been decided at least once
+	vgate     bool
 }
 
+// Probe packet: an ICMP echo (8 bytes of header) whose data is the mark,
+// the send time and both tunnel addresses.
+const (
+	probeMark    = "vgP1"
+	probeHdr     = 8
+	probeDataLen = 4 + 8 + 16 + 16 // mark, unix nanoseconds, from, to
+	probeLen     = probeHdr + probeDataLen
+)
+
 // Prober sends echo requests from the gateway's tunnel address and watches
-// the replies. onChange is called (from the prober's goroutine) when a
-// target turns alive or dead.
+// the replies. OnEvent is called (from the prober's goroutine, never with
+// its lock held) when a target turns alive or dead or is learned to run
+// vgate.
 type Prober struct {
-	log      *slog.Logger
-	src      netip.Addr
-	id       uint16
-	conn     *icmp.PacketConn
-	onChange func(name string, alive bool, why string)
+	log     *slog.Logger
+	src     netip.Addr
+	id      uint16
+	conn    *net.IPConn
+	raw     syscall.RawConn
+	onEvent func(ProbeEvent)
+	wake    chan struct{}
 
 	mu      sync.Mutex
 	targets map[netip.Addr]*probeTarget
 	seq     uint16
+
+	// The run loop's own (never shared) send state and event buffer.
+	sendBuf  [probeLen]byte
+	sendSA   unix.Sockaddr
+	sendFn   func(fd uintptr) bool
+	events   []ProbeEvent
+	timer    *time.Timer
+	recvBuf  [1500]byte
+	recvN    int
+	recvErr  error
+	recvFn   func(fd uintptr) bool
+	isV6     bool
+	srcBytes [16]byte
 }
 
 // NewProber opens the probe socket on src (a raw ICMP socket: the
 // gateway needs CAP_NET_RAW, which deploy/vgate.service grants).
-func NewProber(src netip.Addr, log *slog.Logger, onChange func(string, bool, string)) (*Prober, error) {
+func NewProber(src netip.Addr, log *slog.Logger, onEvent func(ProbeEvent)) (*Prober, error) {
 	network := "ip4:icmp"
 	if src.Is6() {
 		network = "ip6:ipv6-icmp"
 	}
-	c, err := icmp.ListenPacket(network, src.String())
+	c, err := net.ListenIP(network, &net.IPAddr{IP: src.AsSlice()})
 	if err != nil {
 		return nil, err
 	}
-	var b [2]byte
-	_, _ = rand.Read(b[:])
-	return &Prober{log: log, src: src, id: binary.BigEndian.Uint16(b[:]), conn: c, onChange: onChange, targets: map[netip.Addr]*probeTarget{}}, nil
+	raw, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	p := &Prober{log: log, src: src, id: uint16(rand.Uint32()), conn: c, raw: raw, onEvent: onEvent,
+		wake: make(chan struct{}, 1), targets: map[netip.Addr]*probeTarget{}, isV6: src.Is6(), srcBytes: src.As16()}
+	if err := p.filter(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("probe socket filter: %w", err)
+	}
+	p.sendFn = func(fd uintptr) bool {
+		// Errors (no route yet, tunnel without handshake) are what the
+		// probe detects: no reply.
+		err := unix.Sendto(int(fd), p.sendBuf[:], unix.MSG_DONTWAIT, p.sendSA)
+		return !errors.Is(err, unix.EAGAIN)
+	}
+	p.recvFn = func(fd uintptr) bool {
+		n, err := unix.Read(int(fd), p.recvBuf[:])
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			return false
+		}
+		p.recvN, p.recvErr = n, err
+		return true
+	}
+	return p, nil
 }
 
-// SetTargets replaces the probed peerings (name -> tunnel address),
-// keeping the state of those that stay.
-func (p *Prober) SetTargets(want map[string]netip.Addr) {
+// filter lets only echo requests and replies reach the socket (a raw ICMP
+// socket otherwise gets every ICMP packet the host receives).
+func (p *Prober) filter() error {
+	if p.isV6 {
+		var f ipv6.ICMPFilter
+		f.SetAll(true)
+		f.Accept(ipv6.ICMPTypeEchoRequest)
+		f.Accept(ipv6.ICMPTypeEchoReply)
+		return ipv6.NewPacketConn(p.conn).SetICMPFilter(&f)
+	}
+	var serr error
+	err := p.raw.Control(func(fd uintptr) {
+		// ICMP_FILTER (linux/icmp.h): a bit set blocks that type.
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_RAW, 1, ^(1<<0 | 1<<8))
+	})
+	return errors.Join(err, serr)
+}
+
+// SetTargets replaces the probed peerings (name -> target), keeping the
+// state of those that stay.
+func (p *Prober) SetTargets(want map[string]ProbeTarget) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	next := map[netip.Addr]*probeTarget{}
-	for name, a := range want {
-		if a.Is4() != p.src.Is4() {
+	now := time.Now()
+	for name, w := range want {
+		a := w.Address.Unmap()
+		if a.Is4() != p.src.Is4() || w.Interval <= 0 || w.Multiplier <= 0 {
 			continue
 		}
 		if t, ok := p.targets[a]; ok && t.name == name {
+			t.ProbeTarget = w
 			next[a] = t
 			continue
 		}
-		next[a] = &probeTarget{name: name, addr: a, since: time.Now()}
+		var sa unix.Sockaddr
+		if a.Is4() {
+			sa = &unix.SockaddrInet4{Addr: a.As4()}
+		} else {
+			sa = &unix.SockaddrInet6{Addr: a.As16()}
+		}
+		next[a] = &probeTarget{name: name, ProbeTarget: w, sa: sa, since: now, nextSend: now}
 	}
 	p.targets = next
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *Prober) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Close closes the probe socket; Run returns once its context ends.
 func (p *Prober) Close() { p.conn.Close() }
 
-// Run probes every probeInterval until ctx ends.
+// Run probes until ctx ends.
 func (p *Prober) Run(ctx context.Context) {
 	go p.receive()
-	t := time.NewTicker(probeInterval)
-	defer t.Stop()
+	p.timer = time.NewTimer(time.Hour)
+	defer p.timer.Stop()
 	for {
+		next := p.step(time.Now())
+		for _, ev := range p.events {
+			p.report(ev)
+		}
+		p.timer.Reset(next)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-p.timer.C:
+		case <-p.wake:
 		}
-		p.send()
-		p.evaluate(time.Now())
 	}
 }
 
-func (p *Prober) send() {
+// idleWait is how long the loop sleeps with no target.
+const idleWait = time.Second
+
+// step sends the requests that are due, decides the targets whose
+// deadline passed or that answered, fills p.events with the transitions,
+// and returns how long until the next thing is due.
+func (p *Prober) step(now time.Time) time.Duration {
+	p.events = p.events[:0]
 	p.mu.Lock()
-	p.seq++
-	seq := p.seq
-	addrs := slices.Collect(maps.Keys(p.targets))
-	p.mu.Unlock()
-	var typ icmp.Type = ipv4.ICMPTypeEcho
-	if p.src.Is6() {
-		typ = ipv6.ICMPTypeEchoRequest
-	}
-	body := make([]byte, 8)
-	binary.BigEndian.PutUint64(body, uint64(time.Now().UnixNano()))
-	msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: int(p.id), Seq: int(seq), Data: body}}
-	b, err := msg.Marshal(nil) // the kernel computes the ICMPv6 checksum
-	if err != nil {
-		return
-	}
-	for _, a := range addrs {
-		// Errors (no route yet, tunnel without handshake) are what the
-		// probe detects: no reply.
-		_, _ = p.conn.WriteTo(b, &net.IPAddr{IP: a.AsSlice()})
-	}
-}
-
-func (p *Prober) receive() {
-	proto := 1
-	if p.src.Is6() {
-		proto = 58
-	}
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := p.conn.ReadFrom(buf)
-		if err != nil {
-			return // closed
-		}
-		m, err := icmp.ParseMessage(proto, buf[:n])
-		if err != nil {
-			continue
-		}
-		echo, ok := m.Body.(*icmp.Echo)
-		if !ok || echo.ID != int(p.id) || (m.Type != ipv4.ICMPTypeEchoReply && m.Type != ipv6.ICMPTypeEchoReply) {
-			continue
-		}
-		ia, ok := from.(*net.IPAddr)
-		if !ok {
-			continue
-		}
-		a, _ := netip.AddrFromSlice(ia.IP)
-		now := time.Now()
-		p.mu.Lock()
-		if t := p.targets[a.Unmap()]; t != nil {
-			t.lastReply = now
-			if len(echo.Data) >= 8 {
-				t.rtt = now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(echo.Data))))
+	defer p.mu.Unlock()
+	next := now.Add(idleWait)
+	for _, t := range p.targets {
+		if !now.Before(t.nextSend) {
+			p.seq++
+			p.sendTo(t, now)
+			t.nextSend = t.nextSend.Add(t.Interval)
+			if t.nextSend.Before(now) { // fell behind (a stall): no burst
+				t.nextSend = now.Add(t.Interval)
 			}
 		}
-		p.mu.Unlock()
-	}
-}
-
-// evaluate turns targets alive or dead and reports transitions.
-func (p *Prober) evaluate(now time.Time) {
-	type change struct {
-		name  string
-		alive bool
-		why   string
-	}
-	var changes []change
-	p.mu.Lock()
-	for _, t := range p.targets {
+		if t.nextSend.Before(next) {
+			next = t.nextSend
+		}
 		ref := t.lastReply
 		if ref.IsZero() {
 			ref = t.since
 		}
-		alive := now.Sub(ref) < probeDeadAfter && !t.lastReply.IsZero()
-		dead := now.Sub(ref) >= probeDeadAfter
+		deadline := ref.Add(t.Detect())
 		switch {
-		case alive && (!t.known || !t.alive):
-			t.alive, t.known = true, true
-			changes = append(changes, change{t.name, true, ""})
-		case dead && (!t.known || t.alive):
-			t.alive, t.known = false, true
-			why := fmt.Sprintf("tunnel probe: no reply from %s for %v", t.addr, probeDeadAfter)
-			changes = append(changes, change{t.name, false, why})
+		case !t.lastReply.IsZero() && now.Before(deadline):
+			if !t.known || !t.alive {
+				t.alive, t.known = true, true
+				p.events = append(p.events, ProbeEvent{Peering: t.name, Alive: true})
+			}
+			if deadline.Before(next) {
+				next = deadline
+			}
+		case !now.Before(deadline):
+			if !t.known || t.alive {
+				t.alive, t.known = false, true
+				p.events = append(p.events, ProbeEvent{Peering: t.name,
+					Why: fmt.Sprintf("tunnel probe: no reply from %s for %v (%v × %d)", t.Address, t.Detect(), t.Interval, t.Multiplier)})
+			}
+		default: // not yet answered, not yet due
+			if deadline.Before(next) {
+				next = deadline
+			}
 		}
 	}
-	p.mu.Unlock()
-	for _, c := range changes {
-		if c.alive {
-			p.log.Info("tunnel alive", "peering", c.name)
-		} else {
-			p.log.Warn("tunnel dead", "peering", c.name, "reason", c.why)
+	return max(next.Sub(now), 0)
+}
+
+// sendTo writes one echo request to t. p.mu is held (by the run loop).
+func (p *Prober) sendTo(t *probeTarget, now time.Time) {
+	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16())
+	p.sendSA = t.sa
+	_ = p.raw.Write(p.sendFn)
+}
+
+// putProbe writes an echo request into b (probeLen bytes). The ICMPv6
+// checksum is the kernel's; the ICMPv4 one is computed here.
+func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte) {
+	b[0], b[1] = 8, 0 // echo request
+	if v6 {
+		b[0] = 128
+	}
+	b[2], b[3] = 0, 0
+	binary.BigEndian.PutUint16(b[4:], id)
+	binary.BigEndian.PutUint16(b[6:], seq)
+	copy(b[8:12], probeMark)
+	binary.BigEndian.PutUint64(b[12:], uint64(now.UnixNano()))
+	copy(b[20:36], from[:])
+	copy(b[36:52], to[:])
+	if !v6 {
+		binary.BigEndian.PutUint16(b[2:], icmpChecksum(b[:probeLen]))
+	}
+}
+
+func icmpChecksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+// probeMsg is a parsed probe packet.
+type probeMsg struct {
+	reply    bool
+	id       uint16
+	sent     int64 // unix nanoseconds
+	from, to netip.Addr
+}
+
+// parseProbe reads a vgate probe from what a raw ICMP socket returns (for
+// IPv4 the packet with its IP header, for IPv6 the ICMPv6 message). ok is
+// false for anything else.
+func parseProbe(b []byte, v6 bool) (m probeMsg, ok bool) {
+	if !v6 {
+		if len(b) < 20 || b[0]>>4 != 4 {
+			return m, false
 		}
-		p.onChange(c.name, c.alive, c.why)
+		ihl := int(b[0]&0x0f) * 4
+		if ihl < 20 || len(b) < ihl {
+			return m, false
+		}
+		b = b[ihl:]
+	}
+	if len(b) < probeLen || string(b[8:12]) != probeMark {
+		return m, false
+	}
+	switch {
+	case !v6 && b[0] == 0, v6 && b[0] == 129:
+		m.reply = true
+	case !v6 && b[0] == 8, v6 && b[0] == 128:
+	default:
+		return m, false
+	}
+	m.id = binary.BigEndian.Uint16(b[4:])
+	m.sent = int64(binary.BigEndian.Uint64(b[12:]))
+	m.from = netip.AddrFrom16([16]byte(b[20:36])).Unmap()
+	m.to = netip.AddrFrom16([16]byte(b[36:52])).Unmap()
+	return m, true
+}
+
+func (p *Prober) receive() {
+	for {
+		if err := p.raw.Read(p.recvFn); err != nil || p.recvErr != nil {
+			return // closed
+		}
+		p.handle(p.recvBuf[:p.recvN], time.Now())
+	}
+}
+
+// handle takes one received packet: a reply to our probe marks its target
+// answered; a request from a peer's tunnel address marks that peer as
+// running vgate.
+func (p *Prober) handle(b []byte, now time.Time) {
+	m, ok := parseProbe(b, p.isV6)
+	if !ok {
+		return
+	}
+	wake := false
+	p.mu.Lock()
+	if m.reply {
+		if t := p.targets[m.to]; t != nil && m.id == p.id && m.from == p.src {
+			t.lastReply = now
+			t.rtt = now.Sub(time.Unix(0, m.sent))
+			wake = !t.alive
+		}
+	} else if t := p.targets[m.from]; t != nil && m.to == p.src && !t.vgate {
+		t.vgate = true
+		ev := ProbeEvent{Peering: t.name, Vgate: true}
+		p.mu.Unlock()
+		p.report(ev)
+		return
+	}
+	p.mu.Unlock()
+	if wake {
+		p.poke()
+	}
+}
+
+func (p *Prober) report(ev ProbeEvent) {
+	switch {
+	case ev.Vgate:
+		p.log.Debug("tunnel probe: the peer runs vgate", "peering", ev.Peering)
+	case ev.Alive:
+		p.log.Info("tunnel alive", "peering", ev.Peering)
+	default:
+		p.log.Warn("tunnel dead", "peering", ev.Peering, "reason", ev.Why)
+	}
+	if p.onEvent != nil {
+		p.onEvent(ev)
 	}
 }
 
@@ -222,8 +430,22 @@ func (p *Prober) Status() []ProbeStatus {
 	defer p.mu.Unlock()
 	out := []ProbeStatus{}
 	for _, t := range p.targets {
-		out = append(out, ProbeStatus{Peering: t.name, Address: t.addr, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt})
+		out = append(out, ProbeStatus{Peering: t.name, Address: t.Address, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt,
+			Interval: t.Interval, Multiplier: t.Multiplier, Vgate: t.vgate})
 	}
 	slices.SortFunc(out, func(a, b ProbeStatus) int { return a.Address.Compare(b.Address) })
+	return out
+}
+
+// Vgate reports the peerings learned to run vgate.
+func (p *Prober) Vgate() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]bool{}
+	for _, t := range p.targets {
+		if t.vgate {
+			out[t.name] = true
+		}
+	}
 	return out
 }

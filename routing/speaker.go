@@ -79,6 +79,11 @@ func (n Neighbor) sessionEqual(o Neighbor) bool {
 		n.Port == o.Port && n.Passive == o.Passive && n.maxPrefixes() == o.maxPrefixes()
 }
 
+func onlyPassiveDiffers(a, b Neighbor) bool {
+	a.Passive = b.Passive
+	return a.sessionEqual(b)
+}
+
 func onlyLimitDiffers(a, b Neighbor) bool {
 	a.MaxPrefixes = b.MaxPrefixes
 	return a.sessionEqual(b)
@@ -136,6 +141,11 @@ type NeighborStatus struct {
 	// Notification is the NOTIFICATION that last ended the session, sent
 	// or received (nil when the last down had none).
 	Notification *Notification `json:"notification,omitempty"`
+	// NextAttempt is when vgate starts the session afresh (retry.go);
+	// zero when none is scheduled.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Passive: the session only accepts, the peer dials.
+	Passive bool `json:"passive,omitempty"`
 }
 
 // RIB is a snapshot: every received route and every session.
@@ -160,6 +170,7 @@ type Speaker struct {
 	state      State
 	neighbors  map[string]Neighbor          // by name
 	originated map[netip.Prefix]uuid.UUID   // prefix -> AddPath uuid
+	want       map[string]Neighbor          // by name: the last Set's neighbors
 	holds      map[string]map[string]string // name -> source -> reason
 	disabled   map[string]bool              // names disabled in GoBGP
 	rejectSeen map[string]map[netip.Prefix]bool
@@ -174,6 +185,15 @@ type Speaker struct {
 	lastDown map[netip.Addr]downInfo
 	pfxCt    map[netip.Addr]bool // GoBGP shut the session for its prefix limit
 	closed   bool                // Close has begun: start no goroutine
+	retry    map[netip.Addr]*retryState
+}
+
+// retryState is vgate's own reconnect schedule of a session that went
+// down (retry.go).
+type retryState struct {
+	attempt int
+	next    time.Time
+	timer   *time.Timer
 }
 
 // Start runs a speaker. ctx bounds only the start.
@@ -197,6 +217,7 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		evHolds:    map[string]DownCode{},
 		pfxCt:      map[netip.Addr]bool{},
 		lastDown:   map[netip.Addr]downInfo{},
+		retry:      map[netip.Addr]*retryState{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.bgp = server.NewBgpServer(server.LoggerOption(newGoBGPLogger(cfg.Log.With("component", "gobgp")), nil))
@@ -298,6 +319,11 @@ func (s *Speaker) changed() {
 func (s *Speaker) Close() {
 	s.evMu.Lock()
 	s.closed = true
+	for _, r := range s.retry {
+		if r.timer != nil && r.timer.Stop() {
+			s.wg.Done()
+		}
+	}
 	s.evMu.Unlock()
 	s.cancel()
 	s.bgp.Stop()
@@ -323,9 +349,16 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 	for _, n := range st.Neighbors {
 		want[n.Name] = n
 	}
+	s.want = want
 	for name, old := range s.neighbors {
 		n, ok := want[name]
 		if ok && n.sessionEqual(old) {
+			continue
+		}
+		if ok && onlyPassiveDiffers(old, n) && s.established(ctx, old) {
+			// Which end dials matters only for the next connection:
+			// the running session stays, and the next fresh start
+			// (recreate) takes the new mode.
 			continue
 		}
 		if ok && onlyLimitDiffers(old, n) {
@@ -559,7 +592,9 @@ func (s *Speaker) syncAdmin(ctx context.Context, name string) error {
 	if held {
 		err = s.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: addr, Communication: holdText(s.holds[name])})
 	} else {
-		err = s.bgp.EnablePeer(ctx, &api.EnablePeerRequest{Address: addr})
+		// A fresh session, not EnablePeer: GoBGP would keep an enabled
+		// session idle for its idle hold time (5 s) first.
+		err = s.recreate(ctx, name)
 	}
 	if err != nil {
 		return fmt.Errorf("bgp: neighbor %s: %w", name, err)
@@ -604,6 +639,9 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 			}
 			s.lastDown[addr] = d
 		}
+	}
+	if ok {
+		s.noteSession(addr, n, st.SessionState == bgp.BGP_FSM_ESTABLISHED, down, d.code) // retry.go
 	}
 	hold := ok && down && d.code == DownMaxPrefix && s.evHolds[n.Name] != DownMaxPrefix && !s.closed
 	if hold {
@@ -745,6 +783,10 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 		d := s.lastDown[n.Address]
 		s.evMu.Unlock()
 		ns.LastDown, ns.LastDownCode, ns.LastDownAt, ns.Notification = d.text, d.code, d.at, d.notif
+		ns.Passive = n.Passive
+		if ns.State != "established" {
+			ns.NextAttempt = s.nextAttempt(n.Address)
+		}
 		switch {
 		case len(s.holds[name]) > 0:
 			ns.DownCode = holdCode(s.holds[name])

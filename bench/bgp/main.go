@@ -1,10 +1,16 @@
 // Command bgp measures vgate's dynamic routing in network namespaces:
 //
-// failover: the diamond below with BGP on every link, A→D via B (A
-// prepends toward B... D toward C, see internal/e2e). host1 pings host4 at
-// 50 pps; B's gateway is killed (SIGKILL); the outage is the number of lost
-// probes × the interval. B is brought back between kills. Reported: every
-// outage and the median.
+// failover: the diamond below with BGP on every link, A→D via B and D→A via
+// C (A prepends toward B, D toward C; see internal/e2e). host1 pings host4
+// every 20 ms (50 pps); the forward path's middle gateway (B) is SIGKILLed,
+// and, once B is back, the return path's (C). The outage is the longest
+// gap between two replies, less one interval: what a host sees. After each
+// kill the gateway is started again, and the time from its start until
+// the survivor's session to it is Established is "session back".
+// Reported: every figure and the medians, for each variant in the same
+// run: vgate as built (default probe 50ms × 8), vgate with the probe at
+// the old 100ms × 10 (-old-probe), and a baseline binary (-base, e.g. the
+// previous release; it gets no probe setting).
 //
 //	      gw2 (B)
 //	    //       \\
@@ -18,7 +24,7 @@
 //
 // It never asserts on the figures. Run as root from the repository root:
 //
-//	go run ./bench/bgp -vgate bin/vgate [-kills 5] [-routes 10000] [-json]
+//	go run ./bench/bgp -vgate bin/vgate [-base OLD_BINARY] [-old-probe] [-kills 5] [-routes 10000] [-json]
 package main
 
 import (
@@ -34,21 +40,45 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-type result struct {
-	FailoverMS      []float64 `json:"failover_ms"`
-	FailoverMedian  float64   `json:"failover_median_ms"`
-	ProbeIntervalMS float64   `json:"probe_interval_ms"`
-	Routes          int       `json:"routes"`
-	InstallSeconds  float64   `json:"install_s"`
-	GatewayRSSMiB   float64   `json:"gateway_rss_mib"`
+// variant is one way of running the failover: a binary and a probe timing
+// (zero: the binary's default, and none rendered).
+type variant struct {
+	Name       string        `json:"name"`
+	Bin        string        `json:"-"`
+	Interval   time.Duration `json:"probe_interval_ns,omitempty"`
+	Multiplier int           `json:"probe_multiplier,omitempty"`
 }
+
+type failoverResult struct {
+	Variant          variant   `json:"variant"`
+	ForwardMS        []float64 `json:"forward_outage_ms"`
+	ReturnMS         []float64 `json:"return_outage_ms"`
+	SessionBackMS    []float64 `json:"session_back_ms"`
+	ForwardMedian    float64   `json:"forward_outage_median_ms"`
+	ReturnMedian     float64   `json:"return_outage_median_ms"`
+	SessionBackMedia float64   `json:"session_back_median_ms"`
+	Error            string    `json:"error,omitempty"`
+}
+
+type result struct {
+	Failover       []failoverResult `json:"failover"`
+	PingIntervalMS float64          `json:"ping_interval_ms"`
+	Routes         int              `json:"routes"`
+	InstallSeconds float64          `json:"install_s"`
+	GatewayRSSMiB  float64          `json:"gateway_rss_mib"`
+}
+
+const pingInterval = 20 * time.Millisecond
 
 func main() {
 	bin := flag.String("vgate", "bin/vgate", "vgate binary")
-	kills := flag.Int("kills", 5, "failover runs")
+	base := flag.String("base", "", "baseline vgate binary to measure in the same run (optional)")
+	oldProbe := flag.Bool("old-probe", true, "also run vgate with the probe at the old 100ms x 10")
+	kills := flag.Int("kills", 5, "failover runs per direction")
 	routes := flag.Int("routes", 10000, "prefixes for the scale run (0: skip)")
 	asJSON := flag.Bool("json", false, "print JSON")
 	flag.Parse()
@@ -56,11 +86,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/bgp: needs root")
 		os.Exit(2)
 	}
-	var res result
+	res := result{PingIntervalMS: float64(pingInterval) / float64(time.Millisecond)}
 	if *kills > 0 {
-		if err := failover(*bin, *kills, &res); err != nil {
-			fmt.Fprintln(os.Stderr, "failover:", err)
-			os.Exit(1)
+		vs := []variant{{Name: "vgate (probe 50ms x 8)", Bin: *bin}}
+		if *oldProbe {
+			vs = append(vs, variant{Name: "vgate, probe 100ms x 10", Bin: *bin, Interval: 100 * time.Millisecond, Multiplier: 10})
+		}
+		if *base != "" {
+			vs = append(vs, variant{Name: "base " + *base, Bin: *base})
+		}
+		for _, v := range vs {
+			fr := failover(v, *kills)
+			res.Failover = append(res.Failover, fr)
+			if fr.Error != "" {
+				fmt.Fprintf(os.Stderr, "failover %s: %s\n", v.Name, fr.Error)
+			}
 		}
 	}
 	if *routes > 0 {
@@ -75,9 +115,12 @@ func main() {
 		enc.Encode(res)
 		return
 	}
-	if len(res.FailoverMS) > 0 {
-		fmt.Printf("failover (kill the active-path gateway, ping at %.0f pps): median %.0f ms, runs %v ms\n",
-			1000/res.ProbeIntervalMS, res.FailoverMedian, res.FailoverMS)
+	if len(res.Failover) > 0 {
+		fmt.Printf("host-to-host outage (longest gap between replies, ping every %.0f ms), median of runs; session back = gateway start to Established\n", res.PingIntervalMS)
+		fmt.Printf("%-40s %12s %12s %14s\n", "variant", "forward ms", "return ms", "session back ms")
+		for _, f := range res.Failover {
+			fmt.Printf("%-40s %12.0f %12.0f %14.0f   runs fwd %v ret %v back %v\n", f.Variant.Name, f.ForwardMedian, f.ReturnMedian, f.SessionBackMedia, f.ForwardMS, f.ReturnMS, f.SessionBackMS)
+		}
 	}
 	if res.Routes > 0 {
 		fmt.Printf("scale: %d routes in kernel and AllowedIPs %.2f s after the gateway started; gateway RSS %.1f MiB\n",
@@ -119,10 +162,50 @@ func installedVia(l *netlab.Lab, g *netlab.Gateway, prefix, peering string, time
 	return fmt.Errorf("%s: %s not via %s within %v", g.Name, prefix, peering, timeout)
 }
 
-var lossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
 
-func failover(bin string, kills int, res *result) error {
-	l, gws, err := lab(4, bin)
+func ms(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond)) / float64(time.Millisecond)
+}
+
+// sessionBack waits until g's session to peer is Established and returns
+// the time since t0.
+func sessionBack(g *netlab.Gateway, peer string, t0 time.Time, timeout time.Duration) (time.Duration, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if st, err := g.BGP(); err == nil {
+			for _, n := range st.Neighbors {
+				if n.Name == peer && n.State == api.SessionEstablished {
+					return time.Since(t0), nil
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("%s: session to %s not back within %v", g.Name, peer, timeout)
+}
+
+func failover(v variant, kills int) (fr failoverResult) {
+	fr.Variant = v
+	if err := failoverRuns(v, kills, &fr); err != nil {
+		fr.Error = err.Error()
+	}
+	fr.ForwardMedian, fr.ReturnMedian, fr.SessionBackMedia = median(fr.ForwardMS), median(fr.ReturnMS), median(fr.SessionBackMS)
+	return fr
+}
+
+func failoverRuns(v variant, kills int, fr *failoverResult) error {
+	l, gws, err := lab(4, v.Bin)
 	if err != nil {
 		return err
 	}
@@ -135,51 +218,55 @@ func failover(bin string, kills int, res *result) error {
 	a.Peering(b.Name).BGP.Prepend = 1
 	d.Peering(c.Name).BGP.Prepend = 1
 	for _, g := range gws {
+		for i := range g.Peerings {
+			g.Peerings[i].BGP.ProbeInterval, g.Peerings[i].BGP.ProbeMultiplier = v.Interval, v.Multiplier
+		}
 		if err := g.Start(); err != nil {
 			return err
 		}
 	}
 	n1, n4 := l.Network(1), l.Network(4)
-	const interval = 20 * time.Millisecond
-	res.ProbeIntervalMS = float64(interval) / float64(time.Millisecond)
-	for i := 0; i < kills; i++ {
+	// One kill: the victim's outage as host1 sees it, then its restart
+	// and the survivor's session back.
+	kill := func(victim, survivor *netlab.Gateway, out *[]float64) error {
 		if err := installedVia(l, a, "10.4.0.0/16", "net2", 60*time.Second); err != nil {
+			return err
+		}
+		if err := installedVia(l, d, "10.1.0.0/16", "net3", 60*time.Second); err != nil {
 			return err
 		}
 		if err := l.WaitPing(n1.HostNS, n4.HostAddr, 20*time.Second); err != nil {
 			return err
 		}
-		time.Sleep(2 * time.Second) // let everything settle on the B path
-		const count = 400           // 8 s at 50 pps
-		done := make(chan string, 1)
-		go func() {
-			out, _ := l.Run(n1.HostNS, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.02", "-W", "1", n4.HostAddr.String())
-			done <- out
-		}()
+		time.Sleep(2 * time.Second) // settle
+		p := l.StartPing(n1.HostNS, n4.HostAddr, pingInterval, 8*time.Second)
 		time.Sleep(2 * time.Second)
-		if err := b.Kill(); err != nil {
+		if err := victim.Kill(); err != nil {
 			return err
 		}
-		out := <-done
-		m := lossRE.FindStringSubmatch(out)
-		if m == nil {
-			return fmt.Errorf("ping output: %s", out)
+		r := p.Wait()
+		if r.Received == 0 {
+			return errors.New("no ping reply at all")
 		}
-		sent, _ := strconv.Atoi(m[1])
-		recv, _ := strconv.Atoi(m[2])
-		res.FailoverMS = append(res.FailoverMS, float64(sent-recv)*res.ProbeIntervalMS)
-		if err := installedVia(l, a, "10.4.0.0/16", "net3", 10*time.Second); err != nil {
+		*out = append(*out, ms(r.Outage(pingInterval)))
+		t0 := time.Now()
+		if err := victim.Start(); err != nil {
 			return err
 		}
-		if err := b.Start(); err != nil {
+		back, err := sessionBack(survivor, victim.Name, t0, 60*time.Second)
+		if err != nil {
 			return err
 		}
+		fr.SessionBackMS = append(fr.SessionBackMS, ms(back))
+		return nil
 	}
-	s := slices.Clone(res.FailoverMS)
-	slices.Sort(s)
-	res.FailoverMedian = s[len(s)/2]
-	if len(s)%2 == 0 {
-		res.FailoverMedian = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	for i := 0; i < kills; i++ {
+		if err := kill(b, a, &fr.ForwardMS); err != nil {
+			return fmt.Errorf("forward run %d: %w", i, err)
+		}
+		if err := kill(c, d, &fr.ReturnMS); err != nil {
+			return fmt.Errorf("return run %d: %w", i, err)
+		}
 	}
 	return nil
 }

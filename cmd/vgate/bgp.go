@@ -66,8 +66,9 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 // lastBGPError is one line on why a session is not up, or last went down:
 // the down code, when, and the last NOTIFICATION sent or received with its
 // text (e.g. "open message error: bad peer AS"). "" when there is nothing
-// to say. GoBGP reports no time for the next connection attempt, so none
-// is shown.
+// to say. When vgate has scheduled the next attempt to start the session
+// afresh, it says when ("next attempt in 0.4s"); a passive end (the peer
+// dials) says so.
 func lastBGPError(n *api.NeighborStatus, now time.Time) string {
 	var parts []string
 	code := n.DownCode
@@ -93,6 +94,16 @@ func lastBGPError(n *api.NeighborStatus, now time.Time) string {
 			s += " " + ago(now, nt.At)
 		}
 		parts = append(parts, s)
+	}
+	if n.State != api.SessionEstablished && len(parts) > 0 {
+		switch {
+		case !n.NextAttempt.IsZero():
+			parts = append(parts, fmt.Sprintf("next attempt in %v", max(n.NextAttempt.Sub(now), 0).Round(100*time.Millisecond)))
+		case n.Passive && n.Down == "":
+			parts = append(parts, "waiting for the peer to connect (it dials: higher tunnel address)")
+		case n.Down == "":
+			parts = append(parts, "connecting (retry every 1s)")
+		}
 	}
 	return strings.Join(parts, "; ")
 }

@@ -202,6 +202,7 @@ func TestValidVariants(t *testing.T) {
 			"  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16, 10.4.5.0/24]}\n" +
 			"  - {name: b, network: n1, public_key: " + keyWest2 + ", address_spaces: [10.2.0.0/16, 10.4.0.0/16]}\n"},
 		{"bgp peering with a static route", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], static_routes: [10.2.5.0/24], bgp: {asn: 65002, address: 169.254.0.2}}\n"},
+		{"bgp probe timing", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2, probe: {interval: 100ms, multiplier: 10}}}\n"},
 		{"peering with bgp only", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2}}\n"},
 		{"ipv6 endpoint", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", endpoint: \"[fd00::1]:51820\", address_spaces: [10.2.0.0/16]}\n"},
 		{"yaml anchors and merge", minimal + "x: 1\n"},
@@ -285,6 +286,11 @@ func TestParseErrors(t *testing.T) {
 		{"peer addresses differ", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", tunnel_address: 10.2.0.1, bgp: {asn: 65002, address: 10.2.0.2}}\n"), "peerings[0].tunnel_address", 7, "differs from bgp.address 10.2.0.2"},
 		{"peer bgp asn missing", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {address: 10.2.0.2}}\n"), "peerings[0].bgp.asn", 7, "required"},
 		{"peer bgp address missing", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002}}\n"), "peerings[0].bgp.address", 7, "required"},
+		{"probe interval too short", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {interval: 5ms}}}\n"), "peerings[0].bgp.probe.interval", 7, "whole milliseconds from 10ms to 10s, got 5ms"},
+		{"probe interval fraction", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {interval: 10500us}}}\n"), "peerings[0].bgp.probe.interval", 7, "got 10.5ms"},
+		{"probe multiplier", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {multiplier: 1}}}\n"), "peerings[0].bgp.probe.multiplier", 7, "0 (default 8) or 3 to 50, got 1"},
+		{"probe detection too long", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {interval: 2s, multiplier: 20}}}\n"), "peerings[0].bgp.probe", 7, "interval 2s × multiplier 20 = 40s to detect a dead tunnel; at most 30s"},
+		{"probe unknown field", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {intervall: 1s}}}\n"), "peerings[0].bgp.probe.intervall", 7, "did you mean"},
 		{"peer bgp without gateway bgp", edit(t, withPeer, "}\n", ", bgp: {asn: 65002, address: 10.2.0.2}}\n"), "peerings[0].bgp", 6, "gateway's own bgp section"},
 		{"static routes without bgp", withPeer[:len(withPeer)-2] + ", static_routes: [10.2.1.0/24]}\n", "peerings[0].static_routes[0]", 6, "static_routes is for peerings that run bgp"},
 		{"static route outside allow-list", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", static_routes: [10.3.0.0/16], bgp: {asn: 65002, address: 10.2.0.2}}\n"), "peerings[0].static_routes[0]", 7, "10.3.0.0/16 is not inside this peering's address_spaces [10.2.0.0/16]"},
@@ -545,5 +551,30 @@ func TestValidateIdempotent(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "peerings[1].public_key: same public key") {
 		t.Errorf("Validate = %v", err)
+	}
+}
+
+// TestDeployExamples: every example topology in deploy/examples is a valid
+// config (the key files are not read by Parse).
+func TestDeployExamples(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/examples/*/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(data, f); err != nil {
+			t.Errorf("%s:\n%v", f, err)
+		}
+	}
+	data, err := os.ReadFile("../../deploy/examples/redundant/east.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Parse(data, "east.yaml"); err != nil || !c.BGP.Multipath {
+		t.Errorf("the redundant example's east does not use both west gateways (bgp.multipath)")
 	}
 }

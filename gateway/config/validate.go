@@ -290,6 +290,7 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 			if b.Prepend < 0 || b.Prepend > 10 {
 				d.errorf(base+".bgp.prepend", "must be 0 to 10, got %d", b.Prepend)
 			}
+			checkProbe(d, base+".bgp.probe", b)
 			switch {
 			case !b.Address.IsValid():
 				d.errorf(base+".bgp.address", "required: the remote gateway's tunnel address to peer with")
@@ -417,5 +418,29 @@ func checkOwnKey(c *Config, d *doc) {
 		if p.PublicKey == own {
 			d.errorf(fmt.Sprintf("peerings[%d].public_key", i), "is this gateway's own public key (from private_key_file); use the remote gateway's key")
 		}
+	}
+}
+
+// checkProbe checks a peering's bgp.probe: the interval and multiplier
+// each within bounds, and their product (the detection time) too.
+func checkProbe(d *doc, path string, b *PeerBGP) {
+	pr := b.Probe
+	if pr == nil {
+		return
+	}
+	ok := true
+	if iv := pr.Interval; iv != 0 && (iv < MinProbeInterval || iv > MaxProbeInterval || iv%time.Millisecond != 0) {
+		d.errorf(path+".interval", "must be 0 (default %v) or whole milliseconds from %v to %v, got %v", DefaultProbeInterval, MinProbeInterval, MaxProbeInterval, iv)
+		ok = false
+	}
+	if m := pr.Multiplier; m != 0 && (m < MinProbeMultiplier || m > MaxProbeMultiplier) {
+		d.errorf(path+".multiplier", "must be 0 (default %d) or %d to %d, got %d", DefaultProbeMultiplier, MinProbeMultiplier, MaxProbeMultiplier, m)
+		ok = false
+	}
+	if !ok {
+		return
+	}
+	if iv, m := b.ProbeTiming(); iv*time.Duration(m) > MaxProbeDetection {
+		d.errorf(path, "interval %v × multiplier %d = %v to detect a dead tunnel; at most %v (BGP's own hold time takes over long before)", iv, m, iv*time.Duration(m), MaxProbeDetection)
 	}
 }

@@ -29,7 +29,14 @@ import (
 //
 // Routes from peerings that are gone or no longer run bgp are ignored.
 // It is pure: the data plane and the kernel apply its result by diff.
-func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, learned []routing.Route) ([]Tunnel, []kernel.Route) {
+//
+// Routes from a peering whose tunnel probe says dead (dead) are dropped at
+// once, before the speaker's own withdrawal: from the kernel and from that
+// peer's AllowedIPs; where one was the best path, the best of the other
+// accepted paths takes its place (shortest AS path, then the peering's
+// name), as GoBGP decides once the session is down.
+func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, learned []routing.Route, dead map[string]bool) ([]Tunnel, []kernel.Route) {
+	learned = withoutDead(learned, dead)
 	bgpPeering := map[string]bool{}
 	for _, p := range cfg.Peerings {
 		if p.BGP != nil {
@@ -92,6 +99,45 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 	return out, routes
 }
 
+// withoutDead is learned without the routes of dead peerings; a prefix
+// whose best path was one of them gets the best remaining accepted path
+// marked best.
+func withoutDead(learned []routing.Route, dead map[string]bool) []routing.Route {
+	if len(dead) == 0 {
+		return learned
+	}
+	out := make([]routing.Route, 0, len(learned))
+	orphan := map[netip.Prefix]bool{}
+	hasBest := map[netip.Prefix]bool{}
+	for _, r := range learned {
+		if dead[r.Neighbor] {
+			if r.Best && r.Accepted {
+				orphan[r.Prefix.Masked()] = true
+			}
+			continue
+		}
+		if r.Best {
+			hasBest[r.Prefix.Masked()] = true
+		}
+		out = append(out, r)
+	}
+	pick := map[netip.Prefix]int{}
+	for i, r := range out {
+		p := r.Prefix.Masked()
+		if !orphan[p] || hasBest[p] || !r.Accepted {
+			continue
+		}
+		j, ok := pick[p]
+		if !ok || len(r.ASPath) < len(out[j].ASPath) || len(r.ASPath) == len(out[j].ASPath) && r.Neighbor < out[j].Neighbor {
+			pick[p] = i
+		}
+	}
+	for _, i := range pick {
+		out[i].Best = true
+	}
+	return out
+}
+
 // bgpImport is the import policy and sessions a config asks for. Protected
 // are the gateway's own spaces, its tunnel address, the point-to-site
 // pool, the underlay endpoints of its tunnels, configured and in use now
@@ -147,6 +193,7 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			LocalAddress: cfg.TunnelAddress,
 			MaxPrefixes:  p.BGP.MaxPrefixes,
 			Prepend:      p.BGP.Prepend,
+			Passive:      passive(cfg.TunnelAddress, p.BGP.Address, in.VgatePeers[p.Name]),
 		}
 		if len(p.AddressSpaces) > 0 {
 			n.Allowed = slices.Clone(p.AddressSpaces)
@@ -160,7 +207,7 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 // routeTable is what `vgate routes` shows (Routes): the gateway's own spaces, static
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
-func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route) []api.RouteEntry {
+func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route, dead map[string]bool) []api.RouteEntry {
 	inKernel := map[netip.Prefix]kernel.Route{}
 	for _, r := range kern {
 		inKernel[r.Dst] = r
@@ -190,6 +237,8 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		switch {
 		case !r.Accepted:
 			e.Status = "rejected: " + r.Reason
+		case dead[r.Neighbor]:
+			e.Status = "accepted, not used: tunnel probe says dead"
 		case ecmp:
 			e.Installed = true
 			e.Status = "installed (multipath)"
@@ -276,4 +325,15 @@ func peeringOf(dev string) string {
 		return dev[len(IfNamePrefix):]
 	}
 	return ""
+}
+
+// passive decides which end of a BGP session dials. Between two vgate
+// gateways (the peer's tunnel probes have been seen: vgate) the end with
+// the lower tunnel address only listens and the other dials, so a
+// restarted peer's session comes up on its first connection instead of
+// two ends dialing into each other's idle hold. Towards any other router
+// (BIRD, a firewall) vgate always dials too, as that router may itself be
+// passive.
+func passive(local, peer netip.Addr, vgate bool) bool {
+	return vgate && local.IsValid() && local.Less(peer)
 }

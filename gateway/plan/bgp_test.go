@@ -50,7 +50,7 @@ func TestDesiredBGP(t *testing.T) {
 		{Prefix: p("fd00:4::/48"), Neighbor: "c", Accepted: true, Best: true},
 	}
 	tunnels, routes, _ := desired(cfg, testEnv())
-	tunnels, routes = desiredBGP(cfg, tunnels, routes, learned)
+	tunnels, routes = desiredBGP(cfg, tunnels, routes, learned, nil)
 	allowed := map[string][]netip.Prefix{}
 	for _, tn := range tunnels {
 		allowed[tn.Name] = tn.WireGuard.AllowedIPs
@@ -82,7 +82,7 @@ func TestDesiredBGP(t *testing.T) {
 
 	// Without learned routes: exactly the static state.
 	t0, r0, _ := desired(cfg, testEnv())
-	t1, r1 := desiredBGP(cfg, t0, r0, nil)
+	t1, r1 := desiredBGP(cfg, t0, r0, nil, nil)
 	if !slices.EqualFunc(t0, t1, func(a, b Tunnel) bool { return a.WireGuard.Equal(b.WireGuard) }) || !slices.EqualFunc(sorted(r0), r1, kernel.Route.Equal) {
 		t.Errorf("no learned routes changed the static state")
 	}
@@ -149,7 +149,7 @@ func TestRouteTable(t *testing.T) {
 	}
 	kern := []kernel.Route{{Dst: p("10.4.0.0/16"), Dev: "vg-b"}, {Dst: p("10.3.0.0/16"), Dev: "vg-c"}}
 	var got []string
-	for _, e := range routeTable(cfg, static, learned, kern) {
+	for _, e := range routeTable(cfg, static, learned, kern, nil) {
 		got = append(got, fmt.Sprintf("%s %s %s %v %v %s", e.Prefix, e.Source, e.Peering, e.ASPath, e.Installed, e.Status))
 	}
 	for _, w := range []string{
@@ -218,7 +218,7 @@ func TestDesiredBGPMultipath(t *testing.T) {
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
-			tunnels, routes = desiredBGP(cfg, tunnels, routes, learned)
+			tunnels, routes = desiredBGP(cfg, tunnels, routes, learned, nil)
 			if got := render(routes); !slices.Equal(got, tt.want) {
 				t.Errorf("routes =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
@@ -247,7 +247,7 @@ func TestRouteTableMultipath(t *testing.T) {
 	}
 	kern := []kernel.Route{kernel.Route{Dst: p("10.4.0.0/16")}.WithDevs([]string{"vg-c", "vg-b"})}
 	var got []string
-	for _, e := range routeTable(cfg, static, learned, kern) {
+	for _, e := range routeTable(cfg, static, learned, kern, nil) {
 		if e.Source == "bgp" {
 			got = append(got, fmt.Sprintf("%s %s %v %v %s", e.Prefix, e.Peering, e.Peerings, e.Installed, e.Status))
 		}
@@ -301,6 +301,97 @@ func TestAllowListIsNotAStaticRoute(t *testing.T) {
 		}
 		if !slices.Equal(view, []string{"bgp installed"}) {
 			t.Errorf("routes view for 10.3.0.0/16 via %s = %q, want only the installed BGP route", via, view)
+		}
+	}
+}
+
+// TestProbeDeadDropsRoutes: a peering whose tunnel probe says dead loses
+// its learned routes from the kernel and its AllowedIPs at once; where it
+// held the best path, the best remaining path takes over (shortest AS
+// path, then name); its tunnel address route stays (the probe needs it).
+func TestProbeDeadDropsRoutes(t *testing.T) {
+	cfg := bgpConfig(t)
+	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "d", Network: "d", PublicKey: pub(t),
+		BGP: &config.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.10.4")}})
+	learned := []routing.Route{
+		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "d", Accepted: true, ASPath: []uint32{65004, 65004, 65004}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
+		{Prefix: p("10.5.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002}},
+		{Prefix: p("10.6.0.0/16"), Neighbor: "d", Accepted: true, Best: true, ASPath: []uint32{65004}},
+	}
+	tests := []struct {
+		name       string
+		dead       map[string]bool
+		routes     []string
+		allowedOfB []string
+	}{
+		{"all alive", nil,
+			[]string{"10.4.0.0/16 vg-b", "10.5.0.0/16 vg-b", "10.6.0.0/16 vg-d"},
+			[]string{"169.254.10.2/32", "10.4.0.0/16", "10.5.0.0/16"}},
+		{"b dead: c's shorter path replaces it, b's only route goes", map[string]bool{"b": true},
+			[]string{"10.4.0.0/16 vg-c", "10.6.0.0/16 vg-d"},
+			[]string{"169.254.10.2/32"}},
+		{"c dead: nothing it held changes", map[string]bool{"c": true},
+			[]string{"10.4.0.0/16 vg-b", "10.5.0.0/16 vg-b", "10.6.0.0/16 vg-d"},
+			[]string{"169.254.10.2/32", "10.4.0.0/16", "10.5.0.0/16"}},
+		{"b and c dead: d's longer path is all that is left", map[string]bool{"b": true, "c": true},
+			[]string{"10.4.0.0/16 vg-d", "10.6.0.0/16 vg-d"},
+			[]string{"169.254.10.2/32"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tunnels, routes, _ := desired(cfg, testEnv())
+			tunnels, routes = desiredBGP(cfg, tunnels, routes, slices.Clone(learned), tt.dead)
+			var got []string
+			for _, r := range routes {
+				if r.Dst.Bits() == 16 && r.Dst.Addr().Is4() && r.Dst.Addr().As4()[1] >= 4 && r.Dst.Addr().As4()[1] <= 6 {
+					got = append(got, r.Dst.String()+" "+strings.Join(r.Devices(), ","))
+				}
+			}
+			if !slices.Equal(got, tt.routes) {
+				t.Errorf("routes = %q, want %q", got, tt.routes)
+			}
+			for _, tn := range tunnels {
+				if tn.Name == "b" && fmt.Sprint(tn.WireGuard.AllowedIPs) != fmt.Sprint(prefixes(tt.allowedOfB)) {
+					t.Errorf("AllowedIPs of b = %v, want %v", tn.WireGuard.AllowedIPs, tt.allowedOfB)
+				}
+			}
+		})
+	}
+	// The input is not changed (the gateway keeps its RIB snapshot).
+	if !learned[0].Best || learned[2].Best {
+		t.Errorf("learned changed: %+v", learned)
+	}
+}
+
+// TestPassiveEnd: of two vgate gateways the one with the lower tunnel
+// address listens; towards a router not known to run vgate, vgate dials.
+func TestPassiveEnd(t *testing.T) {
+	for _, tt := range []struct {
+		local, peer string
+		vgate, want bool
+	}{
+		{"169.254.10.1", "169.254.10.2", true, true},
+		{"169.254.10.3", "169.254.10.2", true, false},
+		{"169.254.10.1", "169.254.10.2", false, false},
+		{"fd00:1::1", "fd00:2::1", true, true},
+		{"", "169.254.10.2", true, false},
+	} {
+		var local netip.Addr
+		if tt.local != "" {
+			local = netip.MustParseAddr(tt.local)
+		}
+		if got := passive(local, netip.MustParseAddr(tt.peer), tt.vgate); got != tt.want {
+			t.Errorf("passive(%s, %s, vgate=%v) = %v", tt.local, tt.peer, tt.vgate, got)
+		}
+	}
+	cfg := bgpConfig(t) // tunnel address 10.1.255.254 against 169.254.10.x: higher
+	cfg.TunnelAddress = netip.MustParseAddr("169.254.10.1")
+	st := Plan(Input{Config: cfg, Env: testEnv(), VgatePeers: map[string]bool{"b": true}})
+	for _, n := range st.BGP.Speaker.Neighbors {
+		if n.Passive != (n.Name == "b") {
+			t.Errorf("neighbor %s passive = %v", n.Name, n.Passive)
 		}
 	}
 }

@@ -56,6 +56,13 @@ type Input struct {
 	// a peering the config no longer has is ignored. The tunnel's MTU does
 	// not depend on it.
 	Remembered []RememberedEndpoint
+	// ProbeDead are the BGP peerings whose in-tunnel probe says dead: their
+	// learned routes leave the kernel and AllowedIPs at once (bgp.go),
+	// without waiting for the speaker's withdrawal.
+	ProbeDead map[string]bool
+	// VgatePeers are the BGP peerings whose peer is known to run vgate
+	// (its tunnel probes arrive): their sessions get one dialing end.
+	VgatePeers map[string]bool
 }
 
 // RememberedEndpoint is the last underlay endpoint of a peering's peer.
@@ -117,8 +124,8 @@ type BGP struct {
 	// prefixes, applied to a running speaker by diff.
 	Speaker routing.State
 	// Probes are the in-tunnel liveness targets: peering → the remote
-	// tunnel address its BGP session runs to.
-	Probes map[string]netip.Addr
+	// tunnel address its BGP session runs to, with the probe's timing.
+	Probes map[string]routing.ProbeTarget
 }
 
 // BGPIdentity is the speaker's AS, router ID and listen address.
@@ -146,9 +153,12 @@ func Plan(in Input) State {
 	}
 	if cfg.BGP != nil {
 		speaker := bgpImport(in, tunnels)
-		probes := make(map[string]netip.Addr, len(speaker.Neighbors))
-		for _, n := range speaker.Neighbors {
-			probes[n.Name] = n.Address
+		probes := make(map[string]routing.ProbeTarget, len(speaker.Neighbors))
+		for _, p := range cfg.Peerings {
+			if p.BGP != nil {
+				iv, m := p.BGP.ProbeTiming()
+				probes[p.Name] = routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m}
+			}
 		}
 		st.BGP = &BGP{
 			Identity: BGPIdentity{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Listen: cfg.TunnelAddress},
@@ -157,7 +167,7 @@ func Plan(in Input) State {
 		}
 		// Static routes (the pool included) are in routes already, so
 		// "static wins over BGP" sees every one of them.
-		tunnels, routes = desiredBGP(cfg, tunnels, routes, in.Learned)
+		tunnels, routes = desiredBGP(cfg, tunnels, routes, in.Learned, in.ProbeDead)
 	}
 	st.Tunnels, st.Routes = tunnels, routes
 	return st
@@ -207,7 +217,13 @@ func remembered(cfg *config.Config, tunnels []Tunnel, mem []RememberedEndpoint) 
 // holds its destination (conflicts, from kernel.Kernel.Conflicts) says so.
 func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []api.RouteEntry {
 	_, routes, _ := static(in)
-	out := routeTable(in.Config, routes, in.Learned, kern)
+	learned := withoutDead(in.Learned, in.ProbeDead)
+	for _, r := range in.Learned {
+		if in.ProbeDead[r.Neighbor] {
+			learned = append(learned, r)
+		}
+	}
+	out := routeTable(in.Config, routes, learned, kern, in.ProbeDead)
 	markConflicts(out, conflicts)
 	return out
 }

@@ -50,7 +50,7 @@ func TestPlan(t *testing.T) {
 		routes     []string // present
 		notRoutes  []string // absent
 		bgp        bool
-		probes     map[string]netip.Addr
+		probes     map[string]routing.ProbeTarget
 		p2s        bool
 		problems   int
 		allowedOfB []string
@@ -97,7 +97,7 @@ func TestPlan(t *testing.T) {
 			routes:    []string{"10.4.0.0/16 vg-b", "172.16.201.0/24 " + p2s.IfName, "10.3.0.0/16 vg-c", "10.9.0.0/16 vg-s"},
 			notRoutes: []string{"172.16.201.0/24 vg-b", "10.66.0.0/16 vg-b"},
 			bgp:       true,
-			probes:    map[string]netip.Addr{"b": netip.MustParseAddr("169.254.10.2"), "c": netip.MustParseAddr("169.254.10.3")},
+			probes:    map[string]routing.ProbeTarget{"b": defaultProbe("169.254.10.2"), "c": defaultProbe("169.254.10.3")},
 			p2s:       true,
 			// Accepted routes join AllowedIPs, best or not; rejected ones do not.
 			allowedOfB: []string{"169.254.10.2/32", "172.16.201.0/24", "10.4.0.0/16"},
@@ -196,4 +196,8 @@ func TestRoutesViewMatchesPlan(t *testing.T) {
 	if !slices.Contains(bySource["point-to-site"], "172.16.201.0/24") || !slices.Contains(bySource["static"], "10.9.0.0/16") {
 		t.Errorf("view = %v", bySource)
 	}
+}
+
+func defaultProbe(addr string) routing.ProbeTarget {
+	return routing.ProbeTarget{Address: netip.MustParseAddr(addr), Interval: config.DefaultProbeInterval, Multiplier: config.DefaultProbeMultiplier}
 }

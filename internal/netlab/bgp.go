@@ -17,6 +17,9 @@ type PeerBGP struct {
 	Address     netip.Addr
 	MaxPrefixes int
 	Prepend     int
+	// ProbeInterval and ProbeMultiplier, when set, render bgp.probe.
+	ProbeInterval   time.Duration
+	ProbeMultiplier int
 }
 
 // ASNOf is the AS number lab gateway i uses: 65000+i.
@@ -69,6 +72,9 @@ func renderPeerBGP(b *strings.Builder, p Peering) {
 	}
 	if p.BGP.Prepend > 0 {
 		fmt.Fprintf(b, ", prepend: %d", p.BGP.Prepend)
+	}
+	if p.BGP.ProbeInterval > 0 || p.BGP.ProbeMultiplier > 0 {
+		fmt.Fprintf(b, ", probe: { interval: %s, multiplier: %d }", p.BGP.ProbeInterval, p.BGP.ProbeMultiplier)
 	}
 	b.WriteString(" }\n")
 }
