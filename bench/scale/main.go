@@ -45,6 +45,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -60,6 +61,7 @@ type options struct {
 	convergeMax time.Duration
 	jsonOut     bool
 	keep        bool
+	profDir     string
 }
 
 // Site is one gateway of the topology.
@@ -122,6 +124,7 @@ func main() {
 	flag.DurationVar(&o.convergeMax, "converge-timeout", 10*time.Minute, "give up waiting for convergence after this")
 	flag.BoolVar(&o.jsonOut, "json", false, "print JSON")
 	flag.BoolVar(&o.keep, "keep", false, "keep the lab directory (configs, logs)")
+	flag.StringVar(&o.profDir, "profile", "", "directory for heap, allocs and 20 s CPU profiles of the core, the first hub and the first spoke at the end of the idle window")
 	flag.Parse()
 	if o.n < 3 || o.n > 254 {
 		fatalf("-n %d: want 3..254", o.n)
@@ -285,6 +288,11 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 		s.HeapMB = float64(ms["HeapAlloc"]) / 1e6
 	}
 	rep.Roles = aggregate(sites)
+	if o.profDir != "" {
+		if err := profiles(ctx, o.profDir, sites); err != nil {
+			logf("profiles: %v", err)
+		}
+	}
 
 	// Four hops: a spoke to a spoke behind another hub.
 	if from, to := pingPair(sites); from != nil && to != nil {
@@ -456,6 +464,61 @@ func memStats(ctx context.Context, sock string, gc bool) (map[string]uint64, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return out, nil
+}
+
+// profiles saves heap, allocs and CPU profiles of the first site of each
+// role (the CPU profiles are taken at the same time).
+func profiles(ctx context.Context, dir string, sites []*Site) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for _, s := range sites {
+		if seen[s.Role] {
+			continue
+		}
+		seen[s.Role] = true
+		for _, kind := range []string{"heap", "allocs"} {
+			if err := fetch(ctx, s.sock, "/debug/pprof/"+kind, filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind))); err != nil {
+				return err
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- fetch(ctx, s.sock, "/debug/pprof/profile?seconds=20", filepath.Join(dir, fmt.Sprintf("%s-s%d-cpu.pb.gz", s.Role, s.Index)))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	logf("profiles in %s", dir)
+	return errors.Join(all...)
+}
+
+func fetch(ctx context.Context, sock, path, file string) error {
+	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://pprof"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 func rssMiB(pid int) float64 {
