@@ -466,8 +466,8 @@ func memStats(ctx context.Context, sock string, gc bool) (map[string]uint64, err
 	return out, nil
 }
 
-// profiles saves heap, allocs and CPU profiles of the first site of each
-// role (the CPU profiles are taken at the same time).
+// profiles saves, for the first site of each role, a heap profile and,
+// over the same 20 s, an allocation delta and a CPU profile.
 func profiles(ctx context.Context, dir string, sites []*Site) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -480,16 +480,16 @@ func profiles(ctx context.Context, dir string, sites []*Site) error {
 			continue
 		}
 		seen[s.Role] = true
-		for _, kind := range []string{"heap", "allocs"} {
-			if err := fetch(ctx, s.sock, "/debug/pprof/"+kind, filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind))); err != nil {
-				return err
-			}
+		if err := fetch(ctx, s.sock, "/debug/pprof/heap", filepath.Join(dir, fmt.Sprintf("%s-s%d-heap.pb.gz", s.Role, s.Index))); err != nil {
+			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- fetch(ctx, s.sock, "/debug/pprof/profile?seconds=20", filepath.Join(dir, fmt.Sprintf("%s-s%d-cpu.pb.gz", s.Role, s.Index)))
-		}()
+		for kind, path := range map[string]string{"allocs": "/debug/pprof/allocs?seconds=20", "cpu": "/debug/pprof/profile?seconds=20"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- fetch(ctx, s.sock, path, filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind)))
+			}()
+		}
 	}
 	wg.Wait()
 	close(errs)
