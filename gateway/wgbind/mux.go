@@ -25,10 +25,13 @@
 // The reader never waits: each device has a bounded queue of its own, and a
 // packet for a device whose queue is full is dropped and counted for that
 // device (with a rate-limited warning), so a slow or flooded device loses
-// its own packets and never delays another's. A packet is copied once,
-// from the reader's batch buffer into a pooled buffer, and once more into
-// the device's buffer in the device's ReceiveFunc; the underlying Endpoint
-// is passed through unchanged.
+// its own packets and never delays another's. A transport packet is read
+// into a pooled buffer that goes to the device queue as it is (reader in
+// mux.go) and is copied once, into the device's buffer in the device's
+// ReceiveFunc; the underlying Endpoint is passed through unchanged. A
+// datagram larger than smallBuf (9 KiB) can only arrive whole in the
+// reader's GRO slots: on an underlay with a larger MTU, such datagrams
+// elsewhere in a batch are truncated and fail authentication.
 package wgbind
 
 import (
@@ -75,6 +78,13 @@ const (
 	// smallBuf holds any datagram of a tunnel over a standard or jumbo
 	// underlay (9000-byte MTU minus headers).
 	smallBuf = 9 * 1024
+
+	// deviceBatch caps the batch each device reads from its queue, and so
+	// the buffers a wireguard-go device keeps for receiving: BatchSize()
+	// message buffers of 64 KiB each per ReceiveFunc, held for the
+	// device's life. The Mux reads the socket in full batches; a device
+	// drains its queue in batches of this size.
+	deviceBatch = 32
 
 	// tinyBuf holds handshake messages and keepalives, so that a flood of
 	// initiations pins 256 bytes per queued packet, not smallBuf.
@@ -455,16 +465,26 @@ func (m *Mux) warnFull(b *bind) {
 		"device", b.name, "dropped_total", b.droppedFull.Load(), "queue", queueLen)
 }
 
-// reader demultiplexes one underlying ReceiveFunc. Its batch buffers are
-// its own (64 KiB each, as UDP GRO needs); each datagram is copied into a
-// right-sized pooled packetBuf for the device queues.
+// reader demultiplexes one underlying ReceiveFunc. Its batch is mostly
+// pooled smallBuf packetBufs that are handed to the device queues as they
+// are (the slot then takes a fresh one), so a datagram is not copied on its
+// way to the device queue. The last slots hold 64 KiB: the underlying bind
+// reads UDP GRO super-datagrams into them and splits the segments into the
+// slots before them (conn.StdNetBind); a datagram left in one of them, or
+// one small enough for a tinyBuf, is copied into a right-sized buffer.
 type reader struct {
 	m     *Mux
 	fn    conn.ReceiveFunc
 	bufs  [][]byte
+	slots []*packetBuf // bufs[i] is slots[i].data for i < len(slots)
 	sizes []int
 	eps   []conn.Endpoint
 }
+
+// groSlots is how many of the last batch slots the underlying bind reads
+// coalesced datagrams into (conn.IdealBatchSize / udpSegmentMaxDatagrams
+// in wireguard-go's conn/bind_std.go).
+const groSlots = 2
 
 func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
 	n := m.under.BatchSize()
@@ -475,13 +495,44 @@ func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
 		sizes: make([]int, n),
 		eps:   make([]conn.Endpoint, n),
 	}
+	handover := max(0, n-groSlots)
+	r.slots = make([]*packetBuf, handover)
 	for i := range r.bufs {
-		r.bufs[i] = make([]byte, maxDatagram)
+		if i < handover {
+			r.slots[i] = m.small.Get().(*packetBuf)
+			r.bufs[i] = r.slots[i].data
+		} else {
+			r.bufs[i] = make([]byte, maxDatagram)
+		}
 	}
 	return r
 }
 
+// take returns datagram i of the batch as a packetBuf with one reference:
+// the slot's own buffer when it can be handed over, else a copy.
+func (r *reader) take(i int, data []byte, ep conn.Endpoint) *packetBuf {
+	if i >= len(r.slots) || len(data) <= tinyBuf {
+		return r.m.copyPacket(data, ep)
+	}
+	pb := r.slots[i]
+	pb.n, pb.ep = len(data), ep
+	pb.refs.Store(1)
+	next := r.m.small.Get().(*packetBuf)
+	r.slots[i], r.bufs[i] = next, next.data
+	return pb
+}
+
+// close returns the slot buffers to the pool.
+func (r *reader) close() {
+	for i, pb := range r.slots {
+		pb.refs.Store(1)
+		r.m.release(pb)
+		r.slots[i], r.bufs[i] = nil, nil
+	}
+}
+
 func (r *reader) run() {
+	defer r.close()
 	backoff := time.Duration(0)
 	for {
 		n, err := r.fn(r.bufs, r.sizes, r.eps)
@@ -520,7 +571,9 @@ func (r *reader) dispatch(n int) {
 			continue
 		}
 		data := r.bufs[i][:size]
-		if size < 8 {
+		if size < 8 || i < len(r.slots) && size >= smallBuf {
+			// Too short, or filled a small slot: possibly truncated (a
+			// datagram over 9 KiB needs an underlay MTU above 9216).
 			m.droppedMalformed.Add(1)
 			continue
 		}
@@ -528,7 +581,7 @@ func (r *reader) dispatch(n int) {
 		switch typ := binary.LittleEndian.Uint32(data[0:4]); {
 		case typ == msgInitiation && size == initiationSize:
 			m.initiations.Add(1)
-			pb := m.copyPacket(data, ep)
+			pb := m.copyPacket(data, ep) // tiny: a flood pins little
 			select {
 			case m.hq <- pb:
 			default:
@@ -558,6 +611,6 @@ func (r *reader) dispatch(n int) {
 			continue
 		}
 		e.b.noteAnswer(data[0], e.at) // handshakes.go
-		m.deliver(e.b, m.copyPacket(data, ep))
+		m.deliver(e.b, r.take(i, data, ep))
 	}
 }
