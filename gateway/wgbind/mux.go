@@ -30,8 +30,8 @@
 // mux.go) and is copied once, into the device's buffer in the device's
 // ReceiveFunc; the underlying Endpoint is passed through unchanged. A
 // datagram larger than smallBuf (9 KiB) can only arrive whole in the
-// reader's GRO slots: on an underlay with a larger MTU, such datagrams
-// elsewhere in a batch are truncated and fail authentication.
+// reader's GRO slots: on an underlay with an MTU above 9216, such
+// datagrams elsewhere in a batch are cut short and dropped.
 package wgbind
 
 import (
@@ -70,10 +70,18 @@ const (
 	// bind reads coalesced datagrams of this size into the batch buffers.
 	maxDatagram = 1<<16 - 1
 
-	// queueLen bounds each device's queue of received packets (8 read
-	// batches); a queued packet normally pins a smallBuf buffer. Every
+	// queueLen bounds each device's queue of received packets (32 read
+	// batches, about 20 ms of a TCP flow at 2.5 Gbit/s: enough to ride out
+	// a device goroutine that is not scheduled for a while, which on a
+	// busy machine dropped packets and made TCP retransmit); a queued
+	// packet normally pins a midBuf buffer (8 MiB for a full queue). Every
 	// device has the same bound: its fair share of the Mux's buffering.
-	queueLen = 8 * conn.IdealBatchSize
+	queueLen = 32 * conn.IdealBatchSize
+
+	// midBuf holds any datagram of a tunnel over an underlay with an MTU up
+	// to 2076 (standard Ethernet, PPPoE, most clouds): the reader's slots
+	// are this size until a larger datagram arrives (slotSize).
+	midBuf = 2 * 1024
 
 	// smallBuf holds any datagram of a tunnel over a standard or jumbo
 	// underlay (9000-byte MTU minus headers).
@@ -168,8 +176,13 @@ type Mux struct {
 	cookies        device.CookieChecker
 	underLoadUntil atomic.Int64 // since epoch, ns
 
+	// slotSize is the size of the readers' hand-over slots: midBuf, or
+	// smallBuf once a datagram filled a midBuf slot (a jumbo underlay).
+	slotSize atomic.Int32
+
 	bufs  sync.Pool // *packetBuf of maxDatagram bytes
 	small sync.Pool // *packetBuf of smallBuf bytes
+	mid   sync.Pool // *packetBuf of midBuf bytes
 	tiny  sync.Pool // *packetBuf of tinyBuf bytes
 
 	dispatched, droppedUnknown, droppedMalformed, droppedFull, droppedNotOpen atomic.Uint64
@@ -209,6 +222,8 @@ func NewMux(under conn.Bind, log *slog.Logger) *Mux {
 	}
 	m.bufs.New = func() any { return &packetBuf{data: make([]byte, maxDatagram)} }
 	m.small.New = func() any { return &packetBuf{data: make([]byte, smallBuf)} }
+	m.mid.New = func() any { return &packetBuf{data: make([]byte, midBuf)} }
+	m.slotSize.Store(midBuf)
 	m.tiny.New = func() any { return &packetBuf{data: make([]byte, tinyBuf)} }
 	empty := map[uint32]idxEnt{}
 	m.idx.Store(&empty)
@@ -397,6 +412,8 @@ func (m *Mux) getBuf(n int) *packetBuf {
 	switch {
 	case n <= tinyBuf:
 		return m.tiny.Get().(*packetBuf)
+	case n <= midBuf:
+		return m.mid.Get().(*packetBuf)
 	case n <= smallBuf:
 		return m.small.Get().(*packetBuf)
 	}
@@ -420,6 +437,8 @@ func (m *Mux) release(pb *packetBuf) {
 		switch len(pb.data) {
 		case tinyBuf:
 			m.tiny.Put(pb)
+		case midBuf:
+			m.mid.Put(pb)
 		case smallBuf:
 			m.small.Put(pb)
 		default:
@@ -466,9 +485,11 @@ func (m *Mux) warnFull(b *bind) {
 }
 
 // reader demultiplexes one underlying ReceiveFunc. Its batch is mostly
-// pooled smallBuf packetBufs that are handed to the device queues as they
-// are (the slot then takes a fresh one), so a datagram is not copied on its
-// way to the device queue. The last slots hold 64 KiB: the underlying bind
+// pooled packetBufs of Mux.slotSize that are handed to the device queues as
+// they are (the slot then takes a fresh one), so a datagram is not copied
+// on its way to the device queue. A datagram that fills a slot may have
+// been cut short: it is dropped (counted malformed) and the Mux switches
+// to smallBuf slots for good, so a jumbo underlay loses one packet. The last slots hold 64 KiB: the underlying bind
 // reads UDP GRO super-datagrams into them and splits the segments into the
 // slots before them (conn.StdNetBind); a datagram left in one of them, or
 // one small enough for a tinyBuf, is copied into a right-sized buffer.
@@ -499,13 +520,47 @@ func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
 	r.slots = make([]*packetBuf, handover)
 	for i := range r.bufs {
 		if i < handover {
-			r.slots[i] = m.small.Get().(*packetBuf)
+			r.slots[i] = m.slotBuf()
 			r.bufs[i] = r.slots[i].data
 		} else {
 			r.bufs[i] = make([]byte, maxDatagram)
 		}
 	}
 	return r
+}
+
+// slotBuf is a fresh buffer for a reader's hand-over slot.
+func (m *Mux) slotBuf() *packetBuf {
+	if m.slotSize.Load() == midBuf {
+		return m.mid.Get().(*packetBuf)
+	}
+	return m.small.Get().(*packetBuf)
+}
+
+// truncated reports whether datagram i of size bytes may have been cut
+// short by its slot; the first time, the Mux switches to larger slots.
+func (r *reader) truncated(i, size int) bool {
+	if i >= len(r.slots) || size < len(r.bufs[i]) {
+		return false
+	}
+	if size < smallBuf && r.m.slotSize.CompareAndSwap(midBuf, smallBuf) {
+		r.m.log.Info("shared wireguard port: datagrams over 2 KiB (jumbo underlay): receiving into 9 KiB buffers from now on", "size", size)
+	}
+	r.resize()
+	return true
+}
+
+// resize replaces slot buffers that are not of the Mux's slot size.
+func (r *reader) resize() {
+	want := int(r.m.slotSize.Load())
+	for i, pb := range r.slots {
+		if len(pb.data) != want {
+			pb.refs.Store(1)
+			r.m.release(pb)
+			r.slots[i] = r.m.slotBuf()
+			r.bufs[i] = r.slots[i].data
+		}
+	}
 }
 
 // take returns datagram i of the batch as a packetBuf with one reference:
@@ -517,7 +572,7 @@ func (r *reader) take(i int, data []byte, ep conn.Endpoint) *packetBuf {
 	pb := r.slots[i]
 	pb.n, pb.ep = len(data), ep
 	pb.refs.Store(1)
-	next := r.m.small.Get().(*packetBuf)
+	next := r.m.slotBuf()
 	r.slots[i], r.bufs[i] = next, next.data
 	return pb
 }
@@ -570,13 +625,11 @@ func (r *reader) dispatch(n int) {
 		if size == 0 {
 			continue
 		}
-		data := r.bufs[i][:size]
-		if size < 8 || i < len(r.slots) && size >= smallBuf {
-			// Too short, or filled a small slot: possibly truncated (a
-			// datagram over 9 KiB needs an underlay MTU above 9216).
+		if size < 8 || r.truncated(i, size) {
 			m.droppedMalformed.Add(1)
 			continue
 		}
+		data := r.bufs[i][:size]
 		var receiver uint32
 		switch typ := binary.LittleEndian.Uint32(data[0:4]); {
 		case typ == msgInitiation && size == initiationSize:
