@@ -70,13 +70,15 @@ const (
 	// bind reads coalesced datagrams of this size into the batch buffers.
 	maxDatagram = 1<<16 - 1
 
-	// queueLen bounds each device's queue of received packets (32 read
-	// batches, about 20 ms of a TCP flow at 2.5 Gbit/s: enough to ride out
-	// a device goroutine that is not scheduled for a while, which on a
-	// busy machine dropped packets and made TCP retransmit); a queued
-	// packet normally pins a midBuf buffer (8 MiB for a full queue). Every
-	// device has the same bound: its fair share of the Mux's buffering.
-	queueLen = 32 * conn.IdealBatchSize
+	// queueLen bounds each device's queue of received packets (16 read
+	// batches, about 9 ms of a TCP flow at 2.5 Gbit/s). With 1024, a
+	// device goroutine that was not scheduled for a few ms on a busy
+	// machine overflowed its queue under iperf3 (tens of thousands of
+	// drops and TCP retransmits in 5 s); with 4096, TCP kept a standing
+	// queue that doubled ping p99 under load. A queued packet normally
+	// pins a midBuf buffer (4 MiB for a full queue). Every device has the
+	// same bound: its fair share of the Mux's buffering.
+	queueLen = 16 * conn.IdealBatchSize
 
 	// midBuf holds any datagram of a tunnel over an underlay with an MTU up
 	// to 2076 (standard Ethernet, PPPoE, most clouds): the reader's slots
@@ -203,7 +205,6 @@ type packetBuf struct {
 	data []byte // len is the size class: tinyBuf, smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
-	refs atomic.Int32
 }
 
 // NewMux returns a Mux over under, which it owns from now on. log may be nil.
@@ -420,30 +421,28 @@ func (m *Mux) getBuf(n int) *packetBuf {
 	return m.bufs.Get().(*packetBuf)
 }
 
-// copyPacket copies data into a pooled buffer with one reference.
+// copyPacket copies data into a pooled buffer. A packetBuf has one owner
+// at a time (reader, queue, device or handshake worker), who releases it.
 func (m *Mux) copyPacket(data []byte, ep conn.Endpoint) *packetBuf {
 	pb := m.getBuf(len(data))
 	pb.n = copy(pb.data, data)
 	pb.ep = ep
-	pb.refs.Store(1)
 	return pb
 }
 
-// release drops one reference to pb, returning it to the pool on the last.
+// release returns pb to its pool.
 func (m *Mux) release(pb *packetBuf) {
-	if pb.refs.Add(-1) == 0 {
-		pb.ep = nil
-		pb.n = 0
-		switch len(pb.data) {
-		case tinyBuf:
-			m.tiny.Put(pb)
-		case midBuf:
-			m.mid.Put(pb)
-		case smallBuf:
-			m.small.Put(pb)
-		default:
-			m.bufs.Put(pb)
-		}
+	pb.ep = nil
+	pb.n = 0
+	switch len(pb.data) {
+	case tinyBuf:
+		m.tiny.Put(pb)
+	case midBuf:
+		m.mid.Put(pb)
+	case smallBuf:
+		m.small.Put(pb)
+	default:
+		m.bufs.Put(pb)
 	}
 }
 
@@ -555,7 +554,6 @@ func (r *reader) resize() {
 	want := int(r.m.slotSize.Load())
 	for i, pb := range r.slots {
 		if len(pb.data) != want {
-			pb.refs.Store(1)
 			r.m.release(pb)
 			r.slots[i] = r.m.slotBuf()
 			r.bufs[i] = r.slots[i].data
@@ -571,7 +569,6 @@ func (r *reader) take(i int, data []byte, ep conn.Endpoint) *packetBuf {
 	}
 	pb := r.slots[i]
 	pb.n, pb.ep = len(data), ep
-	pb.refs.Store(1)
 	next := r.m.slotBuf()
 	r.slots[i], r.bufs[i] = next, next.data
 	return pb
@@ -580,7 +577,6 @@ func (r *reader) take(i int, data []byte, ep conn.Endpoint) *packetBuf {
 // close returns the slot buffers to the pool.
 func (r *reader) close() {
 	for i, pb := range r.slots {
-		pb.refs.Store(1)
 		r.m.release(pb)
 		r.slots[i], r.bufs[i] = nil, nil
 	}
