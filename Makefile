@@ -9,7 +9,7 @@ SHELL    := /bin/bash
 # Packages with concurrency run under the race detector in `make test`.
 RACE_PKGS := ./gateway/... ./peering/... ./routing/...
 
-.PHONY: all build test unit lab demo bench lint deps fuzz clean
+.PHONY: all build test unit lab demo bench bench-scale lint deps fuzz clean
 
 all: build
 
@@ -58,6 +58,13 @@ bench: deps build
 	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN)
 	$(GO) run ./bench/bgp -vgate $(CURDIR)/$(BIN)
 	$(GO) run ./bench/frontdoor
+
+# The hub-of-hubs at scale (bench/scale): N sites (default 101: core, 10
+# hubs, 90 spokes), all BGP, in namespaces. Several GB of RAM and minutes;
+# not part of `make test`. N=21 is a quick look. Ctrl-C cleans up.
+N ?= 101
+bench-scale: deps build
+	$(GO) run ./bench/scale -vgate $(CURDIR)/$(BIN) -n $(N)
 
 clean:
 	rm -rf bin

@@ -286,26 +286,47 @@ func (s *Speaker) poll() {
 	}
 }
 
+// fingerprint sums up what polling watches. GoBGP lists peers (and their
+// families) from maps, in random order, so the parts are sorted: an
+// unchanged speaker must give the same string every time, or every poll
+// looks like a change and replans the gateway.
 func (s *Speaker) fingerprint() string {
-	var b strings.Builder
+	var peers []string
 	_ = s.bgp.ListPeer(s.ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		st := p.GetState()
-		m := st.GetMessages().GetReceived()
-		// Established or not is what matters for routes; the states a
-		// down session cycles through (idle, active, connect) are not.
-		established := st.GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
-		fmt.Fprintf(&b, "%s/%v/%d/%d/%v", st.GetNeighborAddress(), established, m.GetUpdate(), m.GetWithdrawUpdate(), p.GetTimers().GetState().GetUptime().AsTime().UnixNano())
-		for _, af := range p.GetAfiSafis() {
-			fmt.Fprintf(&b, "/%d/%d", af.GetState().GetReceived(), af.GetState().GetAccepted())
-		}
-		b.WriteByte(';')
+		peers = append(peers, peerFingerprint(p))
 	})
+	var tables []string
 	for _, f := range []*api.Family{familyV4, familyV6} {
 		if t, err := s.bgp.GetTable(s.ctx, &api.GetTableRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: f}); err == nil {
-			fmt.Fprintf(&b, "%d/%d;", t.NumDestination, t.NumPath)
+			tables = append(tables, fmt.Sprintf("%d/%d", t.NumDestination, t.NumPath))
 		}
 	}
-	return b.String()
+	return canonicalFingerprint(peers, tables)
+}
+
+// peerFingerprint is one peer's part of the fingerprint.
+func peerFingerprint(p *api.Peer) string {
+	st := p.GetState()
+	m := st.GetMessages().GetReceived()
+	// Established or not is what matters for routes; the states a
+	// down session cycles through (idle, active, connect) are not.
+	established := st.GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
+	var afs []string
+	for _, af := range p.GetAfiSafis() {
+		fam := af.GetConfig().GetFamily()
+		afs = append(afs, fmt.Sprintf("%d.%d/%d/%d", fam.GetAfi(), fam.GetSafi(), af.GetState().GetReceived(), af.GetState().GetAccepted()))
+	}
+	slices.Sort(afs)
+	return fmt.Sprintf("%s/%v/%d/%d/%v/%s", st.GetNeighborAddress(), established, m.GetUpdate(), m.GetWithdrawUpdate(),
+		p.GetTimers().GetState().GetUptime().AsTime().UnixNano(), strings.Join(afs, ","))
+}
+
+// canonicalFingerprint joins peer parts in sorted order (the order GoBGP
+// lists them in carries no meaning) and then the tables, in their fixed
+// order. It sorts peers in place.
+func canonicalFingerprint(peers, tables []string) string {
+	slices.Sort(peers)
+	return strings.Join(peers, ";") + "|" + strings.Join(tables, ";")
 }
 
 func (s *Speaker) changed() {

@@ -260,3 +260,40 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestFingerprintStable: an idle speaker with several sessions gives the
+// same fingerprint every time. GoBGP lists peers from a map, so without a
+// canonical order an unchanged speaker looked changed several times a
+// second and every poll replanned the gateway.
+func TestFingerprintStable(t *testing.T) {
+	s := startSpeaker(t, 65001, "127.0.0.1", -1)
+	var st State
+	for i := range 12 {
+		st.Neighbors = append(st.Neighbors, Neighbor{
+			Name: fmt.Sprintf("n%d", i), Address: netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), ASN: uint32(65100 + i), Passive: true,
+		})
+	}
+	if err := s.Set(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	first := s.fingerprint()
+	if strings.Count(first, ";") < 11 {
+		t.Fatalf("fingerprint lists too few peers: %q", first)
+	}
+	for range 50 {
+		if fp := s.fingerprint(); fp != first {
+			t.Fatalf("fingerprint of an unchanged speaker changed:\n%s\n%s", first, fp)
+		}
+	}
+}
+
+func TestCanonicalFingerprintOrder(t *testing.T) {
+	a := canonicalFingerprint([]string{"10.0.0.2/x", "10.0.0.1/y"}, []string{"1/1", "2/2"})
+	b := canonicalFingerprint([]string{"10.0.0.1/y", "10.0.0.2/x"}, []string{"1/1", "2/2"})
+	if a != b {
+		t.Fatalf("peer order changes the fingerprint: %q vs %q", a, b)
+	}
+	if c := canonicalFingerprint([]string{"10.0.0.1/y", "10.0.0.2/x"}, []string{"1/1", "2/3"}); c == a {
+		t.Fatal("a table change does not change the fingerprint")
+	}
+}

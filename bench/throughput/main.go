@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type options struct {
 	debianWG  string
 	jsonOut   bool
 	keepFiles bool
+	profDir   string
 }
 
 func main() {
@@ -68,6 +70,7 @@ func main() {
 	flag.StringVar(&o.wggo, "wggo", "", "wireguard-go binary for mode wggo (default: go build golang.zx2c4.com/wireguard at the go.mod version)")
 	flag.StringVar(&o.debianWG, "debian", "/usr/bin/wireguard-go", "Debian's wireguard-go binary (mode debian)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print results as JSON instead of a table")
+	flag.StringVar(&o.profDir, "cpuprofile", "", "directory for CPU profiles of the vgate gateways, one per iperf3 run (through VGATE_DEBUG_PPROF)")
 	flag.BoolVar(&o.keepFiles, "keep", false, "keep lab directories (logs, configs) and print their paths")
 	flag.Parse()
 
@@ -91,6 +94,11 @@ func main() {
 	}
 	if len(o.modes) == 0 || o.rounds < 1 || o.duration < time.Second || o.pings < 1 {
 		fatalf("need at least one mode, -rounds >= 1, -duration >= 1s, -pings >= 1")
+	}
+	if o.profDir != "" {
+		if err := os.MkdirAll(o.profDir, 0o755); err != nil {
+			fatalf("-cpuprofile: %v", err)
+		}
 	}
 	if !netlab.Root() {
 		fatalf("needs root (network namespaces): run as root, e.g. sudo -E go run ./bench/throughput")
@@ -169,6 +177,7 @@ type ModeRun struct {
 	lab   *netlab.Lab
 	gws   []*netlab.Proc // gateway processes whose CPU is counted
 	uapi  []string       // wireguard-go interface names (UAPI sockets)
+	pprof []string       // vgate: the gateways' VGATE_DEBUG_PPROF sockets
 	dst   string         // host2 address
 	hostA string         // namespace running the clients
 }
@@ -180,6 +189,8 @@ type Sample struct {
 	Gbps        float64  `json:"gbps"`
 	Retransmits int      `json:"retransmits"`
 	CPUSeconds  *float64 `json:"gateway_cpu_seconds"` // nil: not measurable (plain)
+	// LoadRTTms: every reply of a 50 pps ping that ran alongside iperf3.
+	LoadRTTms []float64 `json:"load_rtt_ms,omitempty"`
 }
 
 // SummaryRow is the median over rounds for one mode and stream count.
@@ -192,7 +203,10 @@ type SummaryRow struct {
 	RTTms      float64  `json:"rtt_ms_median"`
 	CPUSeconds *float64 `json:"gateway_cpu_seconds_median"`
 	CPUPerGB   *float64 `json:"gateway_cpu_seconds_per_gbyte"`
-	Error      string   `json:"error,omitempty"`
+	// LoadRTT: ping RTT percentiles while iperf3 ran, over all rounds.
+	LoadRTTp50 float64 `json:"load_rtt_ms_p50"`
+	LoadRTTp99 float64 `json:"load_rtt_ms_p99"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // Ratio compares the median throughput of two modes.
@@ -267,11 +281,46 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 		if err != nil {
 			return err
 		}
+		// Alongside iperf3: a 50 pps ping (RTT under load) starting a
+		// second in, when TCP has filled the path, and with -cpuprofile a
+		// CPU profile of each vgate gateway.
+		var loadRTT []float64
+		var pingErr error
+		side := make(chan struct{})
+		var pending int
+		go func() {
+			defer func() { side <- struct{}{} }()
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+			loadRTT, pingErr = pingUnderLoad(ctx, m.lab, m.hostA, m.dst, o.duration-2*time.Second)
+		}()
+		pending++
+		if o.profDir != "" {
+			for i, sock := range m.pprof {
+				path := filepath.Join(o.profDir, fmt.Sprintf("%s-gw%d-%dstreams-r%d.pb.gz", m.Mode, i+1, n, round))
+				pending++
+				go func() {
+					defer func() { side <- struct{}{} }()
+					if err := cpuProfile(ctx, sock, path, max(1, int(o.duration.Seconds())-1)); err != nil {
+						logf("cpu profile %s: %v", path, err)
+					}
+				}()
+			}
+		}
 		res, err := iperf(ctx, m.lab, m.hostA, m.dst, n, o.duration)
+		for ; pending > 0; pending-- {
+			<-side
+		}
 		if err != nil {
 			return err
 		}
-		s := Sample{Round: round, Streams: n, Gbps: res.gbps, Retransmits: res.retransmits}
+		if pingErr != nil {
+			logf("round %d %-6s %d stream(s): %v", round, m.Mode, n, pingErr)
+		}
+		s := Sample{Round: round, Streams: n, Gbps: res.gbps, Retransmits: res.retransmits, LoadRTTms: loadRTT}
 		if len(m.gws) > 0 {
 			after, err := cpuTotal(m.gws)
 			if err != nil {
@@ -281,8 +330,9 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 			s.CPUSeconds = &c
 		}
 		m.Samples = append(m.Samples, s)
-		logf("round %d %-6s %d stream(s): %.2f Gbit/s, %d retransmits, gateway CPU %s",
-			round, m.Mode, n, s.Gbps, s.Retransmits, fmtOpt(s.CPUSeconds, "%.2f s"))
+		logf("round %d %-6s %d stream(s): %.2f Gbit/s, %d retransmits, gateway CPU %s, RTT under load p50 %.2f p99 %.2f ms (%d replies)",
+			round, m.Mode, n, s.Gbps, s.Retransmits, fmtOpt(s.CPUSeconds, "%.2f s"),
+			percentile(loadRTT, 50), percentile(loadRTT, 99), len(loadRTT))
 	}
 	return nil
 }
@@ -309,12 +359,13 @@ func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRo
 		med[m.Mode] = map[int]float64{}
 		for _, n := range streams {
 			row := SummaryRow{Mode: m.Mode, Streams: n, Error: m.Error}
-			var g, c []float64
+			var g, c, lr []float64
 			for _, s := range m.Samples {
 				if s.Streams != n {
 					continue
 				}
 				g = append(g, s.Gbps)
+				lr = append(lr, s.LoadRTTms...)
 				if s.CPUSeconds != nil {
 					c = append(c, *s.CPUSeconds)
 				}
@@ -326,6 +377,7 @@ func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRo
 					row.RTTms = median(m.RTTms)
 				}
 			}
+			row.LoadRTTp50, row.LoadRTTp99 = percentile(lr, 50), percentile(lr, 99)
 			if len(c) > 0 {
 				cm := median(c)
 				row.CPUSeconds = &cm
@@ -371,14 +423,14 @@ func printTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "\nhost1 -> gw1 -> underlay -> gw2 -> host2, iperf3 TCP %gs x %d rounds (medians), %d CPUs, load average at start %s\n\n",
 		rep.DurationSec, rep.Rounds, rep.CPUs, rep.LoadAvg)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tstreams\tGbit/s\tmin-max\tRTT ms\tgw CPU s\tCPU s/GB\t")
+	fmt.Fprintln(tw, "mode\tstreams\tGbit/s\tmin-max\tidle RTT ms\tload RTT p50\tp99\tgw CPU s\tCPU s/GB\t")
 	for _, r := range rep.Summary {
 		if r.Error != "" && r.Gbps == 0 {
-			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t\n", r.Mode, r.Streams)
+			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t\n", r.Mode, r.Streams)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f-%.2f\t%.3f\t%s\t%s\t\n", r.Mode, r.Streams, r.Gbps, r.GbpsMin, r.GbpsMax,
-			r.RTTms, fmtOpt(r.CPUSeconds, "%.2f"), fmtOpt(r.CPUPerGB, "%.2f"))
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f-%.2f\t%.3f\t%.2f\t%.2f\t%s\t%s\t\n", r.Mode, r.Streams, r.Gbps, r.GbpsMin, r.GbpsMax,
+			r.RTTms, r.LoadRTTp50, r.LoadRTTp99, fmtOpt(r.CPUSeconds, "%.2f"), fmtOpt(r.CPUPerGB, "%.2f"))
 	}
 	tw.Flush()
 	if len(rep.Ratios) > 0 {

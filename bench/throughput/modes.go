@@ -8,11 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -222,7 +227,11 @@ func setupVgate(m *ModeRun, n1, n2 *netlab.Network) error {
 			return err
 		}
 		// Started here rather than with g.Start, which turns on debug logs.
-		p, err := m.lab.Start(g.Net.GatewayNS, g.LogPath, g.Bin, "run", "--config", g.ConfigPath)
+		// With -cpuprofile, each gateway serves pprof on a unix socket
+		// (VGATE_DEBUG_PPROF) that measureRound reads during iperf3.
+		sock := m.lab.Path(g.Name + "-pprof.sock")
+		m.pprof = append(m.pprof, sock)
+		p, err := m.lab.Start(g.Net.GatewayNS, g.LogPath, "env", "VGATE_DEBUG_PPROF="+sock, g.Bin, "run", "--config", g.ConfigPath)
 		if err != nil {
 			return err
 		}
@@ -298,6 +307,63 @@ func iperf(ctx context.Context, l *netlab.Lab, ns, dst string, streams int, d ti
 		return iperfResult{}, runErr
 	}
 	return iperfResult{gbps: j.End.SumReceived.BitsPerSecond / 1e9, retransmits: j.End.SumSent.Retransmits}, nil
+}
+
+// pingUnderLoad pings dst from ns every 20 ms for d and returns each
+// reply's RTT in ms (lost probes are left out; loss shows in their count).
+func pingUnderLoad(ctx context.Context, l *netlab.Lab, ns, dst string, d time.Duration) ([]float64, error) {
+	n := int(d / (20 * time.Millisecond))
+	ctx, cancel := context.WithTimeout(ctx, d+10*time.Second)
+	defer cancel()
+	out, err := l.RunContext(ctx, ns, "ping", "-n", "-c", strconv.Itoa(n), "-i", "0.02", "-W", "1", dst)
+	var rtts []float64
+	for _, mm := range rttEachRE.FindAllStringSubmatch(out, -1) {
+		if v, perr := strconv.ParseFloat(mm[1], 64); perr == nil {
+			rtts = append(rtts, v)
+		}
+	}
+	if len(rtts) == 0 {
+		return nil, fmt.Errorf("ping under load: no replies (%v): %.300s", err, out)
+	}
+	return rtts, nil
+}
+
+var rttEachRE = regexp.MustCompile(`time=([0-9.]+) ms`)
+
+// percentile is the p-th percentile (0..100, nearest rank) of v.
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// cpuProfile fetches a CPU profile of secs seconds from a gateway's
+// VGATE_DEBUG_PPROF socket into path.
+func cpuProfile(ctx context.Context, sock, path string, secs int) error {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://pprof/debug/pprof/profile?seconds=%d", secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", sock, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 var rttRE = regexp.MustCompile(`= [0-9.]+/([0-9.]+)/[0-9.]+/[0-9.]+ ms`)

@@ -32,6 +32,8 @@ type Options struct {
 // config.Errors lists every problem). SIGHUP reloads the config.
 func Run(ctx context.Context, o Options) error {
 	log := o.Log
+	stopPprof := startPprof(log) // pprof.go: VGATE_DEBUG_PPROF
+	defer stopPprof()
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
 		log.Error("config refused; gateway not started", "config", o.ConfigPath)

@@ -66,6 +66,7 @@ type Collector struct {
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
+	peeringQueue, peeringQueueDropped                      *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -122,6 +123,8 @@ func New(source Source, version string) *Collector {
 		probeUp:              d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
 		probeRTT:             d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
 		peeringSourceDropped: d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
+		peeringQueue:         d("peering_queue_packets", "Received packets waiting in the peering's queue on the shared tunnel port for its WireGuard device.", peer...),
+		peeringQueueDropped:  d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
 		ipForwarding:         d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
 	}
 }
@@ -136,6 +139,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
+		c.peeringQueue, c.peeringQueueDropped,
 	}
 }
 
@@ -167,8 +171,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.ipForwarding, b2f(m.Forwarding.IPv4), "ipv4")
 	gauge(c.ipForwarding, b2f(m.Forwarding.IPv6), "ipv6")
 
+	ports := map[string]api.PortDevice{} // the shared port's device queues, by peering
+	for _, d := range m.Port.Devices {
+		ports[d.Name] = d
+	}
 	for _, p := range m.Peerings {
 		gauge(c.peeringInfo, 1, p.Name, p.Network, p.Interface)
+		gauge(c.peeringQueue, float64(ports[p.Name].QueueDepth), p.Name, p.Network)
+		counter(c.peeringQueueDropped, float64(ports[p.Name].DroppedQueueFull), p.Name, p.Network)
 		up := 0.0
 		if p.Reason == "" {
 			up = 1

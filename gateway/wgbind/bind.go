@@ -83,8 +83,9 @@ func (b *bind) SetMark(mark uint32) error { return b.m.under.SetMark(mark) }
 // ParseEndpoint parses with the underlying bind, whose Send gets it back.
 func (b *bind) ParseEndpoint(s string) (conn.Endpoint, error) { return b.m.under.ParseEndpoint(s) }
 
-// BatchSize is the underlying bind's.
-func (b *bind) BatchSize() int { return b.m.under.BatchSize() }
+// BatchSize is what the device reads per call: the underlying bind's,
+// capped at deviceBatch (mux.go) to bound the device's receive buffers.
+func (b *bind) BatchSize() int { return min(b.m.under.BatchSize(), deviceBatch) }
 
 // Send learns the sender index of outgoing handshake initiations and
 // responses, so that replies to them reach this device, then sends through

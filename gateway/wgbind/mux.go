@@ -25,10 +25,13 @@
 // The reader never waits: each device has a bounded queue of its own, and a
 // packet for a device whose queue is full is dropped and counted for that
 // device (with a rate-limited warning), so a slow or flooded device loses
-// its own packets and never delays another's. A packet is copied once,
-// from the reader's batch buffer into a pooled buffer, and once more into
-// the device's buffer in the device's ReceiveFunc; the underlying Endpoint
-// is passed through unchanged.
+// its own packets and never delays another's. A transport packet is read
+// into a pooled buffer that goes to the device queue as it is (reader in
+// mux.go) and is copied once, into the device's buffer in the device's
+// ReceiveFunc; the underlying Endpoint is passed through unchanged. A
+// datagram larger than smallBuf (9 KiB) can only arrive whole in the
+// reader's GRO slots: on an underlay with an MTU above 9216, such
+// datagrams elsewhere in a batch are cut short and dropped.
 package wgbind
 
 import (
@@ -67,14 +70,31 @@ const (
 	// bind reads coalesced datagrams of this size into the batch buffers.
 	maxDatagram = 1<<16 - 1
 
-	// queueLen bounds each device's queue of received packets (8 read
-	// batches); a queued packet normally pins a smallBuf buffer. Every
-	// device has the same bound: its fair share of the Mux's buffering.
-	queueLen = 8 * conn.IdealBatchSize
+	// queueLen bounds each device's queue of received packets (16 read
+	// batches, about 9 ms of a TCP flow at 2.5 Gbit/s). With 1024, a
+	// device goroutine that was not scheduled for a few ms on a busy
+	// machine overflowed its queue under iperf3 (tens of thousands of
+	// drops and TCP retransmits in 5 s); with 4096, TCP kept a standing
+	// queue that doubled ping p99 under load. A queued packet normally
+	// pins a midBuf buffer (4 MiB for a full queue). Every device has the
+	// same bound: its fair share of the Mux's buffering.
+	queueLen = 16 * conn.IdealBatchSize
+
+	// midBuf holds any datagram of a tunnel over an underlay with an MTU up
+	// to 2076 (standard Ethernet, PPPoE, most clouds): the reader's slots
+	// are this size until a larger datagram arrives (slotSize).
+	midBuf = 2 * 1024
 
 	// smallBuf holds any datagram of a tunnel over a standard or jumbo
 	// underlay (9000-byte MTU minus headers).
 	smallBuf = 9 * 1024
+
+	// deviceBatch caps the batch each device reads from its queue, and so
+	// the buffers a wireguard-go device keeps for receiving: BatchSize()
+	// message buffers of 64 KiB each per ReceiveFunc, held for the
+	// device's life. The Mux reads the socket in full batches; a device
+	// drains its queue in batches of this size.
+	deviceBatch = 32
 
 	// tinyBuf holds handshake messages and keepalives, so that a flood of
 	// initiations pins 256 bytes per queued packet, not smallBuf.
@@ -158,8 +178,13 @@ type Mux struct {
 	cookies        device.CookieChecker
 	underLoadUntil atomic.Int64 // since epoch, ns
 
+	// slotSize is the size of the readers' hand-over slots: midBuf, or
+	// smallBuf once a datagram filled a midBuf slot (a jumbo underlay).
+	slotSize atomic.Int32
+
 	bufs  sync.Pool // *packetBuf of maxDatagram bytes
 	small sync.Pool // *packetBuf of smallBuf bytes
+	mid   sync.Pool // *packetBuf of midBuf bytes
 	tiny  sync.Pool // *packetBuf of tinyBuf bytes
 
 	dispatched, droppedUnknown, droppedMalformed, droppedFull, droppedNotOpen atomic.Uint64
@@ -180,7 +205,6 @@ type packetBuf struct {
 	data []byte // len is the size class: tinyBuf, smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
-	refs atomic.Int32
 }
 
 // NewMux returns a Mux over under, which it owns from now on. log may be nil.
@@ -199,6 +223,8 @@ func NewMux(under conn.Bind, log *slog.Logger) *Mux {
 	}
 	m.bufs.New = func() any { return &packetBuf{data: make([]byte, maxDatagram)} }
 	m.small.New = func() any { return &packetBuf{data: make([]byte, smallBuf)} }
+	m.mid.New = func() any { return &packetBuf{data: make([]byte, midBuf)} }
+	m.slotSize.Store(midBuf)
 	m.tiny.New = func() any { return &packetBuf{data: make([]byte, tinyBuf)} }
 	empty := map[uint32]idxEnt{}
 	m.idx.Store(&empty)
@@ -387,34 +413,36 @@ func (m *Mux) getBuf(n int) *packetBuf {
 	switch {
 	case n <= tinyBuf:
 		return m.tiny.Get().(*packetBuf)
+	case n <= midBuf:
+		return m.mid.Get().(*packetBuf)
 	case n <= smallBuf:
 		return m.small.Get().(*packetBuf)
 	}
 	return m.bufs.Get().(*packetBuf)
 }
 
-// copyPacket copies data into a pooled buffer with one reference.
+// copyPacket copies data into a pooled buffer. A packetBuf has one owner
+// at a time (reader, queue, device or handshake worker), who releases it.
 func (m *Mux) copyPacket(data []byte, ep conn.Endpoint) *packetBuf {
 	pb := m.getBuf(len(data))
 	pb.n = copy(pb.data, data)
 	pb.ep = ep
-	pb.refs.Store(1)
 	return pb
 }
 
-// release drops one reference to pb, returning it to the pool on the last.
+// release returns pb to its pool.
 func (m *Mux) release(pb *packetBuf) {
-	if pb.refs.Add(-1) == 0 {
-		pb.ep = nil
-		pb.n = 0
-		switch len(pb.data) {
-		case tinyBuf:
-			m.tiny.Put(pb)
-		case smallBuf:
-			m.small.Put(pb)
-		default:
-			m.bufs.Put(pb)
-		}
+	pb.ep = nil
+	pb.n = 0
+	switch len(pb.data) {
+	case tinyBuf:
+		m.tiny.Put(pb)
+	case midBuf:
+		m.mid.Put(pb)
+	case smallBuf:
+		m.small.Put(pb)
+	default:
+		m.bufs.Put(pb)
 	}
 }
 
@@ -455,16 +483,28 @@ func (m *Mux) warnFull(b *bind) {
 		"device", b.name, "dropped_total", b.droppedFull.Load(), "queue", queueLen)
 }
 
-// reader demultiplexes one underlying ReceiveFunc. Its batch buffers are
-// its own (64 KiB each, as UDP GRO needs); each datagram is copied into a
-// right-sized pooled packetBuf for the device queues.
+// reader demultiplexes one underlying ReceiveFunc. Its batch is mostly
+// pooled packetBufs of Mux.slotSize that are handed to the device queues as
+// they are (the slot then takes a fresh one), so a datagram is not copied
+// on its way to the device queue. A datagram that fills a slot may have
+// been cut short: it is dropped (counted malformed) and the Mux switches
+// to smallBuf slots for good, so a jumbo underlay loses one packet. The last slots hold 64 KiB: the underlying bind
+// reads UDP GRO super-datagrams into them and splits the segments into the
+// slots before them (conn.StdNetBind); a datagram left in one of them, or
+// one small enough for a tinyBuf, is copied into a right-sized buffer.
 type reader struct {
 	m     *Mux
 	fn    conn.ReceiveFunc
 	bufs  [][]byte
+	slots []*packetBuf // bufs[i] is slots[i].data for i < len(slots)
 	sizes []int
 	eps   []conn.Endpoint
 }
+
+// groSlots is how many of the last batch slots the underlying bind reads
+// coalesced datagrams into (conn.IdealBatchSize / udpSegmentMaxDatagrams
+// in wireguard-go's conn/bind_std.go).
+const groSlots = 2
 
 func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
 	n := m.under.BatchSize()
@@ -475,13 +515,75 @@ func (m *Mux) newReader(fn conn.ReceiveFunc) *reader {
 		sizes: make([]int, n),
 		eps:   make([]conn.Endpoint, n),
 	}
+	handover := max(0, n-groSlots)
+	r.slots = make([]*packetBuf, handover)
 	for i := range r.bufs {
-		r.bufs[i] = make([]byte, maxDatagram)
+		if i < handover {
+			r.slots[i] = m.slotBuf()
+			r.bufs[i] = r.slots[i].data
+		} else {
+			r.bufs[i] = make([]byte, maxDatagram)
+		}
 	}
 	return r
 }
 
+// slotBuf is a fresh buffer for a reader's hand-over slot.
+func (m *Mux) slotBuf() *packetBuf {
+	if m.slotSize.Load() == midBuf {
+		return m.mid.Get().(*packetBuf)
+	}
+	return m.small.Get().(*packetBuf)
+}
+
+// truncated reports whether datagram i of size bytes may have been cut
+// short by its slot; the first time, the Mux switches to larger slots.
+func (r *reader) truncated(i, size int) bool {
+	if i >= len(r.slots) || size < len(r.bufs[i]) {
+		return false
+	}
+	if size < smallBuf && r.m.slotSize.CompareAndSwap(midBuf, smallBuf) {
+		r.m.log.Info("shared wireguard port: datagrams over 2 KiB (jumbo underlay): receiving into 9 KiB buffers from now on", "size", size)
+	}
+	r.resize()
+	return true
+}
+
+// resize replaces slot buffers that are not of the Mux's slot size.
+func (r *reader) resize() {
+	want := int(r.m.slotSize.Load())
+	for i, pb := range r.slots {
+		if len(pb.data) != want {
+			r.m.release(pb)
+			r.slots[i] = r.m.slotBuf()
+			r.bufs[i] = r.slots[i].data
+		}
+	}
+}
+
+// take returns datagram i of the batch as a packetBuf with one reference:
+// the slot's own buffer when it can be handed over, else a copy.
+func (r *reader) take(i int, data []byte, ep conn.Endpoint) *packetBuf {
+	if i >= len(r.slots) || len(data) <= tinyBuf {
+		return r.m.copyPacket(data, ep)
+	}
+	pb := r.slots[i]
+	pb.n, pb.ep = len(data), ep
+	next := r.m.slotBuf()
+	r.slots[i], r.bufs[i] = next, next.data
+	return pb
+}
+
+// close returns the slot buffers to the pool.
+func (r *reader) close() {
+	for i, pb := range r.slots {
+		r.m.release(pb)
+		r.slots[i], r.bufs[i] = nil, nil
+	}
+}
+
 func (r *reader) run() {
+	defer r.close()
 	backoff := time.Duration(0)
 	for {
 		n, err := r.fn(r.bufs, r.sizes, r.eps)
@@ -519,16 +621,16 @@ func (r *reader) dispatch(n int) {
 		if size == 0 {
 			continue
 		}
-		data := r.bufs[i][:size]
-		if size < 8 {
+		if size < 8 || r.truncated(i, size) {
 			m.droppedMalformed.Add(1)
 			continue
 		}
+		data := r.bufs[i][:size]
 		var receiver uint32
 		switch typ := binary.LittleEndian.Uint32(data[0:4]); {
 		case typ == msgInitiation && size == initiationSize:
 			m.initiations.Add(1)
-			pb := m.copyPacket(data, ep)
+			pb := m.copyPacket(data, ep) // tiny: a flood pins little
 			select {
 			case m.hq <- pb:
 			default:
@@ -558,6 +660,6 @@ func (r *reader) dispatch(n int) {
 			continue
 		}
 		e.b.noteAnswer(data[0], e.at) // handshakes.go
-		m.deliver(e.b, m.copyPacket(data, ep))
+		m.deliver(e.b, r.take(i, data, ep))
 	}
 }

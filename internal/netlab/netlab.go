@@ -163,6 +163,13 @@ func (l *Lab) addNS(name string) error {
 	return err
 }
 
+// AddNamespace creates the namespace <prefix>-<suffix> (lo up, no DAD),
+// which Close deletes, for topologies beyond AddNetwork's (bench/scale).
+func (l *Lab) AddNamespace(suffix string) (string, error) {
+	name := l.Prefix + "-" + suffix
+	return name, l.addNS(name)
+}
+
 // AddNetwork creates network i (1..MaxNetworks): gateway and host namespaces,
 // wired as in the package diagram.
 func (l *Lab) AddNetwork(i int) (*Network, error) {

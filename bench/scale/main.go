@@ -1,0 +1,678 @@
+// Command scale builds a hub-of-hubs of vgate gateways in network
+// namespaces, all BGP, and measures what it costs:
+//
+//	                   core (site 1)
+//	     /        /          |          \        \
+//	  hub 2    hub 3   ...  hub 11     (up to 10 hubs)
+//	  / | \    / | \         / | \
+//	spokes   spokes        spokes      (the rest, spread over the hubs)
+//
+// Every gateway has one network 10.<i>.0.0/16 (10.<i>.0.1 on lo
+// stands for it) and is at or under the 10-tunnel limit: with -n 101, the core
+// has 10 hubs, each hub the core and 9 spokes. All gateways start at once.
+//
+// Reported: the time from the cold start until every gateway has a kernel
+// route for every other site's network; after -settle, over an idle window
+// of -idle, per role (core, hub, spoke) and in total: resident memory, CPU
+// (% of one core), live heap after a GC and the allocation rate (both read
+// through each gateway's VGATE_DEBUG_PPROF socket); and a ping from a spoke
+// to a spoke behind another hub (four tunnel hops).
+//
+// It never asserts on the figures, needs root, and deletes every namespace
+// and process it made when it ends, also on Ctrl-C. Run from the
+// repository root (make bench-scale N=21):
+//
+//	go run ./bench/scale -vgate bin/vgate [-n 101] [-idle 60s] [-settle 20s] [-json]
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vgate-project/vgate/internal/netlab"
+)
+
+type options struct {
+	bin         string
+	n           int
+	idle        time.Duration
+	settle      time.Duration
+	convergeMax time.Duration
+	jsonOut     bool
+	keep        bool
+	profDir     string
+}
+
+// Site is one gateway of the topology.
+type Site struct {
+	Index int    `json:"index"`
+	Role  string `json:"role"` // core, hub, spoke
+	Up    int    `json:"uplink,omitempty"`
+
+	Tunnels      int     `json:"tunnels"`
+	ConvergedSec float64 `json:"converged_s"`
+	RSSMiB       float64 `json:"rss_mib"`
+	CPUPercent   float64 `json:"idle_cpu_percent"`
+	HeapMB       float64 `json:"live_heap_mb"`
+	AllocMBps    float64 `json:"alloc_mb_per_s"`
+
+	gw   *netlab.Gateway
+	proc *netlab.Proc
+	sock string
+}
+
+// RoleFigures aggregates one role.
+type RoleFigures struct {
+	Role        string  `json:"role"`
+	Count       int     `json:"count"`
+	RSSMiBMean  float64 `json:"rss_mib_mean"`
+	RSSMiBMax   float64 `json:"rss_mib_max"`
+	CPUMean     float64 `json:"idle_cpu_percent_mean"`
+	CPUMax      float64 `json:"idle_cpu_percent_max"`
+	HeapMBMean  float64 `json:"live_heap_mb_mean"`
+	HeapMBMax   float64 `json:"live_heap_mb_max"`
+	AllocMBps   float64 `json:"alloc_mb_per_s_mean"`
+	AllocMBpMax float64 `json:"alloc_mb_per_s_max"`
+}
+
+// Report is the result (-json prints it).
+type Report struct {
+	Started      time.Time     `json:"started"`
+	Binary       string        `json:"binary"`
+	Sites        int           `json:"sites"`
+	Hubs         int           `json:"hubs"`
+	LoadAvg      string        `json:"loadavg_at_start"`
+	ConvergedSec float64       `json:"converged_s"` // cold start to every prefix everywhere; 0: did not
+	TotalRSSMiB  float64       `json:"total_rss_mib"`
+	IdleSec      float64       `json:"idle_window_s"`
+	Roles        []RoleFigures `json:"roles"`
+	PingFrom     int           `json:"ping_from"`
+	PingTo       int           `json:"ping_to"`
+	PingHops     int           `json:"ping_tunnel_hops"`
+	PingOK       bool          `json:"ping_ok"`
+	PingRTTms    float64       `json:"ping_rtt_ms"`
+	Sitelist     []*Site       `json:"site_list"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "vgate", "bin/vgate", "vgate binary")
+	flag.IntVar(&o.n, "n", 101, "sites (3..254): a core, up to 10 hubs and the rest spokes")
+	flag.DurationVar(&o.idle, "idle", 60*time.Second, "idle window for CPU and allocation figures")
+	flag.DurationVar(&o.settle, "settle", 20*time.Second, "wait after convergence before the idle window")
+	flag.DurationVar(&o.convergeMax, "converge-timeout", 10*time.Minute, "give up waiting for convergence after this")
+	flag.BoolVar(&o.jsonOut, "json", false, "print JSON")
+	flag.BoolVar(&o.keep, "keep", false, "keep the lab directory (configs, logs)")
+	flag.StringVar(&o.profDir, "profile", "", "directory for heap, allocs and 20 s CPU profiles of the core, the first hub and the first spoke at the end of the idle window")
+	flag.Parse()
+	if o.n < 3 || o.n > 254 {
+		fatalf("-n %d: want 3..254", o.n)
+	}
+	if !netlab.Root() {
+		fatalf("needs root (network namespaces)")
+	}
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		fatalf("vgate binary: %v (make build, or -vgate PATH)", err)
+	}
+	o.bin = bin
+
+	// Ctrl-C or SIGTERM cancels ctx; run returns and its deferred Close
+	// removes everything. A second signal is left to the default action
+	// only after cleanup has had its chance.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, o)
+	if rep != nil {
+		if o.jsonOut {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			printReport(os.Stdout, rep)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "scale: "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// topology returns the sites 1..n: 1 is the core, 2..hubs+1 the hubs, the
+// rest spokes spread round-robin over the hubs.
+func topology(n int) (sites []*Site, hubs int) {
+	hubs = min(10, int(math.Ceil(math.Sqrt(float64(n-1)))))
+	sites = append(sites, &Site{Index: 1, Role: "core"})
+	for h := range hubs {
+		sites = append(sites, &Site{Index: 2 + h, Role: "hub", Up: 1})
+	}
+	for i := hubs + 2; i <= n; i++ {
+		sites = append(sites, &Site{Index: i, Role: "spoke", Up: 2 + (i-hubs-2)%hubs})
+	}
+	return sites, hubs
+}
+
+func run(ctx context.Context, o options) (rep *Report, err error) {
+	sites, hubs := topology(o.n)
+	for _, s := range sites {
+		if s.Role == "hub" && len(sites) > 1 {
+			spokes := 0
+			for _, t := range sites {
+				if t.Up == s.Index && t.Role == "spoke" {
+					spokes++
+				}
+			}
+			if spokes+1 > 10 {
+				return nil, fmt.Errorf("hub %d would have %d tunnels (limit 10): -n too large", s.Index, spokes+1)
+			}
+		}
+	}
+	rep = &Report{Started: time.Now().UTC(), Binary: o.bin, Sites: o.n, Hubs: hubs, LoadAvg: loadAvg(), Sitelist: sites}
+	lab, err := netlab.New("")
+	if err != nil {
+		return nil, err
+	}
+	lab.KeepDir = o.keep
+	defer func() {
+		logf("cleaning up lab %s (%d namespaces)", lab.Prefix, len(lab.Namespaces()))
+		err = errors.Join(err, lab.Close())
+		if o.keep {
+			logf("lab files kept in %s", lab.Dir)
+		}
+	}()
+
+	logf("building %d sites (%d hubs) in lab %s", o.n, hubs, lab.Prefix)
+	if err := build(ctx, lab, o, sites); err != nil {
+		return rep, err
+	}
+
+	// Cold start: every gateway at once.
+	t0 := time.Now()
+	for _, s := range sites {
+		p, err := lab.Start(s.gw.Net.GatewayNS, s.gw.LogPath, "env", "VGATE_DEBUG_PPROF="+s.sock, s.gw.Bin, "run", "--config", s.gw.ConfigPath)
+		if err != nil {
+			return rep, err
+		}
+		s.proc = p
+	}
+	logf("started %d gateways in %.1fs; waiting for every site's route everywhere", len(sites), time.Since(t0).Seconds())
+	if err := converge(ctx, o, sites, t0); err != nil {
+		return rep, err
+	}
+	for _, s := range sites {
+		rep.ConvergedSec = max(rep.ConvergedSec, s.ConvergedSec)
+	}
+	logf("converged in %.1fs; settling %v", rep.ConvergedSec, o.settle)
+	if err := sleep(ctx, o.settle); err != nil {
+		return rep, err
+	}
+
+	// Idle window.
+	logf("idle window %v", o.idle)
+	type start struct {
+		cpu   time.Duration
+		alloc uint64
+	}
+	starts := make([]start, len(sites))
+	for i, s := range sites {
+		c, err := s.proc.CPUTime()
+		if err != nil {
+			return rep, fmt.Errorf("site %d: %w", s.Index, err)
+		}
+		ms, err := memStats(ctx, s.sock, false)
+		if err != nil {
+			return rep, fmt.Errorf("site %d: %w", s.Index, err)
+		}
+		starts[i] = start{c, ms["TotalAlloc"]}
+	}
+	w0 := time.Now()
+	if err := sleep(ctx, o.idle); err != nil {
+		return rep, err
+	}
+	win := time.Since(w0)
+	rep.IdleSec = win.Seconds()
+	for i, s := range sites {
+		c, err := s.proc.CPUTime()
+		if err != nil {
+			return rep, fmt.Errorf("site %d: %w", s.Index, err)
+		}
+		ms, err := memStats(ctx, s.sock, false)
+		if err != nil {
+			return rep, fmt.Errorf("site %d: %w", s.Index, err)
+		}
+		s.CPUPercent = 100 * (c - starts[i].cpu).Seconds() / win.Seconds()
+		s.AllocMBps = float64(ms["TotalAlloc"]-starts[i].alloc) / 1e6 / win.Seconds()
+	}
+	// Memory after the window: RSS, then the live heap after a forced GC.
+	for _, s := range sites {
+		s.RSSMiB = rssMiB(s.proc.Pid())
+		rep.TotalRSSMiB += s.RSSMiB
+		ms, err := memStats(ctx, s.sock, true)
+		if err != nil {
+			return rep, fmt.Errorf("site %d: %w", s.Index, err)
+		}
+		s.HeapMB = float64(ms["HeapAlloc"]) / 1e6
+	}
+	rep.Roles = aggregate(sites)
+	if o.profDir != "" {
+		if err := profiles(ctx, o.profDir, sites); err != nil {
+			logf("profiles: %v", err)
+		}
+	}
+
+	// Four hops: a spoke to a spoke behind another hub.
+	if from, to := pingPair(sites); from != nil && to != nil {
+		rep.PingFrom, rep.PingTo = from.Index, to.Index
+		rep.PingHops = hops(sites, from, to)
+		rtt, err := ping(ctx, lab, from, to)
+		rep.PingOK, rep.PingRTTms = err == nil, rtt
+		if err != nil {
+			logf("ping %d -> %d: %v", from.Index, to.Index, err)
+		}
+	}
+	return rep, nil
+}
+
+// build makes the namespaces, the underlay and the gateway configs.
+func build(ctx context.Context, lab *netlab.Lab, o options, sites []*Site) error {
+	batches := map[string][]string{} // namespace -> ip commands
+	var order []string
+	for _, s := range sites {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		ns, err := lab.AddNamespace(fmt.Sprintf("s%d", s.Index))
+		if err != nil {
+			return err
+		}
+		n := &netlab.Network{
+			Index:           s.Index,
+			GatewayNS:       ns,
+			GatewayUnderlay: netip.AddrFrom4([4]byte{198, 18, 0, byte(s.Index)}),
+			GatewayLAN:      netip.AddrFrom4([4]byte{10, byte(s.Index), 0, 1}),
+			Space:           netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(s.Index), 0, 0}), 16),
+		}
+		port := fmt.Sprintf("s%d", s.Index)
+		order = append(order, ns)
+		batches[ns] = []string{
+			"link add wan0 type veth peer name " + port + " netns " + lab.WAN,
+			"addr add " + n.GatewayUnderlay.String() + "/24 dev wan0",
+			"link set wan0 up",
+			// The site's network is one address on lo (no dummy
+			// interfaces everywhere): enough to source and answer pings.
+			"addr add " + n.GatewayLAN.String() + "/32 dev lo",
+		}
+		batches[lab.WAN] = append(batches[lab.WAN], "link set "+port+" master br0 up")
+		g, err := lab.NewGateway(n, o.bin)
+		if err != nil {
+			return err
+		}
+		g.Spaces = []netip.Prefix{n.Space}
+		s.gw = g
+		s.sock = lab.Path(fmt.Sprintf("s%d-pprof.sock", s.Index))
+	}
+	for _, ns := range append(order, lab.WAN) {
+		if err := ipBatch(ctx, ns, batches[ns]); err != nil {
+			return err
+		}
+		if ns != lab.WAN {
+			if _, err := lab.Run(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range sites {
+		if s.Up != 0 {
+			netlab.LinkBGP(s.gw, sites[s.Up-1].gw)
+		}
+	}
+	for _, s := range sites {
+		s.Tunnels = len(s.gw.Peerings)
+		for i := range s.gw.Peerings {
+			s.gw.Peerings[i].Keepalive = 0 // idle means idle: only what vgate itself sends
+		}
+		if err := s.gw.WriteConfig(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ipBatch runs `ip -n ns -batch -`: one process for a namespace's commands.
+func ipBatch(ctx context.Context, ns string, cmds []string) error {
+	cmd := exec.CommandContext(ctx, "ip", "-n", ns, "-batch", "-")
+	cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ip -batch: %w: %s", err, out)
+	}
+	return nil
+}
+
+var protoRouteRE = regexp.MustCompile(`(?m)^(10\.\d+\.0\.0/16)\b`)
+
+// converge polls each gateway's kernel routes (protocol 76, vgate's) until
+// it has every other site's network, recording when.
+func converge(ctx context.Context, o options, sites []*Site, t0 time.Time) error {
+	deadline := t0.Add(o.convergeMax)
+	left := slices.Clone(sites)
+	lastLog := time.Now()
+	for len(left) > 0 {
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+		var still []*Site
+		for _, s := range left {
+			if s.proc.Exited() {
+				return fmt.Errorf("site %d exited:\n%s", s.Index, s.proc.LogTail(20))
+			}
+			// ip -n (setns in ip itself) is cheaper than ip netns exec.
+			out, err := exec.CommandContext(ctx, "ip", "-n", s.gw.Net.GatewayNS, "-4", "route", "show", "proto", "76").Output()
+			have := 0
+			if err == nil {
+				have = len(protoRouteRE.FindAllString(string(out), -1))
+			}
+			if have >= len(sites)-1 {
+				s.ConvergedSec = time.Since(t0).Seconds()
+				continue
+			}
+			still = append(still, s)
+		}
+		left = still
+		if time.Since(lastLog) > 10*time.Second && len(left) > 0 {
+			logf("%.0fs: %d of %d gateways have every route", time.Since(t0).Seconds(), len(sites)-len(left), len(sites))
+			lastLog = time.Now()
+		}
+		if time.Now().After(deadline) && len(left) > 0 {
+			var ids []string
+			for _, s := range left {
+				ids = append(ids, strconv.Itoa(s.Index))
+			}
+			return fmt.Errorf("not converged after %v: sites %s lack routes", o.convergeMax, strings.Join(ids, ","))
+		}
+	}
+	return nil
+}
+
+// memStats reads runtime.MemStats from the debug=1 heap profile of a
+// gateway's VGATE_DEBUG_PPROF socket; gc runs a collection first, so
+// HeapAlloc is the live heap.
+func memStats(ctx context.Context, sock string, gc bool) (map[string]uint64, error) {
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	url := "http://pprof/debug/pprof/heap?debug=1"
+	if gc {
+		url += "&gc=1"
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("pprof socket %s (is VGATE_DEBUG_PPROF supported by this binary?): %w", sock, err)
+	}
+	defer resp.Body.Close()
+	out := map[string]uint64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		// "# HeapAlloc = 1234"
+		f := strings.Fields(sc.Text())
+		if len(f) == 4 && f[0] == "#" && f[2] == "=" {
+			if v, err := strconv.ParseUint(f[3], 10, 64); err == nil {
+				out[f[1]] = v
+			}
+		}
+	}
+	if _, ok := out["TotalAlloc"]; !ok {
+		return nil, fmt.Errorf("pprof socket %s: no MemStats in heap profile", sock)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return out, nil
+}
+
+// profiles saves, for the first site of each role, a heap profile and,
+// over the same 20 s, an allocation delta and a CPU profile.
+func profiles(ctx context.Context, dir string, sites []*Site) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for _, s := range sites {
+		if seen[s.Role] {
+			continue
+		}
+		seen[s.Role] = true
+		if err := fetch(ctx, s.sock, "/debug/pprof/heap", filepath.Join(dir, fmt.Sprintf("%s-s%d-heap.pb.gz", s.Role, s.Index))); err != nil {
+			return err
+		}
+		for kind, path := range map[string]string{"allocs": "/debug/pprof/allocs?seconds=20", "cpu": "/debug/pprof/profile?seconds=20"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- fetch(ctx, s.sock, path, filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind)))
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	logf("profiles in %s", dir)
+	return errors.Join(all...)
+}
+
+func fetch(ctx context.Context, sock, path, file string) error {
+	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://pprof"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func aggregate(sites []*Site) []RoleFigures {
+	var out []RoleFigures
+	for _, role := range []string{"core", "hub", "spoke"} {
+		r := RoleFigures{Role: role}
+		for _, s := range sites {
+			if s.Role != role {
+				continue
+			}
+			r.Count++
+			r.RSSMiBMean += s.RSSMiB
+			r.CPUMean += s.CPUPercent
+			r.HeapMBMean += s.HeapMB
+			r.AllocMBps += s.AllocMBps
+			r.RSSMiBMax = max(r.RSSMiBMax, s.RSSMiB)
+			r.CPUMax = max(r.CPUMax, s.CPUPercent)
+			r.HeapMBMax = max(r.HeapMBMax, s.HeapMB)
+			r.AllocMBpMax = max(r.AllocMBpMax, s.AllocMBps)
+		}
+		if r.Count == 0 {
+			continue
+		}
+		c := float64(r.Count)
+		r.RSSMiBMean /= c
+		r.CPUMean /= c
+		r.HeapMBMean /= c
+		r.AllocMBps /= c
+		out = append(out, r)
+	}
+	return out
+}
+
+// pingPair picks the first spoke and the last spoke behind another hub
+// (or, in a tiny topology, the farthest pair there is).
+func pingPair(sites []*Site) (from, to *Site) {
+	var spokes []*Site
+	for _, s := range sites {
+		if s.Role == "spoke" {
+			spokes = append(spokes, s)
+		}
+	}
+	if len(spokes) > 0 {
+		from = spokes[0]
+		for i := len(spokes) - 1; i >= 0; i-- {
+			if spokes[i].Up != from.Up {
+				return from, spokes[i]
+			}
+		}
+		if len(spokes) > 1 {
+			return from, spokes[len(spokes)-1]
+		}
+		return from, sites[1]
+	}
+	return sites[1], sites[len(sites)-1]
+}
+
+// hops counts tunnels between two sites of the tree.
+func hops(sites []*Site, a, b *Site) int {
+	path := func(s *Site) []int {
+		var p []int
+		for s != nil {
+			p = append(p, s.Index)
+			if s.Up == 0 {
+				break
+			}
+			s = sites[s.Up-1]
+		}
+		return p
+	}
+	pa, pb := path(a), path(b)
+	for i, x := range pa {
+		if j := slices.Index(pb, x); j >= 0 {
+			return i + j
+		}
+	}
+	return -1
+}
+
+var pingRE = regexp.MustCompile(`= [0-9.]+/([0-9.]+)/`)
+
+func ping(ctx context.Context, lab *netlab.Lab, from, to *Site) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := lab.RunContext(ctx, from.gw.Net.GatewayNS, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "2",
+		"-I", from.gw.Net.GatewayLAN.String(), to.gw.Net.GatewayLAN.String())
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s", err, out)
+	}
+	m := pingRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no rtt in %q", out)
+	}
+	return strconv.ParseFloat(m[1], 64)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printReport(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "\nhub-of-hubs: %d sites (core, %d hubs, %d spokes), all BGP; load average at start %s\n",
+		r.Sites, r.Hubs, r.Sites-1-r.Hubs, r.LoadAvg)
+	if r.ConvergedSec > 0 {
+		fmt.Fprintf(w, "cold start to every prefix everywhere: %.1f s\n", r.ConvergedSec)
+	}
+	if len(r.Roles) > 0 {
+		fmt.Fprintf(w, "total RSS: %.0f MiB; idle window %.0f s\n\n", r.TotalRSSMiB, r.IdleSec)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "role\tcount\tRSS MiB mean\tmax\tlive heap MB mean\tmax\tidle CPU % mean\tmax\talloc MB/s mean\tmax\t")
+		for _, x := range r.Roles {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.3f\t%.3f\t\n", x.Role, x.Count,
+				x.RSSMiBMean, x.RSSMiBMax, x.HeapMBMean, x.HeapMBMax, x.CPUMean, x.CPUMax, x.AllocMBps, x.AllocMBpMax)
+		}
+		tw.Flush()
+	}
+	if r.PingFrom != 0 {
+		status := "FAILED"
+		if r.PingOK {
+			status = fmt.Sprintf("ok, %.2f ms", r.PingRTTms)
+		}
+		fmt.Fprintf(w, "\nping site %d -> site %d (%d tunnel hops): %s\n", r.PingFrom, r.PingTo, r.PingHops, status)
+	}
+}
