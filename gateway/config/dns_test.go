@@ -75,4 +75,3 @@ func TestDNSErrors(t *testing.T) {
 		})
 	}
 }
-

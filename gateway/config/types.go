@@ -34,15 +34,15 @@ type Config struct {
 	MaxTunnels     int            `yaml:"max_tunnels" json:"max_tunnels"`
 	// MTU of the tunnel interfaces; 0 derives it from the underlay MTU
 	// minus WireGuard overhead (60 bytes over IPv4, 80 over IPv6).
-	MTU           int          `yaml:"mtu,omitempty" json:"mtu,omitempty"`
-	BGP           *BGP         `yaml:"bgp,omitempty" json:"bgp,omitempty"`
-	Peerings      []Peering    `yaml:"peerings" json:"peerings"`
-	PointToSite   *PointToSite `yaml:"point_to_site,omitempty" json:"point_to_site,omitempty"`
+	MTU         int          `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	BGP         *BGP         `yaml:"bgp,omitempty" json:"bgp,omitempty"`
+	Peerings    []Peering    `yaml:"peerings" json:"peerings"`
+	PointToSite *PointToSite `yaml:"point_to_site,omitempty" json:"point_to_site,omitempty"`
 	// DNS serves names on the tunnel address (gateway/names); nil: off.
-	DNS *DNS `yaml:"dns,omitempty" json:"dns,omitempty"`
-	Metrics       Metrics      `yaml:"metrics" json:"metrics"`
-	ControlSocket string       `yaml:"control_socket" json:"control_socket"`
-	StateDir      string       `yaml:"state_dir" json:"state_dir"`
+	DNS           *DNS    `yaml:"dns,omitempty" json:"dns,omitempty"`
+	Metrics       Metrics `yaml:"metrics" json:"metrics"`
+	ControlSocket string  `yaml:"control_socket" json:"control_socket"`
+	StateDir      string  `yaml:"state_dir" json:"state_dir"`
 
 	// PrivateKey is loaded from PrivateKeyFile by Load; it is never
 	// serialized (keys.PrivateKey redacts itself).
