@@ -72,8 +72,8 @@ var NoClients Directory = noClients{}
 
 type noClients struct{}
 
-func (noClients) Lookup(string) []netip.Addr      { return nil }
-func (noClients) IsClient(netip.Addr) bool        { return false }
+func (noClients) Lookup(string) []netip.Addr     { return nil }
+func (noClients) IsClient(netip.Addr) bool       { return false }
 func (noClients) Reach(src, dst netip.Addr) bool { return false }
 
 // AskerKind is who sent a query, by its source address.
