@@ -57,6 +57,9 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	if err := g.applyAddress(cfg, st); err != nil {
 		return err
 	}
+	if err := g.applyDNS(cfg, st); err != nil { // dns.go
+		return err
+	}
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
 		return err
 	}
@@ -132,6 +135,7 @@ func (g *Gateway) tunnel(name string) Tunnel {
 func (g *Gateway) teardown() error {
 	var errs []error
 	g.closeBGP()
+	g.closeDNS()
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
 		if g.addr.IsValid() {
