@@ -50,13 +50,13 @@ type Gateway struct {
 	// p2sDisabled says why point_to_site is configured but not running
 	// (a corrupt registry), "" otherwise (p2s.go).
 	p2sDisabled string
-	bgp         *bgpRuntime     // nil without bgp (bgp.go)
-	dns         *names.Server   // nil without dns (dns.go)
+	bgp         *bgpRuntime   // nil without bgp (bgp.go)
+	dns         *names.Server // nil without dns (dns.go)
 	// dnsP2S is the point-to-site server the name server reads (dns.go).
-	dnsP2S atomic.Pointer[p2s.Server]
-	addr        netip.Addr      // the tunnel address on lo
-	learned     []routing.Route // the speaker's last RIB snapshot
-	applied     plan.State      // the last plan applied
+	dnsP2S  atomic.Pointer[p2s.Server]
+	addr    netip.Addr      // the tunnel address on lo
+	learned []routing.Route // the speaker's last RIB snapshot
+	applied plan.State      // the last plan applied
 	// mem is the peers' remembered endpoints (remember.go).
 	mem memoryState
 }
