@@ -124,4 +124,3 @@ func RunResolver(cmds [][]string) error {
 	}
 	return nil
 }
-
