@@ -54,6 +54,9 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		in.P2SDown = true
 		st = plan.Plan(in)
 	}
+	if err := g.applyEnroll(cfg); err != nil { // invite.go
+		return err
+	}
 	if err := g.applyAddress(cfg, st); err != nil {
 		return err
 	}
@@ -136,6 +139,7 @@ func (g *Gateway) teardown() error {
 	var errs []error
 	g.closeBGP()
 	g.closeDNS()
+	g.closeEnroll()
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
 		if g.addr.IsValid() {

@@ -52,6 +52,7 @@ type Gateway struct {
 	p2sDisabled string
 	bgp         *bgpRuntime   // nil without bgp (bgp.go)
 	dns         *names.Server // nil without dns (dns.go)
+	enroll      enrollState   // invites (invite.go)
 	// dnsP2S is the point-to-site server the name server reads (dns.go).
 	dnsP2S  atomic.Pointer[p2s.Server]
 	addr    netip.Addr      // the tunnel address on lo
