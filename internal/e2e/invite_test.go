@@ -159,3 +159,47 @@ func tokenSecretB64(t enroll.Token) string {
 	b, _ := json.Marshal(t.Secret[:]) // base64 of the bytes, quoted
 	return strings.Trim(string(b), `"`)
 }
+
+// sandboxNamesExtra turns p2sExtra into a config with the name server
+// (its point_to_site.dns becomes the upstream) and the enrollment
+// listener, for TestSandbox.
+func sandboxNamesExtra(extra string) string {
+	extra = strings.Replace(extra, "  dns: [10.1.0.2]\n", "  enroll: { listen: \"198.18.0.1:8443\" }\n", 1)
+	return extra + "dns: { zone: net1.internal, upstream: [10.1.0.2] }\n"
+}
+
+// checkSandboxNames: the sandboxed gateway answers DNS on its tunnel
+// address (port 53: CAP_NET_BIND_SERVICE) and enrolls a laptop with an
+// invite (certificate and invite store in its state directory).
+func checkSandboxNames(t *testing.T, lab *netlab.Lab, g *netlab.Gateway, lt *netlab.Laptop) {
+	t.Helper()
+	status, addrs := dig(t, lab, lt.NS, g.TunnelAddress, "alice.net1.internal")
+	if status != "NOERROR" || len(addrs) != 1 || addrs[0] != lt.Addresses[0].String() {
+		t.Fatalf("sandboxed gateway: dig alice.net1.internal: %s %v", status, addrs)
+	}
+	out, err := g.CLI("client", "invite", "erin", "--group", "devs", "--json", "--socket", g.Socket)
+	if err != nil {
+		t.Fatalf("client invite: %v\n%s", err, out)
+	}
+	var inv api.Invite
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatal(err)
+	}
+	lt2, err := lab.AddLaptop(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := lab.Start(lt2.NS, lt2.NS+"-connect.log", vgateBin(t), "connect", "--interface", lt2.IfName, "--dns", "print",
+		"--output", lab.Path("erin.conf"), "--invite", inv.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	if err := lab.WaitPing(lt2.NS, g.Net.HostAddr, 20*time.Second); err != nil {
+		t.Fatalf("laptop enrolled with an invite at the sandboxed gateway cannot reach host 1: %v\n%s", err, p.LogTail(20))
+	}
+	t.Logf("sandboxed gateway: DNS answered alice, erin enrolled with an invite and reached %s", g.Net.HostAddr)
+	if out, err := g.CLI("client", "revoke", "erin", "--socket", g.Socket); err != nil { // the rest counts one client
+		t.Fatalf("revoke erin: %v\n%s", err, out)
+	}
+}
