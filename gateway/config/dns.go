@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -71,7 +72,9 @@ func validateDNS(c *Config, d *doc) {
 				d.errorf(path, "%s is tunnel_address, where this gateway serves DNS itself: a query would loop", u)
 			}
 		}
-		if c.PointToSite != nil && d.present("point_to_site.dns") {
+		// point_to_site.dns may only say what dns implies (a round trip
+		// of a loaded config writes it).
+		if p := c.PointToSite; p != nil && d.present("point_to_site.dns") && !slices.Equal(p.DNS, []netip.Addr{c.TunnelAddress}) {
 			d.errorf("point_to_site.dns", "set together with dns: with dns, client configs get the tunnel address %s as their DNS server; put these resolvers in dns.upstream instead", c.TunnelAddress)
 		}
 	}

@@ -29,6 +29,11 @@ func TestDNSValid(t *testing.T) {
 			t.Errorf("ParseUpstream(%q) = %v, %v; want %s", in, ap, err, want)
 		}
 	}
+	// What dns implies may be written (a loaded config's round trip does).
+	c = mustParse(t, minimal+"dns: { zone: east.internal }\npoint_to_site:\n  endpoint: vpn.example.net:51821\n  address_pool: [172.16.0.0/24]\n  dns: [10.1.255.254]\n")
+	if !slices.Equal(c.PointToSite.DNSSearch, []string{"east.internal"}) {
+		t.Errorf("explicit tunnel address as point_to_site.dns: search %v", c.PointToSite.DNSSearch)
+	}
 	c = mustParse(t, minimal+"point_to_site:\n  endpoint: vpn.example.net:51821\n  address_pool: [172.16.0.0/24]\n")
 	if c.PointToSite.DNS != nil || EnrollURL(c) != "" {
 		t.Errorf("without dns and enroll: dns %v, enroll URL %q", c.PointToSite.DNS, EnrollURL(c))

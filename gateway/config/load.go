@@ -345,7 +345,7 @@ func applyDefaults(c *Config, d *doc) {
 		}
 		// With the gateway's name server, clients use it (validate
 		// refuses point_to_site.dns beside dns).
-		if c.DNS != nil && len(p.DNS) == 0 && c.TunnelAddress.IsValid() {
+		if c.DNS != nil && c.TunnelAddress.IsValid() && (len(p.DNS) == 0 || slices.Equal(p.DNS, []netip.Addr{c.TunnelAddress})) {
 			p.DNS = []netip.Addr{c.TunnelAddress}
 			if c.DNS.Zone != "" {
 				p.DNSSearch = []string{strings.ToLower(strings.TrimSuffix(c.DNS.Zone, "."))}
