@@ -191,3 +191,47 @@ func TestFilterForwarded(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecide: any name from any asker gets a decision that keeps the
+// rules: outside askers are refused; names of the own zone are never
+// forwarded; an answer holds only the tunnel address or addresses of the
+// named client; forwards of a peer zone go from the tunnel address.
+func FuzzDecide(f *testing.F) {
+	f.Add("bob.east.internal.", uint16(dns.TypeA), []byte{172, 16, 201, 1})
+	f.Add("carol.west.internal", uint16(dns.TypeAAAA), []byte{10, 1, 0, 2})
+	f.Add("EAST.internal", uint16(dns.TypeANY), []byte{10, 2, 255, 254})
+	f.Add("..", uint16(0), []byte{198, 18, 0, 1})
+	f.Add("a.b.c.lab.bob.east.internal.", uint16(dns.TypeA), []byte{0xfd, 0, 0xc1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, name string, qtype uint16, raw []byte) {
+		asker, ok := netip.AddrFromSlice(raw)
+		if !ok {
+			return
+		}
+		d := Decide(zone, dir, asker, name, qtype)
+		kind := Classify(zone, dir, asker)
+		canon := dns.CanonicalName(name)
+		label, own := under(canon, zone.Zone)
+		switch {
+		case kind == Outside && d.Action != Refuse:
+			t.Fatalf("outside asker %v got %v", asker, d.Action)
+		case own && d.Action == Forward:
+			t.Fatalf("own-zone name %q forwarded", name)
+		case d.Action == Forward && d.Filter && kind != Client:
+			t.Fatalf("filter set for a %v asker", kind)
+		}
+		for _, rr := range d.Records {
+			var a netip.Addr
+			switch r := rr.(type) {
+			case *dns.A:
+				a, _ = netip.AddrFromSlice(r.A.To4())
+			case *dns.AAAA:
+				a, _ = netip.AddrFromSlice(r.AAAA)
+			default:
+				continue
+			}
+			if a != zone.TunnelAddress && !slices.Contains(dir.Lookup(label), a) {
+				t.Fatalf("%q answered with %v, which is neither the gateway nor that client", name, a)
+			}
+		}
+	})
+}
