@@ -158,4 +158,21 @@ func TestNames(t *testing.T) {
 	if gone > time.Second {
 		t.Errorf("bob's name disappeared after %v, want within 1s", gone)
 	}
+
+	// Reload: a new zone applies at once; without dns nothing answers on
+	// port 53; dns comes back with a reload.
+	g1.Extra = strings.Replace(namesExtra1, "zone: east.internal", "zone: east2.internal", 1)
+	reload(t, g1, 1)
+	expect(alice.NS, "net1.east2.internal", "NOERROR", "10.1.255.254")
+	expect(alice.NS, "alice.east2.internal", "NOERROR", alice.Addresses[0].String())
+	expect(alice.NS, "net1.east.internal", "REFUSED") // no longer a zone of ours, no upstream
+	g1.Extra = strings.Replace(namesExtra1, "dns: { zone: east.internal }\n", "", 1)
+	g1.Peerings[0].DNSZone = "" // needs dns
+	reload(t, g1, 2)
+	if out, err := lab.Run(alice.NS, "dig", "@"+g1.TunnelAddress.String(), "net1.east.internal", "+time=1", "+tries=1"); err == nil {
+		t.Fatalf("without dns the gateway still answers:\n%s", out)
+	}
+	g1.Extra, g1.Peerings[0].DNSZone = namesExtra1, "west.internal"
+	reload(t, g1, 3)
+	expect(alice.NS, "carol.west.internal", "NOERROR", "172.16.202.1")
 }
