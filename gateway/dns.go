@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"strings"
+
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/plan"
@@ -49,4 +52,15 @@ func (g *Gateway) closeDNS() {
 		g.dns.Close()
 		g.dns = nil
 	}
+}
+
+// dnsStatus is the name server section of Status, or nil.
+func (g *Gateway) dnsStatus() *api.DNSStatus {
+	g.mu.Lock()
+	s := g.dns
+	g.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return &api.DNSStatus{Address: s.Addr(), Zone: strings.TrimSuffix(s.Zone().Zone, "."), Queries: s.Counts()}
 }

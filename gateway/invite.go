@@ -190,3 +190,21 @@ func (g *Gateway) redeem(ctx context.Context, secret [32]byte, pub keys.PublicKe
 	})
 	return enroll.Response{Name: inv.Name, Config: conf}, err
 }
+
+// enrollStatus is the enrollment section of Status, or nil.
+func (g *Gateway) enrollStatus() *api.EnrollStatus {
+	g.mu.Lock()
+	e := g.enroll
+	g.mu.Unlock()
+	if e.srv == nil {
+		return nil
+	}
+	st := &api.EnrollStatus{Listen: e.srv.Addr(), URL: e.url, Pin: enroll.PinString(e.pin), Attempts: e.srv.Attempts()}
+	now := time.Now()
+	for _, i := range e.store.List() {
+		if i.StateAt(now) == enroll.Pending {
+			st.Pending++
+		}
+	}
+	return st
+}

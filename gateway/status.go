@@ -43,6 +43,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	g.mu.Unlock()
 
 	st.P2S = g.p2sStatus()
+	st.DNS, st.Enroll = g.dnsStatus(), g.enrollStatus() // dns.go, invite.go
 	sessions := map[string]routing.NeighborStatus{}
 	if b != nil {
 		if rib, err := b.speaker.Snapshot(ctx); err == nil {

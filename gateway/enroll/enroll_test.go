@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,10 @@ func TestEnrollEndToEnd(t *testing.T) {
 	refused("rate limited, even a valid invite", token("erin", time.Hour), CodeRateLimited)
 	now = now.Add(Refill)
 	refused("after a refill", unknown, CodeUnknown)
+	want := map[string]uint64{"enrolled": 1, "invite_used": 1, "invite_revoked": 1, "invite_expired": 1, "invite_unknown": 5, "rate_limited": 2}
+	if got := srv.Attempts(); !maps.Equal(got, want) {
+		t.Errorf("attempts %v, want %v", got, want)
+	}
 }
 
 func srvAddr(t *testing.T, s *Server) string {

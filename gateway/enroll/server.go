@@ -54,6 +54,26 @@ type Server struct {
 	mu        sync.Mutex
 	limit     *Limiter
 	now       func() time.Time
+	// attempts by result ("enrolled" or a refusal Code); under mu.
+	attempts map[string]uint64
+}
+
+// Attempts returns the enrollment attempts so far by result: "enrolled"
+// or the refusal's code.
+func (s *Server) Attempts() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(s.attempts))
+	for k, v := range s.attempts {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *Server) count(result string) {
+	s.mu.Lock()
+	s.attempts[result]++
+	s.mu.Unlock()
 }
 
 // Listen serves enrollment on addr (host:port) with cert. On error
@@ -63,7 +83,7 @@ func Listen(addr string, cert tls.Certificate, redeem RedeemFunc, log *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("point_to_site.enroll.listen %s: %w", addr, err)
 	}
-	s := &Server{addr: addr, boundAddr: ln.Addr().String(), log: log, limit: NewLimiter(), now: time.Now}
+	s := &Server{addr: addr, boundAddr: ln.Addr().String(), log: log, limit: NewLimiter(), now: time.Now, attempts: map[string]uint64{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Path, func(w http.ResponseWriter, r *http.Request) { s.enroll(w, r, redeem) })
 	s.srv = &http.Server{
@@ -97,6 +117,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, redeem RedeemFun
 	ok := s.limit.Allow(src, s.now())
 	s.mu.Unlock()
 	if !ok {
+		s.count(string(CodeRateLimited))
 		w.Header().Set("Retry-After", fmt.Sprint(int(Refill/time.Second)))
 		reply(w, http.StatusTooManyRequests, answerError{"too many failed enrollment attempts; try again later", CodeRateLimited})
 		return
@@ -104,6 +125,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, redeem RedeemFun
 	fail := func(status int, e *Refused) {
 		s.mu.Lock()
 		s.limit.Fail(src, s.now())
+		s.attempts[string(e.Code)]++
 		s.mu.Unlock()
 		s.log.Warn("enrollment refused", "source", src.String(), "code", string(e.Code), "reason", e.Msg)
 		reply(w, status, answerError{e.Msg, e.Code})
@@ -140,6 +162,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, redeem RedeemFun
 		fail(status, ref)
 		return
 	}
+	s.count("enrolled")
 	s.log.Info("client enrolled with an invite", "client", resp.Name, "source", src.String(), "public_key", pub.String())
 	reply(w, http.StatusOK, resp)
 }

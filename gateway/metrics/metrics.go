@@ -66,6 +66,7 @@ type Collector struct {
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
+	dnsQueries, enrollAttempts, invitesPending             *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -123,6 +124,10 @@ func New(source Source, version string) *Collector {
 		probeRTT:             d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
 		peeringSourceDropped: d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
 		ipForwarding:         d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
+
+		dnsQueries:     d("dns_queries_total", "DNS queries the name server on the tunnel address handled, by outcome (answer, nxdomain, refused, forwarded, servfail, malformed).", "outcome"),
+		enrollAttempts: d("enroll_attempts_total", "Invite enrollment attempts on the enrollment listener, by result (enrolled or why refused).", "result"),
+		invitesPending: d("invites_pending", "Invites issued and not yet used, revoked or expired."),
 	}
 }
 
@@ -136,6 +141,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
+		c.dnsQueries, c.enrollAttempts, c.invitesPending,
 	}
 }
 
@@ -248,6 +254,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for verdict, n := range p.Packets {
 			counter(c.p2sPackets, float64(n), verdict)
 		}
+	}
+	if d := m.DNS; d != nil { // dns configured
+		for _, o := range api.DNSOutcomes {
+			counter(c.dnsQueries, float64(d.Queries[o]), o)
+		}
+	}
+	if e := m.Enroll; e != nil { // point_to_site.enroll configured
+		for _, r := range api.EnrollResults {
+			counter(c.enrollAttempts, float64(e.Attempts[r]), r)
+		}
+		gauge(c.invitesPending, float64(e.Pending))
 	}
 	// Every registered client keeps its series while disconnected, so an
 	// alert can fire on a client that never came up.

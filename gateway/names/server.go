@@ -34,6 +34,8 @@ type Server struct {
 	dir      func() Directory
 	udp, tcp *dns.Server
 	slots    chan struct{}
+	// counts by outcome (api.DNSOutcomes order: outcome constants).
+	counts [numOutcomes]atomic.Uint64
 	// exchange sends m to target (from via, if valid); a seam for tests.
 	exchange func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error)
 }
@@ -81,26 +83,55 @@ func (s *Server) Close() error {
 	return errors.Join(s.udp.Shutdown(), s.tcp.Shutdown())
 }
 
-// ServeDNS answers one query (dns.Handler).
-func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	resp := s.respond(w.RemoteAddr(), r, w.LocalAddr().Network() == "udp")
-	if resp != nil {
-		_ = w.WriteMsg(resp)
+// Outcomes of a query, counted (Counts).
+const (
+	outAnswer = iota
+	outNXDomain
+	outRefused
+	outForwarded
+	outServfail
+	outMalformed
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"answer", "nxdomain", "refused", "forwarded", "servfail", "malformed"}
+
+// Counts returns the queries answered so far by outcome: answer,
+// nxdomain, refused, forwarded, servfail, malformed.
+func (s *Server) Counts() map[string]uint64 {
+	out := make(map[string]uint64, numOutcomes)
+	for i := range s.counts {
+		out[outcomeNames[i]] = s.counts[i].Load()
 	}
+	return out
 }
 
-func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) *dns.Msg {
+// Zone is what the server answers now.
+func (s *Server) Zone() *Zone { return s.zone.Load() }
+
+// ServeDNS answers one query (dns.Handler).
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	resp, outcome := s.respond(w.RemoteAddr(), r, w.LocalAddr().Network() == "udp")
+	if resp == nil {
+		return
+	}
+	s.counts[outcome].Add(1)
+	_ = w.WriteMsg(resp)
+}
+
+// respond is the answer to r and its outcome (nil: send nothing).
+func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) {
 	if r.Response {
-		return nil // never answer an answer
+		return nil, outMalformed // never answer an answer
 	}
 	m := new(dns.Msg)
 	switch {
 	case r.Opcode != dns.OpcodeQuery:
-		return m.SetRcode(r, dns.RcodeNotImplemented)
+		return m.SetRcode(r, dns.RcodeNotImplemented), outMalformed
 	case len(r.Question) != 1:
-		return m.SetRcode(r, dns.RcodeFormatError)
+		return m.SetRcode(r, dns.RcodeFormatError), outMalformed
 	case r.Question[0].Qclass != dns.ClassINET:
-		return m.SetRcode(r, dns.RcodeRefused)
+		return m.SetRcode(r, dns.RcodeRefused), outRefused
 	}
 	asker := addrOf(remote)
 	q := r.Question[0]
@@ -115,21 +146,21 @@ func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) *dns.Msg {
 	}
 	switch d.Action {
 	case Refuse:
-		return m.SetRcode(r, dns.RcodeRefused)
+		return m.SetRcode(r, dns.RcodeRefused), outRefused
 	case NXDomain:
 		m.SetRcode(r, dns.RcodeNameError)
 		m.Authoritative = true
 		m.Ns = d.Authority
-		return m
+		return m, outNXDomain
 	case Answer:
 		m.SetReply(r)
 		m.Authoritative = true
 		m.Answer, m.Ns = d.Records, d.Authority
-		return m
+		return m, outAnswer
 	}
 	in := s.forward(r, d)
 	if in == nil {
-		return m.SetRcode(r, dns.RcodeServerFailure)
+		return m.SetRcode(r, dns.RcodeServerFailure), outServfail
 	}
 	if d.Filter {
 		FilterForwarded(in, dir, asker)
@@ -142,7 +173,7 @@ func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) *dns.Msg {
 		}
 		in.Truncate(size)
 	}
-	return in
+	return in, outForwarded
 }
 
 // forward asks d.Targets in order; nil when none answered.

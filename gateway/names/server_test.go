@@ -3,6 +3,7 @@ package names
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -85,5 +86,9 @@ func TestServer(t *testing.T) {
 	s.SetZone(&z2)
 	if in = query(t, "udp", eastAddr, "www.example.com.", dns.TypeA); in.Rcode != dns.RcodeRefused {
 		t.Fatalf("without upstream: rcode %s, want REFUSED", dns.RcodeToString[in.Rcode])
+	}
+	want := map[string]uint64{"answer": 2, "nxdomain": 0, "refused": 1, "forwarded": 3, "servfail": 0, "malformed": 0}
+	if got := s.Counts(); !maps.Equal(got, want) {
+		t.Errorf("counts %v, want %v", got, want)
 	}
 }

@@ -149,6 +149,11 @@ func TestInvite(t *testing.T) {
 	bad.Pin[0] ^= 0xff
 	refused("mispinned", bad.String(), "but the invite pins")
 	refused("damaged", pinned.Token[:len(pinned.Token)-4], "damaged")
+	st, err := g1.Status()
+	if err != nil || st.Enroll == nil || st.Enroll.Pending != 1 || st.Enroll.Attempts["enrolled"] != 1 || st.Enroll.Attempts["invite_used"] != 1 ||
+		st.Enroll.Attempts["invite_revoked"] != 1 || st.Enroll.Attempts["invite_expired"] != 1 || st.Enroll.Pin != inv.Pin {
+		t.Errorf("status enroll: %+v %v", st.Enroll, err)
+	}
 	// The mispinned attempt sent nothing: hank's invite still works.
 	if out, _ := g1.CLI("client", "list", "--socket", g1.Socket); !strings.Contains(out, "hank") {
 		t.Errorf("hank's invite is no longer pending after a pin mismatch:\n%s", out)

@@ -138,6 +138,15 @@ func TestNames(t *testing.T) {
 		t.Fatalf("alice cannot reach bob at his answered address: %v", err)
 	}
 
+	st, err := g1.Status()
+	if err != nil || st.DNS == nil || st.DNS.Zone != "east.internal" || st.DNS.Queries["answer"] < 3 || st.DNS.Queries["nxdomain"] < 1 ||
+		st.DNS.Queries["refused"] < 2 || st.DNS.Queries["forwarded"] < 2 {
+		t.Errorf("status dns: %+v %v", st.DNS, err)
+	}
+	if out, err := g1.CLI("status", "--socket", g1.Socket); err != nil || !strings.Contains(out, "dns             zone east.internal on 10.1.255.254:53, answer ") {
+		t.Errorf("vgate status lacks the dns line: %v\n%s", err, out)
+	}
+
 	// Revoking bob removes his name within one second.
 	if out, err := g1.CLI("client", "revoke", "bob", "--socket", g1.Socket); err != nil {
 		t.Fatalf("revoke: %v\n%s", err, out)
