@@ -80,3 +80,23 @@ func TestDNSErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseUpstream: an accepted upstream has a port, no zone, no mapped
+// address, and parses back from its string to the same value.
+func FuzzParseUpstream(f *testing.F) {
+	for _, s := range []string{"10.1.0.53", "[fd00::53]:5353", "::ffff:10.0.0.1", "10.0.0.1:0", "fe80::1%eth0", "dns.google", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ap, err := ParseUpstream(s)
+		if err != nil {
+			return
+		}
+		if ap.Port() == 0 || ap.Addr().Zone() != "" || ap.Addr().Is4In6() {
+			t.Fatalf("ParseUpstream(%q) = %v", s, ap)
+		}
+		if again, err := ParseUpstream(ap.String()); err != nil || again != ap {
+			t.Fatalf("%v does not round-trip: %v %v", ap, again, err)
+		}
+	})
+}
