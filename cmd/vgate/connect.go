@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +33,8 @@ only the public key and the token's secret to the gateway (over TLS to the
 certificate the token pins), saves the config it gets back with its private
 key (--output, default ~/.config/vgate/NAME.conf, mode 0600) and connects.
 The token works once; next time run 'vgate connect' on the saved file.
+'--invite -' reads the token from standard input, which keeps it out of the
+process list while it is still unused.
 
 `
 
@@ -38,7 +42,7 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("connect", stderr)
 	ifname := fs.String("interface", "vgate0", "name of the TUN interface to create")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	invite := fs.String("invite", "", "enroll with this one-time invite token (from 'vgate client invite'), then connect")
+	invite := fs.String("invite", "", "enroll with this one-time invite token (from 'vgate client invite'), then connect; - reads it from standard input")
 	output := fs.String("output", "", "with --invite: save the enrolled config here (mode 0600; default ~/.config/vgate/NAME.conf)")
 	dnsMode := fs.String("dns", "auto", "set the resolver to the config's DNS: auto (resolvectl where systemd-resolved runs, else print what to set), print, off")
 	fs.Usage = func() {
@@ -68,6 +72,13 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	}
 	var text []byte
 	source := ""
+	if *invite == "-" { // keeps the token out of the process list
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return &exitError{1, fmt.Errorf("--invite -: read the token from standard input: %w", err)}
+		}
+		*invite = strings.TrimSpace(line)
+	}
 	if *invite != "" {
 		t, path, err := enrollInvite(*invite, *output, stdout)
 		if err != nil {

@@ -245,8 +245,9 @@ func (z *Zone) own(d Directory, kind AskerKind, asker netip.Addr, name, label st
 	addrs := d.Lookup(label)
 	var vis []netip.Addr
 	self := slices.Contains(addrs, asker)
+	gateway := asker == z.TunnelAddress // the gateway itself reaches every client
 	for _, a := range addrs {
-		if self || visible(d, kind, asker, a) {
+		if self || gateway || visible(d, kind, asker, a) {
 			vis = append(vis, a)
 		}
 	}
@@ -263,7 +264,9 @@ func (z *Zone) own(d Directory, kind AskerKind, asker netip.Addr, name, label st
 // visible says whether a client address target may be told to the asker:
 // a client asker sees the addresses its groups let it send to; the local
 // or a peered network sees the clients whose groups let them send to the
-// asker (so that a connection could be answered).
+// asker (so that a connection could be answered). A client always sees
+// its own name and the gateway itself (its tunnel address) every name
+// (see own).
 func visible(d Directory, kind AskerKind, asker, target netip.Addr) bool {
 	switch kind {
 	case Client:

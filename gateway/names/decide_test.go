@@ -98,6 +98,8 @@ func TestDecide(t *testing.T) {
 		{"local host sees only addresses that may send to it", zone, ip("10.1.0.2"), "alice.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
 		{"peer gateway: dave may not send to net 2", zone, ip("10.2.255.254"), "dave.east.internal.", dns.TypeA, NXDomain, "", false},
 		{"peer gateway sees alice", zone, ip("10.2.255.254"), "alice.east.internal.", dns.TypeA, Answer, "172.16.201.1", false},
+		{"the gateway itself sees every client", zone, ip("10.1.255.254"), "dave.east.internal.", dns.TypeA, Answer, "172.16.201.4", false},
+		{"the gateway itself sees both families", zone, ip("10.1.255.254"), "alice.east.internal.", dns.TypeANY, Answer, "172.16.201.1,fd00:c1::1", false},
 		{"gateway name", zone, dave, "net1.east.internal.", dns.TypeA, Answer, "10.1.255.254", false},
 		{"gateway name AAAA: NODATA", zone, dave, "net1.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
 		{"apex SOA", zone, ip("10.1.0.2"), "east.internal.", dns.TypeSOA, Answer, "SOA", false},

@@ -62,12 +62,26 @@ func Listen(addr netip.Addr, port uint16, z *Zone, dir func() Directory, log *sl
 	s.udp = &dns.Server{PacketConn: pc, Handler: s}
 	s.tcp = &dns.Server{Listener: ln, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	started := make(chan struct{}, 2)
+	failed := make(chan error, 2)
 	s.udp.NotifyStartedFunc = func() { started <- struct{}{} }
 	s.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
-	go s.udp.ActivateAndServe()
-	go s.tcp.ActivateAndServe()
-	<-started
-	<-started
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		go func() {
+			if err := srv.ActivateAndServe(); err != nil {
+				failed <- err
+			}
+		}()
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case err := <-failed:
+			s.Close()
+			pc.Close()
+			ln.Close()
+			return nil, fmt.Errorf("dns: serve on %s: %w", ap, err)
+		}
+	}
 	log.Info("dns serving", "address", ap.String(), "zone", z.Zone)
 	return s, nil
 }

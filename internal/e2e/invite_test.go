@@ -136,6 +136,11 @@ func TestInvite(t *testing.T) {
 
 	// Refusals, each with its reason.
 	refused("reused", inv.Token, "was already used")
+	// The same through standard input (--invite -).
+	out, err := lab.Run(lt2.NS, "sh", "-c", `echo "$1" | "$2" connect --interface "$3" --dns off --invite -`, "sh", inv.Token, bin, lt2.IfName)
+	if err == nil || !strings.Contains(out, "was already used") {
+		t.Fatalf("reused token on standard input: %v\n%s", err, out)
+	}
 	rev := invite("frank", "--group", "lan")
 	if out, err := g1.CLI("client", "revoke", "frank", "--socket", g1.Socket); err != nil {
 		t.Fatalf("revoke invite: %v\n%s", err, out)
@@ -150,7 +155,7 @@ func TestInvite(t *testing.T) {
 	refused("mispinned", bad.String(), "but the invite pins")
 	refused("damaged", pinned.Token[:len(pinned.Token)-4], "damaged")
 	st, err := g1.Status()
-	if err != nil || st.Enroll == nil || st.Enroll.Pending != 1 || st.Enroll.Attempts["enrolled"] != 1 || st.Enroll.Attempts["invite_used"] != 1 ||
+	if err != nil || st.Enroll == nil || st.Enroll.Pending != 1 || st.Enroll.Attempts["enrolled"] != 1 || st.Enroll.Attempts["invite_used"] != 2 ||
 		st.Enroll.Attempts["invite_revoked"] != 1 || st.Enroll.Attempts["invite_expired"] != 1 || st.Enroll.Pin != inv.Pin {
 		t.Errorf("status enroll: %+v %v", st.Enroll, err)
 	}
