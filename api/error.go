@@ -21,10 +21,11 @@ const (
 	CodeNoP2S        ErrorCode = "no_p2s"        // point_to_site is not configured on this gateway
 	CodeStopped      ErrorCode = "stopped"       // the gateway is shutting down
 	CodeReloadFailed ErrorCode = "reload_failed" // the new config was refused or could not be applied; the previous one runs
+	CodeNoEnroll     ErrorCode = "no_enroll"     // point_to_site.enroll is not configured: no invites
 )
 
 // ErrorCodes lists every error code, in a fixed order.
-var ErrorCodes = []ErrorCode{CodeBadRequest, CodeForbidden, CodeNotFound, CodeConflict, CodeNoP2S, CodeStopped, CodeReloadFailed}
+var ErrorCodes = []ErrorCode{CodeBadRequest, CodeForbidden, CodeNotFound, CodeConflict, CodeNoP2S, CodeStopped, CodeReloadFailed, CodeNoEnroll}
 
 func (c ErrorCode) Error() string { return string(c) }
 

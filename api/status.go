@@ -26,6 +26,10 @@ type Status struct {
 	// Forwarding is whether the machine forwards packets: without it
 	// tunnels come up but nothing behind the gateway gets through.
 	Forwarding Forwarding `json:"ip_forwarding"`
+	// DNS and Enroll are the name server and the invite enrollment
+	// listener; nil when not configured (names.go).
+	DNS    *DNSStatus    `json:"dns,omitempty"`
+	Enroll *EnrollStatus `json:"enroll,omitempty"`
 }
 
 // Forwarding is the kernel's IP forwarding switches

@@ -57,7 +57,13 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		in.P2SDown = true
 		st = plan.Plan(in)
 	}
+	if err := g.applyEnroll(cfg); err != nil { // invite.go
+		return err
+	}
 	if err := g.applyAddress(cfg, st); err != nil {
+		return err
+	}
+	if err := g.applyDNS(cfg, st); err != nil { // dns.go
 		return err
 	}
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
@@ -145,6 +151,8 @@ func (g *Gateway) tunnel(name string) Tunnel {
 func (g *Gateway) teardown() error {
 	var errs []error
 	g.closeBGP()
+	g.closeDNS()
+	g.closeEnroll()
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
 		if g.addr.IsValid() {

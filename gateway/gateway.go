@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/statefile"
@@ -48,10 +50,14 @@ type Gateway struct {
 	// p2sDisabled says why point_to_site is configured but not running
 	// (a corrupt registry), "" otherwise (p2s.go).
 	p2sDisabled string
-	bgp         *bgpRuntime     // nil without bgp (bgp.go)
-	addr        netip.Addr      // the tunnel address on lo
-	learned     []routing.Route // the speaker's last RIB snapshot
-	applied     plan.State      // the last plan applied
+	bgp         *bgpRuntime   // nil without bgp (bgp.go)
+	dns         *names.Server // nil without dns (dns.go)
+	enroll      enrollState   // invites (invite.go)
+	// dnsP2S is the point-to-site server the name server reads (dns.go).
+	dnsP2S  atomic.Pointer[p2s.Server]
+	addr    netip.Addr      // the tunnel address on lo
+	learned []routing.Route // the speaker's last RIB snapshot
+	applied plan.State      // the last plan applied
 	// mem is the peers' remembered endpoints (remember.go).
 	mem memoryState
 	// returns flags peerings that do not route the P2S pool back

@@ -108,6 +108,9 @@ func (g *Gateway) AddClient(ctx context.Context, req api.AddClientRequest) (api.
 	if err != nil {
 		return api.AddedClient{}, err
 	}
+	if g.pendingInvite(req.Name) { // invite.go
+		return api.AddedClient{}, api.WithCode(api.CodeConflict, fmt.Errorf("client %q: a pending invite holds this name (revoke it first: vgate client revoke %s)", req.Name, req.Name))
+	}
 	return s.Add(req)
 }
 

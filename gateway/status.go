@@ -47,6 +47,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	if st.P2S != nil {
 		pool = joinPrefixes(st.P2S.Pool)
 	}
+	st.DNS, st.Enroll = g.dnsStatus(), g.enrollStatus() // dns.go, invite.go
 	sessions := map[string]routing.NeighborStatus{}
 	if b != nil {
 		if rib, err := b.speaker.Snapshot(ctx); err == nil {

@@ -19,8 +19,9 @@ declare -A need=(
 	[promtool]=prometheus  # `promtool check metrics|rules` (ops tests; ~20 MB, installs in ~12 s)
 	[bird]=bird2           # BIRD 2 as the third-party BGP router (TestBIRDInterop)
 	[birdc]=bird2
+	[dig]=dnsutils        # queries the gateway's DNS server (TestNames)
 )
-packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus bird2)
+packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus bird2 dnsutils)
 
 export PATH="$PATH:/usr/sbin:/sbin"
 missing=()

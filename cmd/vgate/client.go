@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +17,6 @@ import (
 	"rsc.io/qr"
 
 	"github.com/vgate-project/vgate/api"
-	"github.com/vgate-project/vgate/gateway/control"
 )
 
 const clientUsage = `Usage:
@@ -25,10 +25,19 @@ const clientUsage = `Usage:
       (wg-quick format, as the WireGuard apps import it); with --public-key
       the laptop keeps its own private key, otherwise the config holds a
       fresh one that the gateway does not keep
+  vgate client add NAME --group G... --invite [--expires 24h]
+      as client invite, and print the token as a QR code too (for phones)
+  vgate client invite NAME --group G... [--expires 24h] [--qr] [--json]
+      print a one-time invite token: on the laptop, 'vgate connect --invite
+      TOKEN' makes its own key and enrolls (needs point_to_site.enroll)
+  vgate client invite --revoke NAME
+      revoke a pending invite (as client revoke NAME does)
   vgate client list [--json]
-      clients with groups, address, last handshake, rx/tx, denied packets
+      clients with groups, address, last handshake, rx/tx, denied packets;
+      then pending invites
   vgate client revoke NAME
-      remove a client at once; its address returns to the pool later
+      remove a client at once (its address returns to the pool later), or
+      revoke a pending invite of that name
 
 Each finds the gateway by --socket PATH or --config FILE (default /run/vgate/vgate.sock).
 `
@@ -43,6 +52,8 @@ func cmdClient(args []string, stdout, stderr io.Writer) error {
 		return cmdClientAdd(rest, stdout, stderr)
 	case "list", "ls":
 		return cmdClientList(rest, stdout, stderr)
+	case "invite":
+		return cmdClientInvite(rest, stdout, stderr) // invite.go
 	case "revoke", "remove", "rm":
 		return cmdClientRevoke(rest, stdout, stderr)
 	case "help", "-h", "--help":
@@ -98,6 +109,8 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 	showQR := fs.Bool("qr", false, "print the config as a QR code for the WireGuard mobile apps")
 	output := fs.String("output", "", "write the config to this new file (mode 0600) instead of stdout")
 	asJSON := fs.Bool("json", false, "print the registered client and its config as JSON")
+	invite := fs.Bool("invite", false, "create a one-time invite instead (the device makes its own key); print the token and its QR code")
+	expires := fs.Duration("expires", 0, "with --invite: how long the invite is valid (default 24h)")
 	gf := addGatewayFlags(fs, stderr)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -106,6 +119,15 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 	name, err := oneName(fs, pos)
 	if err != nil {
 		return err
+	}
+	if *invite {
+		if *pub != "" || *output != "" {
+			return &exitError{2, errors.New("client add: --invite excludes --public-key and --output (the device makes its own key)")}
+		}
+		return createInvite(gf, name, groups, *expires, true, *asJSON, stdout)
+	}
+	if *expires != 0 {
+		return &exitError{2, errors.New("client add: --expires is for --invite")}
 	}
 	if *output != "" {
 		if _, err := os.Lstat(*output); err == nil {
@@ -214,8 +236,9 @@ func addrList(as []netip.Addr) string {
 }
 
 func cmdClientList(args []string, stdout, stderr io.Writer) error {
-	return query("client list", args, stdout, stderr, (*control.Client).Clients, func(w io.Writer, list []api.ClientInfo) {
-		printClients(w, list, time.Now())
+	return query("client list", args, stdout, stderr, clientsAndInvites, func(w io.Writer, l clientList) {
+		printClients(w, l.Clients, time.Now())
+		printInvites(w, l.Invites) // invite.go
 	})
 }
 
@@ -264,6 +287,13 @@ func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	ci, err := c.RevokeClient(ctx, name)
+	if errors.Is(err, api.CodeNotFound) {
+		// No such client: perhaps a pending invite of that name.
+		if inv, ierr := c.RevokeInvite(ctx, name); ierr == nil {
+			fmt.Fprintf(stdout, "invite %s revoked; its token is refused from now on\n", inv.Name)
+			return nil
+		}
+	}
 	if err != nil {
 		return gf.explain(err)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +36,12 @@ func (c clientAPI) RevokeClient(_ context.Context, name string) (api.ClientInfo,
 	return c.s.Revoke(name)
 }
 func (c clientAPI) Clients(context.Context) ([]api.ClientInfo, error) { return c.s.Clients() }
+func (c clientAPI) Invites(context.Context) ([]api.InviteInfo, error) {
+	return nil, api.WithCode(api.CodeNoEnroll, errors.New("point_to_site.enroll is not configured"))
+}
+func (c clientAPI) RevokeInvite(_ context.Context, name string) (api.InviteInfo, error) {
+	return api.InviteInfo{}, api.WithCode(api.CodeNotFound, fmt.Errorf("no pending invite %q", name))
+}
 
 func clientSocket(t *testing.T) (sock string, gw keys.PrivateKey) {
 	t.Helper()

@@ -1,25 +1,40 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vgate-project/vgate/gateway/laptop"
 )
 
 const connectUsage = `Usage: vgate connect [--interface NAME] FILE
+       vgate connect [--interface NAME] --invite TOKEN [--output FILE]
 
 Brings up the WireGuard client config FILE (as 'vgate client add' prints it,
 wg-quick format) on this Linux machine: a wireguard-go device on a TUN
 interface, the config's addresses on it and routes for its AllowedIPs.
+The config's DNS servers and search domains are set with resolvectl where
+systemd-resolved runs (otherwise vgate prints what to set; see --dns).
 Runs in the foreground; Ctrl-C (or SIGTERM) removes everything again.
 Needs root (or CAP_NET_ADMIN).
+
+With --invite, the laptop enrolls first: it makes its own key pair, sends
+only the public key and the token's secret to the gateway (over TLS to the
+certificate the token pins), saves the config it gets back with its private
+key (--output, default ~/.config/vgate/NAME.conf, mode 0600) and connects.
+The token works once; next time run 'vgate connect' on the saved file.
+'--invite -' reads the token from standard input, which keeps it out of the
+process list while it is still unused.
 
 `
 
@@ -27,6 +42,9 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("connect", stderr)
 	ifname := fs.String("interface", "vgate0", "name of the TUN interface to create")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	invite := fs.String("invite", "", "enroll with this one-time invite token (from 'vgate client invite'), then connect; - reads it from standard input")
+	output := fs.String("output", "", "with --invite: save the enrolled config here (mode 0600; default ~/.config/vgate/NAME.conf)")
+	dnsMode := fs.String("dns", "auto", "set the resolver to the config's DNS: auto (resolvectl where systemd-resolved runs, else print what to set), print, off")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, connectUsage)
 		fs.PrintDefaults()
@@ -35,27 +53,100 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
+	switch {
+	case *invite == "" && len(pos) != 1:
 		fs.Usage()
-		return &exitError{2, errors.New("connect: want exactly one config FILE")}
+		return &exitError{2, errors.New("connect: want exactly one config FILE (or --invite TOKEN)")}
+	case *invite != "" && len(pos) != 0:
+		return &exitError{2, errors.New("connect: --invite and a config FILE exclude each other")}
+	case *invite == "" && *output != "":
+		return &exitError{2, errors.New("connect: --output is for --invite")}
+	}
+	mode := laptop.DNSMode(*dnsMode)
+	if mode != laptop.DNSAuto && mode != laptop.DNSPrint && mode != laptop.DNSOff {
+		return &exitError{2, fmt.Errorf("connect: --dns %q: want auto, print or off", *dnsMode)}
 	}
 	log, err := newLogger(stderr, "text", *logLevel)
 	if err != nil {
 		return err
 	}
-	text, err := os.ReadFile(pos[0])
-	if err != nil {
-		return &exitError{1, err}
+	var text []byte
+	source := ""
+	if *invite == "-" { // keeps the token out of the process list
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return &exitError{1, fmt.Errorf("--invite -: read the token from standard input: %w", err)}
+		}
+		*invite = strings.TrimSpace(line)
+	}
+	if *invite != "" {
+		t, path, err := enrollInvite(*invite, *output, stdout)
+		if err != nil {
+			return &exitError{1, err}
+		}
+		text, source = []byte(t), path
+	} else {
+		source = pos[0]
+		text, err = os.ReadFile(source)
+		if err != nil {
+			return &exitError{1, err}
+		}
 	}
 	c, err := laptop.Up(string(text), *ifname, log)
 	if err != nil {
-		return &exitError{1, fmt.Errorf("%s: %w", pos[0], err)}
+		return &exitError{1, fmt.Errorf("%s: %w", source, err)}
 	}
 	fmt.Fprintf(stdout, "vgate connect: %s up, address %s, routes %s; Ctrl-C disconnects\n",
 		*ifname, laptop.JoinPrefixes(c.Addresses), laptop.JoinPrefixes(c.Routes))
-	if len(c.DNS) > 0 {
-		fmt.Fprintf(stdout, "vgate connect: DNS servers %s are not set by vgate; point your resolver at them (e.g. resolvectl dns %s %s)\n",
-			strings.Join(c.DNS, ", "), *ifname, strings.Join(c.DNS, " "))
+	return runConnected(c, *ifname, mode, stdout, log)
+}
+
+// enrollInvite enrolls with token and saves the config (with the private
+// key made here) to output, or to ~/.config/vgate/NAME.conf. It returns
+// the config and where it was saved.
+func enrollInvite(token, output string, stdout io.Writer) (string, string, error) {
+	if output != "" {
+		if _, err := os.Lstat(output); err == nil {
+			return "", "", fmt.Errorf("--output %s exists; not overwriting it (the invite is not used yet)", output)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e, err := laptop.EnrollInvite(ctx, token)
+	if err != nil {
+		return "", "", fmt.Errorf("invite: %w", err)
+	}
+	path := output
+	if path == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			dir = "."
+		}
+		dir = filepath.Join(dir, "vgate")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", "", fmt.Errorf("enrolled as %s, but its config cannot be saved: %w", e.Name, err)
+		}
+		path = filepath.Join(dir, e.Name+".conf")
+		if _, err := os.Lstat(path); err == nil {
+			path = filepath.Join(dir, fmt.Sprintf("%s-%d.conf", e.Name, time.Now().Unix()))
+		}
+	}
+	if err := writeSecretFile(path, e.Config); err != nil {
+		return "", "", fmt.Errorf("enrolled as %s, but its config cannot be saved to %s: %w (the gateway admin must revoke %s and invite again)", e.Name, path, err, e.Name)
+	}
+	fmt.Fprintf(stdout, "vgate connect: enrolled at %s as client %s; config saved to %s (next time: vgate connect %s)\n", e.URL, e.Name, path, path)
+	return e.Config, path, nil
+}
+
+// runConnected sets the resolver, waits for Ctrl-C or SIGTERM, restores
+// the resolver and takes the connection down.
+func runConnected(c *laptop.Conn, ifname string, mode laptop.DNSMode, stdout io.Writer, log *slog.Logger) error {
+	rp := laptop.PlanResolver(mode, ifname, c.DNS, laptop.CurrentResolverEnv())
+	if err := laptop.RunResolver(rp.Set); err != nil {
+		log.Warn("could not set the resolver; set it yourself", "error", err)
+		rp.Restore = nil
+	} else if rp.Message != "" {
+		fmt.Fprintf(stdout, "vgate connect: %s\n", rp.Message)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,9 +154,12 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	go c.Watch(ctx, log)
 	<-ctx.Done()
 	log.Info("disconnecting")
+	if err := laptop.RunResolver(rp.Restore); err != nil {
+		log.Warn("could not restore the resolver", "error", err)
+	}
 	if err := c.Down(); err != nil {
 		return &exitError{1, err}
 	}
-	fmt.Fprintf(stdout, "vgate connect: %s removed\n", *ifname)
+	fmt.Fprintf(stdout, "vgate connect: %s removed\n", ifname)
 	return nil
 }

@@ -34,9 +34,13 @@ Usage:
   vgate capture (--peering NAME | --client NAME) [--count N] [--duration D] -w FILE.pcap
                                      write one peering's (or client's) decrypted packets as pcap
   vgate client  add NAME [--group G]... [--public-key K] [--qr] [--output F]
+  vgate client  invite NAME --group G... [--expires 24h] [--qr]
+                                     a one-time invite token (the device makes its own key)
   vgate client  list [--json] | revoke NAME
-                                     point-to-site clients (laptops, phones)
-  vgate connect FILE                 built-in Linux client: bring up a client config
+                                     point-to-site clients (laptops, phones) and invites
+  vgate connect FILE | --invite TOKEN
+                                     built-in Linux client: bring up a client config,
+                                     or enroll with an invite first
   vgate keygen  [--output FILE [--force]]
                                      print a new private key (as wg genkey), or write it to a 0600 file
   vgate pubkey                       read a private key on stdin, print its public key

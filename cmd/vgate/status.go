@@ -62,6 +62,12 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	if s := p2sLine(st.P2S); s != "" { // client.go
 		fmt.Fprintf(w, "  point-to-site   %s\n", s)
 	}
+	if d := st.DNS; d != nil {
+		fmt.Fprintf(w, "  dns             zone %s on %s:53, %s\n", d.Zone, d.Address, countsText(d.Queries, api.DNSOutcomes))
+	}
+	if e := st.Enroll; e != nil {
+		fmt.Fprintf(w, "  enrollment      %s (listen %s), %d invites pending, attempts: %s\n", e.URL, e.Listen, e.Pending, countsText(e.Attempts, api.EnrollResults))
+	}
 	if len(st.Peerings) == 0 {
 		fmt.Fprintln(w, "\nno peerings configured")
 		return
@@ -137,4 +143,18 @@ func humanBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// countsText is "a 3, b 1" for the non-zero counts in order, or "none".
+func countsText(m map[string]uint64, order []string) string {
+	var parts []string
+	for _, k := range order {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -343,6 +343,14 @@ func applyDefaults(c *Config, d *doc) {
 		if p.MaxClients == 0 && !d.present("point_to_site.max_clients") {
 			p.MaxClients = DefaultMaxClients
 		}
+		// With the gateway's name server, clients use it (validate
+		// refuses point_to_site.dns beside dns).
+		if c.DNS != nil && c.TunnelAddress.IsValid() && (len(p.DNS) == 0 || slices.Equal(p.DNS, []netip.Addr{c.TunnelAddress})) {
+			p.DNS = []netip.Addr{c.TunnelAddress}
+			if c.DNS.Zone != "" {
+				p.DNSSearch = []string{strings.ToLower(strings.TrimSuffix(c.DNS.Zone, "."))}
+			}
+		}
 	}
 }
 

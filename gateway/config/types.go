@@ -34,13 +34,15 @@ type Config struct {
 	MaxTunnels     int            `yaml:"max_tunnels" json:"max_tunnels"`
 	// MTU of the tunnel interfaces; 0 derives it from the underlay MTU
 	// minus WireGuard overhead (60 bytes over IPv4, 80 over IPv6).
-	MTU           int          `yaml:"mtu,omitempty" json:"mtu,omitempty"`
-	BGP           *BGP         `yaml:"bgp,omitempty" json:"bgp,omitempty"`
-	Peerings      []Peering    `yaml:"peerings" json:"peerings"`
-	PointToSite   *PointToSite `yaml:"point_to_site,omitempty" json:"point_to_site,omitempty"`
-	Metrics       Metrics      `yaml:"metrics" json:"metrics"`
-	ControlSocket string       `yaml:"control_socket" json:"control_socket"`
-	StateDir      string       `yaml:"state_dir" json:"state_dir"`
+	MTU         int          `yaml:"mtu,omitempty" json:"mtu,omitempty"`
+	BGP         *BGP         `yaml:"bgp,omitempty" json:"bgp,omitempty"`
+	Peerings    []Peering    `yaml:"peerings" json:"peerings"`
+	PointToSite *PointToSite `yaml:"point_to_site,omitempty" json:"point_to_site,omitempty"`
+	// DNS serves names on the tunnel address (gateway/names); nil: off.
+	DNS           *DNS    `yaml:"dns,omitempty" json:"dns,omitempty"`
+	Metrics       Metrics `yaml:"metrics" json:"metrics"`
+	ControlSocket string  `yaml:"control_socket" json:"control_socket"`
+	StateDir      string  `yaml:"state_dir" json:"state_dir"`
 
 	// PrivateKey is loaded from PrivateKeyFile by Load; it is never
 	// serialized (keys.PrivateKey redacts itself).
@@ -78,6 +80,9 @@ type Peering struct {
 	// routes come from BGP alone unless listed here.
 	StaticRoutes        []netip.Prefix `yaml:"static_routes,omitempty" json:"static_routes,omitempty"`
 	PersistentKeepalive time.Duration  `yaml:"persistent_keepalive,omitempty" json:"persistent_keepalive,omitempty"`
+	// DNSZone is the remote gateway's dns.zone: names in it are forwarded
+	// to the remote tunnel address through the tunnel (needs dns).
+	DNSZone string `yaml:"dns_zone,omitempty" json:"dns_zone,omitempty"`
 
 	// Line is where the peering starts in the file (0 if unknown).
 	Line int `yaml:"-" json:"-"`
@@ -146,6 +151,33 @@ type PointToSite struct {
 	MaxClients  int            `yaml:"max_clients" json:"max_clients"`
 	DNS         []netip.Addr   `yaml:"dns,omitempty" json:"dns,omitempty"`
 	Groups      []Group        `yaml:"groups" json:"groups"`
+	// DNSSearch are the search domains client configs get (DNS = also
+	// lists them). It is not written in the file: with the gateway's dns
+	// section, Load sets DNS to the tunnel address and DNSSearch to the
+	// zone.
+	DNSSearch []string `yaml:"-" json:"dns_search,omitempty"`
+	// Enroll is the invite enrollment listener; nil: off.
+	Enroll *Enroll `yaml:"enroll,omitempty" json:"enroll,omitempty"`
+}
+
+// DNS is the gateway's name server, served on its tunnel address (UDP
+// and TCP port 53).
+type DNS struct {
+	// Zone is the gateway's own zone: <client>.<zone> and <name>.<zone>.
+	Zone string `yaml:"zone" json:"zone"`
+	// Upstream resolvers (IP or IP:port, default port 53) answer every
+	// other name for clients and the local network; none: REFUSED.
+	Upstream []string `yaml:"upstream,omitempty" json:"upstream,omitempty"`
+}
+
+// Enroll is the HTTPS listener that turns invite tokens into clients
+// (gateway/enroll).
+type Enroll struct {
+	// Listen is host:port of the HTTPS listener.
+	Listen string `yaml:"listen" json:"listen"`
+	// URL is what invite tokens tell laptops to dial; default
+	// https://<point_to_site.endpoint's host>:<listen's port>/.
+	URL string `yaml:"url,omitempty" json:"url,omitempty"`
 }
 
 // Group is a named set of P2S clients with an access policy.

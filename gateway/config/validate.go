@@ -216,7 +216,9 @@ func validate(c *Config, d *doc) {
 
 	if c.PointToSite != nil {
 		validateP2S(c, d, &all)
+		validateEnroll(c, d) // dns.go
 	}
+	validateDNS(c, d) // dns.go
 	all.report(d)
 	checkOwnKey(c, d)
 }

@@ -86,6 +86,27 @@ func (c *Client) RevokeClient(ctx context.Context, name string) (api.ClientInfo,
 	return v, c.do(ctx, "DELETE", "/v1/clients/"+url.PathEscape(name), nil, &v)
 }
 
+// Invite creates a one-time invite token for a new client.
+func (c *Client) Invite(ctx context.Context, req api.InviteRequest) (api.Invite, error) {
+	var v api.Invite
+	return v, c.do(ctx, "POST", "/v1/invites", req, &v)
+}
+
+// Invites lists the gateway's invites (pending and recently spent).
+func (c *Client) Invites(ctx context.Context) ([]api.InviteInfo, error) {
+	var v []api.InviteInfo
+	return v, c.do(ctx, "GET", "/v1/invites", nil, &v)
+}
+
+// RevokeInvite spends a pending invite so that its token is refused.
+func (c *Client) RevokeInvite(ctx context.Context, name string) (api.InviteInfo, error) {
+	if name == "" {
+		return api.InviteInfo{}, api.WithCode(api.CodeBadRequest, errors.New("invite name required"))
+	}
+	var v api.InviteInfo
+	return v, c.do(ctx, "DELETE", "/v1/invites/"+url.PathEscape(name), nil, &v)
+}
+
 // do sends a request (in, if not nil, as its JSON body) and decodes a JSON
 // answer into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

@@ -24,6 +24,9 @@ import (
 //	GET    /v1/clients         -> []api.ClientInfo
 //	DELETE /v1/clients/{name}  -> api.ClientInfo (the revoked client)
 //	GET    /v1/capture?…       -> a pcap stream, api.CaptureSummary in a trailer
+//	POST   /v1/invites         api.InviteRequest -> api.Invite
+//	GET    /v1/invites         -> []api.InviteInfo
+//	DELETE /v1/invites/{name}  -> api.InviteInfo (the revoked invite)
 //
 // A failed request answers api.Error with the code of the error
 // (api.CodeOf) when it has one.
@@ -36,6 +39,9 @@ type Gateway interface {
 	AddClient(ctx context.Context, req api.AddClientRequest) (api.AddedClient, error)
 	Clients(ctx context.Context) ([]api.ClientInfo, error)
 	RevokeClient(ctx context.Context, name string) (api.ClientInfo, error)
+	Invite(ctx context.Context, req api.InviteRequest) (api.Invite, error)
+	Invites(ctx context.Context) ([]api.InviteInfo, error)
+	RevokeInvite(ctx context.Context, name string) (api.InviteInfo, error)
 	// Capture writes a pcap file to w until a limit of q or ctx ends. It
 	// must not write anything when it fails to start, so that the error
 	// can still be sent as JSON.
@@ -85,6 +91,36 @@ func Handler(gw Gateway) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, c)
 	})
+	m.HandleFunc("GET /v1/invites", get(func(ctx context.Context) ([]api.InviteInfo, error) {
+		list, err := gw.Invites(ctx)
+		if list == nil {
+			list = []api.InviteInfo{}
+		}
+		return list, err
+	}))
+	m.HandleFunc("POST /v1/invites", func(w http.ResponseWriter, r *http.Request) {
+		var req api.InviteRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, api.Error{Error: "bad request: " + err.Error(), Code: api.CodeBadRequest})
+			return
+		}
+		inv, err := gw.Invite(r.Context(), req)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, inv)
+	})
+	m.HandleFunc("DELETE /v1/invites/{name}", func(w http.ResponseWriter, r *http.Request) {
+		inv, err := gw.RevokeInvite(r.Context(), r.PathValue("name"))
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, inv)
+	})
 	m.HandleFunc("GET /v1/capture", func(w http.ResponseWriter, r *http.Request) {
 		serveCapture(w, r, gw) // capture.go
 	})
@@ -115,7 +151,7 @@ func statusOf(code api.ErrorCode, def int) int {
 		return http.StatusBadRequest
 	case api.CodeForbidden:
 		return http.StatusForbidden
-	case api.CodeNotFound, api.CodeNoP2S:
+	case api.CodeNotFound, api.CodeNoP2S, api.CodeNoEnroll:
 		return http.StatusNotFound
 	case api.CodeConflict:
 		return http.StatusConflict

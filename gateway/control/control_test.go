@@ -53,6 +53,41 @@ func (f *fakeGateway) Capture(ctx context.Context, q api.CaptureQuery, w io.Writ
 	return api.CaptureSummary{Packets: 1, Stop: api.StopCount}, nil
 }
 
+func (f *fakeGateway) Invite(_ context.Context, r api.InviteRequest) (api.Invite, error) {
+	if r.Name == "taken" {
+		return api.Invite{}, api.WithCode(api.CodeConflict, errors.New("invite \"taken\": a client of this name exists"))
+	}
+	return api.Invite{Name: r.Name, Groups: r.Groups, Token: "vgate-invite1.x", Expires: time.Unix(0, 0).Add(r.Expires)}, nil
+}
+func (f *fakeGateway) Invites(context.Context) ([]api.InviteInfo, error) {
+	return nil, api.WithCode(api.CodeNoEnroll, errors.New("point_to_site.enroll is not configured"))
+}
+func (f *fakeGateway) RevokeInvite(_ context.Context, name string) (api.InviteInfo, error) {
+	return api.InviteInfo{Name: name, State: "revoked"}, nil
+}
+
+// Invites round-trip with their codes.
+func TestInvites(t *testing.T) {
+	c, _ := serve(t, &fakeGateway{})
+	ctx := context.Background()
+	inv, err := c.Invite(ctx, api.InviteRequest{Name: "erin", Groups: []string{"devs"}, Expires: time.Hour})
+	if err != nil || inv.Token != "vgate-invite1.x" || !inv.Expires.Equal(time.Unix(3600, 0)) {
+		t.Fatalf("Invite = %+v, %v", inv, err)
+	}
+	if _, err := c.Invite(ctx, api.InviteRequest{Name: "taken"}); !errors.Is(err, api.CodeConflict) {
+		t.Errorf("conflict: %v", err)
+	}
+	if _, err := c.Invites(ctx); !errors.Is(err, api.CodeNoEnroll) {
+		t.Errorf("no enroll: %v", err)
+	}
+	if i, err := c.RevokeInvite(ctx, "erin"); err != nil || i.State != "revoked" {
+		t.Errorf("RevokeInvite = %+v, %v", i, err)
+	}
+	if _, err := c.RevokeInvite(ctx, ""); !errors.Is(err, api.CodeBadRequest) {
+		t.Errorf("empty name: %v", err)
+	}
+}
+
 func serve(t *testing.T, gw Gateway) (*Client, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "vgate.sock")

@@ -33,7 +33,7 @@ import (
 type Conn struct {
 	// Addresses are the interface's addresses, Routes the routes through
 	// it (a default route split in halves), DNS the config's DNS servers
-	// (not set by vgate).
+	// (set by the caller: see PlanResolver).
 	Addresses []netip.Prefix
 	Routes    []netip.Prefix
 	DNS       []string

@@ -67,6 +67,7 @@ type Collector struct {
 	probeUp, probeRTT                                      *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
 	peeringQueue, peeringQueueDropped                      *prometheus.Desc
+	dnsQueries, enrollAttempts, invitesPending             *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -126,6 +127,10 @@ func New(source Source, version string) *Collector {
 		peeringQueue:         d("peering_queue_packets", "Received packets waiting in the peering's queue on the shared tunnel port for its WireGuard device.", peer...),
 		peeringQueueDropped:  d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
 		ipForwarding:         d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
+
+		dnsQueries:     d("dns_queries_total", "DNS queries the name server on the tunnel address handled, by outcome (answer, nxdomain, refused, forwarded, servfail, malformed).", "outcome"),
+		enrollAttempts: d("enroll_attempts_total", "Invite enrollment attempts on the enrollment listener, by result (enrolled or why refused).", "result"),
+		invitesPending: d("invites_pending", "Invites issued and not yet used, revoked or expired."),
 	}
 }
 
@@ -140,6 +145,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
 		c.peeringQueue, c.peeringQueueDropped,
+		c.dnsQueries, c.enrollAttempts, c.invitesPending,
 	}
 }
 
@@ -258,6 +264,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for verdict, n := range p.Packets {
 			counter(c.p2sPackets, float64(n), verdict)
 		}
+	}
+	if d := m.DNS; d != nil { // dns configured
+		for _, o := range api.DNSOutcomes {
+			counter(c.dnsQueries, float64(d.Queries[o]), o)
+		}
+	}
+	if e := m.Enroll; e != nil { // point_to_site.enroll configured
+		for _, r := range api.EnrollResults {
+			counter(c.enrollAttempts, float64(e.Attempts[r]), r)
+		}
+		gauge(c.invitesPending, float64(e.Pending))
 	}
 	// Every registered client keeps its series while disconnected, so an
 	// alert can fire on a client that never came up.

@@ -70,6 +70,8 @@ type Server struct {
 	counters map[string]*atomic.Uint64
 	self     []netip.Addr
 	closed   bool
+	// dir is the name directory published with each policy (directory.go).
+	dir atomic.Pointer[Directory]
 }
 
 // Open loads the registry from StateDir, creates the TUN and the device,
@@ -117,7 +119,7 @@ func Open(o Options) (*Server, error) {
 		return nil, fmt.Errorf("point_to_site: create interface %s: %w", o.IfName, err)
 	}
 	s.filter = NewFilterTUN(td, o.MTU)
-	s.filter.SetPolicy(s.policy())
+	s.publish() // directory.go
 	s.dev = device.NewDevice(s.filter, o.NewBind(), dataplane.DeviceLogger(o.Log.With("component", "p2s")))
 	if err := s.dev.IpcSet(s.deviceUAPI()); err != nil {
 		s.dev.Close()
@@ -241,7 +243,7 @@ func (s *Server) Update(cfg *config.PointToSite, priv keys.PrivateKey) error {
 		}
 	}
 	s.cfg, s.priv, s.pool = *cfg, priv, NewPool(cfg.AddressPool)
-	s.filter.SetPolicy(s.policy())
+	s.publish() // directory.go
 	return nil
 }
 
@@ -251,7 +253,7 @@ func (s *Server) SetSelf(self []netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.self = slices.Clone(self)
-	s.filter.SetPolicy(s.policy())
+	s.publish() // directory.go
 }
 
 // Add registers a client, adds it to the device and returns its config.
@@ -309,7 +311,7 @@ func (s *Server) Add(req api.AddClientRequest) (api.AddedClient, error) {
 		}
 		return api.AddedClient{}, fmt.Errorf("client %q: add peer: %w", c.Name, dataplane.IPCErr(err))
 	}
-	s.filter.SetPolicy(s.policy())
+	s.publish() // directory.go
 	s.o.Log.Info("point-to-site client added", "client", c.Name, "groups", c.Groups, "addresses", c.Addresses, "public_key", c.PublicKey.String())
 	return api.AddedClient{Client: s.info(c, nil, now), Config: s.render(c, priv)}, nil
 }
@@ -334,6 +336,7 @@ func (s *Server) render(c Client, priv keys.PrivateKey) string {
 	for _, a := range s.cfg.DNS {
 		q.DNS = append(q.DNS, a.String())
 	}
+	q.DNS = append(q.DNS, s.cfg.DNSSearch...) // wg-quick: names in DNS = are search domains
 	q.Peers = []QuickPeer{{
 		PublicKey:  s.priv.Public(),
 		Endpoint:   s.cfg.Endpoint,
@@ -358,7 +361,7 @@ func (s *Server) Revoke(name string) (api.ClientInfo, error) {
 	}
 	// Policy first: from here on the client's packets are dropped even if
 	// some are in flight inside the device.
-	s.filter.SetPolicy(s.policy())
+	s.publish() // directory.go
 	delete(s.counters, name)
 	if err := s.dev.IpcSet(fmt.Sprintf("public_key=%s\nremove=true\n", c.PublicKey.Hex())); err != nil {
 		return api.ClientInfo{}, fmt.Errorf("client %q: remove peer: %w", name, dataplane.IPCErr(err))

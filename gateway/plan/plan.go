@@ -26,6 +26,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -110,6 +111,8 @@ type State struct {
 	TunnelAddress netip.Addr
 	BGP           *BGP // nil: no speaker
 	P2S           *P2S // nil: no point-to-site device
+	// DNS is the name server on the tunnel address; nil: none (dns.go).
+	DNS *names.Zone
 	// Problems are what did not stop the plan but an operator should
 	// see, e.g. an endpoint name that does not resolve (that tunnel waits
 	// for the remote side to dial in).
@@ -170,6 +173,7 @@ func Plan(in Input) State {
 		tunnels, routes = desiredBGP(cfg, tunnels, routes, in.Learned, in.ProbeDead)
 	}
 	st.Tunnels, st.Routes = tunnels, routes
+	st.DNS = dnsZone(cfg, tunnels) // dns.go
 	return st
 }
 

@@ -56,7 +56,7 @@ func TestSandbox(t *testing.T) {
 	g2.Peerings = append(g2.Peerings, g2.PeeringTo(g1))
 	g2.Peerings[0].Spaces = append(g2.Peerings[0].Spaces, pool...)
 	netlab.LinkBGP(g1, g3)
-	g1.Extra = p2sExtra
+	g1.Extra = sandboxNamesExtra(p2sExtra) // names, invites: invite_test.go
 	g1.MetricsListen = metricsAddr
 
 	sb, err := lab.NewSandbox(unit, "sandbox-net1")
@@ -142,6 +142,7 @@ func TestSandbox(t *testing.T) {
 	}
 
 	checkCapture(t, lab, g1, n1, n2)
+	checkSandboxNames(t, lab, g1, lt) // DNS on port 53, enrollment with an invite: invite_test.go
 
 	// Reload: a changed config applies; an invalid one is refused and the
 	// previous one keeps running.

@@ -72,6 +72,8 @@ type Peering struct {
 	Keepalive     time.Duration
 	// BGP, when set, runs a session over the peering (bgp.go).
 	BGP *PeerBGP
+	// DNSZone is the peering's dns_zone ("": none).
+	DNSZone string
 }
 
 // NewGateway prepares (but does not start) the gateway of network n, running
@@ -153,6 +155,9 @@ func (g *Gateway) Render() string {
 		}
 		if p.Keepalive > 0 {
 			fmt.Fprintf(&b, "    persistent_keepalive: %s\n", p.Keepalive)
+		}
+		if p.DNSZone != "" {
+			fmt.Fprintf(&b, "    dns_zone: %s\n", p.DNSZone)
 		}
 		renderPeerBGP(&b, p) // bgp.go
 	}

@@ -1,0 +1,30 @@
+package api
+
+import "net/netip"
+
+// DNSStatus is the name server of `vgate status` (config dns).
+type DNSStatus struct {
+	Address netip.Addr `json:"address"` // the tunnel address, port 53
+	Zone    string     `json:"zone"`
+	// Queries by outcome (DNSOutcomes).
+	Queries map[string]uint64 `json:"queries"`
+}
+
+// DNSOutcomes are the outcomes of a query, the label values of
+// vgate_dns_queries_total.
+var DNSOutcomes = []string{"answer", "nxdomain", "refused", "forwarded", "servfail", "malformed"}
+
+// EnrollStatus is the enrollment listener of `vgate status`
+// (point_to_site.enroll).
+type EnrollStatus struct {
+	Listen  string `json:"listen"`
+	URL     string `json:"url"`
+	Pin     string `json:"pin"`
+	Pending int    `json:"invites_pending"`
+	// Attempts by result (EnrollResults).
+	Attempts map[string]uint64 `json:"attempts"`
+}
+
+// EnrollResults are the results of an enrollment attempt, the label
+// values of vgate_enroll_attempts_total.
+var EnrollResults = []string{"enrolled", "invite_unknown", "invite_used", "invite_expired", "invite_revoked", "rate_limited", "bad_request", "enroll_failed"}

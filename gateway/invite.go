@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/enroll"
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+// ErrNoEnroll: invites need point_to_site.enroll. It has
+// api.CodeNoEnroll.
+var ErrNoEnroll = api.WithCode(api.CodeNoEnroll, errors.New("point_to_site.enroll is not configured on this gateway: invites need the enrollment listener"))
+
+// enrollState is the enrollment side of point-to-site: the invite store,
+// the certificate and the HTTPS listener (when point_to_site.enroll is
+// set). g.mu guards it.
+type enrollState struct {
+	store *enroll.Store
+	cert  tls.Certificate
+	pin   [32]byte
+	srv   *enroll.Server
+	url   string
+}
+
+// applyEnroll runs the enrollment listener while point_to_site.enroll is
+// configured (and point-to-site runs): the certificate is created in
+// state_dir on first use; a changed listen address moves the listener.
+// It runs after applyP2S. g.mu is held.
+func (g *Gateway) applyEnroll(cfg *config.Config) error {
+	e := &g.enroll
+	if cfg.PointToSite == nil || cfg.PointToSite.Enroll == nil || g.p2s == nil {
+		g.closeEnroll()
+		return nil
+	}
+	if e.store == nil {
+		s, err := enroll.OpenStore(filepath.Join(cfg.StateDir, enroll.StoreFile))
+		if err != nil {
+			return err
+		}
+		e.store = s
+	}
+	if e.cert.Certificate == nil {
+		c, pin, err := enroll.LoadOrCreateCert(cfg.StateDir, cfg.Name)
+		if err != nil {
+			return err
+		}
+		e.cert, e.pin = c, pin
+	}
+	e.url = config.EnrollURL(cfg)
+	listen := cfg.PointToSite.Enroll.Listen
+	if e.srv != nil && e.srv.Addr() == listen {
+		return nil
+	}
+	g.closeEnroll()
+	srv, err := enroll.Listen(listen, e.cert, g.redeem, g.log)
+	if err != nil {
+		return err
+	}
+	e.srv = srv
+	g.log.Info("invites enroll at", "url", e.url, "pin", enroll.PinString(e.pin))
+	return nil
+}
+
+func (g *Gateway) closeEnroll() {
+	if g.enroll.srv != nil {
+		g.enroll.srv.Close()
+		g.enroll.srv = nil
+	}
+}
+
+// invites returns the store and the point-to-site server, or why invites
+// cannot be used now.
+func (g *Gateway) invites() (*enrollState, error) {
+	if _, err := g.p2sServer(); err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.enroll.srv == nil || g.enroll.store == nil {
+		return nil, ErrNoEnroll
+	}
+	e := g.enroll
+	return &e, nil
+}
+
+// Invite creates a one-time invite for a new client of groups.
+func (g *Gateway) Invite(ctx context.Context, req api.InviteRequest) (api.Invite, error) {
+	e, err := g.invites()
+	if err != nil {
+		return api.Invite{}, err
+	}
+	s, err := g.p2sServer()
+	if err != nil {
+		return api.Invite{}, err
+	}
+	groups := slices.Clone(req.Groups)
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+	if err := s.CheckClient(req.Name, groups); err != nil {
+		return api.Invite{}, err
+	}
+	ttl := req.Expires
+	if ttl == 0 {
+		ttl = enroll.DefaultExpiry
+	}
+	inv, secret, err := e.store.Create(req.Name, groups, ttl, time.Now(), s.Registered)
+	if err != nil {
+		if errors.As(err, new(*enroll.Conflict)) {
+			return api.Invite{}, api.WithCode(api.CodeConflict, err)
+		}
+		return api.Invite{}, err
+	}
+	tok := enroll.Token{URL: e.url, Secret: secret, Pin: e.pin}
+	g.log.Info("point-to-site invite created", "client", inv.Name, "groups", inv.Groups, "expires", inv.Expires)
+	return api.Invite{Name: inv.Name, Groups: inv.Groups, Token: tok.String(), URL: e.url, Pin: enroll.PinString(e.pin), Expires: inv.Expires}, nil
+}
+
+// Invites lists the pending and recently spent invites.
+func (g *Gateway) Invites(ctx context.Context) ([]api.InviteInfo, error) {
+	e, err := g.invites()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var out []api.InviteInfo
+	for _, i := range e.store.List() {
+		out = append(out, inviteInfo(i, now))
+	}
+	return out, nil
+}
+
+func inviteInfo(i enroll.Invite, now time.Time) api.InviteInfo {
+	return api.InviteInfo{Name: i.Name, Groups: i.Groups, State: string(i.StateAt(now)), Created: i.Created, Expires: i.Expires, Used: i.Used, Revoked: i.Revoked}
+}
+
+// RevokeInvite spends the pending invite of name.
+func (g *Gateway) RevokeInvite(ctx context.Context, name string) (api.InviteInfo, error) {
+	e, err := g.invites()
+	if err != nil {
+		return api.InviteInfo{}, err
+	}
+	now := time.Now()
+	i, err := e.store.Revoke(name, now)
+	if err != nil {
+		if errors.As(err, new(*enroll.NotFound)) {
+			return api.InviteInfo{}, api.WithCode(api.CodeNotFound, err)
+		}
+		return api.InviteInfo{}, err
+	}
+	g.log.Info("point-to-site invite revoked", "client", name)
+	return inviteInfo(i, now), nil
+}
+
+// pendingInvite reports whether name is reserved by a pending invite.
+func (g *Gateway) pendingInvite(name string) bool {
+	g.mu.Lock()
+	st := g.enroll.store
+	g.mu.Unlock()
+	return st != nil && st.Pending(name, time.Now())
+}
+
+// redeem enrolls pub with the invite of secret (enroll.RedeemFunc): the
+// client is registered with the invite's name and groups and the laptop's
+// own public key; the config goes back without a private key.
+func (g *Gateway) redeem(ctx context.Context, secret [32]byte, pub keys.PublicKey) (enroll.Response, error) {
+	g.mu.Lock()
+	st := g.enroll.store
+	g.mu.Unlock()
+	if st == nil {
+		return enroll.Response{}, errors.New("enrollment is stopping")
+	}
+	inv, conf, err := st.Redeem(secret, time.Now(), func(inv enroll.Invite) (string, error) {
+		s, err := g.p2sServer()
+		if err != nil {
+			return "", err
+		}
+		added, err := s.Add(api.AddClientRequest{Name: inv.Name, Groups: inv.Groups, PublicKey: pub.String()})
+		if err != nil {
+			return "", fmt.Errorf("register the client: %w", err)
+		}
+		return added.Config, nil
+	})
+	return enroll.Response{Name: inv.Name, Config: conf}, err
+}
+
+// enrollStatus is the enrollment section of Status, or nil.
+func (g *Gateway) enrollStatus() *api.EnrollStatus {
+	g.mu.Lock()
+	e := g.enroll
+	g.mu.Unlock()
+	if e.srv == nil {
+		return nil
+	}
+	st := &api.EnrollStatus{Listen: e.srv.Addr(), URL: e.url, Pin: enroll.PinString(e.pin), Attempts: e.srv.Attempts()}
+	now := time.Now()
+	for _, i := range e.store.List() {
+		if i.StateAt(now) == enroll.Pending {
+			st.Pending++
+		}
+	}
+	return st
+}
