@@ -76,6 +76,12 @@ type PeeringStatus struct {
 	// Hint is what to check when the peering is not up, for people (never
 	// matched by code; Reason is the code), "" when there is none.
 	Hint string `json:"hint,omitempty"`
+	// EndpointMoved is when the endpoint's DNS name last pointed somewhere
+	// new while the gateway ran (the tunnel followed it), and
+	// EndpointPrevious where it pointed before; zero and "" if it never
+	// moved.
+	EndpointMoved    time.Time `json:"endpoint_moved,omitzero"`
+	EndpointPrevious string    `json:"endpoint_previous,omitempty"`
 }
 
 // ReloadStats counts reloads by result.

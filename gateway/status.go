@@ -85,6 +85,9 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			}
 			obs.UnansweredSince = unanswered[p.Name]
 		}
+		if at, from := g.eps.movedAt(p.Endpoint); !at.IsZero() { // follow.go
+			ps.EndpointMoved, ps.EndpointPrevious = at, from.String()
+		}
 		ps.State, ps.Reason = peering.Evaluate(obs)
 		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason)
 		if ps.State == api.StateUp {

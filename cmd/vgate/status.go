@@ -90,6 +90,9 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		if p.Hint != "" {
 			fmt.Fprintf(w, "%s: %s\n", p.Name, p.Hint)
 		}
+		if !p.EndpointMoved.IsZero() {
+			fmt.Fprintf(w, "%s: endpoint moved %s ago (was %s); the tunnel follows its DNS name\n", p.Name, humanAge(now.Sub(p.EndpointMoved)), p.EndpointPrevious)
+		}
 		if p.DroppedSource > 0 {
 			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n", p.Name, p.DroppedSource)
 		}
