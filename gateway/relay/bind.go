@@ -27,7 +27,7 @@ const (
 	// probeEvery: while on the relay, the device initiates a handshake
 	// over UDP this often (wireguard-go sends at most one per 5 s), so that
 	// the direct path is used again within 10 s of UDP working.
-	probeEvery = 3 * time.Second
+	probeEvery = time.Second
 	// inboxLen bounds the datagrams from the relay waiting for the device.
 	inboxLen = 1024
 )
