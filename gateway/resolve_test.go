@@ -132,7 +132,7 @@ func TestDueNames(t *testing.T) {
 		{"periodic", []peerProbe{{Endpoint: "a:1", LastLookup: now.Add(-reresolveEvery)}}, []string{"a:1"}},
 		{"unanswered for two attempts", []peerProbe{{Endpoint: "a:1", LastLookup: now.Add(-reresolveUnanswered), UnansweredSince: now.Add(-reresolveUnanswered)}}, []string{"a:1"}},
 		{"unanswered, just looked up", []peerProbe{{Endpoint: "a:1", LastLookup: now.Add(-time.Second), UnansweredSince: now.Add(-time.Minute)}}, nil},
-		{"unanswered only briefly", []peerProbe{{Endpoint: "a:1", LastLookup: now.Add(-20 * time.Second), UnansweredSince: now.Add(-3 * time.Second)}}, nil},
+		{"unanswered only briefly", []peerProbe{{Endpoint: "a:1", LastLookup: now.Add(-15 * time.Second), UnansweredSince: now.Add(-3 * time.Second)}}, nil},
 		{"one name, two peerings", []peerProbe{
 			{Endpoint: "a:1", LastLookup: now.Add(-time.Hour)},
 			{Endpoint: "a:1", LastLookup: now.Add(-time.Hour)},

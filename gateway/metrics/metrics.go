@@ -66,6 +66,7 @@ type Collector struct {
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
+	peeringPath, peeringRelayConnected                     *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -112,17 +113,19 @@ func New(source Source, version string) *Collector {
 		p2sClientHandshake: d("p2s_client_last_handshake_timestamp_seconds", "Unix time of the client's last handshake; 0 if none yet.", "client"),
 		p2sClientDenied:    d("p2s_client_denied_packets_total", "Packets of the client dropped by its groups' policy.", "client"),
 
-		bgpUp:                d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
-		bgpReceived:          d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
-		bgpAccepted:          d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
-		bgpRejected:          d("bgp_routes_rejected", "Announced routes currently rejected by the import policy (hijacks, outside the allow-list).", "peering"),
-		bgpRejectedTotal:     d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
-		bgpAdvertised:        d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
-		bgpMaxPrefixes:       d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
-		probeUp:              d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
-		probeRTT:             d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
-		peeringSourceDropped: d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
-		ipForwarding:         d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
+		bgpUp:                 d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
+		bgpReceived:           d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
+		bgpAccepted:           d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
+		bgpRejected:           d("bgp_routes_rejected", "Announced routes currently rejected by the import policy (hijacks, outside the allow-list).", "peering"),
+		bgpRejectedTotal:      d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
+		bgpAdvertised:         d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
+		bgpMaxPrefixes:        d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
+		probeUp:               d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
+		probeRTT:              d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+		peeringSourceDropped:  d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
+		peeringPath:           d("peering_path", "1 for the path the tunnel's datagrams take now (direct: UDP; relay: TCP/443 through its relay), 0 for the other.", "peering", "network", "path"),
+		peeringRelayConnected: d("peering_relay_connected", "1 if the peering's relay accepted this gateway and is connected, 0 if not; only for peerings with a relay.", peer...),
+		ipForwarding:          d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
 	}
 }
 
@@ -136,6 +139,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
+		c.peeringPath, c.peeringRelayConnected,
 	}
 }
 
@@ -189,6 +193,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			hs = float64(p.LastHandshake.UnixNano()) / 1e9
 		}
 		gauge(c.peeringHandshake, hs, p.Name, p.Network)
+		if p.Path != "" {
+			for _, path := range []string{"direct", "relay"} {
+				gauge(c.peeringPath, b2f(p.Path == path), p.Name, p.Network, path)
+			}
+		}
+		if p.Relay != nil {
+			gauge(c.peeringRelayConnected, b2f(p.Relay.State == "connected"), p.Name, p.Network)
+		}
 	}
 
 	counter(c.portDispatched, float64(m.Port.Dispatched))
