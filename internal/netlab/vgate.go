@@ -72,6 +72,8 @@ type Peering struct {
 	Keepalive     time.Duration
 	// BGP, when set, runs a session over the peering (bgp.go).
 	BGP *PeerBGP
+	// RelayURL and RelayPin, when set, give the peering a relay (relay.go).
+	RelayURL, RelayPin string
 }
 
 // NewGateway prepares (but does not start) the gateway of network n, running
@@ -153,6 +155,9 @@ func (g *Gateway) Render() string {
 		}
 		if p.Keepalive > 0 {
 			fmt.Fprintf(&b, "    persistent_keepalive: %s\n", p.Keepalive)
+		}
+		if p.RelayURL != "" {
+			fmt.Fprintf(&b, "    relay: { url: %q, pin: %q }\n", p.RelayURL, p.RelayPin)
 		}
 		renderPeerBGP(&b, p) // bgp.go
 	}
