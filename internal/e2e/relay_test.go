@@ -10,9 +10,10 @@ import (
 )
 
 // host1 ── gw1 ══ UDP dropped (nftables) ══ gw2 ── host2
-//            ╲                             ╱
-//             ╰── TLS + WebSocket, TCP 443 ╯
-//                  vgate relay (198.18.0.3)
+//
+//	╲                             ╱
+//	 ╰── TLS + WebSocket, TCP 443 ╯
+//	      vgate relay (198.18.0.3)
 //
 // Behind a firewall that allows only HTTPS: with all UDP dropped between
 // the two sites the tunnel comes up through the relay after two unanswered

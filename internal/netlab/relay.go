@@ -123,3 +123,6 @@ func (l *Lab) UnblockUDP(ns string) error {
 	_, err := l.Run(ns, "nft", "delete table inet vgrelay")
 	return err
 }
+
+// Proc is the relay's process (nil before Start).
+func (r *Relay) Proc() *Proc { return r.proc }
