@@ -50,6 +50,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reload <-chan struc
 	go func() { done <- hs.ServeTLS(ln, "", "") }()
 	log.Info("relay listening", "listen", ln.Addr().String(), "relay_public_key", srv.PublicKey().String(),
 		"pin", pin, "accepted_keys", len(accepted))
+	sdNotify("READY=1")
 	for {
 		select {
 		case err := <-done:
@@ -66,6 +67,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reload <-chan struc
 			srv.SetAccepted(accepted)
 			log.Info("relay reloaded", "accepted_keys", len(accepted))
 		case <-ctx.Done():
+			sdNotify("STOPPING=1")
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			_ = hs.Shutdown(sctx) // WebSocket connections are hijacked: Close ends them below
@@ -96,4 +98,19 @@ func loadOrCreateKey(path string) (keys.PrivateKey, error) {
 		return k, fmt.Errorf("relay key: %w", err)
 	}
 	return k, nil
+}
+
+// sdNotify tells systemd (Type=notify, as in deploy/vgate.service) about
+// state changes; a no-op outside systemd.
+func sdNotify(state string) {
+	sock := os.Getenv("NOTIFY_SOCKET")
+	if sock == "" {
+		return
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte(state))
 }

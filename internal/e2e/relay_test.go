@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,9 @@ import (
 // handshakes; ping and a 50 MB TCP transfer arrive intact; status shows
 // "via relay". The relay restarts: traffic resumes. UDP comes back: the
 // direct path is used again within 10 s. A key the relay does not accept
-// is refused.
+// is refused. The relay runs confined as deploy/vgate.service confines the
+// gateway (its capabilities, read-only system, state in the unit's
+// StateDirectory), and needs CAP_NET_BIND_SERVICE for port 443.
 func TestRelayFallback(t *testing.T) {
 	lab, gws := site(t, 3)
 	g1, g2 := gws[0], gws[1]
@@ -32,6 +36,7 @@ func TestRelayFallback(t *testing.T) {
 			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
 		}
 	})
+	sandboxRelay(t, lab, r)
 	pin, err := r.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -147,4 +152,34 @@ func TestRelayFallback(t *testing.T) {
 	if !strings.Contains(g2.Log(), "relay refused our key") {
 		t.Error("gw2 did not log the refusal")
 	}
+}
+
+// sandboxRelay makes r run confined as deploy/vgate.service, after checking
+// that without CAP_NET_BIND_SERVICE it cannot listen on 443. Without the
+// sandbox's tools it says so and leaves r unconfined.
+func sandboxRelay(t *testing.T, lab *netlab.Lab, r *netlab.Relay) {
+	t.Helper()
+	for _, tool := range []string{"setpriv", "unshare", "findmnt"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("NOT CONFINED: %s not installed; the relay runs without the unit's sandbox", tool)
+			return
+		}
+	}
+	unit, err := netlab.ParseUnit(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := lab.NewSandbox(unit, "sandbox-relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.ApplyRelay(r); err != nil {
+		t.Fatal(err)
+	}
+	caps := sb.Caps
+	sb.Caps = slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return c == "net_bind_service" })
+	if _, err := r.Start(); err == nil {
+		t.Fatal("the relay listened on 443 without CAP_NET_BIND_SERVICE")
+	}
+	sb.Caps = caps
 }

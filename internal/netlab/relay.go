@@ -21,6 +21,10 @@ type Relay struct {
 	Port                          int
 	ConfigPath, StateDir, LogPath string
 	Accept                        []keys.PublicKey
+	// Wrapper and PathIn run the relay in a Sandbox (ApplyRelay), as for
+	// a Gateway.
+	Wrapper func() []string
+	PathIn  func(string) string
 
 	lab  *Lab
 	proc *Proc
@@ -40,7 +44,7 @@ func (r *Relay) URL() string { return fmt.Sprintf("wss://%s:%d/", r.Addr, r.Port
 // WriteConfig writes the relay's config from Accept.
 func (r *Relay) WriteConfig() error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %q\nstate_dir: %s\nnames: [relay.lab.test]\naccept:\n", fmt.Sprintf("%s:%d", r.Addr, r.Port), r.StateDir)
+	fmt.Fprintf(&b, "listen: %q\nstate_dir: %s\nnames: [relay.lab.test]\naccept:\n", fmt.Sprintf("%s:%d", r.Addr, r.Port), r.in(r.StateDir))
 	for _, k := range r.Accept {
 		fmt.Fprintf(&b, "  - %q\n", k.String())
 	}
@@ -53,12 +57,19 @@ func (r *Relay) Start() (string, error) {
 	if err := r.WriteConfig(); err != nil {
 		return "", err
 	}
-	p, err := r.lab.Start(r.NS, r.LogPath, r.Bin, "relay", "--config", r.ConfigPath, "--log-level", "debug")
+	var args []string
+	wait := 15 * time.Second
+	if r.Wrapper != nil {
+		args = r.Wrapper()
+		wait = 90 * time.Second // remounting the host read-only is slow under load
+	}
+	args = append(args, r.in(r.Bin), "relay", "--config", r.in(r.ConfigPath), "--log-level", "debug")
+	p, err := r.lab.Start(r.NS, r.LogPath, args...)
 	if err != nil {
 		return "", err
 	}
 	r.proc = p
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		if p.Exited() {
 			return "", fmt.Errorf("relay exited during start:\n%s", p.LogTail(20))
@@ -68,7 +79,27 @@ func (r *Relay) Start() (string, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return "", fmt.Errorf("relay did not start in 15 s:\n%s", p.LogTail(20))
+	return "", fmt.Errorf("relay did not start in %v:\n%s", wait, p.LogTail(20))
+}
+
+func (r *Relay) in(p string) string {
+	if r.PathIn == nil {
+		return p
+	}
+	return r.PathIn(p)
+}
+
+// ApplyRelay moves r's config and state directory into the sandbox (the
+// unit's ConfigurationDirectory, and relay/ in its StateDirectory, where
+// `vgate relay` keeps its key and certificate by default) and makes
+// r.Start run it through Wrapper. Call it before Start.
+func (s *Sandbox) ApplyRelay(r *Relay) error {
+	s.Bin = r.Bin
+	r.ConfigPath = filepath.Join(s.Config, "relay.yaml")
+	r.StateDir = filepath.Join(s.State, "relay")
+	r.PathIn = s.PathIn
+	r.Wrapper = s.Wrapper
+	return nil
 }
 
 // Pin is the SHA-256 pin of the relay's self-signed certificate.
