@@ -81,6 +81,27 @@ type PeeringStatus struct {
 	// send toward it and nothing comes back, for people (never
 	// matched by code; Reason is the code), "" when there is none.
 	Hint string `json:"hint,omitempty"`
+	// EndpointMoved is when the endpoint's DNS name last pointed somewhere
+	// new while the gateway ran (the tunnel followed it), and
+	// EndpointPrevious where it pointed before; zero and "" if it never
+	// moved.
+	EndpointMoved    time.Time `json:"endpoint_moved,omitzero"`
+	EndpointPrevious string    `json:"endpoint_previous,omitempty"`
+	// Path is how the tunnel's datagrams travel now: "direct" (UDP) or
+	// "relay" (TCP/443 through Relay).
+	Path string `json:"path,omitempty"`
+	// Relay is the peering's relay, when it has one.
+	Relay *RelayStatus `json:"relay,omitempty"`
+}
+
+// RelayStatus is a peering's relay connection.
+type RelayStatus struct {
+	URL       string    `json:"url"`
+	State     string    `json:"state"` // connecting, connected, refused, failed
+	Error     string    `json:"error,omitempty"`
+	Since     time.Time `json:"since"`
+	TxPackets uint64    `json:"tx_packets"` // datagrams the tunnel sent over the relay
+	RxPackets uint64    `json:"rx_packets"` // and received
 }
 
 // ReloadStats counts reloads by result.

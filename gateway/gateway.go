@@ -119,6 +119,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	g.resume()          // remember.go
 	go g.rememberLoop() // records the endpoints from now on
 	go g.returnLoop()   // returns.go
+	go g.followLoop()   // endpoints that move (follow.go)
 	log.Info("gateway started", "name", cfg.Name, "peerings", len(cfg.Peerings), "max_tunnels", cfg.MaxTunnels)
 	return g, nil
 }

@@ -3,7 +3,9 @@ package gateway
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
 )
@@ -12,7 +14,9 @@ import (
 // that the planner — which runs under the gateway lock, on every RIB
 // change — never waits on DNS: a flapping BGP peer causes no lookups.
 // Names are looked up when a config is started or reloaded (refresh,
-// outside the lock); Resolve only reads the results.
+// outside the lock), and again while it runs (follow.go: every
+// reresolveEvery, and soon after a peering's handshakes go unanswered);
+// Resolve only reads the results.
 type endpoints struct {
 	lookup func(hostport string) (netip.AddrPort, error) // plan.ResolveUDP in production
 
@@ -23,12 +27,22 @@ type endpoints struct {
 type resolved struct {
 	ap  netip.AddrPort
 	err error
+	at  time.Time // when it was looked up
+	// moved is when a lookup while running last changed ap, and from the
+	// address it had before (zero if it never moved).
+	moved time.Time
+	from  netip.AddrPort
 }
 
-// refresh looks up every endpoint of cfg and forgets the others. Literal
-// addresses cost no lookup.
-func (e *endpoints) refresh(cfg *config.Config) {
-	next := make(map[string]resolved, len(cfg.Peerings))
+// endpointMove is a name that now points somewhere else.
+type endpointMove struct {
+	Name     string
+	From, To netip.AddrPort
+}
+
+// names is every endpoint name of cfg (literals excluded), once each.
+func endpointNames(cfg *config.Config) []string {
+	var out []string
 	for _, p := range cfg.Peerings {
 		if p.Endpoint == "" {
 			continue
@@ -36,18 +50,101 @@ func (e *endpoints) refresh(cfg *config.Config) {
 		if _, err := netip.ParseAddrPort(p.Endpoint); err == nil {
 			continue // a literal: Resolve parses it
 		}
-		if _, ok := next[p.Endpoint]; ok {
-			continue
+		if !slices.Contains(out, p.Endpoint) {
+			out = append(out, p.Endpoint)
 		}
-		ap, err := e.lookup(p.Endpoint)
-		next[p.Endpoint] = resolved{ap, err}
+	}
+	return out
+}
+
+// refresh looks up every endpoint of cfg and forgets the others. Literal
+// addresses cost no lookup.
+func (e *endpoints) refresh(cfg *config.Config) {
+	now := time.Now()
+	next := make(map[string]resolved, len(cfg.Peerings))
+	for _, name := range endpointNames(cfg) {
+		ap, err := e.lookup(name)
+		next[name] = resolved{ap: ap, err: err, at: now}
 	}
 	e.mu.Lock()
+	for name, r := range next { // what moved while running stays visible
+		if old, ok := e.seen[name]; ok && old.ap == r.ap {
+			r.moved, r.from = old.moved, old.from
+			next[name] = r
+		}
+	}
 	e.seen = next
 	e.mu.Unlock()
 }
 
-// Resolve is plan.Env.Resolve: the result of the last refresh for
+// reresolve looks names up again while running (outside the gateway lock)
+// and returns the ones whose address changed. A failed lookup keeps the
+// last good address: a resolver that is down for a while does not take a
+// working tunnel's endpoint away. Names no longer refreshed (a reload
+// removed them meanwhile) are ignored.
+func (e *endpoints) reresolve(names []string) []endpointMove {
+	type result struct {
+		ap  netip.AddrPort
+		err error
+	}
+	got := make(map[string]result, len(names))
+	for _, n := range names {
+		ap, err := e.lookup(n)
+		got[n] = result{ap, err}
+	}
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var moves []endpointMove
+	for _, n := range names {
+		old, ok := e.seen[n]
+		if !ok {
+			continue
+		}
+		r := got[n]
+		if mv, changed := decideMove(n, old.ap, old.err, r.ap, r.err); changed {
+			moves = append(moves, mv)
+			old.moved, old.from = now, old.ap
+			old.ap, old.err = r.ap, nil
+		} else if r.err == nil {
+			old.err = nil
+		}
+		old.at = now
+		e.seen[n] = old
+	}
+	return moves
+}
+
+// decideMove is the rule reresolve applies to one name: a new good address
+// that differs from the current one (or replaces a failed lookup) is a
+// move; a failed lookup never is.
+func decideMove(name string, cur netip.AddrPort, curErr error, next netip.AddrPort, nextErr error) (endpointMove, bool) {
+	if nextErr != nil || !next.IsValid() {
+		return endpointMove{}, false
+	}
+	if curErr == nil && cur == next {
+		return endpointMove{}, false
+	}
+	return endpointMove{Name: name, From: cur, To: next}, true
+}
+
+// lookedUp is when name was last looked up, and whether it is known.
+func (e *endpoints) lookedUp(name string) (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.seen[name]
+	return r.at, ok
+}
+
+// movedAt is when name last moved while running, and from where.
+func (e *endpoints) movedAt(name string) (time.Time, netip.AddrPort) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.seen[name]
+	return r.moved, r.from
+}
+
+// Resolve is plan.Env.Resolve: the result of the last lookup for
 // hostport. It never looks anything up.
 func (e *endpoints) Resolve(hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {

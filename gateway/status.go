@@ -35,6 +35,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	if wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind); ok {
 		st.Port = portStats(wg.portStats()) // apiconv.go
 	}
+	wg, _ := g.kinds[plan.KindWireGuard].(*wireGuardKind)
 	tunnels := make([]Tunnel, len(cfg.Peerings))
 	for i, p := range cfg.Peerings {
 		tunnels[i] = g.tunnel(p.Name)
@@ -89,6 +90,12 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				obs.LastHandshake = s.LastHandshake
 			}
 			obs.UnansweredSince = unanswered[p.Name]
+		}
+		if wg != nil && tunnels[i] != nil {
+			ps.Path, ps.Relay = wg.relays.path(p.Name) // relays.go
+		}
+		if at, from := g.eps.movedAt(p.Endpoint); !at.IsZero() { // follow.go
+			ps.EndpointMoved, ps.EndpointPrevious = at, from.String()
 		}
 		ps.State, ps.Reason = peering.Evaluate(obs)
 		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason)

@@ -53,10 +53,12 @@ func newTunnelKind(k plan.Kind, listenPort uint16, kern *kernel.Kernel, log *slo
 
 // wireGuardKind runs WireGuard tunnels: one wireguard-go device per
 // peering, all on the gateway's one UDP listen_port through the
-// demultiplexing bind (gateway/wgbind).
+// demultiplexing bind (gateway/wgbind), each device's bind wrapped by the
+// relay transport (relays.go) so that it can fall back to a relay.
 type wireGuardKind struct {
-	mux   *wgbind.Mux
-	plane *dataplane.Plane
+	mux    *wgbind.Mux
+	plane  *dataplane.Plane
+	relays *relays
 }
 
 func newWireGuardKind(listenPort uint16, kern *kernel.Kernel, log *slog.Logger) (*wireGuardKind, error) {
@@ -66,10 +68,12 @@ func newWireGuardKind(listenPort uint16, kern *kernel.Kernel, log *slog.Logger) 
 		return nil, fmt.Errorf("listen_port %d: open UDP socket: %w", listenPort, err)
 	}
 	log.Info("listening for tunnels", "port", port)
+	rs := newRelays(mux, log)
 	return &wireGuardKind{
-		mux: mux,
+		mux:    mux,
+		relays: rs,
 		plane: &dataplane.Plane{
-			NewBind: mux.NewBind,
+			NewBind: rs.newBind,
 			NewTUN:  dataplane.CreateTUN,
 			LinkUp:  kern.LinkUp,
 			Log:     log,
@@ -95,6 +99,7 @@ func (w *wireGuardKind) Set(_ context.Context, key keys.PrivateKey, want []plan.
 		return err
 	}
 	_, err := w.plane.Set(specs)
+	w.relays.set(key, want, w.plane) // relays.go
 	return err
 }
 
@@ -107,6 +112,7 @@ func (w *wireGuardKind) Tunnel(name string) Tunnel {
 
 func (w *wireGuardKind) Close() error {
 	w.plane.Close()
+	w.relays.close()
 	return w.mux.Close()
 }
 

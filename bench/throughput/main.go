@@ -8,6 +8,9 @@
 //	wggo    wireguard-go built from the library version vgate embeds (go.mod)
 //	debian  Debian's /usr/bin/wireguard-go (package wireguard-go)
 //	vgate   `vgate run --config F` on both gateways
+//	vgate-relay  the same with all UDP between the sites dropped (nftables):
+//	        the tunnel runs through `vgate relay` (TLS + WebSocket, TCP 443)
+//	        in a third namespace; its CPU counts with the gateways'
 //
 // Each mode gets its own lab, all set up first; then every round measures
 // every mode in turn (interleaved, so drift hits all modes alike): iperf3 TCP
@@ -41,7 +44,7 @@ import (
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-var allModes = []string{"plain", "wggo", "debian", "vgate"}
+var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate-relay"}
 
 type options struct {
 	modes     []string

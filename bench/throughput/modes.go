@@ -42,7 +42,7 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 	}
 	m.lab = l
 	l.KeepDir = o.keepFiles
-	nets, err := l.AddNetworks(2)
+	nets, err := l.AddNetworks(2 + relayNetworks(m.Mode)) // relay.go
 	if err != nil {
 		return err
 	}
@@ -71,11 +71,20 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 		if err == nil {
 			err = setupVgate(m, n1, n2)
 		}
+	case "vgate-relay":
+		m.Binary, err = filepath.Abs(o.vgate)
+		if err == nil {
+			err = setupVgateRelay(m, n1, n2, nets[2]) // relay.go
+		}
 	}
 	if err != nil {
 		return err
 	}
-	if err := l.WaitPing(n1.HostNS, n2.HostAddr, tunnelWait); err != nil {
+	wait := tunnelWait
+	if m.Mode == "vgate-relay" {
+		wait = relayWait
+	}
+	if err := l.WaitPing(n1.HostNS, n2.HostAddr, wait); err != nil {
 		return withLogs(err, m.gws)
 	}
 	if _, err := l.Start(n2.HostNS, "iperf3-server.log", "iperf3", "-s"); err != nil {

@@ -41,6 +41,8 @@ Usage:
   vgate connect FILE | --invite TOKEN
                                      built-in Linux client: bring up a client config,
                                      or enroll with an invite first
+  vgate relay   --config FILE        run a TCP/443 relay (TLS + WebSocket) for peers behind
+                                     firewalls that allow only HTTPS
   vgate keygen  [--output FILE [--force]]
                                      print a new private key (as wg genkey), or write it to a 0600 file
   vgate pubkey                       read a private key on stdin, print its public key
@@ -91,6 +93,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdClient(rest, stdout, stderr) // client.go
 	case "connect":
 		err = cmdConnect(rest, stdout, stderr) // connect.go
+	case "relay":
+		err = cmdRelay(rest, stderr) // relay.go
 	case "keygen", "genkey":
 		err = cmdKeygen(rest, stdout, stderr) // keys.go
 	case "pubkey":

@@ -96,6 +96,16 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		if p.Hint != "" {
 			fmt.Fprintf(w, "%s: %s\n", p.Name, p.Hint)
 		}
+		if r := p.Relay; r != nil && (p.Path == "relay" || r.State != "connected") {
+			line := fmt.Sprintf("%s: relay %s %s", p.Name, r.URL, r.State)
+			if r.Error != "" {
+				line += ": " + r.Error
+			}
+			fmt.Fprintln(w, line)
+		}
+		if !p.EndpointMoved.IsZero() {
+			fmt.Fprintf(w, "%s: endpoint moved %s ago (was %s); the tunnel follows its DNS name\n", p.Name, humanAge(now.Sub(p.EndpointMoved)), p.EndpointPrevious)
+		}
 		if p.DroppedSource > 0 {
 			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n", p.Name, p.DroppedSource)
 		}

@@ -14,6 +14,9 @@ func stateText(p api.PeeringStatus) string {
 	if p.Reason != "" && p.Reason != api.ReasonHandshakeStale {
 		s += " (" + strings.ReplaceAll(string(p.Reason), "_", " ") + ")"
 	}
+	if p.Path == "relay" {
+		s += " via relay"
+	}
 	return s
 }
 

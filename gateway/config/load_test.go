@@ -205,6 +205,8 @@ func TestValidVariants(t *testing.T) {
 		{"bgp probe timing", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2, probe: {interval: 100ms, multiplier: 10}}}\n"},
 		{"peering with bgp only", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2}}\n"},
 		{"ipv6 endpoint", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", endpoint: \"[fd00::1]:51820\", address_spaces: [10.2.0.0/16]}\n"},
+		{"relay with pin", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"wss://relay.example.net/\", pin: \"sha256:" + strings.Repeat("ab", 32) + "\"}}\n"},
+		{"relay without pin", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"wss://relay.example.net:8443/vgate\"}}\n"},
 		{"yaml anchors and merge", minimal + "x: 1\n"},
 	}
 	tests[len(tests)-1].data = minimal + "peerings:\n  - &p {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16]}\n  - {<<: *p, name: b, public_key: " + keyWest2 + "}\n"
@@ -247,6 +249,10 @@ func TestParseErrors(t *testing.T) {
 		{"tunnel address outside", edit(t, minimal, "10.1.255.254", "10.9.0.1"), "tunnel_address", 3, "10.9.0.1 must be inside address_spaces or in 169.254.0.0/16"},
 		{"tunnel address mapped", edit(t, minimal, "10.1.255.254", "\"::ffff:10.1.0.1\""), "tunnel_address", 3, "write it as 10.1.0.1"},
 		{"tunnel address garbage", edit(t, minimal, "10.1.255.254", "10.1.255"), "tunnel_address", 3, `"10.1.255" is not an IP address`},
+		// relay
+		{"relay url scheme", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"https://r.example/\"}}\n", "peerings[0].relay.url", -1, "the scheme must be wss"},
+		{"relay url missing", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {pin: x}}\n", "peerings[0].relay.url", -1, "required"},
+		{"relay pin", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"wss://r.example/\", pin: \"sha256:abc\"}}\n", "peerings[0].relay.pin", -1, "sha256:<64 hex digits>"},
 		// scalars
 		{"private key file missing", edit(t, minimal, "private_key_file: private.key\n", ""), "private_key_file", 1, "required"},
 		{"listen port zero", minimal + "listen_port: 0\n", "listen_port", 5, "must be a UDP port from 1 to 65535"},

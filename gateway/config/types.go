@@ -83,9 +83,22 @@ type Peering struct {
 	// DNSZone is the remote gateway's dns.zone: names in it are forwarded
 	// to the remote tunnel address through the tunnel (needs dns).
 	DNSZone string `yaml:"dns_zone,omitempty" json:"dns_zone,omitempty"`
+	// Relay, when set, is the TCP/443 relay (`vgate relay`) the tunnel
+	// falls back to when UDP does not get through (gateway/relay).
+	Relay *PeerRelay `yaml:"relay,omitempty" json:"relay,omitempty"`
 
 	// Line is where the peering starts in the file (0 if unknown).
 	Line int `yaml:"-" json:"-"`
+}
+
+// PeerRelay is a relay a peering can reach its peer through. Both sides
+// of the peering name the same relay.
+type PeerRelay struct {
+	// URL is the relay's WebSocket URL, wss://host[:port]/[path].
+	URL string `yaml:"url" json:"url"`
+	// Pin is the SHA-256 of the relay's certificate, "sha256:<64 hex>",
+	// for a self-signed one; "" verifies it with the system's roots.
+	Pin string `yaml:"pin,omitempty" json:"pin,omitempty"`
 }
 
 // PeerBGP is the BGP session run over a peering's tunnel.

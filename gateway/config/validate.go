@@ -268,6 +268,9 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 				d.errorf(base+".endpoint", "%v", err)
 			}
 		}
+		if p.Relay != nil {
+			checkRelay(d, base+".relay", p.Relay) // relay.go
+		}
 		if len(p.AddressSpaces) == 0 && p.BGP == nil {
 			d.errorf(base+".address_spaces", "at least one prefix is required unless the peering runs bgp")
 		}

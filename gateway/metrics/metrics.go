@@ -68,6 +68,7 @@ type Collector struct {
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
 	peeringQueue, peeringQueueDropped                      *prometheus.Desc
 	dnsQueries, enrollAttempts, invitesPending             *prometheus.Desc
+	peeringPath, peeringRelayConnected                     *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -114,19 +115,21 @@ func New(source Source, version string) *Collector {
 		p2sClientHandshake: d("p2s_client_last_handshake_timestamp_seconds", "Unix time of the client's last handshake; 0 if none yet.", "client"),
 		p2sClientDenied:    d("p2s_client_denied_packets_total", "Packets of the client dropped by its groups' policy.", "client"),
 
-		bgpUp:                d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
-		bgpReceived:          d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
-		bgpAccepted:          d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
-		bgpRejected:          d("bgp_routes_rejected", "Announced routes currently rejected by the import policy (hijacks, outside the allow-list).", "peering"),
-		bgpRejectedTotal:     d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
-		bgpAdvertised:        d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
-		bgpMaxPrefixes:       d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
-		probeUp:              d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
-		probeRTT:             d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
-		peeringSourceDropped: d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
-		peeringQueue:         d("peering_queue_packets", "Received packets waiting in the peering's queue on the shared tunnel port for its WireGuard device.", peer...),
-		peeringQueueDropped:  d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
-		ipForwarding:         d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
+		bgpUp:                 d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
+		bgpReceived:           d("bgp_routes_received", "Routes the BGP peer currently announces (Adj-RIB-In, before policy).", "peering"),
+		bgpAccepted:           d("bgp_routes_accepted", "Announced routes accepted by the import policy.", "peering"),
+		bgpRejected:           d("bgp_routes_rejected", "Announced routes currently rejected by the import policy (hijacks, outside the allow-list).", "peering"),
+		bgpRejectedTotal:      d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
+		bgpAdvertised:         d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
+		bgpMaxPrefixes:        d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
+		probeUp:               d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
+		probeRTT:              d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+		peeringSourceDropped:  d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
+		peeringQueue:          d("peering_queue_packets", "Received packets waiting in the peering's queue on the shared tunnel port for its WireGuard device.", peer...),
+		peeringQueueDropped:   d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
+		peeringPath:           d("peering_path", "1 for the path the tunnel's datagrams take now (direct: UDP; relay: TCP/443 through its relay), 0 for the other.", "peering", "network", "path"),
+		peeringRelayConnected: d("peering_relay_connected", "1 if the peering's relay accepted this gateway and is connected, 0 if not; only for peerings with a relay.", peer...),
+		ipForwarding:          d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
 
 		dnsQueries:     d("dns_queries_total", "DNS queries the name server on the tunnel address handled, by outcome (answer, nxdomain, refused, forwarded, servfail, malformed).", "outcome"),
 		enrollAttempts: d("enroll_attempts_total", "Invite enrollment attempts on the enrollment listener, by result (enrolled or why refused).", "result"),
@@ -146,6 +149,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
 		c.peeringQueue, c.peeringQueueDropped,
 		c.dnsQueries, c.enrollAttempts, c.invitesPending,
+		c.peeringPath, c.peeringRelayConnected,
 	}
 }
 
@@ -205,6 +209,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			hs = float64(p.LastHandshake.UnixNano()) / 1e9
 		}
 		gauge(c.peeringHandshake, hs, p.Name, p.Network)
+		if p.Path != "" {
+			for _, path := range []string{"direct", "relay"} {
+				gauge(c.peeringPath, b2f(p.Path == path), p.Name, p.Network, path)
+			}
+		}
+		if p.Relay != nil {
+			gauge(c.peeringRelayConnected, b2f(p.Relay.State == "connected"), p.Name, p.Network)
+		}
 	}
 
 	counter(c.portDispatched, float64(m.Port.Dispatched))

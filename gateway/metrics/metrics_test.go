@@ -29,7 +29,8 @@ func sample() api.Metrics {
 			Tunnels:       api.TunnelCount{Used: 2, Up: 1, Limit: 10},
 			Peerings: []api.PeeringStatus{
 				{Name: "west", Network: "vnet-west", PublicKey: "pubWEST=", Interface: "vg-west",
-					State: api.StateUp, LastHandshake: hs, RxBytes: 1000, TxBytes: 2000},
+					State: api.StateUp, LastHandshake: hs, RxBytes: 1000, TxBytes: 2000,
+					Path: "relay", Relay: &api.RelayStatus{URL: "wss://relay.example/", State: "connected"}},
 				{Name: "north", Network: "vnet-north", PublicKey: "pubNORTH=", Interface: "vg-north",
 					State: api.StateDown, Reason: api.ReasonNoHandshake},
 			},
@@ -152,8 +153,16 @@ vgate_p2s_client_receive_bytes_total{client="bob"} 0
 # TYPE vgate_p2s_client_denied_packets_total counter
 vgate_p2s_client_denied_packets_total{client="alice"} 2
 vgate_p2s_client_denied_packets_total{client="bob"} 0
+# HELP vgate_peering_path 1 for the path the tunnel's datagrams take now (direct: UDP; relay: TCP/443 through its relay), 0 for the other.
+# TYPE vgate_peering_path gauge
+vgate_peering_path{network="vnet-west",path="direct",peering="west"} 0
+vgate_peering_path{network="vnet-west",path="relay",peering="west"} 1
+# HELP vgate_peering_relay_connected 1 if the peering's relay accepted this gateway and is connected, 0 if not; only for peerings with a relay.
+# TYPE vgate_peering_relay_connected gauge
+vgate_peering_relay_connected{network="vnet-west",peering="west"} 1
 `
 	names := []string{
+		"vgate_peering_path", "vgate_peering_relay_connected",
 		"vgate_peering_up", "vgate_peering_receive_bytes_total", "vgate_peering_transmit_bytes_total",
 		"vgate_peering_last_handshake_timestamp_seconds", "vgate_peering_queue_packets", "vgate_peering_queue_dropped_packets_total", "vgate_tunnels_limit", "vgate_tunnels_configured",
 		"vgate_tunnels_up", "vgate_port_packets_dropped_total", "vgate_routes_installed", "vgate_reloads_total",

@@ -99,6 +99,13 @@ type Tunnel struct {
 	// everything the peer may send from or receive at: declared spaces,
 	// its tunnel address and every prefix accepted from it by BGP.
 	WireGuard dataplane.PeerSpec
+	// Relay is the relay the tunnel falls back to; zero for none.
+	Relay RelayTarget
+}
+
+// RelayTarget is a relay by URL and certificate pin (config.PeerRelay).
+type RelayTarget struct {
+	URL, Pin string
 }
 
 // State is a gateway's whole desired state.

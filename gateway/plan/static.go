@@ -44,7 +44,12 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 		}
 		ifname := IfNamePrefix + p.Name
 		allowed := p.AllowedIPs()
+		var relay RelayTarget
+		if p.Relay != nil {
+			relay = RelayTarget{URL: p.Relay.URL, Pin: p.Relay.Pin}
+		}
 		tunnels = append(tunnels, Tunnel{
+			Relay:  relay,
 			Kind:   KindWireGuard,
 			Name:   p.Name,
 			IfName: ifname,

@@ -74,6 +74,8 @@ type Peering struct {
 	BGP *PeerBGP
 	// DNSZone is the peering's dns_zone ("": none).
 	DNSZone string
+	// RelayURL and RelayPin, when set, give the peering a relay (relay.go).
+	RelayURL, RelayPin string
 }
 
 // NewGateway prepares (but does not start) the gateway of network n, running
@@ -158,6 +160,9 @@ func (g *Gateway) Render() string {
 		}
 		if p.DNSZone != "" {
 			fmt.Fprintf(&b, "    dns_zone: %s\n", p.DNSZone)
+		}
+		if p.RelayURL != "" {
+			fmt.Fprintf(&b, "    relay: { url: %q, pin: %q }\n", p.RelayURL, p.RelayPin)
 		}
 		renderPeerBGP(&b, p) // bgp.go
 	}

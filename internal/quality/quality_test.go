@@ -147,6 +147,7 @@ func TestAPIDependencies(t *testing.T) {
 			module + "/gateway/keys",
 			module + "/gateway/daemon", // vgate run
 			module + "/gateway/laptop", // vgate connect
+			module + "/gateway/relay",  // vgate relay
 		},
 	}
 	seen := 0

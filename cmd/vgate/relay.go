@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vgate-project/vgate/gateway/relay"
+)
+
+// cmdRelay runs the TCP/443 relay (gateway/relay) in the foreground until
+// SIGINT or SIGTERM; SIGHUP re-reads its accepted keys.
+func cmdRelay(args []string, stderr io.Writer) error {
+	fs := newFlags("relay", stderr)
+	path := fs.String("config", "/etc/vgate/relay.yaml", "relay config file")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := relay.LoadConfig(*path)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return relay.Run(ctx, cfg, log, reload)
+}

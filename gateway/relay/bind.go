@@ -1,0 +1,364 @@
+package relay
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+// Path names, as status and metrics show them.
+const (
+	PathDirect = "direct"
+	PathRelay  = "relay"
+)
+
+const (
+	// relayAfter: after this many handshake initiations over UDP went
+	// unanswered, the next ones also go over the relay.
+	relayAfter = 2
+	// probeEvery: while on the relay, the device initiates a handshake
+	// over UDP this often (wireguard-go sends at most one per 5 s), so that
+	// the direct path is used again within 10 s of UDP working.
+	probeEvery = time.Second
+	// inboxLen bounds the datagrams from the relay waiting for the device.
+	inboxLen = 1024
+)
+
+// WireGuard message types and the sizes of handshake messages.
+const (
+	wgInitiation     = 1
+	wgInitiationSize = 148
+)
+
+// Endpoint is the conn.Endpoint of datagrams that came over a relay: a
+// device whose peer's endpoint is one sends over that relay.
+type Endpoint struct{ s string }
+
+func newEndpoint(url string) *Endpoint { return &Endpoint{s: "relay:" + url} }
+
+func (e *Endpoint) ClearSrc()           {}
+func (e *Endpoint) SrcToString() string { return "" }
+func (e *Endpoint) DstToString() string { return e.s }
+func (e *Endpoint) DstToBytes() []byte  { return []byte(e.s) }
+func (e *Endpoint) DstIP() netip.Addr   { return netip.IPv6Unspecified() }
+func (e *Endpoint) SrcIP() netip.Addr   { return netip.Addr{} }
+
+// IsRelayEndpoint reports whether s (a device's endpoint as UAPI prints
+// it) is a relay's.
+func IsRelayEndpoint(s string) bool { return len(s) > 6 && s[:6] == "relay:" }
+
+// Bind is one tunnel device's transport: a conn.Bind over the device's
+// UDP bind (inner) that can also carry its datagrams over a relay. Without
+// a relay (SetRelay with nil) it only counts what passes.
+//
+// The path follows the device's endpoint, which wireguard-go moves to the
+// source of the last authenticated packet: datagrams for the relay's
+// Endpoint go over the relay, others over UDP. What moves it (route):
+//   - over UDP, a handshake initiation after relayAfter unanswered ones is
+//     also sent over the relay; the peer's answer over the relay moves the
+//     endpoint there;
+//   - on the relay, every initiation is also sent over UDP, and every
+//     probeEvery the device initiates one over UDP only; an answer over UDP
+//     moves the endpoint back.
+type Bind struct {
+	inner conn.Bind
+	learn func([]byte) // registers relay-sent handshake indices with the shared port
+
+	path    atomic.Pointer[relayPath]
+	cur     atomic.Pointer[inbox]
+	lastUDP atomic.Pointer[epBox]
+	probe   atomic.Pointer[func()]
+
+	lastUDPRx  atomic.Int64 // unix ns of the last datagram received over UDP
+	lastInitAt atomic.Int64 // unix ns of the last initiation sent over UDP
+	unanswered atomic.Int32 // initiations over UDP since a datagram came back
+	viaRelay   atomic.Bool  // the last datagram went over the relay
+	probing    atomic.Bool
+
+	mu        sync.Mutex // serializes SetRelay
+	stopProbe chan struct{}
+
+	txRelay, rxRelay, droppedInbox atomic.Uint64
+}
+
+type epBox struct{ ep conn.Endpoint }
+
+type relayPath struct {
+	c          *Client
+	peer       keys.PublicKey
+	ep         *Endpoint
+	unregister func()
+}
+
+type inbox struct {
+	q      chan []byte
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+var _ conn.Bind = (*Bind)(nil)
+
+// NewBind wraps inner. learn, if not nil, is called with every handshake
+// message sent over the relay only.
+func NewBind(inner conn.Bind, learn func([]byte)) *Bind {
+	return &Bind{inner: inner, learn: learn}
+}
+
+// SetRelay makes c (nil: none) the device's relay, carrying datagrams to and
+// from peer. It may be called at any time; the same value is a no-op.
+func (b *Bind) SetRelay(c *Client, peer keys.PublicKey) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.path.Load()
+	if old != nil && old.c == c && old.peer == peer {
+		return
+	}
+	if old != nil {
+		old.unregister()
+		close(b.stopProbe)
+		b.stopProbe = nil
+	}
+	if c == nil {
+		b.path.Store(nil)
+		return
+	}
+	p := &relayPath{c: c, peer: peer, ep: newEndpoint(c.URL())}
+	p.unregister = c.Register(peer, func(d []byte) { b.deliver(p.ep, d) })
+	b.path.Store(p)
+	b.stopProbe = make(chan struct{})
+	go b.probeLoop(b.stopProbe)
+}
+
+// SetProbe sets what makes the device initiate a handshake now (a
+// dataplane.Tunnel's SendInitiation).
+func (b *Bind) SetProbe(fn func()) { b.probe.Store(&fn) }
+
+// Path is where the device's datagrams go now: PathRelay or PathDirect.
+func (b *Bind) Path() string {
+	if b.viaRelay.Load() && b.path.Load() != nil {
+		return PathRelay
+	}
+	return PathDirect
+}
+
+// Relay is the device's relay client, or nil.
+func (b *Bind) Relay() *Client {
+	if p := b.path.Load(); p != nil {
+		return p.c
+	}
+	return nil
+}
+
+// BindStats counts the relay traffic of one device.
+type BindStats struct {
+	TxRelay, RxRelay, DroppedInbox uint64
+}
+
+// Stats reads the counters.
+func (b *Bind) Stats() BindStats {
+	return BindStats{TxRelay: b.txRelay.Load(), RxRelay: b.rxRelay.Load(), DroppedInbox: b.droppedInbox.Load()}
+}
+
+func (b *Bind) probeLoop(stop chan struct{}) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		fn := b.probe.Load()
+		if fn == nil || !b.viaRelay.Load() || b.lastUDP.Load() == nil {
+			continue
+		}
+		// The initiation is sent synchronously from within fn.
+		b.probing.Store(true)
+		(*fn)()
+		b.probing.Store(false)
+	}
+}
+
+// Open opens inner and adds a ReceiveFunc for the relay's datagrams.
+func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	fns, actual, err := b.inner.Open(port)
+	if err != nil {
+		return nil, 0, err
+	}
+	in := &inbox{q: make(chan []byte, inboxLen), done: make(chan struct{})}
+	b.cur.Store(in)
+	out := make([]conn.ReceiveFunc, 0, len(fns)+1)
+	for _, fn := range fns {
+		out = append(out, b.udpReceive(fn))
+	}
+	return append(out, b.relayReceive(in)), actual, nil
+}
+
+// Close closes inner and ends the relay ReceiveFunc.
+func (b *Bind) Close() error {
+	if in := b.cur.Swap(nil); in != nil && !in.closed.Swap(true) {
+		close(in.done)
+	}
+	return b.inner.Close()
+}
+
+func (b *Bind) SetMark(mark uint32) error                     { return b.inner.SetMark(mark) }
+func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) { return b.inner.ParseEndpoint(s) }
+func (b *Bind) BatchSize() int                                { return b.inner.BatchSize() }
+
+// udpReceive notes that datagrams come over UDP (one clock read per batch).
+func (b *Bind) udpReceive(fn conn.ReceiveFunc) conn.ReceiveFunc {
+	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+		n, err := fn(bufs, sizes, eps)
+		if n > 0 {
+			b.lastUDPRx.Store(time.Now().UnixNano())
+			if b.lastUDP.Load() == nil && eps[0] != nil {
+				b.lastUDP.Store(&epBox{eps[0]})
+			}
+		}
+		return n, err
+	}
+}
+
+// deliver queues a datagram from the relay for the device, never waiting.
+func (b *Bind) deliver(ep *Endpoint, d []byte) {
+	in := b.cur.Load()
+	if in == nil || in.closed.Load() {
+		return
+	}
+	select {
+	case in.q <- append(make([]byte, 0, len(d)), d...):
+		b.rxRelay.Add(1)
+	default:
+		b.droppedInbox.Add(1)
+	}
+	_ = ep
+}
+
+func (b *Bind) relayReceive(in *inbox) conn.ReceiveFunc {
+	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+		var d []byte
+		select {
+		case d = <-in.q:
+		case <-in.done:
+			return 0, net.ErrClosed
+		}
+		p := b.path.Load()
+		var ep conn.Endpoint
+		if p != nil {
+			ep = p.ep
+		} else {
+			ep = newEndpoint("")
+		}
+		n := 0
+		for d != nil {
+			if len(d) <= len(bufs[n]) {
+				sizes[n] = copy(bufs[n], d)
+				eps[n] = ep
+				n++
+			}
+			d = nil
+			if n < len(bufs) {
+				select {
+				case d = <-in.q:
+				default:
+				}
+			}
+		}
+		return n, nil
+	}
+}
+
+// route decides where one outgoing datagram goes. toRelay: the device
+// sends it to the relay's Endpoint; init: it is a handshake initiation;
+// unanswered: initiations over UDP without an answer, this one included;
+// probing: the device initiates for a UDP probe.
+func route(toRelay, init, probing bool, unanswered int32, haveRelay, haveUDP bool) (udp, relay bool) {
+	switch {
+	case toRelay && !haveRelay: // the relay was removed: UDP if we know where
+		return haveUDP, false
+	case toRelay && init && probing:
+		return haveUDP, !haveUDP
+	case toRelay && init:
+		return haveUDP, true
+	case toRelay:
+		return false, true
+	case init:
+		return true, haveRelay && unanswered > relayAfter
+	}
+	return true, false
+}
+
+var errNoPath = errors.New("relay endpoint without a relay")
+
+// Send sends bufs on the path route decides for each.
+func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	p := b.path.Load()
+	_, toRelay := ep.(*Endpoint)
+	if !toRelay {
+		if cur := b.lastUDP.Load(); cur == nil || cur.ep != ep {
+			b.lastUDP.Store(&epBox{ep})
+		}
+	}
+	b.viaRelay.Store(toRelay)
+	if !toRelay && p == nil { // the common case: no relay
+		return b.inner.Send(bufs, ep)
+	}
+	var udpEP conn.Endpoint
+	if box := b.lastUDP.Load(); box != nil {
+		udpEP = box.ep
+	}
+	var udpBufs [][]byte
+	var err error
+	for _, buf := range bufs {
+		init := len(buf) == wgInitiationSize && binary.LittleEndian.Uint32(buf[0:4]) == wgInitiation
+		var n int32
+		if init && !toRelay {
+			n = b.noteUDPInitiation()
+		}
+		udp, relay := route(toRelay, init, b.probing.Load(), n, p != nil, udpEP != nil)
+		if relay {
+			if e := p.c.Send(p.peer, buf); e != nil && err == nil {
+				err = e
+			}
+			b.txRelay.Add(1)
+			if !udp && b.learn != nil {
+				b.learn(buf)
+			}
+		}
+		if udp {
+			udpBufs = append(udpBufs, buf)
+		}
+	}
+	if len(udpBufs) > 0 {
+		if udpEP == nil {
+			return errNoPath
+		}
+		if e := b.inner.Send(udpBufs, udpEP); e != nil {
+			err = e
+		}
+	}
+	if toRelay && p == nil && udpEP == nil {
+		return errNoPath
+	}
+	return err
+}
+
+// noteUDPInitiation counts an initiation sent over UDP: how many have gone
+// unanswered, this one included.
+func (b *Bind) noteUDPInitiation() int32 {
+	now := time.Now().UnixNano()
+	if b.lastUDPRx.Load() > b.lastInitAt.Load() {
+		b.unanswered.Store(0) // something came back since the last one
+	}
+	b.lastInitAt.Store(now)
+	return b.unanswered.Add(1)
+}

@@ -1,0 +1,154 @@
+package relay
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/conn/bindtest"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+// blockable drops everything it is asked to send while blocked: UDP
+// through a firewall that allows only HTTPS.
+type blockable struct {
+	conn.Bind
+	blocked *atomic.Bool
+}
+
+func (b *blockable) Send(bufs [][]byte, ep conn.Endpoint) error {
+	if b.blocked.Load() {
+		return nil
+	}
+	return b.Bind.Send(bufs, ep)
+}
+
+// Two wireguard-go devices whose UDP is blocked reach each other through
+// the relay after two unanswered initiations; when UDP works again they go
+// back to the direct path within 10 s. In memory: channel binds and TUNs,
+// a real relay over TLS on loopback.
+func TestBindFallsBackAndReturns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about 25 s (WireGuard's handshake timers)")
+	}
+	var k [2]keys.PrivateKey
+	for i := range k {
+		k[i] = key(t)
+	}
+	s := NewServer(key(t), Limits{}, nil)
+	s.SetAccepted([]keys.PublicKey{k[0].Public(), k[1].Public()})
+	url, pin := startRelay(t, s)
+
+	var blocked atomic.Bool
+	blocked.Store(true)
+	chans := bindtest.NewChannelBinds()
+	var binds [2]*Bind
+	var tuns [2]*tuntest.ChannelTUN
+	var devs [2]*device.Device
+	ips := [2]netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}
+	ports := [2]int{3, 4} // the channel endpoint each device reaches the other at
+	for i := range 2 {
+		c, err := NewClient(url, pin, k[i], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		binds[i] = NewBind(&blockable{chans[i], &blocked}, nil)
+		binds[i].SetRelay(c, k[i^1].Public())
+		tuns[i] = tuntest.NewChannelTUN()
+		devs[i] = device.NewDevice(tuns[i].TUN(), binds[i], device.NewLogger(device.LogLevelError, fmt.Sprintf("dev%d: ", i)))
+		t.Cleanup(devs[i].Close)
+		peer := k[i^1].Public()
+		cfg := fmt.Sprintf("private_key=%s\nreplace_peers=true\npublic_key=%s\nendpoint=127.0.0.1:%d\nallowed_ip=%s/32\n",
+			k[i].Hex(), peer.Hex(), ports[i], ips[i^1])
+		if err := devs[i].IpcSet(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := devs[i].Up(); err != nil {
+			t.Fatal(err)
+		}
+		d, pub := devs[i], device.NoisePublicKey(peer)
+		binds[i].SetProbe(func() {
+			if p := d.LookupPeer(pub); p != nil {
+				p.SendHandshakeInitiation(false)
+			}
+		})
+	}
+	// ping sends one packet 0 → 1 every 100 ms until one arrives.
+	ping := func(within time.Duration) (time.Duration, bool) {
+		start := time.Now()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for time.Since(start) < within {
+			select {
+			case tuns[0].Outbound <- tuntest.Ping(ips[1], ips[0]):
+			default:
+			}
+			select {
+			case <-tuns[1].Inbound:
+				return time.Since(start), true
+			case <-tick.C:
+			}
+		}
+		return within, false
+	}
+	took, ok := ping(30 * time.Second)
+	if !ok {
+		t.Fatalf("no packet through the relay in 30 s: relay %+v, binds %+v %+v", s.Stats(), binds[0].Stats(), binds[1].Stats())
+	}
+	t.Logf("FIGURE: first packet through the relay after %v with UDP blocked", took.Round(100*time.Millisecond))
+	if took < 9*time.Second {
+		t.Errorf("relay used after %v: before two initiations (5 s apart) went unanswered", took)
+	}
+	if p := binds[0].Path(); p != PathRelay {
+		t.Errorf("path %s while UDP is blocked", p)
+	}
+	if s.Stats().Forwarded == 0 {
+		t.Error("relay forwarded nothing")
+	}
+
+	blocked.Store(false)
+	start := time.Now()
+	for binds[0].Path() != PathDirect || binds[1].Path() != PathDirect {
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("still on the relay 15 s after UDP came back: %s %s", binds[0].Path(), binds[1].Path())
+		}
+		// Traffic both ways, as a tunnel has.
+		select {
+		case tuns[0].Outbound <- tuntest.Ping(ips[1], ips[0]):
+		default:
+		}
+		select {
+		case tuns[1].Outbound <- tuntest.Ping(ips[0], ips[1]):
+		default:
+		}
+		time.Sleep(100 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case <-tuns[0].Inbound:
+			case <-tuns[1].Inbound:
+			default:
+				break drain
+			}
+		}
+	}
+	back := time.Since(start)
+	t.Logf("FIGURE: back on the direct path %v after UDP came back", back.Round(100*time.Millisecond))
+	if back > 10*time.Second {
+		t.Errorf("direct path again after %v, want within 10 s", back)
+	}
+	before := binds[0].Stats().TxRelay
+	if _, ok := ping(5 * time.Second); !ok {
+		t.Fatal("no packet on the direct path")
+	}
+	if after := binds[0].Stats().TxRelay; after != before {
+		t.Errorf("%d datagrams still went over the relay on the direct path", after-before)
+	}
+}

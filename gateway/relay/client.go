@@ -1,0 +1,343 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+// ClientState is where a Client stands with its relay.
+type ClientState string
+
+const (
+	StateConnecting ClientState = "connecting"
+	StateConnected  ClientState = "connected"
+	StateRefused    ClientState = "refused" // the relay does not accept our key
+	StateFailed     ClientState = "failed"  // the last attempt failed; retrying
+)
+
+// ClientStatus is a Client's state for status and metrics.
+type ClientStatus struct {
+	URL   string      `json:"url"`
+	State ClientState `json:"state"`
+	Error string      `json:"error,omitempty"`
+	Since time.Time   `json:"since"`
+	// Relay is the relay's public key, once connected.
+	Relay            keys.PublicKey `json:"relay_public_key"`
+	Sent, Received   uint64         `json:"-"`
+	DroppedQueueFull uint64         `json:"-"`
+	DroppedDown      uint64         `json:"-"`
+}
+
+const (
+	clientQueueLen = 1024
+	dialTimeout    = 10 * time.Second
+	pingEvery      = 15 * time.Second
+	backoffMin     = 200 * time.Millisecond
+	backoffMax     = 3 * time.Second
+	refusedBackoff = 30 * time.Second
+)
+
+// Client keeps one party's connection to one relay: it dials, proves its
+// key, reconnects with a capped backoff, and carries datagrams for the
+// peers registered on it. Send never blocks.
+type Client struct {
+	url, pin string
+	key      keys.PrivateKey
+	log      *slog.Logger
+	http     *http.Client
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	out chan []byte // framed data messages waiting for the connection
+
+	mu     sync.Mutex
+	status ClientStatus
+	recv   map[keys.PublicKey]receiver
+	nextID uint64
+	up     atomic.Bool
+
+	sent, received, droppedFull, droppedDown atomic.Uint64
+}
+
+// NewClient starts a Client for the relay at url (wss://…), pinned by pin
+// ("" to verify the certificate with the system roots), proving key.
+func NewClient(url, pin string, key keys.PrivateKey, log *slog.Logger) (*Client, error) {
+	tc, err := clientTLS(pin)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		url: url, pin: pin, key: key, log: log,
+		http: &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, Proxy: http.ProxyFromEnvironment}},
+		done: make(chan struct{}),
+		out:  make(chan []byte, clientQueueLen),
+		recv: map[keys.PublicKey]receiver{},
+	}
+	c.status = ClientStatus{URL: url, State: StateConnecting, Since: time.Now()}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	go c.run()
+	return c, nil
+}
+
+// URL is the relay's URL.
+func (c *Client) URL() string { return c.url }
+
+// Pin is the pin the client checks.
+func (c *Client) Pin() string { return c.pin }
+
+// Close ends the connection and the reconnect loop.
+func (c *Client) Close() {
+	c.cancel()
+	<-c.done
+}
+
+// Status reads the state and counters.
+func (c *Client) Status() ClientStatus {
+	c.mu.Lock()
+	st := c.status
+	c.mu.Unlock()
+	st.Sent, st.Received = c.sent.Load(), c.received.Load()
+	st.DroppedQueueFull, st.DroppedDown = c.droppedFull.Load(), c.droppedDown.Load()
+	return st
+}
+
+// Connected reports whether the relay accepted us and the connection is up.
+func (c *Client) Connected() bool { return c.up.Load() }
+
+func (c *Client) setState(s ClientState, err error, relay keys.PublicKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if c.status.State != s || c.status.Error != msg {
+		c.status.Since = time.Now()
+	}
+	c.status.State, c.status.Error = s, msg
+	if !relay.IsZero() {
+		c.status.Relay = relay
+	}
+}
+
+// Register delivers datagrams from peer to fn (from the client's reader
+// goroutine: fn must not block) until the returned function is called.
+func (c *Client) Register(peer keys.PublicKey, fn func([]byte)) (unregister func()) {
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	c.recv[peer] = receiver{id, fn}
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		// Only if it is still ours: a newer Register may have replaced it.
+		if r, ok := c.recv[peer]; ok && r.id == id {
+			delete(c.recv, peer)
+		}
+		c.mu.Unlock()
+	}
+}
+
+type receiver struct {
+	id uint64
+	fn func([]byte)
+}
+
+var errRelayDown = errors.New("relay not connected")
+
+// Send queues datagram d for peer without waiting: it is dropped (and
+// counted) when the relay is not connected or the queue is full.
+func (c *Client) Send(peer keys.PublicKey, d []byte) error {
+	if !c.up.Load() {
+		c.droppedDown.Add(1)
+		return errRelayDown
+	}
+	if len(d) == 0 || len(d) > MaxDatagram {
+		return fmt.Errorf("relay: datagram of %d bytes", len(d))
+	}
+	select {
+	case c.out <- appendData(make([]byte, 0, dataHeader+len(d)), peer, d):
+		return nil
+	default:
+		c.droppedFull.Add(1)
+		return nil // a full queue is congestion, not an error of the device
+	}
+}
+
+func (c *Client) run() {
+	defer close(c.done)
+	backoff := backoffMin
+	for c.ctx.Err() == nil {
+		err := c.session()
+		c.up.Store(false)
+		if c.ctx.Err() != nil {
+			return
+		}
+		wait := backoff
+		var connected *connectedErr
+		switch {
+		case websocket.CloseStatus(err) == StatusKeyRefused:
+			c.setState(StateRefused, errors.New("the relay does not accept this gateway's key"), keys.PublicKey{})
+			c.log.Warn("relay refused our key; add this gateway's public key to the relay's accepted keys", "url", c.url)
+			wait = refusedBackoff
+		case errors.As(err, &connected):
+			c.setState(StateFailed, connected.err, keys.PublicKey{})
+			c.log.Warn("relay connection lost; reconnecting", "url", c.url, "error", connected.err)
+			backoff = backoffMin
+			wait = backoff
+		default:
+			c.setState(StateFailed, err, keys.PublicKey{})
+			c.log.Debug("relay connection failed; retrying", "url", c.url, "error", err, "retry_in", wait)
+			backoff = min(2*backoff, backoffMax)
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// connectedErr ends a session that had been accepted.
+type connectedErr struct{ err error }
+
+func (e *connectedErr) Error() string { return e.err.Error() }
+
+// session dials, authenticates and carries traffic until the connection
+// ends.
+func (c *Client) session() error {
+	dctx, cancel := context.WithTimeout(c.ctx, dialTimeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{HTTPClient: c.http, CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return err
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(maxMessage)
+	typ, b, err := ws.Read(dctx)
+	if err != nil {
+		return err
+	}
+	if typ != websocket.MessageBinary {
+		return errors.New("relay hello: not a binary message")
+	}
+	h, err := parseHello(b)
+	if err != nil {
+		return err
+	}
+	a, err := prove(c.key, h)
+	if err != nil {
+		return err
+	}
+	if err := ws.Write(dctx, websocket.MessageBinary, a.marshal()); err != nil {
+		return err
+	}
+	typ, b, err = ws.Read(dctx)
+	if err != nil {
+		return err
+	}
+	if typ != websocket.MessageBinary || len(b) != 1 || b[0] != msgWelcome {
+		return errors.New("relay: no welcome after auth")
+	}
+	cancel()
+
+	ctx, stop := context.WithCancel(c.ctx)
+	defer stop()
+	c.setState(StateConnected, nil, h.Relay)
+	c.up.Store(true)
+	c.log.Info("relay connected", "url", c.url, "relay_public_key", h.Relay.String())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer stop()
+		c.writeLoop(ctx, ws)
+	}()
+	go func() {
+		defer wg.Done()
+		defer stop()
+		t := time.NewTicker(pingEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, cancel := context.WithTimeout(ctx, pingEvery)
+			err := ws.Ping(pctx)
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	err = c.readLoop(ctx, ws)
+	stop()
+	ws.CloseNow()
+	wg.Wait()
+	if c.ctx.Err() != nil {
+		return c.ctx.Err()
+	}
+	return &connectedErr{err}
+}
+
+func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
+	buf := make([]byte, maxMessage)
+	for {
+		typ, rd, err := ws.Reader(ctx)
+		if err != nil {
+			return err
+		}
+		n, err := io.ReadFull(rd, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if typ != websocket.MessageBinary {
+			continue
+		}
+		src, d, err := parseData(buf[:n])
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		r := c.recv[src]
+		c.mu.Unlock()
+		if r.fn != nil {
+			c.received.Add(1)
+			r.fn(d)
+		}
+	}
+}
+
+func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case b := <-c.out:
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err := ws.Write(wctx, websocket.MessageBinary, b)
+			cancel()
+			if err != nil {
+				return
+			}
+			c.sent.Add(1)
+		}
+	}
+}

@@ -1,0 +1,53 @@
+package relay
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+// The relay parses what any client sends (auth, data) and a party parses
+// what the relay sends (hello, data): none may panic, and what parses
+// marshals back to the same bytes.
+func FuzzParse(f *testing.F) {
+	var k keys.PublicKey
+	k[0] = 9
+	f.Add(hello{Relay: k}.marshal())
+	f.Add(auth{Key: k}.marshal())
+	f.Add(appendData(nil, k, []byte{4, 0, 0, 0, 1, 2, 3}))
+	f.Add([]byte{msgData})
+	f.Add([]byte{msgHello, 2})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if h, err := parseHello(b); err == nil && !bytes.Equal(h.marshal(), b) {
+			t.Errorf("hello round trip: %x", b)
+		}
+		if a, err := parseAuth(b); err == nil && !bytes.Equal(a.marshal(), b) {
+			t.Errorf("auth round trip: %x", b)
+		}
+		if peer, d, err := parseData(b); err == nil {
+			if len(d) == 0 || !bytes.Equal(appendData(nil, peer, d), b) {
+				t.Errorf("data round trip: %x", b)
+			}
+		}
+	})
+}
+
+// verify never panics and accepts only a proof made with the key.
+func FuzzVerify(f *testing.F) {
+	f.Add(make([]byte, authLen), []byte{1})
+	f.Fuzz(func(t *testing.T, b []byte, nonce []byte) {
+		a, err := parseAuth(b)
+		if err != nil {
+			return
+		}
+		var n [nonceLen]byte
+		copy(n[:], nonce)
+		var relay keys.PrivateKey
+		relay[0] = 1
+		if verify(relay, n, a) == nil {
+			t.Errorf("a fuzzed proof verified: %x", b)
+		}
+	})
+}

@@ -1,0 +1,275 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+)
+
+func key(t testing.TB) keys.PrivateKey {
+	t.Helper()
+	k, err := keys.GeneratePrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// startRelay runs a Server behind TLS with a fresh self-signed certificate
+// and returns its wss URL and pin.
+func startRelay(t *testing.T, s *Server) (url, pin string) {
+	t.Helper()
+	cert, pin, err := LoadOrCreateCert("", "", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return "wss" + strings.TrimPrefix(ts.URL, "https") + "/", pin
+}
+
+func waitState(t *testing.T, c *Client, want ClientState) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.Status().State == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("client state %+v, want %s", c.Status(), want)
+}
+
+// Two accepted parties exchange datagrams through the relay, both ways,
+// byte for byte; an unaccepted key is refused; a wrong pin never connects.
+func TestRelayForwards(t *testing.T) {
+	a, b, stranger := key(t), key(t), key(t)
+	s := NewServer(key(t), Limits{}, nil)
+	s.SetAccepted([]keys.PublicKey{a.Public(), b.Public()})
+	url, pin := startRelay(t, s)
+
+	ca, err := NewClient(url, pin, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := NewClient(url, pin, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	gotA, gotB := make(chan []byte, 10), make(chan []byte, 10)
+	ca.Register(b.Public(), func(d []byte) { gotA <- bytes.Clone(d) })
+	cb.Register(a.Public(), func(d []byte) { gotB <- bytes.Clone(d) })
+	waitState(t, ca, StateConnected)
+	waitState(t, cb, StateConnected)
+	if st := ca.Status(); st.Relay != s.PublicKey() {
+		t.Errorf("client saw relay key %s, want %s", st.Relay, s.PublicKey())
+	}
+
+	big := bytes.Repeat([]byte{0xab}, MaxDatagram)
+	for _, msg := range [][]byte{[]byte("hello"), big} {
+		if err := ca.Send(b.Public(), msg); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-gotB:
+			if !bytes.Equal(d, msg) {
+				t.Fatalf("b got %d bytes, want %d", len(d), len(msg))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("b got nothing (relay stats %+v)", s.Stats())
+		}
+	}
+	if err := cb.Send(a.Public(), []byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-gotA:
+		if string(d) != "back" {
+			t.Fatalf("a got %q", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a got nothing")
+	}
+
+	cs, err := NewClient(url, pin, stranger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	waitState(t, cs, StateRefused)
+	if s.Stats().Refused == 0 {
+		t.Error("refusal not counted")
+	}
+
+	wrong := "sha256:" + strings.Repeat("00", 32)
+	cw, err := NewClient(url, wrong, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cw.Close()
+	waitState(t, cw, StateFailed)
+	if e := cw.Status().Error; !strings.Contains(e, "does not match the pin") {
+		t.Errorf("wrong pin error %q", e)
+	}
+	// Dropping a's key closes its connection.
+	s.SetAccepted([]keys.PublicKey{b.Public()})
+	waitState(t, ca, StateRefused)
+}
+
+// A party that never reads fills only its own queue: the others keep
+// getting their datagrams.
+func TestRelaySlowPartyStallsNobody(t *testing.T) {
+	a, b, slow := key(t), key(t), key(t)
+	s := NewServer(key(t), Limits{QueueLen: 8}, nil)
+	s.SetAccepted([]keys.PublicKey{a.Public(), b.Public(), slow.Public()})
+	url, pin := startRelay(t, s)
+	ca, _ := NewClient(url, pin, a, nil)
+	defer ca.Close()
+	cb, _ := NewClient(url, pin, b, nil)
+	defer cb.Close()
+	cslow, _ := NewClient(url, pin, slow, nil)
+	defer cslow.Close()
+	block := make(chan struct{})
+	defer close(block)
+	cslow.Register(a.Public(), func([]byte) { <-block }) // never returns while the test runs
+	got := make(chan struct{}, 1000)
+	cb.Register(a.Public(), func([]byte) { got <- struct{}{} })
+	for _, c := range []*Client{ca, cb, cslow} {
+		waitState(t, c, StateConnected)
+	}
+	payload := make([]byte, 1200)
+	for range 2000 {
+		ca.Send(slow.Public(), payload)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().DroppedQueueFull == 0 && time.Now().Before(deadline) {
+		ca.Send(slow.Public(), payload)
+		time.Sleep(time.Millisecond)
+	}
+	if s.Stats().DroppedQueueFull == 0 {
+		t.Fatalf("the slow party's queue never overflowed: %+v", s.Stats())
+	}
+	for range 100 {
+		if err := ca.Send(b.Public(), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("b got %d of 100 datagrams while the slow party stalled (%+v)", i, s.Stats())
+		}
+	}
+}
+
+func TestConnectionCap(t *testing.T) {
+	a, b := key(t), key(t)
+	s := NewServer(key(t), Limits{MaxConnections: 1}, nil)
+	s.SetAccepted([]keys.PublicKey{a.Public(), b.Public()})
+	url, pin := startRelay(t, s)
+	ca, _ := NewClient(url, pin, a, nil)
+	defer ca.Close()
+	waitState(t, ca, StateConnected)
+	cb, _ := NewClient(url, pin, b, nil)
+	defer cb.Close()
+	waitState(t, cb, StateFailed)
+	if s.Stats().RefusedFull == 0 {
+		t.Errorf("cap not counted: %+v", s.Stats())
+	}
+}
+
+func TestProof(t *testing.T) {
+	relay, party, other := key(t), key(t), key(t)
+	h := hello{Relay: relay.Public()}
+	h.Nonce[0] = 7
+	a, err := prove(party, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(relay, h.Nonce, a); err != nil {
+		t.Fatalf("a valid proof: %v", err)
+	}
+	// Another key claimed with this proof, another nonce, a flipped bit.
+	claim := a
+	claim.Key = other.Public()
+	if err := verify(relay, h.Nonce, claim); !errors.Is(err, errBadProof) {
+		t.Errorf("a proof for another key: %v", err)
+	}
+	n2 := h.Nonce
+	n2[0] = 8
+	if err := verify(relay, n2, a); !errors.Is(err, errBadProof) {
+		t.Errorf("a replayed proof: %v", err)
+	}
+	flip := a
+	flip.MAC[3] ^= 1
+	if err := verify(relay, h.Nonce, flip); !errors.Is(err, errBadProof) {
+		t.Errorf("a corrupted proof: %v", err)
+	}
+	// A low-order public key.
+	var zero keys.PublicKey
+	if err := verify(relay, h.Nonce, auth{Key: zero}); !errors.Is(err, errWeakKey) {
+		t.Errorf("the zero key: %v", err)
+	}
+}
+
+func TestRoute(t *testing.T) {
+	tests := []struct {
+		name                   string
+		toRelay, init, probing bool
+		unanswered             int32
+		haveRelay, haveUDP     bool
+		udp, relay             bool
+	}{
+		{"no relay: udp", false, false, false, 0, false, true, true, false},
+		{"udp data with a relay", false, false, false, 5, true, true, true, false},
+		{"first initiation", false, true, false, 1, true, true, true, false},
+		{"second initiation", false, true, false, 2, true, true, true, false},
+		{"third initiation: two failed, relay too", false, true, false, 3, true, true, true, true},
+		{"failed, no relay configured", false, true, false, 9, false, true, true, false},
+		{"relay data", true, false, false, 0, true, true, false, true},
+		{"relay initiation: udp too", true, true, false, 0, true, true, true, true},
+		{"probe: udp only", true, true, true, 0, true, true, true, false},
+		{"probe without udp endpoint", true, true, true, 0, true, false, false, true},
+		{"relay removed", true, false, false, 0, false, true, true, false},
+	}
+	for _, tt := range tests {
+		udp, relay := route(tt.toRelay, tt.init, tt.probing, tt.unanswered, tt.haveRelay, tt.haveUDP)
+		if udp != tt.udp || relay != tt.relay {
+			t.Errorf("%s: route = udp %v relay %v; want %v %v", tt.name, udp, relay, tt.udp, tt.relay)
+		}
+	}
+}
+
+func TestPin(t *testing.T) {
+	dir := t.TempDir()
+	_, p1, err := LoadOrCreateCert("", "", dir, []string{"relay.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p2, err := LoadOrCreateCert("", "", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 != p2 {
+		t.Errorf("the self-signed certificate changed across starts: %s, %s", p1, p2)
+	}
+	if _, err := ParsePin(p1); err != nil {
+		t.Errorf("own pin does not parse: %v", err)
+	}
+	for _, bad := range []string{"", "sha256:", "sha1:" + strings.Repeat("a", 64), "sha256:" + strings.Repeat("g", 64), "sha256:" + strings.Repeat("a", 62)} {
+		if _, err := ParsePin(bad); err == nil {
+			t.Errorf("ParsePin(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/internal/netlab"
+)
+
+// host1 ── gw1 ══ UDP dropped (nftables) ══ gw2 ── host2
+//
+//	╲                             ╱
+//	 ╰── TLS + WebSocket, TCP 443 ╯
+//	      vgate relay (198.18.0.3)
+//
+// Behind a firewall that allows only HTTPS: with all UDP dropped between
+// the two sites the tunnel comes up through the relay after two unanswered
+// handshakes; ping and a 50 MB TCP transfer arrive intact; status shows
+// "via relay". The relay restarts: traffic resumes. UDP comes back: the
+// direct path is used again within 10 s. A key the relay does not accept
+// is refused. The relay runs confined as deploy/vgate.service confines the
+// gateway (its capabilities, read-only system, state in the unit's
+// StateDirectory), and needs CAP_NET_BIND_SERVICE for port 443.
+func TestRelayFallback(t *testing.T) {
+	lab, gws := site(t, 3)
+	g1, g2 := gws[0], gws[1]
+	n1, n2, n3 := lab.Network(1), lab.Network(2), lab.Network(3)
+	r := lab.NewRelay(n3.GatewayNS, n3.GatewayUnderlay.String(), 443, vgateBin(t))
+	r.Accept = []keys.PublicKey{g1.Pub, g2.Pub}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
+		}
+	})
+	sandboxRelay(t, lab, r)
+	pin, err := r.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12, p21 := g1.PeeringTo(g2), g2.PeeringTo(g1)
+	for _, p := range []*netlab.Peering{&p12, &p21} {
+		p.RelayURL, p.RelayPin = r.URL(), pin
+	}
+	g1.Peerings, g2.Peerings = []netlab.Peering{p12}, []netlab.Peering{p21}
+	for _, ns := range []string{n1.GatewayNS, n2.GatewayNS} {
+		if err := lab.BlockUDP(ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start(t, g1, g2)
+
+	begin := time.Now()
+	if err := lab.WaitPing(n1.HostNS, n2.HostAddr, 45*time.Second); err != nil {
+		t.Fatalf("no tunnel through the relay: %v", err)
+	}
+	t.Logf("FIGURE: tunnel up through the relay %v after start with UDP dropped", time.Since(begin).Round(100*time.Millisecond))
+	mustReach(t, lab, n2, n1)
+	xfer := time.Now()
+	if err := lab.TCPTransfer(n1.HostNS, n2.HostNS, n2.HostAddr, 50<<20); err != nil {
+		t.Fatalf("50 MB TCP through the relay: %v", err)
+	}
+	d := time.Since(xfer)
+	t.Logf("FIGURE: 50 MB TCP through the relay in %v (%.0f Mbit/s)", d.Round(10*time.Millisecond), 50*8*1.048576/d.Seconds())
+	for _, g := range []*netlab.Gateway{g1, g2} {
+		st, err := g.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := st.Peerings[0]
+		if p.Path != "relay" || p.Relay == nil || p.Relay.State != "connected" || p.Relay.TxPackets == 0 {
+			t.Errorf("%s: peering path %q relay %+v, want via a connected relay", g.Name, p.Path, p.Relay)
+		}
+	}
+	out, err := g1.CLI("status", "--socket", g1.Socket)
+	if err != nil || !strings.Contains(out, "via relay") {
+		t.Errorf("vgate status does not say via relay (%v):\n%s", err, out)
+	}
+
+	// The relay restarts (same key and certificate from its state_dir).
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Ping(n1.HostNS, n2.HostAddr, 1); err == nil {
+		t.Error("host2 reachable with the relay down and UDP dropped")
+	}
+	if _, err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := lab.WaitPing(n1.HostNS, n2.HostAddr, 30*time.Second); err != nil {
+		t.Fatalf("traffic did not resume after the relay restarted: %v", err)
+	}
+	t.Logf("FIGURE: traffic resumed %v after the relay restarted", time.Since(restarted).Round(100*time.Millisecond))
+
+	// UDP comes back: the direct path within 10 s, on both sides.
+	for _, ns := range []string{n1.GatewayNS, n2.GatewayNS} {
+		if err := lab.UnblockUDP(ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unblocked := time.Now()
+	var direct time.Duration
+	for {
+		s1, err1 := g1.Status()
+		s2, err2 := g2.Status()
+		if err1 == nil && err2 == nil && s1.Peerings[0].Path == "direct" && s2.Peerings[0].Path == "direct" {
+			direct = time.Since(unblocked)
+			break
+		}
+		if time.Since(unblocked) > 20*time.Second {
+			t.Fatalf("still on the relay 20 s after UDP came back: %q / %q", s1.Peerings[0].Path, s2.Peerings[0].Path)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("FIGURE: direct path again %v after UDP came back", direct.Round(100*time.Millisecond))
+	if direct > 10*time.Second {
+		t.Errorf("direct path after %v, want within 10 s", direct)
+	}
+	if err := lab.Ping(n1.HostNS, n2.HostAddr, 3); err != nil {
+		t.Fatalf("ping on the direct path: %v", err)
+	}
+	st, _ := g1.Status()
+	before := st.Peerings[0].Relay.TxPackets
+	if err := lab.TCPTransfer(n1.HostNS, n2.HostNS, n2.HostAddr, 8<<20); err != nil {
+		t.Fatalf("TCP on the direct path: %v", err)
+	}
+	st, _ = g1.Status()
+	if after := st.Peerings[0].Relay.TxPackets; after-before > 50 {
+		t.Errorf("%d datagrams went over the relay on the direct path", after-before)
+	}
+
+	// A key the relay does not accept is refused: gw2's is dropped.
+	r.Accept = []keys.PublicKey{g1.Pub}
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := g2.Status()
+		if err == nil && st.Peerings[0].Relay != nil && st.Peerings[0].Relay.State == "refused" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gw2's relay state %+v, want refused", st.Peerings[0].Relay)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(g2.Log(), "relay refused our key") {
+		t.Error("gw2 did not log the refusal")
+	}
+}
+
+// sandboxRelay makes r run confined as deploy/vgate.service, after checking
+// that without CAP_NET_BIND_SERVICE it cannot listen on 443. Without the
+// sandbox's tools it says so and leaves r unconfined.
+func sandboxRelay(t *testing.T, lab *netlab.Lab, r *netlab.Relay) {
+	t.Helper()
+	for _, tool := range []string{"setpriv", "unshare", "findmnt"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("NOT CONFINED: %s not installed; the relay runs without the unit's sandbox", tool)
+			return
+		}
+	}
+	unit, err := netlab.ParseUnit(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := lab.NewSandbox(unit, "sandbox-relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.ApplyRelay(r); err != nil {
+		t.Fatal(err)
+	}
+	caps := sb.Caps
+	sb.Caps = slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return c == "net_bind_service" })
+	if _, err := r.Start(); err == nil {
+		t.Fatal("the relay listened on 443 without CAP_NET_BIND_SERVICE")
+	}
+	sb.Caps = caps
+}
