@@ -78,6 +78,11 @@ type Peering struct {
 	// routes come from BGP alone unless listed here.
 	StaticRoutes        []netip.Prefix `yaml:"static_routes,omitempty" json:"static_routes,omitempty"`
 	PersistentKeepalive time.Duration  `yaml:"persistent_keepalive,omitempty" json:"persistent_keepalive,omitempty"`
+	// Type is the tunnel kind: "wireguard" (the default, also "") or
+	// "ipsec" (IKEv2/IPsec to a standard VPN device; ipsec.go).
+	Type string `yaml:"type,omitempty" json:"type,omitempty"`
+	// IPsec configures a type: ipsec peering.
+	IPsec *IPsec `yaml:"ipsec,omitempty" json:"ipsec,omitempty"`
 
 	// Line is where the peering starts in the file (0 if unknown).
 	Line int `yaml:"-" json:"-"`
