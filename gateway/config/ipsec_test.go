@@ -110,7 +110,9 @@ func TestIPsecLoadPSK(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "psk_file") || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), psk) {
 		t.Errorf("0640 PSK file: %v", err)
 	}
-	LookCharon = func() error { return errors.New("strongSwan's charon is not installed; install the packages strongswan-charon") }
+	LookCharon = func() error {
+		return errors.New("strongSwan's charon is not installed; install the packages strongswan-charon")
+	}
 	_, err = Load(setup(t, 0o600))
 	if err == nil || !strings.Contains(err.Error(), "strongswan-charon") {
 		t.Errorf("missing charon: %v", err)
