@@ -23,6 +23,10 @@ type Options struct {
 	// Dir is the private directory of the charon's files (PathsIn).
 	Dir string
 	Log *slog.Logger
+	// OnRunning, if set, is called (on its own goroutine) each time a
+	// charon is running with the peerings loaded after a restart: its TUN
+	// is new, so the routes through it must be installed again.
+	OnRunning func()
 }
 
 // State is one IPsec peering as vgate sees it now.
@@ -57,6 +61,12 @@ type Daemon struct {
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+	// first is closed when the first charon runs or has failed to start;
+	// firstErr says which.
+	first     chan struct{}
+	firstOnce sync.Once
+	firstErr  error
+	starts    int
 }
 
 // peer is one peering's desired config and what charon says of it.
@@ -101,9 +111,24 @@ func Start(opts Options) (*Daemon, error) {
 		opts.Charon = c
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Daemon{opts: opts, paths: PathsIn(opts.Dir), peers: map[string]*peer{}, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
+	d := &Daemon{opts: opts, paths: PathsIn(opts.Dir), peers: map[string]*peer{}, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), first: make(chan struct{})}
 	go d.supervise(ctx)
 	return d, nil
+}
+
+// WaitRunning waits until the first charon runs (its TUN exists), or
+// returns why it could not start.
+func (d *Daemon) WaitRunning(timeout time.Duration) error {
+	select {
+	case <-d.first:
+		return d.firstErr
+	case <-time.After(timeout):
+		return fmt.Errorf("charon did not start within %v", timeout)
+	}
+}
+
+func (d *Daemon) firstDone(err error) {
+	d.firstOnce.Do(func() { d.firstErr = err; close(d.first) })
 }
 
 // Close stops charon and the supervisor.
@@ -212,6 +237,7 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 		d.mu.Lock()
 		d.startErr = err.Error()
 		d.mu.Unlock()
+		d.firstDone(err)
 		return err
 	}
 	exited := make(chan error, 1)
@@ -239,11 +265,13 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 	}()
 	sess, err := dialVICI(ctx, d.paths.VICI, exited)
 	if err != nil {
+		d.firstDone(err)
 		return err
 	}
 	events, err := dialVICI(ctx, d.paths.VICI, exited)
 	if err != nil {
 		sess.Close()
+		d.firstDone(err)
 		return err
 	}
 	defer events.Close()
@@ -251,6 +279,7 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 	events.NotifyEvents(evc)
 	if err := events.Subscribe("ike-updown", "child-updown", "ike-rekey", "child-rekey"); err != nil {
 		sess.Close()
+		d.firstDone(err)
 		return fmt.Errorf("vici subscribe: %w", err)
 	}
 	alerts := make(chan notifyMsg, 16)
@@ -271,6 +300,11 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 		d.opts.Log.Error("loading IPsec peerings into charon", "error", err)
 	}
 	d.opts.Log.Info("charon running", "pid", cmd.Process.Pid, "esp", ESPLibipsec.Describe())
+	d.starts++
+	if d.starts > 1 && d.opts.OnRunning != nil {
+		go d.opts.OnRunning()
+	}
+	d.firstDone(nil)
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

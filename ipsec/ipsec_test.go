@@ -75,7 +75,7 @@ func TestCheckProposal(t *testing.T) {
 			t.Errorf("CheckProposal(%q): %v does not wrap ErrLegacy", tc.s, err)
 		}
 	}
-	for _, p := range append(append([]string{}, DefaultIKE...)) {
+	for _, p := range DefaultIKE {
 		if err := CheckProposal(p, false, false); err != nil {
 			t.Errorf("default IKE proposal: %v", err)
 		}
