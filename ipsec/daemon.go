@@ -86,6 +86,7 @@ type peer struct {
 	rx, tx      uint64 // reported (monotonic)
 	nextTry     time.Time
 	backoff     time.Duration
+	up          bool // as last settled
 }
 
 // Backoffs of vgate's own re-initiation of a peering that is not up, and
@@ -437,8 +438,13 @@ func (d *Daemon) initiate(ctx context.Context, name string) error {
 	return err
 }
 
-// reconcile reads every SA from charon and initiates each loaded peering
-// that has no SA (or no child SA), with backoff.
+// reconcile reads every SA from charon (byte counters, endpoint, and an
+// up state whose event was lost) and initiates each loaded peering that is
+// not up, with backoff. A peering's up and down come from charon's events
+// (event): govici's streamed list-sas can end before its last list-sa
+// event is read (its response and events race on two channels), so a
+// peering missing from one listing is not taken down. A needless
+// initiation is harmless: charon refuses a duplicate child SA.
 func (d *Daemon) reconcile(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -458,19 +464,21 @@ func (d *Daemon) reconcile(ctx context.Context) {
 				continue
 			}
 		}
-		s := sas[name]
-		wasUpNow := p.ike == "ESTABLISHED" && p.child == "INSTALLED"
-		p.ike, p.child, p.endpoint = s.ike, s.child, s.endpoint
-		up := p.ike == "ESTABLISHED" && p.child == "INSTALLED"
-		if up {
-			if !wasUpNow {
-				p.upSince = now
+		s, seen := sas[name]
+		if seen {
+			if s.endpoint != "" {
+				p.endpoint = s.endpoint
 			}
-			p.wasUp, p.alert, p.alertText, p.backoff, p.nextTry = true, 0, "", 0, time.Time{}
-			p.rx, p.tx = max(p.rx, p.rxBase+s.rx), max(p.tx, p.txBase+s.tx)
+			if s.ike == "ESTABLISHED" && s.child == "INSTALLED" {
+				p.ike, p.child = s.ike, s.child
+				p.rx, p.tx = max(p.rx, p.rxBase+s.rx), max(p.tx, p.txBase+s.tx)
+			}
+		}
+		p.settle(now)
+		if p.isUp() {
 			continue
 		}
-		if s.ike == "CONNECTING" || s.ike == "REKEYING" || s.ike == "DELETING" || s.childPending {
+		if seen && (s.ike == "CONNECTING" || s.ike == "REKEYING" || s.ike == "DELETING" || s.childPending) {
 			continue // under way
 		}
 		if now.Before(p.nextTry) {
@@ -484,10 +492,25 @@ func (d *Daemon) reconcile(ctx context.Context) {
 	}
 }
 
-// event counts rekeys and keeps the bytes of child SAs that end.
+func (p *peer) isUp() bool { return p.ike == "ESTABLISHED" && p.child == "INSTALLED" }
+
+// settle records the moment p came up: the failure that kept it down is
+// over, and re-initiation starts again from the shortest backoff.
+func (p *peer) settle(now time.Time) {
+	up := p.isUp()
+	if up && !p.up {
+		p.upSince = now
+		p.wasUp, p.alert, p.alertText, p.backoff, p.nextTry = true, 0, "", 0, time.Time{}
+	}
+	p.up = up
+}
+
+// event follows the SAs' ups and downs, counts rekeys and keeps the bytes
+// of child SAs that end.
 func (d *Daemon) event(ev vici.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	up, _ := ev.Message.Get("up").(string)
 	for _, name := range ev.Message.Keys() {
 		p, ok := d.peers[name]
 		if !ok {
@@ -495,6 +518,25 @@ func (d *Daemon) event(ev vici.Event) {
 		}
 		ike, _ := ev.Message.Get(name).(*vici.Message)
 		switch ev.Name {
+		case "ike-updown":
+			if up == "yes" {
+				p.ike = "ESTABLISHED"
+				if info := parseIKE(ike); info.endpoint != "" {
+					p.endpoint = info.endpoint
+				}
+			} else {
+				p.ike, p.child = "", ""
+			}
+		case "child-updown":
+			if up == "yes" {
+				p.ike, p.child = "ESTABLISHED", "INSTALLED"
+			} else {
+				p.child = ""
+				for _, c := range childSAs(ike) {
+					rx, tx := childBytes(c)
+					p.rxBase, p.txBase = p.rxBase+rx, p.txBase+tx
+				}
+			}
 		case "ike-rekey":
 			p.ikeRekeys++
 		case "child-rekey":
@@ -506,14 +548,8 @@ func (d *Daemon) event(ev vici.Event) {
 					p.rxBase, p.txBase = p.rxBase+rx, p.txBase+tx
 				}
 			}
-		case "child-updown":
-			if up, _ := ev.Message.Get("up").(string); up != "yes" {
-				for _, c := range childSAs(ike) {
-					rx, tx := childBytes(c)
-					p.rxBase, p.txBase = p.rxBase+rx, p.txBase+tx
-				}
-			}
 		}
+		p.settle(time.Now())
 	}
 }
 
