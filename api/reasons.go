@@ -31,6 +31,13 @@ const (
 var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered,
 	ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning}
 
+// WireGuardDownReasons and IPsecDownReasons are the reasons a peering of
+// each type can be down for (the series vgate_peering_down_reason has).
+var (
+	WireGuardDownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered}
+	IPsecDownReasons     = []DownReason{ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning, ReasonBGPDown, ReasonPrefixLimit}
+)
+
 // RefusalReason is why a reload was refused (the label values of
 // vgate_refusals_total).
 type RefusalReason string

@@ -66,6 +66,8 @@ type Collector struct {
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
+	ipsecInfo, ipsecIKE, ipsecChild                        *prometheus.Desc
+	ipsecIKERekeys, ipsecChildRekeys                       *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -122,6 +124,11 @@ func New(source Source, version string) *Collector {
 		probeUp:              d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
 		probeRTT:             d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
 		peeringSourceDropped: d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
+		ipsecInfo:            d("ipsec_info", "An IPsec peering and where its ESP runs (libipsec: userspace, in charon's kernel-libipsec); always 1.", "peering", "network", "esp_mode"),
+		ipsecIKE:             d("ipsec_ike_sa_established", "1 if the IPsec peering's IKE SA is established, 0 if not.", peer...),
+		ipsecChild:           d("ipsec_child_sa_installed", "1 if the IPsec peering's child SA (ESP) is installed, 0 if not.", peer...),
+		ipsecIKERekeys:       d("ipsec_ike_rekeys_total", "IKE SA rekeyings of the IPsec peering since start.", peer...),
+		ipsecChildRekeys:     d("ipsec_child_rekeys_total", "Child SA rekeyings of the IPsec peering since start.", peer...),
 		ipForwarding:         d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
 	}
 }
@@ -136,6 +143,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
+		c.ipsecInfo, c.ipsecIKE, c.ipsecChild, c.ipsecIKERekeys, c.ipsecChildRekeys,
 	}
 }
 
@@ -174,7 +182,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		gauge(c.peeringUp, up, p.Name, p.Network)
-		for _, r := range api.DownReasons {
+		for _, r := range reasonsOf(p) {
 			v := 0.0
 			if r == p.Reason {
 				v = 1
@@ -189,6 +197,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			hs = float64(p.LastHandshake.UnixNano()) / 1e9
 		}
 		gauge(c.peeringHandshake, hs, p.Name, p.Network)
+		if x := p.IPsec; x != nil {
+			gauge(c.ipsecInfo, 1, p.Name, p.Network, x.ESPMode)
+			gauge(c.ipsecIKE, b2f(x.IKEState == "ESTABLISHED"), p.Name, p.Network)
+			gauge(c.ipsecChild, b2f(x.ChildState == "INSTALLED"), p.Name, p.Network)
+			counter(c.ipsecIKERekeys, float64(x.IKERekeys), p.Name, p.Network)
+			counter(c.ipsecChildRekeys, float64(x.ChildRekeys), p.Name, p.Network)
+		}
 	}
 
 	counter(c.portDispatched, float64(m.Port.Dispatched))
@@ -272,4 +287,13 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// reasonsOf are the down reasons a peering of p's type can have (its
+// series of vgate_peering_down_reason).
+func reasonsOf(p api.PeeringStatus) []api.DownReason {
+	if p.Type == "ipsec" {
+		return api.IPsecDownReasons
+	}
+	return api.WireGuardDownReasons
 }
