@@ -72,6 +72,11 @@ secrets {
 // gw1 having an IPsec peering "hq" to it with the given ipsec section
 // body (psk_file is added). The strongSwan is started with conf.
 func ipsecSite(t *testing.T, ipsecBody, conf func(sw *netlab.Swan, n1 *netlab.Network) string) (*netlab.Lab, *netlab.Gateway, *netlab.Swan) {
+	return ipsecSiteKey(t, ipsecPSK, ipsecBody, conf)
+}
+
+// ipsecSiteKey is ipsecSite with vgate's pre-shared key psk.
+func ipsecSiteKey(t *testing.T, psk string, ipsecBody, conf func(sw *netlab.Swan, n1 *netlab.Network) string) (*netlab.Lab, *netlab.Gateway, *netlab.Swan) {
 	t.Helper()
 	if m := netlab.LookSwan(); len(m) > 0 && netlab.Root() {
 		t.Fatalf("strongSwan missing (scripts/deps.sh installs it): %v", m)
@@ -80,11 +85,12 @@ func ipsecSite(t *testing.T, ipsecBody, conf func(sw *netlab.Swan, n1 *netlab.Ne
 	gw := gws[0]
 	n1, n2 := lab.Network(1), lab.Network(2)
 	sw := lab.AddSwan(n2)
-	psk := filepath.Join(lab.Dir, "hq.psk")
-	if err := os.WriteFile(psk, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+	pskFile := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(pskFile, []byte(psk+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	body := "      psk_file: " + psk + "\n"
+	body := "      psk_file: " + pskFile + "\n"
+	gw.MetricsListen = metricsAddr
 	if ipsecBody != nil {
 		body += ipsecBody(sw, n1)
 	}
@@ -145,3 +151,163 @@ func TestIPsecInterop(t *testing.T) {
 }
 
 func headLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// setPSK rewrites the pre-shared key file of gw's peering hq.
+func setPSK(t *testing.T, lab *netlab.Lab, psk string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(lab.Dir, "hq.psk"), []byte(psk+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// downReason is the vgate_peering_down_reason series of peering hq that
+// is 1, from a scrape of gw's metrics.
+func metricHas(t *testing.T, gw *netlab.Gateway, series string) bool {
+	t.Helper()
+	return strings.Contains(metricsOf(t, gw), series)
+}
+
+// A device that accepts only one of vgate's default proposals connects;
+// one that accepts only legacy algorithms is refused, with
+// no_proposal_chosen in status and metrics.
+func TestIPsecProposals(t *testing.T) {
+	ike := "aes256-sha256-modp2048"
+	var sw2 *netlab.Swan
+	var n1c *netlab.Network
+	lab, gw, sw := ipsecSite(t, nil, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		sw2, n1c = sw, n1
+		return swanConf(sw, n1, ipsecPSK, ike, "aes256gcm16", "")
+	})
+	_ = sw2
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	mustReach(t, lab, lab.Network(1), lab.Network(2))
+	t.Logf("only %s: up (%s)", ike, p.IPsec.IKEState)
+
+	// The device's admin narrows it to 3DES/SHA-1/modp1024 and drops the SA.
+	if err := os.WriteFile(sw.SwanctlConf, []byte(swanConf(sw, n1c, ipsecPSK, "3des-sha1-modp1024", "3des-sha1", "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sw.Swanctl("--terminate", "--ike", "vgate", "--force"); err != nil {
+		t.Fatalf("swanctl --terminate: %v\n%s", err, out)
+	}
+	_, p = waitPeering(t, gw, "hq", api.StateDown, api.ReasonNoProposalChosen, 30*time.Second)
+	if p.Hint == "" || p.IPsec == nil || p.IPsec.LastAlert == "" {
+		t.Errorf("no hint or alert text: %+v %+v", p, p.IPsec)
+	}
+	waitFor(t, "no_proposal_chosen in metrics", 10*time.Second, func() (bool, string) {
+		m := metricsOf(t, gw)
+		ok := strings.Contains(m, `vgate_peering_down_reason{network="hq",peering="hq",reason="no_proposal_chosen"} 1`) &&
+			strings.Contains(m, `vgate_peering_up{network="hq",peering="hq"} 0`)
+		return ok, "metrics lack it"
+	})
+	t.Logf("only 3des-sha1-modp1024: %s, hint %q, charon: %s", p.Reason, p.Hint, p.IPsec.LastAlert)
+}
+
+// A wrong pre-shared key shows as authentication_failed; vgate neither
+// crashes nor restarts charon, and retries with backoff; fixing the key
+// and reloading brings the peering up.
+func TestIPsecWrongPSK(t *testing.T) {
+	t.Parallel()
+	lab, gw, _ := ipsecSiteKey(t, "not-the-devices-key-42", nil, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	_, p := waitPeering(t, gw, "hq", api.StateDown, api.ReasonAuthFailed, 20*time.Second)
+	t.Logf("wrong key: %s, hint %q", p.Reason, p.Hint)
+	time.Sleep(12 * time.Second)
+	log := gw.Log()
+	if n := strings.Count(log, "charon running"); n != 1 || gw.Proc().Exited() {
+		t.Fatalf("charon started %d times (or the gateway exited) with a wrong key", n)
+	}
+	if n := strings.Count(log, "initiating IKE_SA"); n > 5 {
+		t.Errorf("%d IKE initiations in about 15 s: no backoff", n)
+	}
+	_, p = waitPeering(t, gw, "hq", api.StateDown, api.ReasonAuthFailed, time.Second)
+	if !metricHas(t, gw, `vgate_peering_down_reason{network="hq",peering="hq",reason="authentication_failed"} 1`) {
+		t.Error("authentication_failed not in metrics")
+	}
+	if strings.Contains(log, "not-the-devices-key-42") || strings.Contains(log, ipsecPSK) {
+		t.Error("a pre-shared key is in the log")
+	}
+	setPSK(t, lab, ipsecPSK)
+	if err := gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitPeering(t, gw, "hq", api.StateUp, "", 15*time.Second)
+	mustReach(t, lab, lab.Network(1), lab.Network(2))
+}
+
+// Dead-peer detection: a device that dies takes the peering down with
+// dpd_timeout within 3 × dpd; when it is back the peering comes back by
+// itself.
+func TestIPsecDPD(t *testing.T) {
+	t.Parallel()
+	const dpd = 10 * time.Second
+	var n1c *netlab.Network
+	lab, gw, sw := ipsecSite(t, func(*netlab.Swan, *netlab.Network) string { return "      dpd: 10s\n" }, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		n1c = n1
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	killed := time.Now()
+	if err := sw.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	at, p := waitPeering(t, gw, "hq", api.StateDown, api.ReasonDPDTimeout, 3*dpd+5*time.Second)
+	took := at.Sub(killed)
+	if took > 3*dpd {
+		t.Errorf("dpd_timeout after %v, want within %v", took, 3*dpd)
+	}
+	t.Logf("device killed: %s after %v (dpd %v), hint %q", p.Reason, took.Round(time.Second), dpd, p.Hint)
+	restarted := time.Now()
+	if err := sw.Start(swanConf(sw, n1c, ipsecPSK, "", "", "")); err != nil {
+		t.Fatal(err)
+	}
+	at, _ = waitPeering(t, gw, "hq", api.StateUp, "", 75*time.Second)
+	t.Logf("device restarted: up again after %v", at.Sub(restarted).Round(time.Second))
+	mustReach(t, lab, lab.Network(1), lab.Network(2))
+}
+
+// Rekeying: IKE and child lifetimes of 30 s and 20 s; a 90 s ping at
+// 20 pps and a TCP transfer lose nothing across at least three rekeys of
+// each.
+func TestIPsecRekey(t *testing.T) {
+	t.Parallel()
+	lab, gw, _ := ipsecSite(t, func(*netlab.Swan, *netlab.Network) string {
+		return "      ike_lifetime: 30s\n      child_lifetime: 20s\n"
+	}, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	n1, n2 := lab.Network(1), lab.Network(2)
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	mustReach(t, lab, n1, n2)
+	xfer := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 6 && err == nil; i++ { // a transfer every ~15 s, across the rekeys
+			err = lab.TCPTransfer(n1.HostNS, n2.HostNS, n2.HostAddr, 10<<20)
+			time.Sleep(12 * time.Second)
+		}
+		xfer <- err
+	}()
+	loss, out, err := pingLoss(lab, n1.HostNS, n2.HostAddr.String(), 1800, "0.05")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-xfer; err != nil {
+		t.Errorf("TCP across rekeys: %v", err)
+	}
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", time.Second)
+	t.Logf("90 s at 20 pps: %d%% loss; IKE rekeys %d, child rekeys %d\n%s", loss, p.IPsec.IKERekeys, p.IPsec.ChildRekeys, out)
+	if loss != 0 {
+		t.Errorf("%d%% ping loss across rekeys", loss)
+	}
+	if p.IPsec.IKERekeys < 3 || p.IPsec.ChildRekeys < 3 {
+		t.Errorf("rekeys: IKE %d, child %d; want at least 3 each", p.IPsec.IKERekeys, p.IPsec.ChildRekeys)
+	}
+	if !metricHas(t, gw, `vgate_ipsec_child_rekeys_total{network="hq",peering="hq"}`) {
+		t.Error("no rekey counter in metrics")
+	}
+}
