@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -313,3 +314,155 @@ func TestIPsecRekey(t *testing.T) {
 	}
 }
 
+// bgpSwanConf is the strongSwan admin's swanctl.conf for BGP over IPsec,
+// Azure style: the tunnel is numbered with APIPA addresses (the device
+// 169.254.21.1, vgate 169.254.21.2), and the traffic selectors carry them
+// beside the networks.
+func bgpSwanConf(sw *netlab.Swan, vgate *netlab.Network, localTS, remoteTS string) string {
+	return fmt.Sprintf(`connections {
+  vgate {
+    version = 2
+    local_addrs = %[1]s
+    remote_addrs = %[2]s
+    proposals = aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048
+    local {
+      auth = psk
+      id = %[1]s
+    }
+    remote {
+      auth = psk
+      id = %[2]s
+    }
+    children {
+      vgate {
+        local_ts = %[3]s
+        remote_ts = %[4]s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+secrets {
+  ike-vgate {
+    id = %[2]s
+    secret = "%[5]s"
+  }
+}
+`, sw.Net.GatewayUnderlay, vgate.GatewayUnderlay, localTS, remoteTS, ipsecPSK)
+}
+
+// ipsecBIRDConf is BIRD 2 on the strongSwan device (AS asn): a
+// single-hop eBGP session to vgate over the numbered tunnel interface
+// (ipsec0 has 169.254.21.1 peer 169.254.21.2), announcing the device's
+// networks and installing what vgate announces.
+func ipsecBIRDConf(asn, vgateASN uint32, networks ...string) string {
+	var static strings.Builder
+	for _, n := range networks {
+		fmt.Fprintf(&static, "\troute %s unreachable;\n", n)
+	}
+	return fmt.Sprintf(`log stderr all;
+router id 169.254.21.1;
+protocol device {
+	scan time 2;
+}
+protocol static {
+	ipv4;
+%s}
+protocol kernel {
+	ipv4 {
+		import none;
+		export where source = RTS_BGP;
+	};
+}
+protocol bgp vgate {
+	local 169.254.21.1 as %d;
+	neighbor 169.254.21.2 as %d;
+	hold time 9;
+	ipv4 {
+		import all;
+		export where source ~ [RTS_STATIC, RTS_BGP];
+	};
+}
+`, static.String(), asn, vgateASN)
+}
+
+// numberTunnel gives the device's ipsec0 its APIPA address, point to point
+// to vgate's, as its admin would for BGP.
+func numberTunnel(t *testing.T, lab *netlab.Lab, sw *netlab.Swan) {
+	t.Helper()
+	if out, err := lab.Run(sw.Net.GatewayNS, "ip", "addr", "add", "169.254.21.1/32", "peer", "169.254.21.2/32", "dev", "ipsec0"); err != nil {
+		t.Fatalf("numbering ipsec0: %v\n%s", err, out)
+	}
+}
+
+// BGP over IPsec: BIRD behind the strongSwan device exchanges routes with
+// vgate in both directions over the IPsec tunnel (APIPA addresses, like
+// Azure's BGP over IPsec), and the hosts reach each other on those routes.
+func TestIPsecBGP(t *testing.T) {
+	if m := netlab.LookBIRD(); len(m) > 0 {
+		t.Fatalf("BIRD missing (scripts/deps.sh installs it): %v", m)
+	}
+	if m := netlab.LookSwan(); len(m) > 0 {
+		t.Fatalf("strongSwan missing (scripts/deps.sh installs it): %v", m)
+	}
+	lab, gws := site(t, 2)
+	gw, n1, n2 := gws[0], lab.Network(1), lab.Network(2)
+	sw := lab.AddSwan(n2)
+	pskFile := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(pskFile, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw.TunnelAddress = netip.MustParseAddr("169.254.21.2")
+	gw.ASN = 65001
+	gw.MetricsListen = metricsAddr
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: []netip.Prefix{n2.Space}, IPsec: "      psk_file: " + pskFile + "\n",
+		BGP: &netlab.PeerBGP{ASN: 65002, Address: netip.MustParseAddr("169.254.21.1")}}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- strongSwan log ----\n%s", tail(sw.Log(), 30))
+			b, _ := os.ReadFile(filepath.Join(sw.Dir, "bird.log"))
+			t.Logf("---- BIRD log ----\n%s", tail(string(b), 30))
+		}
+	})
+	if err := sw.Start(bgpSwanConf(sw, n1, "10.2.0.0/16,169.254.21.1/32", "10.1.0.0/16,169.254.21.2/32")); err != nil {
+		t.Fatal(err)
+	}
+	numberTunnel(t, lab, sw)
+	if err := sw.StartBIRD(ipsecBIRDConf(65002, 65001, "10.2.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, gw)
+	// Up means the IPsec SAs and the BGP session over them.
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", 30*time.Second)
+	if fmt.Sprint(gw.Spaces) == "" || p.IPsec == nil {
+		t.Fatalf("status %+v", p)
+	}
+	waitFor(t, "vgate installs BIRD's route through ipsec0", 20*time.Second, func() (bool, string) {
+		r := strings.Join(vgateRoutes(t, lab, n1.GatewayNS), "\n")
+		return strings.Contains(r, "10.2.0.0/16 dev ipsec0"), r
+	})
+	waitFor(t, "BIRD learns vgate's network", 20*time.Second, func() (bool, string) {
+		out, _ := sw.Birdc("show", "route", "protocol", "vgate")
+		return strings.Contains(out, "10.1.0.0/16"), out
+	})
+	mustReachV4(t, lab, n1, n2)
+	mustReachV4(t, lab, n2, n1)
+	bgp, err := gw.CLI("bgp", "--socket", gw.Socket)
+	if err != nil || !strings.Contains(bgp, "hq") {
+		t.Errorf("vgate bgp: %v\n%s", err, bgp)
+	}
+	routes, _ := gw.CLI("routes", "--socket", gw.Socket)
+	if !strings.Contains(routes, "10.2.0.0/16") || !strings.Contains(routes, "hq") {
+		t.Errorf("vgate routes does not show the IPsec peering's BGP route:\n%s", routes)
+	}
+	t.Logf("vgate bgp:\n%s\nvgate routes:\n%s", bgp, routes)
+}
+
+// mustReachV4 waits until host of a reaches host of b over IPv4.
+func mustReachV4(t *testing.T, lab *netlab.Lab, a, b *netlab.Network) {
+	t.Helper()
+	if err := lab.WaitPing(a.HostNS, b.HostAddr, 15*time.Second); err != nil {
+		t.Fatalf("host %d cannot reach host %d (%s): %v", a.Index, b.Index, b.HostAddr, err)
+	}
+}

@@ -156,3 +156,36 @@ func (s *Swan) Log() string {
 	b, _ := os.ReadFile(s.LogPath)
 	return string(b)
 }
+
+// StartBIRD runs BIRD 2 beside the strongSwan, in its namespace (a
+// device that routes with BGP over its IPsec tunnel, as Azure's VPN
+// gateway does), with conf and a private control socket in Dir.
+func (s *Swan) StartBIRD(conf string) error {
+	cp, sock := filepath.Join(s.Dir, "bird.conf"), filepath.Join(s.Dir, "bird.ctl")
+	if err := os.WriteFile(cp, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	bin := lookSbin("bird")
+	if out, err := s.lab.Run(s.Net.GatewayNS, bin, "-p", "-c", cp); err != nil {
+		return fmt.Errorf("netlab: bird config check: %w\n%s", err, out)
+	}
+	p, err := s.lab.Start(s.Net.GatewayNS, filepath.Join(s.Dir, "bird.log"), bin, "-f", "-c", cp, "-s", sock, "-P", filepath.Join(s.Dir, "bird.pid"))
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := s.Birdc("show", "status"); err == nil {
+			return nil
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			return fmt.Errorf("netlab: bird did not answer on %s:\n%s", sock, p.LogTail(30))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Birdc runs birdc against the BIRD of StartBIRD.
+func (s *Swan) Birdc(args ...string) (string, error) {
+	return s.lab.Run(s.Net.GatewayNS, append([]string{lookSbin("birdc"), "-s", filepath.Join(s.Dir, "bird.ctl")}, args...)...)
+}
