@@ -15,11 +15,28 @@ const (
 	// and the peer has answered none for a while (wrong public key on
 	// either side, wrong endpoint, UDP blocked).
 	ReasonHandshakeUnanswered DownReason = "handshake_unanswered"
+
+	// IPsec peerings (decided by ipsec.Decide from charon's state and
+	// typed alerts):
+	ReasonIKEConnecting    DownReason = "ike_connecting"        // the IKE SA is being set up (or the device does not answer yet)
+	ReasonNoProposalChosen DownReason = "no_proposal_chosen"    // the two sides share no IKE or ESP proposal
+	ReasonAuthFailed       DownReason = "authentication_failed" // the pre-shared key or an identity does not match
+	ReasonDPDTimeout       DownReason = "dpd_timeout"           // the device stopped answering dead-peer detection
+	ReasonChildSADown      DownReason = "child_sa_down"         // IKE is up but no child SA (ESP) is installed
+	ReasonCharonNotRunning DownReason = "charon_not_running"    // vgate's charon is not running (missing, crashed, restarting)
 )
 
 // DownReasons lists every down reason, in a fixed order, so that metrics
 // can export a stable series per reason.
-var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered}
+var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered,
+	ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning}
+
+// WireGuardDownReasons and IPsecDownReasons are the reasons a peering of
+// each type can be down for (the series vgate_peering_down_reason has).
+var (
+	WireGuardDownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered}
+	IPsecDownReasons     = []DownReason{ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning, ReasonBGPDown, ReasonPrefixLimit}
+)
 
 // RefusalReason is why a reload was refused (the label values of
 // vgate_refusals_total).

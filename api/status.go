@@ -92,6 +92,10 @@ type PeeringStatus struct {
 	Path string `json:"path,omitempty"`
 	// Relay is the peering's relay, when it has one.
 	Relay *RelayStatus `json:"relay,omitempty"`
+	// Type is the peering's kind: "wireguard" or "ipsec".
+	Type string `json:"type,omitempty"`
+	// IPsec is an IPsec peering's SAs; nil for WireGuard.
+	IPsec *IPsecStatus `json:"ipsec,omitempty"`
 }
 
 // RelayStatus is a peering's relay connection.
@@ -102,6 +106,25 @@ type RelayStatus struct {
 	Since     time.Time `json:"since"`
 	TxPackets uint64    `json:"tx_packets"` // datagrams the tunnel sent over the relay
 	RxPackets uint64    `json:"rx_packets"` // and received
+}
+
+// IPsecStatus is what vgate's charon says of an IPsec peering.
+type IPsecStatus struct {
+	// ESPMode is where ESP runs: "libipsec" (userspace ESP in charon's
+	// kernel-libipsec plugin, on one TUN); ESPModeText says it for people.
+	ESPMode     string `json:"esp_mode"`
+	ESPModeText string `json:"esp_mode_text"`
+	// IKEState and ChildState are charon's SA states ("ESTABLISHED",
+	// "INSTALLED", ...), "" when there is none.
+	IKEState   string    `json:"ike_state"`
+	ChildState string    `json:"child_state"`
+	UpSince    time.Time `json:"up_since,omitzero"`
+	// IKERekeys and ChildRekeys count completed rekeyings since start.
+	IKERekeys   uint64 `json:"ike_rekeys"`
+	ChildRekeys uint64 `json:"child_rekeys"`
+	// LastAlert is charon's text of the last failure (for people; Reason
+	// is the code).
+	LastAlert string `json:"last_alert,omitempty"`
 }
 
 // ReloadStats counts reloads by result.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -99,7 +100,7 @@ func (g *Gateway) applyTunnels(ctx context.Context, cfg *config.Config, st plan.
 	}
 	for k := range byKind {
 		if g.kinds[k] == nil {
-			kind, err := newTunnelKind(k, cfg.ListenPort, g.kern, g.log)
+			kind, err := newTunnelKind(k, cfg.ListenPort, filepath.Dir(cfg.ControlSocket), g.reapply, g.kern, g.log)
 			if err != nil {
 				return err
 			}
@@ -111,6 +112,19 @@ func (g *Gateway) applyTunnels(ctx context.Context, cfg *config.Config, st plan.
 		errs = append(errs, kind.Set(ctx, cfg.PrivateKey, byKind[k]))
 	}
 	return errors.Join(errs...)
+}
+
+// reapply applies the running config again, e.g. after charon restarted
+// (its TUN, and the routes through it, are new).
+func (g *Gateway) reapply() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	if err := g.apply(g.ctx, g.cfg); err != nil {
+		g.log.Error("re-applying the config after charon restarted", "error", err)
+	}
 }
 
 // applyAddress puts the tunnel address on lo (replacing the previous one)

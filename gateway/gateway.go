@@ -92,7 +92,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	}
 	// Every kind's listener opens at start: the port is the gateway's
 	// identity to its peers, not something a reload changes.
-	k, err := newTunnelKind(plan.KindWireGuard, cfg.ListenPort, g.kern, log)
+	k, err := newTunnelKind(plan.KindWireGuard, cfg.ListenPort, filepath.Dir(cfg.ControlSocket), g.reapply, g.kern, log)
 	if err != nil {
 		return nil, err
 	}

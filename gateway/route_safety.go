@@ -8,6 +8,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/ipsec"
 )
 
 // importRefresh is how often a BGP gateway re-plans for what changes
@@ -59,7 +60,8 @@ func unmapAP(ap netip.AddrPort) netip.AddrPort {
 // vgate's own. g.mu is held.
 func (g *Gateway) connectedPrefixes() []kernel.Connected {
 	own := func(dev string) bool {
-		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || g.p2s != nil && dev == g.p2s.IfName()
+		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || g.p2s != nil && dev == g.p2s.IfName() ||
+			g.kinds[plan.KindIPsec] != nil && dev == ipsec.IfName
 	}
 	cs, err := g.kern.ConnectedPrefixes(own)
 	if err != nil {

@@ -68,10 +68,18 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			Name:          p.Name,
 			Network:       p.Network,
 			PublicKey:     p.PublicKey.String(),
-			Interface:     plan.IfNamePrefix + p.Name,
+			Interface:     plan.IfNameOf(p),
 			AddressSpaces: p.AddressSpaces,
+			Type:          config.TypeWireGuard,
 		}
 		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil}
+		if p.IsIPsec() {
+			ps.Type, ps.PublicKey = config.TypeIPsec, ""
+			obs.IPsec, obs.IPsecDown = true, api.ReasonCharonNotRunning
+			if t, ok := tunnels[i].(*ipsecTunnel); ok {
+				obs.IPsecDown, ps.IPsec = t.ipsecStatus() // ipsec.go
+			}
+		}
 		if n, ok := sessions[p.Name]; ok {
 			obs.BGPEstablished = n.State == api.SessionEstablished
 			obs.PrefixLimit = prefixLimited(n)
@@ -99,6 +107,9 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		}
 		ps.State, ps.Reason = peering.Evaluate(obs)
 		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason)
+		if p.IsIPsec() {
+			ps.Hint = ipsecHint(p, ps.Reason)
+		}
 		if ps.Hint == "" && pool != "" {
 			ps.Hint = g.returns.hint(p.Name, pool, now) // returns.go
 		}
@@ -108,6 +119,26 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		st.Peerings = append(st.Peerings, ps)
 	}
 	return st, nil
+}
+
+// ipsecHint is what to check for an IPsec peering that is not up
+// (docs/troubleshooting.md has more).
+func ipsecHint(p *config.Peering, r api.DownReason) string {
+	switch r {
+	case api.ReasonIKEConnecting:
+		return "no IKE answer yet from " + p.Endpoint + ": check the endpoint, that UDP 500 and 4500 are open both ways, and that the device has a connection for this gateway"
+	case api.ReasonNoProposalChosen:
+		return "the device accepts none of the offered proposals: compare ipsec.ike and ipsec.esp with the device's IPsec policy (legacy algorithms need legacy: true)"
+	case api.ReasonAuthFailed:
+		return "authentication failed: check that ipsec.psk_file holds the device's pre-shared key, and local_id/remote_id against the device's identities"
+	case api.ReasonDPDTimeout:
+		return "the device stopped answering dead-peer detection; vgate re-initiates by itself when it is back"
+	case api.ReasonChildSADown:
+		return "IKE is up but no child SA: compare the device's traffic selectors (its remote networks must include what it routes to this gateway) and ESP proposals"
+	case api.ReasonCharonNotRunning:
+		return "vgate's charon is not running; see the gateway log (component=ipsec) and vgate check"
+	}
+	return ""
 }
 
 // hint is what to check for a peering that is not up, for people ("" when

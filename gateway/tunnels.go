@@ -42,11 +42,15 @@ type TunnelKind interface {
 }
 
 // newTunnelKind opens the implementation of kind k. The switch on the kind
-// is the only place that names the implementations.
-func newTunnelKind(k plan.Kind, listenPort uint16, kern *kernel.Kernel, log *slog.Logger) (TunnelKind, error) {
+// is the only place that names the implementations. runDir is the
+// gateway's runtime directory; onRestart re-applies the running config
+// (a kind whose interfaces were recreated needs its routes again).
+func newTunnelKind(k plan.Kind, listenPort uint16, runDir string, onRestart func(), kern *kernel.Kernel, log *slog.Logger) (TunnelKind, error) {
 	switch k {
 	case plan.KindWireGuard:
 		return newWireGuardKind(listenPort, kern, log)
+	case plan.KindIPsec:
+		return newIPsecKind(runDir, onRestart, log) // ipsec.go
 	}
 	return nil, fmt.Errorf("tunnel kind %q is not implemented", k)
 }

@@ -97,6 +97,11 @@ func TestEvaluate(t *testing.T) {
 		{"unanswered beats bgp", Observation{LastHandshake: now.Add(-time.Minute), BGP: true, BGPEstablished: true, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
 		{"handshake since the initiation", Observation{LastHandshake: now.Add(-time.Second), UnansweredSince: now.Add(-time.Minute)}, api.StateUp, api.DownReason("")},
 		{"clock skew", Observation{LastHandshake: fresh, UnansweredSince: now.Add(time.Minute)}, api.StateUp, api.DownReason("")},
+		// IPsec: the SAs decide, not a handshake time.
+		{"ipsec up", Observation{IPsec: true}, api.StateUp, api.DownReason("")},
+		{"ipsec down", Observation{IPsec: true, IPsecDown: api.ReasonNoProposalChosen, BGP: true, BGPEstablished: true}, api.StateDown, api.ReasonNoProposalChosen},
+		{"ipsec up, bgp down", Observation{IPsec: true, BGP: true}, api.StateDown, api.ReasonBGPDown},
+		{"ipsec up, bgp up", Observation{IPsec: true, BGP: true, BGPEstablished: true}, api.StateUp, api.DownReason("")},
 	}
 	for _, tt := range tests {
 		tt.o.Now = now

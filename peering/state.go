@@ -49,14 +49,25 @@ type Observation struct {
 	BGP            bool
 	BGPEstablished bool
 	PrefixLimit    bool
+	// IPsec: the peering is IKEv2/IPsec; its tunnel state is not a
+	// handshake time but IPsecDown, the reason ipsec.Decide gave ("" when
+	// its IKE and child SAs are up).
+	IPsec     bool
+	IPsecDown api.DownReason
 }
 
 // Evaluate is the one definition of "up": a fresh handshake, no handshake
-// initiation unanswered for UnansweredAfter, and an established session
-// when the peering runs BGP. It returns the state and, when not up, the
+// initiation unanswered for UnansweredAfter (for IPsec: established IKE
+// and child SAs), and an established session when the peering runs BGP. It returns the state and, when not up, the
 // reason. Status, its "N up" count, the tunnel up/down
 // log lines and the metrics all come from it.
 func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
+	if o.IPsec {
+		if o.IPsecDown != "" {
+			return api.StateDown, o.IPsecDown
+		}
+		return evaluateBGP(o)
+	}
 	if w, ok := Unanswered(o); ok && w >= UnansweredAfter {
 		return api.StateDown, api.ReasonHandshakeUnanswered
 	}
@@ -66,6 +77,12 @@ func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 	case api.StateStale:
 		return s, api.ReasonHandshakeStale
 	}
+	return evaluateBGP(o)
+}
+
+// evaluateBGP is the state of a peering whose tunnel is up: up, unless
+// its BGP session is not established.
+func evaluateBGP(o Observation) (api.PeeringState, api.DownReason) {
 	switch {
 	case !o.BGP || o.BGPEstablished:
 		return api.StateUp, ""

@@ -74,7 +74,7 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEERING\tNETWORK\tSTATE\tENDPOINT\tHANDSHAKE\tRX\tTX\tADDRESS SPACES")
+	fmt.Fprintln(tw, "PEERING\tNETWORK\tTYPE\tSTATE\tENDPOINT\tHANDSHAKE\tRX\tTX\tADDRESS SPACES")
 	for _, p := range st.Peerings {
 		hs := "never"
 		if !p.LastHandshake.IsZero() {
@@ -88,7 +88,7 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		if p.Error != "" {
 			state += " (" + p.Error + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Network, state, ep, hs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Network, typeText(p), state, ep, hs,
 			humanBytes(p.RxBytes), humanBytes(p.TxBytes), prefixes(p.AddressSpaces))
 	}
 	tw.Flush()
@@ -106,10 +106,32 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		if !p.EndpointMoved.IsZero() {
 			fmt.Fprintf(w, "%s: endpoint moved %s ago (was %s); the tunnel follows its DNS name\n", p.Name, humanAge(now.Sub(p.EndpointMoved)), p.EndpointPrevious)
 		}
+		if x := p.IPsec; x != nil {
+			fmt.Fprintf(w, "%s: ipsec (esp: %s), IKE SA %s, child SA %s, rekeys: IKE %d, child %d\n", p.Name, x.ESPModeText,
+				orDash(x.IKEState), orDash(x.ChildState), x.IKERekeys, x.ChildRekeys)
+		}
 		if p.DroppedSource > 0 {
 			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n", p.Name, p.DroppedSource)
 		}
 	}
+}
+
+// typeText is a peering's kind; for IPsec with where ESP runs.
+func typeText(p api.PeeringStatus) string {
+	switch {
+	case p.IPsec != nil:
+		return "ipsec (esp: " + p.IPsec.ESPModeText + ")"
+	case p.Type == "":
+		return "wireguard"
+	}
+	return p.Type
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func firstLine(s string) string {

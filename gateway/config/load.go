@@ -119,6 +119,9 @@ func Load(path string) (*Config, error) {
 			checkOwnKey(c, d)
 		}
 	}
+	if c != nil {
+		loadPSKs(c, d, filepath.Dir(path)) // ipsec.go
+	}
 	if len(d.errs) > 0 {
 		return nil, d.sorted()
 	}

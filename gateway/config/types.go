@@ -86,6 +86,11 @@ type Peering struct {
 	// Relay, when set, is the TCP/443 relay (`vgate relay`) the tunnel
 	// falls back to when UDP does not get through (gateway/relay).
 	Relay *PeerRelay `yaml:"relay,omitempty" json:"relay,omitempty"`
+	// Type is the tunnel kind: "wireguard" (the default, also "") or
+	// "ipsec" (IKEv2/IPsec to a standard VPN device; ipsec.go).
+	Type string `yaml:"type,omitempty" json:"type,omitempty"`
+	// IPsec configures a type: ipsec peering.
+	IPsec *IPsec `yaml:"ipsec,omitempty" json:"ipsec,omitempty"`
 
 	// Line is where the peering starts in the file (0 if unknown).
 	Line int `yaml:"-" json:"-"`

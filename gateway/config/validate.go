@@ -255,7 +255,9 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 		if p.Network == "" {
 			d.errorf(base+".network", "required: the remote network's name (peerings to one network may share its prefixes)")
 		}
+		validateIPsec(d, base, p) // ipsec.go
 		switch first, dup := pubs[p.PublicKey]; {
+		case p.IsIPsec():
 		case p.PublicKey.IsZero():
 			d.errorf(base+".public_key", "required: the remote gateway's base64 WireGuard public key")
 		case dup:
@@ -263,7 +265,7 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 		default:
 			pubs[p.PublicKey] = i
 		}
-		if p.Endpoint != "" {
+		if p.Endpoint != "" && !p.IsIPsec() {
 			if err := checkHostPort(p.Endpoint, false); err != nil {
 				d.errorf(base+".endpoint", "%v", err)
 			}

@@ -69,6 +69,8 @@ type Collector struct {
 	peeringQueue, peeringQueueDropped                      *prometheus.Desc
 	dnsQueries, enrollAttempts, invitesPending             *prometheus.Desc
 	peeringPath, peeringRelayConnected                     *prometheus.Desc
+	ipsecInfo, ipsecIKE, ipsecChild                        *prometheus.Desc
+	ipsecIKERekeys, ipsecChildRekeys                       *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -129,6 +131,11 @@ func New(source Source, version string) *Collector {
 		peeringQueueDropped:   d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
 		peeringPath:           d("peering_path", "1 for the path the tunnel's datagrams take now (direct: UDP; relay: TCP/443 through its relay), 0 for the other.", "peering", "network", "path"),
 		peeringRelayConnected: d("peering_relay_connected", "1 if the peering's relay accepted this gateway and is connected, 0 if not; only for peerings with a relay.", peer...),
+		ipsecInfo:             d("ipsec_info", "An IPsec peering and where its ESP runs (libipsec: userspace, in charon's kernel-libipsec); always 1.", "peering", "network", "esp_mode"),
+		ipsecIKE:              d("ipsec_ike_sa_established", "1 if the IPsec peering's IKE SA is established, 0 if not.", peer...),
+		ipsecChild:            d("ipsec_child_sa_installed", "1 if the IPsec peering's child SA (ESP) is installed, 0 if not.", peer...),
+		ipsecIKERekeys:        d("ipsec_ike_rekeys_total", "IKE SA rekeyings of the IPsec peering since start.", peer...),
+		ipsecChildRekeys:      d("ipsec_child_rekeys_total", "Child SA rekeyings of the IPsec peering since start.", peer...),
 		ipForwarding:          d("ip_forwarding", "1 if the kernel forwards packets of the family (ipv4, ipv6), 0 if not: without it nothing behind the gateway gets through its tunnels.", "family"),
 
 		dnsQueries:     d("dns_queries_total", "DNS queries the name server on the tunnel address handled, by outcome (answer, nxdomain, refused, forwarded, servfail, malformed).", "outcome"),
@@ -150,6 +157,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.peeringQueue, c.peeringQueueDropped,
 		c.dnsQueries, c.enrollAttempts, c.invitesPending,
 		c.peeringPath, c.peeringRelayConnected,
+		c.ipsecInfo, c.ipsecIKE, c.ipsecChild, c.ipsecIKERekeys, c.ipsecChildRekeys,
 	}
 }
 
@@ -194,7 +202,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		gauge(c.peeringUp, up, p.Name, p.Network)
-		for _, r := range api.DownReasons {
+		for _, r := range reasonsOf(p) {
 			v := 0.0
 			if r == p.Reason {
 				v = 1
@@ -216,6 +224,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if p.Relay != nil {
 			gauge(c.peeringRelayConnected, b2f(p.Relay.State == "connected"), p.Name, p.Network)
+		}
+		if x := p.IPsec; x != nil {
+			gauge(c.ipsecInfo, 1, p.Name, p.Network, x.ESPMode)
+			gauge(c.ipsecIKE, b2f(x.IKEState == "ESTABLISHED"), p.Name, p.Network)
+			gauge(c.ipsecChild, b2f(x.ChildState == "INSTALLED"), p.Name, p.Network)
+			counter(c.ipsecIKERekeys, float64(x.IKERekeys), p.Name, p.Network)
+			counter(c.ipsecChildRekeys, float64(x.ChildRekeys), p.Name, p.Network)
 		}
 	}
 
@@ -311,4 +326,13 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// reasonsOf are the down reasons a peering of p's type can have (its
+// series of vgate_peering_down_reason).
+func reasonsOf(p api.PeeringStatus) []api.DownReason {
+	if p.Type == "ipsec" {
+		return api.IPsecDownReasons
+	}
+	return api.WireGuardDownReasons
 }

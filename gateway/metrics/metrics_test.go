@@ -184,7 +184,7 @@ func TestDownReasonStateSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 * len(api.DownReasons); n != want {
+	if want := 2 * len(api.WireGuardDownReasons); n != want {
 		t.Fatalf("vgate_peering_down_reason has %d series, want %d", n, want)
 	}
 	mfs, err := reg.Gather()
@@ -344,5 +344,30 @@ vgate_ip_forwarding{family="ipv6"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vgate_ip_forwarding"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An IPsec peering has the IPsec reasons and its SA series.
+func TestIPsecSeries(t *testing.T) {
+	reg := newTestRegistry(t, func() api.Metrics {
+		return api.Metrics{Status: api.Status{Peerings: []api.PeeringStatus{{
+			Name: "hq", Network: "hq", Interface: "ipsec0", Type: "ipsec", State: api.StateDown, Reason: api.ReasonNoProposalChosen,
+			IPsec: &api.IPsecStatus{ESPMode: "libipsec", IKEState: "", ChildState: "", IKERekeys: 3, ChildRekeys: 5},
+		}}}}
+	})
+	want := `
+# HELP vgate_ipsec_child_rekeys_total Child SA rekeyings of the IPsec peering since start.
+# TYPE vgate_ipsec_child_rekeys_total counter
+vgate_ipsec_child_rekeys_total{network="hq",peering="hq"} 5
+# HELP vgate_ipsec_ike_sa_established 1 if the IPsec peering's IKE SA is established, 0 if not.
+# TYPE vgate_ipsec_ike_sa_established gauge
+vgate_ipsec_ike_sa_established{network="hq",peering="hq"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vgate_ipsec_child_rekeys_total", "vgate_ipsec_ike_sa_established"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := testutil.GatherAndCount(reg, "vgate_peering_down_reason")
+	if err != nil || n != len(api.IPsecDownReasons) {
+		t.Fatalf("IPsec down_reason series: %d (%v), want %d", n, err, len(api.IPsecDownReasons))
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
 )
 
@@ -62,9 +63,10 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 			}
 		}
 	}
+	ifOf := ifNames(cfg)
 	bestDevs := map[netip.Prefix][]string{}
 	for p, b := range best {
-		bestDevs[p] = []string{IfNamePrefix + b.Neighbor}
+		bestDevs[p] = []string{ifOf[b.Neighbor]}
 	}
 	if multipath {
 		for _, r := range learned {
@@ -73,7 +75,9 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 			if !ok || !r.Accepted || !bgpPeering[r.Neighbor] || r.Neighbor == b.Neighbor || len(r.ASPath) != len(b.ASPath) {
 				continue
 			}
-			bestDevs[p] = append(bestDevs[p], IfNamePrefix+r.Neighbor)
+			if d := ifOf[r.Neighbor]; !slices.Contains(bestDevs[p], d) {
+				bestDevs[p] = append(bestDevs[p], d)
+			}
 		}
 	}
 	out := make([]Tunnel, len(tunnels))
@@ -154,6 +158,9 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 	endpoint := make(map[string]netip.AddrPort, len(tunnels))
 	for _, t := range tunnels {
 		endpoint[t.Name] = t.WireGuard.Endpoint
+		if a, err := netip.ParseAddr(t.IPsec.Remote); t.Kind == KindIPsec && err == nil {
+			endpoint[t.Name] = netip.AddrPortFrom(a, 500) // IKE; NAT-T uses 4500 on the same address
+		}
 	}
 	var st routing.State
 	st.Originate = slices.Clone(cfg.AddressSpaces)
@@ -208,6 +215,8 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
 func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route, dead map[string]bool) []api.RouteEntry {
+	ifOf := ifNames(cfg)
+	peeringOf := func(dev string, dst netip.Prefix) string { return peeringOn(cfg, dev, dst) }
 	inKernel := map[netip.Prefix]kernel.Route{}
 	for _, r := range kern {
 		inKernel[r.Dst] = r
@@ -219,7 +228,7 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 	staticDst := map[netip.Prefix]bool{}
 	for _, r := range static {
 		staticDst[r.Dst] = true
-		e := api.RouteEntry{Prefix: r.Dst, Source: "static", Peering: peeringOf(r.Dev)}
+		e := api.RouteEntry{Prefix: r.Dst, Source: "static", Peering: peeringOf(r.Dev, r.Dst)}
 		if r.Dev != "" && !isTunnelDev(r.Dev) {
 			e.Source, e.Peering = "point-to-site", ""
 		}
@@ -233,7 +242,7 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		k, inK := inKernel[r.Prefix]
 		// A path through a multipath kernel route is installed,
 		// best or not (equal cost).
-		ecmp := r.Accepted && !staticDst[r.Prefix] && inK && len(k.Devs) > 0 && slices.Contains(k.Devs, IfNamePrefix+r.Neighbor)
+		ecmp := r.Accepted && !staticDst[r.Prefix] && inK && len(k.Devs) > 0 && slices.Contains(k.Devs, ifOf[r.Neighbor])
 		switch {
 		case !r.Accepted:
 			e.Status = "rejected: " + r.Reason
@@ -243,14 +252,14 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 			e.Installed = true
 			e.Status = "installed (multipath)"
 			for _, d := range k.Devs {
-				e.Peerings = append(e.Peerings, peeringOf(d))
+				e.Peerings = append(e.Peerings, peeringOf(d, r.Prefix))
 			}
 		case !r.Best:
 			e.Status = "accepted, not best (in AllowedIPs)"
 		case staticDst[r.Prefix]:
 			e.Status = "best, static route preferred"
 		default:
-			e.Installed = inK && slices.Equal(k.Devices(), []string{IfNamePrefix + r.Neighbor})
+			e.Installed = inK && slices.Equal(k.Devices(), []string{ifOf[r.Neighbor]})
 			e.Status = installedStatus(e.Installed)
 		}
 		out = append(out, e)
@@ -317,11 +326,38 @@ func markConflicts(entries []api.RouteEntry, conflicts []kernel.RouteConflict) {
 }
 
 func isTunnelDev(dev string) bool {
-	return len(dev) > len(IfNamePrefix) && dev[:len(IfNamePrefix)] == IfNamePrefix
+	return len(dev) > len(IfNamePrefix) && dev[:len(IfNamePrefix)] == IfNamePrefix || dev == ipsec.IfName
 }
 
-func peeringOf(dev string) string {
-	if isTunnelDev(dev) {
+// ifNames maps each peering to the interface its routes go through.
+func ifNames(cfg *config.Config) map[string]string {
+	out := make(map[string]string, len(cfg.Peerings))
+	for i := range cfg.Peerings {
+		out[cfg.Peerings[i].Name] = IfNameOf(&cfg.Peerings[i])
+	}
+	return out
+}
+
+// peeringOn names the peering a route to dst through dev uses: the
+// interface's for WireGuard; for the libipsec TUN, which every IPsec
+// peering shares, the IPsec peering whose spaces (its remote traffic
+// selectors) hold dst.
+func peeringOn(cfg *config.Config, dev string, dst netip.Prefix) string {
+	switch {
+	case dev == ipsec.IfName:
+		for i := range cfg.Peerings {
+			p := &cfg.Peerings[i]
+			if !p.IsIPsec() {
+				continue
+			}
+			_, ts := ipsec.TrafficSelectors(p.AddressSpaces, p.PeerTunnelAddress())
+			for _, q := range ts {
+				if q.Overlaps(dst) && q.Bits() <= dst.Bits() {
+					return p.Name
+				}
+			}
+		}
+	case isTunnelDev(dev):
 		return dev[len(IfNamePrefix):]
 	}
 	return ""

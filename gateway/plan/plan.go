@@ -10,9 +10,9 @@
 // Plan; nothing else assembles desired state. docs/architecture.md shows
 // the flow config → plan → apply → data plane.
 //
-// Adding a tunnel kind (IPsec is next) means: a Kind constant and its spec
-// field on Tunnel, one branch in tunnels() for the config's peering type,
-// and one implementation of gateway.TunnelKind. Routes, admission, BGP and
+// Adding a tunnel kind (WireGuard and IPsec exist) means: a Kind constant
+// and its spec field on Tunnel, one branch in desired() for the config's
+// peering type, and one implementation of gateway.TunnelKind. Routes, admission, BGP and
 // status stay as they are: they only see Tunnel's common fields.
 package plan
 
@@ -28,6 +28,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
 )
 
@@ -88,6 +89,11 @@ type Kind string
 // port (gateway/dataplane).
 const KindWireGuard Kind = "wireguard"
 
+// KindIPsec: an IKEv2/IPsec peering run by vgate's charon (ipsec/); with
+// kernel-libipsec every IPsec peering's routes go through its one TUN
+// (ipsec.IfName) and the child SA's traffic selectors pick the peering.
+const KindIPsec Kind = "ipsec"
+
 // Tunnel is the desired state of one peering's tunnel. The common fields
 // are what every kind has; the kind's own spec says how to run it.
 type Tunnel struct {
@@ -99,6 +105,8 @@ type Tunnel struct {
 	// everything the peer may send from or receive at: declared spaces,
 	// its tunnel address and every prefix accepted from it by BGP.
 	WireGuard dataplane.PeerSpec
+	// IPsec is the peering of a KindIPsec tunnel.
+	IPsec ipsec.Peer
 	// Relay is the relay the tunnel falls back to; zero for none.
 	Relay RelayTarget
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/ipsec"
 )
 
 // IfNamePrefix starts the name of every tunnel interface: vg-<peering>.
@@ -29,6 +30,14 @@ type Env struct {
 func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Route, errs []error) {
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
+		if p.IsIPsec() {
+			t := ipsecTunnel(p)
+			tunnels = append(tunnels, t)
+			for _, q := range p.AllowedIPs() {
+				routes = append(routes, kernel.Route{Dst: q.Masked(), Dev: t.IfName, Src: cfg.TunnelAddress})
+			}
+			continue
+		}
 		var ep netip.AddrPort
 		if p.Endpoint != "" {
 			a, err := env.Resolve(p.Endpoint)
@@ -66,6 +75,34 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 		}
 	}
 	return tunnels, routes, errs
+}
+
+// ipsecTunnel is the tunnel of an IPsec peering: charon resolves a DNS
+// endpoint itself, and the traffic selectors are ipsec.TrafficSelectors of
+// the peering's spaces and BGP peer address.
+func ipsecTunnel(p *config.Peering) Tunnel {
+	x := p.IPsec
+	local, remote := ipsec.TrafficSelectors(p.AddressSpaces, p.PeerTunnelAddress())
+	return Tunnel{
+		Kind:   KindIPsec,
+		Name:   p.Name,
+		IfName: ipsec.IfName,
+		MTU:    ipsec.MTU,
+		IPsec: ipsec.Peer{
+			Name: p.Name, Remote: p.Endpoint, PSK: x.PSK, LocalID: x.LocalID, RemoteID: x.RemoteID,
+			IKE: x.IKE, ESP: x.ESP, IKELifetime: x.IKELifetime, ChildLifetime: x.ChildLifetime, DPD: x.DPD,
+			LocalTS: local, RemoteTS: remote,
+		},
+	}
+}
+
+// IfNameOf is the interface a peering's routes go through: vg-<name> for
+// WireGuard, the libipsec TUN for IPsec.
+func IfNameOf(p *config.Peering) string {
+	if p.IsIPsec() {
+		return ipsec.IfName
+	}
+	return IfNamePrefix + p.Name
 }
 
 // ResolveUDP resolves host:port to an address, preferring what the system

@@ -76,6 +76,10 @@ type Peering struct {
 	DNSZone string
 	// RelayURL and RelayPin, when set, give the peering a relay (relay.go).
 	RelayURL, RelayPin string
+	// IPsec, when set, makes this a type: ipsec peering: its value is the
+	// body of the peering's ipsec section (YAML, indented by the caller
+	// to sit under "    ipsec:"), and Endpoint is the device's address.
+	IPsec string
 }
 
 // NewGateway prepares (but does not start) the gateway of network n, running
@@ -147,6 +151,15 @@ func (g *Gateway) Render() string {
 		b.WriteString("peerings:\n")
 	}
 	for _, p := range g.Peerings {
+		if p.IPsec != "" {
+			fmt.Fprintf(&b, "  - name: %s\n    network: %s\n    type: ipsec\n    endpoint: %s\n    address_spaces: %s\n    ipsec:\n%s",
+				p.Name, p.Network, p.Endpoint, prefixList(p.Spaces), p.IPsec)
+			if !strings.HasSuffix(p.IPsec, "\n") {
+				b.WriteString("\n")
+			}
+			renderPeerBGP(&b, p) // bgp.go
+			continue
+		}
 		fmt.Fprintf(&b, "  - name: %s\n    network: %s\n    public_key: %q\n", p.Name, p.Network, p.PublicKey)
 		if p.Endpoint != "" {
 			fmt.Fprintf(&b, "    endpoint: %s\n", p.Endpoint)
@@ -186,6 +199,8 @@ func (g *Gateway) Start() error {
 	var args []string
 	if g.Wrapper != nil {
 		args = g.Wrapper()
+	} else if g.hasIPsec() {
+		args = privateRun
 	}
 	args = append(args, g.in(g.Bin), "run", "--config", g.in(g.ConfigPath), "--log-level", "debug")
 	p, err := g.lab.Start(g.Net.GatewayNS, g.LogPath, args...)
@@ -211,6 +226,21 @@ func (g *Gateway) Start() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("gateway %s: control socket did not answer within %v:\n%s", g.Name, wait, p.LogTail(30))
+}
+
+// privateRun runs a command under a private tmpfs on /run: charon writes
+// its PID to /var/run/charon.pid (compiled in), so the lab's charons (each
+// IPsec gateway's, each strongSwan peer's) must not share /run.
+var privateRun = []string{"unshare", "--mount", "--propagation", "private", "--",
+	"sh", "-c", `mount -t tmpfs -o mode=0755 tmpfs /run && exec "$0" "$@"`}
+
+func (g *Gateway) hasIPsec() bool {
+	for _, p := range g.Peerings {
+		if p.IPsec != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Proc is the running `vgate run` process, or nil.

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/ipsec"
+)
+
+// ipsecKind runs the IPsec peerings: one charon (ipsec.Daemon) for all of
+// them, its files in <control socket's directory>/charon (vgate's runtime
+// directory: /run/vgate under deploy/vgate.service).
+type ipsecKind struct {
+	d      *ipsec.Daemon
+	log    *slog.Logger
+	warned map[string]string // peering → the proposals last warned about
+}
+
+// ErrCaptureIPsec: `vgate capture` cannot tap an IPsec peering (its
+// packets are in charon's TUN, not in a vgate device).
+var ErrCaptureIPsec = errors.New("capture is not available on IPsec peerings: their inner packets flow through charon's kernel-libipsec TUN, not through a vgate device; capture them on the host with tcpdump -i " + ipsec.IfName)
+
+// charonReadyWait bounds how long the first apply waits for charon's TUN,
+// which the routes of IPsec peerings go through.
+const charonReadyWait = 20 * time.Second
+
+func newIPsecKind(runDir string, onRestart func(), log *slog.Logger) (*ipsecKind, error) {
+	d, err := ipsec.Start(ipsec.Options{Dir: filepath.Join(runDir, "charon"), Log: log.With("component", "ipsec"), OnRunning: onRestart})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.WaitRunning(charonReadyWait); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("ipsec: %w", err)
+	}
+	return &ipsecKind{d: d, log: log, warned: map[string]string{}}, nil
+}
+
+func (k *ipsecKind) Set(ctx context.Context, _ keys.PrivateKey, want []plan.Tunnel) error {
+	peers := make([]ipsec.Peer, len(want))
+	for i, t := range want {
+		peers[i] = t.IPsec
+		k.warnLegacy(t.IPsec)
+	}
+	return k.d.Set(ctx, peers)
+}
+
+func (k *ipsecKind) Tunnel(name string) Tunnel {
+	if _, ok := k.d.State(name); !ok {
+		return nil
+	}
+	return &ipsecTunnel{d: k.d, name: name}
+}
+
+func (k *ipsecKind) Close() error { return k.d.Close() }
+
+// ipsecTunnel is one IPsec peering as status, metrics and capture see it.
+type ipsecTunnel struct {
+	d    *ipsec.Daemon
+	name string
+}
+
+func (t *ipsecTunnel) Name() string   { return t.name }
+func (t *ipsecTunnel) IfName() string { return ipsec.IfName }
+func (t *ipsecTunnel) MTU() int       { return ipsec.MTU }
+
+// Stats are the peering's byte counters (its child SAs, summed over
+// rekeyings) and the time its SAs came up as the "handshake".
+func (t *ipsecTunnel) Stats() (dataplane.PeerStats, error) {
+	s, ok := t.d.State(t.name)
+	if !ok {
+		return dataplane.PeerStats{}, fmt.Errorf("ipsec peering %q is not loaded", t.name)
+	}
+	return dataplane.PeerStats{Endpoint: s.Endpoint, LastHandshake: s.UpSince, RxBytes: s.RxBytes, TxBytes: s.TxBytes}, nil
+}
+
+func (t *ipsecTunnel) StartCapture(*dataplane.Capture) error { return ErrCaptureIPsec }
+func (t *ipsecTunnel) StopCapture(*dataplane.Capture)        {}
+
+// ipsecStatus is the peering's down reason (ipsec.Decide) and its SAs.
+func (t *ipsecTunnel) ipsecStatus() (api.DownReason, *api.IPsecStatus) {
+	s, ok := t.d.State(t.name)
+	if !ok {
+		return api.ReasonCharonNotRunning, nil
+	}
+	return api.DownReason(s.Reason), &api.IPsecStatus{
+		ESPMode: string(s.ESPMode), ESPModeText: s.ESPMode.Describe(),
+		IKEState: s.IKE, ChildState: s.Child, UpSince: s.UpSince,
+		IKERekeys: s.IKERekeys, ChildRekeys: s.ChildRekeys, LastAlert: s.LastError,
+	}
+}
+
+// warnLegacy warns once per change about a peering's weak proposals
+// (allowed by legacy: true).
+func (k *ipsecKind) warnLegacy(p ipsec.Peer) {
+	var weak []string
+	for _, s := range p.IKE {
+		if errors.Is(ipsec.CheckProposal(s, false, false), ipsec.ErrLegacy) {
+			weak = append(weak, s)
+		}
+	}
+	for _, s := range p.ESP {
+		if errors.Is(ipsec.CheckProposal(s, true, false), ipsec.ErrLegacy) {
+			weak = append(weak, s)
+		}
+	}
+	key := strings.Join(weak, ",")
+	if key != "" && k.warned[p.Name] != key {
+		k.log.Warn("IPsec peering uses legacy (weak) algorithms, allowed by legacy: true; move the device to a stronger policy", "peering", p.Name, "proposals", key)
+	}
+	k.warned[p.Name] = key
+}

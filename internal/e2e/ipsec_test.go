@@ -1,0 +1,468 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/internal/netlab"
+)
+
+// IPsec interop: vgate's IPsec peerings against a stock strongSwan (Debian's
+// charon + swanctl with kernel-libipsec, configured with swanctl.conf as
+// its admin would), which plays the on-premises device.
+//
+//	h1 10.1.0.2 ── gw1: vgate (charon, ipsec0) ═══ IKEv2/ESP-in-UDP ═══ gw2: strongSwan (ipsec0) ── h2 10.2.0.2
+//	               198.18.0.1                                           198.18.0.2
+
+const ipsecPSK = "lab-pre-shared-key-0123456789"
+
+// swanConf is the strongSwan admin's swanctl.conf for vgate: PSK, the
+// proposals of Azure VPN Gateway's default policy that are not legacy,
+// AES-GCM ESP, DPD. ike and esp override the proposals; extra goes into
+// the connection (e.g. lifetimes).
+func swanConf(sw *netlab.Swan, vgate *netlab.Network, psk, ike, esp, extra string) string {
+	n := sw.Net
+	if ike == "" {
+		ike = "aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048"
+	}
+	if esp == "" {
+		esp = "aes256gcm16,aes256-sha256"
+	}
+	return fmt.Sprintf(`connections {
+  vgate {
+    version = 2
+    local_addrs = %[1]s
+    remote_addrs = %[2]s
+    proposals = %[3]s
+    dpd_delay = 10s
+    %[7]s
+    local {
+      auth = psk
+      id = %[1]s
+    }
+    remote {
+      auth = psk
+      id = %[2]s
+    }
+    children {
+      vgate {
+        local_ts = 10.%[5]d.0.0/16, fd00:%[5]x::/48
+        remote_ts = 10.%[6]d.0.0/16, fd00:%[6]x::/48
+        esp_proposals = %[4]s
+        dpd_action = clear
+      }
+    }
+  }
+}
+secrets {
+  ike-vgate {
+    id = %[2]s
+    secret = "%[8]s"
+  }
+}
+`, n.GatewayUnderlay, vgate.GatewayUnderlay, ike, esp, n.Index, vgate.Index, extra, psk)
+}
+
+// ipsecSite is a lab with vgate in network 1 and strongSwan in network 2,
+// gw1 having an IPsec peering "hq" to it with the given ipsec section
+// body (psk_file is added). The strongSwan is started with conf.
+func ipsecSite(t *testing.T, ipsecBody, conf func(sw *netlab.Swan, n1 *netlab.Network) string) (*netlab.Lab, *netlab.Gateway, *netlab.Swan) {
+	return ipsecSiteKey(t, ipsecPSK, ipsecBody, conf)
+}
+
+// ipsecSiteKey is ipsecSite with vgate's pre-shared key psk.
+func ipsecSiteKey(t *testing.T, psk string, ipsecBody, conf func(sw *netlab.Swan, n1 *netlab.Network) string) (*netlab.Lab, *netlab.Gateway, *netlab.Swan) {
+	t.Helper()
+	if m := netlab.LookSwan(); len(m) > 0 && netlab.Root() {
+		t.Fatalf("strongSwan missing (scripts/deps.sh installs it): %v", m)
+	}
+	lab, gws := site(t, 2)
+	gw := gws[0]
+	n1, n2 := lab.Network(1), lab.Network(2)
+	sw := lab.AddSwan(n2)
+	pskFile := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(pskFile, []byte(psk+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := "      psk_file: " + pskFile + "\n"
+	gw.MetricsListen = metricsAddr
+	if ipsecBody != nil {
+		body += ipsecBody(sw, n1)
+	}
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: gws[1].Spaces, IPsec: body}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- strongSwan log ----\n%s", tail(sw.Log(), 40))
+		}
+	})
+	if err := sw.Start(conf(sw, n1)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, gw)
+	return lab, gw, sw
+}
+
+func TestIPsecInterop(t *testing.T) {
+	lab, gw, _ := ipsecSite(t, nil, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	n1, n2 := lab.Network(1), lab.Network(2)
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	if p.Type != "ipsec" || p.IPsec == nil || p.IPsec.ESPMode != "libipsec" || p.Interface != "ipsec0" || p.PublicKey != "" {
+		t.Errorf("status of the IPsec peering: %+v %+v", p, p.IPsec)
+	}
+	mustReach(t, lab, n1, n2)
+	mustReach(t, lab, n2, n1)
+	if err := lab.TCPTransfer(n1.HostNS, n2.HostNS, n2.HostAddr, 50<<20); err != nil {
+		t.Fatalf("50 MB h1 -> h2: %v", err)
+	}
+	// The routes are vgate's (protocol 76), through charon's TUN.
+	routes := strings.Join(vgateRoutes(t, lab, n1.GatewayNS), "\n")
+	if !strings.Contains(routes, "10.2.0.0/16 dev ipsec0") || !strings.Contains(routes, "fd00:2::/48 dev ipsec0") {
+		t.Errorf("vgate routes:\n%s", routes)
+	}
+	if m := metricsOf(t, gw); !strings.Contains(m, `vgate_ipsec_child_sa_installed{network="hq",peering="hq"} 1`) ||
+		!strings.Contains(m, `vgate_ipsec_info{esp_mode="libipsec",network="hq",peering="hq"} 1`) {
+		t.Errorf("IPsec series missing from metrics:\n%s", grepLines(m, "ipsec"))
+	}
+	out, err := gw.CLI("status", "--socket", gw.Socket)
+	if err != nil || !strings.Contains(out, "ipsec (esp: libipsec userspace)") {
+		t.Errorf("vgate status: %v\n%s", err, out)
+	}
+	if strings.Contains(out, ipsecPSK) || strings.Contains(gw.Log(), ipsecPSK) {
+		t.Error("the pre-shared key is in the status or the log")
+	}
+	// The counters are charon's, read every second.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := gw.Status()
+		p = st.Peerings[0]
+		if p.TxBytes >= 50<<20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if p.RxBytes == 0 || p.TxBytes < 50<<20 {
+		t.Errorf("counters: rx %d tx %d after 50 MB", p.RxBytes, p.TxBytes)
+	}
+	t.Logf("hq: rx %d tx %d, %s", p.RxBytes, p.TxBytes, headLine(out))
+}
+
+func headLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// setPSK rewrites the pre-shared key file of gw's peering hq.
+func setPSK(t *testing.T, lab *netlab.Lab, psk string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(lab.Dir, "hq.psk"), []byte(psk+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metricHas reports whether a scrape of gw's metrics has series.
+func metricHas(t *testing.T, gw *netlab.Gateway, series string) bool {
+	t.Helper()
+	return strings.Contains(metricsOf(t, gw), series)
+}
+
+// A device that accepts only one of vgate's default proposals connects;
+// one that accepts only legacy algorithms is refused, with
+// no_proposal_chosen in status and metrics.
+func TestIPsecProposals(t *testing.T) {
+	ike := "aes256-sha256-modp2048"
+	var n1c *netlab.Network
+	lab, gw, sw := ipsecSite(t, nil, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		n1c = n1
+		return swanConf(sw, n1, ipsecPSK, ike, "aes256gcm16", "")
+	})
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	mustReach(t, lab, lab.Network(1), lab.Network(2))
+	t.Logf("only %s: up (%s)", ike, p.IPsec.IKEState)
+
+	// The device's admin narrows it to 3DES/SHA-1/modp1024 and drops the SA.
+	if err := os.WriteFile(sw.SwanctlConf, []byte(swanConf(sw, n1c, ipsecPSK, "3des-sha1-modp1024", "3des-sha1", "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := sw.Swanctl("--terminate", "--ike", "vgate", "--force"); err != nil {
+		t.Fatalf("swanctl --terminate: %v\n%s", err, out)
+	}
+	_, p = waitPeering(t, gw, "hq", api.StateDown, api.ReasonNoProposalChosen, 30*time.Second)
+	if p.Hint == "" || p.IPsec == nil || p.IPsec.LastAlert == "" {
+		t.Errorf("no hint or alert text: %+v %+v", p, p.IPsec)
+	}
+	waitFor(t, "no_proposal_chosen in metrics", 10*time.Second, func() (bool, string) {
+		m := metricsOf(t, gw)
+		ok := strings.Contains(m, `vgate_peering_down_reason{network="hq",peering="hq",reason="no_proposal_chosen"} 1`) &&
+			strings.Contains(m, `vgate_peering_up{network="hq",peering="hq"} 0`)
+		return ok, "metrics lack it"
+	})
+	t.Logf("only 3des-sha1-modp1024: %s, hint %q, charon: %s", p.Reason, p.Hint, p.IPsec.LastAlert)
+}
+
+// A wrong pre-shared key shows as authentication_failed; vgate neither
+// crashes nor restarts charon, and retries with backoff; fixing the key
+// and reloading brings the peering up.
+func TestIPsecWrongPSK(t *testing.T) {
+	t.Parallel()
+	lab, gw, _ := ipsecSiteKey(t, "not-the-devices-key-42", nil, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	_, p := waitPeering(t, gw, "hq", api.StateDown, api.ReasonAuthFailed, 20*time.Second)
+	t.Logf("wrong key: %s, hint %q", p.Reason, p.Hint)
+	time.Sleep(12 * time.Second)
+	log := gw.Log()
+	if n := strings.Count(log, "charon running"); n != 1 || gw.Proc().Exited() {
+		t.Fatalf("charon started %d times (or the gateway exited) with a wrong key", n)
+	}
+	if n := strings.Count(log, "initiating IKE_SA"); n > 5 {
+		t.Errorf("%d IKE initiations in about 15 s: no backoff", n)
+	}
+	_, p = waitPeering(t, gw, "hq", api.StateDown, api.ReasonAuthFailed, time.Second)
+	if !metricHas(t, gw, `vgate_peering_down_reason{network="hq",peering="hq",reason="authentication_failed"} 1`) {
+		t.Error("authentication_failed not in metrics")
+	}
+	if strings.Contains(log, "not-the-devices-key-42") || strings.Contains(log, ipsecPSK) {
+		t.Error("a pre-shared key is in the log")
+	}
+	setPSK(t, lab, ipsecPSK)
+	if err := gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitPeering(t, gw, "hq", api.StateUp, "", 15*time.Second)
+	mustReach(t, lab, lab.Network(1), lab.Network(2))
+}
+
+// Dead-peer detection: a device that dies takes the peering down with
+// dpd_timeout within 3 × dpd; when it is back the peering comes back by
+// itself.
+func TestIPsecDPD(t *testing.T) {
+	t.Parallel()
+	const dpd = 10 * time.Second
+	var n1c *netlab.Network
+	lab, gw, sw := ipsecSite(t, func(*netlab.Swan, *netlab.Network) string { return "      dpd: 10s\n" }, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		n1c = n1
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	killed := time.Now()
+	if err := sw.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	at, p := waitPeering(t, gw, "hq", api.StateDown, api.ReasonDPDTimeout, 3*dpd+5*time.Second)
+	took := at.Sub(killed)
+	if took > 3*dpd {
+		t.Errorf("dpd_timeout after %v, want within %v", took, 3*dpd)
+	}
+	t.Logf("device killed: %s after %v (dpd %v), hint %q", p.Reason, took.Round(time.Second), dpd, p.Hint)
+	restarted := time.Now()
+	if err := sw.Start(swanConf(sw, n1c, ipsecPSK, "", "", "")); err != nil {
+		t.Fatal(err)
+	}
+	at, _ = waitPeering(t, gw, "hq", api.StateUp, "", 75*time.Second)
+	t.Logf("device restarted: up again after %v", at.Sub(restarted).Round(time.Second))
+	mustReach(t, lab, lab.Network(1), lab.Network(2))
+}
+
+// Rekeying: IKE and child lifetimes of 30 s and 20 s; a 90 s ping at
+// 20 pps and a TCP transfer lose nothing across at least three rekeys of
+// each.
+func TestIPsecRekey(t *testing.T) {
+	t.Parallel()
+	lab, gw, _ := ipsecSite(t, func(*netlab.Swan, *netlab.Network) string {
+		return "      ike_lifetime: 30s\n      child_lifetime: 20s\n"
+	}, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	n1, n2 := lab.Network(1), lab.Network(2)
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	mustReach(t, lab, n1, n2)
+	xfer := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 6 && err == nil; i++ { // a transfer every ~15 s, across the rekeys
+			err = lab.TCPTransfer(n1.HostNS, n2.HostNS, n2.HostAddr, 10<<20)
+			time.Sleep(12 * time.Second)
+		}
+		xfer <- err
+	}()
+	loss, out, err := pingLoss(lab, n1.HostNS, n2.HostAddr.String(), 1800, "0.05")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-xfer; err != nil {
+		t.Errorf("TCP across rekeys: %v", err)
+	}
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", time.Second)
+	t.Logf("90 s at 20 pps: %d%% loss; IKE rekeys %d, child rekeys %d\n%s", loss, p.IPsec.IKERekeys, p.IPsec.ChildRekeys, out)
+	if loss != 0 {
+		t.Errorf("%d%% ping loss across rekeys", loss)
+	}
+	if p.IPsec.IKERekeys < 3 || p.IPsec.ChildRekeys < 3 {
+		t.Errorf("rekeys: IKE %d, child %d; want at least 3 each", p.IPsec.IKERekeys, p.IPsec.ChildRekeys)
+	}
+	if m := metricsOf(t, gw); !strings.Contains(m, `vgate_ipsec_child_rekeys_total{network="hq",peering="hq"}`) {
+		t.Errorf("no rekey counter in metrics:\n%s", grepLines(m, "ipsec"))
+	}
+}
+
+// bgpSwanConf is the strongSwan admin's swanctl.conf for BGP over IPsec,
+// Azure style: the tunnel is numbered with APIPA addresses (the device
+// 169.254.21.1, vgate 169.254.21.2), and the traffic selectors carry them
+// beside the networks.
+func bgpSwanConf(sw *netlab.Swan, vgate *netlab.Network, localTS, remoteTS string) string {
+	return fmt.Sprintf(`connections {
+  vgate {
+    version = 2
+    local_addrs = %[1]s
+    remote_addrs = %[2]s
+    proposals = aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048
+    local {
+      auth = psk
+      id = %[1]s
+    }
+    remote {
+      auth = psk
+      id = %[2]s
+    }
+    children {
+      vgate {
+        local_ts = %[3]s
+        remote_ts = %[4]s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+secrets {
+  ike-vgate {
+    id = %[2]s
+    secret = "%[5]s"
+  }
+}
+`, sw.Net.GatewayUnderlay, vgate.GatewayUnderlay, localTS, remoteTS, ipsecPSK)
+}
+
+// ipsecBIRDConf is BIRD 2 on the strongSwan device (AS asn): a
+// single-hop eBGP session to vgate over the numbered tunnel interface
+// (ipsec0 has 169.254.21.1 peer 169.254.21.2), announcing the device's
+// networks and installing what vgate announces.
+func ipsecBIRDConf(asn, vgateASN uint32, networks ...string) string {
+	var static strings.Builder
+	for _, n := range networks {
+		fmt.Fprintf(&static, "\troute %s unreachable;\n", n)
+	}
+	return fmt.Sprintf(`log stderr all;
+router id 169.254.21.1;
+protocol device {
+	scan time 2;
+}
+protocol static {
+	ipv4;
+%s}
+protocol kernel {
+	ipv4 {
+		import none;
+		export where source = RTS_BGP;
+	};
+}
+protocol bgp vgate {
+	local 169.254.21.1 as %d;
+	neighbor 169.254.21.2 as %d;
+	hold time 9;
+	ipv4 {
+		import all;
+		export where source ~ [RTS_STATIC, RTS_BGP];
+	};
+}
+`, static.String(), asn, vgateASN)
+}
+
+// numberTunnel gives the device's ipsec0 its APIPA address, point to point
+// to vgate's, as its admin would for BGP.
+func numberTunnel(t *testing.T, lab *netlab.Lab, sw *netlab.Swan) {
+	t.Helper()
+	if out, err := lab.Run(sw.Net.GatewayNS, "ip", "addr", "add", "169.254.21.1/32", "peer", "169.254.21.2/32", "dev", "ipsec0"); err != nil {
+		t.Fatalf("numbering ipsec0: %v\n%s", err, out)
+	}
+}
+
+// BGP over IPsec: BIRD behind the strongSwan device exchanges routes with
+// vgate in both directions over the IPsec tunnel (APIPA addresses, like
+// Azure's BGP over IPsec), and the hosts reach each other on those routes.
+func TestIPsecBGP(t *testing.T) {
+	if m := netlab.LookBIRD(); len(m) > 0 {
+		t.Fatalf("BIRD missing (scripts/deps.sh installs it): %v", m)
+	}
+	if m := netlab.LookSwan(); len(m) > 0 {
+		t.Fatalf("strongSwan missing (scripts/deps.sh installs it): %v", m)
+	}
+	lab, gws := site(t, 2)
+	gw, n1, n2 := gws[0], lab.Network(1), lab.Network(2)
+	sw := lab.AddSwan(n2)
+	pskFile := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(pskFile, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw.TunnelAddress = netip.MustParseAddr("169.254.21.2")
+	gw.ASN = 65001
+	gw.MetricsListen = metricsAddr
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: []netip.Prefix{n2.Space}, IPsec: "      psk_file: " + pskFile + "\n",
+		BGP: &netlab.PeerBGP{ASN: 65002, Address: netip.MustParseAddr("169.254.21.1")}}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- strongSwan log ----\n%s", tail(sw.Log(), 30))
+			b, _ := os.ReadFile(filepath.Join(sw.Dir, "bird.log"))
+			t.Logf("---- BIRD log ----\n%s", tail(string(b), 30))
+		}
+	})
+	if err := sw.Start(bgpSwanConf(sw, n1, "10.2.0.0/16,169.254.21.1/32", "10.1.0.0/16,169.254.21.2/32")); err != nil {
+		t.Fatal(err)
+	}
+	numberTunnel(t, lab, sw)
+	if err := sw.StartBIRD(ipsecBIRDConf(65002, 65001, "10.2.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, gw)
+	// Up means the IPsec SAs and the BGP session over them.
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", 30*time.Second)
+	if fmt.Sprint(gw.Spaces) == "" || p.IPsec == nil {
+		t.Fatalf("status %+v", p)
+	}
+	waitFor(t, "vgate installs BIRD's route through ipsec0", 20*time.Second, func() (bool, string) {
+		r := strings.Join(vgateRoutes(t, lab, n1.GatewayNS), "\n")
+		return strings.Contains(r, "10.2.0.0/16 dev ipsec0"), r
+	})
+	waitFor(t, "BIRD learns vgate's network", 20*time.Second, func() (bool, string) {
+		out, _ := sw.Birdc("show", "route", "protocol", "vgate")
+		return strings.Contains(out, "10.1.0.0/16"), out
+	})
+	mustReachV4(t, lab, n1, n2)
+	mustReachV4(t, lab, n2, n1)
+	bgp, err := gw.CLI("bgp", "--socket", gw.Socket)
+	if err != nil || !strings.Contains(bgp, "hq") {
+		t.Errorf("vgate bgp: %v\n%s", err, bgp)
+	}
+	routes, _ := gw.CLI("routes", "--socket", gw.Socket)
+	if !strings.Contains(routes, "10.2.0.0/16") || !strings.Contains(routes, "hq") {
+		t.Errorf("vgate routes does not show the IPsec peering's BGP route:\n%s", routes)
+	}
+	t.Logf("vgate bgp:\n%s\nvgate routes:\n%s", bgp, routes)
+}
+
+// mustReachV4 waits until host of a reaches host of b over IPv4.
+func mustReachV4(t *testing.T, lab *netlab.Lab, a, b *netlab.Network) {
+	t.Helper()
+	if err := lab.WaitPing(a.HostNS, b.HostAddr, 15*time.Second); err != nil {
+		t.Fatalf("host %d cannot reach host %d (%s): %v", a.Index, b.Index, b.HostAddr, err)
+	}
+}

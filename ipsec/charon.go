@@ -1,0 +1,137 @@
+package ipsec
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Packages are the Debian 12 packages charon needs here: the daemon, the
+// VICI plugin (swanctl's package), kernel-libipsec, and openssl/gcm
+// (without the last there is no X25519 or AES-GCM).
+const Packages = "strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins"
+
+// CharonPaths are where distributions install charon, in the order tried.
+var CharonPaths = []string{"/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon", "/usr/libexec/strongswan/charon", "/usr/lib/strongswan/charon"}
+
+// ErrNoCharon: charon or a plugin vgate needs is not installed (errors.Is).
+var ErrNoCharon = errors.New("strongSwan's charon is not installed")
+
+// neededPlugins are the plugin files without which vgate's charon cannot
+// run an IPsec peering here.
+var neededPlugins = []string{"kernel-libipsec", "openssl", "vici", "error-notify", "kernel-netlink", "socket-default"}
+
+// FindCharon returns the path of charon and checks that the plugins vgate
+// loads are installed beside it. The error wraps ErrNoCharon and names the
+// packages to install.
+func FindCharon() (string, error) {
+	for _, p := range CharonPaths {
+		st, err := os.Stat(p)
+		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			continue
+		}
+		var missing []string
+		for _, pl := range neededPlugins {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(p), "plugins", "libstrongswan-"+pl+".so")); err != nil {
+				missing = append(missing, pl)
+			}
+		}
+		if len(missing) > 0 {
+			return "", fmt.Errorf("%w completely: %s has no plugin %s; install the packages %s", ErrNoCharon, p, strings.Join(missing, ", "), Packages)
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("%w (looked for %s); install the packages %s", ErrNoCharon, strings.Join(CharonPaths, ", "), Packages)
+}
+
+// SystemPIDFile is where charon records its PID (compiled in; it cannot
+// be moved). vgate's charon cannot create it under vgate's read-only
+// system (harmless), but a system strongSwan's charon there means ports
+// 500/4500 are taken and vgate's charon would refuse to start.
+const SystemPIDFile = "/var/run/charon.pid"
+
+// otherCharon returns the PID of a live charon recorded in pidFile that is
+// not ours (0: none).
+func otherCharon(pidFile string, ours int) int {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || pid == ours {
+		return 0
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0
+	}
+	return pid
+}
+
+// endStale ends a charon a previous vgate left running (its PID in
+// p.PID), if that process still runs charon.
+func endStale(p Paths, charon string, log *slog.Logger) {
+	b, err := os.ReadFile(p.PID)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil || exe != charon {
+		return
+	}
+	log.Warn("ending the charon a previous vgate left running", "pid", pid)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+}
+
+// startCharon writes the private config and starts charon with it. It
+// ends with vgate (parent-death signal); its stderr goes to log at debug.
+func startCharon(charon string, p Paths, log *slog.Logger) (*exec.Cmd, error) {
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if pid := otherCharon(SystemPIDFile, 0); pid != 0 {
+		return nil, fmt.Errorf("another charon (a system strongSwan?) runs as pid %d (%s): it holds UDP 500/4500; stop it (systemctl disable --now strongswan strongswan-starter) so that vgate can run its own", pid, SystemPIDFile)
+	}
+	endStale(p, charon, log)
+	if err := os.WriteFile(p.Conf, []byte(StrongswanConf(p)), 0o600); err != nil {
+		return nil, err
+	}
+	for _, s := range []string{p.VICI, p.ErrorNotify} {
+		_ = os.Remove(s)
+	}
+	cmd := exec.Command(charon)
+	cmd.Env = []string{"STRONGSWAN_CONF=" + p.Conf, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Dir = p.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = nil
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", charon, err)
+	}
+	_ = os.WriteFile(p.PID, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
+	go logLines(out, log)
+	return cmd, nil
+}
+
+// logLines copies charon's log lines to log, at debug.
+func logLines(r io.Reader, log *slog.Logger) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64*1024)
+	for sc.Scan() {
+		log.Debug(sc.Text())
+	}
+}

@@ -1,0 +1,63 @@
+package ipsec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+)
+
+// Alert is one of charon's typed alerts, as its error-notify plugin
+// reports them (the plugin's ERROR_NOTIFY_* codes).
+type Alert int
+
+// The alerts Decide uses; others are kept but not mapped to a reason.
+const (
+	AlertLocalAuthFailed      Alert = 2 // the peer refused our authentication
+	AlertPeerAuthFailed       Alert = 3 // we refused the peer's
+	AlertRetransmitTimeout    Alert = 6 // an exchange went unanswered (DPD or initiation)
+	AlertHalfOpenTimeout      Alert = 7
+	AlertProposalMismatchIKE  Alert = 8
+	AlertProposalMismatchChld Alert = 9
+	AlertTSMismatch           Alert = 10
+	AlertInstallChildFailed   Alert = 11
+	AlertAuthorizationFailed  Alert = 16
+	AlertRetransmitSend       Alert = 20 // one retransmission (informational)
+)
+
+// notifyMsgLen is the size of error-notify's message (strongSwan 5.9's
+// error_notify_msg_t, checked against Debian 12's charon): a 32-bit type in
+// network byte order, then NUL-terminated strings of 384 (description),
+// 64 (connection name), 256 (peer identity) and 60 bytes (peer address).
+const notifyMsgLen = 4 + 384 + 64 + 256 + 60
+
+// notifyMsg is one decoded error-notify message. Str is charon's text,
+// for the log only (decisions use Type).
+type notifyMsg struct {
+	Type Alert
+	Str  string
+	Name string // the connection (peering) name
+	ID   string
+	IP   string
+}
+
+var errNotifyLen = errors.New("error-notify message of the wrong size")
+
+// parseNotify decodes one error-notify message.
+func parseNotify(b []byte) (notifyMsg, error) {
+	if len(b) != notifyMsgLen {
+		return notifyMsg{}, errNotifyLen
+	}
+	cstr := func(f []byte) string {
+		if i := bytes.IndexByte(f, 0); i >= 0 {
+			f = f[:i]
+		}
+		return string(bytes.ToValidUTF8(f, []byte("?")))
+	}
+	return notifyMsg{
+		Type: Alert(int32(binary.BigEndian.Uint32(b[:4]))),
+		Str:  cstr(b[4:388]),
+		Name: cstr(b[388:452]),
+		ID:   cstr(b[452:708]),
+		IP:   cstr(b[708:768]),
+	}, nil
+}
