@@ -170,6 +170,8 @@ func exported(t *testing.T) map[string]bool {
 			Name: "east", Tunnels: api.TunnelCount{Limit: 10},
 			Peerings: []api.PeeringStatus{{Name: "west", Network: "west", State: api.StateUp, LastHandshake: time.Now()}},
 			P2S:      &api.P2SStatus{MaxClients: 10, Packets: map[string]uint64{"allow": 1}},
+			DNS:      &api.DNSStatus{Zone: "east.internal"},
+			Enroll:   &api.EnrollStatus{Pending: 1},
 		}, RoutesInstalled: 1, BGP: &api.BGPStatus{Enabled: true,
 			Neighbors: []api.NeighborStatus{{Name: "west", State: "established"}},
 			Probes:    []api.ProbeStatus{{Peering: "west", Alive: true}}}}

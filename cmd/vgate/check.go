@@ -52,6 +52,21 @@ func printCheckDetails(w io.Writer, cfg *config.Config, v4, v6 bool) {
 	fmt.Fprintf(w, "  state_dir       %s\n", cfg.StateDir)
 	fmt.Fprintf(w, "  metrics.listen  %s\n", metrics)
 	fmt.Fprintf(w, "  ip forwarding   %s\n", forwardingText(v4, v6))
+	if d := cfg.DNS; d != nil {
+		up := "none: other names REFUSED"
+		if len(d.Upstream) > 0 {
+			up = strings.Join(d.Upstream, ", ")
+		}
+		fmt.Fprintf(w, "  dns             zone %s on %s:53 (UDP, TCP); upstream %s\n", d.Zone, cfg.TunnelAddress, up)
+		for _, p := range cfg.Peerings {
+			if p.DNSZone != "" {
+				fmt.Fprintf(w, "  dns             %s forwarded to peering %s at %s:53\n", p.DNSZone, p.Name, p.PeerTunnelAddress())
+			}
+		}
+	}
+	if p := cfg.PointToSite; p != nil && p.Enroll != nil {
+		fmt.Fprintf(w, "  enrollment      %s (listen %s/tcp, certificate in state_dir)\n", config.EnrollURL(cfg), p.Enroll.Listen)
+	}
 	for _, p := range cfg.Peerings {
 		if p.BGP == nil {
 			fmt.Fprintf(w, "  peering %s: static, routes %s through the tunnel\n", p.Name, prefixList(p.AddressSpaces))

@@ -40,6 +40,26 @@ metrics: {listen: "127.0.0.1:9586"}
 		}
 	}
 
+	// Names and enrollment.
+	var nb bytes.Buffer
+	printCheckDetails(&nb, mustLoad(t, validCfg+`    tunnel_address: 10.2.255.254
+    dns_zone: west.internal
+dns: {zone: east.internal}
+point_to_site:
+  endpoint: vpn.example.net:51821
+  address_pool: [172.16.0.0/24]
+  enroll: {listen: ":8443"}
+`), true, true)
+	for _, want := range []string{
+		"dns             zone east.internal on 10.1.255.254:53 (UDP, TCP); upstream none: other names REFUSED",
+		"dns             west.internal forwarded to peering west at 10.2.255.254:53",
+		"enrollment      https://vpn.example.net:8443/ (listen :8443/tcp",
+	} {
+		if !strings.Contains(nb.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, nb.String())
+		}
+	}
+
 	var b bytes.Buffer
 	printCheckDetails(&b, mustLoad(t, validCfg), false, true)
 	if s := b.String(); !strings.Contains(s, "ipv4 OFF, ipv6 on (hosts behind this gateway cannot reach peered networks: sysctl -w net.ipv4.ip_forward=1") ||

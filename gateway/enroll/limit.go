@@ -46,35 +46,40 @@ type Limiter struct {
 // NewLimiter returns an empty limiter.
 func NewLimiter() *Limiter { return &Limiter{src: map[netip.Addr]*bucket{}} }
 
-// Allow reports whether src may make an attempt at now: it has a failure
-// left, and so do all sources together.
-func (l *Limiter) Allow(src netip.Addr, now time.Time) bool {
+// Take reports whether src may make an attempt at now, and if so charges
+// it as a failure up front (for src and in total), so that parallel
+// attempts cannot exceed the limit; Refund gives the charge back when the
+// attempt succeeds.
+func (l *Limiter) Take(src netip.Addr, now time.Time) bool {
 	l.global.fill(now, GlobalBurst, GlobalRefill)
 	if l.global.tokens < 1 {
 		return false
 	}
 	b := l.src[src]
 	if b == nil {
-		return len(l.src) < maxSources || l.prune(now)
-	}
-	b.fill(now, Burst, Refill)
-	return b.tokens >= 1
-}
-
-// Fail records a failed attempt of src at now.
-func (l *Limiter) Fail(src netip.Addr, now time.Time) {
-	l.global.fill(now, GlobalBurst, GlobalRefill)
-	l.global.tokens = max(0, l.global.tokens-1)
-	b := l.src[src]
-	if b == nil {
 		if len(l.src) >= maxSources && !l.prune(now) {
-			return // the global bucket still counts it
+			return false // fail closed: every known source is still limited
 		}
 		b = &bucket{}
 		l.src[src] = b
 	}
 	b.fill(now, Burst, Refill)
-	b.tokens = max(0, b.tokens-1)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	l.global.tokens--
+	return true
+}
+
+// Refund returns the charge of a successful attempt of src.
+func (l *Limiter) Refund(src netip.Addr, now time.Time) {
+	l.global.fill(now, GlobalBurst, GlobalRefill)
+	l.global.tokens = min(float64(GlobalBurst), l.global.tokens+1)
+	if b := l.src[src]; b != nil {
+		b.fill(now, Burst, Refill)
+		b.tokens = min(float64(Burst), b.tokens+1)
+	}
 }
 
 // prune forgets sources whose bucket is full again; it reports whether

@@ -114,7 +114,7 @@ func (s *Server) Close() error {
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, redeem RedeemFunc) {
 	src := remoteAddr(r)
 	s.mu.Lock()
-	ok := s.limit.Allow(src, s.now())
+	ok := s.limit.Take(src, s.now()) // charged as a failure until it succeeds
 	s.mu.Unlock()
 	if !ok {
 		s.count(string(CodeRateLimited))
@@ -123,10 +123,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, redeem RedeemFun
 		return
 	}
 	fail := func(status int, e *Refused) {
-		s.mu.Lock()
-		s.limit.Fail(src, s.now())
-		s.attempts[string(e.Code)]++
-		s.mu.Unlock()
+		s.count(string(e.Code))
 		s.log.Warn("enrollment refused", "source", src.String(), "code", string(e.Code), "reason", e.Msg)
 		reply(w, status, answerError{e.Msg, e.Code})
 	}
@@ -162,7 +159,10 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, redeem RedeemFun
 		fail(status, ref)
 		return
 	}
-	s.count("enrolled")
+	s.mu.Lock()
+	s.limit.Refund(src, s.now())
+	s.attempts["enrolled"]++
+	s.mu.Unlock()
 	s.log.Info("client enrolled with an invite", "client", resp.Name, "source", src.String(), "public_key", pub.String())
 	reply(w, http.StatusOK, resp)
 }

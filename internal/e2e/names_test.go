@@ -175,13 +175,23 @@ func TestNames(t *testing.T) {
 	expect(alice.NS, "net1.east2.internal", "NOERROR", "10.1.255.254")
 	expect(alice.NS, "alice.east2.internal", "NOERROR", alice.Addresses[0].String())
 	expect(alice.NS, "net1.east.internal", "REFUSED") // no longer a zone of ours, no upstream
-	g1.Extra = strings.Replace(namesExtra1, "dns: { zone: east.internal }\n", "", 1)
-	g1.Peerings[0].DNSZone = "" // needs dns
+	// Upstream: without dns_zone, west.internal goes to the upstream
+	// resolver (here gw2, which sees gw1's tunnel address as its peer).
+	g1.Extra = strings.Replace(namesExtra1, "dns: { zone: east.internal }", "dns: { zone: east.internal, upstream: [10.2.255.254] }", 1)
+	g1.Peerings[0].DNSZone = ""
 	reload(t, g1, 2)
+	expect(alice.NS, "carol.west.internal", "NOERROR", "172.16.202.1") // through the upstream
+	expect(alice.NS, "example.com", "REFUSED")                         // gw2 refuses recursion for a peer
+	if st, err := g1.Status(); err != nil || st.DNS.Queries["forwarded"] < 4 {
+		t.Errorf("status dns after upstream queries: %+v %v", st.DNS, err)
+	}
+
+	g1.Extra = strings.Replace(namesExtra1, "dns: { zone: east.internal }\n", "", 1)
+	reload(t, g1, 3)
 	if out, err := lab.Run(alice.NS, "dig", "@"+g1.TunnelAddress.String(), "net1.east.internal", "+time=1", "+tries=1"); err == nil {
 		t.Fatalf("without dns the gateway still answers:\n%s", out)
 	}
 	g1.Extra, g1.Peerings[0].DNSZone = namesExtra1, "west.internal"
-	reload(t, g1, 3)
+	reload(t, g1, 4)
 	expect(alice.NS, "carol.west.internal", "NOERROR", "172.16.202.1")
 }
