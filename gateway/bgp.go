@@ -122,7 +122,10 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		// the speaker's hold (which tells the peer, and withdraws what
 		// was learned through it from the other sessions) follows.
 		b.hurry()
-		if ev.Vgate {
+		if ev.Vgate || ev.Never {
+			// A tunnel that never answered has no routes to withdraw;
+			// its session is not held (a hold and its release would
+			// restart GoBGP's 1.5-2 s wait before its first dial).
 			return
 		}
 		reason := ""

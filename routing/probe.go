@@ -70,6 +70,9 @@ type ProbeEvent struct {
 	Why     string // why it is dead
 	// Vgate: the event is only that the peer was learned to run vgate.
 	Vgate bool
+	// Never: dead, and it has never answered since probing began (a
+	// gateway starting, or a peering just added).
+	Never bool
 }
 
 type probeTarget struct {
@@ -281,7 +284,7 @@ func (p *Prober) step(now time.Time) time.Duration {
 		case !now.Before(deadline):
 			if !t.known || t.alive {
 				t.alive, t.known = false, true
-				p.events = append(p.events, ProbeEvent{Peering: t.name,
+				p.events = append(p.events, ProbeEvent{Peering: t.name, Never: t.lastReply.IsZero(),
 					Why: fmt.Sprintf("tunnel probe: no reply from %s for %v (%v × %d)", t.Address, t.Detect(), t.Interval, t.Multiplier)})
 			}
 		default: // not yet answered, not yet due
