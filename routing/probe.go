@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -83,9 +84,14 @@ type probeTarget struct {
 	nextSend  time.Time
 	lastReply time.Time
 	rtt       time.Duration
-	alive     bool
-	known     bool // alive has been decided at least once
-	vgate     bool
+	// unanswered counts the requests sent since the last reply: a
+	// tunnel is dead only when Multiplier-1 of them went unanswered as
+	// well as Detect passed, so a stall of this process (no requests sent)
+	// never reads as a dead tunnel.
+	unanswered int
+	alive      bool
+	known      bool // alive has been decided at least once
+	vgate      bool
 }
 
 // Probe packet: an ICMP echo (8 bytes of header) whose data is the mark,
@@ -126,6 +132,10 @@ type Prober struct {
 	recvFn   func(fd uintptr) bool
 	isV6     bool
 	srcBytes [16]byte
+	// The run loop's own non-blocking read: replies queued in the socket
+	// are taken before any tunnel is declared dead.
+	drainBuf [1500]byte
+	drainFn  func(fd uintptr)
 }
 
 // NewProber opens the probe socket on src (a raw ICMP socket: the
@@ -155,6 +165,15 @@ func NewProber(src netip.Addr, log *slog.Logger, onEvent func(ProbeEvent)) (*Pro
 		// probe detects: no reply.
 		err := unix.Sendto(int(fd), p.sendBuf[:], unix.MSG_DONTWAIT, p.sendSA)
 		return !errors.Is(err, unix.EAGAIN)
+	}
+	p.drainFn = func(fd uintptr) {
+		for {
+			n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.drainBuf[0])), uintptr(len(p.drainBuf)), unix.MSG_DONTWAIT, 0, 0)
+			if errno != 0 {
+				return
+			}
+			p.handle(p.drainBuf[:n], time.Now())
+		}
 	}
 	p.recvFn = func(fd uintptr) bool {
 		n, err := unix.Read(int(fd), p.recvBuf[:])
@@ -230,6 +249,9 @@ func (p *Prober) Run(ctx context.Context) {
 	p.timer = time.NewTimer(time.Hour)
 	defer p.timer.Stop()
 	for {
+		// Replies the receiving goroutine has not taken yet (this
+		// process was not scheduled) count before any verdict.
+		_ = p.raw.Control(p.drainFn)
 		next := p.step(time.Now())
 		for _, ev := range p.events {
 			p.report(ev)
@@ -256,17 +278,7 @@ func (p *Prober) step(now time.Time) time.Duration {
 	defer p.mu.Unlock()
 	next := now.Add(idleWait)
 	for _, t := range p.targets {
-		if !now.Before(t.nextSend) {
-			p.seq++
-			p.sendTo(t, now)
-			t.nextSend = t.nextSend.Add(t.Interval)
-			if t.nextSend.Before(now) { // fell behind (a stall): no burst
-				t.nextSend = now.Add(t.Interval)
-			}
-		}
-		if t.nextSend.Before(next) {
-			next = t.nextSend
-		}
+		send := !now.Before(t.nextSend)
 		ref := t.lastReply
 		if ref.IsZero() {
 			ref = t.since
@@ -281,6 +293,9 @@ func (p *Prober) step(now time.Time) time.Duration {
 			if deadline.Before(next) {
 				next = deadline
 			}
+		case !now.Before(deadline) && t.unanswered < t.Multiplier-1:
+			// Due, but too few requests went out since the last reply
+			// (this process stalled): wait for the next ones.
 		case !now.Before(deadline):
 			if !t.known || t.alive {
 				t.alive, t.known = false, true
@@ -292,6 +307,18 @@ func (p *Prober) step(now time.Time) time.Duration {
 				next = deadline
 			}
 		}
+		if send {
+			p.seq++
+			p.sendTo(t, now)
+			t.unanswered++
+			t.nextSend = t.nextSend.Add(t.Interval)
+			if t.nextSend.Before(now) { // fell behind (a stall): no burst
+				t.nextSend = now.Add(t.Interval)
+			}
+		}
+		if t.nextSend.Before(next) {
+			next = t.nextSend
+		}
 	}
 	return max(next.Sub(now), 0)
 }
@@ -300,7 +327,9 @@ func (p *Prober) step(now time.Time) time.Duration {
 func (p *Prober) sendTo(t *probeTarget, now time.Time) {
 	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16())
 	p.sendSA = t.sa
-	_ = p.raw.Write(p.sendFn)
+	if p.raw != nil { // nil: a test's prober without a socket
+		_ = p.raw.Write(p.sendFn)
+	}
 }
 
 // putProbe writes an echo request into b (probeLen bytes). The ICMPv6
@@ -397,6 +426,7 @@ func (p *Prober) handle(b []byte, now time.Time) {
 	if m.reply {
 		if t := p.targets[m.to]; t != nil && m.id == p.id && m.from == p.src {
 			t.lastReply = now
+			t.unanswered = 0
 			t.rtt = now.Sub(time.Unix(0, m.sent))
 			wake = !t.alive
 		}

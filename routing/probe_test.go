@@ -186,10 +186,13 @@ func proberLoopback(t *testing.T, lo netip.Addr) {
 	cancel()
 	<-done
 	// The loop is stopped: step is driven by hand.
-	allocs := testing.AllocsPerRun(100, func() { p.step(time.Now()) })
+	allocs := testing.AllocsPerRun(100, func() { _ = p.raw.Control(p.drainFn); p.step(time.Now()) })
 	if allocs != 0 {
 		t.Errorf("%v allocations per probe step", allocs)
 	}
+	p.mu.Lock()
+	p.targets[lo].unanswered = 100 // as if nothing came back for long
+	p.mu.Unlock()
 	p.step(time.Now().Add(time.Hour))
 	if len(p.events) != 1 || p.events[0].Alive || p.events[0].Peering != "self" {
 		t.Errorf("a step past the deadline: %+v", p.events)
@@ -199,4 +202,29 @@ func proberLoopback(t *testing.T, lo netip.Addr) {
 	if len(events) < 2 || !events[0].Alive && !events[0].Vgate {
 		t.Errorf("events = %+v", events)
 	}
+}
+
+// TestProbeStallIsNotDeath: when this process was not scheduled for
+// longer than the detection time, no requests went out, so no verdict;
+// a tunnel that really stopped answering is declared dead once
+// Multiplier-1 requests sent after the stall went unanswered.
+func TestProbeStallIsNotDeath(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
+	p := testProber(src, nil)
+	t0 := time.Now()
+	tg := &probeTarget{name: "west", ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8},
+		since: t0.Add(-time.Second), lastReply: t0, nextSend: t0.Add(50 * time.Millisecond), alive: true, known: true}
+	p.targets[peer] = tg
+	now := t0.Add(10 * time.Second) // a 10 s stall
+	for i := 0; i < 20; i++ {
+		p.step(now)
+		if len(p.events) > 0 {
+			if p.events[0].Alive || i != 7 {
+				t.Fatalf("step %d after the stall: %+v", i, p.events)
+			}
+			return
+		}
+		now = now.Add(50 * time.Millisecond)
+	}
+	t.Fatal("never declared dead")
 }
