@@ -44,6 +44,11 @@ type ProbeTarget struct {
 	Address    netip.Addr
 	Interval   time.Duration
 	Multiplier int
+	// LocalASN and PeerASN are this gateway's AS and the one configured
+	// for the peer; requests carry both, so that two vgate gateways see a
+	// mismatch on both sides (GoBGP reports a bad peer AS only on some
+	// connections).
+	LocalASN, PeerASN uint32
 }
 
 // Detect is how long without a reply declares the tunnel dead.
@@ -62,6 +67,11 @@ type ProbeStatus struct {
 	// Vgate: probes from this peer's tunnel address have been received,
 	// so the peer runs vgate.
 	Vgate bool `json:"vgate,omitempty"`
+	// PeerASN and PeerExpects are what the peer's last probe said: its
+	// own AS and the AS it is configured to expect of this gateway (0:
+	// not known, the peer does not run vgate).
+	PeerASN     uint32 `json:"peer_asn,omitempty"`
+	PeerExpects uint32 `json:"peer_expects,omitempty"`
 }
 
 // ProbeEvent is a target turning alive or dead, or learned to run vgate.
@@ -92,14 +102,17 @@ type probeTarget struct {
 	alive      bool
 	known      bool // alive has been decided at least once
 	vgate      bool
+	peerASN    uint32 // what the peer's requests say (peerSays)
+	peerExpect uint32
 }
 
 // Probe packet: an ICMP echo (8 bytes of header) whose data is the mark,
-// the send time and both tunnel addresses.
+// the send time, both tunnel addresses, the sender's AS and the AS it
+// expects of the receiver.
 const (
 	probeMark    = "vgP1"
 	probeHdr     = 8
-	probeDataLen = 4 + 8 + 16 + 16 // mark, unix nanoseconds, from, to
+	probeDataLen = 4 + 8 + 16 + 16 + 4 + 4 // mark, unix nanoseconds, from, to, AS, expected AS
 	probeLen     = probeHdr + probeDataLen
 )
 
@@ -325,7 +338,7 @@ func (p *Prober) step(now time.Time) time.Duration {
 
 // sendTo writes one echo request to t. p.mu is held (by the run loop).
 func (p *Prober) sendTo(t *probeTarget, now time.Time) {
-	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16())
+	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN)
 	p.sendSA = t.sa
 	if p.raw != nil { // nil: a test's prober without a socket
 		_ = p.raw.Write(p.sendFn)
@@ -334,7 +347,7 @@ func (p *Prober) sendTo(t *probeTarget, now time.Time) {
 
 // putProbe writes an echo request into b (probeLen bytes). The ICMPv6
 // checksum is the kernel's; the ICMPv4 one is computed here.
-func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte) {
+func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte, asn, expects uint32) {
 	b[0], b[1] = 8, 0 // echo request
 	if v6 {
 		b[0] = 128
@@ -346,6 +359,8 @@ func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byt
 	binary.BigEndian.PutUint64(b[12:], uint64(now.UnixNano()))
 	copy(b[20:36], from[:])
 	copy(b[36:52], to[:])
+	binary.BigEndian.PutUint32(b[52:], asn)
+	binary.BigEndian.PutUint32(b[56:], expects)
 	if !v6 {
 		binary.BigEndian.PutUint16(b[2:], icmpChecksum(b[:probeLen]))
 	}
@@ -371,6 +386,8 @@ type probeMsg struct {
 	id       uint16
 	sent     int64 // unix nanoseconds
 	from, to netip.Addr
+	asn      uint32 // the sender's AS
+	expects  uint32 // the AS the sender expects of the receiver
 }
 
 // parseProbe reads a vgate probe from what a raw ICMP socket returns (for
@@ -401,6 +418,8 @@ func parseProbe(b []byte, v6 bool) (m probeMsg, ok bool) {
 	m.sent = int64(binary.BigEndian.Uint64(b[12:]))
 	m.from = netip.AddrFrom16([16]byte(b[20:36])).Unmap()
 	m.to = netip.AddrFrom16([16]byte(b[36:52])).Unmap()
+	m.asn = binary.BigEndian.Uint32(b[52:])
+	m.expects = binary.BigEndian.Uint32(b[56:])
 	return m, true
 }
 
@@ -430,7 +449,12 @@ func (p *Prober) handle(b []byte, now time.Time) {
 			t.rtt = now.Sub(time.Unix(0, m.sent))
 			wake = !t.alive
 		}
-	} else if t := p.targets[m.from]; t != nil && m.to == p.src && !t.vgate {
+	} else if t := p.targets[m.from]; t != nil && m.to == p.src {
+		t.peerASN, t.peerExpect = m.asn, m.expects
+		if t.vgate {
+			p.mu.Unlock()
+			return
+		}
 		t.vgate = true
 		ev := ProbeEvent{Peering: t.name, Vgate: true}
 		p.mu.Unlock()
@@ -464,7 +488,7 @@ func (p *Prober) Status() []ProbeStatus {
 	out := []ProbeStatus{}
 	for _, t := range p.targets {
 		out = append(out, ProbeStatus{Peering: t.name, Address: t.Address, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt,
-			Interval: t.Interval, Multiplier: t.Multiplier, Vgate: t.vgate})
+			Interval: t.Interval, Multiplier: t.Multiplier, Vgate: t.vgate, PeerASN: t.peerASN, PeerExpects: t.peerExpect})
 	}
 	slices.SortFunc(out, func(a, b ProbeStatus) int { return a.Address.Compare(b.Address) })
 	return out
