@@ -77,6 +77,11 @@ type ProbeStatus struct {
 	Multiplier int           `json:"multiplier,omitempty"`
 	// Vgate: the peer's own probes arrive, so it runs vgate.
 	Vgate bool `json:"vgate,omitempty"`
+	// PeerASN and PeerExpects are what a vgate peer's probes say: its own
+	// AS and the AS it is configured to expect of this gateway (0 when
+	// not known). `vgate bgp` compares them with the config on both sides.
+	PeerASN     uint32 `json:"peer_asn,omitempty"`
+	PeerExpects uint32 `json:"peer_expects,omitempty"`
 }
 
 // RoutesView is what `vgate routes` shows.

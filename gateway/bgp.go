@@ -75,9 +75,18 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 		}
 	}
 	b := g.bgp
-	if !maps.Equal(b.probes, st.BGP.Probes) {
+	if old := b.probes; !maps.Equal(old, st.BGP.Probes) {
 		b.probe.SetTargets(st.BGP.Probes)
 		b.probes = st.BGP.Probes
+		b.pmu.Lock()
+		for _, m := range []map[string]bool{b.dead, b.vgate} {
+			for name := range m {
+				if t, ok := st.BGP.Probes[name]; !ok || old[name].Address != t.Address {
+					delete(m, name) // a peering gone or re-addressed starts unknown
+				}
+			}
+		}
+		b.pmu.Unlock()
 	}
 	if b.applied != nil && reflect.DeepEqual(*b.applied, st.BGP.Speaker) {
 		return nil // a RIB change re-plans; the speaker's own state is unchanged
@@ -122,7 +131,10 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		// the speaker's hold (which tells the peer, and withdraws what
 		// was learned through it from the other sessions) follows.
 		b.hurry()
-		if ev.Vgate {
+		if ev.Vgate || ev.Never {
+			// A tunnel that never answered has no routes to withdraw;
+			// its session is not held (a hold and its release would
+			// restart GoBGP's 1.5-2 s wait before its first dial).
 			return
 		}
 		reason := ""

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -43,6 +44,11 @@ type ProbeTarget struct {
 	Address    netip.Addr
 	Interval   time.Duration
 	Multiplier int
+	// LocalASN and PeerASN are this gateway's AS and the one configured
+	// for the peer; requests carry both, so that two vgate gateways see a
+	// mismatch on both sides (GoBGP reports a bad peer AS only on some
+	// connections).
+	LocalASN, PeerASN uint32
 }
 
 // Detect is how long without a reply declares the tunnel dead.
@@ -61,6 +67,11 @@ type ProbeStatus struct {
 	// Vgate: probes from this peer's tunnel address have been received,
 	// so the peer runs vgate.
 	Vgate bool `json:"vgate,omitempty"`
+	// PeerASN and PeerExpects are what the peer's last probe said: its
+	// own AS and the AS it is configured to expect of this gateway (0:
+	// not known, the peer does not run vgate).
+	PeerASN     uint32 `json:"peer_asn,omitempty"`
+	PeerExpects uint32 `json:"peer_expects,omitempty"`
 }
 
 // ProbeEvent is a target turning alive or dead, or learned to run vgate.
@@ -70,6 +81,9 @@ type ProbeEvent struct {
 	Why     string // why it is dead
 	// Vgate: the event is only that the peer was learned to run vgate.
 	Vgate bool
+	// Never: dead, and it has never answered since probing began (a
+	// gateway starting, or a peering just added).
+	Never bool
 }
 
 type probeTarget struct {
@@ -80,17 +94,25 @@ type probeTarget struct {
 	nextSend  time.Time
 	lastReply time.Time
 	rtt       time.Duration
-	alive     bool
-	known     bool // alive has been decided at least once
-	vgate     bool
+	// unanswered counts the requests sent since the last reply: a
+	// tunnel is dead only when Multiplier-1 of them went unanswered as
+	// well as Detect passed, so a stall of this process (no requests sent)
+	// never reads as a dead tunnel.
+	unanswered int
+	alive      bool
+	known      bool // alive has been decided at least once
+	vgate      bool
+	peerASN    uint32 // what the peer's requests say (peerSays)
+	peerExpect uint32
 }
 
 // Probe packet: an ICMP echo (8 bytes of header) whose data is the mark,
-// the send time and both tunnel addresses.
+// the send time, both tunnel addresses, the sender's AS and the AS it
+// expects of the receiver.
 const (
 	probeMark    = "vgP1"
 	probeHdr     = 8
-	probeDataLen = 4 + 8 + 16 + 16 // mark, unix nanoseconds, from, to
+	probeDataLen = 4 + 8 + 16 + 16 + 4 + 4 // mark, unix nanoseconds, from, to, AS, expected AS
 	probeLen     = probeHdr + probeDataLen
 )
 
@@ -123,6 +145,10 @@ type Prober struct {
 	recvFn   func(fd uintptr) bool
 	isV6     bool
 	srcBytes [16]byte
+	// The run loop's own non-blocking read: replies queued in the socket
+	// are taken before any tunnel is declared dead.
+	drainBuf [1500]byte
+	drainFn  func(fd uintptr)
 }
 
 // NewProber opens the probe socket on src (a raw ICMP socket: the
@@ -152,6 +178,15 @@ func NewProber(src netip.Addr, log *slog.Logger, onEvent func(ProbeEvent)) (*Pro
 		// probe detects: no reply.
 		err := unix.Sendto(int(fd), p.sendBuf[:], unix.MSG_DONTWAIT, p.sendSA)
 		return !errors.Is(err, unix.EAGAIN)
+	}
+	p.drainFn = func(fd uintptr) {
+		for {
+			n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.drainBuf[0])), uintptr(len(p.drainBuf)), unix.MSG_DONTWAIT, 0, 0)
+			if errno != 0 {
+				return
+			}
+			p.handle(p.drainBuf[:n], time.Now())
+		}
 	}
 	p.recvFn = func(fd uintptr) bool {
 		n, err := unix.Read(int(fd), p.recvBuf[:])
@@ -227,6 +262,9 @@ func (p *Prober) Run(ctx context.Context) {
 	p.timer = time.NewTimer(time.Hour)
 	defer p.timer.Stop()
 	for {
+		// Replies the receiving goroutine has not taken yet (this
+		// process was not scheduled) count before any verdict.
+		_ = p.raw.Control(p.drainFn)
 		next := p.step(time.Now())
 		for _, ev := range p.events {
 			p.report(ev)
@@ -253,17 +291,7 @@ func (p *Prober) step(now time.Time) time.Duration {
 	defer p.mu.Unlock()
 	next := now.Add(idleWait)
 	for _, t := range p.targets {
-		if !now.Before(t.nextSend) {
-			p.seq++
-			p.sendTo(t, now)
-			t.nextSend = t.nextSend.Add(t.Interval)
-			if t.nextSend.Before(now) { // fell behind (a stall): no burst
-				t.nextSend = now.Add(t.Interval)
-			}
-		}
-		if t.nextSend.Before(next) {
-			next = t.nextSend
-		}
+		send := !now.Before(t.nextSend)
 		ref := t.lastReply
 		if ref.IsZero() {
 			ref = t.since
@@ -278,10 +306,13 @@ func (p *Prober) step(now time.Time) time.Duration {
 			if deadline.Before(next) {
 				next = deadline
 			}
+		case !now.Before(deadline) && t.unanswered < t.Multiplier-1:
+			// Due, but too few requests went out since the last reply
+			// (this process stalled): wait for the next ones.
 		case !now.Before(deadline):
 			if !t.known || t.alive {
 				t.alive, t.known = false, true
-				p.events = append(p.events, ProbeEvent{Peering: t.name,
+				p.events = append(p.events, ProbeEvent{Peering: t.name, Never: t.lastReply.IsZero(),
 					Why: fmt.Sprintf("tunnel probe: no reply from %s for %v (%v × %d)", t.Address, t.Detect(), t.Interval, t.Multiplier)})
 			}
 		default: // not yet answered, not yet due
@@ -289,20 +320,34 @@ func (p *Prober) step(now time.Time) time.Duration {
 				next = deadline
 			}
 		}
+		if send {
+			p.seq++
+			p.sendTo(t, now)
+			t.unanswered++
+			t.nextSend = t.nextSend.Add(t.Interval)
+			if t.nextSend.Before(now) { // fell behind (a stall): no burst
+				t.nextSend = now.Add(t.Interval)
+			}
+		}
+		if t.nextSend.Before(next) {
+			next = t.nextSend
+		}
 	}
 	return max(next.Sub(now), 0)
 }
 
 // sendTo writes one echo request to t. p.mu is held (by the run loop).
 func (p *Prober) sendTo(t *probeTarget, now time.Time) {
-	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16())
+	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN)
 	p.sendSA = t.sa
-	_ = p.raw.Write(p.sendFn)
+	if p.raw != nil { // nil: a test's prober without a socket
+		_ = p.raw.Write(p.sendFn)
+	}
 }
 
 // putProbe writes an echo request into b (probeLen bytes). The ICMPv6
 // checksum is the kernel's; the ICMPv4 one is computed here.
-func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte) {
+func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte, asn, expects uint32) {
 	b[0], b[1] = 8, 0 // echo request
 	if v6 {
 		b[0] = 128
@@ -314,6 +359,8 @@ func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byt
 	binary.BigEndian.PutUint64(b[12:], uint64(now.UnixNano()))
 	copy(b[20:36], from[:])
 	copy(b[36:52], to[:])
+	binary.BigEndian.PutUint32(b[52:], asn)
+	binary.BigEndian.PutUint32(b[56:], expects)
 	if !v6 {
 		binary.BigEndian.PutUint16(b[2:], icmpChecksum(b[:probeLen]))
 	}
@@ -339,6 +386,8 @@ type probeMsg struct {
 	id       uint16
 	sent     int64 // unix nanoseconds
 	from, to netip.Addr
+	asn      uint32 // the sender's AS
+	expects  uint32 // the AS the sender expects of the receiver
 }
 
 // parseProbe reads a vgate probe from what a raw ICMP socket returns (for
@@ -369,6 +418,8 @@ func parseProbe(b []byte, v6 bool) (m probeMsg, ok bool) {
 	m.sent = int64(binary.BigEndian.Uint64(b[12:]))
 	m.from = netip.AddrFrom16([16]byte(b[20:36])).Unmap()
 	m.to = netip.AddrFrom16([16]byte(b[36:52])).Unmap()
+	m.asn = binary.BigEndian.Uint32(b[52:])
+	m.expects = binary.BigEndian.Uint32(b[56:])
 	return m, true
 }
 
@@ -394,10 +445,16 @@ func (p *Prober) handle(b []byte, now time.Time) {
 	if m.reply {
 		if t := p.targets[m.to]; t != nil && m.id == p.id && m.from == p.src {
 			t.lastReply = now
+			t.unanswered = 0
 			t.rtt = now.Sub(time.Unix(0, m.sent))
 			wake = !t.alive
 		}
-	} else if t := p.targets[m.from]; t != nil && m.to == p.src && !t.vgate {
+	} else if t := p.targets[m.from]; t != nil && m.to == p.src {
+		t.peerASN, t.peerExpect = m.asn, m.expects
+		if t.vgate {
+			p.mu.Unlock()
+			return
+		}
 		t.vgate = true
 		ev := ProbeEvent{Peering: t.name, Vgate: true}
 		p.mu.Unlock()
@@ -431,7 +488,7 @@ func (p *Prober) Status() []ProbeStatus {
 	out := []ProbeStatus{}
 	for _, t := range p.targets {
 		out = append(out, ProbeStatus{Peering: t.name, Address: t.Address, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt,
-			Interval: t.Interval, Multiplier: t.Multiplier, Vgate: t.vgate})
+			Interval: t.Interval, Multiplier: t.Multiplier, Vgate: t.vgate, PeerASN: t.peerASN, PeerExpects: t.peerExpect})
 	}
 	slices.SortFunc(out, func(a, b ProbeStatus) int { return a.Address.Compare(b.Address) })
 	return out

@@ -25,7 +25,7 @@ func TestProbePacketRoundTrip(t *testing.T) {
 		if v6 {
 			f, tt = netip.MustParseAddr("fd00:1::1"), netip.MustParseAddr("fd00:2::1")
 		}
-		putProbe(b[:], v6, 0x1234, 7, now, f.As16(), tt.As16())
+		putProbe(b[:], v6, 0x1234, 7, now, f.As16(), tt.As16(), 65001, 65002)
 		pkt := b[:]
 		if !v6 {
 			if icmpChecksum(pkt) != 0 {
@@ -34,7 +34,7 @@ func TestProbePacketRoundTrip(t *testing.T) {
 			pkt = v4Packet(pkt)
 		}
 		m, ok := parseProbe(pkt, v6)
-		if !ok || m.reply || m.id != 0x1234 || m.sent != now.UnixNano() || m.from != f || m.to != tt {
+		if !ok || m.reply || m.id != 0x1234 || m.sent != now.UnixNano() || m.from != f || m.to != tt || m.asn != 65001 || m.expects != 65002 {
 			t.Errorf("v6=%v: parsed %+v, %v", v6, m, ok)
 		}
 		// The peer's kernel answers with type 0 (129): the data comes back.
@@ -52,7 +52,7 @@ func TestProbePacketRoundTrip(t *testing.T) {
 
 func TestProbeParseRejects(t *testing.T) {
 	var b [probeLen]byte
-	putProbe(b[:], false, 1, 1, time.Now(), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16())
+	putProbe(b[:], false, 1, 1, time.Now(), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16(), 65001, 65002)
 	good := v4Packet(b[:])
 	bad := map[string][]byte{
 		"empty":         nil,
@@ -76,7 +76,7 @@ func TestProbeParseRejects(t *testing.T) {
 // and what is parsed carries the mark.
 func FuzzParseProbe(f *testing.F) {
 	var b [probeLen]byte
-	putProbe(b[:], false, 1, 1, time.Unix(1, 0), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16())
+	putProbe(b[:], false, 1, 1, time.Unix(1, 0), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16(), 65001, 65002)
 	f.Add(v4Packet(b[:]), false)
 	f.Add(b[:], true)
 	f.Add([]byte{0x4f, 0, 0}, false)
@@ -102,24 +102,28 @@ func TestProbeHandle(t *testing.T) {
 	var b [probeLen]byte
 
 	// A reply to another prober's id, or to another source, is not ours.
-	putProbe(b[:], false, 43, 1, now, src.As16(), peer.As16())
+	putProbe(b[:], false, 43, 1, now, src.As16(), peer.As16(), 65001, 65002)
 	b[0] = 0
 	p.handle(v4Packet(b[:]), now)
 	if !p.targets[peer].lastReply.IsZero() {
 		t.Fatal("a reply with another id was taken")
 	}
-	putProbe(b[:], false, 42, 1, now.Add(-3*time.Millisecond), src.As16(), peer.As16())
+	putProbe(b[:], false, 42, 1, now.Add(-3*time.Millisecond), src.As16(), peer.As16(), 65001, 65002)
 	b[0] = 0
 	p.handle(v4Packet(b[:]), now)
 	if tg := p.targets[peer]; tg.lastReply != now || tg.rtt != 3*time.Millisecond {
 		t.Fatalf("reply not recorded: %+v", tg)
 	}
 	// A request from the peer says it runs vgate, once.
-	putProbe(b[:], false, 7, 1, now, peer.As16(), src.As16())
+	putProbe(b[:], false, 7, 1, now, peer.As16(), src.As16(), 65001, 65002)
 	p.handle(v4Packet(b[:]), now)
 	p.handle(v4Packet(b[:]), now)
 	if len(events) != 1 || !events[0].Vgate || events[0].Peering != "west" || !p.Vgate()["west"] {
 		t.Fatalf("events = %+v", events)
+	}
+	// What the peer says of the ASes is kept (the last request's).
+	if st := p.Status(); len(st) != 1 || st[0].PeerASN != 65001 || st[0].PeerExpects != 65002 {
+		t.Fatalf("status = %+v", st)
 	}
 }
 
@@ -133,7 +137,7 @@ func TestProbeNoAllocs(t *testing.T) {
 	pkt[0] = 0x45
 	now := time.Now()
 	allocs := testing.AllocsPerRun(1000, func() {
-		putProbe(pkt[20:], false, 42, 9, now, src.As16(), peer.As16())
+		putProbe(pkt[20:], false, 42, 9, now, src.As16(), peer.As16(), 65001, 65002)
 		pkt[20] = 0
 		p.handle(pkt, now)
 	})
@@ -186,10 +190,13 @@ func proberLoopback(t *testing.T, lo netip.Addr) {
 	cancel()
 	<-done
 	// The loop is stopped: step is driven by hand.
-	allocs := testing.AllocsPerRun(100, func() { p.step(time.Now()) })
+	allocs := testing.AllocsPerRun(100, func() { _ = p.raw.Control(p.drainFn); p.step(time.Now()) })
 	if allocs != 0 {
 		t.Errorf("%v allocations per probe step", allocs)
 	}
+	p.mu.Lock()
+	p.targets[lo].unanswered = 100 // as if nothing came back for long
+	p.mu.Unlock()
 	p.step(time.Now().Add(time.Hour))
 	if len(p.events) != 1 || p.events[0].Alive || p.events[0].Peering != "self" {
 		t.Errorf("a step past the deadline: %+v", p.events)
@@ -199,4 +206,29 @@ func proberLoopback(t *testing.T, lo netip.Addr) {
 	if len(events) < 2 || !events[0].Alive && !events[0].Vgate {
 		t.Errorf("events = %+v", events)
 	}
+}
+
+// TestProbeStallIsNotDeath: when this process was not scheduled for
+// longer than the detection time, no requests went out, so no verdict;
+// a tunnel that really stopped answering is declared dead once
+// Multiplier-1 requests sent after the stall went unanswered.
+func TestProbeStallIsNotDeath(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
+	p := testProber(src, nil)
+	t0 := time.Now()
+	tg := &probeTarget{name: "west", ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8},
+		since: t0.Add(-time.Second), lastReply: t0, nextSend: t0.Add(50 * time.Millisecond), alive: true, known: true}
+	p.targets[peer] = tg
+	now := t0.Add(10 * time.Second) // a 10 s stall
+	for i := 0; i < 20; i++ {
+		p.step(now)
+		if len(p.events) > 0 {
+			if p.events[0].Alive || i != 7 {
+				t.Fatalf("step %d after the stall: %+v", i, p.events)
+			}
+			return
+		}
+		now = now.Add(50 * time.Millisecond)
+	}
+	t.Fatal("never declared dead")
 }

@@ -56,11 +56,32 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 			n.Name, n.Address, n.ASN, n.State, up, n.Received, n.Accepted, n.Rejected, n.RejectedTotal, n.Advertised, n.MaxPrefixes, pr, reason)
 	}
 	tw.Flush()
+	probes := map[string]api.ProbeStatus{}
+	for _, p := range st.Probes {
+		probes[p.Peering] = p
+	}
 	for _, n := range st.Neighbors {
 		if line := lastBGPError(&n, now); line != "" {
 			fmt.Fprintf(w, "%s: %s\n", n.Name, line)
 		}
+		for _, line := range asMismatch(st.ASN, &n, probes[n.Name]) {
+			fmt.Fprintf(w, "%s: %s\n", n.Name, line)
+		}
 	}
+}
+
+// asMismatch compares what a vgate peer's probes say of the two ASes
+// with this gateway's config: each side of a wrong asn sees it, whichever
+// side GoBGP reports the bad peer AS on (if any).
+func asMismatch(local uint32, n *api.NeighborStatus, p api.ProbeStatus) []string {
+	var out []string
+	if p.PeerASN != 0 && p.PeerASN != n.ASN {
+		out = append(out, fmt.Sprintf("AS mismatch: the peer (vgate) says it is AS%d; this peering's bgp.asn is %d", p.PeerASN, n.ASN))
+	}
+	if p.PeerExpects != 0 && p.PeerExpects != local {
+		out = append(out, fmt.Sprintf("AS mismatch: the peer (vgate) expects AS%d of this gateway, which is AS%d (bgp.asn): fix the peer's peering bgp.asn", p.PeerExpects, local))
+	}
+	return out
 }
 
 // lastBGPError is one line on why a session is not up, or last went down:

@@ -26,10 +26,19 @@ func TestPrintBGPLastError(t *testing.T) {
 		{Name: "north", Address: netip.MustParseAddr("10.255.0.4"), ASN: 65005, State: api.SessionEstablished, Since: now.Add(-time.Minute),
 			LastDownCode: "hold_timer_expired", LastDownAt: now.Add(-2 * time.Minute)},
 	}}
+	st.Probes = []api.ProbeStatus{
+		{Peering: "east", Vgate: true, PeerASN: 65001, PeerExpects: 65009}, // east is AS65001, not 65003; it expects 65009 of us
+		{Peering: "south", Vgate: true, PeerASN: 65004, PeerExpects: 65001},
+	}
 	var b bytes.Buffer
 	printBGP(&b, st, now)
 	out := b.String()
+	if strings.Contains(out, "south: AS mismatch") {
+		t.Errorf("a matching peer got a mismatch line:\n%s", out)
+	}
 	for _, want := range []string{
+		"east: AS mismatch: the peer (vgate) says it is AS65001; this peering's bgp.asn is 65003",
+		"east: AS mismatch: the peer (vgate) expects AS65009 of this gateway, which is AS65001 (bgp.asn): fix the peer's peering bgp.asn",
 		"east: down: notification_sent (12s ago, 07:59:48Z); last NOTIFICATION sent: open message error: bad peer AS (12s ago, 07:59:48Z); next attempt in 1.4s",
 		"west: down: connection_lost (3s ago, 07:59:57Z); waiting for the peer to connect (it dials: higher tunnel address)",
 		"north: last down: hold_timer_expired (2m0s ago, 07:58:00Z)",

@@ -175,7 +175,8 @@ func Plan(in Input) State {
 		for _, p := range cfg.Peerings {
 			if p.BGP != nil {
 				iv, m := p.BGP.ProbeTiming()
-				probes[p.Name] = routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m}
+				probes[p.Name] = routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m,
+					LocalASN: cfg.BGP.ASN, PeerASN: p.BGP.ASN}
 			}
 		}
 		st.BGP = &BGP{

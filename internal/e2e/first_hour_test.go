@@ -152,6 +152,19 @@ func TestFirstHourWrongASN(t *testing.T) {
 		}
 	}
 
+	// Whatever GoBGP reports, both vgate sides say which AS is wrong: the
+	// probes carry each side's AS and the AS it expects of the other.
+	for _, c := range sides {
+		want := map[*netlab.Gateway]string{
+			gw1: "net2: AS mismatch: the peer (vgate) expects AS65009 of this gateway, which is AS65001",
+			gw2: "net1: AS mismatch: the peer (vgate) says it is AS65001; this peering's bgp.asn is 65009",
+		}[c.g]
+		waitFor(t, c.g.Name+": vgate bgp names the AS mismatch", 10*time.Second, func() (bool, string) {
+			out, err := c.g.CLI("bgp", "--socket", c.g.Socket)
+			return err == nil && strings.Contains(out, want), out
+		})
+	}
+
 	// The fix: the right ASN and a reload; both sides up within 5 s
 	// (issue 11). GoBGP v4 would hold a session idle for a fixed 5 s after
 	// a NOTIFICATION (fsm.go holdtimeIdle) and refuse connections
@@ -171,6 +184,9 @@ func TestFirstHourWrongASN(t *testing.T) {
 		t.Logf("%s: up %v after the reload", c.g.Name, at.Sub(t1).Round(100*time.Millisecond))
 		if d := at.Sub(t1); d > 5*time.Second+500*time.Millisecond { // + one status poll
 			t.Errorf("%s: up %v after the reload, want within 5s", c.g.Name, d)
+		}
+		if out, _ := c.g.CLI("bgp", "--socket", c.g.Socket); strings.Contains(out, "AS mismatch") {
+			t.Errorf("%s: still an AS mismatch after the fix:\n%s", c.g.Name, out)
 		}
 	}
 }
