@@ -466,36 +466,48 @@ func memStats(ctx context.Context, sock string, gc bool) (map[string]uint64, err
 	return out, nil
 }
 
-// profiles saves, for the first site of each role, a heap profile and,
-// over the same 20 s, an allocation delta and a CPU profile.
+// profiles saves, for the first site of each role, a heap profile after a
+// GC (…-heap0) and another 20 s later (…-heap1), with a CPU profile of
+// those 20 s: the allocations of the window are
+// go tool pprof -sample_index=alloc_space -base …-heap0.pb.gz …-heap1.pb.gz.
+// (A delta profile, allocs?seconds=, is empty when no GC ran meanwhile.)
 func profiles(ctx context.Context, dir string, sites []*Site) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	var picked []*Site
 	seen := map[string]bool{}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
 	for _, s := range sites {
-		if seen[s.Role] {
-			continue
+		if !seen[s.Role] {
+			seen[s.Role] = true
+			picked = append(picked, s)
 		}
-		seen[s.Role] = true
-		if err := fetch(ctx, s.sock, "/debug/pprof/heap", filepath.Join(dir, fmt.Sprintf("%s-s%d-heap.pb.gz", s.Role, s.Index))); err != nil {
+	}
+	name := func(s *Site, kind string) string {
+		return filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind))
+	}
+	for _, s := range picked {
+		if err := fetch(ctx, s.sock, "/debug/pprof/heap?gc=1", name(s, "heap0")); err != nil {
 			return err
 		}
-		for kind, path := range map[string]string{"allocs": "/debug/pprof/allocs?seconds=20", "cpu": "/debug/pprof/profile?seconds=20"} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs <- fetch(ctx, s.sock, path, filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind)))
-			}()
-		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(picked))
+	for _, s := range picked {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- fetch(ctx, s.sock, "/debug/pprof/profile?seconds=20", name(s, "cpu"))
+		}()
 	}
 	wg.Wait()
 	close(errs)
-	var all []error
+	all := []error{}
 	for err := range errs {
 		all = append(all, err)
+	}
+	for _, s := range picked {
+		all = append(all, fetch(ctx, s.sock, "/debug/pprof/heap?gc=1", name(s, "heap1")))
 	}
 	logf("profiles in %s", dir)
 	return errors.Join(all...)
