@@ -124,7 +124,7 @@ func main() {
 	flag.DurationVar(&o.convergeMax, "converge-timeout", 10*time.Minute, "give up waiting for convergence after this")
 	flag.BoolVar(&o.jsonOut, "json", false, "print JSON")
 	flag.BoolVar(&o.keep, "keep", false, "keep the lab directory (configs, logs)")
-	flag.StringVar(&o.profDir, "profile", "", "directory for heap, allocs and 20 s CPU profiles of the core, the first hub and the first spoke at the end of the idle window")
+	flag.StringVar(&o.profDir, "profile", "", "directory for heap profiles 20 s apart and a CPU profile of those 20 s, of the core, the first hub and the first spoke, after the idle window")
 	flag.Parse()
 	if o.n < 3 || o.n > 254 {
 		fatalf("-n %d: want 3..254", o.n)
