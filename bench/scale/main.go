@@ -73,6 +73,7 @@ type Site struct {
 	Tunnels      int     `json:"tunnels"`
 	ConvergedSec float64 `json:"converged_s"`
 	RSSMiB       float64 `json:"rss_mib"`
+	PSSMiB       float64 `json:"pss_mib"` // RSS with shared pages (the binary) split among the processes
 	CPUPercent   float64 `json:"idle_cpu_percent"`
 	HeapMB       float64 `json:"live_heap_mb"`
 	AllocMBps    float64 `json:"alloc_mb_per_s"`
@@ -105,6 +106,7 @@ type Report struct {
 	LoadAvg      string        `json:"loadavg_at_start"`
 	ConvergedSec float64       `json:"converged_s"` // cold start to every prefix everywhere; 0: did not
 	TotalRSSMiB  float64       `json:"total_rss_mib"`
+	TotalPSSMiB  float64       `json:"total_pss_mib"` // what the gateways really take together
 	IdleSec      float64       `json:"idle_window_s"`
 	Roles        []RoleFigures `json:"roles"`
 	PingFrom     int           `json:"ping_from"`
@@ -279,8 +281,10 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	}
 	// Memory after the window: RSS, then the live heap after a forced GC.
 	for _, s := range sites {
-		s.RSSMiB = rssMiB(s.proc.Pid())
+		s.RSSMiB = procKiB(fmt.Sprintf("/proc/%d/status", s.proc.Pid()), "VmRSS:") / 1024
+		s.PSSMiB = procKiB(fmt.Sprintf("/proc/%d/smaps_rollup", s.proc.Pid()), "Pss:") / 1024
 		rep.TotalRSSMiB += s.RSSMiB
+		rep.TotalPSSMiB += s.PSSMiB
 		ms, err := memStats(ctx, s.sock, true)
 		if err != nil {
 			return rep, fmt.Errorf("site %d: %w", s.Index, err)
@@ -533,15 +537,16 @@ func fetch(ctx context.Context, sock, path, file string) error {
 	return os.WriteFile(file, b, 0o644)
 }
 
-func rssMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procKiB reads the "key: N kB" line of a /proc file.
+func procKiB(path, key string) float64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, key); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
+			return kb
 		}
 	}
 	return 0
@@ -671,7 +676,7 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "cold start to every prefix everywhere: %.1f s\n", r.ConvergedSec)
 	}
 	if len(r.Roles) > 0 {
-		fmt.Fprintf(w, "total RSS: %.0f MiB; idle window %.0f s\n\n", r.TotalRSSMiB, r.IdleSec)
+		fmt.Fprintf(w, "total RSS: %.0f MiB (PSS, shared pages split: %.0f MiB); idle window %.0f s\n\n", r.TotalRSSMiB, r.TotalPSSMiB, r.IdleSec)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "role\tcount\tRSS MiB mean\tmax\tlive heap MB mean\tmax\tidle CPU % mean\tmax\talloc MB/s mean\tmax\t")
 		for _, x := range r.Roles {
