@@ -117,6 +117,7 @@ type Report struct {
 	PingHops     int           `json:"ping_tunnel_hops"`
 	PingOK       bool          `json:"ping_ok"`
 	PingRTTms    float64       `json:"ping_rtt_ms"`
+	PingAttempts int           `json:"ping_attempts"` // of 5 pings each, 5 s apart, up to 3
 	Sitelist     []*Site       `json:"site_list"`
 }
 
@@ -318,11 +319,8 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	if from, to := pingPair(sites); from != nil && to != nil {
 		rep.PingFrom, rep.PingTo = from.Index, to.Index
 		rep.PingHops = hops(sites, from, to)
-		rtt, err := ping(ctx, lab, from, to)
-		rep.PingOK, rep.PingRTTms = err == nil, rtt
-		if err != nil {
-			logf("ping %d -> %d: %v", from.Index, to.Index, err)
-		}
+		rtt, attempts, err := ping(ctx, lab, sites, from, to)
+		rep.PingOK, rep.PingRTTms, rep.PingAttempts = err == nil, rtt, attempts
 	}
 	return rep, nil
 }
@@ -650,19 +648,46 @@ func hops(sites []*Site, a, b *Site) int {
 
 var pingRE = regexp.MustCompile(`= [0-9.]+/([0-9.]+)/`)
 
-func ping(ctx context.Context, lab *netlab.Lab, from, to *Site) (float64, error) {
+// ping sends 5 pings from one site's network to another's, up to three
+// times 5 s apart (a session held down by a missed probe on a loaded
+// machine takes a route away for a while); on a failure it logs each hop's
+// route toward the destination.
+func ping(ctx context.Context, lab *netlab.Lab, sites []*Site, from, to *Site) (rtt float64, attempts int, err error) {
+	for attempts = 1; attempts <= 3; attempts++ {
+		if rtt, err = pingOnce(ctx, lab, from, to); err == nil {
+			return rtt, attempts, nil
+		}
+		logf("ping %d -> %d, attempt %d: %v", from.Index, to.Index, attempts, err)
+		for _, s := range sites {
+			if out, rerr := exec.CommandContext(ctx, "ip", "-n", s.gw.Net.GatewayNS, "-4", "route", "get", to.gw.Net.GatewayLAN.String()).CombinedOutput(); rerr == nil {
+				logf("  site %d (%s): %s", s.Index, s.Role, strings.TrimSpace(string(out)))
+			}
+		}
+		if err := sleep(ctx, 5*time.Second); err != nil {
+			return 0, attempts, err
+		}
+	}
+	return 0, attempts - 1, err
+}
+
+func pingOnce(ctx context.Context, lab *netlab.Lab, from, to *Site) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, err := lab.RunContext(ctx, from.gw.Net.GatewayNS, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "2",
 		"-I", from.gw.Net.GatewayLAN.String(), to.gw.Net.GatewayLAN.String())
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", err, out)
+		return 0, fmt.Errorf("%w: %s", err, lastLine(out))
 	}
 	m := pingRE.FindStringSubmatch(out)
 	if m == nil {
 		return 0, fmt.Errorf("no rtt in %q", out)
 	}
 	return strconv.ParseFloat(m[1], 64)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -708,9 +733,9 @@ func printReport(w io.Writer, r *Report) {
 		tw.Flush()
 	}
 	if r.PingFrom != 0 {
-		status := "FAILED"
+		status := "FAILED 3 times"
 		if r.PingOK {
-			status = fmt.Sprintf("ok, %.2f ms", r.PingRTTms)
+			status = fmt.Sprintf("ok, %.2f ms (attempt %d)", r.PingRTTms, r.PingAttempts)
 		}
 		fmt.Fprintf(w, "\nping site %d -> site %d (%d tunnel hops): %s\n", r.PingFrom, r.PingTo, r.PingHops, status)
 	}
