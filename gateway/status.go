@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
@@ -22,7 +24,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	cfg := g.cfg
 	st := api.Status{
 		Name:          cfg.Name,
-		PublicKey:     cfg.PrivateKey.Public().String(),
+		PublicKey:     publicKeyOf(cfg.PrivateKey),
 		AddressSpaces: cfg.AddressSpaces,
 		TunnelAddress: cfg.TunnelAddress,
 		ListenPort:    cfg.ListenPort,
@@ -154,4 +156,24 @@ func hint(p *config.Peering, listenPort uint16, obs peering.Observation, r api.D
 		return fmt.Sprintf("handshake not answered for %v: check the public keys, the endpoint and that UDP %s is open", w.Round(time.Second), port)
 	}
 	return ""
+}
+
+// lastPublic caches the public key of the last private key Status saw:
+// Status runs every second (WatchPeerings) and an X25519 each time was a
+// visible share of an idle gateway's CPU.
+var lastPublic atomic.Pointer[struct {
+	priv keys.PrivateKey
+	pub  string
+}]
+
+func publicKeyOf(priv keys.PrivateKey) string {
+	if c := lastPublic.Load(); c != nil && c.priv == priv {
+		return c.pub
+	}
+	c := &struct {
+		priv keys.PrivateKey
+		pub  string
+	}{priv, priv.Public().String()}
+	lastPublic.Store(c)
+	return c.pub
 }

@@ -72,7 +72,9 @@ type Site struct {
 
 	Tunnels      int     `json:"tunnels"`
 	ConvergedSec float64 `json:"converged_s"`
+	Routes       int     `json:"routes"` // other sites' networks in its kernel table when last looked
 	RSSMiB       float64 `json:"rss_mib"`
+	PSSMiB       float64 `json:"pss_mib"` // RSS with shared pages (the binary) split among the processes
 	CPUPercent   float64 `json:"idle_cpu_percent"`
 	HeapMB       float64 `json:"live_heap_mb"`
 	AllocMBps    float64 `json:"alloc_mb_per_s"`
@@ -104,7 +106,10 @@ type Report struct {
 	Hubs         int           `json:"hubs"`
 	LoadAvg      string        `json:"loadavg_at_start"`
 	ConvergedSec float64       `json:"converged_s"` // cold start to every prefix everywhere; 0: did not
+	Converged    int           `json:"converged_gateways"`
+	RoutesMean   float64       `json:"routes_mean"` // of the N-1 each gateway should have, at the end of the wait
 	TotalRSSMiB  float64       `json:"total_rss_mib"`
+	TotalPSSMiB  float64       `json:"total_pss_mib"` // what the gateways really take together
 	IdleSec      float64       `json:"idle_window_s"`
 	Roles        []RoleFigures `json:"roles"`
 	PingFrom     int           `json:"ping_from"`
@@ -112,6 +117,7 @@ type Report struct {
 	PingHops     int           `json:"ping_tunnel_hops"`
 	PingOK       bool          `json:"ping_ok"`
 	PingRTTms    float64       `json:"ping_rtt_ms"`
+	PingAttempts int           `json:"ping_attempts"` // of 5 pings each, 5 s apart, up to 3
 	Sitelist     []*Site       `json:"site_list"`
 }
 
@@ -124,7 +130,7 @@ func main() {
 	flag.DurationVar(&o.convergeMax, "converge-timeout", 10*time.Minute, "give up waiting for convergence after this")
 	flag.BoolVar(&o.jsonOut, "json", false, "print JSON")
 	flag.BoolVar(&o.keep, "keep", false, "keep the lab directory (configs, logs)")
-	flag.StringVar(&o.profDir, "profile", "", "directory for heap, allocs and 20 s CPU profiles of the core, the first hub and the first spoke at the end of the idle window")
+	flag.StringVar(&o.profDir, "profile", "", "directory for heap profiles 20 s apart and a CPU profile of those 20 s, of the core, the first hub and the first spoke, after the idle window")
 	flag.Parse()
 	if o.n < 3 || o.n > 254 {
 		fatalf("-n %d: want 3..254", o.n)
@@ -230,13 +236,26 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 		s.proc = p
 	}
 	logf("started %d gateways in %.1fs; waiting for every site's route everywhere", len(sites), time.Since(t0).Seconds())
-	if err := converge(ctx, o, sites, t0); err != nil {
-		return rep, err
+	cerr := converge(ctx, o, sites, t0)
+	if ctx.Err() != nil {
+		return rep, cerr
 	}
+	var routes int
 	for _, s := range sites {
+		if s.ConvergedSec > 0 {
+			rep.Converged++
+		}
 		rep.ConvergedSec = max(rep.ConvergedSec, s.ConvergedSec)
+		routes += s.Routes
 	}
-	logf("converged in %.1fs; settling %v", rep.ConvergedSec, o.settle)
+	rep.RoutesMean = float64(routes) / float64(len(sites))
+	if cerr != nil {
+		// Still measure the rest: what an unconverged mesh costs is a figure too.
+		rep.ConvergedSec = 0
+		logf("%v; measuring anyway", cerr)
+	} else {
+		logf("converged in %.1fs; settling %v", rep.ConvergedSec, o.settle)
+	}
 	if err := sleep(ctx, o.settle); err != nil {
 		return rep, err
 	}
@@ -279,8 +298,10 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	}
 	// Memory after the window: RSS, then the live heap after a forced GC.
 	for _, s := range sites {
-		s.RSSMiB = rssMiB(s.proc.Pid())
+		s.RSSMiB = procKiB(fmt.Sprintf("/proc/%d/status", s.proc.Pid()), "VmRSS:") / 1024
+		s.PSSMiB = procKiB(fmt.Sprintf("/proc/%d/smaps_rollup", s.proc.Pid()), "Pss:") / 1024
 		rep.TotalRSSMiB += s.RSSMiB
+		rep.TotalPSSMiB += s.PSSMiB
 		ms, err := memStats(ctx, s.sock, true)
 		if err != nil {
 			return rep, fmt.Errorf("site %d: %w", s.Index, err)
@@ -298,11 +319,8 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	if from, to := pingPair(sites); from != nil && to != nil {
 		rep.PingFrom, rep.PingTo = from.Index, to.Index
 		rep.PingHops = hops(sites, from, to)
-		rtt, err := ping(ctx, lab, from, to)
-		rep.PingOK, rep.PingRTTms = err == nil, rtt
-		if err != nil {
-			logf("ping %d -> %d: %v", from.Index, to.Index, err)
-		}
+		rtt, attempts, err := ping(ctx, lab, sites, from, to)
+		rep.PingOK, rep.PingRTTms, rep.PingAttempts = err == nil, rtt, attempts
 	}
 	return rep, nil
 }
@@ -391,7 +409,9 @@ func converge(ctx context.Context, o options, sites []*Site, t0 time.Time) error
 	left := slices.Clone(sites)
 	lastLog := time.Now()
 	for len(left) > 0 {
-		if err := sleep(ctx, time.Second); err != nil {
+		// One `ip` per unconverged gateway per look: look less often in a
+		// big lab, where they would add to the load being measured.
+		if err := sleep(ctx, max(time.Second, time.Duration(len(sites))*time.Second/30)); err != nil {
 			return err
 		}
 		var still []*Site
@@ -405,6 +425,7 @@ func converge(ctx context.Context, o options, sites []*Site, t0 time.Time) error
 			if err == nil {
 				have = len(protoRouteRE.FindAllString(string(out), -1))
 			}
+			s.Routes = have
 			if have >= len(sites)-1 {
 				s.ConvergedSec = time.Since(t0).Seconds()
 				continue
@@ -466,36 +487,48 @@ func memStats(ctx context.Context, sock string, gc bool) (map[string]uint64, err
 	return out, nil
 }
 
-// profiles saves, for the first site of each role, a heap profile and,
-// over the same 20 s, an allocation delta and a CPU profile.
+// profiles saves, for the first site of each role, a heap profile after a
+// GC (…-heap0) and another 20 s later (…-heap1), with a CPU profile of
+// those 20 s: the allocations of the window are
+// go tool pprof -sample_index=alloc_space -base …-heap0.pb.gz …-heap1.pb.gz.
+// (A delta profile, allocs?seconds=, is empty when no GC ran meanwhile.)
 func profiles(ctx context.Context, dir string, sites []*Site) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	var picked []*Site
 	seen := map[string]bool{}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
 	for _, s := range sites {
-		if seen[s.Role] {
-			continue
+		if !seen[s.Role] {
+			seen[s.Role] = true
+			picked = append(picked, s)
 		}
-		seen[s.Role] = true
-		if err := fetch(ctx, s.sock, "/debug/pprof/heap", filepath.Join(dir, fmt.Sprintf("%s-s%d-heap.pb.gz", s.Role, s.Index))); err != nil {
+	}
+	name := func(s *Site, kind string) string {
+		return filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind))
+	}
+	for _, s := range picked {
+		if err := fetch(ctx, s.sock, "/debug/pprof/heap?gc=1", name(s, "heap0")); err != nil {
 			return err
 		}
-		for kind, path := range map[string]string{"allocs": "/debug/pprof/allocs?seconds=20", "cpu": "/debug/pprof/profile?seconds=20"} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs <- fetch(ctx, s.sock, path, filepath.Join(dir, fmt.Sprintf("%s-s%d-%s.pb.gz", s.Role, s.Index, kind)))
-			}()
-		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(picked))
+	for _, s := range picked {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- fetch(ctx, s.sock, "/debug/pprof/profile?seconds=20", name(s, "cpu"))
+		}()
 	}
 	wg.Wait()
 	close(errs)
-	var all []error
+	all := []error{}
 	for err := range errs {
 		all = append(all, err)
+	}
+	for _, s := range picked {
+		all = append(all, fetch(ctx, s.sock, "/debug/pprof/heap?gc=1", name(s, "heap1")))
 	}
 	logf("profiles in %s", dir)
 	return errors.Join(all...)
@@ -521,15 +554,16 @@ func fetch(ctx context.Context, sock, path, file string) error {
 	return os.WriteFile(file, b, 0o644)
 }
 
-func rssMiB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// procKiB reads the "key: N kB" line of a /proc file.
+func procKiB(path, key string) float64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, key); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
+			return kb
 		}
 	}
 	return 0
@@ -614,19 +648,46 @@ func hops(sites []*Site, a, b *Site) int {
 
 var pingRE = regexp.MustCompile(`= [0-9.]+/([0-9.]+)/`)
 
-func ping(ctx context.Context, lab *netlab.Lab, from, to *Site) (float64, error) {
+// ping sends 5 pings from one site's network to another's, up to three
+// times 5 s apart (a session held down by a missed probe on a loaded
+// machine takes a route away for a while); on a failure it logs each hop's
+// route toward the destination.
+func ping(ctx context.Context, lab *netlab.Lab, sites []*Site, from, to *Site) (rtt float64, attempts int, err error) {
+	for attempts = 1; attempts <= 3; attempts++ {
+		if rtt, err = pingOnce(ctx, lab, from, to); err == nil {
+			return rtt, attempts, nil
+		}
+		logf("ping %d -> %d, attempt %d: %v", from.Index, to.Index, attempts, err)
+		for _, s := range sites {
+			if out, rerr := exec.CommandContext(ctx, "ip", "-n", s.gw.Net.GatewayNS, "-4", "route", "get", to.gw.Net.GatewayLAN.String()).CombinedOutput(); rerr == nil {
+				logf("  site %d (%s): %s", s.Index, s.Role, strings.TrimSpace(string(out)))
+			}
+		}
+		if err := sleep(ctx, 5*time.Second); err != nil {
+			return 0, attempts, err
+		}
+	}
+	return 0, attempts - 1, err
+}
+
+func pingOnce(ctx context.Context, lab *netlab.Lab, from, to *Site) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, err := lab.RunContext(ctx, from.gw.Net.GatewayNS, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "2",
 		"-I", from.gw.Net.GatewayLAN.String(), to.gw.Net.GatewayLAN.String())
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", err, out)
+		return 0, fmt.Errorf("%w: %s", err, lastLine(out))
 	}
 	m := pingRE.FindStringSubmatch(out)
 	if m == nil {
 		return 0, fmt.Errorf("no rtt in %q", out)
 	}
 	return strconv.ParseFloat(m[1], 64)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -657,9 +718,12 @@ func printReport(w io.Writer, r *Report) {
 		r.Sites, r.Hubs, r.Sites-1-r.Hubs, r.LoadAvg)
 	if r.ConvergedSec > 0 {
 		fmt.Fprintf(w, "cold start to every prefix everywhere: %.1f s\n", r.ConvergedSec)
+	} else {
+		fmt.Fprintf(w, "NOT CONVERGED: %d of %d gateways had every route; %.1f of %d routes on average\n",
+			r.Converged, r.Sites, r.RoutesMean, r.Sites-1)
 	}
 	if len(r.Roles) > 0 {
-		fmt.Fprintf(w, "total RSS: %.0f MiB; idle window %.0f s\n\n", r.TotalRSSMiB, r.IdleSec)
+		fmt.Fprintf(w, "total RSS: %.0f MiB (PSS, shared pages split: %.0f MiB); idle window %.0f s\n\n", r.TotalRSSMiB, r.TotalPSSMiB, r.IdleSec)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "role\tcount\tRSS MiB mean\tmax\tlive heap MB mean\tmax\tidle CPU % mean\tmax\talloc MB/s mean\tmax\t")
 		for _, x := range r.Roles {
@@ -669,9 +733,9 @@ func printReport(w io.Writer, r *Report) {
 		tw.Flush()
 	}
 	if r.PingFrom != 0 {
-		status := "FAILED"
+		status := "FAILED 3 times"
 		if r.PingOK {
-			status = fmt.Sprintf("ok, %.2f ms", r.PingRTTms)
+			status = fmt.Sprintf("ok, %.2f ms (attempt %d)", r.PingRTTms, r.PingAttempts)
 		}
 		fmt.Fprintf(w, "\nping site %d -> site %d (%d tunnel hops): %s\n", r.PingFrom, r.PingTo, r.PingHops, status)
 	}

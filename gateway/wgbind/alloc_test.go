@@ -5,9 +5,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
-
-	"golang.zx2c4.com/wireguard/conn"
-	"golang.zx2c4.com/wireguard/device"
 )
 
 // Idle allocation budget: an idle gateway's traffic is the liveness probe
@@ -67,41 +64,6 @@ func TestIdleAllocationPerProbeInterval(t *testing.T) {
 	}
 }
 
-// TestDispatchHandOverAllocs: moving a transport packet from the socket
-// batch to a device and through its ReceiveFunc allocates nothing.
-func TestDispatchHandOverAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector makes sync.Pool drop items at random")
-	}
-	m, r := newFakeMux(t)
-	a, fa := openBind(t, m, "a")
-	m.register(7, a)
-	pkt := message(msgTransport, 7, 1420)
-	bufs, sizes, eps := deviceBufs(deviceBatch)
-	const batch = 16
-	run := func() {
-		for i := range batch {
-			r.put(i, pkt)
-		}
-		r.dispatch(batch)
-		for got := 0; got < batch; {
-			n, err := fa(bufs, sizes, eps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got += n
-		}
-	}
-	run()
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	if allocs := testing.AllocsPerRun(50, run); allocs > 0 {
-		t.Errorf("%v allocations per batch of %d packets, want 0", allocs, batch)
-	}
-	if !bytes.Equal(bufs[0][:sizes[0]], pkt) {
-		t.Error("device got a different packet")
-	}
-}
-
 // TestHandOverKeepsQueuedPackets: a packet handed to a device queue keeps
 // its bytes while the reader reads the next batches into the same slots.
 func TestHandOverKeepsQueuedPackets(t *testing.T) {
@@ -127,14 +89,6 @@ func TestHandOverKeepsQueuedPackets(t *testing.T) {
 			t.Errorf("packet %d changed while queued", i)
 		}
 	}
-}
-
-func deviceBufs(n int) ([][]byte, []int, []conn.Endpoint) {
-	bufs := make([][]byte, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, device.MaxMessageSize)
-	}
-	return bufs, make([]int, n), make([]conn.Endpoint, n)
 }
 
 // TestJumboDatagrams: a datagram too big for the reader's 2 KiB slots is
