@@ -41,10 +41,20 @@ func PathsIn(dir string) Paths {
 	}
 }
 
+// charonTable and charonTablePrio: kernel-libipsec installs a route through
+// its TUN for every policy whatever install_routes says; they go into
+// their own table, looked up only after main and default (rule priority
+// 32800 > 32767), so the routes vgate owns (protocol 76, main table)
+// always decide.
+const (
+	charonTable     = 2200
+	charonTablePrio = 32800
+)
+
 // StrongswanConf is the private strongswan.conf of vgate's charon. It
 // names every plugin (load_modular = no: nothing from /etc/strongswan.d
-// is read), installs no routes or virtual IPs (vgate owns the routes,
-// with protocol 76), retransmits so that an unanswered exchange fails in
+// is read), installs no virtual IPs and keeps charon's own routes out of
+// the way (charonTable; vgate owns the routes, with protocol 76), retransmits so that an unanswered exchange fails in
 // about 14 s (2 + 2.8 + 3.9 + 5.5 s), and logs IKE at level 1 to stderr,
 // which vgate reads (level 1 never shows keys).
 func StrongswanConf(p Paths) string {
@@ -55,6 +65,8 @@ charon {
   load = %s
   install_routes = no
   install_virtual_ip = no
+  routing_table = %d
+  routing_table_prio = %d
   retransmit_tries = 3
   retransmit_timeout = 2.0
   retransmit_base = 1.4
@@ -81,7 +93,7 @@ charon {
     }
   }
 }
-`, strings.Join(Plugins, " "), p.VICI, p.ErrorNotify)
+`, strings.Join(Plugins, " "), charonTable, charonTablePrio, p.VICI, p.ErrorNotify)
 	return b.String()
 }
 

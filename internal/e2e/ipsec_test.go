@@ -356,6 +356,11 @@ secrets {
 // (ipsec0 has 169.254.21.1 peer 169.254.21.2), announcing the device's
 // networks and installing what vgate announces.
 func ipsecBIRDConf(asn, vgateASN uint32, networks ...string) string {
+	return ipsecBIRDConfTo("169.254.21.2", asn, vgateASN, networks...)
+}
+
+// ipsecBIRDConfTo is ipsecBIRDConf with vgate's tunnel address vgate.
+func ipsecBIRDConfTo(vgate string, asn, vgateASN uint32, networks ...string) string {
 	var static strings.Builder
 	for _, n := range networks {
 		fmt.Fprintf(&static, "\troute %s unreachable;\n", n)
@@ -376,14 +381,14 @@ protocol kernel {
 }
 protocol bgp vgate {
 	local 169.254.21.1 as %d;
-	neighbor 169.254.21.2 as %d;
+	neighbor %s as %d;
 	hold time 9;
 	ipv4 {
 		import all;
 		export where source ~ [RTS_STATIC, RTS_BGP];
 	};
 }
-`, static.String(), asn, vgateASN)
+`, static.String(), asn, vgate, vgateASN)
 }
 
 // numberTunnel gives the device's ipsec0 its APIPA address, point to point
@@ -465,4 +470,92 @@ func mustReachV4(t *testing.T, lab *netlab.Lab, a, b *netlab.Network) {
 	if err := lab.WaitPing(a.HostNS, b.HostAddr, 15*time.Second); err != nil {
 		t.Fatalf("host %d cannot reach host %d (%s): %v", a.Index, b.Index, b.HostAddr, err)
 	}
+}
+
+// A mixed gateway: gw1 has two WireGuard peerings (gw2, gw3) and one IPsec
+// peering (the strongSwan device of network 4, BIRD behind it), all with
+// BGP; a host behind the device reaches hosts behind the vgate sites
+// through gw1 (IPsec, then WireGuard), and back.
+//
+//	h4 ── sw4 (strongSwan + BIRD) ══IPsec══ gw1 ──WG── gw2 ── h2
+//	                                          └──WG── gw3 ── h3
+func TestIPsecMixedGateway(t *testing.T) {
+	if m := append(netlab.LookBIRD(), netlab.LookSwan()...); len(m) > 0 {
+		t.Fatalf("missing (scripts/deps.sh installs them): %v", m)
+	}
+	lab, gws := site(t, 3)
+	gw1, gw2, gw3 := gws[0], gws[1], gws[2]
+	n4, err := lab.AddNetwork(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := lab.AddSwan(n4)
+	netlab.LinkBGP(gw1, gw2)
+	netlab.LinkBGP(gw1, gw3)
+	pskFile := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(pskFile, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw1.Peerings = append(gw1.Peerings, netlab.Peering{Name: "sw4", Network: "onprem", Endpoint: n4.GatewayUnderlay.String(),
+		Spaces: []netip.Prefix{n4.Space}, IPsec: "      psk_file: " + pskFile + "\n",
+		BGP: &netlab.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.21.1")}})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- strongSwan log ----\n%s", tail(sw.Log(), 30))
+			t.Logf("---- gw1's charon ----\n%s", tail(grepLines(gw1.Log(), "component=charon"), 60))
+		}
+	})
+	// The device's admin lets the vgate sites' networks through the tunnel
+	// as one summary, 10.0.0.0/14 (10.1-10.3, not its own 10.4: charon
+	// would route its own LAN into the tunnel). One summary, not a list:
+	// with kernel-libipsec each narrowed local selector needs an address
+	// of vgate's gateway in it (docs/architecture.md, "IPsec peerings").
+	if err := sw.Start(bgpSwanConf(sw, lab.Network(1), "10.4.0.0/16,169.254.21.1/32", "10.0.0.0/14")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.Run(n4.GatewayNS, "ip", "addr", "add", "169.254.21.1/32", "peer", gw1.TunnelAddress.String()+"/32", "dev", "ipsec0"); err != nil {
+		t.Fatalf("numbering ipsec0: %v\n%s", err, out)
+	}
+	if err := sw.StartBIRD(ipsecBIRDConfTo(gw1.TunnelAddress.String(), 65004, gw1.ASN, "10.4.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, gw1, gw2, gw3)
+	waitFor(t, "gw1: 3 of 3 tunnels up (2 WireGuard, 1 IPsec)", 30*time.Second, func() (bool, string) {
+		st, err := gw1.Status()
+		if err != nil {
+			return false, err.Error()
+		}
+		var states []string
+		for _, p := range st.Peerings {
+			states = append(states, fmt.Sprintf("%s %s %s %s", p.Name, p.Type, p.State, p.Reason))
+		}
+		return st.Tunnels.Used == 3 && st.Tunnels.Up == 3, strings.Join(states, "; ")
+	})
+	h2, h3, h4 := lab.Network(2), lab.Network(3), n4
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range [][]string{{n4.GatewayNS, "ip", "route", "show", "table", "all"}, {lab.Network(1).GatewayNS, "ip", "route"}, {h3.GatewayNS, "ip", "route"}} {
+				out, _ := lab.Run(c[0], c[1:]...)
+				t.Logf("%v:\n%s", c, out)
+			}
+			out, _ := sw.Swanctl("--list-sas")
+			t.Logf("device SAs:\n%s", out)
+			out, _ = gw3.CLI("routes", "--socket", gw3.Socket)
+			t.Logf("gw3 routes:\n%s", out)
+			out, _ = gw1.CLI("routes", "--socket", gw1.Socket)
+			t.Logf("gw1 routes:\n%s", out)
+		}
+	})
+	mustReachV4(t, lab, h4, h3)
+	mustReachV4(t, lab, h3, h4)
+	mustReachV4(t, lab, h4, h2)
+	if err := lab.TCPTransfer(h4.HostNS, h3.HostNS, h3.HostAddr, 5<<20); err != nil {
+		t.Errorf("5 MB h4 -> h3: %v", err)
+	}
+	routes, _ := gw3.CLI("routes", "--socket", gw3.Socket)
+	if !strings.Contains(routes, "10.4.0.0/16") {
+		t.Errorf("gw3 has no route to the device's network:\n%s", routes)
+	}
+	out, _ := gw1.CLI("status", "--socket", gw1.Socket)
+	t.Logf("gw1 status:\n%s", out)
 }
