@@ -56,11 +56,13 @@ const (
 // is read), installs no virtual IPs and keeps charon's own routes out of
 // the way (charonTable; vgate owns the routes, with protocol 76), retransmits so that an unanswered exchange fails in
 // about 14 s (2 + 2.8 + 3.9 + 5.5 s), and logs IKE at level 1 to stderr,
-// which vgate reads (level 1 never shows keys).
-func StrongswanConf(p Paths) string {
+// which vgate reads (level 1 never shows keys), not to the journal.
+// daemon is the section the daemon reads (section: "charon-systemd" or
+// "charon").
+func StrongswanConf(daemon string, p Paths) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by vgate for its own charon; do not edit (rewritten at start).
-charon {
+%s {
   load_modular = no
   load = %s
   install_routes = no
@@ -92,8 +94,11 @@ charon {
       time_format = %%s
     }
   }
+  journal {
+    default = -1
+  }
 }
-`, strings.Join(Plugins, " "), charonTable, charonTablePrio, p.VICI, p.ErrorNotify)
+`, daemon, strings.Join(Plugins, " "), charonTable, charonTablePrio, p.VICI, p.ErrorNotify)
 	return b.String()
 }
 

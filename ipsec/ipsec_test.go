@@ -187,8 +187,8 @@ func TestSecretRedacted(t *testing.T) {
 }
 
 func TestStrongswanConf(t *testing.T) {
-	c := StrongswanConf(PathsIn("/run/vgate/charon"))
-	for _, want := range []string{"load_modular = no", "install_routes = no", "unix:///run/vgate/charon/charon.vici", "unix:///run/vgate/charon/charon.enfy"} {
+	c := StrongswanConf("charon-systemd", PathsIn("/run/vgate/charon"))
+	for _, want := range []string{"charon-systemd {", "load_modular = no", "install_routes = no", "unix:///run/vgate/charon/charon.vici", "unix:///run/vgate/charon/charon.enfy"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("strongswan.conf lacks %q", want)
 		}

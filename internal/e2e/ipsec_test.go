@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -558,4 +561,87 @@ func TestIPsecMixedGateway(t *testing.T) {
 	}
 	out, _ := gw1.CLI("status", "--socket", gw1.Socket)
 	t.Logf("gw1 status:\n%s", out)
+}
+
+// IPsec under deploy/vgate.service's confinement (netlab.Sandbox): vgate's
+// charon runs as its child with exactly the unit's capabilities, its files
+// in the unit's RuntimeDirectory, no mount namespace of its own; the
+// peering comes up and carries traffic, and nothing is refused.
+func TestIPsecSandbox(t *testing.T) {
+	for _, tool := range []string{"setpriv", "unshare", "findmnt"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (util-linux)", tool)
+		}
+	}
+	if m := netlab.LookSwan(); len(m) > 0 {
+		t.Fatalf("strongSwan missing (scripts/deps.sh installs it): %v", m)
+	}
+	unit, err := netlab.ParseUnit(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, gws := site(t, 2)
+	gw, n1, n2 := gws[0], lab.Network(1), lab.Network(2)
+	sw := lab.AddSwan(n2)
+	sb, err := lab.NewSandbox(unit, "sandbox-ipsec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Apply(gw); err != nil {
+		t.Fatal(err)
+	}
+	psk := filepath.Join(sb.Config, "hq.psk")
+	if err := os.WriteFile(psk, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: gws[1].Spaces, IPsec: "      psk_file: " + sb.PathIn(psk) + "\n"}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- strongSwan log ----\n%s", tail(sw.Log(), 30))
+		}
+	})
+	if err := sw.Start(swanConf(sw, n1, ipsecPSK, "", "", "")); err != nil {
+		t.Fatal(err)
+	}
+	// ExecStartPre (vgate check) finds charon and accepts the peering.
+	if err := gw.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.Run(n1.GatewayNS, append(sb.Wrapper(), unit.ExecStartPre...)...); err != nil {
+		t.Fatalf("ExecStartPre %v in the sandbox: %v\n%s", unit.ExecStartPre, err, out)
+	}
+	start(t, gw)
+	waitPeering(t, gw, "hq", api.StateUp, "", 30*time.Second)
+	mustReach(t, lab, n1, n2)
+	if err := lab.TCPTransfer(n2.HostNS, n1.HostNS, n1.HostAddr, 5<<20); err != nil {
+		t.Fatalf("5 MB host 2 -> host 1: %v", err)
+	}
+	// charon has exactly the unit's capabilities (bounding and effective).
+	b, err := os.ReadFile(filepath.Join(sb.Runtime, "charon", "charon.pid"))
+	if err != nil {
+		t.Fatalf("charon's PID file in the runtime directory: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	st, err := netlab.ProcStatus(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := netlab.CapMask(unit.Bounding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"CapBnd", "CapEff"} {
+		got, _ := strconv.ParseUint(st[k], 16, 64)
+		if got&^want != 0 {
+			t.Errorf("charon %s = %s, more than the unit's %v (%x)", k, st[k], unit.Bounding, want)
+		}
+	}
+	t.Logf("charon pid %d: CapBnd %s CapEff %s NoNewPrivs %s", pid, st["CapBnd"], st["CapEff"], st["NoNewPrivs"])
+	log := gw.Log()
+	for _, e := range []syscall.Errno{syscall.EPERM, syscall.EACCES, syscall.EROFS} {
+		if strings.Contains(log, e.Error()) {
+			t.Errorf("gateway log has %q: the confinement refused something:\n%s", e.Error(), grepLines(log, e.Error()))
+		}
+	}
 }
