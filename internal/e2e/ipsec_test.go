@@ -561,6 +561,52 @@ func TestIPsecMixedGateway(t *testing.T) {
 	}
 	out, _ := gw1.CLI("status", "--socket", gw1.Socket)
 	t.Logf("gw1 status:\n%s", out)
+
+	// Reloads remove, add back and change the IPsec peering without
+	// touching the WireGuard ones; an invalid one changes nothing.
+	ifindex := func() string {
+		o, _ := lab.Run(lab.Network(1).GatewayNS, "sh", "-c", "cat /sys/class/net/vg-net2/ifindex /sys/class/net/vg-net3/ifindex")
+		return strings.TrimSpace(o)
+	}
+	before, logBefore := ifindex(), len(gw1.Log())
+	ipsecPeering := gw1.Peerings[2]
+	gw1.Peerings = gw1.Peerings[:2]
+	reload(t, gw1, 1)
+	waitFor(t, "gw1: the IPsec peering's routes gone after it was removed", 15*time.Second, func() (bool, string) {
+		r := strings.Join(vgateRoutes(t, lab, lab.Network(1).GatewayNS), "\n")
+		return !strings.Contains(r, "ipsec0"), r
+	})
+	mustReachV4(t, lab, lab.Network(1), h3)
+	gw1.Peerings = append(gw1.Peerings, ipsecPeering)
+	reload(t, gw1, 2)
+	waitFor(t, "gw1: IPsec peering back after it was added again", 30*time.Second, func() (bool, string) {
+		p, _, err := peeringOf(t, gw1, "sw4")
+		return err == nil && p.State == api.StateUp, fmt.Sprintf("%+v %v", p, err)
+	})
+	mustReachV4(t, lab, h4, h3)
+	gw1.Peerings[2].IPsec += "      dpd: 15s\n"
+	reload(t, gw1, 3)
+	waitFor(t, "gw1: changed IPsec peering up", 30*time.Second, func() (bool, string) {
+		p, _, err := peeringOf(t, gw1, "sw4")
+		return err == nil && p.State == api.StateUp, fmt.Sprintf("%+v %v", p, err)
+	})
+	good := gw1.Peerings[2].IPsec
+	gw1.Peerings[2].IPsec += "      ike: [3des-sha1-modp1024]\n"
+	if err := gw1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "gw1: reload with a legacy proposal refused", 10*time.Second, func() (bool, string) {
+		st, err := gw1.Status()
+		return err == nil && st.Reloads.Failed == 1, fmt.Sprintf("%+v", st.Reloads)
+	})
+	gw1.Peerings[2].IPsec = good
+	mustReachV4(t, lab, h4, h3)
+	if after := ifindex(); after != before {
+		t.Errorf("WireGuard interfaces recreated by IPsec reloads: ifindex %q -> %q", before, after)
+	}
+	if l := gw1.Log()[logBefore:]; strings.Contains(l, `msg="tunnel down" gateway=net1 peering=net2`) || strings.Contains(l, `msg="tunnel down" gateway=net1 peering=net3`) {
+		t.Errorf("a WireGuard peering went down during the IPsec reloads:\n%s", grepLines(l, "tunnel down"))
+	}
 }
 
 // IPsec under deploy/vgate.service's confinement (netlab.Sandbox): vgate's
