@@ -83,8 +83,10 @@ func (t *ipsecTunnel) Stats() (dataplane.PeerStats, error) {
 	return dataplane.PeerStats{Endpoint: s.Endpoint, LastHandshake: s.UpSince, RxBytes: s.RxBytes, TxBytes: s.TxBytes}, nil
 }
 
-func (t *ipsecTunnel) StartCapture(*dataplane.Capture) error { return ErrCaptureIPsec }
-func (t *ipsecTunnel) StopCapture(*dataplane.Capture)        {}
+func (t *ipsecTunnel) StartCapture(*dataplane.Capture) error {
+	return api.WithCode(api.CodeBadRequest, ErrCaptureIPsec)
+}
+func (t *ipsecTunnel) StopCapture(*dataplane.Capture) {}
 
 // ipsecStatus is the peering's down reason (ipsec.Decide) and its SAs.
 func (t *ipsecTunnel) ipsecStatus() (api.DownReason, *api.IPsecStatus) {

@@ -156,6 +156,11 @@ func TestIPsecInterop(t *testing.T) {
 		t.Errorf("counters: rx %d tx %d after 50 MB", p.RxBytes, p.TxBytes)
 	}
 	t.Logf("hq: rx %d tx %d, %s", p.RxBytes, p.TxBytes, headLine(out))
+	// Capture is refused on IPsec peerings, saying why and what to use.
+	out, err = gw.CLI("capture", "--socket", gw.Socket, "--peering", "hq", "--count", "1", "-w", filepath.Join(lab.Dir, "hq.pcap"))
+	if err == nil || !strings.Contains(out, "not available on IPsec peerings") || !strings.Contains(out, "tcpdump -i ipsec0") {
+		t.Errorf("vgate capture --peering hq: %v\n%s", err, out)
+	}
 }
 
 func headLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
