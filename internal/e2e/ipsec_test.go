@@ -696,3 +696,49 @@ func TestIPsecSandbox(t *testing.T) {
 		}
 	}
 }
+
+// vgate's charon dies: the peering shows charon_not_running, vgate starts
+// charon again, loads the peering, re-installs the routes through the new
+// TUN, and the peering comes back by itself.
+func TestIPsecCharonRestart(t *testing.T) {
+	lab, gw, _ := ipsecSite(t, nil, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	n1, n2 := lab.Network(1), lab.Network(2)
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(gw.Socket), "charon", "charon.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("charon pid %q: %v", b, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	// Restarting takes about a second (backoff 1 s): look often.
+	seen := false
+	for time.Since(killed) < 5*time.Second && !seen {
+		if p, _, err := peeringOf(t, gw, "hq"); err == nil && p.Reason == api.ReasonCharonNotRunning {
+			seen = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !seen {
+		t.Error("status never showed charon_not_running after charon was killed")
+	}
+	waitFor(t, "vgate notices charon died", 10*time.Second, func() (bool, string) {
+		return strings.Contains(gw.Log(), "charon not running; restarting"), "no log line yet"
+	})
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", 30*time.Second)
+	t.Logf("charon killed: up again after %v (IPsec %+v)", time.Since(killed).Round(100*time.Millisecond), p.IPsec)
+	mustReach(t, lab, n1, n2)
+	if r := strings.Join(vgateRoutes(t, lab, n1.GatewayNS), "\n"); !strings.Contains(r, "10.2.0.0/16 dev ipsec0") {
+		t.Errorf("routes through the new TUN not installed again:\n%s", r)
+	}
+	if gw.Proc().Exited() {
+		t.Fatal("the gateway exited when its charon died")
+	}
+}
