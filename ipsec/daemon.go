@@ -316,7 +316,7 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		d.opts.Log.Error("loading IPsec peerings into charon", "error", err)
 	}
-	d.opts.Log.Info("charon running", "pid", cmd.Process.Pid, "esp", ESPLibipsec.Describe())
+	d.opts.Log.Info("charon running", "pid", cmd.Process.Pid, "charon", d.opts.Charon, "esp", ESPLibipsec.Describe(), "why", ESPLibipsec.Why())
 	d.starts++
 	if d.starts > 1 && d.opts.OnRunning != nil {
 		go d.opts.OnRunning()
