@@ -102,10 +102,14 @@ func (t *ipsecTunnel) ipsecStatus() (api.DownReason, *api.IPsecStatus) {
 	if !ok {
 		return api.ReasonCharonNotRunning, nil
 	}
+	last := s.LastError
+	if api.DownReason(s.Reason) == api.ReasonCharonNotRunning && s.CharonStartFailed != "" {
+		last = "charon could not start: " + s.CharonStartFailed
+	}
 	return api.DownReason(s.Reason), &api.IPsecStatus{
 		ESPMode: string(s.ESPMode), ESPModeText: s.ESPMode.Describe(),
 		IKEState: s.IKE, ChildState: s.Child, UpSince: s.UpSince,
-		IKERekeys: s.IKERekeys, ChildRekeys: s.ChildRekeys, LastAlert: s.LastError,
+		IKERekeys: s.IKERekeys, ChildRekeys: s.ChildRekeys, LastAlert: last,
 	}
 }
 
