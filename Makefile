@@ -38,7 +38,7 @@ test: deps lint build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
 
 unit:
-	$(GO) test -count=1 ./overlap/ ./peering/ ./gateway/... ./routing/...
+	$(GO) test -count=1 ./overlap/ ./peering/ ./gateway/... ./routing/... ./ipsec/
 
 lab: build
 	VGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m ./internal/e2e/
@@ -48,6 +48,8 @@ fuzz:
 	$(GO) test -fuzz FuzzParse -fuzztime 30s ./gateway/config/
 	$(GO) test -fuzz FuzzClampMSS -fuzztime 30s ./gateway/dataplane/
 	$(GO) test -fuzz FuzzPolicyCheck -fuzztime 30s ./gateway/p2s/
+	$(GO) test -fuzz FuzzCheckProposal -fuzztime 30s ./ipsec/
+	$(GO) test -fuzz FuzzParseNotify -fuzztime 30s ./ipsec/
 
 # Three networks in namespaces, three gateways, traffic between them.
 demo: deps build

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
@@ -23,11 +25,13 @@ type ipsecKind struct {
 	d      *ipsec.Daemon
 	log    *slog.Logger
 	warned map[string]string // peering → the proposals last warned about
+	mu     sync.Mutex
+	remote map[string][]netip.Prefix // peering → its remote traffic selectors (capture)
+	// capMu guards captures: the running capture of each peering
+	// (ipsec_capture.go).
+	capMu    sync.Mutex
+	captures map[string]*ipsecCapture
 }
-
-// ErrCaptureIPsec: `vgate capture` cannot tap an IPsec peering (its
-// packets are in charon's TUN, not in a vgate device).
-var ErrCaptureIPsec = errors.New("capture is not available on IPsec peerings: their inner packets flow through charon's kernel-libipsec TUN, not through a vgate device; capture them on the host with tcpdump -i " + ipsec.IfName)
 
 // charonReadyWait bounds how long the first apply waits for charon's TUN,
 // which the routes of IPsec peerings go through.
@@ -42,15 +46,20 @@ func newIPsecKind(runDir string, onRestart func(), log *slog.Logger) (*ipsecKind
 		d.Close()
 		return nil, fmt.Errorf("ipsec: %w", err)
 	}
-	return &ipsecKind{d: d, log: log, warned: map[string]string{}}, nil
+	return &ipsecKind{d: d, log: log, warned: map[string]string{}, remote: map[string][]netip.Prefix{}, captures: map[string]*ipsecCapture{}}, nil
 }
 
 func (k *ipsecKind) Set(ctx context.Context, _ keys.PrivateKey, want []plan.Tunnel) error {
 	peers := make([]ipsec.Peer, len(want))
+	remote := make(map[string][]netip.Prefix, len(want))
 	for i, t := range want {
 		peers[i] = t.IPsec
+		remote[t.Name] = t.IPsec.RemoteTS
 		k.warnLegacy(t.IPsec)
 	}
+	k.mu.Lock()
+	k.remote = remote
+	k.mu.Unlock()
 	return k.d.Set(ctx, peers)
 }
 
@@ -58,15 +67,19 @@ func (k *ipsecKind) Tunnel(name string) Tunnel {
 	if _, ok := k.d.State(name); !ok {
 		return nil
 	}
-	return &ipsecTunnel{d: k.d, name: name}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return &ipsecTunnel{d: k.d, k: k, name: name, remote: k.remote[name]}
 }
 
 func (k *ipsecKind) Close() error { return k.d.Close() }
 
 // ipsecTunnel is one IPsec peering as status, metrics and capture see it.
 type ipsecTunnel struct {
-	d    *ipsec.Daemon
-	name string
+	d      *ipsec.Daemon
+	k      *ipsecKind
+	name   string
+	remote []netip.Prefix // its remote traffic selectors
 }
 
 func (t *ipsecTunnel) Name() string   { return t.name }
@@ -83,19 +96,20 @@ func (t *ipsecTunnel) Stats() (dataplane.PeerStats, error) {
 	return dataplane.PeerStats{Endpoint: s.Endpoint, LastHandshake: s.UpSince, RxBytes: s.RxBytes, TxBytes: s.TxBytes}, nil
 }
 
-func (t *ipsecTunnel) StartCapture(*dataplane.Capture) error { return ErrCaptureIPsec }
-func (t *ipsecTunnel) StopCapture(*dataplane.Capture)        {}
-
 // ipsecStatus is the peering's down reason (ipsec.Decide) and its SAs.
 func (t *ipsecTunnel) ipsecStatus() (api.DownReason, *api.IPsecStatus) {
 	s, ok := t.d.State(t.name)
 	if !ok {
 		return api.ReasonCharonNotRunning, nil
 	}
+	last := s.LastError
+	if api.DownReason(s.Reason) == api.ReasonCharonNotRunning && s.CharonStartFailed != "" {
+		last = "charon could not start: " + s.CharonStartFailed
+	}
 	return api.DownReason(s.Reason), &api.IPsecStatus{
 		ESPMode: string(s.ESPMode), ESPModeText: s.ESPMode.Describe(),
 		IKEState: s.IKE, ChildState: s.Child, UpSince: s.UpSince,
-		IKERekeys: s.IKERekeys, ChildRekeys: s.ChildRekeys, LastAlert: s.LastError,
+		IKERekeys: s.IKERekeys, ChildRekeys: s.ChildRekeys, LastAlert: last,
 	}
 }
 

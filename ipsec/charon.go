@@ -14,13 +14,26 @@ import (
 	"syscall"
 )
 
-// Packages are the Debian 12 packages charon needs here: the daemon, the
-// VICI plugin (swanctl's package), kernel-libipsec, and openssl/gcm
-// (without the last there is no X25519 or AES-GCM).
-const Packages = "strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins"
+// Packages are the Debian 12 packages vgate's charon needs: the daemon
+// (charon-systemd, which keeps no PID file), the VICI plugin (swanctl's
+// package), kernel-libipsec, and openssl/gcm (without the last there is
+// no X25519 or AES-GCM).
+const Packages = "charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins"
 
-// CharonPaths are where distributions install charon, in the order tried.
-var CharonPaths = []string{"/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon", "/usr/libexec/strongswan/charon", "/usr/lib/strongswan/charon"}
+// CharonPaths are where distributions install the IKE daemon, in the order
+// tried. charon-systemd comes first: plain charon insists on creating
+// /var/run/charon.pid (a path compiled in) and exits when it cannot, which
+// it cannot under deploy/vgate.service's read-only /run, and two plain
+// charons on one host (two gateways in lab namespaces) refuse each other.
+// charon-systemd keeps no PID file and runs in the foreground.
+var CharonPaths = []string{"/usr/sbin/charon-systemd", "/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon", "/usr/libexec/strongswan/charon", "/usr/lib/strongswan/charon"}
+
+// PluginDirs are where distributions install charon's plugins.
+var PluginDirs = []string{"/usr/lib/ipsec/plugins", "/usr/lib/x86_64-linux-gnu/ipsec/plugins", "/usr/lib64/ipsec/plugins", "/usr/libexec/ipsec/plugins", "/usr/lib/strongswan/plugins"}
+
+// section is the strongswan.conf section a daemon reads its settings
+// from: its binary's name.
+func section(charon string) string { return filepath.Base(charon) }
 
 // ErrNoCharon: charon or a plugin vgate needs is not installed (errors.Is).
 var ErrNoCharon = errors.New("strongSwan's charon is not installed")
@@ -40,12 +53,19 @@ func FindCharon() (string, error) {
 		}
 		var missing []string
 		for _, pl := range neededPlugins {
-			if _, err := os.Stat(filepath.Join(filepath.Dir(p), "plugins", "libstrongswan-"+pl+".so")); err != nil {
+			found := false
+			for _, d := range PluginDirs {
+				if _, err := os.Stat(filepath.Join(d, "libstrongswan-"+pl+".so")); err == nil {
+					found = true
+					break
+				}
+			}
+			if !found {
 				missing = append(missing, pl)
 			}
 		}
 		if len(missing) > 0 {
-			return "", fmt.Errorf("%w completely: %s has no plugin %s; install the packages %s", ErrNoCharon, p, strings.Join(missing, ", "), Packages)
+			return "", fmt.Errorf("%w completely: no plugin %s for %s; install the packages %s", ErrNoCharon, strings.Join(missing, ", "), p, Packages)
 		}
 		return p, nil
 	}
@@ -104,7 +124,7 @@ func startCharon(charon string, p Paths, log *slog.Logger) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("another charon (a system strongSwan?) runs as pid %d (%s): it holds UDP 500/4500; stop it (systemctl disable --now strongswan strongswan-starter) so that vgate can run its own", pid, SystemPIDFile)
 	}
 	endStale(p, charon, log)
-	if err := os.WriteFile(p.Conf, []byte(StrongswanConf(p)), 0o600); err != nil {
+	if err := os.WriteFile(p.Conf, []byte(StrongswanConf(section(charon), p)), 0o600); err != nil {
 		return nil, err
 	}
 	for _, s := range []string{p.VICI, p.ErrorNotify} {

@@ -41,20 +41,34 @@ func PathsIn(dir string) Paths {
 	}
 }
 
+// charonTable and charonTablePrio: kernel-libipsec installs a route through
+// its TUN for every policy whatever install_routes says; they go into
+// their own table, looked up only after main and default (rule priority
+// 32800 > 32767), so the routes vgate owns (protocol 76, main table)
+// always decide.
+const (
+	charonTable     = 2200
+	charonTablePrio = 32800
+)
+
 // StrongswanConf is the private strongswan.conf of vgate's charon. It
 // names every plugin (load_modular = no: nothing from /etc/strongswan.d
-// is read), installs no routes or virtual IPs (vgate owns the routes,
-// with protocol 76), retransmits so that an unanswered exchange fails in
+// is read), installs no virtual IPs and keeps charon's own routes out of
+// the way (charonTable; vgate owns the routes, with protocol 76), retransmits so that an unanswered exchange fails in
 // about 14 s (2 + 2.8 + 3.9 + 5.5 s), and logs IKE at level 1 to stderr,
-// which vgate reads (level 1 never shows keys).
-func StrongswanConf(p Paths) string {
+// which vgate reads (level 1 never shows keys), not to the journal.
+// daemon is the section the daemon reads (section: "charon-systemd" or
+// "charon").
+func StrongswanConf(daemon string, p Paths) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by vgate for its own charon; do not edit (rewritten at start).
-charon {
+%s {
   load_modular = no
   load = %s
   install_routes = no
   install_virtual_ip = no
+  routing_table = %d
+  routing_table_prio = %d
   retransmit_tries = 3
   retransmit_timeout = 2.0
   retransmit_base = 1.4
@@ -80,8 +94,11 @@ charon {
       time_format = %%s
     }
   }
+  journal {
+    default = -1
+  }
 }
-`, strings.Join(Plugins, " "), p.VICI, p.ErrorNotify)
+`, daemon, strings.Join(Plugins, " "), charonTable, charonTablePrio, p.VICI, p.ErrorNotify)
 	return b.String()
 }
 

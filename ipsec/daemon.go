@@ -55,7 +55,8 @@ type Daemon struct {
 	peers    map[string]*peer
 	running  bool
 	startErr string
-	sess     *vici.Session
+	sess     *vici.Session // commands
+	list     *vici.Session // list-sas only: a streamed call never shares a session with commands
 	cmd      *exec.Cmd
 
 	kick   chan struct{}
@@ -88,6 +89,10 @@ type peer struct {
 	backoff     time.Duration
 	up          bool // as last settled
 }
+
+// viciTimeout bounds the VICI calls of one Set or one reconcile: a hung
+// charon must not hold the daemon's lock (and with it status) forever.
+const viciTimeout = 10 * time.Second
 
 // Backoffs of vgate's own re-initiation of a peering that is not up, and
 // of restarting charon.
@@ -147,6 +152,8 @@ func (d *Daemon) ESPMode() ESPMode { return ESPLibipsec }
 // initiated again, an unchanged one is not touched. With charon running,
 // an error loading a peering is returned (the others are applied).
 func (d *Daemon) Set(ctx context.Context, want []Peer) error {
+	ctx, cancel := context.WithTimeout(ctx, viciTimeout)
+	defer cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	names := map[string]bool{}
@@ -248,7 +255,8 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 		d.running, d.cmd = false, nil
 		if d.sess != nil {
 			d.sess.Close()
-			d.sess = nil
+			d.list.Close()
+			d.sess, d.list = nil, nil
 		}
 		for _, p := range d.peers {
 			p.loaded, p.ike, p.child = false, "", ""
@@ -269,9 +277,16 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 		d.firstDone(err)
 		return err
 	}
+	list, err := dialVICI(ctx, d.paths.VICI, exited)
+	if err != nil {
+		sess.Close()
+		d.firstDone(err)
+		return err
+	}
 	events, err := dialVICI(ctx, d.paths.VICI, exited)
 	if err != nil {
 		sess.Close()
+		list.Close()
 		d.firstDone(err)
 		return err
 	}
@@ -280,6 +295,7 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 	events.NotifyEvents(evc)
 	if err := events.Subscribe("ike-updown", "child-updown", "ike-rekey", "child-rekey"); err != nil {
 		sess.Close()
+		list.Close()
 		d.firstDone(err)
 		return fmt.Errorf("vici subscribe: %w", err)
 	}
@@ -289,7 +305,7 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 	go followAlerts(enfyCtx, d.paths.ErrorNotify, alerts)
 
 	d.mu.Lock()
-	d.sess, d.cmd, d.running, d.startErr = sess, cmd, true, ""
+	d.sess, d.list, d.cmd, d.running, d.startErr = sess, list, cmd, true, ""
 	var errs []error
 	for _, p := range d.peers {
 		if err := d.load(ctx, p); err != nil {
@@ -300,7 +316,7 @@ func (d *Daemon) runOnce(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		d.opts.Log.Error("loading IPsec peerings into charon", "error", err)
 	}
-	d.opts.Log.Info("charon running", "pid", cmd.Process.Pid, "esp", ESPLibipsec.Describe())
+	d.opts.Log.Info("charon running", "pid", cmd.Process.Pid, "charon", d.opts.Charon, "esp", ESPLibipsec.Describe(), "why", ESPLibipsec.Why())
 	d.starts++
 	if d.starts > 1 && d.opts.OnRunning != nil {
 		go d.opts.OnRunning()
@@ -446,12 +462,14 @@ func (d *Daemon) initiate(ctx context.Context, name string) error {
 // peering missing from one listing is not taken down. A needless
 // initiation is harmless: charon refuses a duplicate child SA.
 func (d *Daemon) reconcile(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, viciTimeout)
+	defer cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.sess == nil {
 		return
 	}
-	sas, err := listSAs(ctx, d.sess)
+	sas, err := listSAs(ctx, d.list)
 	if err != nil {
 		d.opts.Log.Debug("vici list-sas", "error", err)
 		return

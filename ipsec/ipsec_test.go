@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -187,8 +188,8 @@ func TestSecretRedacted(t *testing.T) {
 }
 
 func TestStrongswanConf(t *testing.T) {
-	c := StrongswanConf(PathsIn("/run/vgate/charon"))
-	for _, want := range []string{"load_modular = no", "install_routes = no", "unix:///run/vgate/charon/charon.vici", "unix:///run/vgate/charon/charon.enfy"} {
+	c := StrongswanConf("charon-systemd", PathsIn("/run/vgate/charon"))
+	for _, want := range []string{"charon-systemd {", "load_modular = no", "install_routes = no", "unix:///run/vgate/charon/charon.vici", "unix:///run/vgate/charon/charon.enfy"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("strongswan.conf lacks %q", want)
 		}
@@ -200,5 +201,35 @@ func TestStrongswanConf(t *testing.T) {
 	}
 	if k, n := strings.Index(load, "kernel-libipsec"), strings.Index(load, "kernel-netlink"); k < 0 || k > n {
 		t.Errorf("kernel-libipsec must load before kernel-netlink: %s", load)
+	}
+}
+
+func TestOtherCharon(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := dir + "/charon.pid"
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	self := os.Getpid()
+	if pid := otherCharon(write(fmt.Sprintf("%d\n", self)), 0); pid != self {
+		t.Errorf("a live process in the PID file: %d, want %d", pid, self)
+	}
+	if pid := otherCharon(write(fmt.Sprintf("%d\n", self)), self); pid != 0 {
+		t.Errorf("our own charon reported as another: %d", pid)
+	}
+	if pid := otherCharon(write("2147483646\n"), 0); pid != 0 {
+		t.Errorf("a dead PID reported: %d", pid)
+	}
+	if pid := otherCharon(write("garbage"), 0); pid != 0 {
+		t.Errorf("garbage reported: %d", pid)
+	}
+	if pid := otherCharon(dir+"/missing", 0); pid != 0 {
+		t.Errorf("missing file reported: %d", pid)
+	}
+	if section("/usr/sbin/charon-systemd") != "charon-systemd" || section("/usr/lib/ipsec/charon") != "charon" {
+		t.Error("strongswan.conf section of a daemon")
 	}
 }

@@ -17,6 +17,16 @@ type ESPMode string
 // one the tests here run.
 const ESPLibipsec ESPMode = "libipsec"
 
+// Why says why the mode is used (logged when charon starts): whatever
+// the kernel offers, only the mode tests here run ships.
+func (m ESPMode) Why() string {
+	switch m {
+	case ESPLibipsec:
+		return "userspace ESP in charon's kernel-libipsec is the only mode vgate ships: the test machines have no kernel ESP (XFRM), and untested XFRM code does not ship"
+	}
+	return ""
+}
+
 // Describe is the mode as `vgate status` shows it.
 func (m ESPMode) Describe() string {
 	switch m {

@@ -20,13 +20,25 @@ declare -A need=(
 	[bird]=bird2           # BIRD 2 as the third-party BGP router (TestBIRDInterop)
 	[birdc]=bird2
 	[dig]=dnsutils        # queries the gateway's DNS server (TestNames)
+	# IPsec peerings (ipsec/): vgate runs charon-systemd; the interop peer
+	# is a stock charon configured with swanctl. kernel-libipsec is in
+	# libcharon-extra-plugins, openssl/gcm (X25519, AES-GCM) in
+	# libstrongswan-standard-plugins, which --no-install-recommends leaves out.
+	[charon-systemd]=charon-systemd
+	[swanctl]=strongswan-swanctl
+	[/usr/lib/ipsec/charon]=strongswan-charon
+	[/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so]=libcharon-extra-plugins
+	[/usr/lib/ipsec/plugins/libstrongswan-openssl.so]=libstrongswan-standard-plugins
 )
-packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus bird2 dnsutils)
+packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus bird2 dnsutils
+	charon-systemd strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins)
 
 export PATH="$PATH:/usr/sbin:/sbin"
+# have CMD: a command in PATH, or a file given by its absolute path.
+have() { if [ "${1#/}" != "$1" ]; then [ -e "$1" ]; else command -v "$1" >/dev/null 2>&1; fi; }
 missing=()
 for cmd in "${!need[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd (${need[$cmd]})")
+	have "$cmd" || missing+=("$cmd (${need[$cmd]})")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -46,16 +58,22 @@ installed_before() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok
 new_services=()
 installed_before prometheus || new_services+=(prometheus)
 installed_before bird2 || new_services+=(bird)
+# strongSwan's packages start a system IKE daemon (strongswan: charon-systemd;
+# strongswan-starter: ipsec/charon); vgate runs its own charon.
+installed_before charon-systemd || new_services+=(strongswan)
+installed_before strongswan-charon || new_services+=(strongswan-starter)
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${packages[@]}"
 if [ ${#new_services[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
 	echo "deps: disabling the system services of tool packages: ${new_services[*]}"
-	systemctl disable --now "${new_services[@]}" >/dev/null 2>&1 || true
+	for svc in "${new_services[@]}"; do # one by one: a missing unit must not stop the others
+		systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	done
 fi
 
 still=()
 for cmd in "${!need[@]}"; do
-	command -v "$cmd" >/dev/null 2>&1 || still+=("$cmd")
+	have "$cmd" || still+=("$cmd")
 done
 if [ ${#still[@]} -ne 0 ]; then
 	echo "deps: still missing after install: ${still[*]}" >&2

@@ -11,12 +11,17 @@
 //	vgate-relay  the same with all UDP between the sites dropped (nftables):
 //	        the tunnel runs through `vgate relay` (TLS + WebSocket, TCP 443)
 //	        in a third namespace; its CPU counts with the gateways'
+//	ipsec   vgate (IPsec peering: its charon, kernel-libipsec) on gw1, a stock
+//	        strongSwan (charon + swanctl, kernel-libipsec) on gw2
+//	swan    the same stock strongSwan on both gateways: ipsec's baseline
+//	        (same plugins, openssl before aes/gcm, same proposals)
 //
 // Each mode gets its own lab, all set up first; then every round measures
 // every mode in turn (interleaved, so drift hits all modes alike): iperf3 TCP
 // with 1 and 4 streams, 20 pings, and the CPU time the gateway processes used
 // during each iperf3 run (utime+stime from /proc; n/a for plain forwarding,
-// which runs in the kernel). The table shows medians over rounds. It never
+// which runs in the kernel; for ipsec and swan both gateways' IKE daemons
+// and vgate count). The table shows medians over rounds. It never
 // asserts anything about the figures.
 //
 // Run as root from the repository root:
@@ -44,7 +49,7 @@ import (
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate-relay"}
+var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate-relay", "ipsec", "swan"}
 
 type options struct {
 	modes     []string
@@ -177,12 +182,14 @@ type ModeRun struct {
 	Samples []Sample  `json:"samples"`
 	RTTms   []float64 `json:"rtt_ms"`
 
-	lab   *netlab.Lab
-	gws   []*netlab.Proc // gateway processes whose CPU is counted
-	uapi  []string       // wireguard-go interface names (UAPI sockets)
-	pprof []string       // vgate: the gateways' VGATE_DEBUG_PPROF sockets
-	dst   string         // host2 address
-	hostA string         // namespace running the clients
+	lab *netlab.Lab
+	gws []*netlab.Proc // gateway processes whose CPU is counted
+	// pids returns more processes whose CPU is counted (vgate's charon).
+	pids  func() []int
+	uapi  []string // wireguard-go interface names (UAPI sockets)
+	pprof []string // vgate: the gateways' VGATE_DEBUG_PPROF sockets
+	dst   string   // host2 address
+	hostA string   // namespace running the clients
 }
 
 // Sample is one iperf3 run.
@@ -280,7 +287,7 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 	m.RTTms = append(m.RTTms, rtt)
 	logf("round %d %-6s rtt %.3f ms", round, m.Mode, rtt)
 	for _, n := range o.streams {
-		before, err := cpuTotal(m.gws)
+		before, err := cpuTotal(m.gws, m.pids)
 		if err != nil {
 			return err
 		}
@@ -325,7 +332,7 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 		}
 		s := Sample{Round: round, Streams: n, Gbps: res.gbps, Retransmits: res.retransmits, LoadRTTms: loadRTT}
 		if len(m.gws) > 0 {
-			after, err := cpuTotal(m.gws)
+			after, err := cpuTotal(m.gws, m.pids)
 			if err != nil {
 				return err
 			}
@@ -340,8 +347,17 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 	return nil
 }
 
-func cpuTotal(ps []*netlab.Proc) (time.Duration, error) {
+func cpuTotal(ps []*netlab.Proc, pids func() []int) (time.Duration, error) {
 	var sum time.Duration
+	if pids != nil {
+		for _, pid := range pids() {
+			c, err := netlab.ProcessCPUTime(pid)
+			if err != nil {
+				return 0, fmt.Errorf("process %d: %w", pid, err)
+			}
+			sum += c
+		}
+	}
 	for _, p := range ps {
 		if p.Exited() {
 			return 0, fmt.Errorf("gateway process %d (%s) exited; log:\n%s", p.Pid(), p.Args[0], p.LogTail(20))
@@ -394,7 +410,7 @@ func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRo
 		}
 	}
 	var ratios []Ratio
-	for _, pair := range [][2]string{{"vgate", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}} {
+	for _, pair := range [][2]string{{"vgate", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}, {"ipsec", "swan"}} {
 		for _, n := range streams {
 			a, okA := med[pair[0]][n]
 			b, okB := med[pair[1]][n]

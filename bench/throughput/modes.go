@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,14 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 		if err == nil {
 			err = setupVgateRelay(m, n1, n2, nets[2]) // relay.go
 		}
+	case "ipsec":
+		m.Binary, err = filepath.Abs(o.vgate)
+		if err == nil {
+			err = setupIPsec(m, n1, n2, false)
+		}
+	case "swan":
+		m.Binary = "/usr/lib/ipsec/charon"
+		err = setupIPsec(m, n1, n2, true)
 	}
 	if err != nil {
 		return err
@@ -409,4 +418,106 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+const benchPSK = "bench-pre-shared-key-0123456789"
+
+// swanctlConf is a stock strongSwan's swanctl.conf between sites a (this
+// side) and b: PSK, AES-GCM for IKE and ESP (vgate's first defaults).
+func swanctlConf(a, b *netlab.Network) string {
+	return fmt.Sprintf(`connections {
+  s2s {
+    version = 2
+    local_addrs = %[1]s
+    remote_addrs = %[2]s
+    proposals = aes256gcm16-prfsha384-ecp384
+    local {
+      auth = psk
+      id = %[1]s
+    }
+    remote {
+      auth = psk
+      id = %[2]s
+    }
+    children {
+      s2s {
+        local_ts = %[3]s
+        remote_ts = %[4]s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+secrets {
+  ike-s2s {
+    id = %[2]s
+    secret = "%[5]s"
+  }
+}
+`, a.GatewayUnderlay, b.GatewayUnderlay, a.Space, b.Space, benchPSK)
+}
+
+// setupIPsec runs a stock strongSwan on gw2 and, on gw1, vgate with an
+// IPsec peering to it (swanBoth false: mode ipsec) or the same stock
+// strongSwan initiating (swanBoth true: mode swan, the baseline).
+func setupIPsec(m *ModeRun, n1, n2 *netlab.Network, swanBoth bool) error {
+	if miss := netlab.LookSwan(); len(miss) > 0 {
+		return fmt.Errorf("strongSwan missing (scripts/deps.sh installs it): %v", miss)
+	}
+	sw2 := m.lab.AddSwan(n2)
+	if err := sw2.Start(swanctlConf(n2, n1)); err != nil {
+		return err
+	}
+	m.gws = append(m.gws, sw2.Proc())
+	if swanBoth {
+		sw1 := m.lab.AddSwan(n1)
+		if err := sw1.Start(swanctlConf(n1, n2)); err != nil {
+			return err
+		}
+		m.gws = append(m.gws, sw1.Proc())
+		m.Version = binVersion(m.Binary)
+		if out, err := sw1.Swanctl("--initiate", "--child", "s2s"); err != nil {
+			return fmt.Errorf("swanctl --initiate: %w\n%s", err, out)
+		}
+		return nil
+	}
+	if _, err := os.Stat(m.Binary); err != nil {
+		return fmt.Errorf("vgate binary: %w (build it first, e.g. make build, or pass -vgate PATH)", err)
+	}
+	if b, err := exec.Command(m.Binary, "version").Output(); err == nil {
+		m.Version, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+	}
+	g, err := m.lab.NewGateway(n1, m.Binary)
+	if err != nil {
+		return err
+	}
+	psk := m.lab.Path("s2s.psk")
+	if err := os.WriteFile(psk, []byte(benchPSK+"\n"), 0o600); err != nil {
+		return err
+	}
+	g.Spaces = []netip.Prefix{n1.Space}
+	g.Peerings = []netlab.Peering{{Name: "s2s", Network: "site2", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: []netip.Prefix{n2.Space}, IPsec: "      psk_file: " + psk + "\n"}}
+	if err := g.WriteConfig(); err != nil {
+		return err
+	}
+	p, err := m.lab.Start(g.Net.GatewayNS, g.LogPath, g.Bin, "run", "--config", g.ConfigPath)
+	if err != nil {
+		return err
+	}
+	m.gws = append(m.gws, p)
+	// vgate's charon is its child: its CPU counts too.
+	pidFile := filepath.Join(filepath.Dir(g.Socket), "charon", "charon.pid")
+	m.pids = func() []int {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return nil
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil
+		}
+		return []int{pid}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vgate-project/vgate/gateway/config"
@@ -68,6 +69,9 @@ func printCheckDetails(w io.Writer, cfg *config.Config, v4, v6 bool) {
 		fmt.Fprintf(w, "  enrollment      %s (listen %s/tcp, certificate in state_dir)\n", config.EnrollURL(cfg), p.Enroll.Listen)
 	}
 	for _, p := range cfg.Peerings {
+		if p.IsIPsec() {
+			fmt.Fprintf(w, "  peering %s: %s\n", p.Name, ipsecCheckText(&p))
+		}
 		if p.BGP == nil {
 			fmt.Fprintf(w, "  peering %s: static, routes %s through the tunnel\n", p.Name, prefixList(p.AddressSpaces))
 			continue
@@ -79,6 +83,33 @@ func printCheckDetails(w io.Writer, cfg *config.Config, v4, v6 bool) {
 		fmt.Fprintf(w, "  peering %s: bgp AS%d, address_spaces %s is the import allow-list (routes come from BGP); %s\n",
 			p.Name, p.BGP.ASN, prefixList(p.AddressSpaces), static)
 	}
+}
+
+// ipsecCheckText describes an IPsec peering: the device, the proposals
+// (or that the defaults apply), DPD and the traffic selectors
+// (docs/architecture.md, "IPsec peerings").
+func ipsecCheckText(p *config.Peering) string {
+	x := p.IPsec
+	list := func(v []string) string {
+		if len(v) == 0 {
+			return "defaults"
+		}
+		return strings.Join(v, ", ")
+	}
+	dpd := "10s"
+	if x.DPD != 0 {
+		dpd = x.DPD.String()
+	}
+	remote := prefixList(p.AddressSpaces)
+	if p.BGP != nil && !slices.ContainsFunc(p.AddressSpaces, func(q netip.Prefix) bool { return q.Contains(p.BGP.Address) }) {
+		remote = prefixList(append(slices.Clone(p.AddressSpaces), netip.PrefixFrom(p.BGP.Address, p.BGP.Address.BitLen())))
+	}
+	legacy := ""
+	if x.Legacy {
+		legacy = "; legacy algorithms allowed"
+	}
+	return fmt.Sprintf("ipsec (IKEv2, PSK) to %s, ike %s, esp %s, dpd %s, traffic selectors 0.0.0.0/0, ::/0 === %s%s",
+		p.Endpoint, list(x.IKE), list(x.ESP), dpd, remote, legacy)
 }
 
 // forwardingText says whether IPv4 and IPv6 forwarding are on, and how to

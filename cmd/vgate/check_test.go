@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
 )
@@ -76,4 +78,16 @@ func mustLoad(t *testing.T, body string) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+func TestIPsecCheckText(t *testing.T) {
+	p := config.Peering{Name: "hq", Type: config.TypeIPsec, Endpoint: "203.0.113.5",
+		AddressSpaces: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")},
+		BGP:           &config.PeerBGP{ASN: 65010, Address: netip.MustParseAddr("169.254.21.1")},
+		IPsec:         &config.IPsec{ESP: []string{"aes256gcm16"}, DPD: 15 * time.Second, Legacy: true}}
+	got := ipsecCheckText(&p)
+	want := "ipsec (IKEv2, PSK) to 203.0.113.5, ike defaults, esp aes256gcm16, dpd 15s, traffic selectors 0.0.0.0/0, ::/0 === 192.168.0.0/16, 169.254.21.1/32; legacy algorithms allowed"
+	if got != want {
+		t.Errorf("ipsecCheckText =\n%s\nwant\n%s", got, want)
+	}
 }

@@ -93,8 +93,8 @@ func New(source Source, version string) *Collector {
 		peeringInfo:       d("peering_info", "A configured peering and its tunnel interface; always 1.", "peering", "network", "interface"),
 		peeringUp:         d("peering_up", "1 if the peering's tunnel is up, 0 if not (see vgate_peering_down_reason).", peer...),
 		peeringDownReason: d("peering_down_reason", "1 for the reason the peering is down, 0 for the others; all 0 while it is up.", "peering", "network", "reason"),
-		peeringRx:         d("peering_receive_bytes_total", "Bytes received from the peer by its WireGuard device.", peer...),
-		peeringTx:         d("peering_transmit_bytes_total", "Bytes sent to the peer by its WireGuard device.", peer...),
+		peeringRx:         d("peering_receive_bytes_total", "Bytes received from the peer (its WireGuard device, or an IPsec peering's child SAs).", peer...),
+		peeringTx:         d("peering_transmit_bytes_total", "Bytes sent to the peer (its WireGuard device, or an IPsec peering's child SAs).", peer...),
 		peeringHandshake:  d("peering_last_handshake_timestamp_seconds", "Unix time of the last completed WireGuard handshake; 0 if none yet.", peer...),
 
 		portDispatched:  d("port_packets_dispatched_total", "Datagrams received on the shared tunnel port and handed to a tunnel device."),

@@ -68,11 +68,11 @@ func TestCollector(t *testing.T) {
 # TYPE vgate_peering_up gauge
 vgate_peering_up{network="vnet-north",peering="north"} 0
 vgate_peering_up{network="vnet-west",peering="west"} 1
-# HELP vgate_peering_receive_bytes_total Bytes received from the peer by its WireGuard device.
+# HELP vgate_peering_receive_bytes_total Bytes received from the peer (its WireGuard device, or an IPsec peering's child SAs).
 # TYPE vgate_peering_receive_bytes_total counter
 vgate_peering_receive_bytes_total{network="vnet-north",peering="north"} 0
 vgate_peering_receive_bytes_total{network="vnet-west",peering="west"} 1000
-# HELP vgate_peering_transmit_bytes_total Bytes sent to the peer by its WireGuard device.
+# HELP vgate_peering_transmit_bytes_total Bytes sent to the peer (its WireGuard device, or an IPsec peering's child SAs).
 # TYPE vgate_peering_transmit_bytes_total counter
 vgate_peering_transmit_bytes_total{network="vnet-north",peering="north"} 0
 vgate_peering_transmit_bytes_total{network="vnet-west",peering="west"} 2000

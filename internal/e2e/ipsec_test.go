@@ -1,13 +1,20 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
@@ -153,6 +160,8 @@ func TestIPsecInterop(t *testing.T) {
 		t.Errorf("counters: rx %d tx %d after 50 MB", p.RxBytes, p.TxBytes)
 	}
 	t.Logf("hq: rx %d tx %d, %s", p.RxBytes, p.TxBytes, headLine(out))
+	// vgate capture taps the IPsec peering's inner packets, both ways.
+	checkIPsecCapture(t, lab, gw, n1, n2)
 }
 
 func headLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
@@ -356,6 +365,11 @@ secrets {
 // (ipsec0 has 169.254.21.1 peer 169.254.21.2), announcing the device's
 // networks and installing what vgate announces.
 func ipsecBIRDConf(asn, vgateASN uint32, networks ...string) string {
+	return ipsecBIRDConfTo("169.254.21.2", asn, vgateASN, networks...)
+}
+
+// ipsecBIRDConfTo is ipsecBIRDConf with vgate's tunnel address vgate.
+func ipsecBIRDConfTo(vgate string, asn, vgateASN uint32, networks ...string) string {
 	var static strings.Builder
 	for _, n := range networks {
 		fmt.Fprintf(&static, "\troute %s unreachable;\n", n)
@@ -376,14 +390,14 @@ protocol kernel {
 }
 protocol bgp vgate {
 	local 169.254.21.1 as %d;
-	neighbor 169.254.21.2 as %d;
+	neighbor %s as %d;
 	hold time 9;
 	ipv4 {
 		import all;
 		export where source ~ [RTS_STATIC, RTS_BGP];
 	};
 }
-`, static.String(), asn, vgateASN)
+`, static.String(), asn, vgate, vgateASN)
 }
 
 // numberTunnel gives the device's ipsec0 its APIPA address, point to point
@@ -465,4 +479,326 @@ func mustReachV4(t *testing.T, lab *netlab.Lab, a, b *netlab.Network) {
 	if err := lab.WaitPing(a.HostNS, b.HostAddr, 15*time.Second); err != nil {
 		t.Fatalf("host %d cannot reach host %d (%s): %v", a.Index, b.Index, b.HostAddr, err)
 	}
+}
+
+// A mixed gateway: gw1 has two WireGuard peerings (gw2, gw3) and one IPsec
+// peering (the strongSwan device of network 4, BIRD behind it), all with
+// BGP; a host behind the device reaches hosts behind the vgate sites
+// through gw1 (IPsec, then WireGuard), and back.
+//
+//	h4 ── sw4 (strongSwan + BIRD) ══IPsec══ gw1 ──WG── gw2 ── h2
+//	                                          └──WG── gw3 ── h3
+func TestIPsecMixedGateway(t *testing.T) {
+	if m := append(netlab.LookBIRD(), netlab.LookSwan()...); len(m) > 0 {
+		t.Fatalf("missing (scripts/deps.sh installs them): %v", m)
+	}
+	lab, gws := site(t, 3)
+	gw1, gw2, gw3 := gws[0], gws[1], gws[2]
+	n4, err := lab.AddNetwork(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := lab.AddSwan(n4)
+	netlab.LinkBGP(gw1, gw2)
+	netlab.LinkBGP(gw1, gw3)
+	pskFile := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(pskFile, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw1.Peerings = append(gw1.Peerings, netlab.Peering{Name: "sw4", Network: "onprem", Endpoint: n4.GatewayUnderlay.String(),
+		Spaces: []netip.Prefix{n4.Space}, IPsec: "      psk_file: " + pskFile + "\n",
+		BGP: &netlab.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.21.1")}})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- strongSwan log ----\n%s", tail(sw.Log(), 30))
+			t.Logf("---- gw1's charon ----\n%s", tail(grepLines(gw1.Log(), "component=charon"), 60))
+		}
+	})
+	// The device's admin lets the vgate sites' networks through the tunnel
+	// as one summary, 10.0.0.0/14 (10.1-10.3, not its own 10.4: charon
+	// would route its own LAN into the tunnel). One summary, not a list:
+	// with kernel-libipsec each narrowed local selector needs an address
+	// of vgate's gateway in it (docs/architecture.md, "IPsec peerings").
+	if err := sw.Start(bgpSwanConf(sw, lab.Network(1), "10.4.0.0/16,169.254.21.1/32", "10.0.0.0/14")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.Run(n4.GatewayNS, "ip", "addr", "add", "169.254.21.1/32", "peer", gw1.TunnelAddress.String()+"/32", "dev", "ipsec0"); err != nil {
+		t.Fatalf("numbering ipsec0: %v\n%s", err, out)
+	}
+	if err := sw.StartBIRD(ipsecBIRDConfTo(gw1.TunnelAddress.String(), 65004, gw1.ASN, "10.4.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, gw1, gw2, gw3)
+	waitFor(t, "gw1: 3 of 3 tunnels up (2 WireGuard, 1 IPsec)", 30*time.Second, func() (bool, string) {
+		st, err := gw1.Status()
+		if err != nil {
+			return false, err.Error()
+		}
+		var states []string
+		for _, p := range st.Peerings {
+			states = append(states, fmt.Sprintf("%s %s %s %s", p.Name, p.Type, p.State, p.Reason))
+		}
+		return st.Tunnels.Used == 3 && st.Tunnels.Up == 3, strings.Join(states, "; ")
+	})
+	h2, h3, h4 := lab.Network(2), lab.Network(3), n4
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range [][]string{{n4.GatewayNS, "ip", "route", "show", "table", "all"}, {lab.Network(1).GatewayNS, "ip", "route"}, {h3.GatewayNS, "ip", "route"}} {
+				out, _ := lab.Run(c[0], c[1:]...)
+				t.Logf("%v:\n%s", c, out)
+			}
+			out, _ := sw.Swanctl("--list-sas")
+			t.Logf("device SAs:\n%s", out)
+			out, _ = gw3.CLI("routes", "--socket", gw3.Socket)
+			t.Logf("gw3 routes:\n%s", out)
+			out, _ = gw1.CLI("routes", "--socket", gw1.Socket)
+			t.Logf("gw1 routes:\n%s", out)
+		}
+	})
+	mustReachV4(t, lab, h4, h3)
+	mustReachV4(t, lab, h3, h4)
+	mustReachV4(t, lab, h4, h2)
+	if err := lab.TCPTransfer(h4.HostNS, h3.HostNS, h3.HostAddr, 5<<20); err != nil {
+		t.Errorf("5 MB h4 -> h3: %v", err)
+	}
+	routes, _ := gw3.CLI("routes", "--socket", gw3.Socket)
+	if !strings.Contains(routes, "10.4.0.0/16") {
+		t.Errorf("gw3 has no route to the device's network:\n%s", routes)
+	}
+	out, _ := gw1.CLI("status", "--socket", gw1.Socket)
+	t.Logf("gw1 status:\n%s", out)
+
+	// Reloads remove, add back and change the IPsec peering without
+	// touching the WireGuard ones; an invalid one changes nothing.
+	ifindex := func() string {
+		o, _ := lab.Run(lab.Network(1).GatewayNS, "sh", "-c", "cat /sys/class/net/vg-net2/ifindex /sys/class/net/vg-net3/ifindex")
+		return strings.TrimSpace(o)
+	}
+	before, logBefore := ifindex(), len(gw1.Log())
+	ipsecPeering := gw1.Peerings[2]
+	gw1.Peerings = gw1.Peerings[:2]
+	reload(t, gw1, 1)
+	waitFor(t, "gw1: the IPsec peering's routes gone after it was removed", 15*time.Second, func() (bool, string) {
+		r := strings.Join(vgateRoutes(t, lab, lab.Network(1).GatewayNS), "\n")
+		return !strings.Contains(r, "ipsec0"), r
+	})
+	mustReachV4(t, lab, lab.Network(1), h3)
+	gw1.Peerings = append(gw1.Peerings, ipsecPeering)
+	reload(t, gw1, 2)
+	waitFor(t, "gw1: IPsec peering back after it was added again", 30*time.Second, func() (bool, string) {
+		p, _, err := peeringOf(t, gw1, "sw4")
+		return err == nil && p.State == api.StateUp, fmt.Sprintf("%+v %v", p, err)
+	})
+	mustReachV4(t, lab, h4, h3)
+	gw1.Peerings[2].IPsec += "      dpd: 15s\n"
+	reload(t, gw1, 3)
+	waitFor(t, "gw1: changed IPsec peering up", 30*time.Second, func() (bool, string) {
+		p, _, err := peeringOf(t, gw1, "sw4")
+		return err == nil && p.State == api.StateUp, fmt.Sprintf("%+v %v", p, err)
+	})
+	good := gw1.Peerings[2].IPsec
+	gw1.Peerings[2].IPsec += "      ike: [3des-sha1-modp1024]\n"
+	if err := gw1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "gw1: reload with a legacy proposal refused", 10*time.Second, func() (bool, string) {
+		st, err := gw1.Status()
+		return err == nil && st.Reloads.Failed == 1, fmt.Sprintf("%+v", st.Reloads)
+	})
+	gw1.Peerings[2].IPsec = good
+	mustReachV4(t, lab, h4, h3)
+	if after := ifindex(); after != before {
+		t.Errorf("WireGuard interfaces recreated by IPsec reloads: ifindex %q -> %q", before, after)
+	}
+	if l := gw1.Log()[logBefore:]; strings.Contains(l, `msg="tunnel down" gateway=net1 peering=net2`) || strings.Contains(l, `msg="tunnel down" gateway=net1 peering=net3`) {
+		t.Errorf("a WireGuard peering went down during the IPsec reloads:\n%s", grepLines(l, "tunnel down"))
+	}
+}
+
+// IPsec under deploy/vgate.service's confinement (netlab.Sandbox): vgate's
+// charon runs as its child with exactly the unit's capabilities, its files
+// in the unit's RuntimeDirectory, no mount namespace of its own; the
+// peering comes up and carries traffic, and nothing is refused.
+func TestIPsecSandbox(t *testing.T) {
+	for _, tool := range []string{"setpriv", "unshare", "findmnt"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (util-linux)", tool)
+		}
+	}
+	if m := netlab.LookSwan(); len(m) > 0 {
+		t.Fatalf("strongSwan missing (scripts/deps.sh installs it): %v", m)
+	}
+	unit, err := netlab.ParseUnit(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab, gws := site(t, 2)
+	gw, n1, n2 := gws[0], lab.Network(1), lab.Network(2)
+	sw := lab.AddSwan(n2)
+	sb, err := lab.NewSandbox(unit, "sandbox-ipsec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Apply(gw); err != nil {
+		t.Fatal(err)
+	}
+	psk := filepath.Join(sb.Config, "hq.psk")
+	if err := os.WriteFile(psk, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: gws[1].Spaces, IPsec: "      psk_file: " + sb.PathIn(psk) + "\n"}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- strongSwan log ----\n%s", tail(sw.Log(), 30))
+		}
+	})
+	if err := sw.Start(swanConf(sw, n1, ipsecPSK, "", "", "")); err != nil {
+		t.Fatal(err)
+	}
+	// ExecStartPre (vgate check) finds charon and accepts the peering.
+	if err := gw.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.Run(n1.GatewayNS, append(sb.Wrapper(), unit.ExecStartPre...)...); err != nil {
+		t.Fatalf("ExecStartPre %v in the sandbox: %v\n%s", unit.ExecStartPre, err, out)
+	}
+	start(t, gw)
+	waitPeering(t, gw, "hq", api.StateUp, "", 30*time.Second)
+	mustReach(t, lab, n1, n2)
+	if err := lab.TCPTransfer(n2.HostNS, n1.HostNS, n1.HostAddr, 5<<20); err != nil {
+		t.Fatalf("5 MB host 2 -> host 1: %v", err)
+	}
+	// charon has exactly the unit's capabilities (bounding and effective).
+	b, err := os.ReadFile(filepath.Join(sb.Runtime, "charon", "charon.pid"))
+	if err != nil {
+		t.Fatalf("charon's PID file in the runtime directory: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	st, err := netlab.ProcStatus(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := netlab.CapMask(unit.Bounding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"CapBnd", "CapEff"} {
+		got, _ := strconv.ParseUint(st[k], 16, 64)
+		if got&^want != 0 {
+			t.Errorf("charon %s = %s, more than the unit's %v (%x)", k, st[k], unit.Bounding, want)
+		}
+	}
+	t.Logf("charon pid %d: CapBnd %s CapEff %s NoNewPrivs %s", pid, st["CapBnd"], st["CapEff"], st["NoNewPrivs"])
+	// The admin's capture of the IPsec peering works under the unit too.
+	checkIPsecCapture(t, lab, gw, n1, n2)
+	log := gw.Log()
+	for _, e := range []syscall.Errno{syscall.EPERM, syscall.EACCES, syscall.EROFS} {
+		if strings.Contains(log, e.Error()) {
+			t.Errorf("gateway log has %q: the confinement refused something:\n%s", e.Error(), grepLines(log, e.Error()))
+		}
+	}
+}
+
+// vgate's charon dies: the peering shows charon_not_running, vgate starts
+// charon again, loads the peering, re-installs the routes through the new
+// TUN, and the peering comes back by itself.
+func TestIPsecCharonRestart(t *testing.T) {
+	lab, gw, _ := ipsecSite(t, nil, func(sw *netlab.Swan, n1 *netlab.Network) string {
+		return swanConf(sw, n1, ipsecPSK, "", "", "")
+	})
+	n1, n2 := lab.Network(1), lab.Network(2)
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(gw.Socket), "charon", "charon.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("charon pid %q: %v", b, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	// Restarting takes about a second (backoff 1 s): look often.
+	seen := false
+	for time.Since(killed) < 5*time.Second && !seen {
+		if p, _, err := peeringOf(t, gw, "hq"); err == nil && p.Reason == api.ReasonCharonNotRunning {
+			seen = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !seen {
+		t.Error("status never showed charon_not_running after charon was killed")
+	}
+	waitFor(t, "vgate notices charon died", 10*time.Second, func() (bool, string) {
+		return strings.Contains(gw.Log(), "charon not running; restarting"), "no log line yet"
+	})
+	_, p := waitPeering(t, gw, "hq", api.StateUp, "", 30*time.Second)
+	t.Logf("charon killed: up again after %v (IPsec %+v)", time.Since(killed).Round(100*time.Millisecond), p.IPsec)
+	mustReach(t, lab, n1, n2)
+	if r := strings.Join(vgateRoutes(t, lab, n1.GatewayNS), "\n"); !strings.Contains(r, "10.2.0.0/16 dev ipsec0") {
+		t.Errorf("routes through the new TUN not installed again:\n%s", r)
+	}
+	if gw.Proc().Exited() {
+		t.Fatal("the gateway exited when its charon died")
+	}
+}
+
+// checkIPsecCapture runs `vgate capture --peering hq -w -` while host 1
+// pings host 2 and checks the pcap holds the inner ICMP packets, both ways.
+func checkIPsecCapture(t *testing.T, lab *netlab.Lab, gw *netlab.Gateway, n1, n2 *netlab.Network) {
+	t.Helper()
+	const count = 6
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, gw.Bin, "capture", "--socket", gw.Socket, "--peering", "hq",
+		"--count", strconv.Itoa(count), "--duration", "50s", "-w", "-")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		default:
+			lab.Ping(n1.HostNS, n2.HostAddr, 1)
+		}
+	}
+	if err != nil {
+		t.Fatalf("vgate capture --peering hq: %v\n%s", err, stderr.String())
+	}
+	r, err := pcapgo.NewReader(&stdout)
+	if err != nil {
+		t.Fatalf("capture output is not pcap: %v (%d bytes; stderr %s)", err, stdout.Len(), stderr.String())
+	}
+	packets, req, rep := 0, 0, 0
+	for {
+		data, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		packets++
+		if len(data) >= 20 && data[0]>>4 == 4 && data[9] == 1 {
+			src, _ := netip.AddrFromSlice(data[12:16])
+			dst, _ := netip.AddrFromSlice(data[16:20])
+			switch {
+			case src == n1.HostAddr && dst == n2.HostAddr:
+				req++
+			case src == n2.HostAddr && dst == n1.HostAddr:
+				rep++
+			}
+		}
+	}
+	if packets != count || req == 0 || rep == 0 {
+		t.Fatalf("capture: %d packets (want %d), %d echo requests h1->h2 and %d replies (want both > 0)", packets, count, req, rep)
+	}
+	t.Logf("vgate capture --peering hq: %d packets, %d requests, %d replies", packets, req, rep)
 }

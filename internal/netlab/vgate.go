@@ -199,8 +199,6 @@ func (g *Gateway) Start() error {
 	var args []string
 	if g.Wrapper != nil {
 		args = g.Wrapper()
-	} else if g.hasIPsec() {
-		args = privateRun
 	}
 	args = append(args, g.in(g.Bin), "run", "--config", g.in(g.ConfigPath), "--log-level", "debug")
 	p, err := g.lab.Start(g.Net.GatewayNS, g.LogPath, args...)
@@ -226,21 +224,6 @@ func (g *Gateway) Start() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("gateway %s: control socket did not answer within %v:\n%s", g.Name, wait, p.LogTail(30))
-}
-
-// privateRun runs a command under a private tmpfs on /run: charon writes
-// its PID to /var/run/charon.pid (compiled in), so the lab's charons (each
-// IPsec gateway's, each strongSwan peer's) must not share /run.
-var privateRun = []string{"unshare", "--mount", "--propagation", "private", "--",
-	"sh", "-c", `mount -t tmpfs -o mode=0755 tmpfs /run && exec "$0" "$@"`}
-
-func (g *Gateway) hasIPsec() bool {
-	for _, p := range g.Peerings {
-		if p.IPsec != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // Proc is the running `vgate run` process, or nil.

@@ -1,0 +1,44 @@
+package gateway
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestOfPeering(t *testing.T) {
+	remote := []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fd00:2::/48")}
+	v4 := func(src, dst string) []byte {
+		p := make([]byte, 20)
+		p[0] = 0x45
+		s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+		copy(p[12:], s[:])
+		copy(p[16:], d[:])
+		return p
+	}
+	v6 := func(src, dst string) []byte {
+		p := make([]byte, 40)
+		p[0] = 0x60
+		s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+		copy(p[8:], s[:])
+		copy(p[24:], d[:])
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		want bool
+	}{
+		{"to the peering", v4("10.1.0.2", "192.168.3.4"), true},
+		{"from the peering", v4("192.168.3.4", "10.1.0.2"), true},
+		{"another peering", v4("10.1.0.2", "172.16.0.1"), false},
+		{"ipv6", v6("fd00:1::2", "fd00:2::2"), true},
+		{"ipv6 elsewhere", v6("fd00:1::2", "fd00:3::2"), false},
+		{"short", []byte{0x45, 0}, false},
+		{"empty", nil, false},
+		{"not ip", make([]byte, 40), false},
+	} {
+		if got := ofPeering(tc.pkt, remote); got != tc.want {
+			t.Errorf("%s: ofPeering = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
