@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
+	"log"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -31,6 +33,7 @@ func startRelay(t *testing.T, s *Server) (url, pin string) {
 	}
 	ts := httptest.NewUnstartedServer(s)
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the wrong-pin test's failed handshakes
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	return "wss" + strings.TrimPrefix(ts.URL, "https") + "/", pin
@@ -126,15 +129,18 @@ func TestRelayForwards(t *testing.T) {
 	waitState(t, ca, StateRefused)
 }
 
-// A party that never reads fills only its own queue: the others keep
-// getting their datagrams.
+// A party that never reads fills only its own queue at the relay: while
+// another party keeps flooding it, a third party's datagrams to a fourth
+// all arrive.
 func TestRelaySlowPartyStallsNobody(t *testing.T) {
-	a, b, slow := key(t), key(t), key(t)
+	a, b, c, slow := key(t), key(t), key(t), key(t)
 	s := NewServer(key(t), Limits{QueueLen: 8}, nil)
-	s.SetAccepted([]keys.PublicKey{a.Public(), b.Public(), slow.Public()})
+	s.SetAccepted([]keys.PublicKey{a.Public(), b.Public(), c.Public(), slow.Public()})
 	url, pin := startRelay(t, s)
 	ca, _ := NewClient(url, pin, a, nil)
 	defer ca.Close()
+	cc, _ := NewClient(url, pin, c, nil)
+	defer cc.Close()
 	cb, _ := NewClient(url, pin, b, nil)
 	defer cb.Close()
 	cslow, _ := NewClient(url, pin, slow, nil)
@@ -143,9 +149,9 @@ func TestRelaySlowPartyStallsNobody(t *testing.T) {
 	defer close(block)
 	cslow.Register(a.Public(), func([]byte) { <-block }) // never returns while the test runs
 	got := make(chan struct{}, 1000)
-	cb.Register(a.Public(), func([]byte) { got <- struct{}{} })
-	for _, c := range []*Client{ca, cb, cslow} {
-		waitState(t, c, StateConnected)
+	cb.Register(c.Public(), func([]byte) { got <- struct{}{} })
+	for _, cl := range []*Client{ca, cb, cc, cslow} {
+		waitState(t, cl, StateConnected)
 	}
 	payload := make([]byte, 1200)
 	for range 2000 {
@@ -159,12 +165,25 @@ func TestRelaySlowPartyStallsNobody(t *testing.T) {
 	if s.Stats().DroppedQueueFull == 0 {
 		t.Fatalf("the slow party's queue never overflowed: %+v", s.Stats())
 	}
-	for range 100 {
-		if err := ca.Send(b.Public(), payload); err != nil {
+	// a keeps flooding the stalled party while c sends to b.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				ca.Send(slow.Public(), payload)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	// One at a time: each must arrive while the flood goes on.
+	for i := range 100 {
+		if err := cc.Send(b.Public(), payload); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for i := range 100 {
 		select {
 		case <-got:
 		case <-time.After(5 * time.Second):
