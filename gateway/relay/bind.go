@@ -308,7 +308,9 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			b.lastUDP.Store(&epBox{ep})
 		}
 	}
-	b.viaRelay.Store(toRelay)
+	if b.viaRelay.Load() != toRelay {
+		b.viaRelay.Store(toRelay)
+	}
 	if !toRelay && p == nil { // the common case: no relay
 		return b.inner.Send(bufs, ep)
 	}
