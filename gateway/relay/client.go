@@ -66,7 +66,10 @@ type Client struct {
 	status ClientStatus
 	recv   map[keys.PublicKey]receiver
 	nextID uint64
-	up     atomic.Bool
+	// fallback gets datagrams from peers nobody registered (a
+	// point-to-site device, which has many peers).
+	fallback atomic.Pointer[func(keys.PublicKey, []byte)]
+	up       atomic.Bool
 
 	sent, received, droppedFull, droppedDown atomic.Uint64
 }
@@ -151,6 +154,16 @@ func (c *Client) Register(peer keys.PublicKey, fn func([]byte)) (unregister func
 		}
 		c.mu.Unlock()
 	}
+}
+
+// SetFallback delivers datagrams from peers no Register names to fn (from
+// the reader goroutine: fn must not block); nil removes it.
+func (c *Client) SetFallback(fn func(src keys.PublicKey, d []byte)) {
+	if fn == nil {
+		c.fallback.Store(nil)
+		return
+	}
+	c.fallback.Store(&fn)
 }
 
 type receiver struct {
@@ -318,9 +331,13 @@ func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
 		c.mu.Lock()
 		r := c.recv[src]
 		c.mu.Unlock()
-		if r.fn != nil {
+		switch fb := c.fallback.Load(); {
+		case r.fn != nil:
 			c.received.Add(1)
 			r.fn(d)
+		case fb != nil:
+			c.received.Add(1)
+			(*fb)(src, d)
 		}
 	}
 }
