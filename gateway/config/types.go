@@ -117,6 +117,10 @@ type PointToSite struct {
 	MaxClients  int            `yaml:"max_clients" json:"max_clients"`
 	DNS         []netip.Addr   `yaml:"dns,omitempty" json:"dns,omitempty"`
 	Groups      []Group        `yaml:"groups" json:"groups"`
+	// Relay, when set, is a relay (`vgate relay`) through which clients
+	// behind firewalls that allow only HTTPS reach the gateway
+	// (`vgate connect --relay`).
+	Relay *PeerRelay `yaml:"relay,omitempty" json:"relay,omitempty"`
 }
 
 // Group is a named set of P2S clients with an access policy.

@@ -369,6 +369,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	var udpBufs [][]byte
 	var err error
+	udpOnly := 0 // datagrams only UDP carries: its error is theirs
 	for _, buf := range bufs {
 		init := len(buf) == wgInitiationSize && binary.LittleEndian.Uint32(buf[0:4]) == wgInitiation
 		var n int32
@@ -379,9 +380,14 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		if udp && !toRelay {
 			udpEP = ep
 		}
+		relayed := false
 		if relay {
-			if e := p.c.Send(dst, buf); e != nil && err == nil {
-				err = e
+			if e := p.c.Send(dst, buf); e != nil {
+				if err == nil {
+					err = e
+				}
+			} else {
+				relayed = true
 			}
 			b.txRelay.Add(1)
 			if !udp && b.learn != nil {
@@ -390,13 +396,18 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		}
 		if udp {
 			udpBufs = append(udpBufs, buf)
+			if !relayed {
+				udpOnly++
+			}
 		}
 	}
 	if len(udpBufs) > 0 {
 		if udpEP == nil {
 			return errNoPath
 		}
-		if e := b.inner.Send(udpBufs, udpEP); e != nil {
+		// A copy that the relay carried too is not lost when UDP fails
+		// (blocked: EPERM from a firewall).
+		if e := b.inner.Send(udpBufs, udpEP); e != nil && udpOnly > 0 {
 			err = e
 		}
 	}
