@@ -2,14 +2,18 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/vgate-project/vgate/gateway/keys"
 )
@@ -291,4 +295,41 @@ func TestPin(t *testing.T) {
 			t.Errorf("ParsePin(%q) accepted", bad)
 		}
 	}
+}
+
+// Connections that never prove a key hold at most maxPending slots: a
+// party that does prove its key still gets in.
+func TestPendingCap(t *testing.T) {
+	a := key(t)
+	s := NewServer(key(t), Limits{MaxConnections: maxPending + 10}, nil)
+	s.SetAccepted([]keys.PublicKey{a.Public()})
+	url, pin := startRelay(t, s)
+	tc, err := clientTLS(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	// Silent parties: upgrade, then never answer the hello.
+	var silent []*websocket.Conn
+	defer func() {
+		for _, c := range silent {
+			c.CloseNow()
+		}
+	}()
+	for range maxPending + 5 {
+		c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPClient: httpc})
+		if err == nil {
+			silent = append(silent, c)
+		}
+	}
+	if len(silent) != maxPending {
+		t.Errorf("%d silent connections upgraded, want %d", len(silent), maxPending)
+	}
+	for _, c := range silent[:10] {
+		c.CloseNow()
+	}
+	silent = silent[10:]
+	ca, _ := NewClient(url, pin, a, nil)
+	defer ca.Close()
+	waitState(t, ca, StateConnected)
 }

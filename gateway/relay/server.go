@@ -47,6 +47,10 @@ func (l Limits) withDefaults() Limits {
 const (
 	// authTimeout bounds the hello/auth exchange of a new connection.
 	authTimeout = 10 * time.Second
+	// maxPending caps the connections that have not proved a key yet, so
+	// that connections which never answer cannot take every slot of
+	// MaxConnections from the parties that do.
+	maxPending = 64
 	// writeTimeout: a connection that cannot take a message for this long
 	// is closed (its queue keeps dropping meanwhile).
 	writeTimeout = 10 * time.Second
@@ -75,6 +79,7 @@ type Server struct {
 
 	accepted atomic.Pointer[map[keys.PublicKey]bool]
 	open     atomic.Int64 // connections, authenticated or not
+	pending  atomic.Int64 // connections still proving their key
 
 	mu    sync.RWMutex
 	conns map[keys.PublicKey]*peerConn
@@ -167,6 +172,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.open.Add(-1)
+	if s.pending.Add(1) > maxPending {
+		s.pending.Add(-1)
+		s.refusedFull.Add(1)
+		http.Error(w, "relay busy", http.StatusServiceUnavailable)
+		return
+	}
+	proving := true
+	defer func() {
+		if proving {
+			s.pending.Add(-1)
+		}
+	}()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // no browsers: the Origin header means nothing here
 		CompressionMode:    websocket.CompressionDisabled,
@@ -179,6 +196,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 
 	key, err := s.authenticate(ctx, c)
+	proving = false
+	s.pending.Add(-1)
 	if err != nil {
 		s.refused.Add(1)
 		s.log.Info("relay: party refused", "remote", r.RemoteAddr, "error", err)

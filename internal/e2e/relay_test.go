@@ -73,8 +73,8 @@ func TestRelayFallback(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := st.Peerings[0]
-		if p.Path != "relay" || p.Relay == nil || p.Relay.State != "connected" || p.Relay.TxPackets == 0 {
-			t.Errorf("%s: peering path %q relay %+v, want via a connected relay", g.Name, p.Path, p.Relay)
+		if p.State != "up" || p.Path != "relay" || p.Relay == nil || p.Relay.State != "connected" || p.Relay.TxPackets == 0 {
+			t.Errorf("%s: peering %s (%s), path %q relay %+v, want up via a connected relay", g.Name, p.State, p.Reason, p.Path, p.Relay)
 		}
 	}
 	out, err := g1.CLI("status", "--socket", g1.Socket)
