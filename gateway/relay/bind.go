@@ -102,9 +102,10 @@ type Bind struct {
 
 type epBox struct{ ep conn.Endpoint }
 
-// relayed is a datagram from the relay and the endpoint it came from.
+// relayed is a datagram from the relay (a pooled buffer) and the endpoint
+// it came from.
 type relayed struct {
-	d  []byte
+	d  *[]byte
 	ep *Endpoint
 }
 
@@ -275,10 +276,13 @@ func (b *Bind) deliver(ep *Endpoint, d []byte) {
 	if in == nil || in.closed.Load() {
 		return
 	}
+	buf := getBuf(len(d))
+	*buf = append(*buf, d...)
 	select {
-	case in.q <- relayed{append(make([]byte, 0, len(d)), d...), ep}:
+	case in.q <- relayed{buf, ep}:
 		b.rxRelay.Add(1)
 	default:
+		putBuf(buf)
 		b.droppedInbox.Add(1)
 	}
 }
@@ -298,14 +302,15 @@ func (b *Bind) relayReceive(in *inbox) conn.ReceiveFunc {
 			udp = box.ep
 		}
 		for r.d != nil {
-			if len(r.d) <= len(bufs[n]) {
-				sizes[n] = copy(bufs[n], r.d)
+			if len(*r.d) <= len(bufs[n]) {
+				sizes[n] = copy(bufs[n], *r.d)
 				eps[n] = r.ep
 				if udp != nil {
 					eps[n] = udp
 				}
 				n++
 			}
+			putBuf(r.d)
 			r = relayed{}
 			if n < len(bufs) {
 				select {

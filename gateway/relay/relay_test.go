@@ -29,7 +29,9 @@ func key(t testing.TB) keys.PrivateKey {
 
 // startRelay runs a Server behind TLS with a fresh self-signed certificate
 // and returns its wss URL and pin.
-func startRelay(t *testing.T, s *Server) (url, pin string) {
+func startRelay(t *testing.T, s *Server) (url, pin string) { return startRelayTB(t, s) }
+
+func startRelayTB(t testing.TB, s *Server) (url, pin string) {
 	t.Helper()
 	cert, pin, err := LoadOrCreateCert("", "", t.TempDir(), nil)
 	if err != nil {
