@@ -19,6 +19,8 @@ type P2SStatus struct {
 	PoolFree  uint64 `json:"pool_free"`
 	PoolFree4 uint64 `json:"pool_free_ipv4"`
 	PoolFree6 uint64 `json:"pool_free_ipv6"`
+	// Relay is point_to_site.relay's connection, when configured.
+	Relay *RelayStatus `json:"relay,omitempty"`
 	// Packets the group policy handled, by verdict.
 	Packets map[string]uint64 `json:"packets"`
 	Denied  uint64            `json:"denied_packets"`

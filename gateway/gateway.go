@@ -18,6 +18,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/statefile"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -47,6 +48,8 @@ type Gateway struct {
 	kern  *kernel.Kernel
 	kinds map[plan.Kind]TunnelKind // tunnels.go
 	p2s   *p2s.Server              // nil without point_to_site (p2s.go)
+	// p2sBind is the point-to-site device's bind: its relay transport.
+	p2sBind *relay.Bind
 	// p2sDisabled says why point_to_site is configured but not running
 	// (a corrupt registry), "" otherwise (p2s.go).
 	p2sDisabled string

@@ -11,6 +11,8 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/relay"
+	"golang.zx2c4.com/wireguard/conn"
 )
 
 // ErrNoP2S is returned by the client operations when point_to_site is not
@@ -46,6 +48,7 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 	case want == nil:
 		g.p2s.Close()
 		g.p2s = nil
+		g.setP2SRelay(cfg)
 		g.log.Info("point-to-site stopped (point_to_site removed from the config)")
 		return nil
 	case g.p2s == nil:
@@ -53,22 +56,29 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 		if err != nil {
 			return err
 		}
+		var bind *relay.Bind
 		s, err := p2s.Open(p2s.Options{
 			Config:     want.Config,
 			PrivateKey: cfg.PrivateKey,
 			StateDir:   cfg.StateDir,
 			MTU:        want.MTU,
 			NewTUN:     dataplane.CreateTUN,
-			LinkUp:     g.kern.LinkUp,
-			Log:        g.log,
-			Self:       self,
+			NewBind: func() conn.Bind { // the relay transport (relays.go)
+				bind = relay.NewBind(conn.NewStdNetBind(), nil)
+				return bind
+			},
+			LinkUp: g.kern.LinkUp,
+			Log:    g.log,
+			Self:   self,
 		})
 		if err != nil {
 			return err
 		}
-		g.p2s = s
+		g.p2s, g.p2sBind = s, bind
+		g.setP2SRelay(cfg)
 		return nil
 	case g.applied.P2S != nil && g.applied.P2S.Config == want.Config && cfg.PrivateKey == g.cfg.PrivateKey:
+		g.setP2SRelay(cfg)
 		return nil // unchanged (a re-plan after a RIB change)
 	default:
 		self, err := self()
@@ -76,14 +86,34 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 			return err
 		}
 		g.p2s.SetSelf(self)
+		g.setP2SRelay(cfg)
 		return g.p2s.Update(want.Config, cfg.PrivateKey)
 	}
+}
+
+// setP2SRelay gives the point-to-site device point_to_site.relay (or
+// none), through the tunnels' relay connections (relays.go). g.mu is held.
+func (g *Gateway) setP2SRelay(cfg *config.Config) {
+	wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind)
+	if !ok {
+		return
+	}
+	var target plan.RelayTarget
+	if cfg.PointToSite != nil && cfg.PointToSite.Relay != nil {
+		target = plan.RelayTarget{URL: cfg.PointToSite.Relay.URL, Pin: cfg.PointToSite.Relay.Pin}
+	}
+	var b *relay.Bind
+	if g.p2s != nil {
+		b = g.p2sBind
+	}
+	wg.relays.setP2S(cfg.PrivateKey, b, target)
 }
 
 func (g *Gateway) closeP2S() {
 	if g.p2s != nil {
 		g.p2s.Close()
 		g.p2s = nil
+		g.setP2SRelay(g.cfg)
 	}
 }
 
@@ -136,6 +166,7 @@ func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo
 func (g *Gateway) p2sStatus() *api.P2SStatus {
 	g.mu.Lock()
 	s, disabled := g.p2s, g.p2sDisabled
+	wg, _ := g.kinds[plan.KindWireGuard].(*wireGuardKind)
 	g.mu.Unlock()
 	if s == nil && disabled != "" {
 		return &api.P2SStatus{Disabled: disabled}
@@ -144,5 +175,8 @@ func (g *Gateway) p2sStatus() *api.P2SStatus {
 		return nil
 	}
 	st := s.Status()
+	if wg != nil {
+		st.Relay = wg.relays.p2sRelay() // relays.go
+	}
 	return &st
 }

@@ -25,6 +25,9 @@ type relays struct {
 	mu      sync.Mutex
 	binds   map[string]*relay.Bind // by peering: the latest device's
 	clients map[clientKey]*relay.Client
+	// The point-to-site device's bind and its relay (setP2S).
+	p2sBind   *relay.Bind
+	p2sTarget clientKey
 }
 
 type clientKey struct {
@@ -70,16 +73,11 @@ func (r *relays) set(priv keys.PrivateKey, want []plan.Tunnel, pl *dataplane.Pla
 			continue
 		}
 		k := clientKey{t.Relay, pub}
-		c := r.clients[k]
-		if c == nil {
-			var err error
-			c, err = relay.NewClient(t.Relay.URL, t.Relay.Pin, priv, r.log.With("component", "relay"))
-			if err != nil { // validated config: not expected
-				r.log.Error("relay not usable", "peering", t.Name, "url", t.Relay.URL, "error", err)
-				b.SetRelay(nil, keys.PublicKey{})
-				continue
-			}
-			r.clients[k] = c
+		c, err := r.client(k, priv)
+		if err != nil { // validated config: not expected
+			r.log.Error("relay not usable", "peering", t.Name, "url", t.Relay.URL, "error", err)
+			b.SetRelay(nil, keys.PublicKey{})
+			continue
 		}
 		used[k] = true
 		b.SetRelay(c, t.WireGuard.PublicKey)
@@ -90,12 +88,87 @@ func (r *relays) set(priv keys.PrivateKey, want []plan.Tunnel, pl *dataplane.Pla
 			delete(r.binds, name)
 		}
 	}
+	r.closeUnused(used)
+}
+
+// client returns the connection for k, opening it if needed. r.mu is held.
+func (r *relays) client(k clientKey, priv keys.PrivateKey) (*relay.Client, error) {
+	if c := r.clients[k]; c != nil {
+		return c, nil
+	}
+	c, err := relay.NewClient(k.target.URL, k.target.Pin, priv, r.log.With("component", "relay"))
+	if err != nil {
+		return nil, err
+	}
+	r.clients[k] = c
+	return c, nil
+}
+
+// closeUnused closes the connections neither a tunnel (used) nor the
+// point-to-site device needs. r.mu is held.
+func (r *relays) closeUnused(used map[clientKey]bool) {
+	if r.p2sBind != nil && r.p2sTarget.target.URL != "" {
+		used[r.p2sTarget] = true
+	}
 	for k, c := range r.clients {
 		if !used[k] {
 			c.Close()
 			delete(r.clients, k)
 		}
 	}
+}
+
+// setP2S gives the point-to-site device's bind b (nil: none) its relay
+// (zero: none), sharing the connection of tunnels that name the same
+// relay: one connection per relay and gateway key, as the relay keeps one
+// per key.
+func (r *relays) setP2S(priv keys.PrivateKey, b *relay.Bind, target plan.RelayTarget) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p2sBind != nil && r.p2sBind != b {
+		r.p2sBind.SetRelay(nil, keys.PublicKey{})
+	}
+	r.p2sBind, r.p2sTarget = b, clientKey{target, priv.Public()}
+	used := map[clientKey]bool{}
+	for _, c := range r.binds {
+		if rc := c.Relay(); rc != nil {
+			for k, v := range r.clients {
+				if v == rc {
+					used[k] = true
+				}
+			}
+		}
+	}
+	if b == nil {
+		r.closeUnused(used)
+		return
+	}
+	if target.URL == "" {
+		b.SetRelay(nil, keys.PublicKey{})
+		r.closeUnused(used)
+		return
+	}
+	c, err := r.client(r.p2sTarget, priv)
+	if err != nil {
+		r.log.Error("point_to_site relay not usable", "url", target.URL, "error", err)
+		b.SetRelay(nil, keys.PublicKey{})
+		return
+	}
+	b.SetRelay(c, keys.PublicKey{}) // many peers: every client
+	r.closeUnused(used)
+}
+
+// p2sRelay is the point-to-site relay's state, nil without one.
+func (r *relays) p2sRelay() *api.RelayStatus {
+	r.mu.Lock()
+	b := r.p2sBind
+	r.mu.Unlock()
+	if b == nil || b.Relay() == nil {
+		return nil
+	}
+	st := b.Relay().Status()
+	bs := b.Stats()
+	return &api.RelayStatus{URL: st.URL, State: string(st.State), Error: st.Error, Since: st.Since, TxPackets: bs.TxRelay, RxPackets: bs.RxRelay}
 }
 
 // path is a peering's transport now for status and metrics: its path

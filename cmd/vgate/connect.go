@@ -17,7 +17,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/laptop"
 )
 
-const connectUsage = `Usage: vgate connect [--interface NAME] FILE
+const connectUsage = `Usage: vgate connect [--interface NAME] [--relay wss://HOST/ [--relay-pin sha256:…]] FILE
        vgate connect [--interface NAME] --invite TOKEN [--output FILE]
 
 Brings up the WireGuard client config FILE (as 'vgate client add' prints it,
@@ -26,7 +26,9 @@ interface, the config's addresses on it and routes for its AllowedIPs.
 The config's DNS servers and search domains are set with resolvectl where
 systemd-resolved runs (otherwise vgate prints what to set; see --dns).
 Runs in the foreground; Ctrl-C (or SIGTERM) removes everything again.
-Needs root (or CAP_NET_ADMIN).
+Needs root (or CAP_NET_ADMIN). With --relay, the connection falls back to
+that relay (the gateway's point_to_site.relay) when UDP to the gateway does
+not get through, and moves back when it does.
 
 With --invite, the laptop enrolls first: it makes its own key pair, sends
 only the public key and the token's secret to the gateway (over TLS to the
@@ -45,6 +47,8 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	invite := fs.String("invite", "", "enroll with this one-time invite token (from 'vgate client invite'), then connect; - reads it from standard input")
 	output := fs.String("output", "", "with --invite: save the enrolled config here (mode 0600; default ~/.config/vgate/NAME.conf)")
 	dnsMode := fs.String("dns", "auto", "set the resolver to the config's DNS: auto (resolvectl where systemd-resolved runs, else print what to set), print, off")
+	relayURL := fs.String("relay", "", "relay to fall back to when UDP is blocked: wss://host[:port]/ (the gateway's point_to_site.relay.url)")
+	relayPin := fs.String("relay-pin", "", "SHA-256 pin of the relay's certificate, sha256:<64 hex> (its point_to_site.relay.pin)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, connectUsage)
 		fs.PrintDefaults()
@@ -61,6 +65,8 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 		return &exitError{2, errors.New("connect: --invite and a config FILE exclude each other")}
 	case *invite == "" && *output != "":
 		return &exitError{2, errors.New("connect: --output is for --invite")}
+	case *relayPin != "" && *relayURL == "":
+		return &exitError{2, errors.New("connect: --relay-pin needs --relay")}
 	}
 	mode := laptop.DNSMode(*dnsMode)
 	if mode != laptop.DNSAuto && mode != laptop.DNSPrint && mode != laptop.DNSOff {
@@ -92,13 +98,13 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 			return &exitError{1, err}
 		}
 	}
-	c, err := laptop.Up(string(text), *ifname, log)
+	c, err := laptop.UpOptions(string(text), *ifname, log, laptop.Options{RelayURL: *relayURL, RelayPin: *relayPin})
 	if err != nil {
 		return &exitError{1, fmt.Errorf("%s: %w", source, err)}
 	}
 	fmt.Fprintf(stdout, "vgate connect: %s up, address %s, routes %s; Ctrl-C disconnects\n",
 		*ifname, laptop.JoinPrefixes(c.Addresses), laptop.JoinPrefixes(c.Routes))
-	return runConnected(c, *ifname, mode, stdout, log)
+	return runConnected(c, *ifname, mode, *relayURL != "", stdout, log)
 }
 
 // enrollInvite enrolls with token and saves the config (with the private
@@ -140,7 +146,7 @@ func enrollInvite(token, output string, stdout io.Writer) (string, string, error
 
 // runConnected sets the resolver, waits for Ctrl-C or SIGTERM, restores
 // the resolver and takes the connection down.
-func runConnected(c *laptop.Conn, ifname string, mode laptop.DNSMode, stdout io.Writer, log *slog.Logger) error {
+func runConnected(c *laptop.Conn, ifname string, mode laptop.DNSMode, relay bool, stdout io.Writer, log *slog.Logger) error {
 	rp := laptop.PlanResolver(mode, ifname, c.DNS, laptop.CurrentResolverEnv())
 	if err := laptop.RunResolver(rp.Set); err != nil {
 		log.Warn("could not set the resolver; set it yourself", "error", err)
@@ -152,6 +158,9 @@ func runConnected(c *laptop.Conn, ifname string, mode laptop.DNSMode, stdout io.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go c.Watch(ctx, log)
+	if relay {
+		go watchPath(ctx, c, log)
+	}
 	<-ctx.Done()
 	log.Info("disconnecting")
 	if err := laptop.RunResolver(rp.Restore); err != nil {
@@ -162,4 +171,22 @@ func runConnected(c *laptop.Conn, ifname string, mode laptop.DNSMode, stdout io.
 	}
 	fmt.Fprintf(stdout, "vgate connect: %s removed\n", ifname)
 	return nil
+}
+
+// watchPath logs each change of the connection's path (direct or relay).
+func watchPath(ctx context.Context, c *laptop.Conn, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := c.Path()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if p := c.Path(); p != last {
+			log.Info("connection path changed", "path", p, "was", last)
+			last = p
+		}
+	}
 }

@@ -176,6 +176,10 @@ type PointToSite struct {
 	DNSSearch []string `yaml:"-" json:"dns_search,omitempty"`
 	// Enroll is the invite enrollment listener; nil: off.
 	Enroll *Enroll `yaml:"enroll,omitempty" json:"enroll,omitempty"`
+	// Relay, when set, is a relay (`vgate relay`) through which clients
+	// behind firewalls that allow only HTTPS reach the gateway
+	// (`vgate connect --relay`).
+	Relay *PeerRelay `yaml:"relay,omitempty" json:"relay,omitempty"`
 }
 
 // DNS is the gateway's name server, served on its tunnel address (UDP

@@ -368,6 +368,9 @@ func validateP2S(c *Config, d *doc, all *ownedSet) {
 	if len(s.AddressPool) == 0 {
 		d.errorf("point_to_site.address_pool", "at least one prefix is required")
 	}
+	if s.Relay != nil {
+		checkRelay(d, "point_to_site.relay", s.Relay) // relay.go
+	}
 	pool, paths := prefixes(d, "point_to_site.address_pool", s.AddressPool)
 	for i, p := range pool {
 		all.add(paths[i], overlap.Owned{Prefix: p, Owner: "point_to_site.address_pool"})

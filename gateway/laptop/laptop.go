@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/relay"
 )
 
 // Conn is a running client connection.
@@ -39,18 +41,36 @@ type Conn struct {
 	DNS       []string
 
 	dev       *device.Device
+	bind      *relay.Bind
+	relay     *relay.Client // nil without Options.RelayURL
 	h         *netlink.Handle
 	ifname    string
 	hostRoute []*netlink.Route // keep the endpoint reachable outside the tunnel
 }
 
+// Options are what `vgate connect` adds to a client config.
+type Options struct {
+	// RelayURL and RelayPin name a relay (`vgate relay`, the gateway's
+	// point_to_site.relay) to fall back to when UDP to the gateway does
+	// not get through, as a gateway's peering relay does (gateway/relay).
+	RelayURL, RelayPin string
+}
+
 // Up parses the wg-quick config text and brings it up on a new TUN
 // interface ifname. On error everything done so far is undone; the error
 // never holds the private key.
-func Up(text, ifname string, log *slog.Logger) (_ *Conn, err error) {
+func Up(text, ifname string, log *slog.Logger) (*Conn, error) {
+	return UpOptions(text, ifname, log, Options{})
+}
+
+// UpOptions is Up with Options.
+func UpOptions(text, ifname string, log *slog.Logger, o Options) (_ *Conn, err error) {
 	q, err := p2s.ParseQuick(text)
 	if err != nil {
 		return nil, err
+	}
+	if o.RelayURL != "" && len(q.Peers) != 1 {
+		return nil, fmt.Errorf("--relay needs a config with exactly one [Peer] (the gateway), not %d", len(q.Peers))
 	}
 	h, err := netlink.NewHandle()
 	if err != nil {
@@ -76,7 +96,7 @@ func Up(text, ifname string, log *slog.Logger) (_ *Conn, err error) {
 	}
 	mtu := q.MTU
 	if mtu == 0 {
-		mtu, err = tunnelMTU(endpoints)
+		mtu, err = tunnelMTU(endpoints) // before the relay's address joins them
 		if err != nil {
 			return nil, err
 		}
@@ -85,12 +105,32 @@ func Up(text, ifname string, log *slog.Logger) (_ *Conn, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("create interface %s: %w", ifname, err)
 	}
-	c.dev = device.NewDevice(td, conn.NewStdNetBind(), dataplane.DeviceLogger(log))
+	c.bind = relay.NewBind(conn.NewStdNetBind(), nil)
+	if o.RelayURL != "" {
+		c.relay, err = relay.NewClient(o.RelayURL, o.RelayPin, q.PrivateKey, log.With("component", "relay"))
+		if err != nil {
+			return nil, fmt.Errorf("--relay: %w", err)
+		}
+		c.bind.SetRelay(c.relay, q.Peers[0].PublicKey)
+		// The relay's address stays outside the tunnel, as the endpoint does.
+		if a, err := relayAddr(o.RelayURL); err == nil {
+			endpoints = append(endpoints, a)
+		}
+	}
+	c.dev = device.NewDevice(td, c.bind, dataplane.DeviceLogger(log))
 	if err := c.dev.IpcSet(uapi); err != nil {
 		return nil, fmt.Errorf("configure device: %w", dataplane.IPCErr(err))
 	}
 	if err := c.dev.Up(); err != nil {
 		return nil, fmt.Errorf("device up: %w", err)
+	}
+	if o.RelayURL != "" {
+		dev, pub := c.dev, device.NoisePublicKey(q.Peers[0].PublicKey)
+		c.bind.SetProbe(func() {
+			if p := dev.LookupPeer(pub); p != nil {
+				_ = p.SendHandshakeInitiation(false)
+			}
+		})
 	}
 	l, err := h.LinkByName(ifname)
 	if err != nil {
@@ -218,6 +258,10 @@ func (c *Conn) Down() error {
 	if c.dev != nil {
 		c.dev.Close()
 	}
+	if c.relay != nil {
+		c.bind.SetRelay(nil, [32]byte{})
+		c.relay.Close()
+	}
 	for _, r := range c.hostRoute {
 		if err := c.h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("remove endpoint route %s: %w", r.Dst, err))
@@ -225,6 +269,24 @@ func (c *Conn) Down() error {
 	}
 	c.h.Close()
 	return errors.Join(errs...)
+}
+
+// Path is how the connection's datagrams travel now: "direct" (UDP) or
+// "relay".
+func (c *Conn) Path() string { return c.bind.Path() }
+
+// relayAddr resolves the host of a relay URL to one address.
+func relayAddr(rawURL string) (netip.Addr, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	ap, err := plan.ResolveUDP(net.JoinHostPort(u.Hostname(), port))
+	return ap.Addr(), err
 }
 
 // JoinPrefixes is ps as "a, b", or "-" when empty.

@@ -30,6 +30,11 @@ const (
 	probeEvery = time.Second
 	// inboxLen bounds the datagrams from the relay waiting for the device.
 	inboxLen = 1024
+	// udpFresh: while datagrams from the peer arrived over UDP this
+	// recently, those still coming over the relay (sent before the peer
+	// moved back) are handed to the device with the UDP endpoint, so they
+	// do not move its endpoint back to the relay.
+	udpFresh = 2 * time.Second
 )
 
 // WireGuard message types and the sizes of handshake messages.
@@ -39,10 +44,16 @@ const (
 )
 
 // Endpoint is the conn.Endpoint of datagrams that came over a relay: a
-// device whose peer's endpoint is one sends over that relay.
-type Endpoint struct{ s string }
+// device whose peer's endpoint is one sends over that relay (to peer, on a
+// device of many peers).
+type Endpoint struct {
+	s    string
+	peer keys.PublicKey
+}
 
-func newEndpoint(url string) *Endpoint { return &Endpoint{s: "relay:" + url} }
+func newEndpoint(url string, peer keys.PublicKey) *Endpoint {
+	return &Endpoint{s: "relay:" + url, peer: peer}
+}
 
 func (e *Endpoint) ClearSrc()           {}
 func (e *Endpoint) SrcToString() string { return "" }
@@ -91,15 +102,35 @@ type Bind struct {
 
 type epBox struct{ ep conn.Endpoint }
 
+// relayed is a datagram from the relay (a pooled buffer) and the endpoint
+// it came from.
+type relayed struct {
+	d  *[]byte
+	ep *Endpoint
+}
+
 type relayPath struct {
 	c          *Client
-	peer       keys.PublicKey
+	peer       keys.PublicKey // zero: a device of many peers (multi)
 	ep         *Endpoint
 	unregister func()
+	eps        sync.Map // multi: keys.PublicKey → *Endpoint
+}
+
+// endpoint is the Endpoint datagrams from src arrive with.
+func (p *relayPath) endpoint(src keys.PublicKey) *Endpoint {
+	if !p.peer.IsZero() {
+		return p.ep
+	}
+	if e, ok := p.eps.Load(src); ok {
+		return e.(*Endpoint)
+	}
+	e, _ := p.eps.LoadOrStore(src, newEndpoint(p.c.URL(), src))
+	return e.(*Endpoint)
 }
 
 type inbox struct {
-	q      chan []byte
+	q      chan relayed
 	done   chan struct{}
 	closed atomic.Bool
 }
@@ -113,7 +144,11 @@ func NewBind(inner conn.Bind, learn func([]byte)) *Bind {
 }
 
 // SetRelay makes c (nil: none) the device's relay, carrying datagrams to and
-// from peer. It may be called at any time; the same value is a no-op.
+// from peer. A zero peer is a device of many peers (point-to-site): it
+// takes the datagrams of every peer nobody else registered on c, answers
+// each over the relay while its endpoint is the relay, and leaves falling
+// back and probing to the peers (which dial it). It may be called at any
+// time; the same value is a no-op.
 func (b *Bind) SetRelay(c *Client, peer keys.PublicKey) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -130,11 +165,18 @@ func (b *Bind) SetRelay(c *Client, peer keys.PublicKey) {
 		b.path.Store(nil)
 		return
 	}
-	p := &relayPath{c: c, peer: peer, ep: newEndpoint(c.URL())}
-	p.unregister = c.Register(peer, func(d []byte) { b.deliver(p.ep, d) })
+	p := &relayPath{c: c, peer: peer, ep: newEndpoint(c.URL(), peer)}
+	if peer.IsZero() {
+		c.SetFallback(func(src keys.PublicKey, d []byte) { b.deliver(p.endpoint(src), d) })
+		p.unregister = func() { c.SetFallback(nil) }
+	} else {
+		p.unregister = c.Register(peer, func(d []byte) { b.deliver(p.ep, d) })
+	}
 	b.path.Store(p)
 	b.stopProbe = make(chan struct{})
-	go b.probeLoop(b.stopProbe)
+	if !peer.IsZero() {
+		go b.probeLoop(b.stopProbe)
+	}
 }
 
 // SetProbe sets what makes the device initiate a handshake now (a
@@ -193,7 +235,7 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	in := &inbox{q: make(chan []byte, inboxLen), done: make(chan struct{})}
+	in := &inbox{q: make(chan relayed, inboxLen), done: make(chan struct{})}
 	b.cur.Store(in)
 	out := make([]conn.ReceiveFunc, 0, len(fns)+1)
 	for _, fn := range fns {
@@ -234,41 +276,45 @@ func (b *Bind) deliver(ep *Endpoint, d []byte) {
 	if in == nil || in.closed.Load() {
 		return
 	}
+	buf := getBuf(len(d))
+	*buf = append(*buf, d...)
 	select {
-	case in.q <- append(make([]byte, 0, len(d)), d...):
+	case in.q <- relayed{buf, ep}:
 		b.rxRelay.Add(1)
 	default:
+		putBuf(buf)
 		b.droppedInbox.Add(1)
 	}
-	_ = ep
 }
 
 func (b *Bind) relayReceive(in *inbox) conn.ReceiveFunc {
 	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-		var d []byte
+		var r relayed
 		select {
-		case d = <-in.q:
+		case r = <-in.q:
 		case <-in.done:
 			return 0, net.ErrClosed
 		}
-		p := b.path.Load()
-		var ep conn.Endpoint
-		if p != nil {
-			ep = p.ep
-		} else {
-			ep = newEndpoint("")
-		}
 		n := 0
-		for d != nil {
-			if len(d) <= len(bufs[n]) {
-				sizes[n] = copy(bufs[n], d)
-				eps[n] = ep
+		var udp conn.Endpoint
+		if box := b.lastUDP.Load(); box != nil && !r.ep.peer.IsZero() && b.path.Load() != nil && !b.path.Load().peer.IsZero() &&
+			time.Now().UnixNano()-b.lastUDPRx.Load() < int64(udpFresh) {
+			udp = box.ep
+		}
+		for r.d != nil {
+			if len(*r.d) <= len(bufs[n]) {
+				sizes[n] = copy(bufs[n], *r.d)
+				eps[n] = r.ep
+				if udp != nil {
+					eps[n] = udp
+				}
 				n++
 			}
-			d = nil
+			putBuf(r.d)
+			r = relayed{}
 			if n < len(bufs) {
 				select {
-				case d = <-in.q:
+				case r = <-in.q:
 				default:
 				}
 			}
@@ -302,32 +348,51 @@ var errNoPath = errors.New("relay endpoint without a relay")
 // Send sends bufs on the path route decides for each.
 func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	p := b.path.Load()
-	_, toRelay := ep.(*Endpoint)
+	rep, toRelay := ep.(*Endpoint)
 	if !toRelay {
 		if cur := b.lastUDP.Load(); cur == nil || cur.ep != ep {
 			b.lastUDP.Store(&epBox{ep})
 		}
 	}
-	b.viaRelay.Store(toRelay)
+	if b.viaRelay.Load() != toRelay {
+		b.viaRelay.Store(toRelay)
+	}
 	if !toRelay && p == nil { // the common case: no relay
 		return b.inner.Send(bufs, ep)
 	}
 	var udpEP conn.Endpoint
-	if box := b.lastUDP.Load(); box != nil {
+	multi := p != nil && p.peer.IsZero()
+	if box := b.lastUDP.Load(); box != nil && !multi { // multi: whose UDP endpoint is unknown
 		udpEP = box.ep
+	}
+	dst := keys.PublicKey{}
+	if p != nil {
+		dst = p.peer
+		if toRelay && !rep.peer.IsZero() {
+			dst = rep.peer
+		}
 	}
 	var udpBufs [][]byte
 	var err error
+	udpOnly := 0 // datagrams only UDP carries: its error is theirs
 	for _, buf := range bufs {
 		init := len(buf) == wgInitiationSize && binary.LittleEndian.Uint32(buf[0:4]) == wgInitiation
 		var n int32
 		if init && !toRelay {
 			n = b.noteUDPInitiation()
 		}
-		udp, relay := route(toRelay, init, b.probing.Load(), n, p != nil, udpEP != nil)
+		udp, relay := route(toRelay, init, b.probing.Load(), n, p != nil && (toRelay || !multi), udpEP != nil)
+		if udp && !toRelay {
+			udpEP = ep
+		}
+		relayed := false
 		if relay {
-			if e := p.c.Send(p.peer, buf); e != nil && err == nil {
-				err = e
+			if e := p.c.Send(dst, buf); e != nil {
+				if err == nil {
+					err = e
+				}
+			} else {
+				relayed = true
 			}
 			b.txRelay.Add(1)
 			if !udp && b.learn != nil {
@@ -336,13 +401,18 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		}
 		if udp {
 			udpBufs = append(udpBufs, buf)
+			if !relayed {
+				udpOnly++
+			}
 		}
 	}
 	if len(udpBufs) > 0 {
 		if udpEP == nil {
 			return errNoPath
 		}
-		if e := b.inner.Send(udpBufs, udpEP); e != nil {
+		// A copy that the relay carried too is not lost when UDP fails
+		// (blocked: EPERM from a firewall).
+		if e := b.inner.Send(udpBufs, udpEP); e != nil && udpOnly > 0 {
 			err = e
 		}
 	}

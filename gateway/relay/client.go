@@ -60,13 +60,16 @@ type Client struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	out chan []byte // framed data messages waiting for the connection
+	out chan *[]byte // framed data messages waiting for the connection
 
 	mu     sync.Mutex
 	status ClientStatus
 	recv   map[keys.PublicKey]receiver
 	nextID uint64
-	up     atomic.Bool
+	// fallback gets datagrams from peers nobody registered (a
+	// point-to-site device, which has many peers).
+	fallback atomic.Pointer[func(keys.PublicKey, []byte)]
+	up       atomic.Bool
 
 	sent, received, droppedFull, droppedDown atomic.Uint64
 }
@@ -85,7 +88,7 @@ func NewClient(url, pin string, key keys.PrivateKey, log *slog.Logger) (*Client,
 		url: url, pin: pin, key: key, log: log,
 		http: &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, Proxy: http.ProxyFromEnvironment}},
 		done: make(chan struct{}),
-		out:  make(chan []byte, clientQueueLen),
+		out:  make(chan *[]byte, clientQueueLen),
 		recv: map[keys.PublicKey]receiver{},
 	}
 	c.status = ClientStatus{URL: url, State: StateConnecting, Since: time.Now()}
@@ -153,6 +156,16 @@ func (c *Client) Register(peer keys.PublicKey, fn func([]byte)) (unregister func
 	}
 }
 
+// SetFallback delivers datagrams from peers no Register names to fn (from
+// the reader goroutine: fn must not block); nil removes it.
+func (c *Client) SetFallback(fn func(src keys.PublicKey, d []byte)) {
+	if fn == nil {
+		c.fallback.Store(nil)
+		return
+	}
+	c.fallback.Store(&fn)
+}
+
 type receiver struct {
 	id uint64
 	fn func([]byte)
@@ -170,10 +183,13 @@ func (c *Client) Send(peer keys.PublicKey, d []byte) error {
 	if len(d) == 0 || len(d) > MaxDatagram {
 		return fmt.Errorf("relay: datagram of %d bytes", len(d))
 	}
+	b := getBuf(dataHeader + len(d))
+	*b = appendData(*b, peer, d)
 	select {
-	case c.out <- appendData(make([]byte, 0, dataHeader+len(d)), peer, d):
+	case c.out <- b:
 		return nil
 	default:
+		putBuf(b)
 		c.droppedFull.Add(1)
 		return nil // a full queue is congestion, not an error of the device
 	}
@@ -261,12 +277,17 @@ func (c *Client) session() error {
 	c.setState(StateConnected, nil, h.Relay)
 	c.up.Store(true)
 	c.log.Info("relay connected", "url", c.url, "relay_public_key", h.Relay.String())
+	var wd watchdog
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		wd.run(ctx, ws)
+	}()
 	go func() {
 		defer wg.Done()
 		defer stop()
-		c.writeLoop(ctx, ws)
+		c.writeLoop(ctx, ws, &wd)
 	}()
 	go func() {
 		defer wg.Done()
@@ -287,7 +308,7 @@ func (c *Client) session() error {
 			}
 		}
 	}()
-	err = c.readLoop(ctx, ws)
+	err = c.readLoop(ws)
 	stop()
 	ws.CloseNow()
 	wg.Wait()
@@ -297,10 +318,12 @@ func (c *Client) session() error {
 	return &connectedErr{err}
 }
 
-func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
+// readLoop hands datagrams to their receivers until the connection ends
+// (the watchdog closes it when the session ends).
+func (c *Client) readLoop(ws *websocket.Conn) error {
 	buf := make([]byte, maxMessage)
 	for {
-		typ, rd, err := ws.Reader(ctx)
+		typ, rd, err := ws.Reader(context.Background())
 		if err != nil {
 			return err
 		}
@@ -318,22 +341,25 @@ func (c *Client) readLoop(ctx context.Context, ws *websocket.Conn) error {
 		c.mu.Lock()
 		r := c.recv[src]
 		c.mu.Unlock()
-		if r.fn != nil {
+		switch fb := c.fallback.Load(); {
+		case r.fn != nil:
 			c.received.Add(1)
 			r.fn(d)
+		case fb != nil:
+			c.received.Add(1)
+			(*fb)(src, d)
 		}
 	}
 }
 
-func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn) {
+func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn, wd *watchdog) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case b := <-c.out:
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := ws.Write(wctx, websocket.MessageBinary, b)
-			cancel()
+			err := wd.write(ws, *b)
+			putBuf(b)
 			if err != nil {
 				return
 			}

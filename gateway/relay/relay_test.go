@@ -2,12 +2,18 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
+	"io"
+	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/vgate-project/vgate/gateway/keys"
 )
@@ -23,7 +29,9 @@ func key(t testing.TB) keys.PrivateKey {
 
 // startRelay runs a Server behind TLS with a fresh self-signed certificate
 // and returns its wss URL and pin.
-func startRelay(t *testing.T, s *Server) (url, pin string) {
+func startRelay(t *testing.T, s *Server) (url, pin string) { return startRelayTB(t, s) }
+
+func startRelayTB(t testing.TB, s *Server) (url, pin string) {
 	t.Helper()
 	cert, pin, err := LoadOrCreateCert("", "", t.TempDir(), nil)
 	if err != nil {
@@ -31,6 +39,7 @@ func startRelay(t *testing.T, s *Server) (url, pin string) {
 	}
 	ts := httptest.NewUnstartedServer(s)
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the wrong-pin test's failed handshakes
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	return "wss" + strings.TrimPrefix(ts.URL, "https") + "/", pin
@@ -126,15 +135,18 @@ func TestRelayForwards(t *testing.T) {
 	waitState(t, ca, StateRefused)
 }
 
-// A party that never reads fills only its own queue: the others keep
-// getting their datagrams.
+// A party that never reads fills only its own queue at the relay: while
+// another party keeps flooding it, a third party's datagrams to a fourth
+// all arrive.
 func TestRelaySlowPartyStallsNobody(t *testing.T) {
-	a, b, slow := key(t), key(t), key(t)
+	a, b, c, slow := key(t), key(t), key(t), key(t)
 	s := NewServer(key(t), Limits{QueueLen: 8}, nil)
-	s.SetAccepted([]keys.PublicKey{a.Public(), b.Public(), slow.Public()})
+	s.SetAccepted([]keys.PublicKey{a.Public(), b.Public(), c.Public(), slow.Public()})
 	url, pin := startRelay(t, s)
 	ca, _ := NewClient(url, pin, a, nil)
 	defer ca.Close()
+	cc, _ := NewClient(url, pin, c, nil)
+	defer cc.Close()
 	cb, _ := NewClient(url, pin, b, nil)
 	defer cb.Close()
 	cslow, _ := NewClient(url, pin, slow, nil)
@@ -143,9 +155,9 @@ func TestRelaySlowPartyStallsNobody(t *testing.T) {
 	defer close(block)
 	cslow.Register(a.Public(), func([]byte) { <-block }) // never returns while the test runs
 	got := make(chan struct{}, 1000)
-	cb.Register(a.Public(), func([]byte) { got <- struct{}{} })
-	for _, c := range []*Client{ca, cb, cslow} {
-		waitState(t, c, StateConnected)
+	cb.Register(c.Public(), func([]byte) { got <- struct{}{} })
+	for _, cl := range []*Client{ca, cb, cc, cslow} {
+		waitState(t, cl, StateConnected)
 	}
 	payload := make([]byte, 1200)
 	for range 2000 {
@@ -159,12 +171,25 @@ func TestRelaySlowPartyStallsNobody(t *testing.T) {
 	if s.Stats().DroppedQueueFull == 0 {
 		t.Fatalf("the slow party's queue never overflowed: %+v", s.Stats())
 	}
-	for range 100 {
-		if err := ca.Send(b.Public(), payload); err != nil {
+	// a keeps flooding the stalled party while c sends to b.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				ca.Send(slow.Public(), payload)
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	// One at a time: each must arrive while the flood goes on.
+	for i := range 100 {
+		if err := cc.Send(b.Public(), payload); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for i := range 100 {
 		select {
 		case <-got:
 		case <-time.After(5 * time.Second):
@@ -272,4 +297,41 @@ func TestPin(t *testing.T) {
 			t.Errorf("ParsePin(%q) accepted", bad)
 		}
 	}
+}
+
+// Connections that never prove a key hold at most maxPending slots: a
+// party that does prove its key still gets in.
+func TestPendingCap(t *testing.T) {
+	a := key(t)
+	s := NewServer(key(t), Limits{MaxConnections: maxPending + 10}, nil)
+	s.SetAccepted([]keys.PublicKey{a.Public()})
+	url, pin := startRelay(t, s)
+	tc, err := clientTLS(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	// Silent parties: upgrade, then never answer the hello.
+	var silent []*websocket.Conn
+	defer func() {
+		for _, c := range silent {
+			c.CloseNow()
+		}
+	}()
+	for range maxPending + 5 {
+		c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPClient: httpc})
+		if err == nil {
+			silent = append(silent, c)
+		}
+	}
+	if len(silent) != maxPending {
+		t.Errorf("%d silent connections upgraded, want %d", len(silent), maxPending)
+	}
+	for _, c := range silent[:10] {
+		c.CloseNow()
+	}
+	silent = silent[10:]
+	ca, _ := NewClient(url, pin, a, nil)
+	defer ca.Close()
+	waitState(t, ca, StateConnected)
 }

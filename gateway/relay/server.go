@@ -47,6 +47,10 @@ func (l Limits) withDefaults() Limits {
 const (
 	// authTimeout bounds the hello/auth exchange of a new connection.
 	authTimeout = 10 * time.Second
+	// maxPending caps the connections that have not proved a key yet, so
+	// that connections which never answer cannot take every slot of
+	// MaxConnections from the parties that do.
+	maxPending = 64
 	// writeTimeout: a connection that cannot take a message for this long
 	// is closed (its queue keeps dropping meanwhile).
 	writeTimeout = 10 * time.Second
@@ -75,6 +79,7 @@ type Server struct {
 
 	accepted atomic.Pointer[map[keys.PublicKey]bool]
 	open     atomic.Int64 // connections, authenticated or not
+	pending  atomic.Int64 // connections still proving their key
 
 	mu    sync.RWMutex
 	conns map[keys.PublicKey]*peerConn
@@ -136,7 +141,7 @@ func (s *Server) Stats() ServerStats {
 type peerConn struct {
 	key  keys.PublicKey
 	c    *websocket.Conn
-	q    chan []byte
+	q    chan *[]byte
 	done chan struct{}
 	once sync.Once
 }
@@ -144,7 +149,7 @@ type peerConn struct {
 func (pc *peerConn) stop() { pc.once.Do(func() { close(pc.done) }) }
 
 // enqueue offers a framed message without waiting.
-func (pc *peerConn) enqueue(b []byte) bool {
+func (pc *peerConn) enqueue(b *[]byte) bool {
 	select {
 	case <-pc.done:
 		return false
@@ -167,6 +172,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.open.Add(-1)
+	if s.pending.Add(1) > maxPending {
+		s.pending.Add(-1)
+		s.refusedFull.Add(1)
+		http.Error(w, "relay busy", http.StatusServiceUnavailable)
+		return
+	}
+	proving := true
+	defer func() {
+		if proving {
+			s.pending.Add(-1)
+		}
+	}()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // no browsers: the Origin header means nothing here
 		CompressionMode:    websocket.CompressionDisabled,
@@ -179,13 +196,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 
 	key, err := s.authenticate(ctx, c)
+	proving = false
+	s.pending.Add(-1)
 	if err != nil {
 		s.refused.Add(1)
 		s.log.Info("relay: party refused", "remote", r.RemoteAddr, "error", err)
 		c.Close(StatusKeyRefused, "key not accepted")
 		return
 	}
-	pc := &peerConn{key: key, c: c, q: make(chan []byte, s.limits.QueueLen), done: make(chan struct{})}
+	pc := &peerConn{key: key, c: c, q: make(chan *[]byte, s.limits.QueueLen), done: make(chan struct{})}
 	s.mu.Lock()
 	old := s.conns[key]
 	s.conns[key] = pc
@@ -195,14 +214,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("relay: party connected", "public_key", key.String(), "remote", r.RemoteAddr)
 	ctx, cancel := context.WithCancel(ctx)
+	var wd watchdog
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		wd.run(ctx, c)
+	}()
 	go func() {
 		defer wg.Done()
 		defer cancel()
-		s.writeLoop(ctx, pc)
+		s.writeLoop(ctx, pc, &wd)
 	}()
-	err = s.readLoop(ctx, pc)
+	err = s.readLoop(pc)
 	cancel()
 	pc.stop()
 	s.mu.Lock()
@@ -247,12 +271,13 @@ func (s *Server) authenticate(ctx context.Context, c *websocket.Conn) (keys.Publ
 	return a.Key, c.Write(ctx, websocket.MessageBinary, []byte{msgWelcome})
 }
 
-// readLoop forwards the party's datagrams until its connection ends.
-func (s *Server) readLoop(ctx context.Context, pc *peerConn) error {
+// readLoop forwards the party's datagrams until its connection ends (the
+// watchdog closes it when the request's context ends).
+func (s *Server) readLoop(pc *peerConn) error {
 	buf := make([]byte, maxMessage)
 	rate := newBucket(s.limits.RateBytes)
 	for {
-		typ, rd, err := pc.c.Reader(ctx)
+		typ, rd, err := pc.c.Reader(context.Background())
 		if err != nil {
 			return err
 		}
@@ -280,7 +305,10 @@ func (s *Server) readLoop(ctx context.Context, pc *peerConn) error {
 			s.droppedNoPeer.Add(1)
 			continue
 		}
-		if !to.enqueue(appendData(make([]byte, 0, n), pc.key, d)) {
+		out := getBuf(n)
+		*out = appendData(*out, pc.key, d)
+		if !to.enqueue(out) {
+			putBuf(out)
 			s.droppedFull.Add(1)
 			continue
 		}
@@ -290,7 +318,7 @@ func (s *Server) readLoop(ctx context.Context, pc *peerConn) error {
 }
 
 // writeLoop sends the party what others queued for it.
-func (s *Server) writeLoop(ctx context.Context, pc *peerConn) {
+func (s *Server) writeLoop(ctx context.Context, pc *peerConn, wd *watchdog) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -298,9 +326,8 @@ func (s *Server) writeLoop(ctx context.Context, pc *peerConn) {
 		case <-pc.done:
 			return
 		case b := <-pc.q:
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := pc.c.Write(wctx, websocket.MessageBinary, b)
-			cancel()
+			err := wd.write(pc.c, *b)
+			putBuf(b)
 			if err != nil {
 				return
 			}

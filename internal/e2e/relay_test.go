@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -71,8 +73,8 @@ func TestRelayFallback(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := st.Peerings[0]
-		if p.Path != "relay" || p.Relay == nil || p.Relay.State != "connected" || p.Relay.TxPackets == 0 {
-			t.Errorf("%s: peering path %q relay %+v, want via a connected relay", g.Name, p.Path, p.Relay)
+		if p.State != "up" || p.Path != "relay" || p.Relay == nil || p.Relay.State != "connected" || p.Relay.TxPackets == 0 {
+			t.Errorf("%s: peering %s (%s), path %q relay %+v, want up via a connected relay", g.Name, p.State, p.Reason, p.Path, p.Relay)
 		}
 	}
 	out, err := g1.CLI("status", "--socket", g1.Socket)
@@ -182,4 +184,103 @@ func sandboxRelay(t *testing.T, lab *netlab.Lab, r *netlab.Relay) {
 		t.Fatal("the relay listened on 443 without CAP_NET_BIND_SERVICE")
 	}
 	sb.Caps = caps
+}
+
+// laptop ══ UDP dropped ══ gw1 ── host1
+//
+//	╲                  ╱
+//	 ╰── vgate relay ──╯   (198.18.0.2, accept_gateway: gw1's config)
+//
+// `vgate connect --relay` behind a firewall that allows only HTTPS: the
+// laptop reaches the gateway's point-to-site device through the relay,
+// which accepts the gateway's registered clients (accept_gateway, re-read
+// on SIGHUP after `vgate client add`); ping and TCP pass; when UDP comes
+// back the laptop moves to the direct path within 10 s.
+func TestRelayLaptop(t *testing.T) {
+	lab, gws := site(t, 2)
+	g1 := gws[0]
+	n1, n2 := lab.Network(1), lab.Network(2)
+	g1.Extra = p2sExtra
+	if err := g1.WriteConfig(); err != nil { // for the relay's accept_gateway
+		t.Fatal(err)
+	}
+	r := lab.NewRelay(n2.GatewayNS, n2.GatewayUnderlay.String(), 443, vgateBin(t))
+	r.AcceptGateway = g1.ConfigPath
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
+		}
+	})
+	pin, err := r.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1.Extra = p2sExtra + fmt.Sprintf("  relay: { url: %q, pin: %q }\n", r.URL(), pin)
+	start(t, g1)
+
+	conf, err := g1.CLI("client", "add", "lap", "--group", "devs", "--socket", g1.Socket)
+	if err != nil {
+		t.Fatalf("client add: %v\n%s", err, conf)
+	}
+	if err := os.WriteFile(lab.Path("lap.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(); err != nil { // accept the new client
+		t.Fatal(err)
+	}
+	lt, err := lab.AddLaptop(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.BlockUDP(lt.NS); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	proc, err := lt.Connect(vgateBin(t), lab.Path("lap.conf"), "--relay", r.URL(), "--relay-pin", pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- vgate connect log ----\n%s", proc.LogTail(40))
+		}
+	})
+	if err := lab.WaitPing(lt.NS, n1.HostAddr, 45*time.Second); err != nil {
+		t.Fatalf("laptop did not reach host1 through the relay: %v", err)
+	}
+	t.Logf("FIGURE: laptop connected through the relay %v after start with UDP dropped", time.Since(begin).Round(100*time.Millisecond))
+	if err := lab.TCPTransfer(lt.NS, n1.HostNS, n1.HostAddr, 8<<20); err != nil {
+		t.Fatalf("8 MiB TCP laptop -> host1 through the relay: %v", err)
+	}
+	st, err := g1.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.P2S == nil || st.P2S.Relay == nil || st.P2S.Relay.State != "connected" || st.P2S.Relay.RxPackets == 0 {
+		t.Errorf("point-to-site relay status %+v", st.P2S)
+	}
+	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(proc.LogTail(100), "path=relay"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) { // it looks once a second
+			t.Fatal("vgate connect did not log the relay path")
+		}
+	}
+
+	if err := lab.UnblockUDP(lt.NS); err != nil {
+		t.Fatal(err)
+	}
+	unblocked := time.Now()
+	for !strings.Contains(proc.LogTail(100), "path=direct") {
+		if time.Since(unblocked) > 20*time.Second {
+			t.Fatalf("laptop still on the relay 20 s after UDP came back:\n%s", proc.LogTail(20))
+		}
+		lab.Ping(lt.NS, n1.HostAddr, 1)
+	}
+	back := time.Since(unblocked)
+	t.Logf("FIGURE: laptop on the direct path %v after UDP came back", back.Round(100*time.Millisecond))
+	if back > 10*time.Second+time.Second { // the path is logged once a second
+		t.Errorf("direct path after %v, want within 10 s", back)
+	}
+	if err := lab.Ping(lt.NS, n1.HostAddr, 3); err != nil {
+		t.Fatalf("ping on the direct path: %v", err)
+	}
 }

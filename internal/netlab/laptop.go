@@ -114,10 +114,11 @@ func (lt *Laptop) UpStock(conf string) error {
 	return lt.lab.ipAll(cmds...)
 }
 
-// Connect runs `vgate connect` (binary bin) on the config file path in the
-// laptop namespace and returns once the interface exists.
-func (lt *Laptop) Connect(bin, path string) (*Proc, error) {
-	p, err := lt.lab.Start(lt.NS, lt.NS+"-connect.log", bin, "connect", "--interface", lt.IfName, path)
+// Connect runs `vgate connect` (binary bin) with flags on the config file
+// path in the laptop namespace and returns once the interface exists.
+func (lt *Laptop) Connect(bin, path string, flags ...string) (*Proc, error) {
+	args := append([]string{bin, "connect", "--interface", lt.IfName}, flags...)
+	p, err := lt.lab.Start(lt.NS, lt.NS+"-connect.log", append(args, path)...)
 	if err != nil {
 		return nil, err
 	}

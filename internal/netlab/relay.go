@@ -21,6 +21,8 @@ type Relay struct {
 	Port                          int
 	ConfigPath, StateDir, LogPath string
 	Accept                        []keys.PublicKey
+	// AcceptGateway is the relay config's accept_gateway ("" for none).
+	AcceptGateway string
 	// Wrapper and PathIn run the relay in a Sandbox (ApplyRelay), as for
 	// a Gateway.
 	Wrapper func() []string
@@ -47,6 +49,12 @@ func (r *Relay) WriteConfig() error {
 	fmt.Fprintf(&b, "listen: %q\nstate_dir: %s\nnames: [relay.lab.test]\naccept:\n", fmt.Sprintf("%s:%d", r.Addr, r.Port), r.in(r.StateDir))
 	for _, k := range r.Accept {
 		fmt.Fprintf(&b, "  - %q\n", k.String())
+	}
+	if len(r.Accept) == 0 {
+		b.WriteString("  []\n")
+	}
+	if r.AcceptGateway != "" {
+		fmt.Fprintf(&b, "accept_gateway: %s\n", r.AcceptGateway)
 	}
 	return os.WriteFile(r.ConfigPath, []byte(b.String()), 0o600)
 }
