@@ -41,6 +41,9 @@ type flatReturn struct {
 	since     time.Time // first tick of the current "sending, nothing back" stretch; zero when none
 	lastSent  time.Time // last tick at which clients sent
 	sentCount uint64    // packets sent during the stretch
+	// shown is the verdict of the last tick: status shows what the loop
+	// decided (and warned about), not a verdict of its own.
+	shown bool
 }
 
 // nextFlat is the decision: it folds one new sample into the state.
@@ -147,11 +150,12 @@ func (w *returnWatch) observe(r *p2s.Returns, now time.Time, warn func(name stri
 			next[name] = flatReturn{last: cur}
 			continue
 		}
-		_, was := prev.flagged(now.Add(-returnTick))
 		st := nextFlat(prev, cur, now)
-		if d, is := st.flagged(now); is && !was {
+		d, is := st.flagged(now)
+		if is && !prev.shown {
 			warn(name, d, st.sentCount)
 		}
+		st.shown = is
 		next[name] = st
 	}
 	w.state = next
@@ -165,10 +169,10 @@ func (w *returnWatch) hint(name string, pool string, now time.Time) string {
 	if !ok {
 		return ""
 	}
-	d, flagged := st.flagged(now)
-	if !flagged {
+	if !st.shown {
 		return ""
 	}
+	d := now.Sub(st.since)
 	return fmt.Sprintf("point-to-site clients sent %d packets toward this peering in %v and none came back: "+
 		"the peer may not route the pool (%s) back through this tunnel; add the pool to its address_spaces for this peering, or use BGP",
 		st.sentCount, d.Round(time.Second), pool)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/p2s"
 )
 
 func TestNextFlat(t *testing.T) {
@@ -61,5 +62,37 @@ func TestP2SRoutes(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("p2sRoutes = %v, want %v", got, want)
+	}
+}
+
+// observe warns once when a peering becomes flagged, and the hint shows
+// exactly what the last tick decided.
+func TestReturnWatchWarnsOnceAndHintFollowsTick(t *testing.T) {
+	var r p2s.Returns
+	r.SetRoutes(map[string][]netip.Prefix{"west": {netip.MustParsePrefix("10.2.0.0/16")}})
+	c := r.Counts()["west"]
+	var w returnWatch
+	warned := 0
+	t0 := time.Unix(1000, 0)
+	for i := 0; i <= 10; i++ {
+		now := t0.Add(time.Duration(i) * returnTick)
+		c.Sent.Add(2)
+		w.observe(&r, now, func(string, time.Duration, uint64) { warned++ })
+		flaggedNow := w.hint("west", "172.16.201.0/24", now) != ""
+		// Between ticks the hint does not change by itself.
+		if later := w.hint("west", "172.16.201.0/24", now.Add(returnTick-time.Millisecond)) != ""; later != flaggedNow {
+			t.Fatalf("tick %d: hint changed between ticks (%v -> %v)", i, flaggedNow, later)
+		}
+	}
+	if warned != 1 {
+		t.Fatalf("warned %d times, want 1", warned)
+	}
+	if h := w.hint("west", "172.16.201.0/24", t0.Add(10*returnTick)); h == "" {
+		t.Fatal("no hint after 20 s of packets with none back")
+	}
+	c.Back.Add(1)
+	w.observe(&r, t0.Add(11*returnTick), func(string, time.Duration, uint64) { warned++ })
+	if h := w.hint("west", "172.16.201.0/24", t0.Add(11*returnTick)); h != "" || warned != 1 {
+		t.Fatalf("after a reply: hint %q, warned %d", h, warned)
 	}
 }

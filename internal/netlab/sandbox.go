@@ -296,7 +296,8 @@ func (s *Sandbox) Script() string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("set -eu")
 	// Other labs' namespace handles need not stay alive in here.
-	w("findmnt -rn -o TARGET | grep '^/run/netns/' | while read -r m; do umount -l \"$m\"; done")
+	// Another lab may remove its namespace between findmnt and umount.
+	w("findmnt -rn -o TARGET | grep '^/run/netns/' | while read -r m; do umount -l \"$m\" 2>/dev/null || true; done")
 	w(`shadow() { # $1: dir to replace by a tmpfs holding bind mounts of its entries
 	o=%s$(printf %%s "$1" | tr / _)
 	mkdir -p "$o"; mount --rbind "$1" "$o"
