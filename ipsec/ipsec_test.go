@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -231,5 +232,21 @@ func TestOtherCharon(t *testing.T) {
 	}
 	if section("/usr/sbin/charon-systemd") != "charon-systemd" || section("/usr/lib/ipsec/charon") != "charon" {
 		t.Error("strongswan.conf section of a daemon")
+	}
+}
+
+func TestUDPPortsFree(t *testing.T) {
+	c, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer c.Close()
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	if err := udpPortsFree(port); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a bound port reported free: %v", err)
+	}
+	c.Close()
+	if err := udpPortsFree(port); err != nil {
+		t.Errorf("a free port reported: %v", err)
 	}
 }

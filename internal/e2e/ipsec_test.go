@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -801,4 +802,35 @@ wait:
 		t.Fatalf("capture: %d packets (want %d), %d echo requests h1->h2 and %d replies (want both > 0)", packets, count, req, rep)
 	}
 	t.Logf("vgate capture --peering hq: %d packets, %d requests, %d replies", packets, req, rep)
+}
+
+// Another IKE daemon holds UDP 500 (a system strongSwan): the gateway
+// refuses to start with an IPsec peering and says so, instead of running
+// a charon that can never receive IKE.
+func TestIPsecPortTaken(t *testing.T) {
+	lab, gws := site(t, 2)
+	gw, n2 := gws[0], lab.Network(2)
+	var c net.PacketConn
+	if err := netlab.InNS(gw.Net.GatewayNS, func() (err error) {
+		c, err = net.ListenPacket("udp", ":500")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	psk := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(psk, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: gws[1].Spaces, IPsec: "      psk_file: " + psk + "\n"}}
+	err := gw.Start()
+	if err == nil {
+		gw.Stop()
+		t.Fatal("gateway started though UDP 500 is taken")
+	}
+	t.Logf("start refused: %s", grepLines(err.Error(), "UDP port"))
+	if !strings.Contains(err.Error(), "UDP port 500 is in use") || !strings.Contains(err.Error(), "systemctl disable --now strongswan") {
+		t.Errorf("start error does not say why:\n%v", err)
+	}
 }
