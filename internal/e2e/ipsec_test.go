@@ -30,17 +30,19 @@ import (
 
 const ipsecPSK = "lab-pre-shared-key-0123456789"
 
-// swanConf is the strongSwan admin's swanctl.conf for vgate: PSK, the
-// proposals of Azure VPN Gateway's default policy that are not legacy,
-// AES-GCM ESP, DPD. ike and esp override the proposals; extra goes into
+// swanConf is the strongSwan admin's swanctl.conf for vgate: PSK, DPD,
+// and proposals in the style of Azure VPN Gateway's default policy as a
+// responder: AES-GCM, AES-CBC with SHA-2, and the legacy 1024-bit group,
+// 3DES and SHA-1 combinations vgate does not offer; ESP AES-GCM first
+// (no PFS), then CBC. ike and esp override the proposals; extra goes into
 // the connection (e.g. lifetimes).
 func swanConf(sw *netlab.Swan, vgate *netlab.Network, psk, ike, esp, extra string) string {
 	n := sw.Net
 	if ike == "" {
-		ike = "aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048"
+		ike = "aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048,aes256-sha1-modp1024,aes256-sha256-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024"
 	}
 	if esp == "" {
-		esp = "aes256gcm16,aes256-sha256"
+		esp = "aes256gcm16,aes256-sha256,aes256-sha1,3des-sha1"
 	}
 	return fmt.Sprintf(`connections {
   vgate {
