@@ -250,3 +250,25 @@ func TestUDPPortsFree(t *testing.T) {
 		t.Errorf("a free port reported: %v", err)
 	}
 }
+
+func TestParseIKE(t *testing.T) {
+	m, err := vici.MarshalMessage(map[string]any{
+		"state": "ESTABLISHED", "remote-host": "203.0.113.5", "remote-port": "4500",
+		"child-sas": map[string]any{
+			"hq-7": map[string]any{"state": "INSTALLED", "bytes-in": "1000", "bytes-out": "2000"},
+			"hq-6": map[string]any{"state": "REKEYED", "bytes-in": "5", "bytes-out": "5"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseIKE(m)
+	if got.ike != "ESTABLISHED" || got.child != "INSTALLED" || got.endpoint != "203.0.113.5:4500" || got.rx != 1000 || got.tx != 2000 || got.childPending {
+		t.Errorf("parseIKE = %+v", got)
+	}
+	m, _ = vici.MarshalMessage(map[string]any{"state": "ESTABLISHED",
+		"child-sas": map[string]any{"hq-8": map[string]any{"state": "INSTALLING"}}})
+	if got := parseIKE(m); got.child != "" || !got.childPending {
+		t.Errorf("pending child: %+v", got)
+	}
+}
