@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -270,5 +271,53 @@ func TestParseIKE(t *testing.T) {
 		"child-sas": map[string]any{"hq-8": map[string]any{"state": "INSTALLING"}}})
 	if got := parseIKE(m); got.child != "" || !got.childPending {
 		t.Errorf("pending child: %+v", got)
+	}
+}
+
+// The state machine driven by charon's events, without charon.
+func TestEvents(t *testing.T) {
+	d := &Daemon{opts: Options{Log: slog.New(slog.DiscardHandler)}, peers: map[string]*peer{"hq": {loaded: true}}, running: true}
+	ev := func(name string, up bool, ike map[string]any) {
+		m := map[string]any{"hq": ike}
+		if up {
+			m["up"] = "yes"
+		}
+		msg, err := vici.MarshalMessage(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.event(vici.Event{Name: name, Message: msg})
+	}
+	state := func() State { s, _ := d.State("hq"); return s }
+	ev("ike-updown", true, map[string]any{"state": "ESTABLISHED", "remote-host": "203.0.113.5", "remote-port": "4500"})
+	if s := state(); s.Reason != string(api.ReasonChildSADown) || s.Endpoint != "203.0.113.5:4500" {
+		t.Fatalf("IKE up, no child: %+v", s)
+	}
+	ev("child-updown", true, map[string]any{"state": "ESTABLISHED", "child-sas": map[string]any{"hq-1": map[string]any{"state": "INSTALLED"}}})
+	if s := state(); s.Reason != "" || s.UpSince.IsZero() {
+		t.Fatalf("child up: %+v", s)
+	}
+	ev("child-rekey", false, map[string]any{"child-sas": map[string]any{"hq-1": map[string]any{
+		"old": map[string]any{"bytes-in": "100", "bytes-out": "200"}, "new": map[string]any{"bytes-in": "0"}}}})
+	ev("ike-rekey", false, map[string]any{})
+	if s := state(); s.ChildRekeys != 1 || s.IKERekeys != 1 || s.Reason != "" {
+		t.Fatalf("rekeys: %+v", s)
+	}
+	d.alert(notifyMsg{Type: AlertRetransmitTimeout, Name: "hq", Str: "giving up"})
+	ev("ike-updown", false, map[string]any{"child-sas": map[string]any{"hq-2": map[string]any{"bytes-in": "10", "bytes-out": "20"}}})
+	s := state()
+	if s.Reason != string(api.ReasonDPDTimeout) || s.LastError != "giving up" {
+		t.Fatalf("dead peer: %+v", s)
+	}
+	if p := d.peers["hq"]; p.rxBase != 100 || p.txBase != 200 {
+		t.Errorf("bytes kept across the rekey: rx %d tx %d", p.rxBase, p.txBase)
+	}
+	d.alert(notifyMsg{Type: AlertLocalAuthFailed, Name: "other"}) // another peering: ignored
+	if state().Reason != string(api.ReasonDPDTimeout) {
+		t.Error("an alert of another peering changed this one")
+	}
+	d.running = false
+	if state().Reason != string(api.ReasonCharonNotRunning) {
+		t.Error("charon not running")
 	}
 }
