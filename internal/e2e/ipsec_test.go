@@ -747,6 +747,21 @@ func TestIPsecCharonRestart(t *testing.T) {
 	if gw.Proc().Exited() {
 		t.Fatal("the gateway exited when its charon died")
 	}
+	// A gateway that crashes takes its charon with it (parent-death
+	// signal): nothing is left holding the IKE ports for the next start.
+	b, err = os.ReadFile(filepath.Join(filepath.Dir(gw.Socket), "charon", "charon.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := gw.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "charon ends with its gateway", 10*time.Second, func() (bool, string) {
+		return syscall.Kill(pid, 0) != nil, fmt.Sprintf("charon %d still runs", pid)
+	})
+	start(t, gw)
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
 }
 
 // checkIPsecCapture runs `vgate capture --peering hq -w -` while host 1
