@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +125,9 @@ func startCharon(charon string, p Paths, log *slog.Logger) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("another charon (a system strongSwan?) runs as pid %d (%s): it holds UDP 500/4500; stop it (systemctl disable --now strongswan strongswan-starter) so that vgate can run its own", pid, SystemPIDFile)
 	}
 	endStale(p, charon, log)
+	if err := udpPortsFree(500, 4500); err != nil {
+		return nil, fmt.Errorf("%w: another IKE daemon (a system strongSwan? systemctl disable --now strongswan strongswan-starter) holds it; vgate runs its own charon", err)
+	}
 	if err := os.WriteFile(p.Conf, []byte(StrongswanConf(section(charon), p)), 0o600); err != nil {
 		return nil, err
 	}
@@ -154,4 +158,21 @@ func logLines(r io.Reader, log *slog.Logger) {
 	for sc.Scan() {
 		log.Debug(sc.Text())
 	}
+}
+
+// udpPortsFree checks that nothing is bound to the UDP ports (IKE's 500
+// and 4500) by binding them briefly: charon could not bind them and would
+// wait for IKE packets that never come.
+func udpPortsFree(ports ...int) error {
+	for _, port := range ports {
+		c, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("UDP port %d is in use", port)
+			}
+			return fmt.Errorf("UDP port %d: %w", port, err)
+		}
+		c.Close()
+	}
+	return nil
 }

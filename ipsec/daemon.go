@@ -581,7 +581,7 @@ func (d *Daemon) alert(m notifyMsg) {
 	}
 	switch m.Type {
 	case AlertProposalMismatchIKE, AlertProposalMismatchChld, AlertLocalAuthFailed, AlertPeerAuthFailed,
-		AlertAuthorizationFailed, AlertRetransmitTimeout, AlertHalfOpenTimeout, AlertTSMismatch, AlertInstallChildFailed:
+		AlertAuthorizationFailed, AlertRetransmitTimeout, AlertHalfOpenTimeout, AlertTSMismatch, AlertInstallChildFailed, AlertInstallPolicyFailed:
 		if p.alert != m.Type {
 			d.opts.Log.Info("ipsec alert", "peering", m.Name, "alert", int(m.Type), "charon", m.Str)
 		}

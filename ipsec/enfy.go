@@ -20,6 +20,7 @@ const (
 	AlertProposalMismatchChld Alert = 9
 	AlertTSMismatch           Alert = 10
 	AlertInstallChildFailed   Alert = 11
+	AlertInstallPolicyFailed  Alert = 12 // e.g. kernel-libipsec found no local address in a selector
 	AlertAuthorizationFailed  Alert = 16
 	AlertRetransmitSend       Alert = 20 // one retransmission (informational)
 )

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -231,5 +233,91 @@ func TestOtherCharon(t *testing.T) {
 	}
 	if section("/usr/sbin/charon-systemd") != "charon-systemd" || section("/usr/lib/ipsec/charon") != "charon" {
 		t.Error("strongswan.conf section of a daemon")
+	}
+}
+
+func TestUDPPortsFree(t *testing.T) {
+	c, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer c.Close()
+	port := c.LocalAddr().(*net.UDPAddr).Port
+	if err := udpPortsFree(port); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a bound port reported free: %v", err)
+	}
+	c.Close()
+	if err := udpPortsFree(port); err != nil {
+		t.Errorf("a free port reported: %v", err)
+	}
+}
+
+func TestParseIKE(t *testing.T) {
+	m, err := vici.MarshalMessage(map[string]any{
+		"state": "ESTABLISHED", "remote-host": "203.0.113.5", "remote-port": "4500",
+		"child-sas": map[string]any{
+			"hq-7": map[string]any{"state": "INSTALLED", "bytes-in": "1000", "bytes-out": "2000"},
+			"hq-6": map[string]any{"state": "REKEYED", "bytes-in": "5", "bytes-out": "5"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseIKE(m)
+	if got.ike != "ESTABLISHED" || got.child != "INSTALLED" || got.endpoint != "203.0.113.5:4500" || got.rx != 1000 || got.tx != 2000 || got.childPending {
+		t.Errorf("parseIKE = %+v", got)
+	}
+	m, _ = vici.MarshalMessage(map[string]any{"state": "ESTABLISHED",
+		"child-sas": map[string]any{"hq-8": map[string]any{"state": "INSTALLING"}}})
+	if got := parseIKE(m); got.child != "" || !got.childPending {
+		t.Errorf("pending child: %+v", got)
+	}
+}
+
+// The state machine driven by charon's events, without charon.
+func TestEvents(t *testing.T) {
+	d := &Daemon{opts: Options{Log: slog.New(slog.DiscardHandler)}, peers: map[string]*peer{"hq": {loaded: true}}, running: true}
+	ev := func(name string, up bool, ike map[string]any) {
+		m := map[string]any{"hq": ike}
+		if up {
+			m["up"] = "yes"
+		}
+		msg, err := vici.MarshalMessage(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.event(vici.Event{Name: name, Message: msg})
+	}
+	state := func() State { s, _ := d.State("hq"); return s }
+	ev("ike-updown", true, map[string]any{"state": "ESTABLISHED", "remote-host": "203.0.113.5", "remote-port": "4500"})
+	if s := state(); s.Reason != string(api.ReasonChildSADown) || s.Endpoint != "203.0.113.5:4500" {
+		t.Fatalf("IKE up, no child: %+v", s)
+	}
+	ev("child-updown", true, map[string]any{"state": "ESTABLISHED", "child-sas": map[string]any{"hq-1": map[string]any{"state": "INSTALLED"}}})
+	if s := state(); s.Reason != "" || s.UpSince.IsZero() {
+		t.Fatalf("child up: %+v", s)
+	}
+	ev("child-rekey", false, map[string]any{"child-sas": map[string]any{"hq-1": map[string]any{
+		"old": map[string]any{"bytes-in": "100", "bytes-out": "200"}, "new": map[string]any{"bytes-in": "0"}}}})
+	ev("ike-rekey", false, map[string]any{})
+	if s := state(); s.ChildRekeys != 1 || s.IKERekeys != 1 || s.Reason != "" {
+		t.Fatalf("rekeys: %+v", s)
+	}
+	d.alert(notifyMsg{Type: AlertRetransmitTimeout, Name: "hq", Str: "giving up"})
+	ev("ike-updown", false, map[string]any{"child-sas": map[string]any{"hq-2": map[string]any{"bytes-in": "10", "bytes-out": "20"}}})
+	s := state()
+	if s.Reason != string(api.ReasonDPDTimeout) || s.LastError != "giving up" {
+		t.Fatalf("dead peer: %+v", s)
+	}
+	if p := d.peers["hq"]; p.rxBase != 100 || p.txBase != 200 {
+		t.Errorf("bytes kept across the rekey: rx %d tx %d", p.rxBase, p.txBase)
+	}
+	d.alert(notifyMsg{Type: AlertLocalAuthFailed, Name: "other"}) // another peering: ignored
+	if state().Reason != string(api.ReasonDPDTimeout) {
+		t.Error("an alert of another peering changed this one")
+	}
+	d.running = false
+	if state().Reason != string(api.ReasonCharonNotRunning) {
+		t.Error("charon not running")
 	}
 }

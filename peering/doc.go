@@ -1,5 +1,5 @@
 // Package peering owns a declared peering on its way to becoming a live
-// tunnel, whatever its kind (WireGuard today, IPsec next):
+// tunnel, whatever its kind (WireGuard or IPsec):
 //
 //   - admission: the tunnel limit (admission.go), checked by config
 //     validation before anything runs;

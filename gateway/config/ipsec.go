@@ -209,3 +209,39 @@ func LoadPSKFile(path string) (ipsec.Secret, error) {
 	}
 	return ipsec.NewSecret([]byte(v)), nil
 }
+
+// checkIPsecSelectors refuses two IPsec peerings whose remote traffic
+// selectors overlap, even to the same network: with kernel-libipsec
+// every IPsec peering shares one TUN and the selectors are what tells them
+// apart (docs/architecture.md, "IPsec peerings"), so redundant IPsec
+// paths to one network cannot be told apart.
+func checkIPsecSelectors(c *Config, d *doc) {
+	type sel struct {
+		i int
+		q netip.Prefix
+	}
+	var seen []sel
+	for i := range c.Peerings {
+		p := &c.Peerings[i]
+		if !p.IsIPsec() {
+			continue
+		}
+		_, remote := ipsec.TrafficSelectors(p.AddressSpaces, p.PeerTunnelAddress())
+		reported := false
+		for _, q := range remote {
+			if !q.IsValid() {
+				continue
+			}
+			for _, o := range seen {
+				if o.q.Overlaps(q) && !reported {
+					d.errorf(fmt.Sprintf("peerings[%d].address_spaces", i), "%s (IPsec peering %q) overlaps %s of IPsec peering %q: IPsec peerings share one kernel-libipsec TUN and are told apart by their remote traffic selectors, so these must not overlap (not even for one network)",
+						q, p.Name, o.q, c.Peerings[o.i].Name)
+					reported = true
+				}
+			}
+		}
+		for _, q := range remote {
+			seen = append(seen, sel{i, q})
+		}
+	}
+}

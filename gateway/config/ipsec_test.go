@@ -118,3 +118,23 @@ func TestIPsecLoadPSK(t *testing.T) {
 		t.Errorf("missing charon: %v", err)
 	}
 }
+
+func TestIPsecSelectorsOverlap(t *testing.T) {
+	second := `  - name: hq-backup
+    network: hq
+    type: ipsec
+    endpoint: 203.0.113.6
+    address_spaces: [192.168.128.0/17]
+    ipsec: { psk_file: hq2.psk }
+`
+	es := parseErrors(t, minimal+ipsecPeering+second)
+	found := false
+	for _, e := range es {
+		found = found || e.Field == "peerings[1].address_spaces" && strings.Contains(e.Msg, "192.168.128.0/17") && strings.Contains(e.Msg, "hq-firewall") && strings.Contains(e.Msg, "share one kernel-libipsec TUN")
+	}
+	if !found {
+		t.Errorf("overlapping IPsec selectors not refused:\n%v", es)
+	}
+	// Disjoint ones are fine.
+	mustParse(t, minimal+ipsecPeering+strings.Replace(second, "192.168.128.0/17", "172.20.0.0/16", 1))
+}

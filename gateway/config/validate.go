@@ -338,6 +338,7 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 		}
 		own.report(d)
 	}
+	checkIPsecSelectors(c, d) // ipsec.go
 	switch err := peering.CheckLimit(c.MaxTunnels, allNames); {
 	case err == nil:
 	case errors.As(err, new(*peering.RangeError)):

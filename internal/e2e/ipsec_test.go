@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -29,17 +30,19 @@ import (
 
 const ipsecPSK = "lab-pre-shared-key-0123456789"
 
-// swanConf is the strongSwan admin's swanctl.conf for vgate: PSK, the
-// proposals of Azure VPN Gateway's default policy that are not legacy,
-// AES-GCM ESP, DPD. ike and esp override the proposals; extra goes into
+// swanConf is the strongSwan admin's swanctl.conf for vgate: PSK, DPD,
+// and proposals in the style of Azure VPN Gateway's default policy as a
+// responder: AES-GCM, AES-CBC with SHA-2, and the legacy 1024-bit group,
+// 3DES and SHA-1 combinations vgate does not offer; ESP AES-GCM first
+// (no PFS), then CBC. ike and esp override the proposals; extra goes into
 // the connection (e.g. lifetimes).
 func swanConf(sw *netlab.Swan, vgate *netlab.Network, psk, ike, esp, extra string) string {
 	n := sw.Net
 	if ike == "" {
-		ike = "aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048"
+		ike = "aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048,aes256-sha1-modp1024,aes256-sha256-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024"
 	}
 	if esp == "" {
-		esp = "aes256gcm16,aes256-sha256"
+		esp = "aes256gcm16,aes256-sha256,aes256-sha1,3des-sha1"
 	}
 	return fmt.Sprintf(`connections {
   vgate {
@@ -744,6 +747,21 @@ func TestIPsecCharonRestart(t *testing.T) {
 	if gw.Proc().Exited() {
 		t.Fatal("the gateway exited when its charon died")
 	}
+	// A gateway that crashes takes its charon with it (parent-death
+	// signal): nothing is left holding the IKE ports for the next start.
+	b, err = os.ReadFile(filepath.Join(filepath.Dir(gw.Socket), "charon", "charon.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := gw.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "charon ends with its gateway", 10*time.Second, func() (bool, string) {
+		return syscall.Kill(pid, 0) != nil, fmt.Sprintf("charon %d still runs", pid)
+	})
+	start(t, gw)
+	waitPeering(t, gw, "hq", api.StateUp, "", 20*time.Second)
 }
 
 // checkIPsecCapture runs `vgate capture --peering hq -w -` while host 1
@@ -801,4 +819,35 @@ wait:
 		t.Fatalf("capture: %d packets (want %d), %d echo requests h1->h2 and %d replies (want both > 0)", packets, count, req, rep)
 	}
 	t.Logf("vgate capture --peering hq: %d packets, %d requests, %d replies", packets, req, rep)
+}
+
+// Another IKE daemon holds UDP 500 (a system strongSwan): the gateway
+// refuses to start with an IPsec peering and says so, instead of running
+// a charon that can never receive IKE.
+func TestIPsecPortTaken(t *testing.T) {
+	lab, gws := site(t, 2)
+	gw, n2 := gws[0], lab.Network(2)
+	var c net.PacketConn
+	if err := netlab.InNS(gw.Net.GatewayNS, func() (err error) {
+		c, err = net.ListenPacket("udp", ":500")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	psk := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(psk, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: gws[1].Spaces, IPsec: "      psk_file: " + psk + "\n"}}
+	err := gw.Start()
+	if err == nil {
+		gw.Stop()
+		t.Fatal("gateway started though UDP 500 is taken")
+	}
+	t.Logf("start refused: %s", grepLines(err.Error(), "UDP port"))
+	if !strings.Contains(err.Error(), "UDP port 500 is in use") || !strings.Contains(err.Error(), "systemctl disable --now strongswan") {
+		t.Errorf("start error does not say why:\n%v", err)
+	}
 }

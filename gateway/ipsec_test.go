@@ -1,8 +1,13 @@
 package gateway
 
 import (
+	"bytes"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/vgate-project/vgate/ipsec"
 )
 
 func TestOfPeering(t *testing.T) {
@@ -40,5 +45,17 @@ func TestOfPeering(t *testing.T) {
 		if got := ofPeering(tc.pkt, remote); got != tc.want {
 			t.Errorf("%s: ofPeering = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestWarnLegacy(t *testing.T) {
+	var buf bytes.Buffer
+	k := &ipsecKind{log: slog.New(slog.NewTextHandler(&buf, nil)), warned: map[string]string{}}
+	weak := ipsec.Peer{Name: "old", IKE: []string{"3des-sha1-modp1024", "aes256-sha256-modp2048"}, ESP: []string{"aes256gcm16"}}
+	k.warnLegacy(weak)
+	k.warnLegacy(weak) // unchanged: said once
+	k.warnLegacy(ipsec.Peer{Name: "new", IKE: []string{"aes256-sha256-modp2048"}})
+	if n := strings.Count(buf.String(), "legacy (weak) algorithms"); n != 1 || !strings.Contains(buf.String(), "3des-sha1-modp1024") || strings.Contains(buf.String(), "peering=new") {
+		t.Errorf("legacy warnings:\n%s", buf.String())
 	}
 }
