@@ -88,7 +88,16 @@ type peer struct {
 	nextTry     time.Time
 	backoff     time.Duration
 	up          bool // as last settled
+	// missed counts consecutive listings without an SA while p was up
+	// (reconcile): one miss may be govici's lost last event, a few in a
+	// row mean charon has no SA (e.g. an up read from a listing taken
+	// just before a terminated SA's down event).
+	missed int
 }
+
+// maxMissed is how many listings in a row may miss an up peering's SA
+// before it is taken down (about one a second).
+const maxMissed = 3
 
 // viciTimeout bounds the VICI calls of one Set or one reconcile: a hung
 // charon must not hold the daemon's lock (and with it status) forever.
@@ -483,6 +492,15 @@ func (d *Daemon) reconcile(ctx context.Context) {
 			}
 		}
 		s, seen := sas[name]
+		switch {
+		case seen:
+			p.missed = 0
+		case p.isUp():
+			if p.missed++; p.missed >= maxMissed {
+				d.opts.Log.Debug("IPsec peering up but charon lists no SA: down", "peering", name, "listings", p.missed)
+				p.ike, p.child, p.missed = "", "", 0
+			}
+		}
 		if seen {
 			if s.endpoint != "" {
 				p.endpoint = s.endpoint
