@@ -196,20 +196,22 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 			g.mu.Unlock()
 			continue
 		case <-b.urgent:
-			g.mu.Lock()
-			if ctx.Err() == nil && !g.closed && g.bgp == b {
-				if err := g.apply(ctx, g.cfg); err != nil {
-					g.log.Error("bgp: applying a tunnel probe verdict", "error", err)
-				}
-			}
-			g.mu.Unlock()
+			g.applyVerdict(ctx, b)
 			continue
 		case <-b.kick:
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(applyDebounce):
+		debounce := time.NewTimer(applyDebounce)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				debounce.Stop()
+				return
+			case <-b.urgent: // a verdict does not wait for the debounce
+				g.applyVerdict(ctx, b)
+			case <-debounce.C:
+				break wait
+			}
 		}
 		rib, err := b.speaker.Snapshot(ctx)
 		if err != nil {
@@ -227,6 +229,18 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 			}
 		}
 		g.mu.Unlock()
+	}
+}
+
+// applyVerdict re-plans at once for a tunnel probe verdict, with the RIB
+// last read (the dead peering's routes are left out by the planner).
+func (g *Gateway) applyVerdict(ctx context.Context, b *bgpRuntime) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ctx.Err() == nil && !g.closed && g.bgp == b {
+		if err := g.apply(ctx, g.cfg); err != nil {
+			g.log.Error("bgp: applying a tunnel probe verdict", "error", err)
+		}
 	}
 }
 

@@ -33,6 +33,25 @@ func outageWhile(t *testing.T, lab *netlab.Lab, a, b *netlab.Network, kill func(
 	return r.Outage(pingEvery)
 }
 
+// detectedAfter is how long after killed g's log says the tunnel of
+// peering died ("tunnel dead"), or -1 if it does not.
+func detectedAfter(g *netlab.Gateway, peering string, killed time.Time) time.Duration {
+	for _, l := range strings.Split(g.Log(), "\n") {
+		if !strings.Contains(l, `msg="tunnel dead"`) || !strings.Contains(l, "peering="+peering+" ") {
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "time=") {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+		if err == nil && at.After(killed) {
+			return at.Sub(killed)
+		}
+	}
+	return -1
+}
+
 // waitVia waits until g's kernel route to prefix goes (only) through
 // peering's tunnel.
 func waitVia(t *testing.T, lab *netlab.Lab, g *netlab.Gateway, prefix, peering string, timeout time.Duration) {
@@ -68,12 +87,15 @@ func TestBGPDiamondOutage(t *testing.T) {
 	mustReach(t, lab, n1, n4)
 
 	// Forward middle.
+	var killed time.Time
 	out := outageWhile(t, lab, n1, n4, func() {
+		killed = time.Now()
 		if err := b.Kill(); err != nil {
 			t.Fatal(err)
 		}
 	})
-	t.Logf("FIGURE diamond, forward middle (B) SIGKILLed: host-to-host outage %v", out.Round(time.Millisecond))
+	t.Logf("FIGURE diamond, forward middle (B) SIGKILLed: host-to-host outage %v (A's probe said dead after %v)",
+		out.Round(time.Millisecond), detectedAfter(a, "net2", killed).Round(time.Millisecond))
 	if out > 2*time.Second {
 		t.Errorf("outage %v killing the forward middle, want under 2s", out)
 	}
@@ -103,11 +125,13 @@ func TestBGPDiamondOutage(t *testing.T) {
 
 	// Return middle.
 	out = outageWhile(t, lab, n1, n4, func() {
+		killed = time.Now()
 		if err := c.Kill(); err != nil {
 			t.Fatal(err)
 		}
 	})
-	t.Logf("FIGURE diamond, return middle (C) SIGKILLed: host-to-host outage %v", out.Round(time.Millisecond))
+	t.Logf("FIGURE diamond, return middle (C) SIGKILLed: host-to-host outage %v (D's probe said dead after %v)",
+		out.Round(time.Millisecond), detectedAfter(d, "net3", killed).Round(time.Millisecond))
 	if out > 2*time.Second {
 		t.Errorf("outage %v killing the return middle, want under 2s", out)
 	}
