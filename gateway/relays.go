@@ -45,6 +45,9 @@ func (r *relays) newBind(name string) conn.Bind {
 	inner := r.mux.NewBind(name)
 	b := relay.NewBind(inner, func(msg []byte) { wgbind.Learn(inner, msg) })
 	r.mu.Lock()
+	if old := r.binds[name]; old != nil { // a recreated device: the old one is closed
+		old.SetRelay(nil, keys.PublicKey{})
+	}
 	r.binds[name] = b
 	r.mu.Unlock()
 	return b

@@ -315,5 +315,11 @@ func p2sLine(st *api.P2SStatus) string {
 	if st.Error != "" {
 		s += " (" + st.Error + ")"
 	}
+	if r := st.Relay; r != nil {
+		s += ", relay " + r.URL + " " + r.State
+		if r.Error != "" {
+			s += " (" + r.Error + ")"
+		}
+	}
 	return s
 }

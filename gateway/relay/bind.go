@@ -357,7 +357,12 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if b.viaRelay.Load() != toRelay {
 		b.viaRelay.Store(toRelay)
 	}
-	if !toRelay && p == nil { // the common case: no relay
+	if !toRelay && p == nil { // the common case: no relay (yet)
+		for _, buf := range bufs {
+			if len(buf) == wgInitiationSize && binary.LittleEndian.Uint32(buf[0:4]) == wgInitiation {
+				b.noteUDPInitiation() // counts once a relay is set
+			}
+		}
 		return b.inner.Send(bufs, ep)
 	}
 	var udpEP conn.Endpoint

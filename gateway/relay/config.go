@@ -29,6 +29,7 @@ import (
 //	max_connections: 1000
 //	queue: 512                           # datagrams queued per connection
 //	rate_limit_mbit: 1000                # per connection; -1: none
+//	metrics: { listen: "127.0.0.1:9476" } # Prometheus /metrics; "" (default) off
 type Config struct {
 	Listen         string           `yaml:"listen"`
 	StateDir       string           `yaml:"state_dir"`
@@ -40,6 +41,9 @@ type Config struct {
 	MaxConnections int              `yaml:"max_connections"`
 	Queue          int              `yaml:"queue"`
 	RateLimitMbit  int64            `yaml:"rate_limit_mbit"`
+	Metrics        struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"metrics"`
 
 	Path string `yaml:"-"`
 }
@@ -61,6 +65,11 @@ func LoadConfig(path string) (*Config, error) {
 	var probs []string
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		probs = append(probs, fmt.Sprintf("listen: %q is not host:port (e.g. \":443\"): %v", c.Listen, err))
+	}
+	if l := c.Metrics.Listen; l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			probs = append(probs, fmt.Sprintf("metrics.listen: %q is not host:port (e.g. \"127.0.0.1:9476\"): %v", l, err))
+		}
 	}
 	if c.StateDir == "" {
 		probs = append(probs, "state_dir: required (the relay's key and self-signed certificate live there)")

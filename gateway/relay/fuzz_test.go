@@ -2,6 +2,8 @@ package relay
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/vgate-project/vgate/gateway/keys"
@@ -49,5 +51,30 @@ func FuzzVerify(f *testing.F) {
 		if verify(relay, n, a) == nil {
 			t.Errorf("a fuzzed proof verified: %x", b)
 		}
+	})
+}
+
+// The relay's config loader never panics, and what it accepts has a
+// listen address and accepts some key.
+func FuzzLoadConfig(f *testing.F) {
+	f.Add([]byte("listen: \":443\"\naccept: [\"" + keys.PublicKey{1}.String() + "\"]\n"))
+	f.Add([]byte("accept_gateway: /nonexistent.yaml\nmetrics: {listen: \"127.0.0.1:9\"}\nrate_limit_mbit: -1\n"))
+	f.Add([]byte("listen: 443\n"))
+	f.Add([]byte("cert_file: a\n"))
+	f.Add([]byte("unknown: 1\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "relay.yaml")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(p)
+		if err != nil {
+			return
+		}
+		if c.Listen == "" || len(c.Accept) == 0 && c.AcceptGateway == "" {
+			t.Errorf("accepted a config without listen or keys: %+v", c)
+		}
+		_ = c.Limits()
 	})
 }

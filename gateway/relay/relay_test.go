@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vgate-project/vgate/gateway/keys"
 )
@@ -334,4 +335,37 @@ func TestPendingCap(t *testing.T) {
 	ca, _ := NewClient(url, pin, a, nil)
 	defer ca.Close()
 	waitState(t, ca, StateConnected)
+}
+
+// The relay's metrics follow the Prometheus conventions and count what
+// the relay did.
+func TestMetricsLint(t *testing.T) {
+	a := key(t)
+	s := NewServer(key(t), Limits{}, nil)
+	s.SetAccepted([]keys.PublicKey{a.Public()})
+	s.refused.Add(2)
+	s.droppedNoPeer.Add(3)
+	reg, err := newRegistry(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	want := `
+# HELP vgate_relay_accepted_keys Public keys the relay accepts (accept, accept_gateway).
+# TYPE vgate_relay_accepted_keys gauge
+vgate_relay_accepted_keys 1
+# HELP vgate_relay_refused_connections_total Connections refused, by reason: key (not accepted, or the proof did not verify), full (max_connections, or too many still proving their key).
+# TYPE vgate_relay_refused_connections_total counter
+vgate_relay_refused_connections_total{reason="full"} 0
+vgate_relay_refused_connections_total{reason="key"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vgate_relay_accepted_keys", "vgate_relay_refused_connections_total"); err != nil {
+		t.Error(err)
+	}
 }

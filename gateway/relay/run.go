@@ -36,6 +36,13 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reload <-chan struc
 	}
 	srv := NewServer(key, cfg.Limits(), log)
 	srv.SetAccepted(accepted)
+	if cfg.Metrics.Listen != "" {
+		ms, err := serveMetrics(cfg.Metrics.Listen, srv, log) // metrics.go
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)

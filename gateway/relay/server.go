@@ -120,7 +120,7 @@ func (s *Server) SetAccepted(list []keys.PublicKey) {
 	s.mu.RUnlock()
 	for _, pc := range gone {
 		s.log.Info("relay: key no longer accepted; closing", "public_key", pc.key.String())
-		pc.c.Close(StatusKeyRefused, "key not accepted")
+		go pc.c.Close(StatusKeyRefused, "key not accepted") // the close handshake may wait for the party
 	}
 }
 
@@ -210,7 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.conns[key] = pc
 	s.mu.Unlock()
 	if old != nil {
-		old.c.Close(websocket.StatusGoingAway, "replaced by a new connection of the same key")
+		go old.c.Close(websocket.StatusGoingAway, "replaced by a new connection of the same key")
 	}
 	s.log.Info("relay: party connected", "public_key", key.String(), "remote", r.RemoteAddr)
 	ctx, cancel := context.WithCancel(ctx)

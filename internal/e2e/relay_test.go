@@ -182,6 +182,8 @@ func sandboxRelay(t *testing.T, lab *netlab.Lab, r *netlab.Relay) {
 	sb.Caps = slices.DeleteFunc(slices.Clone(caps), func(c string) bool { return c == "net_bind_service" })
 	if _, err := r.Start(); err == nil {
 		t.Fatal("the relay listened on 443 without CAP_NET_BIND_SERVICE")
+	} else if !strings.Contains(err.Error(), "listen "+r.Addr+":443") || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("without CAP_NET_BIND_SERVICE the relay failed otherwise than on binding 443: %v", err)
 	}
 	sb.Caps = caps
 }

@@ -295,8 +295,8 @@ func (s *Sandbox) Script() string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("set -eu")
-	// Other labs' namespace handles need not stay alive in here.
-	// Another lab may remove its namespace between findmnt and umount.
+	// Other labs' namespace handles need not stay alive in here. A lab
+	// running at the same time may delete one between findmnt and umount.
 	w("findmnt -rn -o TARGET | grep '^/run/netns/' | while read -r m; do umount -l \"$m\" 2>/dev/null || true; done")
 	w(`shadow() { # $1: dir to replace by a tmpfs holding bind mounts of its entries
 	o=%s$(printf %%s "$1" | tr / _)

@@ -1,0 +1,92 @@
+package relay
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// collector exports a Server's counters, read at scrape time.
+type collector struct {
+	s                                         *Server
+	conns, accepted, refused, forwarded, fwdB *prometheus.Desc
+	dropped                                   *prometheus.Desc
+}
+
+func newCollector(s *Server) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("vgate_relay_"+name, help, labels, nil)
+	}
+	return &collector{
+		s:         s,
+		conns:     d("connections", "Parties connected and authenticated now."),
+		accepted:  d("accepted_keys", "Public keys the relay accepts (accept, accept_gateway)."),
+		refused:   d("refused_connections_total", "Connections refused, by reason: key (not accepted, or the proof did not verify), full (max_connections, or too many still proving their key).", "reason"),
+		forwarded: d("forwarded_datagrams_total", "Datagrams queued to their destination party."),
+		fwdB:      d("forwarded_bytes_total", "Bytes of the datagrams forwarded (WireGuard ciphertext, without framing)."),
+		dropped:   d("dropped_datagrams_total", "Datagrams dropped, by reason: no_peer (destination not connected), queue_full (the destination's queue was full), rate (the sender exceeded rate_limit_mbit), malformed.", "reason"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.conns, c.accepted, c.refused, c.forwarded, c.fwdB, c.dropped} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	g := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	n := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	g(c.conns, float64(st.Connections))
+	g(c.accepted, float64(len(*c.s.accepted.Load())))
+	n(c.refused, st.Refused, "key")
+	n(c.refused, st.RefusedFull, "full")
+	n(c.forwarded, st.Forwarded)
+	n(c.fwdB, st.ForwardedBytes)
+	n(c.dropped, st.DroppedNoPeer, "no_peer")
+	n(c.dropped, st.DroppedQueueFull, "queue_full")
+	n(c.dropped, st.DroppedRate, "rate")
+	n(c.dropped, st.DroppedMalformed, "malformed")
+}
+
+// newRegistry holds the relay's metrics and the Go runtime and process
+// collectors.
+func newRegistry(s *Server) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{newCollector(s), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return reg, nil
+}
+
+// serveMetrics serves /metrics on addr (plain HTTP: bind it to loopback or
+// a private address) until the returned server is closed.
+func serveMetrics(addr string, s *Server, log *slog.Logger) (*http.Server, error) {
+	reg, err := newRegistry(s)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4, Timeout: 10 * time.Second}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute}
+	go func() { _ = hs.Serve(ln) }()
+	log.Info("serving relay metrics", "listen", ln.Addr().String(), "path", "/metrics")
+	return hs, nil
+}
