@@ -15,6 +15,7 @@
 //	        strongSwan (charon + swanctl, kernel-libipsec) on gw2
 //	swan    the same stock strongSwan on both gateways: ipsec's baseline
 //	        (same plugins, openssl before aes/gcm, same proposals)
+//	vgate0  the same with -vgate0 PATH (a build before a change: A/B in one run)
 //
 // Each mode gets its own lab, all set up first; then every round measures
 // every mode in turn (interleaved, so drift hits all modes alike): iperf3 TCP
@@ -26,7 +27,7 @@
 //
 // Run as root from the repository root:
 //
-//	go run ./bench/throughput -vgate bin/vgate [-modes plain,wggo,debian,vgate] [-rounds 3] [-duration 5s] [-json]
+//	go run ./bench/throughput -vgate bin/vgate [-modes plain,wggo,debian,vgate] [-vgate0 OLD] [-rounds 3] [-duration 5s] [-cpuprofile DIR] [-json]
 package main
 
 import (
@@ -49,7 +50,7 @@ import (
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate-relay", "ipsec", "swan"}
+var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate0", "vgate-relay", "ipsec", "swan"}
 
 type options struct {
 	modes     []string
@@ -58,6 +59,7 @@ type options struct {
 	streams   []int
 	pings     int
 	vgate     string
+	vgate0    string
 	wggo      string
 	debianWG  string
 	jsonOut   bool
@@ -68,13 +70,14 @@ type options struct {
 func main() {
 	var o options
 	var modes, streams string
-	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "comma-separated modes: "+strings.Join(allModes, ","))
+	flag.StringVar(&modes, "modes", strings.Join(allModes[:4], ","), "comma-separated modes: "+strings.Join(allModes, ","))
 	flag.IntVar(&o.rounds, "rounds", 3, "measurement rounds (medians are reported)")
 	o.duration = 5 * time.Second
 	flag.Var((*seconds)(&o.duration), "duration", "length of each iperf3 run (5s, or plain seconds: 5)")
 	flag.StringVar(&streams, "streams", "1,4", "comma-separated iperf3 parallel stream counts")
 	flag.IntVar(&o.pings, "pings", 20, "pings per round for the RTT figure")
 	flag.StringVar(&o.vgate, "vgate", "./bin/vgate", "vgate binary (mode vgate)")
+	flag.StringVar(&o.vgate0, "vgate0", "", "another vgate binary, e.g. a build before a change, measured in the same run as mode vgate0 (added to -modes when set)")
 	flag.StringVar(&o.wggo, "wggo", "", "wireguard-go binary for mode wggo (default: go build golang.zx2c4.com/wireguard at the go.mod version)")
 	flag.StringVar(&o.debianWG, "debian", "/usr/bin/wireguard-go", "Debian's wireguard-go binary (mode debian)")
 	flag.BoolVar(&o.jsonOut, "json", false, "print results as JSON instead of a table")
@@ -92,6 +95,12 @@ func main() {
 		if !slices.Contains(o.modes, m) {
 			o.modes = append(o.modes, m)
 		}
+	}
+	if o.vgate0 != "" && !slices.Contains(o.modes, "vgate0") {
+		o.modes = append(o.modes, "vgate0")
+	}
+	if slices.Contains(o.modes, "vgate0") && o.vgate0 == "" {
+		fatalf("mode vgate0 needs -vgate0 PATH")
 	}
 	for _, s := range strings.Split(streams, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -410,7 +419,7 @@ func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRo
 		}
 	}
 	var ratios []Ratio
-	for _, pair := range [][2]string{{"vgate", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}, {"ipsec", "swan"}} {
+	for _, pair := range [][2]string{{"vgate", "wggo"}, {"vgate", "vgate0"}, {"vgate0", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}, {"ipsec", "swan"}} {
 		for _, n := range streams {
 			a, okA := med[pair[0]][n]
 			b, okB := med[pair[1]][n]

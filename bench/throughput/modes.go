@@ -67,8 +67,12 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 		m.Binary = o.debianWG
 		m.Version = binVersion(m.Binary)
 		err = setupWG(m, n1, n2)
-	case "vgate":
-		m.Binary, err = filepath.Abs(o.vgate)
+	case "vgate", "vgate0":
+		bin := o.vgate
+		if m.Mode == "vgate0" {
+			bin = o.vgate0
+		}
+		m.Binary, err = filepath.Abs(bin)
 		if err == nil {
 			err = setupVgate(m, n1, n2)
 		}

@@ -70,15 +70,18 @@ const (
 	// bind reads coalesced datagrams of this size into the batch buffers.
 	maxDatagram = 1<<16 - 1
 
-	// queueLen bounds each device's queue of received packets (16 read
-	// batches, about 9 ms of a TCP flow at 2.5 Gbit/s). With 1024, a
-	// device goroutine that was not scheduled for a few ms on a busy
-	// machine overflowed its queue under iperf3 (tens of thousands of
-	// drops and TCP retransmits in 5 s); with 4096, TCP kept a standing
-	// queue that doubled ping p99 under load. A queued packet normally
-	// pins a midBuf buffer (4 MiB for a full queue). Every device has the
-	// same bound: its fair share of the Mux's buffering.
-	queueLen = 16 * conn.IdealBatchSize
+	// queueLen bounds each device's queue of received packets (32 read
+	// batches, about 20 ms of a TCP flow at 2.5 Gbit/s; a standalone
+	// wireguard-go buffers about as much in its 7 MiB socket buffer). The
+	// reader never waits, so the queue is what rides out a device
+	// goroutine that is not scheduled for a while: with 1024 or 2048,
+	// iperf3 through vgate saw thousands to tens of thousands of drops and
+	// TCP retransmits per 5 s run on a busy 2-core machine, and with 4096
+	// next to none, with more throughput and no worse ping under load
+	// (bench/throughput -vgate0, same run). A queued packet normally pins
+	// a midBuf buffer (8 MiB for a full queue). Every device has the same
+	// bound: its fair share of the Mux's buffering.
+	queueLen = 32 * conn.IdealBatchSize
 
 	// midBuf holds any datagram of a tunnel over an underlay with an MTU up
 	// to 2076 (standard Ethernet, PPPoE, most clouds): the reader's slots

@@ -442,7 +442,7 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 	m.register(1, a)
 	m.register(2, b)
 
-	const rounds, perRound = 400, 8 // B's packets: 3200, more than its queue
+	const rounds, perRound = 800, 8 // B's packets: 6400, more than its queue
 	if rounds*perRound <= queueLen {
 		t.Fatal("B's traffic must exceed its queue")
 	}
