@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
@@ -769,52 +765,7 @@ func TestIPsecCharonRestart(t *testing.T) {
 func checkIPsecCapture(t *testing.T, lab *netlab.Lab, gw *netlab.Gateway, n1, n2 *netlab.Network) {
 	t.Helper()
 	const count = 6
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, gw.Bin, "capture", "--socket", gw.Socket, "--peering", "hq",
-		"--count", strconv.Itoa(count), "--duration", "50s", "-w", "-")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-wait:
-	for {
-		select {
-		case err = <-done:
-			break wait
-		default:
-			lab.Ping(n1.HostNS, n2.HostAddr, 1)
-		}
-	}
-	if err != nil {
-		t.Fatalf("vgate capture --peering hq: %v\n%s", err, stderr.String())
-	}
-	r, err := pcapgo.NewReader(&stdout)
-	if err != nil {
-		t.Fatalf("capture output is not pcap: %v (%d bytes; stderr %s)", err, stdout.Len(), stderr.String())
-	}
-	packets, req, rep := 0, 0, 0
-	for {
-		data, _, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		packets++
-		if len(data) >= 20 && data[0]>>4 == 4 && data[9] == 1 {
-			src, _ := netip.AddrFromSlice(data[12:16])
-			dst, _ := netip.AddrFromSlice(data[16:20])
-			switch {
-			case src == n1.HostAddr && dst == n2.HostAddr:
-				req++
-			case src == n2.HostAddr && dst == n1.HostAddr:
-				rep++
-			}
-		}
-	}
+	packets, req, rep := captureEcho(t, lab, gw, "hq", n1, n2, count)
 	if packets != count || req == 0 || rep == 0 {
 		t.Fatalf("capture: %d packets (want %d), %d echo requests h1->h2 and %d replies (want both > 0)", packets, count, req, rep)
 	}
