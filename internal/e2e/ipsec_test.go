@@ -40,39 +40,14 @@ func swanConf(sw *netlab.Swan, vgate *netlab.Network, psk, ike, esp, extra strin
 	if esp == "" {
 		esp = "aes256gcm16,aes256-sha256,aes256-sha1,3des-sha1"
 	}
-	return fmt.Sprintf(`connections {
-  vgate {
-    version = 2
-    local_addrs = %[1]s
-    remote_addrs = %[2]s
-    proposals = %[3]s
-    dpd_delay = 10s
-    %[7]s
-    local {
-      auth = psk
-      id = %[1]s
-    }
-    remote {
-      auth = psk
-      id = %[2]s
-    }
-    children {
-      vgate {
-        local_ts = 10.%[5]d.0.0/16, fd00:%[5]x::/48
-        remote_ts = 10.%[6]d.0.0/16, fd00:%[6]x::/48
-        esp_proposals = %[4]s
-        dpd_action = clear
-      }
-    }
-  }
-}
-secrets {
-  ike-vgate {
-    id = %[2]s
-    secret = "%[8]s"
-  }
-}
-`, n.GatewayUnderlay, vgate.GatewayUnderlay, ike, esp, n.Index, vgate.Index, extra, psk)
+	c := netlab.SwanctlPSK{Local: n.GatewayUnderlay, Remote: vgate.GatewayUnderlay, PSK: psk, IKE: ike, ESP: esp,
+		LocalTS:  fmt.Sprintf("10.%[1]d.0.0/16, fd00:%[1]x::/48", n.Index),
+		RemoteTS: fmt.Sprintf("10.%[1]d.0.0/16, fd00:%[1]x::/48", vgate.Index),
+		Conn:     []string{"dpd_delay = 10s"}, Child: []string{"dpd_action = clear"}}
+	if extra != "" {
+		c.Conn = append(c.Conn, extra)
+	}
+	return c.String()
 }
 
 // ipsecSite is a lab with vgate in network 1 and strongSwan in network 2,
@@ -327,36 +302,9 @@ func TestIPsecRekey(t *testing.T) {
 // 169.254.21.1, vgate 169.254.21.2), and the traffic selectors carry them
 // beside the networks.
 func bgpSwanConf(sw *netlab.Swan, vgate *netlab.Network, localTS, remoteTS string) string {
-	return fmt.Sprintf(`connections {
-  vgate {
-    version = 2
-    local_addrs = %[1]s
-    remote_addrs = %[2]s
-    proposals = aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048
-    local {
-      auth = psk
-      id = %[1]s
-    }
-    remote {
-      auth = psk
-      id = %[2]s
-    }
-    children {
-      vgate {
-        local_ts = %[3]s
-        remote_ts = %[4]s
-        esp_proposals = aes256gcm16
-      }
-    }
-  }
-}
-secrets {
-  ike-vgate {
-    id = %[2]s
-    secret = "%[5]s"
-  }
-}
-`, sw.Net.GatewayUnderlay, vgate.GatewayUnderlay, localTS, remoteTS, ipsecPSK)
+	return netlab.SwanctlPSK{Local: sw.Net.GatewayUnderlay, Remote: vgate.GatewayUnderlay, PSK: ipsecPSK,
+		IKE: "aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048", ESP: "aes256gcm16",
+		LocalTS: localTS, RemoteTS: remoteTS}.String()
 }
 
 // ipsecBIRDConf is BIRD 2 on the strongSwan device (AS asn): a
