@@ -622,14 +622,7 @@ func TestIPsecSandbox(t *testing.T) {
 		t.Fatalf("charon's PID file in the runtime directory: %v", err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	st, err := netlab.ProcStatus(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := netlab.CapMask(unit.Bounding)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, want := procCaps(t, unit, pid)
 	for _, k := range []string{"CapBnd", "CapEff"} {
 		got, _ := strconv.ParseUint(st[k], 16, 64)
 		if got&^want != 0 {
@@ -639,12 +632,7 @@ func TestIPsecSandbox(t *testing.T) {
 	t.Logf("charon pid %d: CapBnd %s CapEff %s NoNewPrivs %s", pid, st["CapBnd"], st["CapEff"], st["NoNewPrivs"])
 	// The admin's capture of the IPsec peering works under the unit too.
 	checkIPsecCapture(t, lab, gw, n1, n2)
-	log := gw.Log()
-	for _, e := range []syscall.Errno{syscall.EPERM, syscall.EACCES, syscall.EROFS} {
-		if strings.Contains(log, e.Error()) {
-			t.Errorf("gateway log has %q: the confinement refused something:\n%s", e.Error(), grepLines(log, e.Error()))
-		}
-	}
+	checkNothingRefused(t, gw.Log())
 }
 
 // vgate's charon dies: the peering shows charon_not_running, vgate starts
