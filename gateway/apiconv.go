@@ -50,25 +50,15 @@ func neighborStatus(n routing.NeighborStatus) api.NeighborStatus {
 		DownCode:      string(n.DownCode),
 		LastDownCode:  string(n.LastDownCode),
 		LastDownAt:    n.LastDownAt,
-		Notification:  notification(n.Notification),
+		Notification:  n.Notification,
 		NextAttempt:   n.NextAttempt,
 		Passive:       n.Passive,
 	}
 }
 
-func notification(n *routing.Notification) *api.Notification {
-	if n == nil {
-		return nil
-	}
-	return &api.Notification{Direction: n.Direction, Code: n.Code, Subcode: n.Subcode, Text: n.Text, At: n.At}
-}
-
-func probeStatuses(ps []routing.ProbeStatus) []api.ProbeStatus {
-	out := make([]api.ProbeStatus, len(ps))
-	for i, p := range ps {
-		out[i] = api.ProbeStatus(p)
-	}
-	return out
+// probeStatuses is ps, never nil (routing.ProbeStatus is api.ProbeStatus).
+func probeStatuses(ps []api.ProbeStatus) []api.ProbeStatus {
+	return append(make([]api.ProbeStatus, 0, len(ps)), ps...)
 }
 
 // neighborStatuses converts a speaker's sessions; never nil.

@@ -81,28 +81,21 @@ func (g *Gateway) probes(cfg *config.Config) []peerProbe {
 // followLoop looks endpoint names up again while the gateway runs and
 // applies the ones that moved, until the gateway closes.
 func (g *Gateway) followLoop() {
-	t := time.NewTicker(followTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case <-t.C:
-		}
+	g.everyTick(followTick, func(time.Time) bool {
 		g.mu.Lock()
 		if g.closed {
 			g.mu.Unlock()
-			return
+			return false
 		}
 		cfg := g.cfg
 		due := dueNames(g.probes(cfg), time.Now())
 		g.mu.Unlock()
 		if len(due) == 0 {
-			continue
+			return true
 		}
 		moves := g.eps.reresolve(due) // DNS outside the lock
 		if len(moves) == 0 {
-			continue
+			return true
 		}
 		g.mu.Lock()
 		if !g.closed && g.cfg == cfg {
@@ -118,5 +111,23 @@ func (g *Gateway) followLoop() {
 			}
 		}
 		g.mu.Unlock()
+		return true
+	})
+}
+
+// everyTick calls f every d until the gateway's context ends or f returns
+// false.
+func (g *Gateway) everyTick(d time.Duration, f func(now time.Time) bool) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case now := <-t.C:
+			if !f(now) {
+				return
+			}
+		}
 	}
 }

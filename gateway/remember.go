@@ -253,20 +253,14 @@ func (g *Gateway) remember(force bool) {
 // rememberLoop records endpoints every rememberEvery until the gateway
 // closes.
 func (g *Gateway) rememberLoop() {
-	t := time.NewTicker(rememberEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case <-t.C:
-		}
+	g.everyTick(rememberEvery, func(time.Time) bool {
 		g.mu.Lock()
 		if !g.closed {
 			g.remember(false)
 		}
 		g.mu.Unlock()
-	}
+		return true
+	})
 }
 
 // initiator is a tunnel that can start a handshake on demand (a WireGuard

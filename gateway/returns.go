@@ -102,26 +102,20 @@ func p2sRoutes(routes []kernel.Route) map[string][]netip.Prefix {
 // returnLoop samples the P2S filter's counts every returnTick until the
 // gateway closes.
 func (g *Gateway) returnLoop() {
-	t := time.NewTicker(returnTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case now := <-t.C:
-			g.mu.Lock()
-			s := g.p2s
-			g.mu.Unlock()
-			if s == nil {
-				g.returns.reset()
-				continue
-			}
-			g.returns.observe(s.Filter().Returns(), now, func(name string, d time.Duration, sent uint64) {
-				g.log.Warn("point-to-site clients send toward a peering and nothing comes back: the peer may not route the pool back",
-					"peering", name, "packets", sent, "for", d.Round(time.Second), "pool", joinPrefixes(s.Routes()))
-			})
+	g.everyTick(returnTick, func(now time.Time) bool {
+		g.mu.Lock()
+		s := g.p2s
+		g.mu.Unlock()
+		if s == nil {
+			g.returns.reset()
+			return true
 		}
-	}
+		g.returns.observe(s.Filter().Returns(), now, func(name string, d time.Duration, sent uint64) {
+			g.log.Warn("point-to-site clients send toward a peering and nothing comes back: the peer may not route the pool back",
+				"peering", name, "packets", sent, "for", d.Round(time.Second), "pool", joinPrefixes(s.Routes()))
+		})
+		return true
+	})
 }
 
 func (w *returnWatch) reset() {

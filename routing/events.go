@@ -8,6 +8,8 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 // DownCode says why a session is (or last went) down. Callers compare it
@@ -42,17 +44,11 @@ const (
 	DownOther DownCode = "other"
 )
 
-// Notification is a BGP NOTIFICATION that ended a session.
-type Notification struct {
-	// Direction is "sent" (by this speaker) or "received".
-	Direction string `json:"direction"`
-	// Code and Subcode are the RFC 4271 error code and subcode; zero when
-	// GoBGP did not report them.
-	Code    uint8     `json:"code,omitempty"`
-	Subcode uint8     `json:"subcode,omitempty"`
-	Text    string    `json:"text"`
-	At      time.Time `json:"at"`
-}
+// Notification is a BGP NOTIFICATION that ended a session: the control
+// API's type. Direction is NotificationSent or NotificationReceived; Code
+// and Subcode are the RFC 4271 error code and subcode, zero when GoBGP did
+// not report them.
+type Notification = vapi.Notification
 
 // Notification directions.
 const (

@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
+
+	"github.com/vgate-project/vgate/api"
 )
 
 // The tunnel probe lives beside the speaker because it drives it: a dead
@@ -54,25 +56,11 @@ type ProbeTarget struct {
 // Detect is how long without a reply declares the tunnel dead.
 func (t ProbeTarget) Detect() time.Duration { return t.Interval * time.Duration(t.Multiplier) }
 
-// ProbeStatus is one probed peering.
-type ProbeStatus struct {
-	Peering   string        `json:"peering"`
-	Address   netip.Addr    `json:"address"`
-	Alive     bool          `json:"alive"`
-	LastReply time.Time     `json:"last_reply,omitzero"`
-	RTT       time.Duration `json:"rtt_ns,omitempty"`
-	// Interval and Multiplier are the probe's timing.
-	Interval   time.Duration `json:"interval_ns,omitempty"`
-	Multiplier int           `json:"multiplier,omitempty"`
-	// Vgate: probes from this peer's tunnel address have been received,
-	// so the peer runs vgate.
-	Vgate bool `json:"vgate,omitempty"`
-	// PeerASN and PeerExpects are what the peer's last probe said: its
-	// own AS and the AS it is configured to expect of this gateway (0:
-	// not known, the peer does not run vgate).
-	PeerASN     uint32 `json:"peer_asn,omitempty"`
-	PeerExpects uint32 `json:"peer_expects,omitempty"`
-}
+// ProbeStatus is one probed peering, the control API's type: Vgate says
+// probes from this peer's tunnel address have been received (the peer
+// runs vgate); PeerASN and PeerExpects are what the peer's last probe
+// said, its own AS and the AS it expects of this gateway (0: not known).
+type ProbeStatus = api.ProbeStatus
 
 // ProbeEvent is a target turning alive or dead, or learned to run vgate.
 type ProbeEvent struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,7 +93,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func oneName(fs *flag.FlagSet, pos []string) (string, error) {
+// oneName parses args (flags and arguments interleaved) into fs and
+// returns the one client NAME among them.
+func oneName(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return "", err
+	}
 	if len(pos) != 1 {
 		return "", &exitError{2, fmt.Errorf("%s: want exactly one client NAME, got %d arguments", fs.Name(), len(pos))}
 	}
@@ -112,11 +117,7 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 	invite := fs.Bool("invite", false, "create a one-time invite instead (the device makes its own key); print the token and its QR code")
 	expires := fs.Duration("expires", 0, "with --invite: how long the invite is valid (default 24h)")
 	gf := addGatewayFlags(fs, stderr)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(fs, pos)
+	name, err := oneName(fs, args)
 	if err != nil {
 		return err
 	}
@@ -134,11 +135,10 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--output %s exists; not overwriting it", *output)
 		}
 	}
-	c, err := gf.client()
+	c, ctx, cancel, err := gf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	added, err := c.AddClient(ctx, api.AddClientRequest{Name: name, Groups: groups, PublicKey: *pub})
 	if err != nil {
@@ -272,19 +272,14 @@ func printClients(w io.Writer, list []api.ClientInfo, now time.Time) {
 func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("client revoke", stderr)
 	gf := addGatewayFlags(fs, stderr)
-	pos, err := parseInterleaved(fs, args)
+	name, err := oneName(fs, args)
 	if err != nil {
 		return err
 	}
-	name, err := oneName(fs, pos)
+	c, ctx, cancel, err := gf.connect()
 	if err != nil {
 		return err
 	}
-	c, err := gf.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	ci, err := c.RevokeClient(ctx, name)
 	if errors.Is(err, api.CodeNotFound) {

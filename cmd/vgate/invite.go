@@ -25,11 +25,7 @@ func cmdClientInvite(args []string, stdout, stderr io.Writer) error {
 	revoke := fs.Bool("revoke", false, "revoke the pending invite NAME instead")
 	asJSON := fs.Bool("json", false, "print the invite as JSON")
 	gf := addGatewayFlags(fs, stderr)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	name, err := oneName(fs, pos)
+	name, err := oneName(fs, args)
 	if err != nil {
 		return err
 	}
@@ -37,11 +33,10 @@ func cmdClientInvite(args []string, stdout, stderr io.Writer) error {
 		if len(groups) > 0 || *expires != 0 || *showQR {
 			return &exitError{2, errors.New("client invite --revoke NAME takes no other flags")}
 		}
-		c, err := gf.client()
+		c, ctx, cancel, err := gf.connect()
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
 		inv, err := c.RevokeInvite(ctx, name)
 		if err != nil {
@@ -62,11 +57,10 @@ func createInvite(gf *gatewayFlags, name string, groups []string, expires time.D
 	if expires < 0 {
 		return &exitError{2, fmt.Errorf("--expires %v must be positive", expires)}
 	}
-	c, err := gf.client()
+	c, ctx, cancel, err := gf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	inv, err := c.Invite(ctx, api.InviteRequest{Name: name, Groups: groups, Expires: expires})
 	if err != nil {

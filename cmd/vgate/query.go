@@ -63,6 +63,17 @@ func (g *gatewayFlags) client() (*control.Client, error) {
 	return control.NewClient(config.DefaultControlSocket), nil
 }
 
+// connect is the gateway's control client and the context of one request
+// to it, which ends after requestTimeout (cancel releases it).
+func (g *gatewayFlags) connect() (*control.Client, context.Context, context.CancelFunc, error) {
+	c, err := g.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	return c, ctx, cancel, nil
+}
+
 // explain adds what the user can do about err, decided by its cause and
 // code, never by its text.
 func (g *gatewayFlags) explain(err error) error {
@@ -103,11 +114,10 @@ func query[T any](name string, args []string, stdout, stderr io.Writer,
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	c, err := gf.client()
+	c, ctx, cancel, err := gf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	v, err := fetch(c, ctx)
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,11 +28,10 @@ func cmdReload(args []string, stdout, stderr io.Writer) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	c, err := gf.client()
+	c, ctx, cancel, err := gf.connect()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	if err := c.Reload(ctx); err != nil {
 		if errors.Is(err, api.CodeReloadFailed) {

@@ -320,13 +320,8 @@ func FilterForwarded(m *dns.Msg, d Directory, asker netip.Addr) bool {
 	var kept []dns.RR
 	had, removed := false, false
 	for _, rr := range m.Answer {
-		var a netip.Addr
-		switch r := rr.(type) {
-		case *dns.A:
-			a, _ = netip.AddrFromSlice(r.A.To4())
-		case *dns.AAAA:
-			a, _ = netip.AddrFromSlice(r.AAAA)
-		default:
+		a, ok := rrAddr(rr)
+		if !ok {
 			kept = append(kept, rr)
 			continue
 		}
@@ -347,6 +342,21 @@ func FilterForwarded(m *dns.Msg, d Directory, asker netip.Addr) bool {
 	}
 	m.Answer = kept
 	return true
+}
+
+// rrAddr is the address of an A or AAAA record (invalid if the record
+// holds none); false for other records.
+func rrAddr(rr dns.RR) (netip.Addr, bool) {
+	var a netip.Addr
+	switch r := rr.(type) {
+	case *dns.A:
+		a, _ = netip.AddrFromSlice(r.A.To4())
+	case *dns.AAAA:
+		a, _ = netip.AddrFromSlice(r.AAAA)
+	default:
+		return a, false
+	}
+	return a, true
 }
 
 func isAddr(rr dns.RR) bool {

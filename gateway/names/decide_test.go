@@ -222,13 +222,8 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("filter set for a %v asker", kind)
 		}
 		for _, rr := range d.Records {
-			var a netip.Addr
-			switch r := rr.(type) {
-			case *dns.A:
-				a, _ = netip.AddrFromSlice(r.A.To4())
-			case *dns.AAAA:
-				a, _ = netip.AddrFromSlice(r.AAAA)
-			default:
+			a, ok := rrAddr(rr)
+			if !ok {
 				continue
 			}
 			if a != zone.TunnelAddress && !slices.Contains(dir.Lookup(label), a) {

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vgate-project/vgate/internal/netlab"
 )
@@ -125,4 +130,59 @@ func pingLoss(lab *netlab.Lab, ns, dst string, count int, interval string) (int,
 	}
 	loss, _ := strconv.Atoi(m[1])
 	return loss, out, nil
+}
+
+// captureEcho runs `vgate capture --peering peering --count count -w -` on
+// g as the admin while host 1 pings host 2, and counts the pcap's packets
+// and, among them, the raw IPv4 ICMP ones from host 1 to host 2 (req) and
+// back (rep).
+func captureEcho(t *testing.T, lab *netlab.Lab, g *netlab.Gateway, peering string, n1, n2 *netlab.Network, count int) (packets, req, rep int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, g.Bin, "capture", "--socket", g.Socket, "--peering", peering,
+		"--count", strconv.Itoa(count), "--duration", "50s", "-w", "-")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		default:
+			lab.Ping(n1.HostNS, n2.HostAddr, 1)
+		}
+	}
+	if err != nil {
+		t.Fatalf("vgate capture --peering %s: %v\n%s", peering, err, stderr.String())
+	}
+	r, err := pcapgo.NewReader(&stdout)
+	if err != nil {
+		t.Fatalf("capture output is not pcap: %v (%d bytes; stderr %s)", err, stdout.Len(), stderr.String())
+	}
+	for {
+		data, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		packets++
+		// Raw IPv4: protocol at 9, source at 12, destination at 16.
+		if len(data) >= 20 && data[0]>>4 == 4 && data[9] == 1 {
+			src, _ := netip.AddrFromSlice(data[12:16])
+			dst, _ := netip.AddrFromSlice(data[16:20])
+			switch {
+			case src == n1.HostAddr && dst == n2.HostAddr:
+				req++
+			case src == n2.HostAddr && dst == n1.HostAddr:
+				rep++
+			}
+		}
+	}
+	return packets, req, rep
 }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
@@ -44,39 +40,14 @@ func swanConf(sw *netlab.Swan, vgate *netlab.Network, psk, ike, esp, extra strin
 	if esp == "" {
 		esp = "aes256gcm16,aes256-sha256,aes256-sha1,3des-sha1"
 	}
-	return fmt.Sprintf(`connections {
-  vgate {
-    version = 2
-    local_addrs = %[1]s
-    remote_addrs = %[2]s
-    proposals = %[3]s
-    dpd_delay = 10s
-    %[7]s
-    local {
-      auth = psk
-      id = %[1]s
-    }
-    remote {
-      auth = psk
-      id = %[2]s
-    }
-    children {
-      vgate {
-        local_ts = 10.%[5]d.0.0/16, fd00:%[5]x::/48
-        remote_ts = 10.%[6]d.0.0/16, fd00:%[6]x::/48
-        esp_proposals = %[4]s
-        dpd_action = clear
-      }
-    }
-  }
-}
-secrets {
-  ike-vgate {
-    id = %[2]s
-    secret = "%[8]s"
-  }
-}
-`, n.GatewayUnderlay, vgate.GatewayUnderlay, ike, esp, n.Index, vgate.Index, extra, psk)
+	c := netlab.SwanctlPSK{Local: n.GatewayUnderlay, Remote: vgate.GatewayUnderlay, PSK: psk, IKE: ike, ESP: esp,
+		LocalTS:  fmt.Sprintf("10.%[1]d.0.0/16, fd00:%[1]x::/48", n.Index),
+		RemoteTS: fmt.Sprintf("10.%[1]d.0.0/16, fd00:%[1]x::/48", vgate.Index),
+		Conn:     []string{"dpd_delay = 10s"}, Child: []string{"dpd_action = clear"}}
+	if extra != "" {
+		c.Conn = append(c.Conn, extra)
+	}
+	return c.String()
 }
 
 // ipsecSite is a lab with vgate in network 1 and strongSwan in network 2,
@@ -331,36 +302,9 @@ func TestIPsecRekey(t *testing.T) {
 // 169.254.21.1, vgate 169.254.21.2), and the traffic selectors carry them
 // beside the networks.
 func bgpSwanConf(sw *netlab.Swan, vgate *netlab.Network, localTS, remoteTS string) string {
-	return fmt.Sprintf(`connections {
-  vgate {
-    version = 2
-    local_addrs = %[1]s
-    remote_addrs = %[2]s
-    proposals = aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048
-    local {
-      auth = psk
-      id = %[1]s
-    }
-    remote {
-      auth = psk
-      id = %[2]s
-    }
-    children {
-      vgate {
-        local_ts = %[3]s
-        remote_ts = %[4]s
-        esp_proposals = aes256gcm16
-      }
-    }
-  }
-}
-secrets {
-  ike-vgate {
-    id = %[2]s
-    secret = "%[5]s"
-  }
-}
-`, sw.Net.GatewayUnderlay, vgate.GatewayUnderlay, localTS, remoteTS, ipsecPSK)
+	return netlab.SwanctlPSK{Local: sw.Net.GatewayUnderlay, Remote: vgate.GatewayUnderlay, PSK: ipsecPSK,
+		IKE: "aes256gcm16-prfsha384-ecp384,aes256-sha256-modp2048", ESP: "aes256gcm16",
+		LocalTS: localTS, RemoteTS: remoteTS}.String()
 }
 
 // ipsecBIRDConf is BIRD 2 on the strongSwan device (AS asn): a
@@ -678,14 +622,7 @@ func TestIPsecSandbox(t *testing.T) {
 		t.Fatalf("charon's PID file in the runtime directory: %v", err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	st, err := netlab.ProcStatus(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := netlab.CapMask(unit.Bounding)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, want := procCaps(t, unit, pid)
 	for _, k := range []string{"CapBnd", "CapEff"} {
 		got, _ := strconv.ParseUint(st[k], 16, 64)
 		if got&^want != 0 {
@@ -695,12 +632,7 @@ func TestIPsecSandbox(t *testing.T) {
 	t.Logf("charon pid %d: CapBnd %s CapEff %s NoNewPrivs %s", pid, st["CapBnd"], st["CapEff"], st["NoNewPrivs"])
 	// The admin's capture of the IPsec peering works under the unit too.
 	checkIPsecCapture(t, lab, gw, n1, n2)
-	log := gw.Log()
-	for _, e := range []syscall.Errno{syscall.EPERM, syscall.EACCES, syscall.EROFS} {
-		if strings.Contains(log, e.Error()) {
-			t.Errorf("gateway log has %q: the confinement refused something:\n%s", e.Error(), grepLines(log, e.Error()))
-		}
-	}
+	checkNothingRefused(t, gw.Log())
 }
 
 // vgate's charon dies: the peering shows charon_not_running, vgate starts
@@ -769,52 +701,7 @@ func TestIPsecCharonRestart(t *testing.T) {
 func checkIPsecCapture(t *testing.T, lab *netlab.Lab, gw *netlab.Gateway, n1, n2 *netlab.Network) {
 	t.Helper()
 	const count = 6
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, gw.Bin, "capture", "--socket", gw.Socket, "--peering", "hq",
-		"--count", strconv.Itoa(count), "--duration", "50s", "-w", "-")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-wait:
-	for {
-		select {
-		case err = <-done:
-			break wait
-		default:
-			lab.Ping(n1.HostNS, n2.HostAddr, 1)
-		}
-	}
-	if err != nil {
-		t.Fatalf("vgate capture --peering hq: %v\n%s", err, stderr.String())
-	}
-	r, err := pcapgo.NewReader(&stdout)
-	if err != nil {
-		t.Fatalf("capture output is not pcap: %v (%d bytes; stderr %s)", err, stdout.Len(), stderr.String())
-	}
-	packets, req, rep := 0, 0, 0
-	for {
-		data, _, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		packets++
-		if len(data) >= 20 && data[0]>>4 == 4 && data[9] == 1 {
-			src, _ := netip.AddrFromSlice(data[12:16])
-			dst, _ := netip.AddrFromSlice(data[16:20])
-			switch {
-			case src == n1.HostAddr && dst == n2.HostAddr:
-				req++
-			case src == n2.HostAddr && dst == n1.HostAddr:
-				rep++
-			}
-		}
-	}
+	packets, req, rep := captureEcho(t, lab, gw, "hq", n1, n2, count)
 	if packets != count || req == 0 || rep == 0 {
 		t.Fatalf("capture: %d packets (want %d), %d echo requests h1->h2 and %d replies (want both > 0)", packets, count, req, rep)
 	}

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -14,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vgate-project/vgate/internal/netlab"
 )
@@ -196,7 +192,13 @@ func TestSandbox(t *testing.T) {
 	if _, err := g1.Status(); err != nil {
 		t.Fatalf("sandboxed gateway status: %v", err)
 	}
-	log := g1.Log()
+	checkNothingRefused(t, g1.Log())
+}
+
+// checkNothingRefused fails t where a confined gateway's log has an error
+// of the kind the confinement gives (EPERM, EACCES, EROFS).
+func checkNothingRefused(t *testing.T, log string) {
+	t.Helper()
 	for _, e := range []syscall.Errno{syscall.EPERM, syscall.EACCES, syscall.EROFS} {
 		if strings.Contains(log, e.Error()) {
 			t.Errorf("gateway log has %q (%s): the confinement refused something:\n%s", e.Error(), e, grepLines(log, e.Error()))
@@ -204,11 +206,9 @@ func TestSandbox(t *testing.T) {
 	}
 }
 
-// checkConfinement checks that the process pid is confined as the unit
-// says: its capability sets, no-new-privileges and umask, which paths are
-// writable in its mount namespace, its private /tmp, and that none of its
-// mounts shows outside.
-func checkConfinement(t *testing.T, lab *netlab.Lab, unit *netlab.Unit, sb *netlab.Sandbox, pid int) {
+// procCaps is pid's /proc status (netlab.ProcStatus) and the unit's
+// bounding capability set as a mask.
+func procCaps(t *testing.T, unit *netlab.Unit, pid int) (map[string]string, uint64) {
 	t.Helper()
 	st, err := netlab.ProcStatus(pid)
 	if err != nil {
@@ -218,6 +218,16 @@ func checkConfinement(t *testing.T, lab *netlab.Lab, unit *netlab.Unit, sb *netl
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, want
+}
+
+// checkConfinement checks that the process pid is confined as the unit
+// says: its capability sets, no-new-privileges and umask, which paths are
+// writable in its mount namespace, its private /tmp, and that none of its
+// mounts shows outside.
+func checkConfinement(t *testing.T, lab *netlab.Lab, unit *netlab.Unit, sb *netlab.Sandbox, pid int) {
+	t.Helper()
+	st, want := procCaps(t, unit, pid)
 	wantAmb, _ := netlab.CapMask(unit.Ambient)
 	for k, w := range map[string]uint64{"CapEff": want, "CapPrm": want, "CapBnd": want, "CapInh": wantAmb, "CapAmb": wantAmb} {
 		got, err := strconv.ParseUint(st[k], 16, 64)
@@ -305,51 +315,8 @@ func checkConfinement(t *testing.T, lab *netlab.Lab, unit *netlab.Unit, sb *netl
 func checkCapture(t *testing.T, lab *netlab.Lab, g *netlab.Gateway, n1, n2 *netlab.Network) {
 	t.Helper()
 	const count = 6
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, g.Bin, "capture", "--socket", g.Socket, "--peering", "net2",
-		"--count", strconv.Itoa(count), "--duration", "50s", "-w", "-")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-wait:
-	for {
-		select {
-		case err = <-done:
-			break wait
-		default:
-			lab.Ping(n1.HostNS, n2.HostAddr, 1)
-		}
-	}
-	if err != nil {
-		t.Fatalf("vgate capture: %v\n%s", err, stderr.String())
-	}
-	r, err := pcapgo.NewReader(&stdout)
-	if err != nil {
-		t.Fatalf("capture output is not pcap: %v (%d bytes; stderr %s)", err, stdout.Len(), stderr.String())
-	}
-	packets, echo := 0, 0
-	for {
-		data, _, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		packets++
-		// Raw IPv4: protocol at 9, source at 12, destination at 16.
-		if len(data) >= 20 && data[0]>>4 == 4 && data[9] == 1 {
-			src, _ := netip.AddrFromSlice(data[12:16])
-			dst, _ := netip.AddrFromSlice(data[16:20])
-			if src == n1.HostAddr && dst == n2.HostAddr || src == n2.HostAddr && dst == n1.HostAddr {
-				echo++
-			}
-		}
-	}
-	if packets != count || echo == 0 {
+	packets, req, rep := captureEcho(t, lab, g, "net2", n1, n2, count)
+	if echo := req + rep; packets != count || echo == 0 {
 		t.Fatalf("capture: %d packets (want %d), %d ICMP between host 1 and host 2 (want > 0)", packets, count, echo)
 	}
 }

@@ -3,6 +3,7 @@ package netlab
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,4 +189,59 @@ func (s *Swan) StartBIRD(conf string) error {
 // Birdc runs birdc against the BIRD of StartBIRD.
 func (s *Swan) Birdc(args ...string) (string, error) {
 	return s.lab.Run(s.Net.GatewayNS, append([]string{lookSbin("birdc"), "-s", filepath.Join(s.Dir, "bird.ctl")}, args...)...)
+}
+
+// SwanctlPSK is a swanctl.conf as a device's admin writes it for vgate:
+// one IKEv2 connection "vgate" from Local to Remote (the underlay
+// addresses, which are also the identities), authenticated with PSK, with
+// one child "vgate" between the traffic selectors LocalTS and RemoteTS
+// (comma-separated). IKE and ESP are the proposal lists; Conn and Child
+// are extra settings ("dpd_delay = 10s") for the connection and the child.
+type SwanctlPSK struct {
+	Local, Remote     netip.Addr
+	PSK               string
+	IKE, ESP          string
+	LocalTS, RemoteTS string
+	Conn, Child       []string
+}
+
+// String is the swanctl.conf text.
+func (c SwanctlPSK) String() string {
+	lines := func(indent string, ls []string) string {
+		var b strings.Builder
+		for _, l := range ls {
+			b.WriteString(indent + l + "\n")
+		}
+		return b.String()
+	}
+	return fmt.Sprintf(`connections {
+  vgate {
+    version = 2
+    local_addrs = %[1]s
+    remote_addrs = %[2]s
+    proposals = %[3]s
+%[7]s    local {
+      auth = psk
+      id = %[1]s
+    }
+    remote {
+      auth = psk
+      id = %[2]s
+    }
+    children {
+      vgate {
+        local_ts = %[5]s
+        remote_ts = %[6]s
+        esp_proposals = %[4]s
+%[8]s      }
+    }
+  }
+}
+secrets {
+  ike-vgate {
+    id = %[2]s
+    secret = "%[9]s"
+  }
+}
+`, c.Local, c.Remote, c.IKE, c.ESP, c.LocalTS, c.RemoteTS, lines("    ", c.Conn), lines("        ", c.Child), c.PSK)
 }
