@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -218,6 +219,35 @@ func (p *Plane) Close() {
 
 // CreateTUN is the production NewTUN: a Linux TUN with wireguard-go's
 // offloads (virtio-net header, GSO/GRO) when the kernel supports them.
+//
+// With offloads, wireguard-go reads the TUN in batches of 128 and keeps a
+// 64 KiB buffer per slot for as long as the read waits: 8 MiB per tunnel
+// at idle. One read returns the segments of one GSO packet, which at a
+// normal MSS are at most 48 (64 KiB / 1,360 bytes), so the batch is
+// capped at MaxTUNBatch and the kernel is told (the link's gso_max_segs)
+// never to build a GSO packet with more segments than that: half the
+// buffers, no packet dropped as "too many segments". If the link cannot
+// be capped, the full batch stays.
 func CreateTUN(ifname string, mtu int) (tun.Device, error) {
-	return tun.CreateTUN(ifname, mtu)
+	d, err := tun.CreateTUN(ifname, mtu)
+	if err != nil || d.BatchSize() <= MaxTUNBatch {
+		return d, err
+	}
+	l, err := netlink.LinkByName(ifname)
+	if err == nil {
+		err = netlink.LinkSetGSOMaxSegs(l, MaxTUNBatch)
+	}
+	if err != nil {
+		return d, nil
+	}
+	return batchCapTUN{d}, nil
 }
+
+// MaxTUNBatch is the most packets a tunnel device reads from its TUN at
+// once (CreateTUN).
+const MaxTUNBatch = 64
+
+// batchCapTUN reports a batch size of at most MaxTUNBatch.
+type batchCapTUN struct{ tun.Device }
+
+func (t batchCapTUN) BatchSize() int { return min(t.Device.BatchSize(), MaxTUNBatch) }
