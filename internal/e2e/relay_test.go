@@ -271,16 +271,20 @@ func TestRelayLaptop(t *testing.T) {
 		t.Fatal(err)
 	}
 	unblocked := time.Now()
+	// Only the laptop probes UDP (the gateway never falls back toward a
+	// client), and wireguard-go lets it initiate at most once per 5 s
+	// (RekeyTimeout): typically back in ~5 s; on a loaded CI machine a
+	// lost probe costs 5 s more, so the bound allows three probes.
 	for !strings.Contains(proc.LogTail(100), "path=direct") {
-		if time.Since(unblocked) > 20*time.Second {
-			t.Fatalf("laptop still on the relay 20 s after UDP came back:\n%s", proc.LogTail(20))
+		if time.Since(unblocked) > 25*time.Second {
+			t.Fatalf("laptop still on the relay 25 s after UDP came back:\n%s", proc.LogTail(20))
 		}
 		lab.Ping(lt.NS, n1.HostAddr, 1)
 	}
 	back := time.Since(unblocked)
 	t.Logf("FIGURE: laptop on the direct path %v after UDP came back", back.Round(100*time.Millisecond))
-	if back > 10*time.Second+time.Second { // the path is logged once a second
-		t.Errorf("direct path after %v, want within 10 s", back)
+	if back > 20*time.Second+time.Second { // the path is logged once a second
+		t.Errorf("direct path after %v, want within 20 s", back)
 	}
 	if err := lab.Ping(lt.NS, n1.HostAddr, 3); err != nil {
 		t.Fatalf("ping on the direct path: %v", err)
