@@ -145,12 +145,46 @@ func peeringTransitions(prev map[string]seenPeering, cur []api.PeeringStatus) []
 	return out
 }
 
+// pathChange is a peering whose path (api.PeeringStatus.Path: direct or
+// relay) changed between two looks.
+type pathChange struct {
+	Peering, Network, From, To string
+}
+
+// pathChanges compares each peering's path with the previous looks
+// (updated in place). A peering seen for the first time, or without a path
+// (no relay, IPsec), is no change; peerings no longer configured are
+// forgotten.
+func pathChanges(prev map[string]string, cur []api.PeeringStatus) []pathChange {
+	var out []pathChange
+	seen := make(map[string]bool, len(cur))
+	for _, p := range cur {
+		seen[p.Name] = true
+		if p.Path == "" {
+			delete(prev, p.Name)
+			continue
+		}
+		if was, ok := prev[p.Name]; ok && was != p.Path {
+			out = append(out, pathChange{Peering: p.Name, Network: p.Network, From: was, To: p.Path})
+		}
+		prev[p.Name] = p.Path
+	}
+	for name := range prev {
+		if !seen[name] {
+			delete(prev, name)
+		}
+	}
+	return out
+}
+
 // WatchPeerings logs every tunnel state change (up, down with its reason)
-// at info until ctx ends, looking every interval. Each look reads the
+// and every change of a tunnel's path (direct UDP or the relay) at info
+// until ctx ends, looking every interval. Each look reads the
 // counters of each tunnel's device (one UAPI get, microseconds), so a
 // one-second interval is cheap even at the 10-tunnel limit.
 func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 	prev := map[string]seenPeering{}
+	paths := map[string]string{}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -163,6 +197,9 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 		st, _ := g.Status(ctx)
 		for _, tr := range peeringTransitions(prev, st.Peerings) {
 			logTransition(g.log, tr)
+		}
+		for _, c := range pathChanges(paths, st.Peerings) {
+			g.log.Info("peering path changed", "peering", c.Peering, "network", c.Network, "path", c.To, "was", c.From)
 		}
 		select {
 		case <-ctx.Done():

@@ -178,3 +178,35 @@ func baseConfig(t *testing.T) *config.Config {
 		},
 	}
 }
+
+// A change of a peering's path (direct UDP or the relay) is reported once,
+// with both ends; a first look, a peering without a path and a removed
+// peering are not.
+func TestPathChanges(t *testing.T) {
+	prev := map[string]string{}
+	look := func(ps ...api.PeeringStatus) []pathChange { return pathChanges(prev, ps) }
+	west := func(path string) api.PeeringStatus {
+		return api.PeeringStatus{Name: "west", Network: "west", Path: path}
+	}
+	hq := api.PeeringStatus{Name: "hq", Network: "hq"} // IPsec: no path
+	if got := look(west("direct"), hq); len(got) != 0 {
+		t.Fatalf("first look: %v, want none", got)
+	}
+	if got := look(west("direct"), hq); len(got) != 0 {
+		t.Fatalf("no change: %v, want none", got)
+	}
+	got := look(west("relay"), hq)
+	if want := (pathChange{Peering: "west", Network: "west", From: "direct", To: "relay"}); len(got) != 1 || got[0] != want {
+		t.Fatalf("to relay: %v, want [%v]", got, want)
+	}
+	if got := look(west("relay")); len(got) != 0 {
+		t.Fatalf("relay again: %v, want none", got)
+	}
+	if got := look(west("direct")); len(got) != 1 || got[0].From != "relay" || got[0].To != "direct" {
+		t.Fatalf("back to direct: %v", got)
+	}
+	look() // west removed
+	if got := look(west("relay")); len(got) != 0 {
+		t.Fatalf("re-added peering: %v, want none (a first look)", got)
+	}
+}

@@ -144,8 +144,12 @@ func cmdClientAdd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return gf.explain(err)
 	}
-	if *output == "" && added.Client.KeyGenerated && isTerminal(stdout) {
-		fmt.Fprintf(stderr, "vgate: warning: client %s's config holds its private key and is shown on this terminal; use --output FILE to write it to a 0600 file instead\n", name)
+	if *output == "" && added.Client.KeyGenerated {
+		if isTerminal(stdout) {
+			fmt.Fprintf(stderr, "vgate: warning: client %s's config holds its private key and is shown on this terminal; use --output FILE to write it to a 0600 file instead\n", name)
+		} else if mode, ok := exposedFile(stdout); ok {
+			fmt.Fprintf(stderr, "vgate: warning: client %s's config holds its private key and standard output is a file of mode %04o (group or other can read it): chmod 600 it; --output FILE creates it 0600\n", name, mode)
+		}
 	}
 	if *output != "" {
 		if err := writeSecretFile(*output, added.Config); err != nil {
@@ -179,6 +183,21 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// exposedFile says whether w is a regular file that group or other may
+// read (as 'client add NAME > F' creates it under umask 022), and its mode.
+func exposedFile(w io.Writer) (os.FileMode, bool) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	perm := fi.Mode().Perm()
+	return perm, perm&0o077 != 0
 }
 
 // writeSecretFile creates path with mode 0600; an existing file is not

@@ -195,3 +195,38 @@ func TestIsTerminal(t *testing.T) {
 		t.Error("a pty not taken for a terminal")
 	}
 }
+
+// 'client add NAME > F' under umask 022 leaves the private key readable by
+// others: such a stdout is noticed; a 0600 file, /dev/null and buffers are
+// not.
+func TestExposedFile(t *testing.T) {
+	dir := t.TempDir()
+	open := func(name string, mode os.FileMode) *os.File {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Chmod(mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	if m, ok := exposedFile(open("open.conf", 0o644)); !ok || m != 0o644 {
+		t.Errorf("0644 file: %04o, %v; want 0644, true", m, ok)
+	}
+	if _, ok := exposedFile(open("closed.conf", 0o600)); ok {
+		t.Error("0600 file taken for exposed")
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if _, ok := exposedFile(null); ok {
+		t.Error("/dev/null taken for an exposed file")
+	}
+	if _, ok := exposedFile(&strings.Builder{}); ok {
+		t.Error("a buffer taken for an exposed file")
+	}
+}

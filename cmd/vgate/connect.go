@@ -79,11 +79,11 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	var text []byte
 	source := ""
 	if *invite == "-" { // keeps the token out of the process list
-		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-		if err != nil && line == "" {
+		t, err := tokenFromInput(os.Stdin)
+		if err != nil {
 			return &exitError{1, fmt.Errorf("--invite -: read the token from standard input: %w", err)}
 		}
-		*invite = strings.TrimSpace(line)
+		*invite = t
 	}
 	if *invite != "" {
 		t, path, err := enrollInvite(*invite, *output, stdout)
@@ -189,4 +189,31 @@ func watchPath(ctx context.Context, c *laptop.Conn, log *slog.Logger) {
 			last = p
 		}
 	}
+}
+
+// tokenFromInput is the invite token read by '--invite -': the first word
+// starting with the token prefix, so the whole output of 'vgate client
+// invite' saved to a file works as well as the bare token; without one, the
+// first line (which the enrollment then refuses, saying why).
+func tokenFromInput(r io.Reader) (string, error) {
+	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
+	first, seen := "", false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !seen {
+			first, seen = line, true
+		}
+		for _, w := range strings.Fields(line) {
+			if strings.HasPrefix(w, laptop.InviteTokenPrefix) {
+				return w, nil
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	if !seen {
+		return "", io.ErrUnexpectedEOF
+	}
+	return first, nil
 }

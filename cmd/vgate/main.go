@@ -33,12 +33,13 @@ Usage:
                                      bgp sessions: state, prefixes received/accepted/rejected
   vgate capture (--peering NAME | --client NAME) [--count N] [--duration D] -w FILE.pcap
                                      write one peering's (or client's) decrypted packets as pcap
-  vgate client  add NAME [--group G]... [--public-key K] [--qr] [--output F]
+  vgate client  add NAME [--group G]... [--public-key K] [--qr] [--output F] [--invite]
+                                     register a laptop or phone, print its WireGuard config
   vgate client  invite NAME --group G... [--expires 24h] [--qr]
                                      a one-time invite token (the device makes its own key)
   vgate client  list [--json] | revoke NAME
                                      point-to-site clients (laptops, phones) and invites
-  vgate connect FILE | --invite TOKEN
+  vgate connect [--relay URL [--relay-pin PIN]] FILE | --invite TOKEN
                                      built-in Linux client: bring up a client config,
                                      or enroll with an invite first
   vgate relay   --config FILE        run a TCP/443 relay (TLS + WebSocket) for peers behind
@@ -48,6 +49,7 @@ Usage:
   vgate pubkey                       read a private key on stdin, print its public key
   vgate version                      print the version
 
+capture and client also take --socket PATH or --config FILE (default socket /run/vgate/vgate.sock).
 Run 'vgate COMMAND -h' for the flags of a command.
 `
 

@@ -18,8 +18,10 @@ func printRoutes(w io.Writer, v api.RoutesView) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PREFIX\tSOURCE\tPEERING\tAS PATH\tSTATUS")
 	for _, r := range v.Routes {
+		// One line per path: a multipath route has a line for each of its
+		// peerings, each naming its own (Peerings, the whole set, is in --json).
 		peering := r.Peering
-		if len(r.Peerings) > 0 {
+		if peering == "" && len(r.Peerings) > 0 {
 			peering = strings.Join(r.Peerings, ",")
 		}
 		if peering == "" {

@@ -64,7 +64,7 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		fmt.Fprintf(w, "  dns             zone %s on %s:53, %s\n", d.Zone, d.Address, countsText(d.Queries, api.DNSOutcomes))
 	}
 	if e := st.Enroll; e != nil {
-		fmt.Fprintf(w, "  enrollment      %s (listen %s), %d invites pending, attempts: %s\n", e.URL, e.Listen, e.Pending, countsText(e.Attempts, api.EnrollResults))
+		fmt.Fprintf(w, "  enrollment      %s (listen %s, certificate %s), %d invites pending, attempts: %s\n", e.URL, e.Listen, e.Pin, e.Pending, countsText(e.Attempts, api.EnrollResults))
 	}
 	if len(st.Peerings) == 0 {
 		fmt.Fprintln(w, "\nno peerings configured")

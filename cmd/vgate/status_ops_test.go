@@ -58,3 +58,20 @@ func TestStatusShowsHintAndForwarding(t *testing.T) {
 		}
 	}
 }
+
+// The enrollment line shows the listener's certificate pin (what a token
+// pins; README "Onboarding with an invite").
+func TestStatusShowsEnrollPin(t *testing.T) {
+	now := time.Now()
+	pin := "sha256:" + strings.Repeat("ab", 32)
+	st := api.Status{
+		Name: "east", Started: now, Tunnels: api.TunnelCount{Limit: 10},
+		Enroll: &api.EnrollStatus{Listen: "198.18.0.10:8443", URL: "https://198.18.0.10:8443/", Pin: pin, Pending: 1, Attempts: map[string]uint64{"enrolled": 2}},
+	}
+	var b strings.Builder
+	printStatus(&b, &st, now)
+	want := "enrollment      https://198.18.0.10:8443/ (listen 198.18.0.10:8443, certificate " + pin + "), 1 invites pending"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+}

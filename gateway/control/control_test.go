@@ -202,9 +202,16 @@ func TestListenSocketFile(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("dir holds %d entries, want only the socket (the private temp dir must be gone)", len(ents))
 	}
-	// A live one is not.
+	// A live one is not, and CheckFree (vgate run, before any effect)
+	// says so too.
 	if _, err := Listen(sock, Handler(&fakeGateway{})); err == nil || !strings.Contains(err.Error(), "another gateway") {
 		t.Errorf("second Listen: %v, want another-gateway error", err)
+	}
+	if err := CheckFree(sock); err == nil || !strings.Contains(err.Error(), "another gateway") {
+		t.Errorf("CheckFree on a live socket: %v, want another-gateway error", err)
+	}
+	if err := CheckFree(filepath.Join(dir, "none.sock")); err != nil {
+		t.Errorf("CheckFree on a free path: %v", err)
 	}
 	if _, err := NewClient(sock).Status(context.Background()); err != nil {
 		t.Errorf("first server stopped answering: %v", err)

@@ -77,6 +77,18 @@ func Listen(path string, h http.Handler) (*Server, error) {
 	return s, nil
 }
 
+// CheckFree reports whether a gateway could claim path as its control
+// socket: an error when a live gateway answers there or the path is not a
+// socket. `vgate run` checks it before it starts anything, so that a second
+// gateway given the same control_socket (and so the same charon directory
+// beside it) stops before it touches the first one's tunnels or charon.
+func CheckFree(path string) error {
+	if err := checkStale(path); err != nil {
+		return fmt.Errorf("control_socket %s: %w", path, err)
+	}
+	return nil
+}
+
 // checkStale removes a dead gateway's socket at path. It refuses a live
 // socket and anything that is not a socket.
 func checkStale(path string) error {

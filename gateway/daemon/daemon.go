@@ -39,6 +39,11 @@ func Run(ctx context.Context, o Options) error {
 		log.Error("config refused; gateway not started", "config", o.ConfigPath)
 		return err
 	}
+	// Before any effect: a gateway already answering on this control
+	// socket keeps its tunnels and its charon (charon/ beside the socket).
+	if err := control.CheckFree(cfg.ControlSocket); err != nil {
+		return err
+	}
 	gw, err := gateway.Start(ctx, cfg, log.With("gateway", cfg.Name))
 	if err != nil {
 		return fmt.Errorf("start: %w", err)

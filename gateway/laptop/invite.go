@@ -8,6 +8,10 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
+// InviteTokenPrefix starts every invite token (`vgate connect --invite -`
+// finds the token in its input by it).
+const InviteTokenPrefix = enroll.TokenPrefix
+
 // Enrolled is a laptop enrolled with an invite: its client name and its
 // full wg-quick config (with the private key made here).
 type Enrolled struct {

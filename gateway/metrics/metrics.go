@@ -88,7 +88,7 @@ func New(source Source, version string) *Collector {
 		gatewayInfo:       d("gateway_info", "The gateway's network name and tunnel port; always 1.", "gateway", "listen_port"),
 		tunnelsLimit:      d("tunnels_limit", "The most site-to-site tunnels this gateway may run (max_tunnels)."),
 		tunnelsConfigured: d("tunnels_configured", "Peerings configured, each one tunnel."),
-		tunnelsUp:         d("tunnels_up", "Tunnels whose last WireGuard handshake is recent."),
+		tunnelsUp:         d("tunnels_up", "Peerings that are up, as vgate_peering_up counts them (tunnel up and, with BGP, its session established)."),
 
 		peeringInfo:       d("peering_info", "A configured peering and its tunnel interface; always 1.", "peering", "network", "interface"),
 		peeringUp:         d("peering_up", "1 if the peering's tunnel is up, 0 if not (see vgate_peering_down_reason).", peer...),

@@ -94,7 +94,7 @@ vgate_tunnels_limit 10
 # HELP vgate_tunnels_configured Peerings configured, each one tunnel.
 # TYPE vgate_tunnels_configured gauge
 vgate_tunnels_configured 2
-# HELP vgate_tunnels_up Tunnels whose last WireGuard handshake is recent.
+# HELP vgate_tunnels_up Peerings that are up, as vgate_peering_up counts them (tunnel up and, with BGP, its session established).
 # TYPE vgate_tunnels_up gauge
 vgate_tunnels_up 1
 # HELP vgate_port_packets_dropped_total Datagrams received on the shared tunnel port and dropped, by reason.

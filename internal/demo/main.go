@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
@@ -161,8 +162,12 @@ func run(bin string) error {
 	fmt.Println(indent(routes + routes6))
 
 	step("Safety: a peering that overlaps net1's own address space is refused")
+	rogue, err := keys.GeneratePrivate() // its own key: the overlap is the one problem shown
+	if err != nil {
+		return err
+	}
 	gws[0].Peerings = append(gws[0].Peerings, netlab.Peering{
-		Name: "rogue", Network: "rogue", PublicKey: gws[1].Pub,
+		Name: "rogue", Network: "rogue", PublicKey: rogue.Public(),
 		Spaces: []netip.Prefix{netip.MustParsePrefix("10.1.64.0/18")},
 	})
 	bad := gws[0].ConfigPath + ".bad"
