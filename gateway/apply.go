@@ -38,6 +38,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		g.p2sDisabled = "" // a new config tries a disabled point-to-site again
 	}
 	in := g.input(cfg)
+	g.factsOK = false // route_safety.go
 	st := plan.Plan(in)
 	if !sameErrors(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
 		for _, e := range st.Problems {
@@ -77,6 +78,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	g.cfg, g.applied = cfg, st
+	g.facts, g.factsOK = importFacts{in.Endpoints, in.Connected}, true
 	return nil
 }
 

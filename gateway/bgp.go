@@ -178,7 +178,7 @@ func (g *Gateway) closeBGP() {
 // ribLoop re-plans when the RIB changes: debounced, serialized on g.mu
 // like every other change, and through the same planner as start and
 // reload. Every importRefresh it also re-plans for the facts the import
-// filter protects (route_safety.go).
+// filter protects (route_safety.go), when they changed.
 func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 	refresh := time.NewTicker(importRefresh)
 	defer refresh.Stop()
@@ -188,7 +188,7 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 			return
 		case <-refresh.C:
 			g.mu.Lock()
-			if ctx.Err() == nil && !g.closed && g.bgp == b {
+			if ctx.Err() == nil && !g.closed && g.bgp == b && g.importFactsChanged() { // route_safety.go
 				if err := g.apply(ctx, g.cfg); err != nil {
 					g.log.Error("bgp: refreshing the import filter", "error", err)
 				}

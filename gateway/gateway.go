@@ -61,6 +61,11 @@ type Gateway struct {
 	addr    netip.Addr      // the tunnel address on lo
 	learned []routing.Route // the speaker's last RIB snapshot
 	applied plan.State      // the last plan applied
+	// facts is what the last successful apply planned with of what
+	// importRefresh watches (route_safety.go); factsOK is false after a
+	// failed apply, so the next refresh applies again.
+	facts   importFacts
+	factsOK bool
 	// mem is the peers' remembered endpoints (remember.go).
 	mem memoryState
 	// returns flags peerings that do not route the P2S pool back

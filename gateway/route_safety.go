@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,29 @@ import (
 // subnets, which the import filter protects (plan.Input). An unchanged
 // plan costs nothing in the speaker or the kernel.
 const importRefresh = 3 * time.Second
+
+// importFacts are the inputs importRefresh watches: the endpoints and
+// connected subnets a plan was made with.
+type importFacts struct {
+	endpoints []plan.UnderlayEndpoint
+	connected []kernel.Connected
+}
+
+func (a importFacts) equal(b importFacts) bool {
+	return slices.Equal(a.endpoints, b.endpoints) && slices.Equal(a.connected, b.connected)
+}
+
+// importFactsChanged reports whether a refresh has anything to re-plan
+// for: the watched facts differ from the last successful apply's, or that
+// apply failed (a refresh retries it). Reading the facts is a device get
+// per tunnel and one netlink dump, far cheaper than planning and applying
+// every importRefresh (issue 14). g.mu is held.
+func (g *Gateway) importFactsChanged() bool {
+	if !g.factsOK || g.cfg == nil || g.cfg.BGP == nil {
+		return true
+	}
+	return !g.facts.equal(importFacts{g.currentEndpoints(), g.connectedPrefixes()})
+}
 
 // currentEndpoints lists the endpoints the WireGuard devices use now: each
 // tunnel's (after roaming, or learned from the remote side when the

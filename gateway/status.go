@@ -53,8 +53,11 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	st.DNS, st.Enroll = g.dnsStatus(), g.enrollStatus() // dns.go, invite.go
 	sessions := map[string]routing.NeighborStatus{}
 	if b != nil {
-		if rib, err := b.speaker.Snapshot(ctx); err == nil {
-			for _, n := range rib.Neighbors {
+		// Sessions, not Snapshot: Status runs every second and needs no
+		// route (issue 14: reading every table was most of an idle hub's
+		// allocation).
+		if ns, err := b.speaker.Sessions(ctx); err == nil {
+			for _, n := range ns {
 				sessions[n.Name] = n
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -177,6 +178,7 @@ type Speaker struct {
 	rejectTot  map[string]uint64
 	policySet  bool
 	importPol  Import
+	counts     map[string]routeCounts // by name: the last Snapshot's (Sessions)
 
 	// Written by the peer-event watcher, which must never wait on mu.
 	evMu     sync.Mutex
@@ -186,7 +188,14 @@ type Speaker struct {
 	pfxCt    map[netip.Addr]bool // GoBGP shut the session for its prefix limit
 	closed   bool                // Close has begun: start no goroutine
 	retry    map[netip.Addr]*retryState
+
+	events       chan struct{} // GoBGP reported a change (wake)
+	snapshots    atomic.Uint64 // full RIB reads (Snapshot), for tests
+	fingerprints atomic.Uint64 // counter reads (fingerprint), for tests
 }
+
+// routeCounts are a session's route counts in a snapshot.
+type routeCounts struct{ Received, Accepted, Rejected, Advertised int }
 
 // retryState is vgate's own reconnect schedule of a session that went
 // down (retry.go).
@@ -213,11 +222,13 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		disabled:   map[string]bool{},
 		rejectSeen: map[string]map[netip.Prefix]bool{},
 		rejectTot:  map[string]uint64{},
+		counts:     map[string]routeCounts{},
 		byAddr:     map[netip.Addr]Neighbor{},
 		evHolds:    map[string]DownCode{},
 		pfxCt:      map[netip.Addr]bool{},
 		lastDown:   map[netip.Addr]downInfo{},
 		retry:      map[netip.Addr]*retryState{},
+		events:     make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.bgp = server.NewBgpServer(server.LoggerOption(newGoBGPLogger(cfg.Log.With("component", "gobgp")), nil))
@@ -241,12 +252,20 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		s.cancel()
 		return nil, fmt.Errorf("bgp: start speaker AS%d: %w", cfg.ASN, err)
 	}
-	// Session changes arrive as typed peer events. Route changes are
-	// noticed by polling counters, which also covers changes no event
-	// reports (a policy re-applied to what is already received).
+	// Session changes arrive as typed peer events; route changes as
+	// update (received, before policy) and best-path events. Each event
+	// wakes the poll loop, which then compares counters at pollInterval
+	// until they settle; a slow poll covers what no event reports.
 	if err := s.bgp.WatchEvent(s.ctx, server.WatchEventMessageCallbacks{OnPeerUpdate: s.peerEvent}, server.WatchPeer()); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("bgp: watch: %w", err)
+	}
+	if err := s.bgp.WatchEvent(s.ctx, server.WatchEventMessageCallbacks{
+		OnPathUpdate: func([]*apiutil.Path, time.Time) { s.wake() },
+		OnBestPath:   func([]*apiutil.Path, time.Time) { s.wake() },
+	}, server.WatchUpdate(false, "", ""), server.WatchBestPath(false)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bgp: watch routes: %w", err)
 	}
 	s.wg.Add(1)
 	go func() {
@@ -257,21 +276,48 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 	return s, nil
 }
 
-// pollInterval is how often the speaker looks for route changes.
-const pollInterval = 100 * time.Millisecond
+// pollInterval is how often the speaker compares its counters while
+// something happens (after an event, for activeFor); slowPoll is how often
+// it compares them when nothing does. An idle speaker is not asked
+// anything in between (issue 14: a 10 Hz poll of every peer was most of
+// an idle hub's allocation).
+const (
+	pollInterval = 100 * time.Millisecond
+	activeFor    = time.Second
+	slowPoll     = 5 * time.Second
+)
+
+// wake tells the poll loop that GoBGP reported something. It never
+// blocks (it runs on GoBGP's watcher goroutines).
+func (s *Speaker) wake() {
+	select {
+	case s.events <- struct{}{}:
+	default:
+	}
+}
 
 // poll calls OnChange when the speaker's counters move (updates received
 // per session, routes received and accepted, paths in the global table),
-// and once more when they have settled, so the last change is never missed.
+// and once more when they have settled, so the last change is never
+// missed. It compares them every pollInterval for activeFor after an
+// event, and every slowPoll otherwise.
 func (s *Speaker) poll() {
-	t := time.NewTicker(pollInterval)
+	t := time.NewTimer(pollInterval)
 	defer t.Stop()
 	var last string
-	dirty := false
+	dirty, fast := false, true
+	activeUntil := time.Now().Add(activeFor)
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-s.events:
+			activeUntil = time.Now().Add(activeFor)
+			if !fast {
+				fast = true
+				t.Reset(pollInterval) // Go 1.23+: no stale tick to drain
+			}
+			continue
 		case <-t.C:
 		}
 		fp := s.fingerprint()
@@ -283,6 +329,12 @@ func (s *Speaker) poll() {
 			dirty = false
 			s.changed()
 		}
+		fast = dirty || time.Now().Before(activeUntil)
+		if fast {
+			t.Reset(pollInterval)
+		} else {
+			t.Reset(slowPoll)
+		}
 	}
 }
 
@@ -291,6 +343,7 @@ func (s *Speaker) poll() {
 // unchanged speaker must give the same string every time, or every poll
 // looks like a change and replans the gateway.
 func (s *Speaker) fingerprint() string {
+	s.fingerprints.Add(1)
 	var peers []string
 	_ = s.bgp.ListPeer(s.ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		peers = append(peers, peerFingerprint(p))
@@ -641,7 +694,10 @@ func holdText(h map[string]string) string {
 // goroutine, which must not wait on mu): it records why sessions go down
 // and holds a session down when GoBGP shut it for its prefix limit.
 func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Time) {
-	defer s.changed()
+	defer func() {
+		s.wake()
+		s.changed()
+	}()
 	if ev.Type != apiutil.PEER_EVENT_STATE {
 		return
 	}
@@ -723,12 +779,86 @@ func (s *Speaker) noteHolds(name string) {
 	}
 }
 
+// peerStatus fills ns's session state, uptime and advertised count from
+// GoBGP's peer p.
+func peerStatus(ns *NeighborStatus, p *api.Peer) {
+	if st := p.GetState(); st != nil {
+		ns.State = sessionState(st.SessionState)
+	}
+	if t := p.GetTimers().GetState().GetUptime(); t != nil && ns.State == "established" {
+		ns.Since = t.AsTime()
+	}
+	for _, af := range p.GetAfiSafis() {
+		ns.Advertised += int(af.GetState().GetAdvertised())
+	}
+}
+
+// noteStatus fills what vgate itself knows of n's session: holds, the
+// last down, the next attempt, the rejected total. s.mu is held.
+func (s *Speaker) noteStatus(ns *NeighborStatus, n Neighbor) {
+	name := n.Name
+	ns.RejectedTotal = s.rejectTot[name]
+	ns.Down = holdText(s.holds[name])
+	s.evMu.Lock()
+	d := s.lastDown[n.Address]
+	s.evMu.Unlock()
+	ns.LastDown, ns.LastDownCode, ns.LastDownAt, ns.Notification = d.text, d.code, d.at, d.notif
+	ns.Passive = n.Passive
+	if ns.State != "established" {
+		ns.NextAttempt = s.nextAttempt(n.Address)
+	}
+	switch {
+	case len(s.holds[name]) > 0:
+		ns.DownCode = holdCode(s.holds[name])
+	case ns.State != "established":
+		ns.DownCode = d.code
+	}
+}
+
+// Sessions returns every session like Snapshot's Neighbors, without
+// reading a route table: one ListPeer for all of them, for callers that
+// run often (Status runs every second). The route counts (received,
+// accepted, rejected, advertised, rejected total) are the last Snapshot's:
+// GoBGP's own per-session counters do not see vgate's import policy.
+func (s *Speaker) Sessions(ctx context.Context) ([]NeighborStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	peers := make(map[netip.Addr]*api.Peer, len(s.neighbors))
+	err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if a, err := netip.ParseAddr(p.GetState().GetNeighborAddress()); err == nil {
+			peers[a] = p
+		} else if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
+			peers[a] = p
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bgp: sessions: %w", err)
+	}
+	out := make([]NeighborStatus, 0, len(s.neighbors))
+	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
+		n := s.neighbors[name]
+		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: "idle", MaxPrefixes: n.maxPrefixes()}
+		if p := peers[n.Address]; p != nil {
+			peerStatus(&ns, p)
+		}
+		if c, ok := s.counts[name]; ok && ns.State == "established" {
+			ns.Received, ns.Accepted, ns.Rejected, ns.Advertised = c.Received, c.Accepted, c.Rejected, c.Advertised
+		}
+		s.noteStatus(&ns, n)
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
 // Snapshot returns every received route (accepted or rejected, with the
-// best path marked) and every session.
+// best path marked) and every session. It reads every route table: call
+// Sessions where the sessions are enough.
 func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.snapshots.Add(1)
 	var rib RIB
+	clear(s.counts) // neighbors gone since are forgotten
 	byAddr := map[netip.Addr]string{}
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
 		byAddr[s.neighbors[name].Address] = name
@@ -743,15 +873,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 		n := s.neighbors[name]
 		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: "idle", MaxPrefixes: n.maxPrefixes()}
 		err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: n.Address.String(), EnableAdvertised: true}, func(p *api.Peer) {
-			if st := p.GetState(); st != nil {
-				ns.State = sessionState(st.SessionState)
-			}
-			if t := p.GetTimers().GetState().GetUptime(); t != nil && ns.State == "established" {
-				ns.Since = t.AsTime()
-			}
-			for _, af := range p.GetAfiSafis() {
-				ns.Advertised += int(af.GetState().GetAdvertised())
-			}
+			peerStatus(&ns, p)
 		})
 		if err != nil {
 			return RIB{}, fmt.Errorf("bgp: neighbor %s: %w", name, err)
@@ -763,16 +885,22 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 		}
 		now := map[netip.Prefix]bool{}
 		for _, f := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {
-			err := s.bgp.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: n.Address.String(), Family: f, EnableFiltered: true}, func(nlri bgp.NLRI, paths []*apiutil.Path) {
+			// Not EnableFiltered: GoBGP would apply the import policy by
+			// writing into the live Adj-RIB-In, which races with its own
+			// route watchers (the events poll waits for). The policy in
+			// GoBGP is importSets of s.importPol, whose Check is its
+			// reference semantics (policy.go), so Check decides here.
+			err := s.bgp.ListPath(apiutil.ListPathRequest{TableType: api.TableType_TABLE_TYPE_ADJ_IN, Name: n.Address.String(), Family: f}, func(nlri bgp.NLRI, paths []*apiutil.Path) {
 				pfx, ok := nlriPrefix(nlri)
 				if !ok {
 					return
 				}
+				accepted, reason := s.importPol.Check(name, pfx)
 				for _, p := range paths {
 					r := routeFrom(pfx, name, p)
-					r.Accepted = !p.Filtered
+					r.Accepted = accepted
 					if !r.Accepted {
-						_, r.Reason = s.importPol.Check(name, pfx)
+						r.Reason = reason
 						if r.Reason == "" {
 							r.Reason = "rejected by import policy"
 						}
@@ -798,22 +926,8 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 			}
 		}
 		s.rejectSeen[name] = now
-		ns.RejectedTotal = s.rejectTot[name]
-		ns.Down = holdText(s.holds[name])
-		s.evMu.Lock()
-		d := s.lastDown[n.Address]
-		s.evMu.Unlock()
-		ns.LastDown, ns.LastDownCode, ns.LastDownAt, ns.Notification = d.text, d.code, d.at, d.notif
-		ns.Passive = n.Passive
-		if ns.State != "established" {
-			ns.NextAttempt = s.nextAttempt(n.Address)
-		}
-		switch {
-		case len(s.holds[name]) > 0:
-			ns.DownCode = holdCode(s.holds[name])
-		case ns.State != "established":
-			ns.DownCode = d.code
-		}
+		s.noteStatus(&ns, n)
+		s.counts[name] = routeCounts{ns.Received, ns.Accepted, ns.Rejected, ns.Advertised}
 		rib.Neighbors = append(rib.Neighbors, ns)
 	}
 	for _, f := range []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC} {

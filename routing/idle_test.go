@@ -1,0 +1,87 @@
+package routing
+
+import (
+	"context"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// An idle speaker is event-driven (issue 14): Sessions answers without
+// reading a route table, nothing polls GoBGP at 10 Hz while nothing
+// happens, and a route that arrives still calls OnChange.
+func TestIdleSpeakerIsEventDriven(t *testing.T) {
+	aAddr, bAddr := addr("127.0.0.1"), addr("127.0.0.2")
+	aPort := freePort(t, aAddr)
+	var changes atomic.Int64
+	a, err := Start(context.Background(), Config{ASN: 65001, RouterID: aAddr, ListenPort: aPort,
+		ListenAddresses: []netip.Addr{aAddr}, Log: testLogger(t), OnChange: func() { changes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	b := startSpeaker(t, 65002, "127.0.0.2", -1)
+	ctx := context.Background()
+	if err := a.Set(ctx, State{Neighbors: []Neighbor{{Name: "b", Address: bAddr, ASN: 65002, Passive: true,
+		Allowed: []netip.Prefix{pfx("10.2.0.0/16")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	bState := State{
+		Originate: []netip.Prefix{pfx("10.2.0.0/16"), pfx("192.168.0.0/16")},
+		Neighbors: []Neighbor{{Name: "a", Address: aAddr, ASN: 65001, LocalAddress: bAddr, Port: uint16(aPort)}},
+	}
+	if err := b.Set(ctx, bState); err != nil {
+		t.Fatal(err)
+	}
+	rib := waitRIB(t, a, "a learns from b", func(r RIB) bool { return neighbor(r, "b").Received == 2 })
+
+	// Sessions: the session part of a snapshot, without a full read.
+	before := a.snapshots.Load()
+	ns, err := a.Sessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := a.snapshots.Load() - before; n != 0 {
+		t.Errorf("Sessions read the RIB %d times, want 0", n)
+	}
+	want := neighbor(rib, "b")
+	if len(ns) != 1 {
+		t.Fatalf("Sessions = %+v, want one session", ns)
+	}
+	got := ns[0]
+	if got.Name != "b" || got.State != "established" || got.State != want.State || got.Received != want.Received ||
+		got.Accepted != want.Accepted || got.Rejected != want.Rejected || got.RejectedTotal != want.RejectedTotal ||
+		got.DownCode != want.DownCode || !got.Since.Equal(want.Since) || got.MaxPrefixes != want.MaxPrefixes {
+		t.Errorf("Sessions()[0] = %+v\nsnapshot has %+v", got, want)
+	}
+
+	// Idle: once settled (activeFor after the last event), counters are
+	// read at most every slowPoll, and nothing changes. The old 10 Hz
+	// poll read them 20 times in this window.
+	time.Sleep(activeFor + 3*pollInterval)
+	fp, ch := a.fingerprints.Load(), changes.Load()
+	time.Sleep(2 * time.Second)
+	if n := a.fingerprints.Load() - fp; n > 1 {
+		t.Errorf("idle speaker read its counters %d times in 2 s, want at most 1 (slow poll every %v)", n, slowPoll)
+	}
+	if n := changes.Load() - ch; n != 0 {
+		t.Errorf("idle speaker reported %d changes", n)
+	}
+
+	// A route arriving is still noticed: OnChange runs and the snapshot
+	// read after it has the route.
+	ch = changes.Load()
+	bState.Originate = append(bState.Originate, pfx("10.2.1.0/24"))
+	if err := b.Set(ctx, bState); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for changes.Load() == ch && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if changes.Load() == ch {
+		t.Fatal("a new route did not call OnChange")
+	}
+	waitRIB(t, a, "a learns 10.2.1.0/24", func(r RIB) bool { x, ok := find(r, "b", "10.2.1.0/24"); return ok && x.Accepted })
+}
