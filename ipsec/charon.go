@@ -97,22 +97,50 @@ func otherCharon(pidFile string, ours int) int {
 }
 
 // endStale ends a charon a previous vgate left running (its PID in
-// p.PID), if that process still runs charon.
-func endStale(p Paths, charon string, log *slog.Logger) {
+// p.PID), if that process still runs charon and nobody owns it any more
+// (its parent is gone: it was re-parented to init). A charon whose parent
+// still runs belongs to another running gateway that uses the same
+// directory (two gateways with control sockets in one directory): that is
+// refused, never killed.
+func endStale(p Paths, charon string, log *slog.Logger) error {
 	b, err := os.ReadFile(p.PID)
 	if err != nil {
-		return
+		return nil
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {
-		return
+		return nil
 	}
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil || exe != charon {
-		return
+		return nil
+	}
+	if ppid := parentOf(pid); ppid > 1 && ppid != os.Getpid() {
+		return fmt.Errorf("charon pid %d in %s belongs to another running process (pid %d), likely another gateway whose control_socket is in the same directory: give each gateway its own directory", pid, p.Dir, ppid)
 	}
 	log.Warn("ending the charon a previous vgate left running", "pid", pid)
 	_ = syscall.Kill(pid, syscall.SIGTERM)
+	return nil
+}
+
+// parentOf is pid's parent process id, 0 when it cannot be read.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid …; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // startCharon writes the private config and starts charon with it. It
@@ -124,7 +152,9 @@ func startCharon(charon string, p Paths, log *slog.Logger) (*exec.Cmd, error) {
 	if pid := otherCharon(SystemPIDFile, 0); pid != 0 {
 		return nil, fmt.Errorf("another charon (a system strongSwan?) runs as pid %d (%s): it holds UDP 500/4500; stop it (systemctl disable --now strongswan strongswan-starter) so that vgate can run its own", pid, SystemPIDFile)
 	}
-	endStale(p, charon, log)
+	if err := endStale(p, charon, log); err != nil {
+		return nil, err
+	}
 	if err := udpPortsFree(500, 4500); err != nil {
 		return nil, fmt.Errorf("%w: another IKE daemon (a system strongSwan? systemctl disable --now strongswan strongswan-starter) holds it; vgate runs its own charon", err)
 	}
