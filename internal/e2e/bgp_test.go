@@ -425,7 +425,9 @@ func TestBGPECMP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("vgate routes: %v\n%s", err, out)
 	}
-	if !regexpMatch(`10\.4\.0\.0/16\s+bgp\s+net2,net3\s+65002 65004\s+installed \(multipath\)`, out) {
+	// One line per path, each naming its own peering and AS path.
+	if !regexpMatch(`10\.4\.0\.0/16\s+bgp\s+net2\s+65002 65004\s+installed \(multipath\)`, out) ||
+		!regexpMatch(`10\.4\.0\.0/16\s+bgp\s+net3\s+65003 65004\s+installed \(multipath\)`, out) {
 		t.Errorf("vgate routes on gw1:\n%s", out)
 	}
 	// D runs without multipath: one path to A.
