@@ -44,12 +44,19 @@ lab: build
 	VGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m ./internal/e2e/
 
 fuzz:
-	$(GO) test -fuzz FuzzConflicts -fuzztime 30s ./overlap/
-	$(GO) test -fuzz FuzzParse -fuzztime 30s ./gateway/config/
-	$(GO) test -fuzz FuzzClampMSS -fuzztime 30s ./gateway/dataplane/
-	$(GO) test -fuzz FuzzPolicyCheck -fuzztime 30s ./gateway/p2s/
-	$(GO) test -fuzz FuzzCheckProposal -fuzztime 30s ./ipsec/
-	$(GO) test -fuzz FuzzParseNotify -fuzztime 30s ./ipsec/
+	$(GO) test -run '^$$' -fuzz '^FuzzConflicts$$' -fuzztime 30s ./overlap/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./gateway/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseUpstream$$' -fuzztime 30s ./gateway/config/
+	$(GO) test -run '^$$' -fuzz '^FuzzClampMSS$$' -fuzztime 30s ./gateway/dataplane/
+	$(GO) test -run '^$$' -fuzz '^FuzzPolicyCheck$$' -fuzztime 30s ./gateway/p2s/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckProposal$$' -fuzztime 30s ./ipsec/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseNotify$$' -fuzztime 30s ./ipsec/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime 30s ./gateway/names/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime 30s ./gateway/enroll/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseProbe$$' -fuzztime 30s ./routing/
 
 # Three networks in namespaces, three gateways, traffic between them.
 demo: deps build
