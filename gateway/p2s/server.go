@@ -215,7 +215,18 @@ func (s *Server) IfName() string { return s.ifname }
 func (s *Server) CheckUpdate(cfg *config.PointToSite) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if out := s.reg.Outside(NewPool(cfg.AddressPool)); len(out) > 0 {
+	// Only clients the new pool would newly leave out block it: clients
+	// already outside the running pool (a point_to_site re-added with a
+	// smaller pool, a registry from an older config) are shown in error
+	// and do not make every later reload fail.
+	already := s.reg.Outside(s.pool)
+	var out []string
+	for _, name := range s.reg.Outside(NewPool(cfg.AddressPool)) {
+		if !slices.Contains(already, name) {
+			out = append(out, name)
+		}
+	}
+	if len(out) > 0 {
 		return fmt.Errorf("point_to_site.address_pool: registered clients %s have addresses outside the new pool; revoke them first", strings.Join(out, ", "))
 	}
 	return nil

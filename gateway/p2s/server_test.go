@@ -337,3 +337,45 @@ func TestServerErrorCodes(t *testing.T) {
 		t.Errorf("revoke alice: %+v, %v: want quarantined for %v", c, err, DefaultQuarantine)
 	}
 }
+
+// A registry opened with a smaller pool (point_to_site re-added): the
+// clients left outside show in error, and only a pool change that would
+// leave out more clients is refused — an unchanged pool is not.
+func TestCheckUpdateRefusesOnlyNewlyOrphanedClients(t *testing.T) {
+	gw, _ := keys.GeneratePrivate()
+	dir := t.TempDir()
+	cfg := testP2SConfig()
+	s := openTestServer(t, dir, gw, cfg)
+	for _, name := range []string{"a", "b"} {
+		if _, err := s.Add(api.AddClientRequest{Name: name, Groups: []string{"ops"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	small := testP2SConfig()
+	small.AddressPool = small.AddressPool[:1] // the IPv6 prefix dropped: both clients outside
+	s = openTestServer(t, dir, gw, small)
+	defer s.Close()
+	if err := s.CheckUpdate(small); err != nil {
+		t.Fatalf("an unchanged pool refused: %v", err)
+	}
+	v4 := testP2SConfig()
+	v4.AddressPool = []netip.Prefix{mp("172.16.201.0/25")}
+	if err := s.CheckUpdate(v4); err != nil {
+		t.Fatalf("a pool that leaves out no one new refused: %v", err)
+	}
+	if err := s.Update(v4, gw); err != nil {
+		t.Fatal(err)
+	}
+	// Now a client that is inside the running pool would be left out.
+	if _, err := s.Add(api.AddClientRequest{Name: "c", Groups: []string{"ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	tiny := testP2SConfig()
+	tiny.AddressPool = []netip.Prefix{mp("172.16.201.128/25")}
+	err := s.CheckUpdate(tiny)
+	if err == nil || !strings.Contains(err.Error(), "outside the new pool") {
+		t.Fatalf("a pool leaving out clients inside the running pool: %v, want a refusal", err)
+	}
+}
