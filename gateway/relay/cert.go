@@ -1,22 +1,16 @@
 package relay
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/vgate-project/vgate/gateway/selfcert"
 )
 
 // Files the relay keeps in its state directory.
@@ -69,58 +63,19 @@ func LoadOrCreateCert(certFile, keyFile, stateDir string, names []string) (tls.C
 	if !errors.Is(err, os.ErrNotExist) {
 		return c, "", fmt.Errorf("self-signed certificate in %s: %w", stateDir, err)
 	}
-	certPEM, keyPEM, err := selfSigned(names)
-	if err != nil {
-		return c, "", err
+	if len(names) == 0 {
+		names = []string{"vgate-relay"}
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return c, "", err
 	}
-	if err := os.WriteFile(kp, keyPEM, 0o600); err != nil {
-		return c, "", err
+	if err := selfcert.Create(cp, kp, names[0], names); err != nil {
+		return c, "", fmt.Errorf("self-signed certificate in %s: %w", stateDir, err)
 	}
-	if err := os.WriteFile(cp, certPEM, 0o644); err != nil {
-		return c, "", err
-	}
-	c, err = tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
+	if c, err = tls.LoadX509KeyPair(cp, kp); err != nil {
 		return c, "", err
 	}
 	return c, Pin(c.Certificate[0]), nil
-}
-
-func selfSigned(names []string) (certPEM, keyPEM []byte, err error) {
-	if len(names) == 0 {
-		names = []string{"vgate-relay"}
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(10, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		return nil, nil, err
-	}
-	kder, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
 // clientTLS is the TLS config a party dials with: the pinned leaf when
