@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/control"
+	"github.com/vgate-project/vgate/internal/sdnotify"
 )
 
 // Options configures Run.
@@ -60,7 +60,7 @@ func Run(ctx context.Context, o Options) error {
 		gw.Close()
 		return err
 	}
-	sdNotify("READY=1")
+	sdnotify.Notify("READY=1")
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -76,7 +76,7 @@ loop:
 		}
 	}
 	log.Info("shutting down")
-	sdNotify("STOPPING=1")
+	sdnotify.Notify("STOPPING=1")
 	stopOps()
 	ctl.Close()
 	if err := gw.Close(); err != nil {
@@ -98,8 +98,8 @@ var _ control.Gateway = (*server)(nil)
 // Reload re-reads the config file and applies it; a failure has
 // api.CodeReloadFailed and leaves the previous config running.
 func (s *server) Reload(ctx context.Context) error {
-	sdNotify("RELOADING=1")
-	defer sdNotify("READY=1")
+	sdnotify.Notify("RELOADING=1")
+	defer sdnotify.Notify("READY=1")
 	cfg, err := config.Load(s.path)
 	if err != nil {
 		var errs config.Errors
@@ -113,19 +113,4 @@ func (s *server) Reload(ctx context.Context) error {
 		return api.WithCode(api.CodeReloadFailed, err)
 	}
 	return api.WithCode(api.CodeReloadFailed, s.Gateway.Reload(ctx, cfg))
-}
-
-// sdNotify tells systemd (Type=notify) about state changes; a no-op
-// outside systemd.
-func sdNotify(state string) {
-	sock := os.Getenv("NOTIFY_SOCKET")
-	if sock == "" {
-		return
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	_, _ = c.Write([]byte(state))
 }

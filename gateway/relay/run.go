@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/internal/sdnotify"
 )
 
 // Run is `vgate relay`: it serves cfg until ctx ends. Each value on reload
@@ -57,7 +58,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reload <-chan struc
 	go func() { done <- hs.ServeTLS(ln, "", "") }()
 	log.Info("relay listening", "listen", ln.Addr().String(), "relay_public_key", srv.PublicKey().String(),
 		"pin", pin, "accepted_keys", len(accepted))
-	sdNotify("READY=1")
+	sdnotify.Notify("READY=1")
 	for {
 		select {
 		case err := <-done:
@@ -74,7 +75,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, reload <-chan struc
 			srv.SetAccepted(accepted)
 			log.Info("relay reloaded", "accepted_keys", len(accepted))
 		case <-ctx.Done():
-			sdNotify("STOPPING=1")
+			sdnotify.Notify("STOPPING=1")
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			_ = hs.Shutdown(sctx) // WebSocket connections are hijacked: Close ends them below
@@ -105,19 +106,4 @@ func loadOrCreateKey(path string) (keys.PrivateKey, error) {
 		return k, fmt.Errorf("relay key: %w", err)
 	}
 	return k, nil
-}
-
-// sdNotify tells systemd (Type=notify, as in deploy/vgate.service) about
-// state changes; a no-op outside systemd.
-func sdNotify(state string) {
-	sock := os.Getenv("NOTIFY_SOCKET")
-	if sock == "" {
-		return
-	}
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	_, _ = c.Write([]byte(state))
 }
