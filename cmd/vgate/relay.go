@@ -13,21 +13,11 @@ import (
 // cmdRelay runs the TCP/443 relay (gateway/relay) in the foreground until
 // SIGINT or SIGTERM; SIGHUP re-reads its accepted keys.
 func cmdRelay(args []string, stderr io.Writer) error {
-	fs := newFlags("relay", stderr)
-	path := fs.String("config", "/etc/vgate/relay.yaml", "relay config file")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	path, log, err := serviceFlags("relay", "/etc/vgate/relay.yaml", "relay config file", args, stderr)
 	if err != nil {
 		return err
 	}
-	cfg, err := relay.LoadConfig(*path)
+	cfg, err := relay.LoadConfig(path)
 	if err != nil {
 		return &exitError{1, err}
 	}

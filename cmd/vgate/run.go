@@ -47,24 +47,32 @@ func configError(err error) error {
 // cmdRun runs the gateway in the foreground (gateway/daemon) until SIGINT
 // or SIGTERM; SIGHUP reloads its config.
 func cmdRun(args []string, stderr io.Writer) error {
-	fs := newFlags("run", stderr)
-	path := fs.String("config", "/etc/vgate/vgate.yaml", "config file")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	path, log, err := serviceFlags("run", "/etc/vgate/vgate.yaml", "config file", args, stderr)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Log: log, Version: buildVersion()}); err != nil {
+	if err := daemon.Run(ctx, daemon.Options{ConfigPath: path, Log: log, Version: buildVersion()}); err != nil {
 		return configError(err)
 	}
 	return nil
+}
+
+// serviceFlags parses the flags the long-running commands (run, relay)
+// share: --config (default def), --log-format, --log-level, no
+// arguments. It returns the config path and the logger.
+func serviceFlags(name, def, configHelp string, args []string, stderr io.Writer) (string, *slog.Logger, error) {
+	fs := newFlags(name, stderr)
+	path := fs.String("config", def, configHelp)
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return "", nil, err
+	}
+	if err := noArgs(fs); err != nil {
+		return "", nil, err
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	return *path, log, err
 }
