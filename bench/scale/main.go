@@ -207,7 +207,7 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 			}
 		}
 	}
-	rep = &Report{Started: time.Now().UTC(), Binary: o.bin, Sites: o.n, Hubs: hubs, LoadAvg: loadAvg(), Sitelist: sites}
+	rep = &Report{Started: time.Now().UTC(), Binary: o.bin, Sites: o.n, Hubs: hubs, LoadAvg: netlab.LoadAvg(), Sitelist: sites}
 	lab, err := netlab.New("")
 	if err != nil {
 		return nil, err
@@ -699,18 +699,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func printReport(w io.Writer, r *Report) {

@@ -236,7 +236,7 @@ type Ratio struct {
 }
 
 func run(ctx context.Context, o options) (*Report, error) {
-	rep := &Report{Started: time.Now().UTC(), Rounds: o.rounds, DurationSec: o.duration.Seconds(), CPUs: numCPU(), LoadAvg: loadAvg()}
+	rep := &Report{Started: time.Now().UTC(), Rounds: o.rounds, DurationSec: o.duration.Seconds(), CPUs: numCPU(), LoadAvg: netlab.LoadAvg()}
 	tmp, err := os.MkdirTemp("", "vgate-bench-")
 	if err != nil {
 		return nil, err

@@ -229,19 +229,9 @@ func setupWG(m *ModeRun, n1, n2 *netlab.Network) error {
 // setupVgate runs `vgate run --config F` on both gateways, with configs
 // rendered by netlab.Gateway (a peering each way, static routes).
 func setupVgate(m *ModeRun, n1, n2 *netlab.Network) error {
-	if _, err := os.Stat(m.Binary); err != nil {
-		return fmt.Errorf("vgate binary: %w (build it first, e.g. make build, or pass -vgate PATH)", err)
-	}
-	if b, err := exec.Command(m.Binary, "version").Output(); err == nil {
-		m.Version, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
-	}
-	var gws []*netlab.Gateway
-	for _, n := range []*netlab.Network{n1, n2} {
-		g, err := m.lab.NewGateway(n, m.Binary)
-		if err != nil {
-			return err
-		}
-		gws = append(gws, g)
+	gws, err := vgatePair(m, n1, n2)
+	if err != nil {
+		return err
 	}
 	netlab.Mesh(gws...)
 	for _, g := range gws {
@@ -412,18 +402,6 @@ func haveCmd(name string) bool {
 
 func numCPU() int { return runtime.NumCPU() }
 
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 const benchPSK = "bench-pre-shared-key-0123456789"
 
 // swanctlConf is a stock strongSwan's swanctl.conf between sites a (this
@@ -524,4 +502,24 @@ func setupIPsec(m *ModeRun, n1, n2 *netlab.Network, swanBoth bool) error {
 		return []int{pid}
 	}
 	return nil
+}
+
+// vgatePair checks m's vgate binary, records its version and makes the
+// two lab gateways of n1 and n2 (not started).
+func vgatePair(m *ModeRun, n1, n2 *netlab.Network) ([]*netlab.Gateway, error) {
+	if _, err := os.Stat(m.Binary); err != nil {
+		return nil, fmt.Errorf("vgate binary: %w (build it first, e.g. make build, or pass -vgate PATH)", err)
+	}
+	if b, err := exec.Command(m.Binary, "version").Output(); err == nil {
+		m.Version, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
+	}
+	var gws []*netlab.Gateway
+	for _, n := range []*netlab.Network{n1, n2} {
+		g, err := m.lab.NewGateway(n, m.Binary)
+		if err != nil {
+			return nil, err
+		}
+		gws = append(gws, g)
+	}
+	return gws, nil
 }

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/keys"
@@ -27,19 +23,9 @@ func relayNetworks(mode string) int {
 // UDP on both gateways' underlay (nftables) and runs vgate on both, each
 // peering naming the relay.
 func setupVgateRelay(m *ModeRun, n1, n2, n3 *netlab.Network) error {
-	if _, err := os.Stat(m.Binary); err != nil {
-		return fmt.Errorf("vgate binary: %w (build it first, e.g. make build, or pass -vgate PATH)", err)
-	}
-	if b, err := exec.Command(m.Binary, "version").Output(); err == nil {
-		m.Version, _, _ = strings.Cut(strings.TrimSpace(string(b)), "\n")
-	}
-	var gws []*netlab.Gateway
-	for _, n := range []*netlab.Network{n1, n2} {
-		g, err := m.lab.NewGateway(n, m.Binary)
-		if err != nil {
-			return err
-		}
-		gws = append(gws, g)
+	gws, err := vgatePair(m, n1, n2)
+	if err != nil {
+		return err
 	}
 	r := m.lab.NewRelay(n3.GatewayNS, n3.GatewayUnderlay.String(), 443, m.Binary)
 	r.Accept = []keys.PublicKey{gws[0].Pub, gws[1].Pub}

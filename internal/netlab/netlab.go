@@ -393,3 +393,17 @@ func runContext(ctx context.Context, name string, args ...string) (string, error
 	}
 	return string(out), nil
 }
+
+// LoadAvg is the machine's 1, 5 and 15 minute load averages, "?" when
+// they cannot be read (benchmarks print it beside their figures).
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
