@@ -85,9 +85,7 @@ func (f *FilterTUN) Write(bufs [][]byte, offset int) (int, error) {
 			continue
 		}
 		dataplane.ClampMSS(b[offset:], f.max4, f.max6)
-		if _, dst, ok := addrs(b[offset:]); ok {
-			f.returns.sent(dst)
-		}
+		f.returns.sent(b[offset:])
 		bufs[kept] = b
 		kept++
 	}
@@ -112,9 +110,7 @@ func (f *FilterTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if sizes[i] > 0 {
 			pkt := bufs[i][offset : offset+sizes[i]]
 			dataplane.ClampMSS(pkt, f.max4, f.max6)
-			if src, _, ok := addrs(pkt); ok {
-				f.returns.back(src)
-			}
+			f.returns.back(pkt)
 			if t != nil {
 				t.tapTo(pkt, now)
 			}

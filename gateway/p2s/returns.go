@@ -82,20 +82,26 @@ func (r *Returns) Names() []string {
 	return names
 }
 
-// sent counts a client packet to dst that the policy allowed.
-func (r *Returns) sent(dst netip.Addr) {
-	if t := r.table.Load(); t != nil {
-		if c, ok := t.Lookup(dst); ok {
-			c.Sent.Add(1)
-		}
-	}
-}
+// sent counts a client packet (IP header first) that the policy allowed,
+// by its destination; back counts a packet for a client by its source.
+// Without routes to peerings nothing is parsed.
+func (r *Returns) sent(pkt []byte) { r.count(pkt, false) }
+func (r *Returns) back(pkt []byte) { r.count(pkt, true) }
 
-// back counts a packet for a client from src.
-func (r *Returns) back(src netip.Addr) {
-	if t := r.table.Load(); t != nil {
+func (r *Returns) count(pkt []byte, back bool) {
+	t := r.table.Load()
+	if t == nil || t.Size() == 0 {
+		return
+	}
+	src, dst, ok := addrs(pkt)
+	if !ok {
+		return
+	}
+	if back {
 		if c, ok := t.Lookup(src); ok {
 			c.Back.Add(1)
 		}
+	} else if c, ok := t.Lookup(dst); ok {
+		c.Sent.Add(1)
 	}
 }
