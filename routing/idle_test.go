@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"net/netip"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,4 +85,23 @@ func TestIdleSpeakerIsEventDriven(t *testing.T) {
 		t.Fatal("a new route did not call OnChange")
 	}
 	waitRIB(t, a, "a learns 10.2.1.0/24", func(r RIB) bool { x, ok := find(r, "b", "10.2.1.0/24"); return ok && x.Accepted })
+}
+
+// A speaker's empty tables are small (issue 14): GoBGP builds a global
+// and a route-server table per family of its global config, each with
+// 2048 shards, so a speaker that left the families to GoBGP's default
+// (every family it knows) held ~14 MB before it had learnt a route.
+func TestSpeakerEmptyTablesAreSmall(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := startSpeaker(t, 65001, "127.0.0.1", -1)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("live heap grew by %.1f MB for an empty speaker", float64(grew)/1e6)
+	if grew > 4e6 {
+		t.Errorf("an empty speaker holds %.1f MB of live heap, want < 4 MB (tables for families vgate never uses?)", float64(grew)/1e6)
+	}
+	runtime.KeepAlive(s)
 }

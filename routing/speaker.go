@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/config/oc"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
 )
@@ -247,6 +248,11 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		RouterId:        cfg.RouterID.String(),
 		ListenPort:      port,
 		ListenAddresses: listen,
+		// Only the two families vgate's peers negotiate (addNeighbor).
+		// Without this GoBGP creates a global and a route-server table
+		// for every family it knows, each with 2048 pre-made shards:
+		// about 14 MB of live heap that never holds a route.
+		Families: globalFamilies,
 	}}); err != nil {
 		s.bgp.Stop()
 		s.cancel()
@@ -407,6 +413,12 @@ func (s *Speaker) Close() {
 var (
 	familyV4 = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 	familyV6 = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	// globalFamilies are familyV4 and familyV6 as api.Global.Families
+	// spells them (GoBGP's openconfig AfiSafiType numbers).
+	globalFamilies = []uint32{
+		uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_IPV4_UNICAST]),
+		uint32(oc.AfiSafiTypeToIntMap[oc.AFI_SAFI_TYPE_IPV6_UNICAST]),
+	}
 )
 
 // Set moves the speaker to st: originated prefixes, the import policy and
