@@ -40,6 +40,19 @@ import (
 // a prober also learns, from the requests it receives, which peers run
 // vgate (ProbeStatus.Vgate; the gateway makes vgate-to-vgate sessions
 // deterministic with it).
+//
+// Between two vgate gateways only one end echoes every interval (issue
+// 14: half the idle packets). Each request also says whether its sender
+// hears the receiver (its verdict on that tunnel), so the end with the
+// higher tunnel address, once it knows the peer runs vgate and the tunnel
+// is alive, stops echoing every interval: the peer's requests that say
+// "I hear you" prove both directions to it (they arrived, and the peer
+// got this end's kernel's replies). It still sends one request a second
+// (its AS, its verdict, an RTT). A request that says "I no longer hear
+// you" after one that said it did marks the tunnel dead at once on this
+// end too, so both ends withdraw together. A dead tunnel is echoed every
+// interval by both ends, as is any peer not known to run vgate. Only
+// echo requests and replies cross the tunnel: what host firewalls allow.
 
 // ProbeTarget is one peering to probe and its timing.
 type ProbeTarget struct {
@@ -87,6 +100,14 @@ type probeTarget struct {
 	// well as Detect passed, so a stall of this process (no requests sent)
 	// never reads as a dead tunnel.
 	unanswered int
+	// lastRequest is when this end last sent a request (a passive end
+	// sends one every passiveRequestEvery).
+	lastRequest time.Time
+	// peerHears is what the peer's last request said: it hears this end.
+	// peerLost is set when a request says it no longer does (after one
+	// that said it did); it holds the tunnel dead until new evidence.
+	peerHears  bool
+	peerLost   bool
 	alive      bool
 	known      bool // alive has been decided at least once
 	vgate      bool
@@ -95,14 +116,21 @@ type probeTarget struct {
 }
 
 // Probe packet: an ICMP echo (8 bytes of header) whose data is the mark,
-// the send time, both tunnel addresses, the sender's AS and the AS it
-// expects of the receiver.
+// the send time, both tunnel addresses, the sender's AS, the AS it
+// expects of the receiver and flags (probeHears: the sender hears the
+// receiver).
 const (
-	probeMark    = "vgP1"
+	probeMark    = "vgP2"
 	probeHdr     = 8
-	probeDataLen = 4 + 8 + 16 + 16 + 4 + 4 // mark, unix nanoseconds, from, to, AS, expected AS
+	probeDataLen = 4 + 8 + 16 + 16 + 4 + 4 + 4 // mark, unix nanoseconds, from, to, AS, expected AS, flags
 	probeLen     = probeHdr + probeDataLen
+
+	probeHears = 1 << 0
 )
+
+// passiveRequestEvery is how often the passive end of a vgate-to-vgate
+// probe still sends a request of its own.
+const passiveRequestEvery = time.Second
 
 // Prober sends echo requests from the gateway's tunnel address and watches
 // the replies. OnEvent is called (from the prober's goroutine, never with
@@ -120,6 +148,7 @@ type Prober struct {
 	mu      sync.Mutex
 	targets map[netip.Addr]*probeTarget
 	seq     uint16
+	sent    uint64 // requests sent (tests count them)
 
 	// The run loop's own (never shared) send state and event buffer.
 	sendBuf  [probeLen]byte
@@ -286,6 +315,12 @@ func (p *Prober) step(now time.Time) time.Duration {
 		}
 		deadline := ref.Add(t.Detect())
 		switch {
+		case t.peerLost:
+			if !t.known || t.alive {
+				t.alive, t.known = false, true
+				p.events = append(p.events, ProbeEvent{Peering: t.name,
+					Why: fmt.Sprintf("tunnel probe: the peer at %s no longer hears this gateway", t.Address)})
+			}
 		case !t.lastReply.IsZero() && now.Before(deadline):
 			if !t.known || !t.alive {
 				t.alive, t.known = true, true
@@ -309,8 +344,14 @@ func (p *Prober) step(now time.Time) time.Duration {
 			}
 		}
 		if send {
-			p.seq++
-			p.sendTo(t, now)
+			// A passive end counts the interval as one a request was
+			// due in (the stall guard above) but sends only every
+			// passiveRequestEvery.
+			if !p.passive(t) || now.Sub(t.lastRequest) >= passiveRequestEvery {
+				p.seq++
+				p.sendTo(t, now)
+				t.lastRequest = now
+			}
 			t.unanswered++
 			t.nextSend = t.nextSend.Add(t.Interval)
 			if t.nextSend.Before(now) { // fell behind (a stall): no burst
@@ -324,9 +365,17 @@ func (p *Prober) step(now time.Time) time.Duration {
 	return max(next.Sub(now), 0)
 }
 
+// passive says whether this end leaves the per-interval echo of t to the
+// peer: the peer runs vgate, the tunnel is alive, and this end has the
+// higher tunnel address. p.mu is held.
+func (p *Prober) passive(t *probeTarget) bool {
+	return t.vgate && t.alive && !t.peerLost && p.src.Compare(t.Address) > 0
+}
+
 // sendTo writes one echo request to t. p.mu is held (by the run loop).
 func (p *Prober) sendTo(t *probeTarget, now time.Time) {
-	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN)
+	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN, t.alive)
+	p.sent++
 	p.sendSA = t.sa
 	if p.raw != nil { // nil: a test's prober without a socket
 		_ = p.raw.Write(p.sendFn)
@@ -335,7 +384,7 @@ func (p *Prober) sendTo(t *probeTarget, now time.Time) {
 
 // putProbe writes an echo request into b (probeLen bytes). The ICMPv6
 // checksum is the kernel's; the ICMPv4 one is computed here.
-func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte, asn, expects uint32) {
+func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte, asn, expects uint32, hears bool) {
 	b[0], b[1] = 8, 0 // echo request
 	if v6 {
 		b[0] = 128
@@ -349,6 +398,11 @@ func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byt
 	copy(b[36:52], to[:])
 	binary.BigEndian.PutUint32(b[52:], asn)
 	binary.BigEndian.PutUint32(b[56:], expects)
+	var flags uint32
+	if hears {
+		flags |= probeHears
+	}
+	binary.BigEndian.PutUint32(b[60:], flags)
 	if !v6 {
 		binary.BigEndian.PutUint16(b[2:], icmpChecksum(b[:probeLen]))
 	}
@@ -376,6 +430,7 @@ type probeMsg struct {
 	from, to netip.Addr
 	asn      uint32 // the sender's AS
 	expects  uint32 // the AS the sender expects of the receiver
+	hears    bool   // the sender hears the receiver
 }
 
 // parseProbe reads a vgate probe from what a raw ICMP socket returns (for
@@ -408,6 +463,7 @@ func parseProbe(b []byte, v6 bool) (m probeMsg, ok bool) {
 	m.to = netip.AddrFrom16([16]byte(b[36:52])).Unmap()
 	m.asn = binary.BigEndian.Uint32(b[52:])
 	m.expects = binary.BigEndian.Uint32(b[56:])
+	m.hears = binary.BigEndian.Uint32(b[60:])&probeHears != 0
 	return m, true
 }
 
@@ -422,34 +478,47 @@ func (p *Prober) receive() {
 
 // handle takes one received packet: a reply to our probe marks its target
 // answered; a request from a peer's tunnel address marks that peer as
-// running vgate.
+// running vgate and, when it says the peer hears this end, answered too
+// (it proves both directions: see the package comment above); one that
+// says the peer stopped hearing this end marks the tunnel lost.
 func (p *Prober) handle(b []byte, now time.Time) {
 	m, ok := parseProbe(b, p.isV6)
 	if !ok {
 		return
 	}
 	wake := false
+	var ev ProbeEvent
 	p.mu.Lock()
 	if m.reply {
 		if t := p.targets[m.to]; t != nil && m.id == p.id && m.from == p.src {
 			t.lastReply = now
 			t.unanswered = 0
+			t.peerLost = false
 			t.rtt = now.Sub(time.Unix(0, m.sent))
 			wake = !t.alive
 		}
 	} else if t := p.targets[m.from]; t != nil && m.to == p.src {
 		t.peerASN, t.peerExpect = m.asn, m.expects
-		if t.vgate {
-			p.mu.Unlock()
-			return
+		if !t.vgate {
+			t.vgate = true
+			ev = ProbeEvent{Peering: t.name, Vgate: true}
 		}
-		t.vgate = true
-		ev := ProbeEvent{Peering: t.name, Vgate: true}
-		p.mu.Unlock()
-		p.report(ev)
-		return
+		switch {
+		case m.hears:
+			t.lastReply = now
+			t.unanswered = 0
+			t.peerLost = false
+			wake = !t.alive
+		case t.peerHears && t.alive:
+			t.peerLost = true
+			wake = true
+		}
+		t.peerHears = m.hears
 	}
 	p.mu.Unlock()
+	if ev.Vgate {
+		p.report(ev)
+	}
 	if wake {
 		p.poke()
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestProbePacketRoundTrip(t *testing.T) {
 		if v6 {
 			f, tt = netip.MustParseAddr("fd00:1::1"), netip.MustParseAddr("fd00:2::1")
 		}
-		putProbe(b[:], v6, 0x1234, 7, now, f.As16(), tt.As16(), 65001, 65002)
+		putProbe(b[:], v6, 0x1234, 7, now, f.As16(), tt.As16(), 65001, 65002, v6)
 		pkt := b[:]
 		if !v6 {
 			if icmpChecksum(pkt) != 0 {
@@ -34,7 +35,7 @@ func TestProbePacketRoundTrip(t *testing.T) {
 			pkt = v4Packet(pkt)
 		}
 		m, ok := parseProbe(pkt, v6)
-		if !ok || m.reply || m.id != 0x1234 || m.sent != now.UnixNano() || m.from != f || m.to != tt || m.asn != 65001 || m.expects != 65002 {
+		if !ok || m.reply || m.id != 0x1234 || m.sent != now.UnixNano() || m.from != f || m.to != tt || m.asn != 65001 || m.expects != 65002 || m.hears != v6 {
 			t.Errorf("v6=%v: parsed %+v, %v", v6, m, ok)
 		}
 		// The peer's kernel answers with type 0 (129): the data comes back.
@@ -52,7 +53,7 @@ func TestProbePacketRoundTrip(t *testing.T) {
 
 func TestProbeParseRejects(t *testing.T) {
 	var b [probeLen]byte
-	putProbe(b[:], false, 1, 1, time.Now(), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16(), 65001, 65002)
+	putProbe(b[:], false, 1, 1, time.Now(), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16(), 65001, 65002, false)
 	good := v4Packet(b[:])
 	bad := map[string][]byte{
 		"empty":         nil,
@@ -76,7 +77,7 @@ func TestProbeParseRejects(t *testing.T) {
 // and what is parsed carries the mark.
 func FuzzParseProbe(f *testing.F) {
 	var b [probeLen]byte
-	putProbe(b[:], false, 1, 1, time.Unix(1, 0), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16(), 65001, 65002)
+	putProbe(b[:], false, 1, 1, time.Unix(1, 0), netip.MustParseAddr("10.0.0.1").As16(), netip.MustParseAddr("10.0.0.2").As16(), 65001, 65002, false)
 	f.Add(v4Packet(b[:]), false)
 	f.Add(b[:], true)
 	f.Add([]byte{0x4f, 0, 0}, false)
@@ -102,20 +103,20 @@ func TestProbeHandle(t *testing.T) {
 	var b [probeLen]byte
 
 	// A reply to another prober's id, or to another source, is not ours.
-	putProbe(b[:], false, 43, 1, now, src.As16(), peer.As16(), 65001, 65002)
+	putProbe(b[:], false, 43, 1, now, src.As16(), peer.As16(), 65001, 65002, false)
 	b[0] = 0
 	p.handle(v4Packet(b[:]), now)
 	if !p.targets[peer].lastReply.IsZero() {
 		t.Fatal("a reply with another id was taken")
 	}
-	putProbe(b[:], false, 42, 1, now.Add(-3*time.Millisecond), src.As16(), peer.As16(), 65001, 65002)
+	putProbe(b[:], false, 42, 1, now.Add(-3*time.Millisecond), src.As16(), peer.As16(), 65001, 65002, false)
 	b[0] = 0
 	p.handle(v4Packet(b[:]), now)
 	if tg := p.targets[peer]; tg.lastReply != now || tg.rtt != 3*time.Millisecond {
 		t.Fatalf("reply not recorded: %+v", tg)
 	}
 	// A request from the peer says it runs vgate, once.
-	putProbe(b[:], false, 7, 1, now, peer.As16(), src.As16(), 65001, 65002)
+	putProbe(b[:], false, 7, 1, now, peer.As16(), src.As16(), 65001, 65002, false)
 	p.handle(v4Packet(b[:]), now)
 	p.handle(v4Packet(b[:]), now)
 	if len(events) != 1 || !events[0].Vgate || events[0].Peering != "west" || !p.Vgate()["west"] {
@@ -137,7 +138,7 @@ func TestProbeNoAllocs(t *testing.T) {
 	pkt[0] = 0x45
 	now := time.Now()
 	allocs := testing.AllocsPerRun(1000, func() {
-		putProbe(pkt[20:], false, 42, 9, now, src.As16(), peer.As16(), 65001, 65002)
+		putProbe(pkt[20:], false, 42, 9, now, src.As16(), peer.As16(), 65001, 65002, false)
 		pkt[20] = 0
 		p.handle(pkt, now)
 	})
@@ -231,4 +232,115 @@ func TestProbeStallIsNotDeath(t *testing.T) {
 		now = now.Add(50 * time.Millisecond)
 	}
 	t.Fatal("never declared dead")
+}
+
+// vgateRequest is a request from peer to src as a vgate peer sends it.
+func vgateRequest(peer, src netip.Addr, now time.Time, hears bool) []byte {
+	var b [probeLen]byte
+	putProbe(b[:], false, 7, 1, now, peer.As16(), src.As16(), 65002, 65001, hears)
+	return v4Packet(b[:])
+}
+
+// ourReply is the peer kernel's reply to p's request.
+func ourReply(p *Prober, peer netip.Addr, sent time.Time) []byte {
+	var b [probeLen]byte
+	putProbe(b[:], false, p.id, 1, sent, p.srcBytes, peer.As16(), 65001, 65002, false)
+	b[0] = 0
+	return v4Packet(b[:])
+}
+
+// Between two vgate gateways the end with the higher tunnel address stops
+// echoing every interval once the tunnel is alive: the peer's requests
+// that say it hears this end keep it alive (issue 14, half the idle probe
+// packets). The lower end keeps echoing every interval.
+func TestProbePassiveEnd(t *testing.T) {
+	low, high := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
+	for _, tc := range []struct {
+		name      string
+		src, peer netip.Addr
+		maxSent   uint64
+		minSent   uint64
+	}{
+		{"higher address is passive", high, low, 3, 1},
+		{"lower address echoes every interval", low, high, 41, 39},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var events []ProbeEvent
+			p := testProber(tc.src, func(ev ProbeEvent) { events = append(events, ev) })
+			t0 := time.Now()
+			p.targets[tc.peer] = &probeTarget{name: "west", since: t0, nextSend: t0,
+				ProbeTarget: ProbeTarget{Address: tc.peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+			// Start: the peer's first request does not hear us yet; our
+			// request is answered by its kernel.
+			p.handle(vgateRequest(tc.peer, tc.src, t0, false), t0)
+			p.step(t0)
+			p.handle(ourReply(p, tc.peer, t0), t0.Add(time.Millisecond))
+			p.step(t0.Add(time.Millisecond))
+			if st := p.Status(); !st[0].Alive || !st[0].Vgate {
+				t.Fatalf("not alive and vgate after a reply and a request: %+v", st)
+			}
+			sent0 := p.sent
+			// Two seconds: the peer's requests (every interval) hear us;
+			// our requests get no reply (the kernel's replies would be
+			// there, but the passive end must not need them).
+			now := t0.Add(time.Millisecond)
+			for i := 0; i < 40; i++ {
+				now = now.Add(50 * time.Millisecond)
+				p.handle(vgateRequest(tc.peer, tc.src, now, true), now)
+				p.step(now)
+			}
+			if st := p.Status(); !st[0].Alive {
+				t.Fatalf("the peer's requests did not keep the tunnel alive: %+v", st)
+			}
+			if n := p.sent - sent0; n < tc.minSent || n > tc.maxSent {
+				t.Errorf("%d requests in 2 s, want %d..%d", n, tc.minSent, tc.maxSent)
+			}
+			for _, ev := range events {
+				if !ev.Alive && !ev.Vgate {
+					t.Errorf("unexpected dead event: %+v", ev)
+				}
+			}
+		})
+	}
+}
+
+// A vgate peer that says it no longer hears this end (after it said it
+// did) marks the tunnel dead here at once, not after the detection time;
+// new evidence brings it back. Requests that never said "I hear you" (a
+// peer starting) do not.
+func TestProbePeerLost(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.2.255.254"), netip.MustParseAddr("10.1.255.254")
+	p := testProber(src, nil)
+	t0 := time.Now()
+	tg := &probeTarget{name: "west", since: t0, nextSend: t0,
+		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+	p.targets[peer] = tg
+	p.handle(vgateRequest(peer, src, t0, false), t0)
+	p.handle(ourReply(p, peer, t0), t0)
+	p.step(t0)
+	p.handle(vgateRequest(peer, src, t0, false), t0) // still starting
+	p.step(t0.Add(time.Millisecond))
+	if !tg.alive {
+		t.Fatal("a starting peer's request (not hearing us yet) killed the tunnel")
+	}
+	p.handle(vgateRequest(peer, src, t0, true), t0.Add(2*time.Millisecond))
+	p.step(t0.Add(2 * time.Millisecond))
+	p.handle(vgateRequest(peer, src, t0, false), t0.Add(3*time.Millisecond))
+	p.step(t0.Add(3 * time.Millisecond))
+	if tg.alive || len(p.events) != 1 || p.events[0].Alive || !strings.Contains(p.events[0].Why, "no longer hears") {
+		t.Fatalf("peer lost: alive=%v events=%+v", tg.alive, p.events)
+	}
+	// No longer passive while dead: requests every interval again.
+	sent := p.sent
+	for i := 1; i <= 4; i++ {
+		p.step(t0.Add(time.Duration(i) * 50 * time.Millisecond))
+	}
+	if p.sent-sent != 4 {
+		t.Errorf("%d requests in 4 intervals while dead, want 4", p.sent-sent)
+	}
+	p.handle(vgateRequest(peer, src, t0, true), t0.Add(210*time.Millisecond))
+	p.step(t0.Add(210 * time.Millisecond))
+	if !tg.alive {
+		t.Fatal("not alive again after the peer hears us again")
+	}
 }
