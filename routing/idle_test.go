@@ -85,6 +85,29 @@ func TestIdleSpeakerIsEventDriven(t *testing.T) {
 		t.Fatal("a new route did not call OnChange")
 	}
 	waitRIB(t, a, "a learns 10.2.1.0/24", func(r RIB) bool { x, ok := find(r, "b", "10.2.1.0/24"); return ok && x.Accepted })
+
+	// Sessions follows GoBGP's peer events (it lists no peer): b going
+	// away shows as a session that is not established, without a
+	// Snapshot in between.
+	b.Close()
+	before = a.snapshots.Load()
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		ns, err := a.Sessions(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ns) == 1 && ns[0].State != "established" && ns[0].Since.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b closed 30 s ago; Sessions still says %+v", ns)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := a.snapshots.Load() - before; n != 0 {
+		t.Errorf("Sessions read the RIB %d times, want 0", n)
+	}
 }
 
 // A speaker's empty tables are small (issue 14): GoBGP builds a global

@@ -48,6 +48,7 @@ func (s *Speaker) recreate(ctx context.Context, name string) error {
 	}
 	s.evMu.Lock()
 	s.byAddr[n.Address] = n
+	delete(s.sess, n.Address) // a new session: idle until its events say more
 	s.evMu.Unlock()
 	if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConf(n, held)}); err != nil {
 		delete(s.neighbors, name)

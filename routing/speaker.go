@@ -187,6 +187,10 @@ type Speaker struct {
 	evHolds  map[string]DownCode // by name: holdCode of its holds
 	lastDown map[netip.Addr]downInfo
 	pfxCt    map[netip.Addr]bool // GoBGP shut the session for its prefix limit
+	// sess is each session's state as GoBGP's peer events (and the
+	// safety poll's ListPeer) last told it: Sessions reads it instead of
+	// a ListPeer, which walks every adj-RIB-in shard of every peer.
+	sess map[netip.Addr]sessionSeen
 	closed   bool                // Close has begun: start no goroutine
 	retry    map[netip.Addr]*retryState
 
@@ -228,6 +232,7 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		evHolds:    map[string]DownCode{},
 		pfxCt:      map[netip.Addr]bool{},
 		lastDown:   map[netip.Addr]downInfo{},
+		sess:       map[netip.Addr]sessionSeen{},
 		retry:      map[netip.Addr]*retryState{},
 		events:     make(chan struct{}, 1),
 	}
@@ -353,6 +358,7 @@ func (s *Speaker) fingerprint() string {
 	var peers []string
 	_ = s.bgp.ListPeer(s.ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		peers = append(peers, peerFingerprint(p))
+		s.notePeer(p)
 	})
 	var tables []string
 	for _, f := range []*api.Family{familyV4, familyV6} {
@@ -470,6 +476,9 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 		}
 		delete(s.neighbors, name)
 		delete(s.disabled, name)
+		s.evMu.Lock()
+		delete(s.sess, old.Address)
+		s.evMu.Unlock()
 		if n, ok := want[name]; !ok || n.maxPrefixes() != old.maxPrefixes() {
 			s.clearHold(name, holdMaxPrefix)
 		}
@@ -716,6 +725,7 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 	st := ev.Peer.State
 	addr := st.NeighborAddress
 	s.evMu.Lock()
+	s.sess[addr] = s.sess[addr].next(fsmStateName(st.SessionState), at)
 	n, ok := s.byAddr[addr]
 	s.pfxCt[addr] = st.AdminState == api.PeerState_ADMIN_STATE_PFX_CT
 	var d downInfo
@@ -833,26 +843,23 @@ func (s *Speaker) noteStatus(ns *NeighborStatus, n Neighbor) {
 // accepted, rejected, advertised, rejected total) are the last Snapshot's:
 // GoBGP's own per-session counters do not see vgate's import policy.
 func (s *Speaker) Sessions(ctx context.Context) ([]NeighborStatus, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	peers := make(map[netip.Addr]*api.Peer, len(s.neighbors))
-	err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		if a, err := netip.ParseAddr(p.GetState().GetNeighborAddress()); err == nil {
-			peers[a] = p
-		} else if a, err := netip.ParseAddr(p.GetConf().GetNeighborAddress()); err == nil {
-			peers[a] = p
-		}
-	})
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bgp: sessions: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := make([]NeighborStatus, 0, len(s.neighbors))
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
 		n := s.neighbors[name]
 		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: "idle", MaxPrefixes: n.maxPrefixes()}
-		if p := peers[n.Address]; p != nil {
-			peerStatus(&ns, p)
+		s.evMu.Lock()
+		if seen, ok := s.sess[n.Address]; ok {
+			ns.State = seen.state
+			if seen.state == "established" {
+				ns.Since = seen.since
+			}
 		}
+		s.evMu.Unlock()
 		if c, ok := s.counts[name]; ok && ns.State == "established" {
 			ns.Received, ns.Accepted, ns.Rejected, ns.Advertised = c.Received, c.Accepted, c.Rejected, c.Advertised
 		}
@@ -886,6 +893,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: "idle", MaxPrefixes: n.maxPrefixes()}
 		err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: n.Address.String(), EnableAdvertised: true}, func(p *api.Peer) {
 			peerStatus(&ns, p)
+			s.notePeer(p)
 		})
 		if err != nil {
 			return RIB{}, fmt.Errorf("bgp: neighbor %s: %w", name, err)
@@ -999,4 +1007,60 @@ func routeFrom(pfx netip.Prefix, name string, p *apiutil.Path) Route {
 		}
 	}
 	return r
+}
+
+// sessionSeen is a session's state as last seen, and since when it has
+// been established.
+type sessionSeen struct {
+	state string
+	since time.Time
+}
+
+// next is the session seen in state at time at.
+func (o sessionSeen) next(state string, at time.Time) sessionSeen {
+	switch {
+	case state != "established":
+		return sessionSeen{state: state}
+	case o.state == "established" && !o.since.IsZero():
+		return o
+	}
+	return sessionSeen{state: state, since: at}
+}
+
+// notePeer corrects s.sess from a ListPeer answer (the safety poll, a
+// Snapshot), in case an event was missed; GoBGP's own uptime wins there,
+// so Sessions and Snapshot agree.
+func (s *Speaker) notePeer(p *api.Peer) {
+	a, err := netip.ParseAddr(p.GetState().GetNeighborAddress())
+	if err != nil {
+		if a, err = netip.ParseAddr(p.GetConf().GetNeighborAddress()); err != nil {
+			return
+		}
+	}
+	var ns NeighborStatus
+	peerStatus(&ns, p)
+	s.evMu.Lock()
+	seen := s.sess[a].next(ns.State, time.Now())
+	if ns.State == "established" && !ns.Since.IsZero() {
+		seen.since = ns.Since
+	}
+	s.sess[a] = seen
+	s.evMu.Unlock()
+}
+
+// fsmStateName names a GoBGP FSM state as sessionState names the API's.
+func fsmStateName(st bgp.FSMState) string {
+	switch st {
+	case bgp.BGP_FSM_CONNECT:
+		return "connect"
+	case bgp.BGP_FSM_ACTIVE:
+		return "active"
+	case bgp.BGP_FSM_OPENSENT:
+		return "opensent"
+	case bgp.BGP_FSM_OPENCONFIRM:
+		return "openconfirm"
+	case bgp.BGP_FSM_ESTABLISHED:
+		return "established"
+	}
+	return "idle"
 }

@@ -253,6 +253,7 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 		// Still measure the rest: what an unconverged mesh costs is a figure too.
 		rep.ConvergedSec = 0
 		logf("%v; measuring anyway", cerr)
+		diagnose(ctx, sites)
 	} else {
 		logf("converged in %.1fs; settling %v", rep.ConvergedSec, o.settle)
 	}
@@ -726,5 +727,44 @@ func printReport(w io.Writer, r *Report) {
 			status = fmt.Sprintf("ok, %.2f ms (attempt %d)", r.PingRTTms, r.PingAttempts)
 		}
 		fmt.Fprintf(w, "\nping site %d -> site %d (%d tunnel hops): %s\n", r.PingFrom, r.PingTo, r.PingHops, status)
+	}
+}
+
+// diagnose logs, for the first unconverged sites, which networks they
+// lack and what `vgate routes` and `vgate bgp` say there and on their
+// uplink, so a run that does not converge says why.
+func diagnose(ctx context.Context, sites []*Site) {
+	byIndex := map[int]*Site{}
+	for _, s := range sites {
+		byIndex[s.Index] = s
+	}
+	shown := 0
+	for _, s := range sites {
+		if s.ConvergedSec > 0 || shown == 3 {
+			continue
+		}
+		shown++
+		out, _ := exec.CommandContext(ctx, "ip", "-n", s.gw.Net.GatewayNS, "-4", "route", "show", "proto", "76").Output()
+		have := map[string]bool{}
+		for _, m := range protoRouteRE.FindAllString(string(out), -1) {
+			have[m] = true
+		}
+		var lack []string
+		for _, o := range sites {
+			if p := fmt.Sprintf("10.%d.0.0/16", o.Index); o != s && !have[p] {
+				lack = append(lack, fmt.Sprintf("%s (site %d)", p, o.Index))
+			}
+		}
+		logf("site %d (%s) lacks %s", s.Index, s.Role, strings.Join(lack, ", "))
+		show := []*Site{s}
+		if up := byIndex[s.Up]; up != nil {
+			show = append(show, up)
+		}
+		for _, x := range show {
+			for _, verb := range []string{"routes", "bgp"} {
+				o, err := exec.CommandContext(ctx, x.gw.Bin, verb, "--socket", x.gw.Socket).CombinedOutput()
+				logf("site %d: vgate %s (%v):\n%s", x.Index, verb, err, o)
+			}
+		}
 	}
 }
