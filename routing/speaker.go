@@ -190,9 +190,9 @@ type Speaker struct {
 	// sess is each session's state as GoBGP's peer events (and the
 	// safety poll's ListPeer) last told it: Sessions reads it instead of
 	// a ListPeer, which walks every adj-RIB-in shard of every peer.
-	sess map[netip.Addr]sessionSeen
-	closed   bool                // Close has begun: start no goroutine
-	retry    map[netip.Addr]*retryState
+	sess   map[netip.Addr]sessionSeen
+	closed bool // Close has begun: start no goroutine
+	retry  map[netip.Addr]*retryState
 
 	events       chan struct{} // GoBGP reported a change (wake)
 	snapshots    atomic.Uint64 // full RIB reads (Snapshot), for tests
