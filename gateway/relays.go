@@ -43,7 +43,7 @@ func newRelays(mux *wgbind.Mux, log *slog.Logger) *relays {
 // wrapped by the relay transport.
 func (r *relays) newBind(name string) conn.Bind {
 	inner := r.mux.NewBind(name)
-	b := relay.NewBind(inner, func(msg []byte) { wgbind.Learn(inner, msg) })
+	b := relay.NewLazyBind(inner, func(msg []byte) { wgbind.Learn(inner, msg) })
 	r.mu.Lock()
 	if old := r.binds[name]; old != nil { // a recreated device: the old one is closed
 		old.SetRelay(nil, keys.PublicKey{})
@@ -84,6 +84,12 @@ func (r *relays) set(priv keys.PrivateKey, want []plan.Tunnel, pl *dataplane.Pla
 		}
 		used[k] = true
 		b.SetRelay(c, t.WireGuard.PublicKey)
+		if dt := pl.Tunnel(t.Name); dt != nil && b.NeedsRebind() {
+			// Opened without the relay's ReceiveFunc (NewLazyBind).
+			if err := dt.Rebind(); err != nil {
+				r.log.Error("relay: could not rebind the tunnel to receive from the relay", "peering", t.Name, "error", err)
+			}
+		}
 	}
 	for name := range r.binds {
 		if !names[name] {

@@ -1,6 +1,10 @@
 package dataplane
 
-import "golang.zx2c4.com/wireguard/device"
+import (
+	"fmt"
+
+	"golang.zx2c4.com/wireguard/device"
+)
 
 // SendInitiation makes the device initiate a handshake to its peer now,
 // even with a session up (wireguard-go sends at most one per 5 s). The
@@ -13,4 +17,14 @@ func (t *Tunnel) SendInitiation() {
 	if p := t.dev.LookupPeer(device.NoisePublicKey(pub)); p != nil {
 		_ = p.SendHandshakeInitiation(false)
 	}
+}
+
+// Rebind closes and reopens the device's bind (wireguard-go's
+// BindUpdate), so that it takes the ReceiveFuncs its bind offers now: a
+// relay bind set up after the device opened it (gateway/relays.go).
+func (t *Tunnel) Rebind() error {
+	if err := t.dev.BindUpdate(); err != nil {
+		return fmt.Errorf("tunnel %s: rebind: %w", t.name, err)
+	}
+	return nil
 }

@@ -97,6 +97,14 @@ type Bind struct {
 	mu        sync.Mutex // serializes SetRelay
 	stopProbe chan struct{}
 
+	// lazy: Open adds the relay's ReceiveFunc only while a relay is set
+	// (NewLazyBind). wireguard-go gives every ReceiveFunc its own batch
+	// of 64 KiB buffers, so a tunnel without a relay saves them; setting
+	// one later needs a rebind (NeedsRebind).
+	lazy      bool
+	open      atomic.Bool // between Open and Close
+	relayOpen atomic.Bool // the open session has the relay's ReceiveFunc
+
 	txRelay, rxRelay, droppedInbox atomic.Uint64
 }
 
@@ -141,6 +149,20 @@ var _ conn.Bind = (*Bind)(nil)
 // message sent over the relay only.
 func NewBind(inner conn.Bind, learn func([]byte)) *Bind {
 	return &Bind{inner: inner, learn: learn}
+}
+
+// NewLazyBind is NewBind for a device that gets a relay rarely: its Open
+// adds the relay's ReceiveFunc only while a relay is set, so the owner
+// must rebind the device (wireguard-go's BindUpdate) when NeedsRebind
+// says so after SetRelay.
+func NewLazyBind(inner conn.Bind, learn func([]byte)) *Bind {
+	return &Bind{inner: inner, learn: learn, lazy: true}
+}
+
+// NeedsRebind reports that a relay is set but the open session cannot
+// receive from it (a lazy bind opened without a relay).
+func (b *Bind) NeedsRebind() bool {
+	return b.lazy && b.open.Load() && !b.relayOpen.Load() && b.path.Load() != nil
 }
 
 // SetRelay makes c (nil: none) the device's relay, carrying datagrams to and
@@ -235,17 +257,25 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	in := &inbox{q: make(chan relayed, inboxLen), done: make(chan struct{})}
-	b.cur.Store(in)
 	out := make([]conn.ReceiveFunc, 0, len(fns)+1)
 	for _, fn := range fns {
 		out = append(out, b.udpReceive(fn))
 	}
+	b.open.Store(true)
+	if b.lazy && b.path.Load() == nil {
+		b.relayOpen.Store(false)
+		return out, actual, nil
+	}
+	in := &inbox{q: make(chan relayed, inboxLen), done: make(chan struct{})}
+	b.cur.Store(in)
+	b.relayOpen.Store(true)
 	return append(out, b.relayReceive(in)), actual, nil
 }
 
 // Close closes inner and ends the relay ReceiveFunc.
 func (b *Bind) Close() error {
+	b.open.Store(false)
+	b.relayOpen.Store(false)
 	if in := b.cur.Swap(nil); in != nil && !in.closed.Swap(true) {
 		close(in.done)
 	}

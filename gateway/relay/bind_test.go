@@ -152,3 +152,65 @@ func TestBindFallsBackAndReturns(t *testing.T) {
 		t.Errorf("%d datagrams still went over the relay on the direct path", after-before)
 	}
 }
+
+// A lazy bind (a tunnel's) opens the relay's ReceiveFunc — and with it a
+// batch of wireguard-go's 64 KiB buffers — only while a relay is set, and
+// says when a relay set later needs a rebind.
+func TestLazyBindReceiveFuncs(t *testing.T) {
+	s := NewServer(key(t), Limits{}, nil)
+	url, pin := startRelay(t, s)
+	c, err := NewClient(url, pin, key(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	inner := bindtest.NewChannelBinds()[0]
+	innerFns, _, err := inner.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner.Close()
+
+	b := NewLazyBind(inner, nil)
+	open := func() int {
+		t.Helper()
+		fns, _, err := b.Open(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(fns)
+	}
+	if n := open(); n != len(innerFns) {
+		t.Fatalf("lazy bind without a relay: %d ReceiveFuncs, want %d", n, len(innerFns))
+	}
+	if b.NeedsRebind() {
+		t.Fatal("NeedsRebind without a relay")
+	}
+	b.SetRelay(c, key(t).Public())
+	if !b.NeedsRebind() {
+		t.Fatal("a relay set after Open: NeedsRebind is false")
+	}
+	b.Close()
+	if b.NeedsRebind() {
+		t.Fatal("NeedsRebind while closed (the next Open takes the relay)")
+	}
+	if n := open(); n != len(innerFns)+1 {
+		t.Fatalf("lazy bind with a relay: %d ReceiveFuncs, want %d", n, len(innerFns)+1)
+	}
+	if b.NeedsRebind() {
+		t.Fatal("NeedsRebind after reopening with the relay")
+	}
+	b.SetRelay(nil, keys.PublicKey{})
+	b.Close()
+
+	// A plain bind always has the relay's ReceiveFunc.
+	p := NewBind(inner, nil)
+	fns, _, err := p.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if len(fns) != len(innerFns)+1 || p.NeedsRebind() {
+		t.Fatalf("plain bind: %d ReceiveFuncs, NeedsRebind %v", len(fns), p.NeedsRebind())
+	}
+}
