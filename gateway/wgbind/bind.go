@@ -26,6 +26,9 @@ type bind struct {
 
 	initSent     atomic.Uint64 // handshake initiations sent (handshakes.go)
 	pendingSince atomic.Int64  // since m.epoch, ns, of the oldest unanswered initiation; 0: none
+	lastResponse atomic.Int64  // since m.epoch, ns, of the last handshake response sent (crossing.go)
+	delayed      atomic.Uint64 // initiations held back as crossing (crossing.go)
+	dropped      atomic.Uint64 // of those, dropped for a response sent meanwhile
 }
 
 var _ conn.Bind = (*bind)(nil)
@@ -103,8 +106,13 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			typ == msgResponse && len(buf) == responseSize:
 			if typ == msgInitiation {
 				b.noteInitiation() // handshakes.go
+			} else {
+				b.noteResponse() // crossing.go
 			}
 			b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
+			if typ == msgInitiation && len(bufs) == 1 && b.holdCrossing(buf, ep) { // crossing.go
+				return nil
+			}
 		}
 	}
 	return b.m.under.Send(bufs, ep)
