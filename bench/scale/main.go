@@ -62,6 +62,9 @@ type options struct {
 	jsonOut     bool
 	keep        bool
 	profDir     string
+	probe       string // "" (the default) or interval*multiplier, e.g. 100ms*5
+	probeIv     time.Duration
+	probeMult   int
 }
 
 // Site is one gateway of the topology.
@@ -105,6 +108,7 @@ type Report struct {
 	Sites        int           `json:"sites"`
 	Hubs         int           `json:"hubs"`
 	LoadAvg      string        `json:"loadavg_at_start"`
+	Probe        string        `json:"probe"`       // the tunnel probe's timing`
 	ConvergedSec float64       `json:"converged_s"` // cold start to every prefix everywhere; 0: did not
 	Converged    int           `json:"converged_gateways"`
 	RoutesMean   float64       `json:"routes_mean"` // of the N-1 each gateway should have, at the end of the wait
@@ -131,7 +135,17 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print JSON")
 	flag.BoolVar(&o.keep, "keep", false, "keep the lab directory (configs, logs)")
 	flag.StringVar(&o.profDir, "profile", "", "directory for heap profiles 20 s apart and a CPU profile of those 20 s, of the core, the first hub and the first spoke, after the idle window")
+	flag.StringVar(&o.probe, "probe", "", "tunnel probe timing for every peering, interval*multiplier (e.g. 100ms*5); default: vgate's (50ms*8)")
 	flag.Parse()
+	if o.probe != "" {
+		iv, mult, ok := strings.Cut(o.probe, "*")
+		d, err := time.ParseDuration(iv)
+		m, merr := strconv.Atoi(mult)
+		if !ok || err != nil || merr != nil || d <= 0 || m <= 0 {
+			fatalf("-probe %q: want interval*multiplier, e.g. 100ms*5", o.probe)
+		}
+		o.probeIv, o.probeMult = d, m
+	}
 	if o.n < 3 || o.n > 254 {
 		fatalf("-n %d: want 3..254", o.n)
 	}
@@ -207,7 +221,11 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 			}
 		}
 	}
-	rep = &Report{Started: time.Now().UTC(), Binary: o.bin, Sites: o.n, Hubs: hubs, LoadAvg: netlab.LoadAvg(), Sitelist: sites}
+	rep = &Report{Started: time.Now().UTC(), Binary: o.bin, Sites: o.n, Hubs: hubs, LoadAvg: netlab.LoadAvg(), Sitelist: sites,
+		Probe: "50ms*8 (default)"}
+	if o.probe != "" {
+		rep.Probe = o.probe
+	}
 	lab, err := netlab.New("")
 	if err != nil {
 		return nil, err
@@ -383,6 +401,9 @@ func build(ctx context.Context, lab *netlab.Lab, o options, sites []*Site) error
 		s.Tunnels = len(s.gw.Peerings)
 		for i := range s.gw.Peerings {
 			s.gw.Peerings[i].Keepalive = 0 // idle means idle: only what vgate itself sends
+			if b := s.gw.Peerings[i].BGP; b != nil && o.probeIv > 0 {
+				b.ProbeInterval, b.ProbeMultiplier = o.probeIv, o.probeMult
+			}
 		}
 		if err := s.gw.WriteConfig(); err != nil {
 			return err
@@ -703,8 +724,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func printReport(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "\nhub-of-hubs: %d sites (core, %d hubs, %d spokes), all BGP; load average at start %s\n",
-		r.Sites, r.Hubs, r.Sites-1-r.Hubs, r.LoadAvg)
+	fmt.Fprintf(w, "\nhub-of-hubs: %d sites (core, %d hubs, %d spokes), all BGP, tunnel probe %s; load average at start %s\n",
+		r.Sites, r.Hubs, r.Sites-1-r.Hubs, r.Probe, r.LoadAvg)
 	if r.ConvergedSec > 0 {
 		fmt.Fprintf(w, "cold start to every prefix everywhere: %.1f s\n", r.ConvergedSec)
 	} else {
