@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	api "github.com/osrg/gobgp/v4/api"
 	"net/netip"
 	"runtime"
 	"sync/atomic"
@@ -60,7 +61,8 @@ func TestIdleSpeakerIsEventDriven(t *testing.T) {
 	// Idle: once settled (activeFor after the last event), counters are
 	// read at most every slowPoll, and nothing changes. The old 10 Hz
 	// poll read them 20 times in this window.
-	time.Sleep(activeFor + 3*pollInterval)
+	// (After the one resend to a new session, resendAfterUp.)
+	time.Sleep(resendAfter + activeFor + 3*pollInterval)
 	fp, ch := a.fingerprints.Load(), changes.Load()
 	time.Sleep(2 * time.Second)
 	if n := a.fingerprints.Load() - fp; n > 1 {
@@ -127,4 +129,38 @@ func TestSpeakerEmptyTablesAreSmall(t *testing.T) {
 		t.Errorf("an empty speaker holds %.1f MB of live heap, want < 4 MB (tables for families vgate never uses?)", float64(grew)/1e6)
 	}
 	runtime.KeepAlive(s)
+}
+
+// A new session gets its routes once more resendAfter after it came up
+// (resendAfterUp: GoBGP v4.8.0 can miss routes that arrive in the moment
+// a session comes up): the peer receives UPDATEs again with no change.
+func TestNewSessionGetsRoutesAgain(t *testing.T) {
+	aAddr, bAddr := addr("127.0.0.1"), addr("127.0.0.2")
+	aPort := freePort(t, aAddr)
+	a := startSpeaker(t, 65001, "127.0.0.1", aPort)
+	b := startSpeaker(t, 65002, "127.0.0.2", -1)
+	ctx := context.Background()
+	if err := a.Set(ctx, State{Neighbors: []Neighbor{{Name: "b", Address: bAddr, ASN: 65002, Passive: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set(ctx, State{Originate: []netip.Prefix{pfx("10.2.0.0/16")},
+		Neighbors: []Neighbor{{Name: "a", Address: aAddr, ASN: 65001, LocalAddress: bAddr, Port: uint16(aPort)}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitRIB(t, a, "a learns from b", func(r RIB) bool { return neighbor(r, "b").Received == 1 })
+	updates := func() uint64 {
+		var n uint64
+		_ = a.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: bAddr.String()}, func(p *api.Peer) {
+			n = p.GetState().GetMessages().GetReceived().GetUpdate()
+		})
+		return n
+	}
+	first := updates()
+	deadline := time.Now().Add(resendAfter + 10*time.Second)
+	for updates() <= first {
+		if time.Now().After(deadline) {
+			t.Fatalf("b sent no UPDATE again after the session came up (%d UPDATEs)", first)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

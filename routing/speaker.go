@@ -24,6 +24,10 @@ import (
 // Session timers. Hold time is short for BGP, but the gateway's tunnel
 // probe (not BGP) is what detects a dead path within a second; these only
 // bound how long a half-dead session lingers.
+// resendAfter is when a new session gets its routes once more
+// (resendAfterUp).
+const resendAfter = time.Second
+
 const (
 	holdTime          = 9 // seconds
 	keepaliveInterval = 3
@@ -746,6 +750,10 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 	if hold {
 		s.wg.Add(1)
 	}
+	resend := ok && st.SessionState == bgp.BGP_FSM_ESTABLISHED && !s.closed
+	if resend {
+		s.wg.Add(1)
+	}
 	s.evMu.Unlock()
 	if !ok {
 		return
@@ -767,6 +775,32 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 			defer s.wg.Done()
 			s.holdForPrefixLimit(n)
 		}()
+	}
+	if resend {
+		go func() {
+			defer s.wg.Done()
+			s.resendAfterUp(addr)
+		}()
+	}
+}
+
+// resendAfterUp sends a new session everything it should have once more,
+// resendAfter after it came up (a soft reset out). GoBGP v4.8.0 can miss
+// routes that arrive from another session in the moment this one comes
+// up: neither its initial table dump nor the update carries them, and
+// nothing sends them later (seen in a 21-gateway lab: a spoke kept 8 of
+// 20 routes while its hub counted 20 advertised, about one cold start in
+// thirty). Sending the table again is cheap (vgate's tables are small)
+// and repeats nothing the peer does not already take as a replacement.
+func (s *Speaker) resendAfterUp(addr netip.Addr) {
+	select {
+	case <-s.ctx.Done():
+		return
+	case <-time.After(resendAfter):
+	}
+	if err := s.bgp.ResetPeer(s.ctx, &api.ResetPeerRequest{Address: addr.String(), Soft: true,
+		Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil && s.ctx.Err() == nil {
+		s.log.Debug("bgp: resend to a new session", "address", addr, "error", err)
 	}
 }
 

@@ -63,6 +63,7 @@ type options struct {
 	keep        bool
 	profDir     string
 	probe       string // "" (the default) or interval*multiplier, e.g. 100ms*5
+	logLevel    string
 	probeIv     time.Duration
 	probeMult   int
 }
@@ -135,6 +136,7 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print JSON")
 	flag.BoolVar(&o.keep, "keep", false, "keep the lab directory (configs, logs)")
 	flag.StringVar(&o.profDir, "profile", "", "directory for heap profiles 20 s apart and a CPU profile of those 20 s, of the core, the first hub and the first spoke, after the idle window")
+	flag.StringVar(&o.logLevel, "log-level", "info", "the gateways' --log-level (debug logs WireGuard and BGP state changes, and costs CPU)")
 	flag.StringVar(&o.probe, "probe", "", "tunnel probe timing for every peering, interval*multiplier (e.g. 100ms*5); default: vgate's (50ms*8)")
 	flag.Parse()
 	if o.probe != "" {
@@ -247,7 +249,7 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	// Cold start: every gateway at once.
 	t0 := time.Now()
 	for _, s := range sites {
-		p, err := lab.Start(s.gw.Net.GatewayNS, s.gw.LogPath, "env", "VGATE_DEBUG_PPROF="+s.sock, s.gw.Bin, "run", "--config", s.gw.ConfigPath)
+		p, err := lab.Start(s.gw.Net.GatewayNS, s.gw.LogPath, "env", "VGATE_DEBUG_PPROF="+s.sock, s.gw.Bin, "run", "--config", s.gw.ConfigPath, "--log-level", o.logLevel)
 		if err != nil {
 			return rep, err
 		}
