@@ -106,8 +106,12 @@ type probeTarget struct {
 	// peerHears is what the peer's last request said: it hears this end.
 	// peerLost is set when a request says it no longer does (after one
 	// that said it did); it holds the tunnel dead until new evidence.
-	peerHears  bool
-	peerLost   bool
+	peerHears bool
+	peerLost  bool
+	// aliveSince is when t last came alive; damp is the flap dampening
+	// level (detection time × 2^damp).
+	aliveSince time.Time
+	damp       int
 	alive      bool
 	known      bool // alive has been decided at least once
 	vgate      bool
@@ -131,6 +135,34 @@ const (
 // passiveRequestEvery is how often the passive end of a vgate-to-vgate
 // probe still sends a request of its own.
 const passiveRequestEvery = time.Second
+
+// Flap dampening: a tunnel that goes dead less than flapWindow after it
+// came alive doubles its detection time, up to 2^maxDamp times the
+// configured one; flapCalm alive in one go restores it. A host too busy
+// to answer within the detection time (100 gateways on 2 cores in the
+// scale bench) otherwise flaps every tunnel every second or two, and each
+// flap re-plans and resets BGP sessions, which makes it busier still.
+// A steady tunnel keeps the configured timing.
+const (
+	flapWindow = 10 * time.Second
+	flapCalm   = 30 * time.Second
+	maxDamp    = 3
+)
+
+// detect is the detection time now: Detect, lengthened while flapping.
+func (t *probeTarget) detect() time.Duration { return t.Detect() << t.damp }
+
+// multiplier is Multiplier, scaled as detect is.
+func (t *probeTarget) multiplier() int { return t.Multiplier << t.damp }
+
+// goDead marks t dead at now, counting a flap if it came alive within
+// flapWindow.
+func (t *probeTarget) goDead(now time.Time) {
+	if t.alive && now.Sub(t.aliveSince) < flapWindow && t.damp < maxDamp {
+		t.damp++
+	}
+	t.alive, t.known = false, true
+}
 
 // Prober sends echo requests from the gateway's tunnel address and watches
 // the replies. OnEvent is called (from the prober's goroutine, never with
@@ -313,30 +345,38 @@ func (p *Prober) step(now time.Time) time.Duration {
 		if ref.IsZero() {
 			ref = t.since
 		}
-		deadline := ref.Add(t.Detect())
+		if t.alive && t.damp > 0 && now.Sub(t.aliveSince) >= flapCalm {
+			t.damp = 0 // calm again: back to the configured timing
+		}
+		deadline := ref.Add(t.detect())
 		switch {
 		case t.peerLost:
 			if !t.known || t.alive {
-				t.alive, t.known = false, true
+				t.goDead(now)
 				p.events = append(p.events, ProbeEvent{Peering: t.name,
 					Why: fmt.Sprintf("tunnel probe: the peer at %s no longer hears this gateway", t.Address)})
 			}
 		case !t.lastReply.IsZero() && now.Before(deadline):
 			if !t.known || !t.alive {
 				t.alive, t.known = true, true
+				t.aliveSince = now
 				p.events = append(p.events, ProbeEvent{Peering: t.name, Alive: true})
 			}
 			if deadline.Before(next) {
 				next = deadline
 			}
-		case !now.Before(deadline) && t.unanswered < t.Multiplier-1:
+		case !now.Before(deadline) && t.unanswered < t.multiplier()-1:
 			// Due, but too few requests went out since the last reply
 			// (this process stalled): wait for the next ones.
 		case !now.Before(deadline):
 			if !t.known || t.alive {
-				t.alive, t.known = false, true
+				damped := ""
+				if t.damp > 0 {
+					damped = fmt.Sprintf(", lengthened from %v after the tunnel flapped", t.Detect())
+				}
+				t.goDead(now)
 				p.events = append(p.events, ProbeEvent{Peering: t.name, Never: t.lastReply.IsZero(),
-					Why: fmt.Sprintf("tunnel probe: no reply from %s for %v (%v × %d)", t.Address, t.Detect(), t.Interval, t.Multiplier)})
+					Why: fmt.Sprintf("tunnel probe: no reply from %s for %v (%v × %d%s)", t.Address, deadline.Sub(ref), t.Interval, t.Multiplier, damped)})
 			}
 		default: // not yet answered, not yet due
 			if deadline.Before(next) {

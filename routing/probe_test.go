@@ -344,3 +344,52 @@ func TestProbePeerLost(t *testing.T) {
 		t.Fatal("not alive again after the peer hears us again")
 	}
 }
+
+// A tunnel that goes dead soon after it came alive doubles its detection
+// time (up to 8×); a long calm restores the configured timing.
+func TestProbeFlapDampening(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
+	p := testProber(src, nil)
+	t0 := time.Now()
+	tg := &probeTarget{name: "west", since: t0, nextSend: t0,
+		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+	p.targets[peer] = tg
+	now := t0
+	// deadAfter answers at now, then steps every interval without answers
+	// until the tunnel is dead, and returns how long that took.
+	deadAfter := func() time.Duration {
+		t.Helper()
+		p.handle(ourReply(p, peer, now), now)
+		p.step(now)
+		if !tg.alive {
+			t.Fatal("not alive after a reply")
+		}
+		start := now
+		for i := 0; i < 1000 && tg.alive; i++ {
+			now = now.Add(tg.Interval)
+			p.step(now)
+		}
+		return now.Sub(start)
+	}
+	want := []time.Duration{400, 800, 1600, 3200, 3200}
+	for i, w := range want {
+		if got := deadAfter(); got != w*time.Millisecond {
+			t.Fatalf("flap %d: dead after %v, want %v", i, got, w*time.Millisecond)
+		}
+		now = now.Add(time.Second) // comes back soon: a flap
+	}
+	if len(p.events) != 1 || !strings.Contains(p.events[0].Why, "lengthened from 400ms") {
+		t.Errorf("the verdict does not say the detection was lengthened: %+v", p.events)
+	}
+	// Calm: alive for flapCalm in one go restores the configured timing.
+	p.handle(ourReply(p, peer, now), now)
+	p.step(now)
+	for end := now.Add(flapCalm); now.Before(end); {
+		now = now.Add(tg.Interval)
+		p.handle(ourReply(p, peer, now), now)
+		p.step(now)
+	}
+	if got := deadAfter(); got != 400*time.Millisecond {
+		t.Errorf("after %v calm: dead after %v, want 400ms", flapCalm, got)
+	}
+}
