@@ -112,6 +112,7 @@ type probeTarget struct {
 	// level (detection time × 2^damp).
 	aliveSince time.Time
 	damp       int
+	flapped    bool // it went dead within flapWindow of coming alive
 	alive      bool
 	known      bool // alive has been decided at least once
 	vgate      bool
@@ -155,13 +156,23 @@ func (t *probeTarget) detect() time.Duration { return t.Detect() << t.damp }
 // multiplier is Multiplier, scaled as detect is.
 func (t *probeTarget) multiplier() int { return t.Multiplier << t.damp }
 
-// goDead marks t dead at now, counting a flap if it came alive within
-// flapWindow.
+// goDead marks t dead at now and notes a flap if it came alive within
+// flapWindow. The longer detection applies from the next time it comes
+// alive: lengthening it now would move the deadline just passed and
+// bring the tunnel back without a reply.
 func (t *probeTarget) goDead(now time.Time) {
-	if t.alive && now.Sub(t.aliveSince) < flapWindow && t.damp < maxDamp {
+	t.flapped = t.alive && now.Sub(t.aliveSince) < flapWindow
+	t.alive, t.known = false, true
+}
+
+// goAlive marks t alive at now, lengthening its detection if it flapped.
+func (t *probeTarget) goAlive(now time.Time) {
+	if t.flapped && t.damp < maxDamp {
 		t.damp++
 	}
-	t.alive, t.known = false, true
+	t.flapped = false
+	t.alive, t.known = true, true
+	t.aliveSince = now
 }
 
 // Prober sends echo requests from the gateway's tunnel address and watches
@@ -358,8 +369,7 @@ func (p *Prober) step(now time.Time) time.Duration {
 			}
 		case !t.lastReply.IsZero() && now.Before(deadline):
 			if !t.known || !t.alive {
-				t.alive, t.known = true, true
-				t.aliveSince = now
+				t.goAlive(now)
 				p.events = append(p.events, ProbeEvent{Peering: t.name, Alive: true})
 			}
 			if deadline.Before(next) {

@@ -369,17 +369,29 @@ func TestProbeFlapDampening(t *testing.T) {
 			now = now.Add(tg.Interval)
 			p.step(now)
 		}
-		return now.Sub(start)
+		took := now.Sub(start)
+		if len(p.events) != 1 || strings.Contains(p.events[0].Why, "lengthened from 400ms") != (tg.damp > 0) {
+			t.Fatalf("verdict with damp %d: %+v", tg.damp, p.events)
+		}
+		// Dead stays dead without a reply (a longer detection must not
+		// move the deadline just passed and bring it back).
+		for i := 0; i < 100; i++ {
+			now = now.Add(tg.Interval)
+			p.step(now)
+			if tg.alive || len(p.events) > 0 {
+				t.Fatalf("came back %v after going dead, with no reply: %+v", now.Sub(start)-took, p.events)
+			}
+		}
+		return took
 	}
 	want := []time.Duration{400, 800, 1600, 3200, 3200}
 	for i, w := range want {
 		if got := deadAfter(); got != w*time.Millisecond {
 			t.Fatalf("flap %d: dead after %v, want %v", i, got, w*time.Millisecond)
 		}
-		now = now.Add(time.Second) // comes back soon: a flap
 	}
-	if len(p.events) != 1 || !strings.Contains(p.events[0].Why, "lengthened from 400ms") {
-		t.Errorf("the verdict does not say the detection was lengthened: %+v", p.events)
+	if tg.damp != maxDamp {
+		t.Errorf("damp = %d after %d flaps, want %d", tg.damp, len(want), maxDamp)
 	}
 	// Calm: alive for flapCalm in one go restores the configured timing.
 	p.handle(ourReply(p, peer, now), now)
