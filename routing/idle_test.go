@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"net/netip"
 	"runtime"
 	"sync/atomic"
@@ -162,5 +163,16 @@ func TestNewSessionGetsRoutesAgain(t *testing.T) {
 			t.Fatalf("b sent no UPDATE again after the session came up (%d UPDATEs)", first)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fsmStateName (peer events) and sessionState (ListPeer) name every state
+// alike.
+func TestFSMStateNames(t *testing.T) {
+	for st, want := range map[bgp.FSMState]string{bgp.BGP_FSM_IDLE: "idle", bgp.BGP_FSM_CONNECT: "connect", bgp.BGP_FSM_ACTIVE: "active",
+		bgp.BGP_FSM_OPENSENT: "opensent", bgp.BGP_FSM_OPENCONFIRM: "openconfirm", bgp.BGP_FSM_ESTABLISHED: "established"} {
+		if got := fsmStateName(st); got != want {
+			t.Errorf("fsmStateName(%v) = %q, want %q", st, got, want)
+		}
 	}
 }

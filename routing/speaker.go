@@ -1082,19 +1082,9 @@ func (s *Speaker) notePeer(p *api.Peer) {
 	s.evMu.Unlock()
 }
 
-// fsmStateName names a GoBGP FSM state as sessionState names the API's.
+// fsmStateName names a GoBGP FSM state as sessionState names the API's
+// (GoBGP's own conversion: the API enum is the FSM state plus one,
+// pkg/server/grpc_server.go).
 func fsmStateName(st bgp.FSMState) string {
-	switch st {
-	case bgp.BGP_FSM_CONNECT:
-		return "connect"
-	case bgp.BGP_FSM_ACTIVE:
-		return "active"
-	case bgp.BGP_FSM_OPENSENT:
-		return "opensent"
-	case bgp.BGP_FSM_OPENCONFIRM:
-		return "openconfirm"
-	case bgp.BGP_FSM_ESTABLISHED:
-		return "established"
-	}
-	return "idle"
+	return sessionState(api.PeerState_SessionState(int(st) + 1))
 }
