@@ -138,8 +138,9 @@ const (
 const passiveRequestEvery = time.Second
 
 // Flap dampening: a tunnel that goes dead less than flapWindow after it
-// came alive doubles its detection time, up to 2^maxDamp times the
-// configured one; flapCalm alive in one go restores it. A host too busy
+// came alive gets 2^maxDamp times the configured detection time (at once:
+// one step per flap still reset every session of a starved host several
+// times over); flapCalm alive in one go restores it. A host too busy
 // to answer within the detection time (100 gateways on 2 cores in the
 // scale bench) otherwise flaps every tunnel every second or two, and each
 // flap re-plans and resets BGP sessions, which makes it busier still.
@@ -167,8 +168,8 @@ func (t *probeTarget) goDead(now time.Time) {
 
 // goAlive marks t alive at now, lengthening its detection if it flapped.
 func (t *probeTarget) goAlive(now time.Time) {
-	if t.flapped && t.damp < maxDamp {
-		t.damp++
+	if t.flapped {
+		t.damp = maxDamp
 	}
 	t.flapped = false
 	t.alive, t.known = true, true
