@@ -32,6 +32,7 @@ type Options struct {
 // config.Errors lists every problem). SIGHUP reloads the config.
 func Run(ctx context.Context, o Options) error {
 	log := o.Log
+	setGCPercent()
 	stopPprof := startPprof(log) // pprof.go: VGATE_DEBUG_PPROF
 	defer stopPprof()
 	cfg, err := config.Load(o.ConfigPath)
