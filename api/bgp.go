@@ -75,6 +75,10 @@ type ProbeStatus struct {
 	// Multiplier intervals without a reply declare the tunnel dead.
 	Interval   time.Duration `json:"interval_ns,omitempty"`
 	Multiplier int           `json:"multiplier,omitempty"`
+	// Idle: no user traffic goes into the tunnel, so it is probed once a
+	// second and its detection time is Multiplier seconds; traffic makes
+	// it use Interval again at once.
+	Idle bool `json:"idle,omitempty"`
 	// Vgate: the peer's own probes arrive, so it runs vgate.
 	Vgate bool `json:"vgate,omitempty"`
 	// PeerASN and PeerExpects are what a vgate peer's probes say: its own

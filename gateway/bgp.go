@@ -58,6 +58,27 @@ func (b *bgpRuntime) poke() {
 	}
 }
 
+// withDemand is the plan's probe targets with each tunnel's demand
+// counter (gateway/dataplane/demand.go), so that the probe echoes every
+// interval only while user traffic goes into the tunnel. A tunnel kind
+// without one (IPsec) is probed at the configured interval all the time.
+// g.mu is held.
+func (g *Gateway) withDemand(st plan.State) map[string]routing.ProbeTarget {
+	wg, _ := g.kinds[plan.KindWireGuard].(*wireGuardKind)
+	isWG := map[string]bool{}
+	for _, t := range st.Tunnels {
+		isWG[t.Name] = t.Kind == plan.KindWireGuard
+	}
+	out := make(map[string]routing.ProbeTarget, len(st.BGP.Probes))
+	for name, t := range st.BGP.Probes {
+		if wg != nil && isWG[name] {
+			t.Demand = wg.plane.Demand(name)
+		}
+		out[name] = t
+	}
+	return out
+}
+
 // applyBGP starts, reconfigures or stops the speaker to match the plan.
 // g.mu is held; the tunnels and the tunnel address are in place.
 func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.State) error {
@@ -75,13 +96,14 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 		}
 	}
 	b := g.bgp
-	if old := b.probes; !maps.Equal(old, st.BGP.Probes) {
-		b.probe.SetTargets(st.BGP.Probes)
-		b.probes = st.BGP.Probes
+	if probes := g.withDemand(st); !maps.Equal(b.probes, probes) {
+		old := b.probes
+		b.probe.SetTargets(probes)
+		b.probes = probes
 		b.pmu.Lock()
 		for _, m := range []map[string]bool{b.dead, b.vgate} {
 			for name := range m {
-				if t, ok := st.BGP.Probes[name]; !ok || old[name].Address != t.Address {
+				if t, ok := probes[name]; !ok || old[name].Address != t.Address {
 					delete(m, name) // a peering gone or re-addressed starts unknown
 				}
 			}

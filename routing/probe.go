@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -41,18 +42,24 @@ import (
 // vgate (ProbeStatus.Vgate; the gateway makes vgate-to-vgate sessions
 // deterministic with it).
 //
-// Between two vgate gateways only one end echoes every interval (issue
-// 14: half the idle packets). Each request also says whether its sender
-// hears the receiver (its verdict on that tunnel), so the end with the
-// higher tunnel address, once it knows the peer runs vgate and the tunnel
-// is alive, stops echoing every interval: the peer's requests that say
-// "I hear you" prove both directions to it (they arrived, and the peer
-// got this end's kernel's replies). It still sends one request a second
-// (its AS, its verdict, an RTT). A request that says "I no longer hear
-// you" after one that said it did marks the tunnel dead at once on this
-// end too, so both ends withdraw together. A dead tunnel is echoed every
-// interval by both ends, as is any peer not known to run vgate. Only
-// echo requests and replies cross the tunnel: what host firewalls allow.
+// Demand: a tunnel is echoed every Interval only while a fast verdict
+// matters (issue 14: the probe was nearly all of an idle gateway's CPU):
+// while user traffic goes into it (ProbeTarget.Demand, counted in the TUN
+// seam, gateway/dataplane/demand.go), while it is dead or not yet known,
+// and for a while after it came alive. Otherwise it is idle: one request
+// a second (IdleInterval), and Multiplier of those without a reply declare
+// it dead. Traffic that starts on an idle tunnel is seen within
+// demandCheck and makes the next request go at once, so a tunnel that
+// died while idle is declared dead about Detect after traffic starts,
+// plus at most demandCheck: the failover time of a tunnel in use stays
+// the configured one.
+//
+// Each request also says whether its sender hears the receiver (its
+// verdict on that tunnel): a request that says "I no longer hear you"
+// after one that said it did (the peer restarted, or lost this end's
+// replies) marks the tunnel dead at once on this end too, so both ends
+// withdraw together. Only echo requests and replies cross the tunnel:
+// what host firewalls allow.
 
 // ProbeTarget is one peering to probe and its timing.
 type ProbeTarget struct {
@@ -64,6 +71,9 @@ type ProbeTarget struct {
 	// mismatch on both sides (GoBGP reports a bad peer AS only on some
 	// connections).
 	LocalASN, PeerASN uint32
+	// Demand counts the tunnel's TUN reads with user traffic (only
+	// whether it moves matters). nil: always probed every Interval.
+	Demand *atomic.Uint64
 }
 
 // Detect is how long without a reply declares the tunnel dead.
@@ -100,9 +110,11 @@ type probeTarget struct {
 	// well as Detect passed, so a stall of this process (no requests sent)
 	// never reads as a dead tunnel.
 	unanswered int
-	// lastRequest is when this end last sent a request (a passive end
-	// sends one every passiveRequestEvery).
-	lastRequest time.Time
+	// demandSeen is Demand's count at the last step, lastDemand when it
+	// last moved; fast is whether the last step probed every Interval.
+	demandSeen uint64
+	lastDemand time.Time
+	fast       bool
 	// peerHears is what the peer's last request said: it hears this end.
 	// peerLost is set when a request says it no longer does (after one
 	// that said it did); it holds the tunnel dead until new evidence.
@@ -133,9 +145,18 @@ const (
 	probeHears = 1 << 0
 )
 
-// passiveRequestEvery is how often the passive end of a vgate-to-vgate
-// probe still sends a request of its own.
-const passiveRequestEvery = time.Second
+// IdleInterval is the request interval of an idle tunnel (see Demand
+// above); a configured Interval longer than it is kept.
+const IdleInterval = time.Second
+
+// demandCheck is how often an idle tunnel's demand counter is read;
+// demandHold how long after its last user traffic, or after it came
+// alive, a tunnel stays fast (at least; twice its detection time if that
+// is longer, so that a verdict due is never postponed by going idle).
+const (
+	demandCheck = 100 * time.Millisecond
+	demandHold  = 2 * time.Second
+)
 
 // Flap dampening: a tunnel that goes dead less than flapWindow after it
 // came alive gets 2^maxDamp times the configured detection time (at once:
@@ -151,8 +172,33 @@ const (
 	maxDamp    = 3
 )
 
-// detect is the detection time now: Detect, lengthened while flapping.
-func (t *probeTarget) detect() time.Duration { return t.Detect() << t.damp }
+// interval is the request interval now: Interval while fast, else
+// IdleInterval (or Interval if that is longer).
+func (t *probeTarget) interval() time.Duration {
+	if t.fast {
+		return t.Interval
+	}
+	return max(t.Interval, IdleInterval)
+}
+
+// detect is the detection time now: interval × Multiplier, lengthened
+// while flapping.
+func (t *probeTarget) detect() time.Duration {
+	return t.interval() * time.Duration(t.Multiplier) << t.damp
+}
+
+// wantFast says whether t needs the fast timing at now (see Demand in
+// the package comment), noting new demand first.
+func (t *probeTarget) wantFast(now time.Time) bool {
+	if t.Demand == nil {
+		return true
+	}
+	if c := t.Demand.Load(); c != t.demandSeen {
+		t.demandSeen, t.lastDemand = c, now
+	}
+	hold := max(demandHold, 2*t.Detect()<<t.damp)
+	return !t.alive || t.peerLost || now.Sub(t.lastDemand) < hold || now.Sub(t.aliveSince) < hold
+}
 
 // multiplier is Multiplier, scaled as detect is.
 func (t *probeTarget) multiplier() int { return t.Multiplier << t.damp }
@@ -352,6 +398,15 @@ func (p *Prober) step(now time.Time) time.Duration {
 	defer p.mu.Unlock()
 	next := now.Add(idleWait)
 	for _, t := range p.targets {
+		if fast := t.wantFast(now); fast != t.fast {
+			t.fast = fast
+			if fast && t.nextSend.After(now) {
+				t.nextSend = now // demand: the next request goes now
+			}
+		}
+		if !t.fast && now.Add(demandCheck).Before(next) {
+			next = now.Add(demandCheck)
+		}
 		send := !now.Before(t.nextSend)
 		ref := t.lastReply
 		if ref.IsZero() {
@@ -381,13 +436,16 @@ func (p *Prober) step(now time.Time) time.Duration {
 			// (this process stalled): wait for the next ones.
 		case !now.Before(deadline):
 			if !t.known || t.alive {
-				damped := ""
+				how := ""
+				if !t.fast {
+					how = ", idle: no user traffic"
+				}
 				if t.damp > 0 {
-					damped = fmt.Sprintf(", lengthened from %v after the tunnel flapped", t.Detect())
+					how += fmt.Sprintf(", lengthened from %v after the tunnel flapped", t.interval()*time.Duration(t.Multiplier))
 				}
 				t.goDead(now)
 				p.events = append(p.events, ProbeEvent{Peering: t.name, Never: t.lastReply.IsZero(),
-					Why: fmt.Sprintf("tunnel probe: no reply from %s for %v (%v × %d%s)", t.Address, deadline.Sub(ref), t.Interval, t.Multiplier, damped)})
+					Why: fmt.Sprintf("tunnel probe: no reply from %s for %v (%v × %d%s)", t.Address, deadline.Sub(ref), t.interval(), t.Multiplier, how)})
 			}
 		default: // not yet answered, not yet due
 			if deadline.Before(next) {
@@ -395,18 +453,12 @@ func (p *Prober) step(now time.Time) time.Duration {
 			}
 		}
 		if send {
-			// A passive end counts the interval as one a request was
-			// due in (the stall guard above) but sends only every
-			// passiveRequestEvery.
-			if !p.passive(t) || now.Sub(t.lastRequest) >= passiveRequestEvery {
-				p.seq++
-				p.sendTo(t, now)
-				t.lastRequest = now
-			}
+			p.seq++
+			p.sendTo(t, now)
 			t.unanswered++
-			t.nextSend = t.nextSend.Add(t.Interval)
+			t.nextSend = t.nextSend.Add(t.interval())
 			if t.nextSend.Before(now) { // fell behind (a stall): no burst
-				t.nextSend = now.Add(t.Interval)
+				t.nextSend = now.Add(t.interval())
 			}
 		}
 		if t.nextSend.Before(next) {
@@ -414,13 +466,6 @@ func (p *Prober) step(now time.Time) time.Duration {
 		}
 	}
 	return max(next.Sub(now), 0)
-}
-
-// passive says whether this end leaves the per-interval echo of t to the
-// peer: the peer runs vgate, the tunnel is alive, and this end has the
-// higher tunnel address. p.mu is held.
-func (p *Prober) passive(t *probeTarget) bool {
-	return t.vgate && t.alive && !t.peerLost && p.src.Compare(t.Address) > 0
 }
 
 // sendTo writes one echo request to t. p.mu is held (by the run loop).
@@ -529,9 +574,10 @@ func (p *Prober) receive() {
 
 // handle takes one received packet: a reply to our probe marks its target
 // answered; a request from a peer's tunnel address marks that peer as
-// running vgate and, when it says the peer hears this end, answered too
-// (it proves both directions: see the package comment above); one that
-// says the peer stopped hearing this end marks the tunnel lost.
+// running vgate, and one that says the peer stopped hearing this end
+// (after it said it did) marks the tunnel lost. A request is no evidence
+// that this end's packets arrive: the peer's verdict may be an idle
+// tunnel's, seconds old.
 func (p *Prober) handle(b []byte, now time.Time) {
 	m, ok := parseProbe(b, p.isV6)
 	if !ok {
@@ -556,10 +602,7 @@ func (p *Prober) handle(b []byte, now time.Time) {
 		}
 		switch {
 		case m.hears:
-			t.lastReply = now
-			t.unanswered = 0
 			t.peerLost = false
-			wake = !t.alive
 		case t.peerHears && t.alive:
 			t.peerLost = true
 			wake = true
@@ -596,7 +639,7 @@ func (p *Prober) Status() []ProbeStatus {
 	out := []ProbeStatus{}
 	for _, t := range p.targets {
 		out = append(out, ProbeStatus{Peering: t.name, Address: t.Address, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt,
-			Interval: t.Interval, Multiplier: t.Multiplier, Vgate: t.vgate, PeerASN: t.peerASN, PeerExpects: t.peerExpect})
+			Interval: t.Interval, Multiplier: t.Multiplier, Idle: t.known && !t.fast, Vgate: t.vgate, PeerASN: t.peerASN, PeerExpects: t.peerExpect})
 	}
 	slices.SortFunc(out, func(a, b ProbeStatus) int { return a.Address.Compare(b.Address) })
 	return out

@@ -5,10 +5,14 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vgate-project/vgate/gateway/dataplane"
 )
 
 func v4Packet(icmp []byte) []byte {
@@ -249,58 +253,91 @@ func ourReply(p *Prober, peer netip.Addr, sent time.Time) []byte {
 	return v4Packet(b[:])
 }
 
-// Between two vgate gateways the end with the higher tunnel address stops
-// echoing every interval once the tunnel is alive: the peer's requests
-// that say it hears this end keep it alive (issue 14, half the idle probe
-// packets). The lower end keeps echoing every interval.
-func TestProbePassiveEnd(t *testing.T) {
-	low, high := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
-	for _, tc := range []struct {
-		name      string
-		src, peer netip.Addr
-		maxSent   uint64
-		minSent   uint64
-	}{
-		{"higher address is passive", high, low, 3, 1},
-		{"lower address echoes every interval", low, high, 41, 39},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var events []ProbeEvent
-			p := testProber(tc.src, func(ev ProbeEvent) { events = append(events, ev) })
-			t0 := time.Now()
-			p.targets[tc.peer] = &probeTarget{name: "west", since: t0, nextSend: t0,
-				ProbeTarget: ProbeTarget{Address: tc.peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
-			// Start: the peer's first request does not hear us yet; our
-			// request is answered by its kernel.
-			p.handle(vgateRequest(tc.peer, tc.src, t0, false), t0)
-			p.step(t0)
-			p.handle(ourReply(p, tc.peer, t0), t0.Add(time.Millisecond))
-			p.step(t0.Add(time.Millisecond))
-			if st := p.Status(); !st[0].Alive || !st[0].Vgate {
-				t.Fatalf("not alive and vgate after a reply and a request: %+v", st)
+// A tunnel nobody sends user traffic through is probed once a second
+// (from demandHold after it came alive); user traffic (its demand counter
+// moving) makes the next request go at once and brings back the
+// configured timing, so a tunnel that died while idle is declared dead
+// about Detect after traffic starts. Without traffic the idle detection
+// applies: Multiplier seconds.
+func TestProbeIdleRate(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
+	p := testProber(src, nil)
+	var demand atomic.Uint64
+	t0 := time.Now()
+	tg := &probeTarget{name: "west", since: t0, nextSend: t0,
+		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8, Demand: &demand}}
+	p.targets[peer] = tg
+	now := t0
+	// sim runs the loop for d (as Run does: step, sleep what it says),
+	// the peer's kernel answering each request 1 ms later if answer; it
+	// returns the requests sent and the verdicts with their times.
+	type verdict struct {
+		at time.Time
+		ev ProbeEvent
+	}
+	sim := func(d time.Duration, answer bool) (sent uint64, vs []verdict) {
+		end, s0 := now.Add(d), p.sent
+		for now.Before(end) {
+			before := p.sent
+			wait := p.step(now)
+			for _, ev := range p.events {
+				vs = append(vs, verdict{now, ev})
 			}
-			sent0 := p.sent
-			// Two seconds: the peer's requests (every interval) hear us;
-			// our requests get no reply (the kernel's replies would be
-			// there, but the passive end must not need them).
-			now := t0.Add(time.Millisecond)
-			for i := 0; i < 40; i++ {
-				now = now.Add(50 * time.Millisecond)
-				p.handle(vgateRequest(tc.peer, tc.src, now, true), now)
-				p.step(now)
+			if answer && p.sent > before {
+				now = now.Add(time.Millisecond)
+				p.handle(ourReply(p, peer, now), now)
+				continue
 			}
-			if st := p.Status(); !st[0].Alive {
-				t.Fatalf("the peer's requests did not keep the tunnel alive: %+v", st)
-			}
-			if n := p.sent - sent0; n < tc.minSent || n > tc.maxSent {
-				t.Errorf("%d requests in 2 s, want %d..%d", n, tc.minSent, tc.maxSent)
-			}
-			for _, ev := range events {
-				if !ev.Alive && !ev.Vgate {
-					t.Errorf("unexpected dead event: %+v", ev)
-				}
-			}
-		})
+			now = now.Add(max(wait, time.Millisecond))
+		}
+		return p.sent - s0, vs
+	}
+	if _, vs := sim(3*time.Second, true); len(vs) != 1 || !vs[0].ev.Alive {
+		t.Fatalf("start: %+v", vs)
+	}
+	// Idle: one request a second, still alive, shown as idle.
+	sent, vs := sim(12*time.Second, true)
+	if sent < 11 || sent > 13 || len(vs) != 0 {
+		t.Fatalf("idle for 12 s: %d requests, verdicts %+v; want 11..13, none", sent, vs)
+	}
+	if st := p.Status(); !st[0].Alive || !st[0].Idle {
+		t.Fatalf("status while idle: %+v", st)
+	}
+	// Traffic starts as the tunnel dies, between two idle requests: dead
+	// within demandCheck + Detect + one interval of the traffic, with
+	// requests every interval.
+	sim(400*time.Millisecond, true)
+	demand.Add(1)
+	start := now
+	sent, vs = sim(time.Second, false)
+	if len(vs) != 1 || vs[0].ev.Alive {
+		t.Fatalf("traffic on a dead idle tunnel: verdicts %+v", vs)
+	}
+	if took := vs[0].at.Sub(start); took > demandCheck+tg.Detect()+tg.Interval {
+		t.Errorf("dead %v after traffic started, want at most %v", took, demandCheck+tg.Detect()+tg.Interval)
+	}
+	if sent < 15 {
+		t.Errorf("%d requests in the second after traffic started, want every 50ms", sent)
+	}
+	// Back (a long way after it came alive: no flap dampening), then
+	// idle again, then it dies without traffic: dead Multiplier idle
+	// intervals after the last reply.
+	if _, vs = sim(12*time.Second, true); len(vs) != 1 || !vs[0].ev.Alive {
+		t.Fatalf("back: %+v", vs)
+	}
+	last := tg.lastReply
+	_, vs = sim(12*time.Second, false)
+	if len(vs) != 1 || vs[0].ev.Alive {
+		t.Fatalf("dead while idle: verdicts %+v", vs)
+	}
+	if took := vs[0].at.Sub(last); took < 8*time.Second || took > 8*time.Second+IdleInterval {
+		t.Errorf("idle tunnel dead %v after its last reply, want 8s (IdleInterval × 8)", took)
+	}
+	if why := vs[0].ev.Why; !strings.Contains(why, "(1s × 8, idle: no user traffic)") {
+		t.Errorf("verdict: %q", why)
+	}
+	if st := p.Status(); st[0].Idle {
+		t.Errorf("a dead tunnel is shown idle: %+v", st)
 	}
 }
 
@@ -403,5 +440,30 @@ func TestProbeFlapDampening(t *testing.T) {
 	}
 	if got := deadAfter(); got != 400*time.Millisecond {
 		t.Errorf("after %v calm: dead after %v, want 400ms", flapCalm, got)
+	}
+}
+
+// The TUN seam tells probe packets from user traffic (the demand count,
+// gateway/dataplane/demand.go): requests and replies as this package
+// builds them are control traffic there.
+func TestProbeIsControlTraffic(t *testing.T) {
+	from, to := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
+	var b [probeLen]byte
+	putProbe(b[:], false, 1, 1, time.Now(), from.As16(), to.As16(), 1, 2, true)
+	req := v4Packet(b[:])
+	req[9] = 1 // ICMP
+	if !dataplane.IsControl(req) {
+		t.Error("a probe request counts as user traffic")
+	}
+	rep := slices.Clone(req)
+	rep[20] = 0 // echo reply, as the peer's kernel returns it
+	if !dataplane.IsControl(rep) {
+		t.Error("a probe reply counts as user traffic")
+	}
+	putProbe(b[:], true, 1, 1, time.Now(), from.As16(), to.As16(), 1, 2, true)
+	v6 := append(make([]byte, 40), b[:]...)
+	v6[0], v6[6] = 0x60, 58
+	if !dataplane.IsControl(v6) {
+		t.Error("an IPv6 probe request counts as user traffic")
 	}
 }

@@ -28,6 +28,9 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 		s := "dead"
 		if p.Alive {
 			s = fmt.Sprintf("alive %v", p.RTT.Round(100*time.Microsecond))
+			if p.Idle {
+				s += " (idle)"
+			}
 		}
 		probe[p.Peering] = s
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vishvananda/netlink"
@@ -73,6 +74,7 @@ type Plane struct {
 	mu      sync.Mutex
 	priv    keys.PrivateKey
 	tunnels map[string]*Tunnel
+	demand  map[string]*atomic.Uint64 // per peering name (demand.go)
 }
 
 // SetPrivateKey sets the gateway key used by all tunnels, current and new.
@@ -167,7 +169,7 @@ func (p *Plane) open(s TunnelSpec) (*Tunnel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: create interface %s: %w", s.Name, s.IfName, err)
 	}
-	t, err := openTunnel(s.Name, s.IfName, s.MTU, td, p.NewBind(s.Name), p.priv, s.Peer, p.Log)
+	t, err := openTunnel(s.Name, s.IfName, s.MTU, td, p.NewBind(s.Name), p.priv, s.Peer, p.demandLocked(s.Name), p.Log)
 	if err != nil {
 		return nil, err // the device closed the TUN
 	}

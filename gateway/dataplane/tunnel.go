@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vgate-project/vgate/gateway/keys"
 	"golang.zx2c4.com/wireguard/conn"
@@ -29,8 +30,9 @@ type Tunnel struct {
 // openTunnel creates the TUN ifname (with wireguard-go's offloads where the
 // kernel supports them), wraps it with MSS clamping, starts a device on bind
 // and configures its peer. On failure nothing is left behind.
-func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, log *slog.Logger) (*Tunnel, error) {
+func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, demand *atomic.Uint64, log *slog.Logger) (*Tunnel, error) {
 	ct := newClampTUN(t, mtu)
+	ct.demand = demand                 // demand.go
 	ct.src.setAllowed(peer.AllowedIPs) // srccheck.go
 	dev := device.NewDevice(ct, bind, DeviceLogger(log.With("tunnel", name)))
 	if err := dev.IpcSet(DeviceUAPI(priv, devicePeer(peer))); err != nil {

@@ -19,7 +19,8 @@ type clampTUN struct {
 	tun.Device
 	max4, max6 uint16
 	tap        atomic.Pointer[Capture]
-	src        srcCheck // srccheck.go
+	src        srcCheck       // srccheck.go
+	demand     *atomic.Uint64 // reads with user traffic (demand.go); nil: not counted
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
@@ -30,6 +31,7 @@ func newClampTUN(d tun.Device, mtu int) *clampTUN {
 func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := t.Device.Read(bufs, sizes, offset)
 	t.src.filterOut(bufs, sizes, offset, n) // srccheck.go
+	countDemand(t.demand, bufs, sizes, offset, n)
 	for i := 0; i < n; i++ {
 		if sizes[i] > 0 {
 			ClampMSS(bufs[i][offset:offset+sizes[i]], t.max4, t.max6)

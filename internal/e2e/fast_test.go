@@ -141,14 +141,15 @@ func TestBGPDiamondOutage(t *testing.T) {
 	}
 }
 
-// TestBGPSessionBackAfterRestart: two gateways; each side in turn is
+// TestBGPSessionBackAfterRestart: two gateways; their probes are idle
+// without user traffic and fast with it; each side in turn is
 // SIGKILLed and started again. The session is Established again within 5
 // s of the start (the lower tunnel address, gw1, only listens; the other
 // dials; the survivor starts its session afresh when the probe answers
 // again, not after GoBGP's idle hold). Figures: from the start and from
 // the tunnel handshake.
 func TestBGPSessionBackAfterRestart(t *testing.T) {
-	_, gws := site(t, 2)
+	lab, gws := site(t, 2)
 	gw1, gw2 := gws[0], gws[1]
 	netlab.LinkBGP(gw1, gw2)
 	start(t, gw1, gw2)
@@ -166,6 +167,42 @@ func TestBGPSessionBackAfterRestart(t *testing.T) {
 		n1, n2 := neighborOf(s1, "net2"), neighborOf(s2, "net1")
 		return n1.Passive && !n2.Passive, fmt.Sprintf("gw1 %+v / gw2 %+v", n1, n2)
 	})
+	// No user traffic: both ends probe at the idle rate. Host-to-host
+	// traffic makes both use the fast timing (each end sends some:
+	// requests one way, replies the other); when it ends, idle again.
+	idle := func(g *netlab.Gateway, peer string) (bool, string) {
+		st, err := g.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range st.Probes {
+			if p.Peering == peer {
+				return p.Alive && p.Idle, fmt.Sprintf("%+v", p)
+			}
+		}
+		return false, fmt.Sprintf("no probe for %s: %+v", peer, st.Probes)
+	}
+	bothIdle := func() (bool, string) {
+		i1, s1 := idle(gw1, "net2")
+		i2, s2 := idle(gw2, "net1")
+		return i1 && i2, s1 + " / " + s2
+	}
+	waitFor(t, "both probes idle without traffic", 10*time.Second, bothIdle)
+	n1, n2 := lab.Network(1), lab.Network(2)
+	ping := lab.StartPing(n1.HostNS, n2.HostAddr, 20*time.Millisecond, 3*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	for _, c := range []struct {
+		g    *netlab.Gateway
+		peer string
+	}{{gw1, "net2"}, {gw2, "net1"}} {
+		if i, s := idle(c.g, c.peer); i {
+			t.Errorf("%s: probe idle while hosts ping through the tunnel: %s", c.g.Name, s)
+		}
+	}
+	if r := ping.Wait(); r.Received == 0 {
+		t.Fatalf("host ping through the tunnel: %+v", r)
+	}
+	waitFor(t, "both probes idle again after the traffic", 10*time.Second, bothIdle)
 	for _, c := range []struct {
 		restart, survivor *netlab.Gateway
 		peer              string
@@ -173,7 +210,8 @@ func TestBGPSessionBackAfterRestart(t *testing.T) {
 		if err := c.restart.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, c.survivor.Name+": probe says dead", 10*time.Second, func() (bool, string) {
+		// Idle tunnel: dead after 8 s (1 s × 8) without a reply.
+		waitFor(t, c.survivor.Name+": probe says dead", 15*time.Second, func() (bool, string) {
 			st, err := c.survivor.BGP()
 			if err != nil {
 				return false, err.Error()
