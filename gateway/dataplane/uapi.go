@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"bufio"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -155,9 +154,12 @@ func ParseDump(dump string) (map[keys.PublicKey]*PeerStats, error) {
 		}
 		sec, nsec = 0, 0
 	}
-	sc := bufio.NewScanner(strings.NewReader(dump))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
+	// Lines are cut from dump in place (no scanner buffer: the gateway
+	// reads every tunnel's dump every second, issue 14).
+	for rest := dump; rest != ""; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		k, v, ok := strings.Cut(strings.TrimSuffix(line, "\r"), "=")
 		if !ok {
 			continue
 		}
@@ -198,7 +200,7 @@ func ParseDump(dump string) (map[keys.PublicKey]*PeerStats, error) {
 		}
 	}
 	flush()
-	return out, sc.Err()
+	return out, nil
 }
 
 // ParsePeerStats reads the peer section of an IpcGet dump for the peer with
