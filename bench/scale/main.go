@@ -79,6 +79,7 @@ type Site struct {
 	Routes       int     `json:"routes"` // other sites' networks in its kernel table when last looked
 	RSSMiB       float64 `json:"rss_mib"`
 	PSSMiB       float64 `json:"pss_mib"` // RSS with shared pages (the binary) split among the processes
+	RSSGrowthMiB float64 `json:"rss_growth_mib"` // RSS change over the idle window (flat: ~0)
 	CPUPercent   float64 `json:"idle_cpu_percent"`
 	HeapMB       float64 `json:"live_heap_mb"`
 	AllocMBps    float64 `json:"alloc_mb_per_s"`
@@ -94,6 +95,8 @@ type RoleFigures struct {
 	Count       int     `json:"count"`
 	RSSMiBMean  float64 `json:"rss_mib_mean"`
 	RSSMiBMax   float64 `json:"rss_mib_max"`
+	PSSMiBMean  float64 `json:"pss_mib_mean"`
+	RSSGrowth   float64 `json:"rss_growth_mib_mean"`
 	CPUMean     float64 `json:"idle_cpu_percent_mean"`
 	CPUMax      float64 `json:"idle_cpu_percent_max"`
 	HeapMBMean  float64 `json:"live_heap_mb_mean"`
@@ -298,6 +301,7 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 			return rep, fmt.Errorf("site %d: %w", s.Index, err)
 		}
 		starts[i] = start{c, ms["TotalAlloc"]}
+		s.RSSGrowthMiB = -procKiB(fmt.Sprintf("/proc/%d/status", s.proc.Pid()), "VmRSS:") / 1024
 	}
 	w0 := time.Now()
 	if err := sleep(ctx, o.idle); err != nil {
@@ -321,6 +325,7 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	for _, s := range sites {
 		s.RSSMiB = procKiB(fmt.Sprintf("/proc/%d/status", s.proc.Pid()), "VmRSS:") / 1024
 		s.PSSMiB = procKiB(fmt.Sprintf("/proc/%d/smaps_rollup", s.proc.Pid()), "Pss:") / 1024
+		s.RSSGrowthMiB += s.RSSMiB
 		rep.TotalRSSMiB += s.RSSMiB
 		rep.TotalPSSMiB += s.PSSMiB
 		ms, err := memStats(ctx, s.sock, true)
@@ -603,6 +608,8 @@ func aggregate(sites []*Site) []RoleFigures {
 			}
 			r.Count++
 			r.RSSMiBMean += s.RSSMiB
+			r.PSSMiBMean += s.PSSMiB
+			r.RSSGrowth += s.RSSGrowthMiB
 			r.CPUMean += s.CPUPercent
 			r.HeapMBMean += s.HeapMB
 			r.AllocMBps += s.AllocMBps
@@ -616,6 +623,8 @@ func aggregate(sites []*Site) []RoleFigures {
 		}
 		c := float64(r.Count)
 		r.RSSMiBMean /= c
+		r.PSSMiBMean /= c
+		r.RSSGrowth /= c
 		r.CPUMean /= c
 		r.HeapMBMean /= c
 		r.AllocMBps /= c
@@ -737,10 +746,10 @@ func printReport(w io.Writer, r *Report) {
 	if len(r.Roles) > 0 {
 		fmt.Fprintf(w, "total RSS: %.0f MiB (PSS, shared pages split: %.0f MiB); idle window %.0f s\n\n", r.TotalRSSMiB, r.TotalPSSMiB, r.IdleSec)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "role\tcount\tRSS MiB mean\tmax\tlive heap MB mean\tmax\tidle CPU % mean\tmax\talloc MB/s mean\tmax\t")
+		fmt.Fprintln(tw, "role\tcount\tRSS MiB mean\tmax\tPSS mean\tRSS growth in window\tlive heap MB mean\tmax\tidle CPU % mean\tmax\talloc MB/s mean\tmax\t")
 		for _, x := range r.Roles {
-			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.3f\t%.3f\t\n", x.Role, x.Count,
-				x.RSSMiBMean, x.RSSMiBMax, x.HeapMBMean, x.HeapMBMax, x.CPUMean, x.CPUMax, x.AllocMBps, x.AllocMBpMax)
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%+.1f\t%.1f\t%.1f\t%.2f\t%.2f\t%.3f\t%.3f\t\n", x.Role, x.Count,
+				x.RSSMiBMean, x.RSSMiBMax, x.PSSMiBMean, x.RSSGrowth, x.HeapMBMean, x.HeapMBMax, x.CPUMean, x.CPUMax, x.AllocMBps, x.AllocMBpMax)
 		}
 		tw.Flush()
 	}
