@@ -78,7 +78,7 @@ type Site struct {
 	ConvergedSec float64 `json:"converged_s"`
 	Routes       int     `json:"routes"` // other sites' networks in its kernel table when last looked
 	RSSMiB       float64 `json:"rss_mib"`
-	PSSMiB       float64 `json:"pss_mib"` // RSS with shared pages (the binary) split among the processes
+	PSSMiB       float64 `json:"pss_mib"`        // RSS with shared pages (the binary) split among the processes
 	RSSGrowthMiB float64 `json:"rss_growth_mib"` // RSS change over the idle window (flat: ~0)
 	CPUPercent   float64 `json:"idle_cpu_percent"`
 	HeapMB       float64 `json:"live_heap_mb"`
