@@ -28,7 +28,8 @@ func TestPrintBGPLastError(t *testing.T) {
 	}}
 	st.Probes = []api.ProbeStatus{
 		{Peering: "east", Vgate: true, PeerASN: 65001, PeerExpects: 65009}, // east is AS65001, not 65003; it expects 65009 of us
-		{Peering: "south", Vgate: true, PeerASN: 65004, PeerExpects: 65001},
+		{Peering: "south", Vgate: true, PeerASN: 65004, PeerExpects: 65001, Alive: true, RTT: 1200 * time.Microsecond, Idle: true},
+		{Peering: "north", Alive: true, RTT: 800 * time.Microsecond},
 	}
 	var b bytes.Buffer
 	printBGP(&b, st, now)
@@ -45,6 +46,15 @@ func TestPrintBGPLastError(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The probe column: alive with its RTT, and "(idle)" when no user
+	// traffic uses the tunnel (probed once a second).
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "south ") && !strings.Contains(line, "alive 1.2ms (idle)"),
+			strings.HasPrefix(line, "north ") && (!strings.Contains(line, "alive 800µs") || strings.Contains(line, "idle")):
+			t.Errorf("probe column: %q", line)
 		}
 	}
 	if strings.Contains(out, "south:") {
