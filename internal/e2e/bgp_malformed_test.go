@@ -324,9 +324,12 @@ func runEvil(t *testing.T, lab *netlab.Lab, a *netlab.Gateway, ns string, e evil
 		// A valid UPDATE right after: accepted on the same session if A
 		// kept it.
 		follow := e.follow(i)
-		if err := r.SendRaw(netlab.ValidUpdate(e.asn, e.tunnel, follow)); err != nil && r.Alive() {
-			t.Errorf("%s: follow-up UPDATE: %v", what, err)
-			return
+		if err := r.SendRaw(netlab.ValidUpdate(e.asn, e.tunnel, follow)); err != nil {
+			// A reset the session: the write can fail (connection reset)
+			// before this end's reader has seen it close. The poll below
+			// decides: the session must read as reset, or the follow-up
+			// must be installed.
+			t.Logf("%s: follow-up UPDATE not sent: %v", what, err)
 		}
 		var outcome string
 		if ok, last := poll(20*time.Second, func() (bool, string) {
