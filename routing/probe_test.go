@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -15,9 +16,12 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 )
 
+// v4Packet is icmp in an IPv4 header (version, length and total length
+// set, as a raw socket returns it).
 func v4Packet(icmp []byte) []byte {
 	ip := make([]byte, 20, 20+len(icmp))
 	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(icmp)))
 	return append(ip, icmp...)
 }
 
@@ -90,6 +94,13 @@ func FuzzParseProbe(f *testing.F) {
 			t.Fatalf("parsed a %d-byte packet", len(pkt))
 		}
 	})
+}
+
+// newTarget is peering "west" at peer with the default timing, probed
+// from t0 on.
+func newTarget(peer netip.Addr, t0 time.Time) *probeTarget {
+	return &probeTarget{name: "west", since: t0, nextSend: t0,
+		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
 }
 
 // testProber is a Prober without a socket, for the receive path.
@@ -264,8 +275,8 @@ func TestProbeIdleRate(t *testing.T) {
 	p := testProber(src, nil)
 	var demand atomic.Uint64
 	t0 := time.Now()
-	tg := &probeTarget{name: "west", since: t0, nextSend: t0,
-		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8, Demand: &demand}}
+	tg := newTarget(peer, t0)
+	tg.Demand = &demand
 	p.targets[peer] = tg
 	now := t0
 	// sim runs the loop for d (as Run does: step, sleep what it says),
@@ -349,8 +360,7 @@ func TestProbePeerLost(t *testing.T) {
 	src, peer := netip.MustParseAddr("10.2.255.254"), netip.MustParseAddr("10.1.255.254")
 	p := testProber(src, nil)
 	t0 := time.Now()
-	tg := &probeTarget{name: "west", since: t0, nextSend: t0,
-		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+	tg := newTarget(peer, t0)
 	p.targets[peer] = tg
 	p.handle(vgateRequest(peer, src, t0, false), t0)
 	p.handle(ourReply(p, peer, t0), t0)
@@ -367,7 +377,7 @@ func TestProbePeerLost(t *testing.T) {
 	if tg.alive || len(p.events) != 1 || p.events[0].Alive || !strings.Contains(p.events[0].Why, "no longer hears") {
 		t.Fatalf("peer lost: alive=%v events=%+v", tg.alive, p.events)
 	}
-	// No longer passive while dead: requests every interval again.
+	// Dead: requests every interval.
 	sent := p.sent
 	for i := 1; i <= 4; i++ {
 		p.step(t0.Add(time.Duration(i) * 50 * time.Millisecond))
@@ -382,14 +392,13 @@ func TestProbePeerLost(t *testing.T) {
 	}
 }
 
-// A tunnel that goes dead soon after it came alive doubles its detection
-// time (up to 8×); a long calm restores the configured timing.
+// A tunnel that goes dead soon after it came alive gets 8× its detection
+// time; a long calm restores the configured timing.
 func TestProbeFlapDampening(t *testing.T) {
 	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
 	p := testProber(src, nil)
 	t0 := time.Now()
-	tg := &probeTarget{name: "west", since: t0, nextSend: t0,
-		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+	tg := newTarget(peer, t0)
 	p.targets[peer] = tg
 	now := t0
 	// deadAfter answers at now, then steps every interval without answers
@@ -463,6 +472,7 @@ func TestProbeIsControlTraffic(t *testing.T) {
 	putProbe(b[:], true, 1, 1, time.Now(), from.As16(), to.As16(), 1, 2, true)
 	v6 := append(make([]byte, 40), b[:]...)
 	v6[0], v6[6] = 0x60, 58
+	binary.BigEndian.PutUint16(v6[4:], probeLen)
 	if !dataplane.IsControl(v6) {
 		t.Error("an IPv6 probe request counts as user traffic")
 	}

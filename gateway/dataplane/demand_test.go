@@ -9,6 +9,7 @@ import (
 func ip4(proto byte, l4 []byte) []byte {
 	p := make([]byte, 20, 20+len(l4))
 	p[0], p[9] = 0x45, proto
+	binary.BigEndian.PutUint16(p[2:], uint16(20+len(l4)))
 	return append(p, l4...)
 }
 
@@ -16,6 +17,7 @@ func ip4(proto byte, l4 []byte) []byte {
 func ip6(nh byte, l4 []byte) []byte {
 	p := make([]byte, 40, 40+len(l4))
 	p[0], p[6] = 0x60, nh
+	binary.BigEndian.PutUint16(p[4:], uint16(len(l4)))
 	return append(p, l4...)
 }
 
@@ -49,6 +51,8 @@ func TestIsControl(t *testing.T) {
 		{"bad ihl", []byte{0x41, 0, 0, 0}, false},
 		{"short v6", []byte{0x60, 0, 0}, false},
 		{"empty", nil, false},
+		{"a later fragment of bgp", func() []byte { p := ip4(6, tcp(179, 1)); p[7] = 1; return p }(), false},
+		{"bgp declared longer than read", ip4(6, tcp(179, 1))[:30], false},
 	} {
 		if got := IsControl(tc.pkt); got != tc.want {
 			t.Errorf("%s: IsControl = %v, want %v", tc.name, got, tc.want)
