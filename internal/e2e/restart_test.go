@@ -314,6 +314,13 @@ func TestSimultaneousStart(t *testing.T) {
 		start := time.Now()
 		err := lab.WaitPing(lab.Network(1).HostNS, lab.Network(2).HostAddr, 12*time.Second)
 		took := time.Since(start)
+		if err != nil {
+			for _, g := range gws {
+				out, _ := lab.Run(g.Net.GatewayNS, "sh", "-c", "ip -s link show; ip route; nft list ruleset; iptables-save 2>/dev/null | head -30; cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/rp_filter; ip neigh")
+				st, serr := g.Status()
+				t.Logf("---- %s at the failure ----\n%s\nport: %+v %v\npeerings: %+v", g.Name, out, st.Port, serr, st.Peerings)
+			}
+		}
 		for _, p := range procs {
 			if serr := p.Stop(); serr != nil {
 				t.Logf("stop: %v", serr)
