@@ -150,6 +150,7 @@ type PortStats struct {
 	DroppedBadMAC        uint64 `json:"dropped_bad_mac"`        // MAC1 wrong
 	DroppedRateLimited   uint64 `json:"dropped_rate_limited"`   // under load, valid MAC2, source over its rate
 	DroppedBadHandshake  uint64 `json:"dropped_bad_handshake"`  // static key or timestamp did not decrypt
+	DroppedReplay        uint64 `json:"dropped_replay"`         // timestamp not after the last admitted from that peer
 	DroppedUnknownPeer   uint64 `json:"dropped_unknown_peer"`   // static key is no tunnel's peer
 	CookieReplies        uint64 `json:"cookie_replies"`         // sent under load to initiations without a valid MAC2
 	X25519               uint64 `json:"x25519"`                 // X25519 operations on received initiations

@@ -21,6 +21,7 @@ func portStats(s wgbind.Stats) api.PortStats {
 		DroppedBadMAC:        s.DroppedBadMAC,
 		DroppedRateLimited:   s.DroppedRateLimited,
 		DroppedBadHandshake:  s.DroppedBadHandshake,
+		DroppedReplay:        s.DroppedReplay,
 		DroppedUnknownPeer:   s.DroppedUnknownPeer,
 		CookieReplies:        s.CookieReplies,
 		X25519:               s.X25519,

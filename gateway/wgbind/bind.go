@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -29,6 +30,14 @@ type bind struct {
 	lastResponse atomic.Int64  // since m.epoch, ns, of the last handshake response sent (crossing.go)
 	delayed      atomic.Uint64 // initiations held back as crossing (crossing.go)
 	dropped      atomic.Uint64 // of those, dropped for a response sent meanwhile
+
+	hs        hsGate        // one handshake message at a time (hsgate.go)
+	hsWaiting atomic.Bool   // hs owes an answer: Send looks for it
+	ownInit   atomic.Uint32 // sender index of the device's own handshake in flight; 0: none (hsgate.go)
+
+	tsMu   sync.Mutex // guards tsPeer, tsLast (frontdoor.go freshTimestamp)
+	tsPeer [keyLen]byte
+	tsLast [12]byte
 }
 
 var _ conn.Bind = (*bind)(nil)
@@ -106,14 +115,19 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			typ == msgResponse && len(buf) == responseSize:
 			if typ == msgInitiation {
 				b.noteInitiation() // handshakes.go
+				b.ownInit.Store(binary.LittleEndian.Uint32(buf[4:8]))
 			} else {
-				b.noteResponse() // crossing.go
+				b.noteResponse()   // crossing.go
+				b.ownInit.Store(0) // answering the peer abandons its own handshake
 			}
 			b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
 			if typ == msgInitiation && len(bufs) == 1 && b.holdCrossing(buf, ep) { // crossing.go
 				return nil
 			}
 		}
+	}
+	if b.hsWaiting.Load() {
+		b.noteSent(bufs) // hsgate.go; after ownInit is up to date
 	}
 	return b.m.under.Send(bufs, ep)
 }

@@ -1,6 +1,7 @@
 package wgbind
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -153,7 +154,7 @@ func (w *worker) run(stop <-chan struct{}) {
 func (w *worker) handle(pb *packetBuf) {
 	m := w.m
 	if b := w.admit(pb.data[:pb.n], pb.ep); b != nil {
-		m.deliver(b, pb)
+		m.deliverHandshake(b, pb) // hsgate.go
 	} else {
 		m.release(pb)
 	}
@@ -195,7 +196,12 @@ func (w *worker) admit(msg []byte, ep conn.Endpoint) *bind {
 		m.droppedUnknownPeer.Add(1)
 		return nil
 	}
-	if !p.ok || openTimestamp(msg, &st, &p.staticStatic) != nil {
+	if !p.ok {
+		m.droppedBadHS.Add(1)
+		return nil
+	}
+	ts, err := openTimestamp(msg, &st, &p.staticStatic)
+	if err != nil {
 		m.droppedBadHS.Add(1)
 		return nil
 	}
@@ -203,7 +209,33 @@ func (w *worker) admit(msg []byte, ep conn.Endpoint) *bind {
 		m.droppedNotOpen.Add(1)
 		return nil
 	}
+	if !p.b.freshTimestamp(peer, ts) {
+		m.droppedReplay.Add(1)
+		return nil
+	}
 	return p.b
+}
+
+// freshTimestamp reports whether ts, of an initiation from peer, is later
+// than every one admitted for this device from that peer before, and then
+// remembers it. wireguard-go's device makes the same check (its timestamps
+// are whitened to ~17 ms, so a peer cannot initiate faster than that); the
+// front door makes it first so that a replayed initiation never reaches the
+// device's handshake gate (hsgate.go), where it could hold back the peer's
+// real one. A new peer key starts afresh, as does a new device (a new
+// bind): a device's peer lives as long as the device in the gateway.
+func (b *bind) freshTimestamp(peer [keyLen]byte, ts [12]byte) bool {
+	b.tsMu.Lock()
+	defer b.tsMu.Unlock()
+	if peer != b.tsPeer {
+		b.tsPeer, b.tsLast = peer, ts
+		return true
+	}
+	if bytes.Compare(ts[:], b.tsLast[:]) <= 0 {
+		return false
+	}
+	b.tsLast = ts
+	return true
 }
 
 // sendCookie answers msg with a cookie reply from the gateway's key: at most

@@ -94,6 +94,21 @@ func TestFrontDoor(t *testing.T) {
 		t.Errorf("the mux sent %d packets, want none while not under load", len(sent))
 	}
 
+	// A replay of a's initiation authenticates but is no later than the
+	// one admitted: dropped before the device and its handshake gate.
+	r.put(0, initA)
+	r.dispatch(1)
+	st = doorIdle(t, m)
+	want.Initiations++
+	want.X25519++ // one: the static-static secret is precomputed
+	want.DroppedReplay = 1
+	if !sameCounters(st, want) {
+		t.Errorf("replay: stats %+v\nwant  %+v", st, want)
+	}
+	if got := drain(t, a, fa); len(got) != 0 {
+		t.Errorf("device a got %d packets from a replay, want none", len(got))
+	}
+
 	// Under load, an initiation without MAC2 draws one cookie reply and
 	// no X25519; with the cookie's MAC2 it goes through.
 	m.underLoadUntil.Store(int64(time.Since(m.epoch) + time.Hour))
@@ -168,5 +183,30 @@ func TestSetPeers(t *testing.T) {
 	}
 	if n := len(m.Stats().Devices); n != 0 {
 		t.Errorf("%d devices listed after their names went", n)
+	}
+}
+
+// freshTimestamp admits a peer's initiation only with a later timestamp
+// than the last it admitted from that peer; another peer key starts afresh.
+func TestFreshTimestamp(t *testing.T) {
+	b := &bind{}
+	p1, p2 := [keyLen]byte{1}, [keyLen]byte{2}
+	ts := func(sec, nsec byte) [12]byte { return [12]byte{7: sec, 11: nsec} }
+	for i, c := range []struct {
+		peer [keyLen]byte
+		ts   [12]byte
+		want bool
+	}{
+		{p1, ts(5, 0), true},
+		{p1, ts(5, 0), false}, // replay
+		{p1, ts(4, 9), false}, // older
+		{p1, ts(5, 1), true},
+		{p2, ts(1, 0), true}, // another key: afresh
+		{p2, ts(1, 0), false},
+		{p1, ts(5, 1), true}, // back to p1: afresh too (one peer per device)
+	} {
+		if got := b.freshTimestamp(c.peer, c.ts); got != c.want {
+			t.Errorf("step %d: freshTimestamp(peer %d, % x) = %v, want %v", i, c.peer[0], c.ts, got, c.want)
+		}
 	}
 }

@@ -131,6 +131,7 @@ type Stats struct {
 	DroppedBadMAC        uint64 `json:"dropped_bad_mac"`        // MAC1 wrong
 	DroppedRateLimited   uint64 `json:"dropped_rate_limited"`   // under load, valid MAC2, source over its rate
 	DroppedBadHandshake  uint64 `json:"dropped_bad_handshake"`  // static key or timestamp did not decrypt
+	DroppedReplay        uint64 `json:"dropped_replay"`         // timestamp not after the last admitted from that peer
 	DroppedUnknownPeer   uint64 `json:"dropped_unknown_peer"`   // static key is no tunnel's peer, or no private key set
 	CookieReplies        uint64 `json:"cookie_replies"`         // sent under load to initiations without a valid MAC2
 	X25519               uint64 `json:"x25519"`                 // X25519 operations on received initiations
@@ -194,6 +195,7 @@ type Mux struct {
 
 	initiations, droppedBusy, droppedBadMAC, droppedRate   atomic.Uint64
 	droppedBadHS, droppedUnknownPeer, cookieReplies, dhOps atomic.Uint64
+	droppedReplay                                          atomic.Uint64
 	doorDone                                               atomic.Uint64 // initiations the workers finished (tests wait on it)
 }
 
@@ -331,6 +333,7 @@ func (m *Mux) Stats() Stats {
 		DroppedBadMAC:        m.droppedBadMAC.Load(),
 		DroppedRateLimited:   m.droppedRate.Load(),
 		DroppedBadHandshake:  m.droppedBadHS.Load(),
+		DroppedReplay:        m.droppedReplay.Load(),
 		DroppedUnknownPeer:   m.droppedUnknownPeer.Load(),
 		CookieReplies:        m.cookieReplies.Load(),
 		X25519:               m.dhOps.Load(),
@@ -663,6 +666,10 @@ func (r *reader) dispatch(n int) {
 			continue
 		}
 		e.b.noteAnswer(data[0], e.at) // handshakes.go
+		if data[0] == msgResponse && receiver == e.b.ownInit.Load() {
+			m.deliverHandshake(e.b, r.take(i, data, ep)) // hsgate.go
+			continue
+		}
 		m.deliver(e.b, r.take(i, data, ep))
 	}
 }

@@ -158,16 +158,16 @@ func (r *responder) openStatic(msg []byte, st *handshakeState, dh func()) ([keyL
 
 // openTimestamp continues after openStatic: it authenticates the initiator
 // by decrypting the timestamp under the precomputed static-static secret of
-// the peer the static key named. Replay and flood checks on the timestamp
-// are the device's (it keeps the per-peer state).
-func openTimestamp(msg []byte, st *handshakeState, staticStatic *[keyLen]byte) error {
+// the peer the static key named, and returns the timestamp (TAI64N). The
+// front door drops replays (frontdoor.go); the device checks again, and
+// alone keeps the flood check.
+func openTimestamp(msg []byte, st *handshakeState, staticStatic *[keyLen]byte) (ts [12]byte, err error) {
 	var key [chacha20poly1305.KeySize]byte
 	kdf2(&st.chainKey, &key, st.chainKey[:], staticStatic[:])
 	aead, _ := chacha20poly1305.New(key[:])
 	clear(key[:])
-	var ts [12]byte
 	if _, err := aead.Open(ts[:0], zeroNonce[:], msg[offTimestamp:offMAC1], st.hash[:]); err != nil {
-		return errTimestamp
+		return ts, errTimestamp
 	}
-	return nil
+	return ts, nil
 }

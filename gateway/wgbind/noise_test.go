@@ -125,7 +125,7 @@ func TestNoiseAgainstWireGuardGo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := openTimestamp(msg, &st, (*[keyLen]byte)(ss)); err != nil {
+		if _, err := openTimestamp(msg, &st, (*[keyLen]byte)(ss)); err != nil {
 			t.Errorf("openTimestamp: %v", err)
 		}
 
@@ -146,7 +146,7 @@ func TestNoiseAgainstWireGuardGo(t *testing.T) {
 			var st handshakeState
 			_, err := id.openStatic(bad, &st, count)
 			if err == nil {
-				err = openTimestamp(bad, &st, (*[keyLen]byte)(ss))
+				_, err = openTimestamp(bad, &st, (*[keyLen]byte)(ss))
 			}
 			if !errors.Is(err, c.want) {
 				t.Errorf("bit flipped at %d: %v, want %v", c.at, err, c.want)
@@ -165,7 +165,7 @@ func TestNoiseAgainstWireGuardGo(t *testing.T) {
 		}
 		otherPub := other.Public()
 		wrong, _ := curve25519.X25519(gw[:], otherPub[:])
-		if err := openTimestamp(msg, &st3, (*[keyLen]byte)(wrong)); !errors.Is(err, errTimestamp) {
+		if _, err := openTimestamp(msg, &st3, (*[keyLen]byte)(wrong)); !errors.Is(err, errTimestamp) {
 			t.Errorf("timestamp opened with another peer's secret: %v", err)
 		}
 	}
@@ -232,7 +232,7 @@ func TestForgedInitiation(t *testing.T) {
 		t.Fatalf("openStatic: %x, %v; want the claimed key", peer, err)
 	}
 	ss, _ := curve25519.X25519(gw[:], claimed[:])
-	if err := openTimestamp(msg, &st, (*[keyLen]byte)(ss)); !errors.Is(err, errTimestamp) {
+	if _, err := openTimestamp(msg, &st, (*[keyLen]byte)(ss)); !errors.Is(err, errTimestamp) {
 		t.Errorf("a forged timestamp authenticated: %v", err)
 	}
 }

@@ -119,17 +119,23 @@ func vgateRoutes(t *testing.T, lab *netlab.Lab, ns string) []string {
 	return out
 }
 
-var lossRE = regexp.MustCompile(`(\d+)% packet loss`)
+var lossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
-// pingLoss sends count pings at interval and returns the loss percentage.
+// pingLoss sends count pings at interval and returns the loss percentage,
+// rounded up: 0 only if every reply came, 100 only if none did. (ping's own
+// figure has decimals past 1000 pings, e.g. 0.0555556%.)
 func pingLoss(lab *netlab.Lab, ns, dst string, count int, interval string) (int, string, error) {
 	out, _ := lab.Run(ns, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", interval, "-W", "1", dst)
 	m := lossRE.FindStringSubmatch(out)
 	if m == nil {
 		return 100, out, fmt.Errorf("no ping summary: %s", out)
 	}
-	loss, _ := strconv.Atoi(m[1])
-	return loss, out, nil
+	sent, _ := strconv.Atoi(m[1])
+	got, _ := strconv.Atoi(m[2])
+	if sent == 0 {
+		return 100, out, fmt.Errorf("no ping sent: %s", out)
+	}
+	return (100*(sent-got) + sent - 1) / sent, out, nil
 }
 
 // captureEcho runs `vgate capture --peering peering --count count -w -` on

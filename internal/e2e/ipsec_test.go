@@ -290,7 +290,14 @@ func TestIPsecRekey(t *testing.T) {
 		t.Errorf("%d%% ping loss across rekeys", loss)
 	}
 	if p.IPsec.IKERekeys < 3 || p.IPsec.ChildRekeys < 3 {
-		t.Errorf("rekeys: IKE %d, child %d; want at least 3 each", p.IPsec.IKERekeys, p.IPsec.ChildRekeys)
+		// When the SAs came and went, as charon logged it.
+		var sas []string
+		for _, l := range strings.Split(gw.Log(), "\n") {
+			if strings.Contains(l, "_SA") && (strings.Contains(l, "rekey") || strings.Contains(l, "established") || strings.Contains(l, "failed")) {
+				sas = append(sas, l)
+			}
+		}
+		t.Errorf("rekeys: IKE %d, child %d; want at least 3 each\n%s", p.IPsec.IKERekeys, p.IPsec.ChildRekeys, strings.Join(sas, "\n"))
 	}
 	if m := metricsOf(t, gw); !strings.Contains(m, `vgate_ipsec_child_rekeys_total{network="hq",peering="hq"}`) {
 		t.Errorf("no rekey counter in metrics:\n%s", grepLines(m, "ipsec"))
