@@ -22,6 +22,11 @@
 //     Bind learns it in Send;
 //   - everything else is dropped and counted (Stats).
 //
+// A device gets the initiations and responses that can change its
+// handshake state one at a time, each after it answered the last
+// (hsgate.go): wireguard-go's own handshake workers would otherwise take a
+// crossing's two messages at once and can corrupt its state.
+//
 // The reader never waits: each device has a bounded queue of its own, and a
 // packet for a device whose queue is full is dropped and counted for that
 // device (with a rate-limited warning), so a slow or flooded device loses
