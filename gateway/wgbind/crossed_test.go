@@ -31,7 +31,8 @@ type site struct {
 }
 
 // lateBind holds back the first initiation sent after arm until the next
-// handshake response, then sends the two back to back: the peer receives
+// handshake response, then sends the two back to back (the response
+// first; the initiation takes longer through the front door): the peer receives
 // the initiation and the response to its own together, as in a lab where
 // both gateways booted at once (the initiation of the one that booted
 // first waits for the other's socket). Without it the two crossing
@@ -64,7 +65,11 @@ func (l *lateBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			}
 			l.mu.Unlock()
 		case msgResponse:
+			// The response first: the order that, taken at once by two
+			// handshake workers, corrupted the peer's handshake state.
+			err := l.Bind.Send(bufs, ep)
 			l.release()
+			return err
 		}
 	}
 	return l.Bind.Send(bufs, ep)

@@ -141,3 +141,29 @@ func TestHandshakeGate(t *testing.T) {
 	initiation(92)
 	expect("with the gate open", "[i92]")
 }
+
+// What the device sends over the relay instead of the shared port reaches
+// the gate through Learn (relay.go): the initiation it sends makes the
+// response to it wait behind the peer's initiation, and the response it
+// sends to that initiation is the answer that opens the gate.
+func TestHandshakeGateLearn(t *testing.T) {
+	old := hsSettle
+	hsSettle = time.Minute // only an answer can open the gate here
+	t.Cleanup(func() { hsSettle = old })
+	m, r := newFakeMux(t)
+	a, fa := openBind(t, m, "a")
+	Learn(a, hsMsg(msgInitiation, 12, 0))
+	m.deliverHandshake(a, m.copyPacket(hsMsg(msgInitiation, 70, 0), testEP))
+	r.put(0, hsMsg(msgResponse, 57, 12))
+	r.dispatch(1)
+	if got := describe(drain(t, a, fa)); got != "[i70]" {
+		t.Fatalf("device got %s, want [i70] (the response to 12 waiting)", got)
+	}
+	Learn(a, hsMsg(msgResponse, 24, 70))
+	if got := describe(drain(t, a, fa)); got != "[r57]" {
+		t.Fatalf("after the relayed answer to 70: device got %s, want [r57]", got)
+	}
+	if a.hsWaiting.Load() {
+		t.Error("gate still closed after the relayed answer")
+	}
+}

@@ -381,17 +381,8 @@ func TestFirstHourSourceCheck(t *testing.T) {
 		t.Fatalf("ip addr: %v %s", err, out)
 	}
 	// Spoofed: from 10.99.0.1, which is no space of gw2's network.
-	loss, out, _ := func() (int, string, error) {
-		o, _ := lab.Run(ns, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "1", "-I", "10.99.0.1", n1.HostAddr.String())
-		m := lossRE.FindStringSubmatch(o)
-		if m == nil {
-			return -1, o, nil
-		}
-		var l int
-		fmt.Sscan(m[1], &l)
-		return l, o, nil
-	}()
-	if loss != 100 {
+	out, _ := lab.Run(ns, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "1", "-I", "10.99.0.1", n1.HostAddr.String())
+	if loss, err := parseLoss(out); err != nil || loss != 100 {
 		t.Errorf("spoofed pings got through (loss %d%%):\n%s", loss, out)
 	}
 	var p api.PeeringStatus

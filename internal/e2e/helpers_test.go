@@ -121,21 +121,28 @@ func vgateRoutes(t *testing.T, lab *netlab.Lab, ns string) []string {
 
 var lossRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
-// pingLoss sends count pings at interval and returns the loss percentage,
-// rounded up: 0 only if every reply came, 100 only if none did. (ping's own
-// figure has decimals past 1000 pings, e.g. 0.0555556%.)
+// pingLoss sends count pings at interval and returns the loss percentage
+// (parseLoss).
 func pingLoss(lab *netlab.Lab, ns, dst string, count int, interval string) (int, string, error) {
 	out, _ := lab.Run(ns, "ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", interval, "-W", "1", dst)
+	loss, err := parseLoss(out)
+	return loss, out, err
+}
+
+// parseLoss reads ping's summary as a loss percentage rounded up: 0 only
+// if every reply came, 100 only if none did. (ping's own figure has
+// decimals past 1000 pings, e.g. 0.0555556%.)
+func parseLoss(out string) (int, error) {
 	m := lossRE.FindStringSubmatch(out)
 	if m == nil {
-		return 100, out, fmt.Errorf("no ping summary: %s", out)
+		return 100, fmt.Errorf("no ping summary: %s", out)
 	}
 	sent, _ := strconv.Atoi(m[1])
 	got, _ := strconv.Atoi(m[2])
 	if sent == 0 {
-		return 100, out, fmt.Errorf("no ping sent: %s", out)
+		return 100, fmt.Errorf("no ping sent: %s", out)
 	}
-	return (100*(sent-got) + sent - 1) / sent, out, nil
+	return (100*(sent-got) + sent - 1) / sent, nil
 }
 
 // captureEcho runs `vgate capture --peering peering --count count -w -` on
