@@ -43,10 +43,11 @@ import (
 // only, not the handshake state.
 
 // hsSettle bounds how long a handshake message the device does not answer
-// holds back the next. It is long beside a handshake's processing (under
-// a millisecond) so that a starved device still takes its messages one at
-// a time; its cost falls only on a message that follows a rejected one.
-var hsSettle = 500 * time.Millisecond
+// holds back the next (Mux.hsSettle, which tests shorten). It is long
+// beside a handshake's processing (under a millisecond) so that a starved
+// device still takes its messages one at a time; its cost falls only on a
+// message that follows a rejected one.
+const hsSettle = 500 * time.Millisecond
 
 // hsGate is a device's handshake gate; the zero value is open.
 type hsGate struct {
@@ -101,7 +102,7 @@ func (g *hsGate) passLocked(m *Mux, b *bind, pb *packetBuf) {
 	if g.timer != nil {
 		g.timer.Stop()
 	}
-	g.timer = time.AfterFunc(hsSettle, func() { m.hsAnswered(b, gen) })
+	g.timer = time.AfterFunc(m.hsSettle, func() { m.hsAnswered(b, gen) })
 	g.mu.Unlock()
 	m.deliver(b, pb)
 }

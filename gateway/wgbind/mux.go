@@ -166,6 +166,8 @@ type Mux struct {
 	log   *slog.Logger
 	epoch time.Time // monotonic base for index ages and warnings
 
+	hsSettle time.Duration // hsgate.go; set before any device opens
+
 	mu       sync.Mutex // guards open, port, sessions, binds, peers, priv, stop
 	open     bool
 	port     uint16
@@ -230,6 +232,7 @@ func NewMux(under conn.Bind, log *slog.Logger) *Mux {
 		sessions: make(map[*bind]*session),
 		binds:    make(map[string]*bind),
 		hq:       make(chan *packetBuf, handshakeQueueLen),
+		hsSettle: hsSettle,
 	}
 	m.bufs.New = func() any { return &packetBuf{data: make([]byte, maxDatagram)} }
 	m.small.New = func() any { return &packetBuf{data: make([]byte, smallBuf)} }
