@@ -107,29 +107,52 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		return net.ErrClosed
 	}
 	for _, buf := range bufs {
-		if len(buf) < 8 {
+		typ := handshakeType(buf)
+		switch typ {
+		case msgInitiation:
+			b.noteInitiation() // handshakes.go; before the index is registered
+		case msgResponse:
+			b.noteResponse() // crossing.go
+		default:
 			continue
 		}
-		switch typ := binary.LittleEndian.Uint32(buf[0:4]); {
-		case typ == msgInitiation && len(buf) == initiationSize,
-			typ == msgResponse && len(buf) == responseSize:
-			if typ == msgInitiation {
-				b.noteInitiation() // handshakes.go
-				b.ownInit.Store(binary.LittleEndian.Uint32(buf[4:8]))
-			} else {
-				b.noteResponse()   // crossing.go
-				b.ownInit.Store(0) // answering the peer abandons its own handshake
-			}
-			b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
-			if typ == msgInitiation && len(bufs) == 1 && b.holdCrossing(buf, ep) { // crossing.go
-				return nil
-			}
+		b.learn(typ, buf)
+		if typ == msgInitiation && len(bufs) == 1 && b.holdCrossing(buf, ep) { // crossing.go
+			return nil
 		}
 	}
 	if b.hsWaiting.Load() {
 		b.noteSent(bufs) // hsgate.go; after ownInit is up to date
 	}
 	return b.m.under.Send(bufs, ep)
+}
+
+// handshakeType is msgInitiation or msgResponse for a well-formed message
+// of that type, else 0.
+func handshakeType(buf []byte) uint32 {
+	if len(buf) < 8 {
+		return 0
+	}
+	switch typ := binary.LittleEndian.Uint32(buf[0:4]); {
+	case typ == msgInitiation && len(buf) == initiationSize,
+		typ == msgResponse && len(buf) == responseSize:
+		return typ
+	}
+	return 0
+}
+
+// learn takes note of the handshake message buf of type typ that the
+// device sends (on the shared port or the relay): it registers its sender
+// index, so that replies reach the device, and keeps ownInit (hsgate.go),
+// the initiation's index, or none once the device answers the peer, which
+// abandons its own handshake.
+func (b *bind) learn(typ uint32, buf []byte) {
+	if typ == msgInitiation {
+		b.ownInit.Store(binary.LittleEndian.Uint32(buf[4:8]))
+	} else {
+		b.ownInit.Store(0)
+	}
+	b.m.register(binary.LittleEndian.Uint32(buf[4:8]), b)
 }
 
 func (s *session) close() {

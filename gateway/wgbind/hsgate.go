@@ -161,9 +161,11 @@ func (b *bind) noteSent(bufs [][]byte) {
 		}
 		var receiver uint32
 		switch t := binary.LittleEndian.Uint32(buf[0:4]); {
-		case t == typ && t == msgResponse && len(buf) == responseSize:
+		case t != typ:
+			continue
+		case t == msgResponse && len(buf) == responseSize:
 			receiver = binary.LittleEndian.Uint32(buf[8:12])
-		case t == typ && t == msgTransport && len(buf) >= transportMin:
+		case t == msgTransport:
 			receiver = binary.LittleEndian.Uint32(buf[4:8])
 		default:
 			continue

@@ -1,10 +1,6 @@
 package wgbind
 
-import (
-	"encoding/binary"
-
-	"golang.zx2c4.com/wireguard/conn"
-)
+import "golang.zx2c4.com/wireguard/conn"
 
 // Learn does for one message a device sent on another path (the relay
 // transport, gateway/relay) what the device's Send does for the shared
@@ -14,16 +10,11 @@ import (
 // cb is a Bind from NewBind; any other Bind is ignored.
 func Learn(cb conn.Bind, msg []byte) {
 	b, ok := cb.(*bind)
-	if !ok || len(msg) < 8 {
+	if !ok {
 		return
 	}
-	switch typ := binary.LittleEndian.Uint32(msg[0:4]); {
-	case typ == msgInitiation && len(msg) == initiationSize:
-		b.m.register(binary.LittleEndian.Uint32(msg[4:8]), b)
-		b.ownInit.Store(binary.LittleEndian.Uint32(msg[4:8]))
-	case typ == msgResponse && len(msg) == responseSize:
-		b.m.register(binary.LittleEndian.Uint32(msg[4:8]), b)
-		b.ownInit.Store(0)
+	if typ := handshakeType(msg); typ != 0 {
+		b.learn(typ, msg) // bind.go
 	}
 	if b.hsWaiting.Load() {
 		b.noteSent([][]byte{msg})
