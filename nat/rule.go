@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"go4.org/netipx"
 )
 
 // Rule maps the addresses of one prefix to those of another of the same
@@ -321,4 +323,43 @@ func MapPrefix(rules []Rule, p netip.Prefix, toExternal bool) (netip.Prefix, Cov
 		return p, Partial
 	}
 	return p, Untouched
+}
+
+// MapSet returns the addresses of ps as the other side of rules sees them
+// (toExternal: Internal to External): the parts of each prefix inside a
+// rule's from-side become the matching parts of its to-side, the rest
+// stays as it is. The result is the set's prefixes, sorted, without
+// overlaps; a prefix only partly translated comes out in pieces.
+func MapSet(rules []Rule, ps []netip.Prefix, toExternal bool) []netip.Prefix {
+	var b netipx.IPSetBuilder
+	var mapped []netip.Prefix
+	for _, p := range ps {
+		p = p.Masked()
+		b.AddPrefix(p)
+		for _, r := range rules {
+			from := r.Internal
+			if !toExternal {
+				from = r.External
+			}
+			if from.Addr().Is4() != p.Addr().Is4() || !from.Overlaps(p) {
+				continue
+			}
+			b.RemovePrefix(from)
+			// The overlap of two prefixes is the longer one.
+			part := from
+			if p.Bits() > from.Bits() {
+				part = p
+			}
+			q, _ := MapPrefix([]Rule{r}, part, toExternal)
+			mapped = append(mapped, q)
+		}
+	}
+	for _, q := range mapped { // after every removal
+		b.AddPrefix(q)
+	}
+	set, err := b.IPSet()
+	if err != nil { // only for invalid prefixes
+		return nil
+	}
+	return set.Prefixes()
 }

@@ -3,6 +3,7 @@ package nat
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -124,5 +125,35 @@ func TestRulesHelpers(t *testing.T) {
 	}
 	if l, i := testRules.ByID(1); l != Ingress || i != 1 {
 		t.Errorf("ByID(1) = %s %d", l, i)
+	}
+}
+
+func TestMapSet(t *testing.T) {
+	rules := []Rule{r("10.1.0.0/16", "100.65.0.0/16"), r("10.2.0.0/16", "100.66.0.0/16"), r("fd01::/48", "fd65::/48")}
+	ps := func(ss ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range ss {
+			out = append(out, pfx(s))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		in    []netip.Prefix
+		toExt bool
+		want  []netip.Prefix
+	}{
+		{ps("10.1.0.0/16"), true, ps("100.65.0.0/16")},
+		{ps("10.1.0.0/17", "10.1.128.0/17"), true, ps("100.65.0.0/16")},
+		{ps("10.1.4.0/24", "10.9.0.0/16"), true, ps("10.9.0.0/16", "100.65.4.0/24")},
+		// 10.0.0.0/14 minus 10.1/16 and 10.2/16, plus their images.
+		{ps("10.0.0.0/14"), true, ps("10.0.0.0/16", "10.3.0.0/16", "100.65.0.0/16", "100.66.0.0/16")},
+		{ps("100.65.0.0/16", "fd65:0:0:1::/64"), false, ps("10.1.0.0/16", "fd01:0:0:1::/64")},
+		{ps("172.16.0.0/12"), true, ps("172.16.0.0/12")},
+		{nil, true, nil},
+	} {
+		got := MapSet(rules, c.in, c.toExt)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("MapSet(%v, %v) = %v, want %v", c.in, c.toExt, got, c.want)
+		}
 	}
 }
