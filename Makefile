@@ -38,7 +38,7 @@ test: deps lint build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
 
 unit:
-	$(GO) test -count=1 ./overlap/ ./peering/ ./gateway/... ./routing/... ./ipsec/
+	$(GO) test -count=1 ./overlap/ ./nat/ ./peering/ ./gateway/... ./routing/... ./ipsec/
 
 lab: build
 	VGATE_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m ./internal/e2e/
@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./gateway/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseUpstream$$' -fuzztime 30s ./gateway/config/
 	$(GO) test -run '^$$' -fuzz '^FuzzClampMSS$$' -fuzztime 30s ./gateway/dataplane/
+	$(GO) test -run '^$$' -fuzz '^FuzzTranslate$$' -fuzztime 30s ./nat/
 	$(GO) test -run '^$$' -fuzz '^FuzzPolicyCheck$$' -fuzztime 30s ./gateway/p2s/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckProposal$$' -fuzztime 30s ./ipsec/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseNotify$$' -fuzztime 30s ./ipsec/
@@ -63,7 +64,7 @@ demo: deps build
 	$(GO) run ./internal/demo -vgate $(CURDIR)/$(BIN)
 
 bench: deps build
-	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./gateway/... ./overlap/
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./gateway/... ./overlap/ ./nat/
 	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN)
 	@# The relay and IPsec next to their baselines (direct UDP; a stock
 	@# strongSwan pair), each in one run.

@@ -72,8 +72,13 @@ func printCheckDetails(w io.Writer, cfg *config.Config, v4, v6 bool) {
 		if p.IsIPsec() {
 			fmt.Fprintf(w, "  peering %s: %s\n", p.Name, ipsecCheckText(&p))
 		}
+		printNAT(w, &p)
 		if p.BGP == nil {
-			fmt.Fprintf(w, "  peering %s: static, routes %s through the tunnel\n", p.Name, prefixList(p.AddressSpaces))
+			routes := prefixList(p.AddressSpaces)
+			if seen := p.Seen(p.AddressSpaces); prefixList(seen) != routes {
+				routes = prefixList(seen) + " (address_spaces " + routes + " as this side sees them)"
+			}
+			fmt.Fprintf(w, "  peering %s: static, routes %s through the tunnel\n", p.Name, routes)
 			continue
 		}
 		static := "no static_routes"
@@ -82,6 +87,20 @@ func printCheckDetails(w io.Writer, cfg *config.Config, v4, v6 bool) {
 		}
 		fmt.Fprintf(w, "  peering %s: bgp AS%d, address_spaces %s is the import allow-list (routes come from BGP); %s\n",
 			p.Name, p.BGP.ASN, prefixList(p.AddressSpaces), static)
+	}
+}
+
+// printNAT lists a peering's NAT rules, saying which side sees which
+// prefix (docs/nat.md).
+func printNAT(w io.Writer, p *config.Peering) {
+	if p.NAT == nil {
+		return
+	}
+	for i, r := range p.NAT.Ingress {
+		fmt.Fprintf(w, "  peering %s: nat.ingress[%d] the peer's %s is %s on this side\n", p.Name, i, r.Internal, r.External)
+	}
+	for i, r := range p.NAT.Egress {
+		fmt.Fprintf(w, "  peering %s: nat.egress[%d] this side's %s is %s to the peer\n", p.Name, i, r.Internal, r.External)
 	}
 }
 

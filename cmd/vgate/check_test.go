@@ -62,6 +62,22 @@ point_to_site:
 		}
 	}
 
+	// NAT rules, and the routes as this side sees them.
+	var natOut bytes.Buffer
+	printCheckDetails(&natOut, mustLoad(t, validCfg+`    nat:
+      ingress: [{internal: 10.2.0.0/16, external: 100.66.0.0/16}]
+      egress: [{internal: 10.1.0.0/16, external: 100.99.0.0/16}]
+`), true, true)
+	for _, want := range []string{
+		"peering west: nat.ingress[0] the peer's 10.2.0.0/16 is 100.66.0.0/16 on this side",
+		"peering west: nat.egress[0] this side's 10.1.0.0/16 is 100.99.0.0/16 to the peer",
+		"peering west: static, routes 100.66.0.0/16 (address_spaces 10.2.0.0/16 as this side sees them) through the tunnel",
+	} {
+		if !strings.Contains(natOut.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, natOut.String())
+		}
+	}
+
 	var b bytes.Buffer
 	printCheckDetails(&b, mustLoad(t, validCfg), false, true)
 	if s := b.String(); !strings.Contains(s, "ipv4 OFF, ipv6 on (hosts behind this gateway cannot reach peered networks: sysctl -w net.ipv4.ip_forward=1") ||

@@ -18,7 +18,7 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range []string{full, minimal, string(example), "", "name: [", "- a\n", minimal + "x: 1\n", minimal + ipsecPeering} {
+	for _, s := range []string{full, minimal, string(example), "", "name: [", "- a\n", minimal + "x: 1\n", minimal + ipsecPeering, natHub} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

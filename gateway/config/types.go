@@ -91,6 +91,10 @@ type Peering struct {
 	Type string `yaml:"type,omitempty" json:"type,omitempty"`
 	// IPsec configures a type: ipsec peering.
 	IPsec *IPsec `yaml:"ipsec,omitempty" json:"ipsec,omitempty"`
+	// NAT are 1:1 prefix rules for networks that overlap (nat.go); the
+	// peering's address_spaces are the peer's own addresses, and its
+	// tunnel address is written as this side sees it.
+	NAT *NAT `yaml:"nat,omitempty" json:"nat,omitempty"`
 
 	// Line is where the peering starts in the file (0 if unknown).
 	Line int `yaml:"-" json:"-"`

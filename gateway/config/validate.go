@@ -238,6 +238,7 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 	names := make(map[string]int)
 	pubs := make(map[keys.PublicKey]int)
 	allNames := make([]string, len(c.Peerings))
+	var views []natView // nat.go
 	for i := range c.Peerings {
 		p := &c.Peerings[i]
 		base := fmt.Sprintf("peerings[%d]", i)
@@ -330,14 +331,19 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 		}
 		var own ownedSet
 		for j, q := range spaces {
-			all.add(paths[j], overlap.Owned{Prefix: q, Owner: owner, Domain: domain})
 			own.add(paths[j], overlap.Owned{Prefix: q, Owner: owner})
 		}
-		if peerAddr.IsValid() && !inAny(peerAddr, spaces) {
+		// With NAT rules, this side sees the peering's spaces translated.
+		ingress, egress := checkNAT(d, base, p, spaces, peerAddr)                                // nat.go
+		seen := addSeen(d, all, base, owner, domain, spaces, paths, ingress, peerAddr, peerPath) // nat.go
+		if peerAddr.IsValid() && !inAny(peerAddr, seen) {
 			all.add(peerPath, overlap.Owned{Prefix: hostPrefix(peerAddr), Owner: owner + " tunnel address", Domain: domain})
+			seen = append(seen, hostPrefix(peerAddr))
 		}
 		own.report(d)
+		views = append(views, natView{base: base, name: p.Name, owner: owner, real: spaces, realPaths: paths, seen: seen, ingress: ingress, egress: egress})
 	}
+	checkViews(c, d, views)   // nat.go
 	checkIPsecSelectors(c, d) // ipsec.go
 	switch err := peering.CheckLimit(c.MaxTunnels, allNames); {
 	case err == nil:

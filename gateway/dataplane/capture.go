@@ -14,6 +14,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/nat"
 )
 
 // Direction says which way a captured packet crossed the tunnel.
@@ -87,7 +88,21 @@ func (c *Capture) Dropped() uint64 { return c.dropped.Load() }
 // feed a capture through it (the site-to-site clampTUN does; a P2S seam can).
 func (c *Capture) Tap(dir Direction, pkt []byte, now time.Time) {
 	n := min(len(pkt), c.snaplen)
-	p := CapturedPacket{Time: now, Dir: dir, Len: len(pkt), Data: append([]byte(nil), pkt[:n]...)}
+	c.send(CapturedPacket{Time: now, Dir: dir, Len: len(pkt), Data: append([]byte(nil), pkt[:n]...)})
+}
+
+// tapUndo is Tap of pkt as it was before tr translated it out of the
+// tunnel (nat.go): the whole copy is translated back, then cut to snaplen.
+func (c *Capture) tapUndo(dir Direction, pkt []byte, now time.Time, undo *nat.Translator) {
+	b := append([]byte(nil), pkt...)
+	undo.Inbound(b)
+	if n := min(len(b), c.snaplen); n < len(b) {
+		b = append([]byte(nil), b[:n]...)
+	}
+	c.send(CapturedPacket{Time: now, Dir: dir, Len: len(pkt), Data: b})
+}
+
+func (c *Capture) send(p CapturedPacket) {
 	select {
 	case c.ch <- p:
 	default:

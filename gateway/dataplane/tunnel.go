@@ -34,6 +34,10 @@ func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv
 	ct := newClampTUN(t, mtu)
 	ct.demand = demand                 // demand.go
 	ct.src.setAllowed(peer.AllowedIPs) // srccheck.go
+	if err := ct.nat.set(peer.NAT); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("tunnel %s: %w", name, err)
+	}
 	dev := device.NewDevice(ct, bind, DeviceLogger(log.With("tunnel", name)))
 	if err := dev.IpcSet(DeviceUAPI(priv, devicePeer(peer))); err != nil {
 		dev.Close()
@@ -73,6 +77,12 @@ func (t *Tunnel) Peer() PeerSpec {
 func (t *Tunnel) update(want PeerSpec) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !want.NAT.Equal(t.peer.NAT) {
+		// Checked first: rules that do not compile change nothing.
+		if err := t.tun.nat.set(want.NAT); err != nil { // nat.go
+			return fmt.Errorf("tunnel %s: %w", t.name, err)
+		}
+	}
 	if text := UpdateUAPI(devicePeer(t.peer), devicePeer(want)); text != "" {
 		if err := t.dev.IpcSet(text); err != nil {
 			return fmt.Errorf("tunnel %s: update peer: %w", t.name, IPCErr(err))

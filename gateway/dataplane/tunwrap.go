@@ -13,14 +13,17 @@ import (
 // have just left it. Clamping both means neither end sends segments that do
 // not fit the tunnel, even when the remote gateway does not clamp.
 //
-// It is also the capture tap (capture.go): with no capture attached the
-// cost is one atomic load per batch.
+// It is also the capture tap (capture.go), the source check (srccheck.go),
+// the demand count (demand.go) and a peering's NAT (nat.go, which shows
+// the order of the steps); with no capture attached and no NAT rules each
+// costs one atomic load per batch.
 type clampTUN struct {
 	tun.Device
 	max4, max6 uint16
 	tap        atomic.Pointer[Capture]
 	src        srcCheck       // srccheck.go
 	demand     *atomic.Uint64 // reads with user traffic (demand.go); nil: not counted
+	nat        natSeam        // nat.go
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
@@ -37,6 +40,7 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			ClampMSS(bufs[i][offset:offset+sizes[i]], t.max4, t.max6)
 		}
 	}
+	t.nat.outbound(bufs, sizes, offset, n) // nat.go
 	if c := t.tap.Load(); c != nil {
 		now := time.Now()
 		for i := 0; i < n; i++ {
@@ -49,6 +53,7 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
+	bufs, st := t.nat.inbound(bufs, offset)                // nat.go
 	if bufs = t.src.filter(bufs, offset); len(bufs) == 0 { // srccheck.go
 		return 0, nil
 	}
@@ -61,7 +66,7 @@ func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
 		now := time.Now()
 		for _, b := range bufs {
 			if len(b) > offset {
-				c.Tap(Inbound, b[offset:], now)
+				tapInbound(c, st, b[offset:], now)
 			}
 		}
 	}

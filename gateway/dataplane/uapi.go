@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/nat"
 )
 
 // PeerSpec is the desired state of a tunnel's single WireGuard peer.
@@ -19,8 +20,12 @@ type PeerSpec struct {
 	// the remote side dials.
 	Endpoint  netip.AddrPort
 	Keepalive time.Duration
-	// AllowedIPs: everything the peer may send from or receive at.
+	// AllowedIPs: everything the peer may send from or receive at, as
+	// this side sees the addresses (after NAT).
 	AllowedIPs []netip.Prefix
+	// NAT are the peering's translation rules, applied at the TUN seam
+	// (nat.go); never part of the UAPI text.
+	NAT nat.Rules
 }
 
 // Equal reports whether two specs configure the same peer identically
@@ -28,7 +33,7 @@ type PeerSpec struct {
 func (s PeerSpec) Equal(o PeerSpec) bool {
 	add, del := DiffPrefixes(s.AllowedIPs, o.AllowedIPs)
 	return s.PublicKey == o.PublicKey && s.Endpoint == o.Endpoint &&
-		s.Keepalive == o.Keepalive && len(add) == 0 && len(del) == 0
+		s.Keepalive == o.Keepalive && len(add) == 0 && len(del) == 0 && s.NAT.Equal(o.NAT)
 }
 
 // DiffPrefixes returns the prefixes of want missing from have (add) and the
