@@ -75,7 +75,7 @@ func (l *Lab) ForgeResponses(ctx context.Context, f *ResponseForger) error {
 	if !labUnderlay.Contains(f.Own.Addr()) || f.Rate <= 0 || f.Lifetime <= 0 {
 		return fmt.Errorf("netlab: forger at %v (rate %d, lifetime %v): want an address in %v and a positive rate and lifetime", f.Own, f.Rate, f.Lifetime, labUnderlay)
 	}
-	if _, err := run("ip", "-n", l.WAN, "addr", "add", f.Own.String(), "dev", "br0"); err != nil {
+	if err := l.AddWANAddress(f.Own); err != nil {
 		return err
 	}
 	var sniff, raw int
