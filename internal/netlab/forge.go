@@ -178,27 +178,65 @@ func (f *ResponseForger) attack(ctx context.Context, raw int, initiator, peer ne
 }
 
 // send writes one UDP datagram with payload from src to dst through the
-// raw socket (the kernel fills in the IPv4 checksum, length and id; the
-// UDP checksum is left out, as IPv4 allows).
+// raw socket (the UDP checksum is left out, as IPv4 allows).
 func (f *ResponseForger) send(raw int, src, dst netip.AddrPort, payload []byte) {
-	pkt := make([]byte, 20+8+len(payload))
-	pkt[0] = 0x45
-	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-	pkt[8] = 64
-	pkt[9] = unix.IPPROTO_UDP
-	s4, d4 := src.Addr().As4(), dst.Addr().As4()
-	copy(pkt[12:16], s4[:])
-	copy(pkt[16:20], d4[:])
-	binary.BigEndian.PutUint16(pkt[20:], src.Port())
-	binary.BigEndian.PutUint16(pkt[22:], dst.Port())
-	binary.BigEndian.PutUint16(pkt[24:], uint16(8+len(payload)))
-	copy(pkt[28:], payload)
-	if err := unix.Sendto(raw, pkt, 0, &unix.SockaddrInet4{Addr: d4}); err == nil {
+	udp := make([]byte, 8+len(payload))
+	binary.BigEndian.PutUint16(udp[0:], src.Port())
+	binary.BigEndian.PutUint16(udp[2:], dst.Port())
+	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
+	copy(udp[8:], payload)
+	if sendIPv4(raw, src.Addr(), dst.Addr(), unix.IPPROTO_UDP, udp) == nil {
 		f.mu.Lock()
 		f.sent++
 		f.mu.Unlock()
 	}
 }
+
+// sendIPv4 writes one IPv4 packet from src (any address: the raw socket
+// sends it as it is) to dst carrying payload of protocol proto; the
+// kernel fills in the header checksum, length and id.
+func sendIPv4(raw int, src, dst netip.Addr, proto byte, payload []byte) error {
+	pkt := make([]byte, 20+len(payload))
+	pkt[0] = 0x45
+	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+	pkt[8] = 64
+	pkt[9] = proto
+	s4, d4 := src.As4(), dst.As4()
+	copy(pkt[12:16], s4[:])
+	copy(pkt[16:20], d4[:])
+	copy(pkt[20:], payload)
+	return unix.Sendto(raw, pkt, 0, &unix.SockaddrInet4{Addr: d4})
+}
+
+// WANSender sends IPv4 packets with any source address from the lab's WAN
+// namespace (a raw socket there): the spoofing host of an attack test.
+type WANSender struct {
+	fd int
+}
+
+// WANSender opens a raw IPv4 socket in the WAN namespace; packets leave
+// by its routes (AddWANAddress, and routes the test adds).
+func (l *Lab) WANSender() (*WANSender, error) {
+	var fd int
+	if err := InNS(l.WAN, func() (err error) {
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("netlab: raw socket in %s: %w", l.WAN, err)
+	}
+	return &WANSender{fd: fd}, nil
+}
+
+// Send sends one IPv4 packet of protocol proto from src to dst.
+func (w *WANSender) Send(src, dst netip.Addr, proto byte, payload []byte) error {
+	if !src.Is4() || !dst.Is4() {
+		return fmt.Errorf("netlab: WAN sender: %v -> %v: IPv4 only", src, dst)
+	}
+	return sendIPv4(w.fd, src, dst, proto, payload)
+}
+
+// Close closes the socket.
+func (w *WANSender) Close() error { return unix.Close(w.fd) }
 
 // initiationIn parses an IPv4 packet and, if it is a UDP datagram carrying
 // a WireGuard handshake initiation, returns its source, destination and
