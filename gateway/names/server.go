@@ -55,8 +55,9 @@ type Server struct {
 	perAsker counter // forwards in flight by asker
 	// counts by outcome (api.DNSOutcomes order: outcome constants).
 	counts [numOutcomes]atomic.Uint64
-	// exchange sends m to target (from via, if valid); a seam for tests.
-	exchange func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error)
+	// exchange sends m to target (from via, if valid); a seam for tests,
+	// which replace it while the server runs.
+	exchange atomic.Pointer[exchangeFunc]
 }
 
 // Listen serves z on addr, UDP and TCP port 53 (port, when not 0, for
@@ -76,7 +77,8 @@ func Listen(addr netip.Addr, port uint16, z *Zone, dir func() Directory, log *sl
 		pc.Close()
 		return nil, fmt.Errorf("dns: listen tcp %s: %w", ap, err)
 	}
-	s := &Server{log: log, addr: addr, dir: dir, slots: make(chan struct{}, maxForwards), exchange: exchange}
+	s := &Server{log: log, addr: addr, dir: dir, slots: make(chan struct{}, maxForwards)}
+	s.setExchange(exchange)
 	s.zone.Store(z)
 	s.udp = &dns.Server{PacketConn: pc, Handler: s, DecorateReader: func(r dns.Reader) dns.Reader { return insideReader{r, s} }}
 	// TCP: a connection from outside, or beyond the bounds, is closed as
@@ -250,7 +252,7 @@ func (s *Server) forward(r *dns.Msg, d Decision, asker netip.Addr) *dns.Msg {
 	q.Id = dns.Id()
 	for _, t := range d.Targets {
 		ctx, cancel := context.WithTimeout(context.Background(), ForwardTimeout)
-		in, err := s.exchange(ctx, q, t, d.Via)
+		in, err := (*s.exchange.Load())(ctx, q, t, d.Via)
 		cancel()
 		if err == nil && in != nil {
 			return in
@@ -259,6 +261,12 @@ func (s *Server) forward(r *dns.Msg, d Decision, asker netip.Addr) *dns.Msg {
 	}
 	return nil
 }
+
+// exchangeFunc sends m to target, from via if valid, and returns the
+// answer.
+type exchangeFunc func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error)
+
+func (s *Server) setExchange(f exchangeFunc) { s.exchange.Store(&f) }
 
 // exchange sends m over UDP (TCP when the answer is truncated).
 func exchange(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error) {

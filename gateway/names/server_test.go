@@ -58,12 +58,12 @@ func TestServer(t *testing.T) {
 		Peers:    []Peer{{Name: "net2", Zone: "west.internal.", Addr: lo2}},
 		Upstream: []netip.AddrPort{upAddr}}
 	s, eastAddr := listen(t, lo1, east, func() Directory { return NoClients })
-	s.exchange = func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error) {
+	s.setExchange(func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error) {
 		if target.Addr() == lo2 {
 			target = westAddr // the test's port, not 53
 		}
 		return exchange(ctx, m, target, via)
-	}
+	})
 
 	for _, net := range []string{"udp", "tcp"} {
 		in := query(t, net, eastAddr, "net1.east.internal.", dns.TypeA)
@@ -170,5 +170,61 @@ func TestServerOutsideDropped(t *testing.T) {
 	}
 	if in, err := ask("tcp", ip("127.0.2.9"), q); err != nil || in.Rcode != dns.RcodeSuccess {
 		t.Errorf("another asker while the first holds its limit: %v %v", in, err)
+	}
+}
+
+// One asker holds at most maxForwardsPerAsker forwarded queries: the next
+// gets SERVFAIL at once, and another asker is still forwarded.
+func TestServerForwardsPerAsker(t *testing.T) {
+	lo1 := ip("127.0.0.1")
+	z := &Zone{Zone: "east.internal.", Gateway: "net1", TunnelAddress: lo1, Local: []netip.Prefix{pfx("127.0.0.0/8")},
+		Upstream: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.53:53")}}
+	s, addr := listen(t, lo1, z, func() Directory { return NoClients })
+	release := make(chan struct{})
+	var waiting atomic.Int32
+	s.setExchange(func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error) {
+		waiting.Add(1)
+		select {
+		case <-release: // the upstream answers
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return new(dns.Msg).SetReply(m), nil
+	})
+	ask := func(from netip.Addr) (*dns.Msg, error) {
+		d := &net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(from, 0))}
+		c := &dns.Client{Net: "udp", Dialer: d, Timeout: 3 * time.Second}
+		in, _, err := c.Exchange(new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA), addr.String())
+		return in, err
+	}
+	busy := ip("127.0.0.7")
+	results := make(chan *dns.Msg, maxForwardsPerAsker)
+	for range maxForwardsPerAsker {
+		go func() {
+			in, _ := ask(busy)
+			results <- in
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for waiting.Load() < maxForwardsPerAsker && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if in, err := ask(busy); err != nil || in.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("query %d of one asker: %v %v, want SERVFAIL at once", maxForwardsPerAsker+1, in, err)
+	}
+	go func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for waiting.Load() < maxForwardsPerAsker+1 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(release)
+	}()
+	if in, err := ask(ip("127.0.0.8")); err != nil || in.Rcode != dns.RcodeSuccess {
+		t.Fatalf("another asker while the first holds its forwards: %v %v", in, err)
+	}
+	for range maxForwardsPerAsker {
+		if in := <-results; in == nil || in.Rcode != dns.RcodeSuccess {
+			t.Errorf("a held forward: %v", in)
+		}
 	}
 }
