@@ -18,11 +18,12 @@ import (
 // handshake initiation's sender index and answers it with 20 forged
 // responses a second, alternately from its own address and from the
 // peer's (spoofed), with a valid MAC1: it knows the gateways' public keys.
-// A forged response never completes a handshake, but it used to hold the
-// device's handshake gate (gateway/wgbind/hsgate.go) and push the real
-// response out of it, so a new tunnel stayed down for minutes. The tunnel
-// must come up in its usual time — the same start without the forger, in
-// the same run — and stay up, also across a restart of one end.
+// A forged response never completes a handshake; a handshake gate
+// (gateway/wgbind/hsgate.go) that let one hold the device, or push the real
+// response out of its waiting slot, would keep a new tunnel down for as
+// long as the forger runs. The tunnel must come up in its usual time — the
+// same start without the forger, in the same run — and stay up, also
+// across a restart of one end.
 func TestForgedResponses(t *testing.T) {
 	lab, gws := site(t, 2)
 	netlab.Mesh(gws...)
