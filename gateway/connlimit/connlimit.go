@@ -24,15 +24,13 @@ type Listener struct {
 	// OnDrop, when set, is called for every connection closed at accept.
 	OnDrop func()
 
-	mu   sync.Mutex
-	open map[netip.Prefix]int
-	n    int
+	open Counter
 }
 
 // New bounds inner to total connections open at once, perSource of them
 // from one source.
 func New(inner net.Listener, total, perSource int) *Listener {
-	return &Listener{Listener: inner, total: total, perSource: perSource, open: map[netip.Prefix]int{}}
+	return &Listener{Listener: inner, total: total, perSource: perSource}
 }
 
 // Source is the unit a per-source bound counts: the address itself for
@@ -59,8 +57,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 			a = ta.AddrPort().Addr().Unmap()
 		}
 		src := Source(a)
-		if (l.Allow == nil || l.Allow(a)) && l.take(src) {
-			return &conn{Conn: c, release: func() { l.put(src) }}, nil
+		if (l.Allow == nil || l.Allow(a)) && l.open.Take(src, l.perSource, l.total) {
+			return &conn{Conn: c, release: func() { l.open.Put(src) }}, nil
 		}
 		c.Close()
 		if l.OnDrop != nil {
@@ -70,31 +68,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 }
 
 // Open is the number of connections open now.
-func (l *Listener) Open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n
-}
-
-func (l *Listener) take(src netip.Prefix) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n >= l.total || l.open[src] >= l.perSource {
-		return false
-	}
-	l.open[src]++
-	l.n++
-	return true
-}
-
-func (l *Listener) put(src netip.Prefix) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.open[src]--; l.open[src] <= 0 {
-		delete(l.open, src)
-	}
-	l.n--
-}
+func (l *Listener) Open() int { return l.open.Open() }
 
 // conn gives its slot back when closed (once).
 type conn struct {
@@ -106,4 +80,46 @@ type conn struct {
 func (c *conn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
+}
+
+// Counter counts what is in flight per source (Source) and in all; the
+// zero value is empty. The name server bounds its forwarded queries with
+// one.
+type Counter struct {
+	mu   sync.Mutex
+	open map[netip.Prefix]int
+	n    int
+}
+
+// Take takes a slot of src if it holds fewer than perSource and all hold
+// fewer than total.
+func (c *Counter) Take(src netip.Prefix, perSource, total int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n >= total || c.open[src] >= perSource {
+		return false
+	}
+	if c.open == nil {
+		c.open = map[netip.Prefix]int{}
+	}
+	c.open[src]++
+	c.n++
+	return true
+}
+
+// Put gives back a slot of src.
+func (c *Counter) Put(src netip.Prefix) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[src]--; c.open[src] <= 0 {
+		delete(c.open, src)
+	}
+	c.n--
+}
+
+// Open is the number of slots taken.
+func (c *Counter) Open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +22,9 @@ const Port = 53
 const ForwardTimeout = 2 * time.Second
 
 // maxForwards bounds the queries being forwarded at once, and
-// maxForwardsPerAsker those of one asker; more are answered SERVFAIL at
-// once (a flood of queries cannot pile up goroutines, nor one asker take
-// every slot).
+// maxForwardsPerAsker those of one asker (an IPv4 address, an IPv6 /64);
+// more are answered SERVFAIL at once (a flood of queries cannot pile up
+// goroutines, nor one asker take every slot).
 const (
 	maxForwards         = 256
 	maxForwardsPerAsker = 32
@@ -51,8 +50,7 @@ type Server struct {
 	dir      func() Directory
 	udp, tcp *dns.Server
 	tcpLn    *connlimit.Listener
-	slots    chan struct{}
-	perAsker counter // forwards in flight by asker
+	forwards connlimit.Counter // forwards in flight, by asker
 	// counts by outcome (api.DNSOutcomes order: outcome constants).
 	counts [numOutcomes]atomic.Uint64
 	// exchange sends m to target (from via, if valid); a seam for tests,
@@ -77,7 +75,7 @@ func Listen(addr netip.Addr, port uint16, z *Zone, dir func() Directory, log *sl
 		pc.Close()
 		return nil, fmt.Errorf("dns: listen tcp %s: %w", ap, err)
 	}
-	s := &Server{log: log, addr: addr, dir: dir, slots: make(chan struct{}, maxForwards)}
+	s := &Server{log: log, addr: addr, dir: dir}
 	s.setExchange(exchange)
 	s.zone.Store(z)
 	s.udp = &dns.Server{PacketConn: pc, Handler: s, DecorateReader: func(r dns.Reader) dns.Reader { return insideReader{r, s} }}
@@ -236,18 +234,16 @@ func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) 
 
 // forward asks d.Targets in order for asker; nil when none answered.
 func (s *Server) forward(r *dns.Msg, d Decision, asker netip.Addr) *dns.Msg {
-	if !s.perAsker.take(asker, maxForwardsPerAsker) {
-		s.log.Debug("dns: too many queries of one asker being forwarded; answering SERVFAIL", "asker", asker.String(), "max", maxForwardsPerAsker)
+	src := connlimit.Source(asker)
+	if !s.forwards.Take(src, maxForwardsPerAsker, maxForwards) {
+		if s.forwards.Open() >= maxForwards {
+			s.log.Warn("dns: too many queries being forwarded; answering SERVFAIL", "max", maxForwards)
+		} else {
+			s.log.Debug("dns: too many queries of one asker being forwarded; answering SERVFAIL", "asker", asker.String(), "max", maxForwardsPerAsker)
+		}
 		return nil
 	}
-	defer s.perAsker.put(asker)
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		s.log.Warn("dns: too many queries being forwarded; answering SERVFAIL", "max", maxForwards)
-		return nil
-	}
+	defer s.forwards.Put(src)
 	q := r.Copy()
 	q.Id = dns.Id()
 	for _, t := range d.Targets {
@@ -318,34 +314,5 @@ func (r insideReader) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte,
 			return m, sess, err
 		}
 		r.s.counts[outDropped].Add(1)
-	}
-}
-
-// counter counts what is in flight per asker.
-type counter struct {
-	mu sync.Mutex
-	n  map[netip.Addr]int
-}
-
-// take takes a slot of asker if it holds fewer than per.
-func (c *counter) take(a netip.Addr, per int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[netip.Addr]int{}
-	}
-	if c.n[a] >= per {
-		return false
-	}
-	c.n[a]++
-	return true
-}
-
-// put gives a slot of asker back.
-func (c *counter) put(a netip.Addr) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n[a]--; c.n[a] <= 0 {
-		delete(c.n, a)
 	}
 }
