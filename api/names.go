@@ -12,7 +12,7 @@ type DNSStatus struct {
 
 // DNSOutcomes are the outcomes of a query, the label values of
 // vgate_dns_queries_total.
-var DNSOutcomes = []string{"answer", "nxdomain", "refused", "forwarded", "servfail", "malformed"}
+var DNSOutcomes = []string{"answer", "nxdomain", "refused", "forwarded", "servfail", "malformed", "dropped"}
 
 // EnrollStatus is the enrollment listener of `vgate status`
 // (point_to_site.enroll).

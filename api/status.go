@@ -144,6 +144,10 @@ type PortStats struct {
 	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // a device's queue was full (the sum over Devices)
 	DroppedNotOpen      uint64 `json:"dropped_not_open"`      // the packet's device is closed
 
+	// Handshake responses to a tunnel's own handshake.
+	DroppedResponseBadMAC uint64 `json:"dropped_response_bad_mac"` // MAC1 wrong
+	DroppedResponseLater  uint64 `json:"dropped_response_later"`   // another response to the same handshake waits, or a copy of one the device holds
+
 	// The front door: handshake initiations, checked once for all tunnels.
 	Initiations          uint64 `json:"initiations"`            // received, of the right size
 	DroppedHandshakeBusy uint64 `json:"dropped_handshake_busy"` // the front door's queue was full

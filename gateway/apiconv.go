@@ -11,21 +11,23 @@ import (
 
 func portStats(s wgbind.Stats) api.PortStats {
 	out := api.PortStats{
-		Dispatched:           s.Dispatched,
-		DroppedUnknownIndex:  s.DroppedUnknownIndex,
-		DroppedMalformed:     s.DroppedMalformed,
-		DroppedQueueFull:     s.DroppedQueueFull,
-		DroppedNotOpen:       s.DroppedNotOpen,
-		Initiations:          s.Initiations,
-		DroppedHandshakeBusy: s.DroppedHandshakeBusy,
-		DroppedBadMAC:        s.DroppedBadMAC,
-		DroppedRateLimited:   s.DroppedRateLimited,
-		DroppedBadHandshake:  s.DroppedBadHandshake,
-		DroppedReplay:        s.DroppedReplay,
-		DroppedUnknownPeer:   s.DroppedUnknownPeer,
-		CookieReplies:        s.CookieReplies,
-		X25519:               s.X25519,
-		UnderLoad:            s.UnderLoad,
+		Dispatched:            s.Dispatched,
+		DroppedUnknownIndex:   s.DroppedUnknownIndex,
+		DroppedMalformed:      s.DroppedMalformed,
+		DroppedQueueFull:      s.DroppedQueueFull,
+		DroppedNotOpen:        s.DroppedNotOpen,
+		DroppedResponseBadMAC: s.DroppedResponseBadMAC,
+		DroppedResponseLater:  s.DroppedResponseLater,
+		Initiations:           s.Initiations,
+		DroppedHandshakeBusy:  s.DroppedHandshakeBusy,
+		DroppedBadMAC:         s.DroppedBadMAC,
+		DroppedRateLimited:    s.DroppedRateLimited,
+		DroppedBadHandshake:   s.DroppedBadHandshake,
+		DroppedReplay:         s.DroppedReplay,
+		DroppedUnknownPeer:    s.DroppedUnknownPeer,
+		CookieReplies:         s.CookieReplies,
+		X25519:                s.X25519,
+		UnderLoad:             s.UnderLoad,
 	}
 	for _, d := range s.Devices {
 		out.Devices = append(out.Devices, api.PortDevice(d))

@@ -102,13 +102,13 @@ func otherCharon(pidFile string, ours int) int {
 // still runs belongs to another running gateway that uses the same
 // directory (two gateways with control sockets in one directory): that is
 // refused, never killed.
-func endStale(p Paths, charon string, log *slog.Logger) error {
-	b, err := os.ReadFile(p.PID)
+func endStale(d *privateDir, p Paths, charon string, log *slog.Logger) error {
+	b, err := d.readFile(filepath.Base(p.PID))
 	if err != nil {
 		return nil
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
+	pid := pidFrom(b)
+	if pid == 0 {
 		return nil
 	}
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
@@ -146,23 +146,25 @@ func parentOf(pid int) int {
 // startCharon writes the private config and starts charon with it. It
 // ends with vgate (parent-death signal); its stderr goes to log at debug.
 func startCharon(charon string, p Paths, log *slog.Logger) (*exec.Cmd, error) {
-	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+	d, err := openPrivateDir(p.Dir) // dir.go
+	if err != nil {
 		return nil, err
 	}
+	defer d.Close()
 	if pid := otherCharon(SystemPIDFile, 0); pid != 0 {
 		return nil, fmt.Errorf("another charon (a system strongSwan?) runs as pid %d (%s): it holds UDP 500/4500; stop it (systemctl disable --now strongswan strongswan-starter) so that vgate can run its own", pid, SystemPIDFile)
 	}
-	if err := endStale(p, charon, log); err != nil {
+	if err := endStale(d, p, charon, log); err != nil {
 		return nil, err
 	}
 	if err := udpPortsFree(500, 4500); err != nil {
 		return nil, fmt.Errorf("%w: another IKE daemon (a system strongSwan? systemctl disable --now strongswan strongswan-starter) holds it; vgate runs its own charon", err)
 	}
-	if err := os.WriteFile(p.Conf, []byte(StrongswanConf(section(charon), p)), 0o600); err != nil {
+	if err := d.writeFile(filepath.Base(p.Conf), []byte(StrongswanConf(section(charon), p))); err != nil {
 		return nil, err
 	}
 	for _, s := range []string{p.VICI, p.ErrorNotify} {
-		_ = os.Remove(s)
+		d.remove(filepath.Base(s))
 	}
 	cmd := exec.Command(charon)
 	cmd.Env = []string{"STRONGSWAN_CONF=" + p.Conf, "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -176,7 +178,7 @@ func startCharon(charon string, p Paths, log *slog.Logger) (*exec.Cmd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", charon, err)
 	}
-	_ = os.WriteFile(p.PID, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
+	_ = d.writeFile(filepath.Base(p.PID), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"))
 	go logLines(out, log)
 	return cmd, nil
 }

@@ -51,6 +51,13 @@ const (
 	charonTablePrio = 32800
 )
 
+// halfOpenLimit is how many connecting IKE_SAs charon keeps before it
+// drops new IKE_SA_INIT requests (init_limit_half_open): an unauthenticated
+// source costs one until half_open_timeout (30 s). vgate initiates every
+// peering itself, so dropping a device's own initiation under such a flood
+// delays nothing that vgate's next attempt does not bring.
+const halfOpenLimit = 100
+
 // StrongswanConf is the private strongswan.conf of vgate's charon. It
 // names every plugin (load_modular = no: nothing from /etc/strongswan.d
 // is read), installs no virtual IPs and keeps charon's own routes out of
@@ -73,6 +80,7 @@ func StrongswanConf(daemon string, p Paths) string {
   retransmit_timeout = 2.0
   retransmit_base = 1.4
   make_before_break = yes
+  init_limit_half_open = %d
   plugins {
     vici {
       socket = unix://%s
@@ -98,7 +106,7 @@ func StrongswanConf(daemon string, p Paths) string {
     default = -1
   }
 }
-`, daemon, strings.Join(Plugins, " "), charonTable, charonTablePrio, p.VICI, p.ErrorNotify)
+`, daemon, strings.Join(Plugins, " "), charonTable, charonTablePrio, halfOpenLimit, p.VICI, p.ErrorNotify)
 	return b.String()
 }
 

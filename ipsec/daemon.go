@@ -113,7 +113,7 @@ const (
 // Start starts the supervisor: charon is started (and restarted when it
 // ends, with backoff) in the background; a charon that cannot start shows
 // as charon_not_running on every peering. It fails only when charon is not
-// installed.
+// installed or opts.Dir is not private to vgate's user (ErrUnsafeDir).
 func Start(opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -125,6 +125,11 @@ func Start(opts Options) (*Daemon, error) {
 		}
 		opts.Charon = c
 	}
+	dir, err := openPrivateDir(opts.Dir) // dir.go; checked again at every start of charon
+	if err != nil {
+		return nil, err
+	}
+	dir.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Daemon{opts: opts, paths: PathsIn(opts.Dir), peers: map[string]*peer{}, kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}), first: make(chan struct{})}
 	go d.supervise(ctx)

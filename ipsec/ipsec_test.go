@@ -191,7 +191,7 @@ func TestSecretRedacted(t *testing.T) {
 
 func TestStrongswanConf(t *testing.T) {
 	c := StrongswanConf("charon-systemd", PathsIn("/run/vgate/charon"))
-	for _, want := range []string{"charon-systemd {", "load_modular = no", "install_routes = no", "unix:///run/vgate/charon/charon.vici", "unix:///run/vgate/charon/charon.enfy"} {
+	for _, want := range []string{"charon-systemd {", "load_modular = no", "install_routes = no", "unix:///run/vgate/charon/charon.vici", "unix:///run/vgate/charon/charon.enfy", "init_limit_half_open = 100\n"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("strongswan.conf lacks %q", want)
 		}

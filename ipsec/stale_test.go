@@ -24,6 +24,11 @@ func TestEndStaleSparesAnotherGatewaysCharon(t *testing.T) {
 	sleep, _ = filepath.EvalSymlinks(sleep)
 	dir := t.TempDir()
 	p := PathsIn(dir)
+	d, err := openPrivateDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// Owned: a grandchild of this test, whose parent (sh) runs; our own
@@ -51,7 +56,7 @@ func TestEndStaleSparesAnotherGatewaysCharon(t *testing.T) {
 	if err := os.WriteFile(p.PID, []byte(strconv.Itoa(gpid)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := endStale(p, exe, log); err == nil || !strings.Contains(err.Error(), "another running process") {
+	if err := endStale(d, p, exe, log); err == nil || !strings.Contains(err.Error(), "another running process") {
 		t.Fatalf("endStale on a charon another process owns: %v, want a refusal", err)
 	}
 	if err := syscall.Kill(gpid, 0); err != nil {
@@ -68,7 +73,7 @@ func TestEndStaleSparesAnotherGatewaysCharon(t *testing.T) {
 	if pp := parentOf(gpid); pp != 1 && pp != os.Getpid() {
 		t.Skipf("orphans are re-parented to pid %d here (a subreaper), not init", pp)
 	}
-	if err := endStale(p, exe, log); err != nil {
+	if err := endStale(d, p, exe, log); err != nil {
 		t.Fatalf("endStale on an orphaned charon: %v", err)
 	}
 	for syscall.Kill(gpid, 0) == nil && time.Now().Before(deadline) {

@@ -74,6 +74,12 @@ type ProbeTarget struct {
 	// Demand counts the tunnel's TUN reads with user traffic (only
 	// whether it moves matters). nil: always probed every Interval.
 	Demand *atomic.Uint64
+	// Interface is the tunnel's interface: the peer's requests and its
+	// replies count only when they arrive through it, from the peer's
+	// tunnel address. Anyone else who can send to the tunnel address (a
+	// host on the underlay link or the local network) could otherwise
+	// declare the tunnel dead, or keep a dead one alive.
+	Interface string
 }
 
 // Detect is how long without a reply declares the tunnel dead.
@@ -100,6 +106,12 @@ type ProbeEvent struct {
 type probeTarget struct {
 	name string
 	ProbeTarget
+	// ifindex is Interface's index, looked up when the target is set and
+	// again (at most once per ifRecheck) when a packet from the peer
+	// arrives on another one: the tunnel's interface may have been made
+	// anew.
+	ifindex   int32
+	ifChecked time.Time
 	sa        unix.Sockaddr // made once: sending allocates nothing
 	since     time.Time     // when probing began
 	nextSend  time.Time
@@ -144,6 +156,10 @@ const (
 
 	probeHears = 1 << 0
 )
+
+// ifRecheck bounds how often a target's interface index is looked up
+// again for a packet that arrived on another interface.
+const ifRecheck = time.Second
 
 // IdleInterval is the request interval of an idle tunnel (see Demand
 // above); a configured Interval longer than it is kept.
@@ -248,14 +264,19 @@ type Prober struct {
 	timer    *time.Timer
 	recvBuf  [1500]byte
 	recvN    int
+	recvIn   probeIn
 	recvErr  error
+	recvMsg  recvMsg
 	recvFn   func(fd uintptr) bool
 	isV6     bool
 	srcBytes [16]byte
 	// The run loop's own non-blocking read: replies queued in the socket
 	// are taken before any tunnel is declared dead.
 	drainBuf [1500]byte
+	drainMsg recvMsg
 	drainFn  func(fd uintptr)
+	// ifIndex looks up an interface's index (0: none); a seam for tests.
+	ifIndex func(name string) int32
 }
 
 // NewProber opens the probe socket on src (a raw ICMP socket: the
@@ -275,10 +296,15 @@ func NewProber(src netip.Addr, log *slog.Logger, onEvent func(ProbeEvent)) (*Pro
 		return nil, err
 	}
 	p := &Prober{log: log, src: src, id: uint16(rand.Uint32()), conn: c, raw: raw, onEvent: onEvent,
-		wake: make(chan struct{}, 1), targets: map[netip.Addr]*probeTarget{}, isV6: src.Is6(), srcBytes: src.As16()}
+		wake: make(chan struct{}, 1), targets: map[netip.Addr]*probeTarget{}, isV6: src.Is6(), srcBytes: src.As16(),
+		ifIndex: interfaceIndex}
 	if err := p.filter(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("probe socket filter: %w", err)
+	}
+	if err := p.pktinfo(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("probe socket: receiving the arrival interface: %w", err)
 	}
 	p.sendFn = func(fd uintptr) bool {
 		// Errors (no route yet, tunnel without handshake) are what the
@@ -288,19 +314,22 @@ func NewProber(src netip.Addr, log *slog.Logger, onEvent func(ProbeEvent)) (*Pro
 	}
 	p.drainFn = func(fd uintptr) {
 		for {
-			n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.drainBuf[0])), uintptr(len(p.drainBuf)), unix.MSG_DONTWAIT, 0, 0)
+			n, in, errno := p.drainMsg.recv(fd, p.drainBuf[:])
 			if errno != 0 {
 				return
 			}
-			p.handle(p.drainBuf[:n], time.Now())
+			p.handle(p.drainBuf[:n], in, time.Now())
 		}
 	}
 	p.recvFn = func(fd uintptr) bool {
-		n, err := unix.Read(int(fd), p.recvBuf[:])
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		n, in, errno := p.recvMsg.recv(fd, p.recvBuf[:])
+		if errno == unix.EAGAIN || errno == unix.EINTR {
 			return false
 		}
-		p.recvN, p.recvErr = n, err
+		p.recvN, p.recvIn, p.recvErr = n, in, nil
+		if errno != 0 {
+			p.recvErr = errno
+		}
 		return true
 	}
 	return p, nil
@@ -324,6 +353,108 @@ func (p *Prober) filter() error {
 	return errors.Join(err, serr)
 }
 
+// pktinfo makes the socket say which interface each packet arrived on.
+func (p *Prober) pktinfo() error {
+	var serr error
+	err := p.raw.Control(func(fd uintptr) {
+		if p.isV6 {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+		} else {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		}
+	})
+	return errors.Join(err, serr)
+}
+
+// interfaceIndex is the index of the interface called name, 0 when there
+// is none.
+func interfaceIndex(name string) int32 {
+	if name == "" {
+		return 0
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0
+	}
+	return int32(ifi.Index)
+}
+
+// probeIn is where a received packet came from: its source address and
+// the interface it arrived on.
+type probeIn struct {
+	src     netip.Addr
+	ifindex int32
+}
+
+// recvMsg is one reader's recvmsg(2) state, made once: receiving
+// allocates nothing.
+type recvMsg struct {
+	name unix.RawSockaddrInet6 // large enough for either family
+	oob  [128]byte
+	iov  unix.Iovec
+	hdr  unix.Msghdr
+}
+
+// recv reads one packet into buf without waiting and says where it came
+// from.
+func (m *recvMsg) recv(fd uintptr, buf []byte) (int, probeIn, syscall.Errno) {
+	m.iov.Base = &buf[0]
+	m.iov.SetLen(len(buf))
+	m.hdr.Name = (*byte)(unsafe.Pointer(&m.name))
+	m.hdr.Namelen = uint32(unsafe.Sizeof(m.name))
+	m.hdr.Iov = &m.iov
+	m.hdr.SetIovlen(1)
+	m.hdr.Control = &m.oob[0]
+	m.hdr.SetControllen(len(m.oob))
+	m.hdr.Flags = 0
+	n, _, errno := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&m.hdr)), unix.MSG_DONTWAIT)
+	if errno != 0 {
+		return 0, probeIn{}, errno
+	}
+	var in probeIn
+	switch m.name.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&m.name))
+		in.src = netip.AddrFrom4(sa.Addr)
+	case unix.AF_INET6:
+		in.src = netip.AddrFrom16(m.name.Addr).Unmap()
+	}
+	oob := m.oob[:m.hdr.Controllen]
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			break
+		}
+		data := oob[unix.SizeofCmsghdr:l]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			in.ifindex = (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0])).Ifindex
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			in.ifindex = int32((*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0])).Ifindex)
+		}
+		sp := unix.CmsgSpace(l - unix.SizeofCmsghdr)
+		if sp > len(oob) {
+			break
+		}
+		oob = oob[sp:]
+	}
+	return int(n), in, 0
+}
+
+// arrivedVia reports whether a packet that arrived on interface ifindex
+// came through t's tunnel. Called with p.mu held.
+func (p *Prober) arrivedVia(t *probeTarget, ifindex int32, now time.Time) bool {
+	if ifindex != 0 && ifindex == t.ifindex {
+		return true
+	}
+	if now.Sub(t.ifChecked) < ifRecheck || p.ifIndex == nil {
+		return false
+	}
+	t.ifindex, t.ifChecked = p.ifIndex(t.Interface), now
+	return ifindex != 0 && ifindex == t.ifindex
+}
+
 // SetTargets replaces the probed peerings (name -> target), keeping the
 // state of those that stay.
 func (p *Prober) SetTargets(want map[string]ProbeTarget) {
@@ -335,8 +466,13 @@ func (p *Prober) SetTargets(want map[string]ProbeTarget) {
 		if a.Is4() != p.src.Is4() || w.Interval <= 0 || w.Multiplier <= 0 {
 			continue
 		}
+		var ifindex int32
+		if p.ifIndex != nil {
+			ifindex = p.ifIndex(w.Interface)
+		}
 		if t, ok := p.targets[a]; ok && t.name == name {
 			t.ProbeTarget = w
+			t.ifindex, t.ifChecked = ifindex, now
 			next[a] = t
 			continue
 		}
@@ -346,7 +482,7 @@ func (p *Prober) SetTargets(want map[string]ProbeTarget) {
 		} else {
 			sa = &unix.SockaddrInet6{Addr: a.As16()}
 		}
-		next[a] = &probeTarget{name: name, ProbeTarget: w, sa: sa, since: now, nextSend: now}
+		next[a] = &probeTarget{name: name, ProbeTarget: w, ifindex: ifindex, ifChecked: now, sa: sa, since: now, nextSend: now}
 	}
 	p.targets = next
 	p.mu.Unlock()
@@ -568,24 +704,37 @@ func (p *Prober) receive() {
 		if err := p.raw.Read(p.recvFn); err != nil || p.recvErr != nil {
 			return // closed
 		}
-		p.handle(p.recvBuf[:p.recvN], time.Now())
+		p.handle(p.recvBuf[:p.recvN], p.recvIn, time.Now())
 	}
 }
 
-// handle takes one received packet: a reply to our probe marks its target
-// answered; a request from a peer's tunnel address marks that peer as
-// running vgate, and one that says the peer stopped hearing this end
-// (after it said it did) marks the tunnel lost. A request is no evidence
-// that this end's packets arrive: the peer's verdict may be an idle
-// tunnel's, seconds old.
-func (p *Prober) handle(b []byte, now time.Time) {
+// handle takes one received packet, which came from in: a reply to our
+// probe marks its target answered; a request from a peer's tunnel address
+// marks that peer as running vgate, and one that says the peer stopped
+// hearing this end (after it said it did) marks the tunnel lost. A request
+// is no evidence that this end's packets arrive: the peer's verdict may be
+// an idle tunnel's, seconds old. Either counts only from the peer's tunnel
+// address (the packet's source as well as what it says) and through its
+// tunnel's interface.
+func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	m, ok := parseProbe(b, p.isV6)
 	if !ok {
+		return
+	}
+	peer := m.from
+	if m.reply {
+		peer = m.to
+	}
+	if in.src != peer {
 		return
 	}
 	wake := false
 	var ev ProbeEvent
 	p.mu.Lock()
+	if t := p.targets[peer]; t == nil || !p.arrivedVia(t, in.ifindex, now) {
+		p.mu.Unlock()
+		return
+	}
 	if m.reply {
 		if t := p.targets[m.to]; t != nil && m.id == p.id && m.from == p.src {
 			t.lastReply = now

@@ -99,41 +99,55 @@ func FuzzParseProbe(f *testing.F) {
 // newTarget is peering "west" at peer with the default timing, probed
 // from t0 on.
 func newTarget(peer netip.Addr, t0 time.Time) *probeTarget {
-	return &probeTarget{name: "west", since: t0, nextSend: t0,
+	return &probeTarget{name: "west", since: t0, nextSend: t0, ifindex: testIfindex,
 		ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
 }
+
+// testIfindex is the index of the tunnel interface "vg-west" in tests
+// without sockets.
+const testIfindex = 7
+
+// fromTunnel is where a packet from peer's tunnel address arrives when it
+// came through its tunnel.
+func fromTunnel(peer netip.Addr) probeIn { return probeIn{src: peer, ifindex: testIfindex} }
 
 // testProber is a Prober without a socket, for the receive path.
 func testProber(src netip.Addr, onEvent func(ProbeEvent)) *Prober {
 	return &Prober{log: slog.New(slog.DiscardHandler), src: src, id: 42, onEvent: onEvent, wake: make(chan struct{}, 1),
-		targets: map[netip.Addr]*probeTarget{}, srcBytes: src.As16()}
+		targets: map[netip.Addr]*probeTarget{}, srcBytes: src.As16(),
+		ifIndex: func(name string) int32 {
+			if name == "vg-west" {
+				return testIfindex
+			}
+			return 0
+		}}
 }
 
 func TestProbeHandle(t *testing.T) {
 	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
 	var events []ProbeEvent
 	p := testProber(src, func(ev ProbeEvent) { events = append(events, ev) })
-	p.targets[peer] = &probeTarget{name: "west", ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+	p.targets[peer] = &probeTarget{name: "west", ifindex: testIfindex, ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
 	now := time.Now()
 	var b [probeLen]byte
 
 	// A reply to another prober's id, or to another source, is not ours.
 	putProbe(b[:], false, 43, 1, now, src.As16(), peer.As16(), 65001, 65002, false)
 	b[0] = 0
-	p.handle(v4Packet(b[:]), now)
+	p.handle(v4Packet(b[:]), fromTunnel(peer), now)
 	if !p.targets[peer].lastReply.IsZero() {
 		t.Fatal("a reply with another id was taken")
 	}
 	putProbe(b[:], false, 42, 1, now.Add(-3*time.Millisecond), src.As16(), peer.As16(), 65001, 65002, false)
 	b[0] = 0
-	p.handle(v4Packet(b[:]), now)
+	p.handle(v4Packet(b[:]), fromTunnel(peer), now)
 	if tg := p.targets[peer]; tg.lastReply != now || tg.rtt != 3*time.Millisecond {
 		t.Fatalf("reply not recorded: %+v", tg)
 	}
 	// A request from the peer says it runs vgate, once.
 	putProbe(b[:], false, 7, 1, now, peer.As16(), src.As16(), 65001, 65002, false)
-	p.handle(v4Packet(b[:]), now)
-	p.handle(v4Packet(b[:]), now)
+	p.handle(v4Packet(b[:]), fromTunnel(peer), now)
+	p.handle(v4Packet(b[:]), fromTunnel(peer), now)
 	if len(events) != 1 || !events[0].Vgate || events[0].Peering != "west" || !p.Vgate()["west"] {
 		t.Fatalf("events = %+v", events)
 	}
@@ -148,14 +162,15 @@ func TestProbeHandle(t *testing.T) {
 func TestProbeNoAllocs(t *testing.T) {
 	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
 	p := testProber(src, nil)
-	p.targets[peer] = &probeTarget{name: "west", alive: true, ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+	p.targets[peer] = &probeTarget{name: "west", alive: true, ifindex: testIfindex, ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8}}
+	in := fromTunnel(peer)
 	pkt := make([]byte, 20+probeLen)
 	pkt[0] = 0x45
 	now := time.Now()
 	allocs := testing.AllocsPerRun(1000, func() {
 		putProbe(pkt[20:], false, 42, 9, now, src.As16(), peer.As16(), 65001, 65002, false)
 		pkt[20] = 0
-		p.handle(pkt, now)
+		p.handle(pkt, in, now)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per probe packet", allocs)
@@ -188,7 +203,7 @@ func proberLoopback(t *testing.T, lo netip.Addr) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	p.SetTargets(map[string]ProbeTarget{"self": {Address: lo, Interval: 10 * time.Millisecond, Multiplier: 3}})
+	p.SetTargets(map[string]ProbeTarget{"self": {Address: lo, Interval: 10 * time.Millisecond, Multiplier: 3, Interface: "lo"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
@@ -232,7 +247,7 @@ func TestProbeStallIsNotDeath(t *testing.T) {
 	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
 	p := testProber(src, nil)
 	t0 := time.Now()
-	tg := &probeTarget{name: "west", ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8},
+	tg := &probeTarget{name: "west", ifindex: testIfindex, ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8},
 		since: t0.Add(-time.Second), lastReply: t0, nextSend: t0.Add(50 * time.Millisecond), alive: true, known: true}
 	p.targets[peer] = tg
 	now := t0.Add(10 * time.Second) // a 10 s stall
@@ -296,7 +311,7 @@ func TestProbeIdleRate(t *testing.T) {
 			}
 			if answer && p.sent > before {
 				now = now.Add(time.Millisecond)
-				p.handle(ourReply(p, peer, now), now)
+				p.handle(ourReply(p, peer, now), fromTunnel(peer), now)
 				continue
 			}
 			now = now.Add(max(wait, time.Millisecond))
@@ -362,17 +377,17 @@ func TestProbePeerLost(t *testing.T) {
 	t0 := time.Now()
 	tg := newTarget(peer, t0)
 	p.targets[peer] = tg
-	p.handle(vgateRequest(peer, src, t0, false), t0)
-	p.handle(ourReply(p, peer, t0), t0)
+	p.handle(vgateRequest(peer, src, t0, false), fromTunnel(peer), t0)
+	p.handle(ourReply(p, peer, t0), fromTunnel(peer), t0)
 	p.step(t0)
-	p.handle(vgateRequest(peer, src, t0, false), t0) // still starting
+	p.handle(vgateRequest(peer, src, t0, false), fromTunnel(peer), t0) // still starting
 	p.step(t0.Add(time.Millisecond))
 	if !tg.alive {
 		t.Fatal("a starting peer's request (not hearing us yet) killed the tunnel")
 	}
-	p.handle(vgateRequest(peer, src, t0, true), t0.Add(2*time.Millisecond))
+	p.handle(vgateRequest(peer, src, t0, true), fromTunnel(peer), t0.Add(2*time.Millisecond))
 	p.step(t0.Add(2 * time.Millisecond))
-	p.handle(vgateRequest(peer, src, t0, false), t0.Add(3*time.Millisecond))
+	p.handle(vgateRequest(peer, src, t0, false), fromTunnel(peer), t0.Add(3*time.Millisecond))
 	p.step(t0.Add(3 * time.Millisecond))
 	if tg.alive || len(p.events) != 1 || p.events[0].Alive || !strings.Contains(p.events[0].Why, "no longer hears") {
 		t.Fatalf("peer lost: alive=%v events=%+v", tg.alive, p.events)
@@ -385,7 +400,7 @@ func TestProbePeerLost(t *testing.T) {
 	if p.sent-sent != 4 {
 		t.Errorf("%d requests in 4 intervals while dead, want 4", p.sent-sent)
 	}
-	p.handle(vgateRequest(peer, src, t0, true), t0.Add(210*time.Millisecond))
+	p.handle(vgateRequest(peer, src, t0, true), fromTunnel(peer), t0.Add(210*time.Millisecond))
 	p.step(t0.Add(210 * time.Millisecond))
 	if !tg.alive {
 		t.Fatal("not alive again after the peer hears us again")
@@ -405,7 +420,7 @@ func TestProbeFlapDampening(t *testing.T) {
 	// until the tunnel is dead, and returns how long that took.
 	deadAfter := func() time.Duration {
 		t.Helper()
-		p.handle(ourReply(p, peer, now), now)
+		p.handle(ourReply(p, peer, now), fromTunnel(peer), now)
 		p.step(now)
 		if !tg.alive {
 			t.Fatal("not alive after a reply")
@@ -440,11 +455,11 @@ func TestProbeFlapDampening(t *testing.T) {
 		t.Errorf("damp = %d after %d flaps, want %d", tg.damp, len(want), maxDamp)
 	}
 	// Calm: alive for flapCalm in one go restores the configured timing.
-	p.handle(ourReply(p, peer, now), now)
+	p.handle(ourReply(p, peer, now), fromTunnel(peer), now)
 	p.step(now)
 	for end := now.Add(flapCalm); now.Before(end); {
 		now = now.Add(tg.Interval)
-		p.handle(ourReply(p, peer, now), now)
+		p.handle(ourReply(p, peer, now), fromTunnel(peer), now)
 		p.step(now)
 	}
 	if got := deadAfter(); got != 400*time.Millisecond {
@@ -475,5 +490,59 @@ func TestProbeIsControlTraffic(t *testing.T) {
 	binary.BigEndian.PutUint16(v6[4:], probeLen)
 	if !dataplane.IsControl(v6) {
 		t.Error("an IPv6 probe request counts as user traffic")
+	}
+}
+
+// Only the peer, through its tunnel, speaks for it: a request saying "I
+// no longer hear you" or a reply to our probe counts only when it comes
+// from the peer's tunnel address (the packet's source, not only what it
+// says) and arrives on the tunnel's interface. A host on the underlay or
+// the local network that sends such a packet to the tunnel address, with
+// its own source or the peer's, changes nothing. A tunnel interface made
+// anew (another index) is looked up again, at most once per ifRecheck.
+func TestProbeOnlyThroughTheTunnel(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.2.255.254"), netip.MustParseAddr("10.1.255.254")
+	p := testProber(src, nil)
+	t0 := time.Now()
+	tg := newTarget(peer, t0)
+	tg.Interface = "vg-west"
+	p.targets[peer] = tg
+	p.handle(vgateRequest(peer, src, t0, true), fromTunnel(peer), t0)
+	p.handle(ourReply(p, peer, t0), fromTunnel(peer), t0)
+	p.step(t0)
+	if !tg.alive || !tg.peerHears {
+		t.Fatalf("the peer's request and reply through the tunnel: alive %v, hears %v", tg.alive, tg.peerHears)
+	}
+	underlay := netip.MustParseAddr("198.18.0.250")
+	for i, in := range []probeIn{
+		{src: underlay, ifindex: 2},           // the attacker's own address, on the underlay
+		{src: peer, ifindex: 2},               // the peer's address, spoofed on the underlay
+		{src: underlay, ifindex: testIfindex}, // another source through the tunnel
+	} {
+		now := t0.Add(time.Duration(i+1) * time.Millisecond)
+		p.handle(vgateRequest(peer, src, now, false), in, now)
+		p.step(now)
+		if !tg.alive || !tg.peerHears {
+			t.Fatalf("a request from %+v killed the tunnel: alive %v", in, tg.alive)
+		}
+	}
+	// A reply from elsewhere does not keep a tunnel alive either.
+	late := t0.Add(10 * time.Millisecond)
+	p.handle(ourReply(p, peer, late), probeIn{src: peer, ifindex: 2}, late)
+	if tg.lastReply != t0 {
+		t.Fatalf("a reply from the underlay counted: last reply %v", tg.lastReply)
+	}
+	// The tunnel's interface is made anew (index 9): the first packet
+	// within ifRecheck of the last lookup is dropped, a later one counts.
+	p.ifIndex = func(string) int32 { return 9 }
+	tg.ifChecked = late
+	p.handle(ourReply(p, peer, late), probeIn{src: peer, ifindex: 9}, late)
+	if tg.lastReply != t0 {
+		t.Fatal("a reply on another interface counted before the interface was looked up again")
+	}
+	later := late.Add(ifRecheck)
+	p.handle(ourReply(p, peer, later), probeIn{src: peer, ifindex: 9}, later)
+	if tg.lastReply != later || tg.ifindex != 9 {
+		t.Fatalf("a reply through the new interface: last reply %v, ifindex %d", tg.lastReply, tg.ifindex)
 	}
 }

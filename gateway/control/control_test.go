@@ -194,6 +194,9 @@ func TestListenSocketFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
+	if s := srv.srv; s.ReadHeaderTimeout <= 0 || s.IdleTimeout <= 0 {
+		t.Errorf("control server timeouts: header %v, idle %v: both must be set (a client's idle connection is closed)", s.ReadHeaderTimeout, s.IdleTimeout)
+	}
 	fi, err := os.Lstat(sock)
 	if err != nil || fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket file: %v %v, want a socket with mode 0600", fi.Mode(), err)

@@ -71,6 +71,7 @@ func Listen(path string, h http.Handler) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           s.authorize(h),
 		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute, // a kept-alive connection nobody uses
 		ConnContext:       withPeer,
 	}
 	go s.srv.Serve(ln)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vgate-project/vgate/gateway"
+	"github.com/vgate-project/vgate/gateway/connlimit"
 	"github.com/vgate-project/vgate/gateway/metrics"
 )
 
@@ -24,6 +25,14 @@ const (
 	metricsReadTimeout  = 10 * time.Second
 	metricsWriteTimeout = 30 * time.Second // the collector itself may take up to 10s
 	metricsIdleTimeout  = 60 * time.Second
+)
+
+// Connections of the metrics endpoint: a scraper holds one; beyond these
+// bounds a connection is closed as it is accepted (connlimit), so one
+// source cannot hold the descriptors and goroutines of many.
+const (
+	metricsMaxConns      = 16
+	metricsMaxConnsPerIP = 4
 )
 
 // newRegistry returns a registry with the gateway's collector and the Go
@@ -75,8 +84,9 @@ func serveMetrics(addr string, source metrics.Source, version string, log *slog.
 		fmt.Fprintln(w, "vgate: metrics at /metrics")
 	})
 	s := &metricsServer{srv: newMetricsHTTPServer(mux), addr: ln.Addr()}
+	limited := connlimit.New(ln, metricsMaxConns, metricsMaxConnsPerIP)
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(limited); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics endpoint stopped", "error", err)
 		}
 	}()

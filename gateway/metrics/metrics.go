@@ -33,6 +33,9 @@ const (
 	DropMalformed    = "malformed"
 	DropQueueFull    = "queue_full"
 	DropNotOpen      = "not_open"
+	// Handshake responses to a tunnel's own handshake.
+	DropResponseBadMAC = "response_bad_mac"
+	DropResponseLater  = "response_later"
 )
 
 // Source is what the collector reads once per scrape.
@@ -239,6 +242,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.portDropped, float64(m.Port.DroppedMalformed), DropMalformed)
 	counter(c.portDropped, float64(m.Port.DroppedQueueFull), DropQueueFull)
 	counter(c.portDropped, float64(m.Port.DroppedNotOpen), DropNotOpen)
+	counter(c.portDropped, float64(m.Port.DroppedResponseBadMAC), DropResponseBadMAC)
+	counter(c.portDropped, float64(m.Port.DroppedResponseLater), DropResponseLater)
 
 	if m.RoutesInstalled >= 0 {
 		gauge(c.routesInstalled, float64(m.RoutesInstalled))

@@ -35,7 +35,7 @@ func sample() api.Metrics {
 					State: api.StateDown, Reason: api.ReasonNoHandshake},
 			},
 			Reloads: api.ReloadStats{OK: 2, Failed: 1, LastError: "boom", Last: time.Unix(1_800_000_100, 0)},
-			Port: api.PortStats{Dispatched: 50, DroppedUnknownIndex: 3, DroppedQueueFull: 1,
+			Port: api.PortStats{Dispatched: 50, DroppedUnknownIndex: 3, DroppedQueueFull: 1, DroppedResponseBadMAC: 9, DroppedResponseLater: 2,
 				Devices: []api.PortDevice{{Name: "west", Open: true, QueueDepth: 7, QueueCap: 1024, Dispatched: 50, DroppedQueueFull: 1}}},
 			P2S: &api.P2SStatus{Registered: 3, Connected: 1, MaxClients: 128, PoolFree: 250,
 				Packets: map[string]uint64{"allow": 10, "deny": 2}},
@@ -102,6 +102,8 @@ vgate_tunnels_up 1
 vgate_port_packets_dropped_total{reason="malformed"} 0
 vgate_port_packets_dropped_total{reason="not_open"} 0
 vgate_port_packets_dropped_total{reason="queue_full"} 1
+vgate_port_packets_dropped_total{reason="response_bad_mac"} 9
+vgate_port_packets_dropped_total{reason="response_later"} 2
 vgate_port_packets_dropped_total{reason="unknown_index"} 3
 # HELP vgate_routes_installed Kernel routes owned by vgate (protocol 76).
 # TYPE vgate_routes_installed gauge

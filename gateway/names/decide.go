@@ -80,7 +80,7 @@ func (noClients) Reach(src, dst netip.Addr) bool { return false }
 type AskerKind uint8
 
 const (
-	// Outside: none of the below; every query is refused.
+	// Outside: none of the below; every query is dropped unanswered.
 	Outside AskerKind = iota
 	// Client: a registered point-to-site client.
 	Client
@@ -134,9 +134,14 @@ const (
 	NXDomain
 	// Forward the query to Targets, in order until one answers.
 	Forward
+	// Drop: no answer at all. An asker outside the tunnels, the
+	// point-to-site clients and the local network gets nothing back: no
+	// reflection or amplification towards a spoofed source, and no oracle
+	// of what the server knows.
+	Drop
 )
 
-var actionNames = [...]string{"refuse", "answer", "nxdomain", "forward"}
+var actionNames = [...]string{"refuse", "answer", "nxdomain", "forward", "drop"}
 
 func (a Action) String() string { return actionNames[a] }
 
@@ -162,7 +167,7 @@ type Decision struct {
 // root's dot) of type qtype (class IN) from the asker at asker.
 //
 // Rules:
-//   - Outside askers are refused.
+//   - Outside askers get no answer (Drop).
 //   - In the gateway's own zone: the apex has SOA and NS; Gateway.Zone has
 //     the tunnel address; <client>.zone has the addresses of that client
 //     visible to the asker; a client none of whose addresses are visible
@@ -177,7 +182,7 @@ func Decide(z *Zone, d Directory, asker netip.Addr, name string, qtype uint16) D
 	asker = asker.Unmap()
 	kind := Classify(z, d, asker)
 	if kind == Outside {
-		return Decision{Action: Refuse, Why: "asker is neither a client nor in a local or peered network"}
+		return Decision{Action: Drop, Why: "asker is neither a client nor in a local or peered network"}
 	}
 	name = dns.CanonicalName(name)
 	if label, ok := under(name, z.Zone); ok {

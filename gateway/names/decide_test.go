@@ -104,8 +104,8 @@ func TestDecide(t *testing.T) {
 		{"gateway name AAAA: NODATA", zone, dave, "net1.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
 		{"apex SOA", zone, ip("10.1.0.2"), "east.internal.", dns.TypeSOA, Answer, "SOA", false},
 		{"apex A: NODATA", zone, ip("10.1.0.2"), "east.internal.", dns.TypeA, Answer, "SOA", false},
-		{"outside asker refused even in the zone", zone, ip("198.18.0.9"), "net1.east.internal.", dns.TypeA, Refuse, "", false},
-		{"revoked client's old address is outside", zone, ip("172.16.201.7"), "net1.east.internal.", dns.TypeA, Refuse, "", false},
+		{"outside asker dropped even in the zone", zone, ip("198.18.0.9"), "net1.east.internal.", dns.TypeA, Drop, "", false},
+		{"revoked client's old address is outside", zone, ip("172.16.201.7"), "net1.east.internal.", dns.TypeA, Drop, "", false},
 		{"client: peer zone forwarded to both gateways of that network, filtered", zone, alice, "carol.west.internal.", dns.TypeA, Forward, "10.2.255.254:53,10.2.255.253:53", true},
 		{"local: peer zone forwarded unfiltered", zone, ip("10.1.0.2"), "carol.west.internal.", dns.TypeA, Forward, "10.2.255.254:53,10.2.255.253:53", false},
 		{"peer asking for a peer zone: no transit", zone, ip("10.3.0.5"), "carol.west.internal.", dns.TypeA, Refuse, "", false},
@@ -195,7 +195,7 @@ func TestFilterForwarded(t *testing.T) {
 }
 
 // FuzzDecide: any name from any asker gets a decision that keeps the
-// rules: outside askers are refused; names of the own zone are never
+// rules: outside askers, and only they, get no answer; names of the own zone are never
 // forwarded; an answer holds only the tunnel address or addresses of the
 // named client; forwards of a peer zone go from the tunnel address.
 func FuzzDecide(f *testing.F) {
@@ -214,7 +214,7 @@ func FuzzDecide(f *testing.F) {
 		canon := dns.CanonicalName(name)
 		label, own := under(canon, zone.Zone)
 		switch {
-		case kind == Outside && d.Action != Refuse:
+		case (kind == Outside) != (d.Action == Drop):
 			t.Fatalf("outside asker %v got %v", asker, d.Action)
 		case own && d.Action == Forward:
 			t.Fatalf("own-zone name %q forwarded", name)

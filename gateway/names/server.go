@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/vgate-project/vgate/gateway/connlimit"
 )
 
 // Port is where the server listens on the tunnel address (UDP and TCP).
@@ -19,10 +21,24 @@ const Port = 53
 // ForwardTimeout bounds one forwarded query per target.
 const ForwardTimeout = 2 * time.Second
 
-// maxForwards bounds the queries being forwarded at once; more are
-// answered SERVFAIL at once (a flood of queries cannot pile up
-// goroutines).
-const maxForwards = 256
+// maxForwards bounds the queries being forwarded at once, and
+// maxForwardsPerAsker those of one asker (an IPv4 address, an IPv6 /64);
+// more are answered SERVFAIL at once (a flood of queries cannot pile up
+// goroutines, nor one asker take every slot).
+const (
+	maxForwards         = 256
+	maxForwardsPerAsker = 32
+)
+
+// TCP connections: at most maxTCPConns at once, maxTCPPerAsker from one
+// asker (an IPv4 address, an IPv6 /64: connlimit); each gets tcpReadTimeout for its first query and the dns
+// package's idle timeout (8 s) between queries, and is closed after its
+// 128th query.
+const (
+	maxTCPConns    = 64
+	maxTCPPerAsker = 8
+	tcpReadTimeout = 5 * time.Second
+)
 
 // Server serves DNS on one address. Its zone and directory are read per
 // query, so a change (SetZone, a client revoked) applies to the next
@@ -33,11 +49,13 @@ type Server struct {
 	zone     atomic.Pointer[Zone]
 	dir      func() Directory
 	udp, tcp *dns.Server
-	slots    chan struct{}
+	tcpLn    *connlimit.Listener
+	forwards connlimit.Counter // forwards in flight, by asker
 	// counts by outcome (api.DNSOutcomes order: outcome constants).
 	counts [numOutcomes]atomic.Uint64
-	// exchange sends m to target (from via, if valid); a seam for tests.
-	exchange func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error)
+	// exchange sends m to target (from via, if valid); a seam for tests,
+	// which replace it while the server runs.
+	exchange atomic.Pointer[exchangeFunc]
 }
 
 // Listen serves z on addr, UDP and TCP port 53 (port, when not 0, for
@@ -57,10 +75,16 @@ func Listen(addr netip.Addr, port uint16, z *Zone, dir func() Directory, log *sl
 		pc.Close()
 		return nil, fmt.Errorf("dns: listen tcp %s: %w", ap, err)
 	}
-	s := &Server{log: log, addr: addr, dir: dir, slots: make(chan struct{}, maxForwards), exchange: exchange}
+	s := &Server{log: log, addr: addr, dir: dir}
+	s.setExchange(exchange)
 	s.zone.Store(z)
-	s.udp = &dns.Server{PacketConn: pc, Handler: s}
-	s.tcp = &dns.Server{Listener: ln, Handler: s, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	s.udp = &dns.Server{PacketConn: pc, Handler: s, DecorateReader: func(r dns.Reader) dns.Reader { return insideReader{r, s} }}
+	// TCP: a connection from outside, or beyond the bounds, is closed as
+	// it is accepted, before anything is read.
+	s.tcpLn = connlimit.New(ln, maxTCPConns, maxTCPPerAsker)
+	s.tcpLn.Allow = func(a netip.Addr) bool { return Classify(s.zone.Load(), s.directory(), a) != Outside }
+	s.tcpLn.OnDrop = func() { s.counts[outDropped].Add(1) }
+	s.tcp = &dns.Server{Listener: s.tcpLn, Handler: s, ReadTimeout: tcpReadTimeout, WriteTimeout: 5 * time.Second}
 	started := make(chan struct{}, 2)
 	failed := make(chan error, 2)
 	s.udp.NotifyStartedFunc = func() { started <- struct{}{} }
@@ -105,13 +129,16 @@ const (
 	outForwarded
 	outServfail
 	outMalformed
+	outDropped
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"answer", "nxdomain", "refused", "forwarded", "servfail", "malformed"}
+var outcomeNames = [numOutcomes]string{"answer", "nxdomain", "refused", "forwarded", "servfail", "malformed", "dropped"}
 
 // Counts returns the queries answered so far by outcome: answer,
-// nxdomain, refused, forwarded, servfail, malformed.
+// nxdomain, refused, forwarded, servfail, malformed, and dropped (sent no
+// answer: a query from outside, or a TCP connection from outside or over
+// the limits).
 func (s *Server) Counts() map[string]uint64 {
 	out := make(map[string]uint64, numOutcomes)
 	for i := range s.counts {
@@ -126,15 +153,34 @@ func (s *Server) Zone() *Zone { return s.zone.Load() }
 // ServeDNS answers one query (dns.Handler).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	resp, outcome := s.respond(w.RemoteAddr(), r, w.LocalAddr().Network() == "udp")
-	if resp == nil {
-		return
-	}
 	s.counts[outcome].Add(1)
-	_ = w.WriteMsg(resp)
+	if resp != nil {
+		_ = w.WriteMsg(resp)
+	}
+}
+
+// directory is the current client directory, never nil.
+func (s *Server) directory() Directory {
+	if d := s.dir(); d != nil {
+		return d
+	}
+	return NoClients
+}
+
+// inside reports whether a query from remote may get an answer: its
+// source is a client, or in the local network or a peered one.
+func (s *Server) inside(remote net.Addr) bool {
+	return Classify(s.zone.Load(), s.directory(), addrOf(remote)) != Outside
 }
 
 // respond is the answer to r and its outcome (nil: send nothing).
 func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) {
+	asker := addrOf(remote)
+	z := s.zone.Load()
+	dir := s.directory()
+	if Classify(z, dir, asker) == Outside {
+		return nil, outDropped // as Decide says; before anything else is read
+	}
 	if r.Response {
 		return nil, outMalformed // never answer an answer
 	}
@@ -147,18 +193,14 @@ func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) 
 	case r.Question[0].Qclass != dns.ClassINET:
 		return m.SetRcode(r, dns.RcodeRefused), outRefused
 	}
-	asker := addrOf(remote)
 	q := r.Question[0]
-	z := s.zone.Load()
-	dir := s.dir()
-	if dir == nil {
-		dir = NoClients
-	}
 	d := Decide(z, dir, asker, q.Name, q.Qtype)
 	if d.Why != "" {
 		s.log.Debug("dns", "asker", asker.String(), "name", q.Name, "type", dns.TypeToString[q.Qtype], "action", d.Action.String(), "why", d.Why)
 	}
 	switch d.Action {
+	case Drop:
+		return nil, outDropped
 	case Refuse:
 		return m.SetRcode(r, dns.RcodeRefused), outRefused
 	case NXDomain:
@@ -172,7 +214,7 @@ func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) 
 		m.Answer, m.Ns = d.Records, d.Authority
 		return m, outAnswer
 	}
-	in := s.forward(r, d)
+	in := s.forward(r, d, asker)
 	if in == nil {
 		return m.SetRcode(r, dns.RcodeServerFailure), outServfail
 	}
@@ -190,20 +232,23 @@ func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) 
 	return in, outForwarded
 }
 
-// forward asks d.Targets in order; nil when none answered.
-func (s *Server) forward(r *dns.Msg, d Decision) *dns.Msg {
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
-		s.log.Warn("dns: too many queries being forwarded; answering SERVFAIL", "max", maxForwards)
+// forward asks d.Targets in order for asker; nil when none answered.
+func (s *Server) forward(r *dns.Msg, d Decision, asker netip.Addr) *dns.Msg {
+	src := connlimit.Source(asker)
+	if !s.forwards.Take(src, maxForwardsPerAsker, maxForwards) {
+		if s.forwards.Open() >= maxForwards {
+			s.log.Warn("dns: too many queries being forwarded; answering SERVFAIL", "max", maxForwards)
+		} else {
+			s.log.Debug("dns: too many queries of one asker being forwarded; answering SERVFAIL", "asker", asker.String(), "max", maxForwardsPerAsker)
+		}
 		return nil
 	}
+	defer s.forwards.Put(src)
 	q := r.Copy()
 	q.Id = dns.Id()
 	for _, t := range d.Targets {
 		ctx, cancel := context.WithTimeout(context.Background(), ForwardTimeout)
-		in, err := s.exchange(ctx, q, t, d.Via)
+		in, err := (*s.exchange.Load())(ctx, q, t, d.Via)
 		cancel()
 		if err == nil && in != nil {
 			return in
@@ -212,6 +257,12 @@ func (s *Server) forward(r *dns.Msg, d Decision) *dns.Msg {
 	}
 	return nil
 }
+
+// exchangeFunc sends m to target, from via if valid, and returns the
+// answer.
+type exchangeFunc func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error)
+
+func (s *Server) setExchange(f exchangeFunc) { s.exchange.Store(&f) }
 
 // exchange sends m over UDP (TCP when the answer is truncated).
 func exchange(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error) {
@@ -246,4 +297,22 @@ func addrOf(a net.Addr) netip.Addr {
 		return a.AddrPort().Addr().Unmap()
 	}
 	return netip.Addr{}
+}
+
+// insideReader drops UDP queries from outside (Server.inside) as they are
+// read, before the dns package looks at them: it would answer a malformed
+// one with FORMERR, to anyone.
+type insideReader struct {
+	dns.Reader
+	s *Server
+}
+
+func (r insideReader) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *dns.SessionUDP, error) {
+	for {
+		m, sess, err := r.Reader.ReadUDP(conn, timeout)
+		if err != nil || r.s.inside(sess.RemoteAddr()) {
+			return m, sess, err
+		}
+		r.s.counts[outDropped].Add(1)
+	}
 }

@@ -176,7 +176,7 @@ func Plan(in Input) State {
 			if p.BGP != nil {
 				iv, m := p.BGP.ProbeTiming()
 				probes[p.Name] = routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m,
-					LocalASN: cfg.BGP.ASN, PeerASN: p.BGP.ASN}
+					LocalASN: cfg.BGP.ASN, PeerASN: p.BGP.ASN, Interface: IfNameOf(&p)}
 			}
 		}
 		st.BGP = &BGP{

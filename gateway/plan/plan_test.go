@@ -97,7 +97,7 @@ func TestPlan(t *testing.T) {
 			routes:    []string{"10.4.0.0/16 vg-b", "172.16.201.0/24 " + p2s.IfName, "10.3.0.0/16 vg-c", "10.9.0.0/16 vg-s"},
 			notRoutes: []string{"172.16.201.0/24 vg-b", "10.66.0.0/16 vg-b"},
 			bgp:       true,
-			probes:    map[string]routing.ProbeTarget{"b": defaultProbe("169.254.10.2", 65002), "c": defaultProbe("169.254.10.3", 65003)},
+			probes:    map[string]routing.ProbeTarget{"b": defaultProbe("b", "169.254.10.2", 65002), "c": defaultProbe("c", "169.254.10.3", 65003)},
 			p2s:       true,
 			// Accepted routes join AllowedIPs, best or not; rejected ones do not.
 			allowedOfB: []string{"169.254.10.2/32", "172.16.201.0/24", "10.4.0.0/16"},
@@ -198,7 +198,7 @@ func TestRoutesViewMatchesPlan(t *testing.T) {
 	}
 }
 
-func defaultProbe(addr string, peerASN uint32) routing.ProbeTarget {
+func defaultProbe(peering, addr string, peerASN uint32) routing.ProbeTarget {
 	return routing.ProbeTarget{Address: netip.MustParseAddr(addr), Interval: config.DefaultProbeInterval, Multiplier: config.DefaultProbeMultiplier,
-		LocalASN: 65001, PeerASN: peerASN}
+		LocalASN: 65001, PeerASN: peerASN, Interface: IfNamePrefix + peering}
 }

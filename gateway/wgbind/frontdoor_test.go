@@ -156,6 +156,7 @@ func TestFrontDoor(t *testing.T) {
 
 func TestSetPeers(t *testing.T) {
 	m, _ := newFakeMux(t)
+	m.SetPrivateKey(keys.PrivateKey{})
 	k1, k2 := mustKey(t).Public(), mustKey(t).Public()
 	if err := m.SetPeers(map[string]keys.PublicKey{"x": k1, "y": k2}); err != nil {
 		t.Fatal(err)

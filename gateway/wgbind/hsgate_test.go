@@ -3,9 +3,10 @@ package wgbind
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
 )
 
 // hsMsg builds a handshake message or transport packet with sender and
@@ -21,11 +22,15 @@ func hsMsg(typ, sender, receiver uint32) []byte {
 		b = make([]byte, responseSize)
 		binary.LittleEndian.PutUint32(b[4:], sender)
 		binary.LittleEndian.PutUint32(b[8:], receiver)
+		binary.LittleEndian.PutUint32(b[12:], sender) // the ephemeral key: one per response
 	default:
 		b = make([]byte, transportMin)
 		binary.LittleEndian.PutUint32(b[4:], receiver)
 	}
 	binary.LittleEndian.PutUint32(b, typ)
+	if typ == msgResponse {
+		withMAC1(b)
+	}
 	return b
 }
 
@@ -46,39 +51,63 @@ func describe(pkts [][]byte) string {
 	return fmt.Sprint(s)
 }
 
-// A device gets its handshake messages one at a time: the next waits until
-// it answered the last (a response to an initiation's sender, transport to
-// a response's sender), and a newer message replaces a waiting one of its
-// kind. Transport, cookie replies and responses to a handshake the device
-// no longer has are never held.
-func TestHandshakeGate(t *testing.T) {
+// gateRig drives the gate of one device "a" on a fake Mux: what the device
+// sends, what arrives over the shared port, what the front door admits,
+// and what reaches the device.
+type gateRig struct {
+	t  *testing.T
+	m  *Mux
+	r  *reader
+	a  *bind
+	fa conn.ReceiveFunc
+}
+
+func newGateRig(t *testing.T, settle time.Duration) *gateRig {
 	m, r := newFakeMux(t)
-	m.hsSettle = time.Minute // only answers open the gate (TestHandshakeGateSettle)
+	m.hsSettle = settle
 	a, fa := openBind(t, m, "a")
+	return &gateRig{t: t, m: m, r: r, a: a, fa: fa}
+}
+
+// send is the device sending pkt on the shared port.
+func (g *gateRig) send(pkt []byte) {
+	g.t.Helper()
+	if err := g.a.Send([][]byte{pkt}, testEP); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// receive is one batch arriving on the shared port.
+func (g *gateRig) receive(pkts ...[]byte) {
+	for i, p := range pkts {
+		g.r.put(i, p)
+	}
+	g.r.dispatch(len(pkts))
+}
+
+// initiation stands in for the front door admitting an initiation to a.
+func (g *gateRig) initiation(sender uint32) {
+	g.m.deliverHandshake(g.a, g.m.copyPacket(hsMsg(msgInitiation, sender, 0), testEP))
+}
+
+// expect checks what reached the device since the last look (describe).
+func (g *gateRig) expect(what, want string) {
+	g.t.Helper()
+	if got := describe(drain(g.t, g.a, g.fa)); got != want {
+		g.t.Fatalf("%s: device got %s, want %s", what, got, want)
+	}
+}
+
+// A device never holds an initiation and a response at once: one waits
+// until the device answered the other (a response to an initiation's
+// sender, transport to a response's sender), and a newer initiation
+// replaces a waiting one. Transport, cookie replies and responses to a
+// handshake the device no longer has are never held.
+func TestHandshakeGate(t *testing.T) {
+	g := newGateRig(t, time.Minute) // only answers open the gate (TestHandshakeGateSettle)
+	a, send, receive, initiation, expect := g.a, g.send, g.receive, g.initiation, g.expect
 	// a's own initiation (sender 10): responses to 10 reach a.
-	if err := a.Send([][]byte{hsMsg(msgInitiation, 10, 0)}, testEP); err != nil {
-		t.Fatal(err)
-	}
-	// initiation stands in for the front door admitting one to a.
-	initiation := func(sender uint32) { m.deliverHandshake(a, m.copyPacket(hsMsg(msgInitiation, sender, 0), testEP)) }
-	receive := func(pkts ...[]byte) {
-		for i, p := range pkts {
-			r.put(i, p)
-		}
-		r.dispatch(len(pkts))
-	}
-	send := func(pkt []byte) {
-		t.Helper()
-		if err := a.Send([][]byte{pkt}, testEP); err != nil {
-			t.Fatal(err)
-		}
-	}
-	expect := func(what, want string) {
-		t.Helper()
-		if got := describe(drain(t, a, fa)); got != want {
-			t.Fatalf("%s: device got %s, want %s", what, got, want)
-		}
-	}
+	send(hsMsg(msgInitiation, 10, 0))
 
 	initiation(77)
 	expect("first initiation", "[i77]")
@@ -150,9 +179,9 @@ func TestHandshakeGateLearn(t *testing.T) {
 	}
 }
 
-// A message the device does not answer (it rejected it) holds the next one
-// back for hsSettle, no less; then a waiting response goes before a waiting
-// initiation.
+// A message the device does not answer (it rejected it) holds back one of
+// the other kind for hsSettle, no less; then what waits goes in the order
+// it came, so an initiation waits behind at most one response.
 func TestHandshakeGateSettle(t *testing.T) {
 	m, r := newFakeMux(t)
 	m.hsSettle = 100 * time.Millisecond
@@ -161,24 +190,101 @@ func TestHandshakeGateSettle(t *testing.T) {
 		t.Fatal(err)
 	}
 	passed := time.Now()
+	m.deliverHandshake(a, m.copyPacket(hsMsg(msgResponse, 56, 11), testEP))
 	m.deliverHandshake(a, m.copyPacket(hsMsg(msgInitiation, 90, 0), testEP))
-	m.deliverHandshake(a, m.copyPacket(hsMsg(msgInitiation, 91, 0), testEP))
-	r.put(0, hsMsg(msgResponse, 56, 11))
+	r.put(0, hsMsg(msgResponse, 57, 11)) // came after 90: goes after it
 	r.dispatch(1)
-	if got := describe(drain(t, a, fa)); got != "[i90]" {
-		t.Fatalf("device got %s, want [i90]", got)
+	// Collect what reaches the device, and when (no sooner than the
+	// settle times; later on a slow runner).
+	type arrival struct {
+		what  string
+		after time.Duration
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	var got string
-	for got == "" || got == "[]" {
-		if time.Now().After(deadline) {
-			t.Fatalf("still held %v after an unanswered initiation", 5*time.Second)
+	var got []arrival
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 3 && time.Now().Before(deadline) {
+		for _, p := range drain(t, a, fa) {
+			got = append(got, arrival{describe([][]byte{p}), time.Since(passed)})
 		}
-		time.Sleep(10 * time.Millisecond)
-		got = describe(drain(t, a, fa))
+		time.Sleep(5 * time.Millisecond)
 	}
-	// i91 follows r56 after another hsSettle, or sooner on a slow runner.
-	if waited := time.Since(passed); !strings.HasPrefix(got, "[r56") || waited < m.hsSettle {
-		t.Fatalf("%v after 90 passed: device got %s, want r56 first, no sooner than %v", waited, got, m.hsSettle)
+	want := []struct {
+		what     string
+		noSooner time.Duration
+	}{{"[r56]", 0}, {"[i90]", m.hsSettle}, {"[r57]", 2 * m.hsSettle}}
+	if len(got) != len(want) {
+		t.Fatalf("device got %v, want r56, i90, r57", got)
+	}
+	for i, w := range want {
+		if got[i].what != w.what || got[i].after < w.noSooner {
+			t.Fatalf("device got %v; want %s no sooner than %v", got, w.what, w.noSooner)
+		}
+	}
+}
+
+// Forged responses to the device's handshake in flight — anyone who saw
+// its initiation and knows the gateway's public key can make them — never
+// hold back the genuine one: responses go to the device side by side. A
+// copy of one it holds is dropped, and so is one whose MAC1 is wrong, before
+// it counts as an answer to the initiation.
+func TestHandshakeGateForgedResponses(t *testing.T) {
+	g := newGateRig(t, time.Minute) // only answers open the gate here
+	m, a, send, receive, expect := g.m, g.a, g.send, g.receive, g.expect
+	send(hsMsg(msgInitiation, 10, 0))
+	badMAC := hsMsg(msgResponse, 40, 10)
+	badMAC[60] ^= 1
+	receive(badMAC)
+	expect("a response with a wrong MAC1", "[]")
+	if d := deviceStats(t, m, "a"); d.UnansweredSince.IsZero() {
+		t.Error("a response with a wrong MAC1 counted as the peer's answer")
+	}
+	receive(hsMsg(msgResponse, 41, 10), hsMsg(msgResponse, 42, 10))
+	receive(hsMsg(msgResponse, 55, 10)) // the genuine one, after two forgeries
+	receive(hsMsg(msgResponse, 41, 10)) // a copy of one the device holds
+	expect("forgeries and the genuine response", "[r41 r42 r55]")
+	// The device consumed 55 (its keepalive goes to 55): the gate opens,
+	// and later responses to 10 no longer reach it through the gate.
+	send(hsMsg(msgTransport, 0, 55))
+	if a.hsWaiting.Load() || a.ownInit.Load() != 0 {
+		t.Fatalf("after the keepalive to 55: gate closed %v, own handshake %d", a.hsWaiting.Load(), a.ownInit.Load())
+	}
+	receive(hsMsg(msgResponse, 43, 10))
+	expect("a response to a completed handshake", "[r43]")
+	if st := m.Stats(); st.DroppedResponseBadMAC != 1 || st.DroppedResponseLater != 1 {
+		t.Errorf("dropped: bad MAC1 %d, later %d; want 1, 1", st.DroppedResponseBadMAC, st.DroppedResponseLater)
+	}
+}
+
+// While the device holds the peer's initiation, the first response to its
+// own handshake waits and later ones are dropped (a flood of forgeries
+// cannot push the first out); a response that came before a waiting
+// initiation goes first, one that came after goes after it.
+func TestHandshakeGateFirstResponseWins(t *testing.T) {
+	g := newGateRig(t, time.Minute) // only answers open the gate here
+	m, a, send, receive, initiation, expect := g.m, g.a, g.send, g.receive, g.initiation, g.expect
+	send(hsMsg(msgInitiation, 10, 0))
+	initiation(77)
+	expect("the peer's initiation", "[i77]")
+	for sender := uint32(60); sender < 80; sender++ {
+		receive(hsMsg(msgResponse, sender, 10))
+	}
+	expect("responses while the initiation is with the device", "[]")
+	// The device rejects 77 and starts again: its own handshake is now 11,
+	// so the response waiting for 10 is stale and a new one may wait.
+	send(hsMsg(msgInitiation, 11, 0))
+	receive(hsMsg(msgResponse, 81, 11))
+	expect("a response to the new handshake", "[r60]")
+	receive(hsMsg(msgResponse, 82, 11))
+	initiation(78)
+	// The answer to 77 never comes; pretend the settle time passed.
+	a.hs.mu.Lock()
+	gen := a.hs.gen
+	a.hs.mu.Unlock()
+	m.hsSettled(a, gen)
+	expect("after the initiation settled", "[r81]")
+	send(hsMsg(msgTransport, 0, 81)) // consumed: 78 is next
+	expect("after the keepalive to 81", "[i78]")
+	if st := m.Stats(); st.DroppedResponseLater != 20 {
+		t.Errorf("later responses dropped: %d, want 20 (19 to 10, 82 to 11)", st.DroppedResponseLater)
 	}
 }

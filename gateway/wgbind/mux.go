@@ -19,13 +19,15 @@
 //     index (bytes 8:12 of a response, after the responder's own sender index;
 //     bytes 4:8 of the others), which is the sender index (bytes 4:8) one of
 //     our devices put in an initiation or response it sent: the per-device
-//     Bind learns it in Send;
+//     Bind learns it in Send. A response's MAC1 (keyed by the gateway's
+//     public key, which every device shares) is checked before it reaches a
+//     device;
 //   - everything else is dropped and counted (Stats).
 //
-// A device gets the initiations and responses that can change its
-// handshake state one at a time, each after it answered the last
-// (hsgate.go): wireguard-go's own handshake workers would otherwise take a
-// crossing's two messages at once and can corrupt its state.
+// A device never holds an initiation and a response that can change its
+// handshake state at once; each kind waits until the device answered the
+// other (hsgate.go): wireguard-go's own handshake workers would otherwise
+// take a crossing's two messages at once and can corrupt its state.
 //
 // The reader never waits: each device has a bounded queue of its own, and a
 // packet for a device whose queue is full is dropped and counted for that
@@ -130,6 +132,10 @@ type Stats struct {
 	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // a device's queue was full (the sum over Devices)
 	DroppedNotOpen      uint64 `json:"dropped_not_open"`      // the packet's device is closed
 
+	// Handshake responses (hsgate.go).
+	DroppedResponseBadMAC uint64 `json:"dropped_response_bad_mac"` // MAC1 wrong
+	DroppedResponseLater  uint64 `json:"dropped_response_later"`   // another response to the same handshake waits, or a copy of one the device holds
+
 	// The front door: handshake initiations.
 	Initiations          uint64 `json:"initiations"`            // received, of the right size
 	DroppedHandshakeBusy uint64 `json:"dropped_handshake_busy"` // the front door's queue was full
@@ -203,6 +209,7 @@ type Mux struct {
 	initiations, droppedBusy, droppedBadMAC, droppedRate   atomic.Uint64
 	droppedBadHS, droppedUnknownPeer, cookieReplies, dhOps atomic.Uint64
 	droppedReplay                                          atomic.Uint64
+	droppedRespBadMAC, droppedLaterResp                    atomic.Uint64
 	doorDone                                               atomic.Uint64 // initiations the workers finished (tests wait on it)
 }
 
@@ -335,6 +342,9 @@ func (m *Mux) Stats() Stats {
 		DroppedMalformed:    m.droppedMalformed.Load(),
 		DroppedQueueFull:    m.droppedFull.Load(),
 		DroppedNotOpen:      m.droppedNotOpen.Load(),
+
+		DroppedResponseBadMAC: m.droppedRespBadMAC.Load(),
+		DroppedResponseLater:  m.droppedLaterResp.Load(),
 
 		Initiations:          m.initiations.Load(),
 		DroppedHandshakeBusy: m.droppedBusy.Load(),
@@ -671,6 +681,12 @@ func (r *reader) dispatch(n int) {
 		}
 		if e.b.cur.Load() == nil {
 			m.droppedNotOpen.Add(1)
+			continue
+		}
+		if data[0] == msgResponse && !m.cookies.CheckMAC1(data) {
+			// Keyed by our public key, which the peer knows: anyone who
+			// does not know it cannot make a device work on a response.
+			m.droppedRespBadMAC.Add(1)
 			continue
 		}
 		e.b.noteAnswer(data[0], e.at) // handshakes.go

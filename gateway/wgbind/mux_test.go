@@ -14,6 +14,8 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
+
+	"github.com/vgate-project/vgate/gateway/keys"
 )
 
 // fakeBind is an underlying bind with no sockets: tests drive a reader's
@@ -52,13 +54,34 @@ func (f *fakeBind) Send(bufs [][]byte, _ conn.Endpoint) error {
 
 var testEP conn.Endpoint = &conn.StdNetEndpoint{AddrPort: netip.MustParseAddrPort("192.0.2.1:51820")}
 
-// newFakeMux returns an open Mux over a fakeBind and a reader to feed it.
+// fakeGatewayKey is the private key of every fake Mux: the responses tests
+// feed one carry a MAC1 keyed by its public key (withMAC1).
+var fakeGatewayKey = func() keys.PrivateKey {
+	k, err := keys.GeneratePrivate()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// withMAC1 sets the MAC1 of the handshake message msg as a peer of the
+// fake Mux's gateway computes it, and returns msg.
+func withMAC1(msg []byte) []byte {
+	var g device.CookieGenerator
+	g.Init(device.NoisePublicKey(fakeGatewayKey.Public()))
+	g.AddMacs(msg)
+	return msg
+}
+
+// newFakeMux returns an open Mux over a fakeBind, with fakeGatewayKey, and
+// a reader to feed it.
 func newFakeMux(t testing.TB) (*Mux, *reader) {
 	t.Helper()
 	m := NewMux(&fakeBind{}, nil)
 	if _, err := m.Open(0); err != nil {
 		t.Fatal(err)
 	}
+	m.SetPrivateKey(fakeGatewayKey)
 	t.Cleanup(func() { m.Close() })
 	return m, m.newReader(nil)
 }
@@ -71,7 +94,8 @@ func (r *reader) put(i int, pkt []byte) {
 }
 
 // message builds a received datagram of type typ addressed to receiver
-// index (an initiation's sender index), zero-padded to size.
+// index (an initiation's sender index), zero-padded to size. A response of
+// the right size carries a MAC1 for the fake Mux (withMAC1).
 func message(typ, index uint32, size int) []byte {
 	b := make([]byte, size)
 	if size >= 4 {
@@ -83,6 +107,9 @@ func message(typ, index uint32, size int) []byte {
 	}
 	if size >= at+4 {
 		binary.LittleEndian.PutUint32(b[at:], index)
+	}
+	if typ == msgResponse && size == responseSize {
+		withMAC1(b)
 	}
 	return b
 }

@@ -133,6 +133,29 @@ func TestNames(t *testing.T) {
 	if status, addrs := dig(t, lab, alice.NS, g1.TunnelAddress, "bob.east.internal", "+tcp"); status != "NOERROR" || !slices.Equal(addrs, []string{bobAddr}) {
 		t.Fatalf("over TCP: %s %v", status, addrs)
 	}
+	expect(n2.HostNS, "net1.east.internal", "NOERROR", "10.1.255.254") // through the tunnel
+	// A host on the underlay link (198.18.0.250, routing the tunnel
+	// address to gw1) gets no answer at all, over UDP or TCP, not even
+	// REFUSED: the server is no reflector and no oracle for the Internet.
+	if err := lab.AddWANAddress(netip.MustParsePrefix("198.18.0.250/24")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.Run(lab.WAN, "ip", "route", "add", g1.TunnelAddress.String()+"/32", "via", n1.GatewayUnderlay.String()); err != nil {
+		t.Fatalf("route to the tunnel address from the underlay: %v\n%s", err, out)
+	}
+	before, err := g1.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []string{"+notcp", "+tcp"} {
+		out, err := lab.Run(lab.WAN, "dig", "@"+g1.TunnelAddress.String(), "net1.east.internal", "A", "+time=1", "+tries=1", proto)
+		if err == nil || strings.Contains(out, "status:") {
+			t.Fatalf("dig %s from the underlay got an answer:\n%s", proto, out)
+		}
+	}
+	if after, err := g1.Status(); err != nil || after.DNS.Queries["dropped"]-before.DNS.Queries["dropped"] != 2 {
+		t.Errorf("dns queries dropped from the underlay: %+v %v, want 2 more than %+v", after.DNS, err, before.DNS)
+	}
 	// The answer is usable: alice reaches bob by it.
 	if err := lab.WaitPing(alice.NS, bob.Addresses[0], 20*time.Second); err != nil {
 		t.Fatalf("alice cannot reach bob at his answered address: %v", err)

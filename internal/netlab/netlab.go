@@ -138,6 +138,17 @@ func (l *Lab) setupWAN() error {
 	)
 }
 
+// AddWANAddress puts p on the WAN bridge br0: the WAN namespace becomes a
+// host on the underlay link (an observer, an attacker) with that address.
+// p must lie in the lab underlay 198.18.0.0/15.
+func (l *Lab) AddWANAddress(p netip.Prefix) error {
+	if !labUnderlay.Contains(p.Addr()) {
+		return fmt.Errorf("netlab: WAN address %v outside the lab underlay %v", p, labUnderlay)
+	}
+	_, err := run("ip", "-n", l.WAN, "addr", "add", p.String(), "dev", "br0")
+	return err
+}
+
 // addNS creates a namespace, records it for Close and brings lo up.
 func (l *Lab) addNS(name string) error {
 	l.mu.Lock()
