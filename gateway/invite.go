@@ -60,7 +60,7 @@ func (g *Gateway) applyEnroll(cfg *config.Config) error {
 		return nil
 	}
 	g.closeEnroll()
-	srv, err := enroll.Listen(listen, e.cert, g.redeem, g.log)
+	srv, err := enroll.Listen(listen, e.cert, enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, g.log)
 	if err != nil {
 		return err
 	}
@@ -168,6 +168,15 @@ func (g *Gateway) pendingInvite(name string) bool {
 	st := g.enroll.store
 	g.mu.Unlock()
 	return st != nil && st.Pending(name, time.Now())
+}
+
+// pendingSecret reports whether secret is a pending invite's (the
+// listener's first question about every request).
+func (g *Gateway) pendingSecret(secret [32]byte) bool {
+	g.mu.Lock()
+	st := g.enroll.store
+	g.mu.Unlock()
+	return st != nil && st.PendingSecret(secret, time.Now())
 }
 
 // redeem enrolls pub with the invite of secret (enroll.RedeemFunc): the

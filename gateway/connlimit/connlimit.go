@@ -4,7 +4,9 @@
 // refused source, is closed as it is accepted, before anything is read:
 // a flood from one source never waits in line ahead of another's
 // connections, and never holds more than its share of descriptors and
-// goroutines.
+// goroutines. Yielding has the same bounds but makes room instead of
+// refusing: the oldest connection not yet protected by the service gives
+// way (for listeners where a refusal would lock legitimate clients out).
 package connlimit
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,6 +108,36 @@ func TestEnrollHostileAnswers(t *testing.T) {
 			t.Logf("%v after %v", err, time.Since(began).Round(time.Millisecond))
 		})
 	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	priv, _ := keys.GeneratePrivate()
+	good, _ := json.Marshal(Request{Secret: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", PublicKey: priv.Public().String()})
+	f.Add(good)
+	f.Add([]byte(`{"secret":"","public_key":""}`))
+	f.Add([]byte(`{"secret":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","public_key":"x","extra":1}`))
+	f.Add([]byte(`{}{}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		secret, pub, err := ParseRequest(b)
+		if err != nil {
+			var r *Refused
+			if !errors.As(err, &r) || r.Code != CodeBadRequest {
+				t.Fatalf("error is not a bad request: %v", err)
+			}
+			if len(r.Msg) > 120 {
+				t.Fatalf("refusal of %d bytes (it may echo the request): %q", len(r.Msg), r.Msg)
+			}
+			return
+		}
+		if len(b) > MaxRequest {
+			t.Fatalf("accepted %d bytes", len(b))
+		}
+		again, _ := json.Marshal(Request{Secret: base64.StdEncoding.EncodeToString(secret[:]), PublicKey: pub.String()})
+		if s2, p2, err := ParseRequest(again); err != nil || s2 != secret || p2 != pub {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
 }
 
 func FuzzParseResponse(f *testing.F) {

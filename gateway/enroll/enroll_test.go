@@ -44,7 +44,8 @@ func TestEnrollEndToEnd(t *testing.T) {
 		})
 		return Response{Name: inv.Name, Config: cfg}, err
 	}
-	srv, err := Listen("127.0.0.1:0", cert, redeem, slog.New(slog.DiscardHandler))
+	pending := func(secret [32]byte) bool { return store.PendingSecret(secret, now) }
+	srv, err := Listen("127.0.0.1:0", cert, Invites{Pending: pending, Redeem: redeem}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +118,15 @@ func TestEnrollEndToEnd(t *testing.T) {
 		refused("unknown", unknown, CodeUnknown)
 	}
 	refused("rate limited", unknown, CodeRateLimited)
-	refused("rate limited, even a valid invite", token("erin", time.Hour), CodeRateLimited)
+	// A pending invite is never limited, from the limited source too.
+	erin := token("erin", time.Hour)
+	if resp, err := Enroll(ctx, erin, priv.Public()); err != nil || resp.Name != "erin" {
+		t.Fatalf("a valid invite from a limited source: %v", err)
+	}
+	refused("spent, from the limited source", erin, CodeRateLimited)
 	now = now.Add(Refill)
 	refused("after a refill", unknown, CodeUnknown)
-	want := map[string]uint64{"enrolled": 1, "invite_used": 1, "invite_revoked": 1, "invite_expired": 1, "invite_unknown": 5, "rate_limited": 2}
+	want := map[string]uint64{"enrolled": 2, "invite_used": 1, "invite_revoked": 1, "invite_expired": 1, "invite_unknown": 5, "rate_limited": 2}
 	if got := srv.Attempts(); !maps.Equal(got, want) {
 		t.Errorf("attempts %v, want %v", got, want)
 	}

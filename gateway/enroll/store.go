@@ -174,6 +174,16 @@ func (s *Store) pending(name string, now time.Time) int {
 	return slices.IndexFunc(s.inv, func(i Invite) bool { return i.Name == name && i.StateAt(now) == Pending })
 }
 
+// PendingSecret reports whether secret is the secret of a pending invite.
+// It changes nothing, costs one SHA-256 and a scan of the invites, and
+// runs for every enrollment request before any rate limit.
+func (s *Store) PendingSecret(secret [32]byte, now time.Time) bool {
+	h := HashSecret(secret)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.inv, func(i Invite) bool { return i.SecretSHA256 == h && i.StateAt(now) == Pending })
+}
+
 // Pending reports whether name has a pending invite.
 func (s *Store) Pending(name string, now time.Time) bool {
 	s.mu.Lock()
