@@ -62,10 +62,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if (l.Allow == nil || l.Allow(a)) && l.open.Take(src, l.perSource, l.total) {
 			return &conn{Conn: c, release: func() { l.open.Put(src) }}, nil
 		}
-		c.Close()
+		// Counted before the close, so that whoever sees the close sees
+		// the count too.
 		if l.OnDrop != nil {
 			l.OnDrop()
 		}
+		c.Close()
 	}
 }
 
