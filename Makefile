@@ -57,6 +57,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 30s ./gateway/relay/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime 30s ./gateway/names/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime 30s ./gateway/enroll/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./gateway/enroll/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime 30s ./gateway/enroll/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckAnswer$$' -fuzztime 30s ./gateway/laptop/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseProbe$$' -fuzztime 30s ./routing/
 
 # Three networks in namespaces, three gateways, traffic between them.

@@ -27,4 +27,4 @@ type EnrollStatus struct {
 
 // EnrollResults are the results of an enrollment attempt, the label
 // values of vgate_enroll_attempts_total.
-var EnrollResults = []string{"enrolled", "invite_unknown", "invite_used", "invite_expired", "invite_revoked", "rate_limited", "bad_request", "enroll_failed"}
+var EnrollResults = []string{"enrolled", "invite_unknown", "invite_used", "invite_expired", "invite_revoked", "invite_stale", "rate_limited", "bad_request", "enroll_failed"}

@@ -60,7 +60,7 @@ func (g *Gateway) applyEnroll(cfg *config.Config) error {
 		return nil
 	}
 	g.closeEnroll()
-	srv, err := enroll.Listen(listen, e.cert, g.redeem, g.log)
+	srv, err := enroll.Listen(listen, e.cert, enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, g.log)
 	if err != nil {
 		return err
 	}
@@ -111,14 +111,17 @@ func (g *Gateway) Invite(ctx context.Context, req api.InviteRequest) (api.Invite
 	if ttl == 0 {
 		ttl = enroll.DefaultExpiry
 	}
-	inv, secret, err := e.store.Create(req.Name, groups, ttl, time.Now(), s.Registered)
+	// The token bounds what the enrolled laptop accepts from the answer:
+	// what the invite's groups route now, and the pool.
+	bound := enroll.FitBound(s.ClientRoutes(groups))
+	inv, secret, err := e.store.Create(req.Name, groups, bound, ttl, time.Now(), s.Registered)
 	if err != nil {
 		if errors.As(err, new(*enroll.Conflict)) {
 			return api.Invite{}, api.WithCode(api.CodeConflict, err)
 		}
 		return api.Invite{}, err
 	}
-	tok := enroll.Token{URL: e.url, Secret: secret, Pin: e.pin}
+	tok := enroll.Token{URL: e.url, Secret: secret, Pin: e.pin, Bound: bound}
 	g.log.Info("point-to-site invite created", "client", inv.Name, "groups", inv.Groups, "expires", inv.Expires)
 	return api.Invite{Name: inv.Name, Groups: inv.Groups, Token: tok.String(), URL: e.url, Pin: enroll.PinString(e.pin), Expires: inv.Expires}, nil
 }
@@ -167,9 +170,21 @@ func (g *Gateway) pendingInvite(name string) bool {
 	return st != nil && st.Pending(name, time.Now())
 }
 
+// pendingSecret reports whether secret is a pending invite's (the
+// listener's first question about every request).
+func (g *Gateway) pendingSecret(secret [32]byte) bool {
+	g.mu.Lock()
+	st := g.enroll.store
+	g.mu.Unlock()
+	return st != nil && st.PendingSecret(secret, time.Now())
+}
+
 // redeem enrolls pub with the invite of secret (enroll.RedeemFunc): the
 // client is registered with the invite's name and groups and the laptop's
-// own public key; the config goes back without a private key.
+// own public key; the config goes back without a private key. An invite
+// whose bound no longer covers what its groups route (the config changed
+// since it was made) is refused and stays pending: the laptop would refuse
+// the answer, and the client would be registered for nothing.
 func (g *Gateway) redeem(ctx context.Context, secret [32]byte, pub keys.PublicKey) (enroll.Response, error) {
 	g.mu.Lock()
 	st := g.enroll.store
@@ -181,6 +196,11 @@ func (g *Gateway) redeem(ctx context.Context, secret [32]byte, pub keys.PublicKe
 		s, err := g.p2sServer()
 		if err != nil {
 			return "", err
+		}
+		if inv.Bound != nil {
+			if err := inv.Bound.Check(s.ClientRoutes(inv.Groups)); err != nil {
+				return "", &enroll.Refused{Code: enroll.CodeStale, Msg: fmt.Sprintf("invite %q was made for what its groups routed then: %v; the gateway admin must revoke it and invite again", inv.Name, err)}
+			}
 		}
 		added, err := s.Add(api.AddClientRequest{Name: inv.Name, Groups: inv.Groups, PublicKey: pub.String()})
 		if err != nil {

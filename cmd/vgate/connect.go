@@ -32,8 +32,10 @@ not get through, and moves back when it does.
 
 With --invite, the laptop enrolls first: it makes its own key pair, sends
 only the public key and the token's secret to the gateway (over TLS to the
-certificate the token pins), saves the config it gets back with its private
-key (--output, default ~/.config/vgate/NAME.conf, mode 0600) and connects.
+certificate the token pins), checks the config it gets back (a client name,
+no wg-quick hooks, addresses and routes inside what the token allows),
+saves it with its private key as a new file (--output, default
+~/.config/vgate/NAME.conf, or NAME-2.conf..., mode 0600) and connects.
 The token works once; next time run 'vgate connect' on the saved file.
 '--invite -' reads the token from standard input, which keeps it out of the
 process list while it is still unused.
@@ -85,6 +87,12 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 		}
 		*invite = t
 	}
+	if err := laptop.CanConnect(); err != nil {
+		if *invite != "" {
+			err = fmt.Errorf("%w (nothing was sent: the invite is still unused)", err)
+		}
+		return &exitError{1, err}
+	}
 	if *invite != "" {
 		t, path, err := enrollInvite(*invite, *output, stdout)
 		if err != nil {
@@ -108,37 +116,46 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 }
 
 // enrollInvite enrolls with token and saves the config (with the private
-// key made here) to output, or to ~/.config/vgate/NAME.conf. It returns
-// the config and where it was saved.
+// key made here) to output, or to ~/.config/vgate/NAME.conf. The token and
+// the directory are checked before anything is sent, so neither costs the
+// invite; the answer is checked (laptop.CheckAnswer) before anything is
+// saved. It returns the config and where it was saved.
 func enrollInvite(token, output string, stdout io.Writer) (string, string, error) {
+	tok, err := laptop.ParseInvite(token)
+	if err != nil {
+		return "", "", fmt.Errorf("invite: %w", err)
+	}
+	var dir *laptop.ConfigDir
 	if output != "" {
 		if _, err := os.Lstat(output); err == nil {
 			return "", "", fmt.Errorf("--output %s exists; not overwriting it (the invite is not used yet)", output)
 		}
+		dir, err = laptop.OpenConfigDir(filepath.Dir(output), false)
+	} else {
+		var d string
+		if d, err = laptop.DefaultConfigDir(); err == nil {
+			dir, err = laptop.OpenConfigDir(d, true)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	if err != nil {
+		return "", "", fmt.Errorf("%w (the invite is not used yet)", err)
+	}
+	defer dir.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), laptop.EnrollTimeout)
 	defer cancel()
-	e, err := laptop.EnrollInvite(ctx, token)
+	e, err := laptop.EnrollInvite(ctx, tok)
 	if err != nil {
 		return "", "", fmt.Errorf("invite: %w", err)
 	}
-	path := output
-	if path == "" {
-		dir, err := os.UserConfigDir()
-		if err != nil {
-			dir = "."
-		}
-		dir = filepath.Join(dir, "vgate")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", "", fmt.Errorf("enrolled as %s, but its config cannot be saved: %w", e.Name, err)
-		}
-		path = filepath.Join(dir, e.Name+".conf")
-		if _, err := os.Lstat(path); err == nil {
-			path = filepath.Join(dir, fmt.Sprintf("%s-%d.conf", e.Name, time.Now().Unix()))
-		}
+	var path string
+	if output != "" {
+		path = output
+		err = dir.SaveAs(filepath.Base(output), e.Config)
+	} else {
+		path, err = dir.Save(e.Name, e.Config)
 	}
-	if err := writeSecretFile(path, e.Config); err != nil {
-		return "", "", fmt.Errorf("enrolled as %s, but its config cannot be saved to %s: %w (the gateway admin must revoke %s and invite again)", e.Name, path, err, e.Name)
+	if err != nil {
+		return "", "", fmt.Errorf("enrolled as %s, but its config cannot be saved: %w (the gateway admin must revoke %s and invite again)", e.Name, err, e.Name)
 	}
 	fmt.Fprintf(stdout, "vgate connect: enrolled at %s as client %s; config saved to %s (next time: vgate connect %s)\n", e.URL, e.Name, path, path)
 	return e.Config, path, nil

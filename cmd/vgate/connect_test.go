@@ -8,7 +8,7 @@ import (
 // '--invite -' takes the bare token, or finds it in the whole output of
 // 'vgate client invite' saved to a file.
 func TestTokenFromInput(t *testing.T) {
-	tok := "vgate-invite1.GEDO5BKAW4p53OTF4ETwk3t8PJ1KD8x7P5F_tsw"
+	tok := "vgate-invite2.GEDO5BKAW4p53OTF4ETwk3t8PJ1KD8x7P5F_tsw"
 	invite := "invite for client erin (groups devs), single use, valid until 2026-12-02 11:00:27:\n\n" +
 		tok + "\n\nOn the laptop: vgate connect --invite " + tok + "\n"
 	for _, c := range []struct{ in, want string }{

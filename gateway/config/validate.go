@@ -461,3 +461,14 @@ func checkProbe(d *doc, path string, b *PeerBGP) {
 		d.errorf(path, "interval %v × multiplier %d = %v to detect a dead tunnel; at most %v (BGP's own hold time takes over long before)", iv, m, iv*time.Duration(m), MaxProbeDetection)
 	}
 }
+
+// IsDNSName is the rule for DNS names in configs (letters, digits and
+// '-' in labels of 1 to 63 characters, at most 253 in all, the last label
+// not numeric); the laptop checks an enrollment answer's search domains
+// with it.
+func IsDNSName(s string) bool { return isDNSName(s) }
+
+// CheckEndpoint is the rule for endpoints in configs: host:port, the
+// host an IP address (IPv6 in brackets) or a DNS name, the port 1-65535;
+// the laptop checks an enrollment answer's endpoint with it.
+func CheckEndpoint(s string) error { return checkHostPort(s, false) }

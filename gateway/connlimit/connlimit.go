@@ -4,7 +4,9 @@
 // refused source, is closed as it is accepted, before anything is read:
 // a flood from one source never waits in line ahead of another's
 // connections, and never holds more than its share of descriptors and
-// goroutines.
+// goroutines. Yielding has the same bounds but makes room instead of
+// refusing: the oldest connection not yet protected by the service gives
+// way (for listeners where a refusal would lock legitimate clients out).
 package connlimit
 
 import (
@@ -60,10 +62,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if (l.Allow == nil || l.Allow(a)) && l.open.Take(src, l.perSource, l.total) {
 			return &conn{Conn: c, release: func() { l.open.Put(src) }}, nil
 		}
-		c.Close()
+		// Counted before the close, so that whoever sees the close sees
+		// the count too.
 		if l.OnDrop != nil {
 			l.OnDrop()
 		}
+		c.Close()
 	}
 }
 

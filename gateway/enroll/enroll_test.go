@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +44,8 @@ func TestEnrollEndToEnd(t *testing.T) {
 		})
 		return Response{Name: inv.Name, Config: cfg}, err
 	}
-	srv, err := Listen("127.0.0.1:0", cert, redeem, slog.New(slog.DiscardHandler))
+	pending := func(secret [32]byte) bool { return store.PendingSecret(secret, now) }
+	srv, err := Listen("127.0.0.1:0", cert, Invites{Pending: pending, Redeem: redeem}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,11 +54,11 @@ func TestEnrollEndToEnd(t *testing.T) {
 	addr := srvAddr(t, srv)
 	token := func(name string, ttl time.Duration) Token {
 		t.Helper()
-		_, secret, err := store.Create(name, []string{"devs"}, ttl, now, func(string) bool { return false })
+		_, secret, err := store.Create(name, []string{"devs"}, testBound, ttl, now, func(string) bool { return false })
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Token{URL: "https://" + addr + "/", Secret: secret, Pin: pin}
+		return Token{URL: "https://" + addr + "/", Secret: secret, Pin: pin, Bound: testBound}
 	}
 	ctx := context.Background()
 	priv, _ := keys.GeneratePrivate()
@@ -66,12 +68,8 @@ func TestEnrollEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("enroll: %v", err)
 	}
-	if resp.Name != "alice" || clients["alice"] != priv.Public() {
-		t.Fatalf("enrolled %q with %v", resp.Name, clients)
-	}
-	full, err := WithPrivateKey(resp.Config, priv)
-	if err != nil || !strings.Contains(full, "[Interface]\nPrivateKey = "+priv.Base64()+"\nAddress") || strings.Contains(full, "# PrivateKey") {
-		t.Fatalf("WithPrivateKey: %v\n%s", err, full)
+	if resp.Name != "alice" || clients["alice"] != priv.Public() || !strings.HasPrefix(resp.Config, "[Interface]\n") {
+		t.Fatalf("enrolled %q with %v: %q", resp.Name, clients, resp.Config)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, StoreFile))
 	if strings.Contains(string(b), base64.StdEncoding.EncodeToString(alice.Secret[:])) || strings.Contains(string(b), hex.EncodeToString(alice.Secret[:])) ||
@@ -120,14 +118,21 @@ func TestEnrollEndToEnd(t *testing.T) {
 		refused("unknown", unknown, CodeUnknown)
 	}
 	refused("rate limited", unknown, CodeRateLimited)
-	refused("rate limited, even a valid invite", token("erin", time.Hour), CodeRateLimited)
+	// A pending invite is never limited, from the limited source too.
+	erin := token("erin", time.Hour)
+	if resp, err := Enroll(ctx, erin, priv.Public()); err != nil || resp.Name != "erin" {
+		t.Fatalf("a valid invite from a limited source: %v", err)
+	}
+	refused("spent, from the limited source", erin, CodeRateLimited)
 	now = now.Add(Refill)
 	refused("after a refill", unknown, CodeUnknown)
-	want := map[string]uint64{"enrolled": 1, "invite_used": 1, "invite_revoked": 1, "invite_expired": 1, "invite_unknown": 5, "rate_limited": 2}
+	want := map[string]uint64{"enrolled": 2, "invite_used": 1, "invite_revoked": 1, "invite_expired": 1, "invite_unknown": 5, "rate_limited": 2}
 	if got := srv.Attempts(); !maps.Equal(got, want) {
 		t.Errorf("attempts %v, want %v", got, want)
 	}
 }
+
+var testBound = Bound{Pool: []netip.Prefix{netip.MustParsePrefix("172.16.201.0/24")}, Routes: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}
 
 func srvAddr(t *testing.T, s *Server) string {
 	t.Helper()
@@ -141,22 +146,22 @@ func TestStoreCreateRules(t *testing.T) {
 	}
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	none := func(string) bool { return false }
-	if _, _, err := s.Create("a", nil, 0, now, none); err == nil {
+	if _, _, err := s.Create("a", nil, testBound, 0, now, none); err == nil {
 		t.Error("ttl 0 accepted")
 	}
-	if _, _, err := s.Create("a", nil, MaxExpiry+time.Second, now, none); err == nil {
+	if _, _, err := s.Create("a", nil, testBound, MaxExpiry+time.Second, now, none); err == nil {
 		t.Error("ttl above the maximum accepted")
 	}
-	if _, _, err := s.Create("a", nil, time.Hour, now, func(string) bool { return true }); !errors.As(err, new(*Conflict)) {
+	if _, _, err := s.Create("a", nil, testBound, time.Hour, now, func(string) bool { return true }); !errors.As(err, new(*Conflict)) {
 		t.Errorf("name of a client: %v, want Conflict", err)
 	}
-	if _, _, err := s.Create("a", nil, time.Hour, now, none); err != nil {
+	if _, _, err := s.Create("a", nil, testBound, time.Hour, now, none); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Create("a", nil, time.Hour, now, none); !errors.As(err, new(*Conflict)) {
+	if _, _, err := s.Create("a", nil, testBound, time.Hour, now, none); !errors.As(err, new(*Conflict)) {
 		t.Errorf("second pending invite: %v, want Conflict", err)
 	}
-	if _, _, err := s.Create("a", nil, time.Hour, now.Add(time.Hour), none); err != nil {
+	if _, _, err := s.Create("a", nil, testBound, time.Hour, now.Add(time.Hour), none); err != nil {
 		t.Errorf("after the first expired: %v", err)
 	}
 	if _, err := s.Revoke("zz", now); !errors.As(err, new(*NotFound)) {
@@ -168,7 +173,7 @@ func TestStoreCreateRules(t *testing.T) {
 	if err != nil || len(s2.List()) != 2 {
 		t.Fatalf("reopen: %v %v", s2.List(), err)
 	}
-	if _, _, err := s2.Create("b", nil, time.Hour, now.Add(Keep+3*time.Hour), none); err != nil {
+	if _, _, err := s2.Create("b", nil, testBound, time.Hour, now.Add(Keep+3*time.Hour), none); err != nil {
 		t.Fatal(err)
 	}
 	if l := s2.List(); len(l) != 1 || l[0].Name != "b" {

@@ -5,11 +5,14 @@ import (
 	"time"
 )
 
-// Limits of failed enrollment attempts: each source address may fail
-// Burst times, then once per Refill; all sources together may fail
-// GlobalBurst times, then once per GlobalRefill. A limited source gets
-// 429 before its request is looked at. Secrets have 256 bits; the limit
-// keeps logs and the store quiet, not the secret safe.
+// Limits of failed enrollment attempts: each source (connlimit.Source: an
+// IPv4 address, an IPv6 /64) may fail Burst times, then once per Refill; all
+// sources together may fail GlobalBurst times, then once per
+// GlobalRefill. A request carrying the secret of a pending invite is
+// never counted nor limited; any other request of a limited source gets
+// 429 without a reason. Secrets have 256 bits: the limit keeps logs, the
+// store and the listener's work small under a flood, it does not protect
+// the secrets.
 const (
 	Burst        = 5
 	Refill       = 10 * time.Second
@@ -37,20 +40,18 @@ func (b *bucket) fill(now time.Time, burst int, refill time.Duration) {
 
 // Limiter counts failed attempts per source and in total. It is not safe
 // for concurrent use (Server serializes it); time is given, so it is
-// table-tested without sleeping.
+// table-tested without sleeping. It holds at most maxSources sources.
 type Limiter struct {
-	src    map[netip.Addr]*bucket
+	src    map[netip.Prefix]*bucket
 	global bucket
 }
 
 // NewLimiter returns an empty limiter.
-func NewLimiter() *Limiter { return &Limiter{src: map[netip.Addr]*bucket{}} }
+func NewLimiter() *Limiter { return &Limiter{src: map[netip.Prefix]*bucket{}} }
 
-// Take reports whether src may make an attempt at now, and if so charges
-// it as a failure up front (for src and in total), so that parallel
-// attempts cannot exceed the limit; Refund gives the charge back when the
-// attempt succeeds.
-func (l *Limiter) Take(src netip.Addr, now time.Time) bool {
+// Take reports whether source src (connlimit.Source) may fail once more
+// at now, and if so counts the failure.
+func (l *Limiter) Take(src netip.Prefix, now time.Time) bool {
 	l.global.fill(now, GlobalBurst, GlobalRefill)
 	if l.global.tokens < 1 {
 		return false
@@ -72,19 +73,10 @@ func (l *Limiter) Take(src netip.Addr, now time.Time) bool {
 	return true
 }
 
-// Refund returns the charge of a successful attempt of src.
-func (l *Limiter) Refund(src netip.Addr, now time.Time) {
-	l.global.fill(now, GlobalBurst, GlobalRefill)
-	l.global.tokens = min(float64(GlobalBurst), l.global.tokens+1)
-	if b := l.src[src]; b != nil {
-		b.fill(now, Burst, Refill)
-		b.tokens = min(float64(Burst), b.tokens+1)
-	}
-}
-
 // prune forgets sources whose bucket is full again; it reports whether
 // there is room for a new one. Fail closed: when every source is still
-// limited, new sources are refused until some refill.
+// limited, new sources are refused until some refill (pending invites
+// are not limited, so this locks no laptop out).
 func (l *Limiter) prune(now time.Time) bool {
 	for a, b := range l.src {
 		b.fill(now, Burst, Refill)

@@ -1,13 +1,18 @@
 package enroll
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/vgate-project/vgate/gateway/connlimit"
 )
 
+func src(s string) netip.Prefix { return connlimit.Source(netip.MustParseAddr(s)) }
+
 func TestLimiter(t *testing.T) {
-	a, b := netip.MustParseAddr("198.18.0.10"), netip.MustParseAddr("198.18.0.11")
+	a, b := src("198.18.0.10"), src("198.18.0.11")
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	l := NewLimiter()
 	for i := range Burst {
@@ -17,7 +22,7 @@ func TestLimiter(t *testing.T) {
 	}
 	steps := []struct {
 		name string
-		src  netip.Addr
+		src  netip.Prefix
 		at   time.Duration
 		want bool
 	}{
@@ -32,13 +37,26 @@ func TestLimiter(t *testing.T) {
 			t.Errorf("%s: Take = %v, want %v", s.name, got, s.want)
 		}
 	}
-	// A success gives its charge back: b can go on.
-	l2 := NewLimiter()
-	for i := range 3 * Burst {
-		if !l2.Take(b, t0) {
-			t.Fatalf("successful attempt %d refused", i+1)
+}
+
+// The addresses of one IPv6 /64 are one source: 64 of them together get
+// one burst, not 64.
+func TestLimiterIPv6Slash64(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	l := NewLimiter()
+	allowed := 0
+	for i := range 64 {
+		for range 5 {
+			if l.Take(src(fmt.Sprintf("fd18::a:%x", i)), t0) {
+				allowed++
+			}
 		}
-		l2.Refund(b, t0)
+	}
+	if allowed != Burst {
+		t.Errorf("64 addresses of one /64, 5 failures each: %d allowed, want %d (one source)", allowed, Burst)
+	}
+	if !l.Take(src("fd18:0:0:1::a"), t0) {
+		t.Error("another /64 is limited too")
 	}
 }
 
@@ -46,17 +64,17 @@ func TestLimiterGlobal(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	l := NewLimiter()
 	for i := range GlobalBurst {
-		src := netip.AddrFrom4([4]byte{198, 18, byte(i / 256), byte(i)})
-		if !l.Take(src, t0) {
+		s := connlimit.Source(netip.AddrFrom4([4]byte{198, 18, byte(i / 256), byte(i)}))
+		if !l.Take(s, t0) {
 			t.Fatalf("source %d refused before the global burst", i)
 		}
 	}
-	fresh := netip.MustParseAddr("198.18.9.9")
+	fresh := src("198.18.9.9")
 	if l.Take(fresh, t0) {
 		t.Error("global burst spent: a fresh source was allowed")
 	}
 	if !l.Take(fresh, t0.Add(GlobalRefill)) {
-		t.Error("after a global refill a fresh source is refused")
+		t.Error("after one global refill a fresh source is refused")
 	}
 }
 
@@ -66,9 +84,9 @@ func TestLimiterFull(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	l := NewLimiter()
 	for i := range maxSources {
-		l.src[netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i)})] = &bucket{tokens: 0, at: t0}
+		l.src[connlimit.Source(netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i)}))] = &bucket{tokens: 0, at: t0}
 	}
-	fresh := netip.MustParseAddr("198.18.9.9")
+	fresh := src("198.18.9.9")
 	if l.Take(fresh, t0) {
 		t.Error("a new source was let in while every slot is held by a limited source")
 	}

@@ -40,6 +40,9 @@ type Invite struct {
 	// Used and Revoked are set once; an invite with either is spent.
 	Used    time.Time `json:"used,omitzero"`
 	Revoked time.Time `json:"revoked,omitzero"`
+	// Bound is what the token lets the client's config hold (nil in
+	// invites made before tokens carried it).
+	Bound *Bound `json:"bound,omitempty"`
 }
 
 // State is an invite's state at a time.
@@ -77,6 +80,10 @@ const (
 	CodeRateLimited Code = "rate_limited"
 	CodeBadRequest  Code = "bad_request"
 	CodeFailed      Code = "enroll_failed" // the gateway could not add the client
+	// CodeStale: the gateway would now give the client more than the
+	// invite's bound (its groups or pool changed); the invite stays
+	// pending until revoked.
+	CodeStale Code = "invite_stale"
 )
 
 // Refused is an enrollment the gateway refused, with its code.
@@ -125,10 +132,10 @@ func HashSecret(secret [32]byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// Create records a new invite for name and groups, valid for ttl from
-// now, and returns it with its secret. taken says whether name is
-// already a client. A name with a pending invite is refused too.
-func (s *Store) Create(name string, groups []string, ttl time.Duration, now time.Time, taken func(string) bool) (Invite, [32]byte, error) {
+// Create records a new invite for name and groups with bound, valid for
+// ttl from now, and returns it with its secret. taken says whether name
+// is already a client. A name with a pending invite is refused too.
+func (s *Store) Create(name string, groups []string, bound Bound, ttl time.Duration, now time.Time, taken func(string) bool) (Invite, [32]byte, error) {
 	var secret [32]byte
 	if ttl <= 0 || ttl > MaxExpiry {
 		return Invite{}, secret, fmt.Errorf("invite %q: --expires %v must be more than 0 and at most %v", name, ttl, MaxExpiry)
@@ -145,7 +152,7 @@ func (s *Store) Create(name string, groups []string, ttl time.Duration, now time
 		return Invite{}, secret, err
 	}
 	inv := Invite{Name: name, Groups: slices.Clone(groups), SecretSHA256: HashSecret(secret),
-		Created: now.UTC().Truncate(time.Second), Expires: now.Add(ttl).UTC().Truncate(time.Second)}
+		Created: now.UTC().Truncate(time.Second), Expires: now.Add(ttl).UTC().Truncate(time.Second), Bound: &bound}
 	next := append(slices.Clone(s.inv), inv)
 	if err := s.save(next, now); err != nil {
 		return Invite{}, [32]byte{}, err
@@ -165,6 +172,16 @@ func (e *NotFound) Error() string { return e.Msg }
 
 func (s *Store) pending(name string, now time.Time) int {
 	return slices.IndexFunc(s.inv, func(i Invite) bool { return i.Name == name && i.StateAt(now) == Pending })
+}
+
+// PendingSecret reports whether secret is the secret of a pending invite.
+// It changes nothing, costs one SHA-256 and a scan of the invites, and
+// runs for every enrollment request before any rate limit.
+func (s *Store) PendingSecret(secret [32]byte, now time.Time) bool {
+	h := HashSecret(secret)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.inv, func(i Invite) bool { return i.SecretSHA256 == h && i.StateAt(now) == Pending })
 }
 
 // Pending reports whether name has a pending invite.
@@ -201,7 +218,8 @@ func (s *Store) List() []Invite {
 
 // Redeem finds the invite of secret; if it is pending, add registers the
 // client (returning whatever the caller needs, e.g. its config) and the
-// invite is marked used. A refusal is a *Refused naming why. Redeem holds
+// invite is marked used. A refusal is a *Refused naming why (add's own
+// *Refused as it is, any other error of add as CodeFailed). Redeem holds
 // the store's lock throughout: one secret enrolls one client.
 func (s *Store) Redeem(secret [32]byte, now time.Time, add func(Invite) (string, error)) (Invite, string, error) {
 	s.mu.Lock()
@@ -221,6 +239,9 @@ func (s *Store) Redeem(secret [32]byte, now time.Time, add func(Invite) (string,
 		return inv, "", &Refused{CodeExpired, fmt.Sprintf("invite %q expired at %s", inv.Name, inv.Expires.Format(time.RFC3339))}
 	}
 	out, err := add(inv)
+	if ref := (*Refused)(nil); errors.As(err, &ref) {
+		return inv, "", ref
+	}
 	if err != nil {
 		return inv, "", &Refused{CodeFailed, fmt.Sprintf("invite %q: %v", inv.Name, err)}
 	}

@@ -2,9 +2,11 @@
 // token format (ParseToken, Token.String), the gateway's invite store in
 // state_dir (Store: single use, expiring, revocable; secrets kept only as
 // SHA-256 hashes), the enrollment HTTPS listener with its self-signed,
-// pinned certificate and a rate limit on failed attempts (Server), and
-// the laptop's side (Enroll: only the laptop's public key and the secret
-// leave the laptop, over TLS to the pinned certificate).
+// pinned certificate, its connection bounds and a rate limit on failed
+// attempts that never refuses a pending invite (Server), and the laptop's
+// side (Enroll: only the laptop's public key and the secret leave the
+// laptop, over TLS to the pinned certificate; the answer is read bounded
+// in size and time).
 package enroll
 
 import (
@@ -14,27 +16,36 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 )
 
-// TokenPrefix starts every invite token (version 1).
-const TokenPrefix = "vgate-invite1."
+// TokenPrefix starts every invite token (version 2).
+const TokenPrefix = "vgate-invite2."
+
+// tokenPrefixV1 started the tokens of vgate before invites bounded their
+// routes; they are refused with a reason.
+const tokenPrefixV1 = "vgate-invite1."
 
 // MaxURL is the longest enrollment URL a token carries.
 const MaxURL = 512
 
-// Token is what an invite carries: where to enroll, the one-time secret
-// and the SHA-256 pin of the enrollment listener's certificate.
+// Token is what an invite carries: where to enroll, the one-time secret,
+// the SHA-256 pin of the enrollment listener's certificate and the bound
+// of the config the gateway may answer with.
 type Token struct {
 	URL    string
 	Secret [32]byte
 	Pin    [32]byte
+	Bound  Bound
 }
 
 // Layout after the prefix, base64url without padding: secret (32 bytes),
-// pin (32), URL (the rest but 4), checksum (4: the first bytes of the
-// SHA-256 of the prefix and everything before it).
+// pin (32), the bound's pool and routes (each a count byte and that many
+// prefixes, see appendPrefix), URL (the rest but 4), checksum (4: the first
+// bytes of the SHA-256 of the prefix and everything before it).
 const (
 	secretLen = 32
 	pinLen    = 32
@@ -43,9 +54,15 @@ const (
 
 // String is the token as printed; it holds the secret.
 func (t Token) String() string {
-	b := make([]byte, 0, secretLen+pinLen+len(t.URL)+sumLen)
+	b := make([]byte, 0, secretLen+pinLen+len(t.URL)+sumLen+64)
 	b = append(b, t.Secret[:]...)
 	b = append(b, t.Pin[:]...)
+	for _, list := range [][]netip.Prefix{t.Bound.Pool, t.Bound.Routes} {
+		b = append(b, byte(len(list)))
+		for _, p := range list {
+			b = appendPrefix(b, p)
+		}
+	}
 	b = append(b, t.URL...)
 	sum := checksum(b)
 	b = append(b, sum[:]...)
@@ -54,7 +71,13 @@ func (t Token) String() string {
 
 // GoString keeps the secret out of %#v.
 func (t Token) GoString() string {
-	return fmt.Sprintf("enroll.Token{URL: %q, Pin: %s}", t.URL, PinString(t.Pin))
+	return fmt.Sprintf("enroll.Token{URL: %q, Pin: %s, Bound: %v}", t.URL, PinString(t.Pin), t.Bound)
+}
+
+// Equal reports whether t and u are the same token.
+func (t Token) Equal(u Token) bool {
+	return t.URL == u.URL && t.Secret == u.Secret && t.Pin == u.Pin &&
+		slices.Equal(t.Bound.Pool, u.Bound.Pool) && slices.Equal(t.Bound.Routes, u.Bound.Routes)
 }
 
 func checksum(b []byte) [sumLen]byte {
@@ -66,6 +89,46 @@ func checksum(b []byte) [sumLen]byte {
 	return out
 }
 
+// A prefix in a token: one byte, the length for IPv4 (0-32) or 64 plus the
+// length for IPv6 (64-192), then the address bytes the length covers.
+// Bits past the length are zero (one encoding per prefix).
+func appendPrefix(b []byte, p netip.Prefix) []byte {
+	p = p.Masked()
+	tag := byte(p.Bits())
+	if p.Addr().Is6() {
+		tag += 64
+	}
+	b = append(b, tag)
+	return append(b, p.Addr().AsSlice()[:(p.Bits()+7)/8]...)
+}
+
+// readPrefix reads one prefix at the start of b and returns the rest.
+func readPrefix(b []byte) (netip.Prefix, []byte, bool) {
+	if len(b) == 0 {
+		return netip.Prefix{}, nil, false
+	}
+	tag, b := int(b[0]), b[1:]
+	size, bits := 4, tag
+	if tag >= 64 {
+		size, bits = 16, tag-64
+	}
+	if bits > size*8 || (tag > 32 && tag < 64) {
+		return netip.Prefix{}, nil, false
+	}
+	n := (bits + 7) / 8
+	if len(b) < n {
+		return netip.Prefix{}, nil, false
+	}
+	var raw [16]byte
+	copy(raw[:], b[:n])
+	a, _ := netip.AddrFromSlice(raw[:size])
+	p := netip.PrefixFrom(a, bits)
+	if p.Masked() != p {
+		return netip.Prefix{}, nil, false
+	}
+	return p, b[n:], true
+}
+
 // ErrNotToken: the text is not an invite token at all, or is damaged.
 var ErrNotToken = errors.New("not a vgate invite token")
 
@@ -73,6 +136,9 @@ var ErrNotToken = errors.New("not a vgate invite token")
 // is ignored). Errors never echo the token.
 func ParseToken(s string) (Token, error) {
 	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, tokenPrefixV1) {
+		return Token{}, fmt.Errorf("%w: this invite was made by an older vgate gateway, whose invites do not bound the routes it may give; ask for a new invite", ErrNotToken)
+	}
 	rest, ok := strings.CutPrefix(s, TokenPrefix)
 	if !ok {
 		return Token{}, fmt.Errorf("%w: it must start with %q", ErrNotToken, TokenPrefix)
@@ -81,7 +147,7 @@ func ParseToken(s string) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("%w: damaged (not base64url after the prefix; was it cut or wrapped?)", ErrNotToken)
 	}
-	if len(b) < secretLen+pinLen+len("https://x")+sumLen {
+	if len(b) < secretLen+pinLen+2+len("https://x")+sumLen {
 		return Token{}, fmt.Errorf("%w: damaged (too short; was it cut?)", ErrNotToken)
 	}
 	body, sum := b[:len(b)-sumLen], b[len(b)-sumLen:]
@@ -91,7 +157,29 @@ func ParseToken(s string) (Token, error) {
 	var t Token
 	copy(t.Secret[:], body[:secretLen])
 	copy(t.Pin[:], body[secretLen:secretLen+pinLen])
-	t.URL = string(body[secretLen+pinLen:])
+	rest2 := body[secretLen+pinLen:]
+	for _, list := range []*[]netip.Prefix{&t.Bound.Pool, &t.Bound.Routes} {
+		if len(rest2) == 0 {
+			return Token{}, fmt.Errorf("%w: damaged (its routes are cut)", ErrNotToken)
+		}
+		n := int(rest2[0])
+		rest2 = rest2[1:]
+		if n > MaxBound {
+			return Token{}, fmt.Errorf("%w: %d prefixes in a list, at most %d", ErrNotToken, n, MaxBound)
+		}
+		for range n {
+			p, r, ok := readPrefix(rest2)
+			if !ok {
+				return Token{}, fmt.Errorf("%w: damaged (a route is not a prefix)", ErrNotToken)
+			}
+			*list = append(*list, p)
+			rest2 = r
+		}
+	}
+	if len(t.Bound.Pool) == 0 {
+		return Token{}, fmt.Errorf("%w: it names no address pool", ErrNotToken)
+	}
+	t.URL = string(rest2)
 	if err := CheckURL(t.URL); err != nil {
 		return Token{}, fmt.Errorf("%w: %v", ErrNotToken, err)
 	}

@@ -2,6 +2,7 @@ package p2s
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/vgate-project/vgate/gateway/config"
@@ -33,4 +34,13 @@ func (s *Server) CheckClient(name string, groups []string) error {
 		}
 	}
 	return nil
+}
+
+// ClientRoutes is what a client of groups is given now: the address pool
+// its addresses come from, and the AllowedIPs of its config (for an
+// invite's bound, and for checking that bound when the invite is used).
+func (s *Server) ClientRoutes(groups []string) (pool, routes []netip.Prefix) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.cfg.AddressPool), AllowedIPs(groupsOf(&s.cfg), groups, s.cfg.AddressPool, s.cfg.DNS)
 }

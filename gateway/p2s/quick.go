@@ -95,6 +95,33 @@ func joinPrefixes(ps []netip.Prefix) string {
 // more than the client does. Errors name the line; they never echo a
 // private key.
 func ParseQuick(text string) (QuickConfig, error) {
+	q, err := parseQuick(text)
+	if err != nil {
+		return QuickConfig{}, err
+	}
+	if q.PrivateKey.IsZero() {
+		return QuickConfig{}, fmt.Errorf("[Interface] has no PrivateKey (a config made with --public-key needs your own private key added)")
+	}
+	q.PublicKey = q.PrivateKey.Public()
+	return q, nil
+}
+
+// ParseQuickWithoutKey parses a config the gateway made for a key it does
+// not know (client add --public-key, an enrollment answer) as ParseQuick
+// does, but refuses one that holds a private key: the laptop's key is the
+// laptop's own.
+func ParseQuickWithoutKey(text string) (QuickConfig, error) {
+	q, err := parseQuick(text)
+	if err != nil {
+		return QuickConfig{}, err
+	}
+	if !q.PrivateKey.IsZero() {
+		return QuickConfig{}, fmt.Errorf("[Interface] holds a PrivateKey: the config must leave the key to this machine")
+	}
+	return q, nil
+}
+
+func parseQuick(text string) (QuickConfig, error) {
 	var q QuickConfig
 	section := ""
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -132,9 +159,6 @@ func ParseQuick(text string) (QuickConfig, error) {
 	if err := sc.Err(); err != nil {
 		return QuickConfig{}, err
 	}
-	if q.PrivateKey.IsZero() {
-		return QuickConfig{}, fmt.Errorf("[Interface] has no PrivateKey (a config made with --public-key needs your own private key added)")
-	}
 	if len(q.Peers) == 0 {
 		return QuickConfig{}, fmt.Errorf("no [Peer] section")
 	}
@@ -143,8 +167,17 @@ func ParseQuick(text string) (QuickConfig, error) {
 			return QuickConfig{}, fmt.Errorf("[Peer] %d has no PublicKey", i+1)
 		}
 	}
-	q.PublicKey = q.PrivateKey.Public()
 	return q, nil
+}
+
+// wgQuickHooks are the keys wg-quick runs as shell commands.
+var wgQuickHooks = map[string]bool{"preup": true, "postup": true, "predown": true, "postdown": true}
+
+func unsupported(k string) error {
+	if wgQuickHooks[k] {
+		return fmt.Errorf("not supported (wg-quick would run it as a command; vgate runs nothing a config says)")
+	}
+	return fmt.Errorf("not supported")
 }
 
 func (q *QuickConfig) set(section, k, v string) error {
@@ -187,7 +220,7 @@ func (q *QuickConfig) set(section, k, v string) error {
 		case "listenport":
 			q.ListenPort, err = strconv.Atoi(v)
 		default:
-			return fmt.Errorf("not supported")
+			return unsupported(k)
 		}
 	case "peer":
 		p := &q.Peers[len(q.Peers)-1]
@@ -205,7 +238,7 @@ func (q *QuickConfig) set(section, k, v string) error {
 				p.Keepalive, err = strconv.Atoi(v)
 			}
 		default:
-			return fmt.Errorf("not supported")
+			return unsupported(k)
 		}
 	default:
 		return fmt.Errorf("outside a section")

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,15 +51,7 @@ func TestInvite(t *testing.T) {
 
 	invite := func(name string, args ...string) api.Invite {
 		t.Helper()
-		out, err := g1.CLI(append([]string{"client", "invite", name, "--json", "--socket", g1.Socket}, args...)...)
-		if err != nil {
-			t.Fatalf("client invite %s: %v\n%s", name, err, out)
-		}
-		var inv api.Invite
-		if err := json.Unmarshal([]byte(out), &inv); err != nil {
-			t.Fatalf("client invite %s: %v\n%s", name, err, out)
-		}
-		return inv
+		return newInvite(t, g1, name, args...)
 	}
 	lt1, err := lab.AddLaptop(1)
 	if err != nil {
@@ -163,6 +157,43 @@ func TestInvite(t *testing.T) {
 	if out, _ := g1.CLI("client", "list", "--socket", g1.Socket); !strings.Contains(out, "hank") {
 		t.Errorf("hank's invite is no longer pending after a pin mismatch:\n%s", out)
 	}
+
+	// The token bounds what the laptop accepts to what the invite's
+	// groups routed when it was made: after lan also allows network 2,
+	// the gateway refuses ivan's invite (the laptop would refuse the
+	// answer) and keeps it pending.
+	ivan := invite("ivan", "--group", "lan")
+	g1.Extra = strings.Replace(inviteExtra, "allow: [10.1.0.0/16]", "allow: [10.1.0.0/16, 10.2.0.0/16]", 1)
+	if err := g1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "gw1 reloaded", 15*time.Second, func() (bool, string) {
+		st, err := g1.Status()
+		return err == nil && st.Reloads.OK >= 1, fmt.Sprintf("%+v %v", st.Reloads, err)
+	})
+	refused("stale", ivan.Token, "was made for what its groups routed then")
+	if out, _ := g1.CLI("client", "list", "--socket", g1.Socket); !strings.Contains(out, "ivan") {
+		t.Errorf("a stale invite is no longer pending:\n%s", out)
+	}
+	// A new invite carries the new routes and enrolls.
+	jane := invite("jane", "--group", "lan")
+	if tok, err := enroll.ParseToken(jane.Token); err != nil || !slices.Contains(tok.Bound.Routes, netip.MustParsePrefix("10.2.0.0/16")) {
+		t.Errorf("jane's token bound: %v %v", tok.Bound, err)
+	}
+}
+
+// newInvite makes an invite on g with `vgate client invite NAME --json`.
+func newInvite(t *testing.T, g *netlab.Gateway, name string, args ...string) api.Invite {
+	t.Helper()
+	out, err := g.CLI(append([]string{"client", "invite", name, "--json", "--socket", g.Socket}, args...)...)
+	if err != nil {
+		t.Fatalf("client invite %s: %v\n%s", name, err, out)
+	}
+	var inv api.Invite
+	if err := json.Unmarshal([]byte(out), &inv); err != nil {
+		t.Fatalf("client invite %s: %v\n%s", name, err, out)
+	}
+	return inv
 }
 
 func tokenSecretB64(t enroll.Token) string {
@@ -187,14 +218,7 @@ func checkSandboxNames(t *testing.T, lab *netlab.Lab, g *netlab.Gateway, lt *net
 	if status != "NOERROR" || len(addrs) != 1 || addrs[0] != lt.Addresses[0].String() {
 		t.Fatalf("sandboxed gateway: dig alice.net1.internal: %s %v", status, addrs)
 	}
-	out, err := g.CLI("client", "invite", "erin", "--group", "devs", "--json", "--socket", g.Socket)
-	if err != nil {
-		t.Fatalf("client invite: %v\n%s", err, out)
-	}
-	var inv api.Invite
-	if err := json.Unmarshal([]byte(out), &inv); err != nil {
-		t.Fatal(err)
-	}
+	inv := newInvite(t, g, "erin", "--group", "devs")
 	lt2, err := lab.AddLaptop(2)
 	if err != nil {
 		t.Fatal(err)

@@ -159,6 +159,20 @@ func ProcessCPUTime(pid int) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTick, nil
 }
 
+// MaxRSS is the peak resident set size of the ended process, in bytes
+// (getrusage); false while it runs. `ip netns exec` execs the program, so
+// this is the program's own peak.
+func (p *Proc) MaxRSS() (int64, bool) {
+	if !p.Exited() || p.cmd.ProcessState == nil {
+		return 0, false
+	}
+	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, false
+	}
+	return ru.Maxrss << 10, true // Linux reports KiB
+}
+
 // LogTail returns the last n lines of the process log.
 func (p *Proc) LogTail(n int) string {
 	b, err := os.ReadFile(p.LogPath)
