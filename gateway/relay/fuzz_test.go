@@ -48,7 +48,7 @@ func FuzzVerify(f *testing.F) {
 		copy(n[:], nonce)
 		var relay keys.PrivateKey
 		relay[0] = 1
-		if verify(relay, n, a) == nil {
+		if verify(relay, n, a, binding{}) == nil {
 			t.Errorf("a fuzzed proof verified: %x", b)
 		}
 	})
