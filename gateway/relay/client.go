@@ -49,7 +49,11 @@ const (
 	pingEvery        = 15 * time.Second
 	backoffMin       = 200 * time.Millisecond
 	backoffMax       = 3 * time.Second
-	refusedBackoff   = 30 * time.Second
+	// A refused key is tried again after 1 s, doubling to 30 s: a relay
+	// that follows a gateway's published keys learns a new key within a
+	// second, so the first refusals are often a race, not a mistake.
+	refusedMin = time.Second
+	refusedMax = 30 * time.Second
 )
 
 // Client keeps one party's connection to one relay: it dials, proves its
@@ -206,7 +210,7 @@ func (c *Client) Send(peer keys.PublicKey, d []byte) error {
 
 func (c *Client) run() {
 	defer close(c.done)
-	backoff := backoffMin
+	backoff, refusedWait := backoffMin, refusedMin
 	for c.ctx.Err() == nil {
 		err := c.session()
 		c.up.Store(false)
@@ -218,12 +222,13 @@ func (c *Client) run() {
 		switch {
 		case websocket.CloseStatus(err) == StatusKeyRefused:
 			c.setState(StateRefused, errors.New("the relay does not accept this gateway's key"), keys.PublicKey{})
-			c.log.Warn("relay refused our key; add this gateway's public key to the relay's accepted keys", "url", c.url)
-			wait = refusedBackoff
+			c.log.Warn("relay refused our key; add this gateway's public key to the relay's accepted keys", "url", c.url, "retry_in", refusedWait)
+			wait = refusedWait
+			refusedWait = min(2*refusedWait, refusedMax)
 		case errors.As(err, &connected):
 			c.setState(StateFailed, connected.err, keys.PublicKey{})
 			c.log.Warn("relay connection lost; reconnecting", "url", c.url, "error", connected.err)
-			backoff = backoffMin
+			backoff, refusedWait = backoffMin, refusedMin
 			wait = backoff
 		default:
 			c.setState(StateFailed, err, keys.PublicKey{})

@@ -86,7 +86,7 @@ const (
 	writeTimeout = 10 * time.Second
 	// kickGrace: a party whose key is no longer accepted gets its close
 	// message for this long, then its connection is closed.
-	kickGrace = time.Second
+	kickGrace = 500 * time.Millisecond
 	// httpTimeout bounds each step of the HTTP exchange before the
 	// upgrade (TLS handshake, request headers, the response).
 	httpTimeout = 5 * time.Second
@@ -306,7 +306,6 @@ func (pc *peerConn) dequeued(b *[]byte) {
 	n := cap(*b)
 	pc.qBytes.give(n)
 	pc.queued.Add(-int64(n))
-	putBuf(b)
 }
 
 // stop ends forwarding to and from pc and frees its queue now.
@@ -318,6 +317,7 @@ func (pc *peerConn) stop() {
 			select {
 			case b := <-pc.q:
 				pc.dequeued(b)
+				putBuf(b)
 			default:
 				return
 			}
@@ -549,8 +549,9 @@ func (s *Server) writeLoop(ctx context.Context, pc *peerConn, wd *watchdog) {
 		case <-pc.done:
 			return
 		case b := <-pc.q:
+			pc.dequeued(b) // the one being written is not queued
 			err := wd.write(pc.c, *b)
-			pc.dequeued(b)
+			putBuf(b)
 			if err != nil {
 				return
 			}
