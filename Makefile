@@ -55,6 +55,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./gateway/relay/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s ./gateway/relay/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzServerStream$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzClientStream$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePublicKeys$$' -fuzztime 30s ./gateway/relay/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime 30s ./gateway/names/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime 30s ./gateway/enroll/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./gateway/enroll/

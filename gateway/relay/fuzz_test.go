@@ -78,3 +78,28 @@ func FuzzLoadConfig(f *testing.F) {
 		_ = c.Limits()
 	})
 }
+
+// The gateway's public keys file parses or is refused; what parses names
+// only valid keys and marshals back to what parses the same.
+func FuzzParsePublicKeys(f *testing.F) {
+	var k keys.PublicKey
+	k[0] = 7
+	f.Add(PublicKeys{Gateway: k, Clients: []NamedKey{{"lap", k}}}.Marshal())
+	f.Add([]byte(`{"version": 1, "gateway": "` + k.String() + `", "peerings": [{"name": "x"}]}`))
+	f.Add([]byte(`{"version": 2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePublicKeys(b)
+		if err != nil {
+			return
+		}
+		for _, key := range p.Keys() {
+			if key.IsZero() {
+				t.Errorf("zero key accepted: %s", b)
+			}
+		}
+		q, err := ParsePublicKeys(p.Marshal())
+		if err != nil || len(q.Keys()) != len(p.Keys()) {
+			t.Errorf("round trip: %v, %d keys, want %d", err, len(q.Keys()), len(p.Keys()))
+		}
+	})
+}
