@@ -391,8 +391,8 @@ func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn, wd *watchdog
 		case <-ctx.Done():
 			return
 		case b := <-c.out:
+			c.outBytes.give(cap(*b)) // the one being written is not queued
 			err := wd.write(ws, *b)
-			c.outBytes.give(cap(*b))
 			putBuf(b)
 			if err != nil {
 				return
