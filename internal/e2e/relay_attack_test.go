@@ -77,20 +77,9 @@ func TestRelayExhaustion(t *testing.T) {
 	g1, g2 := gws[0], gws[1]
 	n1, n2, n3, n4 := lab.Network(1), lab.Network(2), lab.Network(3), lab.Network(4)
 	const maxConns = 200
-	r := lab.NewRelay(n3.GatewayNS, n3.GatewayUnderlay.String(), 443, vgateBin(t))
-	r.Accept = []keys.PublicKey{g1.Pub, g2.Pub}
+	r, sb := newLabRelay(t, lab, n3, g1.Pub, g2.Pub)
 	r.Extra = fmt.Sprintf("max_connections: %d\n", maxConns)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
-		}
-	})
-	sb := sandboxRelay(t, lab, r)
-	pin, err := r.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkRelayConfined(t, lab, sb, r)
+	pin := startLabRelay(t, lab, r, sb)
 	pid := r.Proc().Pid()
 	idleFDs, err := netlab.CountFDs(pid)
 	if err != nil {
@@ -204,19 +193,8 @@ func TestRelayQueuePinning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := lab.NewRelay(n3.GatewayNS, n3.GatewayUnderlay.String(), 443, vgateBin(t))
-	r.Accept = []keys.PublicKey{g1.Pub, g2.Pub, attacker.Public()}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
-		}
-	})
-	sb := sandboxRelay(t, lab, r)
-	pin, err := r.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkRelayConfined(t, lab, sb, r)
+	r, sb := newLabRelay(t, lab, n3, g1.Pub, g2.Pub, attacker.Public())
+	pin := startLabRelay(t, lab, r, sb)
 	relayPairThrough(t, lab, g1, g2, r.URL(), pin)
 	start(t, g1, g2)
 	if err := lab.WaitPing(n1.HostNS, n2.HostAddr, 45*time.Second); err != nil {
@@ -265,19 +243,8 @@ func TestRelayChannelBinding(t *testing.T) {
 	lab, gws := site(t, 4)
 	g1, g2 := gws[0], gws[1]
 	n1, n2, n3, n4 := lab.Network(1), lab.Network(2), lab.Network(3), lab.Network(4)
-	r := lab.NewRelay(n3.GatewayNS, n3.GatewayUnderlay.String(), 443, vgateBin(t))
-	r.Accept = []keys.PublicKey{g1.Pub, g2.Pub}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
-		}
-	})
-	sb := sandboxRelay(t, lab, r)
-	pin, err := r.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkRelayConfined(t, lab, sb, r)
+	r, sb := newLabRelay(t, lab, n3, g1.Pub, g2.Pub)
+	pin := startLabRelay(t, lab, r, sb)
 	fwd, err := lab.StartRelayForwarder(n4.GatewayNS, netip.AddrPortFrom(n4.GatewayUnderlay, 443), r.URL())
 	if err != nil {
 		t.Fatal(err)

@@ -34,20 +34,9 @@ func TestRelayFallback(t *testing.T) {
 	lab, gws := site(t, 3)
 	g1, g2 := gws[0], gws[1]
 	n1, n2, n3 := lab.Network(1), lab.Network(2), lab.Network(3)
-	r := lab.NewRelay(n3.GatewayNS, n3.GatewayUnderlay.String(), 443, vgateBin(t))
-	r.Accept = []keys.PublicKey{g1.Pub, g2.Pub}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
-		}
-	})
-	sb := sandboxRelay(t, lab, r)
+	r, sb := newLabRelay(t, lab, n3, g1.Pub, g2.Pub)
 	checkRelayNeedsBind(t, sb, r)
-	pin, err := r.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkRelayConfined(t, lab, sb, r)
+	pin := startLabRelay(t, lab, r, sb)
 	p12, p21 := g1.PeeringTo(g2), g2.PeeringTo(g1)
 	for _, p := range []*netlab.Peering{&p12, &p21} {
 		p.RelayURL, p.RelayPin = r.URL(), pin
@@ -238,6 +227,32 @@ func checkRelayConfined(t *testing.T, lab *netlab.Lab, sb *netlab.Sandbox, r *ne
 	}
 }
 
+// newLabRelay prepares `vgate relay` on 443 in n's gateway namespace,
+// accepting accept and confined by its unit (sandboxRelay); its log is
+// shown when the test fails.
+func newLabRelay(t *testing.T, lab *netlab.Lab, n *netlab.Network, accept ...keys.PublicKey) (*netlab.Relay, *netlab.Sandbox) {
+	t.Helper()
+	r := lab.NewRelay(n.GatewayNS, n.GatewayUnderlay.String(), 443, vgateBin(t))
+	r.Accept = accept
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
+		}
+	})
+	return r, sandboxRelay(t, lab, r)
+}
+
+// startLabRelay starts r, checks its confinement and returns its pin.
+func startLabRelay(t *testing.T, lab *netlab.Lab, r *netlab.Relay, sb *netlab.Sandbox) string {
+	t.Helper()
+	pin, err := r.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRelayConfined(t, lab, sb, r)
+	return pin
+}
+
 // laptop ══ UDP dropped ══ gw1 ── host1
 //
 //	╲                  ╱
@@ -260,24 +275,14 @@ func TestRelayLaptop(t *testing.T) {
 	if err := os.MkdirAll(g1.StateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	r := lab.NewRelay(n2.GatewayNS, n2.GatewayUnderlay.String(), 443, vgateBin(t))
+	r, sb := newLabRelay(t, lab, n2)
 	r.AcceptGateway = g1.StateDir
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("---- relay log ----\n%s", tail(r.Log(), 40))
-		}
-	})
-	sb := sandboxRelay(t, lab, r)
 	if sb != nil {
 		// As on a host running both units: the gateway's state directory,
 		// read-only for the relay.
 		sb.BindReadOnly(g1.StateDir, "/var/lib/vgate")
 	}
-	pin, err := r.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkRelayConfined(t, lab, sb, r)
+	pin := startLabRelay(t, lab, r, sb)
 	g1.Extra = p2sExtra + fmt.Sprintf("  relay: { url: %q, pin: %q }\n", r.URL(), pin)
 	start(t, g1)
 	waitRelayLog(t, r, 1, "relay: accepted keys changed") // the gateway's own key
