@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/vgate-project/vgate/gateway/connlimit"
 )
 
 // Why a connection was closed before it proved a key.
@@ -23,39 +25,34 @@ const (
 // (a TLS handshake that never ends, an HTTP request, an upgrade that never
 // answers the hello). A connection over a limit is closed (reset) right
 // after it is accepted. Until the connection proves a key it is also
-// counted against MaxPending and against its source's MaxPendingPerSource,
-// and it is closed when ProofTimeout after its accept has passed.
+// counted against MaxPending and against its source's MaxPendingPerSource
+// (connlimit's sources: an IPv4 address, an IPv6 /64), and it is closed
+// when ProofTimeout after its accept has passed.
 type listener struct {
 	net.Listener
 	lim Limits
 
-	mu       sync.Mutex
-	open     int
-	pending  int
-	bySource map[netip.Prefix]int
-	conns    map[*trackedConn]struct{}
-	closed   bool
+	pending connlimit.Counter
+
+	mu     sync.Mutex
+	open   int
+	conns  map[*trackedConn]struct{}
+	closed bool
 
 	refused [refuseReasons]atomic.Uint64
 }
 
 func newListener(ln net.Listener, lim Limits) *listener {
-	return &listener{Listener: ln, lim: lim, bySource: map[netip.Prefix]int{}, conns: map[*trackedConn]struct{}{}}
+	return &listener{Listener: ln, lim: lim, conns: map[*trackedConn]struct{}{}}
 }
 
-// sourceOf is the per-source key of a remote address: the address for
-// IPv4, its /64 for IPv6 (one subscriber's allocation).
+// sourceOf is the per-source key of a remote address.
 func sourceOf(a net.Addr) netip.Prefix {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return netip.Prefix{}
+	var ip netip.Addr
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip = ta.AddrPort().Addr()
 	}
-	ip := ta.AddrPort().Addr().Unmap()
-	if ip.Is4() {
-		return netip.PrefixFrom(ip, 32)
-	}
-	p, _ := ip.Prefix(64)
-	return p
+	return connlimit.Source(ip)
 }
 
 // Accept returns the next connection within the limits.
@@ -80,36 +77,25 @@ func (l *listener) Accept() (net.Conn, error) {
 func (l *listener) admit(tc *trackedConn) (int, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch {
-	case l.closed || l.open >= l.lim.MaxConnections:
+	if l.closed || l.open >= l.lim.MaxConnections {
 		return refuseFull, false
-	case l.pending >= l.lim.MaxPending:
-		return refusePending, false
-	case l.bySource[tc.src] >= l.lim.MaxPendingPerSource:
+	}
+	if !l.pending.Take(tc.src, l.lim.MaxPendingPerSource, l.lim.MaxPending) {
+		if l.pending.Open() >= l.lim.MaxPending {
+			return refusePending, false
+		}
 		return refuseSource, false
 	}
 	l.open++
-	l.pending++
-	l.bySource[tc.src]++
 	l.conns[tc] = struct{}{}
 	return 0, true
-}
-
-// unpend takes c out of the unproven counts (l.mu held).
-func (l *listener) unpend(c *trackedConn) {
-	l.pending--
-	if n := l.bySource[c.src] - 1; n > 0 {
-		l.bySource[c.src] = n
-	} else {
-		delete(l.bySource, c.src)
-	}
 }
 
 // counts reads the open and unproven connections now.
 func (l *listener) counts() (open, pending int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.open, l.pending
+	return l.open, l.pending.Open()
 }
 
 // Close stops accepting and closes every connection, hijacked or not.
@@ -176,7 +162,7 @@ func (c *trackedConn) Close() error {
 		l := c.l
 		l.mu.Lock()
 		if c.state == connPending || c.state == connExpired {
-			l.unpend(c)
+			l.pending.Put(c.src)
 		}
 		c.state = connClosed
 		l.open--
@@ -196,7 +182,7 @@ func (c *trackedConn) proved() bool {
 		return false
 	}
 	c.state = connProved
-	l.unpend(c)
+	l.pending.Put(c.src)
 	c.timer.Stop()
 	return true
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -379,20 +378,6 @@ func TestPendingCaps(t *testing.T) {
 	ca, _ := NewClient(url, pin, a, nil)
 	defer ca.Close()
 	waitState(t, ca, StateConnected)
-}
-
-func TestSourceOf(t *testing.T) {
-	for _, tt := range []struct{ addr, want string }{
-		{"198.51.100.7:443", "198.51.100.7/32"},
-		{"[::ffff:198.51.100.7]:443", "198.51.100.7/32"},
-		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:ffff::1]:1", "2001:db8:1:2::/64"},
-	} {
-		ap := netip.MustParseAddrPort(tt.addr)
-		if got := sourceOf(net.TCPAddrFromAddrPort(ap)); got.String() != tt.want {
-			t.Errorf("sourceOf(%s) = %s, want %s", tt.addr, got, tt.want)
-		}
-	}
 }
 
 // The relay's metrics follow the Prometheus conventions and count what
