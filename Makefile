@@ -55,6 +55,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./gateway/relay/
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 30s ./gateway/relay/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzServerStream$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzClientStream$$' -fuzztime 30s ./gateway/relay/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePublicKeys$$' -fuzztime 30s ./gateway/relay/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime 30s ./gateway/names/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime 30s ./gateway/enroll/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./gateway/enroll/
@@ -88,7 +91,7 @@ clean:
 
 # Release: static binaries for linux/amd64 and linux/arm64 with the version
 # (git describe, or VERSION=...) linked in, plus SHA256SUMS and the systemd
-# unit with /usr/bin paths, in bin/release/.
+# units (gateway, relay) with /usr/bin paths, in bin/release/.
 RELEASE_DIR    := bin/release
 RELEASE_ARCHES := amd64 arm64
 NFPM           ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.43.0
@@ -102,7 +105,9 @@ release:
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
 	    -o $(RELEASE_DIR)/vgate-linux-$$arch ./cmd/vgate || exit 1; \
 	done
-	sed 's#/usr/local/bin/vgate#/usr/bin/vgate#g' deploy/vgate.service > $(RELEASE_DIR)/vgate.service
+	for u in vgate vgate-relay; do \
+	  sed 's#/usr/local/bin/vgate#/usr/bin/vgate#g' deploy/$$u.service > $(RELEASE_DIR)/$$u.service || exit 1; \
+	done
 	cd $(RELEASE_DIR) && sha256sum vgate-linux-* > SHA256SUMS
 	@echo "release $(VERSION):" && ls -l $(RELEASE_DIR)
 

@@ -18,6 +18,7 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/metrics"
+	relaycfg "github.com/vgate-project/vgate/gateway/relay"
 )
 
 // Every example config is valid for the gateway (the key files are on the
@@ -140,6 +141,13 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("vgate.service lacks %q", strings.TrimSpace(want))
 		}
 	}
+	verifyUnit(t, "vgate.service", unit)
+}
+
+// verifyUnit runs `systemd-analyze verify` on unit (when systemd is
+// installed).
+func verifyUnit(t *testing.T, name, unit string) {
+	t.Helper()
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed: skipping `systemd-analyze verify` (apt-get install systemd)")
@@ -150,14 +158,75 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "vgate.service")
+	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(unit, "/usr/local/bin/vgate", exe)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(sa, "verify", path).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
-		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+		t.Fatalf("systemd-analyze verify %s: %v\n%s", name, err, out)
 	}
+}
+
+// serviceSettings are the [Service] lines of a unit, by key.
+func serviceSettings(t *testing.T, unit string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	section := ""
+	for _, l := range strings.Split(unit, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "" || l[0] == '#':
+		case l[0] == '[':
+			section = l
+		case section == "[Service]":
+			k, v, _ := strings.Cut(l, "=")
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// The relay's unit gives it CAP_NET_BIND_SERVICE only, its own state
+// directory (the relay's default state_dir) and every other hardening
+// setting of the gateway's unit, and passes `systemd-analyze verify`.
+func TestRelayUnit(t *testing.T) {
+	data, err := os.ReadFile("vgate-relay.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwData, err := os.ReadFile("vgate.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, gw := serviceSettings(t, string(data)), serviceSettings(t, string(gwData))
+	for k, want := range map[string]string{
+		"CapabilityBoundingSet": "CAP_NET_BIND_SERVICE", "AmbientCapabilities": "CAP_NET_BIND_SERVICE",
+		"ExecStart":      "/usr/local/bin/vgate relay --config /etc/vgate/relay.yaml",
+		"StateDirectory": "vgate-relay", "PrivateDevices": "yes", "DevicePolicy": "closed",
+		"RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "Type": "notify",
+	} {
+		if relay[k] != want {
+			t.Errorf("vgate-relay.service: %s=%q, want %q", k, relay[k], want)
+		}
+	}
+	if relay["StateDirectory"] != filepath.Base(relaycfg.DefaultStateDir) {
+		t.Errorf("vgate-relay.service: StateDirectory=%s is not the relay's default state_dir %s", relay["StateDirectory"], relaycfg.DefaultStateDir)
+	}
+	// Everything else that hardens the gateway hardens the relay alike.
+	own := map[string]bool{
+		"CapabilityBoundingSet": true, "AmbientCapabilities": true, "DeviceAllow": true, "RestrictAddressFamilies": true,
+		"ExecStart": true, "ExecStartPre": true, "RuntimeDirectory": true, "RuntimeDirectoryMode": true, "StateDirectory": true,
+	}
+	for k, v := range gw {
+		if own[k] {
+			continue
+		}
+		if relay[k] != v {
+			t.Errorf("vgate-relay.service: %s=%q, the gateway's unit has %q", k, relay[k], v)
+		}
+	}
+	verifyUnit(t, "vgate-relay.service", string(data))
 }
 
 // exported is every metric name the gateway exports (with point-to-site

@@ -79,6 +79,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	g.cfg, g.applied = cfg, st
 	g.facts, g.factsOK = importFacts{in.Endpoints, in.Connected}, true
+	g.pubKeys.setConfig(cfg) // pubkeys.go
 	return nil
 }
 

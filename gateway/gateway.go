@@ -71,6 +71,9 @@ type Gateway struct {
 	// returns flags peerings that do not route the P2S pool back
 	// (returns.go); it has its own lock.
 	returns returnWatch
+	// pubKeys is the public keys a relay reads (pubkeys.go); it has its
+	// own lock.
+	pubKeys publishedKeys
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -78,7 +81,7 @@ type Gateway struct {
 // everything done so far is undone and the error says which step. ctx
 // bounds the start; the gateway's background work lives until Close.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}}
+	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: publishedKeys{log: log}}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.kern, err = kernel.New()
 	if err != nil {

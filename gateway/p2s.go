@@ -67,9 +67,10 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 				bind = relay.NewBind(conn.NewStdNetBind(), nil)
 				return bind
 			},
-			LinkUp: g.kern.LinkUp,
-			Log:    g.log,
-			Self:   self,
+			LinkUp:    g.kern.LinkUp,
+			Log:       g.log,
+			Self:      self,
+			OnClients: g.pubKeys.setClients, // pubkeys.go
 		})
 		if err != nil {
 			return err

@@ -82,6 +82,9 @@ func (s *Server) publish() {
 	}
 	s.dir.Store(NewDirectory(clients, p))
 	s.filter.SetPolicy(p)
+	if s.o.OnClients != nil {
+		s.o.OnClients(s.reg.Clients())
+	}
 }
 
 // Directory is the current name directory (never nil once Open returned).

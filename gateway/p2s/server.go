@@ -48,6 +48,10 @@ type Options struct {
 	// host's local addresses): the policy opens only DNS, ping and the
 	// groups' gateway_services on them. SetSelf changes them later.
 	Self []netip.Addr
+	// OnClients, if set, gets every registered client after each change
+	// of the registry (and at Open), with the server's lock held: it must
+	// not call the server.
+	OnClients func([]Client)
 }
 
 // Server runs the point-to-site device: one wireguard-go device on its own

@@ -16,7 +16,7 @@ import (
 // hold).
 func BenchmarkRelayForward(b *testing.B) {
 	a, c := key(b), key(b)
-	s := NewServer(key(b), Limits{RateBytes: -1, QueueLen: 4096}, nil)
+	s := NewServer(key(b), Limits{RateBytes: -1, QueueLen: 4096, QueueBytes: 4096 * poolBuf}, nil)
 	s.SetAccepted([]keys.PublicKey{a.Public(), c.Public()})
 	url, pin := startRelayTB(b, s)
 	ca, _ := NewClient(url, pin, a, nil)
@@ -33,7 +33,8 @@ func BenchmarkRelayForward(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		for len(ca.out) == cap(ca.out) { // keep the queue fed, never overflowing
+		// Keep the queue fed, never overflowing (in datagrams or bytes).
+		for len(ca.out) == cap(ca.out) || ca.outBytes.used.Load()+poolBuf > ca.outBytes.limit {
 			runtime.Gosched()
 		}
 		ca.Send(dst, payload)

@@ -28,8 +28,11 @@ const (
 	// over UDP this often (wireguard-go sends at most one per 5 s), so that
 	// the direct path is used again within 10 s of UDP working.
 	probeEvery = time.Second
-	// inboxLen bounds the datagrams from the relay waiting for the device.
-	inboxLen = 1024
+	// inboxLen and inboxBytes bound the datagrams from the relay waiting
+	// for the device, in count and in buffer bytes (as many pooled buffers
+	// fit: larger datagrams, which WireGuard does not send, fill it sooner).
+	inboxLen   = 1024
+	inboxBytes = inboxLen * poolBuf
 	// udpFresh: while datagrams from the peer arrived over UDP this
 	// recently, those still coming over the relay (sent before the peer
 	// moved back) are handed to the device with the UDP endpoint, so they
@@ -139,6 +142,7 @@ func (p *relayPath) endpoint(src keys.PublicKey) *Endpoint {
 
 type inbox struct {
 	q      chan relayed
+	bytes  budget
 	done   chan struct{}
 	closed atomic.Bool
 }
@@ -266,7 +270,7 @@ func (b *Bind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 		b.relayOpen.Store(false)
 		return out, actual, nil
 	}
-	in := &inbox{q: make(chan relayed, inboxLen), done: make(chan struct{})}
+	in := &inbox{q: make(chan relayed, inboxLen), bytes: budget{limit: inboxBytes}, done: make(chan struct{})}
 	b.cur.Store(in)
 	b.relayOpen.Store(true)
 	return append(out, b.relayReceive(in)), actual, nil
@@ -308,13 +312,17 @@ func (b *Bind) deliver(ep *Endpoint, d []byte) {
 	}
 	buf := getBuf(len(d))
 	*buf = append(*buf, d...)
-	select {
-	case in.q <- relayed{buf, ep}:
-		b.rxRelay.Add(1)
-	default:
-		putBuf(buf)
-		b.droppedInbox.Add(1)
+	if in.bytes.take(cap(*buf)) {
+		select {
+		case in.q <- relayed{buf, ep}:
+			b.rxRelay.Add(1)
+			return
+		default:
+			in.bytes.give(cap(*buf))
+		}
 	}
+	putBuf(buf)
+	b.droppedInbox.Add(1)
 }
 
 func (b *Bind) relayReceive(in *inbox) conn.ReceiveFunc {
@@ -340,6 +348,7 @@ func (b *Bind) relayReceive(in *inbox) conn.ReceiveFunc {
 				}
 				n++
 			}
+			in.bytes.give(cap(*r.d))
 			putBuf(r.d)
 			r = relayed{}
 			if n < len(bufs) {

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,12 +41,19 @@ type ClientStatus struct {
 }
 
 const (
-	clientQueueLen = 1024
-	dialTimeout    = 10 * time.Second
-	pingEvery      = 15 * time.Second
-	backoffMin     = 200 * time.Millisecond
-	backoffMax     = 3 * time.Second
-	refusedBackoff = 30 * time.Second
+	// clientQueueLen and clientQueueBytes bound the datagrams waiting for
+	// the connection (as many pooled buffers fit in the byte bound).
+	clientQueueLen   = 1024
+	clientQueueBytes = clientQueueLen * poolBuf
+	dialTimeout      = 10 * time.Second
+	pingEvery        = 15 * time.Second
+	backoffMin       = 200 * time.Millisecond
+	backoffMax       = 3 * time.Second
+	// A refused key is tried again after 1 s, doubling to 30 s: a relay
+	// that follows a gateway's published keys learns a new key within a
+	// second, so the first refusals are often a race, not a mistake.
+	refusedMin = time.Second
+	refusedMax = 30 * time.Second
 )
 
 // Client keeps one party's connection to one relay: it dials, proves its
@@ -60,7 +68,8 @@ type Client struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	out chan *[]byte // framed data messages waiting for the connection
+	out      chan *[]byte // framed data messages waiting for the connection
+	outBytes budget       // their buffers' bytes
 
 	mu     sync.Mutex
 	status ClientStatus
@@ -86,10 +95,11 @@ func NewClient(url, pin string, key keys.PrivateKey, log *slog.Logger) (*Client,
 	}
 	c := &Client{
 		url: url, pin: pin, key: key, log: log,
-		http: &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, Proxy: http.ProxyFromEnvironment}},
-		done: make(chan struct{}),
-		out:  make(chan *[]byte, clientQueueLen),
-		recv: map[keys.PublicKey]receiver{},
+		http:     &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, Proxy: http.ProxyFromEnvironment}},
+		done:     make(chan struct{}),
+		out:      make(chan *[]byte, clientQueueLen),
+		outBytes: budget{limit: clientQueueBytes},
+		recv:     map[keys.PublicKey]receiver{},
 	}
 	c.status = ClientStatus{URL: url, State: StateConnecting, Since: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -185,19 +195,22 @@ func (c *Client) Send(peer keys.PublicKey, d []byte) error {
 	}
 	b := getBuf(dataHeader + len(d))
 	*b = appendData(*b, peer, d)
-	select {
-	case c.out <- b:
-		return nil
-	default:
-		putBuf(b)
-		c.droppedFull.Add(1)
-		return nil // a full queue is congestion, not an error of the device
+	if c.outBytes.take(cap(*b)) {
+		select {
+		case c.out <- b:
+			return nil
+		default:
+			c.outBytes.give(cap(*b))
+		}
 	}
+	putBuf(b)
+	c.droppedFull.Add(1)
+	return nil // a full queue is congestion, not an error of the device
 }
 
 func (c *Client) run() {
 	defer close(c.done)
-	backoff := backoffMin
+	backoff, refusedWait := backoffMin, refusedMin
 	for c.ctx.Err() == nil {
 		err := c.session()
 		c.up.Store(false)
@@ -209,12 +222,13 @@ func (c *Client) run() {
 		switch {
 		case websocket.CloseStatus(err) == StatusKeyRefused:
 			c.setState(StateRefused, errors.New("the relay does not accept this gateway's key"), keys.PublicKey{})
-			c.log.Warn("relay refused our key; add this gateway's public key to the relay's accepted keys", "url", c.url)
-			wait = refusedBackoff
+			c.log.Warn("relay refused our key; add this gateway's public key to the relay's accepted keys", "url", c.url, "retry_in", refusedWait)
+			wait = refusedWait
+			refusedWait = min(2*refusedWait, refusedMax)
 		case errors.As(err, &connected):
 			c.setState(StateFailed, connected.err, keys.PublicKey{})
 			c.log.Warn("relay connection lost; reconnecting", "url", c.url, "error", connected.err)
-			backoff = backoffMin
+			backoff, refusedWait = backoffMin, refusedMin
 			wait = backoff
 		default:
 			c.setState(StateFailed, err, keys.PublicKey{})
@@ -239,44 +253,22 @@ func (e *connectedErr) Error() string { return e.err.Error() }
 func (c *Client) session() error {
 	dctx, cancel := context.WithTimeout(c.ctx, dialTimeout)
 	defer cancel()
-	ws, _, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{HTTPClient: c.http, CompressionMode: websocket.CompressionDisabled})
+	ws, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{HTTPClient: c.http, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return err
 	}
 	defer ws.CloseNow()
-	ws.SetReadLimit(maxMessage)
-	typ, b, err := ws.Read(dctx)
+	relayKey, err := Login(dctx, ws, resp.TLS, c.key)
 	if err != nil {
 		return err
-	}
-	if typ != websocket.MessageBinary {
-		return errors.New("relay hello: not a binary message")
-	}
-	h, err := parseHello(b)
-	if err != nil {
-		return err
-	}
-	a, err := prove(c.key, h)
-	if err != nil {
-		return err
-	}
-	if err := ws.Write(dctx, websocket.MessageBinary, a.marshal()); err != nil {
-		return err
-	}
-	typ, b, err = ws.Read(dctx)
-	if err != nil {
-		return err
-	}
-	if typ != websocket.MessageBinary || len(b) != 1 || b[0] != msgWelcome {
-		return errors.New("relay: no welcome after auth")
 	}
 	cancel()
 
 	ctx, stop := context.WithCancel(c.ctx)
 	defer stop()
-	c.setState(StateConnected, nil, h.Relay)
+	c.setState(StateConnected, nil, relayKey)
 	c.up.Store(true)
-	c.log.Info("relay connected", "url", c.url, "relay_public_key", h.Relay.String())
+	c.log.Info("relay connected", "url", c.url, "relay_public_key", relayKey.String())
 	var wd watchdog
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -316,6 +308,47 @@ func (c *Client) session() error {
 		return c.ctx.Err()
 	}
 	return &connectedErr{err}
+}
+
+// Login is the party's side of hello, auth and welcome on ws, a WebSocket
+// to a relay over the TLS session cs: it proves key, bound to that session
+// and to the certificate the relay presented in it, and returns the relay's
+// public key. ws's read limit is set for data messages.
+func Login(ctx context.Context, ws *websocket.Conn, cs *tls.ConnectionState, key keys.PrivateKey) (keys.PublicKey, error) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return keys.PublicKey{}, errNoBinding
+	}
+	bind, err := channelBinding(cs, cs.PeerCertificates[0].Raw)
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	ws.SetReadLimit(maxMessage)
+	typ, b, err := ws.Read(ctx)
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	if typ != websocket.MessageBinary {
+		return keys.PublicKey{}, errors.New("relay hello: not a binary message")
+	}
+	h, err := parseHello(b)
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	a, err := prove(key, h, bind)
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	if err := ws.Write(ctx, websocket.MessageBinary, a.marshal()); err != nil {
+		return keys.PublicKey{}, err
+	}
+	typ, b, err = ws.Read(ctx)
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	if typ != websocket.MessageBinary || len(b) != 1 || b[0] != msgWelcome {
+		return keys.PublicKey{}, errors.New("relay: no welcome after auth")
+	}
+	return h.Relay, nil
 }
 
 // readLoop hands datagrams to their receivers until the connection ends
@@ -358,6 +391,7 @@ func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn, wd *watchdog
 		case <-ctx.Done():
 			return
 		case b := <-c.out:
+			c.outBytes.give(cap(*b)) // the one being written is not queued
 			err := wd.write(ws, *b)
 			putBuf(b)
 			if err != nil {

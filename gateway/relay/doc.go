@@ -9,10 +9,18 @@
 // A connecting party proves that it holds the private key of the public key
 // it registers (proto.go): the relay sends its static X25519 public key and
 // a fresh nonce; the party answers with its public key and a BLAKE2s MAC over
-// the nonce and both keys, keyed by the X25519 of its private key and the
-// relay's public key. The relay computes the same DH from its side. TLS —
-// with the relay's certificate pinned by SHA-256 when it is self-signed —
-// authenticates the relay and its key to the party.
+// the nonce, both keys, the TLS session's exporter value and the SHA-256 of
+// the relay's certificate, keyed by the X25519 of its private key and the
+// relay's public key. The relay computes the same from its side. TLS — with
+// the relay's certificate pinned by SHA-256 when it is self-signed —
+// authenticates the relay and its key to the party; the binding keeps a
+// relay in the middle from replaying a party's proof at another relay.
+//
+// Everything the listener does before a proof is bounded (listener.go):
+// connections counted from accept, per source and in all, a proof
+// deadline, timeouts on every step; after it, per-connection queues
+// bounded in datagrams and bytes, a rate per key, a write timeout and an
+// idle timeout (server.go, pool.go).
 //
 // Client is a gateway's connection to one relay (reconnecting, bounded
 // queues), and Bind (bind.go) is the transport the tunnel devices use: a

@@ -48,7 +48,7 @@ func FuzzVerify(f *testing.F) {
 		copy(n[:], nonce)
 		var relay keys.PrivateKey
 		relay[0] = 1
-		if verify(relay, n, a) == nil {
+		if verify(relay, n, a, binding{}) == nil {
 			t.Errorf("a fuzzed proof verified: %x", b)
 		}
 	})
@@ -76,5 +76,30 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Errorf("accepted a config without listen or keys: %+v", c)
 		}
 		_ = c.Limits()
+	})
+}
+
+// The gateway's public keys file parses or is refused; what parses names
+// only valid keys and marshals back to what parses the same.
+func FuzzParsePublicKeys(f *testing.F) {
+	var k keys.PublicKey
+	k[0] = 7
+	f.Add(PublicKeys{Gateway: k, Clients: []NamedKey{{"lap", k}}}.Marshal())
+	f.Add([]byte(`{"version": 1, "gateway": "` + k.String() + `", "peerings": [{"name": "x"}]}`))
+	f.Add([]byte(`{"version": 2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePublicKeys(b)
+		if err != nil {
+			return
+		}
+		for _, key := range p.Keys() {
+			if key.IsZero() {
+				t.Errorf("zero key accepted: %s", b)
+			}
+		}
+		q, err := ParsePublicKeys(p.Marshal())
+		if err != nil || len(q.Keys()) != len(p.Keys()) {
+			t.Errorf("round trip: %v, %d keys, want %d", err, len(q.Keys()), len(p.Keys()))
+		}
 	})
 }

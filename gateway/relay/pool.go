@@ -33,27 +33,62 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
+// budget bounds the bytes of buffer a queue holds (with the channel's
+// capacity bounding the count): a queue of large datagrams fills by bytes
+// long before it fills by count.
+type budget struct {
+	used  atomic.Int64
+	limit int64
+}
+
+// take reserves n bytes if they fit.
+func (b *budget) take(n int) bool {
+	if b.used.Add(int64(n)) > b.limit {
+		b.used.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
+// give returns n bytes.
+func (b *budget) give(n int) { b.used.Add(-int64(n)) }
+
 // Reads and writes pass context.Background(), which costs the WebSocket
-// library no timer per message; the watchdog does what a per-message
-// context would: it closes the connection when ctx ends, or when one write
-// has taken longer than writeTimeout (a party that stopped reading).
+// library no timer per message; the watchdog does what per-message
+// deadlines would: it closes the connection when ctx ends, when one write
+// has taken longer than writeTimeout (a party that stopped reading), or,
+// with reads set, when no read returned data for idle (a party gone
+// silent: parties ping every pingEvery).
 type watchdog struct {
 	writing atomic.Int64 // unix ns when the write in progress began; 0: none
+	reads   *atomic.Uint64
+	idle    time.Duration
 }
 
 func (w *watchdog) run(ctx context.Context, ws *websocket.Conn) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var seen uint64
+	active := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			ws.CloseNow()
 			return
-		case <-t.C:
-		}
-		if s := w.writing.Load(); s != 0 && time.Since(time.Unix(0, s)) > writeTimeout {
-			ws.CloseNow()
-			return
+		case now := <-t.C:
+			if s := w.writing.Load(); s != 0 && now.Sub(time.Unix(0, s)) > writeTimeout {
+				ws.CloseNow()
+				return
+			}
+			if w.reads == nil {
+				continue
+			}
+			if n := w.reads.Load(); n != seen {
+				seen, active = n, now
+			} else if now.Sub(active) > w.idle {
+				ws.CloseNow()
+				return
+			}
 		}
 	}
 }

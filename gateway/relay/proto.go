@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 
@@ -11,7 +13,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
-// The relay protocol, version 1. Every message is one binary WebSocket
+// The relay protocol, version 2. Every message is one binary WebSocket
 // message whose first byte is its type:
 //
 //	hello   relay → party   0x01 version(1) relay_public_key(32) nonce(32)
@@ -21,8 +23,10 @@ import (
 //
 // In data from a party the key is the destination; in data from the relay
 // it is the source. A refused party is closed with StatusKeyRefused.
+// Version 2 binds the proof to the TLS session it travels in (binding);
+// version 1 parties and relays refuse each other at the hello.
 const (
-	Version = 1
+	Version = 2
 
 	msgHello   = 0x01
 	msgAuth    = 0x02
@@ -45,7 +49,10 @@ const (
 	// applications, 4000-4999).
 	StatusKeyRefused = 4003
 
-	authLabel = "vgate relay auth v1"
+	authLabel = "vgate relay auth v2"
+	// exporterLabel names the TLS exporter value the proof covers
+	// (RFC 8446 section 7.5, RFC 5705).
+	exporterLabel = "EXPORTER-vgate-relay-auth-v2"
 )
 
 // errMalformed is wrapped by every parse error.
@@ -121,40 +128,73 @@ func dh(priv keys.PrivateKey, pub keys.PublicKey) ([32]byte, error) {
 	return out, nil
 }
 
+// binding is what ties a proof to one TLS session with one relay: the
+// session's exporter value, which both ends of that session and nobody
+// else compute, and the SHA-256 of the relay's certificate, the one the
+// party checked (pinned) and the one the relay presents. A relay in the
+// middle that forwards another relay's hello holds a different session
+// with the party, so the proof it forwards does not verify there.
+type binding struct {
+	Exporter [32]byte
+	Cert     [32]byte
+}
+
+// errNoBinding: the connection has no TLS 1.3 session to bind the proof to.
+var errNoBinding = errors.New("relay: no TLS 1.3 session to bind the proof to")
+
+// channelBinding is the binding of TLS session cs with the relay whose
+// leaf certificate is cert (DER).
+func channelBinding(cs *tls.ConnectionState, cert []byte) (binding, error) {
+	var b binding
+	if cs == nil || cs.Version < tls.VersionTLS13 || len(cert) == 0 {
+		return b, errNoBinding
+	}
+	ekm, err := cs.ExportKeyingMaterial(exporterLabel, nil, len(b.Exporter))
+	if err != nil {
+		return b, fmt.Errorf("%w: %w", errNoBinding, err)
+	}
+	copy(b.Exporter[:], ekm)
+	b.Cert = sha256.Sum256(cert)
+	return b, nil
+}
+
 // authMAC is the proof: BLAKE2s-256 keyed by the shared DH value, over the
-// label, the relay's key, the nonce and the party's key.
-func authMAC(shared [32]byte, relay keys.PublicKey, nonce [nonceLen]byte, party keys.PublicKey) [macLen]byte {
+// label, the relay's key, the nonce, the party's key and the binding.
+func authMAC(shared [32]byte, relay keys.PublicKey, nonce [nonceLen]byte, party keys.PublicKey, b binding) [macLen]byte {
 	h, _ := blake2s.New256(shared[:]) // a 32-byte key is always valid
 	h.Write([]byte(authLabel))
 	h.Write(relay[:])
 	h.Write(nonce[:])
 	h.Write(party[:])
+	h.Write(b.Exporter[:])
+	h.Write(b.Cert[:])
 	var out [macLen]byte
 	copy(out[:], h.Sum(nil))
 	return out
 }
 
-// prove is the party's side: its answer to h.
-func prove(priv keys.PrivateKey, h hello) (auth, error) {
+// prove is the party's side: its answer to h within the session of b.
+func prove(priv keys.PrivateKey, h hello, b binding) (auth, error) {
 	shared, err := dh(priv, h.Relay)
 	if err != nil {
 		return auth{}, fmt.Errorf("relay key: %w", err)
 	}
 	pub := priv.Public()
-	return auth{Key: pub, MAC: authMAC(shared, h.Relay, h.Nonce, pub)}, nil
+	return auth{Key: pub, MAC: authMAC(shared, h.Relay, h.Nonce, pub, b)}, nil
 }
 
 // errBadProof: the MAC does not match the claimed key.
 var errBadProof = errors.New("proof of key does not verify")
 
 // verify is the relay's side: whether a proves the private key of a.Key,
-// for the hello the relay sent (its key pair priv, nonce).
-func verify(priv keys.PrivateKey, nonce [nonceLen]byte, a auth) error {
+// for the hello the relay sent (its key pair priv, nonce) in the session
+// of b.
+func verify(priv keys.PrivateKey, nonce [nonceLen]byte, a auth, b binding) error {
 	shared, err := dh(priv, a.Key)
 	if err != nil {
 		return err
 	}
-	want := authMAC(shared, priv.Public(), nonce, a.Key)
+	want := authMAC(shared, priv.Public(), nonce, a.Key, b)
 	if subtle.ConstantTimeCompare(want[:], a.MAC[:]) != 1 {
 		return errBadProof
 	}
@@ -164,7 +204,13 @@ func verify(priv keys.PrivateKey, nonce [nonceLen]byte, a auth) error {
 // appendData frames datagram d for peer into dst (reused when it has the
 // capacity).
 func appendData(dst []byte, peer keys.PublicKey, d []byte) []byte {
-	dst = append(dst[:0], msgData)
+	return AppendData(dst[:0], peer, d)
+}
+
+// AppendData appends the data message carrying datagram d for peer to dst:
+// what a party sends over its WebSocket for peer.
+func AppendData(dst []byte, peer keys.PublicKey, d []byte) []byte {
+	dst = append(dst, msgData)
 	dst = append(dst, peer[:]...)
 	return append(dst, d...)
 }

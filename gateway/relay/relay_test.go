@@ -3,12 +3,9 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
-	"io"
-	"log"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -38,12 +35,22 @@ func startRelayTB(t testing.TB, s *Server) (url, pin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(s)
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the wrong-pin test's failed handshakes
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	return "wss" + strings.TrimPrefix(ts.URL, "https") + "/", pin
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.Serve(ln, cert); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	return "wss://" + ln.Addr().String() + "/", pin
 }
 
 func waitState(t *testing.T, c *Client, want ClientState) {
@@ -219,32 +226,44 @@ func TestProof(t *testing.T) {
 	relay, party, other := key(t), key(t), key(t)
 	h := hello{Relay: relay.Public()}
 	h.Nonce[0] = 7
-	a, err := prove(party, h)
+	var b binding
+	b.Exporter[0], b.Cert[0] = 1, 2
+	a, err := prove(party, h, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verify(relay, h.Nonce, a); err != nil {
+	if err := verify(relay, h.Nonce, a, b); err != nil {
 		t.Fatalf("a valid proof: %v", err)
 	}
 	// Another key claimed with this proof, another nonce, a flipped bit.
 	claim := a
 	claim.Key = other.Public()
-	if err := verify(relay, h.Nonce, claim); !errors.Is(err, errBadProof) {
+	if err := verify(relay, h.Nonce, claim, b); !errors.Is(err, errBadProof) {
 		t.Errorf("a proof for another key: %v", err)
 	}
 	n2 := h.Nonce
 	n2[0] = 8
-	if err := verify(relay, n2, a); !errors.Is(err, errBadProof) {
+	if err := verify(relay, n2, a, b); !errors.Is(err, errBadProof) {
 		t.Errorf("a replayed proof: %v", err)
 	}
 	flip := a
 	flip.MAC[3] ^= 1
-	if err := verify(relay, h.Nonce, flip); !errors.Is(err, errBadProof) {
+	if err := verify(relay, h.Nonce, flip, b); !errors.Is(err, errBadProof) {
 		t.Errorf("a corrupted proof: %v", err)
+	}
+	// The same proof in another TLS session, or for another certificate
+	// (a relay in the middle forwarding the hello).
+	other1, other2 := b, b
+	other1.Exporter[0] ^= 1
+	other2.Cert[31] ^= 1
+	for _, ob := range []binding{other1, other2} {
+		if err := verify(relay, h.Nonce, a, ob); !errors.Is(err, errBadProof) {
+			t.Errorf("a proof made for binding %x verified for %x: %v", b, ob, err)
+		}
 	}
 	// A low-order public key.
 	var zero keys.PublicKey
-	if err := verify(relay, h.Nonce, auth{Key: zero}); !errors.Is(err, errWeakKey) {
+	if err := verify(relay, h.Nonce, auth{Key: zero}, b); !errors.Is(err, errWeakKey) {
 		t.Errorf("the zero key: %v", err)
 	}
 }
@@ -300,38 +319,62 @@ func TestPin(t *testing.T) {
 	}
 }
 
-// Connections that never prove a key hold at most maxPending slots: a
-// party that does prove its key still gets in.
-func TestPendingCap(t *testing.T) {
-	a := key(t)
-	s := NewServer(key(t), Limits{MaxConnections: maxPending + 10}, nil)
-	s.SetAccepted([]keys.PublicKey{a.Public()})
-	url, pin := startRelay(t, s)
+// dialFrom opens a WebSocket to url from local address src that never
+// answers the hello.
+func dialFrom(t *testing.T, url, pin, src string) (*websocket.Conn, error) {
+	t.Helper()
 	tc, err := clientTLS(pin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
-	// Silent parties: upgrade, then never answer the hello.
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	httpc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc, DialContext: d.DialContext}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: httpc})
+	return c, err
+}
+
+// One source holds at most MaxPendingPerSource connections that have not
+// proved a key, all sources together at most MaxPending; the silent ones
+// are closed at their proof deadline, and a party that proves its key gets
+// in.
+func TestPendingCaps(t *testing.T) {
+	a := key(t)
+	s := NewServer(key(t), Limits{MaxConnections: 40, MaxPending: 12, MaxPendingPerSource: 5, ProofTimeout: 2 * time.Second}, nil)
+	s.SetAccepted([]keys.PublicKey{a.Public()})
+	url, pin := startRelay(t, s)
 	var silent []*websocket.Conn
 	defer func() {
 		for _, c := range silent {
 			c.CloseNow()
 		}
 	}()
-	for range maxPending + 5 {
-		c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPClient: httpc})
-		if err == nil {
-			silent = append(silent, c)
+	upgraded := map[string]int{}
+	for _, src := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		for range 8 {
+			if c, err := dialFrom(t, url, pin, src); err == nil {
+				silent = append(silent, c)
+				upgraded[src]++
+			}
 		}
 	}
-	if len(silent) != maxPending {
-		t.Errorf("%d silent connections upgraded, want %d", len(silent), maxPending)
+	if upgraded["127.0.0.2"] != 5 || upgraded["127.0.0.3"] != 5 || upgraded["127.0.0.4"] != 2 {
+		t.Errorf("silent connections upgraded by source %v, want 5, 5 and 2 (per source 5, 12 in all)", upgraded)
 	}
-	for _, c := range silent[:10] {
-		c.CloseNow()
+	st := s.Stats()
+	if st.Pending != 12 || st.RefusedSource != 6 || st.RefusedPending != 6 {
+		t.Errorf("stats %+v: want 12 pending, 6 refused per source, 6 over max_pending", st)
 	}
-	silent = silent[10:]
+	// The deadline frees every slot; then a party proves its key.
+	for deadline := time.Now().Add(5 * time.Second); s.Stats().Pending > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("silent connections not closed at their proof deadline: %+v", s.Stats())
+		}
+	}
+	if st := s.Stats(); st.ProofTimeouts != 12 || st.Open != 0 {
+		t.Errorf("after the deadline: %+v, want 12 proof timeouts and nothing open", st)
+	}
 	ca, _ := NewClient(url, pin, a, nil)
 	defer ca.Close()
 	waitState(t, ca, StateConnected)
@@ -360,10 +403,13 @@ func TestMetricsLint(t *testing.T) {
 # HELP vgate_relay_accepted_keys Public keys the relay accepts (accept, accept_gateway).
 # TYPE vgate_relay_accepted_keys gauge
 vgate_relay_accepted_keys 1
-# HELP vgate_relay_refused_connections_total Connections refused, by reason: key (not accepted, or the proof did not verify), full (max_connections, or too many still proving their key).
+# HELP vgate_relay_refused_connections_total Connections refused or closed before they proved a key, by reason: key (not accepted, or the proof did not verify), full (max_connections), pending (max_pending), source (max_pending_per_source), timeout (no proof in time).
 # TYPE vgate_relay_refused_connections_total counter
 vgate_relay_refused_connections_total{reason="full"} 0
 vgate_relay_refused_connections_total{reason="key"} 2
+vgate_relay_refused_connections_total{reason="pending"} 0
+vgate_relay_refused_connections_total{reason="source"} 0
+vgate_relay_refused_connections_total{reason="timeout"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "vgate_relay_accepted_keys", "vgate_relay_refused_connections_total"); err != nil {
 		t.Error(err)

@@ -21,8 +21,12 @@ type Relay struct {
 	Port                          int
 	ConfigPath, StateDir, LogPath string
 	Accept                        []keys.PublicKey
-	// AcceptGateway is the relay config's accept_gateway ("" for none).
+	// AcceptGateway is the relay config's accept_gateway ("" for none):
+	// a gateway's state directory (host path; in a sandbox, bound with
+	// Sandbox.BindReadOnly).
 	AcceptGateway string
+	// Extra is appended to the config (YAML lines: limits, metrics).
+	Extra string
 	// Wrapper and PathIn run the relay in a Sandbox (ApplyRelay), as for
 	// a Gateway.
 	Wrapper func() []string
@@ -54,8 +58,9 @@ func (r *Relay) WriteConfig() error {
 		b.WriteString("  []\n")
 	}
 	if r.AcceptGateway != "" {
-		fmt.Fprintf(&b, "accept_gateway: %s\n", r.AcceptGateway)
+		fmt.Fprintf(&b, "accept_gateway: %s\n", r.in(r.AcceptGateway))
 	}
+	b.WriteString(r.Extra)
 	return os.WriteFile(r.ConfigPath, []byte(b.String()), 0o600)
 }
 
@@ -72,6 +77,7 @@ func (r *Relay) Start() (string, error) {
 		wait = 90 * time.Second // remounting the host read-only is slow under load
 	}
 	args = append(args, r.in(r.Bin), "relay", "--config", r.in(r.ConfigPath), "--log-level", "debug")
+	from := len(r.Log()) // a restart appends to the log of the runs before
 	p, err := r.lab.Start(r.NS, r.LogPath, args...)
 	if err != nil {
 		return "", err
@@ -82,7 +88,7 @@ func (r *Relay) Start() (string, error) {
 		if p.Exited() {
 			return "", fmt.Errorf("relay exited during start:\n%s", p.LogTail(20))
 		}
-		if strings.Contains(r.Log(), "relay listening") {
+		if log := r.Log(); len(log) > from && strings.Contains(log[from:], "relay listening") {
 			return r.Pin()
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -97,14 +103,19 @@ func (r *Relay) in(p string) string {
 	return r.PathIn(p)
 }
 
-// ApplyRelay moves r's config and state directory into the sandbox (the
-// unit's ConfigurationDirectory, and relay/ in its StateDirectory, where
-// `vgate relay` keeps its key and certificate by default) and makes
-// r.Start run it through Wrapper. Call it before Start.
+// ApplyRelay moves r's config and state directory into the sandbox of the
+// relay's unit (deploy/vgate-relay.service): the config file at the path
+// of ExecStart's --config in its ConfigurationDirectory, the state in its
+// StateDirectory, the relay's default state_dir. It makes r.Start run the
+// relay through Wrapper. Call it before Start.
 func (s *Sandbox) ApplyRelay(r *Relay) error {
+	cfg := s.Unit.ConfigFile()
+	if cfg == "" || filepath.Dir(cfg) != s.Unit.ConfigDir() {
+		return fmt.Errorf("netlab: %s: ExecStart --config %q is not in ConfigurationDirectory %s", s.Unit.Path, cfg, s.Unit.ConfigDir())
+	}
 	s.Bin = r.Bin
-	r.ConfigPath = filepath.Join(s.Config, "relay.yaml")
-	r.StateDir = filepath.Join(s.State, "relay")
+	r.ConfigPath = filepath.Join(s.Config, filepath.Base(cfg))
+	r.StateDir = s.State
 	r.PathIn = s.PathIn
 	r.Wrapper = s.Wrapper
 	return nil

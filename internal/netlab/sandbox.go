@@ -30,6 +30,9 @@ type Unit struct {
 	ProtectSystem, ProtectHome         string
 	PrivateTmp, NoNewPrivileges        bool
 	ProtectKernelTunables              bool
+	// PrivateDevices: /dev holds only the pseudo-devices (null, zero,
+	// full, random, urandom, tty).
+	PrivateDevices bool
 }
 
 // StateDir, RuntimeDir and ConfigDir are the absolute paths of the unit's
@@ -146,6 +149,8 @@ func ParseUnit(path string) (*Unit, error) {
 			u.NoNewPrivileges = yes
 		case "ProtectKernelTunables":
 			u.ProtectKernelTunables = yes
+		case "PrivateDevices":
+			u.PrivateDevices = yes
 		}
 		if err != nil {
 			return nil, err
@@ -199,9 +204,13 @@ func CapMask(names []string) (uint64, error) {
 //   - /tmp and /var/tmp are private, empty tmpfs (PrivateTmp=yes),
 //   - /home, /root and /run/user are empty and inaccessible
 //     (ProtectHome=yes),
+//   - /dev is a tmpfs holding only the pseudo-devices (PrivateDevices=yes),
 //   - every other mount is read-only (ProtectSystem=strict) except /dev
 //     and /proc, and /proc/sys and /sys are read-only too
-//     (ProtectKernelTunables=yes).
+//     (ProtectKernelTunables=yes),
+//   - host directories a test names with BindReadOnly appear read-only at
+//     the given paths (what another unit's directories are on a real
+//     host: the gateway's state directory for a relay beside it).
 //
 // Mount points that do not exist on the host (/etc/vgate, ...) are made
 // without touching the host: their parent directory is replaced, in the
@@ -220,13 +229,25 @@ type Sandbox struct {
 	Caps []string
 	// Bin is the vgate binary bound at ExecStart[0].
 	Bin string
+	// extra are BindReadOnly's directories, host path → path inside.
+	extra []bindMount
+}
+
+type bindMount struct{ src, dst string }
+
+// BindReadOnly makes host directory src appear, read-only, at dst inside
+// the sandbox; PathIn maps paths under src there.
+func (s *Sandbox) BindReadOnly(src, dst string) {
+	s.extra = append(s.extra, bindMount{src, dst})
 }
 
 // NewSandbox makes the host directories of a sandbox for unit u, named
-// name inside the lab's directory, with the unit's directory modes.
+// name inside the lab's directory, with the unit's directory modes. The
+// unit needs a ConfigurationDirectory and a StateDirectory; its
+// RuntimeDirectory is optional.
 func (l *Lab) NewSandbox(u *Unit, name string) (*Sandbox, error) {
-	if u.ConfigDir() == "" || u.StateDir() == "" || u.RuntimeDir() == "" {
-		return nil, fmt.Errorf("netlab: %s: sandbox needs ConfigurationDirectory, StateDirectory and RuntimeDirectory", u.Path)
+	if u.ConfigDir() == "" || u.StateDir() == "" {
+		return nil, fmt.Errorf("netlab: %s: sandbox needs ConfigurationDirectory and StateDirectory", u.Path)
 	}
 	dir := l.Path(name)
 	s := &Sandbox{
@@ -250,7 +271,14 @@ func (s *Sandbox) PathIn(p string) string {
 	if p == s.Bin && s.Bin != "" {
 		return s.Unit.ExecStart[0]
 	}
-	for host, in := range map[string]string{s.Config: s.Unit.ConfigDir(), s.State: s.Unit.StateDir(), s.Runtime: s.Unit.RuntimeDir()} {
+	dirs := map[string]string{s.Config: s.Unit.ConfigDir(), s.State: s.Unit.StateDir()}
+	if s.Unit.RuntimeDir() != "" {
+		dirs[s.Runtime] = s.Unit.RuntimeDir()
+	}
+	for _, m := range s.extra {
+		dirs[m.src] = m.dst
+	}
+	for host, in := range dirs {
 		if rel, err := filepath.Rel(host, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 			return filepath.Join(in, rel)
 		}
@@ -311,17 +339,19 @@ func (s *Sandbox) Script() string {
 	done
 	umount -l "$o"
 }`, quote(filepath.Join(s.Dir, "mnt")+"/"))
-	binds := []struct {
+	type bind struct {
 		src, dst string
-		dir      bool
-	}{
-		{s.Config, u.ConfigDir(), true}, {s.State, u.StateDir(), true}, {s.Runtime, u.RuntimeDir(), true},
+		dir, ro  bool
+	}
+	binds := []bind{{s.Config, u.ConfigDir(), true, false}, {s.State, u.StateDir(), true, false}}
+	if u.RuntimeDir() != "" {
+		binds = append(binds, bind{s.Runtime, u.RuntimeDir(), true, false})
+	}
+	for _, m := range s.extra {
+		binds = append(binds, bind{m.src, m.dst, true, true})
 	}
 	if s.Bin != "" {
-		binds = append(binds, struct {
-			src, dst string
-			dir      bool
-		}{s.Bin, u.ExecStart[0], false})
+		binds = append(binds, bind{s.Bin, u.ExecStart[0], false, false})
 	}
 	var shadowed []string
 	for _, m := range binds {
@@ -340,8 +370,23 @@ func (s *Sandbox) Script() string {
 			w("[ -e %[1]s ] || : > %[1]s", quote(m.dst))
 		}
 		w("mount --bind %s %s", quote(m.src), quote(m.dst))
+		if m.ro {
+			w("mount -o remount,bind,ro %s", quote(m.dst))
+		}
 	}
-	writable := []string{u.StateDir(), u.RuntimeDir()}
+	writable := []string{u.StateDir()}
+	if u.RuntimeDir() != "" {
+		writable = append(writable, u.RuntimeDir())
+	}
+	if u.PrivateDevices {
+		// The pseudo-devices, bound from the host's /dev before a tmpfs
+		// covers it.
+		w("d=%s", quote(filepath.Join(s.Dir, "mnt", "dev")))
+		w(`mkdir -p "$d"
+for n in null zero full random urandom tty; do : > "$d/$n"; mount --bind "/dev/$n" "$d/$n"; done
+mount -t tmpfs -o mode=0755,nosuid,noexec vgate-sandbox /dev
+for n in null zero full random urandom tty; do : > "/dev/$n"; mount --bind "$d/$n" "/dev/$n"; umount -l "$d/$n"; done`)
+	}
 	if u.PrivateTmp {
 		w("mount -t tmpfs -o mode=1777 vgate-sandbox /tmp")
 		w("mount -t tmpfs -o mode=1777 vgate-sandbox /var/tmp")

@@ -20,6 +20,16 @@ func TestParseUnit(t *testing.T) {
 		t.Errorf("deploy/vgate.service: %+v", u)
 	}
 
+	r, err := ParseUnit("../../deploy/vgate-relay.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ConfigFile() != "/etc/vgate/relay.yaml" || r.StateDir() != "/var/lib/vgate-relay" || r.RuntimeDir() != "" ||
+		!slices.Equal(r.Bounding, []string{"net_bind_service"}) || !slices.Equal(r.Ambient, r.Bounding) ||
+		!r.PrivateDevices || !r.NoNewPrivileges || r.ProtectSystem != "strict" {
+		t.Errorf("deploy/vgate-relay.service: %+v", r)
+	}
+
 	p := filepath.Join(t.TempDir(), "x.service")
 	os.WriteFile(p, []byte(`[Unit]
 StateDirectory=ignored
