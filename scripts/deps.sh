@@ -19,6 +19,11 @@ declare -A need=(
 	[promtool]=prometheus  # `promtool check metrics|rules` (ops tests; ~20 MB, installs in ~12 s)
 	[bird]=bird2           # BIRD 2 as the third-party BGP router (TestBIRDInterop)
 	[birdc]=bird2
+	# FRR as the second third-party router (bgpd, bfdd; zebra installs
+	# its routes): routing/interop_*_test.go runs them privately.
+	[vtysh]=frr
+	[/usr/lib/frr/bgpd]=frr
+	[/usr/lib/frr/bfdd]=frr
 	[dig]=dnsutils        # queries the gateway's DNS server (TestNames)
 	# IPsec peerings (ipsec/): vgate runs charon-systemd; the interop peer
 	# is a stock charon configured with swanctl. kernel-libipsec is in
@@ -30,7 +35,7 @@ declare -A need=(
 	[/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so]=libcharon-extra-plugins
 	[/usr/lib/ipsec/plugins/libstrongswan-openssl.so]=libstrongswan-standard-plugins
 )
-packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus bird2 dnsutils
+packages=(iproute2 iputils-ping nftables iperf3 wireguard-tools wireguard-go procps tcpdump prometheus bird2 frr dnsutils
 	charon-systemd strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins)
 
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -52,12 +57,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps: apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# Packages the tests use only as tools (promtool) or run privately (bird):
+# Packages the tests use only as tools (promtool) or run privately (bird,
+# frr):
 # if this run installs them, their system services must not stay running.
 installed_before() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 new_services=()
 installed_before prometheus || new_services+=(prometheus)
 installed_before bird2 || new_services+=(bird)
+installed_before frr || new_services+=(frr)
 # strongSwan's packages start a system IKE daemon (strongswan: charon-systemd;
 # strongswan-starter: ipsec/charon); vgate runs its own charon.
 installed_before charon-systemd || new_services+=(strongswan)

@@ -100,71 +100,21 @@ func (l *Lab) AddBIRD() (*BIRD, error) {
 	if len(b.IfName) > 15 {
 		return nil, fmt.Errorf("netlab: interface name %q longer than 15 characters", b.IfName)
 	}
-	if err := l.addNS(b.NS); err != nil {
-		return nil, err
-	}
-	if err := l.ipAll(
-		"-n "+b.NS+" link add wan0 type veth peer name bird netns "+l.WAN,
-		"-n "+l.WAN+" link set bird master br0 up",
-		"-n "+b.NS+" addr add "+b.Underlay.String()+"/24 dev wan0",
-		"-n "+b.NS+" link set wan0 up",
-	); err != nil {
+	if err := l.addRouterNS(b.NS, "bird", b.Underlay); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// WGPeer is the one WireGuard peer of the BIRD router's interface.
-type WGPeer struct {
-	PublicKey  keys.PublicKey
-	Endpoint   string
-	AllowedIPs []netip.Prefix
-	Keepalive  time.Duration
-}
-
-// UpWireGuard runs Debian's wireguard-go on IfName and configures it with
-// `wg set` the way an administrator would: private key, listen port, one
-// peer. The interface gets local (a /32) as a point-to-point address whose
-// peer is remote, the other end's tunnel address, so the kernel (and
-// BIRD) see remote as directly connected on IfName.
+// UpWireGuard runs a stock WireGuard interface on IfName (Debian's
+// wireguard-go configured with `wg set`, see Lab.StockWireGuard) with
+// one peer. The interface gets local (a /32) as a point-to-point address
+// whose peer is remote, the other end's tunnel address, so the kernel
+// (and BIRD) see remote as directly connected on IfName.
 func (b *BIRD) UpWireGuard(local, remote netip.Addr, peer WGPeer) error {
-	keyPath := b.lab.Path("bird-wg.key")
-	if err := os.WriteFile(keyPath, []byte(b.Key.Base64()+"\n"), 0o600); err != nil {
-		return err
-	}
-	p, err := b.lab.Start(b.NS, "bird-wireguard-go.log", lookSbin("wireguard-go"), "-f", b.IfName)
-	if err != nil {
-		return err
-	}
+	p, err := b.lab.upRouterWireGuard(b.NS, b.IfName, b.Key, b.ListenPort, local, remote, peer)
 	b.wg = p
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat("/var/run/wireguard/" + b.IfName + ".sock"); err == nil {
-			break
-		}
-		if p.Exited() || time.Now().After(deadline) {
-			return fmt.Errorf("netlab: wireguard-go %s did not start:\n%s", b.IfName, p.LogTail(20))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	allowed := make([]string, len(peer.AllowedIPs))
-	for i, a := range peer.AllowedIPs {
-		allowed[i] = a.String()
-	}
-	args := []string{lookSbin("wg"), "set", b.IfName,
-		"private-key", keyPath, "listen-port", fmt.Sprint(b.ListenPort),
-		"peer", peer.PublicKey.String(), "endpoint", peer.Endpoint,
-		"allowed-ips", strings.Join(allowed, ",")}
-	if peer.Keepalive > 0 {
-		args = append(args, "persistent-keepalive", fmt.Sprint(int(peer.Keepalive/time.Second)))
-	}
-	if out, err := b.lab.Run(b.NS, args...); err != nil {
-		return fmt.Errorf("%w\n%s", err, out)
-	}
-	return b.lab.ipAll(
-		"-n "+b.NS+" addr add "+local.String()+"/32 peer "+remote.String()+"/32 dev "+b.IfName,
-		"-n "+b.NS+" link set "+b.IfName+" mtu 1420 up",
-	)
+	return err
 }
 
 // Start writes conf to ConfPath and runs `bird -f` in the namespace with
@@ -218,4 +168,22 @@ func (b *BIRD) WireGuardLog() string {
 	}
 	s, _ := os.ReadFile(b.wg.LogPath)
 	return string(s)
+}
+
+// Reconfigure writes conf (%IF% as in Start) to ConfPath and makes the
+// running BIRD load it with `birdc configure`, as an admin changes a live
+// router: sessions whose protocol did not change stay up.
+func (b *BIRD) Reconfigure(conf string) error {
+	conf = strings.ReplaceAll(conf, "%IF%", b.IfName)
+	if err := os.WriteFile(b.ConfPath, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	out, err := b.Birdc("configure")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "Reconfigured") && !strings.Contains(out, "Reconfiguration in progress") {
+		return fmt.Errorf("netlab: birdc configure: %s", out)
+	}
+	return nil
 }

@@ -66,6 +66,7 @@ type Lab struct {
 	namespaces []string // created, in creation order
 	networks   map[int]*Network
 	procs      []*Proc
+	afterStop  []func() // run by Close once the processes have ended
 	closed     bool
 }
 
@@ -322,6 +323,14 @@ func (l *Lab) Procs() []*Proc {
 	return slices.Clone(l.procs)
 }
 
+// afterClose registers fn for Close to run once every process it stops
+// has ended (cleanup of what a killed process left outside the lab).
+func (l *Lab) afterClose(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.afterStop = append(l.afterStop, fn)
+}
+
 // Path returns name inside the lab's scratch directory.
 func (l *Lab) Path(name string) string { return filepath.Join(l.Dir, name) }
 
@@ -356,6 +365,13 @@ func (l *Lab) Close() error {
 		})
 	}
 	wg.Wait()
+	l.mu.Lock()
+	after := l.afterStop
+	l.afterStop = nil
+	l.mu.Unlock()
+	for _, fn := range after {
+		fn()
+	}
 
 	var left []string
 	for _, ns := range slices.Backward(nss) {
