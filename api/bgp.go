@@ -79,8 +79,11 @@ type ProbeStatus struct {
 	// second and its detection time is Multiplier seconds; traffic makes
 	// it use Interval again at once.
 	Idle bool `json:"idle,omitempty"`
-	// Vgate: the peer's own probes arrive, so it runs vgate.
+	// Vgate: the peer's own probes arrive, so it runs vgate. Plain: it
+	// has answered for a while without sending any, so it does not (and
+	// this end dials its session).
 	Vgate bool `json:"vgate,omitempty"`
+	Plain bool `json:"plain,omitempty"`
 	// PeerASN and PeerExpects are what a vgate peer's probes say: its own
 	// AS and the AS it is configured to expect of this gateway (0 when
 	// not known). `vgate bgp` compares them with the config on both sides.

@@ -626,12 +626,22 @@ func peerConf(n Neighbor, disabled bool) *api.Peer {
 			AdminDown:       disabled,
 		},
 		Transport: tr,
-		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry:           connectRetry,
-			HoldTime:               holdTime,
-			KeepaliveInterval:      keepaliveInterval,
-			IdleHoldTimeAfterReset: idleHoldAfterDown,
-		}},
+		Timers: &api.Timers{
+			Config: &api.TimersConfig{
+				ConnectRetry:           connectRetry,
+				HoldTime:               holdTime,
+				KeepaliveInterval:      keepaliveInterval,
+				IdleHoldTimeAfterReset: idleHoldAfterDown,
+			},
+			// GoBGP arms OpenConfirm's hold timer (and keepalives) from
+			// the hold time negotiated by the peer's last session, and
+			// every vgate session runs on a fresh GoBGP peer
+			// (retry.go): without a seed the first OpenConfirm waits
+			// for the peer's KEEPALIVE forever. Our own hold time bounds
+			// it (the negotiated one is never longer); an Established
+			// session negotiates its own.
+			State: &api.TimersState{NegotiatedHoldTime: holdTime, KeepaliveInterval: keepaliveInterval},
+		},
 		AfiSafis: afs,
 	}
 }
