@@ -53,6 +53,10 @@ type NeighborStatus struct {
 	// Passive: this end only listens; the peer (a vgate gateway with the
 	// higher tunnel address) dials.
 	Passive bool `json:"passive,omitempty"`
+	// Recoveries counts the times vgate's watchdog started the session
+	// afresh because it was not established for 30 s while its tunnel
+	// answered.
+	Recoveries uint64 `json:"recoveries,omitempty"`
 }
 
 // Notification is a BGP NOTIFICATION message (RFC 4271 section 4.5).

@@ -183,6 +183,17 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		return fmt.Errorf("bgp: tunnel probe: %w", err)
 	}
 	b.probe = pr
+	// The watchdog (routing/watchdog.go): a session whose tunnel answers
+	// is established again within a bound, whatever kept it down.
+	sp.StartWatchdog(func() map[string]bool {
+		alive := map[string]bool{}
+		for _, p := range pr.Status() {
+			if p.Alive {
+				alive[p.Peering] = true
+			}
+		}
+		return alive
+	})
 	go pr.Run(lctx)
 	go g.ribLoop(lctx, b)
 	g.bgp = b
