@@ -50,6 +50,12 @@ type Gateway struct {
 	Wrapper func() []string
 	PathIn  func(string) string
 
+	// LogLevel is `vgate run`'s --log-level ("": debug). Pprof, when set,
+	// is the unix socket the gateway serves Go's profiles on
+	// (VGATE_DEBUG_PPROF): Goroutines reads it.
+	LogLevel string
+	Pprof    string
+
 	lab  *Lab
 	proc *Proc
 }
@@ -197,10 +203,17 @@ func (g *Gateway) Start() error {
 		return err
 	}
 	var args []string
-	if g.Wrapper != nil {
-		args = g.Wrapper()
+	if g.Pprof != "" {
+		args = append(args, "env", "VGATE_DEBUG_PPROF="+g.in(g.Pprof))
 	}
-	args = append(args, g.in(g.Bin), "run", "--config", g.in(g.ConfigPath), "--log-level", "debug")
+	if g.Wrapper != nil {
+		args = append(args, g.Wrapper()...)
+	}
+	level := g.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	args = append(args, g.in(g.Bin), "run", "--config", g.in(g.ConfigPath), "--log-level", level)
 	p, err := g.lab.Start(g.Net.GatewayNS, g.LogPath, args...)
 	if err != nil {
 		return err
