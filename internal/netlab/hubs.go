@@ -180,9 +180,12 @@ func (s *HubSite) SiteRoutes(ctx context.Context) (map[int]bool, error) {
 // PprofGet fetches path (e.g. /debug/pprof/goroutine?debug=1) from a
 // gateway's VGATE_DEBUG_PPROF unix socket.
 func PprofGet(ctx context.Context, sock, path string) ([]byte, error) {
-	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
+	// One connection per request, closed after it: nothing stays open in
+	// the gateway (its descriptors and goroutines are counted).
+	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://pprof"+path, nil)
 	if err != nil {
 		return nil, err

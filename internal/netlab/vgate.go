@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +59,18 @@ type Gateway struct {
 
 	lab  *Lab
 	proc *Proc
+
+	ctlOnce sync.Once
+	ctl     *control.Client
+}
+
+// control is the gateway's control client: one per gateway, so that the
+// connections the test's questions leave open in the gateway (idle
+// keep-alives) stay one, whatever the number of questions (the chaos test
+// counts the gateway's descriptors and goroutines).
+func (g *Gateway) control() *control.Client {
+	g.ctlOnce.Do(func() { g.ctl = control.NewClient(g.Socket) })
+	return g.ctl
 }
 
 // in is p as the gateway process sees it.
@@ -280,7 +293,7 @@ func (g *Gateway) Reload() error {
 func (g *Gateway) Status() (api.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return control.NewClient(g.Socket).Status(ctx)
+	return g.control().Status(ctx)
 }
 
 // Log returns the gateway's log so far.
