@@ -17,7 +17,8 @@ import (
 // A scripted BGP peer: the test decides what is sent on which connection
 // and when, so that GoBGP's FSM can be driven into a given state
 // deterministically (a real speaker on the other side would answer at
-// once).
+// once). Speaker tests do not run in parallel: GoBGP's StartBgp writes
+// package variables that running speakers read.
 
 // scriptOpen is an OPEN of AS asn with router ID id and hold time hold,
 // offering IPv4 and IPv6 unicast and 4-octet AS numbers.

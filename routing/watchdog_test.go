@@ -179,7 +179,6 @@ func offsets(ts []time.Time, t0 time.Time) []time.Duration {
 // it (nothing is left open on its side), counts the reset, logs it once
 // at warn, and the peer's next connection makes the session.
 func TestWatchdogRecoversListeningEnd(t *testing.T) {
-	t.Parallel()
 	sAddr, pAddr := addr("127.0.0.61"), addr("127.0.0.62")
 	sPort := freePort(t, sAddr)
 	var logs syncBuffer
