@@ -102,8 +102,9 @@ type ProbeEvent struct {
 	// gateway starting, or a peering just added).
 	Never bool
 	// Plain: the event is only that the peer was learned not to run
-	// vgate: it has answered for plainAfter without sending a probe of
-	// its own (routing.Passive: this end dials then).
+	// vgate: it has answered for plainAfter, or never answered for
+	// silentPlainAfter, without sending a probe of its own
+	// (routing.Passive: this end dials then).
 	Plain bool
 }
 
@@ -144,7 +145,7 @@ type probeTarget struct {
 	alive      bool
 	known      bool // alive has been decided at least once
 	vgate      bool
-	plain      bool   // answered for plainAfter without a request of its own
+	plain      bool   // no request of its own: see plainAfter
 	peerASN    uint32 // what the peer's requests say (peerSays)
 	peerExpect uint32
 }
@@ -169,8 +170,15 @@ const ifRecheck = time.Second
 // plainAfter is how long a tunnel answers without a single request from
 // the peer before the peer is taken not to run vgate. A vgate peer probes
 // every tunnel at least once a second (fast for 2 s after it comes
-// alive), so this is dozens of requests lost in a row.
-const plainAfter = 5 * time.Second
+// alive), so this is dozens of requests lost in a row. silentPlainAfter
+// is how long a tunnel that has never answered, nor sent a request, takes
+// to make the same verdict (a router that drops pings, or a vgate peer
+// down since before this gateway started: its first request makes it
+// vgate again).
+const (
+	plainAfter       = 5 * time.Second
+	silentPlainAfter = 30 * time.Second
+)
 
 // IdleInterval is the request interval of an idle tunnel (see Demand
 // above); a configured Interval longer than it is kept.
@@ -599,11 +607,19 @@ func (p *Prober) step(now time.Time) time.Duration {
 				next = deadline
 			}
 		}
-		if t.alive && !t.vgate && !t.plain {
-			if at := t.aliveSince.Add(plainAfter); !now.Before(at) {
+		if !t.vgate && !t.plain {
+			// Plain: answering for plainAfter, or never answering for
+			// silentPlainAfter (a router that drops pings: its session
+			// must not wait for a dial that only a vgate peer would make),
+			// without a request of its own.
+			at := t.since.Add(silentPlainAfter)
+			if t.alive {
+				at = t.aliveSince.Add(plainAfter)
+			}
+			if (t.alive || t.lastReply.IsZero()) && !now.Before(at) {
 				t.plain = true
 				p.events = append(p.events, ProbeEvent{Peering: t.name, Plain: true})
-			} else if at.Before(next) {
+			} else if at.Before(next) && (t.alive || t.lastReply.IsZero()) {
 				next = at
 			}
 		}

@@ -601,4 +601,37 @@ func TestProbeLearnsPlain(t *testing.T) {
 			t.Errorf("a request after the plain verdict: status %+v", st)
 		}
 	}
+	// A tunnel that never answers (a router dropping pings) is learned
+	// plain silentPlainAfter after probing began; one that answered and
+	// went dead is not (it may be a vgate peer restarting).
+	p := testProber(src, nil)
+	t0 := time.Now()
+	tg := newTarget(peer, t0)
+	p.targets[peer] = tg
+	var plain []time.Time
+	for now := t0; now.Before(t0.Add(2 * silentPlainAfter)); {
+		wait := p.step(now)
+		for _, ev := range p.events {
+			if ev.Plain {
+				plain = append(plain, now)
+			}
+		}
+		now = now.Add(max(wait, time.Millisecond))
+	}
+	if len(plain) != 1 || plain[0].Sub(t0) != silentPlainAfter {
+		t.Errorf("never answering: learned plain at %v after the start, want once at %v", offsets(plain, t0), silentPlainAfter)
+	}
+	p = testProber(src, nil)
+	tg = newTarget(peer, t0)
+	tg.lastReply = t0.Add(time.Second) // answered once, then no more
+	p.targets[peer] = tg
+	for now := t0.Add(time.Second); now.Before(t0.Add(2 * silentPlainAfter)); {
+		wait := p.step(now)
+		for _, ev := range p.events {
+			if ev.Plain {
+				t.Fatalf("a tunnel that answered and went dead: learned plain at %v", now.Sub(t0))
+			}
+		}
+		now = now.Add(max(wait, time.Millisecond))
+	}
 }

@@ -22,8 +22,9 @@ const (
 	PeerUnknown PeerKind = iota
 	// PeerVgate: the peer's own probes arrive: it runs vgate.
 	PeerVgate
-	// PeerPlain: the peer answers the probe but has sent none of its own
-	// for PlainAfter (or cannot be probed): another router, which may
+	// PeerPlain: the peer has sent no probe of its own while answering
+	// for plainAfter, or never answering for silentPlainAfter (or it
+	// cannot be probed, or is an IPsec device): another router, which may
 	// itself only listen.
 	PeerPlain
 )

@@ -364,14 +364,17 @@ func peeringOn(cfg *config.Config, dev string, dst netip.Prefix) string {
 }
 
 // peerKind is what the tunnel probe learned of peering p's BGP peer
-// (routing.Passive decides from it which end dials). A peer the probe
-// cannot reach (its BGP address is not of the tunnel address's family)
-// is never learned, so it counts as plain: vgate dials.
+// (routing.Passive decides from it which end dials). An IPsec peering's
+// peer is a standard device, never vgate, and one the probe cannot reach
+// (its BGP address is not of the tunnel address's family) is never
+// learned: both count as plain, so vgate dials.
 func peerKind(in Input, p *config.Peering) routing.PeerKind {
 	switch {
+	case p.IsIPsec(), in.Config.TunnelAddress.Unmap().Is4() != p.BGP.Address.Unmap().Is4():
+		return routing.PeerPlain
 	case in.VgatePeers[p.Name]:
 		return routing.PeerVgate
-	case in.PlainPeers[p.Name], in.Config.TunnelAddress.Unmap().Is4() != p.BGP.Address.Unmap().Is4():
+	case in.PlainPeers[p.Name]:
 		return routing.PeerPlain
 	}
 	return routing.PeerUnknown

@@ -403,4 +403,10 @@ func TestPassiveEnd(t *testing.T) {
 			t.Errorf("%s: passive %v, want %v", tt.name, got, tt.want)
 		}
 	}
+	// An IPsec peering's peer is a standard device: plain, whatever the
+	// probe says.
+	ipsecPeer := &config.Peering{Name: "hq", Type: config.TypeIPsec, BGP: &config.PeerBGP{ASN: 65010, Address: netip.MustParseAddr("169.254.21.9")}}
+	if k := peerKind(Input{Config: cfg, VgatePeers: map[string]bool{"hq": true}}, ipsecPeer); k != routing.PeerPlain {
+		t.Errorf("IPsec peering: kind %v, want plain", k)
+	}
 }
