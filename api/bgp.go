@@ -83,9 +83,9 @@ type ProbeStatus struct {
 	// second and its detection time is Multiplier seconds; traffic makes
 	// it use Interval again at once.
 	Idle bool `json:"idle,omitempty"`
-	// Vgate: the peer's own probes arrive, so it runs vgate. Plain: it
-	// has answered for a while without sending any, so it does not (and
-	// this end dials its session).
+	// Vgate: the peer's own probes arrive, so it runs vgate. Plain: none
+	// has arrived while it answered for 5 s (or never answered for 30
+	// s), so it does not, and this end dials its session.
 	Vgate bool `json:"vgate,omitempty"`
 	Plain bool `json:"plain,omitempty"`
 	// PeerASN and PeerExpects are what a vgate peer's probes say: its own
