@@ -53,6 +53,10 @@ type NeighborStatus struct {
 	// Passive: this end only listens; the peer (a vgate gateway with the
 	// higher tunnel address) dials.
 	Passive bool `json:"passive,omitempty"`
+	// Recoveries counts the times vgate's watchdog started the session
+	// afresh because it was not established for 30 s while its tunnel
+	// answered.
+	Recoveries uint64 `json:"recoveries,omitempty"`
 }
 
 // Notification is a BGP NOTIFICATION message (RFC 4271 section 4.5).
@@ -79,8 +83,11 @@ type ProbeStatus struct {
 	// second and its detection time is Multiplier seconds; traffic makes
 	// it use Interval again at once.
 	Idle bool `json:"idle,omitempty"`
-	// Vgate: the peer's own probes arrive, so it runs vgate.
+	// Vgate: the peer's own probes arrive, so it runs vgate. Plain: none
+	// has arrived while it answered for 5 s (or never answered for 30
+	// s), so it does not, and this end dials its session.
 	Vgate bool `json:"vgate,omitempty"`
+	Plain bool `json:"plain,omitempty"`
 	// PeerASN and PeerExpects are what a vgate peer's probes say: its own
 	// AS and the AS it is configured to expect of this gateway (0 when
 	// not known). `vgate bgp` compares them with the config on both sides.

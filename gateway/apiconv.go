@@ -56,6 +56,7 @@ func neighborStatus(n routing.NeighborStatus) api.NeighborStatus {
 		Notification:  n.Notification,
 		NextAttempt:   n.NextAttempt,
 		Passive:       n.Passive,
+		Recoveries:    n.Recoveries,
 	}
 }
 

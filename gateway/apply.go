@@ -20,7 +20,7 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
 		if g.bgp != nil {
-			in.ProbeDead, in.VgatePeers = g.bgp.probeFacts() // bgp.go
+			in.ProbeDead, in.VgatePeers, in.PlainPeers = g.bgp.probeFacts() // bgp.go
 		}
 	}
 	return in

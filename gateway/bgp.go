@@ -35,13 +35,14 @@ type bgpRuntime struct {
 	pmu   sync.Mutex // guards what the probe learned
 	dead  map[string]bool
 	vgate map[string]bool
+	plain map[string]bool
 }
 
 // probeFacts is what the probe learned, for the planner (copies).
-func (b *bgpRuntime) probeFacts() (dead, vgate map[string]bool) {
+func (b *bgpRuntime) probeFacts() (dead, vgate, plain map[string]bool) {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
-	return maps.Clone(b.dead), maps.Clone(b.vgate)
+	return maps.Clone(b.dead), maps.Clone(b.vgate), maps.Clone(b.plain)
 }
 
 func (b *bgpRuntime) hurry() {
@@ -101,7 +102,7 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 		b.probe.SetTargets(probes)
 		b.probes = probes
 		b.pmu.Lock()
-		for _, m := range []map[string]bool{b.dead, b.vgate} {
+		for _, m := range []map[string]bool{b.dead, b.vgate, b.plain} {
 			for name := range m {
 				if t, ok := probes[name]; !ok || old[name].Address != t.Address {
 					delete(m, name) // a peering gone or re-addressed starts unknown
@@ -124,7 +125,7 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 }
 
 func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
-	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, vgate: map[string]bool{}}
+	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, vgate: map[string]bool{}, plain: map[string]bool{}}
 	sp, err := routing.Start(ctx, routing.Config{
 		ASN:             id.ASN,
 		RouterID:        id.RouterID,
@@ -143,6 +144,11 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		switch {
 		case ev.Vgate:
 			b.vgate[ev.Peering] = true
+			delete(b.plain, ev.Peering)
+		case ev.Plain:
+			if !b.vgate[ev.Peering] {
+				b.plain[ev.Peering] = true
+			}
 		case ev.Alive:
 			delete(b.dead, ev.Peering)
 		default:
@@ -153,10 +159,12 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		// the speaker's hold (which tells the peer, and withdraws what
 		// was learned through it from the other sessions) follows.
 		b.hurry()
-		if ev.Vgate || ev.Never {
-			// A tunnel that never answered has no routes to withdraw;
-			// its session is not held (a hold and its release would
-			// restart GoBGP's 1.5-2 s wait before its first dial).
+		if ev.Vgate || ev.Plain || ev.Never {
+			// What the peer runs decides only which end dials (the
+			// re-plan above). A tunnel that never answered has no
+			// routes to withdraw; its session is not held (a hold and
+			// its release would restart GoBGP's 1.5-2 s wait before its
+			// first dial).
 			return
 		}
 		reason := ""
@@ -175,6 +183,17 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		return fmt.Errorf("bgp: tunnel probe: %w", err)
 	}
 	b.probe = pr
+	// The watchdog (routing/watchdog.go): a session whose tunnel answers
+	// is established again within a bound, whatever kept it down.
+	sp.StartWatchdog(func() map[string]bool {
+		alive := map[string]bool{}
+		for _, p := range pr.Status() {
+			if p.Alive {
+				alive[p.Peering] = true
+			}
+		}
+		return alive
+	})
 	go pr.Run(lctx)
 	go g.ribLoop(lctx, b)
 	g.bgp = b

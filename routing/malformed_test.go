@@ -187,9 +187,16 @@ func TestMalformedUpdates(t *testing.T) {
 			// a valid UPDATE sent after it is accepted on the same
 			// session, and the malformed one's prefix is not.
 			follow := netip.MustParsePrefix("198.51.100.128/25")
-			if err := r.SendRaw(netlab.ValidUpdate(rawASN, rawAddr(i), follow)); err != nil && r.Alive() {
-				t.Errorf("%s: %v", c.Name, err)
-				return
+			if err := r.SendRaw(netlab.ValidUpdate(rawASN, rawAddr(i), follow)); err != nil {
+				// A write refused by the reset (connection reset by
+				// peer) can come before the reader has seen the reset.
+				wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, _ = r.Wait(wctx)
+				cancel()
+				if r.Alive() {
+					t.Errorf("%s: %v", c.Name, err)
+					return
+				}
 			}
 			var outcome string
 			n := waitStatus(t, s, name, c.Name+": reset, or the follow-up route accepted", func(n routing.NeighborStatus, rib routing.RIB) bool {

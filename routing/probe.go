@@ -101,6 +101,11 @@ type ProbeEvent struct {
 	// Never: dead, and it has never answered since probing began (a
 	// gateway starting, or a peering just added).
 	Never bool
+	// Plain: the event is only that the peer was learned not to run
+	// vgate: it has answered for plainAfter, or never answered for
+	// silentPlainAfter, without sending a probe of its own
+	// (routing.Passive: this end dials then).
+	Plain bool
 }
 
 type probeTarget struct {
@@ -140,6 +145,7 @@ type probeTarget struct {
 	alive      bool
 	known      bool // alive has been decided at least once
 	vgate      bool
+	plain      bool   // no request of its own: see plainAfter
 	peerASN    uint32 // what the peer's requests say (peerSays)
 	peerExpect uint32
 }
@@ -160,6 +166,19 @@ const (
 // ifRecheck bounds how often a target's interface index is looked up
 // again for a packet that arrived on another interface.
 const ifRecheck = time.Second
+
+// plainAfter is how long a tunnel answers without a single request from
+// the peer before the peer is taken not to run vgate. A vgate peer probes
+// every tunnel at least once a second (fast for 2 s after it comes
+// alive), so this is dozens of requests lost in a row. silentPlainAfter
+// is how long a tunnel that has never answered, nor sent a request, takes
+// to make the same verdict (a router that drops pings, or a vgate peer
+// down since before this gateway started: its first request makes it
+// vgate again).
+const (
+	plainAfter       = 5 * time.Second
+	silentPlainAfter = 30 * time.Second
+)
 
 // IdleInterval is the request interval of an idle tunnel (see Demand
 // above); a configured Interval longer than it is kept.
@@ -588,6 +607,22 @@ func (p *Prober) step(now time.Time) time.Duration {
 				next = deadline
 			}
 		}
+		if !t.vgate && !t.plain {
+			// Plain: answering for plainAfter, or never answering for
+			// silentPlainAfter (a router that drops pings: its session
+			// must not wait for a dial that only a vgate peer would make),
+			// without a request of its own.
+			at := t.since.Add(silentPlainAfter)
+			if t.alive {
+				at = t.aliveSince.Add(plainAfter)
+			}
+			if (t.alive || t.lastReply.IsZero()) && !now.Before(at) {
+				t.plain = true
+				p.events = append(p.events, ProbeEvent{Peering: t.name, Plain: true})
+			} else if at.Before(next) && (t.alive || t.lastReply.IsZero()) {
+				next = at
+			}
+		}
 		if send {
 			p.seq++
 			p.sendTo(t, now)
@@ -746,7 +781,7 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	} else if t := p.targets[m.from]; t != nil && m.to == p.src {
 		t.peerASN, t.peerExpect = m.asn, m.expects
 		if !t.vgate {
-			t.vgate = true
+			t.vgate, t.plain = true, false
 			ev = ProbeEvent{Peering: t.name, Vgate: true}
 		}
 		switch {
@@ -771,6 +806,8 @@ func (p *Prober) report(ev ProbeEvent) {
 	switch {
 	case ev.Vgate:
 		p.log.Debug("tunnel probe: the peer runs vgate", "peering", ev.Peering)
+	case ev.Plain:
+		p.log.Info("tunnel probe: the peer answers but sends no probes: not vgate, this end dials", "peering", ev.Peering)
 	case ev.Alive:
 		p.log.Info("tunnel alive", "peering", ev.Peering)
 	default:
@@ -788,7 +825,7 @@ func (p *Prober) Status() []ProbeStatus {
 	out := []ProbeStatus{}
 	for _, t := range p.targets {
 		out = append(out, ProbeStatus{Peering: t.name, Address: t.Address, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt,
-			Interval: t.Interval, Multiplier: t.Multiplier, Idle: t.known && !t.fast, Vgate: t.vgate, PeerASN: t.peerASN, PeerExpects: t.peerExpect})
+			Interval: t.Interval, Multiplier: t.Multiplier, Idle: t.known && !t.fast, Vgate: t.vgate, Plain: t.plain, PeerASN: t.peerASN, PeerExpects: t.peerExpect})
 	}
 	slices.SortFunc(out, func(a, b ProbeStatus) int { return a.Address.Compare(b.Address) })
 	return out

@@ -248,7 +248,7 @@ func TestProbeStallIsNotDeath(t *testing.T) {
 	p := testProber(src, nil)
 	t0 := time.Now()
 	tg := &probeTarget{name: "west", ifindex: testIfindex, ProbeTarget: ProbeTarget{Address: peer, Interval: 50 * time.Millisecond, Multiplier: 8},
-		since: t0.Add(-time.Second), lastReply: t0, nextSend: t0.Add(50 * time.Millisecond), alive: true, known: true}
+		since: t0.Add(-time.Second), lastReply: t0, nextSend: t0.Add(50 * time.Millisecond), alive: true, known: true, vgate: true}
 	p.targets[peer] = tg
 	now := t0.Add(10 * time.Second) // a 10 s stall
 	for i := 0; i < 20; i++ {
@@ -301,12 +301,17 @@ func TestProbeIdleRate(t *testing.T) {
 		at time.Time
 		ev ProbeEvent
 	}
+	var plain []verdict // the peer sends no requests: learned plain once
 	sim := func(d time.Duration, answer bool) (sent uint64, vs []verdict) {
 		end, s0 := now.Add(d), p.sent
 		for now.Before(end) {
 			before := p.sent
 			wait := p.step(now)
 			for _, ev := range p.events {
+				if ev.Plain {
+					plain = append(plain, verdict{now, ev})
+					continue
+				}
 				vs = append(vs, verdict{now, ev})
 			}
 			if answer && p.sent > before {
@@ -326,8 +331,11 @@ func TestProbeIdleRate(t *testing.T) {
 	if sent < 11 || sent > 13 || len(vs) != 0 {
 		t.Fatalf("idle for 12 s: %d requests, verdicts %+v; want 11..13, none", sent, vs)
 	}
-	if st := p.Status(); !st[0].Alive || !st[0].Idle {
+	if st := p.Status(); !st[0].Alive || !st[0].Idle || !st[0].Plain {
 		t.Fatalf("status while idle: %+v", st)
+	}
+	if len(plain) != 1 || plain[0].at.Sub(tg.aliveSince) != plainAfter {
+		t.Fatalf("learned plain: %+v (alive since %v), want once, %v after it came alive", plain, tg.aliveSince, plainAfter)
 	}
 	// Traffic starts as the tunnel dies, between two idle requests: dead
 	// within demandCheck + Detect + one interval of the traffic, with
@@ -544,5 +552,86 @@ func TestProbeOnlyThroughTheTunnel(t *testing.T) {
 	p.handle(ourReply(p, peer, later), probeIn{src: peer, ifindex: 9}, later)
 	if tg.lastReply != later || tg.ifindex != 9 {
 		t.Fatalf("a reply through the new interface: last reply %v, ifindex %d", tg.lastReply, tg.ifindex)
+	}
+}
+
+// A peer that answers the probe without sending requests of its own is
+// learned plain (not vgate) plainAfter after it came alive, once; one
+// whose requests arrive meanwhile never is; a request after the verdict
+// makes it vgate again (the status says which).
+func TestProbeLearnsPlain(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("10.2.255.254")
+	for _, requests := range []bool{false, true} {
+		p := testProber(src, nil)
+		t0 := time.Now()
+		tg := newTarget(peer, t0)
+		p.targets[peer] = tg
+		now := t0
+		var plain []time.Time
+		for now.Before(t0.Add(3 * plainAfter)) {
+			before := p.sent
+			wait := p.step(now)
+			for _, ev := range p.events {
+				if ev.Plain {
+					plain = append(plain, now)
+				}
+			}
+			if p.sent > before {
+				now = now.Add(time.Millisecond)
+				p.handle(ourReply(p, peer, now), fromTunnel(peer), now)
+				if requests {
+					p.handle(vgateRequest(peer, src, now, true), fromTunnel(peer), now)
+				}
+				continue
+			}
+			now = now.Add(max(wait, time.Millisecond))
+		}
+		st := p.Status()[0]
+		if requests {
+			if len(plain) != 0 || st.Plain || !st.Vgate {
+				t.Errorf("a vgate peer: learned plain at %v; status %+v", plain, st)
+			}
+			continue
+		}
+		if len(plain) != 1 || plain[0].Sub(tg.aliveSince) != plainAfter || !st.Plain || st.Vgate {
+			t.Fatalf("a plain peer: learned plain at %v (alive since %v); status %+v", plain, tg.aliveSince, st)
+		}
+		p.handle(vgateRequest(peer, src, now, true), fromTunnel(peer), now)
+		if st := p.Status()[0]; st.Plain || !st.Vgate {
+			t.Errorf("a request after the plain verdict: status %+v", st)
+		}
+	}
+	// A tunnel that never answers (a router dropping pings) is learned
+	// plain silentPlainAfter after probing began; one that answered and
+	// went dead is not (it may be a vgate peer restarting).
+	p := testProber(src, nil)
+	t0 := time.Now()
+	tg := newTarget(peer, t0)
+	p.targets[peer] = tg
+	var plain []time.Time
+	for now := t0; now.Before(t0.Add(2 * silentPlainAfter)); {
+		wait := p.step(now)
+		for _, ev := range p.events {
+			if ev.Plain {
+				plain = append(plain, now)
+			}
+		}
+		now = now.Add(max(wait, time.Millisecond))
+	}
+	if len(plain) != 1 || plain[0].Sub(t0) != silentPlainAfter {
+		t.Errorf("never answering: learned plain at %v after the start, want once at %v", offsets(plain, t0), silentPlainAfter)
+	}
+	p = testProber(src, nil)
+	tg = newTarget(peer, t0)
+	tg.lastReply = t0.Add(time.Second) // answered once, then no more
+	p.targets[peer] = tg
+	for now := t0.Add(time.Second); now.Before(t0.Add(2 * silentPlainAfter)); {
+		wait := p.step(now)
+		for _, ev := range p.events {
+			if ev.Plain {
+				t.Fatalf("a tunnel that answered and went dead: learned plain at %v", now.Sub(t0))
+			}
+		}
+		now = now.Add(max(wait, time.Millisecond))
 	}
 }

@@ -152,6 +152,9 @@ type NeighborStatus struct {
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// Passive: the session only accepts, the peer dials.
 	Passive bool `json:"passive,omitempty"`
+	// Recoveries counts the times the watchdog started the session
+	// afresh (watchdog.go).
+	Recoveries uint64 `json:"recoveries,omitempty"`
 }
 
 // RIB is a snapshot: every received route and every session.
@@ -181,6 +184,7 @@ type Speaker struct {
 	disabled   map[string]bool              // names disabled in GoBGP
 	rejectSeen map[string]map[netip.Prefix]bool
 	rejectTot  map[string]uint64
+	recoveries map[string]uint64 // by name: resets by the watchdog (watchdog.go)
 	policySet  bool
 	importPol  Import
 	counts     map[string]routeCounts // by name: the last Snapshot's (Sessions)
@@ -231,6 +235,7 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		disabled:   map[string]bool{},
 		rejectSeen: map[string]map[netip.Prefix]bool{},
 		rejectTot:  map[string]uint64{},
+		recoveries: map[string]uint64{},
 		counts:     map[string]routeCounts{},
 		byAddr:     map[netip.Addr]Neighbor{},
 		evHolds:    map[string]DownCode{},
@@ -491,6 +496,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 			s.noteHolds(name)
 			delete(s.rejectSeen, name)
 			delete(s.rejectTot, name)
+			delete(s.recoveries, name)
 		}
 		s.log.Info("bgp neighbor removed", "peering", name, "address", old.Address)
 	}
@@ -626,12 +632,22 @@ func peerConf(n Neighbor, disabled bool) *api.Peer {
 			AdminDown:       disabled,
 		},
 		Transport: tr,
-		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry:           connectRetry,
-			HoldTime:               holdTime,
-			KeepaliveInterval:      keepaliveInterval,
-			IdleHoldTimeAfterReset: idleHoldAfterDown,
-		}},
+		Timers: &api.Timers{
+			Config: &api.TimersConfig{
+				ConnectRetry:           connectRetry,
+				HoldTime:               holdTime,
+				KeepaliveInterval:      keepaliveInterval,
+				IdleHoldTimeAfterReset: idleHoldAfterDown,
+			},
+			// GoBGP arms OpenConfirm's hold timer (and keepalives) from
+			// the hold time negotiated by the peer's last session, and
+			// every vgate session runs on a fresh GoBGP peer
+			// (retry.go): without a seed the first OpenConfirm waits
+			// for the peer's KEEPALIVE forever. Our own hold time bounds
+			// it (the negotiated one is never longer); an Established
+			// session negotiates its own.
+			State: &api.TimersState{NegotiatedHoldTime: holdTime, KeepaliveInterval: keepaliveInterval},
+		},
 		AfiSafis: afs,
 	}
 }
@@ -854,6 +870,7 @@ func peerStatus(ns *NeighborStatus, p *api.Peer) {
 func (s *Speaker) noteStatus(ns *NeighborStatus, n Neighbor) {
 	name := n.Name
 	ns.RejectedTotal = s.rejectTot[name]
+	ns.Recoveries = s.recoveries[name]
 	ns.Down = holdText(s.holds[name])
 	s.evMu.Lock()
 	d := s.lastDown[n.Address]

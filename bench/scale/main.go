@@ -11,8 +11,10 @@
 // stands for it) and is at or under the 10-tunnel limit: with -n 101, the core
 // has 10 hubs, each hub the core and 9 spokes. All gateways start at once.
 //
-// Reported: the time from the cold start until every gateway has a kernel
-// route for every other site's network; after -settle, over an idle window
+// The topology is netlab's (BuildHubOfHubs). Reported: the time from the
+// cold start until every gateway has a kernel route for every other
+// site's network, all at the same time (confirmed by a look at every
+// gateway after the last one got its last route), and how many do; after -settle, over an idle window
 // of -idle, per role (core, hub, spoke) and in total: resident memory, CPU
 // (% of one core), live heap after a GC and the allocation rate (both read
 // through each gateway's VGATE_DEBUG_PPROF socket); and a ping from a spoke
@@ -26,17 +28,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -68,11 +65,9 @@ type options struct {
 	probeMult   int
 }
 
-// Site is one gateway of the topology.
+// Site is one gateway of the topology (netlab.HubOfHubs) and its figures.
 type Site struct {
-	Index int    `json:"index"`
-	Role  string `json:"role"` // core, hub, spoke
-	Up    int    `json:"uplink,omitempty"`
+	*netlab.HubSite
 
 	Tunnels      int     `json:"tunnels"`
 	ConvergedSec float64 `json:"converged_s"`
@@ -84,7 +79,6 @@ type Site struct {
 	HeapMB       float64 `json:"live_heap_mb"`
 	AllocMBps    float64 `json:"alloc_mb_per_s"`
 
-	gw   *netlab.Gateway
 	proc *netlab.Proc
 	sock string
 }
@@ -112,10 +106,10 @@ type Report struct {
 	Sites        int           `json:"sites"`
 	Hubs         int           `json:"hubs"`
 	LoadAvg      string        `json:"loadavg_at_start"`
-	Probe        string        `json:"probe"`       // the tunnel probe's timing`
-	ConvergedSec float64       `json:"converged_s"` // cold start to every prefix everywhere; 0: did not
-	Converged    int           `json:"converged_gateways"`
-	RoutesMean   float64       `json:"routes_mean"` // of the N-1 each gateway should have, at the end of the wait
+	Probe        string        `json:"probe"`              // the tunnel probe's timing`
+	ConvergedSec float64       `json:"converged_s"`        // cold start to every prefix everywhere at once; 0: did not
+	Converged    int           `json:"converged_gateways"` // gateways with every other network at their last look
+	RoutesMean   float64       `json:"routes_mean"`        // of the N-1 each gateway should have, at the end of the wait
 	TotalRSSMiB  float64       `json:"total_rss_mib"`
 	TotalPSSMiB  float64       `json:"total_pss_mib"` // what the gateways really take together
 	IdleSec      float64       `json:"idle_window_s"`
@@ -197,35 +191,20 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-// topology returns the sites 1..n: 1 is the core, 2..hubs+1 the hubs, the
-// rest spokes spread round-robin over the hubs.
+// topology is netlab.HubOfHubs(n) as Sites.
 func topology(n int) (sites []*Site, hubs int) {
-	hubs = min(10, int(math.Ceil(math.Sqrt(float64(n-1)))))
-	sites = append(sites, &Site{Index: 1, Role: "core"})
-	for h := range hubs {
-		sites = append(sites, &Site{Index: 2 + h, Role: "hub", Up: 1})
-	}
-	for i := hubs + 2; i <= n; i++ {
-		sites = append(sites, &Site{Index: i, Role: "spoke", Up: 2 + (i-hubs-2)%hubs})
+	hs, hubs := netlab.HubOfHubs(n)
+	for _, h := range hs {
+		sites = append(sites, &Site{HubSite: h})
 	}
 	return sites, hubs
 }
 
 func run(ctx context.Context, o options) (rep *Report, err error) {
-	sites, hubs := topology(o.n)
-	for _, s := range sites {
-		if s.Role == "hub" && len(sites) > 1 {
-			spokes := 0
-			for _, t := range sites {
-				if t.Up == s.Index && t.Role == "spoke" {
-					spokes++
-				}
-			}
-			if spokes+1 > 10 {
-				return nil, fmt.Errorf("hub %d would have %d tunnels (limit 10): -n too large", s.Index, spokes+1)
-			}
-		}
+	if err := netlab.HubOfHubsErr(o.n); err != nil {
+		return nil, err
 	}
+	sites, hubs := topology(o.n)
 	rep = &Report{Started: time.Now().UTC(), Binary: o.bin, Sites: o.n, Hubs: hubs, LoadAvg: netlab.LoadAvg(), Sitelist: sites,
 		Probe: "50ms*8 (default)"}
 	if o.probe != "" {
@@ -252,29 +231,28 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	// Cold start: every gateway at once.
 	t0 := time.Now()
 	for _, s := range sites {
-		p, err := lab.Start(s.gw.Net.GatewayNS, s.gw.LogPath, "env", "VGATE_DEBUG_PPROF="+s.sock, s.gw.Bin, "run", "--config", s.gw.ConfigPath, "--log-level", o.logLevel)
+		p, err := lab.Start(s.GW.Net.GatewayNS, s.GW.LogPath, "env", "VGATE_DEBUG_PPROF="+s.sock, s.GW.Bin, "run", "--config", s.GW.ConfigPath, "--log-level", o.logLevel)
 		if err != nil {
 			return rep, err
 		}
 		s.proc = p
 	}
 	logf("started %d gateways in %.1fs; waiting for every site's route everywhere", len(sites), time.Since(t0).Seconds())
-	cerr := converge(ctx, o, sites, t0)
+	var cerr error
+	rep.ConvergedSec, cerr = converge(ctx, o, sites, t0)
 	if ctx.Err() != nil {
 		return rep, cerr
 	}
 	var routes int
 	for _, s := range sites {
-		if s.ConvergedSec > 0 {
+		if s.Routes >= len(sites)-1 {
 			rep.Converged++
 		}
-		rep.ConvergedSec = max(rep.ConvergedSec, s.ConvergedSec)
 		routes += s.Routes
 	}
 	rep.RoutesMean = float64(routes) / float64(len(sites))
 	if cerr != nil {
 		// Still measure the rest: what an unconverged mesh costs is a figure too.
-		rep.ConvergedSec = 0
 		logf("%v; measuring anyway", cerr)
 		diagnose(ctx, sites)
 	} else {
@@ -351,169 +329,98 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	return rep, nil
 }
 
-// build makes the namespaces, the underlay and the gateway configs.
+// build makes the namespaces, the underlay and the gateway configs
+// (netlab.BuildHubOfHubs), with -probe's timing.
 func build(ctx context.Context, lab *netlab.Lab, o options, sites []*Site) error {
-	batches := map[string][]string{} // namespace -> ip commands
-	var order []string
-	for _, s := range sites {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		ns, err := lab.AddNamespace(fmt.Sprintf("s%d", s.Index))
-		if err != nil {
-			return err
-		}
-		n := &netlab.Network{
-			Index:           s.Index,
-			GatewayNS:       ns,
-			GatewayUnderlay: netip.AddrFrom4([4]byte{198, 18, 0, byte(s.Index)}),
-			GatewayLAN:      netip.AddrFrom4([4]byte{10, byte(s.Index), 0, 1}),
-			Space:           netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(s.Index), 0, 0}), 16),
-		}
-		port := fmt.Sprintf("s%d", s.Index)
-		order = append(order, ns)
-		batches[ns] = []string{
-			"link add wan0 type veth peer name " + port + " netns " + lab.WAN,
-			"addr add " + n.GatewayUnderlay.String() + "/24 dev wan0",
-			"link set wan0 up",
-			// The site's network is one address on lo (no dummy
-			// interfaces everywhere): enough to source and answer pings.
-			"addr add " + n.GatewayLAN.String() + "/32 dev lo",
-		}
-		batches[lab.WAN] = append(batches[lab.WAN], "link set "+port+" master br0 up")
-		g, err := lab.NewGateway(n, o.bin)
-		if err != nil {
-			return err
-		}
-		g.Spaces = []netip.Prefix{n.Space}
-		s.gw = g
+	hs := make([]*netlab.HubSite, len(sites))
+	for i, s := range sites {
+		hs[i] = s.HubSite
 		s.sock = lab.Path(fmt.Sprintf("s%d-pprof.sock", s.Index))
 	}
-	for _, ns := range append(order, lab.WAN) {
-		if err := ipBatch(ctx, ns, batches[ns]); err != nil {
-			return err
-		}
-		if ns != lab.WAN {
-			if _, err := lab.Run(ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
-				return err
-			}
-		}
+	if err := lab.BuildHubOfHubs(ctx, o.bin, hs); err != nil {
+		return err
 	}
 	for _, s := range sites {
-		if s.Up != 0 {
-			netlab.LinkBGP(s.gw, sites[s.Up-1].gw)
+		s.Tunnels = len(s.GW.Peerings)
+		if o.probeIv == 0 {
+			continue
 		}
-	}
-	for _, s := range sites {
-		s.Tunnels = len(s.gw.Peerings)
-		for i := range s.gw.Peerings {
-			s.gw.Peerings[i].Keepalive = 0 // idle means idle: only what vgate itself sends
-			if b := s.gw.Peerings[i].BGP; b != nil && o.probeIv > 0 {
+		for i := range s.GW.Peerings {
+			if b := s.GW.Peerings[i].BGP; b != nil {
 				b.ProbeInterval, b.ProbeMultiplier = o.probeIv, o.probeMult
 			}
 		}
-		if err := s.gw.WriteConfig(); err != nil {
+		if err := s.GW.WriteConfig(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ipBatch runs `ip -n ns -batch -`: one process for a namespace's commands.
-func ipBatch(ctx context.Context, ns string, cmds []string) error {
-	cmd := exec.CommandContext(ctx, "ip", "-n", ns, "-batch", "-")
-	cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("ip -batch: %w: %s", err, out)
-	}
-	return nil
-}
-
-var protoRouteRE = regexp.MustCompile(`(?m)^(10\.\d+\.0\.0/16)\b`)
-
-// converge polls each gateway's kernel routes (protocol 76, vgate's) until
-// it has every other site's network, recording when.
-func converge(ctx context.Context, o options, sites []*Site, t0 time.Time) error {
+// converge polls the gateways' kernel routes (protocol 76, vgate's) until
+// every gateway has every other site's network at the same time. Each
+// look checks the gateways that lacked a route at their last look; once
+// none does, a look at all of them confirms it (one that had them all may
+// have lost one since: a session that goes down takes a site's network
+// away from every other gateway). It records when each gateway first had
+// them all (ConvergedSec) and what it had at its last look (Routes), and
+// returns how long after t0 the whole lab had every route.
+func converge(ctx context.Context, o options, sites []*Site, t0 time.Time) (float64, error) {
 	deadline := t0.Add(o.convergeMax)
 	left := slices.Clone(sites)
 	lastLog := time.Now()
-	for len(left) > 0 {
-		// One `ip` per unconverged gateway per look: look less often in a
+	for {
+		// One `ip` per gateway to look at per look: look less often in a
 		// big lab, where they would add to the load being measured.
 		if err := sleep(ctx, max(time.Second, time.Duration(len(sites))*time.Second/30)); err != nil {
-			return err
+			return 0, err
 		}
 		var still []*Site
 		for _, s := range left {
 			if s.proc.Exited() {
-				return fmt.Errorf("site %d exited:\n%s", s.Index, s.proc.LogTail(20))
+				return 0, fmt.Errorf("site %d exited:\n%s", s.Index, s.proc.LogTail(20))
 			}
-			// ip -n (setns in ip itself) is cheaper than ip netns exec.
-			out, err := exec.CommandContext(ctx, "ip", "-n", s.gw.Net.GatewayNS, "-4", "route", "show", "proto", "76").Output()
-			have := 0
-			if err == nil {
-				have = len(protoRouteRE.FindAllString(string(out), -1))
+			have, err := s.SiteRoutes(ctx)
+			if err != nil && ctx.Err() != nil {
+				return 0, ctx.Err()
 			}
-			s.Routes = have
-			if have >= len(sites)-1 {
-				s.ConvergedSec = time.Since(t0).Seconds()
+			delete(have, s.Index)
+			s.Routes = len(have)
+			if s.Routes >= len(sites)-1 {
+				if s.ConvergedSec == 0 {
+					s.ConvergedSec = time.Since(t0).Seconds()
+				}
 				continue
 			}
 			still = append(still, s)
 		}
+		switch {
+		case len(still) == 0 && len(left) == len(sites):
+			return time.Since(t0).Seconds(), nil
+		case len(still) == 0:
+			left = slices.Clone(sites) // confirm: every gateway at once
+			continue
+		}
 		left = still
-		if time.Since(lastLog) > 10*time.Second && len(left) > 0 {
+		if time.Since(lastLog) > 10*time.Second {
 			logf("%.0fs: %d of %d gateways have every route", time.Since(t0).Seconds(), len(sites)-len(left), len(sites))
 			lastLog = time.Now()
 		}
-		if time.Now().After(deadline) && len(left) > 0 {
+		if time.Now().After(deadline) {
 			var ids []string
 			for _, s := range left {
 				ids = append(ids, strconv.Itoa(s.Index))
 			}
-			return fmt.Errorf("not converged after %v: sites %s lack routes", o.convergeMax, strings.Join(ids, ","))
+			return 0, fmt.Errorf("not converged after %v: sites %s lack routes", o.convergeMax, strings.Join(ids, ","))
 		}
 	}
-	return nil
 }
 
-// memStats reads runtime.MemStats from the debug=1 heap profile of a
-// gateway's VGATE_DEBUG_PPROF socket; gc runs a collection first, so
-// HeapAlloc is the live heap.
+// memStats is netlab.MemStats with a 30 s bound.
 func memStats(ctx context.Context, sock string, gc bool) (map[string]uint64, error) {
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
-	url := "http://pprof/debug/pprof/heap?debug=1"
-	if gc {
-		url += "&gc=1"
-	}
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("pprof socket %s (is VGATE_DEBUG_PPROF supported by this binary?): %w", sock, err)
-	}
-	defer resp.Body.Close()
-	out := map[string]uint64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		// "# HeapAlloc = 1234"
-		f := strings.Fields(sc.Text())
-		if len(f) == 4 && f[0] == "#" && f[2] == "=" {
-			if v, err := strconv.ParseUint(f[3], 10, 64); err == nil {
-				out[f[1]] = v
-			}
-		}
-	}
-	if _, ok := out["TotalAlloc"]; !ok {
-		return nil, fmt.Errorf("pprof socket %s: no MemStats in heap profile", sock)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return out, nil
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return netlab.MemStats(ctx, sock, gc)
 }
 
 // profiles saves, for the first site of each role, a heap profile after a
@@ -564,19 +471,7 @@ func profiles(ctx context.Context, dir string, sites []*Site) error {
 }
 
 func fetch(ctx context.Context, sock, path, file string) error {
-	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://pprof"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := netlab.PprofGet(ctx, sock, path)
 	if err != nil {
 		return err
 	}
@@ -692,7 +587,7 @@ func ping(ctx context.Context, lab *netlab.Lab, sites []*Site, from, to *Site) (
 		}
 		logf("ping %d -> %d, attempt %d: %v", from.Index, to.Index, attempts, err)
 		for _, s := range sites {
-			if out, rerr := exec.CommandContext(ctx, "ip", "-n", s.gw.Net.GatewayNS, "-4", "route", "get", to.gw.Net.GatewayLAN.String()).CombinedOutput(); rerr == nil {
+			if out, rerr := exec.CommandContext(ctx, "ip", "-n", s.GW.Net.GatewayNS, "-4", "route", "get", to.GW.Net.GatewayLAN.String()).CombinedOutput(); rerr == nil {
 				logf("  site %d (%s): %s", s.Index, s.Role, strings.TrimSpace(string(out)))
 			}
 		}
@@ -706,8 +601,8 @@ func ping(ctx context.Context, lab *netlab.Lab, sites []*Site, from, to *Site) (
 func pingOnce(ctx context.Context, lab *netlab.Lab, from, to *Site) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	out, err := lab.RunContext(ctx, from.gw.Net.GatewayNS, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "2",
-		"-I", from.gw.Net.GatewayLAN.String(), to.gw.Net.GatewayLAN.String())
+	out, err := lab.RunContext(ctx, from.GW.Net.GatewayNS, "ping", "-n", "-q", "-c", "5", "-i", "0.2", "-W", "2",
+		"-I", from.GW.Net.GatewayLAN.String(), to.GW.Net.GatewayLAN.String())
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s", err, lastLine(out))
 	}
@@ -738,7 +633,8 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\nhub-of-hubs: %d sites (core, %d hubs, %d spokes), all BGP, tunnel probe %s; load average at start %s\n",
 		r.Sites, r.Hubs, r.Sites-1-r.Hubs, r.Probe, r.LoadAvg)
 	if r.ConvergedSec > 0 {
-		fmt.Fprintf(w, "cold start to every prefix everywhere: %.1f s\n", r.ConvergedSec)
+		fmt.Fprintf(w, "cold start to every prefix everywhere (%d of %d gateways, each with all %d other networks at once): %.1f s\n",
+			r.Converged, r.Sites, r.Sites-1, r.ConvergedSec)
 	} else {
 		fmt.Fprintf(w, "NOT CONVERGED: %d of %d gateways had every route; %.1f of %d routes on average\n",
 			r.Converged, r.Sites, r.RoutesMean, r.Sites-1)
@@ -772,19 +668,15 @@ func diagnose(ctx context.Context, sites []*Site) {
 	}
 	shown := 0
 	for _, s := range sites {
-		if s.ConvergedSec > 0 || shown == 3 {
+		if s.Routes >= len(sites)-1 || shown == 3 {
 			continue
 		}
 		shown++
-		out, _ := exec.CommandContext(ctx, "ip", "-n", s.gw.Net.GatewayNS, "-4", "route", "show", "proto", "76").Output()
-		have := map[string]bool{}
-		for _, m := range protoRouteRE.FindAllString(string(out), -1) {
-			have[m] = true
-		}
+		have, _ := s.SiteRoutes(ctx)
 		var lack []string
 		for _, o := range sites {
-			if p := fmt.Sprintf("10.%d.0.0/16", o.Index); o != s && !have[p] {
-				lack = append(lack, fmt.Sprintf("%s (site %d)", p, o.Index))
+			if o != s && !have[o.Index] {
+				lack = append(lack, fmt.Sprintf("%s (site %d)", netlab.SiteNetwork(o.Index), o.Index))
 			}
 		}
 		logf("site %d (%s) lacks %s", s.Index, s.Role, strings.Join(lack, ", "))
@@ -794,7 +686,7 @@ func diagnose(ctx context.Context, sites []*Site) {
 		}
 		for _, x := range show {
 			for _, verb := range []string{"routes", "bgp"} {
-				o, err := exec.CommandContext(ctx, x.gw.Bin, verb, "--socket", x.gw.Socket).CombinedOutput()
+				o, err := exec.CommandContext(ctx, x.GW.Bin, verb, "--socket", x.GW.Socket).CombinedOutput()
 				logf("site %d: vgate %s (%v):\n%s", x.Index, verb, err, o)
 			}
 		}

@@ -70,6 +70,9 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 		for _, line := range asMismatch(st.ASN, &n, probes[n.Name]) {
 			fmt.Fprintf(w, "%s: %s\n", n.Name, line)
 		}
+		if n.Recoveries > 0 {
+			fmt.Fprintf(w, "%s: started afresh %d time(s) by the session watchdog (not established for 30s while its tunnel answered)\n", n.Name, n.Recoveries)
+		}
 	}
 }
 

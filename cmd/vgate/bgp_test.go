@@ -21,7 +21,7 @@ func TestPrintBGPLastError(t *testing.T) {
 			Notification: &api.Notification{Direction: "sent", Code: 2, Subcode: 2, Text: "open message error: bad peer AS", At: now.Add(-12 * time.Second)},
 			NextAttempt:  now.Add(1400 * time.Millisecond)},
 		{Name: "west", Address: netip.MustParseAddr("10.255.0.5"), ASN: 65006, State: "active", Passive: true,
-			LastDownCode: "connection_lost", LastDownAt: now.Add(-3 * time.Second)},
+			LastDownCode: "connection_lost", LastDownAt: now.Add(-3 * time.Second), Recoveries: 2},
 		{Name: "south", Address: netip.MustParseAddr("10.255.0.3"), ASN: 65004, State: api.SessionEstablished, Since: now.Add(-time.Minute)},
 		{Name: "north", Address: netip.MustParseAddr("10.255.0.4"), ASN: 65005, State: api.SessionEstablished, Since: now.Add(-time.Minute),
 			LastDownCode: "hold_timer_expired", LastDownAt: now.Add(-2 * time.Minute)},
@@ -43,6 +43,7 @@ func TestPrintBGPLastError(t *testing.T) {
 		"east: down: notification_sent (12s ago, 07:59:48Z); last NOTIFICATION sent: open message error: bad peer AS (12s ago, 07:59:48Z); next attempt in 1.4s",
 		"west: down: connection_lost (3s ago, 07:59:57Z); waiting for the peer to connect (it dials: higher tunnel address)",
 		"north: last down: hold_timer_expired (2m0s ago, 07:58:00Z)",
+		"west: started afresh 2 time(s) by the session watchdog (not established for 30s while its tunnel answered)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

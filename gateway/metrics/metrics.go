@@ -67,6 +67,7 @@ type Collector struct {
 	p2sClientHandshake, p2sClientDenied                    *prometheus.Desc
 	bgpUp, bgpReceived, bgpAccepted, bgpRejected           *prometheus.Desc
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
+	bgpRecoveries                                          *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
 	peeringQueue, peeringQueueDropped                      *prometheus.Desc
@@ -127,6 +128,7 @@ func New(source Source, version string) *Collector {
 		bgpRejectedTotal:      d("bgp_rejected_routes_total", "Route announcements rejected by the import policy since start.", "peering"),
 		bgpAdvertised:         d("bgp_routes_advertised", "Routes advertised to the BGP peer.", "peering"),
 		bgpMaxPrefixes:        d("bgp_max_prefixes", "The session's max-prefix limit; past it vgate shuts the session.", "peering"),
+		bgpRecoveries:         d("bgp_session_recoveries_total", "Times vgate's watchdog started the BGP session afresh because it was not established for 30 s while its tunnel probe answered.", "peering"),
 		probeUp:               d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
 		probeRTT:              d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
 		peeringSourceDropped:  d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
@@ -156,7 +158,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
-		c.bgpMaxPrefixes, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
+		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
 		c.peeringQueue, c.peeringQueueDropped,
 		c.dnsQueries, c.enrollAttempts, c.invitesPending,
 		c.peeringPath, c.peeringRelayConnected,
@@ -277,6 +279,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.bgpRejectedTotal, float64(n.RejectedTotal), n.Name)
 			gauge(c.bgpAdvertised, float64(n.Advertised), n.Name)
 			gauge(c.bgpMaxPrefixes, float64(n.MaxPrefixes), n.Name)
+			counter(c.bgpRecoveries, float64(n.Recoveries), n.Name)
 		}
 		for _, p := range b.Probes {
 			up := 0.0

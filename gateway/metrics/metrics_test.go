@@ -47,7 +47,7 @@ func sample() api.Metrics {
 		},
 		Refusals: map[api.RefusalReason]uint64{api.RefusedTunnelLimit: 1},
 		BGP: &api.BGPStatus{Enabled: true, ASN: 65001,
-			Neighbors: []api.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100}},
+			Neighbors: []api.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100, Recoveries: 3}},
 			Probes:    []api.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
 	}
 }
@@ -130,6 +130,9 @@ vgate_bgp_routes_accepted{peering="west"} 4
 # HELP vgate_bgp_rejected_routes_total Route announcements rejected by the import policy since start.
 # TYPE vgate_bgp_rejected_routes_total counter
 vgate_bgp_rejected_routes_total{peering="west"} 7
+# HELP vgate_bgp_session_recoveries_total Times vgate's watchdog started the BGP session afresh because it was not established for 30 s while its tunnel probe answered.
+# TYPE vgate_bgp_session_recoveries_total counter
+vgate_bgp_session_recoveries_total{peering="west"} 3
 # HELP vgate_peering_probe_rtt_seconds Round-trip time of the last liveness probe answer.
 # TYPE vgate_peering_probe_rtt_seconds gauge
 vgate_peering_probe_rtt_seconds{peering="west"} 0.0015
@@ -171,7 +174,7 @@ vgate_peering_relay_connected{network="vnet-west",peering="west"} 1
 		"vgate_refusals_total", "vgate_last_reload_failed",
 		"vgate_p2s_clients_registered", "vgate_p2s_pool_free_addresses", "vgate_p2s_policy_packets_total",
 		"vgate_p2s_client_up", "vgate_p2s_client_receive_bytes_total", "vgate_p2s_client_denied_packets_total",
-		"vgate_bgp_session_up", "vgate_bgp_routes_accepted", "vgate_bgp_rejected_routes_total", "vgate_peering_probe_rtt_seconds",
+		"vgate_bgp_session_up", "vgate_bgp_routes_accepted", "vgate_bgp_rejected_routes_total", "vgate_bgp_session_recoveries_total", "vgate_peering_probe_rtt_seconds",
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)

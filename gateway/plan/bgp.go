@@ -200,7 +200,7 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			LocalAddress: cfg.TunnelAddress,
 			MaxPrefixes:  p.BGP.MaxPrefixes,
 			Prepend:      p.BGP.Prepend,
-			Passive:      passive(cfg.TunnelAddress, p.BGP.Address, in.VgatePeers[p.Name]),
+			Passive:      routing.Passive(cfg.TunnelAddress, p.BGP.Address, peerKind(in, p)),
 		}
 		if len(p.AddressSpaces) > 0 {
 			n.Allowed = slices.Clone(p.AddressSpaces)
@@ -363,13 +363,19 @@ func peeringOn(cfg *config.Config, dev string, dst netip.Prefix) string {
 	return ""
 }
 
-// passive decides which end of a BGP session dials. Between two vgate
-// gateways (the peer's tunnel probes have been seen: vgate) the end with
-// the lower tunnel address only listens and the other dials, so a
-// restarted peer's session comes up on its first connection instead of
-// two ends dialing into each other's idle hold. Towards any other router
-// (BIRD, a firewall) vgate always dials too, as that router may itself be
-// passive.
-func passive(local, peer netip.Addr, vgate bool) bool {
-	return vgate && local.IsValid() && local.Less(peer)
+// peerKind is what the tunnel probe learned of peering p's BGP peer
+// (routing.Passive decides from it which end dials). An IPsec peering's
+// peer is a standard device, never vgate, and one the probe cannot reach
+// (its BGP address is not of the tunnel address's family) is never
+// learned: both count as plain, so vgate dials.
+func peerKind(in Input, p *config.Peering) routing.PeerKind {
+	switch {
+	case p.IsIPsec(), in.Config.TunnelAddress.Unmap().Is4() != p.BGP.Address.Unmap().Is4():
+		return routing.PeerPlain
+	case in.VgatePeers[p.Name]:
+		return routing.PeerVgate
+	case in.PlainPeers[p.Name]:
+		return routing.PeerPlain
+	}
+	return routing.PeerUnknown
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -365,33 +366,47 @@ func TestProbeDeadDropsRoutes(t *testing.T) {
 	}
 }
 
-// TestPassiveEnd: of two vgate gateways the one with the lower tunnel
-// address listens; towards a router not known to run vgate, vgate dials.
+// TestPassiveEnd: the planner hands routing.Passive what the probe
+// learned of each peer (roles_test.go tests the rule itself): with the
+// lower tunnel address, a peer not yet known and a vgate peer get a
+// listening end, a plain router (or one the probe cannot reach: another
+// address family) a dialing one; with the higher address every session
+// dials.
 func TestPassiveEnd(t *testing.T) {
-	for _, tt := range []struct {
-		local, peer string
-		vgate, want bool
-	}{
-		{"169.254.10.1", "169.254.10.2", true, true},
-		{"169.254.10.3", "169.254.10.2", true, false},
-		{"169.254.10.1", "169.254.10.2", false, false},
-		{"fd00:1::1", "fd00:2::1", true, true},
-		{"", "169.254.10.2", true, false},
-	} {
-		var local netip.Addr
-		if tt.local != "" {
-			local = netip.MustParseAddr(tt.local)
+	cfg := bgpConfig(t)
+	cfg.TunnelAddress = netip.MustParseAddr("169.254.10.1")
+	cfg.Peerings[0].BGP.Address = netip.MustParseAddr("169.254.10.2")                                // b: unknown
+	cfg.Peerings[1].BGP.Address = netip.MustParseAddr("169.254.10.3")                                // c: vgate, then plain
+	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "v6", Network: "v6", PublicKey: pub(t), // another family
+		Endpoint: "198.18.0.6:51820", BGP: &config.PeerBGP{ASN: 65006, Address: netip.MustParseAddr("fd00:6::1")}})
+	passive := func(in Input) map[string]bool {
+		out := map[string]bool{}
+		for _, n := range Plan(in).BGP.Speaker.Neighbors {
+			out[n.Name] = n.Passive
 		}
-		if got := passive(local, netip.MustParseAddr(tt.peer), tt.vgate); got != tt.want {
-			t.Errorf("passive(%s, %s, vgate=%v) = %v", tt.local, tt.peer, tt.vgate, got)
+		return out
+	}
+	for _, tt := range []struct {
+		name         string
+		local        string
+		vgate, plain map[string]bool
+		want         map[string]bool
+	}{
+		{"lower, nothing learned", "169.254.10.1", nil, nil, map[string]bool{"b": true, "c": true, "v6": false}},
+		{"lower, c runs vgate", "169.254.10.1", map[string]bool{"c": true}, nil, map[string]bool{"b": true, "c": true, "v6": false}},
+		{"lower, c is plain", "169.254.10.1", nil, map[string]bool{"c": true}, map[string]bool{"b": true, "c": false, "v6": false}},
+		{"higher", "169.254.10.9", map[string]bool{"b": true, "c": true}, nil, map[string]bool{"b": false, "c": false, "v6": false}},
+	} {
+		cfg.TunnelAddress = netip.MustParseAddr(tt.local)
+		got := passive(Input{Config: cfg, Env: testEnv(), VgatePeers: tt.vgate, PlainPeers: tt.plain})
+		if !maps.Equal(got, tt.want) {
+			t.Errorf("%s: passive %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	cfg := bgpConfig(t) // tunnel address 10.1.255.254 against 169.254.10.x: higher
-	cfg.TunnelAddress = netip.MustParseAddr("169.254.10.1")
-	st := Plan(Input{Config: cfg, Env: testEnv(), VgatePeers: map[string]bool{"b": true}})
-	for _, n := range st.BGP.Speaker.Neighbors {
-		if n.Passive != (n.Name == "b") {
-			t.Errorf("neighbor %s passive = %v", n.Name, n.Passive)
-		}
+	// An IPsec peering's peer is a standard device: plain, whatever the
+	// probe says.
+	ipsecPeer := &config.Peering{Name: "hq", Type: config.TypeIPsec, BGP: &config.PeerBGP{ASN: 65010, Address: netip.MustParseAddr("169.254.21.9")}}
+	if k := peerKind(Input{Config: cfg, VgatePeers: map[string]bool{"hq": true}}, ipsecPeer); k != routing.PeerPlain {
+		t.Errorf("IPsec peering: kind %v, want plain", k)
 	}
 }

@@ -63,8 +63,11 @@ type Input struct {
 	// without waiting for the speaker's withdrawal.
 	ProbeDead map[string]bool
 	// VgatePeers are the BGP peerings whose peer is known to run vgate
-	// (its tunnel probes arrive): their sessions get one dialing end.
+	// (its tunnel probes arrive); PlainPeers those whose peer answers the
+	// probe but sends none (another router). Which end of a session
+	// dials depends on them (routing.Passive).
 	VgatePeers map[string]bool
+	PlainPeers map[string]bool
 }
 
 // RememberedEndpoint is the last underlay endpoint of a peering's peer.

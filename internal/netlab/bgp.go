@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
-	"github.com/vgate-project/vgate/gateway/control"
 )
 
 // PeerBGP is a peering's bgp section.
@@ -83,12 +82,12 @@ func renderPeerBGP(b *strings.Builder, p Peering) {
 func (g *Gateway) BGP() (api.BGPStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return control.NewClient(g.Socket).BGP(ctx)
+	return g.control().BGP(ctx)
 }
 
 // Routes asks the running gateway for its effective routes.
 func (g *Gateway) Routes() (api.RoutesView, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return control.NewClient(g.Socket).Routes(ctx)
+	return g.control().Routes(ctx)
 }

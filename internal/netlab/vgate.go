@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,8 +51,26 @@ type Gateway struct {
 	Wrapper func() []string
 	PathIn  func(string) string
 
+	// LogLevel is `vgate run`'s --log-level ("": debug). Pprof, when set,
+	// is the unix socket the gateway serves Go's profiles on
+	// (VGATE_DEBUG_PPROF): Goroutines reads it.
+	LogLevel string
+	Pprof    string
+
 	lab  *Lab
 	proc *Proc
+
+	ctlOnce sync.Once
+	ctl     *control.Client
+}
+
+// control is the gateway's control client: one per gateway, so that the
+// connections the test's questions leave open in the gateway (idle
+// keep-alives) stay one, whatever the number of questions (the chaos test
+// counts the gateway's descriptors and goroutines).
+func (g *Gateway) control() *control.Client {
+	g.ctlOnce.Do(func() { g.ctl = control.NewClient(g.Socket) })
+	return g.ctl
 }
 
 // in is p as the gateway process sees it.
@@ -197,10 +216,17 @@ func (g *Gateway) Start() error {
 		return err
 	}
 	var args []string
-	if g.Wrapper != nil {
-		args = g.Wrapper()
+	if g.Pprof != "" {
+		args = append(args, "env", "VGATE_DEBUG_PPROF="+g.in(g.Pprof))
 	}
-	args = append(args, g.in(g.Bin), "run", "--config", g.in(g.ConfigPath), "--log-level", "debug")
+	if g.Wrapper != nil {
+		args = append(args, g.Wrapper()...)
+	}
+	level := g.LogLevel
+	if level == "" {
+		level = "debug"
+	}
+	args = append(args, g.in(g.Bin), "run", "--config", g.in(g.ConfigPath), "--log-level", level)
 	p, err := g.lab.Start(g.Net.GatewayNS, g.LogPath, args...)
 	if err != nil {
 		return err
@@ -267,7 +293,7 @@ func (g *Gateway) Reload() error {
 func (g *Gateway) Status() (api.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return control.NewClient(g.Socket).Status(ctx)
+	return g.control().Status(ctx)
 }
 
 // Log returns the gateway's log so far.
