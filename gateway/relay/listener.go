@@ -68,7 +68,6 @@ func (l *listener) Accept() (net.Conn, error) {
 			reset(c)
 			continue
 		}
-		tc.timer = time.AfterFunc(l.lim.ProofTimeout, tc.expire)
 		return tc, nil
 	}
 }
@@ -88,6 +87,8 @@ func (l *listener) admit(tc *trackedConn) (int, bool) {
 	}
 	l.open++
 	l.conns[tc] = struct{}{}
+	// Set under l.mu: Close may find tc in l.conns as soon as it is there.
+	tc.timer = time.AfterFunc(l.lim.ProofTimeout, tc.expire)
 	return 0, true
 }
 
@@ -137,7 +138,7 @@ type trackedConn struct {
 	l        *listener
 	src      netip.Prefix
 	accepted time.Time
-	timer    *time.Timer
+	timer    *time.Timer // set under l.mu
 	state    int // l.mu
 	once     sync.Once
 	// reads counts reads that returned data: the relay's idle check.
@@ -156,11 +157,11 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		l := c.l
+		l.mu.Lock()
 		if c.timer != nil {
 			c.timer.Stop()
 		}
-		l := c.l
-		l.mu.Lock()
 		if c.state == connPending || c.state == connExpired {
 			l.pending.Put(c.src)
 		}
