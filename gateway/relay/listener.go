@@ -139,7 +139,7 @@ type trackedConn struct {
 	src      netip.Prefix
 	accepted time.Time
 	timer    *time.Timer // set under l.mu
-	state    int // l.mu
+	state    int         // l.mu
 	once     sync.Once
 	// reads counts reads that returned data: the relay's idle check.
 	reads atomic.Uint64
