@@ -188,7 +188,7 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			add(netip.PrefixFrom(a, a.BitLen()), fmt.Sprintf("underlay endpoint of peering %s", p.Name))
 		}
 		if p.BGP == nil {
-			for _, q := range p.AddressSpaces {
+			for _, q := range p.Seen(p.AddressSpaces) { // as this side sees them
 				add(q, fmt.Sprintf("static address space of peering %s", p.Name))
 			}
 			continue
