@@ -80,6 +80,11 @@ type ProbeTarget struct {
 	// host on the underlay link or the local network) could otherwise
 	// declare the tunnel dead, or keep a dead one alive.
 	Interface string
+	// PeerWire and LocalWire are the peer's and this gateway's tunnel
+	// addresses as they cross the tunnel, when NAT rules of the peering
+	// translate them (zero: Address and the prober's source). A peer's
+	// request carries them in its payload, which NAT does not translate.
+	PeerWire, LocalWire netip.Addr
 }
 
 // Detect is how long without a reply declares the tunnel dead.
@@ -756,6 +761,9 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	if !ok {
 		return
 	}
+	if !m.reply {
+		p.unwire(&m, in.src)
+	}
 	peer := m.from
 	if m.reply {
 		peer = m.to
@@ -799,6 +807,23 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	}
 	if wake {
 		p.poke()
+	}
+}
+
+// unwire maps a request's payload addresses, written as they cross the
+// tunnel, to this side's view when src's target has wire addresses.
+func (p *Prober) unwire(m *probeMsg, src netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.targets[src]
+	if t == nil {
+		return
+	}
+	if t.PeerWire.IsValid() && m.from == t.PeerWire {
+		m.from = src
+	}
+	if t.LocalWire.IsValid() && m.to == t.LocalWire {
+		m.to = p.src
 	}
 }
 

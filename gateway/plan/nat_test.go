@@ -5,8 +5,10 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/routing"
 )
 
 func pfx(ss ...string) []netip.Prefix {
@@ -104,5 +106,66 @@ func TestBGPImportProtectsSeenStaticSpaces(t *testing.T) {
 	}
 	if want := pfx("100.65.0.0/16", "fd00:65::/48"); !slices.Equal(got, want) {
 		t.Errorf("protected for peering a = %v, want %v", got, want)
+	}
+}
+
+func TestPlanNATBGP(t *testing.T) {
+	mp := netip.MustParsePrefix
+	cfg := natHub(t)
+	cfg.BGP = &config.BGP{ASN: 65009}
+	a := &cfg.Peerings[0]
+	a.AddressSpaces = pfx("10.1.0.0/16")
+	a.NAT.Ingress = a.NAT.Ingress[:1]
+	a.NAT.Egress = []config.NATRule{{Internal: mp("10.9.0.0/16"), External: mp("100.99.0.0/16")}}
+	a.TunnelAddress = netip.Addr{}
+	a.BGP = &config.PeerBGP{ASN: 65001, Address: netip.MustParseAddr("100.65.255.254")}
+	b := &cfg.Peerings[1]
+	b.BGP = &config.PeerBGP{ASN: 65002, Address: netip.MustParseAddr("10.2.255.254")}
+	learned := []routing.Route{
+		{Prefix: mp("100.65.4.0/24"), PeerPrefix: mp("10.1.4.0/24"), Neighbor: "a", Accepted: true, Best: true},
+		{Prefix: mp("10.2.8.0/24"), Neighbor: "b", Accepted: true, Best: true},
+	}
+	st := Plan(Input{Config: cfg, Env: Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned})
+	sp := st.BGP.Speaker
+	for _, want := range pfx("10.9.0.0/16", "100.65.4.0/24", "100.99.0.0/16") {
+		if !slices.Contains(sp.Originate, want) {
+			t.Errorf("originate %v lacks %v", sp.Originate, want)
+		}
+	}
+	na, nb := sp.Neighbors[0], sp.Neighbors[1]
+	if len(na.Ingress) != 1 || na.Ingress[0].External != mp("100.65.0.0/16") || len(nb.Ingress) != 1 {
+		t.Errorf("ingress a %v b %v", na.Ingress, nb.Ingress)
+	}
+	// a is not sent its own translated space nor this side's 10.9/16 (it
+	// sees it as 100.99/16); b is not sent a's image of 10.9/16.
+	if want := pfx("10.9.0.0/16", "100.65.0.0/16"); !slices.Equal(na.Hide, want) {
+		t.Errorf("hide a = %v, want %v", na.Hide, want)
+	}
+	if want := pfx("100.66.4.0/24", "100.99.0.0/16"); !slices.Equal(nb.Hide, want) {
+		t.Errorf("hide b = %v, want %v", nb.Hide, want)
+	}
+	// The translated route is installed through a's tunnel.
+	if !slices.ContainsFunc(st.Routes, func(r kernel.Route) bool { return r.Dst == mp("100.65.4.0/24") && r.Dev == "vg-a" }) {
+		t.Errorf("routes %v", st.Routes)
+	}
+	// Which end dials compares the addresses as they cross the tunnel:
+	// 100.99.255.254 (this side to a) against 10.1.255.254 (a): a is
+	// lower, so this side dials; the probe reads a's payload the same way.
+	if na.Passive {
+		t.Error("hub listens, though its address on the wire is the higher")
+	}
+	if pr := st.BGP.Probes["a"]; pr.PeerWire != netip.MustParseAddr("10.1.255.254") || pr.LocalWire != netip.MustParseAddr("100.99.255.254") {
+		t.Errorf("probe a = %+v", pr)
+	}
+	if pr := st.BGP.Probes["b"]; pr.PeerWire.IsValid() || pr.LocalWire.IsValid() {
+		t.Errorf("probe b has wire addresses: %+v", pr)
+	}
+	// vgate routes shows the peer's prefix beside.
+	rt := Routes(Input{Config: cfg, Env: Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned}, nil, nil)
+	if i := slices.IndexFunc(rt, func(e api.RouteEntry) bool { return e.Prefix == mp("100.65.4.0/24") }); i < 0 || rt[i].PeerPrefix != mp("10.1.4.0/24") {
+		t.Errorf("routes view %+v", rt)
+	}
+	if i := slices.IndexFunc(rt, func(e api.RouteEntry) bool { return e.Prefix == mp("100.65.255.254/32") }); i < 0 || rt[i].PeerPrefix != mp("10.1.255.254/32") || rt[i].Source != "static" {
+		t.Errorf("routes view %+v", rt)
 	}
 }
