@@ -404,3 +404,133 @@ func TestNATOverlappingBranches(t *testing.T) {
 		}
 	})
 }
+
+// The same hub and branches with BGP: each branch announces its own
+// 10.1.0.0/16 and fd00:1::/48; the hub imports them translated, installs
+// 100.65/16 and 100.66/16, and announces each to the other branch (never
+// a branch's own numbering, never a branch's own space back to it).
+func TestNATOverlappingBranchesBGP(t *testing.T) {
+	lab, hub, a, b := natLab(t, true)
+	start(t, hub, a, b)
+	hh, ha, hb := hub.Net.HostNS, a.Net.HostNS, b.Net.HostNS
+	at4, bt4 := netip.MustParseAddr("100.65.0.2"), netip.MustParseAddr("100.66.0.2")
+	for _, dst := range []netip.Addr{at4, bt4, netip.MustParseAddr("fd00:65::2"), netip.MustParseAddr("fd00:66::2")} {
+		if err := lab.WaitPing(hh, dst, 90*time.Second); err != nil {
+			t.Fatalf("hub host cannot reach %s over BGP routes: %v", dst, err)
+		}
+	}
+	if err := lab.TCPTransferVia(hh, hb, b.Net.HostAddr, bt4, 16<<20); err != nil {
+		t.Errorf("TCP hub -> b: %v", err)
+	}
+	if err := lab.WaitPing(ha, bt4, 60*time.Second); err != nil {
+		t.Fatalf("branch a cannot reach branch b at %s: %v", bt4, err)
+	}
+	if err := udpEcho(lab, ha, hb, b.Net.HostAddr, bt4, at4); err != nil {
+		t.Errorf("UDP a -> b: %v", err)
+	}
+	rv, err := hub.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, r := range rv.Routes {
+		if r.Source == "bgp" && r.PeerPrefix.IsValid() {
+			found[fmt.Sprintf("%s %s %s %v", r.Prefix, r.PeerPrefix, r.Peering, r.Installed)] = true
+		}
+	}
+	for _, want := range []string{"100.65.0.0/16 10.1.0.0/16 net1 true", "100.66.0.0/16 10.1.0.0/16 net2 true", "fd00:65::/48 fd00:1::/48 net1 true"} {
+		if !found[want] {
+			t.Errorf("hub routes lack %q: %v", want, found)
+		}
+	}
+	out, _ := hub.CLI("routes", "--socket", hub.Socket)
+	t.Logf("vgate routes of the hub:\n%s", out)
+	if !strings.Contains(out, "100.66.0.0/16 (10.1.0.0/16 at net2)") {
+		t.Errorf("vgate routes does not show the peer's prefix beside")
+	}
+	// Branch a learns b as 100.66/16 from the hub, and neither its own
+	// space as the hub sees it nor anyone's 10.1/16.
+	rv, err = a.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rv.Routes {
+		if r.Source != "bgp" {
+			continue
+		}
+		p := r.Prefix.String()
+		if strings.HasPrefix(p, "100.65.") || strings.HasPrefix(p, "fd00:65:") || strings.HasPrefix(p, "10.1.") {
+			t.Errorf("branch a was sent %s (%s)", p, r.Status)
+		}
+	}
+	if !hasRoute(vgateRoutes(t, lab, a.Net.GatewayNS), "100.66.0.0/16") {
+		t.Errorf("branch a has no route to 100.66.0.0/16: %q", vgateRoutes(t, lab, a.Net.GatewayNS))
+	}
+}
+
+// An egress rule: a branch that numbers itself 10.9.0.0/16, as the hub
+// does, reaches the hub as 100.99.0.0/16 (fd00:99::/48), and the hub sees
+// it as 100.67.0.0/16 (fd00:67::/48).
+func TestNATEgressRule(t *testing.T) {
+	if !netlab.Root() {
+		t.Skip("SKIPPED: lab tests need root (network namespaces)")
+	}
+	lab := netlab.NewT(t, netlab.Networks(0))
+	bin := vgateBin(t)
+	var gws []*netlab.Gateway
+	for _, i := range []int{9, 3} {
+		n, err := lab.AddNetwork(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := lab.NewGateway(n, bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gws = append(gws, g)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, g := range gws {
+				t.Logf("---- log of gateway %s ----\n%s", g.Name, tail(g.Log(), 60))
+			}
+		}
+	})
+	hub, c := gws[0], gws[1]
+	renumber(t, lab, c, 9)
+	p := hub.PeeringTo(c)
+	p.TunnelAddress = netip.MustParseAddr("100.67.255.254")
+	p.NAT = "      ingress:\n        - { internal: 10.9.0.0/16, external: 100.67.0.0/16 }\n        - { internal: \"fd00:9::/48\", external: \"fd00:67::/48\" }\n" +
+		"      egress:\n        - { internal: 10.9.0.0/16, external: 100.99.0.0/16 }\n        - { internal: \"fd00:9::/48\", external: \"fd00:99::/48\" }\n"
+	hub.Peerings = append(hub.Peerings, p)
+	q := c.PeeringTo(hub)
+	q.Spaces = []netip.Prefix{netip.MustParsePrefix("100.99.0.0/16"), netip.MustParsePrefix("fd00:99::/48")}
+	q.TunnelAddress = netip.MustParseAddr("100.99.255.254")
+	c.Peerings = append(c.Peerings, q)
+	start(t, hub, c)
+
+	hubAt, cAt := netip.MustParseAddr("100.99.0.2"), netip.MustParseAddr("100.67.0.2")
+	if err := lab.WaitPing(c.Net.HostNS, hubAt, 20*time.Second); err != nil {
+		t.Fatalf("branch host cannot reach the hub's host at %s: %v", hubAt, err)
+	}
+	if err := lab.WaitPing(hub.Net.HostNS, cAt, 10*time.Second); err != nil {
+		t.Fatalf("hub host cannot reach the branch host at %s: %v", cAt, err)
+	}
+	if err := lab.WaitPing(c.Net.HostNS, netip.MustParseAddr("fd00:99::2"), 10*time.Second); err != nil {
+		t.Errorf("IPv6: %v", err)
+	}
+	// Each sees the other under the other's mapping.
+	if err := udpEcho(lab, c.Net.HostNS, hub.Net.HostNS, hub.Net.HostAddr, hubAt, cAt); err != nil {
+		t.Errorf("UDP branch -> hub: %v", err)
+	}
+	if err := udpEcho(lab, hub.Net.HostNS, c.Net.HostNS, c.Net.HostAddr, cAt, hubAt); err != nil {
+		t.Errorf("UDP hub -> branch: %v", err)
+	}
+	if err := lab.TCPTransferVia(c.Net.HostNS, hub.Net.HostNS, hub.Net.HostAddr, hubAt, 16<<20); err != nil {
+		t.Errorf("TCP branch -> hub: %v", err)
+	}
+	n := natStatusOf(t, hub, c.Name)
+	if n == nil || len(n.Rules) != 4 || n.Rules[2].Rule != "egress[0]" || n.Rules[2].Out.Packets == 0 || n.Rules[2].In.Packets == 0 {
+		t.Errorf("nat status %+v", n)
+	}
+}
