@@ -454,6 +454,44 @@ func TestNATOverlappingBranches(t *testing.T) {
 		}
 	})
 
+	t.Run("reload adds and removes a rule", func(t *testing.T) {
+		// An egress rule on net2: branch b sees the hub's 10.9/16 as
+		// 100.99/16 (b routes that to the hub first); then removed.
+		bt := netip.MustParseAddr("100.68.0.2")
+		q := b.Peering(hub.Name)
+		q.Spaces = append(q.Spaces, netip.MustParsePrefix("100.99.0.0/16"))
+		reload(t, b, 1)
+		idx := func(dev string) string {
+			out, _ := lab.Run(hub.Net.GatewayNS, "ip", "-o", "link", "show", "dev", dev)
+			return strings.SplitN(out, ":", 2)[0]
+		}
+		before1, before2 := idx("vg-net1"), idx("vg-net2")
+		p := hub.Peering(b.Name)
+		withoutEgress := p.NAT
+		p.NAT += "      egress:\n        - { internal: 10.9.0.0/16, external: 100.99.0.0/16 }\n"
+		reload(t, hub, 2)
+		if err := lab.WaitPing(hh, bt, 10*time.Second); err != nil {
+			t.Fatalf("after adding the egress rule: %v", err)
+		}
+		if err := udpEcho(lab, hh, hb, b.Net.HostAddr, bt, netip.MustParseAddr("100.99.0.2")); err != nil {
+			t.Errorf("with the egress rule, branch b sees the hub's host: %v", err)
+		}
+		if n := natStatusOf(t, hub, b.Name); n == nil || len(n.Rules) != 3 || n.Rules[2].Rule != "egress[0]" || n.Rules[2].Out.Packets == 0 {
+			t.Errorf("nat status after adding: %+v", n)
+		}
+		p.NAT = withoutEgress
+		reload(t, hub, 3)
+		if err := udpEcho(lab, hh, hb, b.Net.HostAddr, bt, hub.Net.HostAddr); err != nil {
+			t.Errorf("after removing the egress rule, branch b sees the hub's host: %v", err)
+		}
+		if err := lab.Ping(hh, at4, 1); err != nil {
+			t.Errorf("branch a: %v", err)
+		}
+		if after1, after2 := idx("vg-net1"), idx("vg-net2"); after1 != before1 || after2 != before2 {
+			t.Errorf("tunnel devices recreated: vg-net1 %s -> %s, vg-net2 %s -> %s", before1, after1, before2, after2)
+		}
+	})
+
 	t.Run("without rules refused", func(t *testing.T) {
 		// The same hub without its nat sections: both peerings claim
 		// 10.1.0.0/16, and check names both.
