@@ -114,3 +114,25 @@ func TestProbeHandleNAT(t *testing.T) {
 		}
 	}
 }
+
+// A request this end sends names the wire addresses, and its reply (the
+// same payload, from the peer's seen address) is taken.
+func TestProbeReplyNAT(t *testing.T) {
+	src, seen := netip.MustParseAddr("10.9.255.254"), netip.MustParseAddr("100.65.255.254")
+	wirePeer, wireLocal := netip.MustParseAddr("10.1.255.254"), netip.MustParseAddr("100.99.255.254")
+	p := testProber(src, func(ProbeEvent) {})
+	tg := &probeTarget{name: "west", ifindex: testIfindex, ProbeTarget: ProbeTarget{Address: seen, Interval: 50 * time.Millisecond, Multiplier: 8, PeerWire: wirePeer, LocalWire: wireLocal}}
+	p.targets[seen] = tg
+	now := time.Now()
+	p.sendTo(tg, now)
+	m, ok := parseProbe(v4Packet(p.sendBuf[:]), false)
+	if !ok || m.from != wireLocal || m.to != wirePeer {
+		t.Fatalf("request payload from %s to %s, want %s to %s", m.from, m.to, wireLocal, wirePeer)
+	}
+	b := p.sendBuf
+	b[0] = 0 // the peer's kernel echoes it
+	p.handle(v4Packet(b[:]), fromTunnel(seen), now.Add(time.Millisecond))
+	if tg.lastReply.IsZero() {
+		t.Fatal("the reply was not taken")
+	}
+}

@@ -82,8 +82,10 @@ type ProbeTarget struct {
 	Interface string
 	// PeerWire and LocalWire are the peer's and this gateway's tunnel
 	// addresses as they cross the tunnel, when NAT rules of the peering
-	// translate them (zero: Address and the prober's source). A peer's
-	// request carries them in its payload, which NAT does not translate.
+	// translate them (zero: Address and the prober's source). Requests
+	// carry them in their payload, which NAT does not translate: this end
+	// writes them so, and maps them back in the peer's requests and in
+	// the replies (which echo this end's).
 	PeerWire, LocalWire netip.Addr
 }
 
@@ -646,7 +648,14 @@ func (p *Prober) step(now time.Time) time.Duration {
 
 // sendTo writes one echo request to t. p.mu is held (by the run loop).
 func (p *Prober) sendTo(t *probeTarget, now time.Time) {
-	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN, t.alive)
+	from, to := p.srcBytes, t.Address.As16()
+	if t.LocalWire.IsValid() { // NAT: the payload names what crosses the tunnel
+		from = t.LocalWire.As16()
+	}
+	if t.PeerWire.IsValid() {
+		to = t.PeerWire.As16()
+	}
+	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, from, to, t.LocalASN, t.PeerASN, t.alive)
 	p.sent++
 	p.sendSA = t.sa
 	if p.raw != nil { // nil: a test's prober without a socket
@@ -761,9 +770,7 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	if !ok {
 		return
 	}
-	if !m.reply {
-		p.unwire(&m, in.src)
-	}
+	p.unwire(&m, in.src)
 	peer := m.from
 	if m.reply {
 		peer = m.to
@@ -810,8 +817,9 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	}
 }
 
-// unwire maps a request's payload addresses, written as they cross the
-// tunnel, to this side's view when src's target has wire addresses.
+// unwire maps a probe's payload addresses, written as they cross the
+// tunnel (by the peer in its request, by this end in the request a reply
+// echoes), to this side's view when src's target has wire addresses.
 func (p *Prober) unwire(m *probeMsg, src netip.Addr) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -819,11 +827,15 @@ func (p *Prober) unwire(m *probeMsg, src netip.Addr) {
 	if t == nil {
 		return
 	}
-	if t.PeerWire.IsValid() && m.from == t.PeerWire {
-		m.from = src
+	peer, local := &m.from, &m.to
+	if m.reply {
+		peer, local = &m.to, &m.from
 	}
-	if t.LocalWire.IsValid() && m.to == t.LocalWire {
-		m.to = p.src
+	if t.PeerWire.IsValid() && *peer == t.PeerWire {
+		*peer = src
+	}
+	if t.LocalWire.IsValid() && *local == t.LocalWire {
+		*local = p.src
 	}
 }
 

@@ -561,6 +561,23 @@ func TestNATOverlappingBranchesBGP(t *testing.T) {
 			t.Errorf("hub routes lack %q: %v", want, found)
 		}
 	}
+	// The probe tells the branches are vgate gateways, though their
+	// requests name the tunnel addresses as they cross the tunnel, and
+	// both ends of each session agree which end dials.
+	for _, g := range []*netlab.Gateway{hub, a, b} {
+		waitFor(t, g.Name+" probes learn vgate peers", 30*time.Second, func() (bool, string) {
+			st, err := g.BGP()
+			if err != nil || len(st.Probes) == 0 {
+				return false, fmt.Sprint(err)
+			}
+			for _, p := range st.Probes {
+				if !p.Vgate || !p.Alive {
+					return false, fmt.Sprintf("%+v", p)
+				}
+			}
+			return true, ""
+		})
+	}
 	out, _ := hub.CLI("routes", "--socket", hub.Socket)
 	t.Logf("vgate routes of the hub:\n%s", out)
 	if !strings.Contains(out, "100.66.0.0/16 (10.1.0.0/16 at net2)") {
