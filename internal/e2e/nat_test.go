@@ -669,3 +669,40 @@ func TestNATEgressRule(t *testing.T) {
 		t.Errorf("nat status %+v", n)
 	}
 }
+
+// A route no rule translates whole is rejected with the reason: branch b
+// owns 10.0.0.0/14 (its 10.1.0.0/16 inside), which the hub's allow-list
+// takes but its rule only maps in part.
+func TestNATBGPRejectsPartlyTranslated(t *testing.T) {
+	lab, hub, a, b := natLab(t, true)
+	wide := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/14"), netip.MustParsePrefix("fd00:1::/48")}
+	b.Spaces = wide
+	hub.Peering(b.Name).Spaces = wide
+	start(t, hub, a, b)
+	waitFor(t, "the hub's verdicts on net2's routes", 60*time.Second, func() (bool, string) {
+		rv, err := hub.Routes()
+		if err != nil {
+			return false, err.Error()
+		}
+		var rejected, v6 bool
+		var got []string
+		for _, r := range rv.Routes {
+			if r.Source != "bgp" || r.Peering != b.Name {
+				continue
+			}
+			got = append(got, fmt.Sprintf("%s %s", r.Prefix, r.Status))
+			rejected = rejected || r.Prefix == wide[0] && strings.Contains(r.Status, "rejected: contains nat.ingress internal 10.1.0.0/16; not translatable as one route")
+			v6 = v6 || r.Prefix == netip.MustParsePrefix("fd00:66::/48") && r.Installed
+		}
+		return rejected && v6, strings.Join(got, "; ")
+	})
+	// Nothing of it reaches the kernel or the other branch.
+	for _, r := range vgateRoutes(t, lab, hub.Net.GatewayNS) {
+		if strings.HasPrefix(r, "10.0.0.0/14") {
+			t.Errorf("the rejected route is installed: %s", r)
+		}
+	}
+	if hasRoute(vgateRoutes(t, lab, a.Net.GatewayNS), "10.0.0.0/14") {
+		t.Error("branch a was sent the rejected route")
+	}
+}
