@@ -45,10 +45,6 @@ func TestGoBGPGracefulRestartInterop(t *testing.T) {
 		{name: "gr", peer: labPeer{GR: gr}, again: labPeer{GR: gr, Restarting: true}, kept: map[string]bool{"frr": true, "bird": true}},
 		{name: "gr-crash", peer: labPeer{GR: gr}, again: labPeer{GR: gr, Restarting: true}, crash: true,
 			kept: map[string]bool{"frr": true, "bird": true}},
-		// Back without the forwarding state bit: the helpers must drop
-		// the stale routes when the new OPEN arrives; the UPDATE follows
-		// within milliseconds, so the pings do not see it.
-		{name: "gr-no-forwarding-bit", peer: labPeer{GR: gr}, again: labPeer{GR: gr}, kept: map[string]bool{"frr": true, "bird": true}},
 		// With BFD the speaker's BFD stops with it: BIRD's `bfd on`
 		// takes that BFD down as a failure and flushes the stale
 		// routes; FRR, whose session is already waiting for the restart
