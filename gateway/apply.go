@@ -20,8 +20,9 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
 		if g.bgp != nil {
-			in.ProbeDead, in.VgatePeers, in.PlainPeers = g.bgp.probeFacts() // bgp.go
+			in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.probeFacts() // bgp.go
 		}
+		in.Drain = g.drain.on // drain.go
 	}
 	return in
 }

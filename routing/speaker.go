@@ -101,7 +101,17 @@ type State struct {
 	Originate []netip.Prefix
 	Protected []Protected
 	Neighbors []Neighbor
+	// Drain announces every route as least preferred (RFC 8326): the
+	// GRACEFUL_SHUTDOWN community and DrainPrepend more copies of the
+	// speaker's AS, re-sent to established sessions without a reset.
+	Drain bool
 }
+
+// DrainPrepend is how many extra times a draining speaker prepends its AS.
+const DrainPrepend = 3
+
+// GracefulShutdown is the GRACEFUL_SHUTDOWN community (RFC 8326).
+const GracefulShutdown = "65535:0"
 
 // Route is one path received from a neighbor, accepted or not.
 type Route struct {
@@ -508,7 +518,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 			im.Allowed[n.Name] = n.Allowed
 		}
 	}
-	if err := s.setPolicy(ctx, im, st.Neighbors); err != nil {
+	if err := s.setPolicy(ctx, im, st.Neighbors, st.Drain); err != nil {
 		errs = append(errs, err)
 	}
 

@@ -58,6 +58,10 @@ type BGP struct {
 	// Multipath installs equal-cost paths (same AS path length, from
 	// different peerings) as one multipath kernel route (ECMP).
 	Multipath bool `yaml:"multipath,omitempty" json:"multipath,omitempty"`
+	// Drain starts the gateway drained: its routes are announced least
+	// preferred (vgate drain) until `vgate drain --undo`. A reload that
+	// changes it drains or undrains.
+	Drain bool `yaml:"drain,omitempty" json:"drain,omitempty"`
 }
 
 // Peering is one declared site-to-site tunnel.

@@ -28,6 +28,12 @@ type fakeGateway struct {
 }
 
 func (f *fakeGateway) Status(context.Context) (api.Status, error) { return f.st, f.err }
+func (f *fakeGateway) Drain(_ context.Context, r api.DrainRequest) (api.DrainStatus, error) {
+	if !r.Drain {
+		return api.DrainStatus{}, f.err
+	}
+	return api.DrainStatus{State: api.Draining, Waiting: []string{"west"}}, f.err
+}
 func (f *fakeGateway) Reload(context.Context) error {
 	return api.WithCode(api.CodeReloadFailed, errors.New("peerings[0].name: missing"))
 }
