@@ -82,6 +82,9 @@ func policyMatch(t *testing.T, im Import, ns []Neighbor, neighbor string, p neti
 		}
 	}
 	for _, st := range pol.Statements {
+		if st.Actions.RouteAction != api.RouteAction_ROUTE_ACTION_REJECT {
+			continue // modifies (GRACEFUL_SHUTDOWN), decides nothing
+		}
 		inSet := false
 		for _, a := range nbrSets[st.Conditions.NeighborSet.Name] {
 			inSet = inSet || a == addr
