@@ -182,9 +182,11 @@ func TestDrainThenStop(t *testing.T) {
 	plain := carrier()
 	ping = startSteadyPing(lab, n1.HostNS, service, 100)
 	time.Sleep(time.Second)
+	stopped := time.Now()
 	if err := plain.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	sent, lost, _ = ping.wait()
-	t.Logf("FIGURE drain: %s carrying the traffic stopped without a drain: %d of %d pings lost (20/s)", plain.Name, lost, sent)
+	t.Logf("FIGURE drain: %s carrying the traffic stopped without a drain: %d of %d pings lost (20/s); east's probe declared it dead %v after the stop began",
+		plain.Name, lost, sent, detectedAfter(east, plain.Name, stopped).Round(10*time.Millisecond))
 }
