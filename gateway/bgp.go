@@ -216,7 +216,11 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 // the routes they gave are removed by the next apply). g.mu is held. The
 // loop may be waiting for g.mu: it is not waited for; once it gets the
 // lock it sees the cancelled context and ends without effect.
-func (g *Gateway) closeBGP() {
+func (g *Gateway) closeBGP() { g.closeBGPWith(false) }
+
+// closeBGPWith is closeBGP, the speaker closed gracefully (graceful
+// restart: the peers keep its routes) when graceful.
+func (g *Gateway) closeBGPWith(graceful bool) {
 	b := g.bgp
 	if b == nil {
 		return
@@ -225,6 +229,11 @@ func (g *Gateway) closeBGP() {
 	g.learned = nil
 	b.cancel()
 	b.probe.Close()
+	if graceful {
+		g.log.Info("bgp: stopping for a graceful restart: peers that help keep this gateway's routes")
+		b.speaker.CloseGraceful()
+		return
+	}
 	b.speaker.Close()
 }
 

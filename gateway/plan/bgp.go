@@ -275,7 +275,11 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			LocalAddress: cfg.TunnelAddress,
 			MaxPrefixes:  p.BGP.MaxPrefixes,
 			Prepend:      p.BGP.Prepend,
-			Passive:      routing.Passive(cfg.TunnelAddress, p.BGP.Address, peerKind(in, p)),
+			GracefulRestart: func() routing.GracefulRestart {
+				r, ll := cfg.BGP.GracefulRestart.Timing()
+				return routing.GracefulRestart{RestartTime: r, LongLived: ll}
+			}(),
+			Passive: routing.Passive(cfg.TunnelAddress, p.BGP.Address, peerKind(in, p)),
 		}
 		if len(p.AddressSpaces) > 0 {
 			n.Allowed = slices.Clone(p.AddressSpaces)

@@ -43,6 +43,10 @@ type Gateway struct {
 	ASN uint32
 	// Multipath sets bgp.multipath (ECMP; bgp.go).
 	Multipath bool
+	// Drain sets bgp.drain; GracefulRestart, when not 0, sets
+	// bgp.graceful_restart.restart_time (bgp.go).
+	Drain           bool
+	GracefulRestart time.Duration
 
 	// Wrapper, when set, returns the command that `vgate run` is started
 	// through (its arguments follow), and PathIn maps the paths above as
