@@ -315,3 +315,16 @@ func TestPeerCredRefusesOtherUsers(t *testing.T) {
 		t.Errorf("root was refused:\n%s", out)
 	}
 }
+
+// Drain round-trips, and its error keeps its code.
+func TestDrain(t *testing.T) {
+	ctx := context.Background()
+	c, _ := serve(t, &fakeGateway{})
+	if st, err := c.Drain(ctx, api.DrainRequest{Drain: true}); err != nil || st.State != api.Draining || len(st.Waiting) != 1 {
+		t.Fatalf("Drain = %+v, %v", st, err)
+	}
+	c, _ = serve(t, &fakeGateway{err: api.WithCode(api.CodeBadRequest, errors.New("drain: the gateway has no bgp section"))})
+	if _, err := c.Drain(ctx, api.DrainRequest{}); !errors.Is(err, api.CodeBadRequest) || !strings.Contains(err.Error(), "no bgp section") {
+		t.Fatalf("Drain without bgp: %v", err)
+	}
+}
