@@ -277,3 +277,34 @@ func TestGracefulRestartWithFRR(t *testing.T) {
 	t.Logf("FIGURE graceful restart: pings from behind FRR to h1 across a restart (stop, start): %d of %d lost with graceful restart, %d of %d without",
 		lostGR, sentGR, lostPlain, sentPlain)
 }
+
+// TestLongLivedGracefulRestartWithFRR: with a 1 s restart time and a
+// long-lived stale time (RFC 9494), a gateway away for longer than the
+// restart time keeps its route at a router configured for long-lived
+// graceful restart (FRR keeps none without its own stale time).
+func TestLongLivedGracefulRestartWithFRR(t *testing.T) {
+	lab, gw1, f := frrSite(t, &netlab.GRConf{LongLivedStale: time.Minute})
+	gw1.GracefulRestart = time.Second
+	gw1.LongLivedStale = time.Minute
+	start(t, gw1)
+	n1 := lab.Network(1)
+	waitFor(t, "FRR: 10.1.0.0/16 learned", 30*time.Second, func() (bool, string) {
+		r, out := frrPathOf(f, n1.Space)
+		return r.Found && !r.Stale, out
+	})
+	if err := gw1.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // past the restart time
+	r, out := frrPathOf(f, n1.Space)
+	if !r.Found || !r.Stale || !strings.Contains(r.Community, "llgr-stale") {
+		t.Errorf("FRR 3 s into a restart with a 1 s restart time: %+v, want kept as long-lived stale\n%s", r, out)
+	}
+	if err := gw1.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "FRR: 10.1.0.0/16 fresh again", 30*time.Second, func() (bool, string) {
+		r, out := frrPathOf(f, n1.Space)
+		return r.Found && !r.Stale && r.Community == "", out
+	})
+}

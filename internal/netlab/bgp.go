@@ -61,7 +61,7 @@ func (g *Gateway) renderBGP(b *strings.Builder) {
 			b.WriteString(", drain: true")
 		}
 		if g.GracefulRestart > 0 {
-			fmt.Fprintf(b, ", graceful_restart: { restart_time: %s }", g.GracefulRestart)
+			fmt.Fprintf(b, ", graceful_restart: { restart_time: %s, long_lived: %s }", g.GracefulRestart, g.LongLivedStale)
 		}
 		b.WriteString(" }\n")
 	}
