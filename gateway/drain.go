@@ -46,7 +46,7 @@ func loadDrain(cfg *config.Config, log *slog.Logger) drainState {
 		return drainState{}
 	}
 	d := drainState{on: cfg.BGP.Drain, since: time.Now()}
-	if b, err := os.ReadFile(drainPath(cfg)); err == nil {
+	if b, err := os.ReadFile(drainPath(cfg)); err == nil && cfg.StateDir != "" {
 		d.on, d.persisted = true, true
 		if t, err := time.Parse(time.RFC3339Nano, string(b)); err == nil {
 			d.since = t
