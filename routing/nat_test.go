@@ -61,7 +61,7 @@ func TestNATPolicySets(t *testing.T) {
 		Ingress: []Translation{{Internal: mp("10.1.0.0/16"), External: mp("100.65.0.0/16")}},
 		Hide:    []netip.Prefix{mp("100.65.0.0/16")}}
 	im := Import{Ingress: map[string][]Translation{"a": n.Ingress}}
-	sets, imp, exp := policies(im, []Neighbor{n}, 65009)
+	sets, imp, exp := policies(im, []Neighbor{n}, 65009, false)
 	byName := map[string][]prefixEntry{}
 	for _, s := range sets {
 		for _, p := range s.Prefixes {
