@@ -114,6 +114,7 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		if p.DroppedSource > 0 {
 			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n", p.Name, p.DroppedSource)
 		}
+		printNATStatus(w, p) // nat.go
 	}
 }
 
