@@ -177,9 +177,9 @@ func pathChanges(prev map[string]string, cur []api.PeeringStatus) []pathChange {
 	return out
 }
 
-// WatchPeerings logs every tunnel state change (up, down with its reason)
-// and every change of a tunnel's path (direct UDP or the relay) at info
-// until ctx ends, looking every interval. Each look reads the
+// WatchPeerings logs every tunnel state change (down with its reason at
+// warn, up at info) and every change of a tunnel's path (direct UDP or
+// the relay) at info until ctx ends, looking every interval. Each look reads the
 // counters of each tunnel's device (one UAPI get, microseconds), so a
 // one-second interval is cheap even at the 10-tunnel limit.
 func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
@@ -209,14 +209,16 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// logTransition logs a state change: a tunnel down is something to act on
+// (warn, with its reason and hint); a recovery is info.
 func logTransition(log *slog.Logger, tr transition) {
 	if tr.To == api.StateUp {
 		log.Info("tunnel up", "peering", tr.Peering, "network", tr.Network)
 		return
 	}
 	if tr.Hint != "" {
-		log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason, "hint", tr.Hint)
+		log.Warn("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason, "hint", tr.Hint)
 		return
 	}
-	log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason)
+	log.Warn("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason)
 }

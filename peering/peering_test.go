@@ -97,11 +97,23 @@ func TestEvaluate(t *testing.T) {
 		{"unanswered beats bgp", Observation{LastHandshake: now.Add(-time.Minute), BGP: true, BGPEstablished: true, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
 		{"handshake since the initiation", Observation{LastHandshake: now.Add(-time.Second), UnansweredSince: now.Add(-time.Minute)}, api.StateUp, api.DownReason("")},
 		{"clock skew", Observation{LastHandshake: fresh, UnansweredSince: now.Add(time.Minute)}, api.StateUp, api.DownReason("")},
+		// The lowest failing layer is the reason: this host's socket, then
+		// the handshake, then the probe, then BGP.
+		{"send blocked beats probe and bgp", Observation{LastHandshake: fresh, BGP: true, ProbeDead: true, SendBlockedSince: now.Add(-5 * time.Second)}, api.StateDown, api.ReasonSendBlocked},
+		{"send blocked beats unanswered", Observation{LastHandshake: now.Add(-time.Minute), UnansweredSince: now.Add(-30 * time.Second), SendBlockedSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonSendBlocked},
+		{"send blocked, never shook hands", Observation{SendBlockedSince: old}, api.StateDown, api.ReasonSendBlocked},
+		{"one refused send is no state", Observation{LastHandshake: fresh, SendBlockedSince: now.Add(-time.Second)}, api.StateUp, api.DownReason("")},
+		{"probe dead beats bgp down", Observation{LastHandshake: fresh, BGP: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
+		{"probe dead beats prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
+		{"unanswered beats probe dead", Observation{LastHandshake: now.Add(-time.Minute), BGP: true, ProbeDead: true, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
+		{"stale beats probe dead", Observation{LastHandshake: old, BGP: true, ProbeDead: true}, api.StateStale, api.ReasonHandshakeStale},
 		// IPsec: the SAs decide, not a handshake time.
 		{"ipsec up", Observation{IPsec: true}, api.StateUp, api.DownReason("")},
 		{"ipsec down", Observation{IPsec: true, IPsecDown: api.ReasonNoProposalChosen, BGP: true, BGPEstablished: true}, api.StateDown, api.ReasonNoProposalChosen},
 		{"ipsec up, bgp down", Observation{IPsec: true, BGP: true}, api.StateDown, api.ReasonBGPDown},
 		{"ipsec up, bgp up", Observation{IPsec: true, BGP: true, BGPEstablished: true}, api.StateUp, api.DownReason("")},
+		{"ipsec up, probe dead", Observation{IPsec: true, BGP: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
+		{"ipsec down beats probe dead", Observation{IPsec: true, IPsecDown: api.ReasonDPDTimeout, BGP: true, ProbeDead: true}, api.StateDown, api.ReasonDPDTimeout},
 	}
 	for _, tt := range tests {
 		tt.o.Now = now

@@ -54,19 +54,35 @@ type Observation struct {
 	// its IKE and child SAs are up).
 	IPsec     bool
 	IPsecDown api.DownReason
+	// SendBlockedSince is when this host began refusing the tunnel's UDP
+	// datagrams (a send failed with EPERM and none succeeded since); zero
+	// when the last send went out.
+	SendBlockedSince time.Time
+	// ProbeDead: the in-tunnel probe declared the tunnel dead.
+	ProbeDead bool
 }
 
-// Evaluate is the one definition of "up": a fresh handshake, no handshake
-// initiation unanswered for UnansweredAfter (for IPsec: established IKE
-// and child SAs), and an established session when the peering runs BGP. It returns the state and, when not up, the
-// reason. Status, its "N up" count, the tunnel up/down
-// log lines and the metrics all come from it.
+// SendBlockedAfter is how long sends must keep failing before the tunnel
+// is down for it (ReasonSendBlocked): one refused datagram is no state.
+const SendBlockedAfter = 2 * time.Second
+
+// Evaluate is the one definition of "up": sends that go out, a fresh
+// handshake, no handshake initiation unanswered for UnansweredAfter (for
+// IPsec: established IKE and child SAs), a tunnel probe that answers, and
+// an established session when the peering runs BGP. It returns the state
+// and, when not up, the reason: that of the lowest failing layer (this
+// host's socket, the handshake, the probe, BGP), since each fails the
+// ones above it. Status, its "N up" count, the tunnel up/down log lines
+// and the metrics all come from it.
 func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 	if o.IPsec {
 		if o.IPsecDown != "" {
 			return api.StateDown, o.IPsecDown
 		}
-		return evaluateBGP(o)
+		return evaluateProbe(o)
+	}
+	if !o.SendBlockedSince.IsZero() && o.Now.Sub(o.SendBlockedSince) >= SendBlockedAfter {
+		return api.StateDown, api.ReasonSendBlocked
 	}
 	if w, ok := Unanswered(o); ok && w >= UnansweredAfter {
 		return api.StateDown, api.ReasonHandshakeUnanswered
@@ -76,6 +92,15 @@ func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 		return s, api.ReasonNoHandshake
 	case api.StateStale:
 		return s, api.ReasonHandshakeStale
+	}
+	return evaluateProbe(o)
+}
+
+// evaluateProbe is the state of a peering whose tunnel is up by its
+// handshake: down while the probe finds it dead, else as its BGP session.
+func evaluateProbe(o Observation) (api.PeeringState, api.DownReason) {
+	if o.ProbeDead {
+		return api.StateDown, api.ReasonProbeDead
 	}
 	return evaluateBGP(o)
 }
