@@ -71,6 +71,9 @@ func TestLogsUnderlayBlocked(t *testing.T) {
 			if s.g == gw1 && p.Reason == api.ReasonSendBlocked && blockedHint == "" {
 				blockedHint = p.Hint
 				checkDownMetrics(t, gw1, "net2", api.ReasonSendBlocked)
+				if v := mustMetric(t, metricsOf(t, gw1), "vgate_peering_send_refused_packets_total", "peering=net2"); v == 0 {
+					t.Errorf("gw1: vgate_peering_send_refused_packets_total{peering=net2} = 0 while sends are refused")
+				}
 				out, err := gw1.CLI("status", "--socket", gw1.Socket)
 				if err != nil || !strings.Contains(out, "down (send blocked)") || !strings.Contains(out, "the local firewall refuses UDP to ") {
 					t.Errorf("gw1: vgate status (%v):\n%s", err, out)
