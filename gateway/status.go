@@ -68,8 +68,12 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		devices[d.Name] = d
 	}
 	var dead map[string]bool
+	probes := map[string]api.ProbeStatus{}
 	if b != nil {
 		dead = b.heldTunnels() // bgp.go
+		for _, p := range b.probe.Status() {
+			probes[p.Peering] = p
+		}
 	}
 	now := time.Now()
 	for i := range cfg.Peerings {
@@ -82,7 +86,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			AddressSpaces: p.AddressSpaces,
 			Type:          config.TypeWireGuard,
 		}
-		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil, ProbeDead: dead[p.Name]}
+		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil, ProbeDead: dead[p.Name], ProbeLastReply: probes[p.Name].LastReply}
 		if p.IsIPsec() {
 			ps.Type, ps.PublicKey = config.TypeIPsec, ""
 			obs.IPsec, obs.IPsecDown = true, api.ReasonCharonNotRunning

@@ -106,6 +106,10 @@ func TestEvaluate(t *testing.T) {
 		{"probe dead beats bgp down", Observation{LastHandshake: fresh, BGP: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
 		{"probe dead beats prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
 		{"unanswered beats probe dead", Observation{LastHandshake: now.Add(-time.Minute), BGP: true, ProbeDead: true, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
+		{"session down, probe silent", Observation{LastHandshake: fresh, BGP: true, ProbeLastReply: now.Add(-ProbeSilentAfter)}, api.StateDown, api.ReasonProbeDead},
+		{"session down, probe answers", Observation{LastHandshake: fresh, BGP: true, ProbeLastReply: now.Add(-time.Second)}, api.StateDown, api.ReasonBGPDown},
+		{"session down, probe never answered", Observation{LastHandshake: fresh, BGP: true}, api.StateDown, api.ReasonBGPDown},
+		{"session up, probe silent: the probe's verdict decides", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true, ProbeLastReply: now.Add(-5 * time.Second)}, api.StateUp, api.DownReason("")},
 		{"stale beats probe dead", Observation{LastHandshake: old, BGP: true, ProbeDead: true}, api.StateStale, api.ReasonHandshakeStale},
 		// IPsec: the SAs decide, not a handshake time.
 		{"ipsec up", Observation{IPsec: true}, api.StateUp, api.DownReason("")},

@@ -59,8 +59,18 @@ type Observation struct {
 	// when the last send went out.
 	SendBlockedSince time.Time
 	// ProbeDead: the in-tunnel probe declared the tunnel dead.
-	ProbeDead bool
+	// ProbeLastReply is the probe's last answer (zero: none yet, or no
+	// probe).
+	ProbeDead      bool
+	ProbeLastReply time.Time
 }
+
+// ProbeSilentAfter is how long a probe that answered before may go
+// without an answer before a BGP session that is down counts as down for
+// the tunnel (probe_dead), not for BGP: a session's hold timer can expire
+// before the probe's verdict while the tunnel is idle (probed once a
+// second, dead after 8).
+const ProbeSilentAfter = 3 * time.Second
 
 // SendBlockedAfter is how long sends must keep failing before the tunnel
 // is down for it (ReasonSendBlocked): one refused datagram is no state.
@@ -97,9 +107,11 @@ func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 }
 
 // evaluateProbe is the state of a peering whose tunnel is up by its
-// handshake: down while the probe finds it dead, else as its BGP session.
+// handshake: down while the probe finds it dead (or, with its session
+// down, has heard nothing for ProbeSilentAfter), else as its BGP session.
 func evaluateProbe(o Observation) (api.PeeringState, api.DownReason) {
-	if o.ProbeDead {
+	silent := !o.ProbeLastReply.IsZero() && o.Now.Sub(o.ProbeLastReply) >= ProbeSilentAfter
+	if o.ProbeDead || o.BGP && !o.BGPEstablished && silent {
 		return api.StateDown, api.ReasonProbeDead
 	}
 	return evaluateBGP(o)
