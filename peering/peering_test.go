@@ -131,6 +131,37 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// Every reason has a layer, and Evaluate's order follows the layers: for
+// each pair of failures at once, the lower layer's reason wins.
+func TestLayer(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	failures := map[api.DownReason]func(*Observation){
+		api.ReasonSendBlocked:         func(o *Observation) { o.SendBlockedSince = now.Add(-time.Minute) },
+		api.ReasonHandshakeUnanswered: func(o *Observation) { o.UnansweredSince = now.Add(-time.Minute) },
+		api.ReasonProbeDead:           func(o *Observation) { o.ProbeDead = true },
+		api.ReasonBGPDown:             func(o *Observation) { o.BGPEstablished = false },
+	}
+	for a, fa := range failures {
+		for b, fb := range failures {
+			o := Observation{Now: now, LastHandshake: now.Add(-2 * time.Minute), BGP: true, BGPEstablished: true}
+			fa(&o)
+			fb(&o)
+			want := a
+			if Layer(b) < Layer(a) {
+				want = b
+			}
+			if _, got := Evaluate(o); got != want {
+				t.Errorf("%s and %s at once: %s, want %s (layers %d, %d)", a, b, got, want, Layer(a), Layer(b))
+			}
+		}
+	}
+	for _, r := range api.DownReasons {
+		if l := Layer(r); l < 0 || l > 3 {
+			t.Errorf("Layer(%s) = %d", r, l)
+		}
+	}
+}
+
 func TestErrTunnelLimit(t *testing.T) {
 	for _, err := range []error{CheckLimit(10, names(11)), CheckLimit(0, nil)} {
 		if !errors.Is(err, ErrTunnelLimit) {

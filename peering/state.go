@@ -130,6 +130,23 @@ func evaluateBGP(o Observation) (api.PeeringState, api.DownReason) {
 	}
 }
 
+// Layer is how deep in the stack reason r fails: 0 this host's socket,
+// 1 the tunnel itself (WireGuard handshake, IPsec SAs), 2 the tunnel probe,
+// 3 BGP. Evaluate returns the reason of the lowest failing layer, so a
+// reason of a higher layer than the one before means the lower layers
+// recovered.
+func Layer(r api.DownReason) int {
+	switch r {
+	case api.ReasonSendBlocked:
+		return 0
+	case api.ReasonProbeDead:
+		return 2
+	case api.ReasonBGPDown, api.ReasonPrefixLimit:
+		return 3
+	}
+	return 1
+}
+
 // Unanswered is how long the oldest unanswered handshake initiation has
 // waited, and whether one waits. A handshake completed since it was sent
 // answers it.
