@@ -1,9 +1,11 @@
 package api
 
 // DownReason is why a configured peering is not up, as status and metrics
-// show it (the label values of vgate_peering_down_reason). no_handshake,
-// handshake_stale and handshake_unanswered come from the WireGuard
-// handshake, the others from BGP.
+// show it (the label values of vgate_peering_down_reason). send_blocked
+// comes from this host's UDP socket, no_handshake, handshake_stale and
+// handshake_unanswered from the WireGuard handshake, probe_dead from the
+// tunnel probe, the others from BGP: the lowest failing layer is the
+// reason.
 type DownReason string
 
 const (
@@ -15,6 +17,13 @@ const (
 	// and the peer has answered none for a while (wrong public key on
 	// either side, wrong endpoint, UDP blocked).
 	ReasonHandshakeUnanswered DownReason = "handshake_unanswered"
+	// ReasonSendBlocked: this host refuses the tunnel's UDP datagrams
+	// (sendmsg fails with EPERM: a local firewall's output rule).
+	ReasonSendBlocked DownReason = "send_blocked"
+	// ReasonProbeDead: the tunnel's handshake is fresh but the in-tunnel
+	// probe gets no answer (the path died since, or the peer stopped);
+	// vgate holds the peering's BGP session down meanwhile.
+	ReasonProbeDead DownReason = "probe_dead"
 
 	// IPsec peerings (decided by ipsec.Decide from charon's state and
 	// typed alerts):
@@ -29,13 +38,14 @@ const (
 // DownReasons lists every down reason, in a fixed order, so that metrics
 // can export a stable series per reason.
 var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered,
-	ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning}
+	ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning,
+	ReasonSendBlocked, ReasonProbeDead}
 
 // WireGuardDownReasons and IPsecDownReasons are the reasons a peering of
 // each type can be down for (the series vgate_peering_down_reason has).
 var (
-	WireGuardDownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered}
-	IPsecDownReasons     = []DownReason{ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning, ReasonBGPDown, ReasonPrefixLimit}
+	WireGuardDownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered, ReasonSendBlocked, ReasonProbeDead}
+	IPsecDownReasons     = []DownReason{ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning, ReasonBGPDown, ReasonPrefixLimit, ReasonProbeDead}
 )
 
 // RefusalReason is why a reload was refused (the label values of

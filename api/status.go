@@ -214,6 +214,13 @@ type PortDevice struct {
 	// yet was sent (zero when none waits).
 	InitiationsSent uint64    `json:"initiations_sent"`
 	UnansweredSince time.Time `json:"unanswered_since,omitzero"`
+	// SendRefused counts the datagrams this host refused to send (EPERM:
+	// a local firewall's output rule); SendBlockedSince is when the
+	// refusals began (zero once a send went out), SendBlockedTo where they
+	// went.
+	SendRefused      uint64    `json:"send_refused"`
+	SendBlockedSince time.Time `json:"send_blocked_since,omitzero"`
+	SendBlockedTo    string    `json:"send_blocked_to,omitempty"`
 }
 
 // Metrics is what the Prometheus collector reads at scrape time: the

@@ -32,8 +32,12 @@ type bgpRuntime struct {
 	applied *routing.State // the speaker state last set
 	probes  map[string]routing.ProbeTarget
 
-	pmu      sync.Mutex // guards what the probe learned
-	dead     map[string]bool
+	pmu  sync.Mutex // guards what the probe learned
+	dead map[string]bool
+	// held: dead after having answered, so vgate holds the session down
+	// (the peering's probe_dead state); a tunnel that never answered is
+	// not held.
+	held     map[string]bool
 	vgate    map[string]bool
 	plain    map[string]bool
 	draining map[string]bool // the peer's probes say it drains
@@ -44,6 +48,14 @@ func (b *bgpRuntime) probeFacts() (dead, vgate, plain, draining map[string]bool)
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
 	return maps.Clone(b.dead), maps.Clone(b.vgate), maps.Clone(b.plain), maps.Clone(b.draining)
+}
+
+// heldTunnels is the peerings whose tunnel the probe found dead after it
+// had answered (a copy).
+func (b *bgpRuntime) heldTunnels() map[string]bool {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	return maps.Clone(b.held)
 }
 
 func (b *bgpRuntime) hurry() {
@@ -130,8 +142,8 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 }
 
 func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
-	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, vgate: map[string]bool{}, plain: map[string]bool{},
-		draining: map[string]bool{}}
+	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, held: map[string]bool{},
+		vgate: map[string]bool{}, plain: map[string]bool{}, draining: map[string]bool{}}
 	sp, err := routing.Start(ctx, routing.Config{
 		ASN:             id.ASN,
 		RouterID:        id.RouterID,
@@ -163,8 +175,14 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 			}
 		case ev.Alive:
 			delete(b.dead, ev.Peering)
+			delete(b.held, ev.Peering)
 		default:
 			b.dead[ev.Peering] = true
+			if ev.Never {
+				delete(b.held, ev.Peering)
+			} else {
+				b.held[ev.Peering] = true
+			}
 		}
 		b.pmu.Unlock()
 		// Re-plan first: a dead tunnel's routes leave the kernel now;

@@ -104,6 +104,7 @@ func prefixLimited(n routing.NeighborStatus) bool {
 type transition struct {
 	Peering, Network string
 	From, To         api.PeeringState
+	FromReason       api.DownReason // why it was not up before ("" if it was)
 	Reason           api.DownReason
 	Hint             string // what to check, for people ("" if none)
 }
@@ -133,7 +134,7 @@ func peeringTransitions(prev map[string]seenPeering, cur []api.PeeringStatus) []
 			}
 		}
 		if was.State != p.State || was.Reason != p.Reason {
-			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was.State, To: p.State, Reason: p.Reason, Hint: p.Hint})
+			out = append(out, transition{Peering: p.Name, Network: p.Network, From: was.State, To: p.State, FromReason: was.Reason, Reason: p.Reason, Hint: p.Hint})
 		}
 		prev[p.Name] = seenPeering{State: p.State, Reason: p.Reason}
 	}
@@ -177,9 +178,9 @@ func pathChanges(prev map[string]string, cur []api.PeeringStatus) []pathChange {
 	return out
 }
 
-// WatchPeerings logs every tunnel state change (up, down with its reason)
-// and every change of a tunnel's path (direct UDP or the relay) at info
-// until ctx ends, looking every interval. Each look reads the
+// WatchPeerings logs every tunnel state change (down with its reason at
+// warn, up at info) and every change of a tunnel's path (direct UDP or
+// the relay) at info until ctx ends, looking every interval. Each look reads the
 // counters of each tunnel's device (one UAPI get, microseconds), so a
 // one-second interval is cheap even at the 10-tunnel limit.
 func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
@@ -209,14 +210,22 @@ func (g *Gateway) WatchPeerings(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// logTransition logs a state change: a tunnel down is something to act on
+// (warn, with its reason and hint); a recovery is info, and so is a
+// reason of a higher layer while down (peering.Layer: the lower layers
+// recovered, e.g. probe_dead to bgp_down while the session comes back).
 func logTransition(log *slog.Logger, tr transition) {
 	if tr.To == api.StateUp {
 		log.Info("tunnel up", "peering", tr.Peering, "network", tr.Network)
 		return
 	}
-	if tr.Hint != "" {
-		log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason, "hint", tr.Hint)
-		return
+	lv := slog.LevelWarn
+	if tr.From != api.StateUp && tr.FromReason != "" && peering.Layer(tr.Reason) > peering.Layer(tr.FromReason) {
+		lv = slog.LevelInfo
 	}
-	log.Info("tunnel down", "peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason)
+	attrs := []any{"peering", tr.Peering, "network", tr.Network, "state", string(tr.To), "reason", tr.Reason}
+	if tr.Hint != "" {
+		attrs = append(attrs, "hint", tr.Hint)
+	}
+	log.Log(context.Background(), lv, "tunnel down", attrs...)
 }

@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"github.com/vgate-project/vgate/api"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vgate-project/vgate/gateway/config"
@@ -208,5 +211,28 @@ func TestPathChanges(t *testing.T) {
 	look() // west removed
 	if got := look(west("relay")); len(got) != 0 {
 		t.Fatalf("re-added peering: %v, want none (a first look)", got)
+	}
+}
+
+// A tunnel going down, or down for a lower layer than before, is a
+// warning; a recovery, or a reason of a higher layer while down (the
+// lower layers came back), is info.
+func TestLogTransitionLevels(t *testing.T) {
+	for _, c := range []struct {
+		tr    transition
+		level string
+	}{
+		{transition{From: api.StateUp, To: api.StateDown, Reason: api.ReasonSendBlocked}, "WARN"},
+		{transition{From: api.StateUp, To: api.StateStale, Reason: api.ReasonHandshakeStale}, "WARN"},
+		{transition{From: api.StateDown, FromReason: api.ReasonProbeDead, To: api.StateDown, Reason: api.ReasonHandshakeUnanswered}, "WARN"},
+		{transition{From: api.StateDown, FromReason: api.ReasonHandshakeUnanswered, To: api.StateDown, Reason: api.ReasonProbeDead}, "INFO"},
+		{transition{From: api.StateDown, FromReason: api.ReasonProbeDead, To: api.StateDown, Reason: api.ReasonBGPDown}, "INFO"},
+		{transition{From: api.StateDown, FromReason: api.ReasonBGPDown, To: api.StateUp}, "INFO"},
+	} {
+		var buf bytes.Buffer
+		logTransition(slog.New(slog.NewTextHandler(&buf, nil)), c.tr)
+		if !strings.Contains(buf.String(), "level="+c.level) {
+			t.Errorf("%+v logged %q, want level %s", c.tr, buf.String(), c.level)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -64,9 +65,17 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			}
 		}
 	}
-	unanswered := map[string]time.Time{}
+	devices := map[string]api.PortDevice{}
 	for _, d := range st.Port.Devices {
-		unanswered[d.Name] = d.UnansweredSince
+		devices[d.Name] = d
+	}
+	var dead map[string]bool
+	probes := map[string]api.ProbeStatus{}
+	if b != nil {
+		dead = b.heldTunnels() // bgp.go
+		for _, p := range b.probe.Status() {
+			probes[p.Peering] = p
+		}
 	}
 	now := time.Now()
 	for i := range cfg.Peerings {
@@ -80,7 +89,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			Type:          config.TypeWireGuard,
 		}
 		ps.NAT = natStatus(p, nil) // nat.go; with counters below
-		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil}
+		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil, ProbeDead: dead[p.Name], ProbeLastReply: probes[p.Name].LastReply}
 		if p.IsIPsec() {
 			ps.Type, ps.PublicKey = config.TypeIPsec, ""
 			obs.IPsec, obs.IPsecDown = true, api.ReasonCharonNotRunning
@@ -106,16 +115,20 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.NAT = natStatus(p, &s.NAT) // nat.go
 				obs.LastHandshake = s.LastHandshake
 			}
-			obs.UnansweredSince = unanswered[p.Name]
+			obs.UnansweredSince = devices[p.Name].UnansweredSince
 		}
 		if wg != nil && tunnels[i] != nil {
 			ps.Path, ps.Relay = wg.relays.path(p.Name) // relays.go
+			if ps.Path != relay.PathRelay {
+				// On the relay the tunnel does not need the UDP path.
+				obs.SendBlockedSince = devices[p.Name].SendBlockedSince
+			}
 		}
 		if at, from := g.eps.movedAt(p.Endpoint); !at.IsZero() { // follow.go
 			ps.EndpointMoved, ps.EndpointPrevious = at, from.String()
 		}
 		ps.State, ps.Reason = peering.Evaluate(obs)
-		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason)
+		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason, devices[p.Name].SendBlockedTo)
 		if p.IsIPsec() {
 			ps.Hint = ipsecHint(p, ps.Reason)
 		}
@@ -155,8 +168,16 @@ func ipsecHint(p *config.Peering, r api.DownReason) string {
 
 // hint is what to check for a peering that is not up, for people ("" when
 // there is nothing to add to the reason).
-func hint(p *config.Peering, listenPort uint16, obs peering.Observation, r api.DownReason) string {
+func hint(p *config.Peering, listenPort uint16, obs peering.Observation, r api.DownReason, blockedTo string) string {
 	switch r {
+	case api.ReasonSendBlocked:
+		if blockedTo == "" {
+			blockedTo = p.Endpoint
+		}
+		return fmt.Sprintf("the local firewall refuses UDP to %s (sending fails with \"operation not permitted\" for %v): check this host's output rules (nft list ruleset, iptables -S OUTPUT) for UDP from port %d",
+			blockedTo, obs.Now.Sub(obs.SendBlockedSince).Round(time.Second), listenPort)
+	case api.ReasonProbeDead:
+		return "the tunnel probe gets no answer through the tunnel although its handshake is recent: the path died since, or the peer stopped; the BGP session is held down until the probe answers again"
 	case api.ReasonHandshakeUnanswered:
 		w, _ := peering.Unanswered(obs)
 		port := strconv.Itoa(int(listenPort))

@@ -606,7 +606,7 @@ func (d *Daemon) alert(m notifyMsg) {
 	case AlertProposalMismatchIKE, AlertProposalMismatchChld, AlertLocalAuthFailed, AlertPeerAuthFailed,
 		AlertAuthorizationFailed, AlertRetransmitTimeout, AlertHalfOpenTimeout, AlertTSMismatch, AlertInstallChildFailed, AlertInstallPolicyFailed:
 		if p.alert != m.Type {
-			d.opts.Log.Info("ipsec alert", "peering", m.Name, "alert", int(m.Type), "charon", m.Str)
+			d.opts.Log.Info("ipsec alert", "peering", m.Name, "alert", m.Type.String(), "alert_code", int(m.Type), "charon", m.Str)
 		}
 		p.alert, p.alertText = m.Type, m.Str
 	}

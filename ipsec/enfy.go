@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strconv"
 )
 
 // Alert is one of charon's typed alerts, as its error-notify plugin
@@ -24,6 +25,42 @@ const (
 	AlertAuthorizationFailed  Alert = 16
 	AlertRetransmitSend       Alert = 20 // one retransmission (informational)
 )
+
+// alertNames are charon's names of its error-notify codes (the plugin's
+// ERROR_NOTIFY_* constants, lower case), for the log.
+var alertNames = map[Alert]string{
+	1:                         "radius_not_responding",
+	AlertLocalAuthFailed:      "local_auth_failed",
+	AlertPeerAuthFailed:       "peer_auth_failed",
+	4:                         "parse_error_header",
+	5:                         "parse_error_body",
+	AlertRetransmitTimeout:    "retransmit_send_timeout",
+	AlertHalfOpenTimeout:      "half_open_timeout",
+	AlertProposalMismatchIKE:  "proposal_mismatch_ike",
+	AlertProposalMismatchChld: "proposal_mismatch_child",
+	AlertTSMismatch:           "ts_mismatch",
+	AlertInstallChildFailed:   "install_child_sa_failed",
+	AlertInstallPolicyFailed:  "install_child_policy_failed",
+	13:                        "unique_replace",
+	14:                        "unique_keep",
+	15:                        "vip_failure",
+	AlertAuthorizationFailed:  "authorization_failed",
+	17:                        "cert_expired",
+	18:                        "cert_revoked",
+	19:                        "no_issuer_cert",
+	AlertRetransmitSend:       "retransmit_send",
+	21:                        "retransmit_send_cleared",
+	22:                        "retransmit_receive",
+}
+
+// String is the alert's name ("retransmit_send_timeout"), or "alert_N"
+// for a code this version does not know.
+func (a Alert) String() string {
+	if n, ok := alertNames[a]; ok {
+		return n
+	}
+	return "alert_" + strconv.Itoa(int(a))
+}
 
 // notifyMsgLen is the size of error-notify's message (strongSwan 5.9's
 // error_notify_msg_t, checked against Debian 12's charon): a 32-bit type in

@@ -97,11 +97,27 @@ func TestEvaluate(t *testing.T) {
 		{"unanswered beats bgp", Observation{LastHandshake: now.Add(-time.Minute), BGP: true, BGPEstablished: true, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
 		{"handshake since the initiation", Observation{LastHandshake: now.Add(-time.Second), UnansweredSince: now.Add(-time.Minute)}, api.StateUp, api.DownReason("")},
 		{"clock skew", Observation{LastHandshake: fresh, UnansweredSince: now.Add(time.Minute)}, api.StateUp, api.DownReason("")},
+		// The lowest failing layer is the reason: this host's socket, then
+		// the handshake, then the probe, then BGP.
+		{"send blocked beats probe and bgp", Observation{LastHandshake: fresh, BGP: true, ProbeDead: true, SendBlockedSince: now.Add(-5 * time.Second)}, api.StateDown, api.ReasonSendBlocked},
+		{"send blocked beats unanswered", Observation{LastHandshake: now.Add(-time.Minute), UnansweredSince: now.Add(-30 * time.Second), SendBlockedSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonSendBlocked},
+		{"send blocked, never shook hands", Observation{SendBlockedSince: old}, api.StateDown, api.ReasonSendBlocked},
+		{"one refused send is no state", Observation{LastHandshake: fresh, SendBlockedSince: now.Add(-time.Second)}, api.StateUp, api.DownReason("")},
+		{"probe dead beats bgp down", Observation{LastHandshake: fresh, BGP: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
+		{"probe dead beats prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
+		{"unanswered beats probe dead", Observation{LastHandshake: now.Add(-time.Minute), BGP: true, ProbeDead: true, UnansweredSince: now.Add(-30 * time.Second)}, api.StateDown, api.ReasonHandshakeUnanswered},
+		{"session down, probe silent", Observation{LastHandshake: fresh, BGP: true, ProbeLastReply: now.Add(-ProbeSilentAfter)}, api.StateDown, api.ReasonProbeDead},
+		{"session down, probe answers", Observation{LastHandshake: fresh, BGP: true, ProbeLastReply: now.Add(-time.Second)}, api.StateDown, api.ReasonBGPDown},
+		{"session down, probe never answered", Observation{LastHandshake: fresh, BGP: true}, api.StateDown, api.ReasonBGPDown},
+		{"session up, probe silent: the probe's verdict decides", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true, ProbeLastReply: now.Add(-5 * time.Second)}, api.StateUp, api.DownReason("")},
+		{"stale beats probe dead", Observation{LastHandshake: old, BGP: true, ProbeDead: true}, api.StateStale, api.ReasonHandshakeStale},
 		// IPsec: the SAs decide, not a handshake time.
 		{"ipsec up", Observation{IPsec: true}, api.StateUp, api.DownReason("")},
 		{"ipsec down", Observation{IPsec: true, IPsecDown: api.ReasonNoProposalChosen, BGP: true, BGPEstablished: true}, api.StateDown, api.ReasonNoProposalChosen},
 		{"ipsec up, bgp down", Observation{IPsec: true, BGP: true}, api.StateDown, api.ReasonBGPDown},
 		{"ipsec up, bgp up", Observation{IPsec: true, BGP: true, BGPEstablished: true}, api.StateUp, api.DownReason("")},
+		{"ipsec up, probe dead", Observation{IPsec: true, BGP: true, ProbeDead: true}, api.StateDown, api.ReasonProbeDead},
+		{"ipsec down beats probe dead", Observation{IPsec: true, IPsecDown: api.ReasonDPDTimeout, BGP: true, ProbeDead: true}, api.StateDown, api.ReasonDPDTimeout},
 	}
 	for _, tt := range tests {
 		tt.o.Now = now
@@ -111,6 +127,37 @@ func TestEvaluate(t *testing.T) {
 		}
 		if (s == api.StateUp) != (r == "") {
 			t.Errorf("%s: state %q with reason %q: up exactly when there is no reason", tt.name, s, r)
+		}
+	}
+}
+
+// Every reason has a layer, and Evaluate's order follows the layers: for
+// each pair of failures at once, the lower layer's reason wins.
+func TestLayer(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	failures := map[api.DownReason]func(*Observation){
+		api.ReasonSendBlocked:         func(o *Observation) { o.SendBlockedSince = now.Add(-time.Minute) },
+		api.ReasonHandshakeUnanswered: func(o *Observation) { o.UnansweredSince = now.Add(-time.Minute) },
+		api.ReasonProbeDead:           func(o *Observation) { o.ProbeDead = true },
+		api.ReasonBGPDown:             func(o *Observation) { o.BGPEstablished = false },
+	}
+	for a, fa := range failures {
+		for b, fb := range failures {
+			o := Observation{Now: now, LastHandshake: now.Add(-2 * time.Minute), BGP: true, BGPEstablished: true}
+			fa(&o)
+			fb(&o)
+			want := a
+			if Layer(b) < Layer(a) {
+				want = b
+			}
+			if _, got := Evaluate(o); got != want {
+				t.Errorf("%s and %s at once: %s, want %s (layers %d, %d)", a, b, got, want, Layer(a), Layer(b))
+			}
+		}
+	}
+	for _, r := range api.DownReasons {
+		if l := Layer(r); l < 0 || l > 3 {
+			t.Errorf("Layer(%s) = %d", r, l)
 		}
 	}
 }

@@ -54,19 +54,45 @@ type Observation struct {
 	// its IKE and child SAs are up).
 	IPsec     bool
 	IPsecDown api.DownReason
+	// SendBlockedSince is when this host began refusing the tunnel's UDP
+	// datagrams (a send failed with EPERM and none succeeded since); zero
+	// when the last send went out.
+	SendBlockedSince time.Time
+	// ProbeDead: the in-tunnel probe declared the tunnel dead.
+	// ProbeLastReply is the probe's last answer (zero: none yet, or no
+	// probe).
+	ProbeDead      bool
+	ProbeLastReply time.Time
 }
 
-// Evaluate is the one definition of "up": a fresh handshake, no handshake
-// initiation unanswered for UnansweredAfter (for IPsec: established IKE
-// and child SAs), and an established session when the peering runs BGP. It returns the state and, when not up, the
-// reason. Status, its "N up" count, the tunnel up/down
-// log lines and the metrics all come from it.
+// ProbeSilentAfter is how long a probe that answered before may go
+// without an answer before a BGP session that is down counts as down for
+// the tunnel (probe_dead), not for BGP: a session's hold timer can expire
+// before the probe's verdict while the tunnel is idle (probed once a
+// second, dead after 8).
+const ProbeSilentAfter = 3 * time.Second
+
+// SendBlockedAfter is how long sends must keep failing before the tunnel
+// is down for it (ReasonSendBlocked): one refused datagram is no state.
+const SendBlockedAfter = 2 * time.Second
+
+// Evaluate is the one definition of "up": sends that go out, a fresh
+// handshake, no handshake initiation unanswered for UnansweredAfter (for
+// IPsec: established IKE and child SAs), a tunnel probe that answers, and
+// an established session when the peering runs BGP. It returns the state
+// and, when not up, the reason: that of the lowest failing layer (this
+// host's socket, the handshake, the probe, BGP), since each fails the
+// ones above it. Status, its "N up" count, the tunnel up/down log lines
+// and the metrics all come from it.
 func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 	if o.IPsec {
 		if o.IPsecDown != "" {
 			return api.StateDown, o.IPsecDown
 		}
-		return evaluateBGP(o)
+		return evaluateProbe(o)
+	}
+	if !o.SendBlockedSince.IsZero() && o.Now.Sub(o.SendBlockedSince) >= SendBlockedAfter {
+		return api.StateDown, api.ReasonSendBlocked
 	}
 	if w, ok := Unanswered(o); ok && w >= UnansweredAfter {
 		return api.StateDown, api.ReasonHandshakeUnanswered
@@ -76,6 +102,17 @@ func Evaluate(o Observation) (api.PeeringState, api.DownReason) {
 		return s, api.ReasonNoHandshake
 	case api.StateStale:
 		return s, api.ReasonHandshakeStale
+	}
+	return evaluateProbe(o)
+}
+
+// evaluateProbe is the state of a peering whose tunnel is up by its
+// handshake: down while the probe finds it dead (or, with its session
+// down, has heard nothing for ProbeSilentAfter), else as its BGP session.
+func evaluateProbe(o Observation) (api.PeeringState, api.DownReason) {
+	silent := !o.ProbeLastReply.IsZero() && o.Now.Sub(o.ProbeLastReply) >= ProbeSilentAfter
+	if o.ProbeDead || o.BGP && !o.BGPEstablished && silent {
+		return api.StateDown, api.ReasonProbeDead
 	}
 	return evaluateBGP(o)
 }
@@ -91,6 +128,23 @@ func evaluateBGP(o Observation) (api.PeeringState, api.DownReason) {
 	default:
 		return api.StateDown, api.ReasonBGPDown
 	}
+}
+
+// Layer is how deep in the stack reason r fails: 0 this host's socket,
+// 1 the tunnel itself (WireGuard handshake, IPsec SAs), 2 the tunnel probe,
+// 3 BGP. Evaluate returns the reason of the lowest failing layer, so a
+// reason of a higher layer than the one before means the lower layers
+// recovered.
+func Layer(r api.DownReason) int {
+	switch r {
+	case api.ReasonSendBlocked:
+		return 0
+	case api.ReasonProbeDead:
+		return 2
+	case api.ReasonBGPDown, api.ReasonPrefixLimit:
+		return 3
+	}
+	return 1
 }
 
 // Unanswered is how long the oldest unanswered handshake initiation has

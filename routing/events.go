@@ -107,9 +107,9 @@ func notificationFrom(dir, msg string, at time.Time) *Notification {
 }
 
 // downFromEvent classifies a peer event that took a session to idle.
-// holdCode is the code of vgate's own hold on the session (DownNone if
-// none). ok is false for events that are not a session going down.
-func downFromEvent(st apiutil.PeerState, holdCode DownCode, at time.Time) (downInfo, bool) {
+// holdCode and holdText are the code and text of vgate's own hold on the
+// session (DownNone and "" if none). ok is false for events that are not a session going down.
+func downFromEvent(st apiutil.PeerState, holdCode DownCode, holdText string, at time.Time) (downInfo, bool) {
 	d := downInfo{at: at, text: st.DisconnectMessage, pfxLimit: st.AdminState == api.PeerState_ADMIN_STATE_PFX_CT}
 	if st.SessionState != bgp.BGP_FSM_IDLE {
 		return d, false
@@ -127,9 +127,15 @@ func downFromEvent(st apiutil.PeerState, holdCode DownCode, at time.Time) (downI
 		api.PeerState_DISCONNECT_REASON_DECONFIGURED:
 		return d, false
 	case api.PeerState_DISCONNECT_REASON_ADMIN_DOWN:
+		// vgate disabled the peer itself (SetDown): its reason, never
+		// GoBGP's "admin-down", which reads as if someone shut it.
 		d.code = holdCode
 		if d.code == DownNone {
 			d.code = DownAdmin
+		}
+		d.text = "held down by vgate"
+		if holdText != "" {
+			d.text += ": " + holdText
 		}
 	case api.PeerState_DISCONNECT_REASON_HOLD_TIMER_EXPIRED:
 		d.code = DownHoldTimerExpired

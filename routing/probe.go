@@ -940,7 +940,9 @@ func (p *Prober) report(ev ProbeEvent) {
 	case ev.Alive:
 		p.log.Info("tunnel alive", "peering", ev.Peering)
 	default:
-		p.log.Warn("tunnel dead", "peering", ev.Peering, "reason", ev.Why)
+		// Info: the gateway's "tunnel down" line (warn, reason probe_dead)
+		// is the one to act on.
+		p.log.Info("tunnel dead", "peering", ev.Peering, "reason", ev.Why)
 	}
 	if p.onEvent != nil {
 		p.onEvent(ev)

@@ -222,11 +222,12 @@ type Speaker struct {
 	counts     map[string]routeCounts // by name: the last Snapshot's (Sessions)
 
 	// Written by the peer-event watcher, which must never wait on mu.
-	evMu     sync.Mutex
-	byAddr   map[netip.Addr]Neighbor
-	evHolds  map[string]DownCode // by name: holdCode of its holds
-	lastDown map[netip.Addr]downInfo
-	pfxCt    map[netip.Addr]bool // GoBGP shut the session for its prefix limit
+	evMu       sync.Mutex
+	byAddr     map[netip.Addr]Neighbor
+	evHolds    map[string]DownCode // by name: holdCode of its holds
+	evHoldText map[string]string   // by name: holdText of its holds
+	lastDown   map[netip.Addr]downInfo
+	pfxCt      map[netip.Addr]bool // GoBGP shut the session for its prefix limit
 	// sess is each session's state as GoBGP's peer events (and the
 	// safety poll's ListPeer) last told it: Sessions reads it instead of
 	// a ListPeer, which walks every adj-RIB-in shard of every peer.
@@ -271,6 +272,7 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		counts:     map[string]routeCounts{},
 		byAddr:     map[netip.Addr]Neighbor{},
 		evHolds:    map[string]DownCode{},
+		evHoldText: map[string]string{},
 		pfxCt:      map[netip.Addr]bool{},
 		lastDown:   map[netip.Addr]downInfo{},
 		sess:       map[netip.Addr]sessionSeen{},
@@ -790,7 +792,9 @@ func (s *Speaker) syncAdmin(ctx context.Context, name string) error {
 	}
 	s.disabled[name] = held
 	if held {
-		s.log.Warn("bgp session held down", "peering", name, "reason", holdText(s.holds[name]))
+		// Info: vgate's own action; the cause (a dead tunnel, a prefix
+		// limit) is the peering's state, logged at warn by the gateway.
+		s.log.Info("bgp session held down", "peering", name, "reason", holdText(s.holds[name]))
 	} else {
 		s.log.Info("bgp session released", "peering", name)
 	}
@@ -825,7 +829,7 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 	var d downInfo
 	down := false
 	if ok {
-		d, down = downFromEvent(st, s.evHolds[n.Name], at)
+		d, down = downFromEvent(st, s.evHolds[n.Name], s.evHoldText[n.Name], at)
 		if down {
 			if d.code == DownMaxPrefix {
 				d.text = maxPrefixText(n.maxPrefixes())
@@ -856,7 +860,13 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 		if d.notif != nil {
 			attrs = append(attrs, "notification", d.notif.Direction, "notification_code", d.notif.Code, "notification_subcode", d.notif.Subcode)
 		}
-		s.log.Warn("bgp session down", attrs...)
+		if d.code == DownProbe || d.code == DownAdmin {
+			// vgate's own hold: "bgp session held down" said it, and the
+			// gateway's tunnel-down line (warn) carries the cause.
+			s.log.Debug("bgp session down", attrs...)
+		} else {
+			s.log.Warn("bgp session down", attrs...)
+		}
 	}
 	if hold {
 		// Keep it down until the limit changes; not from this
@@ -920,8 +930,10 @@ func (s *Speaker) noteHolds(name string) {
 	defer s.evMu.Unlock()
 	if c := holdCode(s.holds[name]); c != DownNone {
 		s.evHolds[name] = c
+		s.evHoldText[name] = holdText(s.holds[name])
 	} else {
 		delete(s.evHolds, name)
+		delete(s.evHoldText, name)
 	}
 }
 

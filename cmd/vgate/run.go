@@ -9,25 +9,43 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/daemon"
 )
 
+// newLogger logs to w in format at level; on systemd's journal stream
+// each line carries its syslog priority (journal.go).
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	return buildLogger(w, format, level, onJournal(w))
+}
+
+func buildLogger(w io.Writer, format, level string, journal bool) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, &exitError{2, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var pw *priorityWriter
+	if journal {
+		pw = &priorityWriter{w: w}
+		w = pw
+	}
+	var h slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, &exitError{2, fmt.Errorf("--log-format %q: want text or json", format)}
 	}
-	return nil, &exitError{2, fmt.Errorf("--log-format %q: want text or json", format)}
+	if journal {
+		h = &priorityHandler{mu: new(sync.Mutex), w: pw, next: h}
+	}
+	return slog.New(h), nil
 }
 
 // configError prints every problem of an invalid config, one per line.

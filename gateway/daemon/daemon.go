@@ -17,6 +17,7 @@ import (
 	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/control"
+	"github.com/vgate-project/vgate/gateway/lograte"
 	"github.com/vgate-project/vgate/internal/sdnotify"
 )
 
@@ -31,7 +32,9 @@ type Options struct {
 // config that does not load is returned as config.Load's error (a
 // config.Errors lists every problem). SIGHUP reloads the config.
 func Run(ctx context.Context, o Options) error {
-	log := o.Log
+	// Every repeating message is limited per subject (lograte): a
+	// per-packet error cannot bury the state changes around it.
+	log := slog.New(lograte.New(o.Log.Handler(), lograte.Window, lograte.Burst))
 	setGCPercent()
 	stopPprof := startPprof(log) // pprof.go: VGATE_DEBUG_PPROF
 	defer stopPprof()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/vgate-project/vgate/gateway/keys"
 	"golang.zx2c4.com/wireguard/conn"
@@ -120,8 +121,11 @@ func (t *Tunnel) Stats() (PeerStats, error) {
 // interface and, with it, the kernel routes through it.
 func (t *Tunnel) close() { t.dev.Close() }
 
-// DeviceLogger adapts slog to wireguard-go's logger: its verbose lines go to
-// debug, its errors to warn (a peer's bad packet is not our error).
+// DeviceLogger adapts slog to wireguard-go's logger. Its verbose lines are
+// per-packet detail: debug. Its errors are mostly about one packet (a
+// peer's bad packet, a send that failed): info, limited per message by the
+// gateway's handler (gateway/lograte). A send that this host's firewall
+// refused (EPERM) is debug: the peering's send_blocked state says it once.
 func DeviceLogger(l *slog.Logger) *device.Logger {
 	return &device.Logger{
 		Verbosef: func(format string, args ...any) {
@@ -130,7 +134,21 @@ func DeviceLogger(l *slog.Logger) *device.Logger {
 			}
 		},
 		Errorf: func(format string, args ...any) {
-			l.Warn(fmt.Sprintf(format, args...))
+			lv := errorLevel(args)
+			if l.Enabled(context.Background(), lv) {
+				l.Log(context.Background(), lv, fmt.Sprintf(format, args...))
+			}
 		},
 	}
+}
+
+// errorLevel is the level of a wireguard-go error line with args: debug
+// when one of them is a refused send (EPERM), else info.
+func errorLevel(args []any) slog.Level {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, syscall.EPERM) {
+			return slog.LevelDebug
+		}
+	}
+	return slog.LevelInfo
 }

@@ -71,6 +71,7 @@ type Collector struct {
 	probeUp, probeRTT                                      *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
 	peeringQueue, peeringQueueDropped                      *prometheus.Desc
+	peeringSendRefused                                     *prometheus.Desc
 	dnsQueries, enrollAttempts, invitesPending             *prometheus.Desc
 	draining, drained                                      *prometheus.Desc
 	peeringPath, peeringRelayConnected                     *prometheus.Desc
@@ -136,6 +137,7 @@ func New(source Source, version string) *Collector {
 		peeringSourceDropped:  d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
 		peeringQueue:          d("peering_queue_packets", "Received packets waiting in the peering's queue on the shared tunnel port for its WireGuard device.", peer...),
 		peeringQueueDropped:   d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
+		peeringSendRefused:    d("peering_send_refused_packets_total", "Datagrams of the peering's tunnel this host refused to send (EPERM: a local firewall's output rule); while sends keep failing the peering is down for send_blocked.", peer...),
 		peeringPath:           d("peering_path", "1 for the path the tunnel's datagrams take now (direct: UDP; relay: TCP/443 through its relay), 0 for the other.", "peering", "network", "path"),
 		peeringRelayConnected: d("peering_relay_connected", "1 if the peering's relay accepted this gateway and is connected, 0 if not; only for peerings with a relay.", peer...),
 		ipsecInfo:             d("ipsec_info", "An IPsec peering and where its ESP runs (libipsec: userspace, in charon's kernel-libipsec); always 1.", "peering", "network", "esp_mode"),
@@ -169,6 +171,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
 		c.peeringQueue, c.peeringQueueDropped,
+		c.peeringSendRefused,
 		c.dnsQueries, c.enrollAttempts, c.invitesPending, c.draining, c.drained,
 		c.peeringPath, c.peeringRelayConnected,
 		c.ipsecInfo, c.ipsecIKE, c.ipsecChild, c.ipsecIKERekeys, c.ipsecChildRekeys,
@@ -214,6 +217,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.peeringInfo, 1, p.Name, p.Network, p.Interface)
 		gauge(c.peeringQueue, float64(ports[p.Name].QueueDepth), p.Name, p.Network)
 		counter(c.peeringQueueDropped, float64(ports[p.Name].DroppedQueueFull), p.Name, p.Network)
+		counter(c.peeringSendRefused, float64(ports[p.Name].SendRefused), p.Name, p.Network)
 		up := 0.0
 		if p.Reason == "" {
 			up = 1

@@ -36,7 +36,7 @@ func sample() api.Metrics {
 			},
 			Reloads: api.ReloadStats{OK: 2, Failed: 1, LastError: "boom", Last: time.Unix(1_800_000_100, 0)},
 			Port: api.PortStats{Dispatched: 50, DroppedUnknownIndex: 3, DroppedQueueFull: 1, DroppedResponseBadMAC: 9, DroppedResponseLater: 2,
-				Devices: []api.PortDevice{{Name: "west", Open: true, QueueDepth: 7, QueueCap: 1024, Dispatched: 50, DroppedQueueFull: 1}}},
+				Devices: []api.PortDevice{{Name: "west", Open: true, QueueDepth: 7, QueueCap: 1024, Dispatched: 50, DroppedQueueFull: 1, SendRefused: 12}}},
 			P2S: &api.P2SStatus{Registered: 3, Connected: 1, MaxClients: 128, PoolFree: 250,
 				Packets: map[string]uint64{"allow": 10, "deny": 2}},
 		},
@@ -88,6 +88,10 @@ vgate_peering_queue_packets{network="vnet-west",peering="west"} 7
 # TYPE vgate_peering_queue_dropped_packets_total counter
 vgate_peering_queue_dropped_packets_total{network="vnet-north",peering="north"} 0
 vgate_peering_queue_dropped_packets_total{network="vnet-west",peering="west"} 1
+# HELP vgate_peering_send_refused_packets_total Datagrams of the peering's tunnel this host refused to send (EPERM: a local firewall's output rule); while sends keep failing the peering is down for send_blocked.
+# TYPE vgate_peering_send_refused_packets_total counter
+vgate_peering_send_refused_packets_total{network="vnet-north",peering="north"} 0
+vgate_peering_send_refused_packets_total{network="vnet-west",peering="west"} 12
 # HELP vgate_tunnels_limit The most site-to-site tunnels this gateway may run (max_tunnels).
 # TYPE vgate_tunnels_limit gauge
 vgate_tunnels_limit 10
@@ -169,7 +173,7 @@ vgate_peering_relay_connected{network="vnet-west",peering="west"} 1
 	names := []string{
 		"vgate_peering_path", "vgate_peering_relay_connected",
 		"vgate_peering_up", "vgate_peering_receive_bytes_total", "vgate_peering_transmit_bytes_total",
-		"vgate_peering_last_handshake_timestamp_seconds", "vgate_peering_queue_packets", "vgate_peering_queue_dropped_packets_total", "vgate_tunnels_limit", "vgate_tunnels_configured",
+		"vgate_peering_last_handshake_timestamp_seconds", "vgate_peering_queue_packets", "vgate_peering_queue_dropped_packets_total", "vgate_peering_send_refused_packets_total", "vgate_tunnels_limit", "vgate_tunnels_configured",
 		"vgate_tunnels_up", "vgate_port_packets_dropped_total", "vgate_routes_installed", "vgate_reloads_total",
 		"vgate_refusals_total", "vgate_last_reload_failed",
 		"vgate_p2s_clients_registered", "vgate_p2s_pool_free_addresses", "vgate_p2s_policy_packets_total",

@@ -132,7 +132,9 @@ func (c *Client) Status() ClientStatus {
 // Connected reports whether the relay accepted us and the connection is up.
 func (c *Client) Connected() bool { return c.up.Load() }
 
-func (c *Client) setState(s ClientState, err error, relay keys.PublicKey) {
+// setState records the client's state; changed says whether the state or
+// its error differs from the last one (what status shows changed).
+func (c *Client) setState(s ClientState, err error, relay keys.PublicKey) (changed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	msg := ""
@@ -141,11 +143,13 @@ func (c *Client) setState(s ClientState, err error, relay keys.PublicKey) {
 	}
 	if c.status.State != s || c.status.Error != msg {
 		c.status.Since = time.Now()
+		changed = true
 	}
 	c.status.State, c.status.Error = s, msg
 	if !relay.IsZero() {
 		c.status.Relay = relay
 	}
+	return changed
 }
 
 // Register delivers datagrams from peer to fn (from the client's reader
@@ -221,8 +225,11 @@ func (c *Client) run() {
 		var connected *connectedErr
 		switch {
 		case websocket.CloseStatus(err) == StatusKeyRefused:
-			c.setState(StateRefused, errors.New("the relay does not accept this gateway's key"), keys.PublicKey{})
-			c.log.Warn("relay refused our key; add this gateway's public key to the relay's accepted keys", "url", c.url, "retry_in", refusedWait)
+			lv := slog.LevelDebug // said once per change, as status shows it
+			if c.setState(StateRefused, errors.New("the relay does not accept this gateway's key"), keys.PublicKey{}) {
+				lv = slog.LevelWarn
+			}
+			c.log.Log(c.ctx, lv, "relay refused our key; add this gateway's public key to the relay's accepted keys", "url", c.url, "retry_in", refusedWait)
 			wait = refusedWait
 			refusedWait = min(2*refusedWait, refusedMax)
 		case errors.As(err, &connected):
@@ -231,8 +238,14 @@ func (c *Client) run() {
 			backoff, refusedWait = backoffMin, refusedMin
 			wait = backoff
 		default:
-			c.setState(StateFailed, err, keys.PublicKey{})
-			c.log.Debug("relay connection failed; retrying", "url", c.url, "error", err, "retry_in", wait)
+			// A new failure (a wrong pin, a relay that does not answer)
+			// is logged once at warn, as status shows it; its retries
+			// are debug.
+			lv := slog.LevelDebug
+			if c.setState(StateFailed, err, keys.PublicKey{}) {
+				lv = slog.LevelWarn
+			}
+			c.log.Log(c.ctx, lv, "relay connection failed; retrying", "url", c.url, "error", err, "retry_in", wait)
 			backoff = min(2*backoff, backoffMax)
 		}
 		select {

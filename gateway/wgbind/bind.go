@@ -31,6 +31,10 @@ type bind struct {
 	delayed      atomic.Uint64 // initiations held back as crossing (crossing.go)
 	dropped      atomic.Uint64 // of those, dropped for a response sent meanwhile
 
+	refused      atomic.Uint64          // datagrams this host refused to send (sendblock.go)
+	blockedSince atomic.Int64           // since m.epoch, ns, of the first refusal since a send went out; 0: none
+	blockedTo    atomic.Pointer[string] // where the refused sends went
+
 	hs        hsGate        // one handshake message at a time (hsgate.go)
 	hsWaiting atomic.Bool   // hs owes an answer: Send looks for it
 	ownInit   atomic.Uint32 // sender index of the device's own handshake in flight; 0: none (hsgate.go)
@@ -124,7 +128,9 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if b.hsWaiting.Load() {
 		b.noteSent(bufs) // hsgate.go; after ownInit is up to date
 	}
-	return b.m.under.Send(bufs, ep)
+	err := b.m.under.Send(bufs, ep)
+	b.noteSend(len(bufs), ep, err) // sendblock.go
+	return err
 }
 
 // handshakeType is msgInitiation or msgResponse for a well-formed message

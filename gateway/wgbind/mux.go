@@ -164,6 +164,13 @@ type DeviceStats struct {
 	// yet was sent (zero when none waits). See handshakes.go.
 	InitiationsSent uint64    `json:"initiations_sent"`
 	UnansweredSince time.Time `json:"unanswered_since,omitzero"`
+	// SendRefused counts the datagrams this host refused to send (EPERM:
+	// a local firewall); SendBlockedSince is when the refusals began, zero
+	// once a send went out, and SendBlockedTo where they went. See
+	// sendblock.go.
+	SendRefused      uint64    `json:"send_refused"`
+	SendBlockedSince time.Time `json:"send_blocked_since,omitzero"`
+	SendBlockedTo    string    `json:"send_blocked_to,omitempty"`
 }
 
 // Mux shares one conn.Bind between several wireguard-go devices.
@@ -374,6 +381,7 @@ func (m *Mux) Stats() Stats {
 			d.QueueDepth = len(s.q)
 		}
 		b.handshakeStats(&d)
+		b.sendStats(&d) // sendblock.go
 		st.Devices = append(st.Devices, d)
 	}
 	m.mu.Unlock()

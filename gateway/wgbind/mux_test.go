@@ -23,6 +23,14 @@ import (
 type fakeBind struct {
 	mu   sync.Mutex
 	sent [][]byte
+	err  error // what Send returns (nothing is recorded then)
+}
+
+// failWith makes Send fail with err (nil: succeed again).
+func (f *fakeBind) failWith(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
 }
 
 // sentPackets copies what was sent so far.
@@ -46,6 +54,9 @@ func (f *fakeBind) ParseEndpoint(s string) (conn.Endpoint, error) {
 func (f *fakeBind) Send(bufs [][]byte, _ conn.Endpoint) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
 	for _, b := range bufs {
 		f.sent = append(f.sent, append([]byte(nil), b...))
 	}
