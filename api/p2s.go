@@ -51,17 +51,23 @@ type AddedClient struct {
 // ClientInfo is a client as `vgate client list` shows it; never a private
 // key.
 type ClientInfo struct {
-	Name          string       `json:"name"`
-	PublicKey     string       `json:"public_key"` // base64
-	Groups        []string     `json:"groups"`
-	Addresses     []netip.Addr `json:"addresses"`
-	KeyGenerated  bool         `json:"key_generated,omitempty"`
-	Created       time.Time    `json:"created"`
-	Connected     bool         `json:"connected"`
-	Endpoint      string       `json:"endpoint,omitempty"`
-	LastHandshake time.Time    `json:"last_handshake,omitzero"`
-	RxBytes       uint64       `json:"rx_bytes"`
-	TxBytes       uint64       `json:"tx_bytes"`
+	Name         string       `json:"name"`
+	PublicKey    string       `json:"public_key"` // base64
+	Groups       []string     `json:"groups"`
+	Addresses    []netip.Addr `json:"addresses"`
+	KeyGenerated bool         `json:"key_generated,omitempty"`
+	Created      time.Time    `json:"created"`
+	// Connected says State is active: the client was heard from (traffic
+	// or keepalive) in the last ActiveWindow of gateway/p2s.
+	Connected bool `json:"connected"`
+	// State is active, idle (heard from earlier: LastHeard), gone (not
+	// heard from for longer than a session lasts) or never.
+	State         ClientState `json:"state"`
+	LastHeard     time.Time   `json:"last_heard,omitzero"`
+	Endpoint      string      `json:"endpoint,omitempty"`
+	LastHandshake time.Time   `json:"last_handshake,omitzero"`
+	RxBytes       uint64      `json:"rx_bytes"`
+	TxBytes       uint64      `json:"tx_bytes"`
 	// Denied counts packets of this client the group policy dropped.
 	Denied uint64 `json:"denied_packets"`
 	Error  string `json:"error,omitempty"`
@@ -69,3 +75,15 @@ type ClientInfo struct {
 	// to the pool after this time.
 	QuarantinedUntil time.Time `json:"quarantined_until,omitzero"`
 }
+
+// ClientState is what the gateway knows of a point-to-site client's
+// presence.
+type ClientState string
+
+// Client states, from when the client was last heard from.
+const (
+	ClientActive ClientState = "active"
+	ClientIdle   ClientState = "idle"
+	ClientGone   ClientState = "gone"
+	ClientNever  ClientState = "never"
+)

@@ -269,10 +269,7 @@ func printClients(w io.Writer, list []api.ClientInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT\tGROUPS\tADDRESSES\tSTATE\tENDPOINT\tHANDSHAKE\tRX\tTX\tDENIED")
 	for _, c := range list {
-		state, hs, ep := "idle", "never", c.Endpoint
-		if c.Connected {
-			state = "connected"
-		}
+		state, hs, ep := clientState(c, now), "never", c.Endpoint
 		if c.Error != "" {
 			state = "error (" + c.Error + ")"
 		}
@@ -286,6 +283,35 @@ func printClients(w io.Writer, list []api.ClientInfo, now time.Time) {
 			state, ep, hs, humanBytes(c.RxBytes), humanBytes(c.TxBytes), c.Denied)
 	}
 	tw.Flush()
+}
+
+// clientState is the STATE column: active, idle since when the client was
+// last heard from, gone (with that time), or never connected.
+func clientState(c api.ClientInfo, now time.Time) string {
+	switch c.State {
+	case api.ClientActive:
+		return "active"
+	case api.ClientIdle:
+		return "idle since " + clock(c.LastHeard, now)
+	case api.ClientGone:
+		return "gone (last heard " + clock(c.LastHeard, now) + ")"
+	case api.ClientNever:
+		return "never connected"
+	}
+	if c.Connected { // a gateway without states
+		return "connected"
+	}
+	return "idle"
+}
+
+// clock is t in local time: the time of day if t is today, else date and
+// time.
+func clock(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format(time.TimeOnly)
+	}
+	return t.Format(time.DateTime)
 }
 
 func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -174,21 +175,44 @@ func runConnected(c *laptop.Conn, ifname string, mode laptop.DNSMode, relay bool
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go c.Watch(ctx, log)
+	var mu sync.Mutex // the watchers print from their own goroutines
+	say := func(_ laptop.AnswerEvent, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "vgate connect: %s\n", msg)
+	}
+	go c.Watch(ctx, say)
 	if relay {
 		go watchPath(ctx, c, log)
 	}
 	<-ctx.Done()
+	// From here a second Ctrl-C or SIGTERM ends the process at once.
+	stop()
 	log.Info("disconnecting")
-	if err := laptop.RunResolver(rp.Restore); err != nil {
-		log.Warn("could not restore the resolver", "error", err)
+	done := make(chan error, 1)
+	go func() {
+		if err := laptop.RunResolver(rp.Restore); err != nil {
+			log.Warn("could not restore the resolver", "error", err)
+		}
+		done <- c.Down()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return &exitError{1, err}
+		}
+	case <-time.After(teardownTimeout):
+		return &exitError{1, fmt.Errorf("%s: taking the connection down did not finish in %v; exiting anyway (the interface goes with the process; check for leftover routes to the endpoint)", ifname, teardownTimeout)}
 	}
-	if err := c.Down(); err != nil {
-		return &exitError{1, err}
-	}
+	mu.Lock()
+	defer mu.Unlock()
 	fmt.Fprintf(stdout, "vgate connect: %s removed\n", ifname)
 	return nil
 }
+
+// teardownTimeout bounds restoring the resolver and removing the
+// interface after Ctrl-C or SIGTERM, so that the process always exits.
+const teardownTimeout = 5 * time.Second
 
 // watchPath logs each change of the connection's path (direct or relay).
 func watchPath(ctx context.Context, c *laptop.Conn, log *slog.Logger) {

@@ -110,12 +110,12 @@ func New(source Source, version string) *Collector {
 		refusals:        d("refusals_total", "Reloads refused because the new config was invalid or needs a restart, by reason.", "reason"),
 
 		p2sRegistered: d("p2s_clients_registered", "Point-to-site clients registered (vgate client add)."),
-		p2sConnected:  d("p2s_clients_connected", "Point-to-site clients with a recent handshake."),
+		p2sConnected:  d("p2s_clients_connected", "Point-to-site clients active: heard from (traffic or keepalive) in the last 27 s."),
 		p2sLimit:      d("p2s_clients_limit", "The most point-to-site clients (point_to_site.max_clients)."),
 		p2sPoolFree:   d("p2s_pool_free_addresses", "Clients the point-to-site pool can still address (the scarcer IP family)."),
 		p2sPackets:    d("p2s_policy_packets_total", "Packets of point-to-site clients handled by the group policy, by verdict.", "verdict"),
 
-		p2sClientUp:        d("p2s_client_up", "1 if the registered point-to-site client has a recent handshake, 0 if not.", "client"),
+		p2sClientUp:        d("p2s_client_up", "1 if the registered point-to-site client is active (heard from in the last 27 s), 0 if not.", "client"),
 		p2sClientRx:        d("p2s_client_receive_bytes_total", "Bytes received from the point-to-site client.", "client"),
 		p2sClientTx:        d("p2s_client_transmit_bytes_total", "Bytes sent to the point-to-site client.", "client"),
 		p2sClientHandshake: d("p2s_client_last_handshake_timestamp_seconds", "Unix time of the client's last handshake; 0 if none yet.", "client"),
