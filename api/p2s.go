@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -15,16 +16,25 @@ type P2SStatus struct {
 	Connected  int            `json:"clients_connected"`
 	MaxClients int            `json:"max_clients"`
 	// PoolFree is how many more clients the pool can address (the
-	// scarcer family; saturating), PoolFree4/6 per family.
-	PoolFree  uint64 `json:"pool_free"`
-	PoolFree4 uint64 `json:"pool_free_ipv4"`
-	PoolFree6 uint64 `json:"pool_free_ipv6"`
+	// scarcer family; saturating), PoolFree4/6 per family. An IPv6 pool
+	// holds more than JSON numbers carry exactly (a /64: 2^64 − 7 free):
+	// in JSON these saturate at 2^53 (MaxExactJSON), and the _exact
+	// fields carry the exact count as a decimal string.
+	PoolFree       Count  `json:"pool_free"`
+	PoolFree4      Count  `json:"pool_free_ipv4"`
+	PoolFree6      Count  `json:"pool_free_ipv6"`
+	PoolFreeExact  string `json:"pool_free_exact,omitempty"`
+	PoolFree6Exact string `json:"pool_free_ipv6_exact,omitempty"`
 	// Relay is point_to_site.relay's connection, when configured.
 	Relay *RelayStatus `json:"relay,omitempty"`
 	// Packets the group policy handled, by verdict.
 	Packets map[string]uint64 `json:"packets"`
 	Denied  uint64            `json:"denied_packets"`
-	Error   string            `json:"error,omitempty"`
+	// PacketsLastMinute and DeniedLastMinute are the growth of Packets and
+	// Denied over the last minute, where the gateway can tell.
+	PacketsLastMinute map[string]uint64 `json:"packets_last_minute,omitempty"`
+	DeniedLastMinute  *uint64           `json:"denied_packets_last_minute,omitempty"`
+	Error             string            `json:"error,omitempty"`
 	// Disabled says why point_to_site is configured but not running
 	// (e.g. a corrupt registry); the other fields are then empty.
 	Disabled string `json:"disabled,omitempty"`
@@ -87,3 +97,17 @@ const (
 	ClientGone   ClientState = "gone"
 	ClientNever  ClientState = "never"
 )
+
+// MaxExactJSON is 2^53, the largest integer up to which every integer
+// has an exact JSON number (an IEEE 754 double).
+const MaxExactJSON = 1 << 53
+
+// Count is a count that may exceed MaxExactJSON: it marshals as a JSON
+// number saturated at MaxExactJSON, so that no reader gets a rounded
+// value it takes for exact.
+type Count uint64
+
+// MarshalJSON writes c, saturated at MaxExactJSON.
+func (c Count) MarshalJSON() ([]byte, error) {
+	return strconv.AppendUint(nil, min(uint64(c), MaxExactJSON), 10), nil
+}

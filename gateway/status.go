@@ -123,6 +123,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		}
 		st.Peerings = append(st.Peerings, ps)
 	}
+	g.recent.fill(&st, now) // recent.go
 	return st, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -346,12 +349,12 @@ func p2sLine(st *api.P2SStatus) string {
 	if st == nil {
 		return ""
 	}
-	free := fmt.Sprint(st.PoolFree)
+	free := countText(uint64(st.PoolFree), st.PoolFreeExact)
 	if st.PoolFree == math.MaxUint64 {
 		free = "unlimited"
 	}
-	s := fmt.Sprintf("%d/%d clients, %d connected, pool %s free, port %d/udp, %d packets denied",
-		st.Registered, st.MaxClients, st.Connected, free, st.ListenPort, st.Denied)
+	s := fmt.Sprintf("%d/%d clients, %d connected, pool %s free, port %d/udp, %s",
+		st.Registered, st.MaxClients, st.Connected, free, st.ListenPort, deniedText(st))
 	if st.Error != "" {
 		s += " (" + st.Error + ")"
 	}
@@ -362,4 +365,63 @@ func p2sLine(st *api.P2SStatus) string {
 		}
 	}
 	return s
+}
+
+// countText is a count for people: exact (from the _exact string of a
+// count JSON cannot carry, if given) up to a million, then as a power of
+// two, e.g. "~2^64" for the 2^64 − 7 free addresses of a /64 pool.
+func countText(n uint64, exact string) string {
+	if v, err := strconv.ParseUint(exact, 10, 64); err == nil {
+		n = v
+	}
+	if n < 1<<20 {
+		return strconv.FormatUint(n, 10)
+	}
+	l := math.Log2(float64(n))
+	if r := math.Round(l); math.Abs(l-r) < 0.05 {
+		return fmt.Sprintf("~2^%d", int(r))
+	}
+	return fmt.Sprintf("~2^%.1f", l)
+}
+
+// deniedText is the packets the group policy denied, with those of the
+// last minute and the verdicts by reason (docs/operations.md,
+// "Point-to-site verdicts"): "6 packets denied (2 in the last minute):
+// destination 4, gateway_service 2".
+func deniedText(st *api.P2SStatus) string {
+	if st.Denied == 0 {
+		return "no packets denied"
+	}
+	s := fmt.Sprintf("%d packets denied%s", st.Denied, lastMinute(st.DeniedLastMinute))
+	var verdicts []string
+	for v, n := range st.Packets {
+		if v != "allow" && n > 0 {
+			verdicts = append(verdicts, v)
+		}
+	}
+	slices.SortFunc(verdicts, func(a, b string) int {
+		return cmp.Or(cmp.Compare(st.Packets[b], st.Packets[a]), cmp.Compare(a, b))
+	})
+	for i, v := range verdicts {
+		verdicts[i] = fmt.Sprintf("%s %d", v, st.Packets[v])
+		if n, ok := st.PacketsLastMinute[v]; ok && n > 0 {
+			verdicts[i] += fmt.Sprintf(" (%d in the last minute)", n)
+		}
+	}
+	if len(verdicts) > 0 {
+		s += ": " + strings.Join(verdicts, ", ")
+	}
+	return s
+}
+
+// lastMinute is " (N in the last minute)", " (none in the last minute)",
+// or "" when the gateway cannot tell yet.
+func lastMinute(n *uint64) string {
+	switch {
+	case n == nil:
+		return ""
+	case *n == 0:
+		return " (none in the last minute)"
+	}
+	return fmt.Sprintf(" (%d in the last minute)", *n)
 }

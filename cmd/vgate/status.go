@@ -109,7 +109,8 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 				orDash(x.IKEState), orDash(x.ChildState), x.IKERekeys, x.ChildRekeys)
 		}
 		if p.DroppedSource > 0 {
-			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n", p.Name, p.DroppedSource)
+			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped since start%s: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n",
+				p.Name, p.DroppedSource, lastMinute(p.DroppedSourceLastMinute))
 		}
 	}
 }

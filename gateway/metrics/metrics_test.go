@@ -146,7 +146,7 @@ vgate_p2s_pool_free_addresses 250
 # TYPE vgate_p2s_policy_packets_total counter
 vgate_p2s_policy_packets_total{verdict="allow"} 10
 vgate_p2s_policy_packets_total{verdict="deny"} 2
-# HELP vgate_p2s_client_up 1 if the registered point-to-site client has a recent handshake, 0 if not.
+# HELP vgate_p2s_client_up 1 if the registered point-to-site client is active (heard from in the last 27 s), 0 if not.
 # TYPE vgate_p2s_client_up gauge
 vgate_p2s_client_up{client="alice"} 1
 vgate_p2s_client_up{client="bob"} 0

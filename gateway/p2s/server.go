@@ -462,15 +462,17 @@ func (s *Server) Status() api.P2SStatus {
 		Pool: s.pool.Prefixes(), Registered: s.reg.Len(), MaxClients: s.cfg.MaxClients,
 		Packets: s.filter.Counts(), Denied: s.filter.Denied(),
 	}
-	st.PoolFree4, st.PoolFree6 = s.reg.Free(s.pool, now)
+	free4, free6 := s.reg.Free(s.pool, now)
 	v4, v6 := s.pool.Families()
-	st.PoolFree = math.MaxUint64
+	free := uint64(math.MaxUint64)
 	if v4 {
-		st.PoolFree = min(st.PoolFree, st.PoolFree4)
+		free = min(free, free4)
 	}
 	if v6 {
-		st.PoolFree = min(st.PoolFree, st.PoolFree6)
+		free = min(free, free6)
 	}
+	st.PoolFree, st.PoolFree4, st.PoolFree6 = api.Count(free), api.Count(free4), api.Count(free6)
+	st.PoolFreeExact, st.PoolFree6Exact = strconv.FormatUint(free, 10), strconv.FormatUint(free6, 10)
 	if dump, err := s.dev.IpcGet(); err != nil {
 		st.Error = err.Error()
 	} else {

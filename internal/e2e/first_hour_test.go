@@ -395,7 +395,7 @@ func TestFirstHourSourceCheck(t *testing.T) {
 		t.Errorf("vgate_peering_source_dropped_packets_total{peering=net2} = %v, want 5", v)
 	}
 	st, _ := gw1.CLI("status", "--socket", gw1.Socket)
-	if !strings.Contains(st, "net2: 5 packet(s) from the peer dropped: source not in its allowed IPs") {
+	if !strings.Contains(st, "net2: 5 packet(s) from the peer dropped since start (5 in the last minute): source not in its allowed IPs") {
 		t.Errorf("vgate status does not show the dropped packets:\n%s", st)
 	}
 	// The peering's AllowedIPs in status are still the planned ones.
