@@ -307,6 +307,11 @@ func clientState(c api.ClientInfo, now time.Time) string {
 	return "idle"
 }
 
+// dateTimeZone is how the CLI writes a point in time: local date, time
+// and zone ("2026-12-07 14:02:11 CET"), so that a reader on another host
+// or in another zone knows which time it is.
+const dateTimeZone = time.DateTime + " MST"
+
 // clock is t in local time: the time of day if t is today, else date and
 // time.
 func clock(t, now time.Time) string {
@@ -340,7 +345,7 @@ func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return gf.explain(err)
 	}
-	fmt.Fprintf(stdout, "client %s revoked; %s quarantined until %s before reuse\n", ci.Name, addrList(ci.Addresses), ci.QuarantinedUntil.Format(time.DateTime))
+	fmt.Fprintf(stdout, "client %s revoked; %s quarantined until %s before reuse\n", ci.Name, addrList(ci.Addresses), ci.QuarantinedUntil.Local().Format(dateTimeZone))
 	return nil
 }
 

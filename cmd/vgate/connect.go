@@ -60,6 +60,11 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *invite != "" && *invite != "-" && tokenPieces(pos) {
+		// A token pasted unquoted with a space inside: the shell split it.
+		*invite += strings.Join(pos, "")
+		pos = nil
+	}
 	switch {
 	case *invite == "" && len(pos) != 1:
 		fs.Usage()
@@ -232,23 +237,78 @@ func watchPath(ctx context.Context, c *laptop.Conn, log *slog.Logger) {
 	}
 }
 
+// tokenPieces says whether the positional arguments after --invite TOKEN
+// are the rest of a token the shell split at white space: base64url words
+// that name no file.
+func tokenPieces(pos []string) bool {
+	if !allBase64URL(pos) {
+		return false
+	}
+	for _, p := range pos {
+		if _, err := os.Stat(p); err == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// allBase64URL says whether words is not empty and each is base64url.
+func allBase64URL(words []string) bool {
+	for _, w := range words {
+		if !isBase64URL(w) {
+			return false
+		}
+	}
+	return len(words) > 0
+}
+
+func isBase64URL(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // tokenFromInput is the invite token read by '--invite -': the first word
-// starting with the token prefix, so the whole output of 'vgate client
-// invite' saved to a file works as well as the bare token; without one, the
-// first line (which the enrollment then refuses, saying why).
+// starting with the token prefix, with the base64url words and lines that
+// continue it up to a blank line (a token wrapped or pasted with a space
+// inside), so the whole output of 'vgate client invite' saved to a file
+// works as well as the bare token; without one, the first line (which the
+// enrollment then refuses, saying why).
 func tokenFromInput(r io.Reader) (string, error) {
 	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
 	first, seen := "", false
+	tok := ""
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if !seen {
 			first, seen = line, true
 		}
-		for _, w := range strings.Fields(line) {
+		words := strings.Fields(line)
+		if tok != "" {
+			if !allBase64URL(words) {
+				return tok, nil
+			}
+			tok += strings.Join(words, "")
+			continue
+		}
+		for i, w := range words {
 			if strings.HasPrefix(w, laptop.InviteTokenPrefix) {
-				return w, nil
+				tok = w
+				for _, more := range words[i+1:] {
+					if !isBase64URL(more) {
+						return tok, nil
+					}
+					tok += more
+				}
+				break
 			}
 		}
+	}
+	if tok != "" {
+		return tok, sc.Err()
 	}
 	if err := sc.Err(); err != nil {
 		return "", err
