@@ -116,7 +116,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			ps.Hint = ipsecHint(p, ps.Reason)
 		}
 		if ps.Hint == "" && pool != "" {
-			ps.Hint = g.returns.hint(p.Name, pool, now) // returns.go
+			ps.Hint = g.returnHint(p.Name, pool, now) // returns.go
 		}
 		if ps.State == api.StateUp {
 			st.Tunnels.Up++
