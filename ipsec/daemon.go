@@ -32,10 +32,10 @@ type Options struct {
 // State is one IPsec peering as vgate sees it now.
 type State struct {
 	// Reason is why it is not up (Decide); "" when up.
-	Reason            string
-	IKE, Child        string // charon's SA states, "" when none
-	ESPMode           ESPMode
-	Endpoint          string // the device's address and port of the IKE SA
+	Reason     string
+	IKE, Child string // charon's SA states, "" when none
+	ESPMode    ESPMode
+	Endpoint   string // the device's address and port of the IKE SA
 	// Remote is the configured address or name of the device (Peer.Remote),
 	// for a peering whose IKE SA never came up.
 	Remote  string
