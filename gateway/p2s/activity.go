@@ -18,7 +18,7 @@ const ActiveWindow = DefaultKeepalive*time.Second + 2*time.Second
 
 // SampleEvery is how often the server reads its clients' counters to
 // notice when each last sent something.
-const SampleEvery = time.Second
+const SampleEvery = 500 * time.Millisecond
 
 // Activity remembers, per client key, when its received-byte counter last
 // grew: wireguard-go counts keepalives too, so that is the last time the

@@ -23,7 +23,8 @@ import (
 // says within 10 s that the gateway stopped answering, and that it answers
 // again once the cut is undone. On SIGTERM vgate connect exits promptly;
 // the departed laptop is no longer `active` in `client list` within 30 s,
-// and `status` counts it no more as connected.
+// and `status` counts it no more as connected. Back and then revoked, the
+// laptop says within 10 s that the gateway stopped answering.
 const p2sStatesExtra = `point_to_site:
   listen_port: 51821
   endpoint: 198.18.0.1:51821
@@ -167,5 +168,24 @@ func TestP2SStates(t *testing.T) {
 	}
 	if s := statusText(); !strings.Contains(s, "0 connected") {
 		t.Errorf("status still counts the departed laptop:\n%s", s)
+	}
+
+	// alice comes back and is revoked: her laptop says so within 10 s
+	// instead of still reading "connected".
+	mark = logLen() // the log file is appended to
+	proc, err = lt.Connect(vgateBin(t), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proc.Stop()
+	waitLog("connected: handshake with the gateway completed", mark, 10*time.Second)
+	mark = logLen()
+	if out, err := g1.CLI("client", "revoke", "alice", "--socket", g1.Socket); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	took = waitLog("the gateway stopped answering", mark, 10*time.Second)
+	t.Logf("vgate connect said the gateway stopped answering %v after the revocation", took.Round(100*time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("vgate connect took %v to notice the revocation, want within 10 s", took)
 	}
 }
