@@ -48,15 +48,29 @@ func (r *recentCounters) fill(st *api.Status, now time.Time) {
 			st.Port.DroppedLastMinute[k] = *n
 		}
 	}
+	if d := st.DNS; d != nil {
+		d.QueriesLastMinute = r.each(now, "dns/", d.Queries)
+	}
+	if e := st.Enroll; e != nil {
+		e.AttemptsLastMinute = r.each(now, "enroll/", e.Attempts)
+	}
 	if p := st.P2S; p != nil {
 		p.DeniedLastMinute = at("p2s/denied", p.Denied)
-		for verdict, v := range p.Packets {
-			if n := at("p2s/packets/"+verdict, v); n != nil {
-				if p.PacketsLastMinute == nil {
-					p.PacketsLastMinute = map[string]uint64{}
-				}
-				p.PacketsLastMinute[verdict] = *n
+		p.PacketsLastMinute = r.each(now, "p2s/packets/", p.Packets)
+	}
+}
+
+// each samples every counter of m under prefix and returns the growth of
+// those it can tell (nil if none).
+func (r *recentCounters) each(now time.Time, prefix string, m map[string]uint64) map[string]uint64 {
+	var out map[string]uint64
+	for k, v := range m {
+		if n, ok := r.set.Observe(prefix+k, now, v); ok {
+			if out == nil {
+				out = map[string]uint64{}
 			}
+			out[k] = n
 		}
 	}
+	return out
 }

@@ -97,6 +97,10 @@ func TestStatusCountersWithWindow(t *testing.T) {
 			Denied:  6, DeniedLastMinute: u(2),
 			PacketsLastMinute: map[string]uint64{"destination": 0, "gateway_service": 2},
 		},
+		DNS: &api.DNSStatus{Zone: "east.internal", Queries: map[string]uint64{"answer": 40, "refused": 3, "dropped": 9},
+			QueriesLastMinute: map[string]uint64{"answer": 5, "refused": 1, "dropped": 0}},
+		Enroll: &api.EnrollStatus{Attempts: map[string]uint64{"enrolled": 2, "invite_unknown": 7},
+			AttemptsLastMinute: map[string]uint64{"enrolled": 0, "invite_unknown": 7}},
 	}
 	var b strings.Builder
 	printStatus(&b, &st, now)
@@ -107,6 +111,8 @@ func TestStatusCountersWithWindow(t *testing.T) {
 		"south: 2 packet(s) from the peer dropped since start: ",
 		"port drops      3 unknown index (none in the last minute), 1 malformed (1 in the last minute)",
 		"1 connected, pool ~2^64 free, port 51821/udp, 6 packets denied (2 in the last minute): destination 4, gateway_service 2 (2 in the last minute)",
+		"answer 40, refused 3 (1 in the last minute), dropped 9 (none in the last minute)",
+		"attempts: enrolled 2, invite_unknown 7 (7 in the last minute)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
