@@ -22,7 +22,8 @@ func (d *doc) syntaxError(data []byte, err error) {
 		msg = sm[2]
 	}
 	lines := strings.Split(string(data), "\n")
-	if l := locateSyntax(lines, line, msg); l > 0 {
+	l, note := locateSyntax(lines, line, msg)
+	if l > 0 {
 		line = l
 	}
 	if line > 0 && line <= len(lines) {
@@ -30,31 +31,42 @@ func (d *doc) syntaxError(data []byte, err error) {
 			msg += ": " + strconv.Quote(text)
 		}
 	}
+	if note != "" {
+		msg += " (" + note + ")"
+	}
 	d.errs = append(d.errs, &FieldError{File: d.file, Line: line, Msg: msg, Err: ErrSyntax})
 }
 
 // locateSyntax is the 1-based line of the mistake behind yaml.v3's
-// message msg reported at line, or 0 to keep yaml.v3's line.
-func locateSyntax(lines []string, line int, msg string) int {
+// message msg reported at line (0 to keep yaml.v3's line) and a note in
+// plain words on what is wrong there.
+func locateSyntax(lines []string, line int, msg string) (int, string) {
 	switch {
 	case strings.Contains(msg, "tab character"), strings.Contains(msg, "cannot start any token"):
 		for i, l := range lines {
 			if ind := l[:len(l)-len(strings.TrimLeft(l, " \t"))]; strings.Contains(ind, "\t") {
-				return i + 1
+				return i + 1, "YAML indents with spaces, never tabs"
 			}
 		}
 	case strings.Contains(msg, "expected ',' or ']'"), strings.Contains(msg, "expected ',' or '}'"):
-		return unclosedFlow(lines)
+		if l := unclosedFlow(lines); l > 0 {
+			return l, "a '[' or '{' opened on this line is not closed"
+		}
 	case strings.Contains(msg, "quoted scalar"), strings.Contains(msg, "unexpected end of stream"):
 		if l := unclosedQuote(lines); l > 0 {
-			return l
+			return l, "a quote opened on this line is not closed"
 		}
-		return unclosedFlow(lines)
+		if l := unclosedFlow(lines); l > 0 {
+			return l, "a '[' or '{' opened on this line is not closed"
+		}
 	}
 	if l := misindented(lines); l > 0 {
-		return l
+		return l, "its indentation matches no key above it"
 	}
-	return 0
+	if strings.Contains(msg, "could not find expected ':'") {
+		return 0, "a key needs ':' after it"
+	}
+	return 0, ""
 }
 
 // content is line without a trailing comment (a '#' after a blank,
