@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -95,6 +96,41 @@ func TestLocateValid(t *testing.T) {
 		lines := strings.Split(text, "\n")
 		if l := misindented(lines); l != 0 {
 			t.Errorf("%q: misindented blames line %d", text, l)
+		}
+	}
+}
+
+// Every truncation of the example config, and the example with any one
+// line indented by one more space or a tab, parses without a panic and
+// every syntax error names a line inside the file.
+func TestSyntaxLocatorRobust(t *testing.T) {
+	data, err := os.ReadFile("testdata/vgate.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	var docs []string
+	for i := 0; i < len(data); i += 7 {
+		docs = append(docs, string(data[:i]))
+	}
+	for i := range lines {
+		for _, pre := range []string{" ", "\t"} {
+			m := slices.Clone(lines)
+			m[i] = pre + m[i]
+			docs = append(docs, strings.Join(m, "\n"))
+		}
+	}
+	for _, d := range docs {
+		_, err := Parse([]byte(d), "f.yaml")
+		var es Errors
+		if !errors.As(err, &es) {
+			continue
+		}
+		n := strings.Count(d, "\n") + 1
+		for _, e := range es {
+			if errors.Is(e, ErrSyntax) && (e.Line < 0 || e.Line > n) {
+				t.Errorf("syntax error at line %d of a %d-line file: %v", e.Line, n, e)
+			}
 		}
 	}
 }
