@@ -34,18 +34,20 @@ func (r *recentCounters) fill(st *api.Status, now time.Time) {
 		p := &st.Peerings[i]
 		p.DroppedSourceLastMinute = at("peering/"+p.Name+"/dropped_source", p.DroppedSource)
 	}
-	port := map[string]uint64{
-		"unknown_index": st.Port.DroppedUnknownIndex,
-		"malformed":     st.Port.DroppedMalformed,
-		"queue_full":    st.Port.DroppedQueueFull,
-		"not_open":      st.Port.DroppedNotOpen,
-	}
-	for k, v := range port {
-		if n := at("port/"+k, v); n != nil {
+	for _, c := range [...]struct {
+		key   string
+		total uint64
+	}{
+		{"unknown_index", st.Port.DroppedUnknownIndex},
+		{"malformed", st.Port.DroppedMalformed},
+		{"queue_full", st.Port.DroppedQueueFull},
+		{"not_open", st.Port.DroppedNotOpen},
+	} {
+		if n := at("port/"+c.key, c.total); n != nil {
 			if st.Port.DroppedLastMinute == nil {
 				st.Port.DroppedLastMinute = map[string]uint64{}
 			}
-			st.Port.DroppedLastMinute[k] = *n
+			st.Port.DroppedLastMinute[c.key] = *n
 		}
 	}
 	if d := st.DNS; d != nil {

@@ -94,9 +94,10 @@ func (c *Counter) Recent(now time.Time, total uint64) (n uint64, ok bool) {
 type Set struct {
 	span, step time.Duration
 
-	mu   sync.Mutex
-	m    map[string]*Counter
-	last map[string]time.Time
+	mu    sync.Mutex
+	m     map[string]*Counter
+	last  map[string]time.Time
+	swept time.Time
 }
 
 // NewSet is a Set of Counters for growth over span, sampled every step.
@@ -117,10 +118,13 @@ func (s *Set) Observe(key string, now time.Time, total uint64) (n uint64, ok boo
 	s.last[key] = now
 	c.Observe(now, total)
 	n, ok = c.Recent(now, total)
-	for k, at := range s.last {
-		if now.Sub(at) > 2*s.span {
-			delete(s.m, k)
-			delete(s.last, k)
+	if now.Sub(s.swept) >= s.span {
+		s.swept = now
+		for k, at := range s.last {
+			if now.Sub(at) > 2*s.span {
+				delete(s.m, k)
+				delete(s.last, k)
+			}
 		}
 	}
 	return n, ok
