@@ -7,7 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 SHELL    := /bin/bash
 
 # Packages with concurrency run under the race detector in `make test`.
-RACE_PKGS := ./gateway/... ./peering/... ./routing/... ./ipsec/... ./ipsec/...
+RACE_PKGS := ./gateway/... ./peering/... ./routing/... ./ipsec/...
 
 .PHONY: all build test unit lab demo bench bench-scale lint deps fuzz clean
 

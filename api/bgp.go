@@ -93,6 +93,14 @@ type ProbeStatus struct {
 	// not known). `vgate bgp` compares them with the config on both sides.
 	PeerASN     uint32 `json:"peer_asn,omitempty"`
 	PeerExpects uint32 `json:"peer_expects,omitempty"`
+	// Draining: the vgate peer's probes say it drains (vgate drain), so
+	// this gateway routes around it where another path exists; Avoiding:
+	// this gateway's routes no longer go through it. Avoids: the peer's
+	// probes say its routes no longer go through this gateway (which
+	// drains).
+	Draining bool `json:"draining,omitempty"`
+	Avoiding bool `json:"avoiding,omitempty"`
+	Avoids   bool `json:"avoids,omitempty"`
 }
 
 // RoutesView is what `vgate routes` shows.

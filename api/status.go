@@ -30,6 +30,9 @@ type Status struct {
 	// listener; nil when not configured (names.go).
 	DNS    *DNSStatus    `json:"dns,omitempty"`
 	Enroll *EnrollStatus `json:"enroll,omitempty"`
+	// Drain is the gateway's drain (vgate drain); nil when it does not
+	// drain.
+	Drain *DrainStatus `json:"drain,omitempty"`
 }
 
 // Forwarding is the kernel's IP forwarding switches

@@ -20,8 +20,9 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
 		if g.bgp != nil {
-			in.ProbeDead, in.VgatePeers, in.PlainPeers = g.bgp.probeFacts() // bgp.go
+			in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.probeFacts() // bgp.go
 		}
+		in.Drain = g.drain.on // drain.go
 	}
 	return in
 }
@@ -167,7 +168,9 @@ func (g *Gateway) tunnel(name string) Tunnel {
 // or the gateway is not shared yet.
 func (g *Gateway) teardown() error {
 	var errs []error
-	g.closeBGP()
+	// A planned stop with bgp.graceful_restart ends the sessions without
+	// a NOTIFICATION, first, while the tunnels still carry the close.
+	g.closeBGPWith(g.closed && g.cfg.BGP != nil && g.cfg.BGP.GracefulRestart != nil) // bgp.go
 	g.closeDNS()
 	g.closeEnroll()
 	if g.kern != nil {

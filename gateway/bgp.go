@@ -32,17 +32,18 @@ type bgpRuntime struct {
 	applied *routing.State // the speaker state last set
 	probes  map[string]routing.ProbeTarget
 
-	pmu   sync.Mutex // guards what the probe learned
-	dead  map[string]bool
-	vgate map[string]bool
-	plain map[string]bool
+	pmu      sync.Mutex // guards what the probe learned
+	dead     map[string]bool
+	vgate    map[string]bool
+	plain    map[string]bool
+	draining map[string]bool // the peer's probes say it drains
 }
 
 // probeFacts is what the probe learned, for the planner (copies).
-func (b *bgpRuntime) probeFacts() (dead, vgate, plain map[string]bool) {
+func (b *bgpRuntime) probeFacts() (dead, vgate, plain, draining map[string]bool) {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
-	return maps.Clone(b.dead), maps.Clone(b.vgate), maps.Clone(b.plain)
+	return maps.Clone(b.dead), maps.Clone(b.vgate), maps.Clone(b.plain), maps.Clone(b.draining)
 }
 
 func (b *bgpRuntime) hurry() {
@@ -102,7 +103,7 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 		b.probe.SetTargets(probes)
 		b.probes = probes
 		b.pmu.Lock()
-		for _, m := range []map[string]bool{b.dead, b.vgate, b.plain} {
+		for _, m := range []map[string]bool{b.dead, b.vgate, b.plain, b.draining} {
 			for name := range m {
 				if t, ok := probes[name]; !ok || old[name].Address != t.Address {
 					delete(m, name) // a peering gone or re-addressed starts unknown
@@ -111,6 +112,10 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 		}
 		b.pmu.Unlock()
 	}
+	// The probe tells the peers whether this gateway drains, and the
+	// draining ones whether this gateway's routes avoid them now.
+	b.probe.SetDraining(st.BGP.Speaker.Drain)
+	b.probe.SetAvoiding(st.BGP.Avoided)
 	if b.applied != nil && reflect.DeepEqual(*b.applied, st.BGP.Speaker) {
 		return nil // a RIB change re-plans; the speaker's own state is unchanged
 	}
@@ -125,7 +130,8 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 }
 
 func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
-	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, vgate: map[string]bool{}, plain: map[string]bool{}}
+	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, vgate: map[string]bool{}, plain: map[string]bool{},
+		draining: map[string]bool{}}
 	sp, err := routing.Start(ctx, routing.Config{
 		ASN:             id.ASN,
 		RouterID:        id.RouterID,
@@ -142,6 +148,12 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 	pr, err := routing.NewProber(id.Listen, g.log.With("component", "probe"), func(ev routing.ProbeEvent) {
 		b.pmu.Lock()
 		switch {
+		case ev.Drain:
+			if ev.Draining {
+				b.draining[ev.Peering] = true
+			} else {
+				delete(b.draining, ev.Peering)
+			}
 		case ev.Vgate:
 			b.vgate[ev.Peering] = true
 			delete(b.plain, ev.Peering)
@@ -159,7 +171,7 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		// the speaker's hold (which tells the peer, and withdraws what
 		// was learned through it from the other sessions) follows.
 		b.hurry()
-		if ev.Vgate || ev.Plain || ev.Never {
+		if ev.Vgate || ev.Plain || ev.Never || ev.Drain {
 			// What the peer runs decides only which end dials (the
 			// re-plan above). A tunnel that never answered has no
 			// routes to withdraw; its session is not held (a hold and
@@ -204,7 +216,11 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 // the routes they gave are removed by the next apply). g.mu is held. The
 // loop may be waiting for g.mu: it is not waited for; once it gets the
 // lock it sees the cancelled context and ends without effect.
-func (g *Gateway) closeBGP() {
+func (g *Gateway) closeBGP() { g.closeBGPWith(false) }
+
+// closeBGPWith is closeBGP, the speaker closed gracefully (graceful
+// restart: the peers keep its routes) when graceful.
+func (g *Gateway) closeBGPWith(graceful bool) {
 	b := g.bgp
 	if b == nil {
 		return
@@ -213,6 +229,11 @@ func (g *Gateway) closeBGP() {
 	g.learned = nil
 	b.cancel()
 	b.probe.Close()
+	if graceful {
+		g.log.Info("bgp: stopping for a graceful restart: peers that help keep this gateway's routes")
+		b.speaker.CloseGraceful()
+		return
+	}
 	b.speaker.Close()
 }
 

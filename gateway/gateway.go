@@ -77,6 +77,8 @@ type Gateway struct {
 	// pubKeys is the public keys a relay reads (pubkeys.go); it has its
 	// own lock.
 	pubKeys publishedKeys
+	// drain is whether the gateway drains (drain.go).
+	drain drainState
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -124,7 +126,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 			log.Warn("removing a tunnel address a crashed run left on lo", "address", a, "error", err)
 		}
 	}
-	g.loadMemory(cfg) // remember.go
+	g.loadMemory(cfg)             // remember.go
+	g.drain = loadDrain(cfg, log) // drain.go
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.apply(ctx, cfg); err != nil {
@@ -169,7 +172,10 @@ func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config) error {
 	if err := plan.CheckReload(old, cfg); err != nil {
 		return err
 	}
+	oldDrain := g.drain
+	g.drain = g.drain.reloaded(old, cfg, time.Now()) // drain.go
 	if err := g.apply(ctx, cfg); err != nil {
+		g.drain = oldDrain
 		if rerr := g.apply(ctx, old); rerr != nil {
 			return fmt.Errorf("%w; rolling back also failed: %v", err, rerr)
 		}

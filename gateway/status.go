@@ -43,6 +43,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		tunnels[i] = g.tunnel(p.Name)
 	}
 	b := g.bgp
+	drain := g.drain
+	announced := b != nil && b.applied != nil && b.applied.Drain
 	g.mu.Unlock()
 
 	st.P2S = g.p2sStatus()
@@ -122,6 +124,9 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			st.Tunnels.Up++
 		}
 		st.Peerings = append(st.Peerings, ps)
+	}
+	if drain.on && b != nil {
+		st.Drain = drainStatus(drain, announced, sessions, b.probe.Status()) // drain.go
 	}
 	g.recent.fill(&st, now) // recent.go
 	return st, nil

@@ -16,6 +16,11 @@ const (
 	exportPolicyName = "vgate-export"
 )
 
+// gracefulShutdownPref is the LOCAL_PREF of a route received with
+// GRACEFUL_SHUTDOWN: RFC 8326 suggests 0, which GoBGP's policy cannot set
+// (it reads 0 as "no action"); 1 is below the default 100 all the same.
+const gracefulShutdownPref = 1
+
 // policyDefinition renders an Import as GoBGP defined sets and one global
 // import policy (default accept) whose statements each reject:
 //
@@ -26,14 +31,22 @@ const (
 // GoBGP prefix sets hold one family each and an inverted match never
 // matches the other family, hence one set per family and the "any" sets.
 func policyDefinition(im Import, neighbors []Neighbor) ([]*api.DefinedSet, *api.Policy) {
-	sets, pol, _ := policies(im, neighbors, 0)
+	sets, pol, _ := policies(im, neighbors, 0, false)
 	return sets, pol
 }
 
 // policies returns the defined sets, the import policy and the export
 // policy (AS-path prepending toward neighbors that ask for it; asn is the
 // speaker's own).
-func policies(im Import, neighbors []Neighbor, asn uint32) ([]*api.DefinedSet, *api.Policy, *api.Policy) {
+//
+// Draining, the export policy's first statement adds GRACEFUL_SHUTDOWN
+// and prepends DrainPrepend copies of asn for every neighbor; it has no
+// route action, so GoBGP applies it and goes on to the per-neighbor
+// prepends (an accept would end the evaluation). The import policy always
+// lowers a route carrying GRACEFUL_SHUTDOWN to gracefulShutdownPref, as
+// RFC 8326 asks of a receiver, so a draining peer's paths lose to any
+// other.
+func policies(im Import, neighbors []Neighbor, asn uint32, drain bool) ([]*api.DefinedSet, *api.Policy, *api.Policy) {
 	var sets []*api.DefinedSet
 	var stmts []*api.Statement
 	prefixSet := func(name string, es []prefixEntry) {
@@ -66,6 +79,19 @@ func policies(im Import, neighbors []Neighbor, asn uint32) ([]*api.DefinedSet, *
 		all.List = append(all.List, netip.PrefixFrom(n.Address, n.Address.BitLen()).String())
 	}
 	sets = append(sets, all)
+	sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_COMMUNITY, Name: "graceful-shutdown",
+		List: []string{GracefulShutdown}})
+	if drain {
+		export.Statements = append(export.Statements, &api.Statement{
+			Name:       "drain",
+			Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: "peers"}},
+			Actions: &api.Actions{
+				RouteAction: api.RouteAction_ROUTE_ACTION_UNSPECIFIED,
+				Community:   &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: []string{GracefulShutdown}},
+				AsPrepend:   &api.AsPrependAction{Asn: asn, Repeat: DrainPrepend},
+			},
+		})
+	}
 	prefixSet("any4", []prefixEntry{{netip.MustParsePrefix("0.0.0.0/0"), 0, 32}})
 	prefixSet("any6", []prefixEntry{{netip.MustParsePrefix("::/0"), 0, 128}})
 
@@ -114,14 +140,22 @@ func policies(im Import, neighbors []Neighbor, asn uint32) ([]*api.DefinedSet, *
 			reject(ns+"-outside-"+fam.sfx, ns, set, true)
 		}
 	}
+	stmts = append(stmts, &api.Statement{
+		Name: "graceful-shutdown",
+		Conditions: &api.Conditions{
+			NeighborSet:  &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: "peers"},
+			CommunitySet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: "graceful-shutdown"},
+		},
+		Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_UNSPECIFIED, LocalPref: &api.LocalPrefAction{Value: gracefulShutdownPref}},
+	})
 	return sets, &api.Policy{Name: importPolicyName, Statements: stmts}, export
 }
 
 // setPolicy programs im into GoBGP when it changed and re-applies it to the
 // routes already received (soft reset in). Called with s.mu held.
-func (s *Speaker) setPolicy(ctx context.Context, im Import, neighbors []Neighbor) error {
-	sets, imp, exp := policies(im, neighbors, s.cfg.ASN)
-	if s.policySet && reflect.DeepEqual(s.importPol, im) && reflect.DeepEqual(policyKey(s.state.Neighbors), policyKey(neighbors)) {
+func (s *Speaker) setPolicy(ctx context.Context, im Import, neighbors []Neighbor, drain bool) error {
+	sets, imp, exp := policies(im, neighbors, s.cfg.ASN, drain)
+	if s.policySet && reflect.DeepEqual(s.importPol, im) && reflect.DeepEqual(policyKey(s.state.Neighbors), policyKey(neighbors)) && s.state.Drain == drain {
 		return nil
 	}
 	if err := s.bgp.SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: sets, Policies: []*api.Policy{imp, exp}}); err != nil {

@@ -37,18 +37,13 @@ func TestGoBGPGracefulRestartInterop(t *testing.T) {
 		// stale) through the restart, so that no ping is lost.
 		kept map[string]bool
 	}{
-		// Without graceful restart the speaker's NOTIFICATION (or any
-		// session loss) withdraws its routes at once.
-		{name: "none", kept: map[string]bool{"frr": false, "bird": false}},
-		// Stopped without NOTIFICATION, or crashed (the kernel closes
-		// the TCP connection): both helpers keep the routes stale.
-		{name: "gr", peer: labPeer{GR: gr}, again: labPeer{GR: gr, Restarting: true}, kept: map[string]bool{"frr": true, "bird": true}},
+		// Without graceful restart, and with it and a stop without
+		// NOTIFICATION (the restarted speaker's R and F bits clear, as
+		// vgate's), are the gateway's own tests with FRR
+		// (internal/e2e TestGracefulRestartWithFRR). Crashed (the kernel
+		// closes the TCP connection): both helpers keep the routes stale.
 		{name: "gr-crash", peer: labPeer{GR: gr}, again: labPeer{GR: gr, Restarting: true}, crash: true,
 			kept: map[string]bool{"frr": true, "bird": true}},
-		// Back without the forwarding state bit: the helpers must drop
-		// the stale routes when the new OPEN arrives; the UPDATE follows
-		// within milliseconds, so the pings do not see it.
-		{name: "gr-no-forwarding-bit", peer: labPeer{GR: gr}, again: labPeer{GR: gr}, kept: map[string]bool{"frr": true, "bird": true}},
 		// With BFD the speaker's BFD stops with it: BIRD's `bfd on`
 		// takes that BFD down as a failure and flushes the stale
 		// routes; FRR, whose session is already waiting for the restart

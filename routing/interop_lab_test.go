@@ -71,6 +71,12 @@ func newInterop(t *testing.T, withFRR, withBIRD bool) *interop {
 	if !netlab.Root() {
 		t.Skip(netlab.SkipMessage)
 	}
+	if raceEnabled {
+		// Third-party routers and speaker processes: nothing for the race
+		// detector to see, and slow under it. make test runs these in its
+		// pass without -race.
+		t.Skip("interop lab: runs in the pass without -race")
+	}
 	var missing []string
 	if withFRR {
 		missing = append(missing, netlab.LookFRR()...)

@@ -293,31 +293,6 @@ func (s *labSpeaker) kill() {
 	_ = s.proc.Wait()
 }
 
-// setExportActions replaces the speaker's global export policy with one
-// statement applying actions to every route (nil: no policy), then
-// re-sends what it advertises (a soft reset out: the sessions stay up).
-func (s *labSpeaker) setExportActions(actions *api.Actions) {
-	s.t.Helper()
-	ctx, cancel := s.ctx()
-	defer cancel()
-	pol := &api.Policy{Name: "export"}
-	if actions != nil {
-		pol.Statements = []*api.Statement{{Name: "all", Actions: actions}}
-	}
-	if _, err := s.api.SetPolicies(ctx, &api.SetPoliciesRequest{Policies: []*api.Policy{pol}}); err != nil {
-		s.t.Fatalf("%s: SetPolicies: %v", s.name, err)
-	}
-	if _, err := s.api.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
-		Policies: []*api.Policy{{Name: "export"}}, DefaultAction: api.RouteAction_ROUTE_ACTION_ACCEPT,
-	}}); err != nil {
-		s.t.Fatalf("%s: SetPolicyAssignment: %v", s.name, err)
-	}
-	if _, err := s.api.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_DIRECTION_OUT}); err != nil {
-		s.t.Fatalf("%s: soft reset out: %v", s.name, err)
-	}
-}
-
 func (s *labSpeaker) log() string {
 	b, _ := os.ReadFile(s.proc.LogPath)
 	return string(b)

@@ -3,6 +3,7 @@ package routing
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,6 +82,9 @@ func policyMatch(t *testing.T, im Import, ns []Neighbor, neighbor string, p neti
 		}
 	}
 	for _, st := range pol.Statements {
+		if st.Actions.RouteAction != api.RouteAction_ROUTE_ACTION_REJECT {
+			continue // modifies (GRACEFUL_SHUTDOWN), decides nothing
+		}
 		inSet := false
 		for _, a := range nbrSets[st.Conditions.NeighborSet.Name] {
 			inSet = inSet || a == addr
@@ -146,5 +150,32 @@ func TestProtectedEntries(t *testing.T) {
 	}
 	if matchEntries(es, pfx("10.0.0.0/16")) {
 		t.Fatal("10.0.0.0/16 must not match")
+	}
+}
+
+// TestDrainPolicy: draining, the export policy's first statement adds
+// GRACEFUL_SHUTDOWN and prepends the own AS for every neighbor without a
+// route action (the per-neighbor prepends still follow); the import
+// policy always lowers GRACEFUL_SHUTDOWN routes, draining or not.
+func TestDrainPolicy(t *testing.T) {
+	ns := []Neighbor{{Name: "west", Address: netip.MustParseAddr("10.2.255.254"), Prepend: 2}}
+	_, imp, exp := policies(Import{}, ns, 65001, false)
+	if len(exp.Statements) != 1 || exp.Statements[0].Name != "peer-west-prepend" {
+		t.Fatalf("export without drain: %v", exp.Statements)
+	}
+	last := imp.Statements[len(imp.Statements)-1]
+	if last.Actions.GetLocalPref().GetValue() != gracefulShutdownPref || last.Conditions.GetCommunitySet().GetName() != "graceful-shutdown" ||
+		last.Actions.RouteAction != api.RouteAction_ROUTE_ACTION_UNSPECIFIED {
+		t.Fatalf("import lacks the GRACEFUL_SHUTDOWN statement: %v", last)
+	}
+	_, _, exp = policies(Import{}, ns, 65001, true)
+	if len(exp.Statements) != 2 {
+		t.Fatalf("export when draining: %v", exp.Statements)
+	}
+	d := exp.Statements[0]
+	if d.Actions.RouteAction != api.RouteAction_ROUTE_ACTION_UNSPECIFIED || d.Actions.GetAsPrepend().GetAsn() != 65001 ||
+		d.Actions.GetAsPrepend().GetRepeat() != DrainPrepend || !slices.Equal(d.Actions.GetCommunity().GetCommunities(), []string{GracefulShutdown}) ||
+		d.Conditions.GetNeighborSet().GetName() != "peers" {
+		t.Fatalf("drain statement: %v", d)
 	}
 }

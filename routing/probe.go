@@ -106,6 +106,9 @@ type ProbeEvent struct {
 	// silentPlainAfter, without sending a probe of its own
 	// (routing.Passive: this end dials then).
 	Plain bool
+	// Drain: the event is only that the peer started (Draining) or
+	// stopped draining, as its requests say.
+	Drain, Draining bool
 }
 
 type probeTarget struct {
@@ -148,6 +151,11 @@ type probeTarget struct {
 	plain      bool   // no request of its own: see plainAfter
 	peerASN    uint32 // what the peer's requests say (peerSays)
 	peerExpect uint32
+	// peerDraining and peerAvoids are what the peer's last request said
+	// (probeDraining, probeAvoids); avoid is what this end's requests say.
+	peerDraining bool
+	peerAvoids   bool
+	avoid        bool
 }
 
 // Probe packet: an ICMP echo (8 bytes of header) whose data is the mark,
@@ -161,6 +169,12 @@ const (
 	probeLen     = probeHdr + probeDataLen
 
 	probeHears = 1 << 0
+	// probeDraining: the sender drains (vgate drain) and asks the
+	// receiver to move its traffic to another path where it has one.
+	probeDraining = 1 << 1
+	// probeAvoids: the receiver said it drains and the sender's routes
+	// no longer go through it.
+	probeAvoids = 1 << 2
 )
 
 // ifRecheck bounds how often a target's interface index is looked up
@@ -274,6 +288,8 @@ type Prober struct {
 	targets map[netip.Addr]*probeTarget
 	seq     uint16
 	sent    uint64 // requests sent (tests count them)
+	// draining is what every request says (probeDraining).
+	draining bool
 
 	// The run loop's own (never shared) send state and event buffer.
 	sendBuf  [probeLen]byte
@@ -508,6 +524,52 @@ func (p *Prober) SetTargets(want map[string]ProbeTarget) {
 	p.poke()
 }
 
+// SetDraining makes every request say that this gateway drains (or no
+// longer does); the next ones go at once, so that peers learn it within a
+// round trip rather than an idle interval.
+func (p *Prober) SetDraining(on bool) {
+	p.mu.Lock()
+	changed := p.draining != on
+	if changed {
+		p.draining = on
+		p.sendNowLocked(func(*probeTarget) bool { return true })
+	}
+	p.mu.Unlock()
+	if changed {
+		p.poke()
+	}
+}
+
+// SetAvoiding makes the requests to the peerings in avoid say that this
+// gateway's routes no longer go through them (they drain); to the others,
+// that they may. Changed targets get a request at once.
+func (p *Prober) SetAvoiding(avoid map[string]bool) {
+	p.mu.Lock()
+	changed := false
+	p.sendNowLocked(func(t *probeTarget) bool {
+		if t.avoid == avoid[t.name] {
+			return false
+		}
+		t.avoid, changed = avoid[t.name], true
+		return true
+	})
+	p.mu.Unlock()
+	if changed {
+		p.poke()
+	}
+}
+
+// sendNowLocked moves the next request of the targets f picks to now.
+// p.mu is held.
+func (p *Prober) sendNowLocked(f func(*probeTarget) bool) {
+	now := time.Now()
+	for _, t := range p.targets {
+		if f(t) && t.nextSend.After(now) {
+			t.nextSend = now
+		}
+	}
+}
+
 func (p *Prober) poke() {
 	select {
 	case p.wake <- struct{}{}:
@@ -641,7 +703,17 @@ func (p *Prober) step(now time.Time) time.Duration {
 
 // sendTo writes one echo request to t. p.mu is held (by the run loop).
 func (p *Prober) sendTo(t *probeTarget, now time.Time) {
-	putProbe(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN, t.alive)
+	var flags uint32
+	if t.alive {
+		flags |= probeHears
+	}
+	if p.draining {
+		flags |= probeDraining
+	}
+	if t.avoid {
+		flags |= probeAvoids
+	}
+	putProbeFlags(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN, flags)
 	p.sent++
 	p.sendSA = t.sa
 	if p.raw != nil { // nil: a test's prober without a socket
@@ -652,6 +724,15 @@ func (p *Prober) sendTo(t *probeTarget, now time.Time) {
 // putProbe writes an echo request into b (probeLen bytes). The ICMPv6
 // checksum is the kernel's; the ICMPv4 one is computed here.
 func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte, asn, expects uint32, hears bool) {
+	var flags uint32
+	if hears {
+		flags = probeHears
+	}
+	putProbeFlags(b, v6, id, seq, now, from, to, asn, expects, flags)
+}
+
+// putProbeFlags is putProbe with every flag.
+func putProbeFlags(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byte, asn, expects, flags uint32) {
 	b[0], b[1] = 8, 0 // echo request
 	if v6 {
 		b[0] = 128
@@ -665,10 +746,6 @@ func putProbe(b []byte, v6 bool, id, seq uint16, now time.Time, from, to [16]byt
 	copy(b[36:52], to[:])
 	binary.BigEndian.PutUint32(b[52:], asn)
 	binary.BigEndian.PutUint32(b[56:], expects)
-	var flags uint32
-	if hears {
-		flags |= probeHears
-	}
 	binary.BigEndian.PutUint32(b[60:], flags)
 	if !v6 {
 		binary.BigEndian.PutUint16(b[2:], icmpChecksum(b[:probeLen]))
@@ -698,6 +775,8 @@ type probeMsg struct {
 	asn      uint32 // the sender's AS
 	expects  uint32 // the AS the sender expects of the receiver
 	hears    bool   // the sender hears the receiver
+	draining bool   // the sender drains
+	avoids   bool   // the sender's routes avoid the receiver
 }
 
 // parseProbe reads a vgate probe from what a raw ICMP socket returns (for
@@ -730,7 +809,10 @@ func parseProbe(b []byte, v6 bool) (m probeMsg, ok bool) {
 	m.to = netip.AddrFrom16([16]byte(b[36:52])).Unmap()
 	m.asn = binary.BigEndian.Uint32(b[52:])
 	m.expects = binary.BigEndian.Uint32(b[56:])
-	m.hears = binary.BigEndian.Uint32(b[60:])&probeHears != 0
+	flags := binary.BigEndian.Uint32(b[60:])
+	m.hears = flags&probeHears != 0
+	m.draining = flags&probeDraining != 0
+	m.avoids = flags&probeAvoids != 0
 	return m, true
 }
 
@@ -764,7 +846,7 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 		return
 	}
 	wake := false
-	var ev ProbeEvent
+	var ev, drain ProbeEvent
 	p.mu.Lock()
 	if t := p.targets[peer]; t == nil || !p.arrivedVia(t, in.ifindex, now) {
 		p.mu.Unlock()
@@ -792,10 +874,18 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 			wake = true
 		}
 		t.peerHears = m.hears
+		t.peerAvoids = m.avoids
+		if t.peerDraining != m.draining {
+			t.peerDraining = m.draining
+			drain = ProbeEvent{Peering: t.name, Drain: true, Draining: m.draining}
+		}
 	}
 	p.mu.Unlock()
 	if ev.Vgate {
 		p.report(ev)
+	}
+	if drain.Drain {
+		p.report(drain)
 	}
 	if wake {
 		p.poke()
@@ -806,6 +896,8 @@ func (p *Prober) report(ev ProbeEvent) {
 	switch {
 	case ev.Vgate:
 		p.log.Debug("tunnel probe: the peer runs vgate", "peering", ev.Peering)
+	case ev.Drain:
+		p.log.Info("tunnel probe: the peer says it drains", "peering", ev.Peering, "draining", ev.Draining)
 	case ev.Plain:
 		p.log.Info("tunnel probe: the peer answers but sends no probes: not vgate, this end dials", "peering", ev.Peering)
 	case ev.Alive:
@@ -825,7 +917,8 @@ func (p *Prober) Status() []ProbeStatus {
 	out := []ProbeStatus{}
 	for _, t := range p.targets {
 		out = append(out, ProbeStatus{Peering: t.name, Address: t.Address, Alive: t.alive, LastReply: t.lastReply, RTT: t.rtt,
-			Interval: t.Interval, Multiplier: t.Multiplier, Idle: t.known && !t.fast, Vgate: t.vgate, Plain: t.plain, PeerASN: t.peerASN, PeerExpects: t.peerExpect})
+			Interval: t.Interval, Multiplier: t.Multiplier, Idle: t.known && !t.fast, Vgate: t.vgate, Plain: t.plain, PeerASN: t.peerASN, PeerExpects: t.peerExpect,
+			Draining: t.peerDraining, Avoids: t.peerAvoids, Avoiding: t.avoid})
 	}
 	slices.SortFunc(out, func(a, b ProbeStatus) int { return a.Address.Compare(b.Address) })
 	return out

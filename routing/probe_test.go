@@ -635,3 +635,76 @@ func TestProbeLearnsPlain(t *testing.T) {
 		now = now.Add(max(wait, time.Millisecond))
 	}
 }
+
+// TestProbeDrainFlags: a draining prober's requests say so, and the ones
+// to a peering it avoids say that; the receiver reports a peer that
+// starts or stops draining once per change (never as a verdict on the
+// tunnel) and shows both flags in its status.
+func TestProbeDrainFlags(t *testing.T) {
+	src, peer := netip.MustParseAddr("10.2.255.254"), netip.MustParseAddr("10.1.255.254")
+	var events []ProbeEvent
+	p := testProber(src, func(ev ProbeEvent) { events = append(events, ev) })
+	t0 := time.Now()
+	tg := newTarget(peer, t0)
+	p.targets[peer] = tg
+
+	// What this end sends.
+	flags := func() uint32 {
+		p.sendTo(tg, t0)
+		m, ok := parseProbe(v4Packet(p.sendBuf[:]), false)
+		if !ok {
+			t.Fatal("own request does not parse")
+		}
+		var f uint32
+		if m.draining {
+			f |= probeDraining
+		}
+		if m.avoids {
+			f |= probeAvoids
+		}
+		return f
+	}
+	if f := flags(); f != 0 {
+		t.Fatalf("flags %b before any drain", f)
+	}
+	tg.nextSend = t0.Add(time.Hour)
+	p.SetDraining(true)
+	if f := flags(); f != probeDraining || tg.nextSend.After(time.Now()) {
+		t.Fatalf("draining: flags %b, next request at %v (want now)", f, tg.nextSend)
+	}
+	p.SetAvoiding(map[string]bool{"west": true})
+	if f := flags(); f != probeDraining|probeAvoids {
+		t.Fatalf("draining and avoiding: flags %b", f)
+	}
+	p.SetDraining(false)
+	p.SetAvoiding(nil)
+	if f := flags(); f != 0 {
+		t.Fatalf("undrained: flags %b", f)
+	}
+
+	// What this end hears.
+	req := func(f uint32) []byte {
+		var b [probeLen]byte
+		putProbeFlags(b[:], false, 7, 1, t0, peer.As16(), src.As16(), 65002, 65001, probeHears|f)
+		return v4Packet(b[:])
+	}
+	p.handle(req(0), fromTunnel(peer), t0)
+	events = events[:0] // the vgate event
+	p.handle(req(probeDraining), fromTunnel(peer), t0)
+	p.handle(req(probeDraining), fromTunnel(peer), t0)
+	if len(events) != 1 || !events[0].Drain || !events[0].Draining || events[0].Alive || events[0].Peering != "west" {
+		t.Fatalf("events after a draining peer's requests: %+v", events)
+	}
+	p.handle(req(probeAvoids), fromTunnel(peer), t0)
+	if len(events) != 2 || !events[1].Drain || events[1].Draining {
+		t.Fatalf("events after the peer stopped draining: %+v", events)
+	}
+	if st := p.Status(); len(st) != 1 || st[0].Draining || !st[0].Avoids {
+		t.Fatalf("status = %+v", st)
+	}
+	// A draining request from someone else's address changes nothing.
+	p.handle(req(probeDraining), fromTunnel(netip.MustParseAddr("10.9.9.9")), t0)
+	if len(events) != 2 {
+		t.Fatalf("a forged source was taken: %+v", events)
+	}
+}

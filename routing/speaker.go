@@ -69,6 +69,18 @@ type Neighbor struct {
 	// Prepend is how many extra times the speaker's AS is prepended to
 	// the routes it sends this neighbor (to make a path less preferred).
 	Prepend int
+	// GracefulRestart, when RestartTime is set, announces graceful
+	// restart (RFC 4724) and, with LongLived, long-lived graceful restart
+	// (RFC 9494): a neighbor that helps keeps this speaker's routes while
+	// it restarts (Close(true)). The speaker never claims to have kept
+	// its forwarding state (the F bit stays clear).
+	GracefulRestart GracefulRestart
+}
+
+// GracefulRestart is what a speaker announces of graceful restart.
+type GracefulRestart struct {
+	RestartTime time.Duration // whole seconds, at most 4095
+	LongLived   time.Duration // the long-lived stale time; 0: none
 }
 
 func (n Neighbor) maxPrefixes() int {
@@ -82,7 +94,7 @@ func (n Neighbor) maxPrefixes() int {
 // (Allowed is policy, applied without a reset).
 func (n Neighbor) sessionEqual(o Neighbor) bool {
 	return n.Name == o.Name && n.Address == o.Address && n.ASN == o.ASN && n.LocalAddress == o.LocalAddress &&
-		n.Port == o.Port && n.Passive == o.Passive && n.maxPrefixes() == o.maxPrefixes()
+		n.Port == o.Port && n.Passive == o.Passive && n.maxPrefixes() == o.maxPrefixes() && n.GracefulRestart == o.GracefulRestart
 }
 
 func onlyPassiveDiffers(a, b Neighbor) bool {
@@ -101,7 +113,17 @@ type State struct {
 	Originate []netip.Prefix
 	Protected []Protected
 	Neighbors []Neighbor
+	// Drain announces every route as least preferred (RFC 8326): the
+	// GRACEFUL_SHUTDOWN community and DrainPrepend more copies of the
+	// speaker's AS, re-sent to established sessions without a reset.
+	Drain bool
 }
+
+// DrainPrepend is how many extra times a draining speaker prepends its AS.
+const DrainPrepend = 3
+
+// GracefulShutdown is the GRACEFUL_SHUTDOWN community (RFC 8326).
+const GracefulShutdown = "65535:0"
 
 // Route is one path received from a neighbor, accepted or not.
 type Route struct {
@@ -410,8 +432,17 @@ func (s *Speaker) changed() {
 }
 
 // Close stops every session and the speaker, and waits for the
-// goroutines it started.
-func (s *Speaker) Close() {
+// goroutines it started. Every session is closed with a NOTIFICATION
+// (Cease), so that each neighbor withdraws this speaker's routes at once.
+func (s *Speaker) Close() { s.close(false) }
+
+// CloseGraceful is Close for a restart: the sessions that negotiated
+// graceful restart end without a NOTIFICATION, so their neighbors keep
+// this speaker's routes (stale) for its restart time; the others get
+// one as in Close.
+func (s *Speaker) CloseGraceful() { s.close(true) }
+
+func (s *Speaker) close(graceful bool) {
 	s.evMu.Lock()
 	s.closed = true
 	for _, r := range s.retry {
@@ -421,7 +452,19 @@ func (s *Speaker) Close() {
 	}
 	s.evMu.Unlock()
 	s.cancel()
-	s.bgp.Stop()
+	if graceful {
+		// BgpServer.Stop is this with AllowGracefulRestart false (and
+		// would log an error once the server has stopped); vgate runs
+		// neither GoBGP's BFD nor its gRPC server, the rest of Stop.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.bgp.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: true}); err != nil {
+			s.log.Warn("bgp: graceful stop", "error", err)
+			s.bgp.Stop()
+		}
+		cancel()
+	} else {
+		s.bgp.Stop()
+	}
 	s.wg.Wait()
 }
 
@@ -508,7 +551,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 			im.Allowed[n.Name] = n.Allowed
 		}
 	}
-	if err := s.setPolicy(ctx, im, st.Neighbors); err != nil {
+	if err := s.setPolicy(ctx, im, st.Neighbors, st.Drain); err != nil {
 		errs = append(errs, err)
 	}
 
@@ -619,12 +662,27 @@ func peerConf(n Neighbor, disabled bool) *api.Peer {
 	limit := uint32(n.maxPrefixes())
 	var afs []*api.AfiSafi
 	for _, f := range []*api.Family{familyV4, familyV6} {
-		afs = append(afs, &api.AfiSafi{
+		af := &api.AfiSafi{
 			Config:       &api.AfiSafiConfig{Family: f, Enabled: true},
 			PrefixLimits: &api.PrefixLimit{Family: f, MaxPrefixes: limit},
-		})
+		}
+		if gr := n.GracefulRestart; gr.RestartTime > 0 {
+			af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+			if gr.LongLived > 0 {
+				af.LongLivedGracefulRestart = &api.LongLivedGracefulRestart{Config: &api.LongLivedGracefulRestartConfig{
+					Enabled: true, RestartTime: uint32(gr.LongLived / time.Second)}}
+			}
+		}
+		afs = append(afs, af)
+	}
+	var gr *api.GracefulRestart
+	if g := n.GracefulRestart; g.RestartTime > 0 {
+		// LocalRestarting stays false: GoBGP ties the Forwarding State
+		// bit to it, and vgate's forwarding does not survive a restart.
+		gr = &api.GracefulRestart{Enabled: true, RestartTime: uint32(g.RestartTime / time.Second), LonglivedEnabled: g.LongLived > 0}
 	}
 	return &api.Peer{
+		GracefulRestart: gr,
 		Conf: &api.PeerConf{
 			NeighborAddress: n.Address.String(),
 			PeerAsn:         n.ASN,

@@ -297,3 +297,29 @@ func TestCanonicalFingerprintOrder(t *testing.T) {
 		t.Fatal("a table change does not change the fingerprint")
 	}
 }
+
+// TestPeerConfGracefulRestart: graceful restart is announced only when
+// configured, for both families, with the Restart and Forwarding State
+// bits clear (GoBGP ties them to LocalRestarting): vgate's forwarding does
+// not survive its restart. A change of it is a new session.
+func TestPeerConfGracefulRestart(t *testing.T) {
+	n := Neighbor{Name: "frr", Address: netip.MustParseAddr("10.8.255.254"), ASN: 65008}
+	if p := peerConf(n, false); p.GracefulRestart != nil || p.AfiSafis[0].MpGracefulRestart != nil {
+		t.Fatalf("graceful restart announced without being configured: %v", p.GracefulRestart)
+	}
+	g := n
+	g.GracefulRestart = GracefulRestart{RestartTime: 90 * time.Second, LongLived: time.Hour}
+	p := peerConf(g, false)
+	gr := p.GracefulRestart
+	if gr == nil || !gr.Enabled || gr.RestartTime != 90 || gr.LocalRestarting || !gr.LonglivedEnabled {
+		t.Fatalf("graceful restart: %v", gr)
+	}
+	for _, af := range p.AfiSafis {
+		if !af.GetMpGracefulRestart().GetConfig().GetEnabled() || af.GetLongLivedGracefulRestart().GetConfig().GetRestartTime() != 3600 {
+			t.Errorf("family %v: %v %v", af.Config.Family, af.MpGracefulRestart, af.LongLivedGracefulRestart)
+		}
+	}
+	if n.sessionEqual(g) {
+		t.Error("a change of graceful restart keeps the session")
+	}
+}

@@ -33,6 +33,14 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 				s += " (idle)"
 			}
 		}
+		switch {
+		case p.Draining && p.Avoiding:
+			s += ", draining: routed around"
+		case p.Draining:
+			s += ", draining: no other path"
+		case p.Avoids:
+			s += ", routes around this gateway"
+		}
 		probe[p.Peering] = s
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -27,6 +27,16 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	bgp := "off"
 	if cfg.BGP != nil {
 		bgp = fmt.Sprintf("AS%d", cfg.BGP.ASN)
+		if r, ll := cfg.BGP.GracefulRestart.Timing(); r > 0 {
+			bgp += fmt.Sprintf(" (graceful restart %v", r)
+			if ll > 0 {
+				bgp += fmt.Sprintf(", long-lived %v", ll)
+			}
+			bgp += ")"
+		}
+		if cfg.BGP.Drain {
+			bgp += ", starts drained"
+		}
 	}
 	p2s := "off"
 	if cfg.PointToSite != nil {

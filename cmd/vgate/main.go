@@ -27,6 +27,9 @@ Usage:
                                      show the running gateway and its peerings
   vgate reload  [--socket PATH | --config FILE]
                                      re-read the config of a running gateway (as SIGHUP)
+  vgate drain   [--undo] [--wait DURATION] [--json] [--socket PATH | --config FILE]
+                                     announce the routes least preferred so peers move away
+                                     (planned maintenance); --undo ends it; kept across restarts
   vgate routes  [--json] [--socket PATH | --config FILE]
                                      effective routes: local, static, bgp (installed or why not)
   vgate bgp     [--json] [--socket PATH | --config FILE]
@@ -85,6 +88,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdStatus(rest, stdout, stderr)
 	case "reload":
 		err = cmdReload(rest, stdout, stderr)
+	case "drain":
+		err = cmdDrain(rest, stdout, stderr) // drain.go
 	case "routes":
 		err = cmdRoutes(rest, stdout, stderr) // routes.go
 	case "bgp":

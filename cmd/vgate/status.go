@@ -54,6 +54,9 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		r += " (last: " + firstLine(st.Reloads.LastError) + ")"
 	}
 	fmt.Fprintf(w, "  reloads         %s\n", r)
+	if st.Drain != nil {
+		fmt.Fprintf(w, "  drain           %s (since %s)\n", drainText(st.Drain), humanAge(now.Sub(st.Drain.Since))) // drain.go
+	}
 	fmt.Fprintf(w, "  ip forwarding   %s\n", forwardingText(st.Forwarding.IPv4, st.Forwarding.IPv6)) // check.go
 	if d := portDrops(st.Port); d != "" {                                                            // status_ops.go
 		fmt.Fprintf(w, "  port drops      %s\n", d)

@@ -203,6 +203,8 @@ func TestValidVariants(t *testing.T) {
 			"  - {name: b, network: n1, public_key: " + keyWest2 + ", address_spaces: [10.2.0.0/16, 10.4.0.0/16]}\n"},
 		{"bgp peering with a static route", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], static_routes: [10.2.5.0/24], bgp: {asn: 65002, address: 169.254.0.2}}\n"},
 		{"bgp probe timing", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2, probe: {interval: 100ms, multiplier: 10}}}\n"},
+		{"bgp drain and graceful restart", minimal + "bgp: {asn: 65001, drain: true, graceful_restart: {restart_time: 60s, long_lived: 1h}}\n"},
+		{"bgp graceful restart defaults", minimal + "bgp: {asn: 65001, graceful_restart: {}}\n"},
 		{"peering with bgp only", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2}}\n"},
 		{"ipv6 endpoint", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", endpoint: \"[fd00::1]:51820\", address_spaces: [10.2.0.0/16]}\n"},
 		{"relay with pin", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"wss://relay.example.net/\", pin: \"sha256:" + strings.Repeat("ab", 32) + "\"}}\n"},
@@ -253,6 +255,10 @@ func TestParseErrors(t *testing.T) {
 		{"relay url scheme", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"https://r.example/\"}}\n", "peerings[0].relay.url", -1, "the scheme must be wss"},
 		{"relay url missing", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {pin: x}}\n", "peerings[0].relay.url", -1, "required"},
 		{"relay pin", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"wss://r.example/\", pin: \"sha256:abc\"}}\n", "peerings[0].relay.pin", -1, "sha256:<64 hex digits>"},
+		// bgp
+		{"graceful restart time too long", minimal + "bgp: {asn: 65001, graceful_restart: {restart_time: 4096s}}\n", "bgp.graceful_restart.restart_time", -1, "whole seconds from 1s to 1h8m15s"},
+		{"graceful restart time fraction", minimal + "bgp: {asn: 65001, graceful_restart: {restart_time: 1500ms}}\n", "bgp.graceful_restart.restart_time", -1, "got 1.5s"},
+		{"long-lived stale time negative", minimal + "bgp: {asn: 65001, graceful_restart: {long_lived: -1s}}\n", "bgp.graceful_restart.long_lived", -1, "whole seconds up to"},
 		// scalars
 		{"private key file missing", edit(t, minimal, "private_key_file: private.key\n", ""), "private_key_file", 1, "required"},
 		{"listen port zero", minimal + "listen_port: 0\n", "listen_port", 5, "must be a UDP port from 1 to 65535"},

@@ -58,6 +58,42 @@ type BGP struct {
 	// Multipath installs equal-cost paths (same AS path length, from
 	// different peerings) as one multipath kernel route (ECMP).
 	Multipath bool `yaml:"multipath,omitempty" json:"multipath,omitempty"`
+	// Drain starts the gateway drained: its routes are announced least
+	// preferred (vgate drain) until `vgate drain --undo`. A reload that
+	// changes it drains or undrains.
+	Drain bool `yaml:"drain,omitempty" json:"drain,omitempty"`
+	// GracefulRestart announces BGP graceful restart to every peer (nil:
+	// not announced): a planned stop ends the sessions without a
+	// NOTIFICATION, and peers that help keep this gateway's routes for
+	// restart_time. Changing it restarts the sessions.
+	GracefulRestart *GracefulRestart `yaml:"graceful_restart,omitempty" json:"graceful_restart,omitempty"`
+}
+
+// GracefulRestart is bgp.graceful_restart: RFC 4724's restart time and
+// RFC 9494's long-lived stale time (0: no long-lived graceful restart).
+type GracefulRestart struct {
+	RestartTime time.Duration `yaml:"restart_time,omitempty" json:"restart_time,omitempty"`
+	LongLived   time.Duration `yaml:"long_lived,omitempty" json:"long_lived,omitempty"`
+}
+
+// Graceful restart defaults and bounds (the capability's fields: 12 bits
+// of seconds, 24 bits for the long-lived stale time).
+const (
+	DefaultRestartTime = 120 * time.Second
+	MaxRestartTime     = 4095 * time.Second
+	MaxLongLivedStale  = 16777215 * time.Second
+)
+
+// Timing is the restart and long-lived stale time in effect.
+func (g *GracefulRestart) Timing() (restart, longLived time.Duration) {
+	if g == nil {
+		return 0, 0
+	}
+	restart = DefaultRestartTime
+	if g.RestartTime > 0 {
+		restart = g.RestartTime
+	}
+	return restart, g.LongLived
 }
 
 // Peering is one declared site-to-site tunnel.

@@ -202,6 +202,14 @@ func validate(c *Config, d *doc) {
 		case !b.RouterID.Is4():
 			d.errorf("bgp.router_id", "%s must be an IPv4 address (BGP router IDs are 32-bit)", b.RouterID)
 		}
+		if g := b.GracefulRestart; g != nil {
+			if t := g.RestartTime; t != 0 && (t < time.Second || t > MaxRestartTime || t%time.Second != 0) {
+				d.errorf("bgp.graceful_restart.restart_time", "must be 0 (default %v) or whole seconds from 1s to %v, got %v", DefaultRestartTime, MaxRestartTime, t)
+			}
+			if t := g.LongLived; t < 0 || t > MaxLongLivedStale || t%time.Second != 0 {
+				d.errorf("bgp.graceful_restart.long_lived", "must be 0 (none) or whole seconds up to %v, got %v", MaxLongLivedStale, t)
+			}
+		}
 	}
 
 	var all ownedSet

@@ -53,6 +53,12 @@ func (c *Client) Reload(ctx context.Context) error {
 	return c.do(ctx, "POST", "/v1/reload", nil, nil)
 }
 
+// Drain starts (req.Drain) or ends the gateway's drain.
+func (c *Client) Drain(ctx context.Context, req api.DrainRequest) (api.DrainStatus, error) {
+	var v api.DrainStatus
+	return v, c.do(ctx, "POST", "/v1/drain", req, &v)
+}
+
 // BGP is the speaker's sessions and the tunnel probes.
 func (c *Client) BGP(ctx context.Context) (api.BGPStatus, error) {
 	var v api.BGPStatus

@@ -27,6 +27,7 @@ import (
 //	POST   /v1/invites         api.InviteRequest -> api.Invite
 //	GET    /v1/invites         -> []api.InviteInfo
 //	DELETE /v1/invites/{name}  -> api.InviteInfo (the revoked invite)
+//	POST   /v1/drain           api.DrainRequest -> api.DrainStatus
 //
 // A failed request answers api.Error with the code of the error
 // (api.CodeOf) when it has one.
@@ -46,6 +47,8 @@ type Gateway interface {
 	// must not write anything when it fails to start, so that the error
 	// can still be sent as JSON.
 	Capture(ctx context.Context, q api.CaptureQuery, w io.Writer) (api.CaptureSummary, error)
+	// Drain starts or ends a drain (vgate drain [--undo]).
+	Drain(ctx context.Context, req api.DrainRequest) (api.DrainStatus, error)
 }
 
 // Handler routes control requests to gw.
@@ -120,6 +123,21 @@ func Handler(gw Gateway) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, inv)
+	})
+	m.HandleFunc("POST /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+		var req api.DrainRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, api.Error{Error: "bad request: " + err.Error(), Code: api.CodeBadRequest})
+			return
+		}
+		st, err := gw.Drain(r.Context(), req)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
 	})
 	m.HandleFunc("GET /v1/capture", func(w http.ResponseWriter, r *http.Request) {
 		serveCapture(w, r, gw) // capture.go

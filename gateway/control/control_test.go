@@ -28,6 +28,12 @@ type fakeGateway struct {
 }
 
 func (f *fakeGateway) Status(context.Context) (api.Status, error) { return f.st, f.err }
+func (f *fakeGateway) Drain(_ context.Context, r api.DrainRequest) (api.DrainStatus, error) {
+	if !r.Drain {
+		return api.DrainStatus{}, f.err
+	}
+	return api.DrainStatus{State: api.Draining, Waiting: []string{"west"}}, f.err
+}
 func (f *fakeGateway) Reload(context.Context) error {
 	return api.WithCode(api.CodeReloadFailed, errors.New("peerings[0].name: missing"))
 }
@@ -307,5 +313,18 @@ func TestPeerCredRefusesOtherUsers(t *testing.T) {
 	}
 	if out := run(0); !strings.Contains(out, "uid=0 code= err=<nil>") {
 		t.Errorf("root was refused:\n%s", out)
+	}
+}
+
+// Drain round-trips, and its error keeps its code.
+func TestDrain(t *testing.T) {
+	ctx := context.Background()
+	c, _ := serve(t, &fakeGateway{})
+	if st, err := c.Drain(ctx, api.DrainRequest{Drain: true}); err != nil || st.State != api.Draining || len(st.Waiting) != 1 {
+		t.Fatalf("Drain = %+v, %v", st, err)
+	}
+	c, _ = serve(t, &fakeGateway{err: api.WithCode(api.CodeBadRequest, errors.New("drain: the gateway has no bgp section"))})
+	if _, err := c.Drain(ctx, api.DrainRequest{}); !errors.Is(err, api.CodeBadRequest) || !strings.Contains(err.Error(), "no bgp section") {
+		t.Fatalf("Drain without bgp: %v", err)
 	}
 }

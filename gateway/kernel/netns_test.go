@@ -58,7 +58,10 @@ func testNS(t *testing.T) (k *Kernel, ip func(args ...string)) {
 	// vgate tunnel (vg-b); this kernel has no dummy interfaces.
 	ip("link", "add", "wan0", "type", "veth", "peer", "name", "wan1")
 	ip("link", "add", "vg-b", "type", "veth", "peer", "name", "lan0")
+	// No IPv6 link-local addresses: the kernel adds their fe80::/64 routes
+	// whenever it gets to it, which would race the route comparisons.
 	for _, l := range []string{"wan0", "wan1", "vg-b", "lan0"} {
+		ip("link", "set", l, "addrgenmode", "none")
 		ip("link", "set", l, "up")
 	}
 	ip("addr", "add", "198.18.0.1/24", "dev", "wan0")

@@ -73,6 +73,7 @@ type Collector struct {
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
 	peeringQueue, peeringQueueDropped                      *prometheus.Desc
 	dnsQueries, enrollAttempts, invitesPending             *prometheus.Desc
+	draining, drained                                      *prometheus.Desc
 	peeringPath, peeringRelayConnected                     *prometheus.Desc
 	ipsecInfo, ipsecIKE, ipsecChild                        *prometheus.Desc
 	ipsecIKERekeys, ipsecChildRekeys                       *prometheus.Desc
@@ -148,6 +149,8 @@ func New(source Source, version string) *Collector {
 		dnsQueries:     d("dns_queries_total", "DNS queries the name server on the tunnel address handled, by outcome (answer, nxdomain, refused, forwarded, servfail, malformed).", "outcome"),
 		enrollAttempts: d("enroll_attempts_total", "Invite enrollment attempts on the enrollment listener, by result (enrolled or why refused).", "result"),
 		invitesPending: d("invites_pending", "Invites issued and not yet used, revoked or expired."),
+		draining:       d("draining", "1 while the gateway drains (vgate drain, bgp.drain): its routes are announced least preferred."),
+		drained:        d("drained", "1 when the gateway drains and every established BGP peer routes around it (vgate status: drained)."),
 	}
 }
 
@@ -162,7 +165,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
 		c.peeringQueue, c.peeringQueueDropped,
-		c.dnsQueries, c.enrollAttempts, c.invitesPending,
+		c.dnsQueries, c.enrollAttempts, c.invitesPending, c.draining, c.drained,
 		c.peeringPath, c.peeringRelayConnected,
 		c.ipsecInfo, c.ipsecIKE, c.ipsecChild, c.ipsecIKERekeys, c.ipsecChildRekeys,
 	}
@@ -193,6 +196,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.tunnelsLimit, float64(m.Tunnels.Limit))
 	gauge(c.tunnelsConfigured, float64(len(m.Peerings)))
 	gauge(c.tunnelsUp, float64(m.Tunnels.Up))
+	gauge(c.draining, b2f(m.Drain != nil))
+	gauge(c.drained, b2f(m.Drain != nil && m.Drain.State == api.Drained))
 	gauge(c.ipForwarding, b2f(m.Forwarding.IPv4), "ipv4")
 	gauge(c.ipForwarding, b2f(m.Forwarding.IPv6), "ipv6")
 

@@ -37,7 +37,18 @@ import (
 // accepted paths takes its place (shortest AS path, then the peering's
 // name), as GoBGP decides once the session is down.
 func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, learned []routing.Route, dead map[string]bool) ([]Tunnel, []kernel.Route) {
-	learned = withoutDead(learned, dead)
+	tunnels, routes, _ = desiredBGPDraining(cfg, tunnels, routes, learned, dead, nil)
+	return tunnels, routes
+}
+
+// desiredBGPDraining is desiredBGP where the peers of the peerings in
+// draining (their probes say so: vgate drain) are routed around: a
+// prefix with an accepted path through a peering that does not drain
+// gets its kernel route only through such paths (preferUndrained); a
+// draining peering stays in AllowedIPs and keeps the prefixes it alone
+// has. avoided are the draining peerings no kernel route goes through.
+func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, learned []routing.Route, dead, draining map[string]bool) ([]Tunnel, []kernel.Route, map[string]bool) {
+	learned = preferUndrained(withoutDead(learned, dead), draining)
 	bgpPeering := map[string]bool{}
 	for _, p := range cfg.Peerings {
 		if p.BGP != nil {
@@ -72,7 +83,8 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 		for _, r := range learned {
 			p := r.Prefix.Masked()
 			b, ok := best[p]
-			if !ok || !r.Accepted || !bgpPeering[r.Neighbor] || r.Neighbor == b.Neighbor || len(r.ASPath) != len(b.ASPath) {
+			if !ok || !r.Accepted || !bgpPeering[r.Neighbor] || r.Neighbor == b.Neighbor || len(r.ASPath) != len(b.ASPath) ||
+				draining[r.Neighbor] && !draining[b.Neighbor] {
 				continue
 			}
 			if d := ifOf[r.Neighbor]; !slices.Contains(bestDevs[p], d) {
@@ -96,11 +108,74 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 		out[i] = t
 	}
 	routes = slices.Clone(routes)
+	var avoided map[string]bool
+	if len(draining) > 0 {
+		avoided = map[string]bool{}
+		used := map[string]bool{}
+		for _, devs := range bestDevs {
+			for _, d := range devs {
+				used[d] = true
+			}
+		}
+		for name, on := range draining {
+			if on && bgpPeering[name] && !used[ifOf[name]] {
+				avoided[name] = true
+			}
+		}
+	}
 	for p, devs := range bestDevs {
 		routes = append(routes, kernel.Route{Dst: p, Src: cfg.TunnelAddress}.WithDevs(devs))
 	}
 	slices.SortFunc(routes, func(a, b kernel.Route) int { return a.Dst.Compare(b.Dst) })
-	return out, routes
+	return out, routes, avoided
+}
+
+// preferUndrained is learned where no draining peering's path is best for
+// a prefix that has an accepted path through a peering that does not
+// drain: the best of those (shortest AS path, then the peering's name)
+// is marked best instead.
+func preferUndrained(learned []routing.Route, draining map[string]bool) []routing.Route {
+	if len(draining) == 0 {
+		return learned
+	}
+	steady := map[netip.Prefix]bool{}
+	for _, r := range learned {
+		if r.Accepted && !draining[r.Neighbor] {
+			steady[r.Prefix.Masked()] = true
+		}
+	}
+	out := slices.Clone(learned)
+	moved := map[netip.Prefix]bool{}
+	for i, r := range out {
+		if p := r.Prefix.Masked(); r.Best && draining[r.Neighbor] && steady[p] {
+			out[i].Best = false
+			moved[p] = true
+		}
+	}
+	pick := map[netip.Prefix]int{}
+	for i, r := range out {
+		p := r.Prefix.Masked()
+		if !moved[p] || !r.Accepted || draining[r.Neighbor] {
+			continue
+		}
+		if r.Best {
+			pick[p] = -1 // one already is
+			continue
+		}
+		j, ok := pick[p]
+		if j == -1 {
+			continue
+		}
+		if !ok || len(r.ASPath) < len(out[j].ASPath) || len(r.ASPath) == len(out[j].ASPath) && r.Neighbor < out[j].Neighbor {
+			pick[p] = i
+		}
+	}
+	for _, i := range pick {
+		if i >= 0 {
+			out[i].Best = true
+		}
+	}
+	return out
 }
 
 // withoutDead is learned without the routes of dead peerings; a prefix
@@ -200,7 +275,11 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			LocalAddress: cfg.TunnelAddress,
 			MaxPrefixes:  p.BGP.MaxPrefixes,
 			Prepend:      p.BGP.Prepend,
-			Passive:      routing.Passive(cfg.TunnelAddress, p.BGP.Address, peerKind(in, p)),
+			GracefulRestart: func() routing.GracefulRestart {
+				r, ll := cfg.BGP.GracefulRestart.Timing()
+				return routing.GracefulRestart{RestartTime: r, LongLived: ll}
+			}(),
+			Passive: routing.Passive(cfg.TunnelAddress, p.BGP.Address, peerKind(in, p)),
 		}
 		if len(p.AddressSpaces) > 0 {
 			n.Allowed = slices.Clone(p.AddressSpaces)

@@ -410,3 +410,78 @@ func TestPassiveEnd(t *testing.T) {
 		t.Errorf("IPsec peering: kind %v, want plain", k)
 	}
 }
+
+// TestDrainingPeerRoutedAround: a peering whose peer drains (its probes
+// say so) loses the kernel route of every prefix another peering also
+// has, best or ECMP member, and keeps the ones only it has and its
+// AllowedIPs; it counts as avoided only when no kernel route goes through
+// it. The speaker is told to drain from Input.Drain.
+func TestDrainingPeerRoutedAround(t *testing.T) {
+	cfg := bgpConfig(t)
+	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "d", Network: "d", PublicKey: pub(t),
+		BGP: &config.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.10.4")}})
+	learned := []routing.Route{
+		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65004}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "d", Accepted: true, ASPath: []uint32{65004}},
+		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
+		{Prefix: p("10.5.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002}},
+		{Prefix: p("10.6.0.0/16"), Neighbor: "d", Accepted: true, Best: true, ASPath: []uint32{65004}},
+	}
+	tests := []struct {
+		name       string
+		multipath  bool
+		draining   map[string]bool
+		routes     []string
+		avoided    []string
+		allowedOfB []string
+	}{
+		{"none drains", true, nil,
+			[]string{"10.4.0.0/16 vg-b,vg-d", "10.5.0.0/16 vg-b", "10.6.0.0/16 vg-d"}, nil,
+			[]string{"169.254.10.2/32", "10.4.0.0/16", "10.5.0.0/16"}},
+		{"d drains: out of the ECMP route, keeps what only it has", true, map[string]bool{"d": true},
+			[]string{"10.4.0.0/16 vg-b", "10.5.0.0/16 vg-b", "10.6.0.0/16 vg-d"}, nil,
+			[]string{"169.254.10.2/32", "10.4.0.0/16", "10.5.0.0/16"}},
+		{"b drains: d's equal path is best, b's only prefix stays", false, map[string]bool{"b": true},
+			[]string{"10.4.0.0/16 vg-d", "10.5.0.0/16 vg-b", "10.6.0.0/16 vg-d"}, nil,
+			[]string{"169.254.10.2/32", "10.4.0.0/16", "10.5.0.0/16"}},
+		{"b and d drain: c's longer path carries 10.4", true, map[string]bool{"b": true, "d": true},
+			[]string{"10.4.0.0/16 vg-c", "10.5.0.0/16 vg-b", "10.6.0.0/16 vg-d"}, nil,
+			[]string{"169.254.10.2/32", "10.4.0.0/16", "10.5.0.0/16"}},
+		{"c drains: it carried nothing, avoided", true, map[string]bool{"c": true},
+			[]string{"10.4.0.0/16 vg-b,vg-d", "10.5.0.0/16 vg-b", "10.6.0.0/16 vg-d"}, []string{"c"},
+			[]string{"169.254.10.2/32", "10.4.0.0/16", "10.5.0.0/16"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg.BGP.Multipath = tt.multipath
+			tunnels, routes, _ := desired(cfg, testEnv())
+			tunnels, routes, avoided := desiredBGPDraining(cfg, tunnels, routes, slices.Clone(learned), nil, tt.draining)
+			var got []string
+			for _, r := range routes {
+				if r.Dst.Bits() == 16 && r.Dst.Addr().Is4() && r.Dst.Addr().As4()[1] >= 4 && r.Dst.Addr().As4()[1] <= 6 {
+					devs := slices.Clone(r.Devices())
+					slices.Sort(devs)
+					got = append(got, r.Dst.String()+" "+strings.Join(devs, ","))
+				}
+			}
+			if !slices.Equal(got, tt.routes) {
+				t.Errorf("routes = %q, want %q", got, tt.routes)
+			}
+			if a := slices.Sorted(maps.Keys(avoided)); !slices.Equal(a, tt.avoided) {
+				t.Errorf("avoided = %v, want %v", a, tt.avoided)
+			}
+			for _, tn := range tunnels {
+				if tn.Name == "b" && fmt.Sprint(tn.WireGuard.AllowedIPs) != fmt.Sprint(prefixes(tt.allowedOfB)) {
+					t.Errorf("AllowedIPs of b = %v, want %v", tn.WireGuard.AllowedIPs, tt.allowedOfB)
+				}
+			}
+		})
+	}
+	if !learned[0].Best || learned[1].Best {
+		t.Errorf("learned changed: %+v", learned)
+	}
+	in := Input{Config: cfg, Env: testEnv(), Drain: true}
+	if st := Plan(in); st.BGP == nil || !st.BGP.Speaker.Drain {
+		t.Error("Input.Drain did not reach the speaker state")
+	}
+}

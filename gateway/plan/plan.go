@@ -68,6 +68,12 @@ type Input struct {
 	// dials depends on them (routing.Passive).
 	VgatePeers map[string]bool
 	PlainPeers map[string]bool
+	// DrainingPeers are the BGP peerings whose peer's probes say it
+	// drains: routed around where another path exists.
+	DrainingPeers map[string]bool
+	// Drain: this gateway drains (vgate drain, bgp.drain): its speaker
+	// announces every route as least preferred.
+	Drain bool
 }
 
 // RememberedEndpoint is the last underlay endpoint of a peering's peer.
@@ -147,6 +153,9 @@ type BGP struct {
 	// Probes are the in-tunnel liveness targets: peering → the remote
 	// tunnel address its BGP session runs to, with the probe's timing.
 	Probes map[string]routing.ProbeTarget
+	// Avoided are the draining peerings (Input.DrainingPeers) no kernel
+	// route goes through: the probe tells them so.
+	Avoided map[string]bool
 }
 
 // BGPIdentity is the speaker's AS, router ID and listen address.
@@ -174,6 +183,7 @@ func Plan(in Input) State {
 	}
 	if cfg.BGP != nil {
 		speaker := bgpImport(in, tunnels)
+		speaker.Drain = in.Drain
 		probes := make(map[string]routing.ProbeTarget, len(speaker.Neighbors))
 		for _, p := range cfg.Peerings {
 			if p.BGP != nil {
@@ -189,7 +199,7 @@ func Plan(in Input) State {
 		}
 		// Static routes (the pool included) are in routes already, so
 		// "static wins over BGP" sees every one of them.
-		tunnels, routes = desiredBGP(cfg, tunnels, routes, in.Learned, in.ProbeDead)
+		tunnels, routes, st.BGP.Avoided = desiredBGPDraining(cfg, tunnels, routes, in.Learned, in.ProbeDead, in.DrainingPeers)
 	}
 	st.Tunnels, st.Routes = tunnels, routes
 	st.DNS = dnsZone(cfg, tunnels) // dns.go

@@ -573,14 +573,14 @@ func TestIPsecMixedGateway(t *testing.T) {
 	mustReachV4(t, lab, lab.Network(1), h3)
 	gw1.Peerings = append(gw1.Peerings, ipsecPeering)
 	reload(t, gw1, 2)
-	waitFor(t, "gw1: IPsec peering back after it was added again", 30*time.Second, func() (bool, string) {
+	waitFor(t, "gw1: IPsec peering back after it was added again", 60*time.Second, func() (bool, string) {
 		p, _, err := peeringOf(t, gw1, "sw4")
 		return err == nil && p.State == api.StateUp, fmt.Sprintf("%+v %v", p, err)
 	})
 	mustReachV4(t, lab, h4, h3)
 	gw1.Peerings[2].IPsec += "      dpd: 15s\n"
 	reload(t, gw1, 3)
-	waitFor(t, "gw1: changed IPsec peering up", 30*time.Second, func() (bool, string) {
+	waitFor(t, "gw1: changed IPsec peering up", 60*time.Second, func() (bool, string) {
 		p, _, err := peeringOf(t, gw1, "sw4")
 		return err == nil && p.State == api.StateUp, fmt.Sprintf("%+v %v", p, err)
 	})

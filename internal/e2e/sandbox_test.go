@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
@@ -166,6 +167,32 @@ func TestSandbox(t *testing.T) {
 	}
 	mustReach(t, lab, n1, n2)
 
+	// A drain under the unit: recorded in the state directory. gw3 has no
+	// other path to net1, so it keeps routing through gw1 and says so:
+	// draining, never drained.
+	if out, err := g1.CLI("drain", "--socket", g1.Socket); err != nil || !strings.Contains(out, "draining") {
+		t.Fatalf("vgate drain: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(sb.State, "drain")); err != nil {
+		t.Errorf("the drain is not recorded in the state directory: %v", err)
+	}
+	waitFor(t, "gw3: sees gw1 drain, has no other path", 10*time.Second, func() (bool, string) {
+		st, err := g3.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range st.Probes {
+			if p.Peering == "net1" {
+				return p.Draining && !p.Avoiding, fmt.Sprintf("%+v", p)
+			}
+		}
+		return false, fmt.Sprintf("%+v", st.Probes)
+	})
+	if st, err := g1.Status(); err != nil || st.Drain == nil || st.Drain.State != api.Draining || len(st.Drain.Waiting) != 1 || st.Drain.Waiting[0] != "net3" {
+		t.Errorf("gw1 drain status: %v %+v", err, st.Drain)
+	}
+	mustReach(t, lab, n1, n3)
+
 	// Metrics over HTTP inside the gateway's namespace.
 	body := scrape(t, n1.GatewayNS, metricsAddr)
 	for _, m := range []struct {
@@ -179,10 +206,19 @@ func TestSandbox(t *testing.T) {
 		{"vgate_p2s_clients_registered", nil, 1},
 		{"vgate_reloads_total", []string{"result=ok"}, 1},
 		{"vgate_reloads_total", []string{"result=error"}, 1},
+		{"vgate_draining", nil, 1},
+		{"vgate_drained", nil, 0},
 	} {
 		if v := mustMetric(t, body, m.name, m.labels...); v != m.want {
 			t.Errorf("%s%v = %v, want %v", m.name, m.labels, v, m.want)
 		}
+	}
+
+	if out, err := g1.CLI("drain", "--undo", "--socket", g1.Socket); err != nil || !strings.Contains(out, "not draining") {
+		t.Fatalf("vgate drain --undo: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(sb.State, "drain")); !os.IsNotExist(err) {
+		t.Errorf("the undone drain is still recorded: %v", err)
 	}
 
 	// Still running, and nothing was refused by the confinement.

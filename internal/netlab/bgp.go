@@ -57,6 +57,12 @@ func (g *Gateway) renderBGP(b *strings.Builder) {
 		if g.Multipath {
 			b.WriteString(", multipath: true")
 		}
+		if g.Drain {
+			b.WriteString(", drain: true")
+		}
+		if g.GracefulRestart > 0 {
+			fmt.Fprintf(b, ", graceful_restart: { restart_time: %s, long_lived: %s }", g.GracefulRestart, g.LongLivedStale)
+		}
 		b.WriteString(" }\n")
 	}
 }

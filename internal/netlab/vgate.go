@@ -43,6 +43,11 @@ type Gateway struct {
 	ASN uint32
 	// Multipath sets bgp.multipath (ECMP; bgp.go).
 	Multipath bool
+	// Drain sets bgp.drain; GracefulRestart, when not 0, sets
+	// bgp.graceful_restart.restart_time, and LongLivedStale its
+	// long_lived (bgp.go).
+	Drain                           bool
+	GracefulRestart, LongLivedStale time.Duration
 
 	// Wrapper, when set, returns the command that `vgate run` is started
 	// through (its arguments follow), and PathIn maps the paths above as
