@@ -72,9 +72,10 @@ demo: deps build
 bench: deps build
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./gateway/... ./overlap/ ./nat/
 	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN)
-	@# The relay and IPsec next to their baselines (direct UDP; a stock
-	@# strongSwan pair), each in one run.
+	@# The relay, NAT rules and IPsec next to their baselines (direct UDP;
+	@# vgate without rules; a stock strongSwan pair), each in one run.
 	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN) -modes vgate,vgate-relay
+	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN) -modes vgate,nat
 	$(GO) run ./bench/throughput -vgate $(CURDIR)/$(BIN) -modes ipsec,swan
 	$(GO) run ./bench/bgp -vgate $(CURDIR)/$(BIN)
 	$(GO) run ./bench/frontdoor

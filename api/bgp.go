@@ -113,6 +113,9 @@ type RouteEntry struct {
 	Prefix  netip.Prefix `json:"prefix"`
 	Source  string       `json:"source"` // local, static, bgp, point-to-site
 	Peering string       `json:"peering,omitempty"`
+	// PeerPrefix is the prefix as the peering's peer numbers it, when its
+	// NAT ingress rules show it to this side as Prefix (docs/nat.md).
+	PeerPrefix netip.Prefix `json:"peer_prefix,omitzero"`
 	// Peerings, for a BGP path installed in a multipath (ECMP) route, are
 	// all the peerings the kernel route goes through, sorted.
 	Peerings  []string `json:"peerings,omitempty"`

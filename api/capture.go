@@ -98,4 +98,8 @@ type CaptureSummary struct {
 	Dropped uint64      `json:"dropped"` // lost because the stream fell behind
 	Stop    CaptureStop `json:"stop"`
 	Error   string      `json:"error,omitempty"`
+	// Translated: the peering has NAT rules, and the file shows the
+	// addresses as they crossed the tunnel (as the peer numbers them),
+	// not as this side sees them (docs/nat.md).
+	Translated bool `json:"translated,omitempty"`
 }

@@ -102,6 +102,40 @@ type PeeringStatus struct {
 	Type string `json:"type,omitempty"`
 	// IPsec is an IPsec peering's SAs; nil for WireGuard.
 	IPsec *IPsecStatus `json:"ipsec,omitempty"`
+	// NAT is the peering's translation rules with their counters; nil
+	// without rules (docs/nat.md).
+	NAT *NATStatus `json:"nat,omitempty"`
+}
+
+// NATStatus is a peering's NAT rules and what they translated. Out is
+// into the tunnel (toward the peer), In out of it. Totals count each
+// translated packet once; a packet whose two addresses two rules
+// translate counts for both rules.
+type NATStatus struct {
+	Rules []NATRuleStatus `json:"rules"`
+	Out   NATCounts       `json:"out"`
+	In    NATCounts       `json:"in"`
+	// DroppedOut and DroppedIn count packets a rule applied to but that
+	// could not be translated, by reason (malformed, ambiguous,
+	// source-routed).
+	DroppedOut map[string]uint64 `json:"dropped_out,omitempty"`
+	DroppedIn  map[string]uint64 `json:"dropped_in,omitempty"`
+}
+
+// NATRuleStatus is one rule: Rule names it as the config does
+// ("ingress[0]").
+type NATRuleStatus struct {
+	Rule     string       `json:"rule"`
+	Internal netip.Prefix `json:"internal"`
+	External netip.Prefix `json:"external"`
+	Out      NATCounts    `json:"out"`
+	In       NATCounts    `json:"in"`
+}
+
+// NATCounts are translated packets and their bytes (IP lengths).
+type NATCounts struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 // RelayStatus is a peering's relay connection.

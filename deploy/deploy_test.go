@@ -39,7 +39,7 @@ func TestExampleConfigs(t *testing.T) {
 		}
 		dirs[filepath.Base(filepath.Dir(f))]++
 	}
-	for _, d := range []string{"hub-and-spoke", "full-mesh", "redundant"} {
+	for _, d := range []string{"hub-and-spoke", "full-mesh", "redundant", "overlapping"} {
 		if dirs[d] < 3 {
 			t.Errorf("examples/%s has %d configs, want one per gateway (≥ 3)", d, dirs[d])
 		}

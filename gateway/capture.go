@@ -38,9 +38,10 @@ func (g *Gateway) Capture(ctx context.Context, q api.CaptureQuery, w io.Writer) 
 		return g.captureClient(ctx, q, limits, w)
 	}
 	g.mu.Lock()
-	known := false
+	known, translated := false, false
 	for _, p := range g.cfg.Peerings {
 		known = known || p.Name == q.Peering
+		translated = translated || p.Name == q.Peering && !p.NATRules().Empty()
 	}
 	closed := g.closed
 	t := g.tunnel(q.Peering)
@@ -62,7 +63,9 @@ func (g *Gateway) Capture(ctx context.Context, q api.CaptureQuery, w io.Writer) 
 	g.log.Info("capture started", "peering", q.Peering, "count", q.Count, "duration", q.Duration.String(), "max_bytes", q.MaxBytes)
 	res, err := c.WritePcap(ctx, w, limits)
 	g.log.Info("capture ended", "peering", q.Peering, "packets", res.Packets, "bytes", res.Bytes, "dropped", res.Dropped, "stop", res.Stop)
-	return captureSummary(res), err
+	sum := captureSummary(res)
+	sum.Translated = translated // the seam taps what crosses the tunnel (nat.go)
+	return sum, err
 }
 
 // captureClient captures one point-to-site client's packets at the P2S

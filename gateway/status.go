@@ -79,6 +79,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			AddressSpaces: p.AddressSpaces,
 			Type:          config.TypeWireGuard,
 		}
+		ps.NAT = natStatus(p, nil) // nat.go; with counters below
 		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil}
 		if p.IsIPsec() {
 			ps.Type, ps.PublicKey = config.TypeIPsec, ""
@@ -102,6 +103,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
 				ps.DroppedSource = s.DroppedSource
+				ps.NAT = natStatus(p, &s.NAT) // nat.go
 				obs.LastHandshake = s.LastHandshake
 			}
 			obs.UnansweredSince = unanswered[p.Name]

@@ -99,6 +99,13 @@ func policies(im Import, neighbors []Neighbor, asn uint32, drain bool) ([]*api.D
 	for _, p := range im.Protected {
 		prot = append(prot, p.Prefix)
 	}
+	// Ingress externals: another neighbor's routes there are refused, and
+	// the owner's own there were not translated (ambiguous).
+	for _, ts := range im.Ingress {
+		for _, t := range ts {
+			prot = append(prot, t.External.Masked())
+		}
+	}
 	for _, fam := range []struct {
 		is4 bool
 		sfx string
@@ -112,6 +119,7 @@ func policies(im Import, neighbors []Neighbor, asn uint32, drain bool) ([]*api.D
 		ns := "peer-" + n.Name
 		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_NEIGHBOR, Name: ns,
 			List: []string{netip.PrefixFrom(n.Address, n.Address.BitLen()).String()}})
+		natPolicies(n, ns, prefixSet, reject, export) // nat.go: before the prepend's accept
 		if n.Prepend > 0 {
 			export.Statements = append(export.Statements, &api.Statement{
 				Name:       ns + "-prepend",
@@ -189,12 +197,14 @@ func (s *Speaker) setPolicy(ctx context.Context, im Import, neighbors []Neighbor
 type policyNeighbor struct {
 	addr    netip.Addr
 	prepend int
+	ingress []Translation
+	hide    []netip.Prefix
 }
 
 func policyKey(ns []Neighbor) map[string]policyNeighbor {
 	m := map[string]policyNeighbor{}
 	for _, n := range ns {
-		m[n.Name] = policyNeighbor{n.Address, n.Prepend}
+		m[n.Name] = policyNeighbor{n.Address, n.Prepend, n.Ingress, n.Hide}
 	}
 	return m
 }

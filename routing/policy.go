@@ -26,14 +26,29 @@ type Import struct {
 	// within. A neighbor without an entry may announce anything not
 	// protected.
 	Allowed map[string][]netip.Prefix
+	// Ingress maps a neighbor name to its peering's ingress rules: its
+	// routes are checked against Allowed as it announces them and against
+	// Protected as this side sees them (Seen, nat.go). Each rule's
+	// external is the neighbor's alone: any other neighbor's route
+	// overlapping it is refused.
+	Ingress map[string][]Translation
 }
 
 // Check decides whether a route announced by neighbor is accepted, and if
 // not, why. It is the reference semantics of the import policy: the prefix
 // sets the speaker programs into GoBGP (importSets) implement exactly this,
 // and a test holds the two together.
+//
+// A neighbor with ingress rules (Ingress) has its translated routes
+// refused by GoBGP (so that GoBGP never selects nor re-advertises them in
+// the neighbor's numbering); Check accepts them and the gateway installs
+// and originates them as this side sees them (Seen).
 func (im Import) Check(neighbor string, p netip.Prefix) (ok bool, reason string) {
 	p = p.Masked()
+	if len(im.Ingress) > 0 {
+		_, _, ok, reason = im.Seen(neighbor, p)
+		return ok, reason
+	}
 	for _, pr := range im.Protected {
 		if pr.Prefix.Overlaps(p) {
 			return false, fmt.Sprintf("overlaps %s %s", pr.Owner, pr.Prefix)
@@ -43,10 +58,8 @@ func (im Import) Check(neighbor string, p netip.Prefix) (ok bool, reason string)
 	if !declared {
 		return true, ""
 	}
-	for _, a := range allowed {
-		if a.Bits() <= p.Bits() && a.Contains(p.Addr()) {
-			return true, ""
-		}
+	if inside(allowed, p) {
+		return true, ""
 	}
 	return false, "outside the peering's address_spaces"
 }

@@ -80,6 +80,13 @@ type ProbeTarget struct {
 	// host on the underlay link or the local network) could otherwise
 	// declare the tunnel dead, or keep a dead one alive.
 	Interface string
+	// PeerWire and LocalWire are the peer's and this gateway's tunnel
+	// addresses as they cross the tunnel, when NAT rules of the peering
+	// translate them (zero: Address and the prober's source). Requests
+	// carry them in their payload, which NAT does not translate: this end
+	// writes them so, and maps them back in the peer's requests and in
+	// the replies (which echo this end's).
+	PeerWire, LocalWire netip.Addr
 }
 
 // Detect is how long without a reply declares the tunnel dead.
@@ -713,7 +720,14 @@ func (p *Prober) sendTo(t *probeTarget, now time.Time) {
 	if t.avoid {
 		flags |= probeAvoids
 	}
-	putProbeFlags(p.sendBuf[:], p.isV6, p.id, p.seq, now, p.srcBytes, t.Address.As16(), t.LocalASN, t.PeerASN, flags)
+	from, to := p.srcBytes, t.Address.As16()
+	if t.LocalWire.IsValid() { // NAT: the payload names what crosses the tunnel
+		from = t.LocalWire.As16()
+	}
+	if t.PeerWire.IsValid() {
+		to = t.PeerWire.As16()
+	}
+	putProbeFlags(p.sendBuf[:], p.isV6, p.id, p.seq, now, from, to, t.LocalASN, t.PeerASN, flags)
 	p.sent++
 	p.sendSA = t.sa
 	if p.raw != nil { // nil: a test's prober without a socket
@@ -838,6 +852,7 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	if !ok {
 		return
 	}
+	p.unwire(&m, in.src)
 	peer := m.from
 	if m.reply {
 		peer = m.to
@@ -889,6 +904,28 @@ func (p *Prober) handle(b []byte, in probeIn, now time.Time) {
 	}
 	if wake {
 		p.poke()
+	}
+}
+
+// unwire maps a probe's payload addresses, written as they cross the
+// tunnel (by the peer in its request, by this end in the request a reply
+// echoes), to this side's view when src's target has wire addresses.
+func (p *Prober) unwire(m *probeMsg, src netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.targets[src]
+	if t == nil {
+		return
+	}
+	peer, local := &m.from, &m.to
+	if m.reply {
+		peer, local = &m.to, &m.from
+	}
+	if t.PeerWire.IsValid() && *peer == t.PeerWire {
+		*peer = src
+	}
+	if t.LocalWire.IsValid() && *local == t.LocalWire {
+		*local = p.src
 	}
 }
 

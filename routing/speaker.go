@@ -69,6 +69,13 @@ type Neighbor struct {
 	// Prepend is how many extra times the speaker's AS is prepended to
 	// the routes it sends this neighbor (to make a path less preferred).
 	Prepend int
+	// Ingress are the ingress NAT rules of the neighbor's peering: its
+	// routes are imported translated (Import.Seen, nat.go).
+	Ingress []Translation
+	// Hide are prefixes never advertised to this neighbor, nor anything
+	// overlapping them (with NAT: what it must not see in this side's
+	// numbering).
+	Hide []netip.Prefix
 	// GracefulRestart, when RestartTime is set, announces graceful
 	// restart (RFC 4724) and, with LongLived, long-lived graceful restart
 	// (RFC 9494): a neighbor that helps keeps this speaker's routes while
@@ -135,8 +142,11 @@ type Route struct {
 	// Best: the speaker's best path for the prefix.
 	Best bool `json:"best"`
 	// Reason says why a route was rejected.
-	Reason string    `json:"reason,omitempty"`
-	Since  time.Time `json:"since,omitzero"`
+	Reason string `json:"reason,omitempty"`
+	// PeerPrefix is the prefix as the neighbor announced it when its
+	// ingress NAT rules translated it into Prefix (zero otherwise).
+	PeerPrefix netip.Prefix `json:"peer_prefix,omitzero"`
+	Since      time.Time    `json:"since,omitzero"`
 }
 
 // NeighborStatus is one session as `vgate bgp` shows it.
@@ -549,6 +559,12 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 	for _, n := range st.Neighbors {
 		if n.Allowed != nil {
 			im.Allowed[n.Name] = n.Allowed
+		}
+		if len(n.Ingress) > 0 {
+			if im.Ingress == nil {
+				im.Ingress = map[string][]Translation{}
+			}
+			im.Ingress[n.Name] = n.Ingress
 		}
 	}
 	if err := s.setPolicy(ctx, im, st.Neighbors, st.Drain); err != nil {
@@ -1024,10 +1040,19 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 				if !ok {
 					return
 				}
-				accepted, reason := s.importPol.Check(name, pfx)
+				seen, translated, accepted, reason := s.importPol.Seen(name, pfx)
+				if len(s.importPol.Ingress[name]) == 0 {
+					seen, translated = pfx, false
+					accepted, reason = s.importPol.Check(name, pfx)
+				}
 				for _, p := range paths {
 					r := routeFrom(pfx, name, p)
 					r.Accepted = accepted
+					if translated {
+						// GoBGP refused it (policies): it is never
+						// GoBGP's best; the only path to its seen prefix.
+						r.Prefix, r.PeerPrefix, r.Best = seen, pfx, accepted
+					}
 					if !r.Accepted {
 						r.Reason = reason
 						if r.Reason == "" {

@@ -16,6 +16,9 @@
 //	swan    the same stock strongSwan on both gateways: ipsec's baseline
 //	        (same plugins, openssl before aes/gcm, same proposals)
 //	vgate0  the same with -vgate0 PATH (a build before a change: A/B in one run)
+//	nat     vgate with NAT rules on gw1's peering: an ingress rule for site 2
+//	        and an egress rule for site 1, so gw1 translates both addresses
+//	        of every packet each way (docs/nat.md); nat/vgate is the ratio
 //
 // Each mode gets its own lab, all set up first; then every round measures
 // every mode in turn (interleaved, so drift hits all modes alike): iperf3 TCP
@@ -50,7 +53,7 @@ import (
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate0", "vgate-relay", "ipsec", "swan"}
+var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate0", "vgate-relay", "ipsec", "swan", "nat"}
 
 type options struct {
 	modes     []string
@@ -419,7 +422,7 @@ func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRo
 		}
 	}
 	var ratios []Ratio
-	for _, pair := range [][2]string{{"vgate", "wggo"}, {"vgate", "vgate0"}, {"vgate0", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}, {"ipsec", "swan"}} {
+	for _, pair := range [][2]string{{"vgate", "wggo"}, {"nat", "vgate"}, {"vgate", "vgate0"}, {"vgate0", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}, {"ipsec", "swan"}} {
 		for _, n := range streams {
 			a, okA := med[pair[0]][n]
 			b, okB := med[pair[1]][n]

@@ -76,6 +76,11 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 		if err == nil {
 			err = setupVgate(m, n1, n2)
 		}
+	case "nat":
+		m.Binary, err = filepath.Abs(o.vgate)
+		if err == nil {
+			err = setupVgateNAT(m, n1, n2)
+		}
 	case "vgate-relay":
 		m.Binary, err = filepath.Abs(o.vgate)
 		if err == nil {
@@ -97,7 +102,7 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 	if m.Mode == "vgate-relay" {
 		wait = relayWait
 	}
-	if err := l.WaitPing(n1.HostNS, n2.HostAddr, wait); err != nil {
+	if err := l.WaitPing(n1.HostNS, netip.MustParseAddr(m.dst), wait); err != nil {
 		return withLogs(err, m.gws)
 	}
 	if _, err := l.Start(n2.HostNS, "iperf3-server.log", "iperf3", "-s"); err != nil {
@@ -234,6 +239,31 @@ func setupVgate(m *ModeRun, n1, n2 *netlab.Network) error {
 		return err
 	}
 	netlab.Mesh(gws...)
+	return startVgates(m, gws)
+}
+
+// setupVgateNAT is setupVgate with NAT rules on gw1's peering (docs/nat.md):
+// site 2's 10.2.0.0/16 is shown to site 1 as 100.102.0.0/16 (ingress) and
+// site 1's 10.1.0.0/16 to site 2 as 100.101.0.0/16 (egress), so every
+// packet gets both addresses translated at gw1's seam, each way.
+func setupVgateNAT(m *ModeRun, n1, n2 *netlab.Network) error {
+	gws, err := vgatePair(m, n1, n2)
+	if err != nil {
+		return err
+	}
+	netlab.Mesh(gws...)
+	p := &gws[0].Peerings[0]
+	p.TunnelAddress = netip.MustParseAddr("100.102.255.254")
+	p.NAT = "      ingress:\n        - { internal: 10.2.0.0/16, external: 100.102.0.0/16 }\n" +
+		"      egress:\n        - { internal: 10.1.0.0/16, external: 100.101.0.0/16 }\n"
+	q := &gws[1].Peerings[0]
+	q.Spaces = []netip.Prefix{netip.MustParsePrefix("100.101.0.0/16")}
+	q.TunnelAddress = netip.MustParseAddr("100.101.255.254")
+	m.dst = "100.102.0.2"
+	return startVgates(m, gws)
+}
+
+func startVgates(m *ModeRun, gws []*netlab.Gateway) error {
 	for _, g := range gws {
 		if err := g.WriteConfig(); err != nil {
 			return err

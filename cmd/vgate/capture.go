@@ -91,6 +91,9 @@ func cmdCapture(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "; %d packets dropped because the capture fell behind", sum.Dropped)
 	}
 	fmt.Fprintln(stderr, ")")
+	if sum.Translated {
+		fmt.Fprintf(stderr, "capture: %s has NAT rules: the file shows addresses as they cross the tunnel (as the peer numbers them), not as this side sees them\n", what)
+	}
 	return nil
 }
 

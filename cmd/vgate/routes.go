@@ -27,7 +27,11 @@ func printRoutes(w io.Writer, v api.RoutesView) {
 		if peering == "" {
 			peering = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Prefix, r.Source, peering, asPath(r.ASPath), r.Status)
+		prefix := r.Prefix.String()
+		if r.PeerPrefix.IsValid() { // NAT: as the peer numbers it, beside
+			prefix = fmt.Sprintf("%s (%s at %s)", r.Prefix, r.PeerPrefix, peering)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", prefix, r.Source, peering, asPath(r.ASPath), r.Status)
 	}
 	tw.Flush()
 }

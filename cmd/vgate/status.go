@@ -116,6 +116,7 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped since start%s: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n",
 				p.Name, p.DroppedSource, lastMinute(p.DroppedSourceLastMinute))
 		}
+		printNATStatus(w, p) // nat.go
 	}
 }
 

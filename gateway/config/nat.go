@@ -397,3 +397,21 @@ func checkPeerView(d *doc, v natView, ours, transit []overlap.Owned, egress []na
 		d.errorw(set.paths[at], fmt.Errorf("%w (%s)", overlap.Conflict{A: first, B: second}, hint))
 	}
 }
+
+// SeenAllowedIPs is AllowedIPs as this side sees it: the static spaces
+// through the ingress rules (Seen) and the peer's tunnel address, which
+// is written as this side sees it already. These are the kernel routes
+// into the peering's tunnel and the sources the TUN seam's check accepts
+// after the inbound translation (docs/nat.md). Without ingress rules it
+// is AllowedIPs.
+func (p *Peering) SeenAllowedIPs() []netip.Prefix {
+	r := p.NATRules()
+	if len(r.Ingress) == 0 {
+		return p.AllowedIPs()
+	}
+	out := p.Seen(p.StaticSpaces())
+	if a := p.PeerTunnelAddress(); a.IsValid() && !inAny(a, out) {
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out
+}

@@ -36,9 +36,6 @@ func Run(ctx context.Context, o Options) error {
 	stopPprof := startPprof(log) // pprof.go: VGATE_DEBUG_PPROF
 	defer stopPprof()
 	cfg, err := config.Load(o.ConfigPath)
-	if err == nil {
-		err = refuseNAT(cfg) // natpending.go
-	}
 	if err != nil {
 		log.Error("config refused; gateway not started", "config", o.ConfigPath)
 		return err
@@ -105,9 +102,6 @@ func (s *server) Reload(ctx context.Context) error {
 	sdnotify.Notify("RELOADING=1")
 	defer sdnotify.Notify("READY=1")
 	cfg, err := config.Load(s.path)
-	if err == nil {
-		err = refuseNAT(cfg) // natpending.go
-	}
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {

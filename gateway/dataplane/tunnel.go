@@ -112,6 +112,7 @@ func (t *Tunnel) Stats() (PeerStats, error) {
 	// seam (srccheck.go).
 	st.AllowedIPs = peer.AllowedIPs
 	st.DroppedSource = t.tun.src.dropped.Load()
+	st.NAT = t.NATStats() // nat.go
 	return st, err
 }
 

@@ -144,6 +144,8 @@ type PeerStats struct {
 	// DroppedSource counts packets from the peer dropped because their
 	// source is not in its AllowedIPs (srccheck.go); 0 from a dump.
 	DroppedSource uint64
+	// NAT are the seam's translation counters (nat.go); zero from a dump.
+	NAT NATStats
 }
 
 // ParseDump reads every peer section of an IpcGet dump, keyed by public

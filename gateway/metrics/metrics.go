@@ -77,6 +77,7 @@ type Collector struct {
 	peeringPath, peeringRelayConnected                     *prometheus.Desc
 	ipsecInfo, ipsecIKE, ipsecChild                        *prometheus.Desc
 	ipsecIKERekeys, ipsecChildRekeys                       *prometheus.Desc
+	natPackets, natBytes, natDropped, natRuleInfo          *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -151,6 +152,11 @@ func New(source Source, version string) *Collector {
 		invitesPending: d("invites_pending", "Invites issued and not yet used, revoked or expired."),
 		draining:       d("draining", "1 while the gateway drains (vgate drain, bgp.drain): its routes are announced least preferred."),
 		drained:        d("drained", "1 when the gateway drains and every established BGP peer routes around it (vgate status: drained)."),
+
+		natPackets:  d("nat_translated_packets_total", "Packets a peering's NAT rule translated, by direction (out: into the tunnel, in: out of it).", "peering", "rule", "direction"),
+		natBytes:    d("nat_translated_bytes_total", "Bytes (IP lengths) of the packets a peering's NAT rule translated, by direction.", "peering", "rule", "direction"),
+		natDropped:  d("nat_dropped_packets_total", "Packets a peering's NAT rules applied to but could not translate, dropped, by direction and reason (malformed, ambiguous, source-routed).", "peering", "direction", "reason"),
+		natRuleInfo: d("nat_rule_info", "A peering's NAT rule: internal prefix shown as external; always 1.", "peering", "rule", "internal", "external"),
 	}
 }
 
@@ -168,6 +174,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.dnsQueries, c.enrollAttempts, c.invitesPending, c.draining, c.drained,
 		c.peeringPath, c.peeringRelayConnected,
 		c.ipsecInfo, c.ipsecIKE, c.ipsecChild, c.ipsecIKERekeys, c.ipsecChildRekeys,
+		c.natPackets, c.natBytes, c.natDropped, c.natRuleInfo,
 	}
 }
 
@@ -243,6 +250,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.ipsecChild, b2f(x.ChildState == "INSTALLED"), p.Name, p.Network)
 			counter(c.ipsecIKERekeys, float64(x.IKERekeys), p.Name, p.Network)
 			counter(c.ipsecChildRekeys, float64(x.ChildRekeys), p.Name, p.Network)
+		}
+		if n := p.NAT; n != nil {
+			for _, r := range n.Rules {
+				gauge(c.natRuleInfo, 1, p.Name, r.Rule, r.Internal.String(), r.External.String())
+				counter(c.natPackets, float64(r.Out.Packets), p.Name, r.Rule, "out")
+				counter(c.natPackets, float64(r.In.Packets), p.Name, r.Rule, "in")
+				counter(c.natBytes, float64(r.Out.Bytes), p.Name, r.Rule, "out")
+				counter(c.natBytes, float64(r.In.Bytes), p.Name, r.Rule, "in")
+			}
+			for _, reason := range []string{"malformed", "ambiguous", "source-routed"} {
+				counter(c.natDropped, float64(n.DroppedOut[reason]), p.Name, "out", reason)
+				counter(c.natDropped, float64(n.DroppedIn[reason]), p.Name, "in", reason)
+			}
 		}
 	}
 

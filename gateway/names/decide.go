@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/vgate-project/vgate/nat"
 )
 
 // TTL of every answer and of negative answers (the SOA minimum), in
@@ -54,6 +56,9 @@ type Peer struct {
 	// Spaces are the addresses the peering's side may send from (its
 	// AllowedIPs): a query from there is that peer's.
 	Spaces []netip.Prefix
+	// Ingress are the peering's NAT ingress rules: answers from its zone
+	// are mapped through them (MapForwarded, nat.go).
+	Ingress []nat.Rule
 }
 
 // Directory is the point-to-site side: client names and the group policy
@@ -179,6 +184,10 @@ type Decision struct {
 	// Filter: a forwarded answer must pass FilterForwarded for the asker
 	// (the asker is a client and the answer names a peer's clients).
 	Filter bool
+	// Ingress: a forwarded answer from a peer with NAT rules passes
+	// MapForwarded first, so the filter and the asker see this side's
+	// addresses.
+	Ingress []nat.Rule
 	// Why explains a refusal or NXDOMAIN for the debug log.
 	Why string
 }
@@ -213,7 +222,7 @@ func Decide(z *Zone, d Directory, asker netip.Addr, name string, qtype uint16) D
 		if !local {
 			return Decision{Action: Refuse, Why: "a peered network's query for another peer's zone (no transit)"}
 		}
-		dec := Decision{Action: Forward, Via: z.TunnelAddress, Filter: kind == Client}
+		dec := Decision{Action: Forward, Via: z.TunnelAddress, Filter: kind == Client, Ingress: p.Ingress}
 		for _, q := range z.Peers {
 			if q.Zone == p.Zone {
 				dec.Targets = append(dec.Targets, netip.AddrPortFrom(q.Addr, 53))

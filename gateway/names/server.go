@@ -229,6 +229,7 @@ func (s *Server) answer(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) {
 	if in == nil {
 		return m.SetRcode(r, dns.RcodeServerFailure), outServfail
 	}
+	MapForwarded(in, d.Ingress) // nat.go
 	if d.Filter {
 		FilterForwarded(in, dir, asker)
 	}

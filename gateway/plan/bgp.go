@@ -263,11 +263,12 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			add(netip.PrefixFrom(a, a.BitLen()), fmt.Sprintf("underlay endpoint of peering %s", p.Name))
 		}
 		if p.BGP == nil {
-			for _, q := range p.AddressSpaces {
+			for _, q := range p.Seen(p.AddressSpaces) { // as this side sees them
 				add(q, fmt.Sprintf("static address space of peering %s", p.Name))
 			}
 			continue
 		}
+		local, peer := wireAddrs(cfg, p) // nat.go: both ends compare the same pair
 		n := routing.Neighbor{
 			Name:         p.Name,
 			Address:      p.BGP.Address,
@@ -279,7 +280,7 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 				r, ll := cfg.BGP.GracefulRestart.Timing()
 				return routing.GracefulRestart{RestartTime: r, LongLived: ll}
 			}(),
-			Passive: routing.Passive(cfg.TunnelAddress, p.BGP.Address, peerKind(in, p)),
+			Passive: routing.Passive(local, peer, peerKind(in, p)),
 		}
 		if len(p.AddressSpaces) > 0 {
 			n.Allowed = slices.Clone(p.AddressSpaces)
@@ -287,6 +288,7 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 		st.Neighbors = append(st.Neighbors, n)
 	}
 	addRuntimeProtected(in, configured, add)
+	natBGP(in, &st) // nat.go
 	return st
 }
 
@@ -308,6 +310,7 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 	for _, r := range static {
 		staticDst[r.Dst] = true
 		e := api.RouteEntry{Prefix: r.Dst, Source: "static", Peering: peeringOf(r.Dev, r.Dst)}
+		e.PeerPrefix = peerPrefix(cfg, e.Peering, r.Dst) // nat.go
 		if r.Dev != "" && !isTunnelDev(r.Dev) {
 			e.Source, e.Peering = "point-to-site", ""
 		}
@@ -317,7 +320,7 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		out = append(out, e)
 	}
 	for _, r := range learned {
-		e := api.RouteEntry{Prefix: r.Prefix, Source: "bgp", Peering: r.Neighbor, ASPath: r.ASPath}
+		e := api.RouteEntry{Prefix: r.Prefix, Source: "bgp", Peering: r.Neighbor, ASPath: r.ASPath, PeerPrefix: r.PeerPrefix}
 		k, inK := inKernel[r.Prefix]
 		// A path through a multipath kernel route is installed,
 		// best or not (equal cost).

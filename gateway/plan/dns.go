@@ -26,7 +26,7 @@ func dnsZone(cfg *config.Config, tunnels []Tunnel) *names.Zone {
 		}
 	}
 	for _, p := range cfg.Peerings {
-		np := names.Peer{Name: p.Name, Addr: p.PeerTunnelAddress(), Spaces: p.AllowedIPs()}
+		np := names.Peer{Name: p.Name, Addr: p.PeerTunnelAddress(), Spaces: p.SeenAllowedIPs(), Ingress: p.NATRules().Ingress}
 		if p.DNSZone != "" {
 			np.Zone = config.CanonicalZone(p.DNSZone)
 		}

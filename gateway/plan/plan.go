@@ -188,8 +188,12 @@ func Plan(in Input) State {
 		for _, p := range cfg.Peerings {
 			if p.BGP != nil {
 				iv, m := p.BGP.ProbeTiming()
-				probes[p.Name] = routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m,
+				t := routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m,
 					LocalASN: cfg.BGP.ASN, PeerASN: p.BGP.ASN, Interface: IfNameOf(&p)}
+				if local, peer := wireAddrs(cfg, &p); local != cfg.TunnelAddress || peer != p.BGP.Address {
+					t.LocalWire, t.PeerWire = local, peer // nat.go
+				}
+				probes[p.Name] = t
 			}
 		}
 		st.BGP = &BGP{

@@ -52,7 +52,9 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 			mtu = dataplane.TunnelMTU(env.UnderlayMTU(ep.Addr()), ep.Addr())
 		}
 		ifname := IfNamePrefix + p.Name
-		allowed := p.AllowedIPs()
+		// Routes and AllowedIPs in this side's view; the seam translates
+		// what crosses the tunnel with the peering's rules (docs/nat.md).
+		allowed := p.SeenAllowedIPs()
 		var relay RelayTarget
 		if p.Relay != nil {
 			relay = RelayTarget{URL: p.Relay.URL, Pin: p.Relay.Pin}
@@ -68,6 +70,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 				Endpoint:   ep,
 				Keepalive:  p.PersistentKeepalive,
 				AllowedIPs: allowed,
+				NAT:        p.NATRules(),
 			},
 		})
 		for _, q := range allowed {

@@ -104,6 +104,9 @@ type Peering struct {
 	// body of the peering's ipsec section (YAML, indented by the caller
 	// to sit under "    ipsec:"), and Endpoint is the device's address.
 	IPsec string
+	// NAT, when set, is the body of the peering's nat section (YAML
+	// lines indented by the caller to sit under "    nat:").
+	NAT string
 }
 
 // NewGateway prepares (but does not start) the gateway of network n, running
@@ -200,6 +203,9 @@ func (g *Gateway) Render() string {
 		}
 		if p.RelayURL != "" {
 			fmt.Fprintf(&b, "    relay: { url: %q, pin: %q }\n", p.RelayURL, p.RelayPin)
+		}
+		if p.NAT != "" {
+			b.WriteString("    nat:\n" + strings.TrimRight(p.NAT, "\n") + "\n")
 		}
 		renderPeerBGP(&b, p) // bgp.go
 	}

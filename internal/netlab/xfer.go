@@ -60,12 +60,18 @@ func InNS(ns string, fn func() error) error {
 // got exactly those bytes (length and SHA-256). It gives up after 60 s plus
 // 1 s per MB.
 func (l *Lab) TCPTransfer(fromNS, toNS string, dst netip.Addr, size int) error {
+	return l.TCPTransferVia(fromNS, toNS, dst, dst, size)
+}
+
+// TCPTransferVia is TCPTransfer to a listener on listen in toNS that the
+// sender reaches at dst: another address when NAT translates it.
+func (l *Lab) TCPTransferVia(fromNS, toNS string, listen, dst netip.Addr, size int) error {
 	timeout := 60*time.Second + time.Duration(size>>20)*time.Second
 	deadline := time.Now().Add(timeout)
 
 	var ln net.Listener
 	if err := InNS(toNS, func() (err error) {
-		ln, err = net.Listen("tcp", net.JoinHostPort(dst.String(), "0"))
+		ln, err = net.Listen("tcp", net.JoinHostPort(listen.String(), "0"))
 		return err
 	}); err != nil {
 		return fmt.Errorf("netlab: listen in %s: %w", toNS, err)

@@ -1,0 +1,146 @@
+package routing
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+
+	api "github.com/osrg/gobgp/v4/api"
+)
+
+// Translation is one ingress rule of a neighbor's peering (docs/nat.md):
+// the neighbor numbers its addresses in Internal, this side sees them in
+// External (same family and length, host bits kept). Routes from such a
+// neighbor arrive in its numbering and are imported translated.
+type Translation struct {
+	Internal, External netip.Prefix
+}
+
+// translate maps p (the neighbor's view) through ts: inside one rule's
+// internal it becomes the prefix of the same length in its external; one
+// no rule touches stays as it is. A prefix that only contains internals
+// (not one route after translation), or that lies in an external without
+// being translated (it would read as another of the neighbor's addresses)
+// is refused with a reason.
+func translate(ts []Translation, p netip.Prefix) (seen netip.Prefix, translated bool, reason string) {
+	p = p.Masked()
+	for _, t := range ts {
+		in := t.Internal.Masked()
+		if in.Addr().Is4() != p.Addr().Is4() || !in.Overlaps(p) {
+			continue
+		}
+		if in.Bits() > p.Bits() {
+			return p, false, fmt.Sprintf("contains nat.ingress internal %s; not translatable as one route", in)
+		}
+		return netip.PrefixFrom(graftAddr(t.External.Masked(), p.Addr()), p.Bits()), true, ""
+	}
+	for _, t := range ts {
+		if t.External.Overlaps(p) {
+			return p, false, fmt.Sprintf("overlaps nat.ingress external %s, where this side sees translated addresses of the peer", t.External.Masked())
+		}
+	}
+	return p, false, ""
+}
+
+// graftAddr is a with its first to.Bits() bits replaced by to's.
+func graftAddr(to netip.Prefix, a netip.Addr) netip.Addr {
+	x, y := to.Addr().As16(), a.As16()
+	off := 0
+	if to.Addr().Is4() {
+		off = 12
+	}
+	n := to.Bits()
+	for i := off; i < 16; i++ {
+		k := n - 8*(i-off)
+		switch {
+		case k <= 0:
+			x[i] = y[i]
+		case k < 8:
+			m := byte(0xff) << (8 - k)
+			x[i] = x[i]&m | y[i]&^m
+		}
+	}
+	if to.Addr().Is4() {
+		return netip.AddrFrom4([4]byte(x[12:]))
+	}
+	return netip.AddrFrom16(x)
+}
+
+// Seen decides whether a route announced by neighbor is accepted, and
+// gives its prefix as this side sees it: translated by the neighbor's
+// ingress rules (translated true), or as announced. Check is Seen without
+// the prefix.
+func (im Import) Seen(neighbor string, p netip.Prefix) (seen netip.Prefix, translated, ok bool, reason string) {
+	p = p.Masked()
+	if allowed, declared := im.Allowed[neighbor]; declared && !inside(allowed, p) {
+		return p, false, false, "outside the peering's address_spaces"
+	}
+	seen, translated, reason = translate(im.Ingress[neighbor], p)
+	if reason != "" {
+		return p, false, false, reason
+	}
+	as := ""
+	if translated {
+		as = fmt.Sprintf("seen as %s, ", seen)
+	}
+	for _, pr := range im.Protected {
+		if pr.Prefix.Overlaps(seen) {
+			return seen, translated, false, fmt.Sprintf("%soverlaps %s %s", as, pr.Owner, pr.Prefix)
+		}
+	}
+	for _, other := range slices.Sorted(maps.Keys(im.Ingress)) {
+		if other == neighbor {
+			continue
+		}
+		for _, t := range im.Ingress[other] {
+			if t.External.Overlaps(seen) {
+				return seen, translated, false, fmt.Sprintf("%soverlaps peering %s's nat.ingress external %s", as, other, t.External.Masked())
+			}
+		}
+	}
+	return seen, translated, true, ""
+}
+
+func inside(ps []netip.Prefix, p netip.Prefix) bool {
+	for _, a := range ps {
+		if a.Bits() <= p.Bits() && a.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+// natPolicies adds a neighbor's NAT statements (ns is its neighbor set):
+// on import, GoBGP refuses what its ingress rules translate (the gateway
+// takes those routes from the Adj-RIB-In, Import.Seen); on export, what
+// overlaps Hide is not advertised to it. Both match overlap exactly
+// (protectedEntries).
+func natPolicies(n Neighbor, ns string, prefixSet func(string, []prefixEntry), reject func(name, neighborSet, prefixSet string, invert bool), export *api.Policy) {
+	var internals []netip.Prefix
+	for _, t := range n.Ingress {
+		internals = append(internals, t.Internal)
+	}
+	for _, fam := range []struct {
+		is4 bool
+		sfx string
+	}{{true, "4"}, {false, "6"}} {
+		if es := protectedEntries(internals, fam.is4); len(es) > 0 {
+			set := "nat-" + n.Name + "-" + fam.sfx
+			prefixSet(set, es)
+			reject(ns+"-nat-"+fam.sfx, ns, set, false)
+		}
+		if es := protectedEntries(n.Hide, fam.is4); len(es) > 0 {
+			set := "hide-" + n.Name + "-" + fam.sfx
+			prefixSet(set, es)
+			export.Statements = append(export.Statements, &api.Statement{
+				Name: ns + "-hide-" + fam.sfx,
+				Conditions: &api.Conditions{
+					NeighborSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: ns},
+					PrefixSet:   &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: set},
+				},
+				Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT},
+			})
+		}
+	}
+}
