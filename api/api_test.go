@@ -79,3 +79,22 @@ func TestVocabulariesDistinct(t *testing.T) {
 		seen[string(r)] = true
 	}
 }
+
+// A /64 pool's free count does not fit a JSON number exactly: it
+// saturates at 2^53, and the exact count travels as a string.
+func TestCountJSON(t *testing.T) {
+	free := uint64(1<<64 - 7)
+	b, err := json.Marshal(P2SStatus{PoolFree6: Count(free), PoolFree4: 250, PoolFree6Exact: "18446744073709551609"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"pool_free_ipv6":9007199254740992`, `"pool_free_ipv4":250`, `"pool_free_ipv6_exact":"18446744073709551609"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+	var back P2SStatus
+	if err := json.Unmarshal(b, &back); err != nil || back.PoolFree6 != MaxExactJSON || back.PoolFree4 != 250 {
+		t.Errorf("round trip: %+v %v", back, err)
+	}
+}

@@ -8,6 +8,9 @@ type DNSStatus struct {
 	Zone    string     `json:"zone"`
 	// Queries by outcome (DNSOutcomes).
 	Queries map[string]uint64 `json:"queries"`
+	// QueriesLastMinute is their growth over the last minute, where the
+	// gateway can tell.
+	QueriesLastMinute map[string]uint64 `json:"queries_last_minute,omitempty"`
 }
 
 // DNSOutcomes are the outcomes of a query, the label values of
@@ -23,6 +26,9 @@ type EnrollStatus struct {
 	Pending int    `json:"invites_pending"`
 	// Attempts by result (EnrollResults).
 	Attempts map[string]uint64 `json:"attempts"`
+	// AttemptsLastMinute is their growth over the last minute, where the
+	// gateway can tell.
+	AttemptsLastMinute map[string]uint64 `json:"attempts_last_minute,omitempty"`
 }
 
 // EnrollResults are the results of an enrollment attempt, the label

@@ -80,6 +80,9 @@ type PeeringStatus struct {
 	// DroppedSource counts packets from the peer dropped because their
 	// source is not in AllowedIPs (the source check).
 	DroppedSource uint64 `json:"dropped_source"`
+	// DroppedSourceLastMinute is how many of those were in the last
+	// minute; absent when the gateway cannot tell yet.
+	DroppedSourceLastMinute *uint64 `json:"dropped_source_last_minute,omitempty"`
 	// Hint is what to check when the peering is not up, or when P2S clients
 	// send toward it and nothing comes back, for people (never
 	// matched by code; Reason is the code), "" when there is none.
@@ -199,6 +202,10 @@ type PortStats struct {
 
 	// Devices are each tunnel device's share of the port, by name.
 	Devices []PortDevice `json:"devices,omitempty"`
+	// DroppedLastMinute is, by the name of a dropped_ counter above
+	// without its prefix (unknown_index, malformed, queue_full, not_open),
+	// its growth over the last minute, where the gateway can tell.
+	DroppedLastMinute map[string]uint64 `json:"dropped_last_minute,omitempty"`
 }
 
 // PortDevice is one tunnel device's queue on the shared port.

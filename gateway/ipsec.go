@@ -87,13 +87,26 @@ func (t *ipsecTunnel) IfName() string { return ipsec.IfName }
 func (t *ipsecTunnel) MTU() int       { return ipsec.MTU }
 
 // Stats are the peering's byte counters (its child SAs, summed over
-// rekeyings) and the time its SAs came up as the "handshake".
+// rekeyings) and, as the "handshake", the time its SAs came up, or while
+// it is down the last time it was up. The endpoint is the IKE SA's, or
+// the configured one when no SA ever came up.
 func (t *ipsecTunnel) Stats() (dataplane.PeerStats, error) {
 	s, ok := t.d.State(t.name)
 	if !ok {
 		return dataplane.PeerStats{}, fmt.Errorf("ipsec peering %q is not loaded", t.name)
 	}
-	return dataplane.PeerStats{Endpoint: s.Endpoint, LastHandshake: s.UpSince, RxBytes: s.RxBytes, TxBytes: s.TxBytes}, nil
+	return ipsecStats(s), nil
+}
+
+func ipsecStats(s ipsec.State) dataplane.PeerStats {
+	st := dataplane.PeerStats{Endpoint: s.Endpoint, LastHandshake: s.UpSince, RxBytes: s.RxBytes, TxBytes: s.TxBytes}
+	if s.Reason != "" || st.LastHandshake.IsZero() {
+		st.LastHandshake = s.LastUp
+	}
+	if st.Endpoint == "" {
+		st.Endpoint = s.Remote
+	}
+	return st
 }
 
 // ipsecStatus is the peering's down reason (ipsec.Decide) and its SAs.

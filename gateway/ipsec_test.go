@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vgate-project/vgate/ipsec"
 )
@@ -57,5 +58,27 @@ func TestWarnLegacy(t *testing.T) {
 	k.warnLegacy(ipsec.Peer{Name: "new", IKE: []string{"aes256-sha256-modp2048"}})
 	if n := strings.Count(buf.String(), "legacy (weak) algorithms"); n != 1 || !strings.Contains(buf.String(), "3des-sha1-modp1024") || strings.Contains(buf.String(), "peering=new") {
 		t.Errorf("legacy warnings:\n%s", buf.String())
+	}
+}
+
+// The status row of an IPsec peering: up, the time its SAs came up; down,
+// the last time it was up and the endpoint it had, or the configured one.
+func TestIPsecStats(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		s     ipsec.State
+		hs    time.Time
+		endpt string
+	}{
+		{"up", ipsec.State{Endpoint: "198.18.0.9:500", Remote: "198.18.0.9", UpSince: t0, LastUp: t0.Add(time.Hour)}, t0, "198.18.0.9:500"},
+		{"down after a new PSK", ipsec.State{Reason: "auth_failed", Remote: "198.18.0.9", LastUp: t0.Add(time.Hour)}, t0.Add(time.Hour), "198.18.0.9"},
+		{"down, was up", ipsec.State{Reason: "peer_unreachable", Endpoint: "198.18.0.9:4500", Remote: "hq.example", UpSince: t0, LastUp: t0.Add(time.Hour)}, t0.Add(time.Hour), "198.18.0.9:4500"},
+		{"never up", ipsec.State{Reason: "no_response", Remote: "hq.example"}, time.Time{}, "hq.example"},
+	} {
+		got := ipsecStats(tc.s)
+		if !got.LastHandshake.Equal(tc.hs) || got.Endpoint != tc.endpt {
+			t.Errorf("%s: handshake %v endpoint %q; want %v %q", tc.name, got.LastHandshake, got.Endpoint, tc.hs, tc.endpt)
+		}
 	}
 }

@@ -118,6 +118,18 @@ func (g *Gateway) returnLoop() {
 	})
 }
 
+// returnHint is the "nothing comes back" hint for peering name.
+func (g *Gateway) returnHint(name, pool string, now time.Time) string {
+	g.mu.Lock()
+	s := g.p2s
+	g.mu.Unlock()
+	var r *p2s.Returns
+	if s != nil {
+		r = s.Filter().Returns()
+	}
+	return g.returns.hint(name, pool, now, r)
+}
+
 func (w *returnWatch) reset() {
 	w.mu.Lock()
 	w.state = nil
@@ -156,7 +168,9 @@ func (w *returnWatch) observe(r *p2s.Returns, now time.Time, warn func(name stri
 }
 
 // hint is the status hint for peering name, "" when it is not flagged.
-func (w *returnWatch) hint(name string, pool string, now time.Time) string {
+// A reply counted in r (the live counters; may be nil) since the last
+// tick clears it at once, without waiting for the next tick.
+func (w *returnWatch) hint(name string, pool string, now time.Time, r *p2s.Returns) string {
 	w.mu.Lock()
 	st, ok := w.state[name]
 	w.mu.Unlock()
@@ -165,6 +179,11 @@ func (w *returnWatch) hint(name string, pool string, now time.Time) string {
 	}
 	if !st.shown {
 		return ""
+	}
+	if r != nil {
+		if c := r.Counts()[name]; c != nil && c.Back.Load() != st.last.back {
+			return ""
+		}
 	}
 	d := now.Sub(st.since)
 	return fmt.Sprintf("point-to-site clients sent %d packets toward this peering in %v and none came back: "+

@@ -78,21 +78,25 @@ func TestReturnWatchWarnsOnceAndHintFollowsTick(t *testing.T) {
 		now := t0.Add(time.Duration(i) * returnTick)
 		c.Sent.Add(2)
 		w.observe(&r, now, func(string, time.Duration, uint64) { warned++ })
-		flaggedNow := w.hint("west", "172.16.201.0/24", now) != ""
+		flaggedNow := w.hint("west", "172.16.201.0/24", now, &r) != ""
 		// Between ticks the hint does not change by itself.
-		if later := w.hint("west", "172.16.201.0/24", now.Add(returnTick-time.Millisecond)) != ""; later != flaggedNow {
+		if later := w.hint("west", "172.16.201.0/24", now.Add(returnTick-time.Millisecond), &r) != ""; later != flaggedNow {
 			t.Fatalf("tick %d: hint changed between ticks (%v -> %v)", i, flaggedNow, later)
 		}
 	}
 	if warned != 1 {
 		t.Fatalf("warned %d times, want 1", warned)
 	}
-	if h := w.hint("west", "172.16.201.0/24", t0.Add(10*returnTick)); h == "" {
+	if h := w.hint("west", "172.16.201.0/24", t0.Add(10*returnTick), &r); h == "" {
 		t.Fatal("no hint after 20 s of packets with none back")
 	}
+	// A reply clears the hint at once, before the next tick.
 	c.Back.Add(1)
+	if h := w.hint("west", "172.16.201.0/24", t0.Add(10*returnTick+time.Millisecond), &r); h != "" {
+		t.Fatalf("a reply arrived and the hint stays until the next tick: %q", h)
+	}
 	w.observe(&r, t0.Add(11*returnTick), func(string, time.Duration, uint64) { warned++ })
-	if h := w.hint("west", "172.16.201.0/24", t0.Add(11*returnTick)); h != "" || warned != 1 {
+	if h := w.hint("west", "172.16.201.0/24", t0.Add(11*returnTick), &r); h != "" || warned != 1 {
 		t.Fatalf("after a reply: hint %q, warned %d", h, warned)
 	}
 }

@@ -133,7 +133,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			ps.Hint = ipsecHint(p, ps.Reason)
 		}
 		if ps.Hint == "" && pool != "" {
-			ps.Hint = g.returns.hint(p.Name, pool, now) // returns.go
+			ps.Hint = g.returnHint(p.Name, pool, now) // returns.go
 		}
 		if ps.State == api.StateUp {
 			st.Tunnels.Up++
@@ -143,6 +143,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	if drain.on && b != nil {
 		st.Drain = drainStatus(drain, announced, sessions, b.probe.Status()) // drain.go
 	}
+	g.recent.fill(&st, now) // recent.go
 	return st, nil
 }
 

@@ -32,11 +32,17 @@ type Options struct {
 // State is one IPsec peering as vgate sees it now.
 type State struct {
 	// Reason is why it is not up (Decide); "" when up.
-	Reason            string
-	IKE, Child        string // charon's SA states, "" when none
-	ESPMode           ESPMode
-	Endpoint          string // the device's address and port of the IKE SA
-	UpSince           time.Time
+	Reason     string
+	IKE, Child string // charon's SA states, "" when none
+	ESPMode    ESPMode
+	Endpoint   string // the device's address and port of the IKE SA
+	// Remote is the configured address or name of the device (Peer.Remote),
+	// for a peering whose IKE SA never came up.
+	Remote  string
+	UpSince time.Time
+	// LastUp is the last time the peering was seen up (zero: never),
+	// kept across a config change of the peering (a new PSK, say).
+	LastUp            time.Time
 	IKERekeys         uint64
 	ChildRekeys       uint64
 	RxBytes, TxBytes  uint64
@@ -80,6 +86,7 @@ type peer struct {
 	alertText   string
 	wasUp       bool
 	upSince     time.Time
+	lastUp      time.Time
 	ikeRekeys   uint64
 	childRekeys uint64
 	rxBase      uint64
@@ -182,7 +189,7 @@ func (d *Daemon) Set(ctx context.Context, want []Peer) error {
 			if d.sess != nil && p.loaded {
 				d.terminate(ctx, w.Name)
 			}
-			*p = peer{want: w, ikeRekeys: p.ikeRekeys, childRekeys: p.childRekeys, rxBase: p.rx, txBase: p.tx, rx: p.rx, tx: p.tx}
+			*p = peer{want: w, ikeRekeys: p.ikeRekeys, childRekeys: p.childRekeys, rxBase: p.rx, txBase: p.tx, rx: p.rx, tx: p.tx, lastUp: p.lastUp}
 		}
 	}
 	for name, p := range d.peers {
@@ -220,7 +227,7 @@ func (d *Daemon) State(name string) (State, bool) {
 		return State{}, false
 	}
 	s := State{
-		IKE: p.ike, Child: p.child, ESPMode: ESPLibipsec, Endpoint: p.endpoint, UpSince: p.upSince,
+		IKE: p.ike, Child: p.child, ESPMode: ESPLibipsec, Endpoint: p.endpoint, Remote: p.want.Remote, UpSince: p.upSince, LastUp: p.lastUp,
 		IKERekeys: p.ikeRekeys, ChildRekeys: p.childRekeys, RxBytes: p.rx, TxBytes: p.tx,
 		Alert: p.alert, LastError: p.alertText, CharonStartFailed: d.startErr,
 	}
@@ -539,6 +546,9 @@ func (p *peer) isUp() bool { return p.ike == "ESTABLISHED" && p.child == "INSTAL
 // over, and re-initiation starts again from the shortest backoff.
 func (p *peer) settle(now time.Time) {
 	up := p.isUp()
+	if up {
+		p.lastUp = now
+	}
 	if up && !p.up {
 		p.upSince = now
 		p.wasUp, p.alert, p.alertText, p.backoff, p.nextTry = true, 0, "", 0, time.Time{}

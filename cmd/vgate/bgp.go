@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,8 +64,8 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 		if pr == "" {
 			pr = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\tAS%d\t%s\t%s\t%d\t%d\t%d (%d total)\t%d\t%d\t%s\t%s\n",
-			n.Name, n.Address, n.ASN, n.State, up, n.Received, n.Accepted, n.Rejected, n.RejectedTotal, n.Advertised, n.MaxPrefixes, pr, reason)
+		fmt.Fprintf(tw, "%s\t%s\tAS%d\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\n",
+			n.Name, n.Address, n.ASN, n.State, up, n.Received, n.Accepted, rejectedText(uint64(n.Rejected), n.RejectedTotal), n.Advertised, n.MaxPrefixes, pr, reason)
 	}
 	tw.Flush()
 	probes := map[string]api.ProbeStatus{}
@@ -158,4 +159,13 @@ func asPath(p []uint32) string {
 		s[i] = fmt.Sprint(a)
 	}
 	return strings.Join(s, " ")
+}
+
+// rejectedText is the REJECTED column: the routes rejected now, and the
+// announcements rejected since start when that says more ("0 (15 total)").
+func rejectedText(now, total uint64) string {
+	if total <= now {
+		return strconv.FormatUint(now, 10)
+	}
+	return fmt.Sprintf("%d (%d total)", now, total)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -269,10 +272,7 @@ func printClients(w io.Writer, list []api.ClientInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT\tGROUPS\tADDRESSES\tSTATE\tENDPOINT\tHANDSHAKE\tRX\tTX\tDENIED")
 	for _, c := range list {
-		state, hs, ep := "idle", "never", c.Endpoint
-		if c.Connected {
-			state = "connected"
-		}
+		state, hs, ep := clientState(c, now), "never", c.Endpoint
 		if c.Error != "" {
 			state = "error (" + c.Error + ")"
 		}
@@ -286,6 +286,40 @@ func printClients(w io.Writer, list []api.ClientInfo, now time.Time) {
 			state, ep, hs, humanBytes(c.RxBytes), humanBytes(c.TxBytes), c.Denied)
 	}
 	tw.Flush()
+}
+
+// clientState is the STATE column: active, idle since when the client was
+// last heard from, gone (with that time), or never connected.
+func clientState(c api.ClientInfo, now time.Time) string {
+	switch c.State {
+	case api.ClientActive:
+		return "active"
+	case api.ClientIdle:
+		return "idle since " + clock(c.LastHeard, now)
+	case api.ClientGone:
+		return "gone (last heard " + clock(c.LastHeard, now) + ")"
+	case api.ClientNever:
+		return "never connected"
+	}
+	if c.Connected { // a gateway without states
+		return "connected"
+	}
+	return "idle"
+}
+
+// dateTimeZone is how the CLI writes a point in time: local date, time
+// and zone ("2026-12-07 14:02:11 CET"), so that a reader on another host
+// or in another zone knows which time it is.
+const dateTimeZone = time.DateTime + " MST"
+
+// clock is t in local time: the time of day if t is today, else date and
+// time.
+func clock(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format(time.TimeOnly)
+	}
+	return t.Format(time.DateTime)
 }
 
 func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
@@ -311,7 +345,7 @@ func cmdClientRevoke(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return gf.explain(err)
 	}
-	fmt.Fprintf(stdout, "client %s revoked; %s quarantined until %s before reuse\n", ci.Name, addrList(ci.Addresses), ci.QuarantinedUntil.Format(time.DateTime))
+	fmt.Fprintf(stdout, "client %s revoked; %s quarantined until %s before reuse\n", ci.Name, addrList(ci.Addresses), ci.QuarantinedUntil.Local().Format(dateTimeZone))
 	return nil
 }
 
@@ -320,12 +354,12 @@ func p2sLine(st *api.P2SStatus) string {
 	if st == nil {
 		return ""
 	}
-	free := fmt.Sprint(st.PoolFree)
+	free := countText(uint64(st.PoolFree), st.PoolFreeExact)
 	if st.PoolFree == math.MaxUint64 {
 		free = "unlimited"
 	}
-	s := fmt.Sprintf("%d/%d clients, %d connected, pool %s free, port %d/udp, %d packets denied",
-		st.Registered, st.MaxClients, st.Connected, free, st.ListenPort, st.Denied)
+	s := fmt.Sprintf("%d/%d clients, %d connected, pool %s free, port %d/udp, %s",
+		st.Registered, st.MaxClients, st.Connected, free, st.ListenPort, deniedText(st))
 	if st.Error != "" {
 		s += " (" + st.Error + ")"
 	}
@@ -336,4 +370,63 @@ func p2sLine(st *api.P2SStatus) string {
 		}
 	}
 	return s
+}
+
+// countText is a count for people: exact (from the _exact string of a
+// count JSON cannot carry, if given) up to a million, then as a power of
+// two, e.g. "~2^64" for the 2^64 − 7 free addresses of a /64 pool.
+func countText(n uint64, exact string) string {
+	if v, err := strconv.ParseUint(exact, 10, 64); err == nil {
+		n = v
+	}
+	if n < 1<<20 {
+		return strconv.FormatUint(n, 10)
+	}
+	l := math.Log2(float64(n))
+	if r := math.Round(l); math.Abs(l-r) < 0.05 {
+		return fmt.Sprintf("~2^%d", int(r))
+	}
+	return fmt.Sprintf("~2^%.1f", l)
+}
+
+// deniedText is the packets the group policy denied, with those of the
+// last minute and the verdicts by reason (docs/operations.md,
+// "Point-to-site verdicts"): "6 packets denied (2 in the last minute):
+// destination 4, gateway_service 2".
+func deniedText(st *api.P2SStatus) string {
+	if st.Denied == 0 {
+		return "no packets denied"
+	}
+	s := fmt.Sprintf("%d packets denied%s", st.Denied, lastMinute(st.DeniedLastMinute))
+	var verdicts []string
+	for v, n := range st.Packets {
+		if v != "allow" && n > 0 {
+			verdicts = append(verdicts, v)
+		}
+	}
+	slices.SortFunc(verdicts, func(a, b string) int {
+		return cmp.Or(cmp.Compare(st.Packets[b], st.Packets[a]), cmp.Compare(a, b))
+	})
+	for i, v := range verdicts {
+		verdicts[i] = fmt.Sprintf("%s %d", v, st.Packets[v])
+		if n, ok := st.PacketsLastMinute[v]; ok && n > 0 {
+			verdicts[i] += fmt.Sprintf(" (%d in the last minute)", n)
+		}
+	}
+	if len(verdicts) > 0 {
+		s += ": " + strings.Join(verdicts, ", ")
+	}
+	return s
+}
+
+// lastMinute is " (N in the last minute)", " (none in the last minute)",
+// or "" when the gateway cannot tell yet.
+func lastMinute(n *uint64) string {
+	switch {
+	case n == nil:
+		return ""
+	case *n == 0:
+		return " (none in the last minute)"
+	}
+	return fmt.Sprintf(" (%d in the last minute)", *n)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
@@ -228,5 +229,39 @@ func TestExposedFile(t *testing.T) {
 	}
 	if _, ok := exposedFile(&strings.Builder{}); ok {
 		t.Error("a buffer taken for an exposed file")
+	}
+}
+
+// client list says what is known of each client: active, idle since the
+// time it was last heard from, gone, never connected.
+func TestClientListStates(t *testing.T) {
+	now := time.Now()
+	heard := now.Add(-time.Minute)
+	var b strings.Builder
+	printClients(&b, []api.ClientInfo{
+		{Name: "alice", State: api.ClientActive, Connected: true, LastHeard: now, LastHandshake: now.Add(-10 * time.Second)},
+		{Name: "bob", State: api.ClientIdle, LastHeard: heard, LastHandshake: heard},
+		{Name: "carol", State: api.ClientGone, LastHeard: now.Add(-48 * time.Hour), LastHandshake: now.Add(-48 * time.Hour)},
+		{Name: "dave", State: api.ClientNever},
+	}, now)
+	out := b.String()
+	for name, want := range map[string]string{
+		"alice": "active",
+		"bob":   "idle since " + heard.Local().Format(time.TimeOnly),
+		"carol": "gone (last heard " + now.Add(-48*time.Hour).Local().Format(time.DateTime) + ")",
+		"dave":  "never connected",
+	} {
+		var line string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, name+" ") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, want) {
+			t.Errorf("%s: want %q in its row:\n%s", name, want, out)
+		}
+	}
+	if strings.Contains(out, "connected ") && !strings.Contains(out, "never connected") {
+		t.Errorf("a client reads as connected:\n%s", out)
 	}
 }

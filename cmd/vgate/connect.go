@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +59,11 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
+	}
+	if *invite != "" && *invite != "-" && tokenPieces(pos) {
+		// A token pasted unquoted with a space inside: the shell split it.
+		*invite += strings.Join(pos, "")
+		pos = nil
 	}
 	switch {
 	case *invite == "" && len(pos) != 1:
@@ -174,21 +180,44 @@ func runConnected(c *laptop.Conn, ifname string, mode laptop.DNSMode, relay bool
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go c.Watch(ctx, log)
+	var mu sync.Mutex // the watchers print from their own goroutines
+	say := func(_ laptop.AnswerEvent, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "vgate connect: %s\n", msg)
+	}
+	go c.Watch(ctx, say)
 	if relay {
 		go watchPath(ctx, c, log)
 	}
 	<-ctx.Done()
+	// From here a second Ctrl-C or SIGTERM ends the process at once.
+	stop()
 	log.Info("disconnecting")
-	if err := laptop.RunResolver(rp.Restore); err != nil {
-		log.Warn("could not restore the resolver", "error", err)
+	done := make(chan error, 1)
+	go func() {
+		if err := laptop.RunResolver(rp.Restore); err != nil {
+			log.Warn("could not restore the resolver", "error", err)
+		}
+		done <- c.Down()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return &exitError{1, err}
+		}
+	case <-time.After(teardownTimeout):
+		return &exitError{1, fmt.Errorf("%s: taking the connection down did not finish in %v; exiting anyway (the interface goes with the process; check for leftover routes to the endpoint)", ifname, teardownTimeout)}
 	}
-	if err := c.Down(); err != nil {
-		return &exitError{1, err}
-	}
+	mu.Lock()
+	defer mu.Unlock()
 	fmt.Fprintf(stdout, "vgate connect: %s removed\n", ifname)
 	return nil
 }
+
+// teardownTimeout bounds restoring the resolver and removing the
+// interface after Ctrl-C or SIGTERM, so that the process always exits.
+const teardownTimeout = 5 * time.Second
 
 // watchPath logs each change of the connection's path (direct or relay).
 func watchPath(ctx context.Context, c *laptop.Conn, log *slog.Logger) {
@@ -208,23 +237,78 @@ func watchPath(ctx context.Context, c *laptop.Conn, log *slog.Logger) {
 	}
 }
 
+// tokenPieces says whether the positional arguments after --invite TOKEN
+// are the rest of a token the shell split at white space: base64url words
+// that name no file.
+func tokenPieces(pos []string) bool {
+	if !allBase64URL(pos) {
+		return false
+	}
+	for _, p := range pos {
+		if _, err := os.Stat(p); err == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// allBase64URL says whether words is not empty and each is base64url.
+func allBase64URL(words []string) bool {
+	for _, w := range words {
+		if !isBase64URL(w) {
+			return false
+		}
+	}
+	return len(words) > 0
+}
+
+func isBase64URL(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // tokenFromInput is the invite token read by '--invite -': the first word
-// starting with the token prefix, so the whole output of 'vgate client
-// invite' saved to a file works as well as the bare token; without one, the
-// first line (which the enrollment then refuses, saying why).
+// starting with the token prefix, with the base64url words and lines that
+// continue it up to a blank line (a token wrapped or pasted with a space
+// inside), so the whole output of 'vgate client invite' saved to a file
+// works as well as the bare token; without one, the first line (which the
+// enrollment then refuses, saying why).
 func tokenFromInput(r io.Reader) (string, error) {
 	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
 	first, seen := "", false
+	tok := ""
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if !seen {
 			first, seen = line, true
 		}
-		for _, w := range strings.Fields(line) {
+		words := strings.Fields(line)
+		if tok != "" {
+			if !allBase64URL(words) {
+				return tok, nil
+			}
+			tok += strings.Join(words, "")
+			continue
+		}
+		for i, w := range words {
 			if strings.HasPrefix(w, laptop.InviteTokenPrefix) {
-				return w, nil
+				tok = w
+				for _, more := range words[i+1:] {
+					if !isBase64URL(more) {
+						return tok, nil
+					}
+					tok += more
+				}
+				break
 			}
 		}
+	}
+	if tok != "" {
+		return tok, sc.Err()
 	}
 	if err := sc.Err(); err != nil {
 		return "", err

@@ -77,7 +77,7 @@ func createInvite(gf *gatewayFlags, name string, groups []string, expires time.D
 		fmt.Fprint(stdout, renderQR(code))
 	}
 	fmt.Fprintf(stdout, "invite for client %s (groups %s), single use, valid until %s:\n\n%s\n\n",
-		inv.Name, strings.Join(inv.Groups, ","), inv.Expires.Local().Format(time.DateTime), inv.Token)
+		inv.Name, strings.Join(inv.Groups, ","), inv.Expires.Local().Format(dateTimeZone), inv.Token)
 	fmt.Fprintf(stdout, "On the laptop: vgate connect --invite %s\n", inv.Token)
 	fmt.Fprintf(stdout, "It enrolls at %s (certificate %s). Revoke: vgate client revoke %s\n", inv.URL, inv.Pin, inv.Name)
 	return nil
@@ -126,7 +126,7 @@ func printInvites(w io.Writer, list []api.InviteInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "INVITE\tGROUPS\tSTATE\tEXPIRES")
 	for _, i := range pending {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", i.Name, strings.Join(i.Groups, ","), i.State, i.Expires.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", i.Name, strings.Join(i.Groups, ","), i.State, i.Expires.Local().Format(dateTimeZone))
 	}
 	tw.Flush()
 }

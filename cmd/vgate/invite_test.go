@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,10 @@ func TestInviteCommands(t *testing.T) {
 	code, out, _ = vgate(t, "", "client", "list", "--socket", sock)
 	if code != 0 || !strings.Contains(out, "INVITE") || !strings.Contains(out, "erin") || strings.Contains(out, "old") {
 		t.Fatalf("client list shows pending invites only:\n%s", out)
+	}
+	// EXPIRES names its time zone.
+	if zone, _ := time.Now().Zone(); !regexp.MustCompile(`erin .* \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ` + regexp.QuoteMeta(zone)).MatchString(out) {
+		t.Errorf("EXPIRES lacks the time zone %s:\n%s", zone, out)
 	}
 	code, out, _ = vgate(t, "", "client", "revoke", "erin", "--socket", sock)
 	if code != 0 || !strings.Contains(out, "invite erin revoked") {

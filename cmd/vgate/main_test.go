@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/control"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
@@ -210,5 +211,33 @@ func TestStatusConfigOnlySocket(t *testing.T) {
 	code, _, errOut = vgate(t, "", "status", "--config", cfg)
 	if code != 1 || !strings.Contains(errOut, "is the gateway of "+cfg+" running") || strings.Contains(errOut, "pass --") {
 		t.Fatalf("not running: %d %s", code, errOut)
+	}
+}
+
+// status --config still works when the file is not valid YAML: it uses the
+// file's control_socket line, else the default socket, and says so,
+// naming the line of the mistake.
+func TestStatusConfigSyntaxError(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "vgate.sock")
+	srv, err := control.Listen(sock, control.Handler(&fakeAPI{st: api.Status{Name: "east"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := filepath.Join(dir, "vgate.yaml")
+	os.WriteFile(cfg, []byte("name: east\naddress_spaces: [10.1.0.0/16\ncontrol_socket: "+sock+"\n"), 0o600)
+	code, out, errOut := vgate(t, "", "status", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "gateway east") {
+		t.Fatalf("status --config with broken YAML: %d\n%s%s", code, out, errOut)
+	}
+	if want := cfg + ":2: "; !strings.Contains(errOut, "note") || !strings.Contains(errOut, want) || !strings.Contains(errOut, "using control socket "+sock) {
+		t.Errorf("the note should name %s and the socket used:\n%s", want, errOut)
+	}
+	// No control_socket line: the default socket, named in the note.
+	os.WriteFile(cfg, []byte("name: east\n\tlisten_port: 1\n"), 0o600)
+	_, _, errOut = vgate(t, "", "status", "--config", cfg)
+	if !strings.Contains(errOut, cfg+":2: ") || !strings.Contains(errOut, "using control socket "+config.DefaultControlSocket) {
+		t.Errorf("broken YAML without control_socket:\n%s", errOut)
 	}
 }

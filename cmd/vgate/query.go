@@ -45,6 +45,12 @@ func (g *gatewayFlags) client() (*control.Client, error) {
 		return control.NewClient(*g.socket), nil
 	case *g.config != "":
 		sock, err := config.ControlSocket(*g.config)
+		if errors.Is(err, config.ErrSyntax) && sock != "" {
+			// Broken YAML is when an operator most needs status: go on
+			// with the socket the file names, or the default.
+			fmt.Fprintf(g.stderr, "vgate: note: %s is not valid YAML (%v); using control socket %s\n", *g.config, err, sock)
+			return control.NewClient(sock), nil
+		}
 		if err != nil {
 			return nil, err
 		}

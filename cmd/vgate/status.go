@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,10 +65,10 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 		fmt.Fprintf(w, "  point-to-site   %s\n", s)
 	}
 	if d := st.DNS; d != nil {
-		fmt.Fprintf(w, "  dns             zone %s on %s:53, %s\n", d.Zone, d.Address, countsText(d.Queries, api.DNSOutcomes))
+		fmt.Fprintf(w, "  dns             zone %s on %s:53, %s\n", d.Zone, d.Address, countsText(d.Queries, api.DNSOutcomes, d.QueriesLastMinute, "answer", "forwarded", "nxdomain"))
 	}
 	if e := st.Enroll; e != nil {
-		fmt.Fprintf(w, "  enrollment      %s (listen %s, certificate %s), %d invites pending, attempts: %s\n", e.URL, e.Listen, e.Pin, e.Pending, countsText(e.Attempts, api.EnrollResults))
+		fmt.Fprintf(w, "  enrollment      %s (listen %s, certificate %s), %d invites pending, attempts: %s\n", e.URL, e.Listen, e.Pin, e.Pending, countsText(e.Attempts, api.EnrollResults, e.AttemptsLastMinute, "enrolled"))
 	}
 	if len(st.Peerings) == 0 {
 		fmt.Fprintln(w, "\nno peerings configured")
@@ -112,7 +113,8 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 				orDash(x.IKEState), orDash(x.ChildState), x.IKERekeys, x.ChildRekeys)
 		}
 		if p.DroppedSource > 0 {
-			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n", p.Name, p.DroppedSource)
+			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped since start%s: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n",
+				p.Name, p.DroppedSource, lastMinute(p.DroppedSourceLastMinute))
 		}
 		printNATStatus(w, p) // nat.go
 	}
@@ -179,12 +181,18 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// countsText is "a 3, b 1" for the non-zero counts in order, or "none".
-func countsText(m map[string]uint64, order []string) string {
+// countsText is "a 3, b 1" for the non-zero counts in order, or "none";
+// each but the plain ones gets its last minute where recent tells it
+// ("refused 3 (1 in the last minute)").
+func countsText(m map[string]uint64, order []string, recent map[string]uint64, plain ...string) string {
 	var parts []string
 	for _, k := range order {
 		if m[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+			s := fmt.Sprintf("%s %d", k, m[k])
+			if n, ok := recent[k]; ok && !slices.Contains(plain, k) {
+				s += lastMinute(&n)
+			}
+			parts = append(parts, s)
 		}
 	}
 	if len(parts) == 0 {

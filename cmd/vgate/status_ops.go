@@ -24,16 +24,20 @@ func stateText(p api.PeeringStatus) string {
 func portDrops(s api.PortStats) string {
 	var out []string
 	for _, d := range []struct {
-		n    uint64
-		what string
+		n         uint64
+		what, key string
 	}{
-		{s.DroppedUnknownIndex, "unknown index"},
-		{s.DroppedMalformed, "malformed"},
-		{s.DroppedQueueFull, "queue full"},
-		{s.DroppedNotOpen, "tunnel closed"},
+		{s.DroppedUnknownIndex, "unknown index", "unknown_index"},
+		{s.DroppedMalformed, "malformed", "malformed"},
+		{s.DroppedQueueFull, "queue full", "queue_full"},
+		{s.DroppedNotOpen, "tunnel closed", "not_open"},
 	} {
 		if d.n > 0 {
-			out = append(out, fmt.Sprintf("%d %s", d.n, d.what))
+			var recent *uint64
+			if n, ok := s.DroppedLastMinute[d.key]; ok {
+				recent = &n
+			}
+			out = append(out, fmt.Sprintf("%d %s%s", d.n, d.what, lastMinute(recent)))
 		}
 	}
 	return strings.Join(out, ", ")

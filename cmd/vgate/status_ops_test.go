@@ -75,3 +75,83 @@ func TestStatusShowsEnrollPin(t *testing.T) {
 		t.Errorf("status lacks %q:\n%s", want, b.String())
 	}
 }
+
+// Drop counters read with their last minute beside the total, and the
+// point-to-site line names the denied verdicts and shows a /64 pool as a
+// power of two.
+func TestStatusCountersWithWindow(t *testing.T) {
+	now := time.Now()
+	u := func(n uint64) *uint64 { return &n }
+	st := api.Status{
+		Name: "east", Started: now, Tunnels: api.TunnelCount{Used: 2, Limit: 10},
+		Peerings: []api.PeeringStatus{
+			{Name: "west", Network: "west", State: api.StateUp, DroppedSource: 12, DroppedSourceLastMinute: u(0)},
+			{Name: "north", Network: "north", State: api.StateUp, DroppedSource: 7, DroppedSourceLastMinute: u(3)},
+			{Name: "south", Network: "south", State: api.StateUp, DroppedSource: 2}, // window unknown yet
+		},
+		Port: api.PortStats{DroppedUnknownIndex: 3, DroppedMalformed: 1, DroppedLastMinute: map[string]uint64{"unknown_index": 0, "malformed": 1}},
+		P2S: &api.P2SStatus{
+			Registered: 2, MaxClients: 8, Connected: 1, ListenPort: 51821,
+			PoolFree: api.MaxExactJSON, PoolFreeExact: "18446744073709551609",
+			Packets: map[string]uint64{"allow": 90, "destination": 4, "gateway_service": 2},
+			Denied:  6, DeniedLastMinute: u(2),
+			PacketsLastMinute: map[string]uint64{"destination": 0, "gateway_service": 2},
+		},
+		DNS: &api.DNSStatus{Zone: "east.internal", Queries: map[string]uint64{"answer": 40, "refused": 3, "dropped": 9},
+			QueriesLastMinute: map[string]uint64{"answer": 5, "refused": 1, "dropped": 0}},
+		Enroll: &api.EnrollStatus{Attempts: map[string]uint64{"enrolled": 2, "invite_unknown": 7},
+			AttemptsLastMinute: map[string]uint64{"enrolled": 0, "invite_unknown": 7}},
+	}
+	var b strings.Builder
+	printStatus(&b, &st, now)
+	out := b.String()
+	for _, want := range []string{
+		"west: 12 packet(s) from the peer dropped since start (none in the last minute): source not in its allowed IPs",
+		"north: 7 packet(s) from the peer dropped since start (3 in the last minute): ",
+		"south: 2 packet(s) from the peer dropped since start: ",
+		"port drops      3 unknown index (none in the last minute), 1 malformed (1 in the last minute)",
+		"1 connected, pool ~2^64 free, port 51821/udp, 6 packets denied (2 in the last minute): destination 4, gateway_service 2 (2 in the last minute)",
+		"answer 40, refused 3 (1 in the last minute), dropped 9 (none in the last minute)",
+		"attempts: enrolled 2, invite_unknown 7 (7 in the last minute)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	st.P2S.Denied, st.P2S.Packets = 0, map[string]uint64{"allow": 5}
+	b.Reset()
+	printStatus(&b, &st, now)
+	if !strings.Contains(b.String(), "no packets denied") {
+		t.Errorf("status with nothing denied:\n%s", b.String())
+	}
+}
+
+func TestCountText(t *testing.T) {
+	for _, tc := range []struct {
+		n     uint64
+		exact string
+		want  string
+	}{
+		{250, "", "250"},
+		{1<<20 - 1, "", "1048575"},
+		{api.MaxExactJSON, "18446744073709551609", "~2^64"}, // a /64 pool less 7
+		{1 << 40, "", "~2^40"},
+		{3 << 40, "", "~2^41.6"},
+		{api.MaxExactJSON, "", "~2^53"},
+	} {
+		if got := countText(tc.n, tc.exact); got != tc.want {
+			t.Errorf("countText(%d, %q) = %q, want %q", tc.n, tc.exact, got, tc.want)
+		}
+	}
+}
+
+func TestRejectedText(t *testing.T) {
+	for _, tc := range []struct {
+		now, total uint64
+		want       string
+	}{{0, 0, "0"}, {3, 3, "3"}, {0, 15, "0 (15 total)"}, {2, 15, "2 (15 total)"}} {
+		if got := rejectedText(tc.now, tc.total); got != tc.want {
+			t.Errorf("rejectedText(%d, %d) = %q, want %q", tc.now, tc.total, got, tc.want)
+		}
+	}
+}

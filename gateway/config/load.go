@@ -275,7 +275,7 @@ func parseDoc(data []byte, filename string, fold bool) (*Config, *doc) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && err != io.EOF {
-		d.yamlError(err)
+		d.syntaxError(data, err)
 		return nil, d
 	}
 	var extra yaml.Node
@@ -283,7 +283,7 @@ func parseDoc(data []byte, filename string, fold bool) (*Config, *doc) {
 		d.decodeErr("", extra.Line, "only one YAML document is allowed in a config file")
 		return nil, d
 	} else if err != io.EOF {
-		d.yamlError(err)
+		d.syntaxError(data, err)
 		return nil, d
 	}
 

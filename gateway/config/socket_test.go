@@ -23,7 +23,12 @@ func TestControlSocket(t *testing.T) {
 		{"unset.yaml", "name: east\n", DefaultControlSocket, false},
 		// The rest of the file does not validate: the socket is still read.
 		{"invalid.yaml", "name: \"\"\nbogus: 1\nmax_tunnels: lots\ncontrol_socket: /tmp/y.sock\n", "/tmp/y.sock", false},
-		{"broken.yaml", "control_socket: [\n", "", true},
+		// Broken YAML: the control_socket line if any, else the default,
+		// beside the syntax error.
+		{"broken.yaml", "control_socket: [\n", DefaultControlSocket, true},
+		{"broken-set.yaml", "name: [east\ncontrol_socket: /tmp/z.sock  # here\n", "/tmp/z.sock", true},
+		{"broken-quoted.yaml", "control_socket: \"/tmp/q.sock\"\nname: 'east\n", "/tmp/q.sock", true},
+		{"not-a-string.yaml", "control_socket: [a, b]\n", "", true},
 	} {
 		got, err := ControlSocket(write(tc.name, tc.body))
 		if got != tc.want || (err != nil) != tc.err {

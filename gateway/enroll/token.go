@@ -135,7 +135,10 @@ var ErrNotToken = errors.New("not a vgate invite token")
 // ParseToken parses a token as String prints it (surrounding white space
 // is ignored). Errors never echo the token.
 func ParseToken(s string) (Token, error) {
-	s = strings.TrimSpace(s)
+	// White space is never part of a token: a token pasted with a space
+	// or a line break inside (a wrapped terminal, a chat client) is the
+	// token without them.
+	s = strings.Join(strings.Fields(s), "")
 	if strings.HasPrefix(s, tokenPrefixV1) {
 		return Token{}, fmt.Errorf("%w: this invite was made by an older vgate gateway, whose invites do not bound the routes it may give; ask for a new invite", ErrNotToken)
 	}

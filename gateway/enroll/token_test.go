@@ -29,6 +29,12 @@ func TestTokenRoundTrip(t *testing.T) {
 	if err != nil || !got.Equal(tok) {
 		t.Fatalf("ParseToken = %#v, %v", got, err)
 	}
+	// Pasted with white space inside (a wrapped line, a stray space).
+	for _, pasted := range []string{s[:30] + " " + s[30:], s[:20] + "\n" + s[20:50] + "\r\n  " + s[50:], s[:len(TokenPrefix)] + "\t" + s[len(TokenPrefix):]} {
+		if got, err := ParseToken(pasted); err != nil || !got.Equal(tok) {
+			t.Errorf("ParseToken(%q) = %v, want the token", pasted, err)
+		}
+	}
 	if strings.Contains(tok.GoString(), "0001020304") {
 		t.Errorf("GoString shows the secret: %s", tok.GoString())
 	}

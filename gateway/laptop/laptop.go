@@ -27,6 +27,7 @@ import (
 
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/relay"
 )
@@ -41,6 +42,7 @@ type Conn struct {
 	DNS       []string
 
 	dev       *device.Device
+	gateway   keys.PublicKey // the first [Peer]: the gateway
 	bind      *relay.Bind
 	relay     *relay.Client // nil without Options.RelayURL
 	h         *netlink.Handle
@@ -77,6 +79,9 @@ func UpOptions(text, ifname string, log *slog.Logger, o Options) (_ *Conn, err e
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
 	c := &Conn{h: h, ifname: ifname, Addresses: q.Addresses, DNS: q.DNS}
+	if len(q.Peers) > 0 {
+		c.gateway = q.Peers[0].PublicKey
+	}
 	defer func() {
 		if err != nil {
 			c.Down()
@@ -217,11 +222,15 @@ func (c *Conn) pinEndpoint(ep netip.Addr) error {
 	return nil
 }
 
-// Watch logs when the tunnel first connects (a handshake completed), then
-// returns; it also returns when ctx ends or the device is gone.
-func (c *Conn) Watch(ctx context.Context, log *slog.Logger) {
-	t := time.NewTicker(500 * time.Millisecond)
+// Watch reports, through say, when the tunnel first connects (a
+// handshake completed), when the gateway stops answering and when it
+// answers again (Answers decides; Watch samples the gateway peer every
+// WatchSample and sends the probes). It returns when ctx ends or the
+// device is gone.
+func (c *Conn) Watch(ctx context.Context, say func(AnswerEvent, string)) {
+	t := time.NewTicker(WatchSample)
 	defer t.Stop()
+	var a Answers
 	for {
 		select {
 		case <-ctx.Done():
@@ -232,23 +241,32 @@ func (c *Conn) Watch(ctx context.Context, log *slog.Logger) {
 		if err != nil {
 			return
 		}
-		if handshaken(dump) {
-			log.Info("connected: handshake with the gateway completed")
+		stats, _ := dataplane.ParseDump(dump) // a bad counter leaves the rest readable
+		st := stats[c.gateway]
+		if st == nil {
 			return
 		}
-	}
-}
-
-// handshaken says whether any peer of a UAPI dump has completed a
-// handshake.
-func handshaken(dump string) bool {
-	stats, _ := dataplane.ParseDump(dump) // a bad counter leaves the rest readable
-	for _, s := range stats {
-		if !s.LastHandshake.IsZero() {
-			return true
+		now := time.Now()
+		ev, probe := a.Observe(now, st.RxBytes, st.LastHandshake)
+		switch ev {
+		case Connected:
+			say(ev, "connected: handshake with the gateway completed")
+		case Silent:
+			if a.EverConnected() {
+				say(ev, fmt.Sprintf("the gateway stopped answering (nothing from it for %s); traffic through the tunnel fails until it answers again (revoked, down, or the path is blocked?)",
+					a.Quiet(now).Round(time.Second)))
+			} else {
+				say(ev, "the gateway does not answer handshakes: is its endpoint reachable over UDP, and is this client registered there?")
+			}
+		case Answering:
+			say(ev, "the gateway answers again")
+		}
+		if probe {
+			if p := c.dev.LookupPeer(device.NoisePublicKey(c.gateway)); p != nil {
+				_ = p.SendHandshakeInitiation(false)
+			}
 		}
 	}
-	return false
 }
 
 // Down closes the device (which removes the interface, its addresses and

@@ -65,6 +65,7 @@ type Collector struct {
 	p2sRegistered, p2sConnected, p2sLimit, p2sPoolFree     *prometheus.Desc
 	p2sPackets, p2sClientUp, p2sClientRx, p2sClientTx      *prometheus.Desc
 	p2sClientHandshake, p2sClientDenied                    *prometheus.Desc
+	p2sClientHeard                                         *prometheus.Desc
 	bgpUp, bgpReceived, bgpAccepted, bgpRejected           *prometheus.Desc
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	bgpRecoveries                                          *prometheus.Desc
@@ -113,15 +114,16 @@ func New(source Source, version string) *Collector {
 		refusals:        d("refusals_total", "Reloads refused because the new config was invalid or needs a restart, by reason.", "reason"),
 
 		p2sRegistered: d("p2s_clients_registered", "Point-to-site clients registered (vgate client add)."),
-		p2sConnected:  d("p2s_clients_connected", "Point-to-site clients with a recent handshake."),
+		p2sConnected:  d("p2s_clients_connected", "Point-to-site clients active: heard from (traffic or keepalive) in the last 27 s."),
 		p2sLimit:      d("p2s_clients_limit", "The most point-to-site clients (point_to_site.max_clients)."),
 		p2sPoolFree:   d("p2s_pool_free_addresses", "Clients the point-to-site pool can still address (the scarcer IP family)."),
 		p2sPackets:    d("p2s_policy_packets_total", "Packets of point-to-site clients handled by the group policy, by verdict.", "verdict"),
 
-		p2sClientUp:        d("p2s_client_up", "1 if the registered point-to-site client has a recent handshake, 0 if not.", "client"),
+		p2sClientUp:        d("p2s_client_up", "1 if the registered point-to-site client is active (heard from in the last 27 s), 0 if not.", "client"),
 		p2sClientRx:        d("p2s_client_receive_bytes_total", "Bytes received from the point-to-site client.", "client"),
 		p2sClientTx:        d("p2s_client_transmit_bytes_total", "Bytes sent to the point-to-site client.", "client"),
 		p2sClientHandshake: d("p2s_client_last_handshake_timestamp_seconds", "Unix time of the client's last handshake; 0 if none yet.", "client"),
+		p2sClientHeard:     d("p2s_client_last_heard_timestamp_seconds", "Unix time the client was last heard from (traffic or keepalive); 0 if never.", "client"),
 		p2sClientDenied:    d("p2s_client_denied_packets_total", "Packets of the client dropped by its groups' policy.", "client"),
 
 		bgpUp:                 d("bgp_session_up", "1 if the BGP session over the peering's tunnel is established, 0 if not.", "peering"),
@@ -167,7 +169,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.portDispatched, c.portDropped, c.routesInstalled, c.reloads, c.lastReloadTime,
 		c.lastReloadError, c.refusals,
 		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
-		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied,
+		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied, c.p2sClientHeard,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
 		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
 		c.peeringQueue, c.peeringQueueDropped,
@@ -354,6 +356,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.p2sClientRx, float64(cl.RxBytes), cl.Name)
 		counter(c.p2sClientTx, float64(cl.TxBytes), cl.Name)
 		gauge(c.p2sClientHandshake, hs, cl.Name)
+		heard := 0.0
+		if !cl.LastHeard.IsZero() {
+			heard = float64(cl.LastHeard.UnixNano()) / 1e9
+		}
+		gauge(c.p2sClientHeard, heard, cl.Name)
 		counter(c.p2sClientDenied, float64(cl.Denied), cl.Name)
 	}
 }

@@ -42,7 +42,7 @@ func sample() api.Metrics {
 		},
 		RoutesInstalled: 4,
 		Clients: []api.ClientInfo{
-			{Name: "alice", Connected: true, LastHandshake: hs, RxBytes: 300, TxBytes: 400, Denied: 2},
+			{Name: "alice", Connected: true, LastHandshake: hs, LastHeard: time.Unix(1700000100, 0), RxBytes: 300, TxBytes: 400, Denied: 2},
 			{Name: "bob"}, // registered, never connected: its series still exist
 		},
 		Refusals: map[api.RefusalReason]uint64{api.RefusedTunnelLimit: 1},
@@ -150,7 +150,7 @@ vgate_p2s_pool_free_addresses 250
 # TYPE vgate_p2s_policy_packets_total counter
 vgate_p2s_policy_packets_total{verdict="allow"} 10
 vgate_p2s_policy_packets_total{verdict="deny"} 2
-# HELP vgate_p2s_client_up 1 if the registered point-to-site client has a recent handshake, 0 if not.
+# HELP vgate_p2s_client_up 1 if the registered point-to-site client is active (heard from in the last 27 s), 0 if not.
 # TYPE vgate_p2s_client_up gauge
 vgate_p2s_client_up{client="alice"} 1
 vgate_p2s_client_up{client="bob"} 0
@@ -158,6 +158,10 @@ vgate_p2s_client_up{client="bob"} 0
 # TYPE vgate_p2s_client_receive_bytes_total counter
 vgate_p2s_client_receive_bytes_total{client="alice"} 300
 vgate_p2s_client_receive_bytes_total{client="bob"} 0
+# HELP vgate_p2s_client_last_heard_timestamp_seconds Unix time the client was last heard from (traffic or keepalive); 0 if never.
+# TYPE vgate_p2s_client_last_heard_timestamp_seconds gauge
+vgate_p2s_client_last_heard_timestamp_seconds{client="alice"} 1.7000001e+09
+vgate_p2s_client_last_heard_timestamp_seconds{client="bob"} 0
 # HELP vgate_p2s_client_denied_packets_total Packets of the client dropped by its groups' policy.
 # TYPE vgate_p2s_client_denied_packets_total counter
 vgate_p2s_client_denied_packets_total{client="alice"} 2
@@ -177,7 +181,7 @@ vgate_peering_relay_connected{network="vnet-west",peering="west"} 1
 		"vgate_tunnels_up", "vgate_port_packets_dropped_total", "vgate_routes_installed", "vgate_reloads_total",
 		"vgate_refusals_total", "vgate_last_reload_failed",
 		"vgate_p2s_clients_registered", "vgate_p2s_pool_free_addresses", "vgate_p2s_policy_packets_total",
-		"vgate_p2s_client_up", "vgate_p2s_client_receive_bytes_total", "vgate_p2s_client_denied_packets_total",
+		"vgate_p2s_client_up", "vgate_p2s_client_receive_bytes_total", "vgate_p2s_client_denied_packets_total", "vgate_p2s_client_last_heard_timestamp_seconds",
 		"vgate_bgp_session_up", "vgate_bgp_routes_accepted", "vgate_bgp_rejected_routes_total", "vgate_bgp_session_recoveries_total", "vgate_peering_probe_rtt_seconds",
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {

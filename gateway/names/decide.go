@@ -100,6 +100,26 @@ var askerNames = [...]string{"outside", "client", "local", "peer"}
 
 func (k AskerKind) String() string { return askerNames[k] }
 
+// RecursionAvailable is the RA bit of answers to an asker of kind: set
+// where the server forwards for it (clients and the local network, when
+// an upstream or a peer's zone is configured), so that resolvers and dig
+// do not take it for an authority-only server. Peered networks get no
+// transit, hence no RA.
+func (z *Zone) RecursionAvailable(kind AskerKind) bool {
+	if kind != Client && kind != Local {
+		return false
+	}
+	if len(z.Upstream) > 0 {
+		return true
+	}
+	for _, p := range z.Peers {
+		if p.Zone != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // Classify says who the asker at a is. A client address wins over the
 // prefixes it lies in.
 func Classify(z *Zone, d Directory, a netip.Addr) AskerKind {

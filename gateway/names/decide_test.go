@@ -232,3 +232,25 @@ func FuzzDecide(f *testing.F) {
 		}
 	})
 }
+
+func TestRecursionAvailable(t *testing.T) {
+	up := []netip.AddrPort{netip.MustParseAddrPort("10.1.0.53:53")}
+	withPeerZone := []Peer{{Name: "west", Zone: "west.internal."}}
+	plainPeer := []Peer{{Name: "west"}}
+	for _, tc := range []struct {
+		name string
+		z    Zone
+		kind AskerKind
+		want bool
+	}{
+		{"client, upstream", Zone{Upstream: up}, Client, true},
+		{"local, peer zone", Zone{Peers: withPeerZone}, Local, true},
+		{"client, nothing to forward", Zone{Peers: plainPeer}, Client, false},
+		{"peer, upstream: no transit", Zone{Upstream: up, Peers: withPeerZone}, FromPeer, false},
+		{"outside", Zone{Upstream: up}, Outside, false},
+	} {
+		if got := tc.z.RecursionAvailable(tc.kind); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -173,8 +173,19 @@ func (s *Server) inside(remote net.Addr) bool {
 	return Classify(s.zone.Load(), s.directory(), addrOf(remote)) != Outside
 }
 
-// respond is the answer to r and its outcome (nil: send nothing).
+// respond is the answer to r and its outcome (nil: send nothing), with
+// RA set where the server forwards for the asker.
 func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) {
+	m, out := s.answer(remote, r, udp)
+	if m != nil {
+		kind := Classify(s.zone.Load(), s.directory(), addrOf(remote))
+		m.RecursionAvailable = out == outForwarded || s.zone.Load().RecursionAvailable(kind)
+	}
+	return m, out
+}
+
+// answer is respond without the RA bit.
+func (s *Server) answer(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) {
 	asker := addrOf(remote)
 	z := s.zone.Load()
 	dir := s.directory()

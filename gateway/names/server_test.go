@@ -70,6 +70,9 @@ func TestServer(t *testing.T) {
 		if in.Rcode != dns.RcodeSuccess || !in.Authoritative || len(in.Answer) != 1 || in.Answer[0].(*dns.A).A.String() != "127.0.0.1" {
 			t.Errorf("%s own name: %v", net, in)
 		}
+		if !in.RecursionAvailable {
+			t.Errorf("%s own name: no RA from a server that forwards for this asker", net)
+		}
 	}
 	in := query(t, "udp", eastAddr, "carol.west.internal.", dns.TypeA)
 	if in.Rcode != dns.RcodeSuccess || len(in.Answer) != 1 || in.Answer[0].(*dns.A).A.String() != "172.16.202.1" {

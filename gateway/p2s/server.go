@@ -18,7 +18,6 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
-	"github.com/vgate-project/vgate/peering"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -76,6 +75,11 @@ type Server struct {
 	closed   bool
 	// dir is the name directory published with each policy (directory.go).
 	dir atomic.Pointer[Directory]
+	// heard tracks when each client last sent something (activity.go),
+	// sampled every SampleEvery until done closes.
+	heard Activity
+	done  chan struct{}
+	wg    sync.WaitGroup
 }
 
 // Open loads the registry from StateDir, creates the TUN and the device,
@@ -139,6 +143,9 @@ func Open(o Options) (*Server, error) {
 			return nil, fmt.Errorf("point_to_site: %w", err)
 		}
 	}
+	s.done = make(chan struct{})
+	s.wg.Add(1)
+	go s.sample()
 	o.Log.Info("point-to-site listening", "port", s.cfg.ListenPort, "interface", o.IfName,
 		"clients", reg.Len(), "max_clients", s.cfg.MaxClients, "pool", s.pool.Prefixes())
 	return s, nil
@@ -400,9 +407,30 @@ func (s *Server) info(c Client, st *dataplane.PeerStats, now time.Time) api.Clie
 	}
 	if st != nil {
 		ci.Endpoint, ci.LastHandshake, ci.RxBytes, ci.TxBytes = st.Endpoint, st.LastHandshake, st.RxBytes, st.TxBytes
-		ci.Connected = connected(st.LastHandshake, now)
 	}
+	ci.LastHeard = s.heard.LastHeard(c.PublicKey)
+	ci.State = ClientState(ci.LastHeard, now)
+	ci.Connected = ci.State == api.ClientActive
 	return ci
+}
+
+// sample reads the clients' counters every SampleEvery, so that Activity
+// notices when each was last heard from.
+func (s *Server) sample() {
+	defer s.wg.Done()
+	t := time.NewTicker(SampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		if dump, err := s.dev.IpcGet(); err == nil {
+			stats, _ := dataplane.ParseDump(dump)
+			s.heard.Observe(stats, s.o.Now())
+		}
+	}
 }
 
 // Clients lists every registered client with its live counters.
@@ -415,18 +443,13 @@ func (s *Server) Clients() ([]api.ClientInfo, error) {
 	}
 	stats, _ := dataplane.ParseDump(dump) // a bad counter leaves the rest readable
 	now := s.o.Now()
+	s.heard.Observe(stats, now)
 	clients := s.reg.Clients()
 	out := make([]api.ClientInfo, 0, len(clients))
 	for _, c := range clients {
 		out = append(out, s.info(c, stats[c.PublicKey], now))
 	}
 	return out, nil
-}
-
-// connected says whether a client with this last handshake is connected:
-// the same rule as a peering being up (peering.StaleAfter).
-func connected(lastHandshake, now time.Time) bool {
-	return peering.StateFor(lastHandshake, now) == api.StateUp
 }
 
 // Status reports the server's state.
@@ -439,21 +462,24 @@ func (s *Server) Status() api.P2SStatus {
 		Pool: s.pool.Prefixes(), Registered: s.reg.Len(), MaxClients: s.cfg.MaxClients,
 		Packets: s.filter.Counts(), Denied: s.filter.Denied(),
 	}
-	st.PoolFree4, st.PoolFree6 = s.reg.Free(s.pool, now)
+	free4, free6 := s.reg.Free(s.pool, now)
 	v4, v6 := s.pool.Families()
-	st.PoolFree = math.MaxUint64
+	free := uint64(math.MaxUint64)
 	if v4 {
-		st.PoolFree = min(st.PoolFree, st.PoolFree4)
+		free = min(free, free4)
 	}
 	if v6 {
-		st.PoolFree = min(st.PoolFree, st.PoolFree6)
+		free = min(free, free6)
 	}
+	st.PoolFree, st.PoolFree4, st.PoolFree6 = api.Count(free), api.Count(free4), api.Count(free6)
+	st.PoolFreeExact, st.PoolFree6Exact = strconv.FormatUint(free, 10), strconv.FormatUint(free6, 10)
 	if dump, err := s.dev.IpcGet(); err != nil {
 		st.Error = err.Error()
 	} else {
 		all, _ := dataplane.ParseDump(dump)
-		for _, p := range all {
-			if connected(p.LastHandshake, now) {
+		s.heard.Observe(all, now)
+		for k := range all {
+			if ClientState(s.heard.LastHeard(k), now) == api.ClientActive {
 				st.Connected++
 			}
 		}
@@ -473,7 +499,9 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	close(s.done)
 	s.dev.Close()
+	s.wg.Wait()
 }
 
 // ListenPort is the UDP port the device is bound to (the configured one,

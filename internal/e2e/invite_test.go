@@ -85,7 +85,9 @@ func TestInvite(t *testing.T) {
 	}
 	saved := lab.Path("erin.conf")
 	began := time.Now()
-	p, err := lab.Start(lt1.NS, lt1.NS+"-connect.log", bin, "connect", "--interface", lt1.IfName, "--dns", "print", "--output", saved, "--invite", inv.Token)
+	// Pasted unquoted with a space inside: the shell splits the token in
+	// two arguments, and connect joins them.
+	p, err := lab.Start(lt1.NS, lt1.NS+"-connect.log", bin, "connect", "--interface", lt1.IfName, "--dns", "print", "--output", saved, "--invite", inv.Token[:30], inv.Token[30:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +132,8 @@ func TestInvite(t *testing.T) {
 
 	// Refusals, each with its reason.
 	refused("reused", inv.Token, "was already used")
-	// The same through standard input (--invite -).
-	out, err := lab.Run(lt2.NS, "sh", "-c", `echo "$1" | "$2" connect --interface "$3" --dns off --invite -`, "sh", inv.Token, bin, lt2.IfName)
+	// The same through standard input (--invite -), wrapped over two lines.
+	out, err := lab.Run(lt2.NS, "sh", "-c", `echo "$1" | "$2" connect --interface "$3" --dns off --invite -`, "sh", inv.Token[:25]+"\n"+inv.Token[25:], bin, lt2.IfName)
 	if err == nil || !strings.Contains(out, "was already used") {
 		t.Fatalf("reused token on standard input: %v\n%s", err, out)
 	}

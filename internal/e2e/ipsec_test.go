@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -201,6 +202,26 @@ func TestIPsecWrongPSK(t *testing.T) {
 	})
 	_, p := waitPeering(t, gw, "hq", api.StateDown, api.ReasonAuthFailed, 20*time.Second)
 	t.Logf("wrong key: %s, hint %q", p.Reason, p.Hint)
+	// The status row of hq: handshake and endpoint as the user reads them.
+	device := lab.Network(2).GatewayUnderlay.String()
+	row := func() []string {
+		t.Helper()
+		out, err := gw.CLI("status", "--socket", gw.Socket)
+		if err != nil {
+			t.Fatalf("status: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "hq ") {
+				return strings.Fields(l)
+			}
+		}
+		t.Fatalf("status has no hq row:\n%s", out)
+		return nil
+	}
+	// Never up: no handshake yet, and the configured endpoint.
+	if r := row(); !slices.Contains(r, "never") || !slices.Contains(r, device) {
+		t.Errorf("hq never up: want handshake never and endpoint %s: %v", device, r)
+	}
 	time.Sleep(12 * time.Second)
 	log := gw.Log()
 	if n := strings.Count(log, "charon running"); n != 1 || gw.Proc().Exited() {
@@ -222,6 +243,19 @@ func TestIPsecWrongPSK(t *testing.T) {
 	}
 	waitPeering(t, gw, "hq", api.StateUp, "", 15*time.Second)
 	mustReach(t, lab, lab.Network(1), lab.Network(2))
+
+	// A wrong key again, after it was up: the row keeps the last time it
+	// was up and the device's endpoint, not "never" and "-".
+	setPSK(t, lab, "not-the-devices-key-42")
+	if err := gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitPeering(t, gw, "hq", api.StateDown, api.ReasonAuthFailed, 20*time.Second)
+	r := row()
+	if slices.Contains(r, "never") || slices.Contains(r, "-") || !slices.Contains(r, "ago") || !strings.Contains(strings.Join(r, " "), device) {
+		t.Errorf("hq down after being up: want the last-up time and endpoint %s: %v", device, r)
+	}
+	t.Logf("hq row after a wrong key: %v", r)
 }
 
 // Dead-peer detection: a device that dies takes the peering down with

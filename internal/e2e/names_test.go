@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -130,6 +131,16 @@ func TestNames(t *testing.T) {
 	expect(alice.NS, "example.com", "REFUSED")                         // no upstream configured
 	expect(n1.HostNS, "dave.east.internal", "NOERROR", "172.16.201.3") // net 1 may be reached by dave
 	expect(n2.HostNS, "carol.west.internal", "REFUSED")                // no transit for another network
+	// The server forwards for clients and the local network (gw2's zone):
+	// it says so (RA), and dig does not warn about recursion.
+	for _, ns := range []string{alice.NS, n1.HostNS} {
+		for _, name := range []string{"net1.east.internal", "carol.west.internal", "example.com"} {
+			out, err := lab.Run(ns, "dig", "@"+g1.TunnelAddress.String(), name, "A", "+time=1", "+tries=1")
+			if err != nil || strings.Contains(out, "recursion requested but not available") || !regexp.MustCompile(`flags:[a-z ]* ra[ ;]`).MatchString(out) {
+				t.Errorf("dig %s from %s: %v, want the RA flag and no recursion warning:\n%s", name, ns, err, out)
+			}
+		}
+	}
 	if status, addrs := dig(t, lab, alice.NS, g1.TunnelAddress, "bob.east.internal", "+tcp"); status != "NOERROR" || !slices.Equal(addrs, []string{bobAddr}) {
 		t.Fatalf("over TCP: %s %v", status, addrs)
 	}

@@ -144,7 +144,7 @@ func TestPointToSite(t *testing.T) {
 		t.Fatalf("client list: %+v", list)
 	}
 	out, err := g1.CLI("client", "list", "--socket", g1.Socket)
-	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "connected") {
+	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "active") {
 		t.Fatalf("client list: %v\n%s", err, out)
 	}
 	st, err := g1.Status()
