@@ -30,12 +30,14 @@ func (b *blockable) Send(bufs [][]byte, ep conn.Endpoint) error {
 }
 
 // Two wireguard-go devices whose UDP is blocked reach each other through
-// the relay after two unanswered initiations; when UDP works again they go
-// back to the direct path within 10 s. In memory: channel binds and TUNs,
-// a real relay over TLS on loopback.
+// the relay from their first handshake, sent both ways while UDP has
+// carried nothing (the relay connections come up after the devices: the
+// initiation waits for them); when UDP works again they go back to the
+// direct path within 10 s. In memory: channel binds and TUNs, a real relay
+// over TLS on loopback.
 func TestBindFallsBackAndReturns(t *testing.T) {
 	if testing.Short() {
-		t.Skip("takes about 25 s (WireGuard's handshake timers)")
+		t.Skip("takes about 15 s (WireGuard's handshake timers)")
 	}
 	var k [2]keys.PrivateKey
 	for i := range k {
@@ -102,9 +104,9 @@ func TestBindFallsBackAndReturns(t *testing.T) {
 	if !ok {
 		t.Fatalf("no packet through the relay in 30 s: relay %+v, binds %+v %+v", s.Stats(), binds[0].Stats(), binds[1].Stats())
 	}
-	t.Logf("FIGURE: first packet through the relay after %v with UDP blocked", took.Round(100*time.Millisecond))
-	if took < 9*time.Second {
-		t.Errorf("relay used after %v: before two initiations (5 s apart) went unanswered", took)
+	t.Logf("FIGURE: first packet through the relay after %v with UDP blocked", took.Round(10*time.Millisecond))
+	if took > 3*time.Second { // the goal is 1 s; margin for a loaded machine
+		t.Errorf("first packet through the relay after %v, want within 3 s (the first handshake goes both ways)", took)
 	}
 	if p := binds[0].Path(); p != PathRelay {
 		t.Errorf("path %s while UDP is blocked", p)
