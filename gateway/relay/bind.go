@@ -33,7 +33,9 @@ const (
 	// relay drops datagrams for a peer not connected yet, so when both
 	// ends start at once the first copies are lost; the responder drops
 	// later copies as replays.
+	// Until the relay connection is up, it looks every connectPoll.
 	resendEvery = 250 * time.Millisecond
+	connectPoll = 50 * time.Millisecond
 	resendFor   = 5 * time.Second
 	// probeEvery: while on the relay, the device initiates a handshake
 	// over UDP this often (wireguard-go sends at most one per 5 s), so that
@@ -581,11 +583,13 @@ func (b *Bind) resend(pi *pendingInit) {
 		b.pending.CompareAndSwap(pi, nil)
 		return
 	}
+	next := connectPoll
 	if pi.p.c.Connected() && pi.p.c.Send(pi.dst, pi.msg) == nil {
 		b.txRelay.Add(1)
 		pi.sent.Store(true)
+		next = resendEvery
 	}
-	time.AfterFunc(resendEvery, func() { b.resend(pi) })
+	time.AfterFunc(next, func() { b.resend(pi) })
 }
 
 // isInitiation reports whether d is a WireGuard handshake initiation.

@@ -216,3 +216,84 @@ func TestLazyBindReceiveFuncs(t *testing.T) {
 		t.Fatalf("plain bind: %d ReceiveFuncs, NeedsRebind %v", len(fns), p.NeedsRebind())
 	}
 }
+
+// An initiation goes over the relay while UDP has carried nothing from
+// the peer, even when it was sent before the relay was set, and is sent
+// again until something comes back from the peer: the peer connects to the
+// relay after it was first sent, and still gets it at once.
+func TestBindRelaysFirstInitiation(t *testing.T) {
+	s := NewServer(key(t), Limits{}, nil)
+	ka, kb := key(t), key(t)
+	s.SetAccepted([]keys.PublicKey{ka.Public(), kb.Public()})
+	url, pin := startRelay(t, s)
+	ca, err := NewClient(url, pin, ka, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ca.Close)
+	waitState(t, ca, StateConnected)
+
+	var blocked atomic.Bool
+	blocked.Store(true)
+	inner := &blockable{bindtest.NewChannelBinds()[0], &blocked}
+	b := NewLazyBind(inner, nil)
+	ep, err := inner.ParseEndpoint("127.0.0.1:3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := make([]byte, wgInitiationSize)
+	init[0] = wgInitiation
+	init[4] = 7
+	// Before the relay is set: UDP only, remembered.
+	if err := b.Send([][]byte{init}, ep); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.TxRelay != 0 {
+		t.Fatalf("sent over the relay without one: %+v", st)
+	}
+	b.SetRelay(ca, kb.Public())
+	t.Cleanup(func() { b.SetRelay(nil, keys.PublicKey{}) })
+	time.Sleep(600 * time.Millisecond) // copies go out; the relay drops them (b not connected)
+
+	// The peer connects now.
+	cb, err := NewClient(url, pin, kb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cb.Close)
+	got := make(chan []byte, 64)
+	cb.Register(ka.Public(), func(d []byte) {
+		select {
+		case got <- append([]byte(nil), d...):
+		default:
+		}
+	})
+	connected := time.Now()
+	waitState(t, cb, StateConnected)
+	select {
+	case d := <-got:
+		if string(d) != string(init) {
+			t.Fatalf("the peer got %x, want the initiation", d)
+		}
+		t.Logf("FIGURE: initiation reached a peer that connected to the relay later %v after it connected", time.Since(connected).Round(time.Millisecond))
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the initiation did not reach the peer within 3 s of its connecting: relay %+v, bind %+v", s.Stats(), b.Stats())
+	}
+	// The peer answers: no more copies.
+	if err := cb.Send(ka.Public(), []byte{wgResponse, 0, 0, 0, 1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); b.Stats().RxRelay == 0 && b.pending.Load() != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the answer did not reach the bind")
+		}
+	}
+	time.Sleep(2 * resendEvery) // a copy on its way may still arrive
+	for len(got) > 0 {
+		<-got
+	}
+	time.Sleep(3 * resendEvery)
+	if n := len(got); n != 0 {
+		t.Errorf("%d copies of the initiation after the peer answered", n)
+	}
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -33,13 +34,19 @@ func firstPacket(t *testing.T, lab *netlab.Lab, g1, g2 *netlab.Gateway) (fromPro
 	begin := time.Now()
 	start(t, g2)
 	ready := time.Now()
-	n1, n2 := g1.Net, g2.Net
+	fastPing(t, lab, g1.Net.HostNS, g2.Net.HostAddr)
+	return time.Since(begin), time.Since(ready)
+}
+
+// fastPing pings dst from ns every 20 ms until one reply arrives, for at
+// most 30 s.
+func fastPing(t *testing.T, lab *netlab.Lab, ns string, dst netip.Addr) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	if out, err := lab.RunContext(ctx, n1.HostNS, "ping", "-n", "-q", "-c", "1", "-i", "0.02", "-W", "1", "-w", "30", n2.HostAddr.String()); err != nil {
-		t.Fatalf("host1 did not reach host2 within 30 s: %v\n%s", err, out)
+	if out, err := lab.RunContext(ctx, ns, "ping", "-n", "-q", "-c", "1", "-i", "0.02", "-W", "1", "-w", "30", dst.String()); err != nil {
+		t.Fatalf("%s did not reach %s within 30 s: %v\n%s", ns, dst, err, out)
 	}
-	return time.Since(begin), time.Since(ready)
 }
 
 func blockUDP(t *testing.T, lab *netlab.Lab, gws ...*netlab.Gateway) {
@@ -158,6 +165,12 @@ func TestRelayNoFlapUnderLoss(t *testing.T) {
 			}
 		}
 		return n
+	}
+	for _, g := range []*netlab.Gateway{g1, g2} {
+		// The relay is there to be used: staying direct is a choice.
+		if st, err := g.Status(); err != nil || st.Peerings[0].Relay == nil || st.Peerings[0].Relay.State != "connected" {
+			t.Fatalf("%s: relay not connected: %v %+v", g.Name, err, st.Peerings[0].Relay)
+		}
 	}
 	tx0 := relayTx()
 	// Traffic both ways the whole time: 10 pings a second.
