@@ -511,13 +511,13 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	var udpBufs [][]byte
 	var err error
 	udpOnly := 0 // datagrams only UDP carries: its error is theirs
+	fresh := b.lastUDPRx.Load() == 0
 	for _, buf := range bufs {
 		init := isInitiation(buf)
 		var n int32
 		if init && !toRelay {
 			n = b.noteUDPInitiation()
 		}
-		fresh := b.lastUDPRx.Load() == 0
 		udp, relay := route(toRelay, init, b.probing.Load(), n, fresh, p != nil && (toRelay || !multi), udpEP != nil)
 		if udp && !toRelay {
 			udpEP = ep
@@ -535,6 +535,9 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			}
 			relayed = true
 		case relay:
+			if !udp && b.learn != nil {
+				b.learn(buf)
+			}
 			if e := p.c.Send(dst, buf); e != nil {
 				if err == nil {
 					err = e

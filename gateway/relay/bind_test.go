@@ -297,3 +297,34 @@ func TestBindRelaysFirstInitiation(t *testing.T) {
 		t.Errorf("%d copies of the initiation after the peer answered", n)
 	}
 }
+
+// What goes over the relay only is shown to the shared port (learn: it
+// registers handshake indices and opens the handshake gate), initiations
+// before they leave.
+func TestBindLearnsRelayOnly(t *testing.T) {
+	s := NewServer(key(t), Limits{}, nil)
+	ka, kb := key(t), key(t)
+	s.SetAccepted([]keys.PublicKey{ka.Public(), kb.Public()})
+	url, pin := startRelay(t, s)
+	c, err := NewClient(url, pin, ka, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	waitState(t, c, StateConnected)
+	var learned [][]byte
+	b := NewBind(bindtest.NewChannelBinds()[0], func(d []byte) { learned = append(learned, append([]byte(nil), d...)) })
+	b.SetRelay(c, kb.Public())
+	t.Cleanup(func() { b.SetRelay(nil, keys.PublicKey{}) })
+	rep := newEndpoint(c.URL(), kb.Public())
+	resp := make([]byte, wgResponseSize)
+	resp[0] = wgResponse
+	data := make([]byte, 64)
+	data[0] = 4
+	if err := b.Send([][]byte{resp, data}, rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(learned) != 2 || learned[0][0] != wgResponse || learned[1][0] != 4 {
+		t.Fatalf("learned %d datagrams, want the response and the data sent over the relay only", len(learned))
+	}
+}
