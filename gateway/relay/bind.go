@@ -350,7 +350,6 @@ func (b *Bind) udpReceive(fn conn.ReceiveFunc) conn.ReceiveFunc {
 	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
 		n, err := fn(bufs, sizes, eps)
 		if n > 0 {
-			b.answered()
 			var udp conn.Endpoint
 			for _, ep := range eps[:n] {
 				if _, relayed := ep.(*Endpoint); !relayed && ep != nil {
@@ -358,6 +357,7 @@ func (b *Bind) udpReceive(fn conn.ReceiveFunc) conn.ReceiveFunc {
 					break
 				}
 			}
+			b.answered(udp != nil)
 			if udp != nil {
 				b.lastUDPRx.Store(time.Now().UnixNano())
 				if b.lastUDP.Load() == nil {
@@ -369,10 +369,12 @@ func (b *Bind) udpReceive(fn conn.ReceiveFunc) conn.ReceiveFunc {
 	}
 }
 
-// answered ends the resending of the pending initiation, if it went out:
-// something came back from the peer.
-func (b *Bind) answered() {
-	if pi := b.pending.Load(); pi != nil && pi.sent.Load() {
+// answered ends the resending of the pending initiation: something came
+// back from the peer, over UDP (which works: the relay is not needed) or
+// over the relay after the initiation went out (before, it may be the
+// peer's traffic of an older session).
+func (b *Bind) answered(udp bool) {
+	if pi := b.pending.Load(); pi != nil && (udp || pi.sent.Load()) {
 		b.pending.CompareAndSwap(pi, nil)
 	}
 }
@@ -391,7 +393,7 @@ func (b *Bind) srcEndpoint(ep *Endpoint) conn.Endpoint {
 // deliver queues a datagram from the relay for the device, never waiting;
 // handshake messages go through the front door, if one is set.
 func (b *Bind) deliver(ep *Endpoint, d []byte) {
-	b.answered()
+	b.answered(false)
 	if b.door.Receive != nil && isHandshake(d) {
 		b.rxRelay.Add(1)
 		b.door.Receive(d, b.srcEndpoint(ep))

@@ -328,3 +328,49 @@ func TestBindLearnsRelayOnly(t *testing.T) {
 		t.Fatalf("learned %d datagrams, want the response and the data sent over the relay only", len(learned))
 	}
 }
+
+// Something over UDP from the peer ends the relay's copies of a pending
+// initiation even before the relay connection took one: UDP works.
+func TestBindUDPAnswerEndsPending(t *testing.T) {
+	c, err := NewClient("wss://127.0.0.1:1/", "", key(t), nil) // never connects
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	chans := bindtest.NewChannelBinds()
+	b := NewBind(chans[0], nil)
+	b.SetRelay(c, key(t).Public())
+	t.Cleanup(func() { b.SetRelay(nil, keys.PublicKey{}) })
+	fns, _, err := b.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	peerFns, _, err := chans[1].Open(0)
+	if err != nil || len(peerFns) == 0 {
+		t.Fatal(err)
+	}
+	ep, _ := b.ParseEndpoint("127.0.0.1:1")
+	init := make([]byte, wgInitiationSize)
+	init[0] = wgInitiation
+	if err := b.Send([][]byte{init}, ep); err != nil {
+		t.Fatal(err)
+	}
+	if b.pending.Load() == nil {
+		t.Fatal("no initiation pending for the relay before anything came over UDP")
+	}
+	back, _ := chans[1].ParseEndpoint("127.0.0.1:2")
+	if err := chans[1].Send([][]byte{make([]byte, 64)}, back); err != nil {
+		t.Fatal(err)
+	}
+	bufs, sizes, eps := [][]byte{make([]byte, 2048)}, make([]int, 1), make([]conn.Endpoint, 1)
+	if n, err := fns[0](bufs, sizes, eps); n != 1 || err != nil {
+		t.Fatalf("receive over UDP: %d %v", n, err)
+	}
+	if b.pending.Load() != nil {
+		t.Fatal("the initiation is still pending for the relay after the peer answered over UDP")
+	}
+	if _, relay := route(false, true, false, 1, b.lastUDPRx.Load() == 0, true, true); relay {
+		t.Fatal("after UDP answered, the next initiation still goes over the relay")
+	}
+}
