@@ -26,14 +26,13 @@ const (
 	// initiation goes over the relay too only after this many went
 	// unanswered over UDP (before that, every one goes both ways).
 	relayAfter = 2
-	// resendEvery and resendFor: an initiation for the relay is sent when
-	// the relay connection is up and again every resendEvery until
-	// something comes back from the peer, for at most resendFor
-	// (wireguard-go's RekeyTimeout, after which it makes a new one). The
-	// relay drops datagrams for a peer not connected yet, so when both
-	// ends start at once the first copies are lost; the responder drops
-	// later copies as replays.
-	// Until the relay connection is up, it looks every connectPoll.
+	// resendEvery, connectPoll and resendFor: an initiation for the relay
+	// is sent once the relay connection is up (looked at every
+	// connectPoll) and again every resendEvery until something comes back
+	// from the peer, for at most resendFor (wireguard-go's RekeyTimeout,
+	// after which it makes a new one). The relay drops datagrams for a
+	// peer not connected yet, so when both ends start at once the first
+	// copies are lost; the responder drops later copies as replays.
 	resendEvery = 250 * time.Millisecond
 	connectPoll = 50 * time.Millisecond
 	resendFor   = 5 * time.Second
