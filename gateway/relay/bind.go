@@ -530,7 +530,8 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			if !udp && b.learn != nil {
 				b.learn(buf)
 			}
-			send := func(msg []byte) { b.relayInit(p, dst, msg) }
+			to := dst // captured by value: dst stays on the stack
+			send := func(msg []byte) { b.relayInit(p, to, msg) }
 			if b.door.Hold == nil || !b.door.Hold(buf, send) {
 				send(buf)
 			}
