@@ -44,6 +44,10 @@ func newRelays(mux *wgbind.Mux, log *slog.Logger) *relays {
 func (r *relays) newBind(name string) conn.Bind {
 	inner := r.mux.NewBind(name)
 	b := relay.NewLazyBind(inner, func(msg []byte) { wgbind.Learn(inner, msg) })
+	b.SetFrontDoor(relay.FrontDoor{
+		Receive: func(msg []byte, ep conn.Endpoint) { wgbind.Receive(inner, msg, ep) },
+		Hold:    func(msg []byte, send func([]byte)) bool { return wgbind.HoldCrossing(inner, msg, send) },
+	})
 	r.mu.Lock()
 	if old := r.binds[name]; old != nil { // a recreated device: the old one is closed
 		old.SetRelay(nil, keys.PublicKey{})

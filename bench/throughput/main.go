@@ -19,6 +19,7 @@
 //	nat     vgate with NAT rules on gw1's peering: an ingress rule for site 2
 //	        and an egress rule for site 1, so gw1 translates both addresses
 //	        of every packet each way (docs/nat.md); nat/vgate is the ratio
+//	vgate0-relay  vgate-relay with the -vgate0 binary (gateways and relay)
 //
 // Each mode gets its own lab, all set up first; then every round measures
 // every mode in turn (interleaved, so drift hits all modes alike): iperf3 TCP
@@ -53,7 +54,7 @@ import (
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate0", "vgate-relay", "ipsec", "swan", "nat"}
+var allModes = []string{"plain", "wggo", "debian", "vgate", "vgate0", "vgate-relay", "vgate0-relay", "ipsec", "swan", "nat"}
 
 type options struct {
 	modes     []string
@@ -102,7 +103,7 @@ func main() {
 	if o.vgate0 != "" && !slices.Contains(o.modes, "vgate0") {
 		o.modes = append(o.modes, "vgate0")
 	}
-	if slices.Contains(o.modes, "vgate0") && o.vgate0 == "" {
+	if (slices.Contains(o.modes, "vgate0") || slices.Contains(o.modes, "vgate0-relay")) && o.vgate0 == "" {
 		fatalf("mode vgate0 needs -vgate0 PATH")
 	}
 	for _, s := range strings.Split(streams, ",") {
@@ -422,7 +423,7 @@ func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRo
 		}
 	}
 	var ratios []Ratio
-	for _, pair := range [][2]string{{"vgate", "wggo"}, {"nat", "vgate"}, {"vgate", "vgate0"}, {"vgate0", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}, {"ipsec", "swan"}} {
+	for _, pair := range [][2]string{{"vgate", "wggo"}, {"nat", "vgate"}, {"vgate", "vgate0"}, {"vgate-relay", "vgate0-relay"}, {"vgate-relay", "vgate"}, {"vgate0", "wggo"}, {"vgate", "debian"}, {"vgate", "plain"}, {"wggo", "debian"}, {"wggo", "plain"}, {"ipsec", "swan"}} {
 		for _, n := range streams {
 			a, okA := med[pair[0]][n]
 			b, okB := med[pair[1]][n]

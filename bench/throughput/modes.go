@@ -81,8 +81,12 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 		if err == nil {
 			err = setupVgateNAT(m, n1, n2)
 		}
-	case "vgate-relay":
-		m.Binary, err = filepath.Abs(o.vgate)
+	case "vgate-relay", "vgate0-relay":
+		bin := o.vgate
+		if m.Mode == "vgate0-relay" {
+			bin = o.vgate0
+		}
+		m.Binary, err = filepath.Abs(bin)
 		if err == nil {
 			err = setupVgateRelay(m, n1, n2, nets[2]) // relay.go
 		}
@@ -99,7 +103,7 @@ func setupMode(ctx context.Context, m *ModeRun, o options, tmp string) error {
 		return err
 	}
 	wait := tunnelWait
-	if m.Mode == "vgate-relay" {
+	if relayNetworks(m.Mode) > 0 {
 		wait = relayWait
 	}
 	if err := l.WaitPing(n1.HostNS, netip.MustParseAddr(m.dst), wait); err != nil {

@@ -13,7 +13,7 @@ const relayWait = 45 * time.Second
 
 // relayNetworks is how many lab networks mode needs beyond the two sites.
 func relayNetworks(mode string) int {
-	if mode == "vgate-relay" {
+	if mode == "vgate-relay" || mode == "vgate0-relay" {
 		return 1
 	}
 	return 0
@@ -45,7 +45,9 @@ func setupVgateRelay(m *ModeRun, n1, n2, n3 *netlab.Network) error {
 		if err := g.WriteConfig(); err != nil {
 			return err
 		}
-		p, err := m.lab.Start(g.Net.GatewayNS, g.LogPath, g.Bin, "run", "--config", g.ConfigPath)
+		sock := m.lab.Path(g.Name + "-pprof.sock") // -cpuprofile (setupVgate)
+		m.pprof = append(m.pprof, sock)
+		p, err := m.lab.Start(g.Net.GatewayNS, g.LogPath, "env", "VGATE_DEBUG_PPROF="+sock, g.Bin, "run", "--config", g.ConfigPath)
 		if err != nil {
 			return err
 		}

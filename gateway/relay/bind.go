@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,9 +22,20 @@ const (
 )
 
 const (
-	// relayAfter: after this many handshake initiations over UDP went
-	// unanswered, the next ones also go over the relay.
+	// relayAfter: once UDP has carried something from the peer, an
+	// initiation goes over the relay too only after this many went
+	// unanswered over UDP (before that, every one goes both ways).
 	relayAfter = 2
+	// resendEvery, connectPoll and resendFor: an initiation for the relay
+	// is sent once the relay connection is up (looked at every
+	// connectPoll) and again every resendEvery until something comes back
+	// from the peer, for at most resendFor (wireguard-go's RekeyTimeout,
+	// after which it makes a new one). The relay drops datagrams for a
+	// peer not connected yet, so when both ends start at once the first
+	// copies are lost; the responder drops later copies as replays.
+	resendEvery = 250 * time.Millisecond
+	connectPoll = 50 * time.Millisecond
+	resendFor   = 5 * time.Second
 	// probeEvery: while on the relay, the device initiates a handshake
 	// over UDP this often (wireguard-go sends at most one per 5 s), so that
 	// the direct path is used again within 10 s of UDP working.
@@ -44,6 +56,8 @@ const (
 const (
 	wgInitiation     = 1
 	wgInitiationSize = 148
+	wgResponse       = 2
+	wgResponseSize   = 92
 )
 
 // Endpoint is the conn.Endpoint of datagrams that came over a relay: a
@@ -76,9 +90,10 @@ func IsRelayEndpoint(s string) bool { return len(s) > 6 && s[:6] == "relay:" }
 // The path follows the device's endpoint, which wireguard-go moves to the
 // source of the last authenticated packet: datagrams for the relay's
 // Endpoint go over the relay, others over UDP. What moves it (route):
-//   - over UDP, a handshake initiation after relayAfter unanswered ones is
-//     also sent over the relay; the peer's answer over the relay moves the
-//     endpoint there;
+//   - over UDP, a handshake initiation goes over the relay too while UDP
+//     has carried nothing from the peer yet (a start: whichever path
+//     answers first carries the tunnel) and after relayAfter unanswered
+//     ones; the peer's answer over the relay moves the endpoint there;
 //   - on the relay, every initiation is also sent over UDP, and every
 //     probeEvery the device initiates one over UDP only; an answer over UDP
 //     moves the endpoint back.
@@ -90,6 +105,10 @@ type Bind struct {
 	cur     atomic.Pointer[inbox]
 	lastUDP atomic.Pointer[epBox]
 	probe   atomic.Pointer[func()]
+	door    FrontDoor // SetFrontDoor, before SetRelay
+
+	pending  atomic.Pointer[pendingInit] // the initiation the relay carries until answered
+	lastInit atomic.Pointer[pendingInit] // the last initiation sent over UDP (SetRelay relays it)
 
 	lastUDPRx  atomic.Int64 // unix ns of the last datagram received over UDP
 	lastInitAt atomic.Int64 // unix ns of the last initiation sent over UDP
@@ -112,6 +131,30 @@ type Bind struct {
 }
 
 type epBox struct{ ep conn.Endpoint }
+
+// pendingInit is a handshake initiation sent over the relay (p) to dst
+// until something comes back from the peer (resend).
+type pendingInit struct {
+	p    *relayPath
+	dst  keys.PublicKey
+	msg  []byte
+	at   time.Time
+	sent atomic.Bool // the relay connection took a copy
+}
+
+// FrontDoor makes a device on the shared UDP port (gateway/wgbind) treat
+// the handshake messages that the relay carries as those over UDP.
+type FrontDoor struct {
+	// Receive takes a handshake initiation or response that came over the
+	// relay from ep, instead of the relay's ReceiveFunc: the shared
+	// port's checks (MAC1, the peer's key and timestamp, the handshake
+	// gate) then apply to it. msg is valid only during the call.
+	Receive func(msg []byte, ep conn.Endpoint)
+	// Hold may hold back an initiation about to go over the relay (a
+	// crossing, gateway/wgbind): it then calls send later, or never, and
+	// reports true.
+	Hold func(msg []byte, send func([]byte)) bool
+}
 
 // relayed is a datagram from the relay (a pooled buffer) and the endpoint
 // it came from.
@@ -169,6 +212,10 @@ func (b *Bind) NeedsRebind() bool {
 	return b.lazy && b.open.Load() && !b.relayOpen.Load() && b.path.Load() != nil
 }
 
+// SetFrontDoor sets the checks of a device on the shared UDP port; call it
+// before SetRelay.
+func (b *Bind) SetFrontDoor(fd FrontDoor) { b.door = fd }
+
 // SetRelay makes c (nil: none) the device's relay, carrying datagrams to and
 // from peer. A zero peer is a device of many peers (point-to-site): it
 // takes the datagrams of every peer nobody else registered on c, answers
@@ -202,6 +249,11 @@ func (b *Bind) SetRelay(c *Client, peer keys.PublicKey) {
 	b.stopProbe = make(chan struct{})
 	if !peer.IsZero() {
 		go b.probeLoop(b.stopProbe)
+		// The device's first initiation may have gone out before the relay
+		// was set (over UDP only): unanswered, the relay carries it too.
+		if li := b.lastInit.Load(); li != nil && time.Since(li.at) < resendFor && b.lastUDPRx.Load() < li.at.UnixNano() {
+			b.relayInit(p, peer, li.msg)
+		}
 	}
 }
 
@@ -290,22 +342,62 @@ func (b *Bind) SetMark(mark uint32) error                     { return b.inner.S
 func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) { return b.inner.ParseEndpoint(s) }
 func (b *Bind) BatchSize() int                                { return b.inner.BatchSize() }
 
-// udpReceive notes that datagrams come over UDP (one clock read per batch).
+// udpReceive notes that datagrams come over UDP (one clock read per
+// batch). The inner bind also returns the relay's handshake messages that
+// passed its front door (SetFrontDoor): those are not UDP's.
 func (b *Bind) udpReceive(fn conn.ReceiveFunc) conn.ReceiveFunc {
 	return func(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
 		n, err := fn(bufs, sizes, eps)
 		if n > 0 {
-			b.lastUDPRx.Store(time.Now().UnixNano())
-			if b.lastUDP.Load() == nil && eps[0] != nil {
-				b.lastUDP.Store(&epBox{eps[0]})
+			var udp conn.Endpoint
+			for _, ep := range eps[:n] {
+				if _, relayed := ep.(*Endpoint); !relayed && ep != nil {
+					udp = ep
+					break
+				}
+			}
+			b.answered(udp != nil)
+			if udp != nil {
+				b.lastUDPRx.Store(time.Now().UnixNano())
+				if b.lastUDP.Load() == nil {
+					b.lastUDP.Store(&epBox{udp})
+				}
 			}
 		}
 		return n, err
 	}
 }
 
-// deliver queues a datagram from the relay for the device, never waiting.
+// answered ends the resending of the pending initiation: something came
+// back from the peer, over UDP (which works: the relay is not needed) or
+// over the relay after the initiation went out (before, it may be the
+// peer's traffic of an older session).
+func (b *Bind) answered(udp bool) {
+	if pi := b.pending.Load(); pi != nil && (udp || pi.sent.Load()) {
+		b.pending.CompareAndSwap(pi, nil)
+	}
+}
+
+// srcEndpoint is the endpoint a datagram from the relay's ep is handed to
+// the device with (udpFresh).
+func (b *Bind) srcEndpoint(ep *Endpoint) conn.Endpoint {
+	if box := b.lastUDP.Load(); box != nil && !ep.peer.IsZero() {
+		if p := b.path.Load(); p != nil && !p.peer.IsZero() && time.Now().UnixNano()-b.lastUDPRx.Load() < int64(udpFresh) {
+			return box.ep
+		}
+	}
+	return ep
+}
+
+// deliver queues a datagram from the relay for the device, never waiting;
+// handshake messages go through the front door, if one is set.
 func (b *Bind) deliver(ep *Endpoint, d []byte) {
+	b.answered(false)
+	if b.door.Receive != nil && isHandshake(d) {
+		b.rxRelay.Add(1)
+		b.door.Receive(d, b.srcEndpoint(ep))
+		return
+	}
 	in := b.cur.Load()
 	if in == nil || in.closed.Load() {
 		return
@@ -334,10 +426,9 @@ func (b *Bind) relayReceive(in *inbox) conn.ReceiveFunc {
 			return 0, net.ErrClosed
 		}
 		n := 0
-		var udp conn.Endpoint
-		if box := b.lastUDP.Load(); box != nil && !r.ep.peer.IsZero() && b.path.Load() != nil && !b.path.Load().peer.IsZero() &&
-			time.Now().UnixNano()-b.lastUDPRx.Load() < int64(udpFresh) {
-			udp = box.ep
+		var udp conn.Endpoint // once per batch: a device of one peer
+		if src := b.srcEndpoint(r.ep); src != conn.Endpoint(r.ep) {
+			udp = src
 		}
 		for r.d != nil {
 			if len(*r.d) <= len(bufs[n]) {
@@ -365,8 +456,9 @@ func (b *Bind) relayReceive(in *inbox) conn.ReceiveFunc {
 // route decides where one outgoing datagram goes. toRelay: the device
 // sends it to the relay's Endpoint; init: it is a handshake initiation;
 // unanswered: initiations over UDP without an answer, this one included;
-// probing: the device initiates for a UDP probe.
-func route(toRelay, init, probing bool, unanswered int32, haveRelay, haveUDP bool) (udp, relay bool) {
+// fresh: nothing came over UDP yet; probing: the device initiates for a
+// UDP probe.
+func route(toRelay, init, probing bool, unanswered int32, fresh, haveRelay, haveUDP bool) (udp, relay bool) {
 	switch {
 	case toRelay && !haveRelay: // the relay was removed: UDP if we know where
 		return haveUDP, false
@@ -377,7 +469,7 @@ func route(toRelay, init, probing bool, unanswered int32, haveRelay, haveUDP boo
 	case toRelay:
 		return false, true
 	case init:
-		return true, haveRelay && unanswered > relayAfter
+		return true, haveRelay && (fresh || unanswered > relayAfter)
 	}
 	return true, false
 }
@@ -398,8 +490,9 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	if !toRelay && p == nil { // the common case: no relay (yet)
 		for _, buf := range bufs {
-			if len(buf) == wgInitiationSize && binary.LittleEndian.Uint32(buf[0:4]) == wgInitiation {
+			if isInitiation(buf) {
 				b.noteUDPInitiation() // counts once a relay is set
+				b.lastInit.Store(&pendingInit{msg: slices.Clone(buf), at: time.Now()})
 			}
 		}
 		return b.inner.Send(bufs, ep)
@@ -419,18 +512,34 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	var udpBufs [][]byte
 	var err error
 	udpOnly := 0 // datagrams only UDP carries: its error is theirs
+	fresh := b.lastUDPRx.Load() == 0
 	for _, buf := range bufs {
-		init := len(buf) == wgInitiationSize && binary.LittleEndian.Uint32(buf[0:4]) == wgInitiation
+		init := isInitiation(buf)
 		var n int32
 		if init && !toRelay {
 			n = b.noteUDPInitiation()
 		}
-		udp, relay := route(toRelay, init, b.probing.Load(), n, p != nil && (toRelay || !multi), udpEP != nil)
+		udp, relay := route(toRelay, init, b.probing.Load(), n, fresh, p != nil && (toRelay || !multi), udpEP != nil)
 		if udp && !toRelay {
 			udpEP = ep
 		}
 		relayed := false
-		if relay {
+		switch {
+		case relay && init:
+			// Registered before any answer can come back.
+			if !udp && b.learn != nil {
+				b.learn(buf)
+			}
+			to := dst // captured by value: dst stays on the stack
+			send := func(msg []byte) { b.relayInit(p, to, msg) }
+			if b.door.Hold == nil || !b.door.Hold(buf, send) {
+				send(buf)
+			}
+			relayed = true
+		case relay:
+			if !udp && b.learn != nil {
+				b.learn(buf)
+			}
 			if e := p.c.Send(dst, buf); e != nil {
 				if err == nil {
 					err = e
@@ -439,9 +548,6 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 				relayed = true
 			}
 			b.txRelay.Add(1)
-			if !udp && b.learn != nil {
-				b.learn(buf)
-			}
 		}
 		if udp {
 			udpBufs = append(udpBufs, buf)
@@ -464,6 +570,41 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 		return errNoPath
 	}
 	return err
+}
+
+// relayInit sends the initiation msg to dst over p's relay now, if it is
+// connected, and again every resendEvery (resend).
+func (b *Bind) relayInit(p *relayPath, dst keys.PublicKey, msg []byte) {
+	pi := &pendingInit{p: p, dst: dst, msg: slices.Clone(msg), at: time.Now()}
+	b.pending.Store(pi)
+	b.resend(pi)
+}
+
+// resend sends pi while it is pending: until something comes back from
+// the peer (answered), the device makes another, the relay changes or
+// resendFor passes.
+func (b *Bind) resend(pi *pendingInit) {
+	if b.pending.Load() != pi || b.path.Load() != pi.p || time.Since(pi.at) > resendFor {
+		b.pending.CompareAndSwap(pi, nil)
+		return
+	}
+	next := connectPoll
+	if pi.p.c.Connected() && pi.p.c.Send(pi.dst, pi.msg) == nil {
+		b.txRelay.Add(1)
+		pi.sent.Store(true)
+		next = resendEvery
+	}
+	time.AfterFunc(next, func() { b.resend(pi) })
+}
+
+// isInitiation reports whether d is a WireGuard handshake initiation.
+func isInitiation(d []byte) bool {
+	return len(d) == wgInitiationSize && binary.LittleEndian.Uint32(d[0:4]) == wgInitiation
+}
+
+// isHandshake reports whether d is a handshake initiation or response.
+func isHandshake(d []byte) bool {
+	return isInitiation(d) || len(d) == wgResponseSize && binary.LittleEndian.Uint32(d[0:4]) == wgResponse
 }
 
 // noteUDPInitiation counts an initiation sent over UDP: how many have gone

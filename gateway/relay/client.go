@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -68,8 +69,9 @@ type Client struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	out      chan *[]byte // framed data messages waiting for the connection
-	outBytes budget       // their buffers' bytes
+	out      chan *[]byte             // framed data messages waiting for the connection
+	outBytes budget                   // their buffers' bytes
+	dialed   atomic.Pointer[corkConn] // the connection the last dial made (cork.go)
 
 	mu     sync.Mutex
 	status ClientStatus
@@ -95,12 +97,24 @@ func NewClient(url, pin string, key keys.PrivateKey, log *slog.Logger) (*Client,
 	}
 	c := &Client{
 		url: url, pin: pin, key: key, log: log,
-		http:     &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, Proxy: http.ProxyFromEnvironment}},
 		done:     make(chan struct{}),
 		out:      make(chan *[]byte, clientQueueLen),
 		outBytes: budget{limit: clientQueueBytes},
 		recv:     map[keys.PublicKey]receiver{},
 	}
+	d := &net.Dialer{}
+	c.http = &http.Client{Transport: &http.Transport{
+		TLSClientConfig: tc, ForceAttemptHTTP2: false, Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cc := &corkConn{Conn: nc}
+			c.dialed.Store(cc)
+			return cc, nil
+		},
+	}}
 	c.status = ClientStatus{URL: url, State: StateConnecting, Since: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.run()
@@ -266,10 +280,12 @@ func (e *connectedErr) Error() string { return e.err.Error() }
 func (c *Client) session() error {
 	dctx, cancel := context.WithTimeout(c.ctx, dialTimeout)
 	defer cancel()
+	c.dialed.Store(nil)
 	ws, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{HTTPClient: c.http, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return err
 	}
+	cc := c.dialed.Load() // nil if the transport dialled otherwise
 	defer ws.CloseNow()
 	relayKey, err := Login(dctx, ws, resp.TLS, c.key)
 	if err != nil {
@@ -292,7 +308,7 @@ func (c *Client) session() error {
 	go func() {
 		defer wg.Done()
 		defer stop()
-		c.writeLoop(ctx, ws, &wd)
+		c.writeLoop(ctx, ws, cc, &wd)
 	}()
 	go func() {
 		defer wg.Done()
@@ -398,13 +414,16 @@ func (c *Client) readLoop(ws *websocket.Conn) error {
 	}
 }
 
-func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn, wd *watchdog) {
+func (c *Client) writeLoop(ctx context.Context, ws *websocket.Conn, cc *corkConn, wd *watchdog) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case b := <-c.out:
 			c.outBytes.give(cap(*b)) // the one being written is not queued
+			if cc != nil {
+				cc.k.cork(len(c.out) > 0) // cork.go
+			}
 			err := wd.write(ws, *b)
 			putBuf(b)
 			if err != nil {

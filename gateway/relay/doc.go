@@ -24,7 +24,9 @@
 //
 // Client is a gateway's connection to one relay (reconnecting, bounded
 // queues), and Bind (bind.go) is the transport the tunnel devices use: a
-// conn.Bind that sends over the shared UDP port or over the relay, switching
-// to the relay after two unanswered handshake initiations over UDP and back
-// when a handshake over UDP is answered again.
+// conn.Bind that sends over the shared UDP port or over the relay. Its
+// first handshake goes both ways and the tunnel takes the path that answers
+// first; once UDP has answered, it switches to the relay after two
+// unanswered handshake initiations over UDP, and back when a handshake over
+// UDP is answered again.
 package relay

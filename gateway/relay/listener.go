@@ -143,7 +143,10 @@ type trackedConn struct {
 	once     sync.Once
 	// reads counts reads that returned data: the relay's idle check.
 	reads atomic.Uint64
+	k     corker // the writeLoop's bursts (cork.go)
 }
+
+func (c *trackedConn) Write(b []byte) (int, error) { return c.k.write(c.Conn, b) }
 
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)

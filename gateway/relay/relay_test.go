@@ -273,23 +273,27 @@ func TestRoute(t *testing.T) {
 		name                   string
 		toRelay, init, probing bool
 		unanswered             int32
+		fresh                  bool
 		haveRelay, haveUDP     bool
 		udp, relay             bool
 	}{
-		{"no relay: udp", false, false, false, 0, false, true, true, false},
-		{"udp data with a relay", false, false, false, 5, true, true, true, false},
-		{"first initiation", false, true, false, 1, true, true, true, false},
-		{"second initiation", false, true, false, 2, true, true, true, false},
-		{"third initiation: two failed, relay too", false, true, false, 3, true, true, true, true},
-		{"failed, no relay configured", false, true, false, 9, false, true, true, false},
-		{"relay data", true, false, false, 0, true, true, false, true},
-		{"relay initiation: udp too", true, true, false, 0, true, true, true, true},
-		{"probe: udp only", true, true, true, 0, true, true, true, false},
-		{"probe without udp endpoint", true, true, true, 0, true, false, false, true},
-		{"relay removed", true, false, false, 0, false, true, true, false},
+		{"no relay: udp", false, false, false, 0, true, false, true, true, false},
+		{"udp data with a relay", false, false, false, 5, false, true, true, true, false},
+		{"udp data before any answer", false, false, false, 1, true, true, true, true, false},
+		{"first initiation: both ways", false, true, false, 1, true, true, true, true, true},
+		{"second initiation, nothing over udp yet: both ways", false, true, false, 2, true, true, true, true, true},
+		{"udp worked: first initiation", false, true, false, 1, false, true, true, true, false},
+		{"udp worked: second initiation", false, true, false, 2, false, true, true, true, false},
+		{"udp worked: third initiation, two failed: relay too", false, true, false, 3, false, true, true, true, true},
+		{"failed, no relay configured", false, true, false, 9, true, false, true, true, false},
+		{"relay data", true, false, false, 0, false, true, true, false, true},
+		{"relay initiation: udp too", true, true, false, 0, false, true, true, true, true},
+		{"probe: udp only", true, true, true, 0, false, true, true, true, false},
+		{"probe without udp endpoint", true, true, true, 0, true, true, false, false, true},
+		{"relay removed", true, false, false, 0, false, false, true, true, false},
 	}
 	for _, tt := range tests {
-		udp, relay := route(tt.toRelay, tt.init, tt.probing, tt.unanswered, tt.haveRelay, tt.haveUDP)
+		udp, relay := route(tt.toRelay, tt.init, tt.probing, tt.unanswered, tt.fresh, tt.haveRelay, tt.haveUDP)
 		if udp != tt.udp || relay != tt.relay {
 			t.Errorf("%s: route = udp %v relay %v; want %v %v", tt.name, udp, relay, tt.udp, tt.relay)
 		}

@@ -550,6 +550,9 @@ func (s *Server) writeLoop(ctx context.Context, pc *peerConn, wd *watchdog) {
 			return
 		case b := <-pc.q:
 			pc.dequeued(b) // the one being written is not queued
+			if pc.tc != nil {
+				pc.tc.k.cork(len(pc.q) > 0) // cork.go
+			}
 			err := wd.write(pc.c, *b)
 			putBuf(b)
 			if err != nil {

@@ -121,7 +121,7 @@ func (b *bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 			continue
 		}
 		b.learn(typ, buf)
-		if typ == msgInitiation && len(bufs) == 1 && b.holdCrossing(buf, ep) { // crossing.go
+		if typ == msgInitiation && len(bufs) == 1 && b.holdCrossing(buf, func(held []byte) { _ = b.m.under.Send([][]byte{held}, ep) }) { // crossing.go
 			return nil
 		}
 	}

@@ -3,8 +3,6 @@ package wgbind
 import (
 	"math/rand/v2"
 	"time"
-
-	"golang.zx2c4.com/wireguard/conn"
 )
 
 // Crossed handshakes. When both ends of a tunnel initiate at the same
@@ -38,10 +36,10 @@ func (b *bind) noteResponse() {
 	b.lastResponse.Store(max(int64(time.Since(b.m.epoch)), 1))
 }
 
-// holdCrossing holds back the initiation msg to ep if it looks like a
-// crossing, and reports whether it did (msg is copied: the device reuses
-// its buffer).
-func (b *bind) holdCrossing(msg []byte, ep conn.Endpoint) bool {
+// holdCrossing holds back the initiation msg if it looks like a crossing,
+// and reports whether it did: it then calls send with a copy later, or
+// never (msg is copied: the device reuses its buffer).
+func (b *bind) holdCrossing(msg []byte, send func([]byte)) bool {
 	last := b.lastResponse.Load()
 	now := int64(time.Since(b.m.epoch))
 	if last == 0 || now-last > int64(crossWindow) {
@@ -57,7 +55,7 @@ func (b *bind) holdCrossing(msg []byte, ep conn.Endpoint) bool {
 		if b.cur.Load() == nil {
 			return // closed meanwhile
 		}
-		_ = b.m.under.Send([][]byte{held}, ep)
+		send(held)
 	})
 	return true
 }

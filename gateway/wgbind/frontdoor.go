@@ -153,7 +153,7 @@ func (w *worker) run(stop <-chan struct{}) {
 // handle takes pb's reference: it passes it to a device or releases it.
 func (w *worker) handle(pb *packetBuf) {
 	m := w.m
-	if b := w.admit(pb.data[:pb.n], pb.ep); b != nil {
+	if b := w.admit(pb.data[:pb.n], pb.ep, pb.via); b != nil {
 		m.deliverHandshake(b, pb) // hsgate.go
 	} else {
 		m.release(pb)
@@ -162,8 +162,11 @@ func (w *worker) handle(pb *packetBuf) {
 }
 
 // admit returns the device msg (an initiation from ep) is for, or nil when
-// it is dropped (and counted) or answered with a cookie reply.
-func (w *worker) admit(msg []byte, ep conn.Endpoint) *bind {
+// it is dropped (and counted) or answered with a cookie reply. via, if not
+// nil, is the device whose peer's relay connection carried msg: the relay
+// proved that peer's key and rate-limits it, so no cookie is asked for
+// (there is no UDP source to answer), and msg goes to via or nowhere.
+func (w *worker) admit(msg []byte, ep conn.Endpoint, via *bind) *bind {
 	m := w.m
 	door := m.door.Load()
 	if door.id == nil {
@@ -174,7 +177,7 @@ func (w *worker) admit(msg []byte, ep conn.Endpoint) *bind {
 		m.droppedBadMAC.Add(1)
 		return nil
 	}
-	if m.underLoad() {
+	if via == nil && m.underLoad() {
 		src := ep.DstToBytes()
 		if !m.cookies.CheckMAC2(msg, src) {
 			w.sendCookie(msg, src, ep)
@@ -207,6 +210,10 @@ func (w *worker) admit(msg []byte, ep conn.Endpoint) *bind {
 	}
 	if p.b == nil {
 		m.droppedNotOpen.Add(1)
+		return nil
+	}
+	if via != nil && p.b != via {
+		m.droppedUnknownPeer.Add(1)
 		return nil
 	}
 	if !p.b.freshTimestamp(peer, ts) {

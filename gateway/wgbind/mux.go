@@ -231,6 +231,7 @@ type packetBuf struct {
 	data []byte // len is the size class: tinyBuf, smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
+	via  *bind // an initiation from another path (relay.go): the one device it may go to
 }
 
 // NewMux returns a Mux over under, which it owns from now on. log may be nil.
@@ -465,6 +466,7 @@ func (m *Mux) copyPacket(data []byte, ep conn.Endpoint) *packetBuf {
 // release returns pb to its pool.
 func (m *Mux) release(pb *packetBuf) {
 	pb.ep = nil
+	pb.via = nil
 	pb.n = 0
 	switch len(pb.data) {
 	case tinyBuf:
