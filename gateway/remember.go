@@ -16,6 +16,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/statefile"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // Restart without a client-visible outage: the gateway remembers the last
@@ -206,7 +207,7 @@ func (g *Gateway) recall() memory {
 			continue
 		}
 		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
-			m.Peerings = append(m.Peerings, peerEndpoint{Peering: p.Name, PublicKey: p.PublicKey, Endpoint: unmapAP(ap), LastHandshake: st.LastHandshake})
+			m.Peerings = append(m.Peerings, peerEndpoint{Peering: p.Name, PublicKey: p.PublicKey, Endpoint: overlap.UnmapAddrPort(ap), LastHandshake: st.LastHandshake})
 		}
 	}
 	keepClients := g.cfg.PointToSite != nil

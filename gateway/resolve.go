@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // endpoints resolves the peerings' endpoint names ahead of planning, so
@@ -148,7 +149,7 @@ func (e *endpoints) movedAt(name string) (time.Time, netip.AddrPort) {
 // hostport. It never looks anything up.
 func (e *endpoints) Resolve(hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+		return overlap.UnmapAddrPort(ap), nil
 	}
 	e.mu.Lock()
 	r, ok := e.seen[hostport]

@@ -10,6 +10,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/ipsec"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // importRefresh is how often a BGP gateway re-plans for what changes
@@ -34,7 +35,7 @@ func (a importFacts) equal(b importFacts) bool {
 // for: the watched facts differ from the last successful apply's, or that
 // apply failed (a refresh retries it). Reading the facts is a device get
 // per tunnel and one netlink dump, far cheaper than planning and applying
-// every importRefresh (issue 14). g.mu is held.
+// every importRefresh. g.mu is held.
 func (g *Gateway) importFactsChanged() bool {
 	if !g.factsOK || g.cfg == nil || g.cfg.BGP == nil {
 		return true
@@ -58,7 +59,7 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 			continue
 		}
 		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
-			out = append(out, plan.UnderlayEndpoint{AddrPort: unmapAP(ap), Peering: p.Name})
+			out = append(out, plan.UnderlayEndpoint{AddrPort: overlap.UnmapAddrPort(ap), Peering: p.Name})
 		}
 	}
 	if g.p2s != nil {
@@ -68,16 +69,12 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 					continue
 				}
 				if ap, err := netip.ParseAddrPort(c.Endpoint); err == nil {
-					out = append(out, plan.UnderlayEndpoint{AddrPort: unmapAP(ap), Client: c.Name})
+					out = append(out, plan.UnderlayEndpoint{AddrPort: overlap.UnmapAddrPort(ap), Client: c.Name})
 				}
 			}
 		}
 	}
 	return out
-}
-
-func unmapAP(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // connectedPrefixes are the subnets on the host's interfaces other than

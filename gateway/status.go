@@ -13,6 +13,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
+	"github.com/vgate-project/vgate/overlap"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -51,14 +52,13 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	st.P2S = g.p2sStatus()
 	pool := ""
 	if st.P2S != nil {
-		pool = joinPrefixes(st.P2S.Pool)
+		pool = overlap.Join(st.P2S.Pool)
 	}
 	st.DNS, st.Enroll = g.dnsStatus(), g.enrollStatus() // dns.go, invite.go
 	sessions := map[string]routing.NeighborStatus{}
 	if b != nil {
 		// Sessions, not Snapshot: Status runs every second and needs no
-		// route (issue 14: reading every table was most of an idle hub's
-		// allocation).
+		// route; reading every table would allocate on an idle hub.
 		if ns, err := b.speaker.Sessions(ctx); err == nil {
 			for _, n := range ns {
 				sessions[n.Name] = n

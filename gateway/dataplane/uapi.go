@@ -162,7 +162,7 @@ func ParseDump(dump string) (map[keys.PublicKey]*PeerStats, error) {
 		sec, nsec = 0, 0
 	}
 	// Lines are cut from dump in place (no scanner buffer: the gateway
-	// reads every tunnel's dump every second, issue 14).
+	// reads every tunnel's dump every second).
 	for rest := dump; rest != ""; {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -305,16 +304,4 @@ func relayAddr(rawURL string) (netip.Addr, error) {
 	}
 	ap, err := plan.ResolveUDP(net.JoinHostPort(u.Hostname(), port))
 	return ap.Addr(), err
-}
-
-// JoinPrefixes is ps as "a, b", or "-" when empty.
-func JoinPrefixes(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "-"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }

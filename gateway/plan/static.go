@@ -10,6 +10,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/ipsec"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // IfNamePrefix starts the name of every tunnel interface: vg-<peering>.
@@ -112,14 +113,14 @@ func IfNameOf(p *config.Peering) string {
 // resolver returns first.
 func ResolveUDP(hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+		return overlap.UnmapAddrPort(ap), nil
 	}
 	ua, err := net.ResolveUDPAddr("udp", hostport)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
 	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	return overlap.UnmapAddrPort(ap), nil
 }
 
 // ErrRestartRequired marks a valid config change that a running gateway

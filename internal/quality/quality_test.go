@@ -139,15 +139,17 @@ func TestAPIDependencies(t *testing.T) {
 	allowed := map[string][]string{
 		module + "/api":             {},
 		module + "/gateway/control": {module + "/api"},
-		module + "/gateway/metrics": {module + "/api"},
+		module + "/gateway/metrics": {module + "/api", module + "/gateway/connlimit"},
 		module + "/cmd/vgate": {
 			module + "/api",
 			module + "/gateway/control",
 			module + "/gateway/config",
 			module + "/gateway/keys",
 			module + "/gateway/daemon", // vgate run
+			module + "/gateway/kernel", // vgate check: IP forwarding
 			module + "/gateway/laptop", // vgate connect
 			module + "/gateway/relay",  // vgate relay
+			module + "/overlap",        // prefix lists
 		},
 	}
 	seen := 0
