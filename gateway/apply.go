@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -41,7 +42,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	in := g.input(cfg)
 	g.factsOK = false // route_safety.go
 	st := plan.Plan(in)
-	if !sameErrors(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
+	if !sameProblems(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
 		for _, e := range st.Problems {
 			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
 		}
@@ -84,16 +85,8 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-func sameErrors(a, b []error) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Error() != b[i].Error() {
-			return false
-		}
-	}
-	return true
+func sameProblems(a, b []plan.Problem) bool {
+	return slices.EqualFunc(a, b, plan.Problem.Same)
 }
 
 // applyTunnels hands each tunnel kind its tunnels of the plan.

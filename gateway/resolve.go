@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -155,7 +154,13 @@ func (e *endpoints) Resolve(hostport string) (netip.AddrPort, error) {
 	r, ok := e.seen[hostport]
 	e.mu.Unlock()
 	if !ok {
-		return netip.AddrPort{}, fmt.Errorf("%s has not been resolved yet", hostport)
+		return netip.AddrPort{}, notResolved(hostport)
 	}
 	return r.ap, r.err
 }
+
+// notResolved is a name Resolve has no lookup for yet; a comparable value,
+// so that plan.Problem.Same finds it again on the next plan.
+type notResolved string
+
+func (n notResolved) Error() string { return string(n) + " has not been resolved yet" }

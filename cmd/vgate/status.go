@@ -130,7 +130,7 @@ func typeText(p api.PeeringStatus) string {
 	case p.Type == "":
 		return "wireguard"
 	}
-	return p.Type
+	return string(p.Type)
 }
 
 func orDash(s string) string {

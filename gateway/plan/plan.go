@@ -17,6 +17,9 @@
 package plan
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
@@ -140,7 +143,38 @@ type State struct {
 	// Problems are what did not stop the plan but an operator should
 	// see, e.g. an endpoint name that does not resolve (that tunnel waits
 	// for the remote side to dial in).
-	Problems []error
+	Problems []Problem
+}
+
+// Problem is a peering endpoint the plan could not use.
+type Problem struct {
+	Peering  string
+	Endpoint string
+	Err      error
+}
+
+func (p Problem) Error() string {
+	return fmt.Sprintf("peering %q: endpoint %s: %v", p.Peering, p.Endpoint, p.Err)
+}
+
+func (p Problem) Unwrap() error { return p.Err }
+
+// Same reports whether p and q are the same problem: the same endpoint of
+// the same peering, failing the same way (the same error, or a DNS answer
+// of the same kind for the same name).
+func (p Problem) Same(q Problem) bool {
+	if p.Peering != q.Peering || p.Endpoint != q.Endpoint {
+		return false
+	}
+	if errors.Is(p.Err, q.Err) {
+		return true
+	}
+	var a, b *net.DNSError
+	if !errors.As(p.Err, &a) || !errors.As(q.Err, &b) {
+		return false
+	}
+	return a.Err == b.Err && a.Name == b.Name && a.Server == b.Server &&
+		a.IsNotFound == b.IsNotFound && a.IsTimeout == b.IsTimeout && a.IsTemporary == b.IsTemporary
 }
 
 // BGP is the speaker's desired state.
@@ -212,7 +246,7 @@ func Plan(in Input) State {
 
 // static is the plan before BGP: a tunnel per peering, routes for the
 // peerings' static spaces and for the point-to-site pool.
-func static(in Input) ([]Tunnel, []kernel.Route, []error) {
+func static(in Input) ([]Tunnel, []kernel.Route, []Problem) {
 	tunnels, routes, problems := desired(in.Config, in.Env)
 	remembered(in.Config, tunnels, in.Remembered)
 	if in.Config.PointToSite != nil && !in.P2SDown {

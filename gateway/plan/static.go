@@ -28,7 +28,7 @@ type Env struct {
 // endpoint that does not resolve is reported in errs and the tunnel is still
 // built without it (the remote side can dial in); everything else in a
 // validated config has a definite answer.
-func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Route, errs []error) {
+func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Route, errs []Problem) {
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
 		if p.IsIPsec() {
@@ -43,7 +43,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 		if p.Endpoint != "" {
 			a, err := env.Resolve(p.Endpoint)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("peering %q: endpoint %s: %w", p.Name, p.Endpoint, err))
+				errs = append(errs, Problem{Peering: p.Name, Endpoint: p.Endpoint, Err: err})
 			} else {
 				ep = a
 			}

@@ -180,8 +180,8 @@ func TestAPIDependencies(t *testing.T) {
 }
 
 // Decisions are never taken by matching error text: no strings.Contains,
-// HasPrefix, HasSuffix or EqualFold (nor their bytes twins) on the result
-// of an Error() call, in non-test code.
+// HasPrefix, HasSuffix or EqualFold (nor their bytes twins), and no == or
+// != (nor a switch), on the result of an Error() call, in non-test code.
 func TestNoErrorTextMatching(t *testing.T) {
 	matchers := map[string]bool{"Contains": true, "HasPrefix": true, "HasSuffix": true, "EqualFold": true, "Index": true}
 	fset := token.NewFileSet()
@@ -193,6 +193,16 @@ func TestNoErrorTextMatching(t *testing.T) {
 				t.Fatal(err)
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
+				if bin, ok := n.(*ast.BinaryExpr); ok && (bin.Op == token.EQL || bin.Op == token.NEQ) {
+					if isErrorCall(bin.X) || isErrorCall(bin.Y) {
+						t.Errorf("%s: %s on an error's text: decide by errors.Is/As or a code", fset.Position(bin.Pos()), bin.Op)
+					}
+					return true
+				}
+				if sw, ok := n.(*ast.SwitchStmt); ok && sw.Tag != nil && isErrorCall(sw.Tag) {
+					t.Errorf("%s: switch on an error's text: decide by errors.Is/As or a code", fset.Position(sw.Pos()))
+					return true
+				}
 				call, ok := n.(*ast.CallExpr)
 				if !ok {
 					return true
