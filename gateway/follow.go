@@ -88,13 +88,18 @@ func (g *Gateway) followLoop() {
 			return false
 		}
 		cfg := g.cfg
-		due := dueNames(g.probes(cfg), time.Now())
+		now := time.Now()
+		due := dueNames(g.probes(cfg), now)
 		g.mu.Unlock()
-		if len(due) == 0 {
-			return true
+		var moves []endpointMove
+		if len(due) > 0 {
+			moves = g.eps.reresolve(due) // DNS outside the lock
 		}
-		moves := g.eps.reresolve(due) // DNS outside the lock
-		if len(moves) == 0 {
+		mtuChanged := false
+		if len(moves) > 0 || g.under.due(now, reresolveEvery) {
+			mtuChanged = g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), false) // underlay.go
+		}
+		if len(moves) == 0 && !mtuChanged {
 			return true
 		}
 		g.mu.Lock()

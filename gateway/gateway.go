@@ -14,6 +14,7 @@ import (
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -31,6 +32,8 @@ type Gateway struct {
 	env plan.Env
 	// eps holds the resolved endpoint names (resolve.go).
 	eps *endpoints
+	// under holds the underlay MTUs toward the endpoints (underlay.go).
+	under *underlays
 	// ctx lives as long as the gateway: its background loops (the BGP
 	// RIB loop, the probe) end with it.
 	ctx    context.Context
@@ -93,9 +96,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		g.cancel()
 		return nil, err
 	}
-	g.eps = &endpoints{lookup: plan.ResolveUDP}
+	g.eps = &endpoints{lookup: dataplane.ResolveUDP}
 	g.eps.refresh(cfg)
-	g.env = plan.Env{Resolve: g.eps.Resolve, UnderlayMTU: g.kern.UnderlayMTU}
+	g.under = &underlays{probe: g.kern.UnderlayMTU}
+	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true) // underlay.go
+	g.env = plan.Env{Resolve: g.eps.Resolve, UnderlayMTU: g.under.MTU}
 	defer func() {
 		if err != nil {
 			g.teardown()
@@ -147,6 +152,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	g.eps.refresh(cfg) // DNS outside the lock (resolve.go)
+	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true)
 	warnForwarding(g.log)
 	g.mu.Lock()
 	defer g.mu.Unlock()

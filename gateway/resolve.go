@@ -18,7 +18,7 @@ import (
 // reresolveEvery, and soon after a peering's handshakes go unanswered);
 // Resolve only reads the results.
 type endpoints struct {
-	lookup func(hostport string) (netip.AddrPort, error) // plan.ResolveUDP in production
+	lookup func(hostport string) (netip.AddrPort, error) // dataplane.ResolveUDP in production
 
 	mu   sync.Mutex
 	seen map[string]resolved

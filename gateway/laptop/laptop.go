@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vgate-project/vgate/gateway/plan"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -88,7 +87,7 @@ func UpOptions(text, ifname string, log *slog.Logger, o Options) (_ *Conn, err e
 	}()
 	var endpoints []netip.Addr
 	resolve := func(hp string) (netip.AddrPort, error) {
-		ap, err := plan.ResolveUDP(hp)
+		ap, err := dataplane.ResolveUDP(hp)
 		if err == nil {
 			endpoints = append(endpoints, ap.Addr())
 		}
@@ -302,6 +301,6 @@ func relayAddr(rawURL string) (netip.Addr, error) {
 	if port == "" {
 		port = "443"
 	}
-	ap, err := plan.ResolveUDP(net.JoinHostPort(u.Hostname(), port))
+	ap, err := dataplane.ResolveUDP(net.JoinHostPort(u.Hostname(), port))
 	return ap.Addr(), err
 }

@@ -3,14 +3,12 @@ package plan
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/ipsec"
-	"github.com/vgate-project/vgate/overlap"
 )
 
 // IfNamePrefix starts the name of every tunnel interface: vg-<peering>.
@@ -107,20 +105,6 @@ func IfNameOf(p *config.Peering) string {
 		return ipsec.IfName
 	}
 	return IfNamePrefix + p.Name
-}
-
-// ResolveUDP resolves host:port to an address, preferring what the system
-// resolver returns first.
-func ResolveUDP(hostport string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return overlap.UnmapAddrPort(ap), nil
-	}
-	ua, err := net.ResolveUDPAddr("udp", hostport)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	ap := ua.AddrPort()
-	return overlap.UnmapAddrPort(ap), nil
 }
 
 // ErrRestartRequired marks a valid config change that a running gateway
