@@ -28,6 +28,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/relay"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // Conn is a running client connection.
@@ -176,7 +177,7 @@ func UpOptions(text, ifname string, log *slog.Logger, o Options) (_ *Conn, err e
 	return c, nil
 }
 
-// tunnelMTU is the gateway's MTU rule (dataplane.TunnelMTU over the
+// tunnelMTU is the gateway's MTU rule (wgspec.TunnelMTU over the
 // kernel's underlay MTU toward the first endpoint).
 func tunnelMTU(endpoints []netip.Addr) (int, error) {
 	var ep netip.Addr
@@ -188,7 +189,7 @@ func tunnelMTU(endpoints []netip.Addr) (int, error) {
 		return 0, err
 	}
 	defer k.Close()
-	return dataplane.TunnelMTU(k.UnderlayMTU(ep), ep), nil
+	return wgspec.TunnelMTU(k.UnderlayMTU(ep), ep), nil
 }
 
 // splitDefault replaces a default route by its two halves, which win over

@@ -26,11 +26,10 @@ import (
 	"github.com/vgate-project/vgate/api"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/names"
-	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -116,7 +115,7 @@ type Tunnel struct {
 	// WireGuard is the peer of a KindWireGuard tunnel. Its AllowedIPs are
 	// everything the peer may send from or receive at: declared spaces,
 	// its tunnel address and every prefix accepted from it by BGP.
-	WireGuard dataplane.PeerSpec
+	WireGuard wgspec.PeerSpec
 	// IPsec is the peering of a KindIPsec tunnel.
 	IPsec ipsec.Peer
 	// Relay is the relay the tunnel falls back to; zero for none.
@@ -303,8 +302,10 @@ func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []a
 // P2S device.
 func p2sRoutes(cfg *config.Config) []kernel.Route {
 	var routes []kernel.Route
-	for _, q := range p2s.NewPool(cfg.PointToSite.AddressPool).Prefixes() {
-		routes = append(routes, kernel.Route{Dst: q, Dev: p2s.IfName, Src: cfg.TunnelAddress})
+	for _, q := range cfg.PointToSite.AddressPool { // as p2s.NewPool keeps them
+		if q.IsValid() {
+			routes = append(routes, kernel.Route{Dst: q.Masked(), Dev: wgspec.P2SIfName, Src: cfg.TunnelAddress})
+		}
 	}
 	return routes
 }
@@ -319,5 +320,5 @@ func p2sMTU(cfg *config.Config, env Env) int {
 	if env.UnderlayMTU != nil {
 		under = env.UnderlayMTU(netip.Addr{})
 	}
-	return dataplane.TunnelMTU(under, netip.Addr{})
+	return wgspec.TunnelMTU(under, netip.Addr{})
 }

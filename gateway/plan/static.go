@@ -6,8 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/ipsec"
 )
 
@@ -48,7 +48,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 		}
 		mtu := cfg.MTU
 		if mtu == 0 {
-			mtu = dataplane.TunnelMTU(env.UnderlayMTU(ep.Addr()), ep.Addr())
+			mtu = wgspec.TunnelMTU(env.UnderlayMTU(ep.Addr()), ep.Addr())
 		}
 		ifname := IfNamePrefix + p.Name
 		// Routes and AllowedIPs in this side's view; the seam translates
@@ -64,7 +64,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 			Name:   p.Name,
 			IfName: ifname,
 			MTU:    mtu,
-			WireGuard: dataplane.PeerSpec{
+			WireGuard: wgspec.PeerSpec{
 				PublicKey:  p.PublicKey,
 				Endpoint:   ep,
 				Keepalive:  p.PersistentKeepalive,

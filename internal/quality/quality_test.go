@@ -262,3 +262,79 @@ func TestIsErrorCall(t *testing.T) {
 		}
 	}
 }
+
+// The planner is pure (docs/architecture.md, "The flow"): facts of the
+// running system (resolved endpoints, underlay MTUs) are gathered before
+// planning and handed in. So gateway/plan depends on no package that runs
+// a tunnel or a server (nor on wireguard-go), imports no OS package
+// directly, and calls no resolver, dialer or listener of package net.
+func TestPlanIsPure(t *testing.T) {
+	const planPkg = module + "/gateway/plan"
+	forbidden := func(dep string) bool {
+		if strings.HasPrefix(dep, "golang.zx2c4.com/wireguard") {
+			return true
+		}
+		for _, p := range []string{"gateway/dataplane", "gateway/p2s", "gateway/wgbind", "gateway/relay",
+			"gateway/laptop", "gateway/daemon", "gateway/control", "gateway/enroll", "gateway/statefile"} {
+			if dep == module+"/"+p || strings.HasPrefix(dep, module+"/"+p+"/") {
+				return true
+			}
+		}
+		return dep == module+"/gateway"
+	}
+	osImports := []string{"os", "os/exec", "syscall", "golang.org/x/sys/unix", "github.com/vishvananda/netlink"}
+	netCalls := prefixMatcher("Dial", "Listen", "Resolve", "Lookup", "Interface")
+	fset := token.NewFileSet()
+	seen := false
+	for _, p := range listPackages(t) {
+		if p.ImportPath != planPkg {
+			continue
+		}
+		seen = true
+		for _, dep := range p.Deps {
+			if forbidden(dep) {
+				t.Errorf("%s depends on %s: the planner runs nothing", planPkg, dep)
+			}
+		}
+		for _, imp := range p.Imports {
+			if slices.Contains(osImports, imp) {
+				t.Errorf("%s imports %s: gather the fact before planning", planPkg, imp)
+			}
+		}
+		for _, name := range p.GoFiles {
+			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "net" && netCalls(sel.Sel.Name) {
+					t.Errorf("%s: net.%s in the planner: gather it before planning", fset.Position(call.Pos()), sel.Sel.Name)
+				}
+				return true
+			})
+		}
+	}
+	if !seen {
+		t.Errorf("package %s not found", planPkg)
+	}
+}
+
+// prefixMatcher reports whether a name starts with one of prefixes.
+func prefixMatcher(prefixes ...string) func(string) bool {
+	return func(name string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+}
