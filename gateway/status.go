@@ -88,6 +88,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		if n, ok := sessions[p.Name]; ok {
 			obs.BGPEstablished = n.State == api.SessionEstablished
 			obs.PrefixLimit = prefixLimited(n)
+			obs.BFDDown = obs.BGP && !obs.BGPEstablished && n.DownCode == routing.DownBFD
 		}
 		if t := tunnels[i]; t != nil {
 			st.Tunnels.Used++
