@@ -116,6 +116,9 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		if p.IsIPsec() {
 			ps.Hint = ipsecHint(p, ps.Reason)
 		}
+		if ps.Reason == api.ReasonBFDDown {
+			ps.Hint = sessions[p.Name].Down + ": BFD with " + p.BGP.Address.String() + " through the tunnel went down; the session comes back when BFD is up again"
+		}
 		if ps.Hint == "" && pool != "" {
 			ps.Hint = g.returns.hint(p.Name, pool, now) // returns.go
 		}
