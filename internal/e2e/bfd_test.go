@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/internal/netlab"
+)
+
+// Third-party routers for the BFD tests: FRR (AS65008) and BIRD (AS65009),
+// each behind a stock WireGuard tunnel, each announcing its /16 and with
+// a host address on lo.
+var (
+	frrTunnel   = netip.MustParseAddr("10.8.255.254")
+	frrHost     = netip.MustParseAddr("10.8.1.1")
+	birdTunnel  = netip.MustParseAddr("10.9.255.254")
+	birdHost    = netip.MustParseAddr("10.9.1.1")
+	fastBFD     = netlab.BFDConf{Interval: 100 * time.Millisecond, Multiplier: 5}
+	bfdDetected = 2 * time.Second // generous bound for 100 ms × 5 on a loaded host
+)
+
+// frrBFDPeer is one entry of FRR's `show bfd peers json`.
+type frrBFDPeer struct {
+	Peer             string `json:"peer"`
+	Local            string `json:"local"`
+	Interface        string `json:"interface"`
+	Status           string `json:"status"`
+	Diagnostic       string `json:"diagnostic"`
+	RemoteDiagnostic string `json:"remote-diagnostic"`
+	RemoteRx         int    `json:"remote-receive-interval"`
+	RemoteTx         int    `json:"remote-transmit-interval"`
+	RemoteMultiplier int    `json:"remote-detect-multiplier"`
+}
+
+func frrBFD(f *netlab.FRR, peer netip.Addr) (frrBFDPeer, string) {
+	out, err := f.Vtysh("show bfd peers json")
+	if err != nil {
+		return frrBFDPeer{}, err.Error()
+	}
+	var ps []frrBFDPeer
+	if err := json.Unmarshal([]byte(out), &ps); err != nil {
+		return frrBFDPeer{}, fmt.Sprintf("%v: %s", err, out)
+	}
+	for _, p := range ps {
+		if p.Peer == peer.String() {
+			return p, out
+		}
+	}
+	return frrBFDPeer{}, out
+}
+
+// birdBFD is a session in `birdc show bfd sessions`: state, interval and
+// timeout (detection time) as BIRD prints them.
+type birdBFD struct {
+	State             string
+	Interval, Timeout time.Duration
+}
+
+func birdBFDOf(b *netlab.BIRD, peer netip.Addr) (birdBFD, string) {
+	out, err := b.Birdc("show", "bfd", "sessions")
+	if err != nil {
+		return birdBFD{}, err.Error()
+	}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(peer.String()) + `\s+\S+\s+(\S+)\s+\S+(?:\s+\S+)?\s+([0-9.]+)\s+([0-9.]+)\s*$`)
+	m := re.FindStringSubmatch(out)
+	if m == nil {
+		return birdBFD{}, out
+	}
+	sec := func(s string) time.Duration {
+		f, _ := strconv.ParseFloat(s, 64)
+		return time.Duration(f * float64(time.Second))
+	}
+	return birdBFD{State: m[1], Interval: sec(m[2]), Timeout: sec(m[3])}, out
+}
+
+func bfdOf(st api.BGPStatus, peering string) api.BFDStatus {
+	for _, f := range st.BFD {
+		if f.Peering == peering {
+			return f
+		}
+	}
+	return api.BFDStatus{}
+}
+
+// thirdParty is gw1 with FRR and BIRD peerings, BFD on both.
+type thirdParty struct {
+	lab  *netlab.Lab
+	gw1  *netlab.Gateway
+	n1   *netlab.Network
+	frr  *netlab.FRR
+	bird *netlab.BIRD
+}
+
+// newThirdParty starts FRR and BIRD with BFD 100 ms × 5 and gw1 with a
+// BGP peering to each: FRR's with `probe: off` (BFD alone), BIRD's with
+// the probe at its default while BIRD's namespace drops every ICMP echo
+// (a router whose control-plane policing drops echo).
+func newThirdParty(t *testing.T) *thirdParty {
+	t.Helper()
+	if !netlab.Root() {
+		t.Skip(netlab.SkipMessage)
+	}
+	missing := append(netlab.LookFRR(), netlab.LookBIRD()...)
+	if len(missing) > 0 {
+		t.Skipf("BFD interop test needs %s (scripts/deps.sh)", strings.Join(missing, ", "))
+	}
+	lab, gws := site(t, 1)
+	x := &thirdParty{lab: lab, gw1: gws[0], n1: lab.Network(1)}
+	var err error
+	if x.frr, err = lab.AddFRR(); err != nil {
+		t.Fatal(err)
+	}
+	if x.bird, err = lab.AddBIRD(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if out, err := x.frr.Vtysh("show bfd peers"); err == nil {
+			t.Logf("---- FRR show bfd peers ----\n%s", out)
+		}
+		if out, err := x.bird.Birdc("show", "bfd", "sessions"); err == nil {
+			t.Logf("---- BIRD show bfd sessions ----\n%s", out)
+		}
+		t.Logf("---- FRR log ----\n%s", tail(x.frr.Log(), 40))
+		t.Logf("---- BIRD log ----\n%s", tail(x.bird.Log(), 40))
+	})
+	g := x.gw1
+	g.ASN = 65001
+	g.Peerings = append(g.Peerings,
+		netlab.Peering{Name: "frr", Network: "frr", PublicKey: x.frr.Pub,
+			Endpoint: fmt.Sprintf("%s:%d", x.frr.Underlay, x.frr.ListenPort),
+			Spaces:   []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}, TunnelAddress: frrTunnel, Keepalive: 5 * time.Second,
+			BGP: &netlab.PeerBGP{ASN: 65008, Address: frrTunnel, ProbeOff: true, BFD: &fastBFD}},
+		netlab.Peering{Name: "bird", Network: "bird", PublicKey: x.bird.Pub,
+			Endpoint: fmt.Sprintf("%s:%d", x.bird.Underlay, x.bird.ListenPort),
+			Spaces:   []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}, TunnelAddress: birdTunnel, Keepalive: 5 * time.Second,
+			BGP: &netlab.PeerBGP{ASN: 65009, Address: birdTunnel, BFD: &fastBFD}})
+	start(t, g)
+
+	wgPeer := netlab.WGPeer{PublicKey: g.Pub, Endpoint: fmt.Sprintf("%s:51820", x.n1.GatewayUnderlay),
+		AllowedIPs: []netip.Prefix{x.n1.Space}, Keepalive: 5 * time.Second}
+	if err := x.frr.UpWireGuard(frrTunnel, g.TunnelAddress, wgPeer); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.bird.UpWireGuard(birdTunnel, g.TunnelAddress, wgPeer); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ ns, host string }{{x.frr.NS, frrHost.String()}, {x.bird.NS, birdHost.String()}} {
+		if out, err := lab.Run(r.ns, "ip", "addr", "add", r.host+"/32", "dev", "lo"); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	// BIRD's router drops ICMP echo: vgate's probe never gets an answer.
+	for _, c := range [][]string{
+		{"nft", "add", "table", "inet", "copp"},
+		{"nft", "add", "chain", "inet", "copp", "in", "{ type filter hook input priority 0 ; }"},
+		{"nft", "add", "rule", "inet", "copp", "in", "icmp", "type", "echo-request", "counter", "drop"},
+	} {
+		if out, err := lab.Run(x.bird.NS, c...); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	conf := func(tunnel netip.Addr, asn uint32, space string) netlab.RouterConf {
+		return netlab.RouterConf{RouterID: tunnel, ASN: asn, Neighbor: g.TunnelAddress, NeighborASN: 65001,
+			Originate: []netip.Prefix{netip.MustParsePrefix(space)}, BFD: &fastBFD}
+	}
+	if err := x.frr.Start(conf(frrTunnel, 65008, "10.8.0.0/16").FRR()); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.bird.Start(conf(birdTunnel, 65009, "10.9.0.0/16").BIRD()); err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// bothUp waits until vgate, FRR and BIRD all report their BFD sessions
+// up, the BGP sessions established and the routers' prefixes installed.
+func (x *thirdParty) bothUp(t *testing.T) {
+	t.Helper()
+	waitFor(t, "vgate: BFD up and BGP established with frr and bird", 90*time.Second, func() (bool, string) {
+		st, err := x.gw1.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := true
+		for _, p := range []string{"frr", "bird"} {
+			ok = ok && bfdOf(st, p).State == "up" && neighborOf(st, p).State == api.SessionEstablished
+		}
+		b, _ := json.Marshal(st)
+		return ok, string(b)
+	})
+	waitFor(t, "FRR: BFD peer up", 30*time.Second, func() (bool, string) {
+		p, out := frrBFD(x.frr, x.gw1.TunnelAddress)
+		return p.Status == "up", out
+	})
+	waitFor(t, "BIRD: BFD session Up", 30*time.Second, func() (bool, string) {
+		b, out := birdBFDOf(x.bird, x.gw1.TunnelAddress)
+		return b.State == "Up", out
+	})
+	waitInstalled(t, x.gw1, "10.8.0.0/16", "frr")
+	waitInstalled(t, x.gw1, "10.9.0.0/16", "bird")
+}
+
+// TestBFDThirdParty: vgate's own BFD with FRR's bfdd and BIRD's bfd on
+// one gateway. Both ends of each session report it up with 100 ms × 5.
+// A peer that drops ICMP echo (BIRD's namespace here) still gets a
+// working session and its routes. Cutting a tunnel's UDP takes BFD down
+// at both ends within the detection time: vgate holds the session with
+// bfd_down and its diagnostic (vgate bgp, status), its routes leave the
+// kernel, the other router's session is untouched; restoring the path
+// brings everything back. A planned stop tells the routers AdminDown.
+func TestBFDThirdParty(t *testing.T) {
+	x := newThirdParty(t)
+	x.bothUp(t)
+
+	// Both routers read vgate's timers.
+	if p, out := frrBFD(x.frr, x.gw1.TunnelAddress); p.RemoteRx != 100 || p.RemoteTx != 100 || p.RemoteMultiplier != 5 || p.Local != frrTunnel.String() {
+		t.Errorf("FRR sees vgate's BFD as rx %d ms tx %d ms × %d from %s; want 100, 100, 5 to %s:\n%s", p.RemoteRx, p.RemoteTx, p.RemoteMultiplier, p.Local, frrTunnel, out)
+	}
+	if b, out := birdBFDOf(x.bird, x.gw1.TunnelAddress); b.Interval != 100*time.Millisecond || b.Timeout != 500*time.Millisecond {
+		t.Errorf("BIRD: interval %v timeout %v, want 100ms and 500ms:\n%s", b.Interval, b.Timeout, out)
+	}
+	st, err := x.gw1.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"frr", "bird"} {
+		if f := bfdOf(st, p); f.TxInterval != 100*time.Millisecond || f.Detect != 500*time.Millisecond || f.RemoteMultiplier != 5 {
+			t.Errorf("vgate's BFD with %s: %+v; want sending every 100ms, detection 500ms", p, f)
+		}
+	}
+	// The peer dropping echo: the probe never got an answer, and its
+	// routes are installed all the same (checked in bothUp); pings to
+	// the host behind FRR go through.
+	if err := x.lab.WaitPing(x.n1.HostNS, frrHost, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		peering string
+		ns      string
+		space   string
+		other   string
+		down    func() (bool, string)
+	}{
+		{"frr", x.frr.NS, "10.8.0.0/16", "bird", func() (bool, string) {
+			p, out := frrBFD(x.frr, x.gw1.TunnelAddress)
+			return p.Status == "down", out
+		}},
+		{"bird", x.bird.NS, "10.9.0.0/16", "frr", func() (bool, string) {
+			b, out := birdBFDOf(x.bird, x.gw1.TunnelAddress)
+			return b.State == "Down", out
+		}},
+	} {
+		x.cutAndRestore(t, c.peering, c.ns, c.space, c.other, c.down)
+	}
+
+	// A planned stop: vgate sends AdminDown, which FRR records as the
+	// remote diagnostic.
+	if err := x.gw1.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "FRR: BFD down with the remote diagnostic administratively down", 10*time.Second, func() (bool, string) {
+		p, out := frrBFD(x.frr, x.gw1.TunnelAddress)
+		return p.Status == "down" && strings.Contains(p.RemoteDiagnostic, "administratively down"), out
+	})
+}
+
+// cutAndRestore drops the UDP of peering's tunnel in the router's
+// namespace ns, measures when each end's BFD says down, checks what vgate
+// reports and that the other peering is untouched, then restores.
+func (x *thirdParty) cutAndRestore(t *testing.T, peering, ns, space, other string, routerDown func() (bool, string)) {
+	t.Helper()
+	g := x.gw1
+	before, err := g.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSince := neighborOf(before, other).Since
+	restore, err := x.lab.CutUDP(ns, 51820)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	var vgateAt, routerAt time.Time
+	deadline := cut.Add(10 * time.Second)
+	for (vgateAt.IsZero() || routerAt.IsZero()) && time.Now().Before(deadline) {
+		if vgateAt.IsZero() {
+			if st, err := g.BGP(); err == nil && bfdOf(st, peering).State == "down" {
+				vgateAt = time.Now()
+			}
+		}
+		if routerAt.IsZero() {
+			if ok, _ := routerDown(); ok {
+				routerAt = time.Now()
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if vgateAt.IsZero() || routerAt.IsZero() {
+		restore()
+		t.Fatalf("%s: BFD down not seen within 10s (vgate %v, router %v)", peering, !vgateAt.IsZero(), !routerAt.IsZero())
+	}
+	vd, rd := vgateAt.Sub(cut), routerAt.Sub(cut)
+	t.Logf("%s: tunnel cut; BFD down at vgate after %v, at the router after %v (100ms × 5; polled every 20ms)", peering, vd.Round(time.Millisecond), rd.Round(time.Millisecond))
+	if vd > bfdDetected || rd > bfdDetected {
+		t.Errorf("%s: BFD down after %v (vgate) and %v (router); want both within %v", peering, vd, rd, bfdDetected)
+	}
+
+	// vgate: the session held down with bfd_down and the diagnostic, the
+	// routes gone from the kernel, the peering down for bfd_down.
+	waitFor(t, peering+": held down for bfd_down, routes out of the kernel", 10*time.Second, func() (bool, string) {
+		st, err := g.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		n := neighborOf(st, peering)
+		routes := strings.Join(vgateRoutes(t, x.lab, x.n1.GatewayNS), "\n")
+		return n.DownCode == "bfd_down" && n.Down == "bfd_down: control_detection_time_expired" &&
+			!strings.Contains(routes, space), fmt.Sprintf("%+v\n%s", n, routes)
+	})
+	out, err := g.CLI("bgp", "--socket", g.Socket)
+	if err != nil || !strings.Contains(out, peering+": bfd down") || !strings.Contains(out, "diagnostic control_detection_time_expired") ||
+		!strings.Contains(out, "held down: bfd_down: control_detection_time_expired") {
+		t.Errorf("vgate bgp during the cut (%v):\n%s", err, out)
+	}
+	sst, err := g.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range sst.Peerings {
+		if p.Name == peering && (p.Reason != api.ReasonBFDDown || !strings.Contains(p.Hint, "control_detection_time_expired")) {
+			t.Errorf("status of %s: reason %q hint %q; want bfd_down with the diagnostic", peering, p.Reason, p.Hint)
+		}
+	}
+	// The other router's session was not touched.
+	if st, err := g.BGP(); err != nil || neighborOf(st, other).State != api.SessionEstablished || !neighborOf(st, other).Since.Equal(otherSince) || bfdOf(st, other).State != "up" {
+		t.Errorf("%s's session or BFD moved during %s's cut", other, peering)
+	}
+
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	x.bothUp(t)
+}
