@@ -352,3 +352,145 @@ func (x *thirdParty) cutAndRestore(t *testing.T, peering, ns, space, other strin
 	}
 	x.bothUp(t)
 }
+
+// frrTwoGateways is frr.conf for FRR with a session to each of two vgate
+// gateways, each over its own tunnel and with BFD 100 ms × 5.
+func frrTwoGateways(t1, t2, gw1, gw2 netip.Addr) string {
+	var b strings.Builder
+	b.WriteString("frr defaults traditional\nhostname labfrr\nlog stdout informational\nservice integrated-vtysh-config\n!\n")
+	b.WriteString("bfd\n profile vgate\n  detect-multiplier 5\n  receive-interval 100\n  transmit-interval 100\n exit\n !\nexit\n!\n")
+	b.WriteString("router bgp 65008\n bgp router-id " + t1.String() + "\n no bgp ebgp-requires-policy\n no bgp network import-check\n")
+	for _, n := range []struct {
+		addr, src netip.Addr
+		asn       int
+	}{{gw1, t1, 65001}, {gw2, t2, 65002}} {
+		a := n.addr.String()
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s update-source %s\n neighbor %s timers 3 9\n neighbor %s timers connect 1\n neighbor %s bfd\n neighbor %s bfd profile vgate\n",
+			a, n.asn, a, n.src, a, a, a, a)
+	}
+	b.WriteString(" !\n address-family ipv4 unicast\n  network 10.8.0.0/16\n exit-address-family\nexit\n!\n")
+	return b.String()
+}
+
+//	h1 ── gw1 (vgate, AS65001) ═══ WireGuard ═══ FRR (AS65008, 10.8.1.1 on lo)
+//	        ║                                     ║
+//	      vgate                              WireGuard
+//	        ║                                     ║
+//	       gw2 (vgate, AS65002) ══════════════════╝
+//
+// TestBFDFailoverFRR measures the host-to-host outage when the direct
+// tunnel between vgate and a third-party router dies: h1 pings FRR's
+// 10.8.1.1 and FRR pings h1 every 20 ms; the gw1-FRR tunnel's UDP is cut;
+// BFD takes the session down at both ends and both move to the path
+// through gw2 (one AS longer). Goal 0.6 s at 100 ms × 5; asserted with a
+// generous bound (noisy host), the figures are logged.
+func TestBFDFailoverFRR(t *testing.T) {
+	if !netlab.Root() {
+		t.Skip(netlab.SkipMessage)
+	}
+	if missing := netlab.LookFRR(); len(missing) > 0 {
+		t.Skipf("BFD failover test needs %s (scripts/deps.sh)", strings.Join(missing, ", "))
+	}
+	lab, gws := site(t, 2)
+	gw1, gw2 := gws[0], gws[1]
+	n1, n2 := lab.Network(1), lab.Network(2)
+	frr, err := lab.AddFRR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if out, err := frr.Vtysh("show bfd peers", "show ip route", "show bgp summary"); err == nil {
+				t.Logf("---- FRR ----\n%s", out)
+			}
+			t.Logf("---- FRR log ----\n%s", tail(frr.Log(), 40))
+		}
+	})
+	frrTunnel2 := netip.MustParseAddr("10.8.255.253")
+	const frrPort2 = 51821
+	pub2, err := frr.AddWireGuard("2", frrPort2, frrTunnel2, gw2.TunnelAddress, netlab.WGPeer{PublicKey: gw2.Pub,
+		Endpoint:   fmt.Sprintf("%s:51820", n2.GatewayUnderlay),
+		AllowedIPs: []netip.Prefix{n2.Space, n1.Space}, Keepalive: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	netlab.LinkBGP(gw1, gw2)
+	gw1.Peerings = append(gw1.Peerings, netlab.Peering{Name: "frr", Network: "frr", PublicKey: frr.Pub,
+		Endpoint: fmt.Sprintf("%s:%d", frr.Underlay, frr.ListenPort),
+		Spaces:   []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}, TunnelAddress: frrTunnel, Keepalive: 5 * time.Second,
+		BGP: &netlab.PeerBGP{ASN: 65008, Address: frrTunnel, BFD: &fastBFD}})
+	gw2.Peerings = append(gw2.Peerings, netlab.Peering{Name: "frr", Network: "frr", PublicKey: pub2,
+		Endpoint: fmt.Sprintf("%s:%d", frr.Underlay, frrPort2),
+		Spaces:   []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}, TunnelAddress: frrTunnel2, Keepalive: 5 * time.Second,
+		BGP: &netlab.PeerBGP{ASN: 65008, Address: frrTunnel2, BFD: &fastBFD}})
+	start(t, gw1, gw2)
+	if err := frr.UpWireGuard(frrTunnel, gw1.TunnelAddress, netlab.WGPeer{PublicKey: gw1.Pub,
+		Endpoint:   fmt.Sprintf("%s:51820", n1.GatewayUnderlay),
+		AllowedIPs: []netip.Prefix{n1.Space, n2.Space}, Keepalive: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{
+		{"ip", "addr", "add", frrHost.String() + "/32", "dev", "lo"},
+		{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
+		{"sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0"},
+	} {
+		if out, err := lab.Run(frr.NS, c...); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	if err := frr.Start(frrTwoGateways(frrTunnel, frrTunnel2, gw1.TunnelAddress, gw2.TunnelAddress)); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*netlab.Gateway{gw1, gw2} {
+		waitFor(t, g.Name+": BFD up and BGP established with frr", 90*time.Second, func() (bool, string) {
+			st, err := g.BGP()
+			if err != nil {
+				return false, err.Error()
+			}
+			b, _ := json.Marshal(st)
+			return bfdOf(st, "frr").State == "up" && neighborOf(st, "frr").State == api.SessionEstablished, string(b)
+		})
+	}
+	waitInstalled(t, gw1, "10.8.0.0/16", "frr")
+	waitInstalled(t, gw2, "10.8.0.0/16", "frr")
+	waitFor(t, "FRR: 10.1.0.0/16 via gw1 and gw2", 60*time.Second, func() (bool, string) {
+		out, err := frr.Vtysh("show bgp ipv4 unicast 10.1.0.0/16")
+		return err == nil && strings.Contains(out, "65002 65001") && strings.Contains(out, "best"), out
+	})
+	if err := lab.WaitPing(n1.HostNS, frrHost, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.WaitPing(frr.NS, n1.HostAddr, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	const iv = 20 * time.Millisecond
+	fwd := lab.StartPing(n1.HostNS, frrHost, iv, 8*time.Second)
+	back := lab.StartPing(frr.NS, n1.HostAddr, iv, 8*time.Second)
+	time.Sleep(2 * time.Second)
+	restore, err := lab.CutUDP(frr.NS, frr.ListenPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restore()
+	f, b := fwd.Wait(), back.Wait()
+	fo, bo := f.Outage(iv), b.Outage(iv)
+	t.Logf("gw1-FRR tunnel cut, BFD 100ms × 5: host-to-host outage h1->FRR %v (%d/%d replies), FRR->h1 %v (%d/%d replies)",
+		fo.Round(time.Millisecond), f.Received, f.Sent, bo.Round(time.Millisecond), b.Received, b.Sent)
+	for _, o := range []time.Duration{fo, bo} {
+		if o > bfdDetected {
+			t.Errorf("outage %v; want at most %v (goal 0.6s)", o, bfdDetected)
+		}
+	}
+	if f.Received < f.Sent/2 || b.Received < b.Sent/2 {
+		t.Errorf("traffic did not come back through gw2: %d/%d and %d/%d replies", f.Received, f.Sent, b.Received, b.Sent)
+	}
+	st, err := gw1.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := neighborOf(st, "frr"); n.DownCode != "bfd_down" {
+		t.Errorf("gw1's session to frr after the cut: %+v", n)
+	}
+	waitInstalled(t, gw1, "10.8.0.0/16", "net2")
+}
