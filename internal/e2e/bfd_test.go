@@ -264,6 +264,63 @@ func TestBFDThirdParty(t *testing.T) {
 		x.cutAndRestore(t, c.peering, c.ns, c.space, c.other, c.down)
 	}
 
+	// A timer change by reload is a poll sequence: FRR takes the new
+	// interval, neither BFD nor BGP goes down on either side.
+	dropped0 := frrDropped(t, x.frr, x.gw1.TunnelAddress)
+	st0, err := x.gw1.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.gw1.Peering("frr").BGP.BFD = &netlab.BFDConf{Interval: 200 * time.Millisecond, Multiplier: 5}
+	reload(t, x.gw1, 1)
+	waitFor(t, "FRR: vgate's new interval 200 ms", 20*time.Second, func() (bool, string) {
+		p, out := frrBFD(x.frr, x.gw1.TunnelAddress)
+		return p.Status == "up" && p.RemoteRx == 200 && p.RemoteTx == 200, out
+	})
+	waitFor(t, "vgate: detection 5 × 200 ms", 10*time.Second, func() (bool, string) {
+		st, err := x.gw1.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		f := bfdOf(st, "frr")
+		return f.State == "up" && f.Detect == time.Second && f.TxInterval == 200*time.Millisecond, fmt.Sprintf("%+v", f)
+	})
+	st1, err := x.gw1.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := frrDropped(t, x.frr, x.gw1.TunnelAddress); d != dropped0 || bfdOf(st1, "frr").Downs != bfdOf(st0, "frr").Downs ||
+		!neighborOf(st1, "frr").Since.Equal(neighborOf(st0, "frr").Since) {
+		t.Errorf("the timer change reset a session: FRR's BGP drops %d -> %d, vgate's BFD downs %d -> %d, session since %v -> %v",
+			dropped0, d, bfdOf(st0, "frr").Downs, bfdOf(st1, "frr").Downs, neighborOf(st0, "frr").Since, neighborOf(st1, "frr").Since)
+	}
+
+	// FRR's admin takes BFD administratively down: not a failure, vgate's
+	// session stays established and holds nothing.
+	if out, err := x.frr.Vtysh("configure terminal", "bfd", "profile vgate", "shutdown"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitFor(t, "vgate: FRR's BFD administratively down", 10*time.Second, func() (bool, string) {
+		st, err := x.gw1.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		f := bfdOf(st, "frr")
+		return f.State == "down" && f.PeerAdminDown, fmt.Sprintf("%+v", f)
+	})
+	time.Sleep(time.Second)
+	if st, err := x.gw1.BGP(); err != nil || neighborOf(st, "frr").State != api.SessionEstablished || neighborOf(st, "frr").Down != "" ||
+		!neighborOf(st, "frr").Since.Equal(neighborOf(st0, "frr").Since) {
+		t.Errorf("FRR's BFD AdminDown moved vgate's session: %+v (%v)", neighborOf(st, "frr"), err)
+	}
+	if out, err := x.frr.Vtysh("configure terminal", "bfd", "profile vgate", "no shutdown"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	waitFor(t, "FRR: BFD up again after no shutdown", 20*time.Second, func() (bool, string) {
+		p, out := frrBFD(x.frr, x.gw1.TunnelAddress)
+		return p.Status == "up", out
+	})
+
 	// A planned stop: vgate sends AdminDown, which FRR records as the
 	// remote diagnostic.
 	if err := x.gw1.Stop(); err != nil {
@@ -493,4 +550,20 @@ func TestBFDFailoverFRR(t *testing.T) {
 		t.Errorf("gw1's session to frr after the cut: %+v", n)
 	}
 	waitInstalled(t, gw1, "10.8.0.0/16", "net2")
+}
+
+// frrDropped is FRR's count of BGP sessions to peer that were dropped.
+func frrDropped(t *testing.T, f *netlab.FRR, peer netip.Addr) int {
+	t.Helper()
+	out, err := f.Vtysh("show bgp neighbors " + peer.String() + " json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var m map[string]struct {
+		ConnectionsDropped int `json:"connectionsDropped"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return m[peer.String()].ConnectionsDropped
 }
