@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
@@ -429,111 +430,191 @@ func frrTwoGateways(t1, t2, gw1, gw2 netip.Addr) string {
 	return b.String()
 }
 
-//	h1 ── gw1 (vgate, AS65001) ═══ WireGuard ═══ FRR (AS65008, 10.8.1.1 on lo)
+// birdTwoGateways is bird.conf for BIRD with a session to each of two
+// vgate gateways, each over its own tunnel (if1, if2) with BFD 100 ms × 5.
+func birdTwoGateways(t1, t2, gw1, gw2 netip.Addr, if1, if2 string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "log stderr all;\nrouter id %s;\n\nprotocol device {\n\tscan time 2;\n}\n\n", t1)
+	b.WriteString("protocol static {\n\tipv4;\n\troute 10.9.0.0/16 unreachable;\n}\n\n")
+	b.WriteString("protocol kernel {\n\tipv4 {\n\t\timport none;\n\t\texport where source = RTS_BGP;\n\t};\n}\n\n")
+	fmt.Fprintf(&b, "protocol bfd {\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n\n", if1, if2)
+	for i, n := range []struct {
+		addr, src netip.Addr
+		asn       int
+		ifName    string
+	}{{gw1, t1, 65001, if1}, {gw2, t2, 65002, if2}} {
+		fmt.Fprintf(&b, "protocol bgp gw%d {\n\tlocal %s as 65009;\n\tneighbor %s as %d;\n\tinterface %q;\n\tdirect;\n", i+1, n.src, n.addr, n.asn, n.ifName)
+		b.WriteString("\thold time 9;\n\tkeepalive time 3;\n\tconnect delay time 1;\n\tconnect retry time 2;\n\terror wait time 1, 10;\n\tbfd on;\n")
+		b.WriteString("\tipv4 {\n\t\timport all;\n\t\texport all;\n\t};\n}\n\n")
+	}
+	return b.String()
+}
+
+// failoverRouter is the third-party router of TestBFDFailover: FRR or
+// BIRD, with a tunnel to each of two gateways.
+type failoverRouter struct {
+	ns, ifName string
+	underlay   netip.Addr
+	port       int
+	pub        keys.PublicKey
+	asn        uint32
+	tunnel     netip.Addr
+	host       netip.Addr
+	space      string
+	up         func(local, remote netip.Addr, peer netlab.WGPeer) error
+	addWG      func(suffix string, port int, local, remote netip.Addr, peer netlab.WGPeer) (keys.PublicKey, error)
+	start      func(t1, t2, gw1, gw2 netip.Addr) error
+	viaBoth    func(gw1, gw2 netip.Addr) (bool, string) // it has n1's space from both gateways
+	debug      func() string
+}
+
+//	h1 ── gw1 (vgate, AS65001) ═══ WireGuard ═══ router (FRR or BIRD; a host address on lo)
 //	        ║                                     ║
 //	      vgate                              WireGuard
 //	        ║                                     ║
 //	       gw2 (vgate, AS65002) ══════════════════╝
 //
-// TestBFDFailoverFRR measures the host-to-host outage when the direct
-// tunnel between vgate and a third-party router dies: h1 pings FRR's
-// 10.8.1.1 and FRR pings h1 every 20 ms; the gw1-FRR tunnel's UDP is cut;
-// BFD takes the session down at both ends and both move to the path
-// through gw2 (one AS longer). Goal 0.6 s at 100 ms × 5; asserted with a
-// generous bound (noisy host), the figures are logged.
-func TestBFDFailoverFRR(t *testing.T) {
+// TestBFDFailover measures the host-to-host outage when the direct
+// tunnel between vgate and a third-party router dies: h1 pings the
+// router's host address and the router pings h1 every 20 ms; the
+// gw1-router tunnel's UDP is cut; BFD takes the session down at both ends
+// and both move to the path through gw2 (one AS longer). Goal 0.6 s at
+// 100 ms × 5; asserted with a generous bound (noisy host), the figures
+// are logged.
+func TestBFDFailover(t *testing.T) {
 	if !netlab.Root() {
 		t.Skip(netlab.SkipMessage)
 	}
-	if missing := netlab.LookFRR(); len(missing) > 0 {
+	for _, kind := range []string{"frr", "bird"} {
+		t.Run(kind, func(t *testing.T) { bfdFailover(t, kind) })
+	}
+}
+
+func bfdFailover(t *testing.T, kind string) {
+	missing := netlab.LookFRR()
+	if kind == "bird" {
+		missing = netlab.LookBIRD()
+	}
+	if len(missing) > 0 {
 		t.Skipf("BFD failover test needs %s (scripts/deps.sh)", strings.Join(missing, ", "))
 	}
 	lab, gws := site(t, 2)
 	gw1, gw2 := gws[0], gws[1]
 	n1, n2 := lab.Network(1), lab.Network(2)
-	frr, err := lab.AddFRR()
-	if err != nil {
-		t.Fatal(err)
+	var r failoverRouter
+	switch kind {
+	case "frr":
+		f, err := lab.AddFRR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = failoverRouter{ns: f.NS, ifName: f.IfName, underlay: f.Underlay, port: f.ListenPort, pub: f.Pub, asn: 65008,
+			tunnel: frrTunnel, host: frrHost, space: "10.8.0.0/16", up: f.UpWireGuard, addWG: f.AddWireGuard,
+			start: func(t1, t2, g1, g2 netip.Addr) error { return f.Start(frrTwoGateways(t1, t2, g1, g2)) },
+			viaBoth: func(g1, g2 netip.Addr) (bool, string) {
+				out, err := f.Vtysh("show bgp ipv4 unicast 10.1.0.0/16")
+				return err == nil && strings.Contains(out, "65002 65001") && strings.Contains(out, "best"), out
+			},
+			debug: func() string {
+				out, _ := f.Vtysh("show bfd peers", "show ip route", "show bgp summary")
+				return out + "\n" + tail(f.Log(), 40)
+			}}
+	case "bird":
+		b, err := lab.AddBIRD()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = failoverRouter{ns: b.NS, ifName: b.IfName, underlay: b.Underlay, port: b.ListenPort, pub: b.Pub, asn: 65009,
+			tunnel: birdTunnel, host: birdHost, space: "10.9.0.0/16", up: b.UpWireGuard, addWG: b.AddWireGuard,
+			start: func(t1, t2, g1, g2 netip.Addr) error {
+				return b.Start(birdTwoGateways(t1, t2, g1, g2, b.IfName, b.IfName+"2"))
+			},
+			viaBoth: func(g1, g2 netip.Addr) (bool, string) {
+				out, err := b.Birdc("show", "route", "for", "10.1.0.2", "all")
+				return err == nil && strings.Contains(out, "gw1") && strings.Contains(out, "gw2"), out
+			},
+			debug: func() string {
+				out, _ := b.Birdc("show", "bfd", "sessions")
+				out2, _ := b.Birdc("show", "protocols")
+				return out + "\n" + out2 + "\n" + tail(b.Log(), 40)
+			}}
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			if out, err := frr.Vtysh("show bfd peers", "show ip route", "show bgp summary"); err == nil {
-				t.Logf("---- FRR ----\n%s", out)
-			}
-			t.Logf("---- FRR log ----\n%s", tail(frr.Log(), 40))
+			t.Logf("---- %s ----\n%s", kind, r.debug())
 		}
 	})
-	frrTunnel2 := netip.MustParseAddr("10.8.255.253")
-	const frrPort2 = 51821
-	pub2, err := frr.AddWireGuard("2", frrPort2, frrTunnel2, gw2.TunnelAddress, netlab.WGPeer{PublicKey: gw2.Pub,
+	tunnel2 := r.tunnel.Prev()
+	port2 := r.port + 1
+	pub2, err := r.addWG("2", port2, tunnel2, gw2.TunnelAddress, netlab.WGPeer{PublicKey: gw2.Pub,
 		Endpoint:   fmt.Sprintf("%s:51820", n2.GatewayUnderlay),
 		AllowedIPs: []netip.Prefix{n2.Space, n1.Space}, Keepalive: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	netlab.LinkBGP(gw1, gw2)
-	gw1.Peerings = append(gw1.Peerings, netlab.Peering{Name: "frr", Network: "frr", PublicKey: frr.Pub,
-		Endpoint: fmt.Sprintf("%s:%d", frr.Underlay, frr.ListenPort),
-		Spaces:   []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}, TunnelAddress: frrTunnel, Keepalive: 5 * time.Second,
-		BGP: &netlab.PeerBGP{ASN: 65008, Address: frrTunnel, BFD: &fastBFD}})
-	gw2.Peerings = append(gw2.Peerings, netlab.Peering{Name: "frr", Network: "frr", PublicKey: pub2,
-		Endpoint: fmt.Sprintf("%s:%d", frr.Underlay, frrPort2),
-		Spaces:   []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}, TunnelAddress: frrTunnel2, Keepalive: 5 * time.Second,
-		BGP: &netlab.PeerBGP{ASN: 65008, Address: frrTunnel2, BFD: &fastBFD}})
+	space := netip.MustParsePrefix(r.space)
+	gw1.Peerings = append(gw1.Peerings, netlab.Peering{Name: kind, Network: kind, PublicKey: r.pub,
+		Endpoint: fmt.Sprintf("%s:%d", r.underlay, r.port),
+		Spaces:   []netip.Prefix{space}, TunnelAddress: r.tunnel, Keepalive: 5 * time.Second,
+		BGP: &netlab.PeerBGP{ASN: r.asn, Address: r.tunnel, BFD: &fastBFD}})
+	gw2.Peerings = append(gw2.Peerings, netlab.Peering{Name: kind, Network: kind, PublicKey: pub2,
+		Endpoint: fmt.Sprintf("%s:%d", r.underlay, port2),
+		Spaces:   []netip.Prefix{space}, TunnelAddress: tunnel2, Keepalive: 5 * time.Second,
+		BGP: &netlab.PeerBGP{ASN: r.asn, Address: tunnel2, BFD: &fastBFD}})
 	start(t, gw1, gw2)
-	if err := frr.UpWireGuard(frrTunnel, gw1.TunnelAddress, netlab.WGPeer{PublicKey: gw1.Pub,
+	if err := r.up(r.tunnel, gw1.TunnelAddress, netlab.WGPeer{PublicKey: gw1.Pub,
 		Endpoint:   fmt.Sprintf("%s:51820", n1.GatewayUnderlay),
 		AllowedIPs: []netip.Prefix{n1.Space, n2.Space}, Keepalive: 5 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range [][]string{
-		{"ip", "addr", "add", frrHost.String() + "/32", "dev", "lo"},
+		{"ip", "addr", "add", r.host.String() + "/32", "dev", "lo"},
 		{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
 		{"sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0"},
 	} {
-		if out, err := lab.Run(frr.NS, c...); err != nil {
+		if out, err := lab.Run(r.ns, c...); err != nil {
 			t.Fatalf("%v: %v\n%s", c, err, out)
 		}
 	}
-	if err := frr.Start(frrTwoGateways(frrTunnel, frrTunnel2, gw1.TunnelAddress, gw2.TunnelAddress)); err != nil {
+	if err := r.start(r.tunnel, tunnel2, gw1.TunnelAddress, gw2.TunnelAddress); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range []*netlab.Gateway{gw1, gw2} {
-		waitFor(t, g.Name+": BFD up and BGP established with frr", 90*time.Second, func() (bool, string) {
+		waitFor(t, g.Name+": BFD up and BGP established with "+kind, 90*time.Second, func() (bool, string) {
 			st, err := g.BGP()
 			if err != nil {
 				return false, err.Error()
 			}
 			b, _ := json.Marshal(st)
-			return bfdOf(st, "frr").State == "up" && neighborOf(st, "frr").State == api.SessionEstablished, string(b)
+			return bfdOf(st, kind).State == "up" && neighborOf(st, kind).State == api.SessionEstablished, string(b)
 		})
 	}
-	waitInstalled(t, gw1, "10.8.0.0/16", "frr")
-	waitInstalled(t, gw2, "10.8.0.0/16", "frr")
-	waitFor(t, "FRR: 10.1.0.0/16 via gw1 and gw2", 60*time.Second, func() (bool, string) {
-		out, err := frr.Vtysh("show bgp ipv4 unicast 10.1.0.0/16")
-		return err == nil && strings.Contains(out, "65002 65001") && strings.Contains(out, "best"), out
+	waitInstalled(t, gw1, r.space, kind)
+	waitInstalled(t, gw2, r.space, kind)
+	waitFor(t, kind+": 10.1.0.0/16 via gw1 and gw2", 60*time.Second, func() (bool, string) {
+		return r.viaBoth(gw1.TunnelAddress, gw2.TunnelAddress)
 	})
-	if err := lab.WaitPing(n1.HostNS, frrHost, 15*time.Second); err != nil {
+	if err := lab.WaitPing(n1.HostNS, r.host, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := lab.WaitPing(frr.NS, n1.HostAddr, 15*time.Second); err != nil {
+	if err := lab.WaitPing(r.ns, n1.HostAddr, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
 	const iv = 20 * time.Millisecond
-	fwd := lab.StartPing(n1.HostNS, frrHost, iv, 8*time.Second)
-	back := lab.StartPing(frr.NS, n1.HostAddr, iv, 8*time.Second)
+	fwd := lab.StartPing(n1.HostNS, r.host, iv, 8*time.Second)
+	back := lab.StartPing(r.ns, n1.HostAddr, iv, 8*time.Second)
 	time.Sleep(2 * time.Second)
-	restore, err := lab.CutUDP(frr.NS, frr.ListenPort)
+	restore, err := lab.CutUDP(r.ns, r.port)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer restore()
 	f, b := fwd.Wait(), back.Wait()
 	fo, bo := f.Outage(iv), b.Outage(iv)
-	t.Logf("gw1-FRR tunnel cut, BFD 100ms × 5: host-to-host outage h1->FRR %v (%d/%d replies), FRR->h1 %v (%d/%d replies)",
-		fo.Round(time.Millisecond), f.Received, f.Sent, bo.Round(time.Millisecond), b.Received, b.Sent)
+	t.Logf("gw1-%s tunnel cut, BFD 100ms × 5: host-to-host outage h1->%s %v (%d replies), %s->h1 %v (%d replies)",
+		kind, kind, fo.Round(time.Millisecond), f.Received, kind, bo.Round(time.Millisecond), b.Received)
 	for _, o := range []time.Duration{fo, bo} {
 		if o > bfdDetected {
 			t.Errorf("outage %v; want at most %v (goal 0.6s)", o, bfdDetected)
@@ -546,10 +627,10 @@ func TestBFDFailoverFRR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := neighborOf(st, "frr"); n.DownCode != "bfd_down" {
-		t.Errorf("gw1's session to frr after the cut: %+v", n)
+	if n := neighborOf(st, kind); n.DownCode != "bfd_down" {
+		t.Errorf("gw1's session to %s after the cut: %+v", kind, n)
 	}
-	waitInstalled(t, gw1, "10.8.0.0/16", "net2")
+	waitInstalled(t, gw1, r.space, "net2")
 }
 
 // frrDropped is FRR's count of BGP sessions to peer that were dropped.
