@@ -117,7 +117,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			ps.Hint = ipsecHint(p, ps.Reason)
 		}
 		if ps.Reason == api.ReasonBFDDown {
-			ps.Hint = sessions[p.Name].Down + ": BFD with " + p.BGP.Address.String() + " through the tunnel went down; the session comes back when BFD is up again"
+			ps.Hint = bfdHint(p, sessions[p.Name].Down)
 		}
 		if ps.Hint == "" && pool != "" {
 			ps.Hint = g.returns.hint(p.Name, pool, now) // returns.go
@@ -128,6 +128,16 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		st.Peerings = append(st.Peerings, ps)
 	}
 	return st, nil
+}
+
+// bfdHint explains a peering down for bfd_down; held is the session's
+// hold text ("bfd_down: <diagnostic>"), empty once BFD is up again and
+// the session is starting.
+func bfdHint(p *config.Peering, held string) string {
+	if held == "" {
+		return "BFD with " + p.BGP.Address.String() + " is up again; the BGP session is starting"
+	}
+	return held + ": BFD with " + p.BGP.Address.String() + " through the tunnel went down; the session comes back when BFD is up again"
 }
 
 // ipsecHint is what to check for an IPsec peering that is not up

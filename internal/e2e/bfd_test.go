@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -101,8 +103,10 @@ type thirdParty struct {
 
 // newThirdParty starts FRR and BIRD with BFD 100 ms × 5 and gw1 with a
 // BGP peering to each: FRR's with `probe: off` (BFD alone), BIRD's with
-// the probe at its default while BIRD's namespace drops every ICMP echo
-// (a router whose control-plane policing drops echo).
+// the probe at its default while BIRD's namespace lets one ICMP echo a
+// second through (a router whose control-plane policing rate-limits
+// echo): the probe's verdicts on it must not hold the session, BFD
+// decides.
 func newThirdParty(t *testing.T) *thirdParty {
 	t.Helper()
 	if !netlab.Root() {
@@ -160,16 +164,9 @@ func newThirdParty(t *testing.T) *thirdParty {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	}
-	// BIRD's router drops ICMP echo: vgate's probe never gets an answer.
-	for _, c := range [][]string{
-		{"nft", "add", "table", "inet", "copp"},
-		{"nft", "add", "chain", "inet", "copp", "in", "{ type filter hook input priority 0 ; }"},
-		{"nft", "add", "rule", "inet", "copp", "in", "icmp", "type", "echo-request", "counter", "drop"},
-	} {
-		if out, err := lab.Run(x.bird.NS, c...); err != nil {
-			t.Fatalf("%v: %v\n%s", c, err, out)
-		}
-	}
+	// BIRD's router rate-limits ICMP echo to 1/s (control-plane
+	// policing): vgate's probe sees the tunnel come and go.
+	copp(t, lab, x.bird.NS, "limit", "rate", "over", "1/second")
 	conf := func(tunnel netip.Addr, asn uint32, space string) netlab.RouterConf {
 		return netlab.RouterConf{RouterID: tunnel, ASN: asn, Neighbor: g.TunnelAddress, NeighborASN: 65001,
 			Originate: []netip.Prefix{netip.MustParsePrefix(space)}, BFD: &fastBFD}
@@ -239,9 +236,18 @@ func TestBFDThirdParty(t *testing.T) {
 			t.Errorf("vgate's BFD with %s: %+v; want sending every 100ms, detection 500ms", p, f)
 		}
 	}
-	// The peer dropping echo: the probe never got an answer, and its
-	// routes are installed all the same (checked in bothUp); pings to
-	// the host behind FRR go through.
+	// The peer rate-limiting echo: the probe has declared its tunnel
+	// dead (and alive again) while BFD stayed up; the session was never
+	// held, and its routes are installed (bothUp).
+	waitFor(t, "the probe's dead verdicts on bird, left to BFD", 30*time.Second, func() (bool, string) {
+		return strings.Contains(x.gw1.Log(), `msg="bgp: probe verdict left to bfd" gateway=net1 peering=bird`), tail(x.gw1.Log(), 20)
+	})
+	if st, err := x.gw1.BGP(); err != nil || neighborOf(st, "bird").State != api.SessionEstablished || neighborOf(st, "bird").Down != "" {
+		t.Errorf("bird's session with echo rate-limited: %+v (%v)", neighborOf(st, "bird"), err)
+	}
+	if strings.Contains(x.gw1.Log(), `msg="bgp session held down" gateway=net1 component=bgp peering=bird reason="tunnel probe`) {
+		t.Errorf("the probe held bird's session although BFD runs:\n%s", grepLines(x.gw1.Log(), "peering=bird"))
+	}
 	if err := x.lab.WaitPing(x.n1.HostNS, frrHost, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -647,4 +653,195 @@ func frrDropped(t *testing.T, f *netlab.FRR, peer netip.Addr) int {
 		t.Fatalf("%v: %s", err, out)
 	}
 	return m[peer.String()].ConnectionsDropped
+}
+
+// copp adds an nftables rule in ns that drops ICMP echo requests matching
+// match (e.g. "limit rate over 1/second"; none: all of them), as a
+// router's control-plane policing does.
+func copp(t *testing.T, lab *netlab.Lab, ns string, match ...string) {
+	t.Helper()
+	rule := append([]string{"nft", "add", "rule", "inet", "copp", "in", "icmp", "type", "echo-request"}, match...)
+	for _, c := range [][]string{
+		{"nft", "add", "table", "inet", "copp"},
+		{"nft", "add", "chain", "inet", "copp", "in", "{ type filter hook input priority 0 ; }"},
+		append(rule, "counter", "drop"),
+	} {
+		if out, err := lab.Run(ns, c...); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+}
+
+// TestEchoDroppedByRouter: a router whose control plane drops every ICMP
+// echo, and no BFD: vgate's probe never gets an answer, which holds
+// nothing; the session is established and its routes are installed.
+func TestEchoDroppedByRouter(t *testing.T) {
+	if !netlab.Root() {
+		t.Skip(netlab.SkipMessage)
+	}
+	if missing := netlab.LookBIRD(); len(missing) > 0 {
+		t.Skipf("test needs %s (scripts/deps.sh)", strings.Join(missing, ", "))
+	}
+	lab, gws := site(t, 1)
+	g, n1 := gws[0], lab.Network(1)
+	br, err := lab.AddBIRD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.ASN = 65001
+	g.Peerings = append(g.Peerings, netlab.Peering{Name: "bird", Network: "bird", PublicKey: br.Pub,
+		Endpoint: fmt.Sprintf("%s:%d", br.Underlay, br.ListenPort),
+		Spaces:   []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}, TunnelAddress: birdTunnel, Keepalive: 5 * time.Second,
+		BGP: &netlab.PeerBGP{ASN: 65009, Address: birdTunnel}})
+	// Echo dropped from the start: a router that answered once and then
+	// stopped would look like a dead tunnel (use bfd or probe: off).
+	copp(t, lab, br.NS)
+	start(t, g)
+	if err := br.UpWireGuard(birdTunnel, g.TunnelAddress, netlab.WGPeer{PublicKey: g.Pub,
+		Endpoint: fmt.Sprintf("%s:51820", n1.GatewayUnderlay), AllowedIPs: []netip.Prefix{n1.Space}, Keepalive: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	conf := netlab.RouterConf{RouterID: birdTunnel, ASN: 65009, Neighbor: g.TunnelAddress, NeighborASN: 65001,
+		Originate: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}}
+	if err := br.Start(conf.BIRD()); err != nil {
+		t.Fatal(err)
+	}
+	// BIRD dials; should its first attempts miss, vgate dials too once
+	// the probe has taken the silent peer for a router (30 s).
+	started := time.Now()
+	waitFor(t, "gw1: 10.9.0.0/16 via bird installed", 90*time.Second, func() (bool, string) {
+		v, err := g.Routes()
+		if err != nil {
+			return false, err.Error()
+		}
+		r, ok := routeOf(v, "10.9.0.0/16", "bird")
+		return ok && r.Installed, fmt.Sprintf("%+v", v.Routes)
+	})
+	t.Logf("bird's route installed %v after BIRD started", time.Since(started).Round(100*time.Millisecond))
+	// Well past the probe's detection time and its "plain" verdict for a
+	// silent peer (30 s): still established, never held, still installed.
+	waitFor(t, "the probe decides bird never answered and is not vgate", 60*time.Second, func() (bool, string) {
+		st, err := g.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range st.Probes {
+			if p.Peering == "bird" {
+				return !p.Alive && p.Plain, fmt.Sprintf("%+v", p)
+			}
+		}
+		return false, fmt.Sprintf("%+v", st.Probes)
+	})
+	st, err := g.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := neighborOf(st, "bird"); n.State != api.SessionEstablished || n.Down != "" || n.LastDownCode != "" {
+		t.Errorf("session to a router dropping echo: %+v", n)
+	}
+	waitInstalled(t, g, "10.9.0.0/16", "bird")
+}
+
+// TestIPsecBFD: BFD over an IPsec peering, to BIRD behind a stock
+// strongSwan device: up at both ends through ipsec0; the tunnel cut (ESP
+// and IKE dropped at the device) takes it down at both ends within the
+// bound and vgate holds the session with bfd_down.
+func TestIPsecBFD(t *testing.T) {
+	if !netlab.Root() {
+		t.Skip(netlab.SkipMessage)
+	}
+	if m := append(netlab.LookBIRD(), netlab.LookSwan()...); len(m) > 0 {
+		t.Skipf("test needs %v (scripts/deps.sh)", m)
+	}
+	lab, gws := site(t, 2)
+	gw, n1, n2 := gws[0], lab.Network(1), lab.Network(2)
+	sw := lab.AddSwan(n2)
+	pskFile := filepath.Join(lab.Dir, "hq.psk")
+	if err := os.WriteFile(pskFile, []byte(ipsecPSK+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	device := netip.MustParseAddr("169.254.21.1")
+	gw.TunnelAddress = netip.MustParseAddr("169.254.21.2")
+	gw.ASN = 65001
+	gw.Peerings = []netlab.Peering{{Name: "hq", Network: "hq", Endpoint: n2.GatewayUnderlay.String(),
+		Spaces: []netip.Prefix{n2.Space}, IPsec: "      psk_file: " + pskFile + "\n",
+		BGP: &netlab.PeerBGP{ASN: 65002, Address: device, BFD: &fastBFD}}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := sw.Birdc("show", "bfd", "sessions")
+			b, _ := os.ReadFile(filepath.Join(sw.Dir, "bird.log"))
+			t.Logf("---- BIRD ----\n%s\n%s", out, tail(string(b), 30))
+		}
+	})
+	if err := sw.Start(bgpSwanConf(sw, n1, "10.2.0.0/16,169.254.21.1/32", "10.1.0.0/16,169.254.21.2/32")); err != nil {
+		t.Fatal(err)
+	}
+	numberTunnel(t, lab, sw)
+	conf := strings.Replace(ipsecBIRDConf(65002, 65001, "10.2.0.0/16"), "\thold time 9;\n", "\thold time 9;\n\tbfd on;\n", 1) +
+		"protocol bfd {\n\tinterface \"ipsec0\" {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n"
+	if err := sw.StartBIRD(conf); err != nil {
+		t.Fatal(err)
+	}
+	start(t, gw)
+	birdUp := func() (bool, string) {
+		out, err := sw.Birdc("show", "bfd", "sessions")
+		return err == nil && regexp.MustCompile(`(?m)^169\.254\.21\.2\s+ipsec0\s+Up\s`).MatchString(out), out
+	}
+	waitFor(t, "vgate: BFD up over IPsec, session established", 60*time.Second, func() (bool, string) {
+		st, err := gw.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		return bfdOf(st, "hq").State == "up" && bfdOf(st, "hq").Interface == "ipsec0" && neighborOf(st, "hq").State == api.SessionEstablished,
+			fmt.Sprintf("%+v %+v", st.BFD, st.Neighbors)
+	})
+	waitFor(t, "BIRD: BFD Up on ipsec0", 30*time.Second, birdUp)
+
+	// Cut: ESP and IKE (UDP-encapsulated here: the lab's NAT detection)
+	// dropped at the device both ways, so that nothing renegotiates.
+	st0, err := gw.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	downs0 := bfdOf(st0, "hq").Downs
+	rules := [][]string{
+		{"nft", "add", "table", "inet", "vgcutesp"},
+		{"nft", "add", "chain", "inet", "vgcutesp", "in", "{ type filter hook input priority -10 ; }"},
+		{"nft", "add", "chain", "inet", "vgcutesp", "out", "{ type filter hook output priority -10 ; }"},
+		{"nft", "add", "rule", "inet", "vgcutesp", "in", "meta", "l4proto", "esp", "drop"},
+		{"nft", "add", "rule", "inet", "vgcutesp", "in", "udp", "dport", "{ 500, 4500 }", "drop"},
+		{"nft", "add", "rule", "inet", "vgcutesp", "out", "meta", "l4proto", "esp", "drop"},
+		{"nft", "add", "rule", "inet", "vgcutesp", "out", "udp", "sport", "{ 500, 4500 }", "drop"},
+	}
+	for _, c := range rules {
+		if out, err := lab.Run(n2.GatewayNS, c...); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	cut := time.Now()
+	var vgateAt, birdAt time.Time
+	for (vgateAt.IsZero() || birdAt.IsZero()) && time.Since(cut) < 10*time.Second {
+		if st, err := gw.BGP(); vgateAt.IsZero() && err == nil && bfdOf(st, "hq").Downs > downs0 {
+			vgateAt = time.Now()
+		}
+		if ok, _ := birdUp(); birdAt.IsZero() && !ok {
+			birdAt = time.Now()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if vgateAt.IsZero() || birdAt.IsZero() {
+		t.Fatalf("BFD over IPsec not down within 10s of the cut (vgate %v, BIRD %v)", !vgateAt.IsZero(), !birdAt.IsZero())
+	}
+	t.Logf("IPsec cut: BFD down at vgate after %v, at BIRD after %v", vgateAt.Sub(cut).Round(time.Millisecond), birdAt.Sub(cut).Round(time.Millisecond))
+	if vgateAt.Sub(cut) > bfdDetected || birdAt.Sub(cut) > bfdDetected {
+		t.Errorf("BFD over IPsec down after %v (vgate), %v (BIRD); want within %v", vgateAt.Sub(cut), birdAt.Sub(cut), bfdDetected)
+	}
+	waitFor(t, "vgate: hq held down for bfd_down", 10*time.Second, func() (bool, string) {
+		st, err := gw.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		n := neighborOf(st, "hq")
+		return n.DownCode == "bfd_down", fmt.Sprintf("%+v", n)
+	})
 }
