@@ -393,14 +393,15 @@ func (r *Runner) onInterface(p *peer, ifIn int, now time.Time) bool {
 	if p.ifindex != 0 && p.ifindex == ifIn {
 		return true
 	}
-	if now.Sub(p.ifChecked) < time.Second && p.ifindex != 0 {
-		return false
+	if !p.ifChecked.IsZero() && now.Sub(p.ifChecked) < time.Second {
+		return false // a lookup per second at most, whatever arrives
 	}
 	p.ifChecked = now
+	p.ifindex = 0
 	if ifi, err := net.InterfaceByName(p.t.Interface); err == nil {
 		p.ifindex = ifi.Index
 	}
-	return p.ifindex == ifIn
+	return p.ifindex != 0 && p.ifindex == ifIn
 }
 
 // sendAdminDown tells p's peer the session goes administratively down

@@ -107,3 +107,50 @@ func TestRunnerLoopback(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRunnerDrops: a packet from an address that is no session's peer,
+// or from the peer but through another interface than its tunnel's, is
+// dropped and counted, and brings no session up.
+func TestRunnerDrops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b, stranger := netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5"), netip.MustParseAddr("127.0.0.6")
+	timing := Timing{Interval: 20 * time.Millisecond, Multiplier: 3}
+	ra, err := New(a, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Skipf("cannot listen on %v:%d: %v", a, Port, err)
+	}
+	defer ra.Close(false)
+	go ra.Run(ctx)
+	// b's packets arrive on lo, not on the tunnel the session expects.
+	ra.SetTargets(map[string]Target{"b": {Address: b, Interface: "vg-nosuch", Timing: timing}})
+	rb, err := New(b, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close(false)
+	go rb.Run(ctx)
+	rb.SetTargets(map[string]Target{"a": {Address: a, Timing: timing}})
+
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(stranger, 0)), net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ipv4.NewConn(c).SetTTL(255)
+	c.Write(Packet{State: Down, DetectMult: 3, MyDisc: 1}.Append(nil))
+	c.Write([]byte("not bfd at all, but long enough to pass the length check"))
+	for i := 0; ; i++ {
+		d := ra.Dropped()
+		if d[DropInterface] > 0 && d[DropUnknownSource] > 0 && d[DropMalformed] > 0 {
+			break
+		}
+		if i > 300 {
+			t.Fatalf("dropped %v, want interface, unknown_source and malformed counted", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := ra.Status(); st[0].State != Down || st[0].Received != 0 {
+		t.Fatalf("session from the wrong interface: %+v", st[0])
+	}
+}
