@@ -40,9 +40,10 @@ type bgpRuntime struct {
 	vgate map[string]bool
 	plain map[string]bool
 	// bfdDown are the peerings whose BFD session went down after being
-	// up, with the diagnostic; bfdOn those that run BFD.
+	// up, with the diagnostic; bfdUp those whose BFD session has been up
+	// (BFD then decides for a peer that is not vgate).
 	bfdDown map[string]bfd.Diag
-	bfdOn   map[string]bool
+	bfdUp   map[string]bool
 }
 
 // probeFacts is what the probe and BFD learned, for the planner (copies):
@@ -61,11 +62,12 @@ func (b *bgpRuntime) probeFacts() (dead, vgate, plain map[string]bool) {
 }
 
 // probeDecides reports whether a probe verdict on peering name may hold
-// its session: not when BFD runs toward a peer that is not known to run
-// vgate (a router's control plane may drop or rate-limit echo; BFD is
-// what both ends agree on). b.pmu is held.
+// its session: not once BFD has come up with a peer that is not known to
+// run vgate (a router's control plane may drop or rate-limit echo; BFD is
+// what both ends agree on). BFD configured but never up (the router has
+// none) leaves the probe in charge. b.pmu is held.
 func (b *bgpRuntime) probeDecides(name string) bool {
-	return !b.bfdOn[name] || b.vgate[name]
+	return !b.bfdUp[name] || b.vgate[name]
 }
 
 func (b *bgpRuntime) hurry() {
@@ -140,9 +142,10 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 		b.bfds = st.BGP.BFD
 		var release []string
 		b.pmu.Lock()
-		b.bfdOn = map[string]bool{}
-		for name := range st.BGP.BFD {
-			b.bfdOn[name] = true
+		for name := range b.bfdUp {
+			if t, ok := st.BGP.BFD[name]; !ok || old[name].Address != t.Address || old[name].Interface != t.Interface {
+				delete(b.bfdUp, name)
+			}
 		}
 		for name := range b.bfdDown {
 			if t, ok := st.BGP.BFD[name]; !ok || old[name].Address != t.Address || old[name].Interface != t.Interface {
@@ -172,7 +175,7 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 
 func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, vgate: map[string]bool{}, plain: map[string]bool{},
-		bfdDown: map[string]bfd.Diag{}, bfdOn: map[string]bool{}}
+		bfdDown: map[string]bfd.Diag{}, bfdUp: map[string]bool{}}
 	sp, err := routing.Start(ctx, routing.Config{
 		ASN:             id.ASN,
 		RouterID:        id.RouterID,
@@ -303,18 +306,33 @@ func (g *Gateway) bfdEvent(ctx context.Context, b *bgpRuntime, ev bfd.PeerEvent)
 	}
 	b.pmu.Lock()
 	_, was := b.bfdDown[ev.Peering]
+	// BFD up with a router proves the path: from now on BFD decides, and
+	// a probe verdict still standing (echo dropped or rate-limited) goes.
+	probeHeld := false
 	if reason == "" {
 		delete(b.bfdDown, ev.Peering)
+		b.bfdUp[ev.Peering] = true
+		if !b.vgate[ev.Peering] {
+			probeHeld = b.dead[ev.Peering]
+			delete(b.dead, ev.Peering)
+		}
 	} else {
 		b.bfdDown[ev.Peering] = ev.Diag
 	}
 	b.pmu.Unlock()
-	if reason == "" && !was {
+	if reason == "" && !was && !probeHeld {
 		return
 	}
 	b.hurry()
-	if err := b.speaker.SetDown(ctx, ev.Peering, routing.HoldBFD, reason); err != nil && ctx.Err() == nil {
-		g.log.Error("bgp: bfd hold", "peering", ev.Peering, "error", err)
+	if probeHeld {
+		if err := b.speaker.SetDown(ctx, ev.Peering, routing.HoldProbe, ""); err != nil && ctx.Err() == nil {
+			g.log.Error("bgp: releasing a probe hold for bfd", "peering", ev.Peering, "error", err)
+		}
+	}
+	if reason != "" || was {
+		if err := b.speaker.SetDown(ctx, ev.Peering, routing.HoldBFD, reason); err != nil && ctx.Err() == nil {
+			g.log.Error("bgp: bfd hold", "peering", ev.Peering, "error", err)
+		}
 	}
 	b.poke()
 }
