@@ -70,6 +70,7 @@ type Collector struct {
 	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
 	bgpRecoveries                                          *prometheus.Desc
 	probeUp, probeRTT                                      *prometheus.Desc
+	bfdUp, bfdDowns, bfdDropped                            *prometheus.Desc
 	ipForwarding, peeringSourceDropped                     *prometheus.Desc
 	peeringQueue, peeringQueueDropped                      *prometheus.Desc
 	peeringSendRefused                                     *prometheus.Desc
@@ -136,6 +137,9 @@ func New(source Source, version string) *Collector {
 		bgpRecoveries:         d("bgp_session_recoveries_total", "Times vgate's watchdog started the BGP session afresh because it was not established for 30 s while its tunnel probe answered.", "peering"),
 		probeUp:               d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
 		probeRTT:              d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+		bfdUp:                 d("bfd_up", "1 if the peering's BFD session is up, 0 if not.", "peering"),
+		bfdDowns:              d("bfd_down_total", "Times the peering's BFD session went down after being up.", "peering"),
+		bfdDropped:            d("bfd_dropped_total", "Received BFD packets dropped, by reason (ttl, interface, unknown_source, malformed, discriminator).", "reason"),
 		peeringSourceDropped:  d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
 		peeringQueue:          d("peering_queue_packets", "Received packets waiting in the peering's queue on the shared tunnel port for its WireGuard device.", peer...),
 		peeringQueueDropped:   d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
@@ -171,7 +175,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied, c.p2sClientHeard,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
-		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
+		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.bfdUp, c.bfdDowns, c.bfdDropped, c.ipForwarding, c.peeringSourceDropped,
 		c.peeringQueue, c.peeringQueueDropped,
 		c.peeringSendRefused,
 		c.dnsQueries, c.enrollAttempts, c.invitesPending, c.draining, c.drained,
@@ -319,6 +323,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(c.probeUp, up, p.Peering)
 			gauge(c.probeRTT, p.RTT.Seconds(), p.Peering)
+		}
+		for _, f := range b.BFD {
+			up := 0.0
+			if f.State == "up" {
+				up = 1
+			}
+			gauge(c.bfdUp, up, f.Peering)
+			counter(c.bfdDowns, float64(f.Downs), f.Peering)
+		}
+		for reason, n := range b.BFDDropped {
+			counter(c.bfdDropped, float64(n), reason)
 		}
 	}
 
