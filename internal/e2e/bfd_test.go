@@ -21,7 +21,6 @@ import (
 // each behind a stock WireGuard tunnel, each announcing its /16 and with
 // a host address on lo.
 var (
-	frrTunnel   = netip.MustParseAddr("10.8.255.254")
 	frrHost     = netip.MustParseAddr("10.8.1.1")
 	birdTunnel  = netip.MustParseAddr("10.9.255.254")
 	birdHost    = netip.MustParseAddr("10.9.1.1")
