@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/wgbind"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -72,4 +73,18 @@ func neighborStatuses(ns []routing.NeighborStatus) []api.NeighborStatus {
 		out[i] = neighborStatus(n)
 	}
 	return out
+}
+
+// queueStatus is a tunnel's queue management for status; nil for none.
+func queueStatus(q *dataplane.QueueStats) *api.QueueStatus {
+	if q == nil {
+		return nil
+	}
+	return &api.QueueStatus{
+		Discipline: "fq_codel", Qdisc: q.Qdisc, Queued: q.Queued,
+		SendInFlight: q.InFlight, SendBudget: q.Budget,
+		RecvInFlight: q.RecvInFlight, RecvBudget: q.RecvBudget,
+		DroppedCoDel: q.DroppedCoDel, MarkedCE: q.MarkedCE,
+		DroppedLimit: q.DroppedLimit, BudgetResyncs: q.BudgetResyncs,
+	}
 }

@@ -100,6 +100,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
 				ps.DroppedSource = s.DroppedSource
+				ps.Queue = queueStatus(s.Queue) // apiconv.go
 				obs.LastHandshake = s.LastHandshake
 			}
 			obs.UnansweredSince = unanswered[p.Name]

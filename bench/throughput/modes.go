@@ -248,6 +248,7 @@ func setupVgate(m *ModeRun, n1, n2 *netlab.Network) error {
 			return err
 		}
 		m.gws = append(m.gws, p)
+		m.vgws = append(m.vgws, g)
 	}
 	return nil
 }

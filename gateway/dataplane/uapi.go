@@ -144,6 +144,8 @@ type PeerStats struct {
 	// DroppedSource counts packets from the peer dropped because their
 	// source is not in its AllowedIPs (srccheck.go); 0 from a dump.
 	DroppedSource uint64
+	// Queue is the tunnel's queue management (queue.go); nil from a dump.
+	Queue *QueueStats
 }
 
 // ParseDump reads every peer section of an IpcGet dump, keyed by public

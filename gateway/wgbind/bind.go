@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -23,7 +24,8 @@ type bind struct {
 	recent []uint32 // its registered indices, oldest first; guarded by m.idxMu
 
 	dispatched, droppedFull atomic.Uint64
-	lastWarn                atomic.Int64 // since m.epoch, ns: warnFull
+	droppedCoDel            atomic.Uint64 // codel.go
+	lastWarn                atomic.Int64  // since m.epoch, ns: warnFull
 
 	initSent     atomic.Uint64 // handshake initiations sent (handshakes.go)
 	pendingSince atomic.Int64  // since m.epoch, ns, of the oldest unanswered initiation; 0: none
@@ -45,9 +47,11 @@ var _ conn.Bind = (*bind)(nil)
 // session is one Open..Close of a bind: the queue its ReceiveFunc drains.
 type session struct {
 	m      *Mux
+	b      *bind
 	q      chan *packetBuf
 	done   chan struct{}
 	closed atomic.Bool
+	cd     codel // the receive function's alone (codel.go)
 }
 
 // Open ignores port and reports the Mux's; it fails if the Mux is not open.
@@ -63,6 +67,7 @@ func (b *bind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
 	}
 	s := &session{
 		m:    m,
+		b:    b,
 		q:    make(chan *packetBuf, queueLen),
 		done: make(chan struct{}),
 	}
@@ -185,6 +190,15 @@ func (s *session) enqueue(pb *packetBuf) bool {
 	}
 }
 
+// stale is CoDel's verdict on pb, taken from the head of the queue at now:
+// only transport packets with a payload are ever dropped.
+func (s *session) stale(pb *packetBuf, now time.Duration) bool {
+	if pb.n <= transportMin || binary.LittleEndian.Uint32(pb.data[0:4]) != msgTransport {
+		return false
+	}
+	return s.cd.drop(now-pb.at, now, len(s.q))
+}
+
 // receive is the device's ReceiveFunc: it waits for one packet, then takes
 // whatever else is queued, up to len(packets), copying each into the device's
 // buffers.
@@ -202,8 +216,11 @@ func (s *session) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (i
 			return 0, net.ErrClosed
 		}
 		n := 0
+		now := time.Since(s.m.epoch)
 		for pb != nil {
-			if pb.n <= len(packets[n]) { // else no device buffer could hold it
+			if s.stale(pb, now) {
+				s.b.droppedCoDel.Add(1)
+			} else if pb.n <= len(packets[n]) { // else no device buffer could hold it
 				sizes[n] = copy(packets[n], pb.data[:pb.n])
 				eps[n] = pb.ep
 				n++

@@ -164,6 +164,9 @@ type DeviceStats struct {
 	// yet was sent (zero when none waits). See handshakes.go.
 	InitiationsSent uint64    `json:"initiations_sent"`
 	UnansweredSince time.Time `json:"unanswered_since,omitzero"`
+	// DroppedCoDel counts transport packets dropped for their time in
+	// the queue (codel.go).
+	DroppedCoDel uint64 `json:"dropped_codel"`
 }
 
 // Mux shares one conn.Bind between several wireguard-go devices.
@@ -224,6 +227,7 @@ type packetBuf struct {
 	data []byte // len is the size class: tinyBuf, smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
+	at   time.Duration // since Mux.epoch: when it was queued (codel.go)
 }
 
 // NewMux returns a Mux over under, which it owns from now on. log may be nil.
@@ -369,6 +373,7 @@ func (m *Mux) Stats() Stats {
 			QueueCap:         queueLen,
 			Dispatched:       b.dispatched.Load(),
 			DroppedQueueFull: b.droppedFull.Load(),
+			DroppedCoDel:     b.droppedCoDel.Load(),
 		}
 		if s != nil {
 			d.QueueDepth = len(s.q)
@@ -637,7 +642,8 @@ func (r *reader) run() {
 // front door, the others to their devices by receiver index. It never waits.
 func (r *reader) dispatch(n int) {
 	m := r.m
-	var idx map[uint32]idxEnt // loaded lazily, once per batch
+	var idx map[uint32]idxEnt  // loaded lazily, once per batch
+	now := time.Since(m.epoch) // the queueing time of the batch (codel.go)
 	for i := range n {
 		size := r.sizes[i]
 		ep := r.eps[i]
@@ -694,6 +700,8 @@ func (r *reader) dispatch(n int) {
 			m.deliverHandshake(e.b, r.take(i, data, ep)) // hsgate.go
 			continue
 		}
-		m.deliver(e.b, r.take(i, data, ep))
+		pb := r.take(i, data, ep)
+		pb.at = now
+		m.deliver(e.b, pb)
 	}
 }
