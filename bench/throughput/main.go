@@ -319,6 +319,17 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 			loadRTT, pingErr = pingUnderLoad(ctx, m.lab, m.hostA, m.dst, o.duration-2*time.Second)
 		}()
 		pending++
+		if len(m.vgws) > 0 { // where the backlog stands, halfway through
+			pending++
+			go func() {
+				defer func() { side <- struct{}{} }()
+				select {
+				case <-time.After(o.duration / 2):
+					logDepths(m)
+				case <-ctx.Done():
+				}
+			}()
+		}
 		if o.profDir != "" {
 			for i, sock := range m.pprof {
 				path := filepath.Join(o.profDir, fmt.Sprintf("%s-gw%d-%dstreams-r%d.pb.gz", m.Mode, i+1, n, round))
@@ -357,6 +368,28 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 		logQueues(m)
 	}
 	return nil
+}
+
+// logDepths logs, for each vgate gateway, how many packets wait in its
+// send queue, are in flight in the device each way, and wait in the shared
+// port's device queue.
+func logDepths(m *ModeRun) {
+	for _, g := range m.vgws {
+		st, err := g.Status()
+		if err != nil {
+			continue
+		}
+		var queued, sendFlight, recvFlight, port int
+		for _, p := range st.Peerings {
+			if q := p.Queue; q != nil {
+				queued, sendFlight, recvFlight = queued+q.Queued, sendFlight+q.SendInFlight, recvFlight+q.RecvInFlight
+			}
+		}
+		for _, d := range st.Port.Devices {
+			port += d.QueueDepth
+		}
+		logf("  %s %s under load: send queue %d, in flight %d sent / %d received, port queue %d", m.Mode, g.Name, queued, sendFlight, recvFlight, port)
+	}
 }
 
 // logQueues logs what vgate's queue management did so far on each gateway:

@@ -59,6 +59,9 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	}
 	if s := p2sLine(st.P2S); s != "" { // client.go
 		fmt.Fprintf(w, "  point-to-site   %s\n", s)
+		if q := st.P2S.Queue; q != nil {
+			fmt.Fprintf(w, "                  %s\n", queueText(q))
+		}
 	}
 	if d := st.DNS; d != nil {
 		fmt.Fprintf(w, "  dns             zone %s on %s:53, %s\n", d.Zone, d.Address, countsText(d.Queries, api.DNSOutcomes))

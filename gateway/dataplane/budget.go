@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
 )
 
 // recvBudget is how many received transport packets wireguard-go may hold
@@ -14,7 +16,7 @@ import (
 // per-peer inbound queues, up to 1024 batches each). While they are
 // taken, the receive function waits, so the backlog stays in the shared
 // port's device queue, where its sojourn time is managed (gateway/wgbind).
-const recvBudget = 512
+const recvBudget = 128
 
 // budgetBind decorates a device's conn.Bind: Send releases the send
 // queue's budget for the data packets it carries, and each ReceiveFunc
@@ -152,4 +154,56 @@ func (b *budget) load() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.inFlight
+}
+
+// Queues is the queue management of a wireguard-go device that is not a
+// site-to-site tunnel (the point-to-site device): the send queue on its
+// kernel TUN, the budgets counted where its own TUN decorators end.
+type Queues struct {
+	fq   *fqTUN
+	recv *budget
+}
+
+// NewQueues puts the send queue on td (the kernel TUN) and returns it with
+// the TUN to build the device's decorators on.
+func NewQueues(td tun.Device, mtu int) (*Queues, tun.Device) {
+	q := &Queues{fq: newFQTUN(td, mtu, device.MessageTransportHeaderSize), recv: newBudget(recvBudget)}
+	return q, q.fq
+}
+
+// TUN wraps the device's outermost TUN decorator: what Read hands on holds
+// send budget, what Write gets frees receive budget.
+func (q *Queues) TUN(t tun.Device) tun.Device { return &budgetTUN{Device: t, q: q} }
+
+// Bind wraps the device's bind (budgetBind).
+func (q *Queues) Bind(b conn.Bind) conn.Bind { return &budgetBind{Bind: b, send: q.fq, recv: q.recv} }
+
+// Stats is what the queues hold and did (the interface's qdisc aside).
+func (q *Queues) Stats() QueueStats {
+	st := q.fq.Stats()
+	st.RecvInFlight, st.RecvBudget = q.recv.load(), recvBudget
+	st.BudgetResyncs += q.recv.resyncs.Load()
+	return st
+}
+
+type budgetTUN struct {
+	tun.Device
+	q *Queues
+}
+
+func (t *budgetTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := t.Device.Read(bufs, sizes, offset)
+	c := 0
+	for i := 0; i < n; i++ {
+		if sizes[i] > 0 {
+			c++
+		}
+	}
+	t.q.fq.charge(c)
+	return n, err
+}
+
+func (t *budgetTUN) Write(bufs [][]byte, offset int) (int, error) {
+	t.q.recv.release(len(bufs))
+	return t.Device.Write(bufs, offset)
 }

@@ -28,7 +28,7 @@ import (
 const (
 	// sendBudget is how many packets wireguard-go may hold between our
 	// Read and its UDP send; one more batch may go beyond it.
-	sendBudget = 256
+	sendBudget = 128
 
 	// budgetStall: a budget with no release for this long is reset. Packets
 	// wireguard-go drops itself (no keypair yet, peer stopped) never reach
@@ -502,11 +502,11 @@ func MarkCE(pkt []byte) bool {
 	return false
 }
 
-// qdiscOf names the kernel's root qdisc on ifname, "" when unknown. A TUN
+// QdiscOf names the kernel's root qdisc on ifname, "" when unknown. A TUN
 // accepts every packet its qdisc hands it (or drops it when its ring is
 // full), so no qdisc there ever holds a backlog: the queue that matters is
 // the fqTUN's.
-func qdiscOf(ifname string) string {
+func QdiscOf(ifname string) string {
 	l, err := netlink.LinkByName(ifname)
 	if err != nil {
 		return ""

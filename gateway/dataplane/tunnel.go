@@ -119,7 +119,7 @@ func (t *Tunnel) Stats() (PeerStats, error) {
 		q := t.tun.fq.Stats()
 		q.RecvInFlight, q.RecvBudget = t.tun.recv.load(), recvBudget
 		q.BudgetResyncs += t.tun.recv.resyncs.Load()
-		q.Qdisc = qdiscOf(t.ifname)
+		q.Qdisc = QdiscOf(t.ifname)
 		st.Queue = &q
 	}
 	return st, err

@@ -91,3 +91,62 @@ func TestSessionDropsStaleTransport(t *testing.T) {
 		t.Error("no transport packet dropped from a queue standing at 50 ms and more")
 	}
 }
+
+// A small transport packet behind a backlog of large ones reaches the
+// device in the next batch; small packets take at most half of a batch
+// while large ones wait; the two lanes share the queue's bound.
+func TestSmallLane(t *testing.T) {
+	m := NewMux(nil, nil)
+	b := &bind{m: m, name: "x"}
+	s := &session{m: m, b: b, q: make(chan *packetBuf, queueLen), small: make(chan *packetBuf, smallLaneLen), done: make(chan struct{})}
+	now := time.Since(m.epoch)
+	mk := func(n int) *packetBuf {
+		pb := &packetBuf{data: make([]byte, midBuf), n: n, at: now}
+		pb.data[0] = msgTransport
+		return pb
+	}
+	for range 1000 {
+		if !s.enqueue(mk(1400)) {
+			t.Fatal("enqueue refused below the bound")
+		}
+	}
+	s.enqueue(mk(128))
+	packets := make([][]byte, deviceBatch)
+	for i := range packets {
+		packets[i] = make([]byte, midBuf)
+	}
+	sizes := make([]int, deviceBatch)
+	eps := make([]conn.Endpoint, deviceBatch)
+	n, err := s.receive(packets, sizes, eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for i := range n {
+		found = found || sizes[i] == 128
+	}
+	if !found {
+		t.Fatal("the small packet did not come in the first batch")
+	}
+	// A flood of small packets gets half of each batch.
+	for range 400 {
+		s.enqueue(mk(100))
+	}
+	n, _ = s.receive(packets, sizes, eps)
+	smalls := 0
+	for i := range n {
+		if sizes[i] == 100 {
+			smalls++
+		}
+	}
+	if n != deviceBatch || smalls > deviceBatch/2+1 {
+		t.Fatalf("batch of %d with %d small packets, want %d with at most half small", n, smalls, deviceBatch)
+	}
+	for s.enqueue(mk(100)) {
+	}
+	for s.enqueue(mk(1400)) {
+	}
+	if d := s.depth(); d > queueLen {
+		t.Fatalf("%d packets queued, over the bound %d", d, queueLen)
+	}
+}

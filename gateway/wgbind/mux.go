@@ -376,7 +376,7 @@ func (m *Mux) Stats() Stats {
 			DroppedCoDel:     b.droppedCoDel.Load(),
 		}
 		if s != nil {
-			d.QueueDepth = len(s.q)
+			d.QueueDepth = s.depth()
 		}
 		b.handshakeStats(&d)
 		st.Devices = append(st.Devices, d)
