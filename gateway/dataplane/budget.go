@@ -16,7 +16,9 @@ import (
 // per-peer inbound queues, up to 1024 batches each). While they are
 // taken, the receive function waits, so the backlog stays in the shared
 // port's device queue, where its sojourn time is managed (gateway/wgbind).
-const recvBudget = 128
+// Batches are decrypted on per-CPU workers: like sendBudget, a batch of 32
+// (the shared port's device batch) per CPU.
+var recvBudget = budgetPerCPU()
 
 // budgetBind decorates a device's conn.Bind: Send releases the send
 // queue's budget for the data packets it carries, and each ReceiveFunc

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,6 @@ import (
 // most the budget, and a bulk flow sees drops (or CE marks) once its
 // packets wait longer than codelTarget.
 const (
-	// sendBudget is how many packets wireguard-go may hold between our
-	// Read and its UDP send; one more batch may go beyond it.
-	sendBudget = 128
-
 	// budgetStall: a budget with no release for this long is reset. Packets
 	// wireguard-go drops itself (no keypair yet, peer stopped) never reach
 	// the send, so the count would otherwise leak.
@@ -45,6 +42,16 @@ const (
 	codelTarget   = 5 * time.Millisecond
 	codelInterval = 100 * time.Millisecond
 )
+
+// sendBudget is how many packets wireguard-go may hold between our Read
+// and its UDP send; one more batch may go beyond it. It encrypts a batch
+// (one TUN read) on one of its per-CPU workers, so the budget allows a
+// batch of 32 per CPU: every worker busy, nothing more standing. 64 and 128
+// measured alike for throughput on 2 CPUs, 64 with a lower RTT under load.
+var sendBudget = budgetPerCPU()
+
+// budgetPerCPU is 32 packets per CPU the process may use, at least 64.
+func budgetPerCPU() int { return max(64, 32*runtime.GOMAXPROCS(0)) }
 
 // QueueStats is what a tunnel's queues hold and did.
 type QueueStats struct {
