@@ -22,8 +22,10 @@
 // with 1 and 4 streams, 20 pings, and the CPU time the gateway processes used
 // during each iperf3 run (utime+stime from /proc; n/a for plain forwarding,
 // which runs in the kernel; for ipsec and swan both gateways' IKE daemons
-// and vgate count). The table shows medians over rounds. It never
-// asserts anything about the figures.
+// and vgate count). The table shows medians over rounds, and the p50, p99
+// and p99.9 of every ping under load over all rounds; for vgate the log says
+// where the backlog stood halfway through each run and what its queue
+// management dropped. It never asserts anything about the figures.
 //
 // Run as root from the repository root:
 //
