@@ -46,8 +46,8 @@ const (
 // sendBudget is how many packets wireguard-go may hold between our Read
 // and its UDP send; one more batch may go beyond it. It encrypts a batch
 // (one TUN read) on one of its per-CPU workers, so the budget allows a
-// batch of 32 per CPU: every worker busy, nothing more standing. 64 and 128
-// measured alike for throughput on 2 CPUs, 64 with a lower RTT under load.
+// batch of 32 per CPU: every worker busy, nothing more standing
+// (docs/architecture.md has the measurements).
 var sendBudget = budgetPerCPU()
 
 // budgetPerCPU is 32 packets per CPU the process may use, at least 64.
