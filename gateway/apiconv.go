@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/wgbind"
 	"github.com/vgate-project/vgate/routing"
 	"github.com/vgate-project/vgate/routing/bfd"
@@ -96,4 +97,18 @@ func bfdDropped(d [len(bfd.DropNames)]uint64) map[string]uint64 {
 		out[bfd.DropNames[i]] = n
 	}
 	return out
+}
+
+// queueStatus is a tunnel's queue management for status; nil for none.
+func queueStatus(q *dataplane.QueueStats) *api.QueueStatus {
+	if q == nil {
+		return nil
+	}
+	return &api.QueueStatus{
+		Discipline: "fq_codel", Qdisc: q.Qdisc, Queued: q.Queued,
+		SendInFlight: q.InFlight, SendBudget: q.Budget,
+		RecvInFlight: q.RecvInFlight, RecvBudget: q.RecvBudget,
+		DroppedCoDel: q.DroppedCoDel, MarkedCE: q.MarkedCE,
+		DroppedLimit: q.DroppedLimit, BudgetResyncs: q.BudgetResyncs,
+	}
 }

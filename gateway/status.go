@@ -113,7 +113,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
 				ps.DroppedSource = s.DroppedSource
-				ps.NAT = natStatus(p, &s.NAT) // nat.go
+				ps.NAT = natStatus(p, &s.NAT)   // nat.go
+				ps.Queue = queueStatus(s.Queue) // apiconv.go
 				obs.LastHandshake = s.LastHandshake
 			}
 			obs.UnansweredSince = devices[p.Name].UnansweredSince
