@@ -26,6 +26,9 @@ const (
 	// DownProbe: vgate holds the session down because its tunnel does not
 	// answer (SetDown with HoldProbe).
 	DownProbe DownCode = "probe"
+	// DownBFD: vgate holds the session down because its BFD session went
+	// down (SetDown with HoldBFD; the text carries the diagnostic).
+	DownBFD DownCode = "bfd_down"
 	// DownAdmin: held down administratively for another reason.
 	DownAdmin DownCode = "admin"
 	// DownNotificationReceived: the neighbor closed the session with a
@@ -161,7 +164,7 @@ func downFromEvent(st apiutil.PeerState, holdCode DownCode, holdText string, at 
 }
 
 // holdCode is the DownCode of vgate's holds on a session: max-prefix wins
-// (the gateway reports it as its own reason), then the probe.
+// (the gateway reports it as its own reason), then the probe, then BFD.
 func holdCode(h map[string]string) DownCode {
 	switch {
 	case len(h) == 0:
@@ -170,6 +173,8 @@ func holdCode(h map[string]string) DownCode {
 		return DownMaxPrefix
 	case h[HoldProbe] != "":
 		return DownProbe
+	case h[HoldBFD] != "":
+		return DownBFD
 	}
 	return DownAdmin
 }

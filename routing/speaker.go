@@ -732,6 +732,7 @@ func peerConf(n Neighbor, disabled bool) *api.Peer {
 const (
 	holdMaxPrefix = "max-prefix"
 	HoldProbe     = "probe"
+	HoldBFD       = "bfd"
 )
 
 // SetDown holds the session of neighbor name down for a reason from a
