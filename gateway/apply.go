@@ -177,6 +177,7 @@ func (g *Gateway) teardown() error {
 		errs = append(errs, kind.Close())
 		delete(g.kinds, k)
 	}
+	g.relays = nil // closed with the WireGuard kind
 	if g.kern != nil {
 		g.kern.Close()
 	}

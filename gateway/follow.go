@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/plan"
 )
 
 // Endpoints that move: a peering whose endpoint is a DNS name is looked up
@@ -61,9 +60,11 @@ func dueNames(peers []peerProbe, now time.Time) []string {
 // probes gathers dueNames' input for the running config. g.mu is held.
 func (g *Gateway) probes(cfg *config.Config) []peerProbe {
 	unanswered := map[string]time.Time{}
-	if wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind); ok {
-		for _, d := range wg.portStats().Devices {
-			unanswered[d.Name] = d.UnansweredSince
+	for _, k := range g.kinds {
+		if s := k.Port(); s != nil {
+			for _, d := range s.Devices {
+				unanswered[d.Name] = d.UnansweredSince
+			}
 		}
 	}
 	names := endpointNames(cfg)

@@ -50,7 +50,10 @@ type Gateway struct {
 	// The running parts, moved to each plan by apply (apply.go).
 	kern  *kernel.Kernel
 	kinds map[plan.Kind]TunnelKind // tunnels.go
-	p2s   *p2s.Server              // nil without point_to_site (p2s.go)
+	// relays are the WireGuard kind's relay connections, which the
+	// point-to-site device shares (relays.go); nil once it is closed.
+	relays *relays
+	p2s    *p2s.Server // nil without point_to_site (p2s.go)
 	// p2sBind is the point-to-site device's bind: its relay transport.
 	p2sBind *relay.Bind
 	// p2sDisabled says why point_to_site is configured but not running
@@ -113,11 +116,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	}
 	// Every kind's listener opens at start: the port is the gateway's
 	// identity to its peers, not something a reload changes.
-	k, err := newTunnelKind(plan.KindWireGuard, cfg.ListenPort, filepath.Dir(cfg.ControlSocket), g.reapply, g.kern, log)
+	wg, err := newWireGuardKind(cfg.ListenPort, g.kern, log) // tunnels.go
 	if err != nil {
 		return nil, err
 	}
-	g.kinds[plan.KindWireGuard] = k
+	g.kinds[plan.KindWireGuard], g.relays = wg, wg.relays
 	log.Info("gateway key", "public_key", cfg.PrivateKey.Public().String())
 
 	// A crashed run may have left its tunnel address on lo.

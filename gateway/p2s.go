@@ -95,8 +95,7 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 // setP2SRelay gives the point-to-site device point_to_site.relay (or
 // none), through the tunnels' relay connections (relays.go). g.mu is held.
 func (g *Gateway) setP2SRelay(cfg *config.Config) {
-	wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind)
-	if !ok {
+	if g.relays == nil {
 		return
 	}
 	var target plan.RelayTarget
@@ -107,7 +106,7 @@ func (g *Gateway) setP2SRelay(cfg *config.Config) {
 	if g.p2s != nil {
 		b = g.p2sBind
 	}
-	wg.relays.setP2S(cfg.PrivateKey, b, target)
+	g.relays.setP2S(cfg.PrivateKey, b, target)
 }
 
 func (g *Gateway) closeP2S() {
@@ -167,7 +166,7 @@ func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo
 func (g *Gateway) p2sStatus() *api.P2SStatus {
 	g.mu.Lock()
 	s, disabled := g.p2s, g.p2sDisabled
-	wg, _ := g.kinds[plan.KindWireGuard].(*wireGuardKind)
+	rs := g.relays
 	g.mu.Unlock()
 	if s == nil && disabled != "" {
 		return &api.P2SStatus{Disabled: disabled}
@@ -176,8 +175,8 @@ func (g *Gateway) p2sStatus() *api.P2SStatus {
 		return nil
 	}
 	st := s.Status()
-	if wg != nil {
-		st.Relay = wg.relays.p2sRelay() // relays.go
+	if rs != nil {
+		st.Relay = rs.p2sRelay() // relays.go
 	}
 	q := s.QueueStats()
 	st.Queue = queueStatus(&q) // apiconv.go

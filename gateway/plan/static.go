@@ -98,6 +98,14 @@ func ipsecTunnel(p *config.Peering) Tunnel {
 	}
 }
 
+// KindOf is the kind of peering p's tunnel.
+func KindOf(p *config.Peering) Kind {
+	if p.IsIPsec() {
+		return KindIPsec
+	}
+	return KindWireGuard
+}
+
 // IfNameOf is the interface a peering's routes go through: vg-<name> for
 // WireGuard, the libipsec TUN for IPsec.
 func IfNameOf(p *config.Peering) string {

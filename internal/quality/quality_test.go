@@ -338,3 +338,88 @@ func prefixMatcher(prefixes ...string) func(string) bool {
 		return false
 	}
 }
+
+// The tunnel-kind seam (docs/architecture.md, "Tunnel kinds"): the gateway
+// reaches a kind and its tunnels only through the TunnelKind and Tunnel
+// interfaces. So no type assertion (nor type switch case) names a tunnel
+// kind's or a tunnel's concrete type (a type named …Kind or …Tunnel)
+// outside the file that declares it.
+func TestNoTunnelKindAssertions(t *testing.T) {
+	isKindName := func(name string) bool {
+		return strings.HasSuffix(name, "Kind") || strings.HasSuffix(name, "Tunnel")
+	}
+	typeName := func(e ast.Expr) string {
+		if s, ok := e.(*ast.StarExpr); ok {
+			e = s.X
+		}
+		switch x := e.(type) {
+		case *ast.Ident:
+			return x.Name
+		case *ast.SelectorExpr:
+			return x.Sel.Name
+		}
+		return ""
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, p := range listPackages(t) {
+		files := map[string]*ast.File{}
+		declaredIn := map[string]string{} // concrete type → file
+		for _, name := range p.GoFiles {
+			path := filepath.Join(p.Dir, name)
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[path] = f
+			for _, d := range f.Decls {
+				g, ok := d.(*ast.GenDecl)
+				if !ok || g.Tok != token.TYPE {
+					continue
+				}
+				for _, s := range g.Specs {
+					ts := s.(*ast.TypeSpec)
+					if _, iface := ts.Type.(*ast.InterfaceType); !iface && isKindName(ts.Name.Name) {
+						declaredIn[ts.Name.Name] = path
+					}
+				}
+			}
+		}
+		for path, f := range files {
+			report := func(pos token.Pos, target ast.Expr) {
+				name := typeName(target)
+				if !isKindName(name) {
+					return
+				}
+				if star, ok := target.(*ast.StarExpr); ok {
+					target = star.X
+				}
+				if _, other := target.(*ast.SelectorExpr); !other {
+					if d, ok := declaredIn[name]; !ok || d == path {
+						return // an interface, or the declaring file itself
+					}
+				}
+				t.Errorf("%s: type assertion to %s: reach a tunnel kind through its interface", fset.Position(pos), name)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch x := n.(type) {
+				case *ast.TypeAssertExpr:
+					if x.Type != nil {
+						checked++
+						report(x.Pos(), x.Type)
+					}
+				case *ast.TypeSwitchStmt:
+					for _, c := range x.Body.List {
+						for _, e := range c.(*ast.CaseClause).List {
+							report(e.Pos(), e)
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	if checked == 0 {
+		t.Error("no type assertion found at all: the check reads nothing")
+	}
+}
