@@ -44,7 +44,7 @@ type Gateway struct {
 	started time.Time
 	reloads api.ReloadStats
 	closed  bool
-	// refusals counts refused reloads by reason (metrics.go).
+	// refusals counts refused reloads by reason (reloads.go).
 	refusals map[api.RefusalReason]uint64
 
 	// The running parts, moved to each plan by apply (apply.go).

@@ -423,3 +423,93 @@ func TestNoTunnelKindAssertions(t *testing.T) {
 		t.Error("no type assertion found at all: the check reads nothing")
 	}
 }
+
+// The gateway's lifecycle (Start, Reload with rollback, Close, the
+// applier) uses none of the views (status, metrics, capture): a view reads
+// the running gateway, never the other way round. The views still live in
+// the gateway package, so the rule is by file: no name declared in a view
+// file is used in a lifecycle file.
+func TestLifecycleUsesNoView(t *testing.T) {
+	dir := filepath.Join("..", "..", "gateway")
+	views := []string{"status.go", "metrics.go", "capture.go", "ipsec_capture.go"}
+	lifecycle := []string{"gateway.go", "apply.go", "reloads.go"}
+	fset := token.NewFileSet()
+	parse := func(name string) *ast.File {
+		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	declared := map[string]string{} // name → view file
+	for _, v := range views {
+		for _, d := range parse(v).Decls {
+			switch x := d.(type) {
+			case *ast.FuncDecl:
+				if x.Recv == nil || isGatewayRecv(x.Recv) {
+					declared[x.Name.Name] = v
+				}
+			case *ast.GenDecl:
+				for _, s := range x.Specs {
+					switch y := s.(type) {
+					case *ast.TypeSpec:
+						declared[y.Name.Name] = v
+					case *ast.ValueSpec:
+						for _, n := range y.Names {
+							declared[n.Name] = v
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(declared) == 0 {
+		t.Fatal("no view declarations found")
+	}
+	for _, l := range lifecycle {
+		f := parse(l)
+		own := map[string]bool{}
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok {
+				own[fd.Name.Name] = true
+			}
+		}
+		sels := map[*ast.Ident]bool{} // x.Sel idents: not package-level names
+		ast.Inspect(f, func(n ast.Node) bool {
+			if x, ok := n.(*ast.SelectorExpr); ok {
+				sels[x.Sel] = true
+			}
+			return true
+		})
+		ast.Inspect(f, func(n ast.Node) bool {
+			var name string
+			switch x := n.(type) {
+			case *ast.SelectorExpr:
+				if id, ok := x.X.(*ast.Ident); ok && id.Name == "g" {
+					name = x.Sel.Name
+				}
+			case *ast.Ident:
+				if !sels[x] {
+					name = x.Name
+				}
+			}
+			if v, ok := declared[name]; ok && !own[name] {
+				t.Errorf("%s: %s uses %s from the view %s", fset.Position(n.Pos()), l, name, v)
+			}
+			return true
+		})
+	}
+}
+
+// isGatewayRecv says whether a method's receiver is *Gateway.
+func isGatewayRecv(r *ast.FieldList) bool {
+	if len(r.List) != 1 {
+		return false
+	}
+	star, ok := r.List[0].Type.(*ast.StarExpr)
+	if !ok {
+		return false
+	}
+	id, ok := star.X.(*ast.Ident)
+	return ok && id.Name == "Gateway"
+}
