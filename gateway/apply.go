@@ -67,7 +67,8 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	if err := g.applyAddress(cfg, st); err != nil {
 		return err
 	}
-	if err := g.applyDNS(cfg, st); err != nil { // dns.go
+	g.dnsP2S.Store(g.p2s)                          // dns.go
+	if err := g.dns.Set(ctx, st.DNS); err != nil { // after applyAddress: the address must be on lo
 		return err
 	}
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
@@ -164,7 +165,9 @@ func (g *Gateway) teardown() error {
 	// A planned stop with bgp.graceful_restart ends the sessions without
 	// a NOTIFICATION, first, while the tunnels still carry the close.
 	g.closeBGPWith(g.closed && g.cfg.BGP != nil && g.cfg.BGP.GracefulRestart != nil) // bgp.go
-	g.closeDNS()
+	if g.dns != nil {
+		g.dns.Close()
+	}
 	g.closeEnroll()
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
