@@ -61,7 +61,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		in.P2SDown = true
 		st = plan.Plan(in)
 	}
-	if err := g.applyEnroll(cfg); err != nil { // invite.go
+	if err := g.applyEnroll(ctx, cfg); err != nil { // invite.go
 		return err
 	}
 	if err := g.applyAddress(cfg, st); err != nil {
@@ -168,7 +168,9 @@ func (g *Gateway) teardown() error {
 	if g.dns != nil {
 		g.dns.Close()
 	}
-	g.closeEnroll()
+	if g.enroll != nil {
+		g.enroll.Close()
+	}
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
 		if g.addr.IsValid() {

@@ -15,6 +15,7 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/enroll"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -59,9 +60,9 @@ type Gateway struct {
 	// p2sDisabled says why point_to_site is configured but not running
 	// (a corrupt registry), "" otherwise (p2s.go).
 	p2sDisabled string
-	bgp         *bgpRuntime      // nil without bgp (bgp.go)
-	dns         *names.Component // the name server (dns.go)
-	enroll      enrollState      // invites (invite.go)
+	bgp         *bgpRuntime       // nil without bgp (bgp.go)
+	dns         *names.Component  // the name server (dns.go)
+	enroll      *enroll.Component // invites (invite.go)
 	// dnsP2S is the point-to-site server the name server reads (dns.go).
 	dnsP2S  atomic.Pointer[p2s.Server]
 	addr    netip.Addr      // the tunnel address on lo
@@ -94,7 +95,8 @@ type Gateway struct {
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: publishedKeys{log: log}}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	g.dns = names.NewComponent(g.directory, log) // dns.go
+	g.dns = names.NewComponent(g.directory, log)                                                    // dns.go
+	g.enroll = enroll.NewComponent(enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, log) // invite.go
 	g.kern, err = kernel.New()
 	if err != nil {
 		g.cancel()

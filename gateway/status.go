@@ -60,7 +60,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	if st.P2S != nil {
 		pool = overlap.Join(st.P2S.Pool)
 	}
-	st.DNS, st.Enroll = g.dns.Observe(), g.enrollStatus() // names.Component, invite.go
+	st.DNS, st.Enroll = g.dns.Observe(), g.enroll.Observe() // names.Component, enroll.Component
 	sessions := map[string]routing.NeighborStatus{}
 	if b != nil {
 		// Sessions, not Snapshot: Status runs every second and needs no
