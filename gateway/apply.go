@@ -61,7 +61,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		in.P2SDown = true
 		st = plan.Plan(in)
 	}
-	if err := g.applyEnroll(ctx, cfg); err != nil { // invite.go
+	if err := g.applyEnroll(ctx, cfg, st); err != nil { // invite.go
 		return err
 	}
 	if err := g.applyAddress(cfg, st); err != nil {

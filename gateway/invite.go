@@ -11,19 +11,19 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/enroll"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/plan"
 )
 
 // ErrNoEnroll: invites need point_to_site.enroll. It has
 // api.CodeNoEnroll.
 var ErrNoEnroll = api.WithCode(api.CodeNoEnroll, errors.New("point_to_site.enroll is not configured on this gateway: invites need the enrollment listener"))
 
-// applyEnroll runs the enrollment listener while point_to_site.enroll is
-// configured and point-to-site runs (enroll.Component). It runs after
-// applyP2S. g.mu is held.
-func (g *Gateway) applyEnroll(ctx context.Context, cfg *config.Config) error {
+// applyEnroll runs the enrollment listener the plan asks for
+// (enroll.Component). It runs after applyP2S. g.mu is held.
+func (g *Gateway) applyEnroll(ctx context.Context, cfg *config.Config, st plan.State) error {
 	var w enroll.Want
-	if cfg.PointToSite != nil && cfg.PointToSite.Enroll != nil && g.p2s != nil {
-		w = enroll.Want{Listen: cfg.PointToSite.Enroll.Listen, URL: config.EnrollURL(cfg), StateDir: cfg.StateDir, Gateway: cfg.Name}
+	if e := st.Enroll; e != nil {
+		w = enroll.Want{Listen: e.Listen, URL: e.URL, StateDir: cfg.StateDir, Gateway: cfg.Name}
 	}
 	return g.enroll.Set(ctx, w)
 }

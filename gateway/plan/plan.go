@@ -140,6 +140,9 @@ type State struct {
 	P2S           *P2S // nil: no point-to-site device
 	// DNS is the name server on the tunnel address; nil: none (dns.go).
 	DNS *names.Zone
+	// Enroll is the invite enrollment listener; nil: none (it needs
+	// point_to_site.enroll and a running point-to-site device).
+	Enroll *Enroll
 	// Problems are what did not stop the plan but an operator should
 	// see, e.g. an endpoint name that does not resolve (that tunnel waits
 	// for the remote side to dial in).
@@ -202,10 +205,19 @@ type BGPIdentity struct {
 	Listen   netip.Addr
 }
 
+// Enroll is the enrollment listener's desired state.
+type Enroll struct {
+	Listen string // point_to_site.enroll.listen
+	URL    string // where invites send laptops (config.EnrollURL)
+}
+
 // P2S is the point-to-site device's desired state.
 type P2S struct {
 	Config *config.PointToSite
 	MTU    int
+	// Relay is point_to_site.relay, which the device shares with the
+	// tunnels' relay connections; zero for none.
+	Relay RelayTarget
 }
 
 // Plan builds the desired state for in. It is deterministic: the same
@@ -217,6 +229,12 @@ func Plan(in Input) State {
 	st.Problems = problems
 	if cfg.PointToSite != nil && !in.P2SDown {
 		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env)}
+		if r := cfg.PointToSite.Relay; r != nil {
+			st.P2S.Relay = RelayTarget{URL: r.URL, Pin: r.Pin}
+		}
+		if e := cfg.PointToSite.Enroll; e != nil {
+			st.Enroll = &Enroll{Listen: e.Listen, URL: config.EnrollURL(cfg)}
+		}
 	}
 	if cfg.BGP != nil {
 		speaker := bgpImport(in, tunnels)
