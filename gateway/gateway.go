@@ -208,6 +208,13 @@ func (g *Gateway) RecordReloadFailure(err error) {
 	g.countRefusals(err)
 }
 
+// Closed reports whether the gateway has been closed.
+func (g *Gateway) Closed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
 // Config returns the running config.
 func (g *Gateway) Config() *config.Config {
 	g.mu.Lock()

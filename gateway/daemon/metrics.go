@@ -13,6 +13,7 @@ import (
 
 	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/gateway/metrics"
+	"github.com/vgate-project/vgate/gateway/view"
 )
 
 // metricsMaxConnsPerIP is the endpoint's bound per source address.
@@ -83,7 +84,8 @@ func startOps(metricsListen string, gw *gateway.Gateway, version string, log *sl
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		gw.WatchPeerings(ctx, time.Second)
+		// The gateway's own logger carries its name (daemon.go).
+		view.WatchPeerings(ctx, gw, log.With("gateway", gw.Config().Name), time.Second)
 	}()
 	return func() {
 		cancel()
