@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
@@ -49,18 +50,8 @@ func (g *Gateway) importFactsChanged() bool {
 // g.mu is held.
 func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 	var out []plan.UnderlayEndpoint
-	for _, p := range g.cfg.Peerings {
-		t := g.tunnel(p.Name)
-		if t == nil {
-			continue
-		}
-		st, err := t.Stats()
-		if err != nil {
-			continue
-		}
-		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
-			out = append(out, plan.UnderlayEndpoint{AddrPort: overlap.UnmapAddrPort(ap), Peering: p.Name})
-		}
+	for _, e := range g.tunnelEndpoints() {
+		out = append(out, plan.UnderlayEndpoint{AddrPort: e.endpoint, Peering: e.peering.Name})
 	}
 	if g.p2s != nil {
 		if cs, err := g.p2s.Clients(); err == nil {
@@ -89,4 +80,34 @@ func (g *Gateway) connectedPrefixes() []kernel.Connected {
 		g.log.Error("bgp import filter: reading connected subnets", "error", err)
 	}
 	return cs
+}
+
+// tunnelEndpoint is a running tunnel's underlay endpoint now.
+type tunnelEndpoint struct {
+	peering   *config.Peering
+	endpoint  netip.AddrPort
+	handshake time.Time
+}
+
+// tunnelEndpoints are the endpoints the running tunnels use now (after
+// roaming, or learned from the remote side when the peering has none
+// configured), in config order; a tunnel without one is left out. g.mu is
+// held.
+func (g *Gateway) tunnelEndpoints() []tunnelEndpoint {
+	var out []tunnelEndpoint
+	for i := range g.cfg.Peerings {
+		p := &g.cfg.Peerings[i]
+		t := g.tunnel(p.Name)
+		if t == nil {
+			continue
+		}
+		st, err := t.Stats()
+		if err != nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
+			out = append(out, tunnelEndpoint{peering: p, endpoint: overlap.UnmapAddrPort(ap), handshake: st.LastHandshake})
+		}
+	}
+	return out
 }
