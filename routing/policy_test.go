@@ -179,3 +179,32 @@ func TestDrainPolicy(t *testing.T) {
 		t.Fatalf("drain statement: %v", d)
 	}
 }
+
+// A route both outside the neighbor's allow-list and overlapping a
+// protected prefix: without ingress rules anywhere the protected overlap is
+// the reason; with them, the allow-list (checked before translation).
+func TestImportReasonOrder(t *testing.T) {
+	mp := netip.MustParsePrefix
+	im := Import{
+		Protected: []Protected{{Prefix: mp("10.9.0.0/16"), Owner: "local address space"}},
+		Allowed:   map[string][]netip.Prefix{"a": {mp("10.1.0.0/16")}},
+	}
+	for _, c := range []struct {
+		ingress bool
+		want    string
+	}{
+		{false, "overlaps local address space 10.9.0.0/16"},
+		{true, "outside the peering's address_spaces"},
+	} {
+		im.Ingress = nil
+		if c.ingress {
+			im.Ingress = map[string][]Translation{"b": {{Internal: mp("10.1.0.0/16"), External: mp("100.66.0.0/16")}}}
+		}
+		if ok, reason := im.Check("a", mp("10.9.1.0/24")); ok || reason != c.want {
+			t.Errorf("ingress %v: Check = %v %q, want refused %q", c.ingress, ok, reason, c.want)
+		}
+		if _, _, ok, reason := im.Seen("a", mp("10.9.1.0/24")); ok || reason != c.want {
+			t.Errorf("ingress %v: Seen = %v %q, want refused %q", c.ingress, ok, reason, c.want)
+		}
+	}
+}

@@ -124,10 +124,6 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 					return
 				}
 				seen, translated, accepted, reason := s.importPol.Seen(name, pfx)
-				if len(s.importPol.Ingress[name]) == 0 {
-					seen, translated = pfx, false
-					accepted, reason = s.importPol.Check(name, pfx)
-				}
 				for _, p := range paths {
 					r := routeFrom(pfx, name, p)
 					r.Accepted = accepted
