@@ -14,21 +14,65 @@ type BGPStatus struct {
 	Probes    []ProbeStatus    `json:"probes"`
 }
 
-// SessionEstablished is the State of a BGP session that is up.
-const SessionEstablished = "established"
+// SessionState is a BGP session's finite-state-machine state (RFC 4271
+// section 8.2.2).
+type SessionState string
+
+// Session states; SessionEstablished is a session that is up.
+const (
+	SessionIdle        SessionState = "idle"
+	SessionConnect     SessionState = "connect"
+	SessionActive      SessionState = "active"
+	SessionOpenSent    SessionState = "opensent"
+	SessionOpenConfirm SessionState = "openconfirm"
+	SessionEstablished SessionState = "established"
+)
+
+// SessionDownCode says why a BGP session is (or last went) down. Callers
+// compare it with ==; the human text is in NeighborStatus.Down and
+// LastDown.
+type SessionDownCode string
+
+const (
+	// SessionDownNone: the session is established, or has never been up
+	// and no reason is known yet.
+	SessionDownNone SessionDownCode = ""
+	// SessionDownMaxPrefix: the neighbor sent more prefixes than its
+	// limit; the session is held down until the limit changes.
+	SessionDownMaxPrefix SessionDownCode = "max_prefix"
+	// SessionDownProbe: vgate holds the session down because its tunnel
+	// does not answer.
+	SessionDownProbe SessionDownCode = "probe"
+	// SessionDownAdmin: held down administratively for another reason.
+	SessionDownAdmin SessionDownCode = "admin"
+	// SessionDownNotificationReceived: the neighbor closed the session
+	// with a NOTIFICATION (see NeighborStatus.Notification).
+	SessionDownNotificationReceived SessionDownCode = "notification_received"
+	// SessionDownNotificationSent: this speaker closed the session with a
+	// NOTIFICATION, e.g. on a malformed UPDATE or a bad peer AS.
+	SessionDownNotificationSent SessionDownCode = "notification_sent"
+	// SessionDownHoldTimerExpired: nothing heard from the neighbor for
+	// the hold time.
+	SessionDownHoldTimerExpired SessionDownCode = "hold_timer_expired"
+	// SessionDownConnectionLost: the TCP connection failed (read or write
+	// error, or the neighbor closed it without a NOTIFICATION).
+	SessionDownConnectionLost SessionDownCode = "connection_lost"
+	// SessionDownOther: a reason none of the above covers.
+	SessionDownOther SessionDownCode = "other"
+)
 
 // NeighborStatus is one BGP session.
 type NeighborStatus struct {
-	Name        string     `json:"name"`
-	Address     netip.Addr `json:"address"`
-	ASN         uint32     `json:"asn"`
-	State       string     `json:"state"` // idle, connect, active, opensent, openconfirm, established
-	Since       time.Time  `json:"since,omitzero"`
-	Received    int        `json:"received"`
-	Accepted    int        `json:"accepted"`
-	Rejected    int        `json:"rejected"`
-	Advertised  int        `json:"advertised"`
-	MaxPrefixes int        `json:"max_prefixes"`
+	Name        string       `json:"name"`
+	Address     netip.Addr   `json:"address"`
+	ASN         uint32       `json:"asn"`
+	State       SessionState `json:"state"`
+	Since       time.Time    `json:"since,omitzero"`
+	Received    int          `json:"received"`
+	Accepted    int          `json:"accepted"`
+	Rejected    int          `json:"rejected"`
+	Advertised  int          `json:"advertised"`
+	MaxPrefixes int          `json:"max_prefixes"`
 	// RejectedTotal counts every (prefix, announcement) rejected since
 	// the speaker started, including routes withdrawn since.
 	RejectedTotal uint64 `json:"rejected_total"`
@@ -37,13 +81,12 @@ type NeighborStatus struct {
 	// LastDown is why the session last went down.
 	LastDown string `json:"last_down,omitempty"`
 	// DownCode is the typed reason the session is not established (vgate's
-	// own hold first, else how it last went down); LastDownCode how it last
-	// went down, at LastDownAt. Codes: max_prefix, probe, admin,
-	// notification_received, notification_sent, hold_timer_expired,
-	// connection_lost, other.
-	DownCode     string    `json:"down_code,omitempty"`
-	LastDownCode string    `json:"last_down_code,omitempty"`
-	LastDownAt   time.Time `json:"last_down_at,omitzero"`
+	// own hold first, else how it last went down; SessionDownNone when
+	// established); LastDownCode how it last went down, at LastDownAt
+	// (kept after it comes back up).
+	DownCode     SessionDownCode `json:"down_code,omitempty"`
+	LastDownCode SessionDownCode `json:"last_down_code,omitempty"`
+	LastDownAt   time.Time       `json:"last_down_at,omitzero"`
 	// Notification is the last BGP NOTIFICATION sent or received on the
 	// session (e.g. bad peer AS), nil if none.
 	Notification *Notification `json:"notification,omitempty"`

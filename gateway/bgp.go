@@ -337,7 +337,7 @@ func (g *Gateway) BGP(ctx context.Context) (api.BGPStatus, error) {
 		return api.BGPStatus{}, err
 	}
 	return api.BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID,
-		Neighbors: neighborStatuses(rib.Neighbors), Probes: probeStatuses(b.probe.Status())}, nil // apiconv.go
+		Neighbors: rib.Neighbors, Probes: b.probe.Status()}, nil
 }
 
 // Routes reports the effective routes — local, static, point-to-site and

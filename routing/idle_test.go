@@ -171,7 +171,7 @@ func TestNewSessionGetsRoutesAgain(t *testing.T) {
 func TestFSMStateNames(t *testing.T) {
 	for st, want := range map[bgp.FSMState]string{bgp.BGP_FSM_IDLE: "idle", bgp.BGP_FSM_CONNECT: "connect", bgp.BGP_FSM_ACTIVE: "active",
 		bgp.BGP_FSM_OPENSENT: "opensent", bgp.BGP_FSM_OPENCONFIRM: "openconfirm", bgp.BGP_FSM_ESTABLISHED: "established"} {
-		if got := fsmStateName(st); got != want {
+		if got := fsmStateName(st); string(got) != want {
 			t.Errorf("fsmStateName(%v) = %q, want %q", st, got, want)
 		}
 	}

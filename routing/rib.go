@@ -12,6 +12,8 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 // Route is one path received from a neighbor, accepted or not.
@@ -31,45 +33,9 @@ type Route struct {
 	Since      time.Time    `json:"since,omitzero"`
 }
 
-// NeighborStatus is one session as `vgate bgp` shows it.
-type NeighborStatus struct {
-	Name        string     `json:"name"`
-	Address     netip.Addr `json:"address"`
-	ASN         uint32     `json:"asn"`
-	State       string     `json:"state"` // idle, connect, active, opensent, openconfirm, established
-	Since       time.Time  `json:"since,omitzero"`
-	Received    int        `json:"received"`
-	Accepted    int        `json:"accepted"`
-	Rejected    int        `json:"rejected"`
-	Advertised  int        `json:"advertised"`
-	MaxPrefixes int        `json:"max_prefixes"`
-	// RejectedTotal counts every (prefix, announcement) rejected since
-	// the speaker started, including routes withdrawn since.
-	RejectedTotal uint64 `json:"rejected_total"`
-	// Down says why the session is held down by vgate ("" when not).
-	Down string `json:"down,omitempty"`
-	// LastDown is why the session last went down.
-	LastDown string `json:"last_down,omitempty"`
-	// DownCode is why the session is not established: vgate's hold
-	// (max_prefix before probe) or else LastDownCode. DownNone when
-	// established.
-	DownCode DownCode `json:"down_code,omitempty"`
-	// LastDownCode and LastDownAt: why and when the session last went
-	// down (kept after it comes back up).
-	LastDownCode DownCode  `json:"last_down_code,omitempty"`
-	LastDownAt   time.Time `json:"last_down_at,omitzero"`
-	// Notification is the NOTIFICATION that last ended the session, sent
-	// or received (nil when the last down had none).
-	Notification *Notification `json:"notification,omitempty"`
-	// NextAttempt is when vgate starts the session afresh (retry.go);
-	// zero when none is scheduled.
-	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	// Passive: the session only accepts, the peer dials.
-	Passive bool `json:"passive,omitempty"`
-	// Recoveries counts the times the watchdog started the session
-	// afresh (watchdog.go).
-	Recoveries uint64 `json:"recoveries,omitempty"`
-}
+// NeighborStatus is one session as `vgate bgp` shows it: the control
+// API's type.
+type NeighborStatus = vapi.NeighborStatus
 
 // RIB is a snapshot: every received route and every session.
 type RIB struct {
@@ -84,7 +50,8 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snapshots.Add(1)
-	var rib RIB
+	// Neighbors is never nil: the control API shows an empty list.
+	rib := RIB{Neighbors: make([]NeighborStatus, 0, len(s.neighbors))}
 	clear(s.counts) // neighbors gone since are forgotten
 	byAddr := map[netip.Addr]string{}
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
@@ -98,7 +65,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 	idx := map[key]int{}
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
 		n := s.neighbors[name]
-		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: "idle", MaxPrefixes: n.maxPrefixes()}
+		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: vapi.SessionIdle, MaxPrefixes: n.maxPrefixes()}
 		err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: n.Address.String(), EnableAdvertised: true}, func(p *api.Peer) {
 			peerStatus(&ns, p)
 			s.notePeer(p)
@@ -149,7 +116,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 					}
 				}
 			})
-			if err != nil && ns.State == "established" {
+			if err != nil && ns.State == vapi.SessionEstablished {
 				return RIB{}, fmt.Errorf("bgp: routes of %s: %w", name, err)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 // Session timers. Hold time is short for BGP, but the gateway's tunnel
@@ -251,7 +253,7 @@ func peerStatus(ns *NeighborStatus, p *api.Peer) {
 	if st := p.GetState(); st != nil {
 		ns.State = sessionState(st.SessionState)
 	}
-	if t := p.GetTimers().GetState().GetUptime(); t != nil && ns.State == "established" {
+	if t := p.GetTimers().GetState().GetUptime(); t != nil && ns.State == vapi.SessionEstablished {
 		ns.Since = t.AsTime()
 	}
 	for _, af := range p.GetAfiSafis() {
@@ -271,13 +273,13 @@ func (s *Speaker) noteStatus(ns *NeighborStatus, n Neighbor) {
 	s.evMu.Unlock()
 	ns.LastDown, ns.LastDownCode, ns.LastDownAt, ns.Notification = d.text, d.code, d.at, d.notif
 	ns.Passive = n.Passive
-	if ns.State != "established" {
+	if ns.State != vapi.SessionEstablished {
 		ns.NextAttempt = s.nextAttempt(n.Address)
 	}
 	switch {
 	case len(s.holds[name]) > 0:
 		ns.DownCode = holdCode(s.holds[name])
-	case ns.State != "established":
+	case ns.State != vapi.SessionEstablished:
 		ns.DownCode = d.code
 	}
 }
@@ -296,16 +298,16 @@ func (s *Speaker) Sessions(ctx context.Context) ([]NeighborStatus, error) {
 	out := make([]NeighborStatus, 0, len(s.neighbors))
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
 		n := s.neighbors[name]
-		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: "idle", MaxPrefixes: n.maxPrefixes()}
+		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: vapi.SessionIdle, MaxPrefixes: n.maxPrefixes()}
 		s.evMu.Lock()
 		if seen, ok := s.sess[n.Address]; ok {
 			ns.State = seen.state
-			if seen.state == "established" {
+			if seen.state == vapi.SessionEstablished {
 				ns.Since = seen.since
 			}
 		}
 		s.evMu.Unlock()
-		if c, ok := s.counts[name]; ok && ns.State == "established" {
+		if c, ok := s.counts[name]; ok && ns.State == vapi.SessionEstablished {
 			ns.Received, ns.Accepted, ns.Rejected, ns.Advertised = c.Received, c.Accepted, c.Rejected, c.Advertised
 		}
 		s.noteStatus(&ns, n)
@@ -317,16 +319,16 @@ func (s *Speaker) Sessions(ctx context.Context) ([]NeighborStatus, error) {
 // sessionSeen is a session's state as last seen, and since when it has
 // been established.
 type sessionSeen struct {
-	state string
+	state vapi.SessionState
 	since time.Time
 }
 
 // next is the session seen in state at time at.
-func (o sessionSeen) next(state string, at time.Time) sessionSeen {
+func (o sessionSeen) next(state vapi.SessionState, at time.Time) sessionSeen {
 	switch {
-	case state != "established":
+	case state != vapi.SessionEstablished:
 		return sessionSeen{state: state}
-	case o.state == "established" && !o.since.IsZero():
+	case o.state == vapi.SessionEstablished && !o.since.IsZero():
 		return o
 	}
 	return sessionSeen{state: state, since: at}
@@ -346,7 +348,7 @@ func (s *Speaker) notePeer(p *api.Peer) {
 	peerStatus(&ns, p)
 	s.evMu.Lock()
 	seen := s.sess[a].next(ns.State, time.Now())
-	if ns.State == "established" && !ns.Since.IsZero() {
+	if ns.State == vapi.SessionEstablished && !ns.Since.IsZero() {
 		seen.since = ns.Since
 	}
 	s.sess[a] = seen
@@ -356,6 +358,6 @@ func (s *Speaker) notePeer(p *api.Peer) {
 // fsmStateName names a GoBGP FSM state as sessionState names the API's
 // (GoBGP's own conversion: the API enum is the FSM state plus one,
 // pkg/server/grpc_server.go).
-func fsmStateName(st bgp.FSMState) string {
+func fsmStateName(st bgp.FSMState) vapi.SessionState {
 	return sessionState(api.PeerState_SessionState(int(st) + 1))
 }
