@@ -12,8 +12,8 @@ import (
 // pollInterval is how often the speaker compares its counters while
 // something happens (after an event, for activeFor); slowPoll is how often
 // it compares them when nothing does. An idle speaker is not asked
-// anything in between (issue 14: a 10 Hz poll of every peer was most of
-// an idle hub's allocation).
+// anything in between: each comparison lists every peer, which an idle hub
+// should not pay for several times a second (docs/routing.md).
 const (
 	pollInterval = 100 * time.Millisecond
 	activeFor    = time.Second

@@ -231,10 +231,9 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 // resendAfter after it came up (a soft reset out). GoBGP v4.8.0 can miss
 // routes that arrive from another session in the moment this one comes
 // up: neither its initial table dump nor the update carries them, and
-// nothing sends them later (seen in a 21-gateway lab: a spoke kept 8 of
-// 20 routes while its hub counted 20 advertised, about one cold start in
-// thirty). Sending the table again is cheap (vgate's tables are small)
-// and repeats nothing the peer does not already take as a replacement.
+// nothing sends them later (docs/routing.md). Sending the table again is
+// cheap (vgate's tables are small) and repeats nothing the peer does not
+// already take as a replacement.
 func (s *Speaker) resendAfterUp(addr netip.Addr) {
 	select {
 	case <-s.ctx.Done():

@@ -125,10 +125,10 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 		RouterId:        cfg.RouterID.String(),
 		ListenPort:      port,
 		ListenAddresses: listen,
-		// Only the two families vgate's peers negotiate (addNeighbor).
+		// Only the two families vgate's peers negotiate (peerConf).
 		// Without this GoBGP creates a global and a route-server table
-		// for every family it knows, each with 2048 pre-made shards:
-		// about 14 MB of live heap that never holds a route.
+		// for every family it knows, each with pre-made shards: live
+		// heap that never holds a route (docs/routing.md).
 		Families: globalFamilies,
 	}}); err != nil {
 		s.bgp.Stop()
