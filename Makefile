@@ -64,6 +64,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime 30s ./gateway/enroll/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckAnswer$$' -fuzztime 30s ./gateway/laptop/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseProbe$$' -fuzztime 30s ./routing/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./routing/bfd/
 
 # Three networks in namespaces, three gateways, traffic between them.
 demo: deps build

@@ -12,6 +12,47 @@ type BGPStatus struct {
 	RouterID  netip.Addr       `json:"router_id,omitzero"`
 	Neighbors []NeighborStatus `json:"neighbors"`
 	Probes    []ProbeStatus    `json:"probes"`
+	// BFD are the peerings' BFD sessions (peerings[].bgp.bfd).
+	BFD []BFDStatus `json:"bfd,omitempty"`
+	// BFDDropped counts received BFD packets dropped, by reason: ttl (not
+	// 255: from further than one hop), interface (not through the
+	// session's tunnel), unknown_source, malformed, discriminator.
+	BFDDropped map[string]uint64 `json:"bfd_dropped,omitempty"`
+}
+
+// BFDStatus is one peering's BFD session (RFC 5880).
+type BFDStatus struct {
+	Peering   string     `json:"peering"`
+	Address   netip.Addr `json:"address"`
+	Interface string     `json:"interface,omitempty"`
+	// State and RemoteState: admin_down, down, init, up. LocalDiag is why
+	// this end last took the session down (e.g.
+	// control_detection_time_expired), RemoteDiag what the peer says.
+	State       string `json:"state"`
+	RemoteState string `json:"remote_state"`
+	LocalDiag   string `json:"local_diag"`
+	RemoteDiag  string `json:"remote_diag"`
+	// Interval and Multiplier are the configured timing; TxInterval the
+	// negotiated transmit interval, Detect the detection time (0 while
+	// the peer is not heard), and the Remote fields what the peer asks.
+	Interval         time.Duration `json:"interval_ns"`
+	Multiplier       int           `json:"multiplier"`
+	TxInterval       time.Duration `json:"tx_interval_ns"`
+	Detect           time.Duration `json:"detect_ns,omitempty"`
+	RemoteMultiplier int           `json:"remote_multiplier,omitempty"`
+	RemoteMinRx      time.Duration `json:"remote_min_rx_ns,omitempty"`
+	RemoteDesiredTx  time.Duration `json:"remote_desired_tx_ns,omitempty"`
+	// EverUp: the session has been up since vgate started it; one that
+	// never was (BFD not configured on the router) holds nothing.
+	EverUp   bool      `json:"ever_up"`
+	UpSince  time.Time `json:"up_since,omitzero"`
+	LastDown time.Time `json:"last_down,omitzero"`
+	Downs    int       `json:"downs"`
+	// PeerAdminDown: the peer took BFD administratively down; vgate
+	// does not treat it as a failure.
+	PeerAdminDown bool   `json:"peer_admin_down,omitempty"`
+	Received      uint64 `json:"received"`
+	Sent          uint64 `json:"sent"`
 }
 
 // SessionState is a BGP session's finite-state-machine state (RFC 4271
@@ -43,6 +84,9 @@ const (
 	// SessionDownProbe: vgate holds the session down because its tunnel
 	// does not answer.
 	SessionDownProbe SessionDownCode = "probe"
+	// SessionDownBFD: vgate holds the session down because its BFD
+	// session went down (the Down text carries the diagnostic).
+	SessionDownBFD SessionDownCode = "bfd_down"
 	// SessionDownAdmin: held down administratively for another reason.
 	SessionDownAdmin SessionDownCode = "admin"
 	// SessionDownNotificationReceived: the neighbor closed the session

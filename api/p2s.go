@@ -38,6 +38,8 @@ type P2SStatus struct {
 	// Disabled says why point_to_site is configured but not running
 	// (e.g. a corrupt registry); the other fields are then empty.
 	Disabled string `json:"disabled,omitempty"`
+	// Queue is how the device's queues are managed.
+	Queue *QueueStatus `json:"queue,omitempty"`
 }
 
 // AddClientRequest asks to register a point-to-site client.

@@ -13,6 +13,7 @@ const (
 	ReasonHandshakeStale DownReason = "handshake_stale" // the last handshake is too old for a live session
 	ReasonBGPDown        DownReason = "bgp_down"        // the tunnel is up but its BGP session is not established
 	ReasonPrefixLimit    DownReason = "prefix_limit"    // the BGP session was shut for exceeding its max-prefix
+	ReasonBFDDown        DownReason = "bfd_down"        // the peering's BFD session went down: the session is held down
 	// ReasonHandshakeUnanswered: the tunnel sends handshake initiations
 	// and the peer has answered none for a while (wrong public key on
 	// either side, wrong endpoint, UDP blocked).
@@ -39,13 +40,13 @@ const (
 // can export a stable series per reason.
 var DownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered,
 	ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning,
-	ReasonSendBlocked, ReasonProbeDead}
+	ReasonSendBlocked, ReasonProbeDead, ReasonBFDDown}
 
 // WireGuardDownReasons and IPsecDownReasons are the reasons a peering of
 // each type can be down for (the series vgate_peering_down_reason has).
 var (
-	WireGuardDownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered, ReasonSendBlocked, ReasonProbeDead}
-	IPsecDownReasons     = []DownReason{ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning, ReasonBGPDown, ReasonPrefixLimit, ReasonProbeDead}
+	WireGuardDownReasons = []DownReason{ReasonNoHandshake, ReasonHandshakeStale, ReasonBGPDown, ReasonPrefixLimit, ReasonHandshakeUnanswered, ReasonSendBlocked, ReasonProbeDead, ReasonBFDDown}
+	IPsecDownReasons     = []DownReason{ReasonIKEConnecting, ReasonNoProposalChosen, ReasonAuthFailed, ReasonDPDTimeout, ReasonChildSADown, ReasonCharonNotRunning, ReasonBGPDown, ReasonPrefixLimit, ReasonProbeDead, ReasonBFDDown}
 )
 
 // RefusalReason is why a reload was refused (the label values of

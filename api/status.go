@@ -105,6 +105,8 @@ type PeeringStatus struct {
 	// NAT is the peering's translation rules with their counters; nil
 	// without rules (docs/nat.md).
 	NAT *NATStatus `json:"nat,omitempty"`
+	// Queue is how a WireGuard tunnel's queues are managed; nil for IPsec.
+	Queue *QueueStatus `json:"queue,omitempty"`
 }
 
 // NATStatus is a peering's NAT rules and what they translated. Out is
@@ -136,6 +138,23 @@ type NATRuleStatus struct {
 type NATCounts struct {
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
+}
+
+// QueueStatus is a WireGuard tunnel's queue management: vgate's own
+// flow-fair queue with CoDel between the TUN and the device on the send
+// side, and budgets (like BQL) on what the device holds in flight.
+type QueueStatus struct {
+	Discipline    string `json:"discipline"`      // "fq_codel": vgate's, on the send side
+	Qdisc         string `json:"qdisc,omitempty"` // the kernel's qdisc on the interface ("" unknown)
+	Queued        int    `json:"queued"`          // packets in the send queue now
+	SendInFlight  int    `json:"send_in_flight"`  // read by the device, not yet sent
+	SendBudget    int    `json:"send_budget"`     // the most it may hold (plus one batch)
+	RecvInFlight  int    `json:"recv_in_flight"`  // received by the device, not yet written to the TUN
+	RecvBudget    int    `json:"recv_budget"`     //
+	DroppedCoDel  uint64 `json:"dropped_codel"`   // dropped for their time in the send queue
+	MarkedCE      uint64 `json:"marked_ce"`       // ECN-capable: marked CE instead of dropped
+	DroppedLimit  uint64 `json:"dropped_limit"`   // send queue full: the longest flow's oldest packet
+	BudgetResyncs uint64 `json:"budget_resyncs"`  // a budget reset after a stall (packets the device dropped itself)
 }
 
 // RelayStatus is a peering's relay connection.
@@ -228,6 +247,9 @@ type PortDevice struct {
 	SendRefused      uint64    `json:"send_refused"`
 	SendBlockedSince time.Time `json:"send_blocked_since,omitzero"`
 	SendBlockedTo    string    `json:"send_blocked_to,omitempty"`
+	// DroppedCoDel counts transport packets dropped because they waited
+	// in the queue too long (CoDel).
+	DroppedCoDel uint64 `json:"dropped_codel"`
 }
 
 // Metrics is what the Prometheus collector reads at scrape time: the

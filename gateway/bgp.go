@@ -13,6 +13,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/bfd"
 )
 
 // applyDebounce gathers a burst of RIB changes into one re-plan.
@@ -31,8 +32,10 @@ type bgpRuntime struct {
 	cancel  context.CancelFunc
 	applied *routing.State // the speaker state last set
 	probes  map[string]routing.ProbeTarget
+	bfd     *bfd.Runner
+	bfds    map[string]bfd.Target
 
-	pmu  sync.Mutex // guards what the probe learned
+	pmu  sync.Mutex // guards what the probe and BFD learned
 	dead map[string]bool
 	// held: dead after having answered, so vgate holds the session down
 	// (the peering's probe_dead state); a tunnel that never answered is
@@ -41,13 +44,26 @@ type bgpRuntime struct {
 	vgate    map[string]bool
 	plain    map[string]bool
 	draining map[string]bool // the peer's probes say it drains
+	// bfdDown are the peerings whose BFD session went down after being
+	// up, with the diagnostic; bfdUp those whose BFD session has been up
+	// (BFD then decides for a peer that is not vgate).
+	bfdDown map[string]bfd.Diag
+	bfdUp   map[string]bool
 }
 
-// probeFacts is what the probe learned, for the planner (copies).
+// probeFacts is what the probe and BFD learned, for the planner (copies):
+// a path is dead when either says so.
 func (b *bgpRuntime) probeFacts() (dead, vgate, plain, draining map[string]bool) {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
-	return maps.Clone(b.dead), maps.Clone(b.vgate), maps.Clone(b.plain), maps.Clone(b.draining)
+	dead = maps.Clone(b.dead)
+	if dead == nil {
+		dead = map[string]bool{}
+	}
+	for name := range b.bfdDown {
+		dead[name] = true
+	}
+	return dead, maps.Clone(b.vgate), maps.Clone(b.plain), maps.Clone(b.draining)
 }
 
 // heldTunnels is the peerings whose tunnel the probe found dead after it
@@ -56,6 +72,15 @@ func (b *bgpRuntime) heldTunnels() map[string]bool {
 	b.pmu.Lock()
 	defer b.pmu.Unlock()
 	return maps.Clone(b.held)
+}
+
+// probeDecides reports whether a probe verdict on peering name may hold
+// its session: not once BFD has come up with a peer that is not known to
+// run vgate (a router's control plane may drop or rate-limit echo; BFD is
+// what both ends agree on). BFD configured but never up (the router has
+// none) leaves the probe in charge. b.pmu is held.
+func (b *bgpRuntime) probeDecides(name string) bool {
+	return !b.bfdUp[name] || b.vgate[name]
 }
 
 func (b *bgpRuntime) hurry() {
@@ -128,6 +153,30 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 	// draining ones whether this gateway's routes avoid them now.
 	b.probe.SetDraining(st.BGP.Speaker.Drain)
 	b.probe.SetAvoiding(st.BGP.Avoided)
+	if !maps.Equal(b.bfds, st.BGP.BFD) {
+		old := b.bfds
+		b.bfd.SetTargets(st.BGP.BFD)
+		b.bfds = st.BGP.BFD
+		var release []string
+		b.pmu.Lock()
+		for name := range b.bfdUp {
+			if t, ok := st.BGP.BFD[name]; !ok || old[name].Address != t.Address || old[name].Interface != t.Interface {
+				delete(b.bfdUp, name)
+			}
+		}
+		for name := range b.bfdDown {
+			if t, ok := st.BGP.BFD[name]; !ok || old[name].Address != t.Address || old[name].Interface != t.Interface {
+				delete(b.bfdDown, name) // BFD gone or started afresh: it holds nothing
+				release = append(release, name)
+			}
+		}
+		b.pmu.Unlock()
+		for _, name := range release {
+			if err := b.speaker.SetDown(ctx, name, routing.HoldBFD, ""); err != nil {
+				g.log.Error("bgp: releasing a bfd hold", "peering", name, "error", err)
+			}
+		}
+	}
 	if b.applied != nil && reflect.DeepEqual(*b.applied, st.BGP.Speaker) {
 		return nil // a RIB change re-plans; the speaker's own state is unchanged
 	}
@@ -143,7 +192,8 @@ func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.Stat
 
 func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 	b := &bgpRuntime{id: id, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), dead: map[string]bool{}, held: map[string]bool{},
-		vgate: map[string]bool{}, plain: map[string]bool{}, draining: map[string]bool{}}
+		vgate: map[string]bool{}, plain: map[string]bool{}, draining: map[string]bool{},
+		bfdDown: map[string]bfd.Diag{}, bfdUp: map[string]bool{}}
 	sp, err := routing.Start(ctx, routing.Config{
 		ASN:             id.ASN,
 		RouterID:        id.RouterID,
@@ -159,6 +209,7 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 	lctx, b.cancel = context.WithCancel(g.ctx)
 	pr, err := routing.NewProber(id.Listen, g.log.With("component", "probe"), func(ev routing.ProbeEvent) {
 		b.pmu.Lock()
+		ignore := false
 		switch {
 		case ev.Drain:
 			if ev.Draining {
@@ -176,15 +227,20 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		case ev.Alive:
 			delete(b.dead, ev.Peering)
 			delete(b.held, ev.Peering)
+		case ev.Never:
+			// A tunnel that never answered echo is not known dead: a
+			// router may drop echo while its session and routes work.
+		case !b.probeDecides(ev.Peering):
+			ignore = true // BFD decides for this router
 		default:
 			b.dead[ev.Peering] = true
-			if ev.Never {
-				delete(b.held, ev.Peering)
-			} else {
-				b.held[ev.Peering] = true
-			}
+			b.held[ev.Peering] = true
 		}
 		b.pmu.Unlock()
+		if ignore {
+			g.log.Info("bgp: probe verdict left to bfd", "peering", ev.Peering, "why", ev.Why)
+			return
+		}
 		// Re-plan first: a dead tunnel's routes leave the kernel now;
 		// the speaker's hold (which tells the peer, and withdraws what
 		// was learned through it from the other sessions) follows.
@@ -213,6 +269,16 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		return fmt.Errorf("bgp: tunnel probe: %w", err)
 	}
 	b.probe = pr
+	br, err := bfd.New(id.Listen, g.log.With("component", "bfd"), func(ev bfd.PeerEvent) {
+		g.bfdEvent(lctx, b, ev)
+	})
+	if err != nil {
+		b.cancel()
+		pr.Close()
+		sp.Close()
+		return fmt.Errorf("bgp: bfd: %w", err)
+	}
+	b.bfd = br
 	// The watchdog (routing/watchdog.go): a session whose tunnel answers
 	// is established again within a bound, whatever kept it down.
 	sp.StartWatchdog(func() map[string]bool {
@@ -225,6 +291,7 @@ func (g *Gateway) startBGP(ctx context.Context, id plan.BGPIdentity) error {
 		return alive
 	})
 	go pr.Run(lctx)
+	go br.Run(lctx)
 	go g.ribLoop(lctx, b)
 	g.bgp = b
 	return nil
@@ -247,12 +314,64 @@ func (g *Gateway) closeBGPWith(graceful bool) {
 	g.learned = nil
 	b.cancel()
 	b.probe.Close()
+	// A planned stop: the routers' BFD sees AdminDown, not a failure
+	// (with graceful restart too: they keep the routes and wait).
+	b.bfd.Close(true)
 	if graceful {
 		g.log.Info("bgp: stopping for a graceful restart: peers that help keep this gateway's routes")
 		b.speaker.CloseGraceful()
 		return
 	}
 	b.speaker.Close()
+}
+
+// bfdEvent takes a BFD session's change the way the probe's verdicts go:
+// down after being up marks the path dead and re-plans at once (its
+// routes leave the kernel and AllowedIPs), then holds the session down
+// with the diagnostic; up again releases it. The peer's AdminDown is not
+// a failure (RFC 5882 3.2) and a session never up holds nothing (BFD not
+// configured on the router).
+func (g *Gateway) bfdEvent(ctx context.Context, b *bgpRuntime, ev bfd.PeerEvent) {
+	reason := ""
+	switch {
+	case ev.State == bfd.Up:
+	case ev.State != bfd.Down || ev.RemoteAdminDown || !ev.EverUp:
+		return
+	default:
+		reason = "bfd_down: " + ev.Diag.String()
+	}
+	b.pmu.Lock()
+	_, was := b.bfdDown[ev.Peering]
+	// BFD up with a router proves the path: from now on BFD decides, and
+	// a probe verdict still standing (echo dropped or rate-limited) goes.
+	probeHeld := false
+	if reason == "" {
+		delete(b.bfdDown, ev.Peering)
+		b.bfdUp[ev.Peering] = true
+		if !b.vgate[ev.Peering] {
+			probeHeld = b.dead[ev.Peering]
+			delete(b.dead, ev.Peering)
+			delete(b.held, ev.Peering)
+		}
+	} else {
+		b.bfdDown[ev.Peering] = ev.Diag
+	}
+	b.pmu.Unlock()
+	if reason == "" && !was && !probeHeld {
+		return
+	}
+	b.hurry()
+	if probeHeld {
+		if err := b.speaker.SetDown(ctx, ev.Peering, routing.HoldProbe, ""); err != nil && ctx.Err() == nil {
+			g.log.Error("bgp: releasing a probe hold for bfd", "peering", ev.Peering, "error", err)
+		}
+	}
+	if reason != "" || was {
+		if err := b.speaker.SetDown(ctx, ev.Peering, routing.HoldBFD, reason); err != nil && ctx.Err() == nil {
+			g.log.Error("bgp: bfd hold", "peering", ev.Peering, "error", err)
+		}
+	}
+	b.poke()
 }
 
 // ribLoop re-plans when the RIB changes: debounced, serialized on g.mu
@@ -337,7 +456,8 @@ func (g *Gateway) BGP(ctx context.Context) (api.BGPStatus, error) {
 		return api.BGPStatus{}, err
 	}
 	return api.BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID,
-		Neighbors: rib.Neighbors, Probes: b.probe.Status()}, nil
+		Neighbors: rib.Neighbors, Probes: b.probe.Status(),
+		BFD: bfdStatuses(b.bfd.Status()), BFDDropped: bfdDropped(b.bfd.Dropped())}, nil // apiconv.go
 }
 
 // Routes reports the effective routes — local, static, point-to-site and

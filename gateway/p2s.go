@@ -179,5 +179,7 @@ func (g *Gateway) p2sStatus() *api.P2SStatus {
 	if wg != nil {
 		st.Relay = wg.relays.p2sRelay() // relays.go
 	}
+	q := s.QueueStats()
+	st.Queue = queueStatus(&q) // apiconv.go
 	return &st
 }

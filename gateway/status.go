@@ -100,6 +100,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		if n, ok := sessions[p.Name]; ok {
 			obs.BGPEstablished = n.State == api.SessionEstablished
 			obs.PrefixLimit = prefixLimited(n)
+			obs.BFDDown = obs.BGP && !obs.BGPEstablished && n.DownCode == routing.DownBFD
 		}
 		if t := tunnels[i]; t != nil {
 			st.Tunnels.Used++
@@ -112,7 +113,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
 				ps.DroppedSource = s.DroppedSource
-				ps.NAT = natStatus(p, &s.NAT) // nat.go
+				ps.NAT = natStatus(p, &s.NAT)   // nat.go
+				ps.Queue = queueStatus(s.Queue) // apiconv.go
 				obs.LastHandshake = s.LastHandshake
 			}
 			obs.UnansweredSince = devices[p.Name].UnansweredSince
@@ -132,6 +134,9 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		if p.IsIPsec() {
 			ps.Hint = ipsecHint(p, ps.Reason)
 		}
+		if ps.Reason == api.ReasonBFDDown {
+			ps.Hint = bfdHint(p, sessions[p.Name].Down)
+		}
 		if ps.Hint == "" && pool != "" {
 			ps.Hint = g.returnHint(p.Name, pool, now) // returns.go
 		}
@@ -145,6 +150,16 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	}
 	g.recent.fill(&st, now) // recent.go
 	return st, nil
+}
+
+// bfdHint explains a peering down for bfd_down; held is the session's
+// hold text ("bfd_down: <diagnostic>"), empty once BFD is up again and
+// the session is starting.
+func bfdHint(p *config.Peering, held string) string {
+	if held == "" {
+		return "BFD with " + p.BGP.Address.String() + " is up again; the BGP session is starting"
+	}
+	return held + ": BFD with " + p.BGP.Address.String() + " through the tunnel went down; the session comes back when BFD is up again"
 }
 
 // ipsecHint is what to check for an IPsec peering that is not up

@@ -88,6 +88,8 @@ func TestEvaluate(t *testing.T) {
 		{"bgp established", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true}, api.StateUp, api.DownReason("")},
 		{"bgp down", Observation{LastHandshake: fresh, BGP: true}, api.StateDown, api.ReasonBGPDown},
 		{"prefix limit", Observation{LastHandshake: fresh, BGP: true, PrefixLimit: true}, api.StateDown, api.ReasonPrefixLimit},
+		{"bfd down", Observation{LastHandshake: fresh, BGP: true, BFDDown: true}, api.StateDown, api.ReasonBFDDown},
+		{"bfd down, established again", Observation{LastHandshake: fresh, BGP: true, BGPEstablished: true, BFDDown: true}, api.StateUp, ""},
 		// An initiation waits for an answer: up until UnansweredAfter.
 		{"fresh, initiation just sent", Observation{LastHandshake: fresh, UnansweredSince: now.Add(-time.Second)}, api.StateUp, api.DownReason("")},
 		{"fresh, unanswered", Observation{LastHandshake: now.Add(-time.Minute), UnansweredSince: now.Add(-UnansweredAfter)}, api.StateDown, api.ReasonHandshakeUnanswered},

@@ -49,6 +49,9 @@ type Observation struct {
 	BGP            bool
 	BGPEstablished bool
 	PrefixLimit    bool
+	// BFDDown: vgate holds the session down because its BFD session
+	// went down.
+	BFDDown bool
 	// IPsec: the peering is IKEv2/IPsec; its tunnel state is not a
 	// handshake time but IPsecDown, the reason ipsec.Decide gave ("" when
 	// its IKE and child SAs are up).
@@ -125,6 +128,8 @@ func evaluateBGP(o Observation) (api.PeeringState, api.DownReason) {
 		return api.StateUp, ""
 	case o.PrefixLimit:
 		return api.StateDown, api.ReasonPrefixLimit
+	case o.BFDDown:
+		return api.StateDown, api.ReasonBFDDown
 	default:
 		return api.StateDown, api.ReasonBGPDown
 	}

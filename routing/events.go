@@ -21,6 +21,7 @@ const (
 	DownNone                 = vapi.SessionDownNone
 	DownMaxPrefix            = vapi.SessionDownMaxPrefix
 	DownProbe                = vapi.SessionDownProbe // SetDown with HoldProbe
+	DownBFD                  = vapi.SessionDownBFD   // SetDown with HoldBFD
 	DownAdmin                = vapi.SessionDownAdmin
 	DownNotificationReceived = vapi.SessionDownNotificationReceived
 	DownNotificationSent     = vapi.SessionDownNotificationSent
@@ -146,7 +147,7 @@ func downFromEvent(st apiutil.PeerState, holdCode DownCode, holdText string, at 
 }
 
 // holdCode is the DownCode of vgate's holds on a session: max-prefix wins
-// (the gateway reports it as its own reason), then the probe.
+// (the gateway reports it as its own reason), then the probe, then BFD.
 func holdCode(h map[string]string) DownCode {
 	switch {
 	case len(h) == 0:
@@ -155,6 +156,8 @@ func holdCode(h map[string]string) DownCode {
 		return DownMaxPrefix
 	case h[HoldProbe] != "":
 		return DownProbe
+	case h[HoldBFD] != "":
+		return DownBFD
 	}
 	return DownAdmin
 }

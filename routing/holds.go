@@ -14,6 +14,7 @@ import (
 const (
 	holdMaxPrefix = "max-prefix"
 	HoldProbe     = "probe"
+	HoldBFD       = "bfd"
 )
 
 // SetDown holds the session of neighbor name down for a reason from a

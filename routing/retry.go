@@ -82,7 +82,7 @@ func (s *Speaker) noteSession(addr netip.Addr, n Neighbor, established, down boo
 			}
 			delete(s.retry, addr)
 		}
-	case down && code != DownProbe && code != DownAdmin && code != DownMaxPrefix && !s.closed:
+	case down && code != DownProbe && code != DownBFD && code != DownAdmin && code != DownMaxPrefix && !s.closed:
 		if r == nil {
 			r = &retryState{}
 			s.retry[addr] = r

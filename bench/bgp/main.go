@@ -22,9 +22,13 @@
 // and the time until all N are kernel routes and AllowedIPs of its tunnel is
 // measured, with gw1's resident memory afterwards.
 //
+// third-party: the same host-to-host outage towards a router that is not
+// vgate (FRR) when the tunnel to it dies, with BFD and without
+// (thirdparty.go).
+//
 // It never asserts on the figures. Run as root from the repository root:
 //
-//	go run ./bench/bgp -vgate bin/vgate [-base OLD_BINARY] [-old-probe] [-kills 5] [-routes 10000] [-json]
+//	go run ./bench/bgp -vgate bin/vgate [-base OLD_BINARY] [-old-probe] [-kills 5] [-third-party 3] [-routes 10000] [-json]
 package main
 
 import (
@@ -65,11 +69,12 @@ type failoverResult struct {
 }
 
 type result struct {
-	Failover       []failoverResult `json:"failover"`
-	PingIntervalMS float64          `json:"ping_interval_ms"`
-	Routes         int              `json:"routes"`
-	InstallSeconds float64          `json:"install_s"`
-	GatewayRSSMiB  float64          `json:"gateway_rss_mib"`
+	Failover       []failoverResult   `json:"failover"`
+	ThirdParty     []thirdPartyResult `json:"third_party_failover,omitempty"`
+	PingIntervalMS float64            `json:"ping_interval_ms"`
+	Routes         int                `json:"routes"`
+	InstallSeconds float64            `json:"install_s"`
+	GatewayRSSMiB  float64            `json:"gateway_rss_mib"`
 }
 
 const pingInterval = 20 * time.Millisecond
@@ -79,6 +84,7 @@ func main() {
 	base := flag.String("base", "", "baseline vgate binary to measure in the same run (optional)")
 	oldProbe := flag.Bool("old-probe", true, "also run vgate with the probe at the old 100ms x 10")
 	kills := flag.Int("kills", 5, "failover runs per direction")
+	cuts := flag.Int("third-party", 3, "third-party (FRR) failover runs per variant (0: skip)")
 	routes := flag.Int("routes", 10000, "prefixes for the scale run (0: skip)")
 	asJSON := flag.Bool("json", false, "print JSON")
 	flag.Parse()
@@ -103,6 +109,15 @@ func main() {
 			}
 		}
 	}
+	if *cuts > 0 {
+		for _, bfd := range []bool{true, false} {
+			tr := thirdParty(*bin, bfd, *cuts)
+			res.ThirdParty = append(res.ThirdParty, tr)
+			if tr.Error != "" {
+				fmt.Fprintf(os.Stderr, "third-party failover %s: %s\n", tr.Name, tr.Error)
+			}
+		}
+	}
 	if *routes > 0 {
 		if err := scale(*bin, *routes, &res); err != nil {
 			fmt.Fprintln(os.Stderr, "scale:", err)
@@ -120,6 +135,13 @@ func main() {
 		fmt.Printf("%-40s %12s %12s %14s\n", "variant", "forward ms", "return ms", "session back ms")
 		for _, f := range res.Failover {
 			fmt.Printf("%-40s %12.0f %12.0f %14.0f   runs fwd %v ret %v back %v\n", f.Variant.Name, f.ForwardMedian, f.ReturnMedian, f.SessionBackMedia, f.ForwardMS, f.ReturnMS, f.SessionBackMS)
+		}
+	}
+	if len(res.ThirdParty) > 0 {
+		fmt.Printf("third-party router (FRR) behind a cut tunnel, second path through another vgate gateway; host-to-host outage, median of runs\n")
+		fmt.Printf("%-40s %12s %12s\n", "variant", "h1->FRR ms", "FRR->h1 ms")
+		for _, f := range res.ThirdParty {
+			fmt.Printf("%-40s %12.0f %12.0f   runs fwd %v ret %v\n", f.Name, f.ForwardMedian, f.ReturnMedian, f.ForwardMS, f.ReturnMS)
 		}
 	}
 	if res.Routes > 0 {

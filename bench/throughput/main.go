@@ -26,8 +26,10 @@
 // with 1 and 4 streams, 20 pings, and the CPU time the gateway processes used
 // during each iperf3 run (utime+stime from /proc; n/a for plain forwarding,
 // which runs in the kernel; for ipsec and swan both gateways' IKE daemons
-// and vgate count). The table shows medians over rounds. It never
-// asserts anything about the figures.
+// and vgate count). The table shows medians over rounds, and the p50, p99
+// and p99.9 of every ping under load over all rounds; for vgate the log says
+// where the backlog stood halfway through each run and what its queue
+// management dropped. It never asserts anything about the figures.
 //
 // Run as root from the repository root:
 //
@@ -201,8 +203,9 @@ type ModeRun struct {
 	pids  func() []int
 	uapi  []string // wireguard-go interface names (UAPI sockets)
 	pprof []string // vgate: the gateways' VGATE_DEBUG_PPROF sockets
-	dst   string   // host2 address
-	hostA string   // namespace running the clients
+	vgws  []*netlab.Gateway
+	dst   string // host2 address
+	hostA string // namespace running the clients
 }
 
 // Sample is one iperf3 run.
@@ -227,9 +230,10 @@ type SummaryRow struct {
 	CPUSeconds *float64 `json:"gateway_cpu_seconds_median"`
 	CPUPerGB   *float64 `json:"gateway_cpu_seconds_per_gbyte"`
 	// LoadRTT: ping RTT percentiles while iperf3 ran, over all rounds.
-	LoadRTTp50 float64 `json:"load_rtt_ms_p50"`
-	LoadRTTp99 float64 `json:"load_rtt_ms_p99"`
-	Error      string  `json:"error,omitempty"`
+	LoadRTTp50  float64 `json:"load_rtt_ms_p50"`
+	LoadRTTp99  float64 `json:"load_rtt_ms_p99"`
+	LoadRTTp999 float64 `json:"load_rtt_ms_p99_9"`
+	Error       string  `json:"error,omitempty"`
 }
 
 // Ratio compares the median throughput of two modes.
@@ -321,6 +325,17 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 			loadRTT, pingErr = pingUnderLoad(ctx, m.lab, m.hostA, m.dst, o.duration-2*time.Second)
 		}()
 		pending++
+		if len(m.vgws) > 0 { // where the backlog stands, halfway through
+			pending++
+			go func() {
+				defer func() { side <- struct{}{} }()
+				select {
+				case <-time.After(o.duration / 2):
+					logDepths(m)
+				case <-ctx.Done():
+				}
+			}()
+		}
 		if o.profDir != "" {
 			for i, sock := range m.pprof {
 				path := filepath.Join(o.profDir, fmt.Sprintf("%s-gw%d-%dstreams-r%d.pb.gz", m.Mode, i+1, n, round))
@@ -356,8 +371,54 @@ func measureRound(ctx context.Context, m *ModeRun, o options, round int) error {
 		logf("round %d %-6s %d stream(s): %.2f Gbit/s, %d retransmits, gateway CPU %s, RTT under load p50 %.2f p99 %.2f ms (%d replies)",
 			round, m.Mode, n, s.Gbps, s.Retransmits, fmtOpt(s.CPUSeconds, "%.2f s"),
 			percentile(loadRTT, 50), percentile(loadRTT, 99), len(loadRTT))
+		logQueues(m)
 	}
 	return nil
+}
+
+// logDepths logs, for each vgate gateway, how many packets wait in its
+// send queue, are in flight in the device each way, and wait in the shared
+// port's device queue.
+func logDepths(m *ModeRun) {
+	for _, g := range m.vgws {
+		st, err := g.Status()
+		if err != nil {
+			continue
+		}
+		var queued, sendFlight, recvFlight, port int
+		for _, p := range st.Peerings {
+			if q := p.Queue; q != nil {
+				queued, sendFlight, recvFlight = queued+q.Queued, sendFlight+q.SendInFlight, recvFlight+q.RecvInFlight
+			}
+		}
+		for _, d := range st.Port.Devices {
+			port += d.QueueDepth
+		}
+		logf("  %s %s under load: send queue %d, in flight %d sent / %d received, port queue %d", m.Mode, g.Name, queued, sendFlight, recvFlight, port)
+	}
+}
+
+// logQueues logs what vgate's queue management did so far on each gateway:
+// drops at the send queue (CoDel, overflow), CE marks, budget resets, and
+// CoDel drops at the shared port's device queues.
+func logQueues(m *ModeRun) {
+	for _, g := range m.vgws {
+		st, err := g.Status()
+		if err != nil {
+			continue
+		}
+		var codel, ce, limit, resync, port uint64
+		for _, p := range st.Peerings {
+			if q := p.Queue; q != nil {
+				codel, ce, limit, resync = codel+q.DroppedCoDel, ce+q.MarkedCE, limit+q.DroppedLimit, resync+q.BudgetResyncs
+			}
+		}
+		for _, d := range st.Port.Devices {
+			port += d.DroppedCoDel
+		}
+		logf("  %s %s: send queue CoDel drops %d, CE marks %d, overflow %d, budget resets %d; port queue CoDel drops %d",
+			m.Mode, g.Name, codel, ce, limit, resync, port)
+	}
 }
 
 func cpuTotal(ps []*netlab.Proc, pids func() []int) (time.Duration, error) {
@@ -409,7 +470,7 @@ func summarize(modes []*ModeRun, streams []int, runSeconds float64) ([]SummaryRo
 					row.RTTms = median(m.RTTms)
 				}
 			}
-			row.LoadRTTp50, row.LoadRTTp99 = percentile(lr, 50), percentile(lr, 99)
+			row.LoadRTTp50, row.LoadRTTp99, row.LoadRTTp999 = percentile(lr, 50), percentile(lr, 99), percentile(lr, 99.9)
 			if len(c) > 0 {
 				cm := median(c)
 				row.CPUSeconds = &cm
@@ -455,14 +516,14 @@ func printTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "\nhost1 -> gw1 -> underlay -> gw2 -> host2, iperf3 TCP %gs x %d rounds (medians), %d CPUs, load average at start %s\n\n",
 		rep.DurationSec, rep.Rounds, rep.CPUs, rep.LoadAvg)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tstreams\tGbit/s\tmin-max\tidle RTT ms\tload RTT p50\tp99\tgw CPU s\tCPU s/GB\t")
+	fmt.Fprintln(tw, "mode\tstreams\tGbit/s\tmin-max\tidle RTT ms\tload RTT p50\tp99\tp99.9\tgw CPU s\tCPU s/GB\t")
 	for _, r := range rep.Summary {
 		if r.Error != "" && r.Gbps == 0 {
-			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t\n", r.Mode, r.Streams)
+			fmt.Fprintf(tw, "%s\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t\n", r.Mode, r.Streams)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f-%.2f\t%.3f\t%.2f\t%.2f\t%s\t%s\t\n", r.Mode, r.Streams, r.Gbps, r.GbpsMin, r.GbpsMax,
-			r.RTTms, r.LoadRTTp50, r.LoadRTTp99, fmtOpt(r.CPUSeconds, "%.2f"), fmtOpt(r.CPUPerGB, "%.2f"))
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f-%.2f\t%.3f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n", r.Mode, r.Streams, r.Gbps, r.GbpsMin, r.GbpsMax,
+			r.RTTms, r.LoadRTTp50, r.LoadRTTp99, r.LoadRTTp999, fmtOpt(r.CPUSeconds, "%.2f"), fmtOpt(r.CPUPerGB, "%.2f"))
 	}
 	tw.Flush()
 	if len(rep.Ratios) > 0 {

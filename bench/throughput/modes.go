@@ -282,6 +282,7 @@ func startVgates(m *ModeRun, gws []*netlab.Gateway) error {
 			return err
 		}
 		m.gws = append(m.gws, p)
+		m.vgws = append(m.vgws, g)
 	}
 	return nil
 }

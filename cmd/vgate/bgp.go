@@ -72,12 +72,19 @@ func printBGP(w io.Writer, st *api.BGPStatus, now time.Time) {
 	for _, p := range st.Probes {
 		probes[p.Peering] = p
 	}
+	bfds := map[string]api.BFDStatus{}
+	for _, f := range st.BFD {
+		bfds[f.Peering] = f
+	}
 	for _, n := range st.Neighbors {
 		if line := lastBGPError(&n, now); line != "" {
 			fmt.Fprintf(w, "%s: %s\n", n.Name, line)
 		}
 		for _, line := range asMismatch(st.ASN, &n, probes[n.Name]) {
 			fmt.Fprintf(w, "%s: %s\n", n.Name, line)
+		}
+		if f, ok := bfds[n.Name]; ok {
+			fmt.Fprintf(w, "%s: %s\n", n.Name, bfdLine(&f, now))
 		}
 		if n.Recoveries > 0 {
 			fmt.Fprintf(w, "%s: started afresh %d time(s) by the session watchdog (not established for 30s while its tunnel answered)\n", n.Name, n.Recoveries)
@@ -168,4 +175,34 @@ func rejectedText(now, total uint64) string {
 		return strconv.FormatUint(now, 10)
 	}
 	return fmt.Sprintf("%d (%d total)", now, total)
+}
+
+// bfdLine describes a peering's BFD session: state, timers both ways,
+// detection time, diagnostics and the last down.
+func bfdLine(f *api.BFDStatus, now time.Time) string {
+	s := fmt.Sprintf("bfd %s (%v × %d", f.State, f.Interval, f.Multiplier)
+	if f.RemoteMultiplier > 0 {
+		s += fmt.Sprintf("; peer %v × %d, asks ≥ %v", f.RemoteDesiredTx, f.RemoteMultiplier, f.RemoteMinRx)
+	}
+	s += fmt.Sprintf("; sending every %v", f.TxInterval)
+	if f.Detect > 0 {
+		s += fmt.Sprintf(", detect %v", f.Detect)
+	}
+	s += ")"
+	if f.State != "up" && f.LocalDiag != "none" {
+		s += ", diagnostic " + f.LocalDiag
+	}
+	if f.RemoteDiag != "none" && f.RemoteDiag != "" {
+		s += ", peer's diagnostic " + f.RemoteDiag
+	}
+	if f.PeerAdminDown {
+		s += ", the peer took it administratively down (not a failure: the session is not held)"
+	}
+	if !f.LastDown.IsZero() {
+		s += fmt.Sprintf(", down %d time(s), last %v ago", f.Downs, now.Sub(f.LastDown).Round(time.Second))
+	}
+	if !f.EverUp {
+		s += "; never up: is BFD configured on the router for " + f.Address.String() + "?"
+	}
+	return s
 }

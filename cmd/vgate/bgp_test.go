@@ -31,6 +31,27 @@ func TestPrintBGPLastError(t *testing.T) {
 		{Peering: "south", Vgate: true, PeerASN: 65004, PeerExpects: 65001, Alive: true, RTT: 1200 * time.Microsecond, Idle: true},
 		{Peering: "north", Alive: true, RTT: 800 * time.Microsecond},
 	}
+	withBFD := *st
+	withBFD.BFD = []api.BFDStatus{
+		{Peering: "west", Address: netip.MustParseAddr("10.255.0.5"), State: "down", LocalDiag: "control_detection_time_expired", RemoteDiag: "none",
+			Interval: 100 * time.Millisecond, Multiplier: 5, TxInterval: time.Second, EverUp: true, Downs: 1, LastDown: now.Add(-4 * time.Second)},
+		{Peering: "north", Address: netip.MustParseAddr("10.255.0.4"), State: "down", LocalDiag: "none", RemoteDiag: "none",
+			Interval: 100 * time.Millisecond, Multiplier: 5, TxInterval: time.Second},
+		{Peering: "south", Address: netip.MustParseAddr("10.255.0.3"), State: "up", LocalDiag: "none", RemoteDiag: "none",
+			Interval: 100 * time.Millisecond, Multiplier: 5, TxInterval: 100 * time.Millisecond, Detect: 500 * time.Millisecond,
+			RemoteMultiplier: 5, RemoteMinRx: 100 * time.Millisecond, RemoteDesiredTx: 100 * time.Millisecond, EverUp: true},
+	}
+	var bb bytes.Buffer
+	printBGP(&bb, &withBFD, now)
+	for _, want := range []string{
+		"west: bfd down (100ms × 5; sending every 1s), diagnostic control_detection_time_expired, down 1 time(s), last 4s ago",
+		"north: bfd down (100ms × 5; sending every 1s); never up: is BFD configured on the router for 10.255.0.4?",
+		"south: bfd up (100ms × 5; peer 100ms × 5, asks ≥ 100ms; sending every 100ms, detect 500ms)",
+	} {
+		if !strings.Contains(bb.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, bb.String())
+		}
+	}
 	var b bytes.Buffer
 	printBGP(&b, st, now)
 	out := b.String()

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/daemon"
@@ -97,6 +98,10 @@ func printCheckDetails(w io.Writer, cfg *config.Config, v4, v6 bool) {
 		}
 		fmt.Fprintf(w, "  peering %s: bgp AS%d, address_spaces %s is the import allow-list (routes come from BGP); %s\n",
 			p.Name, p.BGP.ASN, prefixList(p.AddressSpaces), static)
+		fmt.Fprintf(w, "  peering %s: %s\n", p.Name, livenessText(&p))
+		if note := bfdNote(&p); note != "" {
+			fmt.Fprintf(w, "  note: peering %s: %s\n", p.Name, note)
+		}
 	}
 }
 
@@ -166,4 +171,32 @@ func prefixList(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// livenessText is a BGP peering's effective probe and BFD timing.
+func livenessText(p *config.Peering) string {
+	probe := "probe off"
+	if !p.BGP.ProbeOff() {
+		iv, m := p.BGP.ProbeTiming()
+		probe = fmt.Sprintf("probe %v × %d (dead after %v)", iv, m, iv*time.Duration(m))
+	}
+	b := "bfd off"
+	if iv, m, ok := p.BGP.BFDTiming(); ok {
+		b = fmt.Sprintf("bfd %v × %d (down after %v at the router's same setting), UDP %s:3784", iv, m, iv*time.Duration(m), p.BGP.Address)
+	}
+	return probe + ", " + b
+}
+
+// bfdNote recommends BFD for a BGP peering without it: toward a router
+// that is not vgate only BFD lets the router fail over as fast as vgate
+// (the probe acts on this side only). An IPsec peer is never vgate.
+func bfdNote(p *config.Peering) string {
+	if _, _, ok := p.BGP.BFDTiming(); ok {
+		return ""
+	}
+	const set = "set bgp.bfd: { interval: 100ms, multiplier: 5 } (and BFD on the router) so that both ends fail over in 0.5 s, not the router's hold time"
+	if p.IsIPsec() {
+		return "the peer is an IPsec device, not vgate: " + set
+	}
+	return "if the peer is a router that is not vgate, " + set
 }

@@ -14,7 +14,7 @@ import (
 // metrics.listen, whether the machine forwards, and, per BGP peering, that
 // address_spaces is the import allow-list and which static_routes it has.
 func TestCheckDetails(t *testing.T) {
-	cfgText := validCfg + `    bgp: {asn: 65002, address: 10.2.255.254}
+	cfgText := validCfg + `    bgp: {asn: 65002, address: 10.2.255.254, probe: off, bfd: {interval: 300ms}}
     static_routes: [10.2.9.0/24]
   - name: south
     network: south
@@ -36,9 +36,24 @@ metrics: {listen: "127.0.0.1:9586"}
 		"ip forwarding   ipv4 ",
 		"peering west: bgp AS65002, address_spaces 10.2.0.0/16 is the import allow-list (routes come from BGP); static_routes 10.2.9.0/24 installed beside BGP",
 		"peering south: static, routes 10.3.0.0/16 through the tunnel",
+		"peering west: probe off, bfd 300ms × 5 (down after 1.5s at the router's same setting), UDP 10.2.255.254:3784",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+
+	if strings.Contains(out, "note: peering west") {
+		t.Errorf("BFD recommended for a peering that runs it:\n%s", out)
+	}
+	var bb bytes.Buffer
+	printCheckDetails(&bb, mustLoad(t, validCfg+"    bgp: {asn: 65002, address: 10.2.255.254}\nbgp: {asn: 65001}\n"), true, true)
+	for _, want := range []string{
+		"peering west: probe 50ms × 8 (dead after 400ms), bfd off",
+		"note: peering west: if the peer is a router that is not vgate, set bgp.bfd: { interval: 100ms, multiplier: 5 }",
+	} {
+		if !strings.Contains(bb.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, bb.String())
 		}
 	}
 

@@ -63,6 +63,9 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 	}
 	if s := p2sLine(st.P2S); s != "" { // client.go
 		fmt.Fprintf(w, "  point-to-site   %s\n", s)
+		if q := st.P2S.Queue; q != nil {
+			fmt.Fprintf(w, "                  %s\n", queueText(q))
+		}
 	}
 	if d := st.DNS; d != nil {
 		fmt.Fprintf(w, "  dns             zone %s on %s:53, %s\n", d.Zone, d.Address, countsText(d.Queries, api.DNSOutcomes, d.QueriesLastMinute, "answer", "forwarded", "nxdomain"))
@@ -112,12 +115,25 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 			fmt.Fprintf(w, "%s: ipsec (esp: %s), IKE SA %s, child SA %s, rekeys: IKE %d, child %d\n", p.Name, x.ESPModeText,
 				orDash(x.IKEState), orDash(x.ChildState), x.IKERekeys, x.ChildRekeys)
 		}
+		if q := p.Queue; q != nil {
+			fmt.Fprintf(w, "%s: %s\n", p.Name, queueText(q))
+		}
 		if p.DroppedSource > 0 {
 			fmt.Fprintf(w, "%s: %d packet(s) from the peer dropped since start%s: source not in its allowed IPs (its static routes, tunnel address and accepted BGP routes)\n",
 				p.Name, p.DroppedSource, lastMinute(p.DroppedSourceLastMinute))
 		}
 		printNATStatus(w, p) // nat.go
 	}
+}
+
+// queueText is a tunnel's queue management in one line.
+func queueText(q *api.QueueStatus) string {
+	s := fmt.Sprintf("queue %s (vgate's, send side): %d queued, in flight %d/%d sent, %d/%d received; CoDel dropped %d, marked CE %d, overflow %d",
+		q.Discipline, q.Queued, q.SendInFlight, q.SendBudget, q.RecvInFlight, q.RecvBudget, q.DroppedCoDel, q.MarkedCE, q.DroppedLimit)
+	if q.Qdisc != "" {
+		s += "; interface qdisc " + q.Qdisc + " (a TUN holds no backlog in it)"
+	}
+	return s
 }
 
 // typeText is a peering's kind; for IPsec with where ESP runs.

@@ -359,6 +359,7 @@ func applyDefaults(c *Config, d *doc) {
 
 var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	offableType     = reflect.TypeFor[offable]()
 	durationType    = reflect.TypeFor[time.Duration]()
 )
 
@@ -437,6 +438,13 @@ func (d *doc) walk(n *yaml.Node, t reflect.Type, path string) {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return
+	}
+	if reflect.PointerTo(t).Implements(offableType) && n.Kind == yaml.ScalarNode {
+		if !isOff(n) {
+			d.decodeErr(path, line, "want off or %s, got %q", describe(t), n.Value)
+			nullify(n)
+		}
 		return
 	}
 	scalar := reflect.PointerTo(t).Implements(textUnmarshaler) || t == durationType ||

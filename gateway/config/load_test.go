@@ -162,6 +162,39 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// TestBFDAndProbeOff: the effective BFD timing, `off` for both, and a
+// YAML round trip that keeps them.
+func TestBFDAndProbeOff(t *testing.T) {
+	c := mustParse(t, minimal+"bgp: {asn: 65001}\npeerings:\n"+
+		"  - {name: a, network: n1, public_key: "+keyWest+", bgp: {asn: 65002, address: 169.254.0.2, probe: off, bfd: {}}}\n"+
+		"  - {name: b, network: n2, public_key: "+keyWest2+", bgp: {asn: 65003, address: 169.254.0.3, bfd: {interval: 300ms}}}\n"+
+		"  - {name: c, network: n3, public_key: "+keyNorth+", bgp: {asn: 65004, address: 169.254.0.4, bfd: off, probe: {interval: 20ms}}}\n")
+	for i, want := range []struct {
+		iv       time.Duration
+		m        int
+		on, poff bool
+	}{{100 * time.Millisecond, 5, true, true}, {300 * time.Millisecond, 5, true, false}, {0, 0, false, false}} {
+		b := c.Peerings[i].BGP
+		iv, m, on := b.BFDTiming()
+		if iv != want.iv || m != want.m || on != want.on || b.ProbeOff() != want.poff {
+			t.Errorf("peering %d: bfd %v × %d on %v, probe off %v; want %+v", i, iv, m, on, b.ProbeOff(), want)
+		}
+	}
+	if iv, _ := c.Peerings[2].BGP.ProbeTiming(); iv != 20*time.Millisecond {
+		t.Errorf("probe interval %v", iv)
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := mustParse(t, string(out))
+	for i := range c.Peerings {
+		if !reflect.DeepEqual(c.Peerings[i].BGP, c2.Peerings[i].BGP) {
+			t.Errorf("round trip changed peering %d's bgp: %+v, was %+v\n%s", i, c2.Peerings[i].BGP, c.Peerings[i].BGP, out)
+		}
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	c := mustParse(t, full)
 	out, err := yaml.Marshal(c)
@@ -205,6 +238,8 @@ func TestValidVariants(t *testing.T) {
 		{"bgp probe timing", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2, probe: {interval: 100ms, multiplier: 10}}}\n"},
 		{"bgp drain and graceful restart", minimal + "bgp: {asn: 65001, drain: true, graceful_restart: {restart_time: 60s, long_lived: 1h}}\n"},
 		{"bgp graceful restart defaults", minimal + "bgp: {asn: 65001, graceful_restart: {}}\n"},
+		{"bgp bfd, probe off", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2, probe: off, bfd: {interval: 100ms, multiplier: 5}}}\n"},
+		{"bgp bfd off", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2, bfd: off}}\n"},
 		{"peering with bgp only", minimal + "bgp: {asn: 65001}\npeerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", bgp: {asn: 65002, address: 169.254.0.2}}\n"},
 		{"ipv6 endpoint", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", endpoint: \"[fd00::1]:51820\", address_spaces: [10.2.0.0/16]}\n"},
 		{"relay with pin", minimal + "peerings:\n  - {name: a, network: n1, public_key: " + keyWest + ", address_spaces: [10.2.0.0/16], relay: {url: \"wss://relay.example.net/\", pin: \"sha256:" + strings.Repeat("ab", 32) + "\"}}\n"},
@@ -302,6 +337,13 @@ func TestParseErrors(t *testing.T) {
 		{"probe interval fraction", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {interval: 10500us}}}\n"), "peerings[0].bgp.probe.interval", 7, "got 10.5ms"},
 		{"probe multiplier", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {multiplier: 1}}}\n"), "peerings[0].bgp.probe.multiplier", 7, "0 (default 8) or 3 to 50, got 1"},
 		{"probe detection too long", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {interval: 2s, multiplier: 20}}}\n"), "peerings[0].bgp.probe", 7, "interval 2s × multiplier 20 = 40s to detect a dead tunnel; at most 30s"},
+		{"probe on", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: on}}\n"), "peerings[0].bgp.probe", 7, `want off or`},
+		{"bfd interval too short", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, bfd: {interval: 5ms}}}\n"), "peerings[0].bgp.bfd.interval", 7, "0 (default 100ms) or whole milliseconds from 10ms to 10s, got 5ms"},
+		{"bfd interval fraction", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, bfd: {interval: 100500us}}}\n"), "peerings[0].bgp.bfd.interval", 7, "got 100.5ms"},
+		{"bfd multiplier", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, bfd: {multiplier: 2}}}\n"), "peerings[0].bgp.bfd.multiplier", 7, "0 (default 5) or 3 to 50, got 2"},
+		{"bfd detection too long", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, bfd: {interval: 10s, multiplier: 5}}}\n"), "peerings[0].bgp.bfd", 7, "interval 10s × multiplier 5 = 50s to detect a dead path; at most 30s"},
+		{"bfd unknown field", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, bfd: {multiplyer: 5}}}\n"), "peerings[0].bgp.bfd.multiplyer", 7, "did you mean"},
+		{"bfd a number", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, bfd: 100}}\n"), "peerings[0].bgp.bfd", 7, `want off or`},
 		{"probe unknown field", withBGP + "peerings:\n" + edit(t, peer("west", "vnet-west", keyWest, "[10.2.0.0/16]"), "}\n", ", bgp: {asn: 65002, address: 10.2.0.2, probe: {intervall: 1s}}}\n"), "peerings[0].bgp.probe.intervall", 7, "did you mean"},
 		{"peer bgp without gateway bgp", edit(t, withPeer, "}\n", ", bgp: {asn: 65002, address: 10.2.0.2}}\n"), "peerings[0].bgp", 6, "gateway's own bgp section"},
 		{"static routes without bgp", withPeer[:len(withPeer)-2] + ", static_routes: [10.2.1.0/24]}\n", "peerings[0].static_routes[0]", 6, "static_routes is for peerings that run bgp"},

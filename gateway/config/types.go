@@ -158,9 +158,50 @@ type PeerBGP struct {
 	// routes sent to it.
 	Prepend int `yaml:"prepend,omitempty" json:"prepend,omitempty"`
 	// Probe times the in-tunnel liveness probe that guards the session
-	// (nil: the defaults, DefaultProbeInterval × DefaultProbeMultiplier).
+	// (nil: the defaults, DefaultProbeInterval × DefaultProbeMultiplier;
+	// `probe: off`: no probe, for a router that is not vgate).
 	Probe *Probe `yaml:"probe,omitempty" json:"probe,omitempty"`
+	// BFD runs standard BFD (RFC 5880/5881, single hop) with the peer
+	// through the tunnel (nil or `bfd: off`: none; `bfd: {}`: the
+	// defaults, DefaultBFDInterval × DefaultBFDMultiplier).
+	BFD *BFD `yaml:"bfd,omitempty" json:"bfd,omitempty"`
 }
+
+// BFD times a peering's BFD session: vgate sends a control packet every
+// Interval and asks the peer for no faster; Multiplier intervals without
+// one declare the path down. Zero fields take the defaults.
+type BFD struct {
+	Interval   time.Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Multiplier int           `yaml:"multiplier,omitempty" json:"multiplier,omitempty"`
+	// Off is `bfd: off`, the same as no bfd.
+	Off bool `yaml:"-" json:"-"`
+}
+
+// BFD defaults (bounds: the probe's). 100 ms × 5 detects a dead path in
+// 0.5 s at both ends when the router is configured alike.
+const (
+	DefaultBFDInterval   = 100 * time.Millisecond
+	DefaultBFDMultiplier = 5
+)
+
+// BFDTiming is the peering's BFD interval and multiplier with the
+// defaults applied; ok is false when BFD is off.
+func (b *PeerBGP) BFDTiming() (iv time.Duration, m int, ok bool) {
+	if b == nil || b.BFD == nil || b.BFD.Off {
+		return 0, 0, false
+	}
+	iv, m = DefaultBFDInterval, DefaultBFDMultiplier
+	if b.BFD.Interval > 0 {
+		iv = b.BFD.Interval
+	}
+	if b.BFD.Multiplier > 0 {
+		m = b.BFD.Multiplier
+	}
+	return iv, m, true
+}
+
+// ProbeOff reports `probe: off`: the peering's tunnel is not probed.
+func (b *PeerBGP) ProbeOff() bool { return b != nil && b.Probe != nil && b.Probe.Off }
 
 // Probe is the BFD-like liveness probe through a peering's tunnel: an ICMP
 // echo every Interval; Multiplier intervals without a reply declare the
@@ -169,6 +210,8 @@ type PeerBGP struct {
 type Probe struct {
 	Interval   time.Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
 	Multiplier int           `yaml:"multiplier,omitempty" json:"multiplier,omitempty"`
+	// Off is `probe: off`: no probe (a router that drops ICMP echo).
+	Off bool `yaml:"-" json:"-"`
 }
 
 // Probe defaults and bounds. 50 ms × 8 detects a dead tunnel in 0.4 s and

@@ -307,6 +307,7 @@ func validatePeerings(c *Config, d *doc, all *ownedSet) {
 				d.errorf(base+".bgp.prepend", "must be 0 to 10, got %d", b.Prepend)
 			}
 			checkProbe(d, base+".bgp.probe", b)
+			checkBFD(d, base+".bgp.bfd", b)
 			switch {
 			case !b.Address.IsValid():
 				d.errorf(base+".bgp.address", "required: the remote gateway's tunnel address to peer with")
@@ -450,7 +451,7 @@ func checkOwnKey(c *Config, d *doc) {
 // each within bounds, and their product (the detection time) too.
 func checkProbe(d *doc, path string, b *PeerBGP) {
 	pr := b.Probe
-	if pr == nil {
+	if pr == nil || pr.Off {
 		return
 	}
 	ok := true
@@ -467,6 +468,30 @@ func checkProbe(d *doc, path string, b *PeerBGP) {
 	}
 	if iv, m := b.ProbeTiming(); iv*time.Duration(m) > MaxProbeDetection {
 		d.errorf(path, "interval %v × multiplier %d = %v to detect a dead tunnel; at most %v (BGP's own hold time takes over long before)", iv, m, iv*time.Duration(m), MaxProbeDetection)
+	}
+}
+
+// checkBFD checks a peering's bgp.bfd like bgp.probe: the interval and
+// multiplier within the same bounds, and the detection time.
+func checkBFD(d *doc, path string, b *PeerBGP) {
+	f := b.BFD
+	if f == nil || f.Off {
+		return
+	}
+	ok := true
+	if iv := f.Interval; iv != 0 && (iv < MinProbeInterval || iv > MaxProbeInterval || iv%time.Millisecond != 0) {
+		d.errorf(path+".interval", "must be 0 (default %v) or whole milliseconds from %v to %v, got %v", DefaultBFDInterval, MinProbeInterval, MaxProbeInterval, iv)
+		ok = false
+	}
+	if m := f.Multiplier; m != 0 && (m < MinProbeMultiplier || m > MaxProbeMultiplier) {
+		d.errorf(path+".multiplier", "must be 0 (default %d) or %d to %d, got %d", DefaultBFDMultiplier, MinProbeMultiplier, MaxProbeMultiplier, m)
+		ok = false
+	}
+	if !ok {
+		return
+	}
+	if iv, m, _ := b.BFDTiming(); iv*time.Duration(m) > MaxProbeDetection {
+		d.errorf(path, "interval %v × multiplier %d = %v to detect a dead path; at most %v (BGP's own hold time takes over long before)", iv, m, iv*time.Duration(m), MaxProbeDetection)
 	}
 }
 

@@ -32,9 +32,12 @@ type Tunnel struct {
 // kernel supports them), wraps it with MSS clamping, starts a device on bind
 // and configures its peer. On failure nothing is left behind.
 func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, demand *atomic.Uint64, log *slog.Logger) (*Tunnel, error) {
-	ct := newClampTUN(t, mtu)
-	ct.demand = demand                 // demand.go
-	ct.src.setAllowed(peer.AllowedIPs) // srccheck.go
+	fq := newFQTUN(t, mtu, device.MessageTransportHeaderSize) // queue.go
+	ct := newClampTUN(fq, mtu)
+	ct.fq, ct.recv = fq, newBudget(recvBudget)
+	bind = &budgetBind{Bind: bind, send: fq, recv: ct.recv} // budget.go
+	ct.demand = demand                                      // demand.go
+	ct.src.setAllowed(peer.AllowedIPs)                      // srccheck.go
 	if err := ct.nat.set(peer.NAT); err != nil {
 		t.Close()
 		return nil, fmt.Errorf("tunnel %s: %w", name, err)
@@ -114,6 +117,13 @@ func (t *Tunnel) Stats() (PeerStats, error) {
 	st.AllowedIPs = peer.AllowedIPs
 	st.DroppedSource = t.tun.src.dropped.Load()
 	st.NAT = t.NATStats() // nat.go
+	if t.tun.fq != nil {
+		q := t.tun.fq.Stats()
+		q.RecvInFlight, q.RecvBudget = t.tun.recv.load(), recvBudget
+		q.BudgetResyncs += t.tun.recv.resyncs.Load()
+		q.Qdisc = QdiscOf(t.ifname)
+		st.Queue = &q
+	}
 	return st, err
 }
 

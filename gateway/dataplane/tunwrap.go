@@ -24,6 +24,8 @@ type clampTUN struct {
 	src        srcCheck       // srccheck.go
 	demand     *atomic.Uint64 // reads with user traffic (demand.go); nil: not counted
 	nat        natSeam        // nat.go
+	fq         *fqTUN         // the send queue under it (queue.go); nil in tests
+	recv       *budget        // the receive budget (budget.go); nil in tests
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
@@ -49,10 +51,22 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			}
 		}
 	}
+	if t.fq != nil { // what goes on holds send budget until sent (queue.go)
+		c := 0
+		for i := 0; i < n; i++ {
+			if sizes[i] > 0 {
+				c++
+			}
+		}
+		t.fq.charge(c)
+	}
 	return n, err
 }
 
 func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
+	if t.recv != nil {
+		t.recv.release(len(bufs)) // budget.go
+	}
 	bufs, st := t.nat.inbound(bufs, offset)                // nat.go
 	if bufs = t.src.filter(bufs, offset); len(bufs) == 0 { // srccheck.go
 		return 0, nil

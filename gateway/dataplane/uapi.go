@@ -146,6 +146,8 @@ type PeerStats struct {
 	DroppedSource uint64
 	// NAT are the seam's translation counters (nat.go); zero from a dump.
 	NAT NATStats
+	// Queue is the tunnel's queue management (queue.go); nil from a dump.
+	Queue *QueueStats
 }
 
 // ParseDump reads every peer section of an IpcGet dump, keyed by public

@@ -57,28 +57,30 @@ type Collector struct {
 	source  Source
 	version string
 
-	buildInfo, tunnelsLimit, tunnelsConfigured, tunnelsUp  *prometheus.Desc
-	peeringUp, peeringDownReason, peeringRx, peeringTx     *prometheus.Desc
-	peeringHandshake, peeringInfo                          *prometheus.Desc
-	portDispatched, portDropped, routesInstalled, reloads  *prometheus.Desc
-	refusals, gatewayInfo, lastReloadTime, lastReloadError *prometheus.Desc
-	p2sRegistered, p2sConnected, p2sLimit, p2sPoolFree     *prometheus.Desc
-	p2sPackets, p2sClientUp, p2sClientRx, p2sClientTx      *prometheus.Desc
-	p2sClientHandshake, p2sClientDenied                    *prometheus.Desc
-	p2sClientHeard                                         *prometheus.Desc
-	bgpUp, bgpReceived, bgpAccepted, bgpRejected           *prometheus.Desc
-	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes        *prometheus.Desc
-	bgpRecoveries                                          *prometheus.Desc
-	probeUp, probeRTT                                      *prometheus.Desc
-	ipForwarding, peeringSourceDropped                     *prometheus.Desc
-	peeringQueue, peeringQueueDropped                      *prometheus.Desc
-	peeringSendRefused                                     *prometheus.Desc
-	dnsQueries, enrollAttempts, invitesPending             *prometheus.Desc
-	draining, drained                                      *prometheus.Desc
-	peeringPath, peeringRelayConnected                     *prometheus.Desc
-	ipsecInfo, ipsecIKE, ipsecChild                        *prometheus.Desc
-	ipsecIKERekeys, ipsecChildRekeys                       *prometheus.Desc
-	natPackets, natBytes, natDropped, natRuleInfo          *prometheus.Desc
+	buildInfo, tunnelsLimit, tunnelsConfigured, tunnelsUp    *prometheus.Desc
+	peeringUp, peeringDownReason, peeringRx, peeringTx       *prometheus.Desc
+	peeringHandshake, peeringInfo                            *prometheus.Desc
+	portDispatched, portDropped, routesInstalled, reloads    *prometheus.Desc
+	refusals, gatewayInfo, lastReloadTime, lastReloadError   *prometheus.Desc
+	p2sRegistered, p2sConnected, p2sLimit, p2sPoolFree       *prometheus.Desc
+	p2sPackets, p2sClientUp, p2sClientRx, p2sClientTx        *prometheus.Desc
+	p2sClientHandshake, p2sClientDenied                      *prometheus.Desc
+	p2sClientHeard                                           *prometheus.Desc
+	bgpUp, bgpReceived, bgpAccepted, bgpRejected             *prometheus.Desc
+	bgpRejectedTotal, bgpAdvertised, bgpMaxPrefixes          *prometheus.Desc
+	bgpRecoveries                                            *prometheus.Desc
+	probeUp, probeRTT                                        *prometheus.Desc
+	bfdUp, bfdDowns, bfdDropped                              *prometheus.Desc
+	ipForwarding, peeringSourceDropped                       *prometheus.Desc
+	peeringSendDropped, peeringSendMarked, peeringQueueCoDel *prometheus.Desc
+	peeringQueue, peeringQueueDropped                        *prometheus.Desc
+	peeringSendRefused                                       *prometheus.Desc
+	dnsQueries, enrollAttempts, invitesPending               *prometheus.Desc
+	draining, drained                                        *prometheus.Desc
+	peeringPath, peeringRelayConnected                       *prometheus.Desc
+	ipsecInfo, ipsecIKE, ipsecChild                          *prometheus.Desc
+	ipsecIKERekeys, ipsecChildRekeys                         *prometheus.Desc
+	natPackets, natBytes, natDropped, natRuleInfo            *prometheus.Desc
 }
 
 // New returns a collector that reads source once per scrape. version is
@@ -136,7 +138,13 @@ func New(source Source, version string) *Collector {
 		bgpRecoveries:         d("bgp_session_recoveries_total", "Times vgate's watchdog started the BGP session afresh because it was not established for 30 s while its tunnel probe answered.", "peering"),
 		probeUp:               d("peering_probe_up", "1 if the liveness probe through the tunnel gets answers, 0 if not.", "peering"),
 		probeRTT:              d("peering_probe_rtt_seconds", "Round-trip time of the last liveness probe answer.", "peering"),
+		bfdUp:                 d("bfd_up", "1 if the peering's BFD session is up, 0 if not.", "peering"),
+		bfdDowns:              d("bfd_down_total", "Times the peering's BFD session went down after being up.", "peering"),
+		bfdDropped:            d("bfd_dropped_total", "Received BFD packets dropped, by reason (ttl, interface, unknown_source, malformed, discriminator).", "reason"),
 		peeringSourceDropped:  d("peering_source_dropped_packets_total", "Packets from the peer dropped because their source is not in its AllowedIPs (static routes, tunnel address, routes accepted from it).", peer...),
+		peeringSendDropped:    d("peering_send_queue_dropped_packets_total", "Packets the tunnel's send queue dropped: codel (waited too long), overflow (queue full: the longest flow's oldest).", append(peer, "reason")...),
+		peeringSendMarked:     d("peering_send_queue_ce_marked_packets_total", "ECN-capable packets the tunnel's send queue marked CE instead of dropping them.", peer...),
+		peeringQueueCoDel:     d("peering_queue_codel_dropped_packets_total", "Received packets for the peering dropped from its queue on the shared tunnel port because they waited there too long (CoDel).", peer...),
 		peeringQueue:          d("peering_queue_packets", "Received packets waiting in the peering's queue on the shared tunnel port for its WireGuard device.", peer...),
 		peeringQueueDropped:   d("peering_queue_dropped_packets_total", "Received packets for the peering dropped because its queue on the shared tunnel port was full: its device does not keep up (CPU, or a flood aimed at it); other peerings are not affected.", peer...),
 		peeringSendRefused:    d("peering_send_refused_packets_total", "Datagrams of the peering's tunnel this host refused to send (EPERM: a local firewall's output rule); while sends keep failing the peering is down for send_blocked.", peer...),
@@ -171,7 +179,8 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.p2sRegistered, c.p2sConnected, c.p2sLimit, c.p2sPoolFree, c.p2sPackets,
 		c.p2sClientUp, c.p2sClientRx, c.p2sClientTx, c.p2sClientHandshake, c.p2sClientDenied, c.p2sClientHeard,
 		c.bgpUp, c.bgpReceived, c.bgpAccepted, c.bgpRejected, c.bgpRejectedTotal, c.bgpAdvertised,
-		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.ipForwarding, c.peeringSourceDropped,
+		c.bgpMaxPrefixes, c.bgpRecoveries, c.probeUp, c.probeRTT, c.bfdUp, c.bfdDowns, c.bfdDropped, c.ipForwarding, c.peeringSourceDropped,
+		c.peeringSendDropped, c.peeringSendMarked, c.peeringQueueCoDel,
 		c.peeringQueue, c.peeringQueueDropped,
 		c.peeringSendRefused,
 		c.dnsQueries, c.enrollAttempts, c.invitesPending, c.draining, c.drained,
@@ -220,6 +229,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.peeringQueue, float64(ports[p.Name].QueueDepth), p.Name, p.Network)
 		counter(c.peeringQueueDropped, float64(ports[p.Name].DroppedQueueFull), p.Name, p.Network)
 		counter(c.peeringSendRefused, float64(ports[p.Name].SendRefused), p.Name, p.Network)
+		counter(c.peeringQueueCoDel, float64(ports[p.Name].DroppedCoDel), p.Name, p.Network)
 		up := 0.0
 		if p.Reason == "" {
 			up = 1
@@ -235,6 +245,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.peeringRx, float64(p.RxBytes), p.Name, p.Network)
 		counter(c.peeringTx, float64(p.TxBytes), p.Name, p.Network)
 		counter(c.peeringSourceDropped, float64(p.DroppedSource), p.Name, p.Network)
+		if q := p.Queue; q != nil {
+			counter(c.peeringSendDropped, float64(q.DroppedCoDel), p.Name, p.Network, "codel")
+			counter(c.peeringSendDropped, float64(q.DroppedLimit), p.Name, p.Network, "overflow")
+			counter(c.peeringSendMarked, float64(q.MarkedCE), p.Name, p.Network)
+		}
 		hs := 0.0
 		if !p.LastHandshake.IsZero() {
 			hs = float64(p.LastHandshake.UnixNano()) / 1e9
@@ -319,6 +334,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(c.probeUp, up, p.Peering)
 			gauge(c.probeRTT, p.RTT.Seconds(), p.Peering)
+		}
+		for _, f := range b.BFD {
+			up := 0.0
+			if f.State == "up" {
+				up = 1
+			}
+			gauge(c.bfdUp, up, f.Peering)
+			counter(c.bfdDowns, float64(f.Downs), f.Peering)
+		}
+		for reason, n := range b.BFDDropped {
+			counter(c.bfdDropped, float64(n), reason)
 		}
 	}
 

@@ -47,8 +47,10 @@ func sample() api.Metrics {
 		},
 		Refusals: map[api.RefusalReason]uint64{api.RefusedTunnelLimit: 1},
 		BGP: &api.BGPStatus{Enabled: true, ASN: 65001,
-			Neighbors: []api.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100, Recoveries: 3}},
-			Probes:    []api.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}}},
+			Neighbors:  []api.NeighborStatus{{Name: "west", State: "established", Received: 5, Accepted: 4, Rejected: 1, RejectedTotal: 7, Advertised: 2, MaxPrefixes: 100, Recoveries: 3}},
+			Probes:     []api.ProbeStatus{{Peering: "west", Alive: true, RTT: 1500 * time.Microsecond}},
+			BFD:        []api.BFDStatus{{Peering: "west", State: "up", Downs: 2}},
+			BFDDropped: map[string]uint64{"ttl": 4, "interface": 0}},
 	}
 }
 
@@ -140,6 +142,16 @@ vgate_bgp_session_recoveries_total{peering="west"} 3
 # HELP vgate_peering_probe_rtt_seconds Round-trip time of the last liveness probe answer.
 # TYPE vgate_peering_probe_rtt_seconds gauge
 vgate_peering_probe_rtt_seconds{peering="west"} 0.0015
+# HELP vgate_bfd_up 1 if the peering's BFD session is up, 0 if not.
+# TYPE vgate_bfd_up gauge
+vgate_bfd_up{peering="west"} 1
+# HELP vgate_bfd_down_total Times the peering's BFD session went down after being up.
+# TYPE vgate_bfd_down_total counter
+vgate_bfd_down_total{peering="west"} 2
+# HELP vgate_bfd_dropped_total Received BFD packets dropped, by reason (ttl, interface, unknown_source, malformed, discriminator).
+# TYPE vgate_bfd_dropped_total counter
+vgate_bfd_dropped_total{reason="interface"} 0
+vgate_bfd_dropped_total{reason="ttl"} 4
 # HELP vgate_p2s_clients_registered Point-to-site clients registered (vgate client add).
 # TYPE vgate_p2s_clients_registered gauge
 vgate_p2s_clients_registered 3
@@ -183,6 +195,7 @@ vgate_peering_relay_connected{network="vnet-west",peering="west"} 1
 		"vgate_p2s_clients_registered", "vgate_p2s_pool_free_addresses", "vgate_p2s_policy_packets_total",
 		"vgate_p2s_client_up", "vgate_p2s_client_receive_bytes_total", "vgate_p2s_client_denied_packets_total", "vgate_p2s_client_last_heard_timestamp_seconds",
 		"vgate_bgp_session_up", "vgate_bgp_routes_accepted", "vgate_bgp_rejected_routes_total", "vgate_bgp_session_recoveries_total", "vgate_peering_probe_rtt_seconds",
+		"vgate_bfd_up", "vgate_bfd_down_total", "vgate_bfd_dropped_total",
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)

@@ -63,6 +63,7 @@ type Server struct {
 	ifname string
 	mtu    int
 	filter *FilterTUN
+	queues *dataplane.Queues // the send queue and budgets
 	dev    *device.Device
 
 	mu       sync.Mutex
@@ -126,9 +127,12 @@ func Open(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("point_to_site: create interface %s: %w", o.IfName, err)
 	}
-	s.filter = NewFilterTUN(td, o.MTU)
+	// The send queue and budgets (dataplane/queue.go) around the policy.
+	qs, qt := dataplane.NewQueues(td, o.MTU)
+	s.queues = qs
+	s.filter = NewFilterTUN(qt, o.MTU)
 	s.publish() // directory.go
-	s.dev = device.NewDevice(s.filter, o.NewBind(), dataplane.DeviceLogger(o.Log.With("component", "p2s")))
+	s.dev = device.NewDevice(qs.TUN(s.filter), qs.Bind(o.NewBind()), dataplane.DeviceLogger(o.Log.With("component", "p2s")))
 	if err := s.dev.IpcSet(s.deviceUAPI()); err != nil {
 		s.dev.Close()
 		return nil, fmt.Errorf("point_to_site: configure device: %w", dataplane.IPCErr(err))
@@ -518,4 +522,11 @@ func (s *Server) ListenPort() (uint16, error) {
 		}
 	}
 	return 0, errors.New("point_to_site: device reports no listen_port")
+}
+
+// QueueStats is what the device's send queue and budgets hold and did.
+func (s *Server) QueueStats() dataplane.QueueStats {
+	st := s.queues.Stats()
+	st.Qdisc = dataplane.QdiscOf(s.ifname)
+	return st
 }

@@ -449,10 +449,11 @@ func peeringOn(cfg *config.Config, dev string, dst netip.Prefix) string {
 // (routing.Passive decides from it which end dials). An IPsec peering's
 // peer is a standard device, never vgate, and one the probe cannot reach
 // (its BGP address is not of the tunnel address's family) is never
-// learned: both count as plain, so vgate dials.
+// learned, nor one with `probe: off` (a router that does not answer
+// echo): all count as plain, so vgate dials.
 func peerKind(in Input, p *config.Peering) routing.PeerKind {
 	switch {
-	case p.IsIPsec(), in.Config.TunnelAddress.Unmap().Is4() != p.BGP.Address.Unmap().Is4():
+	case p.IsIPsec(), p.BGP.ProbeOff(), in.Config.TunnelAddress.Unmap().Is4() != p.BGP.Address.Unmap().Is4():
 		return routing.PeerPlain
 	case in.VgatePeers[p.Name]:
 		return routing.PeerVgate

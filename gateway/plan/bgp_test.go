@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/bfd"
 )
 
 func bgpConfig(t *testing.T) *config.Config {
@@ -483,5 +485,35 @@ func TestDrainingPeerRoutedAround(t *testing.T) {
 	in := Input{Config: cfg, Env: testEnv(), Drain: true}
 	if st := Plan(in); st.BGP == nil || !st.BGP.Speaker.Drain {
 		t.Error("Input.Drain did not reach the speaker state")
+	}
+}
+
+// TestBFDAndProbeOff: bgp.bfd gives a BFD target to the peer's tunnel
+// address through the peering's tunnel; `probe: off` gives no probe
+// target and makes this end dial (the peer is taken for a router).
+func TestBFDAndProbeOff(t *testing.T) {
+	cfg := bgpConfig(t)
+	cfg.TunnelAddress = netip.MustParseAddr("169.254.10.1")
+	cfg.Peerings[0].BGP.Address = netip.MustParseAddr("169.254.10.2")
+	cfg.Peerings[0].BGP.BFD = &config.BFD{Interval: 50 * time.Millisecond}
+	cfg.Peerings[0].BGP.Probe = &config.Probe{Off: true}
+	cfg.Peerings[1].BGP.Address = netip.MustParseAddr("169.254.10.3")
+	cfg.Peerings[1].BGP.BFD = &config.BFD{Off: true}
+	st := Plan(Input{Config: cfg, Env: testEnv()})
+	b, c := cfg.Peerings[0], cfg.Peerings[1]
+	want := map[string]bfd.Target{b.Name: {Address: b.BGP.Address, Interface: IfNameOf(&b), Timing: bfd.Timing{Interval: 50 * time.Millisecond, Multiplier: 5}}}
+	if !maps.Equal(st.BGP.BFD, want) {
+		t.Errorf("bfd targets %+v, want %+v", st.BGP.BFD, want)
+	}
+	if _, ok := st.BGP.Probes[b.Name]; ok {
+		t.Errorf("probe target for %s with probe: off", b.Name)
+	}
+	if _, ok := st.BGP.Probes[c.Name]; !ok {
+		t.Errorf("no probe target for %s", c.Name)
+	}
+	for _, n := range st.BGP.Speaker.Neighbors {
+		if want := n.Name == c.Name; n.Passive != want {
+			t.Errorf("%s: passive %v, want %v", n.Name, n.Passive, want)
+		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/bfd"
 )
 
 // Input is everything a plan depends on.
@@ -156,6 +157,9 @@ type BGP struct {
 	// Avoided are the draining peerings (Input.DrainingPeers) no kernel
 	// route goes through: the probe tells them so.
 	Avoided map[string]bool
+	// BFD are the peerings' BFD sessions (peerings[].bgp.bfd), to the same
+	// tunnel addresses through the same tunnels.
+	BFD map[string]bfd.Target
 }
 
 // BGPIdentity is the speaker's AS, router ID and listen address.
@@ -185,8 +189,12 @@ func Plan(in Input) State {
 		speaker := bgpImport(in, tunnels)
 		speaker.Drain = in.Drain
 		probes := make(map[string]routing.ProbeTarget, len(speaker.Neighbors))
+		bfds := map[string]bfd.Target{}
 		for _, p := range cfg.Peerings {
-			if p.BGP != nil {
+			if p.BGP == nil {
+				continue
+			}
+			if !p.BGP.ProbeOff() {
 				iv, m := p.BGP.ProbeTiming()
 				t := routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m,
 					LocalASN: cfg.BGP.ASN, PeerASN: p.BGP.ASN, Interface: IfNameOf(&p)}
@@ -195,11 +203,16 @@ func Plan(in Input) State {
 				}
 				probes[p.Name] = t
 			}
+			if iv, m, ok := p.BGP.BFDTiming(); ok {
+				bfds[p.Name] = bfd.Target{Address: p.BGP.Address, Interface: IfNameOf(&p),
+					Timing: bfd.Timing{Interval: iv, Multiplier: m}}
+			}
 		}
 		st.BGP = &BGP{
 			Identity: BGPIdentity{ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID, Listen: cfg.TunnelAddress},
 			Speaker:  speaker,
 			Probes:   probes,
+			BFD:      bfds,
 		}
 		// Static routes (the pool included) are in routes already, so
 		// "static wins over BGP" sees every one of them.

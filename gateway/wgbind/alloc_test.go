@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"testing"
 )
 
@@ -111,8 +112,10 @@ func TestJumboDatagrams(t *testing.T) {
 	r.put(0, jumbo)
 	r.put(1, message(msgTransport, 7, 100))
 	r.dispatch(2)
+	// The small packet may go first (the queue's small-packet lane).
 	got := drain(t, a, fa)
-	if len(got) != 2 || !bytes.Equal(got[0], jumbo) {
-		t.Fatalf("after the switch: %d packets, first whole: %v", len(got), len(got) > 0 && bytes.Equal(got[0], jumbo))
+	whole := slices.ContainsFunc(got, func(p []byte) bool { return bytes.Equal(p, jumbo) })
+	if len(got) != 2 || !whole {
+		t.Fatalf("after the switch: %d packets, the jumbo one whole: %v", len(got), whole)
 	}
 }

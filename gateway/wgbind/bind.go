@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -23,7 +24,8 @@ type bind struct {
 	recent []uint32 // its registered indices, oldest first; guarded by m.idxMu
 
 	dispatched, droppedFull atomic.Uint64
-	lastWarn                atomic.Int64 // since m.epoch, ns: warnFull
+	droppedCoDel            atomic.Uint64 // codel.go
+	lastWarn                atomic.Int64  // since m.epoch, ns: warnFull
 
 	initSent     atomic.Uint64 // handshake initiations sent (handshakes.go)
 	pendingSince atomic.Int64  // since m.epoch, ns, of the oldest unanswered initiation; 0: none
@@ -49,9 +51,12 @@ var _ conn.Bind = (*bind)(nil)
 // session is one Open..Close of a bind: the queue its ReceiveFunc drains.
 type session struct {
 	m      *Mux
+	b      *bind
 	q      chan *packetBuf
+	small  chan *packetBuf // the lane for small transport packets (codel.go)
 	done   chan struct{}
 	closed atomic.Bool
+	cd     codel // the receive function's alone (codel.go)
 }
 
 // Open ignores port and reports the Mux's; it fails if the Mux is not open.
@@ -66,9 +71,11 @@ func (b *bind) Open(uint16) ([]conn.ReceiveFunc, uint16, error) {
 		return nil, 0, conn.ErrBindAlreadyOpen
 	}
 	s := &session{
-		m:    m,
-		q:    make(chan *packetBuf, queueLen),
-		done: make(chan struct{}),
+		m:     m,
+		b:     b,
+		q:     make(chan *packetBuf, queueLen),
+		small: make(chan *packetBuf, smallLaneLen),
+		done:  make(chan struct{}),
 	}
 	m.sessions[b] = s
 	b.cur.Store(s)
@@ -172,6 +179,8 @@ func (s *session) close() {
 		select {
 		case pb := <-s.q:
 			s.m.release(pb)
+		case pb := <-s.small:
+			s.m.release(pb)
 		default:
 			return
 		}
@@ -180,8 +189,15 @@ func (s *session) close() {
 
 // enqueue offers pb without blocking; false if the queue is full or closed.
 func (s *session) enqueue(pb *packetBuf) bool {
-	if s.closed.Load() {
+	if s.closed.Load() || s.depth() >= queueLen { // both lanes share the bound
 		return false
+	}
+	if smallTransport(pb) {
+		select {
+		case s.small <- pb:
+			return true
+		default: // the lane is full: in line with the rest
+		}
 	}
 	select {
 	case s.q <- pb:
@@ -189,6 +205,42 @@ func (s *session) enqueue(pb *packetBuf) bool {
 	default:
 		return false
 	}
+}
+
+// depth is how many packets wait for the device.
+func (s *session) depth() int { return len(s.q) + len(s.small) }
+
+// stale is CoDel's verdict on pb, taken from the head of the queue at now:
+// only transport packets with a payload are ever dropped.
+func (s *session) stale(pb *packetBuf, now time.Duration) bool {
+	if pb.n <= transportMin || binary.LittleEndian.Uint32(pb.data[0:4]) != msgTransport {
+		return false
+	}
+	return s.cd.drop(now-pb.at, now, len(s.q))
+}
+
+// next takes the next queued packet without waiting, nil when none: from
+// the small lane first while smallFirst (its share of a batch), then from
+// the main queue, then from the small lane again.
+func (s *session) next(smallFirst bool) (*packetBuf, bool) {
+	if smallFirst {
+		select {
+		case pb := <-s.small:
+			return pb, true
+		default:
+		}
+	}
+	select {
+	case pb := <-s.q:
+		return pb, false
+	default:
+	}
+	select {
+	case pb := <-s.small:
+		return pb, true
+	default:
+	}
+	return nil, false
 }
 
 // receive is the device's ReceiveFunc: it waits for one packet, then takes
@@ -202,25 +254,32 @@ func (s *session) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (i
 		default:
 		}
 		var pb *packetBuf
+		fromSmall := false
 		select {
+		case pb = <-s.small:
+			fromSmall = true
 		case pb = <-s.q:
 		case <-s.done:
 			return 0, net.ErrClosed
 		}
-		n := 0
+		n, smalls := 0, 0
+		now := time.Since(s.m.epoch)
 		for pb != nil {
-			if pb.n <= len(packets[n]) { // else no device buffer could hold it
+			if fromSmall {
+				smalls++
+			}
+			if !fromSmall && s.stale(pb, now) {
+				s.b.droppedCoDel.Add(1)
+			} else if pb.n <= len(packets[n]) { // else no device buffer could hold it
 				sizes[n] = copy(packets[n], pb.data[:pb.n])
 				eps[n] = pb.ep
 				n++
 			}
 			s.m.release(pb)
-			pb = nil
 			if n < len(packets) {
-				select {
-				case pb = <-s.q:
-				default:
-				}
+				pb, fromSmall = s.next(smalls < len(packets)/2)
+			} else {
+				pb = nil
 			}
 		}
 		if n > 0 {

@@ -179,7 +179,7 @@ func TestSetPeers(t *testing.T) {
 	}
 	// Stats list named devices and open ones; a closed device whose name
 	// is gone is forgotten.
-	if got := fmt.Sprint(m.Stats().Devices); got != fmt.Sprintf("[{x false 0 %d 0 0 0 0001-01-01 00:00:00 +0000 UTC 0 0001-01-01 00:00:00 +0000 UTC }]", queueLen) {
+	if got := fmt.Sprint(m.Stats().Devices); got != fmt.Sprintf("[{x false 0 %d 0 0 0 0001-01-01 00:00:00 +0000 UTC 0 0001-01-01 00:00:00 +0000 UTC  0}]", queueLen) {
 		t.Errorf("devices %s", got)
 	}
 	if err := m.SetPeers(nil); err != nil {

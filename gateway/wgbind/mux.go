@@ -171,6 +171,9 @@ type DeviceStats struct {
 	SendRefused      uint64    `json:"send_refused"`
 	SendBlockedSince time.Time `json:"send_blocked_since,omitzero"`
 	SendBlockedTo    string    `json:"send_blocked_to,omitempty"`
+	// DroppedCoDel counts transport packets dropped for their time in
+	// the queue (codel.go).
+	DroppedCoDel uint64 `json:"dropped_codel"`
 }
 
 // Mux shares one conn.Bind between several wireguard-go devices.
@@ -231,7 +234,8 @@ type packetBuf struct {
 	data []byte // len is the size class: tinyBuf, smallBuf or maxDatagram
 	n    int
 	ep   conn.Endpoint
-	via  *bind // an initiation from another path (relay.go): the one device it may go to
+	via  *bind         // an initiation from another path (relay.go): the one device it may go to
+	at   time.Duration // since Mux.epoch: when it was queued (codel.go)
 }
 
 // NewMux returns a Mux over under, which it owns from now on. log may be nil.
@@ -377,9 +381,10 @@ func (m *Mux) Stats() Stats {
 			QueueCap:         queueLen,
 			Dispatched:       b.dispatched.Load(),
 			DroppedQueueFull: b.droppedFull.Load(),
+			DroppedCoDel:     b.droppedCoDel.Load(),
 		}
 		if s != nil {
-			d.QueueDepth = len(s.q)
+			d.QueueDepth = s.depth()
 		}
 		b.handshakeStats(&d)
 		b.sendStats(&d) // sendblock.go
@@ -647,7 +652,8 @@ func (r *reader) run() {
 // front door, the others to their devices by receiver index. It never waits.
 func (r *reader) dispatch(n int) {
 	m := r.m
-	var idx map[uint32]idxEnt // loaded lazily, once per batch
+	var idx map[uint32]idxEnt  // loaded lazily, once per batch
+	now := time.Since(m.epoch) // the queueing time of the batch (codel.go)
 	for i := range n {
 		size := r.sizes[i]
 		ep := r.eps[i]
@@ -704,6 +710,8 @@ func (r *reader) dispatch(n int) {
 			m.deliverHandshake(e.b, r.take(i, data, ep)) // hsgate.go
 			continue
 		}
-		m.deliver(e.b, r.take(i, data, ep))
+		pb := r.take(i, data, ep)
+		pb.at = now
+		m.deliver(e.b, pb)
 	}
 }

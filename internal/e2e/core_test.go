@@ -48,12 +48,18 @@ func TestTwoNetworks(t *testing.T) {
 	if p.MTU != 1440 {
 		t.Errorf("tunnel MTU = %d, want 1440", p.MTU)
 	}
+	// The tunnel's queues are vgate's (dataplane/queue.go), bounded, and
+	// the interface's kernel qdisc is named.
+	if q := p.Queue; q == nil || q.Discipline != "fq_codel" || q.Qdisc == "" || q.SendBudget < 64 || q.RecvBudget < 64 ||
+		q.Queued > 2048 || q.SendInFlight > q.SendBudget+64 || q.RecvInFlight > q.RecvBudget+64 {
+		t.Errorf("tunnel queue = %+v", q)
+	}
 	// The CLI prints the same, and never the private key.
 	out, err := gws[0].CLI("status", "--socket", gws[0].Socket)
 	if err != nil {
 		t.Fatalf("vgate status: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "net2") || !strings.Contains(out, "up") {
+	if !strings.Contains(out, "net2") || !strings.Contains(out, "up") || !strings.Contains(out, "queue fq_codel") {
 		t.Errorf("vgate status output:\n%s", out)
 	}
 	for _, g := range gws {

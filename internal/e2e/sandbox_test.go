@@ -53,6 +53,9 @@ func TestSandbox(t *testing.T) {
 	g2.Peerings = append(g2.Peerings, g2.PeeringTo(g1))
 	g2.Peerings[0].Spaces = append(g2.Peerings[0].Spaces, pool...)
 	netlab.LinkBGP(g1, g3)
+	// BFD between the two vgate gateways, beside the probe (defaults).
+	g1.Peering(g3.Name).BGP.BFD = &netlab.BFDConf{}
+	g3.Peering(g1.Name).BGP.BFD = &netlab.BFDConf{}
 	g1.Extra = sandboxNamesExtra(p2sExtra) // names, invites: invite_test.go
 	g1.MetricsListen = metricsAddr
 
@@ -111,6 +114,13 @@ func TestSandbox(t *testing.T) {
 		}
 		return neighborOf(st, "net3").State == "established" && alive, fmt.Sprintf("%+v", st)
 	})
+	waitFor(t, "gw1: BFD with net3 up under the unit", 30*time.Second, func() (bool, string) {
+		st, err := g1.BGP()
+		if err != nil {
+			return false, err.Error()
+		}
+		return bfdOf(st, "net3").State == "up", fmt.Sprintf("%+v", st.BFD)
+	})
 	mustReach(t, lab, n1, n3)
 	if err := lab.TCPTransfer(n1.HostNS, n3.HostNS, n3.HostAddr, 1<<20); err != nil {
 		t.Fatalf("1 MiB TCP host 1 -> host 3 over BGP routes: %v", err)
@@ -138,6 +148,7 @@ func TestSandbox(t *testing.T) {
 		}
 	}
 
+	checkP2SBFD(t, lab, g1, lt)
 	checkCapture(t, lab, g1, n1, n2)
 	checkSandboxNames(t, lab, g1, lt) // DNS on port 53, enrollment with an invite: invite_test.go
 
@@ -203,6 +214,8 @@ func TestSandbox(t *testing.T) {
 		{"vgate_peering_up", []string{"peering=net2"}, 1},
 		{"vgate_peering_up", []string{"peering=net3"}, 1},
 		{"vgate_bgp_session_up", []string{"peering=net3"}, 1},
+		{"vgate_bfd_up", []string{"peering=net3"}, 1},
+		{"vgate_bfd_down_total", []string{"peering=net3"}, 0},
 		{"vgate_p2s_clients_registered", nil, 1},
 		{"vgate_reloads_total", []string{"result=ok"}, 1},
 		{"vgate_reloads_total", []string{"result=error"}, 1},
@@ -229,6 +242,49 @@ func TestSandbox(t *testing.T) {
 		t.Fatalf("sandboxed gateway status: %v", err)
 	}
 	checkNothingRefused(t, g1.Log())
+}
+
+// checkP2SBFD: a point-to-site client sending a BFD control packet to
+// the gateway's tunnel address, port 3784, is refused by the group policy
+// (it is a gateway service no group opens): nothing reaches the BFD
+// listener, whose drop counters stay as they were, and the BFD session
+// with net3 stays up.
+func checkP2SBFD(t *testing.T, lab *netlab.Lab, g *netlab.Gateway, lt *netlab.Laptop) {
+	t.Helper()
+	before, err := g.Status()
+	if err != nil || before.P2S == nil {
+		t.Fatalf("status: %v %+v", err, before.P2S)
+	}
+	bst, err := g.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Down packet (version 1, multiplier 3, my discriminator 1).
+	pkt := `\x20\x40\x03\x18\x00\x00\x00\x01\x00\x00\x00\x00\x00\x0f\x42\x40\x00\x0f\x42\x40\x00\x00\x00\x00`
+	for range 5 {
+		if out, err := lab.Run(lt.NS, "bash", "-c", "printf '"+pkt+"' > /dev/udp/"+g.TunnelAddress.String()+"/3784"); err != nil {
+			t.Fatalf("laptop sending to %s:3784: %v\n%s", g.TunnelAddress, err, out)
+		}
+	}
+	waitFor(t, "the group policy refuses the laptop's BFD packets", 10*time.Second, func() (bool, string) {
+		st, err := g.Status()
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.P2S.Denied >= before.P2S.Denied+5, fmt.Sprintf("%+v", st.P2S.Packets)
+	})
+	st, err := g.BGP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for reason, n := range st.BFDDropped {
+		if n != bst.BFDDropped[reason] {
+			t.Errorf("BFD listener dropped %s packets %d -> %d: a point-to-site client reached it", reason, bst.BFDDropped[reason], n)
+		}
+	}
+	if f := bfdOf(st, "net3"); f.State != "up" || f.Downs != 0 {
+		t.Errorf("BFD with net3 after the laptop's packets: %+v", f)
+	}
 }
 
 // checkNothingRefused fails t where a confined gateway's log has an error

@@ -19,6 +19,10 @@ type PeerBGP struct {
 	// ProbeInterval and ProbeMultiplier, when set, render bgp.probe.
 	ProbeInterval   time.Duration
 	ProbeMultiplier int
+	// ProbeOff renders `probe: off`.
+	ProbeOff bool
+	// BFD, when set, renders bgp.bfd (zero fields: vgate's defaults).
+	BFD *BFDConf
 }
 
 // ASNOf is the AS number lab gateway i uses: 65000+i.
@@ -80,6 +84,12 @@ func renderPeerBGP(b *strings.Builder, p Peering) {
 	}
 	if p.BGP.ProbeInterval > 0 || p.BGP.ProbeMultiplier > 0 {
 		fmt.Fprintf(b, ", probe: { interval: %s, multiplier: %d }", p.BGP.ProbeInterval, p.BGP.ProbeMultiplier)
+	}
+	if p.BGP.ProbeOff {
+		b.WriteString(", probe: off")
+	}
+	if f := p.BGP.BFD; f != nil {
+		fmt.Fprintf(b, ", bfd: { interval: %s, multiplier: %d }", f.Interval, f.Multiplier)
 	}
 	b.WriteString(" }\n")
 }

@@ -187,3 +187,22 @@ func (b *BIRD) Reconfigure(conf string) error {
 	}
 	return nil
 }
+
+// AddWireGuard runs a further stock WireGuard interface in BIRD's
+// namespace, IfName+suffix with a key of its own and listenPort, numbered
+// like UpWireGuard (local a /32 whose peer is remote): a second tunnel,
+// e.g. to another gateway. It returns the interface's public key.
+func (b *BIRD) AddWireGuard(suffix string, listenPort int, local, remote netip.Addr, peer WGPeer) (keys.PublicKey, error) {
+	k, err := keys.GeneratePrivate()
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	ifName := b.IfName + suffix
+	if len(ifName) > 15 {
+		return keys.PublicKey{}, fmt.Errorf("netlab: interface name %q longer than 15 characters", ifName)
+	}
+	if _, err := b.lab.upRouterWireGuard(b.NS, ifName, k, listenPort, local, remote, peer); err != nil {
+		return keys.PublicKey{}, err
+	}
+	return k.Public(), nil
+}

@@ -321,3 +321,22 @@ func (f *FRR) WireGuardLog() string {
 	s, _ := os.ReadFile(f.wg.LogPath)
 	return string(s)
 }
+
+// AddWireGuard runs a further stock WireGuard interface in FRR's
+// namespace, IfName+suffix with a key of its own and listenPort, numbered
+// like UpWireGuard (local a /32 whose peer is remote): a second tunnel,
+// e.g. to another gateway. It returns the interface's public key.
+func (f *FRR) AddWireGuard(suffix string, listenPort int, local, remote netip.Addr, peer WGPeer) (keys.PublicKey, error) {
+	k, err := keys.GeneratePrivate()
+	if err != nil {
+		return keys.PublicKey{}, err
+	}
+	ifName := f.IfName + suffix
+	if len(ifName) > 15 {
+		return keys.PublicKey{}, fmt.Errorf("netlab: interface name %q longer than 15 characters", ifName)
+	}
+	if _, err := f.lab.upRouterWireGuard(f.NS, ifName, k, listenPort, local, remote, peer); err != nil {
+		return keys.PublicKey{}, err
+	}
+	return k.Public(), nil
+}
