@@ -225,3 +225,65 @@ type ForeignRoute struct {
 	Protocol int          `json:"protocol"`
 	Metric   int          `json:"metric"`
 }
+
+// RejectCode says why BGP import refused a route.
+type RejectCode string
+
+const (
+	// RejectProtected: the route overlaps a prefix the gateway protects
+	// (its address spaces, tunnel address, pool, underlay endpoints).
+	RejectProtected RejectCode = "protected"
+	// RejectOutsideAddressSpaces: the route lies outside the peering's
+	// address_spaces.
+	RejectOutsideAddressSpaces RejectCode = "outside_address_spaces"
+	// RejectNATInternal: the route contains one of the peering's
+	// nat.ingress internals, so it is not one route once translated.
+	RejectNATInternal RejectCode = "nat_internal"
+	// RejectNATExternal: the route lies, untranslated, in the peering's
+	// own nat.ingress external.
+	RejectNATExternal RejectCode = "nat_external"
+	// RejectPeeringNATExternal: the route overlaps another peering's
+	// nat.ingress external.
+	RejectPeeringNATExternal RejectCode = "peering_nat_external"
+)
+
+// RouteRejection is why BGP import refused a route: a code and what its
+// text names. The zero value is no rejection. In text and JSON it is the
+// human reason (String), e.g. "overlaps local address space 10.1.0.0/16".
+type RouteRejection struct {
+	Code RejectCode
+	// Conflict is the prefix the route overlaps or contains; Owner what
+	// it is (RejectProtected) or the peering it belongs to
+	// (RejectPeeringNATExternal).
+	Conflict netip.Prefix
+	Owner    string
+	// Seen is the route as this side sees it, when the peering's
+	// nat.ingress rules translated it.
+	Seen netip.Prefix
+}
+
+// String is the human reason.
+func (r RouteRejection) String() string {
+	as := ""
+	if r.Seen.IsValid() {
+		as = "seen as " + r.Seen.String() + ", "
+	}
+	switch r.Code {
+	case "":
+		return ""
+	case RejectProtected:
+		return as + "overlaps " + r.Owner + " " + r.Conflict.String()
+	case RejectOutsideAddressSpaces:
+		return "outside the peering's address_spaces"
+	case RejectNATInternal:
+		return "contains nat.ingress internal " + r.Conflict.String() + "; not translatable as one route"
+	case RejectNATExternal:
+		return "overlaps nat.ingress external " + r.Conflict.String() + ", where this side sees translated addresses of the peer"
+	case RejectPeeringNATExternal:
+		return as + "overlaps peering " + r.Owner + "'s nat.ingress external " + r.Conflict.String()
+	}
+	return string(r.Code)
+}
+
+// MarshalText is String: the JSON of a rejection is its human reason.
+func (r RouteRejection) MarshalText() ([]byte, error) { return []byte(r.String()), nil }

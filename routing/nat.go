@@ -1,10 +1,11 @@
 package routing
 
 import (
-	"fmt"
 	"net/netip"
 
 	api "github.com/osrg/gobgp/v4/api"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 // Translation is one ingress rule of a neighbor's peering (docs/nat.md):
@@ -21,7 +22,7 @@ type Translation struct {
 // (not one route after translation), or that lies in an external without
 // being translated (it would read as another of the neighbor's addresses)
 // is refused with a reason.
-func translate(ts []Translation, p netip.Prefix) (seen netip.Prefix, translated bool, reason string) {
+func translate(ts []Translation, p netip.Prefix) (seen netip.Prefix, translated bool, rej vapi.RouteRejection) {
 	p = p.Masked()
 	for _, t := range ts {
 		in := t.Internal.Masked()
@@ -29,16 +30,16 @@ func translate(ts []Translation, p netip.Prefix) (seen netip.Prefix, translated 
 			continue
 		}
 		if in.Bits() > p.Bits() {
-			return p, false, fmt.Sprintf("contains nat.ingress internal %s; not translatable as one route", in)
+			return p, false, vapi.RouteRejection{Code: vapi.RejectNATInternal, Conflict: in}
 		}
-		return netip.PrefixFrom(graftAddr(t.External.Masked(), p.Addr()), p.Bits()), true, ""
+		return netip.PrefixFrom(graftAddr(t.External.Masked(), p.Addr()), p.Bits()), true, vapi.RouteRejection{}
 	}
 	for _, t := range ts {
 		if t.External.Overlaps(p) {
-			return p, false, fmt.Sprintf("overlaps nat.ingress external %s, where this side sees translated addresses of the peer", t.External.Masked())
+			return p, false, vapi.RouteRejection{Code: vapi.RejectNATExternal, Conflict: t.External.Masked()}
 		}
 	}
-	return p, false, ""
+	return p, false, vapi.RouteRejection{}
 }
 
 // graftAddr is a with its first to.Bits() bits replaced by to's.

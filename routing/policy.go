@@ -1,10 +1,11 @@
 package routing
 
 import (
-	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 // DefaultMaxPrefixes is the per-session limit when a Neighbor sets none.
@@ -51,35 +52,44 @@ func (im Import) Check(neighbor string, p netip.Prefix) (ok bool, reason string)
 
 // Seen decides whether a route announced by neighbor is accepted, and
 // gives its prefix as this side sees it: translated by the neighbor's
-// ingress rules (translated true), or as announced.
+// ingress rules (translated true), or as announced. reason is Decide's
+// rejection as text.
+func (im Import) Seen(neighbor string, p netip.Prefix) (seen netip.Prefix, translated, ok bool, reason string) {
+	seen, translated, rej := im.Decide(neighbor, p)
+	return seen, translated, rej.Code == "", rej.String()
+}
+
+// Decide is the import policy's one decision: the route's prefix as this
+// side sees it and, when refused, why (the zero RouteRejection when
+// accepted).
 //
 // The allow-list applies to the prefix as announced, the protected
 // prefixes and other neighbors' ingress externals to the prefix as seen.
 // Without ingress rules on any neighbor the two are the same prefix and a
 // protected overlap is the reason given first.
-func (im Import) Seen(neighbor string, p netip.Prefix) (seen netip.Prefix, translated, ok bool, reason string) {
+func (im Import) Decide(neighbor string, p netip.Prefix) (seen netip.Prefix, translated bool, rej vapi.RouteRejection) {
 	p = p.Masked()
-	const outsideReason = "outside the peering's address_spaces"
+	outside := vapi.RouteRejection{Code: vapi.RejectOutsideAddressSpaces}
 	allowed, declared := im.Allowed[neighbor]
-	outside := declared && !inside(allowed, p)
-	if outside && len(im.Ingress) > 0 {
-		return p, false, false, outsideReason
+	isOutside := declared && !inside(allowed, p)
+	if isOutside && len(im.Ingress) > 0 {
+		return p, false, outside
 	}
-	seen, translated, reason = translate(im.Ingress[neighbor], p)
-	if reason != "" {
-		return p, false, false, reason
+	seen, translated, rej = translate(im.Ingress[neighbor], p)
+	if rej.Code != "" {
+		return p, false, rej
 	}
-	as := ""
+	var as netip.Prefix
 	if translated {
-		as = fmt.Sprintf("seen as %s, ", seen)
+		as = seen
 	}
 	for _, pr := range im.Protected {
 		if pr.Prefix.Overlaps(seen) {
-			return seen, translated, false, fmt.Sprintf("%soverlaps %s %s", as, pr.Owner, pr.Prefix)
+			return seen, translated, vapi.RouteRejection{Code: vapi.RejectProtected, Owner: pr.Owner, Conflict: pr.Prefix, Seen: as}
 		}
 	}
-	if outside {
-		return p, false, false, outsideReason
+	if isOutside {
+		return p, false, outside
 	}
 	for _, other := range slices.Sorted(maps.Keys(im.Ingress)) {
 		if other == neighbor {
@@ -87,11 +97,11 @@ func (im Import) Seen(neighbor string, p netip.Prefix) (seen netip.Prefix, trans
 		}
 		for _, t := range im.Ingress[other] {
 			if t.External.Overlaps(seen) {
-				return seen, translated, false, fmt.Sprintf("%soverlaps peering %s's nat.ingress external %s", as, other, t.External.Masked())
+				return seen, translated, vapi.RouteRejection{Code: vapi.RejectPeeringNATExternal, Owner: other, Conflict: t.External.Masked(), Seen: as}
 			}
 		}
 	}
-	return seen, translated, true, ""
+	return seen, translated, vapi.RouteRejection{}
 }
 
 func inside(ps []netip.Prefix, p netip.Prefix) bool {

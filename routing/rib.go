@@ -25,8 +25,8 @@ type Route struct {
 	Accepted bool         `json:"accepted"`
 	// Best: the speaker's best path for the prefix.
 	Best bool `json:"best"`
-	// Reason says why a route was rejected.
-	Reason string `json:"reason,omitempty"`
+	// Reason says why a route was rejected (its text in JSON).
+	Reason vapi.RouteRejection `json:"reason,omitzero"`
 	// PeerPrefix is the prefix as the neighbor announced it when its
 	// ingress NAT rules translated it into Prefix (zero otherwise).
 	PeerPrefix netip.Prefix `json:"peer_prefix,omitzero"`
@@ -90,7 +90,8 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 				if !ok {
 					return
 				}
-				seen, translated, accepted, reason := s.importPol.Seen(name, pfx)
+				seen, translated, rej := s.importPol.Decide(name, pfx)
+				accepted := rej.Code == ""
 				for _, p := range paths {
 					r := routeFrom(pfx, name, p)
 					r.Accepted = accepted
@@ -100,10 +101,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 						r.Prefix, r.PeerPrefix, r.Best = seen, pfx, accepted
 					}
 					if !r.Accepted {
-						r.Reason = reason
-						if r.Reason == "" {
-							r.Reason = "rejected by import policy"
-						}
+						r.Reason = rej
 						now[pfx] = true
 					}
 					idx[key{name, pfx}] = len(rib.Routes)
