@@ -97,7 +97,7 @@ func (g *Gateway) Metrics(ctx context.Context) api.Metrics {
 // prefixLimited reports whether vgate holds a session down for exceeding
 // its max-prefix (a typed code from the speaker).
 func prefixLimited(n routing.NeighborStatus) bool {
-	return n.State != "established" && n.DownCode == routing.DownMaxPrefix
+	return n.State != api.SessionEstablished && n.DownCode == routing.DownMaxPrefix
 }
 
 // transition is a peering whose state changed between two observations.
