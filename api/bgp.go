@@ -55,21 +55,68 @@ type BFDStatus struct {
 	Sent          uint64 `json:"sent"`
 }
 
-// SessionEstablished is the State of a BGP session that is up.
-const SessionEstablished = "established"
+// SessionState is a BGP session's finite-state-machine state (RFC 4271
+// section 8.2.2).
+type SessionState string
+
+// Session states; SessionEstablished is a session that is up.
+const (
+	SessionIdle        SessionState = "idle"
+	SessionConnect     SessionState = "connect"
+	SessionActive      SessionState = "active"
+	SessionOpenSent    SessionState = "opensent"
+	SessionOpenConfirm SessionState = "openconfirm"
+	SessionEstablished SessionState = "established"
+)
+
+// SessionDownCode says why a BGP session is (or last went) down. Callers
+// compare it with ==; the human text is in NeighborStatus.Down and
+// LastDown.
+type SessionDownCode string
+
+const (
+	// SessionDownNone: the session is established, or has never been up
+	// and no reason is known yet.
+	SessionDownNone SessionDownCode = ""
+	// SessionDownMaxPrefix: the neighbor sent more prefixes than its
+	// limit; the session is held down until the limit changes.
+	SessionDownMaxPrefix SessionDownCode = "max_prefix"
+	// SessionDownProbe: vgate holds the session down because its tunnel
+	// does not answer.
+	SessionDownProbe SessionDownCode = "probe"
+	// SessionDownBFD: vgate holds the session down because its BFD
+	// session went down (the Down text carries the diagnostic).
+	SessionDownBFD SessionDownCode = "bfd_down"
+	// SessionDownAdmin: held down administratively for another reason.
+	SessionDownAdmin SessionDownCode = "admin"
+	// SessionDownNotificationReceived: the neighbor closed the session
+	// with a NOTIFICATION (see NeighborStatus.Notification).
+	SessionDownNotificationReceived SessionDownCode = "notification_received"
+	// SessionDownNotificationSent: this speaker closed the session with a
+	// NOTIFICATION, e.g. on a malformed UPDATE or a bad peer AS.
+	SessionDownNotificationSent SessionDownCode = "notification_sent"
+	// SessionDownHoldTimerExpired: nothing heard from the neighbor for
+	// the hold time.
+	SessionDownHoldTimerExpired SessionDownCode = "hold_timer_expired"
+	// SessionDownConnectionLost: the TCP connection failed (read or write
+	// error, or the neighbor closed it without a NOTIFICATION).
+	SessionDownConnectionLost SessionDownCode = "connection_lost"
+	// SessionDownOther: a reason none of the above covers.
+	SessionDownOther SessionDownCode = "other"
+)
 
 // NeighborStatus is one BGP session.
 type NeighborStatus struct {
-	Name        string     `json:"name"`
-	Address     netip.Addr `json:"address"`
-	ASN         uint32     `json:"asn"`
-	State       string     `json:"state"` // idle, connect, active, opensent, openconfirm, established
-	Since       time.Time  `json:"since,omitzero"`
-	Received    int        `json:"received"`
-	Accepted    int        `json:"accepted"`
-	Rejected    int        `json:"rejected"`
-	Advertised  int        `json:"advertised"`
-	MaxPrefixes int        `json:"max_prefixes"`
+	Name        string       `json:"name"`
+	Address     netip.Addr   `json:"address"`
+	ASN         uint32       `json:"asn"`
+	State       SessionState `json:"state"`
+	Since       time.Time    `json:"since,omitzero"`
+	Received    int          `json:"received"`
+	Accepted    int          `json:"accepted"`
+	Rejected    int          `json:"rejected"`
+	Advertised  int          `json:"advertised"`
+	MaxPrefixes int          `json:"max_prefixes"`
 	// RejectedTotal counts every (prefix, announcement) rejected since
 	// the speaker started, including routes withdrawn since.
 	RejectedTotal uint64 `json:"rejected_total"`
@@ -78,13 +125,12 @@ type NeighborStatus struct {
 	// LastDown is why the session last went down.
 	LastDown string `json:"last_down,omitempty"`
 	// DownCode is the typed reason the session is not established (vgate's
-	// own hold first, else how it last went down); LastDownCode how it last
-	// went down, at LastDownAt. Codes: max_prefix, probe, admin,
-	// notification_received, notification_sent, hold_timer_expired,
-	// connection_lost, other.
-	DownCode     string    `json:"down_code,omitempty"`
-	LastDownCode string    `json:"last_down_code,omitempty"`
-	LastDownAt   time.Time `json:"last_down_at,omitzero"`
+	// own hold first, else how it last went down; SessionDownNone when
+	// established); LastDownCode how it last went down, at LastDownAt
+	// (kept after it comes back up).
+	DownCode     SessionDownCode `json:"down_code,omitempty"`
+	LastDownCode SessionDownCode `json:"last_down_code,omitempty"`
+	LastDownAt   time.Time       `json:"last_down_at,omitzero"`
 	// Notification is the last BGP NOTIFICATION sent or received on the
 	// session (e.g. bad peer AS), nil if none.
 	Notification *Notification `json:"notification,omitempty"`
@@ -179,3 +225,65 @@ type ForeignRoute struct {
 	Protocol int          `json:"protocol"`
 	Metric   int          `json:"metric"`
 }
+
+// RejectCode says why BGP import refused a route.
+type RejectCode string
+
+const (
+	// RejectProtected: the route overlaps a prefix the gateway protects
+	// (its address spaces, tunnel address, pool, underlay endpoints).
+	RejectProtected RejectCode = "protected"
+	// RejectOutsideAddressSpaces: the route lies outside the peering's
+	// address_spaces.
+	RejectOutsideAddressSpaces RejectCode = "outside_address_spaces"
+	// RejectNATInternal: the route contains one of the peering's
+	// nat.ingress internals, so it is not one route once translated.
+	RejectNATInternal RejectCode = "nat_internal"
+	// RejectNATExternal: the route lies, untranslated, in the peering's
+	// own nat.ingress external.
+	RejectNATExternal RejectCode = "nat_external"
+	// RejectPeeringNATExternal: the route overlaps another peering's
+	// nat.ingress external.
+	RejectPeeringNATExternal RejectCode = "peering_nat_external"
+)
+
+// RouteRejection is why BGP import refused a route: a code and what its
+// text names. The zero value is no rejection. In text and JSON it is the
+// human reason (String), e.g. "overlaps local address space 10.1.0.0/16".
+type RouteRejection struct {
+	Code RejectCode
+	// Conflict is the prefix the route overlaps or contains; Owner what
+	// it is (RejectProtected) or the peering it belongs to
+	// (RejectPeeringNATExternal).
+	Conflict netip.Prefix
+	Owner    string
+	// Seen is the route as this side sees it, when the peering's
+	// nat.ingress rules translated it.
+	Seen netip.Prefix
+}
+
+// String is the human reason.
+func (r RouteRejection) String() string {
+	as := ""
+	if r.Seen.IsValid() {
+		as = "seen as " + r.Seen.String() + ", "
+	}
+	switch r.Code {
+	case "":
+		return ""
+	case RejectProtected:
+		return as + "overlaps " + r.Owner + " " + r.Conflict.String()
+	case RejectOutsideAddressSpaces:
+		return "outside the peering's address_spaces"
+	case RejectNATInternal:
+		return "contains nat.ingress internal " + r.Conflict.String() + "; not translatable as one route"
+	case RejectNATExternal:
+		return "overlaps nat.ingress external " + r.Conflict.String() + ", where this side sees translated addresses of the peer"
+	case RejectPeeringNATExternal:
+		return as + "overlaps peering " + r.Owner + "'s nat.ingress external " + r.Conflict.String()
+	}
+	return string(r.Code)
+}
+
+// MarshalText is String: the JSON of a rejection is its human reason.
+func (r RouteRejection) MarshalText() ([]byte, error) { return []byte(r.String()), nil }

@@ -4,7 +4,6 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/wgbind"
-	"github.com/vgate-project/vgate/routing"
 	"github.com/vgate-project/vgate/routing/bfd"
 )
 
@@ -33,45 +32,6 @@ func portStats(s wgbind.Stats) api.PortStats {
 	}
 	for _, d := range s.Devices {
 		out.Devices = append(out.Devices, api.PortDevice(d))
-	}
-	return out
-}
-
-func neighborStatus(n routing.NeighborStatus) api.NeighborStatus {
-	return api.NeighborStatus{
-		Name:          n.Name,
-		Address:       n.Address,
-		ASN:           n.ASN,
-		State:         n.State,
-		Since:         n.Since,
-		Received:      n.Received,
-		Accepted:      n.Accepted,
-		Rejected:      n.Rejected,
-		Advertised:    n.Advertised,
-		MaxPrefixes:   n.MaxPrefixes,
-		RejectedTotal: n.RejectedTotal,
-		Down:          n.Down,
-		LastDown:      n.LastDown,
-		DownCode:      string(n.DownCode),
-		LastDownCode:  string(n.LastDownCode),
-		LastDownAt:    n.LastDownAt,
-		Notification:  n.Notification,
-		NextAttempt:   n.NextAttempt,
-		Passive:       n.Passive,
-		Recoveries:    n.Recoveries,
-	}
-}
-
-// probeStatuses is ps, never nil (routing.ProbeStatus is api.ProbeStatus).
-func probeStatuses(ps []api.ProbeStatus) []api.ProbeStatus {
-	return append(make([]api.ProbeStatus, 0, len(ps)), ps...)
-}
-
-// neighborStatuses converts a speaker's sessions; never nil.
-func neighborStatuses(ns []routing.NeighborStatus) []api.NeighborStatus {
-	out := make([]api.NeighborStatus, len(ns))
-	for i, n := range ns {
-		out[i] = neighborStatus(n)
 	}
 	return out
 }

@@ -457,8 +457,8 @@ func (g *Gateway) BGP(ctx context.Context) (api.BGPStatus, error) {
 		return api.BGPStatus{}, err
 	}
 	return api.BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID,
-		Neighbors: neighborStatuses(rib.Neighbors), Probes: probeStatuses(b.probe.Status()), // apiconv.go
-		BFD: bfdStatuses(b.bfd.Status()), BFDDropped: bfdDropped(b.bfd.Dropped())}, nil
+		Neighbors: rib.Neighbors, Probes: b.probe.Status(),
+		BFD: bfdStatuses(b.bfd.Status()), BFDDropped: bfdDropped(b.bfd.Dropped())}, nil // apiconv.go
 }
 
 // Routes reports the effective routes — local, static, point-to-site and

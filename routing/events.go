@@ -12,39 +12,22 @@ import (
 	vapi "github.com/vgate-project/vgate/api"
 )
 
-// DownCode says why a session is (or last went) down. Callers compare it
-// with ==; the human text is in NeighborStatus.Down and LastDown.
-type DownCode string
+// DownCode says why a session is (or last went) down: the control API's
+// type.
+type DownCode = vapi.SessionDownCode
 
+// The down codes, as the control API spells them.
 const (
-	// DownNone: the session is established, or has never been up and no
-	// reason is known yet.
-	DownNone DownCode = ""
-	// DownMaxPrefix: the neighbor sent more prefixes than its limit; the
-	// session is held down until the limit changes.
-	DownMaxPrefix DownCode = "max_prefix"
-	// DownProbe: vgate holds the session down because its tunnel does not
-	// answer (SetDown with HoldProbe).
-	DownProbe DownCode = "probe"
-	// DownBFD: vgate holds the session down because its BFD session went
-	// down (SetDown with HoldBFD; the text carries the diagnostic).
-	DownBFD DownCode = "bfd_down"
-	// DownAdmin: held down administratively for another reason.
-	DownAdmin DownCode = "admin"
-	// DownNotificationReceived: the neighbor closed the session with a
-	// NOTIFICATION (see NeighborStatus.Notification).
-	DownNotificationReceived DownCode = "notification_received"
-	// DownNotificationSent: this speaker closed the session with a
-	// NOTIFICATION, e.g. on a malformed UPDATE or a bad peer AS.
-	DownNotificationSent DownCode = "notification_sent"
-	// DownHoldTimerExpired: nothing heard from the neighbor for the hold
-	// time.
-	DownHoldTimerExpired DownCode = "hold_timer_expired"
-	// DownConnectionLost: the TCP connection failed (read or write error,
-	// or the neighbor closed it without a NOTIFICATION).
-	DownConnectionLost DownCode = "connection_lost"
-	// DownOther: a reason GoBGP reports that none of the above covers.
-	DownOther DownCode = "other"
+	DownNone                 = vapi.SessionDownNone
+	DownMaxPrefix            = vapi.SessionDownMaxPrefix
+	DownProbe                = vapi.SessionDownProbe // SetDown with HoldProbe
+	DownBFD                  = vapi.SessionDownBFD   // SetDown with HoldBFD
+	DownAdmin                = vapi.SessionDownAdmin
+	DownNotificationReceived = vapi.SessionDownNotificationReceived
+	DownNotificationSent     = vapi.SessionDownNotificationSent
+	DownHoldTimerExpired     = vapi.SessionDownHoldTimerExpired
+	DownConnectionLost       = vapi.SessionDownConnectionLost
+	DownOther                = vapi.SessionDownOther
 )
 
 // Notification is a BGP NOTIFICATION that ended a session: the control
@@ -181,22 +164,22 @@ func holdCode(h map[string]string) DownCode {
 
 // sessionState renders GoBGP's session state the way NeighborStatus.State
 // has always shown it.
-func sessionState(s api.PeerState_SessionState) string {
+func sessionState(s api.PeerState_SessionState) vapi.SessionState {
 	switch s {
 	case api.PeerState_SESSION_STATE_IDLE:
-		return "idle"
+		return vapi.SessionIdle
 	case api.PeerState_SESSION_STATE_CONNECT:
-		return "connect"
+		return vapi.SessionConnect
 	case api.PeerState_SESSION_STATE_ACTIVE:
-		return "active"
+		return vapi.SessionActive
 	case api.PeerState_SESSION_STATE_OPENSENT:
-		return "opensent"
+		return vapi.SessionOpenSent
 	case api.PeerState_SESSION_STATE_OPENCONFIRM:
-		return "openconfirm"
+		return vapi.SessionOpenConfirm
 	case api.PeerState_SESSION_STATE_ESTABLISHED:
-		return "established"
+		return vapi.SessionEstablished
 	}
-	return "idle"
+	return vapi.SessionIdle
 }
 
 func maxPrefixText(limit int) string {

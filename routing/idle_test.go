@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// An idle speaker is event-driven (issue 14): Sessions answers without
-// reading a route table, nothing polls GoBGP at 10 Hz while nothing
-// happens, and a route that arrives still calls OnChange.
+// An idle speaker is event-driven: Sessions answers without reading a
+// route table, nothing polls GoBGP at the fast rate while nothing happens,
+// and a route that arrives still calls OnChange.
 func TestIdleSpeakerIsEventDriven(t *testing.T) {
 	aAddr, bAddr := addr("127.0.0.1"), addr("127.0.0.2")
 	aPort := freePort(t, aAddr)
@@ -113,10 +113,10 @@ func TestIdleSpeakerIsEventDriven(t *testing.T) {
 	}
 }
 
-// A speaker's empty tables are small (issue 14): GoBGP builds a global
-// and a route-server table per family of its global config, each with
-// 2048 shards, so a speaker that left the families to GoBGP's default
-// (every family it knows) held ~14 MB before it had learnt a route.
+// A speaker's empty tables are small: GoBGP builds a global and a
+// route-server table per family of its global config, each with 2048
+// shards, so a speaker must name only the families it uses
+// (docs/routing.md).
 func TestSpeakerEmptyTablesAreSmall(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -171,7 +171,7 @@ func TestNewSessionGetsRoutesAgain(t *testing.T) {
 func TestFSMStateNames(t *testing.T) {
 	for st, want := range map[bgp.FSMState]string{bgp.BGP_FSM_IDLE: "idle", bgp.BGP_FSM_CONNECT: "connect", bgp.BGP_FSM_ACTIVE: "active",
 		bgp.BGP_FSM_OPENSENT: "opensent", bgp.BGP_FSM_OPENCONFIRM: "openconfirm", bgp.BGP_FSM_ESTABLISHED: "established"} {
-		if got := fsmStateName(st); got != want {
+		if got := fsmStateName(st); string(got) != want {
 			t.Errorf("fsmStateName(%v) = %q, want %q", st, got, want)
 		}
 	}

@@ -255,7 +255,7 @@ func (s *labSpeaker) states(addr netip.Addr) (bgpState, bfdState string, p *api.
 	if p == nil || p.State == nil {
 		return "", "", p
 	}
-	bgpState = sessionState(p.State.SessionState)
+	bgpState = string(sessionState(p.State.SessionState))
 	if b := p.State.BfdState; b != nil {
 		switch b.SessionState {
 		case api.BfdSessionState_BFD_SESSION_STATE_UP:

@@ -1,12 +1,11 @@
 package routing
 
 import (
-	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
 
 	api "github.com/osrg/gobgp/v4/api"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 // Translation is one ingress rule of a neighbor's peering (docs/nat.md):
@@ -23,7 +22,7 @@ type Translation struct {
 // (not one route after translation), or that lies in an external without
 // being translated (it would read as another of the neighbor's addresses)
 // is refused with a reason.
-func translate(ts []Translation, p netip.Prefix) (seen netip.Prefix, translated bool, reason string) {
+func translate(ts []Translation, p netip.Prefix) (seen netip.Prefix, translated bool, rej vapi.RouteRejection) {
 	p = p.Masked()
 	for _, t := range ts {
 		in := t.Internal.Masked()
@@ -31,16 +30,16 @@ func translate(ts []Translation, p netip.Prefix) (seen netip.Prefix, translated 
 			continue
 		}
 		if in.Bits() > p.Bits() {
-			return p, false, fmt.Sprintf("contains nat.ingress internal %s; not translatable as one route", in)
+			return p, false, vapi.RouteRejection{Code: vapi.RejectNATInternal, Conflict: in}
 		}
-		return netip.PrefixFrom(graftAddr(t.External.Masked(), p.Addr()), p.Bits()), true, ""
+		return netip.PrefixFrom(graftAddr(t.External.Masked(), p.Addr()), p.Bits()), true, vapi.RouteRejection{}
 	}
 	for _, t := range ts {
 		if t.External.Overlaps(p) {
-			return p, false, fmt.Sprintf("overlaps nat.ingress external %s, where this side sees translated addresses of the peer", t.External.Masked())
+			return p, false, vapi.RouteRejection{Code: vapi.RejectNATExternal, Conflict: t.External.Masked()}
 		}
 	}
-	return p, false, ""
+	return p, false, vapi.RouteRejection{}
 }
 
 // graftAddr is a with its first to.Bits() bits replaced by to's.
@@ -65,50 +64,6 @@ func graftAddr(to netip.Prefix, a netip.Addr) netip.Addr {
 		return netip.AddrFrom4([4]byte(x[12:]))
 	}
 	return netip.AddrFrom16(x)
-}
-
-// Seen decides whether a route announced by neighbor is accepted, and
-// gives its prefix as this side sees it: translated by the neighbor's
-// ingress rules (translated true), or as announced. Check is Seen without
-// the prefix.
-func (im Import) Seen(neighbor string, p netip.Prefix) (seen netip.Prefix, translated, ok bool, reason string) {
-	p = p.Masked()
-	if allowed, declared := im.Allowed[neighbor]; declared && !inside(allowed, p) {
-		return p, false, false, "outside the peering's address_spaces"
-	}
-	seen, translated, reason = translate(im.Ingress[neighbor], p)
-	if reason != "" {
-		return p, false, false, reason
-	}
-	as := ""
-	if translated {
-		as = fmt.Sprintf("seen as %s, ", seen)
-	}
-	for _, pr := range im.Protected {
-		if pr.Prefix.Overlaps(seen) {
-			return seen, translated, false, fmt.Sprintf("%soverlaps %s %s", as, pr.Owner, pr.Prefix)
-		}
-	}
-	for _, other := range slices.Sorted(maps.Keys(im.Ingress)) {
-		if other == neighbor {
-			continue
-		}
-		for _, t := range im.Ingress[other] {
-			if t.External.Overlaps(seen) {
-				return seen, translated, false, fmt.Sprintf("%soverlaps peering %s's nat.ingress external %s", as, other, t.External.Masked())
-			}
-		}
-	}
-	return seen, translated, true, ""
-}
-
-func inside(ps []netip.Prefix, p netip.Prefix) bool {
-	for _, a := range ps {
-		if a.Bits() <= p.Bits() && a.Contains(p.Addr()) {
-			return true
-		}
-	}
-	return false
 }
 
 // natPolicies adds a neighbor's NAT statements (ns is its neighbor set):

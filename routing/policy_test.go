@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	api "github.com/osrg/gobgp/v4/api"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -177,5 +179,64 @@ func TestDrainPolicy(t *testing.T) {
 		d.Actions.GetAsPrepend().GetRepeat() != DrainPrepend || !slices.Equal(d.Actions.GetCommunity().GetCommunities(), []string{GracefulShutdown}) ||
 		d.Conditions.GetNeighborSet().GetName() != "peers" {
 		t.Fatalf("drain statement: %v", d)
+	}
+}
+
+// A route both outside the neighbor's allow-list and overlapping a
+// protected prefix: without ingress rules anywhere the protected overlap is
+// the reason; with them, the allow-list (checked before translation).
+func TestImportReasonOrder(t *testing.T) {
+	mp := netip.MustParsePrefix
+	im := Import{
+		Protected: []Protected{{Prefix: mp("10.9.0.0/16"), Owner: "local address space"}},
+		Allowed:   map[string][]netip.Prefix{"a": {mp("10.1.0.0/16")}},
+	}
+	for _, c := range []struct {
+		ingress bool
+		want    string
+	}{
+		{false, "overlaps local address space 10.9.0.0/16"},
+		{true, "outside the peering's address_spaces"},
+	} {
+		im.Ingress = nil
+		if c.ingress {
+			im.Ingress = map[string][]Translation{"b": {{Internal: mp("10.1.0.0/16"), External: mp("100.66.0.0/16")}}}
+		}
+		if ok, reason := im.Check("a", mp("10.9.1.0/24")); ok || reason != c.want {
+			t.Errorf("ingress %v: Check = %v %q, want refused %q", c.ingress, ok, reason, c.want)
+		}
+		if _, _, ok, reason := im.Seen("a", mp("10.9.1.0/24")); ok || reason != c.want {
+			t.Errorf("ingress %v: Seen = %v %q, want refused %q", c.ingress, ok, reason, c.want)
+		}
+	}
+}
+
+// Decide's codes: each refusal says which rule refused the route.
+func TestImportDecideCodes(t *testing.T) {
+	mp := netip.MustParsePrefix
+	im := Import{
+		Protected: []Protected{{Prefix: mp("10.9.0.0/16"), Owner: "local address space"}},
+		Allowed:   map[string][]netip.Prefix{"a": {mp("10.1.0.0/16"), mp("10.7.0.0/16"), mp("100.65.0.0/16")}},
+		Ingress:   map[string][]Translation{"a": {{Internal: mp("10.1.0.0/16"), External: mp("100.65.0.0/16")}, {Internal: mp("10.7.4.0/24"), External: mp("10.9.4.0/24")}}},
+	}
+	for _, c := range []struct {
+		nb, p string
+		want  vapi.RejectCode
+	}{
+		{"a", "10.1.4.0/24", ""},
+		{"a", "10.2.0.0/16", vapi.RejectOutsideAddressSpaces},
+		{"a", "10.7.0.0/16", vapi.RejectNATInternal},
+		{"a", "100.65.1.0/24", vapi.RejectNATExternal},
+		{"a", "10.7.4.0/24", vapi.RejectProtected}, // seen as 10.9.4.0/24
+		{"b", "100.65.0.0/16", vapi.RejectPeeringNATExternal},
+		{"b", "10.9.1.0/24", vapi.RejectProtected},
+	} {
+		_, _, rej := im.Decide(c.nb, mp(c.p))
+		if rej.Code != c.want {
+			t.Errorf("%s %s: %q (%s), want %q", c.nb, c.p, rej.Code, rej, c.want)
+		}
+		if _, _, ok, reason := im.Seen(c.nb, mp(c.p)); ok != (c.want == "") || reason != rej.String() {
+			t.Errorf("%s %s: Seen %v %q, Decide %s", c.nb, c.p, ok, reason, rej)
+		}
 	}
 }

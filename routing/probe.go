@@ -43,8 +43,8 @@ import (
 // deterministic with it).
 //
 // Demand: a tunnel is echoed every Interval only while a fast verdict
-// matters (issue 14: the probe was nearly all of an idle gateway's CPU):
-// while user traffic goes into it (ProbeTarget.Demand, counted in the TUN
+// matters, so that an idle gateway spends next to nothing on probing
+// (docs/routing.md): while user traffic goes into it (ProbeTarget.Demand, counted in the TUN
 // seam, gateway/dataplane/demand.go), while it is dead or not yet known,
 // and for a while after it came alive. Otherwise it is idle: one request
 // a second (IdleInterval), and Multiplier of those without a reply declare
@@ -218,9 +218,9 @@ const (
 // came alive gets 2^maxDamp times the configured detection time (at once:
 // one step per flap still reset every session of a starved host several
 // times over); flapCalm alive in one go restores it. A host too busy
-// to answer within the detection time (100 gateways on 2 cores in the
-// scale bench) otherwise flaps every tunnel every second or two, and each
-// flap re-plans and resets BGP sessions, which makes it busier still.
+// to answer within the detection time otherwise flaps every tunnel over
+// and over, and each flap re-plans and resets BGP sessions, which makes
+// it busier still (docs/routing.md).
 // A steady tunnel keeps the configured timing.
 const (
 	flapWindow = 10 * time.Second

@@ -130,3 +130,11 @@ func (s *Speaker) nextAttempt(addr netip.Addr) time.Time {
 	}
 	return time.Time{}
 }
+
+// retryState is vgate's own reconnect schedule of a session that went
+// down (retry.go).
+type retryState struct {
+	attempt int
+	next    time.Time
+	timer   *time.Timer
+}

@@ -158,7 +158,7 @@ func TestSpeakersOnLoopback(t *testing.T) {
 		{"192.168.0.0/16", false, "outside the peering's address_spaces"},
 	} {
 		r, _ := find(rib, "b", tc.prefix)
-		if r.Accepted != tc.ok || r.Best != tc.ok || !strings.Contains(r.Reason, tc.reason) {
+		if r.Accepted != tc.ok || r.Best != tc.ok || !strings.Contains(r.Reason.String(), tc.reason) {
 			t.Errorf("a: route %s from b = %+v, want accepted=%v reason %q", tc.prefix, r, tc.ok, tc.reason)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	vapi "github.com/vgate-project/vgate/api"
 )
 
 // The session watchdog bounds how long a session stays down while its
@@ -67,7 +69,7 @@ func (w *watchdog) check(now time.Time, sessions []NeighborStatus, alive map[str
 	var out []Recovery
 	for _, n := range sessions {
 		seen[n.Name] = true
-		if n.State == "established" || n.Down != "" || !alive[n.Name] {
+		if n.State == vapi.SessionEstablished || n.Down != "" || !alive[n.Name] {
 			delete(w.stuck, n.Name)
 			continue
 		}

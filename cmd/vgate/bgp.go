@@ -115,14 +115,14 @@ func asMismatch(local uint32, n *api.NeighborStatus, p api.ProbeStatus) []string
 func lastBGPError(n *api.NeighborStatus, now time.Time) string {
 	var parts []string
 	code := n.DownCode
-	if code == "" && n.State != api.SessionEstablished {
+	if code == api.SessionDownNone && n.State != api.SessionEstablished {
 		code = n.LastDownCode
 	}
 	switch {
-	case code != "" && n.State != api.SessionEstablished:
-		parts = append(parts, "down: "+code)
-	case n.LastDownCode != "":
-		parts = append(parts, "last down: "+n.LastDownCode)
+	case code != api.SessionDownNone && n.State != api.SessionEstablished:
+		parts = append(parts, "down: "+string(code))
+	case n.LastDownCode != api.SessionDownNone:
+		parts = append(parts, "last down: "+string(n.LastDownCode))
 	}
 	if len(parts) > 0 && !n.LastDownAt.IsZero() {
 		parts[0] += " " + ago(now, n.LastDownAt)

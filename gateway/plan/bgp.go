@@ -327,7 +327,7 @@ func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Rou
 		ecmp := r.Accepted && !staticDst[r.Prefix] && inK && len(k.Devs) > 0 && slices.Contains(k.Devs, ifOf[r.Neighbor])
 		switch {
 		case !r.Accepted:
-			e.Status = "rejected: " + r.Reason
+			e.Status = "rejected: " + r.Reason.String()
 		case dead[r.Neighbor]:
 			e.Status = "accepted, not used: tunnel probe says dead"
 		case ecmp:

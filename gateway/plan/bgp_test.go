@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/routing"
@@ -47,7 +48,7 @@ func TestDesiredBGP(t *testing.T) {
 		// c's own space: static wins for the same prefix.
 		{Prefix: p("10.3.0.0/16"), Neighbor: "c", Accepted: true, Best: true},
 		// Rejected routes never reach the data plane.
-		{Prefix: p("10.1.5.0/24"), Neighbor: "b", Reason: "overlaps local address space 10.1.0.0/16"},
+		{Prefix: p("10.1.5.0/24"), Neighbor: "b", Reason: api.RouteRejection{Code: api.RejectProtected, Owner: "local address space", Conflict: p("10.1.0.0/16")}},
 		// A peering that no longer runs bgp is ignored.
 		{Prefix: p("10.8.0.0/16"), Neighbor: "s", Accepted: true, Best: true},
 		{Prefix: p("fd00:4::/48"), Neighbor: "c", Accepted: true, Best: true},
@@ -147,7 +148,7 @@ func TestRouteTable(t *testing.T) {
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
 		{Prefix: p("10.3.0.0/16"), Neighbor: "c", Accepted: true, Best: true},
-		{Prefix: p("10.1.5.0/24"), Neighbor: "b", Reason: "overlaps local address space 10.1.0.0/16"},
+		{Prefix: p("10.1.5.0/24"), Neighbor: "b", Reason: api.RouteRejection{Code: api.RejectProtected, Owner: "local address space", Conflict: p("10.1.0.0/16")}},
 		{Prefix: p("10.6.0.0/16"), Neighbor: "b", Accepted: true, Best: true},
 	}
 	kern := []kernel.Route{{Dst: p("10.4.0.0/16"), Dev: "vg-b"}, {Dst: p("10.3.0.0/16"), Dev: "vg-c"}}
@@ -187,7 +188,7 @@ func TestDesiredBGPMultipath(t *testing.T) {
 		{Prefix: p("10.5.0.0/16"), Neighbor: "b", Accepted: true, ASPath: []uint32{65002, 65002, 65005}},
 		// Rejected equal path: never installed.
 		{Prefix: p("10.6.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002}},
-		{Prefix: p("10.6.0.0/16"), Neighbor: "c", ASPath: []uint32{65003}, Reason: "x"},
+		{Prefix: p("10.6.0.0/16"), Neighbor: "c", ASPath: []uint32{65003}, Reason: api.RouteRejection{Code: api.RejectOutsideAddressSpaces}},
 		// Equal path from a peering without bgp: ignored.
 		{Prefix: p("10.7.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002}},
 		{Prefix: p("10.7.0.0/16"), Neighbor: "s", Accepted: true, ASPath: []uint32{65009}},

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/routing"
@@ -40,7 +41,7 @@ func TestPlan(t *testing.T) {
 		// refuses) and a prefix of its own.
 		{Prefix: p("172.16.201.0/24"), Neighbor: "b", Accepted: true, Best: true},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true},
-		{Prefix: p("10.66.0.0/16"), Neighbor: "b", Reason: "outside the allow-list"},
+		{Prefix: p("10.66.0.0/16"), Neighbor: "b", Reason: api.RouteRejection{Code: api.RejectOutsideAddressSpaces}},
 	}
 	tests := []struct {
 		name       string

@@ -679,6 +679,7 @@ func copp(t *testing.T, lab *netlab.Lab, ns string, match ...string) {
 // echo, and no BFD: vgate's probe never gets an answer, which holds
 // nothing; the session is established and its routes are installed.
 func TestEchoDroppedByRouter(t *testing.T) {
+	t.Parallel() // mostly waiting: its own namespaces
 	if !netlab.Root() {
 		t.Skip(netlab.SkipMessage)
 	}

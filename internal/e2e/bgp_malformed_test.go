@@ -395,7 +395,7 @@ func runEvil(t *testing.T, lab *netlab.Lab, a *netlab.Gateway, ns string, e evil
 			}
 			n = neighborOf(st, e.name)
 			return n.State != "established" && !n.LastDownAt.Before(sentAt.Truncate(time.Second)) &&
-					n.DownCode == string(routing.DownNotificationSent) && n.LastDownCode == string(routing.DownNotificationSent) &&
+					n.DownCode == routing.DownNotificationSent && n.LastDownCode == routing.DownNotificationSent &&
 					n.Notification != nil && n.Notification.Direction == routing.NotificationSent &&
 					n.Notification.Code == notif.Code && n.Notification.Subcode == notif.Subcode && n.LastDown != "",
 				fmt.Sprintf("%+v (notification %+v)", n, n.Notification)

@@ -139,7 +139,7 @@ func TestFirstHourWrongASN(t *testing.T) {
 			t.Fatalf("vgate bgp: %v\n%s", err, out)
 		}
 		t.Logf("%s: vgate bgp:\n%s", c.g.Name, out)
-		if n.DownCode != "" && n.State != api.SessionEstablished && !strings.Contains(out, c.peer+": down: "+n.DownCode) {
+		if n.DownCode != "" && n.State != api.SessionEstablished && !strings.Contains(out, c.peer+": down: "+string(n.DownCode)) {
 			t.Errorf("%s: vgate bgp does not show the down code %s", c.g.Name, n.DownCode)
 		}
 		if nt := n.Notification; nt != nil {

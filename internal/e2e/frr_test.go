@@ -205,6 +205,7 @@ func TestDrainWithFRR(t *testing.T) {
 // restart saves the re-convergence and the route churn in the router's
 // network.
 func TestGracefulRestartWithFRR(t *testing.T) {
+	t.Parallel() // mostly waiting: its own namespaces
 	lab, gw1, f := frrSite(t, nil)
 	gw1.GracefulRestart = 60 * time.Second
 	start(t, gw1)
@@ -283,6 +284,7 @@ func TestGracefulRestartWithFRR(t *testing.T) {
 // restart time keeps its route at a router configured for long-lived
 // graceful restart (FRR keeps none without its own stale time).
 func TestLongLivedGracefulRestartWithFRR(t *testing.T) {
+	t.Parallel() // mostly waiting: its own namespaces
 	lab, gw1, f := frrSite(t, &netlab.GRConf{LongLivedStale: time.Minute})
 	gw1.GracefulRestart = time.Second
 	gw1.LongLivedStale = time.Minute

@@ -149,6 +149,7 @@ func TestRelayFirstPacket(t *testing.T) {
 // direct on both gateways for 60 s of 10% loss each way with traffic
 // flowing, and sends nothing over the relay meanwhile.
 func TestRelayNoFlapUnderLoss(t *testing.T) {
+	t.Parallel() // mostly waiting: its own namespaces
 	lab, g1, g2, _ := relayPair(t)
 	for _, g := range []*netlab.Gateway{g1, g2} {
 		if _, err := lab.Run(g.Net.GatewayNS, "nft", "add table inet vgloss; "+
