@@ -98,8 +98,8 @@ type PeeringStatus struct {
 	Path string `json:"path,omitempty"`
 	// Relay is the peering's relay, when it has one.
 	Relay *RelayStatus `json:"relay,omitempty"`
-	// Type is the peering's kind: "wireguard" or "ipsec".
-	Type string `json:"type,omitempty"`
+	// Type is the peering's kind.
+	Type PeeringType `json:"type,omitempty"`
 	// IPsec is an IPsec peering's SAs; nil for WireGuard.
 	IPsec *IPsecStatus `json:"ipsec,omitempty"`
 	// NAT is the peering's translation rules with their counters; nil
@@ -268,3 +268,12 @@ type Metrics struct {
 	// point_to_site), each with its device counters.
 	Clients []ClientInfo
 }
+
+// PeeringType is a peering's tunnel kind, as the config's `type` names it.
+type PeeringType string
+
+// Peering types.
+const (
+	PeeringWireGuard PeeringType = "wireguard" // the default, also ""
+	PeeringIPsec     PeeringType = "ipsec"
+)

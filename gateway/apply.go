@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -41,7 +42,7 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	in := g.input(cfg)
 	g.factsOK = false // route_safety.go
 	st := plan.Plan(in)
-	if !sameErrors(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
+	if !sameProblems(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
 		for _, e := range st.Problems {
 			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
 		}
@@ -60,13 +61,14 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 		in.P2SDown = true
 		st = plan.Plan(in)
 	}
-	if err := g.applyEnroll(cfg); err != nil { // invite.go
+	if err := g.applyEnroll(ctx, cfg, st); err != nil { // invite.go
 		return err
 	}
 	if err := g.applyAddress(cfg, st); err != nil {
 		return err
 	}
-	if err := g.applyDNS(cfg, st); err != nil { // dns.go
+	g.dnsP2S.Store(g.p2s)                          // dns.go
+	if err := g.dns.Set(ctx, st.DNS); err != nil { // after applyAddress: the address must be on lo
 		return err
 	}
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
@@ -84,16 +86,8 @@ func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-func sameErrors(a, b []error) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Error() != b[i].Error() {
-			return false
-		}
-	}
-	return true
+func sameProblems(a, b []plan.Problem) bool {
+	return slices.EqualFunc(a, b, plan.Problem.Same)
 }
 
 // applyTunnels hands each tunnel kind its tunnels of the plan.
@@ -171,8 +165,12 @@ func (g *Gateway) teardown() error {
 	// A planned stop with bgp.graceful_restart ends the sessions without
 	// a NOTIFICATION, first, while the tunnels still carry the close.
 	g.closeBGPWith(g.closed && g.cfg.BGP != nil && g.cfg.BGP.GracefulRestart != nil) // bgp.go
-	g.closeDNS()
-	g.closeEnroll()
+	if g.dns != nil {
+		g.dns.Close()
+	}
+	if g.enroll != nil {
+		g.enroll.Close()
+	}
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
 		if g.addr.IsValid() {
@@ -184,6 +182,7 @@ func (g *Gateway) teardown() error {
 		errs = append(errs, kind.Close())
 		delete(g.kinds, k)
 	}
+	g.relays = nil // closed with the WireGuard kind
 	if g.kern != nil {
 		g.kern.Close()
 	}

@@ -103,15 +103,16 @@ func (b *bgpRuntime) poke() {
 // without one (IPsec) is probed at the configured interval all the time.
 // g.mu is held.
 func (g *Gateway) withDemand(st plan.State) map[string]routing.ProbeTarget {
-	wg, _ := g.kinds[plan.KindWireGuard].(*wireGuardKind)
-	isWG := map[string]bool{}
+	kindOf := map[string]plan.Kind{}
 	for _, t := range st.Tunnels {
-		isWG[t.Name] = t.Kind == plan.KindWireGuard
+		kindOf[t.Name] = t.Kind
 	}
 	out := make(map[string]routing.ProbeTarget, len(st.BGP.Probes))
 	for name, t := range st.BGP.Probes {
-		if wg != nil && isWG[name] {
-			t.Demand = wg.plane.Demand(name)
+		if k, ok := g.kinds[kindOf[name]]; ok {
+			if d := k.Demand(name); d != nil {
+				t.Demand = d
+			}
 		}
 		out[name] = t
 	}

@@ -20,9 +20,6 @@ func (e *ErrNoSuchPeering) Error() string {
 
 func (e *ErrNoSuchPeering) Unwrap() error { return api.CodeNotFound }
 
-// errStopped: the gateway is shutting down.
-var errStopped = api.WithCode(api.CodeStopped, errors.New("gateway is stopped"))
-
 // Capture writes the plaintext packets entering and leaving the tunnel of
 // q.Peering (or of the point-to-site client q.Client) to w as a pcap file
 // until a limit of q is reached or ctx ends. Nothing is written if the

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/plan"
 )
 
 // Endpoints that move: a peering whose endpoint is a DNS name is looked up
@@ -61,9 +60,11 @@ func dueNames(peers []peerProbe, now time.Time) []string {
 // probes gathers dueNames' input for the running config. g.mu is held.
 func (g *Gateway) probes(cfg *config.Config) []peerProbe {
 	unanswered := map[string]time.Time{}
-	if wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind); ok {
-		for _, d := range wg.portStats().Devices {
-			unanswered[d.Name] = d.UnansweredSince
+	for _, k := range g.kinds {
+		if s := k.Port(); s != nil {
+			for _, d := range s.Devices {
+				unanswered[d.Name] = d.UnansweredSince
+			}
 		}
 	}
 	names := endpointNames(cfg)
@@ -88,13 +89,18 @@ func (g *Gateway) followLoop() {
 			return false
 		}
 		cfg := g.cfg
-		due := dueNames(g.probes(cfg), time.Now())
+		now := time.Now()
+		due := dueNames(g.probes(cfg), now)
 		g.mu.Unlock()
-		if len(due) == 0 {
-			return true
+		var moves []endpointMove
+		if len(due) > 0 {
+			moves = g.eps.reresolve(due) // DNS outside the lock
 		}
-		moves := g.eps.reresolve(due) // DNS outside the lock
-		if len(moves) == 0 {
+		mtuChanged := false
+		if len(moves) > 0 || g.under.due(now, reresolveEvery) {
+			mtuChanged = g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), false) // underlay.go
+		}
+		if len(moves) == 0 && !mtuChanged {
 			return true
 		}
 		g.mu.Lock()

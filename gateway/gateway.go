@@ -14,6 +14,8 @@ import (
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/enroll"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -31,6 +33,8 @@ type Gateway struct {
 	env plan.Env
 	// eps holds the resolved endpoint names (resolve.go).
 	eps *endpoints
+	// under holds the underlay MTUs toward the endpoints (underlay.go).
+	under *underlays
 	// ctx lives as long as the gateway: its background loops (the BGP
 	// RIB loop, the probe) end with it.
 	ctx    context.Context
@@ -41,21 +45,24 @@ type Gateway struct {
 	started time.Time
 	reloads api.ReloadStats
 	closed  bool
-	// refusals counts refused reloads by reason (metrics.go).
+	// refusals counts refused reloads by reason (reloads.go).
 	refusals map[api.RefusalReason]uint64
 
 	// The running parts, moved to each plan by apply (apply.go).
 	kern  *kernel.Kernel
 	kinds map[plan.Kind]TunnelKind // tunnels.go
-	p2s   *p2s.Server              // nil without point_to_site (p2s.go)
+	// relays are the WireGuard kind's relay connections, which the
+	// point-to-site device shares (relays.go); nil once it is closed.
+	relays *relays
+	p2s    *p2s.Server // nil without point_to_site (p2s.go)
 	// p2sBind is the point-to-site device's bind: its relay transport.
 	p2sBind *relay.Bind
 	// p2sDisabled says why point_to_site is configured but not running
 	// (a corrupt registry), "" otherwise (p2s.go).
 	p2sDisabled string
-	bgp         *bgpRuntime   // nil without bgp (bgp.go)
-	dns         *names.Server // nil without dns (dns.go)
-	enroll      enrollState   // invites (invite.go)
+	bgp         *bgpRuntime       // nil without bgp (bgp.go)
+	dns         *names.Component  // the name server (dns.go)
+	enroll      *enroll.Component // invites (invite.go)
 	// dnsP2S is the point-to-site server the name server reads (dns.go).
 	dnsP2S  atomic.Pointer[p2s.Server]
 	addr    netip.Addr      // the tunnel address on lo
@@ -88,14 +95,18 @@ type Gateway struct {
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
 	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: publishedKeys{log: log}}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	g.dns = names.NewComponent(g.directory, log)                                                    // dns.go
+	g.enroll = enroll.NewComponent(enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, log) // invite.go
 	g.kern, err = kernel.New()
 	if err != nil {
 		g.cancel()
 		return nil, err
 	}
-	g.eps = &endpoints{lookup: plan.ResolveUDP}
+	g.eps = &endpoints{lookup: dataplane.ResolveUDP}
 	g.eps.refresh(cfg)
-	g.env = plan.Env{Resolve: g.eps.Resolve, UnderlayMTU: g.kern.UnderlayMTU}
+	g.under = &underlays{probe: g.kern.UnderlayMTU}
+	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true) // underlay.go
+	g.env = plan.Env{Resolve: g.eps.Resolve, UnderlayMTU: g.under.MTU}
 	defer func() {
 		if err != nil {
 			g.teardown()
@@ -108,11 +119,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	}
 	// Every kind's listener opens at start: the port is the gateway's
 	// identity to its peers, not something a reload changes.
-	k, err := newTunnelKind(plan.KindWireGuard, cfg.ListenPort, filepath.Dir(cfg.ControlSocket), g.reapply, g.kern, log)
+	wg, err := newWireGuardKind(cfg.ListenPort, g.kern, log) // tunnels.go
 	if err != nil {
 		return nil, err
 	}
-	g.kinds[plan.KindWireGuard] = k
+	g.kinds[plan.KindWireGuard], g.relays = wg, wg.relays
 	log.Info("gateway key", "public_key", cfg.PrivateKey.Public().String())
 
 	// A crashed run may have left its tunnel address on lo.
@@ -147,6 +158,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	g.eps.refresh(cfg) // DNS outside the lock (resolve.go)
+	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true)
 	warnForwarding(g.log)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -194,6 +206,13 @@ func (g *Gateway) RecordReloadFailure(err error) {
 	g.reloads.LastError = err.Error()
 	g.reloads.Last = time.Now()
 	g.countRefusals(err)
+}
+
+// Closed reports whether the gateway has been closed.
+func (g *Gateway) Closed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
 }
 
 // Config returns the running config.

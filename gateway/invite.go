@@ -2,10 +2,8 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -13,82 +11,41 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/enroll"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/plan"
 )
 
 // ErrNoEnroll: invites need point_to_site.enroll. It has
 // api.CodeNoEnroll.
 var ErrNoEnroll = api.WithCode(api.CodeNoEnroll, errors.New("point_to_site.enroll is not configured on this gateway: invites need the enrollment listener"))
 
-// enrollState is the enrollment side of point-to-site: the invite store,
-// the certificate and the HTTPS listener (when point_to_site.enroll is
-// set). g.mu guards it.
-type enrollState struct {
+// applyEnroll runs the enrollment listener the plan asks for
+// (enroll.Component). It runs after applyP2S. g.mu is held.
+func (g *Gateway) applyEnroll(ctx context.Context, cfg *config.Config, st plan.State) error {
+	var w enroll.Want
+	if e := st.Enroll; e != nil {
+		w = enroll.Want{Listen: e.Listen, URL: e.URL, StateDir: cfg.StateDir, Gateway: cfg.Name}
+	}
+	return g.enroll.Set(ctx, w)
+}
+
+// running is what an invite needs: the store, the URL and the pin.
+type running struct {
 	store *enroll.Store
-	cert  tls.Certificate
-	pin   [32]byte
-	srv   *enroll.Server
 	url   string
+	pin   [32]byte
 }
 
-// applyEnroll runs the enrollment listener while point_to_site.enroll is
-// configured (and point-to-site runs): the certificate is created in
-// state_dir on first use; a changed listen address moves the listener.
-// It runs after applyP2S. g.mu is held.
-func (g *Gateway) applyEnroll(cfg *config.Config) error {
-	e := &g.enroll
-	if cfg.PointToSite == nil || cfg.PointToSite.Enroll == nil || g.p2s == nil {
-		g.closeEnroll()
-		return nil
-	}
-	if e.store == nil {
-		s, err := enroll.OpenStore(filepath.Join(cfg.StateDir, enroll.StoreFile))
-		if err != nil {
-			return err
-		}
-		e.store = s
-	}
-	if e.cert.Certificate == nil {
-		c, pin, err := enroll.LoadOrCreateCert(cfg.StateDir, cfg.Name)
-		if err != nil {
-			return err
-		}
-		e.cert, e.pin = c, pin
-	}
-	e.url = config.EnrollURL(cfg)
-	listen := cfg.PointToSite.Enroll.Listen
-	if e.srv != nil && e.srv.Addr() == listen {
-		return nil
-	}
-	g.closeEnroll()
-	srv, err := enroll.Listen(listen, e.cert, enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, g.log)
-	if err != nil {
-		return err
-	}
-	e.srv = srv
-	g.log.Info("invites enroll at", "url", e.url, "pin", enroll.PinString(e.pin))
-	return nil
-}
-
-func (g *Gateway) closeEnroll() {
-	if g.enroll.srv != nil {
-		g.enroll.srv.Close()
-		g.enroll.srv = nil
-	}
-}
-
-// invites returns the store and the point-to-site server, or why invites
+// invites returns the store and what invites carry, or why invites
 // cannot be used now.
-func (g *Gateway) invites() (*enrollState, error) {
+func (g *Gateway) invites() (*running, error) {
 	if _, err := g.p2sServer(); err != nil {
 		return nil, err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.enroll.srv == nil || g.enroll.store == nil {
+	st, url, pin, ok := g.enroll.Running()
+	if !ok {
 		return nil, ErrNoEnroll
 	}
-	e := g.enroll
-	return &e, nil
+	return &running{store: st, url: url, pin: pin}, nil
 }
 
 // Invite creates a one-time invite for a new client of groups.
@@ -164,18 +121,14 @@ func (g *Gateway) RevokeInvite(ctx context.Context, name string) (api.InviteInfo
 
 // pendingInvite reports whether name is reserved by a pending invite.
 func (g *Gateway) pendingInvite(name string) bool {
-	g.mu.Lock()
-	st := g.enroll.store
-	g.mu.Unlock()
+	st := g.enroll.Store()
 	return st != nil && st.Pending(name, time.Now())
 }
 
 // pendingSecret reports whether secret is a pending invite's (the
 // listener's first question about every request).
 func (g *Gateway) pendingSecret(secret [32]byte) bool {
-	g.mu.Lock()
-	st := g.enroll.store
-	g.mu.Unlock()
+	st := g.enroll.Store()
 	return st != nil && st.PendingSecret(secret, time.Now())
 }
 
@@ -186,9 +139,7 @@ func (g *Gateway) pendingSecret(secret [32]byte) bool {
 // since it was made) is refused and stays pending: the laptop would refuse
 // the answer, and the client would be registered for nothing.
 func (g *Gateway) redeem(ctx context.Context, secret [32]byte, pub keys.PublicKey) (enroll.Response, error) {
-	g.mu.Lock()
-	st := g.enroll.store
-	g.mu.Unlock()
+	st := g.enroll.Store()
 	if st == nil {
 		return enroll.Response{}, errors.New("enrollment is stopping")
 	}
@@ -209,22 +160,4 @@ func (g *Gateway) redeem(ctx context.Context, secret [32]byte, pub keys.PublicKe
 		return added.Config, nil
 	})
 	return enroll.Response{Name: inv.Name, Config: conf}, err
-}
-
-// enrollStatus is the enrollment section of Status, or nil.
-func (g *Gateway) enrollStatus() *api.EnrollStatus {
-	g.mu.Lock()
-	e := g.enroll
-	g.mu.Unlock()
-	if e.srv == nil {
-		return nil
-	}
-	st := &api.EnrollStatus{Listen: e.srv.Addr(), URL: e.url, Pin: enroll.PinString(e.pin), Attempts: e.srv.Attempts()}
-	now := time.Now()
-	for _, i := range e.store.List() {
-		if i.StateAt(now) == enroll.Pending {
-			st.Pending++
-		}
-	}
-	return st
 }

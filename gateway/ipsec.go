@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/wgbind"
 	"github.com/vgate-project/vgate/ipsec"
 )
 
@@ -73,6 +75,18 @@ func (k *ipsecKind) Tunnel(name string) Tunnel {
 }
 
 func (k *ipsecKind) Close() error { return k.d.Close() }
+
+// Port: charon's IKE sockets are its own; vgate counts nothing there.
+func (k *ipsecKind) Port() *wgbind.Stats { return nil }
+
+// Demand: IPsec tunnels have no demand counter.
+func (k *ipsecKind) Demand(string) *atomic.Uint64 { return nil }
+
+// View is the peering's down reason (ipsec.Decide) and its SAs.
+func (k *ipsecKind) View(name string) TunnelView {
+	down, st := (&ipsecTunnel{d: k.d, name: name}).ipsecStatus()
+	return TunnelView{Down: down, IPsec: st}
+}
 
 // ipsecTunnel is one IPsec peering as status, metrics and capture see it.
 type ipsecTunnel struct {

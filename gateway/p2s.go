@@ -9,6 +9,7 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
@@ -48,7 +49,7 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 	case want == nil:
 		g.p2s.Close()
 		g.p2s = nil
-		g.setP2SRelay(cfg)
+		g.setP2SRelay(cfg.PrivateKey, want)
 		g.log.Info("point-to-site stopped (point_to_site removed from the config)")
 		return nil
 	case g.p2s == nil:
@@ -76,10 +77,10 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 			return err
 		}
 		g.p2s, g.p2sBind = s, bind
-		g.setP2SRelay(cfg)
+		g.setP2SRelay(cfg.PrivateKey, want)
 		return nil
 	case g.applied.P2S != nil && g.applied.P2S.Config == want.Config && cfg.PrivateKey == g.cfg.PrivateKey:
-		g.setP2SRelay(cfg)
+		g.setP2SRelay(cfg.PrivateKey, want)
 		return nil // unchanged (a re-plan after a RIB change)
 	default:
 		self, err := self()
@@ -87,34 +88,34 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 			return err
 		}
 		g.p2s.SetSelf(self)
-		g.setP2SRelay(cfg)
+		g.setP2SRelay(cfg.PrivateKey, want)
 		return g.p2s.Update(want.Config, cfg.PrivateKey)
 	}
 }
 
-// setP2SRelay gives the point-to-site device point_to_site.relay (or
-// none), through the tunnels' relay connections (relays.go). g.mu is held.
-func (g *Gateway) setP2SRelay(cfg *config.Config) {
-	wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind)
-	if !ok {
+// setP2SRelay gives the point-to-site device the plan's relay (none when
+// want is nil), through the tunnels' relay connections (relays.go). g.mu
+// is held.
+func (g *Gateway) setP2SRelay(key keys.PrivateKey, want *plan.P2S) {
+	if g.relays == nil {
 		return
 	}
 	var target plan.RelayTarget
-	if cfg.PointToSite != nil && cfg.PointToSite.Relay != nil {
-		target = plan.RelayTarget{URL: cfg.PointToSite.Relay.URL, Pin: cfg.PointToSite.Relay.Pin}
+	if want != nil {
+		target = want.Relay
 	}
 	var b *relay.Bind
 	if g.p2s != nil {
 		b = g.p2sBind
 	}
-	wg.relays.setP2S(cfg.PrivateKey, b, target)
+	g.relays.setP2S(key, b, target)
 }
 
 func (g *Gateway) closeP2S() {
 	if g.p2s != nil {
 		g.p2s.Close()
 		g.p2s = nil
-		g.setP2SRelay(g.cfg)
+		g.setP2SRelay(g.cfg.PrivateKey, nil) // the device is gone: no relay
 	}
 }
 
@@ -167,7 +168,7 @@ func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo
 func (g *Gateway) p2sStatus() *api.P2SStatus {
 	g.mu.Lock()
 	s, disabled := g.p2s, g.p2sDisabled
-	wg, _ := g.kinds[plan.KindWireGuard].(*wireGuardKind)
+	rs := g.relays
 	g.mu.Unlock()
 	if s == nil && disabled != "" {
 		return &api.P2SStatus{Disabled: disabled}
@@ -176,8 +177,8 @@ func (g *Gateway) p2sStatus() *api.P2SStatus {
 		return nil
 	}
 	st := s.Status()
-	if wg != nil {
-		st.Relay = wg.relays.p2sRelay() // relays.go
+	if rs != nil {
+		st.Relay = rs.p2sRelay() // relays.go
 	}
 	q := s.QueueStats()
 	st.Queue = queueStatus(&q) // apiconv.go

@@ -11,6 +11,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/wgbind"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // One connection per relay (and gateway key), shared by the peerings and
@@ -33,7 +34,7 @@ func TestRelaysShareConnections(t *testing.T) {
 		binds[n] = r.newBind(n).(*relay.Bind)
 	}
 	tun := func(name string, target plan.RelayTarget) plan.Tunnel {
-		return plan.Tunnel{Kind: plan.KindWireGuard, Name: name, Relay: target, WireGuard: dataplane.PeerSpec{PublicKey: peer()}}
+		return plan.Tunnel{Kind: plan.KindWireGuard, Name: name, Relay: target, WireGuard: wgspec.PeerSpec{PublicKey: peer()}}
 	}
 	pl := &dataplane.Plane{}
 

@@ -196,18 +196,8 @@ func (g *Gateway) loadMemory(cfg *config.Config) {
 // saved are kept. g.mu is held.
 func (g *Gateway) recall() memory {
 	m := memory{Version: 1}
-	for _, p := range g.cfg.Peerings {
-		t := g.tunnel(p.Name)
-		if t == nil {
-			continue
-		}
-		st, err := t.Stats()
-		if err != nil {
-			continue
-		}
-		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
-			m.Peerings = append(m.Peerings, peerEndpoint{Peering: p.Name, PublicKey: p.PublicKey, Endpoint: unmapAP(ap), LastHandshake: st.LastHandshake})
-		}
+	for _, e := range g.tunnelEndpoints() { // route_safety.go
+		m.Peerings = append(m.Peerings, peerEndpoint{Peering: e.peering.Name, PublicKey: e.peering.PublicKey, Endpoint: e.endpoint, LastHandshake: e.handshake})
 	}
 	keepClients := g.cfg.PointToSite != nil
 	if g.p2s != nil {

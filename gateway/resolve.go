@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // endpoints resolves the peerings' endpoint names ahead of planning, so
@@ -18,7 +18,7 @@ import (
 // reresolveEvery, and soon after a peering's handshakes go unanswered);
 // Resolve only reads the results.
 type endpoints struct {
-	lookup func(hostport string) (netip.AddrPort, error) // plan.ResolveUDP in production
+	lookup func(hostport string) (netip.AddrPort, error) // dataplane.ResolveUDP in production
 
 	mu   sync.Mutex
 	seen map[string]resolved
@@ -148,13 +148,19 @@ func (e *endpoints) movedAt(name string) (time.Time, netip.AddrPort) {
 // hostport. It never looks anything up.
 func (e *endpoints) Resolve(hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+		return overlap.UnmapAddrPort(ap), nil
 	}
 	e.mu.Lock()
 	r, ok := e.seen[hostport]
 	e.mu.Unlock()
 	if !ok {
-		return netip.AddrPort{}, fmt.Errorf("%s has not been resolved yet", hostport)
+		return netip.AddrPort{}, notResolved(hostport)
 	}
 	return r.ap, r.err
 }
+
+// notResolved is a name Resolve has no lookup for yet; a comparable value,
+// so that plan.Problem.Same finds it again on the next plan.
+type notResolved string
+
+func (n notResolved) Error() string { return string(n) + " has not been resolved yet" }

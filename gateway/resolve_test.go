@@ -145,3 +145,16 @@ func TestDueNames(t *testing.T) {
 		}
 	}
 }
+
+// An endpoint not looked up yet is the same problem on every plan, so it
+// is logged once.
+func TestNotResolvedIsStable(t *testing.T) {
+	e := &endpoints{}
+	_, err1 := e.Resolve("hq.example:51820")
+	_, err2 := e.Resolve("hq.example:51820")
+	a := plan.Problem{Peering: "hq", Endpoint: "hq.example:51820", Err: err1}
+	b := plan.Problem{Peering: "hq", Endpoint: "hq.example:51820", Err: err2}
+	if err1 == nil || !a.Same(b) {
+		t.Errorf("errors %v, %v: not the same problem", err1, err2)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // The "pool not routed back" hint. With static routing, the network
@@ -112,7 +113,7 @@ func (g *Gateway) returnLoop() {
 		}
 		g.returns.observe(s.Filter().Returns(), now, func(name string, d time.Duration, sent uint64) {
 			g.log.Warn("point-to-site clients send toward a peering and nothing comes back: the peer may not route the pool back",
-				"peering", name, "packets", sent, "for", d.Round(time.Second), "pool", joinPrefixes(s.Routes()))
+				"peering", name, "packets", sent, "for", d.Round(time.Second), "pool", overlap.Join(s.Routes()))
 		})
 		return true
 	})
@@ -189,16 +190,4 @@ func (w *returnWatch) hint(name string, pool string, now time.Time, r *p2s.Retur
 	return fmt.Sprintf("point-to-site clients sent %d packets toward this peering in %v and none came back: "+
 		"the peer may not route the pool (%s) back through this tunnel; add the pool to its address_spaces for this peering, or use BGP",
 		st.sentCount, d.Round(time.Second), pool)
-}
-
-// joinPrefixes is "a, b, c".
-func joinPrefixes(ps []netip.Prefix) string {
-	var b strings.Builder
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(p.String())
-	}
-	return b.String()
 }

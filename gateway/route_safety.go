@@ -6,10 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/ipsec"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // importRefresh is how often a BGP gateway re-plans for what changes
@@ -34,7 +36,7 @@ func (a importFacts) equal(b importFacts) bool {
 // for: the watched facts differ from the last successful apply's, or that
 // apply failed (a refresh retries it). Reading the facts is a device get
 // per tunnel and one netlink dump, far cheaper than planning and applying
-// every importRefresh (issue 14). g.mu is held.
+// every importRefresh. g.mu is held.
 func (g *Gateway) importFactsChanged() bool {
 	if !g.factsOK || g.cfg == nil || g.cfg.BGP == nil {
 		return true
@@ -48,18 +50,8 @@ func (g *Gateway) importFactsChanged() bool {
 // g.mu is held.
 func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 	var out []plan.UnderlayEndpoint
-	for _, p := range g.cfg.Peerings {
-		t := g.tunnel(p.Name)
-		if t == nil {
-			continue
-		}
-		st, err := t.Stats()
-		if err != nil {
-			continue
-		}
-		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
-			out = append(out, plan.UnderlayEndpoint{AddrPort: unmapAP(ap), Peering: p.Name})
-		}
+	for _, e := range g.tunnelEndpoints() {
+		out = append(out, plan.UnderlayEndpoint{AddrPort: e.endpoint, Peering: e.peering.Name})
 	}
 	if g.p2s != nil {
 		if cs, err := g.p2s.Clients(); err == nil {
@@ -68,16 +60,12 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 					continue
 				}
 				if ap, err := netip.ParseAddrPort(c.Endpoint); err == nil {
-					out = append(out, plan.UnderlayEndpoint{AddrPort: unmapAP(ap), Client: c.Name})
+					out = append(out, plan.UnderlayEndpoint{AddrPort: overlap.UnmapAddrPort(ap), Client: c.Name})
 				}
 			}
 		}
 	}
 	return out
-}
-
-func unmapAP(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // connectedPrefixes are the subnets on the host's interfaces other than
@@ -92,4 +80,34 @@ func (g *Gateway) connectedPrefixes() []kernel.Connected {
 		g.log.Error("bgp import filter: reading connected subnets", "error", err)
 	}
 	return cs
+}
+
+// tunnelEndpoint is a running tunnel's underlay endpoint now.
+type tunnelEndpoint struct {
+	peering   *config.Peering
+	endpoint  netip.AddrPort
+	handshake time.Time
+}
+
+// tunnelEndpoints are the endpoints the running tunnels use now (after
+// roaming, or learned from the remote side when the peering has none
+// configured), in config order; a tunnel without one is left out. g.mu is
+// held.
+func (g *Gateway) tunnelEndpoints() []tunnelEndpoint {
+	var out []tunnelEndpoint
+	for i := range g.cfg.Peerings {
+		p := &g.cfg.Peerings[i]
+		t := g.tunnel(p.Name)
+		if t == nil {
+			continue
+		}
+		st, err := t.Stats()
+		if err != nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(st.Endpoint); err == nil {
+			out = append(out, tunnelEndpoint{peering: p, endpoint: overlap.UnmapAddrPort(ap), handshake: st.LastHandshake})
+		}
+	}
+	return out
 }

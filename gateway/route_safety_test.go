@@ -8,7 +8,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/plan"
 )
 
-// The import refresh re-plans only when what it watches moved (issue 14):
+// The import refresh re-plans only when what it watches moved:
 // an endpoint roams, a client connects, a connected subnet appears.
 func TestImportFactsEqual(t *testing.T) {
 	ep := func(s, peering string) plan.UnderlayEndpoint {

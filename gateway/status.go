@@ -13,6 +13,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
+	"github.com/vgate-project/vgate/overlap"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -35,13 +36,19 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		Tunnels:       api.TunnelCount{Limit: cfg.MaxTunnels},
 		Forwarding:    forwarding(), // forwarding.go
 	}
-	if wg, ok := g.kinds[plan.KindWireGuard].(*wireGuardKind); ok {
-		st.Port = portStats(wg.portStats()) // apiconv.go
+	for _, k := range g.kinds {
+		if s := k.Port(); s != nil {
+			st.Port = portStats(*s) // apiconv.go
+		}
 	}
-	wg, _ := g.kinds[plan.KindWireGuard].(*wireGuardKind)
+	rs := g.relays
 	tunnels := make([]Tunnel, len(cfg.Peerings))
+	views := make([]TunnelView, len(cfg.Peerings))
 	for i, p := range cfg.Peerings {
 		tunnels[i] = g.tunnel(p.Name)
+		if k := g.kinds[plan.KindOf(&p)]; k != nil && tunnels[i] != nil {
+			views[i] = k.View(p.Name)
+		}
 	}
 	b := g.bgp
 	drain := g.drain
@@ -51,14 +58,13 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	st.P2S = g.p2sStatus()
 	pool := ""
 	if st.P2S != nil {
-		pool = joinPrefixes(st.P2S.Pool)
+		pool = overlap.Join(st.P2S.Pool)
 	}
-	st.DNS, st.Enroll = g.dnsStatus(), g.enrollStatus() // dns.go, invite.go
+	st.DNS, st.Enroll = g.dns.Observe(), g.enroll.Observe() // names.Component, enroll.Component
 	sessions := map[string]routing.NeighborStatus{}
 	if b != nil {
 		// Sessions, not Snapshot: Status runs every second and needs no
-		// route (issue 14: reading every table was most of an idle hub's
-		// allocation).
+		// route; reading every table would allocate on an idle hub.
 		if ns, err := b.speaker.Sessions(ctx); err == nil {
 			for _, n := range ns {
 				sessions[n.Name] = n
@@ -93,8 +99,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		if p.IsIPsec() {
 			ps.Type, ps.PublicKey = config.TypeIPsec, ""
 			obs.IPsec, obs.IPsecDown = true, api.ReasonCharonNotRunning
-			if t, ok := tunnels[i].(*ipsecTunnel); ok {
-				obs.IPsecDown, ps.IPsec = t.ipsecStatus() // ipsec.go
+			if tunnels[i] != nil {
+				obs.IPsecDown, ps.IPsec = views[i].Down, views[i].IPsec
 			}
 		}
 		if n, ok := sessions[p.Name]; ok {
@@ -119,8 +125,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			}
 			obs.UnansweredSince = devices[p.Name].UnansweredSince
 		}
-		if wg != nil && tunnels[i] != nil {
-			ps.Path, ps.Relay = wg.relays.path(p.Name) // relays.go
+		if rs != nil && tunnels[i] != nil {
+			ps.Path, ps.Relay = rs.path(p.Name) // relays.go
 			if ps.Path != relay.PathRelay {
 				// On the relay the tunnel does not need the UDP path.
 				obs.SendBlockedSince = devices[p.Name].SendBlockedSince

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/keys"
@@ -37,8 +39,25 @@ type TunnelKind interface {
 	Set(ctx context.Context, key keys.PrivateKey, want []plan.Tunnel) error
 	// Tunnel returns the running tunnel of a peering, or nil.
 	Tunnel(name string) Tunnel
+	// Port is the counters of the kind's shared UDP port; nil for a kind
+	// without one.
+	Port() *wgbind.Stats
+	// Demand is a tunnel's user-traffic counter, which the probe reads so
+	// that it echoes only while there is demand; nil for a kind without
+	// one (its tunnels are probed all the time).
+	Demand(name string) *atomic.Uint64
+	// View is what the kind tells status of a tunnel beyond its counters.
+	View(name string) TunnelView
 	// Close stops every tunnel of the kind and releases what it holds.
 	Close() error
+}
+
+// TunnelView is a kind's own account of one tunnel, for status: why it is
+// down ("" when the kind has no say, or it is up) and the kind's section
+// of the peering's status (nil when the kind has none).
+type TunnelView struct {
+	Down  api.DownReason
+	IPsec *api.IPsecStatus
 }
 
 // newTunnelKind opens the implementation of kind k. The switch on the kind
@@ -120,5 +139,13 @@ func (w *wireGuardKind) Close() error {
 	return w.mux.Close()
 }
 
-// portStats are the shared UDP port's counters.
-func (w *wireGuardKind) portStats() wgbind.Stats { return w.mux.Stats() }
+func (w *wireGuardKind) Port() *wgbind.Stats {
+	s := w.mux.Stats()
+	return &s
+}
+
+func (w *wireGuardKind) Demand(name string) *atomic.Uint64 { return w.plane.Demand(name) }
+
+// View: a WireGuard tunnel's state is its handshakes, which status reads
+// from the Tunnel's counters.
+func (w *wireGuardKind) View(string) TunnelView { return TunnelView{} }

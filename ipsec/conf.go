@@ -8,9 +8,9 @@ import (
 )
 
 // Plugins is the order charon loads its plugins in. openssl comes before
-// aes and gcm: it then provides AES and AES-GCM, 6.5× faster with
-// kernel-libipsec than the portable plugins (360 vs 55 Mbit/s measured
-// here). kernel-libipsec comes before kernel-netlink so that it provides
+// aes and gcm so that it provides AES and AES-GCM, much faster with
+// kernel-libipsec than the portable plugins (figures in
+// docs/architecture.md). kernel-libipsec comes before kernel-netlink so that it provides
 // IPsec (userspace ESP); kernel-netlink still provides addresses and
 // routes. error-notify gives typed alerts (enfy.go), vici the control
 // interface.

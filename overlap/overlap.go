@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Canonical reports whether p is a prefix vgate accepts as written: valid,
@@ -214,4 +215,22 @@ func Conflicts(entries []Owned) []Conflict {
 		out = append(out, Conflict{A: entries[p.i], B: entries[p.j], I: p.i, J: p.j})
 	}
 	return out
+}
+
+// Join is ps as "a, b, c"; empty when ps is.
+func Join(ps []netip.Prefix) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// UnmapAddrPort is ap with an IPv4-mapped IPv6 address written as IPv4,
+// the form vgate keeps endpoints in.
+func UnmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

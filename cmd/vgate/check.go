@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/netip"
@@ -9,7 +10,8 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/daemon"
+	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
@@ -45,7 +47,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: OK: gateway %s, %d address space(s), %d/%d tunnels, public key %s, bgp %s, point-to-site %s\n",
 		*path, cfg.Name, len(cfg.AddressSpaces), len(cfg.Peerings), cfg.MaxTunnels, cfg.PrivateKey.Public(), bgp, p2s)
-	v4, v6 := daemon.Forwarding()
+	v4, v6 := kernel.Forwarding()
 	printCheckDetails(stdout, cfg, v4, v6)
 	return nil
 }
@@ -163,14 +165,7 @@ func forwardingText(v4, v6 bool) string {
 }
 
 func prefixList(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "(none)"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
+	return cmp.Or(overlap.Join(ps), "(none)")
 }
 
 // livenessText is a BGP peering's effective probe and BFD timing.

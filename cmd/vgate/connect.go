@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/laptop"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 const connectUsage = `Usage: vgate connect [--interface NAME] [--relay wss://HOST/ [--relay-pin sha256:…]] FILE
@@ -117,7 +119,7 @@ func cmdConnect(args []string, stdout, stderr io.Writer) error {
 		return &exitError{1, fmt.Errorf("%s: %w", source, err)}
 	}
 	fmt.Fprintf(stdout, "vgate connect: %s up, address %s, routes %s; Ctrl-C disconnects\n",
-		*ifname, laptop.JoinPrefixes(c.Addresses), laptop.JoinPrefixes(c.Routes))
+		*ifname, cmp.Or(overlap.Join(c.Addresses), "-"), cmp.Or(overlap.Join(c.Routes), "-"))
 	return runConnected(c, *ifname, mode, *relayURL != "", stdout, log)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
@@ -144,7 +146,7 @@ func typeText(p api.PeeringStatus) string {
 	case p.Type == "":
 		return "wireguard"
 	}
-	return p.Type
+	return string(p.Type)
 }
 
 func orDash(s string) string {
@@ -160,14 +162,7 @@ func firstLine(s string) string {
 }
 
 func prefixes(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "-"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
+	return cmp.Or(overlap.Join(ps), "-")
 }
 
 func humanAge(d time.Duration) string {

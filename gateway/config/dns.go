@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // DefaultEnrollPort is the port of enroll.listen in examples and of the
@@ -33,7 +35,7 @@ func ParseUpstream(s string) (netip.AddrPort, error) {
 	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" {
 		return netip.AddrPort{}, fmt.Errorf("%q is neither an IP address nor address:port (write IPv6 with a port as [addr]:port)", s)
 	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	return overlap.UnmapAddrPort(ap), nil
 }
 
 // zoneRelation says how two canonical zones relate: "" when they are

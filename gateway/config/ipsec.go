@@ -10,14 +10,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/ipsec"
 )
 
-// Peering types.
+// Peering types (Peering.Type).
 const (
-	TypeWireGuard = "wireguard"
-	TypeIPsec     = "ipsec"
+	TypeWireGuard = api.PeeringWireGuard
+	TypeIPsec     = api.PeeringIPsec
 )
 
 // IPsec is the IKEv2/IPsec side of a type: ipsec peering (README.md,
@@ -123,7 +124,7 @@ func validateIPsec(d *doc, base string, p *Peering) {
 	}
 }
 
-func orWG(t string) string {
+func orWG(t api.PeeringType) api.PeeringType {
 	if t == "" {
 		return TypeWireGuard
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
@@ -124,7 +125,7 @@ type Peering struct {
 	Relay *PeerRelay `yaml:"relay,omitempty" json:"relay,omitempty"`
 	// Type is the tunnel kind: "wireguard" (the default, also "") or
 	// "ipsec" (IKEv2/IPsec to a standard VPN device; ipsec.go).
-	Type string `yaml:"type,omitempty" json:"type,omitempty"`
+	Type api.PeeringType `yaml:"type,omitempty" json:"type,omitempty"`
 	// IPsec configures a type: ipsec peering.
 	IPsec *IPsec `yaml:"ipsec,omitempty" json:"ipsec,omitempty"`
 	// NAT are 1:1 prefix rules for networks that overlap (nat.go); the

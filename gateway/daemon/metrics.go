@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,29 +10,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vgate-project/vgate/gateway"
-	"github.com/vgate-project/vgate/gateway/connlimit"
 	"github.com/vgate-project/vgate/gateway/metrics"
+	"github.com/vgate-project/vgate/gateway/view"
 )
 
-// Timeouts of the metrics endpoint: a scrape is one small GET, so a
-// client that is slower than this is cut off instead of holding a
-// connection.
-const (
-	metricsReadTimeout  = 10 * time.Second
-	metricsWriteTimeout = 30 * time.Second // the collector itself may take up to 10s
-	metricsIdleTimeout  = 60 * time.Second
-)
-
-// Connections of the metrics endpoint: a scraper holds one; beyond these
-// bounds a connection is closed as it is accepted (connlimit), so one
-// source cannot hold the descriptors and goroutines of many.
-const (
-	metricsMaxConns      = 16
-	metricsMaxConnsPerIP = 4
-)
+// metricsMaxConnsPerIP is the endpoint's bound per source address.
+const metricsMaxConnsPerIP = metrics.MaxConnsPerIP
 
 // newRegistry returns a registry with the gateway's collector and the Go
 // and process collectors. The registry is the caller's; nothing is
@@ -73,35 +57,9 @@ func serveMetrics(addr string, source metrics.Source, version string, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 4,
-		Timeout:             10 * time.Second,
-	}))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "vgate: metrics at /metrics")
-	})
-	s := &metricsServer{srv: newMetricsHTTPServer(mux), addr: ln.Addr()}
-	limited := connlimit.New(ln, metricsMaxConns, metricsMaxConnsPerIP)
-	go func() {
-		if err := s.srv.Serve(limited); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics endpoint stopped", "error", err)
-		}
-	}()
+	s := &metricsServer{srv: metrics.Serve(ln, reg, log), addr: ln.Addr()}
 	log.Info("serving metrics", "listen", ln.Addr().String(), "path", "/metrics")
 	return s, nil
-}
-
-func newMetricsHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       metricsReadTimeout,
-		WriteTimeout:      metricsWriteTimeout,
-		IdleTimeout:       metricsIdleTimeout,
-	}
 }
 
 // Close stops the endpoint; nil-safe (metrics disabled).
@@ -126,7 +84,8 @@ func startOps(metricsListen string, gw *gateway.Gateway, version string, log *sl
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		gw.WatchPeerings(ctx, time.Second)
+		// The gateway's own logger carries its name (daemon.go).
+		view.WatchPeerings(ctx, gw, log.With("gateway", gw.Config().Name), time.Second)
 	}()
 	return func() {
 		cancel()

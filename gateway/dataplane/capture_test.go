@@ -15,6 +15,8 @@ import (
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // Two in-memory tunnels; a capture on a's tunnel sees the ping a sends and
@@ -24,11 +26,11 @@ func TestCaptureTunnel(t *testing.T) {
 	binds := bindtest.NewChannelBinds()
 	a, b := newSide(t, binds[0]), newSide(t, binds[1])
 	hostA, hostB := netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("10.2.0.2")
-	if _, err := a.plane.Set([]TunnelSpec{{Name: "b", IfName: "vg-b", MTU: 1420, Peer: PeerSpec{
+	if _, err := a.plane.Set([]TunnelSpec{{Name: "b", IfName: "vg-b", MTU: 1420, Peer: wgspec.PeerSpec{
 		PublicKey: b.key.Public(), Endpoint: netip.MustParseAddrPort("127.0.0.1:1"), AllowedIPs: pfx("10.2.0.0/16")}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.plane.Set([]TunnelSpec{{Name: "a", IfName: "vg-a", MTU: 1420, Peer: PeerSpec{
+	if _, err := b.plane.Set([]TunnelSpec{{Name: "a", IfName: "vg-a", MTU: 1420, Peer: wgspec.PeerSpec{
 		PublicKey: a.key.Public(), Endpoint: netip.MustParseAddrPort("127.0.0.1:2"), AllowedIPs: pfx("10.1.0.0/16")}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn/bindtest"
+
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // A tunnel with nothing to send initiates a handshake when asked, and its
@@ -14,10 +16,10 @@ import (
 func TestInitiateHandshake(t *testing.T) {
 	binds := bindtest.NewChannelBinds()
 	a, b := newSide(t, binds[0]), newSide(t, binds[1])
-	specA := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: PeerSpec{
+	specA := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: wgspec.PeerSpec{
 		PublicKey: b.key.Public(), Endpoint: netip.MustParseAddrPort("127.0.0.1:1"),
 		AllowedIPs: pfx("10.2.0.0/16")}}
-	specB := TunnelSpec{Name: "a", IfName: "vg-a", MTU: 1420, Peer: PeerSpec{ // dial-in only
+	specB := TunnelSpec{Name: "a", IfName: "vg-a", MTU: 1420, Peer: wgspec.PeerSpec{ // dial-in only
 		PublicKey: a.key.Public(), AllowedIPs: pfx("10.1.0.0/16")}}
 	if _, err := a.plane.Set([]TunnelSpec{specA}); err != nil {
 		t.Fatal(err)

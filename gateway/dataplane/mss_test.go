@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // synPacket builds a TCP packet with valid checksums using gopacket, an
@@ -110,7 +112,7 @@ func TestClampMSS(t *testing.T) {
 		{"v6 syn above limit", true, true, false, 1440, true, true, 1360},
 		{"v6 syn below limit", true, true, false, 1220, true, false, 1220},
 	}
-	max4, max6 := MaxMSS(1420)
+	max4, max6 := wgspec.MaxMSS(1420)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pkt := synPacket(t, tt.v6, tt.syn, tt.ack, tt.mss, tt.withMSS)
@@ -146,7 +148,7 @@ func TestClampMSSEvenOffset(t *testing.T) {
 
 func TestClampMSSMalformed(t *testing.T) {
 	good := synPacket(t, false, true, false, 1460, true)
-	max4, max6 := MaxMSS(1420)
+	max4, max6 := wgspec.MaxMSS(1420)
 	for n := 0; n < len(good); n++ {
 		pkt := bytes.Clone(good[:n])
 		ClampMSS(pkt, max4, max6) // must not panic

@@ -9,7 +9,7 @@ import (
 )
 
 // NAT at the TUN seam (docs/nat.md): a peering's 1:1 prefix rules
-// (PeerSpec.NAT) translate what crosses its tunnel. Everything on this
+// (wgspec.PeerSpec.NAT) translate what crosses its tunnel. Everything on this
 // side of the seam — kernel routes, the planned AllowedIPs and so the
 // source check, MSS clamping, the demand count — sees addresses as this
 // side sees them; the tunnel carries them as the peer numbers them, and

@@ -17,6 +17,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/nat"
 )
 
@@ -92,10 +93,10 @@ func quiet(t *testing.T, c chan []byte) {
 func TestNATThroughTunnel(t *testing.T) {
 	binds := bindtest.NewChannelBinds()
 	a, b := newSide(t, binds[0]), newSide(t, binds[1])
-	specA := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: PeerSpec{
+	specA := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: wgspec.PeerSpec{
 		PublicKey: b.key.Public(), Endpoint: netip.MustParseAddrPort("127.0.0.1:1"),
 		AllowedIPs: pfx("100.65.0.0/16", "fd65::/48"), NAT: natRules}}
-	specB := TunnelSpec{Name: "a", IfName: "vg-a", MTU: 1420, Peer: PeerSpec{
+	specB := TunnelSpec{Name: "a", IfName: "vg-a", MTU: 1420, Peer: wgspec.PeerSpec{
 		PublicKey: a.key.Public(), Endpoint: netip.MustParseAddrPort("127.0.0.1:2"),
 		AllowedIPs: pfx("100.99.0.0/16", "fd99::/48")}}
 	if _, err := a.plane.Set([]TunnelSpec{specA}); err != nil {
@@ -219,7 +220,7 @@ func TestNATBadRules(t *testing.T) {
 	binds := bindtest.NewChannelBinds()
 	a, b := newSide(t, binds[0]), newSide(t, binds[1])
 	bad := nat.Rules{Ingress: []nat.Rule{{Internal: netip.MustParsePrefix("10.1.0.0/16"), External: netip.MustParsePrefix("100.65.0.0/24")}}}
-	spec := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: PeerSpec{PublicKey: b.key.Public(), AllowedIPs: pfx("100.65.0.0/16"), NAT: bad}}
+	spec := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: wgspec.PeerSpec{PublicKey: b.key.Public(), AllowedIPs: pfx("100.65.0.0/16"), NAT: bad}}
 	if _, err := a.plane.Set([]TunnelSpec{spec}); err == nil || a.plane.Tunnel("b") != nil {
 		t.Fatalf("bad rules: err %v, tunnel %v", err, a.plane.Tunnel("b"))
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
@@ -19,7 +20,7 @@ type TunnelSpec struct {
 	Name   string // peering name
 	IfName string // TUN interface name
 	MTU    int
-	Peer   PeerSpec
+	Peer   wgspec.PeerSpec
 }
 
 // TunnelPlan is what Plane.Set does to move from the running tunnels to the
@@ -154,7 +155,7 @@ func (p *Plane) Set(want []TunnelSpec) (TunnelPlan, error) {
 	return plan, errors.Join(errs...)
 }
 
-func endpointString(s PeerSpec) string {
+func endpointString(s wgspec.PeerSpec) string {
 	if !s.Endpoint.IsValid() {
 		return "(dial-in only)"
 	}

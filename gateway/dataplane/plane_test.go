@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/tun"
@@ -66,10 +67,10 @@ func TestPlaneLifecycle(t *testing.T) {
 	a, b := newSide(t, binds[0]), newSide(t, binds[1])
 	hostA, hostB := netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("10.2.0.2")
 
-	specA := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: PeerSpec{
+	specA := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: wgspec.PeerSpec{
 		PublicKey: b.key.Public(), Endpoint: netip.MustParseAddrPort("127.0.0.1:1"),
 		AllowedIPs: pfx("10.2.0.0/16")}}
-	specB := TunnelSpec{Name: "a", IfName: "vg-a", MTU: 1420, Peer: PeerSpec{
+	specB := TunnelSpec{Name: "a", IfName: "vg-a", MTU: 1420, Peer: wgspec.PeerSpec{
 		PublicKey: a.key.Public(), Endpoint: netip.MustParseAddrPort("127.0.0.1:2"),
 		AllowedIPs: pfx("10.1.0.0/16")}}
 	if plan, err := a.plane.Set([]TunnelSpec{specA}); err != nil || len(plan.Create) != 1 {
@@ -124,8 +125,8 @@ func TestPlaneLifecycle(t *testing.T) {
 
 func TestPlanTunnels(t *testing.T) {
 	k1, k2 := mustKey(t).Public(), mustKey(t).Public()
-	base := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: PeerSpec{PublicKey: k1, AllowedIPs: pfx("10.2.0.0/16")}}
-	have := map[string]TunnelSpec{"b": base, "c": {Name: "c", IfName: "vg-c", MTU: 1420, Peer: PeerSpec{PublicKey: k2}}}
+	base := TunnelSpec{Name: "b", IfName: "vg-b", MTU: 1420, Peer: wgspec.PeerSpec{PublicKey: k1, AllowedIPs: pfx("10.2.0.0/16")}}
+	have := map[string]TunnelSpec{"b": base, "c": {Name: "c", IfName: "vg-c", MTU: 1420, Peer: wgspec.PeerSpec{PublicKey: k2}}}
 	mtu := base
 	mtu.MTU = 1380
 	key := base

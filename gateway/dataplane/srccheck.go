@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"go4.org/netipx"
+
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // The source check of a site-to-site tunnel is ours, in the TUN seam, so
@@ -12,7 +14,7 @@ import (
 // wireguard-go's own AllowedIPs are not needed to pick a peer: the device
 // gets 0.0.0.0/0 and ::/0 (cryptokey routing sends whatever the kernel
 // routed into this TUN to the one peer), and a decrypted packet the peer
-// sends from a source outside its planned AllowedIPs (PeerSpec.AllowedIPs:
+// sends from a source outside its planned AllowedIPs (wgspec.PeerSpec.AllowedIPs:
 // its static routes, tunnel address and the routes accepted from it over
 // BGP) is dropped and counted here, before the kernel sees it. A
 // decision never depends on wireguard-go's log lines.
@@ -22,7 +24,7 @@ import (
 var deviceAllowedIPs = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 
 // devicePeer is spec as the wireguard-go device gets it.
-func devicePeer(spec PeerSpec) PeerSpec {
+func devicePeer(spec wgspec.PeerSpec) wgspec.PeerSpec {
 	spec.AllowedIPs = deviceAllowedIPs
 	return spec
 }

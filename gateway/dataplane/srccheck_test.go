@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // ipPacket is a minimal IPv4 or IPv6 header from src, after offset bytes
@@ -60,7 +62,7 @@ func TestSourceCheck(t *testing.T) {
 		t.Errorf("after a new set: kept %d, dropped %d", len(got), s.dropped.Load())
 	}
 	// The device itself allows everything.
-	if p := devicePeer(PeerSpec{AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/16")}}); !slices.Equal(p.AllowedIPs, deviceAllowedIPs) {
+	if p := devicePeer(wgspec.PeerSpec{AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/16")}}); !slices.Equal(p.AllowedIPs, deviceAllowedIPs) {
 		t.Errorf("devicePeer AllowedIPs = %v", p.AllowedIPs)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -25,13 +26,13 @@ type Tunnel struct {
 	tun    *clampTUN // the TUN seam; carries the capture tap
 
 	mu   sync.Mutex
-	peer PeerSpec
+	peer wgspec.PeerSpec
 }
 
 // openTunnel creates the TUN ifname (with wireguard-go's offloads where the
 // kernel supports them), wraps it with MSS clamping, starts a device on bind
 // and configures its peer. On failure nothing is left behind.
-func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer PeerSpec, demand *atomic.Uint64, log *slog.Logger) (*Tunnel, error) {
+func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer wgspec.PeerSpec, demand *atomic.Uint64, log *slog.Logger) (*Tunnel, error) {
 	fq := newFQTUN(t, mtu, device.MessageTransportHeaderSize) // queue.go
 	ct := newClampTUN(fq, mtu)
 	ct.fq, ct.recv = fq, newBudget(recvBudget)
@@ -71,14 +72,14 @@ func (t *Tunnel) IfName() string { return t.ifname }
 func (t *Tunnel) MTU() int       { return t.mtu }
 
 // Peer returns the peer's configured spec.
-func (t *Tunnel) Peer() PeerSpec {
+func (t *Tunnel) Peer() wgspec.PeerSpec {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.peer
 }
 
 // update moves the peer to want by diff; the device and its sessions stay.
-func (t *Tunnel) update(want PeerSpec) error {
+func (t *Tunnel) update(want wgspec.PeerSpec) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !want.NAT.Equal(t.peer.NAT) {

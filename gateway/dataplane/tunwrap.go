@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // clampTUN decorates a tun.Device (the seam wireguard-go reads and writes
@@ -29,7 +31,7 @@ type clampTUN struct {
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
-	v4, v6 := MaxMSS(mtu)
+	v4, v6 := wgspec.MaxMSS(mtu)
 	return &clampTUN{Device: d, max4: v4, max6: v6}
 }
 

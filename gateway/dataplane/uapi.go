@@ -4,63 +4,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/keys"
-	"github.com/vgate-project/vgate/nat"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
-
-// PeerSpec is the desired state of a tunnel's single WireGuard peer.
-type PeerSpec struct {
-	PublicKey keys.PublicKey
-	// Endpoint is the remote gateway's underlay address; zero when only
-	// the remote side dials.
-	Endpoint  netip.AddrPort
-	Keepalive time.Duration
-	// AllowedIPs: everything the peer may send from or receive at, as
-	// this side sees the addresses (after NAT).
-	AllowedIPs []netip.Prefix
-	// NAT are the peering's translation rules, applied at the TUN seam
-	// (nat.go); never part of the UAPI text.
-	NAT nat.Rules
-}
-
-// Equal reports whether two specs configure the same peer identically
-// (AllowedIPs compared as sets).
-func (s PeerSpec) Equal(o PeerSpec) bool {
-	add, del := DiffPrefixes(s.AllowedIPs, o.AllowedIPs)
-	return s.PublicKey == o.PublicKey && s.Endpoint == o.Endpoint &&
-		s.Keepalive == o.Keepalive && len(add) == 0 && len(del) == 0 && s.NAT.Equal(o.NAT)
-}
-
-// DiffPrefixes returns the prefixes of want missing from have (add) and the
-// prefixes of have absent from want (del), each sorted and deduplicated.
-func DiffPrefixes(have, want []netip.Prefix) (add, del []netip.Prefix) {
-	h := make(map[netip.Prefix]bool, len(have))
-	for _, p := range have {
-		h[p.Masked()] = true
-	}
-	w := make(map[netip.Prefix]bool, len(want))
-	for _, p := range want {
-		w[p.Masked()] = true
-	}
-	for p := range w {
-		if !h[p] {
-			add = append(add, p)
-		}
-	}
-	for p := range h {
-		if !w[p] {
-			del = append(del, p)
-		}
-	}
-	slices.SortFunc(add, netip.Prefix.Compare)
-	slices.SortFunc(del, netip.Prefix.Compare)
-	return add, del
-}
 
 // keepaliveSeconds rounds a keepalive up to whole seconds, as the UAPI wants.
 func keepaliveSeconds(d time.Duration) int {
@@ -72,7 +22,7 @@ func keepaliveSeconds(d time.Duration) int {
 
 // peerLines writes the lines that set every attribute of p except
 // AllowedIPs after its public_key line.
-func peerLines(b *strings.Builder, p PeerSpec) {
+func peerLines(b *strings.Builder, p wgspec.PeerSpec) {
 	fmt.Fprintf(b, "public_key=%s\n", p.PublicKey.Hex())
 	if p.Endpoint.IsValid() {
 		fmt.Fprintf(b, "endpoint=%s\n", p.Endpoint)
@@ -83,12 +33,12 @@ func peerLines(b *strings.Builder, p PeerSpec) {
 // DeviceUAPI is the UAPI "set" text that configures a fresh tunnel device:
 // its private key and exactly one peer. The returned text contains the
 // private key: pass it to IpcSet, never to a log.
-func DeviceUAPI(priv keys.PrivateKey, p PeerSpec) string {
+func DeviceUAPI(priv keys.PrivateKey, p wgspec.PeerSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "private_key=%s\nreplace_peers=true\n", priv.Hex())
 	peerLines(&b, p)
 	b.WriteString("replace_allowed_ips=true\n")
-	add, _ := DiffPrefixes(nil, p.AllowedIPs)
+	add, _ := wgspec.DiffPrefixes(nil, p.AllowedIPs)
 	for _, q := range add {
 		fmt.Fprintf(&b, "allowed_ip=%s\n", q)
 	}
@@ -100,7 +50,7 @@ func DeviceUAPI(priv keys.PrivateKey, p PeerSpec) string {
 // (allowed_ip=P / allowed_ip=-P), never replaced wholesale, so traffic of
 // unchanged prefixes is never dropped. A new public key is a new peer: the
 // old one is removed and the new one added with all its AllowedIPs.
-func UpdateUAPI(have, want PeerSpec) string {
+func UpdateUAPI(have, want wgspec.PeerSpec) string {
 	if have.Equal(want) {
 		return ""
 	}
@@ -108,7 +58,7 @@ func UpdateUAPI(have, want PeerSpec) string {
 	if have.PublicKey != want.PublicKey {
 		fmt.Fprintf(&b, "public_key=%s\nremove=true\n", have.PublicKey.Hex())
 		peerLines(&b, want)
-		add, _ := DiffPrefixes(nil, want.AllowedIPs)
+		add, _ := wgspec.DiffPrefixes(nil, want.AllowedIPs)
 		for _, q := range add {
 			fmt.Fprintf(&b, "allowed_ip=%s\n", q)
 		}
@@ -121,7 +71,7 @@ func UpdateUAPI(have, want PeerSpec) string {
 	if want.Keepalive != have.Keepalive {
 		fmt.Fprintf(&b, "persistent_keepalive_interval=%d\n", keepaliveSeconds(want.Keepalive))
 	}
-	add, del := DiffPrefixes(have.AllowedIPs, want.AllowedIPs)
+	add, del := wgspec.DiffPrefixes(have.AllowedIPs, want.AllowedIPs)
 	// Add before removing, so a prefix moving to a more-specific one is
 	// never uncovered in between.
 	for _, q := range add {
@@ -164,7 +114,7 @@ func ParseDump(dump string) (map[keys.PublicKey]*PeerStats, error) {
 		sec, nsec = 0, 0
 	}
 	// Lines are cut from dump in place (no scanner buffer: the gateway
-	// reads every tunnel's dump every second, issue 14).
+	// reads every tunnel's dump every second).
 	for rest := dump; rest != ""; {
 		var line string
 		line, rest, _ = strings.Cut(rest, "\n")

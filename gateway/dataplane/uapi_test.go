@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 func pfx(ss ...string) []netip.Prefix {
@@ -18,11 +19,11 @@ func pfx(ss ...string) []netip.Prefix {
 }
 
 func TestDiffPrefixes(t *testing.T) {
-	add, del := DiffPrefixes(pfx("10.2.0.0/16", "10.3.0.0/16"), pfx("10.3.0.0/16", "10.4.0.0/16", "10.4.0.0/16"))
+	add, del := wgspec.DiffPrefixes(pfx("10.2.0.0/16", "10.3.0.0/16"), pfx("10.3.0.0/16", "10.4.0.0/16", "10.4.0.0/16"))
 	if len(add) != 1 || add[0].String() != "10.4.0.0/16" || len(del) != 1 || del[0].String() != "10.2.0.0/16" {
 		t.Fatalf("add=%v del=%v", add, del)
 	}
-	add, del = DiffPrefixes(pfx("fd00:2::/48"), pfx("fd00:2::/48"))
+	add, del = wgspec.DiffPrefixes(pfx("fd00:2::/48"), pfx("fd00:2::/48"))
 	if len(add)+len(del) != 0 {
 		t.Fatalf("equal sets: add=%v del=%v", add, del)
 	}
@@ -38,21 +39,21 @@ func mustKey(t *testing.T) keys.PrivateKey {
 
 func TestUpdateUAPI(t *testing.T) {
 	k1, k2 := mustKey(t).Public(), mustKey(t).Public()
-	base := PeerSpec{PublicKey: k1, Endpoint: netip.MustParseAddrPort("198.18.0.2:51820"), Keepalive: 25 * time.Second, AllowedIPs: pfx("10.2.0.0/16", "10.2.255.254/32")}
+	base := wgspec.PeerSpec{PublicKey: k1, Endpoint: netip.MustParseAddrPort("198.18.0.2:51820"), Keepalive: 25 * time.Second, AllowedIPs: pfx("10.2.0.0/16", "10.2.255.254/32")}
 	tests := []struct {
 		name   string
-		want   PeerSpec
+		want   wgspec.PeerSpec
 		has    []string
 		hasNot []string
 	}{
 		{"unchanged", base, nil, []string{"public_key"}},
-		{"add and remove prefix", func() PeerSpec { s := base; s.AllowedIPs = pfx("10.2.0.0/16", "10.9.0.0/16"); return s }(),
+		{"add and remove prefix", func() wgspec.PeerSpec { s := base; s.AllowedIPs = pfx("10.2.0.0/16", "10.9.0.0/16"); return s }(),
 			[]string{"update_only=true", "allowed_ip=10.9.0.0/16", "allowed_ip=-10.2.255.254/32"}, []string{"replace_allowed_ips", "endpoint="}},
-		{"endpoint roams", func() PeerSpec { s := base; s.Endpoint = netip.MustParseAddrPort("198.18.0.9:51820"); return s }(),
+		{"endpoint roams", func() wgspec.PeerSpec { s := base; s.Endpoint = netip.MustParseAddrPort("198.18.0.9:51820"); return s }(),
 			[]string{"endpoint=198.18.0.9:51820"}, []string{"allowed_ip", "persistent_keepalive"}},
-		{"keepalive", func() PeerSpec { s := base; s.Keepalive = 1500 * time.Millisecond; return s }(),
+		{"keepalive", func() wgspec.PeerSpec { s := base; s.Keepalive = 1500 * time.Millisecond; return s }(),
 			[]string{"persistent_keepalive_interval=2"}, []string{"allowed_ip"}},
-		{"new key", func() PeerSpec { s := base; s.PublicKey = k2; return s }(),
+		{"new key", func() wgspec.PeerSpec { s := base; s.PublicKey = k2; return s }(),
 			[]string{"public_key=" + k1.Hex() + "\nremove=true", "public_key=" + k2.Hex(), "allowed_ip=10.2.0.0/16"}, []string{"update_only"}},
 	}
 	for _, tt := range tests {
@@ -113,7 +114,7 @@ func TestParsePeerStats(t *testing.T) {
 	if _, _, err := ParsePeerStats("public_key="+pub.Hex()+"\nrx_bytes=x\n", pub); err == nil {
 		t.Fatal("bad counter accepted")
 	}
-	if strings.Contains(DeviceUAPI(priv, PeerSpec{PublicKey: pub}), priv.Base64()) {
+	if strings.Contains(DeviceUAPI(priv, wgspec.PeerSpec{PublicKey: pub}), priv.Base64()) {
 		t.Fatal("UAPI text must use the hex key form")
 	}
 }

@@ -1,6 +1,7 @@
 package laptop
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/enroll"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // InviteTokenPrefix starts every invite token (`vgate connect --invite -`
@@ -127,7 +129,7 @@ func CheckAnswer(resp enroll.Response, tok enroll.Token, priv keys.PrivateKey) (
 		return refuse("address %s is outside the invite's pool %s", out[0], joinOrNone(tok.Bound.Pool))
 	}
 	if out := enroll.Outside(p.AllowedIPs, tok.Bound.Routes); len(out) > 0 {
-		return refuse("AllowedIPs %s outside what the invite lets it route (%s)", JoinPrefixes(out), joinOrNone(tok.Bound.Routes))
+		return refuse("AllowedIPs %s outside what the invite lets it route (%s)", cmp.Or(overlap.Join(out), "-"), joinOrNone(tok.Bound.Routes))
 	}
 	servers, domains := SplitDNS(q.DNS)
 	var hosts []netip.Prefix
@@ -158,8 +160,5 @@ func CheckAnswer(resp enroll.Response, tok enroll.Token, priv keys.PrivateKey) (
 }
 
 func joinOrNone(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "nothing"
-	}
-	return JoinPrefixes(ps)
+	return cmp.Or(overlap.Join(ps), "nothing")
 }

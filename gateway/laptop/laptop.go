@@ -10,12 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vgate-project/vgate/gateway/plan"
 	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -30,6 +28,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/relay"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 )
 
 // Conn is a running client connection.
@@ -89,7 +88,7 @@ func UpOptions(text, ifname string, log *slog.Logger, o Options) (_ *Conn, err e
 	}()
 	var endpoints []netip.Addr
 	resolve := func(hp string) (netip.AddrPort, error) {
-		ap, err := plan.ResolveUDP(hp)
+		ap, err := dataplane.ResolveUDP(hp)
 		if err == nil {
 			endpoints = append(endpoints, ap.Addr())
 		}
@@ -178,7 +177,7 @@ func UpOptions(text, ifname string, log *slog.Logger, o Options) (_ *Conn, err e
 	return c, nil
 }
 
-// tunnelMTU is the gateway's MTU rule (dataplane.TunnelMTU over the
+// tunnelMTU is the gateway's MTU rule (wgspec.TunnelMTU over the
 // kernel's underlay MTU toward the first endpoint).
 func tunnelMTU(endpoints []netip.Addr) (int, error) {
 	var ep netip.Addr
@@ -190,7 +189,7 @@ func tunnelMTU(endpoints []netip.Addr) (int, error) {
 		return 0, err
 	}
 	defer k.Close()
-	return dataplane.TunnelMTU(k.UnderlayMTU(ep), ep), nil
+	return wgspec.TunnelMTU(k.UnderlayMTU(ep), ep), nil
 }
 
 // splitDefault replaces a default route by its two halves, which win over
@@ -303,18 +302,6 @@ func relayAddr(rawURL string) (netip.Addr, error) {
 	if port == "" {
 		port = "443"
 	}
-	ap, err := plan.ResolveUDP(net.JoinHostPort(u.Hostname(), port))
+	ap, err := dataplane.ResolveUDP(net.JoinHostPort(u.Hostname(), port))
 	return ap.Addr(), err
-}
-
-// JoinPrefixes is ps as "a, b", or "-" when empty.
-func JoinPrefixes(ps []netip.Prefix) string {
-	if len(ps) == 0 {
-		return "-"
-	}
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }

@@ -401,7 +401,7 @@ func b2f(b bool) float64 {
 // reasonsOf are the down reasons a peering of p's type can have (its
 // series of vgate_peering_down_reason).
 func reasonsOf(p api.PeeringStatus) []api.DownReason {
-	if p.Type == "ipsec" {
+	if p.Type == api.PeeringIPsec {
 		return api.IPsecDownReasons
 	}
 	return api.WireGuardDownReasons

@@ -12,7 +12,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
-// Scale figures for issue 4: a gateway with 1,000 registered clients.
+// Scale figures: a gateway with 1,000 registered clients.
 // `make bench` prints them; CI runs each once.
 
 func benchConfig() *config.PointToSite {

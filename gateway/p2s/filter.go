@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/dataplane"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -27,7 +28,7 @@ type FilterTUN struct {
 
 // NewFilterTUN wraps d, whose MTU is mtu.
 func NewFilterTUN(d tun.Device, mtu int) *FilterTUN {
-	v4, v6 := dataplane.MaxMSS(mtu)
+	v4, v6 := wgspec.MaxMSS(mtu)
 	return &FilterTUN{Device: d, max4: v4, max6: v6}
 }
 

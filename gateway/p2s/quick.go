@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // DefaultKeepalive is the PersistentKeepalive of client configs, in
@@ -54,7 +55,7 @@ func (q QuickConfig) Render(comment string) string {
 		fmt.Fprintf(&b, "PrivateKey = %s\n", q.PrivateKey.Base64())
 	}
 	if len(q.Addresses) > 0 {
-		fmt.Fprintf(&b, "Address = %s\n", joinPrefixes(q.Addresses))
+		fmt.Fprintf(&b, "Address = %s\n", overlap.Join(q.Addresses))
 	}
 	if len(q.DNS) > 0 {
 		fmt.Fprintf(&b, "DNS = %s\n", strings.Join(q.DNS, ", "))
@@ -72,21 +73,13 @@ func (q QuickConfig) Render(comment string) string {
 			fmt.Fprintf(&b, "Endpoint = %s\n", p.Endpoint)
 		}
 		if len(p.AllowedIPs) > 0 {
-			fmt.Fprintf(&b, "AllowedIPs = %s\n", joinPrefixes(p.AllowedIPs))
+			fmt.Fprintf(&b, "AllowedIPs = %s\n", overlap.Join(p.AllowedIPs))
 		}
 		if p.Keepalive > 0 {
 			fmt.Fprintf(&b, "PersistentKeepalive = %d\n", p.Keepalive)
 		}
 	}
 	return b.String()
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }
 
 // ParseQuick parses a wg-quick config. Keys are case-insensitive; lines

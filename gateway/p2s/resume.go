@@ -7,6 +7,7 @@ import (
 
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // Seen is where the device last saw a client.
@@ -57,7 +58,7 @@ func endpointOf(st *dataplane.PeerStats) (netip.AddrPort, bool) {
 	if err != nil {
 		return netip.AddrPort{}, false
 	}
-	return netip.AddrPortFrom(ep.Addr().Unmap(), ep.Port()), true
+	return overlap.UnmapAddrPort(ep), true
 }
 
 // Resume reconnects clients after the gateway restarted: for every

@@ -18,14 +18,14 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// IfName is the P2S device's interface. It does not start with "vg-", so
-// no peering name can collide with it.
-const IfName = "vgate-p2s"
+// IfName is the P2S device's interface (wgspec.P2SIfName).
+const IfName = wgspec.P2SIfName
 
 // Options configures Open. NewTUN, NewBind and LinkUp are the seams to
 // the outside world; tests give in-memory ones.

@@ -34,7 +34,7 @@ func bgpConfig(t *testing.T) *config.Config {
 }
 
 func testEnv() Env {
-	return Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}
+	return Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}
 }
 
 func p(s string) netip.Prefix { return netip.MustParsePrefix(s) }

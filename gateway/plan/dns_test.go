@@ -10,7 +10,7 @@ import (
 )
 
 func TestPlanDNS(t *testing.T) {
-	env := Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}
+	env := Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}
 	cfg := testConfig(t)
 	cfg.Peerings = cfg.Peerings[:2] // west (tunnel address) and v6
 	if st := Plan(Input{Config: cfg, Env: env}); st.DNS != nil {

@@ -23,7 +23,7 @@ func ipsecConfig(t *testing.T) *config.Config {
 
 func TestDesiredIPsec(t *testing.T) {
 	cfg := ipsecConfig(t)
-	env := Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}
+	env := Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}
 	tunnels, routes, errs := desired(cfg, env)
 	if len(errs) != 0 || len(tunnels) != 2 {
 		t.Fatalf("tunnels %v errs %v", tunnels, errs)
@@ -51,7 +51,7 @@ func TestIPsecBGPRoutesAndView(t *testing.T) {
 	hq := &cfg.Peerings[1]
 	hq.BGP = &config.PeerBGP{ASN: 65010, Address: netip.MustParseAddr("169.254.21.1")}
 	learned := []routing.Route{{Prefix: netip.MustParsePrefix("192.168.7.0/24"), Neighbor: "hq", Accepted: true, Best: true}}
-	in := Input{Config: cfg, Env: Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned}
+	in := Input{Config: cfg, Env: Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned}
 	st := Plan(in)
 	var got *kernel.Route
 	for i, r := range st.Routes {

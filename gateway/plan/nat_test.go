@@ -44,7 +44,7 @@ func natHub(t *testing.T) *config.Config {
 
 func TestPlanNAT(t *testing.T) {
 	cfg := natHub(t)
-	env := Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}
+	env := Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}
 	tunnels, routes, errs := desired(cfg, env)
 	if len(errs) != 0 {
 		t.Fatal(errs)
@@ -125,7 +125,7 @@ func TestPlanNATBGP(t *testing.T) {
 		{Prefix: mp("100.65.4.0/24"), PeerPrefix: mp("10.1.4.0/24"), Neighbor: "a", Accepted: true, Best: true},
 		{Prefix: mp("10.2.8.0/24"), Neighbor: "b", Accepted: true, Best: true},
 	}
-	st := Plan(Input{Config: cfg, Env: Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned})
+	st := Plan(Input{Config: cfg, Env: Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned})
 	sp := st.BGP.Speaker
 	for _, want := range pfx("10.9.0.0/16", "100.65.4.0/24", "100.99.0.0/16") {
 		if !slices.Contains(sp.Originate, want) {
@@ -161,7 +161,7 @@ func TestPlanNATBGP(t *testing.T) {
 		t.Errorf("probe b has wire addresses: %+v", pr)
 	}
 	// vgate routes shows the peer's prefix beside.
-	rt := Routes(Input{Config: cfg, Env: Env{Resolve: ResolveUDP, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned}, nil, nil)
+	rt := Routes(Input{Config: cfg, Env: Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned}, nil, nil)
 	if i := slices.IndexFunc(rt, func(e api.RouteEntry) bool { return e.Prefix == mp("100.65.4.0/24") }); i < 0 || rt[i].PeerPrefix != mp("10.1.4.0/24") {
 		t.Errorf("routes view %+v", rt)
 	}

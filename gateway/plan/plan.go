@@ -17,17 +17,19 @@
 package plan
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
 	"github.com/vgate-project/vgate/api"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/names"
-	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
 	"github.com/vgate-project/vgate/routing/bfd"
@@ -114,7 +116,7 @@ type Tunnel struct {
 	// WireGuard is the peer of a KindWireGuard tunnel. Its AllowedIPs are
 	// everything the peer may send from or receive at: declared spaces,
 	// its tunnel address and every prefix accepted from it by BGP.
-	WireGuard dataplane.PeerSpec
+	WireGuard wgspec.PeerSpec
 	// IPsec is the peering of a KindIPsec tunnel.
 	IPsec ipsec.Peer
 	// Relay is the relay the tunnel falls back to; zero for none.
@@ -138,10 +140,44 @@ type State struct {
 	P2S           *P2S // nil: no point-to-site device
 	// DNS is the name server on the tunnel address; nil: none (dns.go).
 	DNS *names.Zone
+	// Enroll is the invite enrollment listener; nil: none (it needs
+	// point_to_site.enroll and a running point-to-site device).
+	Enroll *Enroll
 	// Problems are what did not stop the plan but an operator should
 	// see, e.g. an endpoint name that does not resolve (that tunnel waits
 	// for the remote side to dial in).
-	Problems []error
+	Problems []Problem
+}
+
+// Problem is a peering endpoint the plan could not use.
+type Problem struct {
+	Peering  string
+	Endpoint string
+	Err      error
+}
+
+func (p Problem) Error() string {
+	return fmt.Sprintf("peering %q: endpoint %s: %v", p.Peering, p.Endpoint, p.Err)
+}
+
+func (p Problem) Unwrap() error { return p.Err }
+
+// Same reports whether p and q are the same problem: the same endpoint of
+// the same peering, failing the same way (the same error, or a DNS answer
+// of the same kind for the same name).
+func (p Problem) Same(q Problem) bool {
+	if p.Peering != q.Peering || p.Endpoint != q.Endpoint {
+		return false
+	}
+	if errors.Is(p.Err, q.Err) {
+		return true
+	}
+	var a, b *net.DNSError
+	if !errors.As(p.Err, &a) || !errors.As(q.Err, &b) {
+		return false
+	}
+	return a.Err == b.Err && a.Name == b.Name && a.Server == b.Server &&
+		a.IsNotFound == b.IsNotFound && a.IsTimeout == b.IsTimeout && a.IsTemporary == b.IsTemporary
 }
 
 // BGP is the speaker's desired state.
@@ -169,10 +205,19 @@ type BGPIdentity struct {
 	Listen   netip.Addr
 }
 
+// Enroll is the enrollment listener's desired state.
+type Enroll struct {
+	Listen string // point_to_site.enroll.listen
+	URL    string // where invites send laptops (config.EnrollURL)
+}
+
 // P2S is the point-to-site device's desired state.
 type P2S struct {
 	Config *config.PointToSite
 	MTU    int
+	// Relay is point_to_site.relay, which the device shares with the
+	// tunnels' relay connections; zero for none.
+	Relay RelayTarget
 }
 
 // Plan builds the desired state for in. It is deterministic: the same
@@ -184,6 +229,12 @@ func Plan(in Input) State {
 	st.Problems = problems
 	if cfg.PointToSite != nil && !in.P2SDown {
 		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env)}
+		if r := cfg.PointToSite.Relay; r != nil {
+			st.P2S.Relay = RelayTarget{URL: r.URL, Pin: r.Pin}
+		}
+		if e := cfg.PointToSite.Enroll; e != nil {
+			st.Enroll = &Enroll{Listen: e.Listen, URL: config.EnrollURL(cfg)}
+		}
 	}
 	if cfg.BGP != nil {
 		speaker := bgpImport(in, tunnels)
@@ -225,7 +276,7 @@ func Plan(in Input) State {
 
 // static is the plan before BGP: a tunnel per peering, routes for the
 // peerings' static spaces and for the point-to-site pool.
-func static(in Input) ([]Tunnel, []kernel.Route, []error) {
+func static(in Input) ([]Tunnel, []kernel.Route, []Problem) {
 	tunnels, routes, problems := desired(in.Config, in.Env)
 	remembered(in.Config, tunnels, in.Remembered)
 	if in.Config.PointToSite != nil && !in.P2SDown {
@@ -282,8 +333,10 @@ func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []a
 // P2S device.
 func p2sRoutes(cfg *config.Config) []kernel.Route {
 	var routes []kernel.Route
-	for _, q := range p2s.NewPool(cfg.PointToSite.AddressPool).Prefixes() {
-		routes = append(routes, kernel.Route{Dst: q, Dev: p2s.IfName, Src: cfg.TunnelAddress})
+	for _, q := range cfg.PointToSite.AddressPool { // as p2s.NewPool keeps them
+		if q.IsValid() {
+			routes = append(routes, kernel.Route{Dst: q.Masked(), Dev: wgspec.P2SIfName, Src: cfg.TunnelAddress})
+		}
 	}
 	return routes
 }
@@ -298,5 +351,5 @@ func p2sMTU(cfg *config.Config, env Env) int {
 	if env.UnderlayMTU != nil {
 		under = env.UnderlayMTU(netip.Addr{})
 	}
-	return dataplane.TunnelMTU(under, netip.Addr{})
+	return wgspec.TunnelMTU(under, netip.Addr{})
 }

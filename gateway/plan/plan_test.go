@@ -32,7 +32,7 @@ func TestPlan(t *testing.T) {
 			if strings.HasPrefix(hp, "nowhere") {
 				return netip.AddrPort{}, errors.New("no such host")
 			}
-			return ResolveUDP(hp)
+			return resolveLiteral(hp)
 		},
 		UnderlayMTU: func(netip.Addr) int { return 1500 },
 	}

@@ -3,12 +3,11 @@ package plan
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/ipsec"
 )
 
@@ -27,7 +26,7 @@ type Env struct {
 // endpoint that does not resolve is reported in errs and the tunnel is still
 // built without it (the remote side can dial in); everything else in a
 // validated config has a definite answer.
-func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Route, errs []error) {
+func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Route, errs []Problem) {
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
 		if p.IsIPsec() {
@@ -42,14 +41,14 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 		if p.Endpoint != "" {
 			a, err := env.Resolve(p.Endpoint)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("peering %q: endpoint %s: %w", p.Name, p.Endpoint, err))
+				errs = append(errs, Problem{Peering: p.Name, Endpoint: p.Endpoint, Err: err})
 			} else {
 				ep = a
 			}
 		}
 		mtu := cfg.MTU
 		if mtu == 0 {
-			mtu = dataplane.TunnelMTU(env.UnderlayMTU(ep.Addr()), ep.Addr())
+			mtu = wgspec.TunnelMTU(env.UnderlayMTU(ep.Addr()), ep.Addr())
 		}
 		ifname := IfNamePrefix + p.Name
 		// Routes and AllowedIPs in this side's view; the seam translates
@@ -65,7 +64,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 			Name:   p.Name,
 			IfName: ifname,
 			MTU:    mtu,
-			WireGuard: dataplane.PeerSpec{
+			WireGuard: wgspec.PeerSpec{
 				PublicKey:  p.PublicKey,
 				Endpoint:   ep,
 				Keepalive:  p.PersistentKeepalive,
@@ -99,6 +98,14 @@ func ipsecTunnel(p *config.Peering) Tunnel {
 	}
 }
 
+// KindOf is the kind of peering p's tunnel.
+func KindOf(p *config.Peering) Kind {
+	if p.IsIPsec() {
+		return KindIPsec
+	}
+	return KindWireGuard
+}
+
 // IfNameOf is the interface a peering's routes go through: vg-<name> for
 // WireGuard, the libipsec TUN for IPsec.
 func IfNameOf(p *config.Peering) string {
@@ -106,20 +113,6 @@ func IfNameOf(p *config.Peering) string {
 		return ipsec.IfName
 	}
 	return IfNamePrefix + p.Name
-}
-
-// ResolveUDP resolves host:port to an address, preferring what the system
-// resolver returns first.
-func ResolveUDP(hostport string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-	}
-	ua, err := net.ResolveUDPAddr("udp", hostport)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // ErrRestartRequired marks a valid config change that a running gateway

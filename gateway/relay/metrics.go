@@ -5,11 +5,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vgate-project/vgate/gateway/metrics"
 )
 
 // collector exports a Server's counters, read at scrape time.
@@ -94,10 +94,7 @@ func serveMetrics(addr string, s *Server, log *slog.Logger) (*http.Server, error
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4, Timeout: 10 * time.Second}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: time.Minute}
-	go func() { _ = hs.Serve(ln) }()
+	hs := metrics.Serve(ln, reg, log)
 	log.Info("serving relay metrics", "listen", ln.Addr().String(), "path", "/metrics")
 	return hs, nil
 }

@@ -10,8 +10,8 @@ import (
 
 // Idle allocation budget: an idle gateway's traffic is the liveness probe
 // (10 pings a second through each tunnel). Allocating per packet at that
-// rate made an idle hub churn megabytes a second (issue 14: one 64 KiB
-// buffer per packet), so these tests fail when the per-packet path of the
+// rate made an idle hub churn megabytes a second (one 64 KiB buffer per
+// packet), so these tests fail when the per-packet path of the
 // Mux plus wireguard-go devices starts allocating again.
 
 // maxBytesPerProbe bounds what one probe round trip (a packet each way

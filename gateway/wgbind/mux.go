@@ -1,44 +1,17 @@
 // Package wgbind owns the gateway's one site-to-site UDP socket and shares it
 // between the wireguard-go devices of up to ten tunnels.
 //
-// A Mux holds the underlying conn.Bind (conn.NewStdNetBind in production, for
-// its recvmmsg/sendmmsg batching and UDP GSO/GRO) and hands each device a
-// conn.Bind of its own from NewBind. One reader goroutine per underlying
-// ReceiveFunc demultiplexes datagrams by WireGuard message type:
-//
-//   - handshake initiations go through the front door (frontdoor.go), a
-//     small pool of handshake workers shared by all devices, as a
-//     standalone wireguard-go device has its own: MAC1 is checked once;
-//     under load MAC2 too, and an initiation without a valid MAC2 draws one
-//     cookie reply, sent by the Mux with the gateway's key; the initiator's
-//     static key is then decrypted once with the gateway's private key (one
-//     X25519) and the initiation delivered to the one device whose peer has
-//     that key (SetPeers), if its timestamp authenticates. Anything else is
-//     dropped and counted;
-//   - handshake responses, cookie replies and transport data carry a receiver
-//     index (bytes 8:12 of a response, after the responder's own sender index;
-//     bytes 4:8 of the others), which is the sender index (bytes 4:8) one of
-//     our devices put in an initiation or response it sent: the per-device
-//     Bind learns it in Send. A response's MAC1 (keyed by the gateway's
-//     public key, which every device shares) is checked before it reaches a
-//     device;
-//   - everything else is dropped and counted (Stats).
-//
-// A device never holds an initiation and a response that can change its
-// handshake state at once; each kind waits until the device answered the
-// other (hsgate.go): wireguard-go's own handshake workers would otherwise
-// take a crossing's two messages at once and can corrupt its state.
-//
-// The reader never waits: each device has a bounded queue of its own, and a
-// packet for a device whose queue is full is dropped and counted for that
-// device (with a rate-limited warning), so a slow or flooded device loses
-// its own packets and never delays another's. A transport packet is read
-// into a pooled buffer that goes to the device queue as it is (reader in
-// mux.go) and is copied once, into the device's buffer in the device's
-// ReceiveFunc; the underlying Endpoint is passed through unchanged. A
-// datagram larger than smallBuf (9 KiB) can only arrive whole in the
-// reader's GRO slots: on an underlay with an MTU above 9216, such
-// datagrams elsewhere in a batch are cut short and dropped.
+// A Mux holds the underlying conn.Bind and hands each device a conn.Bind of
+// its own (NewBind). One reader per underlying ReceiveFunc demultiplexes
+// datagrams by WireGuard message type: initiations go through the front door
+// (frontdoor.go: MAC1/MAC2 and cookies, the static key decrypted once, then
+// delivered to the one device whose peer has that key); responses, cookie
+// replies and transport data go by receiver index to the device that sent
+// it; everything else is dropped and counted (Stats). A device never holds
+// an initiation and a response that can change its handshake state at once
+// (hsgate.go). The reader never waits: each device has a bounded queue of
+// its own, so a slow or flooded device loses only its own packets.
+// docs/architecture.md ("Data-plane choices") says why, and what it costs.
 package wgbind
 
 import (
@@ -96,7 +69,9 @@ const (
 	midBuf = 2 * 1024
 
 	// smallBuf holds any datagram of a tunnel over a standard or jumbo
-	// underlay (9000-byte MTU minus headers).
+	// underlay (9000-byte MTU minus headers). A larger datagram arrives whole
+	// only in the reader's GRO slots; elsewhere in a batch it is cut short
+	// and dropped (an underlay MTU above 9216).
 	smallBuf = 9 * 1024
 
 	// deviceBatch caps the batch each device reads from its queue, and so

@@ -2,7 +2,6 @@ package wgbind
 
 import (
 	"crypto/hmac"
-	"crypto/subtle"
 	"errors"
 	"hash"
 
@@ -87,14 +86,6 @@ func mixHash(dst, h *[blake2s.Size]byte, data []byte) {
 	hh.Write(h[:])
 	hh.Write(data)
 	hh.Sum(dst[:0])
-}
-
-func isZero(b []byte) bool {
-	var acc byte
-	for _, x := range b {
-		acc |= x
-	}
-	return subtle.ConstantTimeByteEq(acc, 0) == 1
 }
 
 // x25519 is the Diffie-Hellman function; a low-order point is an error.

@@ -14,6 +14,7 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/control"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/overlap"
 )
 
 // Gateway is a vgate gateway of one lab network: its key, its config file
@@ -156,11 +157,7 @@ func Mesh(gws ...*Gateway) {
 }
 
 func prefixList(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return "[" + strings.Join(s, ", ") + "]"
+	return "[" + overlap.Join(ps) + "]"
 }
 
 // Render returns the YAML config of g.

@@ -139,15 +139,17 @@ func TestAPIDependencies(t *testing.T) {
 	allowed := map[string][]string{
 		module + "/api":             {},
 		module + "/gateway/control": {module + "/api"},
-		module + "/gateway/metrics": {module + "/api"},
+		module + "/gateway/metrics": {module + "/api", module + "/gateway/connlimit"},
 		module + "/cmd/vgate": {
 			module + "/api",
 			module + "/gateway/control",
 			module + "/gateway/config",
 			module + "/gateway/keys",
 			module + "/gateway/daemon", // vgate run
+			module + "/gateway/kernel", // vgate check: IP forwarding
 			module + "/gateway/laptop", // vgate connect
 			module + "/gateway/relay",  // vgate relay
+			module + "/overlap",        // prefix lists
 		},
 	}
 	seen := 0
@@ -178,8 +180,8 @@ func TestAPIDependencies(t *testing.T) {
 }
 
 // Decisions are never taken by matching error text: no strings.Contains,
-// HasPrefix, HasSuffix or EqualFold (nor their bytes twins) on the result
-// of an Error() call, in non-test code.
+// HasPrefix, HasSuffix or EqualFold (nor their bytes twins), and no == or
+// != (nor a switch), on the result of an Error() call, in non-test code.
 func TestNoErrorTextMatching(t *testing.T) {
 	matchers := map[string]bool{"Contains": true, "HasPrefix": true, "HasSuffix": true, "EqualFold": true, "Index": true}
 	fset := token.NewFileSet()
@@ -191,6 +193,16 @@ func TestNoErrorTextMatching(t *testing.T) {
 				t.Fatal(err)
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
+				if bin, ok := n.(*ast.BinaryExpr); ok && (bin.Op == token.EQL || bin.Op == token.NEQ) {
+					if isErrorCall(bin.X) || isErrorCall(bin.Y) {
+						t.Errorf("%s: %s on an error's text: decide by errors.Is/As or a code", fset.Position(bin.Pos()), bin.Op)
+					}
+					return true
+				}
+				if sw, ok := n.(*ast.SwitchStmt); ok && sw.Tag != nil && isErrorCall(sw.Tag) {
+					t.Errorf("%s: switch on an error's text: decide by errors.Is/As or a code", fset.Position(sw.Pos()))
+					return true
+				}
 				call, ok := n.(*ast.CallExpr)
 				if !ok {
 					return true
@@ -249,4 +261,270 @@ func TestIsErrorCall(t *testing.T) {
 			t.Errorf("isErrorCall(%s) = %v, want %v", src, got, want)
 		}
 	}
+}
+
+// The planner is pure (docs/architecture.md, "The flow"): facts of the
+// running system (resolved endpoints, underlay MTUs) are gathered before
+// planning and handed in. So gateway/plan depends on no package that runs
+// a tunnel or a server (nor on wireguard-go), imports no OS package
+// directly, and calls no resolver, dialer or listener of package net.
+func TestPlanIsPure(t *testing.T) {
+	const planPkg = module + "/gateway/plan"
+	forbidden := func(dep string) bool {
+		if strings.HasPrefix(dep, "golang.zx2c4.com/wireguard") {
+			return true
+		}
+		for _, p := range []string{"gateway/dataplane", "gateway/p2s", "gateway/wgbind", "gateway/relay",
+			"gateway/laptop", "gateway/daemon", "gateway/control", "gateway/enroll", "gateway/statefile"} {
+			if dep == module+"/"+p || strings.HasPrefix(dep, module+"/"+p+"/") {
+				return true
+			}
+		}
+		return dep == module+"/gateway"
+	}
+	osImports := []string{"os", "os/exec", "syscall", "golang.org/x/sys/unix", "github.com/vishvananda/netlink"}
+	netCalls := prefixMatcher("Dial", "Listen", "Resolve", "Lookup", "Interface")
+	fset := token.NewFileSet()
+	seen := false
+	for _, p := range listPackages(t) {
+		if p.ImportPath != planPkg {
+			continue
+		}
+		seen = true
+		for _, dep := range p.Deps {
+			if forbidden(dep) {
+				t.Errorf("%s depends on %s: the planner runs nothing", planPkg, dep)
+			}
+		}
+		for _, imp := range p.Imports {
+			if slices.Contains(osImports, imp) {
+				t.Errorf("%s imports %s: gather the fact before planning", planPkg, imp)
+			}
+		}
+		for _, name := range p.GoFiles {
+			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "net" && netCalls(sel.Sel.Name) {
+					t.Errorf("%s: net.%s in the planner: gather it before planning", fset.Position(call.Pos()), sel.Sel.Name)
+				}
+				return true
+			})
+		}
+	}
+	if !seen {
+		t.Errorf("package %s not found", planPkg)
+	}
+}
+
+// prefixMatcher reports whether a name starts with one of prefixes.
+func prefixMatcher(prefixes ...string) func(string) bool {
+	return func(name string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// The tunnel-kind seam (docs/architecture.md, "Tunnel kinds"): the gateway
+// reaches a kind and its tunnels only through the TunnelKind and Tunnel
+// interfaces. So no type assertion (nor type switch case) names a tunnel
+// kind's or a tunnel's concrete type (a type named …Kind or …Tunnel)
+// outside the file that declares it.
+func TestNoTunnelKindAssertions(t *testing.T) {
+	isKindName := func(name string) bool {
+		return strings.HasSuffix(name, "Kind") || strings.HasSuffix(name, "Tunnel")
+	}
+	typeName := func(e ast.Expr) string {
+		if s, ok := e.(*ast.StarExpr); ok {
+			e = s.X
+		}
+		switch x := e.(type) {
+		case *ast.Ident:
+			return x.Name
+		case *ast.SelectorExpr:
+			return x.Sel.Name
+		}
+		return ""
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, p := range listPackages(t) {
+		files := map[string]*ast.File{}
+		declaredIn := map[string]string{} // concrete type → file
+		for _, name := range p.GoFiles {
+			path := filepath.Join(p.Dir, name)
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[path] = f
+			for _, d := range f.Decls {
+				g, ok := d.(*ast.GenDecl)
+				if !ok || g.Tok != token.TYPE {
+					continue
+				}
+				for _, s := range g.Specs {
+					ts := s.(*ast.TypeSpec)
+					if _, iface := ts.Type.(*ast.InterfaceType); !iface && isKindName(ts.Name.Name) {
+						declaredIn[ts.Name.Name] = path
+					}
+				}
+			}
+		}
+		for path, f := range files {
+			report := func(pos token.Pos, target ast.Expr) {
+				name := typeName(target)
+				if !isKindName(name) {
+					return
+				}
+				if star, ok := target.(*ast.StarExpr); ok {
+					target = star.X
+				}
+				if _, other := target.(*ast.SelectorExpr); !other {
+					if d, ok := declaredIn[name]; !ok || d == path {
+						return // an interface, or the declaring file itself
+					}
+				}
+				t.Errorf("%s: type assertion to %s: reach a tunnel kind through its interface", fset.Position(pos), name)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch x := n.(type) {
+				case *ast.TypeAssertExpr:
+					if x.Type != nil {
+						checked++
+						report(x.Pos(), x.Type)
+					}
+				case *ast.TypeSwitchStmt:
+					for _, c := range x.Body.List {
+						for _, e := range c.(*ast.CaseClause).List {
+							report(e.Pos(), e)
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	if checked == 0 {
+		t.Error("no type assertion found at all: the check reads nothing")
+	}
+}
+
+// The gateway's lifecycle (Start, Reload with rollback, Close, the
+// applier) uses none of the views (status, metrics, capture, the peering
+// watcher): a view reads the running gateway, never the other way round.
+// gateway/view does so through an interface; the views still in the
+// gateway package are ruled by file: no name declared in a view file is
+// used in a lifecycle file.
+func TestLifecycleUsesNoView(t *testing.T) {
+	// The view package reads the gateway through an interface, and the
+	// gateway does not import it.
+	for _, p := range listPackages(t) {
+		switch p.ImportPath {
+		case module + "/gateway":
+			if slices.Contains(p.Deps, module+"/gateway/view") {
+				t.Errorf("%s depends on %s/gateway/view", p.ImportPath, module)
+			}
+		case module + "/gateway/view":
+			if slices.Contains(p.Deps, module+"/gateway") {
+				t.Errorf("%s depends on %s/gateway", p.ImportPath, module)
+			}
+		}
+	}
+	dir := filepath.Join("..", "..", "gateway")
+	views := []string{"status.go", "metrics.go", "capture.go", "ipsec_capture.go"}
+	lifecycle := []string{"gateway.go", "apply.go", "reloads.go"}
+	fset := token.NewFileSet()
+	parse := func(name string) *ast.File {
+		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	declared := map[string]string{} // name → view file
+	for _, v := range views {
+		for _, d := range parse(v).Decls {
+			switch x := d.(type) {
+			case *ast.FuncDecl:
+				if x.Recv == nil || isGatewayRecv(x.Recv) {
+					declared[x.Name.Name] = v
+				}
+			case *ast.GenDecl:
+				for _, s := range x.Specs {
+					switch y := s.(type) {
+					case *ast.TypeSpec:
+						declared[y.Name.Name] = v
+					case *ast.ValueSpec:
+						for _, n := range y.Names {
+							declared[n.Name] = v
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(declared) == 0 {
+		t.Fatal("no view declarations found")
+	}
+	for _, l := range lifecycle {
+		f := parse(l)
+		own := map[string]bool{}
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok {
+				own[fd.Name.Name] = true
+			}
+		}
+		sels := map[*ast.Ident]bool{} // x.Sel idents: not package-level names
+		ast.Inspect(f, func(n ast.Node) bool {
+			if x, ok := n.(*ast.SelectorExpr); ok {
+				sels[x.Sel] = true
+			}
+			return true
+		})
+		ast.Inspect(f, func(n ast.Node) bool {
+			var name string
+			switch x := n.(type) {
+			case *ast.SelectorExpr:
+				if id, ok := x.X.(*ast.Ident); ok && id.Name == "g" {
+					name = x.Sel.Name
+				}
+			case *ast.Ident:
+				if !sels[x] {
+					name = x.Name
+				}
+			}
+			if v, ok := declared[name]; ok && !own[name] {
+				t.Errorf("%s: %s uses %s from the view %s", fset.Position(n.Pos()), l, name, v)
+			}
+			return true
+		})
+	}
+}
+
+// isGatewayRecv says whether a method's receiver is *Gateway.
+func isGatewayRecv(r *ast.FieldList) bool {
+	if len(r.List) != 1 {
+		return false
+	}
+	star, ok := r.List[0].Type.(*ast.StarExpr)
+	if !ok {
+		return false
+	}
+	id, ok := star.X.(*ast.Ident)
+	return ok && id.Name == "Gateway"
 }

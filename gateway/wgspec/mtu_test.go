@@ -1,4 +1,4 @@
-package dataplane
+package wgspec
 
 import (
 	"net/netip"
