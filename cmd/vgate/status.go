@@ -130,8 +130,12 @@ func printStatus(w io.Writer, st *api.Status, now time.Time) {
 
 // queueText is a tunnel's queue management in one line.
 func queueText(q *api.QueueStatus) string {
-	s := fmt.Sprintf("queue %s (vgate's, send side): %d queued, in flight %d/%d sent, %d/%d received; CoDel dropped %d, marked CE %d, overflow %d",
-		q.Discipline, q.Queued, q.SendInFlight, q.SendBudget, q.RecvInFlight, q.RecvBudget, q.DroppedCoDel, q.MarkedCE, q.DroppedLimit)
+	recv := ""
+	if q.RecvBudget > 0 {
+		recv = fmt.Sprintf(", %d/%d received", q.RecvInFlight, q.RecvBudget)
+	}
+	s := fmt.Sprintf("queue %s (vgate's, send side): %d queued, in flight %d/%d sent%s; CoDel dropped %d, marked CE %d, overflow %d",
+		q.Discipline, q.Queued, q.SendInFlight, q.SendBudget, recv, q.DroppedCoDel, q.MarkedCE, q.DroppedLimit)
 	if q.Qdisc != "" {
 		s += "; interface qdisc " + q.Qdisc + " (a TUN holds no backlog in it)"
 	}

@@ -20,6 +20,21 @@ import (
 // (the shared port's device batch) per CPU.
 var recvBudget = budgetPerCPU()
 
+// recvBudgetOn enables the receive budget. It is off: wireguard-go drops
+// packets that fail to decrypt without a trace, so their budget comes back
+// only by the stall reset, and a flood of garbage carrying a tunnel's
+// receiver index held the budget full and the tunnel to a trickle
+// (internal/e2e TestNoHeadOfLineBlocking). The send budget is unaffected (what it counts is read from the TUN).
+const recvBudgetOn = false
+
+// newRecvBudget is the receive budget, nil while it is off.
+func newRecvBudget() *budget {
+	if !recvBudgetOn {
+		return nil
+	}
+	return newBudget(recvBudget)
+}
+
 // budgetBind decorates a device's conn.Bind: Send releases the send
 // queue's budget for the data packets it carries, and each ReceiveFunc
 // waits for room in the receive budget before it takes more.
@@ -33,6 +48,9 @@ func (b *budgetBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	fns, actual, err := b.Bind.Open(port)
 	if err != nil {
 		return fns, actual, err
+	}
+	if b.recv == nil {
+		return fns, actual, nil
 	}
 	out := make([]conn.ReceiveFunc, len(fns))
 	for i, fn := range fns {
@@ -169,7 +187,7 @@ type Queues struct {
 // NewQueues puts the send queue on td (the kernel TUN) and returns it with
 // the TUN to build the device's decorators on.
 func NewQueues(td tun.Device, mtu int) (*Queues, tun.Device) {
-	q := &Queues{fq: newFQTUN(td, mtu, device.MessageTransportHeaderSize), recv: newBudget(recvBudget)}
+	q := &Queues{fq: newFQTUN(td, mtu, device.MessageTransportHeaderSize), recv: newRecvBudget()}
 	return q, q.fq
 }
 
@@ -183,8 +201,10 @@ func (q *Queues) Bind(b conn.Bind) conn.Bind { return &budgetBind{Bind: b, send:
 // Stats is what the queues hold and did (the interface's qdisc aside).
 func (q *Queues) Stats() QueueStats {
 	st := q.fq.Stats()
-	st.RecvInFlight, st.RecvBudget = q.recv.load(), recvBudget
-	st.BudgetResyncs += q.recv.resyncs.Load()
+	if q.recv != nil {
+		st.RecvInFlight, st.RecvBudget = q.recv.load(), recvBudget
+		st.BudgetResyncs += q.recv.resyncs.Load()
+	}
 	return st
 }
 
@@ -206,6 +226,8 @@ func (t *budgetTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 func (t *budgetTUN) Write(bufs [][]byte, offset int) (int, error) {
-	t.q.recv.release(len(bufs))
+	if t.q.recv != nil {
+		t.q.recv.release(len(bufs))
+	}
 	return t.Device.Write(bufs, offset)
 }

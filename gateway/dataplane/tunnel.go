@@ -35,7 +35,7 @@ type Tunnel struct {
 func openTunnel(name, ifname string, mtu int, t tun.Device, bind conn.Bind, priv keys.PrivateKey, peer wgspec.PeerSpec, demand *atomic.Uint64, log *slog.Logger) (*Tunnel, error) {
 	fq := newFQTUN(t, mtu, device.MessageTransportHeaderSize) // queue.go
 	ct := newClampTUN(fq, mtu)
-	ct.fq, ct.recv = fq, newBudget(recvBudget)
+	ct.fq, ct.recv = fq, newRecvBudget()
 	bind = &budgetBind{Bind: bind, send: fq, recv: ct.recv} // budget.go
 	ct.demand = demand                                      // demand.go
 	ct.src.setAllowed(peer.AllowedIPs)                      // srccheck.go
@@ -120,8 +120,10 @@ func (t *Tunnel) Stats() (PeerStats, error) {
 	st.NAT = t.NATStats() // nat.go
 	if t.tun.fq != nil {
 		q := t.tun.fq.Stats()
-		q.RecvInFlight, q.RecvBudget = t.tun.recv.load(), recvBudget
-		q.BudgetResyncs += t.tun.recv.resyncs.Load()
+		if t.tun.recv != nil {
+			q.RecvInFlight, q.RecvBudget = t.tun.recv.load(), recvBudget
+			q.BudgetResyncs += t.tun.recv.resyncs.Load()
+		}
 		q.Qdisc = QdiscOf(t.ifname)
 		st.Queue = &q
 	}

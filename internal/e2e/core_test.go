@@ -50,8 +50,8 @@ func TestTwoNetworks(t *testing.T) {
 	}
 	// The tunnel's queues are vgate's (dataplane/queue.go), bounded, and
 	// the interface's kernel qdisc is named.
-	if q := p.Queue; q == nil || q.Discipline != "fq_codel" || q.Qdisc == "" || q.SendBudget < 64 || q.RecvBudget < 64 ||
-		q.Queued > 2048 || q.SendInFlight > q.SendBudget+64 || q.RecvInFlight > q.RecvBudget+64 {
+	if q := p.Queue; q == nil || q.Discipline != "fq_codel" || q.Qdisc == "" || q.SendBudget < 64 ||
+		q.Queued > 2048 || q.SendInFlight > q.SendBudget+64 {
 		t.Errorf("tunnel queue = %+v", q)
 	}
 	// The CLI prints the same, and never the private key.

@@ -152,6 +152,11 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 			wg.Go(func() { mbps, tcpErr = iperfMbps(ctx, lab, n2.HostNS, n1.HostAddr, phase) })
 		}
 		if c.garbage != nil {
+			if c.tcp {
+				// TCP's connection first: a flood that fills A's queue
+				// before the handshake can hold off its SYN for seconds.
+				time.Sleep(500 * time.Millisecond)
+			}
 			wg.Go(func() {
 				fr, floodErr = lab.Flood(ctx, n2.GatewayNS, netlab.Flood{
 					Dst: gw1Port, Count: 200_000, Duration: phase, Rate: floodRate,
