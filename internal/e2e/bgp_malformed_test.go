@@ -47,7 +47,7 @@ func (e evilNeighbor) follow(i int) netip.Prefix {
 //	                                   raw BGP senders dialing 10.1.255.254:179
 //	                                   through their tunnels
 //
-// Issue 8.3 regression: GoBGP v3 could be crashed by a configured
+// Regression: GoBGP v3 could be crashed by a configured
 // neighbour's malformed UPDATE. Here the neighbours are peerings like any
 // other, reached through their WireGuard tunnels; each completes
 // OPEN/KEEPALIVE with the AS A expects for it and sends its share of

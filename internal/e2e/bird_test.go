@@ -80,7 +80,7 @@ protocol bgp vgate {
 //	                                                        10.9.255.254 peer 10.1.255.254
 //	                                                        BIRD 2, AS65009; 10.9.1.1 on lo
 //
-// Interop (issue 3 item 8): a BGP router nobody here wrote peers with vgate
+// Interop: a BGP router nobody here wrote peers with vgate
 // over eBGP inside a standard WireGuard tunnel. vgate learns BIRD's
 // prefixes (and refuses the one outside the peering's allow-list), BIRD
 // learns vgate's, both install them, and a host behind vgate reaches an

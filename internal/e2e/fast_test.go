@@ -11,7 +11,7 @@ import (
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-// Sub-second failover and fast recovery (issue 9): the in-tunnel probe
+// Sub-second failover and fast recovery: the in-tunnel probe
 // (50 ms × 8 by default) re-plans at once when a tunnel dies, on both
 // ends, and a restarted peer's session is started afresh, with one end
 // dialing. The bounds here are generous; the figures are logged (FIGURE

@@ -15,7 +15,7 @@ import (
 	"github.com/vgate-project/vgate/internal/netlab"
 )
 
-// The mistakes of an operator's first hour (issue 11): each must show as
+// The mistakes of an operator's first hour: each must show as
 // "not up" with its reason on both sides, in status, metrics and the log,
 // and a fix plus a reload must bring the peering back.
 
@@ -166,7 +166,7 @@ func TestFirstHourWrongASN(t *testing.T) {
 	}
 
 	// The fix: the right ASN and a reload; both sides up within 5 s
-	// (issue 11). GoBGP v4 would hold a session idle for a fixed 5 s after
+	// (the operator expects it at once). GoBGP v4 would hold a session idle for a fixed 5 s after
 	// a NOTIFICATION (fsm.go holdtimeIdle) and refuse connections
 	// meanwhile; vgate starts a session that went down afresh after at
 	// most 2 s (routing/retry.go), and the reloaded side's session is new:
