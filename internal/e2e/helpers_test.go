@@ -151,6 +151,26 @@ func parseLoss(out string) (int, error) {
 // back (rep).
 func captureEcho(t *testing.T, lab *netlab.Lab, g *netlab.Gateway, peering string, n1, n2 *netlab.Network, count int) (packets, req, rep int) {
 	t.Helper()
+	data, _ := capturePackets(t, g, peering, count, func() { lab.Ping(n1.HostNS, n2.HostAddr, 1) })
+	for _, d := range data {
+		packets++
+		src, dst, ok := icmp4Addrs(d)
+		switch {
+		case !ok:
+		case src == n1.HostAddr && dst == n2.HostAddr:
+			req++
+		case src == n2.HostAddr && dst == n1.HostAddr:
+			rep++
+		}
+	}
+	return packets, req, rep
+}
+
+// capturePackets runs `vgate capture --peering` on g until it has count
+// packets, calling ping (one echo) meanwhile, and returns the packets and
+// what capture printed on stderr.
+func capturePackets(t *testing.T, g *netlab.Gateway, peering string, count int, ping func()) ([][]byte, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -169,7 +189,7 @@ wait:
 		case err = <-done:
 			break wait
 		default:
-			lab.Ping(n1.HostNS, n2.HostAddr, 1)
+			ping()
 		}
 	}
 	if err != nil {
@@ -179,23 +199,24 @@ wait:
 	if err != nil {
 		t.Fatalf("capture output is not pcap: %v (%d bytes; stderr %s)", err, stdout.Len(), stderr.String())
 	}
+	var out [][]byte
 	for {
 		data, _, err := r.ReadPacketData()
 		if err != nil {
 			break
 		}
-		packets++
-		// Raw IPv4: protocol at 9, source at 12, destination at 16.
-		if len(data) >= 20 && data[0]>>4 == 4 && data[9] == 1 {
-			src, _ := netip.AddrFromSlice(data[12:16])
-			dst, _ := netip.AddrFromSlice(data[16:20])
-			switch {
-			case src == n1.HostAddr && dst == n2.HostAddr:
-				req++
-			case src == n2.HostAddr && dst == n1.HostAddr:
-				rep++
-			}
-		}
+		out = append(out, data)
 	}
-	return packets, req, rep
+	return out, stderr.String()
+}
+
+// icmp4Addrs is the source and destination of a raw IPv4 ICMP packet
+// (protocol at 9, source at 12, destination at 16).
+func icmp4Addrs(data []byte) (src, dst netip.Addr, ok bool) {
+	if len(data) < 20 || data[0]>>4 != 4 || data[9] != 1 {
+		return src, dst, false
+	}
+	src, _ = netip.AddrFromSlice(data[12:16])
+	dst, _ = netip.AddrFromSlice(data[16:20])
+	return src, dst, true
 }

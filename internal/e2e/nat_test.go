@@ -2,19 +2,15 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/internal/netlab"
@@ -307,44 +303,17 @@ func TestNATOverlappingBranches(t *testing.T) {
 	t.Run("capture", func(t *testing.T) {
 		// The capture records what crosses the tunnel: the branch's own
 		// numbering, and says so.
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, hub.Bin, "capture", "--socket", hub.Socket, "--peering", a.Name, "--count", "6", "--duration", "50s", "-w", "-")
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var err error
-	wait:
-		for {
-			select {
-			case err = <-done:
-				break wait
-			default:
-				lab.Ping(hh, at4, 1)
-			}
-		}
-		if err != nil || !strings.Contains(stderr.String(), "has NAT rules: the file shows addresses as they cross the tunnel") {
-			t.Fatalf("vgate capture: %v\n%s", err, stderr.String())
-		}
-		r, err := pcapgo.NewReader(&stdout)
-		if err != nil {
-			t.Fatal(err)
+		data, stderr := capturePackets(t, hub, a.Name, 6, func() { lab.Ping(hh, at4, 1) })
+		if !strings.Contains(stderr, "has NAT rules: the file shows addresses as they cross the tunnel") {
+			t.Fatalf("vgate capture:\n%s", stderr)
 		}
 		req, rep, seen := 0, 0, 0
-		for {
-			data, _, err := r.ReadPacketData()
-			if err != nil {
-				break
-			}
-			if len(data) < 20 || data[0]>>4 != 4 {
+		for _, d := range data {
+			if len(d) < 20 || d[0]>>4 != 4 {
 				continue
 			}
-			src, _ := netip.AddrFromSlice(data[12:16])
-			dst, _ := netip.AddrFromSlice(data[16:20])
+			src, _ := netip.AddrFromSlice(d[12:16])
+			dst, _ := netip.AddrFromSlice(d[16:20])
 			switch {
 			case src == hub.Net.HostAddr && dst == a.Net.HostAddr:
 				req++
