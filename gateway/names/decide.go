@@ -369,13 +369,19 @@ func FilterForwarded(m *dns.Msg, d Directory, asker netip.Addr) bool {
 	if !removed {
 		return false
 	}
+	setAnswer(m, had, kept)
+	return true
+}
+
+// setAnswer makes kept m's answer; a name that had address records and
+// keeps none answers NXDOMAIN, as if it did not exist.
+func setAnswer(m *dns.Msg, had bool, kept []dns.RR) {
 	if had && !slices.ContainsFunc(kept, isAddr) {
 		m.Rcode = dns.RcodeNameError
 		m.Answer = nil
-		return true
+		return
 	}
 	m.Answer = kept
-	return true
 }
 
 // rrAddr is the address of an A or AAAA record (invalid if the record

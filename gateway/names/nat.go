@@ -46,12 +46,7 @@ func MapForwarded(m *dns.Msg, ingress []nat.Rule) bool {
 	if !changed {
 		return false
 	}
-	if had && !slices.ContainsFunc(kept, isAddr) {
-		m.Rcode = dns.RcodeNameError
-		m.Answer = nil
-		return true
-	}
-	m.Answer = kept
+	setAnswer(m, had, kept)
 	return true
 }
 
