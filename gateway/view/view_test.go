@@ -126,7 +126,7 @@ func TestViewMetrics(t *testing.T) {
 func TestViewStatusRecent(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	cfg := &config.Config{Name: "east"}
-	f := &fakeGateway{obs: observe.Observation{Now: t0, Config: cfg, }}
+	f := &fakeGateway{obs: observe.Observation{Now: t0, Config: cfg}}
 	v := New(f, slog.New(slog.DiscardHandler))
 	var st api.Status
 	for i := range 4 {
