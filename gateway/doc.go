@@ -8,13 +8,16 @@
 //	apply.go    apply: moves each running part to the State by diff, in order
 //	tunnels.go  TunnelKind: the one interface every tunnel kind implements
 //
-// The parts that apply drives, and the views that read them:
+// The parts that apply drives, and what the views read of them:
 //
 //	bgp.go      the embedded speaker, its tunnel probe and the RIB loop (re-plans on change)
 //	p2s.go      the point-to-site server and its client operations
-//	status.go   `vgate status`, with peering states from peering.Evaluate
-//	metrics.go  what a Prometheus scrape reads; refusal reasons by error type
-//	capture.go  `vgate capture`: decrypted packets of a tunnel or a client
+//	observe.go  the one read surface: what each running part reports (gateway/observe)
+//	capture.go  Tap: attaches a capture to a tunnel or a point-to-site client
+//	reloads.go  refusal reasons by error type
+//
+// The views (`vgate status`, the metrics, `vgate capture`, the watcher)
+// are gateway/view's; this package imports none of them (internal/quality).
 //
 // Effects live in the sub-packages:
 //
@@ -26,4 +29,6 @@
 //	p2s/       the point-to-site device, address pool, registry, group policy
 //	control/   the control socket (HTTP+JSON on a unix socket)
 //	metrics/   the Prometheus collector
+//	observe/   the snapshots the gateway hands its views
+//	view/      status, metrics, capture and the watcher, from those snapshots
 package gateway

@@ -113,10 +113,7 @@ func (g *Gateway) Drain(ctx context.Context, req api.DrainRequest) (api.DrainSta
 		g.log.Warn("drain changed", "draining", req.Drain)
 	}
 	g.mu.Unlock()
-	st, err := g.Status(ctx)
-	if err != nil {
-		return api.DrainStatus{}, err
-	}
+	st := g.Observe(ctx) // observe.go
 	if st.Drain == nil {
 		return api.DrainStatus{State: api.DrainOff}, nil
 	}

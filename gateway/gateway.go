@@ -78,9 +78,6 @@ type Gateway struct {
 	// returns flags peerings that do not route the P2S pool back
 	// (returns.go); it has its own lock.
 	returns returnWatch
-	// recent tells the growth of drop counters over the last minute
-	// (recent.go).
-	recent recentCounters
 	// pubKeys is the public keys a relay reads (pubkeys.go); it has its
 	// own lock.
 	pubKeys publishedKeys

@@ -12,7 +12,6 @@ import (
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/peering"
-	"github.com/vgate-project/vgate/routing"
 )
 
 // The refusal classifier works on the errors the config package and
@@ -66,25 +65,6 @@ func TestRefusalReasons(t *testing.T) {
 				t.Fatalf("refusalReasons(%v) = %q, want %q", tc.err, got, tc.want)
 			}
 		})
-	}
-}
-
-func TestPrefixLimited(t *testing.T) {
-	for _, tc := range []struct {
-		n    routing.NeighborStatus
-		want bool
-	}{
-		{routing.NeighborStatus{State: "established"}, false},
-		{routing.NeighborStatus{State: "active", DownCode: routing.DownHoldTimerExpired}, false},
-		{routing.NeighborStatus{State: "idle", DownCode: routing.DownMaxPrefix, Down: "max-prefix: more than 100 prefixes received"}, true},
-		// The text alone decides nothing.
-		{routing.NeighborStatus{State: "idle", Down: "max-prefix: more than 100 prefixes received"}, false},
-		{routing.NeighborStatus{State: "established", DownCode: routing.DownMaxPrefix}, false},
-		{routing.NeighborStatus{State: "idle"}, false},
-	} {
-		if got := prefixLimited(tc.n); got != tc.want {
-			t.Errorf("prefixLimited(%+v) = %v, want %v", tc.n, got, tc.want)
-		}
 	}
 }
 

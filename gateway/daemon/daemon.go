@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/control"
 	"github.com/vgate-project/vgate/gateway/lograte"
+	"github.com/vgate-project/vgate/gateway/view"
 	"github.com/vgate-project/vgate/internal/sdnotify"
 )
 
@@ -52,13 +54,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	srv := &server{Gateway: gw, path: o.ConfigPath, log: log}
+	// The views (status, metrics, capture) read the gateway's
+	// observations; the gateway's own logger carries its name.
+	v := view.New(gw, log.With("gateway", cfg.Name))
+	srv := &server{Gateway: gw, view: v, path: o.ConfigPath, log: log}
 	ctl, err := control.Listen(cfg.ControlSocket, control.Handler(srv))
 	if err != nil {
 		gw.Close()
 		return err
 	}
-	stopOps, err := startOps(cfg.Metrics.Listen, gw, o.Version, log) // metrics.go
+	stopOps, err := startOps(cfg.Metrics.Listen, v, cfg.Name, o.Version, log) // metrics.go
 	if err != nil {
 		ctl.Close()
 		gw.Close()
@@ -89,15 +94,25 @@ loop:
 	return nil
 }
 
-// server serves the control socket from a running gateway; a reload
-// re-reads the config file the gateway was started with.
+// server serves the control socket from a running gateway and its views
+// (status, capture); a reload re-reads the config file the gateway was
+// started with.
 type server struct {
 	*gateway.Gateway
+	view *view.View
 	path string
 	log  *slog.Logger
 }
 
 var _ control.Gateway = (*server)(nil)
+
+// Status is the gateway's status view.
+func (s *server) Status(ctx context.Context) (api.Status, error) { return s.view.Status(ctx) }
+
+// Capture is the gateway's capture view.
+func (s *server) Capture(ctx context.Context, q api.CaptureQuery, w io.Writer) (api.CaptureSummary, error) {
+	return s.view.Capture(ctx, q, w)
+}
 
 // Reload re-reads the config file and applies it; a failure has
 // api.CodeReloadFailed and leaves the previous config running.

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/vgate-project/vgate/gateway"
 	"github.com/vgate-project/vgate/gateway/metrics"
 	"github.com/vgate-project/vgate/gateway/view"
 )
@@ -74,9 +73,10 @@ func (s *metricsServer) Close() error {
 
 // startOps starts what a running gateway offers operators besides the
 // control socket: the metrics endpoint (if metrics.listen is set) and the
-// watcher that logs tunnel up/down transitions. stop ends both.
-func startOps(metricsListen string, gw *gateway.Gateway, version string, log *slog.Logger) (stop func(), err error) {
-	ms, err := serveMetrics(metricsListen, gw, version, log)
+// watcher that logs tunnel up/down transitions, both from the gateway's
+// views v; name is the gateway's. stop ends both.
+func startOps(metricsListen string, v *view.View, name, version string, log *slog.Logger) (stop func(), err error) {
+	ms, err := serveMetrics(metricsListen, metrics.SourceFunc(v.Metrics), version, log)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func startOps(metricsListen string, gw *gateway.Gateway, version string, log *sl
 	go func() {
 		defer close(done)
 		// The gateway's own logger carries its name (daemon.go).
-		view.WatchPeerings(ctx, gw, log.With("gateway", gw.Config().Name), time.Second)
+		view.WatchPeerings(ctx, v, log.With("gateway", name), time.Second)
 	}()
 	return func() {
 		cancel()

@@ -1,6 +1,6 @@
 // Package metrics turns a running gateway's state into Prometheus metrics.
 // Its Collector reads everything at scrape time from one call into a
-// Source (the gateway's Metrics method, which returns api.Metrics):
+// Source (gateway/view's View.Metrics, which returns api.Metrics):
 // per-peer figures come from the WireGuard devices themselves and nothing
 // polls between scrapes. It does not import the gateway. The
 // caller registers the collector on a registry it owns; this package never

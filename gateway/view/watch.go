@@ -1,6 +1,3 @@
-// Package view holds views of a running gateway that read its snapshots
-// (api.Status) and never its internals: the watcher that logs every
-// tunnel state and path change.
 package view
 
 import (
@@ -12,7 +9,7 @@ import (
 	"github.com/vgate-project/vgate/peering"
 )
 
-// Source is what the views read of a running gateway (*gateway.Gateway).
+// Source is what the watcher reads: a gateway's status (a *View).
 type Source interface {
 	Status(ctx context.Context) (api.Status, error)
 	// Closed reports whether the gateway has been closed.

@@ -1,4 +1,4 @@
-package gateway
+package view
 
 import (
 	"sync"
@@ -10,7 +10,7 @@ import (
 
 // Drop counters are shown with their growth over the last minute beside
 // the total, so that old drops do not read as something happening now.
-// Status samples them each time it runs (every second under `vgate run`).
+// View.Status samples them each time it runs (every second under `vgate run`).
 const (
 	recentSpan = time.Minute
 	recentStep = 5 * time.Second

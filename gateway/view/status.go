@@ -1,7 +1,6 @@
-package gateway
+package view
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,151 +10,123 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"
+	"github.com/vgate-project/vgate/gateway/observe"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
-	"github.com/vgate-project/vgate/overlap"
 	"github.com/vgate-project/vgate/peering"
 	"github.com/vgate-project/vgate/routing"
 )
 
-// Status reports the gateway's current state. Each peering's state and
-// reason come from peering.Evaluate, the one definition of "up" that the
-// "N up" count, the tunnel log lines and the metrics share.
-func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
-	g.mu.Lock()
-	cfg := g.cfg
+// Status is `vgate status` of one observation, without the last-minute
+// growth of the drop counters (View.Status adds it). Each peering's state
+// and reason come from peering.Evaluate, the one definition of "up" that
+// the "N up" count, the tunnel log lines and the metrics share.
+func Status(o observe.Observation) api.Status {
+	cfg := o.Config
 	st := api.Status{
 		Name:          cfg.Name,
 		PublicKey:     publicKeyOf(cfg.PrivateKey),
 		AddressSpaces: cfg.AddressSpaces,
 		TunnelAddress: cfg.TunnelAddress,
 		ListenPort:    cfg.ListenPort,
-		Started:       g.started,
-		Reloads:       g.reloads,
+		Started:       o.Started,
+		Reloads:       o.Reloads,
 		ConfigFile:    cfg.Path,
 		Tunnels:       api.TunnelCount{Limit: cfg.MaxTunnels},
-		Forwarding:    forwarding(), // forwarding.go
-	}
-	for _, k := range g.kinds {
-		if s := k.Port(); s != nil {
-			st.Port = portStats(*s) // apiconv.go
-		}
-	}
-	rs := g.relays
-	tunnels := make([]Tunnel, len(cfg.Peerings))
-	views := make([]TunnelView, len(cfg.Peerings))
-	for i, p := range cfg.Peerings {
-		tunnels[i] = g.tunnel(p.Name)
-		if k := g.kinds[plan.KindOf(&p)]; k != nil && tunnels[i] != nil {
-			views[i] = k.View(p.Name)
-		}
-	}
-	b := g.bgp
-	drain := g.drain
-	announced := b != nil && b.applied != nil && b.applied.Drain
-	g.mu.Unlock()
-
-	st.P2S = g.p2sStatus()
-	pool := ""
-	if st.P2S != nil {
-		pool = overlap.Join(st.P2S.Pool)
-	}
-	st.DNS, st.Enroll = g.dns.Observe(), g.enroll.Observe() // names.Component, enroll.Component
-	sessions := map[string]routing.NeighborStatus{}
-	if b != nil {
-		// Sessions, not Snapshot: Status runs every second and needs no
-		// route; reading every table would allocate on an idle hub.
-		if ns, err := b.speaker.Sessions(ctx); err == nil {
-			for _, n := range ns {
-				sessions[n.Name] = n
-			}
-		}
+		Forwarding:    o.Forwarding,
+		Port:          o.Port,
+		P2S:           o.P2S,
+		DNS:           o.DNS,
+		Enroll:        o.Enroll,
+		Drain:         o.Drain,
 	}
 	devices := map[string]api.PortDevice{}
 	for _, d := range st.Port.Devices {
 		devices[d.Name] = d
 	}
-	var dead map[string]bool
-	probes := map[string]api.ProbeStatus{}
-	if b != nil {
-		dead = b.heldTunnels() // bgp.go
-		for _, p := range b.probe.Status() {
-			probes[p.Peering] = p
-		}
-	}
-	now := time.Now()
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
-		ps := api.PeeringStatus{
-			Name:          p.Name,
-			Network:       p.Network,
-			PublicKey:     p.PublicKey.String(),
-			Interface:     plan.IfNameOf(p),
-			AddressSpaces: p.AddressSpaces,
-			Type:          config.TypeWireGuard,
+		var op observe.Peering
+		if i < len(o.Peerings) {
+			op = o.Peerings[i]
 		}
-		ps.NAT = natStatus(p, nil) // nat.go; with counters below
-		obs := peering.Observation{Now: now, BGP: p.BGP != nil && cfg.BGP != nil, ProbeDead: dead[p.Name], ProbeLastReply: probes[p.Name].LastReply}
-		if p.IsIPsec() {
-			ps.Type, ps.PublicKey = config.TypeIPsec, ""
-			obs.IPsec, obs.IPsecDown = true, api.ReasonCharonNotRunning
-			if tunnels[i] != nil {
-				obs.IPsecDown, ps.IPsec = views[i].Down, views[i].IPsec
-			}
-		}
-		if n, ok := sessions[p.Name]; ok {
-			obs.BGPEstablished = n.State == api.SessionEstablished
-			obs.PrefixLimit = prefixLimited(n)
-			obs.BFDDown = obs.BGP && !obs.BGPEstablished && n.DownCode == routing.DownBFD
-		}
-		if t := tunnels[i]; t != nil {
+		ps, up := peeringStatus(p, op, o, devices[p.Name])
+		if op.Tunnel != nil {
 			st.Tunnels.Used++
-			ps.MTU = t.MTU()
-			if s, err := t.Stats(); err != nil {
-				ps.Error = err.Error()
-			} else {
-				ps.Endpoint = s.Endpoint
-				ps.LastHandshake = s.LastHandshake
-				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
-				ps.AllowedIPs = s.AllowedIPs
-				ps.DroppedSource = s.DroppedSource
-				ps.NAT = natStatus(p, &s.NAT)   // nat.go
-				ps.Queue = queueStatus(s.Queue) // apiconv.go
-				obs.LastHandshake = s.LastHandshake
-			}
-			obs.UnansweredSince = devices[p.Name].UnansweredSince
 		}
-		if rs != nil && tunnels[i] != nil {
-			ps.Path, ps.Relay = rs.path(p.Name) // relays.go
-			if ps.Path != relay.PathRelay {
-				// On the relay the tunnel does not need the UDP path.
-				obs.SendBlockedSince = devices[p.Name].SendBlockedSince
-			}
-		}
-		if at, from := g.eps.movedAt(p.Endpoint); !at.IsZero() { // follow.go
-			ps.EndpointMoved, ps.EndpointPrevious = at, from.String()
-		}
-		ps.State, ps.Reason = peering.Evaluate(obs)
-		ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason, devices[p.Name].SendBlockedTo)
-		if p.IsIPsec() {
-			ps.Hint = ipsecHint(p, ps.Reason)
-		}
-		if ps.Reason == api.ReasonBFDDown {
-			ps.Hint = bfdHint(p, sessions[p.Name].Down)
-		}
-		if ps.Hint == "" && pool != "" {
-			ps.Hint = g.returnHint(p.Name, pool, now) // returns.go
-		}
-		if ps.State == api.StateUp {
+		if up {
 			st.Tunnels.Up++
 		}
 		st.Peerings = append(st.Peerings, ps)
 	}
-	if drain.on && b != nil {
-		st.Drain = drainStatus(drain, announced, sessions, b.probe.Status()) // drain.go
+	return st
+}
+
+// peeringStatus is one peering's status; up says its state is up.
+func peeringStatus(p *config.Peering, op observe.Peering, o observe.Observation, dev api.PortDevice) (api.PeeringStatus, bool) {
+	cfg := o.Config
+	ps := api.PeeringStatus{
+		Name:          p.Name,
+		Network:       p.Network,
+		PublicKey:     p.PublicKey.String(),
+		Interface:     plan.IfNameOf(p),
+		AddressSpaces: p.AddressSpaces,
+		Type:          config.TypeWireGuard,
 	}
-	g.recent.fill(&st, now) // recent.go
-	return st, nil
+	ps.NAT = natStatus(p, nil) // nat.go; with counters below
+	obs := peering.Observation{Now: o.Now, BGP: p.BGP != nil && cfg.BGP != nil, ProbeDead: o.Held[p.Name], ProbeLastReply: o.Probes[p.Name].LastReply}
+	t := op.Tunnel
+	if p.IsIPsec() {
+		ps.Type, ps.PublicKey = config.TypeIPsec, ""
+		obs.IPsec, obs.IPsecDown = true, api.ReasonCharonNotRunning
+		if t != nil {
+			obs.IPsecDown, ps.IPsec = t.Down, t.IPsec
+		}
+	}
+	if n, ok := o.Sessions[p.Name]; ok {
+		obs.BGPEstablished = n.State == api.SessionEstablished
+		obs.PrefixLimit = prefixLimited(n)
+		obs.BFDDown = obs.BGP && !obs.BGPEstablished && n.DownCode == routing.DownBFD
+	}
+	if t != nil {
+		ps.MTU = t.MTU
+		if t.StatsErr != "" {
+			ps.Error = t.StatsErr
+		} else {
+			s := t.Stats
+			ps.Endpoint = s.Endpoint
+			ps.LastHandshake = s.LastHandshake
+			ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
+			ps.AllowedIPs = s.AllowedIPs
+			ps.DroppedSource = s.DroppedSource
+			ps.NAT = natStatus(p, &s.NAT) // nat.go
+			ps.Queue = t.Queue
+			obs.LastHandshake = s.LastHandshake
+		}
+		obs.UnansweredSince = dev.UnansweredSince
+		if t.Relays {
+			ps.Path, ps.Relay = t.Path, t.Relay
+			if ps.Path != relay.PathRelay {
+				// On the relay the tunnel does not need the UDP path.
+				obs.SendBlockedSince = dev.SendBlockedSince
+			}
+		}
+	}
+	if at, from := op.EndpointMoved, op.EndpointPrevious; !at.IsZero() {
+		ps.EndpointMoved, ps.EndpointPrevious = at, from.String()
+	}
+	ps.State, ps.Reason = peering.Evaluate(obs)
+	ps.Hint = hint(p, cfg.ListenPort, obs, ps.Reason, dev.SendBlockedTo)
+	if p.IsIPsec() {
+		ps.Hint = ipsecHint(p, ps.Reason)
+	}
+	if ps.Reason == api.ReasonBFDDown {
+		ps.Hint = bfdHint(p, o.Sessions[p.Name].Down)
+	}
+	if ps.Hint == "" {
+		ps.Hint = op.ReturnHint // "" without a point-to-site pool
+	}
+	return ps, ps.State == api.StateUp
 }
 
 // bfdHint explains a peering down for bfd_down; held is the session's
@@ -229,4 +200,10 @@ func publicKeyOf(priv keys.PrivateKey) string {
 	}{priv, priv.Public().String()}
 	lastPublic.Store(c)
 	return c.pub
+}
+
+// prefixLimited reports whether vgate holds a session down for exceeding
+// its max-prefix (a typed code from the speaker).
+func prefixLimited(n routing.NeighborStatus) bool {
+	return n.State != api.SessionEstablished && n.DownCode == routing.DownMaxPrefix
 }
