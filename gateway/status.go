@@ -38,7 +38,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	}
 	for _, k := range g.kinds {
 		if s := k.Port(); s != nil {
-			st.Port = portStats(*s) // apiconv.go
+			st.Port = *s
 		}
 	}
 	rs := g.relays
@@ -119,8 +119,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				ps.RxBytes, ps.TxBytes = s.RxBytes, s.TxBytes
 				ps.AllowedIPs = s.AllowedIPs
 				ps.DroppedSource = s.DroppedSource
-				ps.NAT = natStatus(p, &s.NAT)   // nat.go
-				ps.Queue = queueStatus(s.Queue) // apiconv.go
+				ps.NAT = natStatus(p, &s.NAT) // nat.go
+				ps.Queue = s.Queue
 				obs.LastHandshake = s.LastHandshake
 			}
 			obs.UnansweredSince = devices[p.Name].UnansweredSince
