@@ -587,7 +587,7 @@ func isGatewayRecv(r *ast.FieldList) bool {
 // least two thirds of the api struct's: a part of a larger api struct (a
 // device's counters within a peering's status) is not a mirror. Types are
 // compared by name, package qualifiers dropped (netip.Prefix is Prefix; a
-// []DeviceStats is not a []PortDevice); an embedded field is named by its
+// []Device is not a []PortDevice); an embedded field is named by its
 // type.
 func TestNoAPIMirrors(t *testing.T) {
 	// Structs that may mirror an api struct, with the reason.
@@ -737,9 +737,9 @@ func TestMirrored(t *testing.T) {
 		"Big": f("A int, B int, C int, D int, E int, F int, G int, H int, I int, J int"),
 	}
 	for src, want := range map[string]string{
-		// kernel.ForeignRoute: the same fields.
+		// A copy: the same fields.
 		"Dst Prefix, Dev string, Gateway Addr, Type string, Protocol int, Metric int": "ForeignRoute",
-		// dataplane.QueueStats: two fields renamed, Discipline left out.
+		// A copy with two fields renamed and one left out.
 		"Qdisc string, Queued int, InFlight int, Budget int, RecvInFlight int, RecvBudget int," +
 			"DroppedCoDel uint64, MarkedCE uint64, DroppedLimit uint64, BudgetResyncs uint64": "QueueStatus",
 		// Same names, other types.
