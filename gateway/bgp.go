@@ -458,7 +458,7 @@ func (g *Gateway) BGP(ctx context.Context) (api.BGPStatus, error) {
 	}
 	return api.BGPStatus{Enabled: true, ASN: cfg.BGP.ASN, RouterID: cfg.BGP.RouterID,
 		Neighbors: rib.Neighbors, Probes: b.probe.Status(),
-		BFD: bfdStatuses(b.bfd.Status()), BFDDropped: bfdDropped(b.bfd.Dropped())}, nil // apiconv.go
+		BFD: b.bfd.Status(), BFDDropped: b.bfd.Dropped()}, nil
 }
 
 // Routes reports the effective routes — local, static, point-to-site and

@@ -16,7 +16,6 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
-	"github.com/vgate-project/vgate/gateway/wgbind"
 	"github.com/vgate-project/vgate/ipsec"
 )
 
@@ -77,7 +76,7 @@ func (k *ipsecKind) Tunnel(name string) Tunnel {
 func (k *ipsecKind) Close() error { return k.d.Close() }
 
 // Port: charon's IKE sockets are its own; vgate counts nothing there.
-func (k *ipsecKind) Port() *wgbind.Stats { return nil }
+func (k *ipsecKind) Port() *api.PortStats { return nil }
 
 // Demand: IPsec tunnels have no demand counter.
 func (k *ipsecKind) Demand(string) *atomic.Uint64 { return nil }

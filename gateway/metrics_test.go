@@ -2,11 +2,12 @@ package gateway
 
 import (
 	"errors"
-	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/vgate-project/vgate/api"
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"

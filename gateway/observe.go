@@ -33,7 +33,7 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 	}
 	for _, k := range g.kinds {
 		if s := k.Port(); s != nil {
-			o.Port = portStats(*s) // apiconv.go
+			o.Port = *s
 		}
 	}
 	rs := g.relays
@@ -79,7 +79,7 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 				ot.StatsErr = err.Error()
 			} else {
 				ot.Stats = s
-				ot.Queue = queueStatus(s.Queue) // apiconv.go
+				ot.Queue = s.Queue
 			}
 			if rs != nil {
 				ot.Relays = true

@@ -181,6 +181,6 @@ func (g *Gateway) p2sStatus() *api.P2SStatus {
 		st.Relay = rs.p2sRelay() // relays.go
 	}
 	q := s.QueueStats()
-	st.Queue = queueStatus(&q) // apiconv.go
+	st.Queue = &q
 	return &st
 }

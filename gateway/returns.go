@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/overlap"
 )
 
@@ -87,7 +87,7 @@ type returnWatch struct {
 // p2sRoutes maps each peering to the prefixes the kernel routes through
 // its tunnel alone (multipath routes are left out: their return may take
 // any of the paths).
-func p2sRoutes(routes []kernel.Route) map[string][]netip.Prefix {
+func p2sRoutes(routes []route.Route) map[string][]netip.Prefix {
 	m := map[string][]netip.Prefix{}
 	for _, r := range routes {
 		devs := r.Devices()

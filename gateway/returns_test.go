@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/route"
 )
 
 func TestNextFlat(t *testing.T) {
@@ -49,7 +49,7 @@ func TestNextFlat(t *testing.T) {
 
 func TestP2SRoutes(t *testing.T) {
 	pfx := netip.MustParsePrefix
-	got := p2sRoutes([]kernel.Route{
+	got := p2sRoutes([]route.Route{
 		{Dst: pfx("10.2.0.0/16"), Dev: "vg-west"},
 		{Dst: pfx("10.3.0.0/16"), Dev: "vg-west"},
 		{Dst: pfx("10.4.0.0/16"), Devs: []string{"vg-a", "vg-b"}}, // multipath: left out

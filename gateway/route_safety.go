@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/overlap"
 )
@@ -25,7 +25,7 @@ const importRefresh = 3 * time.Second
 // connected subnets a plan was made with.
 type importFacts struct {
 	endpoints []plan.UnderlayEndpoint
-	connected []kernel.Connected
+	connected []route.Connected
 }
 
 func (a importFacts) equal(b importFacts) bool {
@@ -70,7 +70,7 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 
 // connectedPrefixes are the subnets on the host's interfaces other than
 // vgate's own. g.mu is held.
-func (g *Gateway) connectedPrefixes() []kernel.Connected {
+func (g *Gateway) connectedPrefixes() []route.Connected {
 	own := func(dev string) bool {
 		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || g.p2s != nil && dev == g.p2s.IfName() ||
 			g.kinds[plan.KindIPsec] != nil && dev == ipsec.IfName

@@ -41,7 +41,7 @@ type TunnelKind interface {
 	Tunnel(name string) Tunnel
 	// Port is the counters of the kind's shared UDP port; nil for a kind
 	// without one.
-	Port() *wgbind.Stats
+	Port() *api.PortStats
 	// Demand is a tunnel's user-traffic counter, which the probe reads so
 	// that it echoes only while there is demand; nil for a kind without
 	// one (its tunnels are probed all the time).
@@ -139,7 +139,7 @@ func (w *wireGuardKind) Close() error {
 	return w.mux.Close()
 }
 
-func (w *wireGuardKind) Port() *wgbind.Stats {
+func (w *wireGuardKind) Port() *api.PortStats {
 	s := w.mux.Stats()
 	return &s
 }

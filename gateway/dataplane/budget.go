@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -199,7 +200,7 @@ func (q *Queues) TUN(t tun.Device) tun.Device { return &budgetTUN{Device: t, q: 
 func (q *Queues) Bind(b conn.Bind) conn.Bind { return &budgetBind{Bind: b, send: q.fq, recv: q.recv} }
 
 // Stats is what the queues hold and did (the interface's qdisc aside).
-func (q *Queues) Stats() QueueStats {
+func (q *Queues) Stats() api.QueueStatus {
 	st := q.fq.Stats()
 	if q.recv != nil {
 		st.RecvInFlight, st.RecvBudget = q.recv.load(), recvBudget

@@ -10,13 +10,13 @@ import (
 // traffic into the tunnel; an idle tunnel is probed once a second. The
 // TUN seam counts the reads that carried user traffic: anything but the
 // control traffic between the two gateways themselves (the probe's
-// echoes, which carry routing/probe.go's mark, and BGP on TCP port 179),
+// echoes, which carry routing/probe_wire.go's mark, and BGP on TCP port 179),
 // which has liveness of its own. One atomic add per TUN read that has
 // user traffic in it, whatever the batch size; the probe only looks
 // whether the count moved.
 
 // probeMarkPrefix starts the data of every vgate probe echo request and
-// reply (routing/probe.go, probeMark "vgP2" and its successors).
+// reply (routing/probe_wire.go, probeMark "vgP2" and its successors).
 const probeMarkPrefix = "vgP"
 
 // bgpPort is BGP's TCP port.

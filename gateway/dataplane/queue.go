@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -52,20 +53,6 @@ var sendBudget = budgetPerCPU()
 
 // budgetPerCPU is 32 packets per CPU the process may use, at least 64.
 func budgetPerCPU() int { return max(64, 32*runtime.GOMAXPROCS(0)) }
-
-// QueueStats is what a tunnel's queues hold and did.
-type QueueStats struct {
-	Qdisc         string // the kernel's qdisc on the interface; "" unknown
-	Queued        int    // packets in the send queue now
-	InFlight      int    // read by the device, not yet sent
-	Budget        int    // sendBudget
-	RecvInFlight  int    // received by the device, not yet written to the TUN
-	RecvBudget    int    // recvBudget
-	DroppedCoDel  uint64 // dropped for their sojourn time
-	MarkedCE      uint64 // ECN-capable: marked instead
-	DroppedLimit  uint64 // queue full: the longest flow's head
-	BudgetResyncs uint64 // a budget reset after a stall, either side
-}
 
 type qpkt struct {
 	b  []byte // offset + packet
@@ -313,10 +300,11 @@ func (q *fqTUN) release(n int) {
 	}
 }
 
-// Stats returns the queue's counters.
-func (q *fqTUN) Stats() QueueStats {
+// Stats returns the queue's counters, in the control API's terms (the
+// receive side and the interface's qdisc aside).
+func (q *fqTUN) Stats() api.QueueStatus {
 	q.mu.Lock()
-	st := QueueStats{Queued: q.queued, InFlight: q.inFlight, Budget: sendBudget}
+	st := api.QueueStatus{Discipline: "fq_codel", Queued: q.queued, SendInFlight: q.inFlight, SendBudget: sendBudget}
 	q.mu.Unlock()
 	st.DroppedCoDel, st.MarkedCE = q.droppedCoDel.Load(), q.markedCE.Load()
 	st.DroppedLimit, st.BudgetResyncs = q.droppedLimit.Load(), q.resyncs.Load()

@@ -151,7 +151,7 @@ func TestSendBudgetBoundsInFlight(t *testing.T) {
 		t.Fatalf("only %d packets admitted before the stall reset, want the budget %d", admitted, sendBudget)
 	}
 	// Sending releases budget: the next reads need no reset.
-	q.release(q.Stats().InFlight) // what was read since the reset went out
+	q.release(q.Stats().SendInFlight) // what was read since the reset went out
 	before := q.resyncs.Load()
 	for range 3 {
 		n, err := ct.Read(bufs, sizes, 16)

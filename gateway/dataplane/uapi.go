@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/wgspec"
 )
@@ -97,7 +98,7 @@ type PeerStats struct {
 	// NAT are the seam's translation counters (nat.go); zero from a dump.
 	NAT NATStats
 	// Queue is the tunnel's queue management (queue.go); nil from a dump.
-	Queue *QueueStats
+	Queue *api.QueueStatus
 }
 
 // ParseDump reads every peer section of an IpcGet dump, keyed by public

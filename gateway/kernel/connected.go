@@ -6,17 +6,10 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vishvananda/netlink"
 	"go4.org/netipx"
 )
-
-// Connected is a subnet of an address on an interface of the host: a
-// route learned from a peer that overlaps it would take the host's own
-// neighbours (the underlay, a LAN) into a tunnel.
-type Connected struct {
-	Prefix netip.Prefix `json:"prefix"`
-	Dev    string       `json:"dev"`
-}
 
 // ConnectedPrefixes lists the subnets of the addresses on the interfaces
 // skip does not claim (vgate passes its own tunnel interfaces), sorted and
@@ -24,7 +17,7 @@ type Connected struct {
 // host-only addresses on lo (the tunnel address and other local /32s and
 // /128s: local delivery does not depend on routes). A point-to-point
 // address contributes its peer's prefix as well.
-func (k *Kernel) ConnectedPrefixes(skip func(dev string) bool) ([]Connected, error) {
+func (k *Kernel) ConnectedPrefixes(skip func(dev string) bool) ([]route.Connected, error) {
 	links, err := k.h.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)
@@ -43,8 +36,8 @@ func (k *Kernel) ConnectedPrefixes(skip func(dev string) bool) ([]Connected, err
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}
-	seen := map[Connected]bool{}
-	var out []Connected
+	seen := map[route.Connected]bool{}
+	var out []route.Connected
 	for _, a := range addrs {
 		l, ok := byIndex[a.LinkIndex]
 		if !ok || skip != nil && skip(l.name) {
@@ -55,14 +48,14 @@ func (k *Kernel) ConnectedPrefixes(skip func(dev string) bool) ([]Connected, err
 			if !ok {
 				continue
 			}
-			c := Connected{Prefix: p, Dev: l.name}
+			c := route.Connected{Prefix: p, Dev: l.name}
 			if !seen[c] {
 				seen[c] = true
 				out = append(out, c)
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Connected) int {
+	slices.SortFunc(out, func(a, b route.Connected) int {
 		if c := a.Prefix.Compare(b.Prefix); c != 0 {
 			return c
 		}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vishvananda/netlink"
 	"go4.org/netipx"
 	"golang.org/x/sys/unix"
@@ -26,74 +28,7 @@ import (
 // RouteProtocol tags every route vgate installs (rtm_protocol). Add
 // "76 vgate" to /etc/iproute2/rt_protos.d/vgate.conf to see it by name in
 // `ip route`.
-const RouteProtocol netlink.RouteProtocol = 76
-
-// Route is one kernel route vgate wants: Dst through interface Dev, with
-// the gateway's tunnel address as preferred source when it is of the same
-// family. An equal-cost multipath route has Devs instead (two or more,
-// sorted, Dev empty): one nexthop per device, without gateway (the
-// devices are point-to-point tunnels).
-type Route struct {
-	Dst  netip.Prefix
-	Dev  string
-	Devs []string
-	Src  netip.Addr
-}
-
-// Devices is the route's devices: Devs, or Dev alone.
-func (r Route) Devices() []string {
-	if len(r.Devs) > 0 {
-		return r.Devs
-	}
-	if r.Dev == "" {
-		return nil
-	}
-	return []string{r.Dev}
-}
-
-// Equal reports whether r and o are the same route in the kernel. A source
-// of the other family than Dst is not installed (see netlinkRoute), so it
-// does not count: an IPv6 route wanted with the IPv4 tunnel address equals
-// the same route read back without source.
-func (r Route) Equal(o Route) bool {
-	return r.Dst == o.Dst && r.src() == o.src() && slices.Equal(r.Devices(), o.Devices())
-}
-
-// src is the source address installed with the route, if any.
-func (r Route) src() netip.Addr {
-	if r.Src.IsValid() && r.Src.Is4() == r.Dst.Addr().Is4() {
-		return r.Src
-	}
-	return netip.Addr{}
-}
-
-// WithDevs is r through devs: Dev for one device, sorted Devs for more.
-func (r Route) WithDevs(devs []string) Route {
-	devs = slices.Compact(slices.Sorted(slices.Values(devs)))
-	r.Dev, r.Devs = "", nil
-	switch len(devs) {
-	case 0:
-	case 1:
-		r.Dev = devs[0]
-	default:
-		r.Devs = devs
-	}
-	return r
-}
-
-func (r Route) String() string {
-	s := r.Dst.String()
-	for _, d := range r.Devices() {
-		if len(r.Devs) > 0 {
-			s += " nexthop"
-		}
-		s += " dev " + d
-	}
-	if r.src().IsValid() {
-		s += " src " + r.src().String()
-	}
-	return s
-}
+const RouteProtocol netlink.RouteProtocol = route.Protocol
 
 // RoutePlan is what SetRoutes must do. Add installs a route to a
 // destination vgate does not hold yet, and never replaces anything (the
@@ -102,10 +37,10 @@ func (r Route) String() string {
 // a vgate route. Conflicts are wanted routes left out because the table
 // has a route to the same destination that vgate did not install.
 type RoutePlan struct {
-	Add       []Route
-	Replace   []Route
-	Delete    []Route
-	Conflicts []RouteConflict
+	Add       []route.Route
+	Replace   []route.Route
+	Delete    []route.Route
+	Conflicts []route.Conflict
 }
 
 // PlanRoutes compares the routes vgate has in the kernel (have) with those
@@ -121,22 +56,22 @@ type RoutePlan struct {
 // deleted, so the outcome does not depend on which came first (nor on a
 // restart). Deleting only ever touches vgate's protocol, so a withdrawal
 // leaves the foreign route as it was.
-func PlanRoutes(have, want []Route, foreign []ForeignRoute) RoutePlan {
+func PlanRoutes(have, want []route.Route, foreign []api.ForeignRoute) RoutePlan {
 	var p RoutePlan
-	other := make(map[netip.Prefix]ForeignRoute, len(foreign))
+	other := make(map[netip.Prefix]api.ForeignRoute, len(foreign))
 	for _, f := range sortForeign(foreign) {
 		if _, dup := other[f.Dst]; !dup {
 			other[f.Dst] = f // the one the kernel prefers (lowest metric)
 		}
 	}
-	h := make(map[netip.Prefix]Route, len(have))
+	h := make(map[netip.Prefix]route.Route, len(have))
 	for _, r := range have {
 		h[r.Dst] = r
 	}
 	w := make(map[netip.Prefix]bool, len(want))
 	for _, r := range want {
 		if f, ok := other[r.Dst]; ok {
-			p.Conflicts = append(p.Conflicts, RouteConflict{Want: r, ForeignRoute: f})
+			p.Conflicts = append(p.Conflicts, route.Conflict{Want: r, ForeignRoute: f})
 			continue
 		}
 		w[r.Dst] = true
@@ -156,12 +91,12 @@ func PlanRoutes(have, want []Route, foreign []ForeignRoute) RoutePlan {
 	sortRoutes(p.Add)
 	sortRoutes(p.Replace)
 	sortRoutes(p.Delete)
-	slices.SortFunc(p.Conflicts, func(a, b RouteConflict) int { return a.Dst.Compare(b.Dst) })
+	slices.SortFunc(p.Conflicts, func(a, b route.Conflict) int { return a.Dst.Compare(b.Dst) })
 	return p
 }
 
-func sortRoutes(rs []Route) {
-	slices.SortFunc(rs, func(a, b Route) int { return a.Dst.Compare(b.Dst) })
+func sortRoutes(rs []route.Route) {
+	slices.SortFunc(rs, func(a, b route.Route) int { return a.Dst.Compare(b.Dst) })
 }
 
 // Kernel applies vgate's kernel state through one netlink handle.
@@ -169,7 +104,7 @@ type Kernel struct {
 	h *netlink.Handle
 
 	mu        sync.Mutex
-	conflicts []RouteConflict // of the last SetRoutes
+	conflicts []route.Conflict // of the last SetRoutes
 }
 
 // New opens a netlink handle in the current network namespace.
@@ -185,7 +120,7 @@ func New() (*Kernel, error) {
 func (k *Kernel) Close() { k.h.Close() }
 
 // Routes lists the routes in the main table tagged with RouteProtocol.
-func (k *Kernel) Routes() ([]Route, error) {
+func (k *Kernel) Routes() ([]route.Route, error) {
 	ours, _, err := k.table()
 	return ours, err
 }
@@ -193,7 +128,7 @@ func (k *Kernel) Routes() ([]Route, error) {
 // Conflicts are the wanted routes the last SetRoutes left out because a
 // route vgate did not install has their destination, sorted by
 // destination.
-func (k *Kernel) Conflicts() []RouteConflict {
+func (k *Kernel) Conflicts() []route.Conflict {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return slices.Clone(k.conflicts)
@@ -201,7 +136,7 @@ func (k *Kernel) Conflicts() []RouteConflict {
 
 // table reads the main table: vgate's routes (merged per destination) and
 // every other route (foreign), IPv4 and IPv6.
-func (k *Kernel) table() (ours []Route, foreign []ForeignRoute, err error) {
+func (k *Kernel) table() (ours []route.Route, foreign []api.ForeignRoute, err error) {
 	rs, err := k.h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list routes of the main table: %w", err)
@@ -250,7 +185,7 @@ func (k *Kernel) table() (ours []Route, foreign []ForeignRoute, err error) {
 		}
 		src, _ := netip.AddrFromSlice(r.Src)
 		at[dst] = len(ours)
-		ours = append(ours, Route{Dst: dst, Src: src.Unmap()}.WithDevs(devs))
+		ours = append(ours, route.Route{Dst: dst, Src: src.Unmap()}.WithDevs(devs))
 	}
 	return ours, foreign, nil
 }
@@ -274,8 +209,8 @@ func routeDst(r netlink.Route) (netip.Prefix, bool) {
 	return netip.PrefixFrom(dst.Addr().Unmap(), dst.Bits()).Masked(), true
 }
 
-func foreignRoute(r netlink.Route, dst netip.Prefix, name func(int) string) ForeignRoute {
-	f := ForeignRoute{Dst: dst, Protocol: int(r.Protocol), Metric: r.Priority, Type: routeTypeNames[r.Type]}
+func foreignRoute(r netlink.Route, dst netip.Prefix, name func(int) string) api.ForeignRoute {
+	f := api.ForeignRoute{Dst: dst, Protocol: int(r.Protocol), Metric: r.Priority, Type: routeTypeNames[r.Type]}
 	idx, gw := r.LinkIndex, r.Gw
 	if len(r.MultiPath) > 0 {
 		idx, gw = r.MultiPath[0].LinkIndex, r.MultiPath[0].Gw
@@ -293,7 +228,7 @@ func foreignRoute(r netlink.Route, dst netip.Prefix, name func(int) string) Fore
 // no longer wanted (including stale ones left by a crashed run). Wanted
 // routes left out are recorded for Conflicts; they are not errors. It
 // tries every operation and returns all failures joined.
-func (k *Kernel) SetRoutes(want []Route) error {
+func (k *Kernel) SetRoutes(want []route.Route) error {
 	have, foreign, err := k.table()
 	if err != nil {
 		return err
@@ -348,7 +283,7 @@ func (k *Kernel) apply(plan RoutePlan) error {
 			}
 		}
 	}
-	slices.SortFunc(conflicts, func(a, b RouteConflict) int { return a.Dst.Compare(b.Dst) })
+	slices.SortFunc(conflicts, func(a, b route.Conflict) int { return a.Dst.Compare(b.Dst) })
 	k.mu.Lock()
 	k.conflicts = conflicts
 	k.mu.Unlock()
@@ -356,20 +291,20 @@ func (k *Kernel) apply(plan RoutePlan) error {
 }
 
 // conflictFor looks up the foreign route that made adding r fail.
-func (k *Kernel) conflictFor(r Route) (RouteConflict, bool) {
+func (k *Kernel) conflictFor(r route.Route) (route.Conflict, bool) {
 	_, foreign, err := k.table()
 	if err != nil {
-		return RouteConflict{}, false
+		return route.Conflict{}, false
 	}
 	for _, f := range sortForeign(foreign) {
 		if f.Dst == r.Dst {
-			return RouteConflict{Want: r, ForeignRoute: f}, true
+			return route.Conflict{Want: r, ForeignRoute: f}, true
 		}
 	}
-	return RouteConflict{}, false
+	return route.Conflict{}, false
 }
 
-func (k *Kernel) netlinkRoute(r Route) (*netlink.Route, error) {
+func (k *Kernel) netlinkRoute(r route.Route) (*netlink.Route, error) {
 	var idx []int
 	for _, d := range r.Devices() {
 		l, err := k.h.LinkByName(d)
@@ -403,7 +338,7 @@ func (k *Kernel) netlinkRoute(r Route) (*netlink.Route, error) {
 	} else {
 		nr.LinkIndex = idx[0]
 	}
-	if src := r.src(); src.IsValid() {
+	if src := r.InstalledSrc(); src.IsValid() {
 		nr.Src = net.IP(src.AsSlice())
 	}
 	return nr, nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -72,7 +74,7 @@ func testNS(t *testing.T) (k *Kernel, ip func(args ...string)) {
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-func foreignDsts(t *testing.T, k *Kernel) []ForeignRoute {
+func foreignDsts(t *testing.T, k *Kernel) []api.ForeignRoute {
 	t.Helper()
 	_, f, err := k.table()
 	if err != nil {
@@ -81,10 +83,10 @@ func foreignDsts(t *testing.T, k *Kernel) []ForeignRoute {
 	return sortForeign(f)
 }
 
-func conflictDsts(cs []RouteConflict) []string {
+func conflictDsts(cs []route.Conflict) []string {
 	var out []string
 	for _, c := range cs {
-		out = append(out, c.Dst.String()+" "+c.Dev+" "+c.ProtocolName())
+		out = append(out, c.Dst.String()+" "+c.Dev+" "+route.ProtocolName(c.Protocol))
 	}
 	return out
 }
@@ -101,7 +103,7 @@ func TestSetRoutesLeavesForeignRoutes(t *testing.T) {
 	before := foreignDsts(t, k)
 
 	src := netip.MustParseAddr("10.1.255.254")
-	want := []Route{
+	want := []route.Route{
 		{Dst: mustPrefix("0.0.0.0/0"), Dev: "vg-b", Src: src},            // host default route
 		{Dst: mustPrefix("198.18.0.0/24"), Dev: "vg-b", Src: src},        // connected (proto kernel)
 		{Dst: mustPrefix("10.9.0.0/16"), Dev: "vg-b", Src: src},          // static
@@ -175,7 +177,7 @@ func TestAddNeverReplaces(t *testing.T) {
 	ip("route", "add", "10.9.0.0/16", "dev", "lan0", "proto", "static")
 	ip("-6", "route", "add", "fd00:9::/48", "dev", "lan0", "proto", "static")
 	before := foreignDsts(t, k)
-	stale := []Route{{Dst: mustPrefix("10.9.0.0/16"), Dev: "vg-b"}, {Dst: mustPrefix("fd00:9::/48"), Dev: "vg-b"}, {Dst: mustPrefix("10.8.0.0/16"), Dev: "vg-b"}}
+	stale := []route.Route{{Dst: mustPrefix("10.9.0.0/16"), Dev: "vg-b"}, {Dst: mustPrefix("fd00:9::/48"), Dev: "vg-b"}, {Dst: mustPrefix("10.8.0.0/16"), Dev: "vg-b"}}
 	plan := PlanRoutes(nil, stale, nil) // planned without seeing the others
 	if err := k.apply(plan); err != nil {
 		t.Fatal(err)

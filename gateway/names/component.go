@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/names/zone"
 )
 
 // Component is the name server as one running part of the gateway: Set
@@ -29,7 +30,7 @@ func NewComponent(dir func() Directory, log *slog.Logger) *Component {
 // and TCP 53) when z appears, takes a changed zone at once, moves when the
 // tunnel address moves and stops when z is nil (dns removed). The tunnel
 // address must be on its interface already.
-func (c *Component) Set(_ context.Context, z *Zone) error {
+func (c *Component) Set(_ context.Context, z *zone.Zone) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {

@@ -20,46 +20,13 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vgate-project/vgate/gateway/names/zone"
 	"github.com/vgate-project/vgate/nat"
 )
 
 // TTL of every answer and of negative answers (the SOA minimum), in
 // seconds: a revoked client's name leaves resolvers' caches within it.
 const TTL = 1
-
-// Zone is the static part of what the server answers, planned from the
-// config (gateway/plan).
-type Zone struct {
-	// Zone is the gateway's zone, canonical: lower case with the root's
-	// dot ("east.vnet.internal.").
-	Zone string
-	// Gateway is the gateway's name: Gateway.Zone is TunnelAddress.
-	Gateway       string
-	TunnelAddress netip.Addr
-	// Local are the gateway's own address spaces: askers there may use
-	// the forwarders.
-	Local []netip.Prefix
-	// Peers are the peerings, with the zone each forwards (if any).
-	Peers []Peer
-	// Upstream resolvers for every other name.
-	Upstream []netip.AddrPort
-}
-
-// Peer is one peering as the name server sees it.
-type Peer struct {
-	Name string
-	// Zone is the remote gateway's zone (canonical), "" if not declared.
-	Zone string
-	// Addr is the remote gateway's tunnel address, where its zone is
-	// served.
-	Addr netip.Addr
-	// Spaces are the addresses the peering's side may send from (its
-	// AllowedIPs): a query from there is that peer's.
-	Spaces []netip.Prefix
-	// Ingress are the peering's NAT ingress rules: answers from its zone
-	// are mapped through them (MapForwarded, nat.go).
-	Ingress []nat.Rule
-}
 
 // Directory is the point-to-site side: client names and the group policy
 // (gateway/p2s.Directory implements it).
@@ -100,12 +67,12 @@ var askerNames = [...]string{"outside", "client", "local", "peer"}
 
 func (k AskerKind) String() string { return askerNames[k] }
 
-// RecursionAvailable is the RA bit of answers to an asker of kind: set
+// RecursionAvailable is the RA bit of z's answers to an asker of kind: set
 // where the server forwards for it (clients and the local network, when
 // an upstream or a peer's zone is configured), so that resolvers and dig
 // do not take it for an authority-only server. Peered networks get no
 // transit, hence no RA.
-func (z *Zone) RecursionAvailable(kind AskerKind) bool {
+func RecursionAvailable(z *zone.Zone, kind AskerKind) bool {
 	if kind != Client && kind != Local {
 		return false
 	}
@@ -122,7 +89,7 @@ func (z *Zone) RecursionAvailable(kind AskerKind) bool {
 
 // Classify says who the asker at a is. A client address wins over the
 // prefixes it lies in.
-func Classify(z *Zone, d Directory, a netip.Addr) AskerKind {
+func Classify(z *zone.Zone, d Directory, a netip.Addr) AskerKind {
 	a = a.Unmap()
 	switch {
 	case d.IsClient(a):
@@ -207,7 +174,7 @@ type Decision struct {
 //     refused (no transit: a chain of gateways never loops).
 //   - Any other name: clients and the local network are forwarded to the
 //     upstream resolvers, if any; otherwise, and for other askers, refused.
-func Decide(z *Zone, d Directory, asker netip.Addr, name string, qtype uint16) Decision {
+func Decide(z *zone.Zone, d Directory, asker netip.Addr, name string, qtype uint16) Decision {
 	asker = asker.Unmap()
 	kind := Classify(z, d, asker)
 	if kind == Outside {
@@ -215,10 +182,10 @@ func Decide(z *Zone, d Directory, asker netip.Addr, name string, qtype uint16) D
 	}
 	name = dns.CanonicalName(name)
 	if label, ok := under(name, z.Zone); ok {
-		return z.own(d, kind, asker, name, label, qtype)
+		return own(z, d, kind, asker, name, label, qtype)
 	}
 	local := kind == Client || kind == Local
-	if p := z.peerFor(name); p != nil {
+	if p := peerFor(z, name); p != nil {
 		if !local {
 			return Decision{Action: Refuse, Why: "a peered network's query for another peer's zone (no transit)"}
 		}
@@ -249,9 +216,9 @@ func under(name, zone string) (string, bool) {
 	return l, ok
 }
 
-// peerFor returns the peer whose zone holds name (the longest match).
-func (z *Zone) peerFor(name string) *Peer {
-	var best *Peer
+// peerFor returns the peer of z whose zone holds name (the longest match).
+func peerFor(z *zone.Zone, name string) *zone.Peer {
+	var best *zone.Peer
 	for i := range z.Peers {
 		p := &z.Peers[i]
 		if _, ok := under(name, p.Zone); ok && (best == nil || len(p.Zone) > len(best.Zone)) {
@@ -261,13 +228,13 @@ func (z *Zone) peerFor(name string) *Peer {
 	return best
 }
 
-func (z *Zone) own(d Directory, kind AskerKind, asker netip.Addr, name, label string, qtype uint16) Decision {
-	neg := []dns.RR{z.soa()}
+func own(z *zone.Zone, d Directory, kind AskerKind, asker netip.Addr, name, label string, qtype uint16) Decision {
+	neg := []dns.RR{soa(z)}
 	switch {
 	case label == "":
 		var rrs []dns.RR
 		if qtype == dns.TypeSOA || qtype == dns.TypeANY {
-			rrs = append(rrs, z.soa())
+			rrs = append(rrs, soa(z))
 		}
 		if qtype == dns.TypeNS || qtype == dns.TypeANY {
 			rrs = append(rrs, &dns.NS{Hdr: hdr(z.Zone, dns.TypeNS), Ns: z.Gateway + "." + z.Zone})
@@ -338,7 +305,8 @@ func addrRecords(name string, qtype uint16, addrs []netip.Addr) []dns.RR {
 	return rrs
 }
 
-func (z *Zone) soa() dns.RR {
+// soa is z's SOA record.
+func soa(z *zone.Zone) dns.RR {
 	return &dns.SOA{
 		Hdr: hdr(z.Zone, dns.TypeSOA),
 		Ns:  z.Gateway + "." + z.Zone, Mbox: "hostmaster." + z.Zone,

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/vgate-project/vgate/gateway/names/zone"
 )
 
 // fakeDir: clients by label; reach[src] lists what src may send to
@@ -44,10 +45,10 @@ var (
 			dave:   {pfx("10.1.0.0/16")},
 		},
 	}
-	zone = &Zone{
+	eastZone = &zone.Zone{
 		Zone: "east.internal.", Gateway: "net1", TunnelAddress: ip("10.1.255.254"),
 		Local: []netip.Prefix{pfx("10.1.0.0/16")},
-		Peers: []Peer{
+		Peers: []zone.Peer{
 			{Name: "net2", Zone: "west.internal.", Addr: ip("10.2.255.254"), Spaces: []netip.Prefix{pfx("10.2.0.0/16"), pfx("172.16.202.0/24")}},
 			{Name: "net2b", Zone: "west.internal.", Addr: ip("10.2.255.253"), Spaces: []netip.Prefix{pfx("10.2.0.0/16")}},
 			{Name: "net3", Addr: ip("10.3.255.254"), Spaces: []netip.Prefix{pfx("10.3.0.0/16")}},
@@ -73,11 +74,11 @@ func addrsOf(rrs []dns.RR) []string {
 }
 
 func TestDecide(t *testing.T) {
-	noUp := *zone
+	noUp := *eastZone
 	noUp.Upstream = nil
 	tests := []struct {
 		name   string
-		z      *Zone
+		z      *zone.Zone
 		asker  netip.Addr
 		qname  string
 		qtype  uint16
@@ -85,35 +86,35 @@ func TestDecide(t *testing.T) {
 		want   string // answer addresses, or forward targets, comma-separated
 		filter bool
 	}{
-		{"client sees a client of an interconnected group", zone, alice, "bob.east.internal.", dns.TypeA, Answer, "172.16.201.2", false},
-		{"case and missing dot", zone, alice, "BOB.East.Internal", dns.TypeA, Answer, "172.16.201.2", false},
-		{"dotted client name", zone, alice, "lab.bob.east.internal.", dns.TypeA, Answer, "172.16.201.9", false},
-		{"client may not reach dave: no such name", zone, alice, "dave.east.internal.", dns.TypeA, NXDomain, "", false},
-		{"dave may not reach alice", zone, dave, "alice.east.internal.", dns.TypeA, NXDomain, "", false},
-		{"unknown client", zone, alice, "nobody.east.internal.", dns.TypeA, NXDomain, "", false},
-		{"a client always sees itself, both families", zone, alice, "alice.east.internal.", dns.TypeANY, Answer, "172.16.201.1,fd00:c1::1", false},
-		{"AAAA of an IPv4-only visible client: NODATA", zone, alice, "bob.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
-		{"bob sees alice's IPv4 only (alice6 not in bob's reach)", zone, bob, "alice.east.internal.", dns.TypeANY, Answer, "172.16.201.1", false},
-		{"local host sees clients that may send to it", zone, ip("10.1.0.2"), "dave.east.internal.", dns.TypeA, Answer, "172.16.201.4", false},
-		{"local host sees only addresses that may send to it", zone, ip("10.1.0.2"), "alice.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
-		{"peer gateway: dave may not send to net 2", zone, ip("10.2.255.254"), "dave.east.internal.", dns.TypeA, NXDomain, "", false},
-		{"peer gateway sees alice", zone, ip("10.2.255.254"), "alice.east.internal.", dns.TypeA, Answer, "172.16.201.1", false},
-		{"the gateway itself sees every client", zone, ip("10.1.255.254"), "dave.east.internal.", dns.TypeA, Answer, "172.16.201.4", false},
-		{"the gateway itself sees both families", zone, ip("10.1.255.254"), "alice.east.internal.", dns.TypeANY, Answer, "172.16.201.1,fd00:c1::1", false},
-		{"gateway name", zone, dave, "net1.east.internal.", dns.TypeA, Answer, "10.1.255.254", false},
-		{"gateway name AAAA: NODATA", zone, dave, "net1.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
-		{"apex SOA", zone, ip("10.1.0.2"), "east.internal.", dns.TypeSOA, Answer, "SOA", false},
-		{"apex A: NODATA", zone, ip("10.1.0.2"), "east.internal.", dns.TypeA, Answer, "SOA", false},
-		{"outside asker dropped even in the zone", zone, ip("198.18.0.9"), "net1.east.internal.", dns.TypeA, Drop, "", false},
-		{"revoked client's old address is outside", zone, ip("172.16.201.7"), "net1.east.internal.", dns.TypeA, Drop, "", false},
-		{"client: peer zone forwarded to both gateways of that network, filtered", zone, alice, "carol.west.internal.", dns.TypeA, Forward, "10.2.255.254:53,10.2.255.253:53", true},
-		{"local: peer zone forwarded unfiltered", zone, ip("10.1.0.2"), "carol.west.internal.", dns.TypeA, Forward, "10.2.255.254:53,10.2.255.253:53", false},
-		{"peer asking for a peer zone: no transit", zone, ip("10.3.0.5"), "carol.west.internal.", dns.TypeA, Refuse, "", false},
-		{"peer asking for its own zone: no loop", zone, ip("10.2.255.254"), "carol.west.internal.", dns.TypeA, Refuse, "", false},
-		{"client: other names upstream", zone, alice, "example.com.", dns.TypeA, Forward, "10.1.0.53:53", false},
-		{"peer: no upstream recursion", zone, ip("10.2.0.9"), "example.com.", dns.TypeA, Refuse, "", false},
+		{"client sees a client of an interconnected group", eastZone, alice, "bob.east.internal.", dns.TypeA, Answer, "172.16.201.2", false},
+		{"case and missing dot", eastZone, alice, "BOB.East.Internal", dns.TypeA, Answer, "172.16.201.2", false},
+		{"dotted client name", eastZone, alice, "lab.bob.east.internal.", dns.TypeA, Answer, "172.16.201.9", false},
+		{"client may not reach dave: no such name", eastZone, alice, "dave.east.internal.", dns.TypeA, NXDomain, "", false},
+		{"dave may not reach alice", eastZone, dave, "alice.east.internal.", dns.TypeA, NXDomain, "", false},
+		{"unknown client", eastZone, alice, "nobody.east.internal.", dns.TypeA, NXDomain, "", false},
+		{"a client always sees itself, both families", eastZone, alice, "alice.east.internal.", dns.TypeANY, Answer, "172.16.201.1,fd00:c1::1", false},
+		{"AAAA of an IPv4-only visible client: NODATA", eastZone, alice, "bob.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
+		{"bob sees alice's IPv4 only (alice6 not in bob's reach)", eastZone, bob, "alice.east.internal.", dns.TypeANY, Answer, "172.16.201.1", false},
+		{"local host sees clients that may send to it", eastZone, ip("10.1.0.2"), "dave.east.internal.", dns.TypeA, Answer, "172.16.201.4", false},
+		{"local host sees only addresses that may send to it", eastZone, ip("10.1.0.2"), "alice.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
+		{"peer gateway: dave may not send to net 2", eastZone, ip("10.2.255.254"), "dave.east.internal.", dns.TypeA, NXDomain, "", false},
+		{"peer gateway sees alice", eastZone, ip("10.2.255.254"), "alice.east.internal.", dns.TypeA, Answer, "172.16.201.1", false},
+		{"the gateway itself sees every client", eastZone, ip("10.1.255.254"), "dave.east.internal.", dns.TypeA, Answer, "172.16.201.4", false},
+		{"the gateway itself sees both families", eastZone, ip("10.1.255.254"), "alice.east.internal.", dns.TypeANY, Answer, "172.16.201.1,fd00:c1::1", false},
+		{"gateway name", eastZone, dave, "net1.east.internal.", dns.TypeA, Answer, "10.1.255.254", false},
+		{"gateway name AAAA: NODATA", eastZone, dave, "net1.east.internal.", dns.TypeAAAA, Answer, "SOA", false},
+		{"apex SOA", eastZone, ip("10.1.0.2"), "east.internal.", dns.TypeSOA, Answer, "SOA", false},
+		{"apex A: NODATA", eastZone, ip("10.1.0.2"), "east.internal.", dns.TypeA, Answer, "SOA", false},
+		{"outside asker dropped even in the zone", eastZone, ip("198.18.0.9"), "net1.east.internal.", dns.TypeA, Drop, "", false},
+		{"revoked client's old address is outside", eastZone, ip("172.16.201.7"), "net1.east.internal.", dns.TypeA, Drop, "", false},
+		{"client: peer zone forwarded to both gateways of that network, filtered", eastZone, alice, "carol.west.internal.", dns.TypeA, Forward, "10.2.255.254:53,10.2.255.253:53", true},
+		{"local: peer zone forwarded unfiltered", eastZone, ip("10.1.0.2"), "carol.west.internal.", dns.TypeA, Forward, "10.2.255.254:53,10.2.255.253:53", false},
+		{"peer asking for a peer zone: no transit", eastZone, ip("10.3.0.5"), "carol.west.internal.", dns.TypeA, Refuse, "", false},
+		{"peer asking for its own zone: no loop", eastZone, ip("10.2.255.254"), "carol.west.internal.", dns.TypeA, Refuse, "", false},
+		{"client: other names upstream", eastZone, alice, "example.com.", dns.TypeA, Forward, "10.1.0.53:53", false},
+		{"peer: no upstream recursion", eastZone, ip("10.2.0.9"), "example.com.", dns.TypeA, Refuse, "", false},
 		{"no upstream: refused", &noUp, alice, "example.com.", dns.TypeA, Refuse, "", false},
-		{"a name that only ends like the zone", zone, alice, "xeast.internal.", dns.TypeA, Forward, "10.1.0.53:53", false},
+		{"a name that only ends like the zone", eastZone, alice, "xeast.internal.", dns.TypeA, Forward, "10.1.0.53:53", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +136,7 @@ func TestDecide(t *testing.T) {
 				if d.Filter != tt.filter {
 					t.Errorf("filter %v, want %v", d.Filter, tt.filter)
 				}
-				if d.Targets[0].Addr() != zone.Upstream[0].Addr() && d.Via != zone.TunnelAddress {
+				if d.Targets[0].Addr() != eastZone.Upstream[0].Addr() && d.Via != eastZone.TunnelAddress {
 					t.Errorf("forwarding to a peer from %v, want the tunnel address", d.Via)
 				}
 			case NXDomain:
@@ -209,10 +210,10 @@ func FuzzDecide(f *testing.F) {
 		if !ok {
 			return
 		}
-		d := Decide(zone, dir, asker, name, qtype)
-		kind := Classify(zone, dir, asker)
+		d := Decide(eastZone, dir, asker, name, qtype)
+		kind := Classify(eastZone, dir, asker)
 		canon := dns.CanonicalName(name)
-		label, own := under(canon, zone.Zone)
+		label, own := under(canon, eastZone.Zone)
 		switch {
 		case (kind == Outside) != (d.Action == Drop):
 			t.Fatalf("outside asker %v got %v", asker, d.Action)
@@ -226,7 +227,7 @@ func FuzzDecide(f *testing.F) {
 			if !ok {
 				continue
 			}
-			if a != zone.TunnelAddress && !slices.Contains(dir.Lookup(label), a) {
+			if a != eastZone.TunnelAddress && !slices.Contains(dir.Lookup(label), a) {
 				t.Fatalf("%q answered with %v, which is neither the gateway nor that client", name, a)
 			}
 		}
@@ -235,21 +236,21 @@ func FuzzDecide(f *testing.F) {
 
 func TestRecursionAvailable(t *testing.T) {
 	up := []netip.AddrPort{netip.MustParseAddrPort("10.1.0.53:53")}
-	withPeerZone := []Peer{{Name: "west", Zone: "west.internal."}}
-	plainPeer := []Peer{{Name: "west"}}
+	withPeerZone := []zone.Peer{{Name: "west", Zone: "west.internal."}}
+	plainPeer := []zone.Peer{{Name: "west"}}
 	for _, tc := range []struct {
 		name string
-		z    Zone
+		z    zone.Zone
 		kind AskerKind
 		want bool
 	}{
-		{"client, upstream", Zone{Upstream: up}, Client, true},
-		{"local, peer zone", Zone{Peers: withPeerZone}, Local, true},
-		{"client, nothing to forward", Zone{Peers: plainPeer}, Client, false},
-		{"peer, upstream: no transit", Zone{Upstream: up, Peers: withPeerZone}, FromPeer, false},
-		{"outside", Zone{Upstream: up}, Outside, false},
+		{"client, upstream", zone.Zone{Upstream: up}, Client, true},
+		{"local, peer zone", zone.Zone{Peers: withPeerZone}, Local, true},
+		{"client, nothing to forward", zone.Zone{Peers: plainPeer}, Client, false},
+		{"peer, upstream: no transit", zone.Zone{Upstream: up, Peers: withPeerZone}, FromPeer, false},
+		{"outside", zone.Zone{Upstream: up}, Outside, false},
 	} {
-		if got := tc.z.RecursionAvailable(tc.kind); got != tc.want {
+		if got := RecursionAvailable(&tc.z, tc.kind); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}

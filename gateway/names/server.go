@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vgate-project/vgate/gateway/connlimit"
+	"github.com/vgate-project/vgate/gateway/names/zone"
 )
 
 // Port is where the server listens on the tunnel address (UDP and TCP).
@@ -46,7 +47,7 @@ const (
 type Server struct {
 	log      *slog.Logger
 	addr     netip.Addr
-	zone     atomic.Pointer[Zone]
+	zone     atomic.Pointer[zone.Zone]
 	dir      func() Directory
 	udp, tcp *dns.Server
 	tcpLn    *connlimit.Listener
@@ -61,7 +62,7 @@ type Server struct {
 // Listen serves z on addr, UDP and TCP port 53 (port, when not 0, for
 // tests). dir returns the current client directory. On error nothing is
 // left listening.
-func Listen(addr netip.Addr, port uint16, z *Zone, dir func() Directory, log *slog.Logger) (*Server, error) {
+func Listen(addr netip.Addr, port uint16, z *zone.Zone, dir func() Directory, log *slog.Logger) (*Server, error) {
 	if port == 0 {
 		port = Port
 	}
@@ -114,7 +115,7 @@ func Listen(addr netip.Addr, port uint16, z *Zone, dir func() Directory, log *sl
 func (s *Server) Addr() netip.Addr { return s.addr }
 
 // SetZone replaces what the server answers.
-func (s *Server) SetZone(z *Zone) { s.zone.Store(z) }
+func (s *Server) SetZone(z *zone.Zone) { s.zone.Store(z) }
 
 // Close stops both listeners.
 func (s *Server) Close() error {
@@ -148,7 +149,7 @@ func (s *Server) Counts() map[string]uint64 {
 }
 
 // Zone is what the server answers now.
-func (s *Server) Zone() *Zone { return s.zone.Load() }
+func (s *Server) Zone() *zone.Zone { return s.zone.Load() }
 
 // ServeDNS answers one query (dns.Handler).
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
@@ -179,7 +180,7 @@ func (s *Server) respond(remote net.Addr, r *dns.Msg, udp bool) (*dns.Msg, int) 
 	m, out := s.answer(remote, r, udp)
 	if m != nil {
 		kind := Classify(s.zone.Load(), s.directory(), addrOf(remote))
-		m.RecursionAvailable = out == outForwarded || s.zone.Load().RecursionAvailable(kind)
+		m.RecursionAvailable = out == outForwarded || RecursionAvailable(s.zone.Load(), kind)
 	}
 	return m, out
 }

@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/vgate-project/vgate/gateway/names/zone"
 )
 
 // listen starts a server on addr at a free port.
-func listen(t *testing.T, addr netip.Addr, z *Zone, d func() Directory) (*Server, netip.AddrPort) {
+func listen(t *testing.T, addr netip.Addr, z *zone.Zone, d func() Directory) (*Server, netip.AddrPort) {
 	t.Helper()
 	for port := uint16(20053); port < 20153; port++ {
 		s, err := Listen(addr, port, z, d, slog.New(slog.DiscardHandler))
@@ -48,14 +49,14 @@ func TestServer(t *testing.T) {
 	lo1, lo2 := ip("127.0.0.1"), ip("127.0.0.2")
 	var cur atomic.Pointer[fakeDir]
 	cur.Store(&fakeDir{clients: map[string][]netip.Addr{"carol": {ip("172.16.202.1")}}, reach: map[netip.Addr][]netip.Prefix{ip("172.16.202.1"): {pfx("127.0.0.0/8")}}})
-	west := &Zone{Zone: "west.internal.", Gateway: "net2", TunnelAddress: lo2, Peers: []Peer{{Name: "net1", Addr: lo1}}}
+	west := &zone.Zone{Zone: "west.internal.", Gateway: "net2", TunnelAddress: lo2, Peers: []zone.Peer{{Name: "net1", Addr: lo1}}}
 	_, westAddr := listen(t, lo2, west, func() Directory { return *cur.Load() })
 
-	up := &Zone{Zone: "example.com.", Gateway: "www", TunnelAddress: ip("127.0.0.3"), Local: []netip.Prefix{pfx("127.0.0.0/8")}}
+	up := &zone.Zone{Zone: "example.com.", Gateway: "www", TunnelAddress: ip("127.0.0.3"), Local: []netip.Prefix{pfx("127.0.0.0/8")}}
 	_, upAddr := listen(t, ip("127.0.0.3"), up, func() Directory { return NoClients })
 
-	east := &Zone{Zone: "east.internal.", Gateway: "net1", TunnelAddress: lo1, Local: []netip.Prefix{pfx("127.0.0.1/32")},
-		Peers:    []Peer{{Name: "net2", Zone: "west.internal.", Addr: lo2}},
+	east := &zone.Zone{Zone: "east.internal.", Gateway: "net1", TunnelAddress: lo1, Local: []netip.Prefix{pfx("127.0.0.1/32")},
+		Peers:    []zone.Peer{{Name: "net2", Zone: "west.internal.", Addr: lo2}},
 		Upstream: []netip.AddrPort{upAddr}}
 	s, eastAddr := listen(t, lo1, east, func() Directory { return NoClients })
 	s.setExchange(func(ctx context.Context, m *dns.Msg, target netip.AddrPort, via netip.Addr) (*dns.Msg, error) {
@@ -106,8 +107,8 @@ func TestServer(t *testing.T) {
 // its TCP connections are bounded.
 func TestServerOutsideDropped(t *testing.T) {
 	lo1 := ip("127.0.0.1")
-	z := &Zone{Zone: "east.internal.", Gateway: "net1", TunnelAddress: lo1, Local: []netip.Prefix{pfx("127.0.0.1/32")},
-		Peers: []Peer{{Name: "net2", Addr: ip("127.0.0.2"), Spaces: []netip.Prefix{pfx("127.0.2.0/24")}}}}
+	z := &zone.Zone{Zone: "east.internal.", Gateway: "net1", TunnelAddress: lo1, Local: []netip.Prefix{pfx("127.0.0.1/32")},
+		Peers: []zone.Peer{{Name: "net2", Addr: ip("127.0.0.2"), Spaces: []netip.Prefix{pfx("127.0.2.0/24")}}}}
 	s, addr := listen(t, lo1, z, func() Directory { return NoClients })
 	ask := func(network string, from netip.Addr, m *dns.Msg) (*dns.Msg, error) {
 		d := &net.Dialer{Timeout: time.Second}
@@ -180,7 +181,7 @@ func TestServerOutsideDropped(t *testing.T) {
 // gets SERVFAIL at once, and another asker is still forwarded.
 func TestServerForwardsPerAsker(t *testing.T) {
 	lo1 := ip("127.0.0.1")
-	z := &Zone{Zone: "east.internal.", Gateway: "net1", TunnelAddress: lo1, Local: []netip.Prefix{pfx("127.0.0.0/8")},
+	z := &zone.Zone{Zone: "east.internal.", Gateway: "net1", TunnelAddress: lo1, Local: []netip.Prefix{pfx("127.0.0.0/8")},
 		Upstream: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.53:53")}}
 	s, addr := listen(t, lo1, z, func() Directory { return NoClients })
 	release := make(chan struct{})

@@ -525,7 +525,7 @@ func (s *Server) ListenPort() (uint16, error) {
 }
 
 // QueueStats is what the device's send queue and budgets hold and did.
-func (s *Server) QueueStats() dataplane.QueueStats {
+func (s *Server) QueueStats() api.QueueStatus {
 	st := s.queues.Stats()
 	st.Qdisc = dataplane.QdiscOf(s.ifname)
 	return st

@@ -2,13 +2,14 @@ package plan
 
 import (
 	"fmt"
-	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"slices"
 	"strings"
 
+	"github.com/vgate-project/vgate/api"
+
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -36,7 +37,7 @@ import (
 // peer's AllowedIPs; where one was the best path, the best of the other
 // accepted paths takes its place (shortest AS path, then the peering's
 // name), as GoBGP decides once the session is down.
-func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, learned []routing.Route, dead map[string]bool) ([]Tunnel, []kernel.Route) {
+func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []route.Route, learned []routing.Route, dead map[string]bool) ([]Tunnel, []route.Route) {
 	tunnels, routes, _ = desiredBGPDraining(cfg, tunnels, routes, learned, dead, nil)
 	return tunnels, routes
 }
@@ -47,7 +48,7 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, lea
 // gets its kernel route only through such paths (preferUndrained); a
 // draining peering stays in AllowedIPs and keeps the prefixes it alone
 // has. avoided are the draining peerings no kernel route goes through.
-func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []kernel.Route, learned []routing.Route, dead, draining map[string]bool) ([]Tunnel, []kernel.Route, map[string]bool) {
+func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Route, learned []routing.Route, dead, draining map[string]bool) ([]Tunnel, []route.Route, map[string]bool) {
 	learned = preferUndrained(withoutDead(learned, dead), draining)
 	bgpPeering := map[string]bool{}
 	for _, p := range cfg.Peerings {
@@ -124,9 +125,9 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []kernel.Ro
 		}
 	}
 	for p, devs := range bestDevs {
-		routes = append(routes, kernel.Route{Dst: p, Src: cfg.TunnelAddress}.WithDevs(devs))
+		routes = append(routes, route.Route{Dst: p, Src: cfg.TunnelAddress}.WithDevs(devs))
 	}
-	slices.SortFunc(routes, func(a, b kernel.Route) int { return a.Dst.Compare(b.Dst) })
+	slices.SortFunc(routes, func(a, b route.Route) int { return a.Dst.Compare(b.Dst) })
 	return out, routes, avoided
 }
 
@@ -295,10 +296,10 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 // routeTable is what `vgate routes` shows (Routes): the gateway's own spaces, static
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
-func routeTable(cfg *config.Config, static []kernel.Route, learned []routing.Route, kern []kernel.Route, dead map[string]bool) []api.RouteEntry {
+func routeTable(cfg *config.Config, static []route.Route, learned []routing.Route, kern []route.Route, dead map[string]bool) []api.RouteEntry {
 	ifOf := ifNames(cfg)
 	peeringOf := func(dev string, dst netip.Prefix) string { return peeringOn(cfg, dev, dst) }
-	inKernel := map[netip.Prefix]kernel.Route{}
+	inKernel := map[netip.Prefix]route.Route{}
 	for _, r := range kern {
 		inKernel[r.Dst] = r
 	}
@@ -390,8 +391,8 @@ func addRuntimeProtected(in Input, configured map[string]netip.Addr, add func(ne
 // route vgate did not install has their destination the reason, e.g. "not
 // installed: conflicts with 10.2.0.0/16 dev eth0 proto static metric 0
 // (not vgate's)".
-func markConflicts(entries []api.RouteEntry, conflicts []kernel.RouteConflict) {
-	by := map[netip.Prefix]kernel.RouteConflict{}
+func markConflicts(entries []api.RouteEntry, conflicts []route.Conflict) {
+	by := map[netip.Prefix]route.Conflict{}
 	for _, c := range conflicts {
 		by[c.Dst] = c
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/routing"
 	"github.com/vgate-project/vgate/routing/bfd"
 )
@@ -87,7 +87,7 @@ func TestDesiredBGP(t *testing.T) {
 	// Without learned routes: exactly the static state.
 	t0, r0, _ := desired(cfg, testEnv())
 	t1, r1 := desiredBGP(cfg, t0, r0, nil, nil)
-	if !slices.EqualFunc(t0, t1, func(a, b Tunnel) bool { return a.WireGuard.Equal(b.WireGuard) }) || !slices.EqualFunc(sorted(r0), r1, kernel.Route.Equal) {
+	if !slices.EqualFunc(t0, t1, func(a, b Tunnel) bool { return a.WireGuard.Equal(b.WireGuard) }) || !slices.EqualFunc(sorted(r0), r1, route.Route.Equal) {
 		t.Errorf("no learned routes changed the static state")
 	}
 }
@@ -100,9 +100,9 @@ func prefixes(ss []string) []netip.Prefix {
 	return out
 }
 
-func sorted(rs []kernel.Route) []kernel.Route {
+func sorted(rs []route.Route) []route.Route {
 	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b kernel.Route) int { return a.Dst.Compare(b.Dst) })
+	slices.SortFunc(rs, func(a, b route.Route) int { return a.Dst.Compare(b.Dst) })
 	return rs
 }
 
@@ -151,7 +151,7 @@ func TestRouteTable(t *testing.T) {
 		{Prefix: p("10.1.5.0/24"), Neighbor: "b", Reason: api.RouteRejection{Code: api.RejectProtected, Owner: "local address space", Conflict: p("10.1.0.0/16")}},
 		{Prefix: p("10.6.0.0/16"), Neighbor: "b", Accepted: true, Best: true},
 	}
-	kern := []kernel.Route{{Dst: p("10.4.0.0/16"), Dev: "vg-b"}, {Dst: p("10.3.0.0/16"), Dev: "vg-c"}}
+	kern := []route.Route{{Dst: p("10.4.0.0/16"), Dev: "vg-b"}, {Dst: p("10.3.0.0/16"), Dev: "vg-c"}}
 	var got []string
 	for _, e := range routeTable(cfg, static, learned, kern, nil) {
 		got = append(got, fmt.Sprintf("%s %s %s %v %v %s", e.Prefix, e.Source, e.Peering, e.ASPath, e.Installed, e.Status))
@@ -199,7 +199,7 @@ func TestDesiredBGPMultipath(t *testing.T) {
 		{Prefix: p("fd00:4::/48"), Neighbor: "c", Accepted: true, Best: true, ASPath: []uint32{65003, 65005}},
 		{Prefix: p("fd00:4::/48"), Neighbor: "b", Accepted: true, ASPath: []uint32{65002, 65005}},
 	}
-	render := func(rs []kernel.Route) []string {
+	render := func(rs []route.Route) []string {
 		var out []string
 		for _, r := range rs {
 			if r.Dst.Addr().Is4() && r.Dst.Bits() == 32 {
@@ -249,7 +249,7 @@ func TestRouteTableMultipath(t *testing.T) {
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
 	}
-	kern := []kernel.Route{kernel.Route{Dst: p("10.4.0.0/16")}.WithDevs([]string{"vg-c", "vg-b"})}
+	kern := []route.Route{route.Route{Dst: p("10.4.0.0/16")}.WithDevs([]string{"vg-c", "vg-b"})}
 	var got []string
 	for _, e := range routeTable(cfg, static, learned, kern, nil) {
 		if e.Source == "bgp" {

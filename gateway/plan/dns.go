@@ -4,17 +4,17 @@ import (
 	"strings"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/names"
+	"github.com/vgate-project/vgate/gateway/names/zone"
 )
 
 // dnsZone is the name server's desired state: nil without dns. A peer's
 // spaces are its tunnel's AllowedIPs (declared spaces, tunnel address,
 // prefixes accepted by BGP): a query from there is that peer's.
-func dnsZone(cfg *config.Config, tunnels []Tunnel) *names.Zone {
+func dnsZone(cfg *config.Config, tunnels []Tunnel) *zone.Zone {
 	if cfg.DNS == nil {
 		return nil
 	}
-	z := &names.Zone{
+	z := &zone.Zone{
 		Zone:          config.CanonicalZone(cfg.DNS.Zone),
 		Gateway:       strings.ToLower(cfg.Name),
 		TunnelAddress: cfg.TunnelAddress,
@@ -26,7 +26,7 @@ func dnsZone(cfg *config.Config, tunnels []Tunnel) *names.Zone {
 		}
 	}
 	for _, p := range cfg.Peerings {
-		np := names.Peer{Name: p.Name, Addr: p.PeerTunnelAddress(), Spaces: p.SeenAllowedIPs(), Ingress: p.NATRules().Ingress}
+		np := zone.Peer{Name: p.Name, Addr: p.PeerTunnelAddress(), Spaces: p.SeenAllowedIPs(), Ingress: p.NATRules().Ingress}
 		if p.DNSZone != "" {
 			np.Zone = config.CanonicalZone(p.DNSZone)
 		}

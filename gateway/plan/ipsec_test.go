@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -35,7 +35,7 @@ func TestDesiredIPsec(t *testing.T) {
 	if fmt.Sprint(h.IPsec.RemoteTS) != "[192.168.0.0/16]" || fmt.Sprint(h.IPsec.LocalTS) != "[0.0.0.0/0 ::/0]" {
 		t.Errorf("selectors %v === %v", h.IPsec.LocalTS, h.IPsec.RemoteTS)
 	}
-	want := kernel.Route{Dst: netip.MustParsePrefix("192.168.0.0/16"), Dev: ipsec.IfName, Src: cfg.TunnelAddress}
+	want := route.Route{Dst: netip.MustParsePrefix("192.168.0.0/16"), Dev: ipsec.IfName, Src: cfg.TunnelAddress}
 	found := false
 	for _, r := range routes {
 		found = found || r.Dst == want.Dst && r.Dev == want.Dev && r.Src == want.Src
@@ -53,7 +53,7 @@ func TestIPsecBGPRoutesAndView(t *testing.T) {
 	learned := []routing.Route{{Prefix: netip.MustParsePrefix("192.168.7.0/24"), Neighbor: "hq", Accepted: true, Best: true}}
 	in := Input{Config: cfg, Env: Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned}
 	st := Plan(in)
-	var got *kernel.Route
+	var got *route.Route
 	for i, r := range st.Routes {
 		if r.Dst.String() == "192.168.7.0/24" {
 			got = &st.Routes[i]

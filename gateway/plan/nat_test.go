@@ -7,7 +7,7 @@ import (
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/routing"
 )
 
@@ -79,7 +79,7 @@ func TestPlanNAT(t *testing.T) {
 			t.Errorf("route %v is in a peer's own view", r.Dst)
 		}
 	}
-	if !slices.ContainsFunc(routes, func(r kernel.Route) bool { return r.Dst == netip.MustParsePrefix("100.65.0.0/16") && r.Dev == "vg-a" }) {
+	if !slices.ContainsFunc(routes, func(r route.Route) bool { return r.Dst == netip.MustParsePrefix("100.65.0.0/16") && r.Dev == "vg-a" }) {
 		t.Errorf("no route 100.65.0.0/16 dev vg-a in %v", routes)
 	}
 
@@ -145,7 +145,7 @@ func TestPlanNATBGP(t *testing.T) {
 		t.Errorf("hide b = %v, want %v", nb.Hide, want)
 	}
 	// The translated route is installed through a's tunnel.
-	if !slices.ContainsFunc(st.Routes, func(r kernel.Route) bool { return r.Dst == mp("100.65.4.0/24") && r.Dev == "vg-a" }) {
+	if !slices.ContainsFunc(st.Routes, func(r route.Route) bool { return r.Dst == mp("100.65.4.0/24") && r.Dev == "vg-a" }) {
 		t.Errorf("routes %v", st.Routes)
 	}
 	// Which end dials compares the addresses as they cross the tunnel:

@@ -26,9 +26,9 @@ import (
 	"github.com/vgate-project/vgate/api"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/keys"
-	"github.com/vgate-project/vgate/gateway/names"
+	"github.com/vgate-project/vgate/gateway/names/zone"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/ipsec"
 	"github.com/vgate-project/vgate/routing"
@@ -52,7 +52,7 @@ type Input struct {
 	// covering one would carry a tunnel into itself, or an underlay or LAN
 	// into a tunnel.
 	Endpoints []UnderlayEndpoint
-	Connected []kernel.Connected
+	Connected []route.Connected
 	// Remembered are the underlay endpoints the peers had when this
 	// gateway last ran (state_dir, gateway/remember.go). A peering without
 	// a configured endpoint (dial-in only) gets its remembered one, so
@@ -133,13 +133,13 @@ type State struct {
 	Tunnels []Tunnel
 	// Routes are every kernel route vgate owns: static peering spaces,
 	// the point-to-site pool, and BGP best paths.
-	Routes []kernel.Route
+	Routes []route.Route
 	// TunnelAddress is the gateway's overlay address (on lo).
 	TunnelAddress netip.Addr
 	BGP           *BGP // nil: no speaker
 	P2S           *P2S // nil: no point-to-site device
 	// DNS is the name server on the tunnel address; nil: none (dns.go).
-	DNS *names.Zone
+	DNS *zone.Zone
 	// Enroll is the invite enrollment listener; nil: none (it needs
 	// point_to_site.enroll and a running point-to-site device).
 	Enroll *Enroll
@@ -276,7 +276,7 @@ func Plan(in Input) State {
 
 // static is the plan before BGP: a tunnel per peering, routes for the
 // peerings' static spaces and for the point-to-site pool.
-func static(in Input) ([]Tunnel, []kernel.Route, []Problem) {
+func static(in Input) ([]Tunnel, []route.Route, []Problem) {
 	tunnels, routes, problems := desired(in.Config, in.Env)
 	remembered(in.Config, tunnels, in.Remembered)
 	if in.Config.PointToSite != nil && !in.P2SDown {
@@ -316,7 +316,7 @@ func remembered(cfg *config.Config, tunnels []Tunnel, mem []RememberedEndpoint) 
 //
 // A route the kernel does not have because a route vgate did not install
 // holds its destination (conflicts, from kernel.Kernel.Conflicts) says so.
-func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []api.RouteEntry {
+func Routes(in Input, kern []route.Route, conflicts []route.Conflict) []api.RouteEntry {
 	_, routes, _ := static(in)
 	learned := withoutDead(in.Learned, in.ProbeDead)
 	for _, r := range in.Learned {
@@ -331,11 +331,11 @@ func Routes(in Input, kern []kernel.Route, conflicts []kernel.RouteConflict) []a
 
 // p2sRoutes are the kernel routes of the point-to-site pool, through the
 // P2S device.
-func p2sRoutes(cfg *config.Config) []kernel.Route {
-	var routes []kernel.Route
+func p2sRoutes(cfg *config.Config) []route.Route {
+	var routes []route.Route
 	for _, q := range cfg.PointToSite.AddressPool { // as p2s.NewPool keeps them
 		if q.IsValid() {
-			routes = append(routes, kernel.Route{Dst: q.Masked(), Dev: wgspec.P2SIfName, Src: cfg.TunnelAddress})
+			routes = append(routes, route.Route{Dst: q.Masked(), Dev: wgspec.P2SIfName, Src: cfg.TunnelAddress})
 		}
 	}
 	return routes

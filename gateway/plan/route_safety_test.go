@@ -1,12 +1,12 @@
 package plan
 
 import (
-	"github.com/vgate-project/vgate/api"
 	"net/netip"
 	"slices"
 	"testing"
 
-	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/routing"
 )
 
@@ -22,7 +22,7 @@ func TestBGPImportRuntimeProtected(t *testing.T) {
 		{AddrPort: netip.MustParseAddrPort("198.18.0.9:51820"), Peering: "s"}, // no endpoint configured
 		{AddrPort: netip.MustParseAddrPort("[::ffff:203.0.113.5]:6000"), Client: "alice"},
 	}
-	in.Connected = []kernel.Connected{{Prefix: p("198.18.1.0/24"), Dev: "eth0"}, {Prefix: p("fd18::/64"), Dev: "eth0"}}
+	in.Connected = []route.Connected{{Prefix: p("198.18.1.0/24"), Dev: "eth0"}, {Prefix: p("fd18::/64"), Dev: "eth0"}}
 	st := Plan(in).BGP.Speaker
 	var prot []string
 	for _, x := range st.Protected {
@@ -62,13 +62,13 @@ func TestBGPImportRuntimeProtected(t *testing.T) {
 }
 
 func TestMarkConflicts(t *testing.T) {
-	f := kernel.ForeignRoute{Dst: p("10.9.0.0/16"), Dev: "eth0", Protocol: 4}
+	f := api.ForeignRoute{Dst: p("10.9.0.0/16"), Dev: "eth0", Protocol: 4}
 	es := []api.RouteEntry{
 		{Prefix: p("10.9.0.0/16"), Source: "static", Peering: "s", Status: statusNotInKernel},
 		{Prefix: p("10.9.0.0/16"), Source: "bgp", Peering: "b", Status: "best, static route preferred"},
 		{Prefix: p("10.4.0.0/16"), Source: "bgp", Peering: "b", Installed: true, Status: "installed"},
 	}
-	markConflicts(es, []kernel.RouteConflict{{ForeignRoute: f}})
+	markConflicts(es, []route.Conflict{{ForeignRoute: f}})
 	if es[0].Status != "not installed: conflicts with 10.9.0.0/16 dev eth0 proto static metric 0 (not vgate's)" || es[0].Conflict == nil || *es[0].Conflict != api.ForeignRoute(f) {
 		t.Errorf("static entry = %+v", es[0])
 	}

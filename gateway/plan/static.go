@@ -6,7 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/kernel"
+	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/ipsec"
 )
@@ -26,14 +26,14 @@ type Env struct {
 // endpoint that does not resolve is reported in errs and the tunnel is still
 // built without it (the remote side can dial in); everything else in a
 // validated config has a definite answer.
-func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Route, errs []Problem) {
+func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []route.Route, errs []Problem) {
 	for i := range cfg.Peerings {
 		p := &cfg.Peerings[i]
 		if p.IsIPsec() {
 			t := ipsecTunnel(p)
 			tunnels = append(tunnels, t)
 			for _, q := range p.AllowedIPs() {
-				routes = append(routes, kernel.Route{Dst: q.Masked(), Dev: t.IfName, Src: cfg.TunnelAddress})
+				routes = append(routes, route.Route{Dst: q.Masked(), Dev: t.IfName, Src: cfg.TunnelAddress})
 			}
 			continue
 		}
@@ -73,7 +73,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []kernel.Rou
 			},
 		})
 		for _, q := range allowed {
-			routes = append(routes, kernel.Route{Dst: q.Masked(), Dev: ifname, Src: cfg.TunnelAddress})
+			routes = append(routes, route.Route{Dst: q.Masked(), Dev: ifname, Src: cfg.TunnelAddress})
 		}
 	}
 	return tunnels, routes, errs

@@ -13,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
@@ -148,7 +149,7 @@ func testFlood(t *testing.T, burst int) {
 		}
 	}()
 	// Let the flood put the front door under load.
-	waitStats(t, g.mux, "flood", func(st Stats) bool { return st.Initiations >= uint64(10*burst) })
+	waitStats(t, g.mux, "flood", func(st api.PortStats) bool { return st.Initiations >= uint64(10*burst) })
 
 	// Tunnel 0's remote restarts with its key: it must handshake again.
 	p := g.pairs[0]

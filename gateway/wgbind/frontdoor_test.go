@@ -9,11 +9,12 @@ import (
 
 	"golang.zx2c4.com/wireguard/device"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
 // waitStats polls until done(stats) or fails after expectTimeout.
-func waitStats(t testing.TB, m *Mux, what string, done func(Stats) bool) Stats {
+func waitStats(t testing.TB, m *Mux, what string, done func(api.PortStats) bool) api.PortStats {
 	t.Helper()
 	deadline := time.Now().Add(expectTimeout)
 	for {
@@ -30,9 +31,9 @@ func waitStats(t testing.TB, m *Mux, what string, done func(Stats) bool) Stats {
 
 // doorIdle waits until the front door has finished with every initiation
 // received so far, and returns the stats then.
-func doorIdle(t testing.TB, m *Mux) Stats {
+func doorIdle(t testing.TB, m *Mux) api.PortStats {
 	t.Helper()
-	waitStats(t, m, "front door", func(st Stats) bool {
+	waitStats(t, m, "front door", func(st api.PortStats) bool {
 		return m.doorDone.Load()+st.DroppedHandshakeBusy == st.Initiations
 	})
 	// Read again: the snapshot the condition saw was taken before
@@ -76,7 +77,7 @@ func TestFrontDoor(t *testing.T) {
 	}
 	r.dispatch(len(batch))
 	st := doorIdle(t, m)
-	want := Stats{
+	want := api.PortStats{
 		Dispatched: 2, DroppedNotOpen: 1,
 		Initiations: uint64(len(batch)), DroppedBadMAC: 2, DroppedBadHandshake: 2, DroppedUnknownPeer: 1,
 		X25519: 6, // one per initiation with a valid MAC1
@@ -119,7 +120,7 @@ func TestFrontDoor(t *testing.T) {
 	initA2 := realInitiation(t, remotes["a"], gw.Public())
 	r.put(0, initA2)
 	r.dispatch(1)
-	st = waitStats(t, m, "cookie", func(st Stats) bool { return st.CookieReplies == 1 })
+	st = waitStats(t, m, "cookie", func(st api.PortStats) bool { return st.CookieReplies == 1 })
 	if st.X25519 != before.X25519 || st.Dispatched != before.Dispatched {
 		t.Errorf("under load without MAC2: stats %+v", st)
 	}
@@ -145,7 +146,7 @@ func TestFrontDoor(t *testing.T) {
 	gen.AddMacs(retry)
 	r.put(0, retry)
 	r.dispatch(1)
-	st = waitStats(t, m, "retry with MAC2", func(st Stats) bool { return st.Dispatched == before.Dispatched+1 })
+	st = waitStats(t, m, "retry with MAC2", func(st api.PortStats) bool { return st.Dispatched == before.Dispatched+1 })
 	if st.CookieReplies != 1 || st.X25519 != before.X25519+1 {
 		t.Errorf("after the retry: stats %+v", st)
 	}

@@ -1,6 +1,10 @@
 package wgbind
 
-import "time"
+import (
+	"time"
+
+	"github.com/vgate-project/vgate/api"
+)
 
 // Unanswered handshakes: per device, how many handshake initiations it
 // sent and since when the oldest one still waits for an answer. An answer
@@ -33,7 +37,7 @@ func (b *bind) noteAnswer(typ byte, registered time.Duration) {
 }
 
 // handshakeStats fills d's initiation figures.
-func (b *bind) handshakeStats(d *DeviceStats) {
+func (b *bind) handshakeStats(d *api.PortDevice) {
 	d.InitiationsSent = b.initSent.Load()
 	if p := b.pendingSince.Load(); p != 0 {
 		d.UnansweredSince = b.m.epoch.Add(time.Duration(p))

@@ -4,10 +4,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vgate-project/vgate/api"
 )
 
 // deviceStats is the Stats entry of the named device.
-func deviceStats(t *testing.T, m *Mux, name string) DeviceStats {
+func deviceStats(t *testing.T, m *Mux, name string) api.PortDevice {
 	t.Helper()
 	for _, d := range m.Stats().Devices {
 		if d.Name == name {
@@ -15,7 +17,7 @@ func deviceStats(t *testing.T, m *Mux, name string) DeviceStats {
 		}
 	}
 	t.Fatalf("no device %q in Stats", name)
-	return DeviceStats{}
+	return api.PortDevice{}
 }
 
 // A device's initiations are counted; the oldest unanswered one's time is

@@ -29,6 +29,7 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ratelimiter"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
@@ -98,58 +99,6 @@ const (
 	// this is unusable. It also forgets the indices of deleted tunnels.
 	maxIndexAge = 6 * time.Minute
 )
-
-// Stats counts what the Mux did with received datagrams.
-type Stats struct {
-	Dispatched          uint64 `json:"dispatched"`            // handed to a device queue
-	DroppedUnknownIndex uint64 `json:"dropped_unknown_index"` // response, cookie or transport with an index no device registered
-	DroppedMalformed    uint64 `json:"dropped_malformed"`     // too short, wrong size for its type, or unknown type
-	DroppedQueueFull    uint64 `json:"dropped_queue_full"`    // a device's queue was full (the sum over Devices)
-	DroppedNotOpen      uint64 `json:"dropped_not_open"`      // the packet's device is closed
-
-	// Handshake responses (hsgate.go).
-	DroppedResponseBadMAC uint64 `json:"dropped_response_bad_mac"` // MAC1 wrong
-	DroppedResponseLater  uint64 `json:"dropped_response_later"`   // another response to the same handshake waits, or a copy of one the device holds
-
-	// The front door: handshake initiations.
-	Initiations          uint64 `json:"initiations"`            // received, of the right size
-	DroppedHandshakeBusy uint64 `json:"dropped_handshake_busy"` // the front door's queue was full
-	DroppedBadMAC        uint64 `json:"dropped_bad_mac"`        // MAC1 wrong
-	DroppedRateLimited   uint64 `json:"dropped_rate_limited"`   // under load, valid MAC2, source over its rate
-	DroppedBadHandshake  uint64 `json:"dropped_bad_handshake"`  // static key or timestamp did not decrypt
-	DroppedReplay        uint64 `json:"dropped_replay"`         // timestamp not after the last admitted from that peer
-	DroppedUnknownPeer   uint64 `json:"dropped_unknown_peer"`   // static key is no tunnel's peer, or no private key set
-	CookieReplies        uint64 `json:"cookie_replies"`         // sent under load to initiations without a valid MAC2
-	X25519               uint64 `json:"x25519"`                 // X25519 operations on received initiations
-	UnderLoad            bool   `json:"under_load"`             // MAC2 is required now
-
-	Devices []DeviceStats `json:"devices,omitempty"` // by name
-}
-
-// DeviceStats is one device's share of the Mux.
-type DeviceStats struct {
-	Name             string `json:"name"`
-	Open             bool   `json:"open"`
-	QueueDepth       int    `json:"queue_depth"` // packets waiting for the device now
-	QueueCap         int    `json:"queue_cap"`
-	Dispatched       uint64 `json:"dispatched"`
-	DroppedQueueFull uint64 `json:"dropped_queue_full"`
-	// InitiationsSent counts the handshake initiations the device sent;
-	// UnansweredSince is when the oldest one the peer has not answered
-	// yet was sent (zero when none waits). See handshakes.go.
-	InitiationsSent uint64    `json:"initiations_sent"`
-	UnansweredSince time.Time `json:"unanswered_since,omitzero"`
-	// SendRefused counts the datagrams this host refused to send (EPERM:
-	// a local firewall); SendBlockedSince is when the refusals began, zero
-	// once a send went out, and SendBlockedTo where they went. See
-	// sendblock.go.
-	SendRefused      uint64    `json:"send_refused"`
-	SendBlockedSince time.Time `json:"send_blocked_since,omitzero"`
-	SendBlockedTo    string    `json:"send_blocked_to,omitempty"`
-	// DroppedCoDel counts transport packets dropped for their time in
-	// the queue (codel.go).
-	DroppedCoDel uint64 `json:"dropped_codel"`
-}
 
 // Mux shares one conn.Bind between several wireguard-go devices.
 type Mux struct {
@@ -320,10 +269,11 @@ func (m *Mux) Close() error {
 	return err
 }
 
-// Stats returns the counters, with one DeviceStats per device that is open
-// or named in SetPeers, sorted by name.
-func (m *Mux) Stats() Stats {
-	st := Stats{
+// Stats returns what the Mux did with received datagrams, in the control
+// API's terms (api.PortStats), with one api.PortDevice per device that is
+// open or named in SetPeers, sorted by name.
+func (m *Mux) Stats() api.PortStats {
+	st := api.PortStats{
 		Dispatched:          m.dispatched.Load(),
 		DroppedUnknownIndex: m.droppedUnknown.Load(),
 		DroppedMalformed:    m.droppedMalformed.Load(),
@@ -350,7 +300,7 @@ func (m *Mux) Stats() Stats {
 		if _, named := m.peers[name]; s == nil && !named {
 			continue
 		}
-		d := DeviceStats{
+		d := api.PortDevice{
 			Name:             name,
 			Open:             s != nil,
 			QueueCap:         queueLen,
@@ -366,7 +316,7 @@ func (m *Mux) Stats() Stats {
 		st.Devices = append(st.Devices, d)
 	}
 	m.mu.Unlock()
-	slices.SortFunc(st.Devices, func(a, b DeviceStats) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(st.Devices, func(a, b api.PortDevice) int { return strings.Compare(a.Name, b.Name) })
 	return st
 }
 

@@ -17,6 +17,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
@@ -216,13 +217,13 @@ func TestDispatch(t *testing.T) {
 			t.Errorf("device %s got %d packets, want %d", dev, len(got[dev]), len(want))
 		}
 	}
-	want := Stats{Dispatched: 4, DroppedUnknownIndex: 3, DroppedMalformed: 5}
+	want := api.PortStats{Dispatched: 4, DroppedUnknownIndex: 3, DroppedMalformed: 5}
 	if st := m.Stats(); !sameCounters(st, want) {
 		t.Errorf("stats %+v, want %+v", st, want)
 	}
 	for i, d := range m.Stats().Devices {
 		d.InitiationsSent, d.UnansweredSince = 0, time.Time{} // handshakes_test.go
-		if want := (DeviceStats{Name: []string{"a", "b"}[i], Open: true, QueueCap: queueLen, Dispatched: 2}); d != want {
+		if want := (api.PortDevice{Name: []string{"a", "b"}[i], Open: true, QueueCap: queueLen, Dispatched: 2}); d != want {
 			t.Errorf("device stats %+v, want %+v", d, want)
 		}
 	}
@@ -232,7 +233,7 @@ func TestDispatch(t *testing.T) {
 }
 
 // sameCounters compares the Mux-wide counters of two Stats.
-func sameCounters(a, b Stats) bool {
+func sameCounters(a, b api.PortStats) bool {
 	a.Devices, b.Devices = nil, nil
 	a.UnderLoad, b.UnderLoad = false, false
 	return reflect.DeepEqual(a, b)
@@ -296,7 +297,7 @@ func TestSlowDevice(t *testing.T) {
 	if st.DroppedQueueFull != extra {
 		t.Errorf("stats %+v, want %d dropped for a full queue", st, extra)
 	}
-	want := []DeviceStats{
+	want := []api.PortDevice{
 		{Name: "fast", Open: true, QueueCap: queueLen, Dispatched: uint64(rounds)},
 		{Name: "slow", Open: true, QueueDepth: queueLen, QueueCap: queueLen, Dispatched: queueLen, DroppedQueueFull: extra},
 	}
@@ -388,7 +389,7 @@ func TestMalformed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := Stats{DroppedMalformed: 7, DroppedUnknownIndex: 3, Initiations: 1, DroppedBadMAC: 1}
+	want := api.PortStats{DroppedMalformed: 7, DroppedUnknownIndex: 3, Initiations: 1, DroppedBadMAC: 1}
 	deadline := time.Now().Add(expectTimeout)
 	for !sameCounters(g.mux.Stats(), want) {
 		if time.Now().After(deadline) {
@@ -554,7 +555,7 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 	}
 	st := m.Stats()
 	aSent := uint64(rounds * (len(r.bufs) - perRound))
-	want := []DeviceStats{
+	want := []api.PortDevice{
 		{Name: "a", Open: true, QueueDepth: queueLen, QueueCap: queueLen, Dispatched: queueLen, DroppedQueueFull: aSent - queueLen},
 		{Name: "b", Open: true, QueueCap: queueLen, Dispatched: rounds * perRound},
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
@@ -32,7 +33,7 @@ func TestRelayReceive(t *testing.T) {
 	Receive(a, badMAC, testEP)
 	Receive(b, initA, testEP) // a's initiation over b's peer's connection
 	st := doorIdle(t, m)
-	want := Stats{Initiations: 2, DroppedBadMAC: 1, DroppedUnknownPeer: 1, X25519: 1}
+	want := api.PortStats{Initiations: 2, DroppedBadMAC: 1, DroppedUnknownPeer: 1, X25519: 1}
 	if !sameCounters(st, want) {
 		t.Fatalf("stats %+v\nwant  %+v", st, want)
 	}

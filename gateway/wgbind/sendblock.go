@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vgate-project/vgate/api"
 	"golang.zx2c4.com/wireguard/conn"
 )
 
@@ -35,7 +36,7 @@ func (b *bind) noteSend(n int, ep conn.Endpoint, err error) {
 }
 
 // sendStats fills d's refused-send figures.
-func (b *bind) sendStats(d *DeviceStats) {
+func (b *bind) sendStats(d *api.PortDevice) {
 	d.SendRefused = b.refused.Load()
 	if p := b.blockedSince.Load(); p != 0 {
 		d.SendBlockedSince = b.m.epoch.Add(time.Duration(p))

@@ -133,7 +133,7 @@ func TestSpoofedProbe(t *testing.T) {
 }
 
 // probeRequest is an ICMP echo request shaped like a vgate probe
-// (routing/probe.go putProbe): mark, send time, from, to (16 bytes each),
+// (routing/probe_wire.go putProbe): mark, send time, from, to (16 bytes each),
 // the sender's AS, the AS it expects, flags (1: "I hear you").
 func probeRequest(seq uint16, from, to netip.Addr, asn, expects uint32, hears bool) []byte {
 	b := make([]byte, 8+4+8+16+16+4+4+4)

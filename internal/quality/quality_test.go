@@ -2,10 +2,12 @@ package quality
 
 import (
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/format"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,23 +266,32 @@ func TestIsErrorCall(t *testing.T) {
 }
 
 // The planner is pure (docs/architecture.md, "The flow"): facts of the
-// running system (resolved endpoints, underlay MTUs) are gathered before
-// planning and handed in. So gateway/plan depends on no package that runs
-// a tunnel or a server (nor on wireguard-go), imports no OS package
-// directly, and calls no resolver, dialer or listener of package net.
+// running system (resolved endpoints, underlay MTUs, kernel routes) are
+// gathered before planning and handed in. So gateway/plan depends on no
+// package that touches the system: none that runs a tunnel or a server,
+// nor the kernel's or the name server's (it takes their values from the
+// pure gateway/route and gateway/names/zone), nor netlink or wireguard-go;
+// it imports no OS package directly, and calls no resolver, dialer or
+// listener of package net. The one way through is the routing leaf, whose
+// value types (routes, neighbours, probe targets) live with the GoBGP
+// speaker, and GoBGP links netlink: what routing pulls in is not counted.
 func TestPlanIsPure(t *testing.T) {
 	const planPkg = module + "/gateway/plan"
 	forbidden := func(dep string) bool {
-		if strings.HasPrefix(dep, "golang.zx2c4.com/wireguard") {
-			return true
+		for _, m := range []string{"golang.zx2c4.com/wireguard", "github.com/vishvananda/netlink", "github.com/vishvananda/netns"} {
+			if dep == m || strings.HasPrefix(dep, m+"/") {
+				return true
+			}
 		}
 		for _, p := range []string{"gateway/dataplane", "gateway/p2s", "gateway/wgbind", "gateway/relay",
-			"gateway/laptop", "gateway/daemon", "gateway/control", "gateway/enroll", "gateway/statefile"} {
+			"gateway/laptop", "gateway/daemon", "gateway/control", "gateway/enroll", "gateway/statefile",
+			"gateway/kernel"} {
 			if dep == module+"/"+p || strings.HasPrefix(dep, module+"/"+p+"/") {
 				return true
 			}
 		}
-		return dep == module+"/gateway"
+		// The name server itself, not its pure values (gateway/names/zone).
+		return dep == module+"/gateway" || dep == module+"/gateway/names"
 	}
 	osImports := []string{"os", "os/exec", "syscall", "golang.org/x/sys/unix", "github.com/vishvananda/netlink"}
 	netCalls := prefixMatcher("Dial", "Listen", "Resolve", "Lookup", "Interface")
@@ -291,7 +302,7 @@ func TestPlanIsPure(t *testing.T) {
 			continue
 		}
 		seen = true
-		for _, dep := range p.Deps {
+		for _, dep := range slices.Sorted(maps.Keys(reachable(t, planPkg, module+"/routing"))) {
 			if forbidden(dep) {
 				t.Errorf("%s depends on %s: the planner runs nothing", planPkg, dep)
 			}
@@ -325,6 +336,45 @@ func TestPlanIsPure(t *testing.T) {
 	if !seen {
 		t.Errorf("package %s not found", planPkg)
 	}
+}
+
+// reachable is every package from reaches through its imports (from
+// itself included), not looking into the imports of the packages in
+// through (they themselves count).
+func reachable(t *testing.T, from string, through ...string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-json", from).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", from, err)
+	}
+	imports := map[string][]string{}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		imports[p.ImportPath] = p.Imports
+	}
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(path string) {
+		if seen[path] {
+			return
+		}
+		seen[path] = true
+		if slices.Contains(through, path) {
+			return
+		}
+		for _, imp := range imports[path] {
+			walk(imp)
+		}
+	}
+	walk(from)
+	if len(seen) < 2 {
+		t.Fatalf("go list -deps %s: no imports found", from)
+	}
+	return seen
 }
 
 // prefixMatcher reports whether a name starts with one of prefixes.
@@ -510,4 +560,182 @@ func isGatewayRecv(r *ast.FieldList) bool {
 	}
 	id, ok := star.X.(*ast.Ident)
 	return ok && id.Name == "Gateway"
+}
+
+// One type for one thing across the control API's seam: a package that
+// reports status builds it in api's types (or embeds them) rather than in
+// a copy converted field by field. So no struct outside api mirrors an api
+// struct. A struct mirrors one when the fields they share (same name, same
+// type) are at least three, at least three quarters of the struct's and at
+// least two thirds of the api struct's: a part of a larger api struct (a
+// device's counters within a peering's status) is not a mirror. Types are
+// compared by name, package qualifiers dropped (netip.Prefix is Prefix; a
+// []Device is not a []PortDevice); an embedded field is named by its
+// type.
+func TestNoAPIMirrors(t *testing.T) {
+	// Structs that may mirror an api struct, with the reason.
+	allowed := map[string]string{
+		// The invite store's file format in state_dir, with the secret's
+		// hash the API never shows: it must not change when the API does.
+		module + "/gateway/enroll.Invite": "persisted record",
+	}
+	fset := token.NewFileSet()
+	parse := func(p pkg) []*ast.File {
+		var files []*ast.File
+		for _, name := range p.GoFiles {
+			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+		return files
+	}
+	pkgs := listPackages(t)
+	apiStructs := map[string][]field{}
+	for _, p := range pkgs {
+		if p.ImportPath == module+"/api" {
+			for _, f := range parse(p) {
+				for _, st := range structsOf(f) {
+					apiStructs[st.name] = st.fields
+				}
+			}
+		}
+	}
+	if len(apiStructs) < 10 {
+		t.Fatalf("found %d api structs: the check reads nothing", len(apiStructs))
+	}
+	for _, p := range pkgs {
+		if p.ImportPath == module+"/api" {
+			continue
+		}
+		for _, f := range parse(p) {
+			for _, st := range structsOf(f) {
+				a, shared := mirrored(st.fields, apiStructs)
+				if _, ok := allowed[p.ImportPath+"."+st.name]; a == "" || ok {
+					continue
+				}
+				t.Errorf("%s: struct %s mirrors api.%s (%d shared fields of %d and %d): return or embed api.%s",
+					fset.Position(st.pos), st.name, a, shared, len(st.fields), len(apiStructs[a]), a)
+			}
+		}
+	}
+}
+
+type field struct{ name, typ string }
+
+type structType struct {
+	name   string
+	pos    token.Pos
+	fields []field
+}
+
+// structsOf are the top-level struct types of f, each field's type
+// written without package qualifiers.
+func structsOf(f *ast.File) []structType {
+	var out []structType
+	for _, d := range f.Decls {
+		g, ok := d.(*ast.GenDecl)
+		if !ok || g.Tok != token.TYPE {
+			continue
+		}
+		for _, s := range g.Specs {
+			ts := s.(*ast.TypeSpec)
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok {
+				continue
+			}
+			var fields []field
+			for _, fd := range st.Fields.List {
+				typ := unqualified(fd.Type)
+				if len(fd.Names) == 0 {
+					fields = append(fields, field{strings.TrimLeft(typ, "*"), typ})
+				}
+				for _, n := range fd.Names {
+					fields = append(fields, field{n.Name, typ})
+				}
+			}
+			out = append(out, structType{ts.Name.Name, ts.Pos(), fields})
+		}
+	}
+	return out
+}
+
+// unqualified writes a type expression without package qualifiers.
+func unqualified(e ast.Expr) string {
+	switch x := e.(type) {
+	case *ast.Ident:
+		return x.Name
+	case *ast.SelectorExpr:
+		return x.Sel.Name
+	case *ast.StarExpr:
+		return "*" + unqualified(x.X)
+	case *ast.ArrayType:
+		if x.Len == nil {
+			return "[]" + unqualified(x.Elt)
+		}
+		return "[N]" + unqualified(x.Elt)
+	case *ast.MapType:
+		return "map[" + unqualified(x.Key) + "]" + unqualified(x.Value)
+	case *ast.IndexExpr:
+		return unqualified(x.X) + "[" + unqualified(x.Index) + "]"
+	}
+	return fmt.Sprintf("%T", e) // func, chan, struct, interface: equal to no named type
+}
+
+// mirrored names the api struct that fields mirror (see TestNoAPIMirrors)
+// with the number of fields they share, or "".
+func mirrored(fields []field, apiStructs map[string][]field) (string, int) {
+	best, most := "", 0
+	for name, a := range apiStructs {
+		shared := 0
+		for _, f := range fields {
+			if slices.Contains(a, f) {
+				shared++
+			}
+		}
+		if shared >= 3 && 4*shared >= 3*len(fields) && 3*shared >= 2*len(a) &&
+			(shared > most || shared == most && name < best) {
+			best, most = name, shared
+		}
+	}
+	return best, most
+}
+
+// The mirror check finds the copies it was written against and leaves a
+// part of a larger api struct alone.
+func TestMirrored(t *testing.T) {
+	f := func(s string) []field {
+		var out []field
+		for _, nt := range strings.Split(s, ",") {
+			name, typ, _ := strings.Cut(strings.TrimSpace(nt), " ")
+			out = append(out, field{name, typ})
+		}
+		return out
+	}
+	apiStructs := map[string][]field{
+		"ForeignRoute": f("Dst Prefix, Dev string, Gateway Addr, Type string, Protocol int, Metric int"),
+		"QueueStatus": f("Discipline string, Qdisc string, Queued int, SendInFlight int, SendBudget int, RecvInFlight int, RecvBudget int," +
+			"DroppedCoDel uint64, MarkedCE uint64, DroppedLimit uint64, BudgetResyncs uint64"),
+		"Big": f("A int, B int, C int, D int, E int, F int, G int, H int, I int, J int"),
+	}
+	for src, want := range map[string]string{
+		// A copy: the same fields.
+		"Dst Prefix, Dev string, Gateway Addr, Type string, Protocol int, Metric int": "ForeignRoute",
+		// A copy with two fields renamed and one left out.
+		"Qdisc string, Queued int, InFlight int, Budget int, RecvInFlight int, RecvBudget int," +
+			"DroppedCoDel uint64, MarkedCE uint64, DroppedLimit uint64, BudgetResyncs uint64": "QueueStatus",
+		// Same names, other types.
+		"Dst string, Dev string, Gateway string, Type string, Protocol string, Metric string": "",
+		// A part of a larger struct.
+		"A int, B int, C int": "",
+		// Two fields only.
+		"Dst Prefix, Dev string": "",
+		// Half its own fields.
+		"Dst Prefix, Dev string, Gateway Addr, X int, Y int, Z int": "",
+	} {
+		if got, _ := mirrored(f(src), apiStructs); got != want {
+			t.Errorf("mirrored(%s) = %q, want %q", src, got, want)
+		}
+	}
 }

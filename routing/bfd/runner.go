@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+
+	"github.com/vgate-project/vgate/api"
 )
 
 // Port is the single-hop BFD control port (RFC 5881 4).
@@ -63,16 +65,6 @@ const (
 
 // DropNames names the drop reasons for metrics.
 var DropNames = [nDrops]string{"ttl", "interface", "unknown_source", "malformed", "discriminator"}
-
-// Status is one session for status and metrics.
-type Status struct {
-	Peering   string
-	Address   netip.Addr
-	Interface string
-	Timing
-	Snapshot
-	Received, Sent uint64
-}
 
 type peer struct {
 	name      string
@@ -439,24 +431,31 @@ func (r *Runner) Close(adminDown bool) {
 	r.kick()
 }
 
-// Status reports the sessions, sorted by peering.
-func (r *Runner) Status() []Status {
+// Status reports the sessions in the control API's terms, sorted by
+// peering; never nil.
+func (r *Runner) Status() []api.BFDStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]Status, 0, len(r.peers))
+	out := make([]api.BFDStatus, 0, len(r.peers))
 	for _, p := range r.peers {
-		out = append(out, Status{Peering: p.name, Address: p.t.Address, Interface: p.t.Interface,
-			Timing: p.t.Timing, Snapshot: p.s.Snapshot(), Received: p.rx, Sent: p.tx})
+		s := p.s.Snapshot()
+		out = append(out, api.BFDStatus{Peering: p.name, Address: p.t.Address, Interface: p.t.Interface,
+			State: s.State.String(), RemoteState: s.RemoteState.String(), LocalDiag: s.LocalDiag.String(), RemoteDiag: s.RemoteDiag.String(),
+			Interval: p.t.Interval, Multiplier: p.t.Multiplier, TxInterval: s.TxInterval, Detect: s.Detect,
+			RemoteMultiplier: s.RemoteMultiplier, RemoteMinRx: s.RemoteMinRx, RemoteDesiredTx: s.RemoteDesiredTx,
+			EverUp: s.EverUp, UpSince: s.UpSince, LastDown: s.LastDown, Downs: s.Downs,
+			PeerAdminDown: s.RemoteAdminDown, Received: p.rx, Sent: p.tx})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Peering < out[j].Peering })
 	return out
 }
 
-// Dropped reports the received packets dropped, by reason (DropNames).
-func (r *Runner) Dropped() [nDrops]uint64 {
-	var out [nDrops]uint64
-	for i := range out {
-		out[i] = r.dropped[i].Load()
+// Dropped reports the received packets dropped, by reason: each of
+// DropNames with its count.
+func (r *Runner) Dropped() map[string]uint64 {
+	out := make(map[string]uint64, nDrops)
+	for i, n := range DropNames {
+		out[n] = r.dropped[i].Load()
 	}
 	return out
 }

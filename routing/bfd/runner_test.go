@@ -60,7 +60,7 @@ func TestRunnerLoopback(t *testing.T) {
 	// Both poll sequences done: 20 ms each way, detection 3 × 20 ms.
 	for i := 0; ; i++ {
 		st := ra.Status()
-		if len(st) == 1 && st[0].State == Up && st[0].RemoteState == Up && !st[0].Polling && st[0].TxInterval == 20*time.Millisecond && st[0].Detect == 60*time.Millisecond {
+		if len(st) == 1 && st[0].State == Up.String() && st[0].RemoteState == Up.String() && !polling(ra, st[0].Peering) && st[0].TxInterval == 20*time.Millisecond && st[0].Detect == 60*time.Millisecond {
 			break
 		}
 		if i > 300 {
@@ -98,9 +98,9 @@ func TestRunnerLoopback(t *testing.T) {
 	}
 	defer c.Close()
 	ipv4.NewConn(c).SetTTL(64)
-	before := ra.Dropped()[DropTTL]
+	before := ra.Dropped()[DropNames[DropTTL]]
 	c.Write(Packet{State: Down, DetectMult: 3, MyDisc: 1}.Append(nil))
-	for i := 0; ra.Dropped()[DropTTL] == before; i++ {
+	for i := 0; ra.Dropped()[DropNames[DropTTL]] == before; i++ {
 		if i > 200 {
 			t.Fatal("TTL 64 packet not dropped")
 		}
@@ -142,7 +142,7 @@ func TestRunnerDrops(t *testing.T) {
 	c.Write([]byte("not bfd at all, but long enough to pass the length check"))
 	for i := 0; ; i++ {
 		d := ra.Dropped()
-		if d[DropInterface] > 0 && d[DropUnknownSource] > 0 && d[DropMalformed] > 0 {
+		if d[DropNames[DropInterface]] > 0 && d[DropNames[DropUnknownSource]] > 0 && d[DropNames[DropMalformed]] > 0 {
 			break
 		}
 		if i > 300 {
@@ -150,7 +150,16 @@ func TestRunnerDrops(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := ra.Status(); st[0].State != Down || st[0].Received != 0 {
+	if st := ra.Status(); st[0].State != Down.String() || st[0].Received != 0 {
 		t.Fatalf("session from the wrong interface: %+v", st[0])
 	}
+}
+
+// polling reports whether the peering's session has a poll sequence
+// running (not part of the status).
+func polling(r *Runner, peering string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.peers[peering]
+	return p != nil && p.s.Snapshot().Polling
 }
