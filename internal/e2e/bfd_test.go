@@ -442,19 +442,40 @@ func frrTwoGateways(t1, t2, gw1, gw2 netip.Addr) string {
 // birdTwoGateways is bird.conf for BIRD with a session to each of two
 // vgate gateways, each over its own tunnel (if1, if2) with BFD 100 ms × 5.
 func birdTwoGateways(t1, t2, gw1, gw2 netip.Addr, if1, if2 string) string {
+	return birdGatewaysConf(t1, t2, gw1, gw2, if1, if2, true, false)
+}
+
+// birdGatewaysConf is bird.conf for BIRD (AS65009) with a session named
+// gw1 and gw2 to each of two vgate gateways (AS65001, AS65002), each over
+// its own tunnel (if1, if2): with bfd, BFD 100 ms × 5 on both; with
+// honorGShut, the import filter an admin adds so that routes carrying
+// GRACEFUL_SHUTDOWN (65535:0, RFC 8326) get LOCAL_PREF 0, which BIRD 2
+// does not do by itself.
+func birdGatewaysConf(t1, t2, gw1, gw2 netip.Addr, if1, if2 string, bfd, honorGShut bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "log stderr all;\nrouter id %s;\n\nprotocol device {\n\tscan time 2;\n}\n\n", t1)
 	b.WriteString("protocol static {\n\tipv4;\n\troute 10.9.0.0/16 unreachable;\n}\n\n")
 	b.WriteString("protocol kernel {\n\tipv4 {\n\t\timport none;\n\t\texport where source = RTS_BGP;\n\t};\n}\n\n")
-	fmt.Fprintf(&b, "protocol bfd {\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n\n", if1, if2)
+	if bfd {
+		fmt.Fprintf(&b, "protocol bfd {\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n\n", if1, if2)
+	}
 	for i, n := range []struct {
 		addr, src netip.Addr
 		asn       int
 		ifName    string
 	}{{gw1, t1, 65001, if1}, {gw2, t2, 65002, if2}} {
 		fmt.Fprintf(&b, "protocol bgp gw%d {\n\tlocal %s as 65009;\n\tneighbor %s as %d;\n\tinterface %q;\n\tdirect;\n", i+1, n.src, n.addr, n.asn, n.ifName)
-		b.WriteString("\thold time 9;\n\tkeepalive time 3;\n\tconnect delay time 1;\n\tconnect retry time 2;\n\terror wait time 1, 10;\n\tbfd on;\n")
-		b.WriteString("\tipv4 {\n\t\timport all;\n\t\texport all;\n\t};\n}\n\n")
+		b.WriteString("\thold time 9;\n\tkeepalive time 3;\n\tconnect delay time 1;\n\tconnect retry time 2;\n\terror wait time 1, 10;\n")
+		if bfd {
+			b.WriteString("\tbfd on;\n")
+		}
+		b.WriteString("\tipv4 {\n")
+		if honorGShut {
+			b.WriteString("\t\timport filter {\n\t\t\tif (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n\t\t\taccept;\n\t\t};\n")
+		} else {
+			b.WriteString("\t\timport all;\n")
+		}
+		b.WriteString("\t\texport all;\n\t};\n}\n\n")
 	}
 	return b.String()
 }
