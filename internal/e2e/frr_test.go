@@ -233,6 +233,7 @@ func TestGracefulRestartWithFRR(t *testing.T) {
 	restart := func(withGR bool) (lost, sent int) {
 		t.Helper()
 		ping := startSteadyPing(lab, f.NS, n1.HostAddr, 200) // 10 s
+		// The gap's timing, 100 pings a second.
 		fine := lab.StartPing(f.NS, n1.HostAddr, 10*time.Millisecond, 9*time.Second)
 		time.Sleep(time.Second)
 		term := time.Now()
