@@ -232,6 +232,8 @@ func TestGracefulRestartWithFRR(t *testing.T) {
 
 	restart := func(withGR bool) (lost, sent int) {
 		t.Helper()
+		// ping gives up at once when FRR's kernel has no route yet.
+		waitFor(t, "FRR's kernel: 10.1.0.0/16", 10*time.Second, kernelHas)
 		ping := startSteadyPing(lab, f.NS, n1.HostAddr, 200) // 10 s
 		// The gap's timing, 100 pings a second.
 		fine := lab.StartPing(f.NS, n1.HostAddr, 10*time.Millisecond, 9*time.Second)
@@ -372,6 +374,7 @@ func restartGap(log string, term, stopped, started, ready time.Time, r netlab.Pi
 		{"tunnel frr created", "msg=\"tunnel created\" gateway=net1 peering=frr"},
 		{"handshake sent", "Sending handshake initiation\" gateway=net1 tunnel=frr"},
 		{"handshake answered", "Received handshake response\" gateway=net1 tunnel=frr"},
+		{"routes set (the speaker starts right after)", "msg=\"bgp speaker started\""},
 		{"session established", "msg=\"bgp session established\""},
 	} {
 		fmt.Fprintf(&b, ", %s %s", e.name, ms(at(run, e.substr, false)))
