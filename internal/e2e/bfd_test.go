@@ -442,19 +442,40 @@ func frrTwoGateways(t1, t2, gw1, gw2 netip.Addr) string {
 // birdTwoGateways is bird.conf for BIRD with a session to each of two
 // vgate gateways, each over its own tunnel (if1, if2) with BFD 100 ms × 5.
 func birdTwoGateways(t1, t2, gw1, gw2 netip.Addr, if1, if2 string) string {
+	return birdGatewaysConf(t1, t2, gw1, gw2, if1, if2, true, false)
+}
+
+// birdGatewaysConf is bird.conf for BIRD (AS65009) with a session named
+// gw1 and gw2 to each of two vgate gateways (AS65001, AS65002), each over
+// its own tunnel (if1, if2): with bfd, BFD 100 ms × 5 on both; with
+// honorGShut, the import filter an admin adds so that routes carrying
+// GRACEFUL_SHUTDOWN (65535:0, RFC 8326) get LOCAL_PREF 0, which BIRD 2
+// does not do by itself.
+func birdGatewaysConf(t1, t2, gw1, gw2 netip.Addr, if1, if2 string, bfd, honorGShut bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "log stderr all;\nrouter id %s;\n\nprotocol device {\n\tscan time 2;\n}\n\n", t1)
 	b.WriteString("protocol static {\n\tipv4;\n\troute 10.9.0.0/16 unreachable;\n}\n\n")
 	b.WriteString("protocol kernel {\n\tipv4 {\n\t\timport none;\n\t\texport where source = RTS_BGP;\n\t};\n}\n\n")
-	fmt.Fprintf(&b, "protocol bfd {\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n\n", if1, if2)
+	if bfd {
+		fmt.Fprintf(&b, "protocol bfd {\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n\tinterface %q {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n\n", if1, if2)
+	}
 	for i, n := range []struct {
 		addr, src netip.Addr
 		asn       int
 		ifName    string
 	}{{gw1, t1, 65001, if1}, {gw2, t2, 65002, if2}} {
 		fmt.Fprintf(&b, "protocol bgp gw%d {\n\tlocal %s as 65009;\n\tneighbor %s as %d;\n\tinterface %q;\n\tdirect;\n", i+1, n.src, n.addr, n.asn, n.ifName)
-		b.WriteString("\thold time 9;\n\tkeepalive time 3;\n\tconnect delay time 1;\n\tconnect retry time 2;\n\terror wait time 1, 10;\n\tbfd on;\n")
-		b.WriteString("\tipv4 {\n\t\timport all;\n\t\texport all;\n\t};\n}\n\n")
+		b.WriteString("\thold time 9;\n\tkeepalive time 3;\n\tconnect delay time 1;\n\tconnect retry time 2;\n\terror wait time 1, 10;\n")
+		if bfd {
+			b.WriteString("\tbfd on;\n")
+		}
+		b.WriteString("\tipv4 {\n")
+		if honorGShut {
+			b.WriteString("\t\timport filter {\n\t\t\tif (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n\t\t\taccept;\n\t\t};\n")
+		} else {
+			b.WriteString("\t\timport all;\n")
+		}
+		b.WriteString("\t\texport all;\n\t};\n}\n\n")
 	}
 	return b.String()
 }
@@ -746,6 +767,16 @@ func TestEchoDroppedByRouter(t *testing.T) {
 	waitInstalled(t, g, "10.9.0.0/16", "bird")
 }
 
+// ipsecRouter is the BGP router on the strongSwan device of the IPsec BFD
+// tests: its name, how to start it, and whether its BFD session to vgate
+// is up (with its own output).
+type ipsecRouter struct {
+	name  string
+	start func(t *testing.T, lab *netlab.Lab, sw *netlab.Swan)
+	bfdUp func() (bool, string)
+	debug func() string
+}
+
 // TestIPsecBFD: BFD over an IPsec peering, to BIRD behind a stock
 // strongSwan device: up at both ends through ipsec0; the tunnel cut (ESP
 // and IKE dropped at the device) takes it down at both ends within the
@@ -757,6 +788,68 @@ func TestIPsecBFD(t *testing.T) {
 	if m := append(netlab.LookBIRD(), netlab.LookSwan()...); len(m) > 0 {
 		t.Skipf("test needs %v (scripts/deps.sh)", m)
 	}
+	var sw *netlab.Swan
+	ipsecBFD(t, ipsecRouter{name: "BIRD",
+		start: func(t *testing.T, lab *netlab.Lab, s *netlab.Swan) {
+			sw = s
+			conf := strings.Replace(ipsecBIRDConf(65002, 65001, "10.2.0.0/16"), "\thold time 9;\n", "\thold time 9;\n\tbfd on;\n", 1) +
+				"protocol bfd {\n\tinterface \"ipsec0\" {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n"
+			if err := sw.StartBIRD(conf); err != nil {
+				t.Fatal(err)
+			}
+		},
+		bfdUp: func() (bool, string) {
+			out, err := sw.Birdc("show", "bfd", "sessions")
+			return err == nil && regexp.MustCompile(`(?m)^169\.254\.21\.2\s+ipsec0\s+Up\s`).MatchString(out), out
+		},
+		debug: func() string {
+			out, _ := sw.Birdc("show", "bfd", "sessions")
+			b, _ := os.ReadFile(filepath.Join(sw.Dir, "bird.log"))
+			return out + "\n" + tail(string(b), 30)
+		}})
+}
+
+// TestIPsecBFDWithFRR: TestIPsecBFD with FRR (zebra, bfdd, bgpd) on the
+// strongSwan device instead of BIRD, configured by its own frr.conf
+// (RouterConf, BFD 100 ms × 5): FRR's bfdd and vgate both report the
+// session up through ipsec0; the cut takes it down at both ends.
+func TestIPsecBFDWithFRR(t *testing.T) {
+	t.Parallel() // mostly waiting: its own namespaces
+	if !netlab.Root() {
+		t.Skip(netlab.SkipMessage)
+	}
+	if m := append(netlab.LookFRR(), netlab.LookSwan()...); len(m) > 0 {
+		t.Skipf("test needs %v (scripts/deps.sh)", m)
+	}
+	device, vgate := netip.MustParseAddr("169.254.21.1"), netip.MustParseAddr("169.254.21.2")
+	var f *netlab.FRR
+	ipsecBFD(t, ipsecRouter{name: "FRR",
+		start: func(t *testing.T, lab *netlab.Lab, sw *netlab.Swan) {
+			var err error
+			if f, err = sw.AddFRR(); err != nil {
+				t.Fatal(err)
+			}
+			conf := netlab.RouterConf{RouterID: device, ASN: 65002, Neighbor: vgate, NeighborASN: 65001,
+				Interface: "ipsec0", Originate: []netip.Prefix{netip.MustParsePrefix("10.2.0.0/16")}, BFD: &fastBFD}
+			if err := f.Start(conf.FRR()); err != nil {
+				t.Fatal(err)
+			}
+		},
+		bfdUp: func() (bool, string) {
+			p, out := frrBFD(f, vgate)
+			return p.Status == "up" && p.Interface == "ipsec0", out
+		},
+		debug: func() string {
+			out, _ := f.Vtysh("show bfd peers", "show bgp summary")
+			return out + "\n" + tail(f.Log(), 40)
+		}})
+}
+
+// ipsecBFD is the IPsec BFD test with router r on the strongSwan device:
+// BFD 100 ms × 5 at both ends, up through ipsec0 at both; ESP and IKE
+// cut at the device: down at both within bfdDetected, and vgate holds
+// the session with bfd_down.
+func ipsecBFD(t *testing.T, r ipsecRouter) {
 	lab, gws := site(t, 2)
 	gw, n1, n2 := gws[0], lab.Network(1), lab.Network(2)
 	sw := lab.AddSwan(n2)
@@ -772,25 +865,15 @@ func TestIPsecBFD(t *testing.T) {
 		BGP: &netlab.PeerBGP{ASN: 65002, Address: device, BFD: &fastBFD}}}
 	t.Cleanup(func() {
 		if t.Failed() {
-			out, _ := sw.Birdc("show", "bfd", "sessions")
-			b, _ := os.ReadFile(filepath.Join(sw.Dir, "bird.log"))
-			t.Logf("---- BIRD ----\n%s\n%s", out, tail(string(b), 30))
+			t.Logf("---- %s ----\n%s", r.name, r.debug())
 		}
 	})
 	if err := sw.Start(bgpSwanConf(sw, n1, "10.2.0.0/16,169.254.21.1/32", "10.1.0.0/16,169.254.21.2/32")); err != nil {
 		t.Fatal(err)
 	}
 	numberTunnel(t, lab, sw)
-	conf := strings.Replace(ipsecBIRDConf(65002, 65001, "10.2.0.0/16"), "\thold time 9;\n", "\thold time 9;\n\tbfd on;\n", 1) +
-		"protocol bfd {\n\tinterface \"ipsec0\" {\n\t\tinterval 100 ms;\n\t\tmultiplier 5;\n\t};\n}\n"
-	if err := sw.StartBIRD(conf); err != nil {
-		t.Fatal(err)
-	}
+	r.start(t, lab, sw)
 	start(t, gw)
-	birdUp := func() (bool, string) {
-		out, err := sw.Birdc("show", "bfd", "sessions")
-		return err == nil && regexp.MustCompile(`(?m)^169\.254\.21\.2\s+ipsec0\s+Up\s`).MatchString(out), out
-	}
 	waitFor(t, "vgate: BFD up over IPsec, session established", 60*time.Second, func() (bool, string) {
 		st, err := gw.BGP()
 		if err != nil {
@@ -799,7 +882,7 @@ func TestIPsecBFD(t *testing.T) {
 		return bfdOf(st, "hq").State == "up" && bfdOf(st, "hq").Interface == "ipsec0" && neighborOf(st, "hq").State == api.SessionEstablished,
 			fmt.Sprintf("%+v %+v", st.BFD, st.Neighbors)
 	})
-	waitFor(t, "BIRD: BFD Up on ipsec0", 30*time.Second, birdUp)
+	waitFor(t, r.name+": BFD up on ipsec0", 30*time.Second, r.bfdUp)
 
 	// Cut: ESP and IKE (UDP-encapsulated here: the lab's NAT detection)
 	// dropped at the device both ways, so that nothing renegotiates.
@@ -823,22 +906,22 @@ func TestIPsecBFD(t *testing.T) {
 		}
 	}
 	cut := time.Now()
-	var vgateAt, birdAt time.Time
-	for (vgateAt.IsZero() || birdAt.IsZero()) && time.Since(cut) < 10*time.Second {
+	var vgateAt, routerAt time.Time
+	for (vgateAt.IsZero() || routerAt.IsZero()) && time.Since(cut) < 10*time.Second {
 		if st, err := gw.BGP(); vgateAt.IsZero() && err == nil && bfdOf(st, "hq").Downs > downs0 {
 			vgateAt = time.Now()
 		}
-		if ok, _ := birdUp(); birdAt.IsZero() && !ok {
-			birdAt = time.Now()
+		if ok, _ := r.bfdUp(); routerAt.IsZero() && !ok {
+			routerAt = time.Now()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if vgateAt.IsZero() || birdAt.IsZero() {
-		t.Fatalf("BFD over IPsec not down within 10s of the cut (vgate %v, BIRD %v)", !vgateAt.IsZero(), !birdAt.IsZero())
+	if vgateAt.IsZero() || routerAt.IsZero() {
+		t.Fatalf("BFD over IPsec not down within 10s of the cut (vgate %v, %s %v)", !vgateAt.IsZero(), r.name, !routerAt.IsZero())
 	}
-	t.Logf("IPsec cut: BFD down at vgate after %v, at BIRD after %v", vgateAt.Sub(cut).Round(time.Millisecond), birdAt.Sub(cut).Round(time.Millisecond))
-	if vgateAt.Sub(cut) > bfdDetected || birdAt.Sub(cut) > bfdDetected {
-		t.Errorf("BFD over IPsec down after %v (vgate), %v (BIRD); want within %v", vgateAt.Sub(cut), birdAt.Sub(cut), bfdDetected)
+	t.Logf("IPsec cut: BFD down at vgate after %v, at %s after %v", vgateAt.Sub(cut).Round(time.Millisecond), r.name, routerAt.Sub(cut).Round(time.Millisecond))
+	if vgateAt.Sub(cut) > bfdDetected || routerAt.Sub(cut) > bfdDetected {
+		t.Errorf("BFD over IPsec down after %v (vgate), %v (%s); want within %v", vgateAt.Sub(cut), routerAt.Sub(cut), r.name, bfdDetected)
 	}
 	waitFor(t, "vgate: hq held down for bfd_down", 10*time.Second, func() (bool, string) {
 		st, err := gw.BGP()

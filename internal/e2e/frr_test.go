@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -231,33 +232,52 @@ func TestGracefulRestartWithFRR(t *testing.T) {
 
 	restart := func(withGR bool) (lost, sent int) {
 		t.Helper()
+		// ping gives up at once when FRR's kernel has no route yet.
+		waitFor(t, "FRR's kernel: 10.1.0.0/16", 10*time.Second, kernelHas)
 		ping := startSteadyPing(lab, f.NS, n1.HostAddr, 200) // 10 s
+		// The gap's timing, 100 pings a second.
+		fine := lab.StartPing(f.NS, n1.HostAddr, 10*time.Millisecond, 9*time.Second)
 		time.Sleep(time.Second)
+		term := time.Now()
 		if err := gw1.Stop(); err != nil {
 			t.Fatal(err)
 		}
 		stopped := time.Now()
+		// What FRR does with the route is checked while gw1 starts
+		// again at once, as systemctl restart does: checking before the
+		// start would lengthen the restart being measured. The check
+		// must see it within the window the restart leaves (until the
+		// new session sends the route again).
+		what, want := "FRR withdraws 10.1.0.0/16", func(r frrPath, inKernel bool) bool { return !r.Found && !inKernel }
 		if withGR {
-			waitFor(t, "FRR keeps 10.1.0.0/16 as stale, in its kernel too", 5*time.Second, func() (bool, string) {
-				r, out := frrPathOf(f, n1.Space)
-				inKernel, kout := kernelHas()
-				return r.Found && r.Stale && inKernel, out + kout
-			})
-		} else {
-			waitFor(t, "FRR withdraws 10.1.0.0/16", 5*time.Second, func() (bool, string) {
-				r, out := frrPathOf(f, n1.Space)
-				inKernel, kout := kernelHas()
-				return !r.Found && !inKernel, out + kout
-			})
+			what, want = "FRR keeps 10.1.0.0/16 as stale, in its kernel too", func(r frrPath, inKernel bool) bool { return r.Found && r.Stale && inKernel }
 		}
-		// Started again at once, as systemctl restart does (the checks
-		// above take a few tens of milliseconds).
-		t.Logf("gw1 stopped in %v", time.Since(stopped).Round(10*time.Millisecond))
+		seen := make(chan string, 1)
+		go func() {
+			var last string
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				r, out := frrPathOf(f, n1.Space)
+				inKernel, kout := kernelHas()
+				if want(r, inKernel) {
+					seen <- ""
+					return
+				}
+				last = out + kout
+			}
+			seen <- last
+		}()
+		started := time.Now()
 		if err := gw1.Start(); err != nil {
 			t.Fatal(err)
 		}
+		ready := time.Now()
+		if last := <-seen; last != "" {
+			t.Fatalf("%s: not seen within 5s of the stop; last:\n%s", what, last)
+		}
 		fresh("fresh again after the restart")
 		s, l, _ := ping.wait()
+		r := fine.Wait()
+		t.Logf("restart gap (graceful restart %v): %s", withGR, restartGap(gw1.Log(), term, stopped, started, ready, r))
 		return l, s
 	}
 	lostGR, sentGR := restart(true)
@@ -310,3 +330,65 @@ func TestLongLivedGracefulRestartWithFRR(t *testing.T) {
 		return r.Found && !r.Stale && r.Community == "", out
 	})
 }
+
+// restartGap is where a restart's outage goes, in ms from the SIGTERM
+// (term): the old process's exit (stopped), the new one's start and its
+// control socket answering (started, ready), the times of the new run's
+// log lines that matter, and the gaps in the replies of r (from the last
+// reply before each to the first after): the one across the SIGTERM and
+// any longer than 100 ms.
+func restartGap(log string, term, stopped, started, ready time.Time, r netlab.PingResult) string {
+	run := log[strings.LastIndex(log, "### netlab:"):]
+	prev := log[:strings.LastIndex(log, "### netlab:")]
+	at := func(section, substr string, last bool) time.Time {
+		var found time.Time
+		for _, l := range strings.Split(section, "\n") {
+			if !strings.Contains(l, substr) {
+				continue
+			}
+			m := logTimeRE.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			tm, err := time.Parse(time.RFC3339Nano, m[1])
+			if err != nil {
+				continue
+			}
+			found = tm
+			if !last {
+				break
+			}
+		}
+		return found
+	}
+	ms := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return fmt.Sprint(t.Sub(term).Milliseconds())
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "old run's last log line %s, exited %s, start %s, new run's first log line %s",
+		ms(at(prev, "time=", true)), ms(stopped), ms(started), ms(at(run, "time=", false)))
+	for _, e := range []struct{ name, substr string }{
+		{"tunnel frr created", "msg=\"tunnel created\" gateway=net1 peering=frr"},
+		{"handshake sent", "Sending handshake initiation\" gateway=net1 tunnel=frr"},
+		{"handshake answered", "Received handshake response\" gateway=net1 tunnel=frr"},
+		{"routes set (the speaker starts right after)", "msg=\"bgp speaker started\""},
+		{"session established", "msg=\"bgp session established\""},
+	} {
+		fmt.Fprintf(&b, ", %s %s", e.name, ms(at(run, e.substr, false)))
+	}
+	fmt.Fprintf(&b, ", control socket %s; replies missing", ms(ready))
+	before := term.Add(-time.Second)
+	for _, at := range r.Replies {
+		if gap := at.Sub(before); gap > 100*time.Millisecond || gap > 25*time.Millisecond && !before.After(term) && at.After(term) {
+			fmt.Fprintf(&b, " %s–%s", ms(before), ms(at))
+		}
+		before = at
+	}
+	b.WriteString(" (ms after the SIGTERM)")
+	return b.String()
+}
+
+var logTimeRE = regexp.MustCompile(`\btime=(\S+)`)

@@ -105,6 +105,34 @@ func (l *Lab) AddFRR() (*FRR, error) {
 	if err != nil {
 		return nil, err
 	}
+	f, err := l.newFRR(l.Prefix+"-frr", netip.AddrFrom4([4]byte{198, 18, 0, 51}), "frr")
+	if err != nil {
+		return nil, err
+	}
+	f.IfName = l.Prefix + "frr" // 12 characters: "vgl" + 6 hex + "frr"
+	f.Key, f.Pub, f.ListenPort = k, k.Public(), 51820
+	if len(f.IfName) > 15 {
+		return nil, fmt.Errorf("netlab: interface name %q longer than 15 characters", f.IfName)
+	}
+	if err := l.addRouterNS(f.NS, "frr", f.Underlay); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// AddFRR prepares FRR (not yet running) beside the strongSwan, in its
+// namespace: a device that routes with BGP and BFD over its IPsec tunnel
+// (ipsec0), as StartBIRD does with BIRD. It has no WireGuard interface
+// (IfName, Key and ListenPort stay empty); its files are in the lab's
+// directory frr-swan<i>.
+func (s *Swan) AddFRR() (*FRR, error) {
+	return s.lab.newFRR(s.Net.GatewayNS, s.Net.GatewayUnderlay, fmt.Sprintf("frr-swan%d", s.Net.Index))
+}
+
+// newFRR is an FRR in namespace ns (which it does not create) with its
+// files in the lab's directory dir, owned so that the daemons, running
+// as frr, can use them.
+func (l *Lab) newFRR(ns string, underlay netip.Addr, dir string) (*FRR, error) {
 	u, err := user.Lookup("frr")
 	if err != nil {
 		return nil, fmt.Errorf("netlab: FRR runs as user frr: %w (apt-get install frr)", err)
@@ -112,21 +140,14 @@ func (l *Lab) AddFRR() (*FRR, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	f := &FRR{
-		NS:         l.Prefix + "-frr",
-		Underlay:   netip.AddrFrom4([4]byte{198, 18, 0, 51}),
-		IfName:     l.Prefix + "frr", // 12 characters: "vgl" + 6 hex + "frr"
-		Key:        k,
-		Pub:        k.Public(),
-		ListenPort: 51820,
-		Dir:        l.Path("frr"),
-		lab:        l,
-		daemons:    map[string]*Proc{},
+		NS:       ns,
+		Underlay: underlay,
+		Dir:      l.Path(dir),
+		lab:      l,
+		daemons:  map[string]*Proc{},
 	}
 	f.RunDir = filepath.Join(f.Dir, "run")
 	f.ConfPath = filepath.Join(f.Dir, "frr.conf")
-	if len(f.IfName) > 15 {
-		return nil, fmt.Errorf("netlab: interface name %q longer than 15 characters", f.IfName)
-	}
 	if err := os.Chmod(l.Dir, 0o711); err != nil {
 		return nil, err
 	}
@@ -152,9 +173,6 @@ func (l *Lab) AddFRR() (*FRR, error) {
 		if err := os.Chown(p, uid, gid); err != nil {
 			return nil, err
 		}
-	}
-	if err := l.addRouterNS(f.NS, "frr", f.Underlay); err != nil {
-		return nil, err
 	}
 	return f, nil
 }

@@ -15,6 +15,7 @@ import (
 type Pinger struct {
 	interval time.Duration
 	start    time.Time
+	d        time.Duration
 	done     chan struct{}
 	out      string
 	err      error
@@ -26,6 +27,8 @@ type PingResult struct {
 	// LongestGap is the longest time between two consecutive replies (or
 	// from the start to the first, or from the last to the end).
 	LongestGap time.Duration
+	// Replies are the times the replies came, in order.
+	Replies []time.Time
 }
 
 // Outage is the longest gap minus one ping interval: the time no reply
@@ -37,7 +40,7 @@ func (r PingResult) Outage(interval time.Duration) time.Duration {
 // StartPing pings dst from ns every interval (ping -D, as root down to
 // 2 ms) for d (whole seconds); Wait reports.
 func (l *Lab) StartPing(ns string, dst netip.Addr, interval, d time.Duration) *Pinger {
-	p := &Pinger{interval: interval, start: time.Now(), done: make(chan struct{})}
+	p := &Pinger{interval: interval, start: time.Now(), d: d.Round(time.Second), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		// -w: ping ends by itself (and flushes what it printed); -W: a
@@ -55,7 +58,13 @@ var pingReplyRE = regexp.MustCompile(`(?m)^\[(\d+)\.(\d+)\] \d+ bytes from .*icm
 // replies.
 func (p *Pinger) Wait() PingResult {
 	<-p.done
-	return parsePing(p.out, p.start, time.Now(), p.interval)
+	// ping ran for d at most: a Wait called later must not count the
+	// time after it as a gap.
+	end := time.Now()
+	if e := p.start.Add(p.d); e.Before(end) {
+		end = e
+	}
+	return parsePing(p.out, p.start, end, p.interval)
 }
 
 func parsePing(out string, start, end time.Time, interval time.Duration) PingResult {
@@ -76,6 +85,7 @@ func parsePing(out string, start, end time.Time, interval time.Duration) PingRes
 	res.Received = len(at)
 	res.Sent = max(int(end.Sub(start)/interval), maxSeq)
 	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	res.Replies = at
 	prev := start
 	for _, t := range at {
 		res.LongestGap = max(res.LongestGap, t.Sub(prev))
