@@ -98,13 +98,13 @@ func (s *Speaker) holdForPrefixLimit(n Neighbor) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.neighbors[n.Name]
-	if !ok || cur.Address != n.Address || cur.maxPrefixes() != n.maxPrefixes() {
+	if !ok || cur.Address != n.Address || maxPrefixes(cur) != maxPrefixes(n) {
 		return
 	}
 	if s.holds[n.Name] == nil {
 		s.holds[n.Name] = map[string]string{}
 	}
-	s.holds[n.Name][holdMaxPrefix] = maxPrefixText(n.maxPrefixes())
+	s.holds[n.Name][holdMaxPrefix] = maxPrefixText(maxPrefixes(n))
 	s.noteHolds(n.Name)
 	if err := s.syncAdmin(s.ctx, n.Name); err != nil && s.ctx.Err() == nil {
 		s.log.Error("bgp: hold session down after max-prefix", "peering", n.Name, "error", err)

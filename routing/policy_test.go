@@ -17,10 +17,10 @@ func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func testImport() Import {
 	return Import{
 		Protected: []Protected{
-			{pfx("10.1.0.0/16"), "local address space"},
-			{pfx("fd00:1::/48"), "local address space"},
-			{pfx("10.1.255.254/32"), "tunnel address"}, // nested in the space
-			{pfx("172.16.201.0/24"), "point-to-site pool"},
+			{Prefix: pfx("10.1.0.0/16"), Owner: "local address space"},
+			{Prefix: pfx("fd00:1::/48"), Owner: "local address space"},
+			{Prefix: pfx("10.1.255.254/32"), Owner: "tunnel address"}, // nested in the space
+			{Prefix: pfx("172.16.201.0/24"), Owner: "point-to-site pool"},
 		},
 		Allowed: map[string][]netip.Prefix{
 			"west": {pfx("10.2.0.0/16"), pfx("fd00:2::/48")},

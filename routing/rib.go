@@ -16,23 +16,6 @@ import (
 	vapi "github.com/vgate-project/vgate/api"
 )
 
-// Route is one path received from a neighbor, accepted or not.
-type Route struct {
-	Prefix   netip.Prefix `json:"prefix"`
-	Neighbor string       `json:"neighbor"`
-	NextHop  netip.Addr   `json:"next_hop,omitzero"`
-	ASPath   []uint32     `json:"as_path"`
-	Accepted bool         `json:"accepted"`
-	// Best: the speaker's best path for the prefix.
-	Best bool `json:"best"`
-	// Reason says why a route was rejected (its text in JSON).
-	Reason vapi.RouteRejection `json:"reason,omitzero"`
-	// PeerPrefix is the prefix as the neighbor announced it when its
-	// ingress NAT rules translated it into Prefix (zero otherwise).
-	PeerPrefix netip.Prefix `json:"peer_prefix,omitzero"`
-	Since      time.Time    `json:"since,omitzero"`
-}
-
 // NeighborStatus is one session as `vgate bgp` shows it: the control
 // API's type.
 type NeighborStatus = vapi.NeighborStatus
@@ -65,7 +48,7 @@ func (s *Speaker) Snapshot(ctx context.Context) (RIB, error) {
 	idx := map[key]int{}
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
 		n := s.neighbors[name]
-		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: vapi.SessionIdle, MaxPrefixes: n.maxPrefixes()}
+		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: vapi.SessionIdle, MaxPrefixes: maxPrefixes(n)}
 		err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{Address: n.Address.String(), EnableAdvertised: true}, func(p *api.Peer) {
 			peerStatus(&ns, p)
 			s.notePeer(p)

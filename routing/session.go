@@ -25,46 +25,8 @@ const (
 	idleHoldAfterDown = 1
 )
 
-// Neighbor is one eBGP session.
-type Neighbor struct {
-	Name         string // the peering's name; routes are reported by it
-	Address      netip.Addr
-	ASN          uint32
-	LocalAddress netip.Addr // source address of the session; zero: any
-	Port         uint16     // remote port; 0 means 179
-	Passive      bool       // only accept, never dial
-	// MaxPrefixes per address family; more received tears the session
-	// down (and it stays down until the limit changes). 0 means
-	// DefaultMaxPrefixes.
-	MaxPrefixes int
-	// Allowed, when not nil, is the set of prefixes routes from this
-	// neighbor must lie within.
-	Allowed []netip.Prefix
-	// Prepend is how many extra times the speaker's AS is prepended to
-	// the routes it sends this neighbor (to make a path less preferred).
-	Prepend int
-	// Ingress are the ingress NAT rules of the neighbor's peering: its
-	// routes are imported translated (Import.Seen, nat.go).
-	Ingress []Translation
-	// Hide are prefixes never advertised to this neighbor, nor anything
-	// overlapping them (with NAT: what it must not see in this side's
-	// numbering).
-	Hide []netip.Prefix
-	// GracefulRestart, when RestartTime is set, announces graceful
-	// restart (RFC 4724) and, with LongLived, long-lived graceful restart
-	// (RFC 9494): a neighbor that helps keeps this speaker's routes while
-	// it restarts (Close(true)). The speaker never claims to have kept
-	// its forwarding state (the F bit stays clear).
-	GracefulRestart GracefulRestart
-}
-
-// GracefulRestart is what a speaker announces of graceful restart.
-type GracefulRestart struct {
-	RestartTime time.Duration // whole seconds, at most 4095
-	LongLived   time.Duration // the long-lived stale time; 0: none
-}
-
-func (n Neighbor) maxPrefixes() int {
+// maxPrefixes is n's prefix limit in effect.
+func maxPrefixes(n Neighbor) int {
 	if n.MaxPrefixes > 0 {
 		return n.MaxPrefixes
 	}
@@ -73,19 +35,19 @@ func (n Neighbor) maxPrefixes() int {
 
 // sessionEqual reports whether two neighbors need the same GoBGP session
 // (Allowed is policy, applied without a reset).
-func (n Neighbor) sessionEqual(o Neighbor) bool {
+func sessionEqual(n, o Neighbor) bool {
 	return n.Name == o.Name && n.Address == o.Address && n.ASN == o.ASN && n.LocalAddress == o.LocalAddress &&
-		n.Port == o.Port && n.Passive == o.Passive && n.maxPrefixes() == o.maxPrefixes() && n.GracefulRestart == o.GracefulRestart
+		n.Port == o.Port && n.Passive == o.Passive && maxPrefixes(n) == maxPrefixes(o) && n.GracefulRestart == o.GracefulRestart
 }
 
 func onlyPassiveDiffers(a, b Neighbor) bool {
 	a.Passive = b.Passive
-	return a.sessionEqual(b)
+	return sessionEqual(a, b)
 }
 
 func onlyLimitDiffers(a, b Neighbor) bool {
 	a.MaxPrefixes = b.MaxPrefixes
-	return a.sessionEqual(b)
+	return sessionEqual(a, b)
 }
 
 func peerConf(n Neighbor, disabled bool) *api.Peer {
@@ -97,7 +59,7 @@ func peerConf(n Neighbor, disabled bool) *api.Peer {
 	if n.LocalAddress.IsValid() {
 		tr.LocalAddress = n.LocalAddress.String()
 	}
-	limit := uint32(n.maxPrefixes())
+	limit := uint32(maxPrefixes(n))
 	var afs []*api.AfiSafi
 	for _, f := range []*api.Family{familyV4, familyV6} {
 		af := &api.AfiSafi{
@@ -175,7 +137,7 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, at time.Tim
 		d, down = downFromEvent(st, s.evHolds[n.Name], s.evHoldText[n.Name], at)
 		if down {
 			if d.code == DownMaxPrefix {
-				d.text = maxPrefixText(n.maxPrefixes())
+				d.text = maxPrefixText(maxPrefixes(n))
 			}
 			s.lastDown[addr] = d
 		}
@@ -297,7 +259,7 @@ func (s *Speaker) Sessions(ctx context.Context) ([]NeighborStatus, error) {
 	out := make([]NeighborStatus, 0, len(s.neighbors))
 	for _, name := range slices.Sorted(maps.Keys(s.neighbors)) {
 		n := s.neighbors[name]
-		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: vapi.SessionIdle, MaxPrefixes: n.maxPrefixes()}
+		ns := NeighborStatus{Name: name, Address: n.Address, ASN: n.ASN, State: vapi.SessionIdle, MaxPrefixes: maxPrefixes(n)}
 		s.evMu.Lock()
 		if seen, ok := s.sess[n.Address]; ok {
 			ns.State = seen.state

@@ -14,24 +14,6 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
-// State is everything a speaker should do: the prefixes it originates,
-// its import policy and its sessions. Set takes it whole.
-type State struct {
-	Originate []netip.Prefix
-	Protected []Protected
-	Neighbors []Neighbor
-	// Drain announces every route as least preferred (RFC 8326): the
-	// GRACEFUL_SHUTDOWN community and DrainPrepend more copies of the
-	// speaker's AS, re-sent to established sessions without a reset.
-	Drain bool
-}
-
-// DrainPrepend is how many extra times a draining speaker prepends its AS.
-const DrainPrepend = 3
-
-// GracefulShutdown is the GRACEFUL_SHUTDOWN community (RFC 8326).
-const GracefulShutdown = "65535:0"
-
 // Set moves the speaker to st: originated prefixes, the import policy and
 // the sessions, touching only what differs. A session whose parameters
 // change is re-created; a change of Allowed or Protected re-applies the
@@ -49,7 +31,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 	s.want = want
 	for name, old := range s.neighbors {
 		n, ok := want[name]
-		if ok && n.sessionEqual(old) {
+		if ok && sessionEqual(n, old) {
 			continue
 		}
 		if ok && onlyPassiveDiffers(old, n) && s.established(ctx, old) {
@@ -73,7 +55,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 			if err := s.syncAdmin(ctx, name); err != nil {
 				errs = append(errs, err)
 			}
-			s.log.Info("bgp neighbor prefix limit changed", "peering", name, "max_prefixes", n.maxPrefixes())
+			s.log.Info("bgp neighbor prefix limit changed", "peering", name, "max_prefixes", maxPrefixes(n))
 			continue
 		}
 		if err := s.bgp.DeletePeer(ctx, &api.DeletePeerRequest{Address: old.Address.String()}); err != nil {
@@ -84,7 +66,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 		s.evMu.Lock()
 		delete(s.sess, old.Address)
 		s.evMu.Unlock()
-		if n, ok := want[name]; !ok || n.maxPrefixes() != old.maxPrefixes() {
+		if n, ok := want[name]; !ok || maxPrefixes(n) != maxPrefixes(old) {
 			s.clearHold(name, holdMaxPrefix)
 		}
 		if _, ok := want[name]; !ok {
@@ -128,7 +110,7 @@ func (s *Speaker) Set(ctx context.Context, st State) error {
 		}
 		s.neighbors[n.Name] = n
 		s.disabled[n.Name] = held
-		s.log.Info("bgp neighbor added", "peering", n.Name, "address", n.Address, "asn", n.ASN, "max_prefixes", n.maxPrefixes())
+		s.log.Info("bgp neighbor added", "peering", n.Name, "address", n.Address, "asn", n.ASN, "max_prefixes", maxPrefixes(n))
 	}
 	s.evMu.Lock()
 	for a, n := range s.byAddr {

@@ -109,7 +109,7 @@ func TestSpeakersOnLoopback(t *testing.T) {
 
 	aState := State{
 		Originate: []netip.Prefix{pfx("10.1.0.0/16"), pfx("fd00:1::/48")},
-		Protected: []Protected{{pfx("10.1.0.0/16"), "local address space"}, {pfx("fd00:1::/48"), "local address space"}},
+		Protected: []Protected{{Prefix: pfx("10.1.0.0/16"), Owner: "local address space"}, {Prefix: pfx("fd00:1::/48"), Owner: "local address space"}},
 		Neighbors: []Neighbor{{Name: "b", Address: bAddr, ASN: 65002, Passive: true,
 			Allowed: []netip.Prefix{pfx("10.2.0.0/16"), pfx("10.3.0.0/16"), pfx("fd00:2::/48")}}},
 	}
@@ -122,7 +122,7 @@ func TestSpeakersOnLoopback(t *testing.T) {
 			pfx("10.0.0.0/8"),     // covers a's space
 			pfx("192.168.0.0/16"), // outside what a allows b
 		},
-		Protected: []Protected{{pfx("10.2.0.0/16"), "local address space"}},
+		Protected: []Protected{{Prefix: pfx("10.2.0.0/16"), Owner: "local address space"}},
 		Neighbors: []Neighbor{
 			{Name: "a", Address: aAddr, ASN: 65001, LocalAddress: bAddr, Port: uint16(aPort)},
 			{Name: "c", Address: cAddr, ASN: 65003, Passive: true},
@@ -319,7 +319,7 @@ func TestPeerConfGracefulRestart(t *testing.T) {
 			t.Errorf("family %v: %v %v", af.Config.Family, af.MpGracefulRestart, af.LongLivedGracefulRestart)
 		}
 	}
-	if n.sessionEqual(g) {
+	if sessionEqual(n, g) {
 		t.Error("a change of graceful restart keeps the session")
 	}
 }

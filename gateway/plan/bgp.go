@@ -11,7 +11,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/ipsec"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 // desiredBGP adds what BGP learned to the static part of the plan (desired):
@@ -37,7 +37,7 @@ import (
 // peer's AllowedIPs; where one was the best path, the best of the other
 // accepted paths takes its place (shortest AS path, then the peering's
 // name), as GoBGP decides once the session is down.
-func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []route.Route, learned []routing.Route, dead map[string]bool) ([]Tunnel, []route.Route) {
+func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []route.Route, learned []spec.Route, dead map[string]bool) ([]Tunnel, []route.Route) {
 	tunnels, routes, _ = desiredBGPDraining(cfg, tunnels, routes, learned, dead, nil)
 	return tunnels, routes
 }
@@ -48,7 +48,7 @@ func desiredBGP(cfg *config.Config, tunnels []Tunnel, routes []route.Route, lear
 // gets its kernel route only through such paths (preferUndrained); a
 // draining peering stays in AllowedIPs and keeps the prefixes it alone
 // has. avoided are the draining peerings no kernel route goes through.
-func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Route, learned []routing.Route, dead, draining map[string]bool) ([]Tunnel, []route.Route, map[string]bool) {
+func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Route, learned []spec.Route, dead, draining map[string]bool) ([]Tunnel, []route.Route, map[string]bool) {
 	learned = preferUndrained(withoutDead(learned, dead), draining)
 	bgpPeering := map[string]bool{}
 	for _, p := range cfg.Peerings {
@@ -62,7 +62,7 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Rou
 	}
 	multipath := cfg.BGP != nil && cfg.BGP.Multipath
 	accepted := map[string][]netip.Prefix{}
-	best := map[netip.Prefix]routing.Route{}
+	best := map[netip.Prefix]spec.Route{}
 	for _, r := range learned {
 		if !r.Accepted || !bgpPeering[r.Neighbor] {
 			continue
@@ -135,7 +135,7 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Rou
 // a prefix that has an accepted path through a peering that does not
 // drain: the best of those (shortest AS path, then the peering's name)
 // is marked best instead.
-func preferUndrained(learned []routing.Route, draining map[string]bool) []routing.Route {
+func preferUndrained(learned []spec.Route, draining map[string]bool) []spec.Route {
 	if len(draining) == 0 {
 		return learned
 	}
@@ -182,11 +182,11 @@ func preferUndrained(learned []routing.Route, draining map[string]bool) []routin
 // withoutDead is learned without the routes of dead peerings; a prefix
 // whose best path was one of them gets the best remaining accepted path
 // marked best.
-func withoutDead(learned []routing.Route, dead map[string]bool) []routing.Route {
+func withoutDead(learned []spec.Route, dead map[string]bool) []spec.Route {
 	if len(dead) == 0 {
 		return learned
 	}
-	out := make([]routing.Route, 0, len(learned))
+	out := make([]spec.Route, 0, len(learned))
 	orphan := map[netip.Prefix]bool{}
 	hasBest := map[netip.Prefix]bool{}
 	for _, r := range learned {
@@ -229,7 +229,7 @@ func withoutDead(learned []routing.Route, dead map[string]bool) []routing.Route 
 //
 // The endpoints are the tunnels' resolved ones: the plan resolves each
 // name once (desired), never again here.
-func bgpImport(in Input, tunnels []Tunnel) routing.State {
+func bgpImport(in Input, tunnels []Tunnel) spec.State {
 	cfg := in.Config
 	endpoint := make(map[string]netip.AddrPort, len(tunnels))
 	for _, t := range tunnels {
@@ -238,10 +238,10 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			endpoint[t.Name] = netip.AddrPortFrom(a, 500) // IKE; NAT-T uses 4500 on the same address
 		}
 	}
-	var st routing.State
+	var st spec.State
 	st.Originate = slices.Clone(cfg.AddressSpaces)
 	add := func(p netip.Prefix, owner string) {
-		st.Protected = append(st.Protected, routing.Protected{Prefix: p.Masked(), Owner: owner})
+		st.Protected = append(st.Protected, spec.Protected{Prefix: p.Masked(), Owner: owner})
 	}
 	for _, p := range cfg.AddressSpaces {
 		add(p, "local address space")
@@ -270,18 +270,18 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 			continue
 		}
 		local, peer := wireAddrs(cfg, p) // nat.go: both ends compare the same pair
-		n := routing.Neighbor{
+		n := spec.Neighbor{
 			Name:         p.Name,
 			Address:      p.BGP.Address,
 			ASN:          p.BGP.ASN,
 			LocalAddress: cfg.TunnelAddress,
 			MaxPrefixes:  p.BGP.MaxPrefixes,
 			Prepend:      p.BGP.Prepend,
-			GracefulRestart: func() routing.GracefulRestart {
+			GracefulRestart: func() spec.GracefulRestart {
 				r, ll := cfg.BGP.GracefulRestart.Timing()
-				return routing.GracefulRestart{RestartTime: r, LongLived: ll}
+				return spec.GracefulRestart{RestartTime: r, LongLived: ll}
 			}(),
-			Passive: routing.Passive(local, peer, peerKind(in, p)),
+			Passive: spec.Passive(local, peer, peerKind(in, p)),
 		}
 		if len(p.AddressSpaces) > 0 {
 			n.Allowed = slices.Clone(p.AddressSpaces)
@@ -296,7 +296,7 @@ func bgpImport(in Input, tunnels []Tunnel) routing.State {
 // routeTable is what `vgate routes` shows (Routes): the gateway's own spaces, static
 // routes, and every route BGP received (accepted or rejected), each marked
 // installed if the kernel has it through the expected interface.
-func routeTable(cfg *config.Config, static []route.Route, learned []routing.Route, kern []route.Route, dead map[string]bool) []api.RouteEntry {
+func routeTable(cfg *config.Config, static []route.Route, learned []spec.Route, kern []route.Route, dead map[string]bool) []api.RouteEntry {
 	ifOf := ifNames(cfg)
 	peeringOf := func(dev string, dst netip.Prefix) string { return peeringOn(cfg, dev, dst) }
 	inKernel := map[netip.Prefix]route.Route{}
@@ -452,14 +452,14 @@ func peeringOn(cfg *config.Config, dev string, dst netip.Prefix) string {
 // (its BGP address is not of the tunnel address's family) is never
 // learned, nor one with `probe: off` (a router that does not answer
 // echo): all count as plain, so vgate dials.
-func peerKind(in Input, p *config.Peering) routing.PeerKind {
+func peerKind(in Input, p *config.Peering) spec.PeerKind {
 	switch {
 	case p.IsIPsec(), p.BGP.ProbeOff(), in.Config.TunnelAddress.Unmap().Is4() != p.BGP.Address.Unmap().Is4():
-		return routing.PeerPlain
+		return spec.PeerPlain
 	case in.VgatePeers[p.Name]:
-		return routing.PeerVgate
+		return spec.PeerVgate
 	case in.PlainPeers[p.Name]:
-		return routing.PeerPlain
+		return spec.PeerPlain
 	}
-	return routing.PeerUnknown
+	return spec.PeerUnknown
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/route"
-	"github.com/vgate-project/vgate/routing"
 	"github.com/vgate-project/vgate/routing/bfd"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 func bgpConfig(t *testing.T) *config.Config {
@@ -41,7 +41,7 @@ func p(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 func TestDesiredBGP(t *testing.T) {
 	cfg := bgpConfig(t)
-	learned := []routing.Route{
+	learned := []spec.Route{
 		// D's space via b (best) and c (accepted, not best).
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true},
@@ -144,7 +144,7 @@ func TestBGPImport(t *testing.T) {
 func TestRouteTable(t *testing.T) {
 	cfg := bgpConfig(t)
 	_, static, _ := desired(cfg, testEnv())
-	learned := []routing.Route{
+	learned := []spec.Route{
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
 		{Prefix: p("10.3.0.0/16"), Neighbor: "c", Accepted: true, Best: true},
@@ -178,7 +178,7 @@ func TestDesiredBGPMultipath(t *testing.T) {
 	cfg.Peerings[1].StaticRoutes = nil
 	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "d", Network: "d", PublicKey: pub(t), Endpoint: "198.18.0.4:51820",
 		BGP: &config.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.10.4")}})
-	learned := []routing.Route{
+	learned := []spec.Route{
 		// Equal length via b (best), c and d: three-way ECMP.
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65005}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "d", Accepted: true, ASPath: []uint32{65004, 65005}},
@@ -245,7 +245,7 @@ func TestRouteTableMultipath(t *testing.T) {
 	cfg := bgpConfig(t)
 	cfg.BGP.Multipath = true
 	_, static, _ := desired(cfg, testEnv())
-	learned := []routing.Route{
+	learned := []spec.Route{
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
 	}
@@ -283,7 +283,7 @@ func TestAllowListIsNotAStaticRoute(t *testing.T) {
 	// Learned from c, then from b as well (both accepted: 10.3/16 is
 	// inside c's allow-list, b has none): the route follows the best path.
 	for _, via := range []string{"c", "b"} {
-		in.Learned = []routing.Route{{Prefix: p("10.3.0.0/16"), Neighbor: via, Accepted: true, Best: true}}
+		in.Learned = []spec.Route{{Prefix: p("10.3.0.0/16"), Neighbor: via, Accepted: true, Best: true}}
 		st = Plan(in)
 		found := false
 		for _, r := range st.Routes {
@@ -317,7 +317,7 @@ func TestProbeDeadDropsRoutes(t *testing.T) {
 	cfg := bgpConfig(t)
 	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "d", Network: "d", PublicKey: pub(t),
 		BGP: &config.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.10.4")}})
-	learned := []routing.Route{
+	learned := []spec.Route{
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65002, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "d", Accepted: true, ASPath: []uint32{65004, 65004, 65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},
@@ -409,7 +409,7 @@ func TestPassiveEnd(t *testing.T) {
 	// An IPsec peering's peer is a standard device: plain, whatever the
 	// probe says.
 	ipsecPeer := &config.Peering{Name: "hq", Type: config.TypeIPsec, BGP: &config.PeerBGP{ASN: 65010, Address: netip.MustParseAddr("169.254.21.9")}}
-	if k := peerKind(Input{Config: cfg, VgatePeers: map[string]bool{"hq": true}}, ipsecPeer); k != routing.PeerPlain {
+	if k := peerKind(Input{Config: cfg, VgatePeers: map[string]bool{"hq": true}}, ipsecPeer); k != spec.PeerPlain {
 		t.Errorf("IPsec peering: kind %v, want plain", k)
 	}
 }
@@ -423,7 +423,7 @@ func TestDrainingPeerRoutedAround(t *testing.T) {
 	cfg := bgpConfig(t)
 	cfg.Peerings = append(cfg.Peerings, config.Peering{Name: "d", Network: "d", PublicKey: pub(t),
 		BGP: &config.PeerBGP{ASN: 65004, Address: netip.MustParseAddr("169.254.10.4")}})
-	learned := []routing.Route{
+	learned := []spec.Route{
 		{Prefix: p("10.4.0.0/16"), Neighbor: "b", Accepted: true, Best: true, ASPath: []uint32{65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "d", Accepted: true, ASPath: []uint32{65004}},
 		{Prefix: p("10.4.0.0/16"), Neighbor: "c", Accepted: true, ASPath: []uint32{65003, 65004}},

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 func TestPlanDNS(t *testing.T) {
@@ -21,7 +21,7 @@ func TestPlanDNS(t *testing.T) {
 	// BGP-accepted prefixes of a peer widen what counts as that peer.
 	cfg.Peerings[0].BGP = &config.PeerBGP{ASN: 65002, Address: cfg.Peerings[0].TunnelAddress}
 	cfg.BGP = &config.BGP{ASN: 65001, RouterID: netip.MustParseAddr("10.1.255.254")}
-	learned := []routing.Route{{Prefix: p("10.2.0.0/16"), Neighbor: "west", Accepted: true, Best: true}}
+	learned := []spec.Route{{Prefix: p("10.2.0.0/16"), Neighbor: "west", Accepted: true, Best: true}}
 	st := Plan(Input{Config: cfg, Env: env, Learned: learned})
 	z := st.DNS
 	if z == nil {

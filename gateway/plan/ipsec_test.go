@@ -8,7 +8,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/ipsec"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 func ipsecConfig(t *testing.T) *config.Config {
@@ -50,7 +50,7 @@ func TestIPsecBGPRoutesAndView(t *testing.T) {
 	cfg.BGP = &config.BGP{ASN: 65001, RouterID: netip.MustParseAddr("10.1.255.254")}
 	hq := &cfg.Peerings[1]
 	hq.BGP = &config.PeerBGP{ASN: 65010, Address: netip.MustParseAddr("169.254.21.1")}
-	learned := []routing.Route{{Prefix: netip.MustParsePrefix("192.168.7.0/24"), Neighbor: "hq", Accepted: true, Best: true}}
+	learned := []spec.Route{{Prefix: netip.MustParsePrefix("192.168.7.0/24"), Neighbor: "hq", Accepted: true, Best: true}}
 	in := Input{Config: cfg, Env: Env{Resolve: resolveLiteral, UnderlayMTU: func(netip.Addr) int { return 1500 }}, Learned: learned}
 	st := Plan(in)
 	var got *route.Route

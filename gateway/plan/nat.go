@@ -6,7 +6,7 @@ import (
 
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/nat"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 // NAT in the BGP plan (docs/nat.md). GoBGP keeps a translating peer's
@@ -35,7 +35,7 @@ func wireAddrs(cfg *config.Config, p *config.Peering) (local, peer netip.Addr) {
 // the prefixes it must not be sent (its own translated space; this
 // side's prefixes its egress rules show under other ones; other
 // neighbors' egress images), and the originated translations.
-func natBGP(in Input, st *routing.State) {
+func natBGP(in Input, st *spec.State) {
 	cfg := in.Config
 	byName := map[string]*config.Peering{}
 	rules := false
@@ -68,7 +68,7 @@ func natBGP(in Input, st *routing.State) {
 		n := &st.Neighbors[i]
 		r := byName[n.Name].NATRules()
 		for _, x := range r.Ingress {
-			n.Ingress = append(n.Ingress, routing.Translation{Internal: x.Internal, External: x.External})
+			n.Ingress = append(n.Ingress, spec.Translation{Internal: x.Internal, External: x.External})
 			n.Hide = append(n.Hide, x.External)
 		}
 		for _, e := range r.Egress {

@@ -8,7 +8,7 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/route"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 func pfx(ss ...string) []netip.Prefix {
@@ -121,7 +121,7 @@ func TestPlanNATBGP(t *testing.T) {
 	a.BGP = &config.PeerBGP{ASN: 65001, Address: netip.MustParseAddr("100.65.255.254")}
 	b := &cfg.Peerings[1]
 	b.BGP = &config.PeerBGP{ASN: 65002, Address: netip.MustParseAddr("10.2.255.254")}
-	learned := []routing.Route{
+	learned := []spec.Route{
 		{Prefix: mp("100.65.4.0/24"), PeerPrefix: mp("10.1.4.0/24"), Neighbor: "a", Accepted: true, Best: true},
 		{Prefix: mp("10.2.8.0/24"), Neighbor: "b", Accepted: true, Best: true},
 	}

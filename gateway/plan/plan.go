@@ -31,8 +31,8 @@ import (
 	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/ipsec"
-	"github.com/vgate-project/vgate/routing"
 	"github.com/vgate-project/vgate/routing/bfd"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 // Input is everything a plan depends on.
@@ -41,7 +41,7 @@ type Input struct {
 	Env    Env
 	// Learned is the speaker's last RIB snapshot: every route received,
 	// accepted or rejected (only accepted ones are used).
-	Learned []routing.Route
+	Learned []spec.Route
 	// P2SDown: point_to_site is configured but its server is not running
 	// (e.g. a corrupt registry); the pool is then not routed to it.
 	P2SDown bool
@@ -186,10 +186,10 @@ type BGP struct {
 	Identity BGPIdentity
 	// Speaker is the sessions, the import policy and the originated
 	// prefixes, applied to a running speaker by diff.
-	Speaker routing.State
+	Speaker spec.State
 	// Probes are the in-tunnel liveness targets: peering → the remote
 	// tunnel address its BGP session runs to, with the probe's timing.
-	Probes map[string]routing.ProbeTarget
+	Probes map[string]spec.ProbeTarget
 	// Avoided are the draining peerings (Input.DrainingPeers) no kernel
 	// route goes through: the probe tells them so.
 	Avoided map[string]bool
@@ -239,7 +239,7 @@ func Plan(in Input) State {
 	if cfg.BGP != nil {
 		speaker := bgpImport(in, tunnels)
 		speaker.Drain = in.Drain
-		probes := make(map[string]routing.ProbeTarget, len(speaker.Neighbors))
+		probes := make(map[string]spec.ProbeTarget, len(speaker.Neighbors))
 		bfds := map[string]bfd.Target{}
 		for _, p := range cfg.Peerings {
 			if p.BGP == nil {
@@ -247,7 +247,7 @@ func Plan(in Input) State {
 			}
 			if !p.BGP.ProbeOff() {
 				iv, m := p.BGP.ProbeTiming()
-				t := routing.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m,
+				t := spec.ProbeTarget{Address: p.BGP.Address, Interval: iv, Multiplier: m,
 					LocalASN: cfg.BGP.ASN, PeerASN: p.BGP.ASN, Interface: IfNameOf(&p)}
 				if local, peer := wireAddrs(cfg, &p); local != cfg.TunnelAddress || peer != p.BGP.Address {
 					t.LocalWire, t.PeerWire = local, peer // nat.go

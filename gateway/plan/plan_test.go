@@ -12,7 +12,7 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 func routeStrings(st State) []string {
@@ -36,7 +36,7 @@ func TestPlan(t *testing.T) {
 		},
 		UnderlayMTU: func(netip.Addr) int { return 1500 },
 	}
-	learnedPool := []routing.Route{
+	learnedPool := []spec.Route{
 		// b announces the P2S pool (a hijack the import policy also
 		// refuses) and a prefix of its own.
 		{Prefix: p("172.16.201.0/24"), Neighbor: "b", Accepted: true, Best: true},
@@ -51,7 +51,7 @@ func TestPlan(t *testing.T) {
 		routes     []string // present
 		notRoutes  []string // absent
 		bgp        bool
-		probes     map[string]routing.ProbeTarget
+		probes     map[string]spec.ProbeTarget
 		p2s        bool
 		problems   int
 		allowedOfB []string
@@ -98,7 +98,7 @@ func TestPlan(t *testing.T) {
 			routes:    []string{"10.4.0.0/16 vg-b", "172.16.201.0/24 " + p2s.IfName, "10.3.0.0/16 vg-c", "10.9.0.0/16 vg-s"},
 			notRoutes: []string{"172.16.201.0/24 vg-b", "10.66.0.0/16 vg-b"},
 			bgp:       true,
-			probes:    map[string]routing.ProbeTarget{"b": defaultProbe("b", "169.254.10.2", 65002), "c": defaultProbe("c", "169.254.10.3", 65003)},
+			probes:    map[string]spec.ProbeTarget{"b": defaultProbe("b", "169.254.10.2", 65002), "c": defaultProbe("c", "169.254.10.3", 65003)},
 			p2s:       true,
 			// Accepted routes join AllowedIPs, best or not; rejected ones do not.
 			allowedOfB: []string{"169.254.10.2/32", "172.16.201.0/24", "10.4.0.0/16"},
@@ -199,7 +199,7 @@ func TestRoutesViewMatchesPlan(t *testing.T) {
 	}
 }
 
-func defaultProbe(peering, addr string, peerASN uint32) routing.ProbeTarget {
-	return routing.ProbeTarget{Address: netip.MustParseAddr(addr), Interval: config.DefaultProbeInterval, Multiplier: config.DefaultProbeMultiplier,
+func defaultProbe(peering, addr string, peerASN uint32) spec.ProbeTarget {
+	return spec.ProbeTarget{Address: netip.MustParseAddr(addr), Interval: config.DefaultProbeInterval, Multiplier: config.DefaultProbeMultiplier,
 		LocalASN: 65001, PeerASN: peerASN, Interface: IfNamePrefix + peering}
 }

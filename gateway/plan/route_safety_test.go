@@ -7,7 +7,7 @@ import (
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/route"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/routing/spec"
 )
 
 // TestBGPImportRuntimeProtected: the endpoints in use now and the
@@ -44,7 +44,7 @@ func TestBGPImportRuntimeProtected(t *testing.T) {
 	if slices.Contains(prot, "198.18.0.2/32 current underlay endpoint of peering b") {
 		t.Errorf("unchanged endpoint protected twice: %q", prot)
 	}
-	im := routing.Import{Protected: st.Protected}
+	im := spec.Import{Protected: st.Protected}
 	for _, c := range []struct{ prefix, reason string }{
 		{"198.18.1.0/24", "overlaps connected subnet on eth0 198.18.1.0/24"},
 		{"198.18.1.128/25", "overlaps connected subnet on eth0 198.18.1.0/24"},

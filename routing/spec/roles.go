@@ -1,4 +1,4 @@
-package routing
+package spec
 
 import "net/netip"
 
@@ -23,9 +23,9 @@ const (
 	// PeerVgate: the peer's own probes arrive: it runs vgate.
 	PeerVgate
 	// PeerPlain: the peer has sent no probe of its own while answering
-	// for plainAfter, or never answering for silentPlainAfter (or it
-	// cannot be probed, or is an IPsec device): another router, which may
-	// itself only listen.
+	// for the prober's plainAfter, or never answering for its
+	// silentPlainAfter (or it cannot be probed, or is an IPsec device):
+	// another router, which may itself only listen.
 	PeerPlain
 )
 

@@ -1,4 +1,4 @@
-package routing
+package spec
 
 import (
 	"net/netip"
@@ -10,6 +10,7 @@ import (
 // gateways (each has learned nothing yet, or that the other runs vgate)
 // never both dial; towards a router learned to be plain, vgate dials.
 func TestPassiveRoles(t *testing.T) {
+	addr := netip.MustParseAddr
 	kinds := []PeerKind{PeerUnknown, PeerVgate, PeerPlain}
 	addrs := []netip.Addr{addr("10.1.255.254"), addr("10.2.255.254"), addr("169.254.0.1"), addr("fd00:1::1"), addr("fd00:2::1")}
 	for _, a := range addrs {
