@@ -9,6 +9,8 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/vgate-project/vgate/internal/latprobe"
 )
 
 // recvBudget is how many received transport packets wireguard-go may hold
@@ -71,6 +73,13 @@ func (b *budgetBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 }
 
 func (b *budgetBind) Send(bufs [][]byte, ep conn.Endpoint) error {
+	if latprobe.On() {
+		for _, buf := range bufs {
+			if latprobe.IsEncEcho(buf) {
+				latprobe.Mark(latprobe.SendSent, latprobe.SendHanded, latprobe.SendQueued)
+			}
+		}
+	}
 	if b.send != nil {
 		c := 0
 		for _, buf := range bufs {

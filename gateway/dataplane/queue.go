@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vgate-project/vgate/internal/latprobe"
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -164,6 +165,9 @@ func (q *fqTUN) drain() {
 		now := q.now()
 		for i := 0; i < c; i++ {
 			if sizes[i] > 0 {
+				if latprobe.On() && latprobe.IsEcho(bufs[i][q.offset:q.offset+sizes[i]]) {
+					latprobe.Mark(latprobe.SendQueued)
+				}
 				q.enqueueLocked(bufs[i], sizes[i], now)
 				bufs[i] = nil
 			}
@@ -255,6 +259,9 @@ func (q *fqTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 					break
 				}
 				sizes[n] = copy(bufs[n][offset:], p.b[q.offset:q.offset+p.n])
+				if latprobe.On() && latprobe.IsEcho(bufs[n][offset:offset+sizes[n]]) {
+					latprobe.Mark(latprobe.SendHanded, latprobe.SendQueued)
+				}
 				q.putBufLocked(p.b)
 				n++
 			}

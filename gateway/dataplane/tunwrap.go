@@ -7,6 +7,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/vgate-project/vgate/gateway/wgspec"
+	"github.com/vgate-project/vgate/internal/latprobe"
 )
 
 // clampTUN decorates a tun.Device (the seam wireguard-go reads and writes
@@ -66,6 +67,13 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
+	if latprobe.On() {
+		for _, b := range bufs {
+			if len(b) > offset && latprobe.IsEcho(b[offset:]) {
+				latprobe.Mark(latprobe.RecvWritten, latprobe.RecvHanded, latprobe.RecvDispatch)
+			}
+		}
+	}
 	if t.recv != nil {
 		t.recv.release(len(bufs)) // budget.go
 	}
