@@ -10,8 +10,6 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
-
-	"github.com/vgate-project/vgate/internal/latprobe"
 )
 
 // recvBudget is how many received transport packets wireguard-go may hold
@@ -34,7 +32,7 @@ var recvBudget = budgetPerCPU()
 const recvStall = 5 * time.Millisecond
 
 // newRecvBudget is a device's receive budget.
-func newRecvBudget() *recvBudgetT { return newRecvBudgetT(recvBudget) }
+func newRecvBudget() *batchBudget { return newBatchBudget(recvBudget) }
 
 // budgetBind decorates a device's conn.Bind: Send releases the send
 // queue's budget for the data packets it carries, and each ReceiveFunc
@@ -42,7 +40,7 @@ func newRecvBudget() *recvBudgetT { return newRecvBudgetT(recvBudget) }
 type budgetBind struct {
 	conn.Bind
 	send *fqTUN // nil: no send budget
-	recv *recvBudgetT
+	recv *batchBudget
 }
 
 func (b *budgetBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
@@ -66,14 +64,8 @@ func (b *budgetBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
 	}
 	return out, actual, nil
 }
+
 func (b *budgetBind) Send(bufs [][]byte, ep conn.Endpoint) error {
-	if latprobe.On() {
-		for _, buf := range bufs {
-			if latprobe.IsEncEcho(buf) {
-				latprobe.Mark(latprobe.SendSent, latprobe.SendHanded, latprobe.SendQueued)
-			}
-		}
-	}
 	if b.send != nil {
 		c := 0
 		for _, buf := range bufs {
@@ -92,20 +84,23 @@ func isData(msg []byte) bool {
 	return len(msg) > 32 && binary.LittleEndian.Uint32(msg[0:4]) == 4
 }
 
-// recvBudgetT counts received data packets in flight in wireguard-go
+// batchBudget counts received data packets in flight in wireguard-go
 // against a limit (like BQL), per batch the ReceiveFunc handed on. A batch
 // leaves the count when the TUN write of a packet from it or from a later
 // batch shows wireguard-go has finished it: it processes a peer's batches
 // in order, and a batch's packets come back to the TUN write in the very
-// buffers the ReceiveFunc filled, which identify it. Packets it did not
-// take (no keypair for the index) stay in their buffer for the next call,
-// which uncounts them. A batch of packets that all failed to decrypt
-// shows nothing; recvStall frees it.
-type recvBudgetT struct {
+// buffers the ReceiveFunc filled, which identify it (a buffer is reused
+// only after its packet was written or dropped, so the newest batch
+// holding it is the one). Packets it did not take (no keypair for the
+// index) stay in their buffer for the next call, which uncounts them. A
+// batch of packets that all failed to decrypt shows nothing; recvStall
+// frees it.
+type batchBudget struct {
 	limit   int
 	epoch   time.Time
 	mu      sync.Mutex
 	fifo    []*recvBatch // oldest first
+	free    []*recvBatch // left the fifo, for reuse
 	count   int          // sum of the fifo's n
 	wake    chan struct{}
 	resyncs atomic.Uint64 // batches freed by recvStall
@@ -121,13 +116,13 @@ type recvBatch struct {
 	freed bool          // left the fifo
 }
 
-func newRecvBudgetT(limit int) *recvBudgetT {
-	return &recvBudgetT{limit: limit, epoch: time.Now(), wake: make(chan struct{}, 1)}
+func newBatchBudget(limit int) *batchBudget {
+	return &batchBudget{limit: limit, epoch: time.Now(), wake: make(chan struct{}, 1)}
 }
 
 // wait returns when the budget has room, freeing the oldest batch when the
 // budget is full and that batch has been out for recvStall.
-func (b *recvBudgetT) wait() {
+func (b *batchBudget) wait() {
 	var t *time.Timer
 	defer func() {
 		if t != nil {
@@ -159,77 +154,89 @@ func (b *recvBudgetT) wait() {
 	}
 }
 
-func (b *recvBudgetT) popLocked() {
+func (b *batchBudget) popLocked() {
 	h := b.fifo[0]
 	b.fifo[0] = nil
 	b.fifo = b.fifo[1:]
 	b.count -= h.n
 	h.freed = true
+	if len(b.free) < 64 {
+		b.free = append(b.free, h)
+	}
 }
 
 // charge counts the data packets among the first n of a ReceiveFunc's
 // batch and returns the batch (nil: none).
-func (b *recvBudgetT) charge(packets [][]byte, sizes []int, n int) *recvBatch {
-	var bt *recvBatch
-	for j := 0; j < n; j++ {
-		if !isData(packets[j][:sizes[j]]) {
-			continue
-		}
-		if bt == nil {
-			bt = &recvBatch{at: time.Since(b.epoch)}
-		}
-		bt.slot = append(bt.slot, j)
-		bt.buf = append(bt.buf, &packets[j][0])
-	}
-	if bt == nil {
-		return nil
-	}
-	bt.n = len(bt.slot)
-	b.mu.Lock()
-	b.fifo = append(b.fifo, bt)
-	b.count += bt.n
-	if int64(b.count) > b.peak.Load() {
-		b.peak.Store(int64(b.count))
-	}
-	b.mu.Unlock()
-	return bt
-}
-
-// untaken uncounts the packets of last that wireguard-go left in their
-// buffers: the ReceiveFunc is called with the same buffer in the slot.
-func (b *recvBudgetT) untaken(last *recvBatch, packets [][]byte) {
-	if last == nil {
-		return
-	}
+func (b *batchBudget) charge(packets [][]byte, sizes []int, n int) *recvBatch {
 	c := 0
-	for k, j := range last.slot {
-		if j < len(packets) && len(packets[j]) > 0 && &packets[j][0] == last.buf[k] {
+	for j := 0; j < n; j++ {
+		if isData(packets[j][:sizes[j]]) {
 			c++
 		}
 	}
 	if c == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var bt *recvBatch
+	if k := len(b.free); k > 0 {
+		bt = b.free[k-1]
+		b.free = b.free[:k-1]
+	} else {
+		bt = &recvBatch{}
+	}
+	bt.at, bt.n, bt.freed = time.Since(b.epoch), c, false
+	bt.slot, bt.buf = bt.slot[:0], bt.buf[:0]
+	for j := 0; j < n; j++ {
+		if isData(packets[j][:sizes[j]]) {
+			bt.slot = append(bt.slot, j)
+			bt.buf = append(bt.buf, &packets[j][0])
+		}
+	}
+	b.fifo = append(b.fifo, bt)
+	b.count += c
+	if int64(b.count) > b.peak.Load() {
+		b.peak.Store(int64(b.count))
+	}
+	return bt
+}
+
+// untaken uncounts the packets of last (the calling ReceiveFunc's previous
+// batch) that wireguard-go left in their buffers: the ReceiveFunc is
+// called with the same buffer in the slot.
+func (b *batchBudget) untaken(last *recvBatch, packets [][]byte) {
+	if last == nil {
 		return
 	}
 	b.mu.Lock()
+	c := 0
 	if !last.freed {
+		for k, j := range last.slot {
+			if j < len(packets) && len(packets[j]) > 0 && &packets[j][0] == last.buf[k] {
+				c++
+			}
+		}
 		last.n -= c
 		b.count -= c
 	}
 	b.mu.Unlock()
-	b.signal()
+	if c > 0 {
+		b.signal()
+	}
 }
 
 // written frees the batch the first of bufs (a TUN write) came from and
 // every batch before it.
-func (b *recvBudgetT) written(bufs [][]byte) {
+func (b *batchBudget) written(bufs [][]byte) {
 	if len(bufs) == 0 || len(bufs[0]) == 0 {
 		return
 	}
 	p := &bufs[0][0]
 	b.mu.Lock()
 	found := -1
-	for i, bt := range b.fifo {
-		if slices.Contains(bt.buf, p) {
+	for i := len(b.fifo) - 1; i >= 0; i-- {
+		if slices.Contains(b.fifo[i].buf, p) {
 			found = i
 			break
 		}
@@ -244,14 +251,14 @@ func (b *recvBudgetT) written(bufs [][]byte) {
 	}
 }
 
-func (b *recvBudgetT) signal() {
+func (b *batchBudget) signal() {
 	select {
 	case b.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (b *recvBudgetT) load() int {
+func (b *batchBudget) load() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.count
@@ -262,7 +269,7 @@ func (b *recvBudgetT) load() int {
 // kernel TUN, the budgets counted where its own TUN decorators end.
 type Queues struct {
 	fq   *fqTUN
-	recv *recvBudgetT
+	recv *batchBudget
 }
 
 // NewQueues puts the send queue on td (the kernel TUN) and returns it with

@@ -68,7 +68,7 @@ func all(int) bool { return true }
 // it, whether those were written or not (packets that failed to decrypt),
 // so garbage ahead of a real packet does not stay counted.
 func TestRecvBudgetWriteFreesEarlierBatches(t *testing.T) {
-	rb := newRecvBudgetT(64)
+	rb := newBatchBudget(64)
 	b := &budgetBind{Bind: dataBind{}, recv: rb}
 	r := newWGRecv(t, b)
 
@@ -94,7 +94,7 @@ func TestRecvBudgetWriteFreesEarlierBatches(t *testing.T) {
 // garbage with the tunnel's receiver index) is freed batch by batch after
 // recvStall: the ReceiveFunc goes on taking packets.
 func TestRecvBudgetGarbageCannotPin(t *testing.T) {
-	rb := newRecvBudgetT(64)
+	rb := newBatchBudget(64)
 	b := &budgetBind{Bind: dataBind{}, recv: rb}
 	r := newWGRecv(t, b)
 	for range 10 {
@@ -117,7 +117,7 @@ func TestRecvBudgetGarbageCannotPin(t *testing.T) {
 // Packets wireguard-go does not take (no keypair for their index) stay in
 // their buffers for the next call, which stops counting them.
 func TestRecvBudgetUntakenUncounted(t *testing.T) {
-	rb := newRecvBudgetT(64)
+	rb := newBatchBudget(64)
 	b := &budgetBind{Bind: dataBind{}, recv: rb}
 	r := newWGRecv(t, b)
 	r.receive(t, func(i int) bool { return i < 10 }) // 22 left in place
@@ -131,5 +131,22 @@ func TestRecvBudgetUntakenUncounted(t *testing.T) {
 	}
 	if rb.resyncs.Load() != 0 {
 		t.Fatalf("%d stall resets, want none", rb.resyncs.Load())
+	}
+}
+
+// wireguard-go reuses a buffer once its packet was written or dropped: a
+// write names the newest batch that holds the buffer, not an older batch
+// (of garbage, still counted) that held it before.
+func TestRecvBudgetReusedBufferNamesNewestBatch(t *testing.T) {
+	rb := newBatchBudget(1000)
+	b := &budgetBind{Bind: dataBind{}, recv: rb}
+	r := newWGRecv(t, b)
+	garbage := r.receive(t, all) // dropped unwritten, its buffers back in the pool
+	r.receive(t, all)
+	r.bufs[3] = garbage[3][:cap(garbage[3])] // the third batch gets one of them again
+	third := r.receive(t, all)
+	rb.written(third[3:4])
+	if got := rb.load(); got != 0 {
+		t.Fatalf("%d in flight after the third batch was written, want 0", got)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vgate-project/vgate/internal/latprobe"
 	"github.com/vishvananda/netlink"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -65,7 +64,7 @@ type QueueStats struct {
 	DroppedCoDel  uint64 // dropped for their sojourn time
 	MarkedCE      uint64 // ECN-capable: marked instead
 	DroppedLimit  uint64 // queue full: the longest flow's head
-	BudgetResyncs uint64 // a budget reset after a stall, either side
+	BudgetResyncs uint64 // the send budget reset after a stall, or a received batch freed by recvStall
 }
 
 type qpkt struct {
@@ -165,9 +164,6 @@ func (q *fqTUN) drain() {
 		now := q.now()
 		for i := 0; i < c; i++ {
 			if sizes[i] > 0 {
-				if latprobe.On() && latprobe.IsEcho(bufs[i][q.offset:q.offset+sizes[i]]) {
-					latprobe.Mark(latprobe.SendQueued)
-				}
 				q.enqueueLocked(bufs[i], sizes[i], now)
 				bufs[i] = nil
 			}
@@ -259,9 +255,6 @@ func (q *fqTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 					break
 				}
 				sizes[n] = copy(bufs[n][offset:], p.b[q.offset:q.offset+p.n])
-				if latprobe.On() && latprobe.IsEcho(bufs[n][offset:offset+sizes[n]]) {
-					latprobe.Mark(latprobe.SendHanded, latprobe.SendQueued)
-				}
 				q.putBufLocked(p.b)
 				n++
 			}

@@ -7,7 +7,6 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/vgate-project/vgate/gateway/wgspec"
-	"github.com/vgate-project/vgate/internal/latprobe"
 )
 
 // clampTUN decorates a tun.Device (the seam wireguard-go reads and writes
@@ -28,7 +27,7 @@ type clampTUN struct {
 	demand     *atomic.Uint64 // reads with user traffic (demand.go); nil: not counted
 	nat        natSeam        // nat.go
 	fq         *fqTUN         // the send queue under it (queue.go); nil in tests
-	recv       *recvBudgetT   // the receive budget (budget.go); nil in tests
+	recv       *batchBudget   // the receive budget (budget.go); nil in tests
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
@@ -67,13 +66,6 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
-	if latprobe.On() {
-		for _, b := range bufs {
-			if len(b) > offset && latprobe.IsEcho(b[offset:]) {
-				latprobe.Mark(latprobe.RecvWritten, latprobe.RecvHanded, latprobe.RecvDispatch)
-			}
-		}
-	}
 	if t.recv != nil {
 		t.recv.written(bufs) // budget.go
 	}

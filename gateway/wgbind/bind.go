@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
-
-	"github.com/vgate-project/vgate/internal/latprobe"
 )
 
 var errMuxClosed = errors.New("wgbind: shared port is not open")
@@ -274,9 +272,6 @@ func (s *session) receive(packets [][]byte, sizes []int, eps []conn.Endpoint) (i
 				s.b.droppedCoDel.Add(1)
 			} else if pb.n <= len(packets[n]) { // else no device buffer could hold it
 				sizes[n] = copy(packets[n], pb.data[:pb.n])
-				if latprobe.On() && latprobe.IsEncEcho(packets[n][:sizes[n]]) {
-					latprobe.Mark(latprobe.RecvHanded, latprobe.RecvDispatch)
-				}
 				eps[n] = pb.ep
 				n++
 			}

@@ -30,7 +30,6 @@ import (
 	"golang.zx2c4.com/wireguard/ratelimiter"
 
 	"github.com/vgate-project/vgate/gateway/keys"
-	"github.com/vgate-project/vgate/internal/latprobe"
 )
 
 // WireGuard message types and sizes (wireguard-go device/noise-protocol.go).
@@ -688,9 +687,6 @@ func (r *reader) dispatch(n int) {
 		}
 		pb := r.take(i, data, ep)
 		pb.at = now
-		if latprobe.On() && latprobe.IsEncEcho(data) {
-			latprobe.Mark(latprobe.RecvDispatch)
-		}
 		m.deliver(e.b, pb)
 	}
 }
