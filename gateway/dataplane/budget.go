@@ -133,7 +133,7 @@ func (b *batchBudget) wait() {
 		b.mu.Lock()
 		now := time.Since(b.epoch)
 		for b.count >= b.limit && len(b.fifo) > 0 && now-b.fifo[0].at >= recvStall {
-			b.popLocked()
+			b.freeLocked(1)
 			b.resyncs.Add(1)
 		}
 		if b.count < b.limit {
@@ -154,15 +154,19 @@ func (b *batchBudget) wait() {
 	}
 }
 
-func (b *batchBudget) popLocked() {
-	h := b.fifo[0]
-	b.fifo[0] = nil
-	b.fifo = b.fifo[1:]
-	b.count -= h.n
-	h.freed = true
-	if len(b.free) < 64 {
-		b.free = append(b.free, h)
+// freeLocked takes the k oldest batches off the fifo (in place: no
+// reallocation on the next append).
+func (b *batchBudget) freeLocked(k int) {
+	for _, h := range b.fifo[:k] {
+		b.count -= h.n
+		h.freed = true
+		if len(b.free) < 64 {
+			b.free = append(b.free, h)
+		}
 	}
+	n := copy(b.fifo, b.fifo[k:])
+	clear(b.fifo[n:])
+	b.fifo = b.fifo[:n]
 }
 
 // charge counts the data packets among the first n of a ReceiveFunc's
@@ -241,9 +245,7 @@ func (b *batchBudget) written(bufs [][]byte) {
 			break
 		}
 	}
-	for range found + 1 {
-		b.popLocked()
-	}
+	b.freeLocked(found + 1)
 	room := b.count < b.limit
 	b.mu.Unlock()
 	if found >= 0 && room {

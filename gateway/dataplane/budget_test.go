@@ -150,3 +150,20 @@ func TestRecvBudgetReusedBufferNamesNewestBatch(t *testing.T) {
 		t.Fatalf("%d in flight after the third batch was written, want 0", got)
 	}
 }
+
+// Counting batches in and out reuses the batch records: no garbage per
+// received batch.
+func TestRecvBudgetNoAllocs(t *testing.T) {
+	rb := newBatchBudget(64)
+	b := &budgetBind{Bind: dataBind{}, recv: rb}
+	r := newWGRecv(t, b)
+	if a := testing.AllocsPerRun(100, func() {
+		n, err := r.fn(r.bufs, r.sizes, r.eps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb.written(r.bufs[:n])
+	}); a > 0 {
+		t.Fatalf("%.1f allocations per received and written batch, want none", a)
+	}
+}
