@@ -154,7 +154,7 @@ type QueueStatus struct {
 	DroppedCoDel  uint64 `json:"dropped_codel"`   // dropped for their time in the send queue
 	MarkedCE      uint64 `json:"marked_ce"`       // ECN-capable: marked CE instead of dropped
 	DroppedLimit  uint64 `json:"dropped_limit"`   // send queue full: the longest flow's oldest packet
-	BudgetResyncs uint64 `json:"budget_resyncs"`  // a budget reset after a stall (packets the device dropped itself)
+	BudgetResyncs uint64 `json:"budget_resyncs"`  // the send budget reset after a stall, or a received batch freed unwritten after one (packets the device dropped itself)
 }
 
 // RelayStatus is a peering's relay connection.

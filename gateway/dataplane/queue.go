@@ -183,8 +183,12 @@ func (q *fqTUN) getBufLocked() []byte {
 	return make([]byte, q.bufLen)
 }
 
+// putBufLocked keeps b for reuse, up to as many buffers as the queue can
+// hold: a saturated tunnel's queue swings between full and empty many
+// times a second, and buffers dropped at each swing would be garbage the
+// collector has to chase under load.
 func (q *fqTUN) putBufLocked(b []byte) {
-	if len(q.free) < fqLimit/4 {
+	if len(q.free) < fqLimit {
 		q.free = append(q.free, b)
 	}
 }
@@ -328,14 +332,14 @@ func (q *fqTUN) dequeueLocked(now int64) (qpkt, bool) {
 		f := &q.flows[i]
 		if f.deficit <= 0 {
 			f.deficit += fqQuantum
-			*list = (*list)[1:]
+			*list = popFront(*list)
 			f.list = 2
 			q.oldFlows = append(q.oldFlows, i)
 			continue
 		}
 		p, ok := q.codelDequeueLocked(f, now)
 		if !ok {
-			*list = (*list)[1:]
+			*list = popFront(*list)
 			if f.list == 1 && len(q.oldFlows) > 0 {
 				f.list = 2 // an emptied new flow goes to the old list once
 				q.oldFlows = append(q.oldFlows, i)
@@ -348,6 +352,10 @@ func (q *fqTUN) dequeueLocked(now int64) (qpkt, bool) {
 		return p, true
 	}
 }
+
+// popFront drops l's first element in place (no reallocation on the next
+// append, unlike l[1:]).
+func popFront(l []int) []int { return l[:copy(l, l[1:])] }
 
 // codelDequeueLocked is RFC 8289's dequeue on one flow: while the head's
 // sojourn time stays above codelTarget for codelInterval, drop (or mark

@@ -27,7 +27,7 @@ type clampTUN struct {
 	demand     *atomic.Uint64 // reads with user traffic (demand.go); nil: not counted
 	nat        natSeam        // nat.go
 	fq         *fqTUN         // the send queue under it (queue.go); nil in tests
-	recv       *budget        // the receive budget (budget.go); nil in tests
+	recv       *batchBudget   // the receive budget (budget.go); nil in tests
 }
 
 func newClampTUN(d tun.Device, mtu int) *clampTUN {
@@ -67,7 +67,7 @@ func (t *clampTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 
 func (t *clampTUN) Write(bufs [][]byte, offset int) (int, error) {
 	if t.recv != nil {
-		t.recv.release(len(bufs)) // budget.go
+		t.recv.written(bufs) // budget.go
 	}
 	bufs, st := t.nat.inbound(bufs, offset)                // nat.go
 	if bufs = t.src.filter(bufs, offset); len(bufs) == 0 { // srccheck.go

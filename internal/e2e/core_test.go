@@ -49,9 +49,9 @@ func TestTwoNetworks(t *testing.T) {
 		t.Errorf("tunnel MTU = %d, want 1440", p.MTU)
 	}
 	// The tunnel's queues are vgate's (dataplane/queue.go), bounded, and
-	// the interface's kernel qdisc is named.
+	// the interface's kernel qdisc is named; both budgets are on.
 	if q := p.Queue; q == nil || q.Discipline != "fq_codel" || q.Qdisc == "" || q.SendBudget < 64 ||
-		q.Queued > 2048 || q.SendInFlight > q.SendBudget+64 {
+		q.Queued > 2048 || q.SendInFlight > q.SendBudget+64 || q.RecvBudget < 64 || q.RecvInFlight > q.RecvBudget+32 {
 		t.Errorf("tunnel queue = %+v", q)
 	}
 	// The CLI prints the same, and never the private key.
