@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
-	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/routing"
 	"github.com/vgate-project/vgate/routing/bfd"
@@ -121,7 +120,7 @@ func (g *Gateway) withDemand(st plan.State) map[string]routing.ProbeTarget {
 
 // applyBGP starts, reconfigures or stops the speaker to match the plan.
 // g.mu is held; the tunnels and the tunnel address are in place.
-func (g *Gateway) applyBGP(ctx context.Context, cfg *config.Config, st plan.State) error {
+func (g *Gateway) applyBGP(ctx context.Context, st plan.State) error {
 	if st.BGP == nil {
 		g.closeBGP()
 		return nil
@@ -389,7 +388,7 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 		case <-refresh.C:
 			g.mu.Lock()
 			if ctx.Err() == nil && !g.closed && g.bgp == b && g.importFactsChanged() { // route_safety.go
-				if err := g.apply(ctx, g.cfg); err != nil {
+				if err := g.applyConfig(ctx, g.cfg); err != nil {
 					g.log.Error("bgp: refreshing the import filter", "error", err)
 				}
 			}
@@ -424,7 +423,7 @@ func (g *Gateway) ribLoop(ctx context.Context, b *bgpRuntime) {
 		if ctx.Err() == nil && !g.closed && g.bgp == b {
 			g.learned = rib.Routes
 			g.log.Debug("bgp: applying learned routes", "learned", len(rib.Routes))
-			if err := g.apply(ctx, g.cfg); err != nil {
+			if err := g.applyConfig(ctx, g.cfg); err != nil {
 				g.log.Error("bgp: applying learned routes", "error", err)
 			}
 		}
@@ -438,7 +437,7 @@ func (g *Gateway) applyVerdict(ctx context.Context, b *bgpRuntime) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if ctx.Err() == nil && !g.closed && g.bgp == b {
-		if err := g.apply(ctx, g.cfg); err != nil {
+		if err := g.applyConfig(ctx, g.cfg); err != nil {
 			g.log.Error("bgp: applying a tunnel probe verdict", "error", err)
 		}
 	}

@@ -100,10 +100,10 @@ func (g *Gateway) Drain(ctx context.Context, req api.DrainRequest) (api.DrainSta
 		return api.DrainStatus{}, err
 	}
 	g.drain = next
-	if err := g.apply(ctx, cfg); err != nil {
+	if err := g.applyConfig(ctx, cfg); err != nil {
 		g.drain = prev
 		_ = recordDrain(cfg, prev)
-		if rerr := g.apply(ctx, cfg); rerr != nil {
+		if rerr := g.applyConfig(ctx, cfg); rerr != nil {
 			err = fmt.Errorf("%w; restoring the previous drain also failed: %v", err, rerr)
 		}
 		g.mu.Unlock()

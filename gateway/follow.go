@@ -112,7 +112,7 @@ func (g *Gateway) followLoop() {
 					}
 				}
 			}
-			if err := g.apply(g.ctx, cfg); err != nil {
+			if err := g.applyConfig(g.ctx, cfg); err != nil {
 				g.log.Error("applying a moved endpoint failed", "error", err)
 			}
 		}

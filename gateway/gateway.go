@@ -35,6 +35,9 @@ type Gateway struct {
 	eps *endpoints
 	// under holds the underlay MTUs toward the endpoints (underlay.go).
 	under *underlays
+	// hostAddrs are the host's own addresses, gathered at start and
+	// reload (p2s.go); g.mu guards them.
+	hostAddrs []netip.Addr
 	// ctx lives as long as the gateway: its background loops (the BGP
 	// RIB loop, the probe) end with it.
 	ctx    context.Context
@@ -112,6 +115,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 			g.teardown()
 		}
 	}()
+	if g.hostAddrs, err = hostAddrs(cfg); err != nil { // p2s.go
+		return nil, err
+	}
 
 	warnForwarding(log) // forwarding.go
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -128,7 +134,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 
 	// A crashed run may have left its tunnel address on lo.
 	var prev runtimeState
-	if b, err := os.ReadFile(runtimePath(cfg)); err == nil {
+	if b, err := os.ReadFile(runtimePath(cfg.StateDir)); err == nil {
 		_ = json.Unmarshal(b, &prev)
 	}
 	g.addr = prev.TunnelAddress
@@ -141,7 +147,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	g.drain = loadDrain(cfg, log) // drain.go
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if err := g.apply(ctx, cfg); err != nil {
+	if err := g.applyConfig(ctx, cfg); err != nil {
 		return nil, err
 	}
 	g.resume()          // remember.go
@@ -160,9 +166,12 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	g.eps.refresh(cfg) // DNS outside the lock (resolve.go)
 	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true)
 	warnForwarding(g.log)
+	addrs, err := hostAddrs(cfg) // p2s.go
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	err := g.reloadLocked(ctx, cfg)
+	if err == nil {
+		err = g.reloadLocked(ctx, cfg, addrs)
+	}
 	g.reloads.Last = time.Now()
 	if err != nil {
 		g.reloads.Failed++
@@ -176,7 +185,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config) error {
+func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config, addrs []netip.Addr) error {
 	if g.closed {
 		return errStopped
 	}
@@ -184,11 +193,12 @@ func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config) error {
 	if err := plan.CheckReload(old, cfg); err != nil {
 		return err
 	}
+	g.hostAddrs = addrs
 	oldDrain := g.drain
 	g.drain = g.drain.reloaded(old, cfg, time.Now()) // drain.go
-	if err := g.apply(ctx, cfg); err != nil {
+	if err := g.applyConfig(ctx, cfg); err != nil {
 		g.drain = oldDrain
-		if rerr := g.apply(ctx, old); rerr != nil {
+		if rerr := g.applyConfig(ctx, old); rerr != nil {
 			return fmt.Errorf("%w; rolling back also failed: %v", err, rerr)
 		}
 		return fmt.Errorf("%w (rolled back)", err)
@@ -246,15 +256,11 @@ type runtimeState struct {
 	Previous netip.Addr `json:"previous,omitzero"`
 }
 
-func runtimePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "runtime.json") }
+func runtimePath(stateDir string) string { return filepath.Join(stateDir, "runtime.json") }
 
-func writeRuntime(cfg *config.Config) error {
-	return writeRuntimeState(cfg, runtimeState{TunnelAddress: cfg.TunnelAddress})
-}
-
-func writeRuntimeState(cfg *config.Config, st runtimeState) error {
+func writeRuntimeState(stateDir string, st runtimeState) error {
 	b, _ := json.Marshal(st)
-	if err := statefile.WriteAtomic(runtimePath(cfg), b); err != nil {
+	if err := statefile.WriteAtomic(runtimePath(stateDir), b); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
 	}
 	return nil

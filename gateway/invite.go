@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
-	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/enroll"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
@@ -20,10 +19,10 @@ var ErrNoEnroll = api.WithCode(api.CodeNoEnroll, errors.New("point_to_site.enrol
 
 // applyEnroll runs the enrollment listener the plan asks for
 // (enroll.Component). It runs after applyP2S. g.mu is held.
-func (g *Gateway) applyEnroll(ctx context.Context, cfg *config.Config, st plan.State) error {
+func (g *Gateway) applyEnroll(ctx context.Context, st plan.State) error {
 	var w enroll.Want
 	if e := st.Enroll; e != nil {
-		w = enroll.Want{Listen: e.Listen, URL: e.URL, StateDir: cfg.StateDir, Gateway: cfg.Name}
+		w = enroll.Want{Listen: e.Listen, URL: e.URL, StateDir: e.StateDir, Gateway: e.Gateway}
 	}
 	return g.enroll.Set(ctx, w)
 }

@@ -26,42 +26,29 @@ var ErrNoP2S = api.WithCode(api.CodeNoP2S, errors.New("point_to_site is not conf
 var ErrP2SDisabled = api.WithCode(api.CodeNoP2S, errors.New("point_to_site is disabled"))
 
 // applyP2S moves the point-to-site server to the plan: opens it when
-// point_to_site appears, updates it in place (sessions stay) when it
-// changes, closes it when it goes. A change it cannot apply (registered
-// clients outside a new pool) is refused before anything changes. The
-// pool's kernel routes are in the plan's routes. A corrupt registry
-// returns an error matching p2s.ErrCorruptRegistry: apply then keeps the
-// rest running without point-to-site. The gateway's own addresses are
-// closed to clients but for ping, DNS and the groups' gateway_services.
-// g.mu is held.
-func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
+// point_to_site appears, updates it in place (sessions stay) when the
+// planned device changes, closes it when it goes. A change it cannot
+// apply (registered clients outside a new pool) is refused before
+// anything changes. The pool's kernel routes are in the plan's routes. A
+// corrupt registry returns an error matching p2s.ErrCorruptRegistry: the
+// caller (applyConfig) then plans without point-to-site. g.mu is held.
+func (g *Gateway) applyP2S(st plan.State) error {
 	want := st.P2S
-	self := func() ([]netip.Addr, error) {
-		local, err := p2s.LocalAddrs()
-		if err != nil {
-			return nil, fmt.Errorf("point_to_site: list the host's addresses: %w", err)
-		}
-		return append(local, cfg.TunnelAddress), nil
-	}
 	switch {
 	case want == nil && g.p2s == nil:
 		return nil
 	case want == nil:
 		g.p2s.Close()
 		g.p2s = nil
-		g.setP2SRelay(cfg.PrivateKey, want)
+		g.setP2SRelay(st.Host.PrivateKey, want)
 		g.log.Info("point-to-site stopped (point_to_site removed from the config)")
 		return nil
 	case g.p2s == nil:
-		self, err := self()
-		if err != nil {
-			return err
-		}
 		var bind *relay.Bind
 		s, err := p2s.Open(p2s.Options{
 			Config:     want.Config,
-			PrivateKey: cfg.PrivateKey,
-			StateDir:   cfg.StateDir,
+			PrivateKey: want.PrivateKey,
+			StateDir:   want.StateDir,
 			MTU:        want.MTU,
 			NewTUN:     dataplane.CreateTUN,
 			NewBind: func() conn.Bind { // the relay transport (relays.go)
@@ -70,27 +57,37 @@ func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
 			},
 			LinkUp:    g.kern.LinkUp,
 			Log:       g.log,
-			Self:      self,
+			Self:      want.Self,
 			OnClients: g.pubKeys.setClients, // pubkeys.go
 		})
 		if err != nil {
 			return err
 		}
 		g.p2s, g.p2sBind = s, bind
-		g.setP2SRelay(cfg.PrivateKey, want)
+		g.setP2SRelay(want.PrivateKey, want)
 		return nil
-	case g.applied.P2S != nil && g.applied.P2S.Config == want.Config && cfg.PrivateKey == g.cfg.PrivateKey:
-		g.setP2SRelay(cfg.PrivateKey, want)
+	case g.applied.P2S.Same(want):
+		g.setP2SRelay(want.PrivateKey, want)
 		return nil // unchanged (a re-plan after a RIB change)
 	default:
-		self, err := self()
-		if err != nil {
-			return err
-		}
-		g.p2s.SetSelf(self)
-		g.setP2SRelay(cfg.PrivateKey, want)
-		return g.p2s.Update(want.Config, cfg.PrivateKey)
+		g.p2s.SetSelf(want.Self)
+		g.setP2SRelay(want.PrivateKey, want)
+		return g.p2s.Update(want.Config, want.PrivateKey)
 	}
+}
+
+// hostAddrs are the host's own addresses the point-to-site policy closes
+// to clients (plan.Input.HostAddrs), gathered at start and reload; none
+// without point_to_site.
+func hostAddrs(cfg *config.Config) ([]netip.Addr, error) {
+	if cfg.PointToSite == nil {
+		return nil, nil
+	}
+	local, err := p2s.LocalAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("point_to_site: list the host's addresses: %w", err)
+	}
+	return local, nil
 }
 
 // setP2SRelay gives the point-to-site device the plan's relay (none when
@@ -115,7 +112,7 @@ func (g *Gateway) closeP2S() {
 	if g.p2s != nil {
 		g.p2s.Close()
 		g.p2s = nil
-		g.setP2SRelay(g.cfg.PrivateKey, nil) // the device is gone: no relay
+		g.setP2SRelay(g.applied.Host.PrivateKey, nil) // the device is gone: no relay
 	}
 }
 

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/overlap"
@@ -84,18 +82,19 @@ type returnWatch struct {
 	state map[string]flatReturn
 }
 
-// p2sRoutes maps each peering to the prefixes the kernel routes through
-// its tunnel alone (multipath routes are left out: their return may take
-// any of the paths).
-func p2sRoutes(routes []kernel.Route) map[string][]netip.Prefix {
+// p2sRoutes maps each WireGuard peering to the prefixes the plan routes
+// through its tunnel alone (kernel.Route.Peering; multipath routes have
+// no owner: their return may take any of the paths).
+func p2sRoutes(st plan.State) map[string][]netip.Prefix {
+	wireguard := map[string]bool{}
+	for _, t := range st.Tunnels {
+		wireguard[t.Name] = t.Kind == plan.KindWireGuard
+	}
 	m := map[string][]netip.Prefix{}
-	for _, r := range routes {
-		devs := r.Devices()
-		if len(devs) != 1 || !strings.HasPrefix(devs[0], plan.IfNamePrefix) {
-			continue
+	for _, r := range st.Routes {
+		if wireguard[r.Peering] {
+			m[r.Peering] = append(m[r.Peering], r.Dst)
 		}
-		name := strings.TrimPrefix(devs[0], plan.IfNamePrefix)
-		m[name] = append(m[name], r.Dst)
 	}
 	return m
 }

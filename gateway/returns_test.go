@@ -8,6 +8,7 @@ import (
 
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/plan"
 )
 
 func TestNextFlat(t *testing.T) {
@@ -49,12 +50,19 @@ func TestNextFlat(t *testing.T) {
 
 func TestP2SRoutes(t *testing.T) {
 	pfx := netip.MustParsePrefix
-	got := p2sRoutes([]kernel.Route{
-		{Dst: pfx("10.2.0.0/16"), Dev: "vg-west"},
-		{Dst: pfx("10.3.0.0/16"), Dev: "vg-west"},
-		{Dst: pfx("10.4.0.0/16"), Devs: []string{"vg-a", "vg-b"}}, // multipath: left out
-		{Dst: pfx("172.16.201.0/24"), Dev: "vgp2s"},               // not a peering
-		{Dst: pfx("10.5.0.0/16"), Devs: []string{"vg-east"}},
+	wg := func(name string) plan.Tunnel {
+		return plan.Tunnel{Kind: plan.KindWireGuard, Name: name, IfName: "vg-" + name}
+	}
+	got := p2sRoutes(plan.State{
+		Tunnels: []plan.Tunnel{wg("west"), wg("east"), wg("a"), wg("b"), {Kind: plan.KindIPsec, Name: "branch", IfName: "ipsec0"}},
+		Routes: []kernel.Route{
+			{Dst: pfx("10.2.0.0/16"), Dev: "vg-west", Peering: "west"},
+			{Dst: pfx("10.3.0.0/16"), Dev: "vg-west", Peering: "west"},
+			{Dst: pfx("10.4.0.0/16"), Devs: []string{"vg-a", "vg-b"}}, // multipath: no owner, left out
+			{Dst: pfx("172.16.201.0/24"), Dev: "vgate-p2s"},           // the pool: not a peering
+			{Dst: pfx("10.5.0.0/16"), Dev: "vg-east", Peering: "east"},
+			{Dst: pfx("10.6.0.0/16"), Dev: "ipsec0", Peering: "branch"}, // IPsec: left out
+		},
 	})
 	want := map[string][]netip.Prefix{
 		"west": {pfx("10.2.0.0/16"), pfx("10.3.0.0/16")},

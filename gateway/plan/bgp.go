@@ -76,8 +76,10 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []kernel.Ro
 	}
 	ifOf := ifNames(cfg)
 	bestDevs := map[netip.Prefix][]string{}
+	owner := map[netip.Prefix]string{} // the one peering of a route, "" for multipath
 	for p, b := range best {
 		bestDevs[p] = []string{ifOf[b.Neighbor]}
+		owner[p] = b.Neighbor
 	}
 	if multipath {
 		for _, r := range learned {
@@ -87,6 +89,7 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []kernel.Ro
 				draining[r.Neighbor] && !draining[b.Neighbor] {
 				continue
 			}
+			owner[p] = "" // IPsec peerings share a device: the path may add none
 			if d := ifOf[r.Neighbor]; !slices.Contains(bestDevs[p], d) {
 				bestDevs[p] = append(bestDevs[p], d)
 			}
@@ -124,7 +127,7 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []kernel.Ro
 		}
 	}
 	for p, devs := range bestDevs {
-		routes = append(routes, kernel.Route{Dst: p, Src: cfg.TunnelAddress}.WithDevs(devs))
+		routes = append(routes, kernel.Route{Dst: p, Src: cfg.TunnelAddress, Peering: owner[p]}.WithDevs(devs))
 	}
 	slices.SortFunc(routes, func(a, b kernel.Route) int { return a.Dst.Compare(b.Dst) })
 	return out, routes, avoided

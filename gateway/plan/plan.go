@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"reflect"
 	"slices"
 
 	"github.com/vgate-project/vgate/api"
@@ -77,6 +79,10 @@ type Input struct {
 	// Drain: this gateway drains (vgate drain, bgp.drain): its speaker
 	// announces every route as least preferred.
 	Drain bool
+	// HostAddrs are the host's own addresses (gathered at start and
+	// reload, with point_to_site): the point-to-site policy closes them to
+	// clients, with the tunnel address.
+	HostAddrs []netip.Addr
 }
 
 // RememberedEndpoint is the last underlay endpoint of a peering's peer.
@@ -143,6 +149,8 @@ type State struct {
 	// Enroll is the invite enrollment listener; nil: none (it needs
 	// point_to_site.enroll and a running point-to-site device).
 	Enroll *Enroll
+	// Host is what the running parts are made with and write to.
+	Host Host
 	// Problems are what did not stop the plan but an operator should
 	// see, e.g. an endpoint name that does not resolve (that tunnel waits
 	// for the remote side to dial in).
@@ -196,6 +204,23 @@ type BGP struct {
 	// BFD are the peerings' BFD sessions (peerings[].bgp.bfd), to the same
 	// tunnel addresses through the same tunnels.
 	BFD map[string]bfd.Target
+	// GracefulStop: the gateway's stop ends the sessions without a
+	// NOTIFICATION (bgp.graceful_restart), so the peers that help keep
+	// its routes while it restarts.
+	GracefulStop bool
+}
+
+// Host is the gateway's own part of the plan: what a tunnel kind is
+// created with at its first tunnel (ListenPort, RunDir: restart-only,
+// CheckReload), the key every tunnel and the point-to-site device use,
+// and state_dir, where the tunnel address is recorded for crash recovery.
+type Host struct {
+	ListenPort uint16
+	// RunDir is the control socket's directory, where vgate's charon
+	// keeps its files (the IPsec kind).
+	RunDir     string
+	PrivateKey keys.PrivateKey
+	StateDir   string
 }
 
 // BGPIdentity is the speaker's AS, router ID and listen address.
@@ -209,6 +234,9 @@ type BGPIdentity struct {
 type Enroll struct {
 	Listen string // point_to_site.enroll.listen
 	URL    string // where invites send laptops (config.EnrollURL)
+	// StateDir holds the invite store and the listener's certificate;
+	// Gateway is the gateway's name, which the certificate carries.
+	StateDir, Gateway string
 }
 
 // P2S is the point-to-site device's desired state.
@@ -218,22 +246,43 @@ type P2S struct {
 	// Relay is point_to_site.relay, which the device shares with the
 	// tunnels' relay connections; zero for none.
 	Relay RelayTarget
+	// PrivateKey is the device's key (the gateway's); StateDir holds its
+	// client registry.
+	PrivateKey keys.PrivateKey
+	StateDir   string
+	// Self are the gateway's own addresses, closed to clients but for
+	// ping, DNS and the groups' gateway_services: the host's
+	// (Input.HostAddrs) and the tunnel address.
+	Self []netip.Addr
+}
+
+// Same reports whether p and q are the same device state: an equal
+// point_to_site section (by value), MTU, relay, key, registry and
+// own addresses. Either may be nil (no device).
+func (p *P2S) Same(q *P2S) bool {
+	if p == nil || q == nil {
+		return p == q
+	}
+	return reflect.DeepEqual(*p, *q) // follows Config: its content, not its address
 }
 
 // Plan builds the desired state for in. It is deterministic: the same
 // input gives an equal State.
 func Plan(in Input) State {
 	cfg := in.Config
-	st := State{TunnelAddress: cfg.TunnelAddress}
+	st := State{TunnelAddress: cfg.TunnelAddress, Host: Host{ListenPort: cfg.ListenPort, RunDir: filepath.Dir(cfg.ControlSocket),
+		PrivateKey: cfg.PrivateKey, StateDir: cfg.StateDir}}
 	tunnels, routes, problems := static(in)
 	st.Problems = problems
 	if cfg.PointToSite != nil && !in.P2SDown {
-		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env)}
+		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env),
+			PrivateKey: cfg.PrivateKey, StateDir: cfg.StateDir,
+			Self: append(slices.Clone(in.HostAddrs), cfg.TunnelAddress)}
 		if r := cfg.PointToSite.Relay; r != nil {
 			st.P2S.Relay = RelayTarget{URL: r.URL, Pin: r.Pin}
 		}
 		if e := cfg.PointToSite.Enroll; e != nil {
-			st.Enroll = &Enroll{Listen: e.Listen, URL: config.EnrollURL(cfg)}
+			st.Enroll = &Enroll{Listen: e.Listen, URL: config.EnrollURL(cfg), StateDir: cfg.StateDir, Gateway: cfg.Name}
 		}
 	}
 	if cfg.BGP != nil {
@@ -264,6 +313,8 @@ func Plan(in Input) State {
 			Speaker:  speaker,
 			Probes:   probes,
 			BFD:      bfds,
+			// bgp.graceful_restart: a planned stop keeps the peers' routes.
+			GracefulStop: cfg.BGP.GracefulRestart != nil,
 		}
 		// Static routes (the pool included) are in routes already, so
 		// "static wins over BGP" sees every one of them.
