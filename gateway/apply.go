@@ -15,15 +15,13 @@ import (
 // running system's facts the import filter protects (route_safety.go).
 // g.mu is held.
 func (g *Gateway) input(cfg *config.Config) plan.Input {
-	in := plan.Input{Config: cfg, Env: g.env, Learned: g.learned, P2SDown: g.p2sDisabled != "", Remembered: g.mem.loaded.planInput(),
+	in := plan.Input{Config: cfg, Env: g.env, Learned: g.bgp.Learned(), P2SDown: g.p2sDisabled != "", Remembered: g.mem.loaded.planInput(),
 		HostAddrs: g.hostAddrs}
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
-		if g.bgp != nil {
-			in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.probeFacts() // bgp.go
-		}
-		in.Drain = g.drain.on // drain.go
+		in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.ProbeFacts()
+		in.Drain = g.bgp.Draining()
 	}
 	return in
 }
@@ -93,7 +91,7 @@ func (g *Gateway) apply(ctx context.Context, st plan.State) error {
 	if g.p2s != nil {
 		g.p2s.Filter().Returns().SetRoutes(p2sRoutes(st)) // returns.go
 	}
-	if err := g.applyBGP(ctx, st); err != nil { // bgp.go
+	if err := g.bgp.Set(ctx, g.withDemand(st)); err != nil { // bgp.go
 		return err
 	}
 	g.applied = st
@@ -178,7 +176,9 @@ func (g *Gateway) teardown() error {
 	var errs []error
 	// A planned stop with bgp.graceful_restart ends the sessions without
 	// a NOTIFICATION, first, while the tunnels still carry the close.
-	g.closeBGPWith(g.closed && g.applied.BGP != nil && g.applied.BGP.GracefulStop) // bgp.go
+	if g.bgp != nil {
+		g.bgp.Close(g.closed && g.applied.BGP != nil && g.applied.BGP.GracefulStop)
+	}
 	if g.dns != nil {
 		g.dns.Close()
 	}

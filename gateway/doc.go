@@ -10,7 +10,8 @@
 //
 // The parts that apply drives, and the views that read them:
 //
-//	bgp.go      the embedded speaker, its tunnel probe and the RIB loop (re-plans on change)
+//	bgp/        the BGP component: speaker, tunnel probe, BFD, drain, the loop that asks for re-plans
+//	bgp.go      its re-plan callback, `vgate bgp`, `vgate routes`, `vgate drain`
 //	p2s.go      the point-to-site server and its client operations
 //	status.go   `vgate status`, with peering states from peering.Evaluate
 //	metrics.go  what a Prometheus scrape reads; refusal reasons by error type

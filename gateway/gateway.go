@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/bgp"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/enroll"
@@ -22,7 +23,6 @@ import (
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/statefile"
-	"github.com/vgate-project/vgate/routing"
 )
 
 // Gateway is one running vgate gateway. Its methods are safe for
@@ -63,16 +63,15 @@ type Gateway struct {
 	// p2sDisabled says why point_to_site is configured but not running
 	// (a corrupt registry), "" otherwise (p2s.go).
 	p2sDisabled string
-	bgp         *bgpRuntime       // nil without bgp (bgp.go)
+	bgp         *bgp.Component    // the speaker, probe, BFD, drain (bgp.go)
 	dns         *names.Component  // the name server (dns.go)
 	enroll      *enroll.Component // invites (invite.go)
 	// dnsP2S is the point-to-site server the name server reads (dns.go).
 	dnsP2S  atomic.Pointer[p2s.Server]
-	addr    netip.Addr      // the tunnel address on lo
-	learned []routing.Route // the speaker's last RIB snapshot
-	applied plan.State      // the last plan applied
+	addr    netip.Addr // the tunnel address on lo
+	applied plan.State // the last plan applied
 	// facts is what the last successful apply planned with of what
-	// importRefresh watches (route_safety.go); factsOK is false after a
+	// the import refresh watches (route_safety.go); factsOK is false after a
 	// failed apply, so the next refresh applies again.
 	facts   importFacts
 	factsOK bool
@@ -87,8 +86,6 @@ type Gateway struct {
 	// pubKeys is the public keys a relay reads (pubkeys.go); it has its
 	// own lock.
 	pubKeys publishedKeys
-	// drain is whether the gateway drains (drain.go).
-	drain drainState
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -100,6 +97,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.dns = names.NewComponent(g.directory, log)                                                    // dns.go
 	g.enroll = enroll.NewComponent(enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, log) // invite.go
+	g.bgp = bgp.New(g.ctx, g.replan, log)                                                           // bgp.go
 	g.kern, err = kernel.New()
 	if err != nil {
 		g.cancel()
@@ -143,8 +141,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 			log.Warn("removing a tunnel address a crashed run left on lo", "address", a, "error", err)
 		}
 	}
-	g.loadMemory(cfg)             // remember.go
-	g.drain = loadDrain(cfg, log) // drain.go
+	g.loadMemory(cfg) // remember.go
+	g.bgp.LoadDrain(cfg)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.applyConfig(ctx, cfg); err != nil {
@@ -194,10 +192,9 @@ func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config, addrs []
 		return err
 	}
 	g.hostAddrs = addrs
-	oldDrain := g.drain
-	g.drain = g.drain.reloaded(old, cfg, time.Now()) // drain.go
+	undoDrain := g.bgp.ReloadDrain(old, cfg)
 	if err := g.applyConfig(ctx, cfg); err != nil {
-		g.drain = oldDrain
+		undoDrain()
 		if rerr := g.applyConfig(ctx, old); rerr != nil {
 			return fmt.Errorf("%w; rolling back also failed: %v", err, rerr)
 		}

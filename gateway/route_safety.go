@@ -14,14 +14,14 @@ import (
 	"github.com/vgate-project/vgate/overlap"
 )
 
-// importRefresh is how often a BGP gateway re-plans for what changes
-// without a config or RIB change: the tunnels' current endpoints
-// (roaming), the connected point-to-site clients and the host's connected
-// subnets, which the import filter protects (plan.Input). An unchanged
-// plan costs nothing in the speaker or the kernel.
-const importRefresh = 3 * time.Second
+// The import filter's facts: what changes without a config or RIB change
+// — the tunnels' current endpoints (roaming), the connected point-to-site
+// clients and the host's connected subnets — and which the filter
+// protects (plan.Input). Every bgp.ImportRefresh the BGP component asks
+// to re-plan (bgp.ImportFactsDue); the gateway gathers them here, from
+// its own running parts, and re-plans only when they moved.
 
-// importFacts are the inputs importRefresh watches: the endpoints and
+// importFacts are the inputs the import refresh watches: the endpoints and
 // connected subnets a plan was made with.
 type importFacts struct {
 	endpoints []plan.UnderlayEndpoint
@@ -36,7 +36,7 @@ func (a importFacts) equal(b importFacts) bool {
 // for: the watched facts differ from the last successful apply's, or that
 // apply failed (a refresh retries it). Reading the facts is a device get
 // per tunnel and one netlink dump, far cheaper than planning and applying
-// every importRefresh. g.mu is held.
+// every bgp.ImportRefresh. g.mu is held.
 func (g *Gateway) importFactsChanged() bool {
 	if !g.factsOK || g.cfg == nil || g.cfg.BGP == nil {
 		return true

@@ -51,8 +51,6 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		}
 	}
 	b := g.bgp
-	drain := g.drain
-	announced := b != nil && b.applied != nil && b.applied.Drain
 	g.mu.Unlock()
 
 	st.P2S = g.p2sStatus()
@@ -65,7 +63,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	if b != nil {
 		// Sessions, not Snapshot: Status runs every second and needs no
 		// route; reading every table would allocate on an idle hub.
-		if ns, err := b.speaker.Sessions(ctx); err == nil {
+		if ns, err := b.Sessions(ctx); err == nil {
 			for _, n := range ns {
 				sessions[n.Name] = n
 			}
@@ -78,8 +76,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 	var dead map[string]bool
 	probes := map[string]api.ProbeStatus{}
 	if b != nil {
-		dead = b.heldTunnels() // bgp.go
-		for _, p := range b.probe.Status() {
+		dead = b.Held() // bgp.Component
+		for _, p := range b.Probes() {
 			probes[p.Peering] = p
 		}
 	}
@@ -151,8 +149,8 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 		}
 		st.Peerings = append(st.Peerings, ps)
 	}
-	if drain.on && b != nil {
-		st.Drain = drainStatus(drain, announced, sessions, b.probe.Status()) // drain.go
+	if b != nil {
+		st.Drain = b.DrainStatus(sessions) // bgp.Component
 	}
 	g.recent.fill(&st, now) // recent.go
 	return st, nil
