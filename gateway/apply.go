@@ -15,7 +15,7 @@ import (
 // running system's facts the import filter protects (route_safety.go).
 // g.mu is held.
 func (g *Gateway) input(cfg *config.Config) plan.Input {
-	in := plan.Input{Config: cfg, Env: g.env, Learned: g.bgp.Learned(), P2SDown: g.p2sDisabled != "", Remembered: g.mem.loaded.planInput(),
+	in := plan.Input{Config: cfg, Env: g.env, Learned: g.bgp.Learned(), P2SDown: g.p2s.Disabled() != "", Remembered: g.mem.loaded.planInput(),
 		HostAddrs: g.hostAddrs}
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()
@@ -35,7 +35,7 @@ func (g *Gateway) input(cfg *config.Config) plan.Input {
 // the running config. g.mu is held.
 func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
 	if cfg != g.cfg {
-		g.p2sDisabled = "" // a new config tries a disabled point-to-site again
+		g.p2s.Retry() // a new config tries a disabled point-to-site again
 	}
 	in := g.input(cfg)
 	g.factsOK = false // route_safety.go
@@ -46,8 +46,7 @@ func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	err := g.apply(ctx, st)
-	if errors.Is(err, p2s.ErrCorruptRegistry) {
-		g.p2sDisabled = err.Error()
+	if errors.Is(err, p2s.ErrCorruptRegistry) { // the component is disabled now
 		g.log.Error("point-to-site disabled; site-to-site tunnels keep running", "error", err)
 		in.P2SDown = true
 		err = g.apply(ctx, plan.Plan(in))
@@ -72,7 +71,7 @@ func (g *Gateway) apply(ctx context.Context, st plan.State) error {
 	if err := g.applyTunnels(ctx, st); err != nil {
 		return err
 	}
-	if err := g.applyP2S(st); err != nil { // p2s.go
+	if err := g.p2s.Set(ctx, st.Host.PrivateKey, p2sWant(st.P2S)); err != nil { // p2s.go
 		return err
 	}
 	if err := g.applyEnroll(ctx, st); err != nil { // invite.go
@@ -81,16 +80,13 @@ func (g *Gateway) apply(ctx context.Context, st plan.State) error {
 	if err := g.applyAddress(st); err != nil {
 		return err
 	}
-	g.dnsP2S.Store(g.p2s)                          // dns.go
 	if err := g.dns.Set(ctx, st.DNS); err != nil { // after applyAddress: the address must be on lo
 		return err
 	}
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
 		return err
 	}
-	if g.p2s != nil {
-		g.p2s.Filter().Returns().SetRoutes(p2sRoutes(st)) // returns.go
-	}
+	g.p2s.SetReturns(st.PeeringRoutes(plan.KindWireGuard))
 	if err := g.bgp.Set(ctx, g.withDemand(st)); err != nil { // bgp.go
 		return err
 	}
@@ -191,7 +187,9 @@ func (g *Gateway) teardown() error {
 			errs = append(errs, g.kern.RemoveLocalAddress(g.addr))
 		}
 	}
-	g.closeP2S()
+	if g.p2s != nil {
+		g.p2s.Close(g.applied.Host.PrivateKey)
+	}
 	for k, kind := range g.kinds {
 		errs = append(errs, kind.Close())
 		delete(g.kinds, k)

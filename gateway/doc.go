@@ -12,7 +12,7 @@
 //
 //	bgp/        the BGP component: speaker, tunnel probe, BFD, drain, the loop that asks for re-plans
 //	bgp.go      its re-plan callback, `vgate bgp`, `vgate routes`, `vgate drain`
-//	p2s.go      the point-to-site server and its client operations
+//	p2s.go      the point-to-site component's hooks and its client operations
 //	status.go   `vgate status`, with peering states from peering.Evaluate
 //	metrics.go  what a Prometheus scrape reads; refusal reasons by error type
 //	capture.go  `vgate capture`: decrypted packets of a tunnel or a client

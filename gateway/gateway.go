@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
@@ -21,7 +20,6 @@ import (
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
-	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/statefile"
 )
 
@@ -56,20 +54,13 @@ type Gateway struct {
 	kinds map[plan.Kind]TunnelKind // tunnels.go
 	// relays are the WireGuard kind's relay connections, which the
 	// point-to-site device shares (relays.go); nil once it is closed.
-	relays *relays
-	p2s    *p2s.Server // nil without point_to_site (p2s.go)
-	// p2sBind is the point-to-site device's bind: its relay transport.
-	p2sBind *relay.Bind
-	// p2sDisabled says why point_to_site is configured but not running
-	// (a corrupt registry), "" otherwise (p2s.go).
-	p2sDisabled string
-	bgp         *bgp.Component    // the speaker, probe, BFD, drain (bgp.go)
-	dns         *names.Component  // the name server (dns.go)
-	enroll      *enroll.Component // invites (invite.go)
-	// dnsP2S is the point-to-site server the name server reads (dns.go).
-	dnsP2S  atomic.Pointer[p2s.Server]
-	addr    netip.Addr // the tunnel address on lo
-	applied plan.State // the last plan applied
+	relays  *relays
+	p2s     *p2s.Component    // point-to-site (p2s.go)
+	bgp     *bgp.Component    // the speaker, probe, BFD, drain (bgp.go)
+	dns     *names.Component  // the name server (dns.go)
+	enroll  *enroll.Component // invites (invite.go)
+	addr    netip.Addr        // the tunnel address on lo
+	applied plan.State        // the last plan applied
 	// facts is what the last successful apply planned with of what
 	// the import refresh watches (route_safety.go); factsOK is false after a
 	// failed apply, so the next refresh applies again.
@@ -77,9 +68,6 @@ type Gateway struct {
 	factsOK bool
 	// mem is the peers' remembered endpoints (remember.go).
 	mem memoryState
-	// returns flags peerings that do not route the P2S pool back
-	// (returns.go); it has its own lock.
-	returns returnWatch
 	// recent tells the growth of drop counters over the last minute
 	// (recent.go).
 	recent recentCounters
@@ -103,6 +91,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		g.cancel()
 		return nil, err
 	}
+	g.p2s = p2s.NewComponent(g.ctx, g.p2sHooks(), log) // p2s.go
 	g.eps = &endpoints{lookup: dataplane.ResolveUDP}
 	g.eps.refresh(cfg)
 	g.under = &underlays{probe: g.kern.UnderlayMTU}
@@ -150,7 +139,6 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	}
 	g.resume()          // remember.go
 	go g.rememberLoop() // records the endpoints from now on
-	go g.returnLoop()   // returns.go
 	go g.followLoop()   // endpoints that move (follow.go)
 	log.Info("gateway started", "name", cfg.Name, "peerings", len(cfg.Peerings), "max_tunnels", cfg.MaxTunnels)
 	return g, nil

@@ -200,8 +200,8 @@ func (g *Gateway) recall() memory {
 		m.Peerings = append(m.Peerings, peerEndpoint{Peering: e.peering.Name, PublicKey: e.peering.PublicKey, Endpoint: e.endpoint, LastHandshake: e.handshake})
 	}
 	keepClients := g.cfg.PointToSite != nil
-	if g.p2s != nil {
-		if seen, err := g.p2s.Endpoints(); err == nil {
+	if s := g.p2s.Current(); s != nil {
+		if seen, err := s.Endpoints(); err == nil {
 			keepClients = false
 			for k, s := range seen {
 				m.Clients = append(m.Clients, clientEndpoint{PublicKey: k, Endpoint: s.Endpoint, LastHandshake: s.LastHandshake})
@@ -276,9 +276,9 @@ func (g *Gateway) resume() {
 		tunnels++
 	}
 	var clients []string
-	if g.p2s != nil && len(g.mem.loaded.Clients) > 0 {
+	if s := g.p2s.Current(); s != nil && len(g.mem.loaded.Clients) > 0 {
 		var err error
-		clients, err = g.p2s.Resume(g.mem.loaded.clients())
+		clients, err = s.Resume(g.mem.loaded.clients())
 		if err != nil {
 			g.log.Warn("point-to-site: could not dial every remembered client", "error", err)
 		}

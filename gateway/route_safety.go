@@ -53,8 +53,8 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 	for _, e := range g.tunnelEndpoints() {
 		out = append(out, plan.UnderlayEndpoint{AddrPort: e.endpoint, Peering: e.peering.Name})
 	}
-	if g.p2s != nil {
-		if cs, err := g.p2s.Clients(); err == nil {
+	if s := g.p2s.Current(); s != nil {
+		if cs, err := s.Clients(); err == nil {
 			for _, c := range cs {
 				if !c.Connected {
 					continue
@@ -71,8 +71,9 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 // connectedPrefixes are the subnets on the host's interfaces other than
 // vgate's own. g.mu is held.
 func (g *Gateway) connectedPrefixes() []kernel.Connected {
+	s := g.p2s.Current()
 	own := func(dev string) bool {
-		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || g.p2s != nil && dev == g.p2s.IfName() ||
+		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || s != nil && dev == s.IfName() ||
 			g.kinds[plan.KindIPsec] != nil && dev == ipsec.IfName
 	}
 	cs, err := g.kern.ConnectedPrefixes(own)

@@ -142,7 +142,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			ps.Hint = bfdHint(p, sessions[p.Name].Down)
 		}
 		if ps.Hint == "" && pool != "" {
-			ps.Hint = g.returnHint(p.Name, pool, now) // returns.go
+			ps.Hint = g.p2s.ReturnHint(p.Name, pool, now) // p2s.Component
 		}
 		if ps.State == api.StateUp {
 			st.Tunnels.Up++

@@ -68,39 +68,6 @@ func TestPlanHostAndParts(t *testing.T) {
 	}
 }
 
-// Two plans of equal point_to_site sections are the same device state,
-// whatever the section's address; any planned difference is a change.
-func TestP2SSame(t *testing.T) {
-	section := func() *config.PointToSite {
-		return &config.PointToSite{ListenPort: 51821, AddressPool: []netip.Prefix{p("172.16.201.0/24")},
-			Groups: []config.Group{{Name: "staff"}}}
-	}
-	base := &P2S{Config: section(), MTU: 1420, StateDir: "/s", Self: []netip.Addr{netip.MustParseAddr("10.1.0.1")}}
-	change := func(f func(*P2S)) *P2S {
-		q := *base
-		q.Config = section()
-		f(&q)
-		return &q
-	}
-	for _, tt := range []struct {
-		name string
-		a, b *P2S
-		same bool
-	}{
-		{"equal section, another pointer", base, change(func(*P2S) {}), true},
-		{"both nil", nil, nil, true},
-		{"one nil", base, nil, false},
-		{"pool", base, change(func(q *P2S) { q.Config.AddressPool = []netip.Prefix{p("172.16.202.0/24")} }), false},
-		{"mtu", base, change(func(q *P2S) { q.MTU = 1380 }), false},
-		{"relay", base, change(func(q *P2S) { q.Relay = RelayTarget{URL: "https://r/"} }), false},
-		{"own addresses", base, change(func(q *P2S) { q.Self = nil }), false},
-	} {
-		if got := tt.a.Same(tt.b); got != tt.same {
-			t.Errorf("%s: Same = %v, want %v", tt.name, got, tt.same)
-		}
-	}
-}
-
 // Every route through one peering's tunnel names that peering; the pool
 // and a multipath route name none.
 func TestRouteOwner(t *testing.T) {

@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"reflect"
 	"slices"
 
 	"github.com/vgate-project/vgate/api"
@@ -56,7 +55,7 @@ type Input struct {
 	Endpoints []UnderlayEndpoint
 	Connected []kernel.Connected
 	// Remembered are the underlay endpoints the peers had when this
-	// gateway last ran (state_dir, gateway/remember.go). A peering without
+	// gateway last ran (state_dir, gateway/remember). A peering without
 	// a configured endpoint (dial-in only) gets its remembered one, so
 	// that the restarted side can dial. A configured endpoint always wins,
 	// even one that does not resolve; an entry for another public key or
@@ -256,14 +255,21 @@ type P2S struct {
 	Self []netip.Addr
 }
 
-// Same reports whether p and q are the same device state: an equal
-// point_to_site section (by value), MTU, relay, key, registry and
-// own addresses. Either may be nil (no device).
-func (p *P2S) Same(q *P2S) bool {
-	if p == nil || q == nil {
-		return p == q
+// PeeringRoutes maps each peering of kind k to the prefixes the plan
+// routes through its tunnel alone (Route.Peering: a multipath route and
+// the point-to-site pool have no owner).
+func (s State) PeeringRoutes(k Kind) map[string][]netip.Prefix {
+	of := map[string]bool{}
+	for _, t := range s.Tunnels {
+		of[t.Name] = t.Kind == k
 	}
-	return reflect.DeepEqual(*p, *q) // follows Config: its content, not its address
+	m := map[string][]netip.Prefix{}
+	for _, r := range s.Routes {
+		if of[r.Peering] {
+			m[r.Peering] = append(m[r.Peering], r.Dst)
+		}
+	}
+	return m
 }
 
 // Plan builds the desired state for in. It is deterministic: the same

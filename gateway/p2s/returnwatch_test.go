@@ -1,14 +1,9 @@
-package gateway
+package p2s
 
 import (
 	"net/netip"
-	"reflect"
 	"testing"
 	"time"
-
-	"github.com/vgate-project/vgate/gateway/kernel"
-	"github.com/vgate-project/vgate/gateway/p2s"
-	"github.com/vgate-project/vgate/gateway/plan"
 )
 
 func TestNextFlat(t *testing.T) {
@@ -48,35 +43,10 @@ func TestNextFlat(t *testing.T) {
 	}
 }
 
-func TestP2SRoutes(t *testing.T) {
-	pfx := netip.MustParsePrefix
-	wg := func(name string) plan.Tunnel {
-		return plan.Tunnel{Kind: plan.KindWireGuard, Name: name, IfName: "vg-" + name}
-	}
-	got := p2sRoutes(plan.State{
-		Tunnels: []plan.Tunnel{wg("west"), wg("east"), wg("a"), wg("b"), {Kind: plan.KindIPsec, Name: "branch", IfName: "ipsec0"}},
-		Routes: []kernel.Route{
-			{Dst: pfx("10.2.0.0/16"), Dev: "vg-west", Peering: "west"},
-			{Dst: pfx("10.3.0.0/16"), Dev: "vg-west", Peering: "west"},
-			{Dst: pfx("10.4.0.0/16"), Devs: []string{"vg-a", "vg-b"}}, // multipath: no owner, left out
-			{Dst: pfx("172.16.201.0/24"), Dev: "vgate-p2s"},           // the pool: not a peering
-			{Dst: pfx("10.5.0.0/16"), Dev: "vg-east", Peering: "east"},
-			{Dst: pfx("10.6.0.0/16"), Dev: "ipsec0", Peering: "branch"}, // IPsec: left out
-		},
-	})
-	want := map[string][]netip.Prefix{
-		"west": {pfx("10.2.0.0/16"), pfx("10.3.0.0/16")},
-		"east": {pfx("10.5.0.0/16")},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("p2sRoutes = %v, want %v", got, want)
-	}
-}
-
 // observe warns once when a peering becomes flagged, and the hint shows
 // exactly what the last tick decided.
 func TestReturnWatchWarnsOnceAndHintFollowsTick(t *testing.T) {
-	var r p2s.Returns
+	var r Returns
 	r.SetRoutes(map[string][]netip.Prefix{"west": {netip.MustParsePrefix("10.2.0.0/16")}})
 	c := r.Counts()["west"]
 	var w returnWatch
