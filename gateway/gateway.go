@@ -20,6 +20,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/remember"
 	"github.com/vgate-project/vgate/gateway/statefile"
 )
 
@@ -66,8 +67,9 @@ type Gateway struct {
 	// failed apply, so the next refresh applies again.
 	facts   importFacts
 	factsOK bool
-	// mem is the peers' remembered endpoints (remember.go).
-	mem memoryState
+	// mem is the peers' remembered endpoints (remember.go); it has its
+	// own lock.
+	mem *remember.Memory
 	// recent tells the growth of drop counters over the last minute
 	// (recent.go).
 	recent recentCounters
@@ -130,16 +132,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 			log.Warn("removing a tunnel address a crashed run left on lo", "address", a, "error", err)
 		}
 	}
-	g.loadMemory(cfg) // remember.go
+	g.mem = remember.Load(cfg.StateDir, log) // remember.go
 	g.bgp.LoadDrain(cfg)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err := g.applyConfig(ctx, cfg); err != nil {
 		return nil, err
 	}
-	g.resume()          // remember.go
-	go g.rememberLoop() // records the endpoints from now on
-	go g.followLoop()   // endpoints that move (follow.go)
+	g.resume()                        // remember.go
+	go g.mem.Run(g.ctx, g.recallOpen) // records the endpoints from now on
+	go g.followLoop()                 // endpoints that move (follow.go)
 	log.Info("gateway started", "name", cfg.Name, "peerings", len(cfg.Peerings), "max_tunnels", cfg.MaxTunnels)
 	return g, nil
 }
@@ -225,7 +227,7 @@ func (g *Gateway) Close() error {
 		return nil
 	}
 	g.closed = true
-	g.remember(true) // remember.go
+	g.mem.Close(g.recall()) // remember.go
 	err := g.teardown()
 	g.log.Info("gateway stopped", "name", g.cfg.Name)
 	return err
