@@ -20,6 +20,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/remember"
 	"github.com/vgate-project/vgate/gateway/statefile"
 )
@@ -54,8 +55,8 @@ type Gateway struct {
 	kern  *kernel.Kernel
 	kinds map[plan.Kind]TunnelKind // tunnels.go
 	// relays are the WireGuard kind's relay connections, which the
-	// point-to-site device shares (relays.go); nil once it is closed.
-	relays  *relays
+	// point-to-site device shares (relay.Transport); nil once it is closed.
+	relays  *relay.Transport
 	p2s     *p2s.Component    // point-to-site (p2s.go)
 	bgp     *bgp.Component    // the speaker, probe, BFD, drain (bgp.go)
 	dns     *names.Component  // the name server (dns.go)

@@ -32,10 +32,10 @@ func (g *Gateway) p2sHooks() p2s.Hooks {
 	return p2s.Hooks{
 		LinkUp:    g.kern.LinkUp,        // g.kern is made first
 		OnClients: g.pubKeys.setClients, // pubkeys.go
-		// Called from Set and Close, with g.mu held (relays.go).
+		// Called from Set and Close, with g.mu held (relay.Transport).
 		SetRelay: func(key keys.PrivateKey, b *relay.Bind, target relay.Target) {
 			if g.relays != nil {
-				g.relays.setP2S(key, b, plan.RelayTarget(target))
+				g.relays.SetP2S(key, b, target)
 			}
 		},
 	}
@@ -104,7 +104,7 @@ func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo
 }
 
 // p2sStatus is the point-to-site section of Status, or nil: the
-// component's, with the relay (relays.go) and the device's queue.
+// component's, with the relay (relay.Transport) and the device's queue.
 func (g *Gateway) p2sStatus() *api.P2SStatus {
 	g.mu.Lock()
 	rs := g.relays
@@ -115,7 +115,7 @@ func (g *Gateway) p2sStatus() *api.P2SStatus {
 		return st
 	}
 	if rs != nil {
-		st.Relay = rs.p2sRelay() // relays.go
+		st.Relay = rs.P2SRelay()
 	}
 	q := s.QueueStats()
 	st.Queue = queueStatus(&q) // apiconv.go

@@ -124,7 +124,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 			obs.UnansweredSince = devices[p.Name].UnansweredSince
 		}
 		if rs != nil && tunnels[i] != nil {
-			ps.Path, ps.Relay = rs.path(p.Name) // relays.go
+			ps.Path, ps.Relay = rs.Path(p.Name) // relay.Transport
 			if ps.Path != relay.PathRelay {
 				// On the relay the tunnel does not need the UDP path.
 				obs.SendBlockedSince = devices[p.Name].SendBlockedSince

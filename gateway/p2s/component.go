@@ -127,7 +127,7 @@ func (c *Component) Set(ctx context.Context, key keys.PrivateKey, want *Want) er
 			StateDir:   want.StateDir,
 			MTU:        want.MTU,
 			NewTUN:     dataplane.CreateTUN,
-			NewBind: func() conn.Bind { // the relay transport (gateway/relays.go)
+			NewBind: func() conn.Bind { // the relay transport (relay.Transport)
 				bind = relay.NewBind(conn.NewStdNetBind(), nil)
 				return bind
 			},
