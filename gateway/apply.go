@@ -15,7 +15,7 @@ import (
 // running system's facts the import filter protects (route_safety.go).
 // g.mu is held.
 func (g *Gateway) input(cfg *config.Config) plan.Input {
-	in := plan.Input{Config: cfg, Env: g.env, Learned: g.bgp.Learned(), P2SDown: g.p2s.Disabled() != "", Remembered: g.mem.Remembered(),
+	in := plan.Input{Config: cfg, Env: g.env.Env(), Learned: g.bgp.Learned(), P2SDown: g.p2s.Disabled() != "", Remembered: g.mem.Remembered(),
 		HostAddrs: g.hostAddrs}
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()

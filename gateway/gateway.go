@@ -16,6 +16,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/enroll"
+	"github.com/vgate-project/vgate/gateway/environ"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -30,11 +31,10 @@ import (
 // control-plane state.
 type Gateway struct {
 	log *slog.Logger
-	env plan.Env
-	// eps holds the resolved endpoint names (resolve.go).
-	eps *endpoints
-	// under holds the underlay MTUs toward the endpoints (underlay.go).
-	under *underlays
+	// env is the resolved endpoint names and the underlay MTUs the
+	// planner reads (environ.Facts, followed by its loop: follow.go); it
+	// has its own locks.
+	env *environ.Facts
 	// hostAddrs are the host's own addresses, gathered at start and
 	// reload (p2s.go); g.mu guards them.
 	hostAddrs []netip.Addr
@@ -95,11 +95,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		return nil, err
 	}
 	g.p2s = p2s.NewComponent(g.ctx, g.p2sHooks(), log) // p2s.go
-	g.eps = &endpoints{lookup: dataplane.ResolveUDP}
-	g.eps.refresh(cfg)
-	g.under = &underlays{probe: g.kern.UnderlayMTU}
-	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true) // underlay.go
-	g.env = plan.Env{Resolve: g.eps.Resolve, UnderlayMTU: g.under.MTU}
+	g.env = environ.New(dataplane.ResolveUDP, g.kern.UnderlayMTU)
+	g.env.Refresh(cfg) // names and MTUs, before planning
 	defer func() {
 		if err != nil {
 			g.teardown()
@@ -140,9 +137,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	if err := g.applyConfig(ctx, cfg); err != nil {
 		return nil, err
 	}
-	g.resume()                        // remember.go
-	go g.mem.Run(g.ctx, g.recallOpen) // records the endpoints from now on
-	go g.followLoop()                 // endpoints that move (follow.go)
+	g.resume()                                                                          // remember.go
+	go g.mem.Run(g.ctx, g.recallOpen)                                                   // records the endpoints from now on
+	go g.env.Run(g.ctx, environ.Follow{Running: g.followRunning, Moved: g.followMoved}) // follow.go
 	log.Info("gateway started", "name", cfg.Name, "peerings", len(cfg.Peerings), "max_tunnels", cfg.MaxTunnels)
 	return g, nil
 }
@@ -152,8 +149,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // sessions. If applying fails, the old config is applied again and the
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
-	g.eps.refresh(cfg) // DNS outside the lock (resolve.go)
-	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true)
+	g.env.Refresh(cfg) // DNS and MTUs outside the lock
 	warnForwarding(g.log)
 	addrs, err := hostAddrs(cfg) // p2s.go
 	g.mu.Lock()

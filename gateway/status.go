@@ -130,7 +130,7 @@ func (g *Gateway) Status(ctx context.Context) (api.Status, error) {
 				obs.SendBlockedSince = devices[p.Name].SendBlockedSince
 			}
 		}
-		if at, from := g.eps.movedAt(p.Endpoint); !at.IsZero() { // follow.go
+		if at, from := g.env.MovedAt(p.Endpoint); !at.IsZero() { // environ.Facts
 			ps.EndpointMoved, ps.EndpointPrevious = at, from.String()
 		}
 		ps.State, ps.Reason = peering.Evaluate(obs)
