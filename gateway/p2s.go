@@ -79,7 +79,7 @@ func (g *Gateway) AddClient(ctx context.Context, req api.AddClientRequest) (api.
 	if err != nil {
 		return api.AddedClient{}, err
 	}
-	if g.pendingInvite(req.Name) { // invite.go
+	if g.enroll.PendingName(req.Name) { // enroll.Component
 		return api.AddedClient{}, api.WithCode(api.CodeConflict, fmt.Errorf("client %q: a pending invite holds this name (revoke it first: vgate client revoke %s)", req.Name, req.Name))
 	}
 	return s.Add(req)
