@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 
 	"github.com/vgate-project/vgate/gateway/config"
@@ -77,10 +76,10 @@ func (g *Gateway) apply(ctx context.Context, st plan.State) error {
 	if err := g.applyEnroll(ctx, st); err != nil { // invite.go
 		return err
 	}
-	if err := g.applyAddress(st); err != nil {
+	if err := g.addr.Set(st.TunnelAddress, st.Host.StateDir); err != nil { // recorded for crash recovery
 		return err
 	}
-	if err := g.dns.Set(ctx, st.DNS); err != nil { // after applyAddress: the address must be on lo
+	if err := g.dns.Set(ctx, st.DNS); err != nil { // after the address: it must be on lo
 		return err
 	}
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
@@ -133,26 +132,6 @@ func (g *Gateway) reapply() {
 	}
 }
 
-// applyAddress puts the tunnel address on lo (replacing the previous one)
-// and records it in state_dir for crash recovery.
-func (g *Gateway) applyAddress(st plan.State) error {
-	if st.TunnelAddress == g.addr && g.applied.TunnelAddress == g.addr {
-		return nil
-	}
-	// Both addresses are on record while lo changes: a kill in between
-	// leaves nothing the next start does not remove (gateway.go).
-	if g.addr.IsValid() && g.addr != st.TunnelAddress {
-		if err := writeRuntimeState(st.Host.StateDir, runtimeState{TunnelAddress: st.TunnelAddress, Previous: g.addr}); err != nil {
-			return err
-		}
-	}
-	if err := g.kern.SetLocalAddress(st.TunnelAddress, g.addr); err != nil {
-		return err
-	}
-	g.addr = st.TunnelAddress
-	return writeRuntimeState(st.Host.StateDir, runtimeState{TunnelAddress: st.TunnelAddress})
-}
-
 // tunnel returns the running tunnel of a peering, of whatever kind, or nil.
 // g.mu is held.
 func (g *Gateway) tunnel(name string) Tunnel {
@@ -183,8 +162,8 @@ func (g *Gateway) teardown() error {
 	}
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
-		if g.addr.IsValid() {
-			errs = append(errs, g.kern.RemoveLocalAddress(g.addr))
+		if g.addr != nil {
+			errs = append(errs, g.addr.Remove())
 		}
 	}
 	if g.p2s != nil {
@@ -198,10 +177,8 @@ func (g *Gateway) teardown() error {
 	if g.kern != nil {
 		g.kern.Close()
 	}
-	if g.cfg.StateDir != "" {
-		if err := os.Remove(runtimePath(g.cfg.StateDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
+	if g.addr != nil {
+		errs = append(errs, g.addr.Forget())
 	}
 	g.cancel()
 	return errors.Join(errs...)

@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,7 +21,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/remember"
-	"github.com/vgate-project/vgate/gateway/statefile"
+	"github.com/vgate-project/vgate/gateway/tunaddr"
 )
 
 // Gateway is one running vgate gateway. Its methods are safe for
@@ -61,7 +59,7 @@ type Gateway struct {
 	bgp     *bgp.Component    // the speaker, probe, BFD, drain (bgp.go)
 	dns     *names.Component  // the name server (dns.go)
 	enroll  *enroll.Component // invites (invite.go)
-	addr    netip.Addr        // the tunnel address on lo
+	addr    *tunaddr.Address  // the tunnel address on lo and its record
 	applied plan.State        // the last plan applied
 	// facts is what the last successful apply planned with of what
 	// the import refresh watches (route_safety.go); factsOK is false after a
@@ -120,16 +118,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	log.Info("gateway key", "public_key", cfg.PrivateKey.Public().String())
 
 	// A crashed run may have left its tunnel address on lo.
-	var prev runtimeState
-	if b, err := os.ReadFile(runtimePath(cfg.StateDir)); err == nil {
-		_ = json.Unmarshal(b, &prev)
-	}
-	g.addr = prev.TunnelAddress
-	if a := prev.Previous; a.IsValid() && a != cfg.TunnelAddress && a != prev.TunnelAddress {
-		if err := g.kern.RemoveLocalAddress(a); err != nil {
-			log.Warn("removing a tunnel address a crashed run left on lo", "address", a, "error", err)
-		}
-	}
+	g.addr = tunaddr.Recover(cfg.StateDir, cfg.TunnelAddress, g.kern, log)
 	g.mem = remember.Load(cfg.StateDir, log) // remember.go
 	g.bgp.LoadDrain(cfg)
 	g.mu.Lock()
@@ -228,24 +217,4 @@ func (g *Gateway) Close() error {
 	err := g.teardown()
 	g.log.Info("gateway stopped", "name", g.cfg.Name)
 	return err
-}
-
-// runtimeState is what a gateway records in state_dir so that a restart
-// after a crash can remove what the crashed run left in the kernel.
-type runtimeState struct {
-	TunnelAddress netip.Addr `json:"tunnel_address"`
-	// Previous is the address being replaced while a change is in flight
-	// (written before the change, cleared after): a run killed between
-	// the two leaves either on lo, and the next start removes both.
-	Previous netip.Addr `json:"previous,omitzero"`
-}
-
-func runtimePath(stateDir string) string { return filepath.Join(stateDir, "runtime.json") }
-
-func writeRuntimeState(stateDir string, st runtimeState) error {
-	b, _ := json.Marshal(st)
-	if err := statefile.WriteAtomic(runtimePath(stateDir), b); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
-	}
-	return nil
 }
