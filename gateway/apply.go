@@ -55,7 +55,7 @@ func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
 	}
 	g.cfg = cfg
 	g.facts, g.factsOK = importFacts{in.Endpoints, in.Connected}, true
-	g.pubKeys.setConfig(cfg) // pubkeys.go
+	publishConfig(g.pubKeys, cfg) // pubkeys.go
 	return nil
 }
 

@@ -74,7 +74,7 @@ type Gateway struct {
 	recent recentCounters
 	// pubKeys is the public keys a relay reads (pubkeys.go); it has its
 	// own lock.
-	pubKeys publishedKeys
+	pubKeys *relay.Publisher
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -82,7 +82,7 @@ type Gateway struct {
 // everything done so far is undone and the error says which step. ctx
 // bounds the start; the gateway's background work lives until Close.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: publishedKeys{log: log}}
+	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: relay.NewPublisher(log)}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.dns = names.NewComponent(g.directory, log)                                                    // dns.go
 	g.enroll = enroll.NewComponent(enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, log) // invite.go

@@ -30,8 +30,8 @@ var ErrP2SDisabled = p2s.ErrDisabled
 // kernel's link, the published keys and the tunnels' relay connections.
 func (g *Gateway) p2sHooks() p2s.Hooks {
 	return p2s.Hooks{
-		LinkUp:    g.kern.LinkUp,        // g.kern is made first
-		OnClients: g.pubKeys.setClients, // pubkeys.go
+		LinkUp:    g.kern.LinkUp,                                                  // g.kern is made first
+		OnClients: func(cs []p2s.Client) { g.pubKeys.SetClients(clientKeys(cs)) }, // pubkeys.go
 		// Called from Set and Close, with g.mu held (relay.Transport).
 		SetRelay: func(key keys.PrivateKey, b *relay.Bind, target relay.Target) {
 			if g.relays != nil {
