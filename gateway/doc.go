@@ -8,11 +8,23 @@
 //	apply.go    apply: moves each running part to the State by diff, in order
 //	tunnels.go  TunnelKind: the one interface every tunnel kind implements
 //
-// The parts that apply drives, and the views that read them:
+// The parts that apply drives, in its order, after the tunnel kinds
+// (tunnels.go, ipsec.go; dataplane/, ipsec/). p2s, enroll, names and bgp
+// are components: Set to their part of the plan, Observe, Close, their
+// own locks and loops.
 //
-//	bgp/        the BGP component: speaker, tunnel probe, BFD, drain, the loop that asks for re-plans
-//	bgp.go      its re-plan callback, `vgate bgp`, `vgate routes`, `vgate drain`
-//	p2s.go      the point-to-site component's hooks and its client operations
+//	p2s/        point-to-site server, its relay hook and the return watch (p2s.go: client API)
+//	enroll/     enrollment listener and invites (invite.go: invite API)
+//	tunaddr/    the tunnel address on lo and its crash record
+//	names/      the name server (dns.go)
+//	kernel/     the routes (kernel.SetRoutes)
+//	bgp/        speaker, tunnel probe, BFD, drain, the loop that asks for re-plans (bgp.go)
+//
+// Beside them, with loops of their own: environ/ (the planner's outside
+// facts: resolved names, underlay MTUs; follow.go), remember/ (the crash
+// memory; remember.go) and relay.Transport (the tunnels' relay
+// connections). The views that read them:
+//
 //	status.go   `vgate status`, with peering states from peering.Evaluate
 //	metrics.go  what a Prometheus scrape reads; refusal reasons by error type
 //	capture.go  `vgate capture`: decrypted packets of a tunnel or a client
