@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/vgate-project/vgate/gateway/bgp"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
@@ -37,7 +38,7 @@ func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
 		g.p2s.Retry() // a new config tries a disabled point-to-site again
 	}
 	in := g.input(cfg)
-	g.factsOK = false // route_safety.go
+	g.bgp.Planning() // the import filter's facts (route_safety.go)
 	st := plan.Plan(in)
 	if !sameProblems(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
 		for _, e := range st.Problems {
@@ -54,7 +55,7 @@ func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	g.cfg = cfg
-	g.facts, g.factsOK = importFacts{in.Endpoints, in.Connected}, true
+	g.bgp.Planned(bgp.ImportFacts{Endpoints: in.Endpoints, Connected: in.Connected})
 	publishConfig(g.pubKeys, cfg) // pubkeys.go
 	return nil
 }

@@ -61,11 +61,6 @@ type Gateway struct {
 	enroll  *enroll.Component // invites (invite.go)
 	addr    *tunaddr.Address  // the tunnel address on lo and its record
 	applied plan.State        // the last plan applied
-	// facts is what the last successful apply planned with of what
-	// the import refresh watches (route_safety.go); factsOK is false after a
-	// failed apply, so the next refresh applies again.
-	facts   importFacts
-	factsOK bool
 	// mem is the peers' remembered endpoints (remember.go); it has its
 	// own lock.
 	mem *remember.Memory

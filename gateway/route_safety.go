@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/gateway/bgp"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -17,31 +17,22 @@ import (
 // The import filter's facts: what changes without a config or RIB change
 // — the tunnels' current endpoints (roaming), the connected point-to-site
 // clients and the host's connected subnets — and which the filter
-// protects (plan.Input). Every bgp.ImportRefresh the BGP component asks
-// to re-plan (bgp.ImportFactsDue); the gateway gathers them here, from
-// its own running parts, and re-plans only when they moved.
-
-// importFacts are the inputs the import refresh watches: the endpoints and
-// connected subnets a plan was made with.
-type importFacts struct {
-	endpoints []plan.UnderlayEndpoint
-	connected []kernel.Connected
-}
-
-func (a importFacts) equal(b importFacts) bool {
-	return slices.Equal(a.endpoints, b.endpoints) && slices.Equal(a.connected, b.connected)
-}
+// protects (plan.Input, bgp.ImportFacts). Every bgp.ImportRefresh the BGP
+// component asks to re-plan (bgp.ImportFactsDue); the gateway gathers
+// them here, from its own running parts, and re-plans only when they
+// moved.
 
 // importFactsChanged reports whether a refresh has anything to re-plan
-// for: the watched facts differ from the last successful apply's, or that
-// apply failed (a refresh retries it). Reading the facts is a device get
-// per tunnel and one netlink dump, far cheaper than planning and applying
+// for (bgp.Component.FactsMoved). Reading the facts is a device get per
+// tunnel and one netlink dump, far cheaper than planning and applying
 // every bgp.ImportRefresh. g.mu is held.
 func (g *Gateway) importFactsChanged() bool {
-	if !g.factsOK || g.cfg == nil || g.cfg.BGP == nil {
+	if g.cfg == nil || g.cfg.BGP == nil {
 		return true
 	}
-	return !g.facts.equal(importFacts{g.currentEndpoints(), g.connectedPrefixes()})
+	return g.bgp.FactsMoved(func() bgp.ImportFacts {
+		return bgp.ImportFacts{Endpoints: g.currentEndpoints(), Connected: g.connectedPrefixes()}
+	})
 }
 
 // currentEndpoints lists the endpoints the WireGuard devices use now: each

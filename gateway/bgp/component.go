@@ -2,7 +2,8 @@
 // speaker (routing.Speaker), the in-tunnel liveness probe and BFD, what
 // they learned of each peering (dead, held, vgate or plain peer,
 // draining), the RIB learned last, the gateway's own drain (vgate drain,
-// bgp.drain, recorded in state_dir), and the loop that asks the gateway
+// bgp.drain, recorded in state_dir), the import filter's facts the last
+// plan was made with (importfacts.go), and the loop that asks the gateway
 // to plan again when the RIB changes, a probe or BFD verdict comes, or the
 // import filter's facts are due for a check.
 //
@@ -71,6 +72,11 @@ type Component struct {
 	rt      *runtime        // nil without bgp (speaker.go)
 	learned []routing.Route // the speaker's last RIB snapshot
 	drain   drainState      // drain.go
+	// facts are the import filter's facts the last successful plan was
+	// made with; factsOK is false while planning and after a failure
+	// (importfacts.go).
+	facts   ImportFacts
+	factsOK bool
 }
 
 // New returns a Component with no speaker. ctx lives as long as the
