@@ -25,8 +25,15 @@ import (
 )
 
 // Gateway is one running vgate gateway. Its methods are safe for
-// concurrent use; changes are serialized on one mutex, the single owner of
-// control-plane state.
+// concurrent use; changes are serialized on one mutex, mu, the single
+// owner of control-plane state.
+//
+// Locks: mu is taken first; the components' own locks (bgp, p2s, names,
+// enroll, remember, environ, the relays) only after it, never before.
+// A component with a loop reaches the gateway only through the callbacks
+// it was given (bgp.Replan: replan; environ.Follow: followRunning and
+// followMoved; remember's recall: recallOpen), which it calls holding
+// none of its own locks, and which take mu.
 type Gateway struct {
 	log *slog.Logger
 	// env is the resolved endpoint names and the underlay MTUs the
