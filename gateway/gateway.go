@@ -33,7 +33,11 @@ import (
 // A component with a loop reaches the gateway only through the callbacks
 // it was given (bgp.Replan: replan; environ.Follow: followRunning and
 // followMoved; remember's recall: recallOpen), which it calls holding
-// none of its own locks, and which take mu.
+// none of its own locks, and which take mu. One path takes mu under
+// another lock: an enrollment request redeems an invite holding the
+// invite store's lock and asks for the point-to-site server (redeem,
+// p2sServer); nothing holding mu waits for that store, and stopping the
+// listener waits for its requests at most a bounded time.
 type Gateway struct {
 	log *slog.Logger
 	// env is the resolved endpoint names and the underlay MTUs the
