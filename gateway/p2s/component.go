@@ -108,9 +108,14 @@ func NewComponent(ctx context.Context, hooks Hooks, log *slog.Logger) *Component
 // routes. The gateway's own addresses (want.Self) are closed to clients
 // but for ping, DNS and the groups' gateway_services. key is the
 // gateway's (the relay's client key when want is nil).
-func (c *Component) Set(ctx context.Context, key keys.PrivateKey, want *Want) error {
+func (c *Component) Set(ctx context.Context, key keys.PrivateKey, want *Want) (err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() {
+		if errors.Is(err, ErrCorruptRegistry) {
+			c.disabled = err.Error()
+		}
+	}()
 	switch {
 	case want == nil && c.s == nil:
 		c.applied = nil
@@ -137,9 +142,6 @@ func (c *Component) Set(ctx context.Context, key keys.PrivateKey, want *Want) er
 			OnClients: c.hooks.OnClients,
 		})
 		if err != nil {
-			if errors.Is(err, ErrCorruptRegistry) {
-				c.disabled = err.Error()
-			}
 			return err
 		}
 		c.s, c.bind, c.applied = s, bind, want
