@@ -3,10 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 
+	"github.com/vgate-project/vgate/gateway/bgp"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
@@ -16,73 +15,82 @@ import (
 // running system's facts the import filter protects (route_safety.go).
 // g.mu is held.
 func (g *Gateway) input(cfg *config.Config) plan.Input {
-	in := plan.Input{Config: cfg, Env: g.env, Learned: g.learned, P2SDown: g.p2sDisabled != "", Remembered: g.mem.loaded.planInput()}
+	in := plan.Input{Config: cfg, Env: g.env.Env(), Learned: g.bgp.Learned(), P2SDown: g.p2s.Disabled() != "", Remembered: g.mem.Remembered(),
+		HostAddrs: g.hostAddrs}
 	if cfg.BGP != nil {
 		in.Endpoints = g.currentEndpoints()
 		in.Connected = g.connectedPrefixes()
-		if g.bgp != nil {
-			in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.probeFacts() // bgp.go
-		}
-		in.Drain = g.drain.on // drain.go
+		in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.ProbeFacts()
+		in.Drain = g.bgp.Draining()
 	}
 	return in
 }
 
-// apply plans cfg and moves every running part to that plan, in order:
-// tunnels (each kind), the point-to-site device, the tunnel address, the
-// kernel routes, the BGP speaker and its probes. Each part changes only
-// what differs from what runs, so applying an unchanged plan is a no-op.
-// On success cfg becomes the running config. On error the parts applied
-// so far keep the new state: the caller (Reload) applies the old config
-// again to roll back. g.mu is held.
-func (g *Gateway) apply(ctx context.Context, cfg *config.Config) error {
+// applyConfig plans cfg and applies the plan: every change goes through
+// it (Start, Reload and its rollback, and the re-plans of a RIB change, a
+// probe verdict, an import refresh, a moved endpoint, a drain, charon's
+// restart). A corrupt point-to-site registry plans again without
+// point-to-site and applies that: everything else runs, without the pool's
+// routes, until a reload finds the registry fixed. On success cfg becomes
+// the running config. g.mu is held.
+func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
 	if cfg != g.cfg {
-		g.p2sDisabled = "" // a new config tries a disabled point-to-site again
+		g.p2s.Retry() // a new config tries a disabled point-to-site again
 	}
 	in := g.input(cfg)
-	g.factsOK = false // route_safety.go
+	g.bgp.Planning() // the import filter's facts (route_safety.go)
 	st := plan.Plan(in)
 	if !sameProblems(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
 		for _, e := range st.Problems {
 			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
 		}
 	}
-	if err := g.applyTunnels(ctx, cfg, st); err != nil {
-		return err
-	}
-	if err := g.applyP2S(cfg, st); err != nil { // p2s.go
-		if !errors.Is(err, p2s.ErrCorruptRegistry) {
-			return err
-		}
-		// Point-to-site cannot run; everything else does, without the
-		// pool's routes, until a reload finds the registry fixed.
-		g.p2sDisabled = err.Error()
+	err := g.apply(ctx, st)
+	if errors.Is(err, p2s.ErrCorruptRegistry) { // the component is disabled now
 		g.log.Error("point-to-site disabled; site-to-site tunnels keep running", "error", err)
 		in.P2SDown = true
-		st = plan.Plan(in)
+		err = g.apply(ctx, plan.Plan(in))
 	}
-	if err := g.applyEnroll(ctx, cfg, st); err != nil { // invite.go
+	if err != nil {
 		return err
 	}
-	if err := g.applyAddress(cfg, st); err != nil {
+	g.cfg = cfg
+	g.bgp.Planned(bgp.ImportFacts{Endpoints: in.Endpoints, Connected: in.Connected})
+	publishConfig(g.pubKeys, cfg) // pubkeys.go
+	return nil
+}
+
+// apply moves every running part to st, in order: tunnels (each kind),
+// the point-to-site device, enrollment, the tunnel address, the name
+// server, the kernel routes, the BGP speaker and its probes. Each part
+// changes only what differs from what runs, so applying an unchanged plan
+// is a no-op. It reads nothing but st and the running parts. On error the
+// parts applied so far keep the new state: the caller applies the old
+// plan again to roll back. g.mu is held.
+func (g *Gateway) apply(ctx context.Context, st plan.State) error {
+	if err := g.applyTunnels(ctx, st); err != nil {
 		return err
 	}
-	g.dnsP2S.Store(g.p2s)                          // dns.go
-	if err := g.dns.Set(ctx, st.DNS); err != nil { // after applyAddress: the address must be on lo
+	if err := g.p2s.Set(ctx, st.Host.PrivateKey, p2sWant(st.P2S)); err != nil { // p2s.go
+		return err
+	}
+	if err := g.applyEnroll(ctx, st); err != nil { // invite.go
+		return err
+	}
+	if err := g.addr.Set(st.TunnelAddress, st.Host.StateDir); err != nil { // recorded for crash recovery
+		return err
+	}
+	if err := g.dns.Set(ctx, st.DNS); err != nil { // after the address: it must be on lo
 		return err
 	}
 	if err := g.kern.SetRoutes(st.Routes); err != nil {
 		return err
 	}
-	if g.p2s != nil {
-		g.p2s.Filter().Returns().SetRoutes(p2sRoutes(st.Routes)) // returns.go
-	}
-	if err := g.applyBGP(ctx, cfg, st); err != nil { // bgp.go
+	g.p2s.SetReturns(st.PeeringRoutes(plan.KindWireGuard))
+	if err := g.bgp.Set(ctx, g.withDemand(st)); err != nil { // bgp.go
 		return err
 	}
-	g.cfg, g.applied = cfg, st
-	g.facts, g.factsOK = importFacts{in.Endpoints, in.Connected}, true
-	g.pubKeys.setConfig(cfg) // pubkeys.go
+	g.applied = st
 	return nil
 }
 
@@ -91,14 +99,14 @@ func sameProblems(a, b []plan.Problem) bool {
 }
 
 // applyTunnels hands each tunnel kind its tunnels of the plan.
-func (g *Gateway) applyTunnels(ctx context.Context, cfg *config.Config, st plan.State) error {
+func (g *Gateway) applyTunnels(ctx context.Context, st plan.State) error {
 	byKind := map[plan.Kind][]plan.Tunnel{}
 	for _, t := range st.Tunnels {
 		byKind[t.Kind] = append(byKind[t.Kind], t)
 	}
 	for k := range byKind {
 		if g.kinds[k] == nil {
-			kind, err := newTunnelKind(k, cfg.ListenPort, filepath.Dir(cfg.ControlSocket), g.reapply, g.kern, g.log)
+			kind, err := newTunnelKind(k, st.Host.ListenPort, st.Host.RunDir, g.reapply, g.kern, g.log)
 			if err != nil {
 				return err
 			}
@@ -107,7 +115,7 @@ func (g *Gateway) applyTunnels(ctx context.Context, cfg *config.Config, st plan.
 	}
 	var errs []error
 	for k, kind := range g.kinds {
-		errs = append(errs, kind.Set(ctx, cfg.PrivateKey, byKind[k]))
+		errs = append(errs, kind.Set(ctx, st.Host.PrivateKey, byKind[k]))
 	}
 	return errors.Join(errs...)
 }
@@ -120,29 +128,9 @@ func (g *Gateway) reapply() {
 	if g.closed {
 		return
 	}
-	if err := g.apply(g.ctx, g.cfg); err != nil {
+	if err := g.applyConfig(g.ctx, g.cfg); err != nil {
 		g.log.Error("re-applying the config after charon restarted", "error", err)
 	}
-}
-
-// applyAddress puts the tunnel address on lo (replacing the previous one)
-// and records it in state_dir for crash recovery.
-func (g *Gateway) applyAddress(cfg *config.Config, st plan.State) error {
-	if st.TunnelAddress == g.addr && g.applied.TunnelAddress == g.addr {
-		return nil
-	}
-	// Both addresses are on record while lo changes: a kill in between
-	// leaves nothing the next start does not remove (gateway.go).
-	if g.addr.IsValid() && g.addr != st.TunnelAddress {
-		if err := writeRuntimeState(cfg, runtimeState{TunnelAddress: st.TunnelAddress, Previous: g.addr}); err != nil {
-			return err
-		}
-	}
-	if err := g.kern.SetLocalAddress(st.TunnelAddress, g.addr); err != nil {
-		return err
-	}
-	g.addr = st.TunnelAddress
-	return writeRuntime(cfg)
 }
 
 // tunnel returns the running tunnel of a peering, of whatever kind, or nil.
@@ -164,7 +152,9 @@ func (g *Gateway) teardown() error {
 	var errs []error
 	// A planned stop with bgp.graceful_restart ends the sessions without
 	// a NOTIFICATION, first, while the tunnels still carry the close.
-	g.closeBGPWith(g.closed && g.cfg.BGP != nil && g.cfg.BGP.GracefulRestart != nil) // bgp.go
+	if g.bgp != nil {
+		g.bgp.Close(g.closed && g.applied.BGP != nil && g.applied.BGP.GracefulStop)
+	}
 	if g.dns != nil {
 		g.dns.Close()
 	}
@@ -173,11 +163,13 @@ func (g *Gateway) teardown() error {
 	}
 	if g.kern != nil {
 		errs = append(errs, g.kern.SetRoutes(nil))
-		if g.addr.IsValid() {
-			errs = append(errs, g.kern.RemoveLocalAddress(g.addr))
+		if g.addr != nil {
+			errs = append(errs, g.addr.Remove())
 		}
 	}
-	g.closeP2S()
+	if g.p2s != nil {
+		g.p2s.Close(g.applied.Host.PrivateKey)
+	}
 	for k, kind := range g.kinds {
 		errs = append(errs, kind.Close())
 		delete(g.kinds, k)
@@ -186,10 +178,8 @@ func (g *Gateway) teardown() error {
 	if g.kern != nil {
 		g.kern.Close()
 	}
-	if g.cfg.StateDir != "" {
-		if err := os.Remove(runtimePath(g.cfg)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
+	if g.addr != nil {
+		errs = append(errs, g.addr.Forget())
 	}
 	g.cancel()
 	return errors.Join(errs...)

@@ -9,7 +9,7 @@ import "github.com/vgate-project/vgate/gateway/names"
 
 // directory is the point-to-site clients as the name server sees them.
 func (g *Gateway) directory() names.Directory {
-	if s := g.dnsP2S.Load(); s != nil {
+	if s := g.p2s.Current(); s != nil {
 		if d := s.Directory(); d != nil {
 			return d
 		}

@@ -8,10 +8,23 @@
 //	apply.go    apply: moves each running part to the State by diff, in order
 //	tunnels.go  TunnelKind: the one interface every tunnel kind implements
 //
-// The parts that apply drives, and what the views read of them:
+// The parts that apply drives, in its order, after the tunnel kinds
+// (tunnels.go, ipsec.go; dataplane/, ipsec/). p2s, enroll, names and bgp
+// are components: Set to their part of the plan, Observe, Close, their
+// own locks and loops.
 //
-//	bgp.go      the embedded speaker, its tunnel probe and the RIB loop (re-plans on change)
-//	p2s.go      the point-to-site server and its client operations
+//	p2s/        point-to-site server, its relay hook and the return watch (p2s.go: client API)
+//	enroll/     enrollment listener and invites (invite.go: invite API)
+//	tunaddr/    the tunnel address on lo and its crash record
+//	names/      the name server (dns.go)
+//	kernel/     the routes (kernel.SetRoutes)
+//	bgp/        speaker, tunnel probe, BFD, drain, the loop that asks for re-plans (bgp.go)
+//
+// Beside them, with loops of their own: environ/ (the planner's outside
+// facts: resolved names, underlay MTUs; follow.go), remember/ (the crash
+// memory; remember.go) and relay.Transport (the tunnels' relay
+// connections). What the views read of them:
+//
 //	observe.go  the one read surface: what each running part reports (gateway/observe)
 //	capture.go  Tap: attaches a capture to a tunnel or a point-to-site client
 //	reloads.go  refusal reasons by error type

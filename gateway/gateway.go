@@ -2,39 +2,51 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/bgp"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/enroll"
+	"github.com/vgate-project/vgate/gateway/environ"
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/names"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
-	"github.com/vgate-project/vgate/gateway/statefile"
-	"github.com/vgate-project/vgate/routing"
+	"github.com/vgate-project/vgate/gateway/remember"
+	"github.com/vgate-project/vgate/gateway/tunaddr"
 )
 
 // Gateway is one running vgate gateway. Its methods are safe for
-// concurrent use; changes are serialized on one mutex, the single owner of
-// control-plane state.
+// concurrent use; changes are serialized on one mutex, mu, the single
+// owner of control-plane state.
+//
+// Locks: mu is taken first; the components' own locks (bgp, p2s, names,
+// enroll, remember, environ, the relays) only after it, never before.
+// A component with a loop reaches the gateway only through the callbacks
+// it was given (bgp.Replan: replan; environ.Follow: followRunning and
+// followMoved; remember's recall: recallOpen), which it calls holding
+// none of its own locks, and which take mu. One path takes mu under
+// another lock: an enrollment request redeems an invite holding the
+// invite store's lock and asks for the point-to-site server (redeem,
+// p2sServer); nothing holding mu waits for that store, and stopping the
+// listener waits for its requests at most a bounded time.
 type Gateway struct {
 	log *slog.Logger
-	env plan.Env
-	// eps holds the resolved endpoint names (resolve.go).
-	eps *endpoints
-	// under holds the underlay MTUs toward the endpoints (underlay.go).
-	under *underlays
+	// env is the resolved endpoint names and the underlay MTUs the
+	// planner reads (environ.Facts, followed by its loop: follow.go); it
+	// has its own locks.
+	env *environ.Facts
+	// hostAddrs are the host's own addresses, gathered at start and
+	// reload (p2s.go); g.mu guards them.
+	hostAddrs []netip.Addr
 	// ctx lives as long as the gateway: its background loops (the BGP
 	// RIB loop, the probe) end with it.
 	ctx    context.Context
@@ -52,37 +64,20 @@ type Gateway struct {
 	kern  *kernel.Kernel
 	kinds map[plan.Kind]TunnelKind // tunnels.go
 	// relays are the WireGuard kind's relay connections, which the
-	// point-to-site device shares (relays.go); nil once it is closed.
-	relays *relays
-	p2s    *p2s.Server // nil without point_to_site (p2s.go)
-	// p2sBind is the point-to-site device's bind: its relay transport.
-	p2sBind *relay.Bind
-	// p2sDisabled says why point_to_site is configured but not running
-	// (a corrupt registry), "" otherwise (p2s.go).
-	p2sDisabled string
-	bgp         *bgpRuntime       // nil without bgp (bgp.go)
-	dns         *names.Component  // the name server (dns.go)
-	enroll      *enroll.Component // invites (invite.go)
-	// dnsP2S is the point-to-site server the name server reads (dns.go).
-	dnsP2S  atomic.Pointer[p2s.Server]
-	addr    netip.Addr      // the tunnel address on lo
-	learned []routing.Route // the speaker's last RIB snapshot
-	applied plan.State      // the last plan applied
-	// facts is what the last successful apply planned with of what
-	// importRefresh watches (route_safety.go); factsOK is false after a
-	// failed apply, so the next refresh applies again.
-	facts   importFacts
-	factsOK bool
-	// mem is the peers' remembered endpoints (remember.go).
-	mem memoryState
-	// returns flags peerings that do not route the P2S pool back
-	// (returns.go); it has its own lock.
-	returns returnWatch
+	// point-to-site device shares (relay.Transport); nil once it is closed.
+	relays  *relay.Transport
+	p2s     *p2s.Component    // point-to-site (p2s.go)
+	bgp     *bgp.Component    // the speaker, probe, BFD, drain (bgp.go)
+	dns     *names.Component  // the name server (dns.go)
+	enroll  *enroll.Component // invites (invite.go)
+	addr    *tunaddr.Address  // the tunnel address on lo and its record
+	applied plan.State        // the last plan applied
+	// mem is the peers' remembered endpoints (remember.go); it has its
+	// own lock.
+	mem *remember.Memory
 	// pubKeys is the public keys a relay reads (pubkeys.go); it has its
 	// own lock.
-	pubKeys publishedKeys
-	// drain is whether the gateway drains (drain.go).
-	drain drainState
+	pubKeys *relay.Publisher
 }
 
 // Start brings up the gateway described by cfg (already validated by
@@ -90,25 +85,27 @@ type Gateway struct {
 // everything done so far is undone and the error says which step. ctx
 // bounds the start; the gateway's background work lives until Close.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: publishedKeys{log: log}}
+	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: relay.NewPublisher(log)}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.dns = names.NewComponent(g.directory, log)                                                    // dns.go
 	g.enroll = enroll.NewComponent(enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, log) // invite.go
+	g.bgp = bgp.New(g.ctx, g.replan, log)                                                           // bgp.go
 	g.kern, err = kernel.New()
 	if err != nil {
 		g.cancel()
 		return nil, err
 	}
-	g.eps = &endpoints{lookup: dataplane.ResolveUDP}
-	g.eps.refresh(cfg)
-	g.under = &underlays{probe: g.kern.UnderlayMTU}
-	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true) // underlay.go
-	g.env = plan.Env{Resolve: g.eps.Resolve, UnderlayMTU: g.under.MTU}
+	g.p2s = p2s.NewComponent(g.ctx, g.p2sHooks(), log) // p2s.go
+	g.env = environ.New(dataplane.ResolveUDP, g.kern.UnderlayMTU)
+	g.env.Refresh(cfg) // names and MTUs, before planning
 	defer func() {
 		if err != nil {
 			g.teardown()
 		}
 	}()
+	if g.hostAddrs, err = hostAddrs(cfg); err != nil { // p2s.go
+		return nil, err
+	}
 
 	warnForwarding(log) // forwarding.go
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -124,27 +121,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	log.Info("gateway key", "public_key", cfg.PrivateKey.Public().String())
 
 	// A crashed run may have left its tunnel address on lo.
-	var prev runtimeState
-	if b, err := os.ReadFile(runtimePath(cfg)); err == nil {
-		_ = json.Unmarshal(b, &prev)
-	}
-	g.addr = prev.TunnelAddress
-	if a := prev.Previous; a.IsValid() && a != cfg.TunnelAddress && a != prev.TunnelAddress {
-		if err := g.kern.RemoveLocalAddress(a); err != nil {
-			log.Warn("removing a tunnel address a crashed run left on lo", "address", a, "error", err)
-		}
-	}
-	g.loadMemory(cfg)             // remember.go
-	g.drain = loadDrain(cfg, log) // drain.go
+	g.addr = tunaddr.Recover(cfg.StateDir, cfg.TunnelAddress, g.kern, log)
+	g.mem = remember.Load(cfg.StateDir, log) // remember.go
+	g.bgp.LoadDrain(cfg)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if err := g.apply(ctx, cfg); err != nil {
+	if err := g.applyConfig(ctx, cfg); err != nil {
 		return nil, err
 	}
-	g.resume()          // remember.go
-	go g.rememberLoop() // records the endpoints from now on
-	go g.returnLoop()   // returns.go
-	go g.followLoop()   // endpoints that move (follow.go)
+	g.resume()                                                                          // remember.go
+	go g.mem.Run(g.ctx, g.recallOpen)                                                   // records the endpoints from now on
+	go g.env.Run(g.ctx, environ.Follow{Running: g.followRunning, Moved: g.followMoved}) // follow.go
 	log.Info("gateway started", "name", cfg.Name, "peerings", len(cfg.Peerings), "max_tunnels", cfg.MaxTunnels)
 	return g, nil
 }
@@ -154,12 +141,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // sessions. If applying fails, the old config is applied again and the
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
-	g.eps.refresh(cfg) // DNS outside the lock (resolve.go)
-	g.under.refresh(underlayAddrs(cfg, g.eps.Resolve), true)
+	g.env.Refresh(cfg) // DNS and MTUs outside the lock
 	warnForwarding(g.log)
+	addrs, err := hostAddrs(cfg) // p2s.go
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	err := g.reloadLocked(ctx, cfg)
+	if err == nil {
+		err = g.reloadLocked(ctx, cfg, addrs)
+	}
 	g.reloads.Last = time.Now()
 	if err != nil {
 		g.reloads.Failed++
@@ -173,7 +162,7 @@ func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	return nil
 }
 
-func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config) error {
+func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config, addrs []netip.Addr) error {
 	if g.closed {
 		return errStopped
 	}
@@ -181,11 +170,11 @@ func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config) error {
 	if err := plan.CheckReload(old, cfg); err != nil {
 		return err
 	}
-	oldDrain := g.drain
-	g.drain = g.drain.reloaded(old, cfg, time.Now()) // drain.go
-	if err := g.apply(ctx, cfg); err != nil {
-		g.drain = oldDrain
-		if rerr := g.apply(ctx, old); rerr != nil {
+	g.hostAddrs = addrs
+	undoDrain := g.bgp.ReloadDrain(old, cfg)
+	if err := g.applyConfig(ctx, cfg); err != nil {
+		undoDrain()
+		if rerr := g.applyConfig(ctx, old); rerr != nil {
 			return fmt.Errorf("%w; rolling back also failed: %v", err, rerr)
 		}
 		return fmt.Errorf("%w (rolled back)", err)
@@ -227,32 +216,8 @@ func (g *Gateway) Close() error {
 		return nil
 	}
 	g.closed = true
-	g.remember(true) // remember.go
+	g.mem.Close(g.recall()) // remember.go
 	err := g.teardown()
 	g.log.Info("gateway stopped", "name", g.cfg.Name)
 	return err
-}
-
-// runtimeState is what a gateway records in state_dir so that a restart
-// after a crash can remove what the crashed run left in the kernel.
-type runtimeState struct {
-	TunnelAddress netip.Addr `json:"tunnel_address"`
-	// Previous is the address being replaced while a change is in flight
-	// (written before the change, cleared after): a run killed between
-	// the two leaves either on lo, and the next start removes both.
-	Previous netip.Addr `json:"previous,omitzero"`
-}
-
-func runtimePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "runtime.json") }
-
-func writeRuntime(cfg *config.Config) error {
-	return writeRuntimeState(cfg, runtimeState{TunnelAddress: cfg.TunnelAddress})
-}
-
-func writeRuntimeState(cfg *config.Config, st runtimeState) error {
-	b, _ := json.Marshal(st)
-	if err := statefile.WriteAtomic(runtimePath(cfg), b); err != nil {
-		return fmt.Errorf("state_dir: %w", err)
-	}
-	return nil
 }

@@ -46,8 +46,6 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 		}
 	}
 	b := g.bgp
-	drain := g.drain
-	announced := b != nil && b.applied != nil && b.applied.Drain
 	g.mu.Unlock()
 
 	o.P2S = g.p2sStatus()                                 // p2s.go
@@ -55,13 +53,13 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 	if b != nil {
 		// Sessions, not Snapshot: status runs every second and needs no
 		// route; reading every table would allocate on an idle hub.
-		if ns, err := b.speaker.Sessions(ctx); err == nil {
+		if ns, err := b.Sessions(ctx); err == nil {
 			for _, n := range ns {
 				o.Sessions[n.Name] = n
 			}
 		}
-		o.Held = b.heldTunnels() // bgp.go
-		for _, p := range b.probe.Status() {
+		o.Held = b.Held() // bgp.Component
+		for _, p := range b.Probes() {
 			o.Probes[p.Peering] = p
 		}
 	}
@@ -83,17 +81,17 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 			}
 			if rs != nil {
 				ot.Relays = true
-				ot.Path, ot.Relay = rs.path(p.Name) // relays.go
+				ot.Path, ot.Relay = rs.Path(p.Name) // relay.Transport
 			}
 			op.Tunnel = ot
 		}
-		op.EndpointMoved, op.EndpointPrevious = g.eps.movedAt(p.Endpoint) // resolve.go
+		op.EndpointMoved, op.EndpointPrevious = g.env.MovedAt(p.Endpoint) // environ.Facts
 		if pool != "" {
-			op.ReturnHint = g.returnHint(p.Name, pool, o.Now) // returns.go
+			op.ReturnHint = g.p2s.ReturnHint(p.Name, pool, o.Now) // p2s.Component
 		}
 	}
-	if drain.on && b != nil {
-		o.Drain = drainStatus(drain, announced, o.Sessions, b.probe.Status()) // drain.go
+	if b != nil {
+		o.Drain = b.DrainStatus(o.Sessions) // bgp.Component
 	}
 	return o
 }

@@ -2,136 +2,75 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
-	"golang.zx2c4.com/wireguard/conn"
 )
 
 // ErrNoP2S is returned by the client operations when point_to_site is not
 // configured. It has api.CodeNoP2S.
-var ErrNoP2S = api.WithCode(api.CodeNoP2S, errors.New("point_to_site is not configured on this gateway"))
+var ErrNoP2S = p2s.ErrNoP2S
 
 // ErrP2SDisabled is returned by the client operations when point_to_site
 // is configured but could not start (Status.P2S.Disabled says why). It has
 // api.CodeNoP2S.
-var ErrP2SDisabled = api.WithCode(api.CodeNoP2S, errors.New("point_to_site is disabled"))
+var ErrP2SDisabled = p2s.ErrDisabled
 
-// applyP2S moves the point-to-site server to the plan: opens it when
-// point_to_site appears, updates it in place (sessions stay) when it
-// changes, closes it when it goes. A change it cannot apply (registered
-// clients outside a new pool) is refused before anything changes. The
-// pool's kernel routes are in the plan's routes. A corrupt registry
-// returns an error matching p2s.ErrCorruptRegistry: apply then keeps the
-// rest running without point-to-site. The gateway's own addresses are
-// closed to clients but for ping, DNS and the groups' gateway_services.
-// g.mu is held.
-func (g *Gateway) applyP2S(cfg *config.Config, st plan.State) error {
-	want := st.P2S
-	self := func() ([]netip.Addr, error) {
-		local, err := p2s.LocalAddrs()
-		if err != nil {
-			return nil, fmt.Errorf("point_to_site: list the host's addresses: %w", err)
-		}
-		return append(local, cfg.TunnelAddress), nil
-	}
-	switch {
-	case want == nil && g.p2s == nil:
-		return nil
-	case want == nil:
-		g.p2s.Close()
-		g.p2s = nil
-		g.setP2SRelay(cfg.PrivateKey, want)
-		g.log.Info("point-to-site stopped (point_to_site removed from the config)")
-		return nil
-	case g.p2s == nil:
-		self, err := self()
-		if err != nil {
-			return err
-		}
-		var bind *relay.Bind
-		s, err := p2s.Open(p2s.Options{
-			Config:     want.Config,
-			PrivateKey: cfg.PrivateKey,
-			StateDir:   cfg.StateDir,
-			MTU:        want.MTU,
-			NewTUN:     dataplane.CreateTUN,
-			NewBind: func() conn.Bind { // the relay transport (relays.go)
-				bind = relay.NewBind(conn.NewStdNetBind(), nil)
-				return bind
-			},
-			LinkUp:    g.kern.LinkUp,
-			Log:       g.log,
-			Self:      self,
-			OnClients: g.pubKeys.setClients, // pubkeys.go
-		})
-		if err != nil {
-			return err
-		}
-		g.p2s, g.p2sBind = s, bind
-		g.setP2SRelay(cfg.PrivateKey, want)
-		return nil
-	case g.applied.P2S != nil && g.applied.P2S.Config == want.Config && cfg.PrivateKey == g.cfg.PrivateKey:
-		g.setP2SRelay(cfg.PrivateKey, want)
-		return nil // unchanged (a re-plan after a RIB change)
-	default:
-		self, err := self()
-		if err != nil {
-			return err
-		}
-		g.p2s.SetSelf(self)
-		g.setP2SRelay(cfg.PrivateKey, want)
-		return g.p2s.Update(want.Config, cfg.PrivateKey)
+// The point-to-site server is a p2s.Component: apply hands it the plan's
+// device (plan.State.P2S) after the tunnels, and the plan's routes for
+// its return watch after the kernel routes.
+
+// p2sHooks are what the point-to-site component needs of the gateway: the
+// kernel's link, the published keys and the tunnels' relay connections.
+func (g *Gateway) p2sHooks() p2s.Hooks {
+	return p2s.Hooks{
+		LinkUp:    g.kern.LinkUp,                                                  // g.kern is made first
+		OnClients: func(cs []p2s.Client) { g.pubKeys.SetClients(clientKeys(cs)) }, // pubkeys.go
+		// Called from Set and Close, with g.mu held (relay.Transport).
+		SetRelay: func(key keys.PrivateKey, b *relay.Bind, target relay.Target) {
+			if g.relays != nil {
+				g.relays.SetP2S(key, b, target)
+			}
+		},
 	}
 }
 
-// setP2SRelay gives the point-to-site device the plan's relay (none when
-// want is nil), through the tunnels' relay connections (relays.go). g.mu
-// is held.
-func (g *Gateway) setP2SRelay(key keys.PrivateKey, want *plan.P2S) {
-	if g.relays == nil {
-		return
+// p2sWant is the plan's point-to-site device as the component takes it.
+func p2sWant(p *plan.P2S) *p2s.Want {
+	if p == nil {
+		return nil
 	}
-	var target plan.RelayTarget
-	if want != nil {
-		target = want.Relay
-	}
-	var b *relay.Bind
-	if g.p2s != nil {
-		b = g.p2sBind
-	}
-	g.relays.setP2S(key, b, target)
+	return &p2s.Want{Config: p.Config, MTU: p.MTU, Relay: relay.Target(p.Relay), PrivateKey: p.PrivateKey, StateDir: p.StateDir, Self: p.Self}
 }
 
-func (g *Gateway) closeP2S() {
-	if g.p2s != nil {
-		g.p2s.Close()
-		g.p2s = nil
-		g.setP2SRelay(g.cfg.PrivateKey, nil) // the device is gone: no relay
+// hostAddrs are the host's own addresses the point-to-site policy closes
+// to clients (plan.Input.HostAddrs), gathered at start and reload; none
+// without point_to_site.
+func hostAddrs(cfg *config.Config) ([]netip.Addr, error) {
+	if cfg.PointToSite == nil {
+		return nil, nil
 	}
+	local, err := p2s.LocalAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("point_to_site: list the host's addresses: %w", err)
+	}
+	return local, nil
 }
 
 func (g *Gateway) p2sServer() (*p2s.Server, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
+	closed := g.closed
+	g.mu.Unlock()
+	if closed {
 		return nil, errStopped
 	}
-	if g.p2s == nil && g.p2sDisabled != "" {
-		return nil, fmt.Errorf("%w: %s", ErrP2SDisabled, g.p2sDisabled)
-	}
-	if g.p2s == nil {
-		return nil, ErrNoP2S
-	}
-	return g.p2s, nil
+	return g.p2s.Server()
 }
 
 // AddClient registers a point-to-site client and returns its config.
@@ -140,7 +79,7 @@ func (g *Gateway) AddClient(ctx context.Context, req api.AddClientRequest) (api.
 	if err != nil {
 		return api.AddedClient{}, err
 	}
-	if g.pendingInvite(req.Name) { // invite.go
+	if g.enroll.PendingName(req.Name) { // enroll.Component
 		return api.AddedClient{}, api.WithCode(api.CodeConflict, fmt.Errorf("client %q: a pending invite holds this name (revoke it first: vgate client revoke %s)", req.Name, req.Name))
 	}
 	return s.Add(req)
@@ -164,23 +103,21 @@ func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo
 	return s.Revoke(name)
 }
 
-// p2sStatus is the point-to-site section of Status, or nil.
+// p2sStatus is the point-to-site section of Status, or nil: the
+// component's, with the relay (relay.Transport) and the device's queue.
 func (g *Gateway) p2sStatus() *api.P2SStatus {
 	g.mu.Lock()
-	s, disabled := g.p2s, g.p2sDisabled
 	rs := g.relays
 	g.mu.Unlock()
-	if s == nil && disabled != "" {
-		return &api.P2SStatus{Disabled: disabled}
+	st := g.p2s.Observe()
+	s := g.p2s.Current()
+	if st == nil || s == nil {
+		return st
 	}
-	if s == nil {
-		return nil
-	}
-	st := s.Status()
 	if rs != nil {
-		st.Relay = rs.p2sRelay() // relays.go
+		st.Relay = rs.P2SRelay()
 	}
 	q := s.QueueStats()
 	st.Queue = &q
-	return &st
+	return st
 }

@@ -42,18 +42,18 @@ func TestPublishedKeys(t *testing.T) {
 		StateDir: dir, PrivateKey: gw, PointToSite: pcfg,
 		Peerings: []config.Peering{{Name: "west", PublicKey: west.Public()}, {Name: "hq", Type: "ipsec"}},
 	}
-	pk := publishedKeys{log: slog.New(slog.DiscardHandler)}
+	pk := relay.NewPublisher(slog.New(slog.DiscardHandler))
 	ct := tuntest.NewChannelTUN()
 	s, err := p2s.Open(p2s.Options{
 		Config: pcfg, PrivateKey: gw, StateDir: dir,
 		NewTUN:    func(string, int) (tun.Device, error) { return ct.TUN(), nil },
-		OnClients: pk.setClients,
+		OnClients: func(cs []p2s.Client) { pk.SetClients(clientKeys(cs)) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	pk.setConfig(cfg)
+	publishConfig(pk, cfg)
 	path := filepath.Join(dir, relay.PublicKeysFile)
 	read := func() relay.PublicKeys {
 		t.Helper()
@@ -68,7 +68,7 @@ func TestPublishedKeys(t *testing.T) {
 		t.Fatalf("published %+v, want the gateway, west and no client", p)
 	}
 	before, _ := os.Stat(path)
-	pk.setConfig(cfg)
+	publishConfig(pk, cfg)
 	if after, _ := os.Stat(path); !os.SameFile(before, after) {
 		t.Error("the file was rewritten although nothing changed")
 	}
@@ -103,7 +103,7 @@ func TestPublishedKeys(t *testing.T) {
 	if _, err := s.Add(api.AddClientRequest{Name: "lap2", Groups: []string{"devs"}}); err != nil {
 		t.Fatal(err)
 	}
-	pk.setConfig(&cfg2)
+	publishConfig(pk, &cfg2)
 	if p := read(); len(p.Clients) != 0 || !slices.Contains(p.Keys(), west.Public()) {
 		t.Fatalf("without point_to_site: %+v", p)
 	}

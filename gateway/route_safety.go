@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/vgate-project/vgate/gateway/bgp"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
@@ -14,34 +14,25 @@ import (
 	"github.com/vgate-project/vgate/overlap"
 )
 
-// importRefresh is how often a BGP gateway re-plans for what changes
-// without a config or RIB change: the tunnels' current endpoints
-// (roaming), the connected point-to-site clients and the host's connected
-// subnets, which the import filter protects (plan.Input). An unchanged
-// plan costs nothing in the speaker or the kernel.
-const importRefresh = 3 * time.Second
-
-// importFacts are the inputs importRefresh watches: the endpoints and
-// connected subnets a plan was made with.
-type importFacts struct {
-	endpoints []plan.UnderlayEndpoint
-	connected []route.Connected
-}
-
-func (a importFacts) equal(b importFacts) bool {
-	return slices.Equal(a.endpoints, b.endpoints) && slices.Equal(a.connected, b.connected)
-}
+// The import filter's facts: what changes without a config or RIB change
+// — the tunnels' current endpoints (roaming), the connected point-to-site
+// clients and the host's connected subnets — and which the filter
+// protects (plan.Input, bgp.ImportFacts). Every bgp.ImportRefresh the BGP
+// component asks to re-plan (bgp.ImportFactsDue); the gateway gathers
+// them here, from its own running parts, and re-plans only when they
+// moved.
 
 // importFactsChanged reports whether a refresh has anything to re-plan
-// for: the watched facts differ from the last successful apply's, or that
-// apply failed (a refresh retries it). Reading the facts is a device get
-// per tunnel and one netlink dump, far cheaper than planning and applying
-// every importRefresh. g.mu is held.
+// for (bgp.Component.FactsMoved). Reading the facts is a device get per
+// tunnel and one netlink dump, far cheaper than planning and applying
+// every bgp.ImportRefresh. g.mu is held.
 func (g *Gateway) importFactsChanged() bool {
-	if !g.factsOK || g.cfg == nil || g.cfg.BGP == nil {
+	if g.cfg == nil || g.cfg.BGP == nil {
 		return true
 	}
-	return !g.facts.equal(importFacts{g.currentEndpoints(), g.connectedPrefixes()})
+	return g.bgp.FactsMoved(func() bgp.ImportFacts {
+		return bgp.ImportFacts{Endpoints: g.currentEndpoints(), Connected: g.connectedPrefixes()}
+	})
 }
 
 // currentEndpoints lists the endpoints the WireGuard devices use now: each
@@ -53,8 +44,8 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 	for _, e := range g.tunnelEndpoints() {
 		out = append(out, plan.UnderlayEndpoint{AddrPort: e.endpoint, Peering: e.peering.Name})
 	}
-	if g.p2s != nil {
-		if cs, err := g.p2s.Clients(); err == nil {
+	if s := g.p2s.Current(); s != nil {
+		if cs, err := s.Clients(); err == nil {
 			for _, c := range cs {
 				if !c.Connected {
 					continue
@@ -71,8 +62,9 @@ func (g *Gateway) currentEndpoints() []plan.UnderlayEndpoint {
 // connectedPrefixes are the subnets on the host's interfaces other than
 // vgate's own. g.mu is held.
 func (g *Gateway) connectedPrefixes() []route.Connected {
+	s := g.p2s.Current()
 	own := func(dev string) bool {
-		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || g.p2s != nil && dev == g.p2s.IfName() ||
+		return strings.HasPrefix(dev, plan.IfNamePrefix) || dev == p2s.IfName || s != nil && dev == s.IfName() ||
 			g.kinds[plan.KindIPsec] != nil && dev == ipsec.IfName
 	}
 	cs, err := g.kern.ConnectedPrefixes(own)

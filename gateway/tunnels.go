@@ -11,6 +11,7 @@ import (
 	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/wgbind"
 	"golang.zx2c4.com/wireguard/conn"
 )
@@ -77,11 +78,11 @@ func newTunnelKind(k plan.Kind, listenPort uint16, runDir string, onRestart func
 // wireGuardKind runs WireGuard tunnels: one wireguard-go device per
 // peering, all on the gateway's one UDP listen_port through the
 // demultiplexing bind (gateway/wgbind), each device's bind wrapped by the
-// relay transport (relays.go) so that it can fall back to a relay.
+// relay transport (relay.Transport) so that it can fall back to a relay.
 type wireGuardKind struct {
 	mux    *wgbind.Mux
 	plane  *dataplane.Plane
-	relays *relays
+	relays *relay.Transport
 }
 
 func newWireGuardKind(listenPort uint16, kern *kernel.Kernel, log *slog.Logger) (*wireGuardKind, error) {
@@ -91,12 +92,12 @@ func newWireGuardKind(listenPort uint16, kern *kernel.Kernel, log *slog.Logger) 
 		return nil, fmt.Errorf("listen_port %d: open UDP socket: %w", listenPort, err)
 	}
 	log.Info("listening for tunnels", "port", port)
-	rs := newRelays(mux, log)
+	rs := relay.NewTransport(mux, log)
 	return &wireGuardKind{
 		mux:    mux,
 		relays: rs,
 		plane: &dataplane.Plane{
-			NewBind: rs.newBind,
+			NewBind: rs.NewBind,
 			NewTUN:  dataplane.CreateTUN,
 			LinkUp:  kern.LinkUp,
 			Log:     log,
@@ -114,15 +115,17 @@ func (w *wireGuardKind) Set(_ context.Context, key keys.PrivateKey, want []plan.
 	}
 	specs := make([]dataplane.TunnelSpec, 0, len(want))
 	peers := make(map[string]keys.PublicKey, len(want))
+	relays := make([]relay.Peer, 0, len(want))
 	for _, t := range want {
 		specs = append(specs, dataplane.TunnelSpec{Name: t.Name, IfName: t.IfName, MTU: t.MTU, Peer: t.WireGuard})
 		peers[t.Name] = t.WireGuard.PublicKey
+		relays = append(relays, relay.Peer{Name: t.Name, Relay: relay.Target(t.Relay), PublicKey: t.WireGuard.PublicKey})
 	}
 	if err := w.mux.SetPeers(peers); err != nil {
 		return err
 	}
 	_, err := w.plane.Set(specs)
-	w.relays.set(key, want, w.plane) // relays.go
+	w.relays.Set(key, relays, w.plane)
 	return err
 }
 
@@ -135,7 +138,7 @@ func (w *wireGuardKind) Tunnel(name string) Tunnel {
 
 func (w *wireGuardKind) Close() error {
 	w.plane.Close()
-	w.relays.close()
+	w.relays.Close()
 	return w.mux.Close()
 }
 

@@ -9,4 +9,9 @@
 // The decisions (Pool, Registry, NewPolicy, Render) are pure or touch only
 // their own file; Server applies them to a wireguard-go device through
 // seams (NewTUN, NewBind, LinkUp) so that tests run it in memory.
+//
+// Component is the gateway's running point-to-site side (component.go):
+// Set moves the Server to the plan's device (plan.State.P2S), Observe is
+// its status, Close stops it; it also owns the watch of peerings that do
+// not route the pool back (returnwatch.go), with its own loop.
 package p2s

@@ -14,7 +14,7 @@ import (
 // came from addresses behind it (Back). A peering whose Sent grows while
 // its Back stays flat most likely does not route the pool back (the
 // static-routing rule in README.md): the gateway turns that into a hint
-// in `vgate status` (gateway/returns.go).
+// in `vgate status` (returnwatch.go).
 //
 // The route table is immutable and swapped whole by SetRoutes; counters
 // live as long as the Returns, so a peering keeps its counts across route

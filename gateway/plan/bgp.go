@@ -77,8 +77,10 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Rou
 	}
 	ifOf := ifNames(cfg)
 	bestDevs := map[netip.Prefix][]string{}
+	owner := map[netip.Prefix]string{} // the one peering of a route, "" for multipath
 	for p, b := range best {
 		bestDevs[p] = []string{ifOf[b.Neighbor]}
+		owner[p] = b.Neighbor
 	}
 	if multipath {
 		for _, r := range learned {
@@ -88,6 +90,7 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Rou
 				draining[r.Neighbor] && !draining[b.Neighbor] {
 				continue
 			}
+			owner[p] = "" // IPsec peerings share a device: the path may add none
 			if d := ifOf[r.Neighbor]; !slices.Contains(bestDevs[p], d) {
 				bestDevs[p] = append(bestDevs[p], d)
 			}
@@ -125,7 +128,7 @@ func desiredBGPDraining(cfg *config.Config, tunnels []Tunnel, routes []route.Rou
 		}
 	}
 	for p, devs := range bestDevs {
-		routes = append(routes, route.Route{Dst: p, Src: cfg.TunnelAddress}.WithDevs(devs))
+		routes = append(routes, route.Route{Dst: p, Src: cfg.TunnelAddress, Peering: owner[p]}.WithDevs(devs))
 	}
 	slices.SortFunc(routes, func(a, b route.Route) int { return a.Dst.Compare(b.Dst) })
 	return out, routes, avoided

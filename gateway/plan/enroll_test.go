@@ -26,7 +26,7 @@ func TestPlanEnrollAndP2SRelay(t *testing.T) {
 		wantRelay  RelayTarget
 	}{
 		{"no point-to-site", testConfig, false, nil, RelayTarget{}},
-		{"point-to-site with enroll and relay", withP2S, false, &Enroll{Listen: "198.18.0.1:8443", URL: "https://vpn.example:8443/"}, RelayTarget{URL: "https://relay.example/", Pin: "abc"}},
+		{"point-to-site with enroll and relay", withP2S, false, &Enroll{Listen: "198.18.0.1:8443", URL: "https://vpn.example:8443/", Gateway: "east"}, RelayTarget{URL: "https://relay.example/", Pin: "abc"}},
 		{"point-to-site down", withP2S, true, nil, RelayTarget{}},
 	} {
 		st := Plan(Input{Config: tt.cfg(t), Env: env, P2SDown: tt.down})

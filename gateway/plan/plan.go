@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 
 	"github.com/vgate-project/vgate/api"
@@ -54,7 +55,7 @@ type Input struct {
 	Endpoints []UnderlayEndpoint
 	Connected []route.Connected
 	// Remembered are the underlay endpoints the peers had when this
-	// gateway last ran (state_dir, gateway/remember.go). A peering without
+	// gateway last ran (state_dir, gateway/remember). A peering without
 	// a configured endpoint (dial-in only) gets its remembered one, so
 	// that the restarted side can dial. A configured endpoint always wins,
 	// even one that does not resolve; an entry for another public key or
@@ -77,6 +78,10 @@ type Input struct {
 	// Drain: this gateway drains (vgate drain, bgp.drain): its speaker
 	// announces every route as least preferred.
 	Drain bool
+	// HostAddrs are the host's own addresses (gathered at start and
+	// reload, with point_to_site): the point-to-site policy closes them to
+	// clients, with the tunnel address.
+	HostAddrs []netip.Addr
 }
 
 // RememberedEndpoint is the last underlay endpoint of a peering's peer.
@@ -143,6 +148,8 @@ type State struct {
 	// Enroll is the invite enrollment listener; nil: none (it needs
 	// point_to_site.enroll and a running point-to-site device).
 	Enroll *Enroll
+	// Host is what the running parts are made with and write to.
+	Host Host
 	// Problems are what did not stop the plan but an operator should
 	// see, e.g. an endpoint name that does not resolve (that tunnel waits
 	// for the remote side to dial in).
@@ -196,6 +203,23 @@ type BGP struct {
 	// BFD are the peerings' BFD sessions (peerings[].bgp.bfd), to the same
 	// tunnel addresses through the same tunnels.
 	BFD map[string]bfd.Target
+	// GracefulStop: the gateway's stop ends the sessions without a
+	// NOTIFICATION (bgp.graceful_restart), so the peers that help keep
+	// its routes while it restarts.
+	GracefulStop bool
+}
+
+// Host is the gateway's own part of the plan: what a tunnel kind is
+// created with at its first tunnel (ListenPort, RunDir: restart-only,
+// CheckReload), the key every tunnel and the point-to-site device use,
+// and state_dir, where the tunnel address is recorded for crash recovery.
+type Host struct {
+	ListenPort uint16
+	// RunDir is the control socket's directory, where vgate's charon
+	// keeps its files (the IPsec kind).
+	RunDir     string
+	PrivateKey keys.PrivateKey
+	StateDir   string
 }
 
 // BGPIdentity is the speaker's AS, router ID and listen address.
@@ -209,6 +233,9 @@ type BGPIdentity struct {
 type Enroll struct {
 	Listen string // point_to_site.enroll.listen
 	URL    string // where invites send laptops (config.EnrollURL)
+	// StateDir holds the invite store and the listener's certificate;
+	// Gateway is the gateway's name, which the certificate carries.
+	StateDir, Gateway string
 }
 
 // P2S is the point-to-site device's desired state.
@@ -218,22 +245,50 @@ type P2S struct {
 	// Relay is point_to_site.relay, which the device shares with the
 	// tunnels' relay connections; zero for none.
 	Relay RelayTarget
+	// PrivateKey is the device's key (the gateway's); StateDir holds its
+	// client registry.
+	PrivateKey keys.PrivateKey
+	StateDir   string
+	// Self are the gateway's own addresses, closed to clients but for
+	// ping, DNS and the groups' gateway_services: the host's
+	// (Input.HostAddrs) and the tunnel address.
+	Self []netip.Addr
+}
+
+// PeeringRoutes maps each peering of kind k to the prefixes the plan
+// routes through its tunnel alone (Route.Peering: a multipath route and
+// the point-to-site pool have no owner).
+func (s State) PeeringRoutes(k Kind) map[string][]netip.Prefix {
+	of := map[string]bool{}
+	for _, t := range s.Tunnels {
+		of[t.Name] = t.Kind == k
+	}
+	m := map[string][]netip.Prefix{}
+	for _, r := range s.Routes {
+		if of[r.Peering] {
+			m[r.Peering] = append(m[r.Peering], r.Dst)
+		}
+	}
+	return m
 }
 
 // Plan builds the desired state for in. It is deterministic: the same
 // input gives an equal State.
 func Plan(in Input) State {
 	cfg := in.Config
-	st := State{TunnelAddress: cfg.TunnelAddress}
+	st := State{TunnelAddress: cfg.TunnelAddress, Host: Host{ListenPort: cfg.ListenPort, RunDir: filepath.Dir(cfg.ControlSocket),
+		PrivateKey: cfg.PrivateKey, StateDir: cfg.StateDir}}
 	tunnels, routes, problems := static(in)
 	st.Problems = problems
 	if cfg.PointToSite != nil && !in.P2SDown {
-		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env)}
+		st.P2S = &P2S{Config: cfg.PointToSite, MTU: p2sMTU(cfg, in.Env),
+			PrivateKey: cfg.PrivateKey, StateDir: cfg.StateDir,
+			Self: append(slices.Clone(in.HostAddrs), cfg.TunnelAddress)}
 		if r := cfg.PointToSite.Relay; r != nil {
 			st.P2S.Relay = RelayTarget{URL: r.URL, Pin: r.Pin}
 		}
 		if e := cfg.PointToSite.Enroll; e != nil {
-			st.Enroll = &Enroll{Listen: e.Listen, URL: config.EnrollURL(cfg)}
+			st.Enroll = &Enroll{Listen: e.Listen, URL: config.EnrollURL(cfg), StateDir: cfg.StateDir, Gateway: cfg.Name}
 		}
 	}
 	if cfg.BGP != nil {
@@ -264,6 +319,8 @@ func Plan(in Input) State {
 			Speaker:  speaker,
 			Probes:   probes,
 			BFD:      bfds,
+			// bgp.graceful_restart: a planned stop keeps the peers' routes.
+			GracefulStop: cfg.BGP.GracefulRestart != nil,
 		}
 		// Static routes (the pool included) are in routes already, so
 		// "static wins over BGP" sees every one of them.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/p2s"
+	"github.com/vgate-project/vgate/gateway/wgspec"
 	"github.com/vgate-project/vgate/routing/spec"
 )
 
@@ -71,7 +71,7 @@ func TestPlan(t *testing.T) {
 				c.PointToSite = pool
 				return c
 			},
-			routes:   []string{"172.16.201.0/24 " + p2s.IfName},
+			routes:   []string{"172.16.201.0/24 " + wgspec.P2SIfName},
 			p2s:      true,
 			problems: 1,
 		},
@@ -83,7 +83,7 @@ func TestPlan(t *testing.T) {
 				return c
 			},
 			in:        func(in *Input) { in.P2SDown = true },
-			notRoutes: []string{"172.16.201.0/24 " + p2s.IfName},
+			notRoutes: []string{"172.16.201.0/24 " + wgspec.P2SIfName},
 			problems:  1,
 		},
 		{
@@ -95,7 +95,7 @@ func TestPlan(t *testing.T) {
 			},
 			in:        func(in *Input) { in.Learned = learnedPool },
 			tunnels:   []string{"b vg-b 1440", "c vg-c 1440", "s vg-s 1420"},
-			routes:    []string{"10.4.0.0/16 vg-b", "172.16.201.0/24 " + p2s.IfName, "10.3.0.0/16 vg-c", "10.9.0.0/16 vg-s"},
+			routes:    []string{"10.4.0.0/16 vg-b", "172.16.201.0/24 " + wgspec.P2SIfName, "10.3.0.0/16 vg-c", "10.9.0.0/16 vg-s"},
 			notRoutes: []string{"172.16.201.0/24 vg-b", "10.66.0.0/16 vg-b"},
 			bgp:       true,
 			probes:    map[string]spec.ProbeTarget{"b": defaultProbe("b", "169.254.10.2", 65002), "c": defaultProbe("c", "169.254.10.3", 65003)},

@@ -33,7 +33,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []route.Rout
 			t := ipsecTunnel(p)
 			tunnels = append(tunnels, t)
 			for _, q := range p.AllowedIPs() {
-				routes = append(routes, route.Route{Dst: q.Masked(), Dev: t.IfName, Src: cfg.TunnelAddress})
+				routes = append(routes, route.Route{Dst: q.Masked(), Dev: t.IfName, Src: cfg.TunnelAddress, Peering: p.Name})
 			}
 			continue
 		}
@@ -73,7 +73,7 @@ func desired(cfg *config.Config, env Env) (tunnels []Tunnel, routes []route.Rout
 			},
 		})
 		for _, q := range allowed {
-			routes = append(routes, route.Route{Dst: q.Masked(), Dev: ifname, Src: cfg.TunnelAddress})
+			routes = append(routes, route.Route{Dst: q.Masked(), Dev: ifname, Src: cfg.TunnelAddress, Peering: p.Name})
 		}
 	}
 	return tunnels, routes, errs

@@ -14,12 +14,16 @@ import (
 // the gateway's tunnel address as preferred source when it is of the same
 // family. An equal-cost multipath route has Devs instead (two or more,
 // sorted, Dev empty): one nexthop per device, without gateway (the
-// devices are point-to-point tunnels).
+// devices are point-to-point tunnels). Peering is the plan's owner of the
+// route: the one peering whose tunnel carries it, "" for the
+// point-to-site pool and a multipath route. The kernel does not hold it
+// (a route read back has none) and Equal ignores it.
 type Route struct {
-	Dst  netip.Prefix
-	Dev  string
-	Devs []string
-	Src  netip.Addr
+	Dst     netip.Prefix
+	Dev     string
+	Devs    []string
+	Src     netip.Addr
+	Peering string
 }
 
 // Devices is the route's devices: Devs, or Dev alone.

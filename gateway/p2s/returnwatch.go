@@ -1,16 +1,12 @@
-package gateway
+package p2s
 
 import (
+	"context"
 	"fmt"
-	"net/netip"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway/p2s"
-	"github.com/vgate-project/vgate/gateway/plan"
-	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/overlap"
 )
 
@@ -19,7 +15,7 @@ import (
 // tunnel (README.md, "Point-to-site"); when it does not, clients' packets
 // leave, nothing returns, and every counter looks healthy. The P2S filter
 // counts, per peering, client packets toward its routes and packets for
-// clients from behind it (gateway/p2s/returns.go); returnLoop samples them
+// clients from behind it (returns.go); returnLoop samples them
 // and flat returns while clients send become a hint in `vgate status` and
 // one warning in the log.
 
@@ -84,51 +80,37 @@ type returnWatch struct {
 	state map[string]flatReturn
 }
 
-// p2sRoutes maps each peering to the prefixes the kernel routes through
-// its tunnel alone (multipath routes are left out: their return may take
-// any of the paths).
-func p2sRoutes(routes []route.Route) map[string][]netip.Prefix {
-	m := map[string][]netip.Prefix{}
-	for _, r := range routes {
-		devs := r.Devices()
-		if len(devs) != 1 || !strings.HasPrefix(devs[0], plan.IfNamePrefix) {
-			continue
+// returnLoop samples the P2S filter's counts every returnTick until ctx
+// ends.
+func (c *Component) returnLoop(ctx context.Context) {
+	t := time.NewTicker(returnTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s := c.Current()
+			if s == nil {
+				c.returns.reset()
+				continue
+			}
+			c.returns.observe(s.Filter().Returns(), now, func(name string, d time.Duration, sent uint64) {
+				c.log.Warn("point-to-site clients send toward a peering and nothing comes back: the peer may not route the pool back",
+					"peering", name, "packets", sent, "for", d.Round(time.Second), "pool", overlap.Join(s.Routes()))
+			})
 		}
-		name := strings.TrimPrefix(devs[0], plan.IfNamePrefix)
-		m[name] = append(m[name], r.Dst)
 	}
-	return m
 }
 
-// returnLoop samples the P2S filter's counts every returnTick until the
-// gateway closes.
-func (g *Gateway) returnLoop() {
-	g.everyTick(returnTick, func(now time.Time) bool {
-		g.mu.Lock()
-		s := g.p2s
-		g.mu.Unlock()
-		if s == nil {
-			g.returns.reset()
-			return true
-		}
-		g.returns.observe(s.Filter().Returns(), now, func(name string, d time.Duration, sent uint64) {
-			g.log.Warn("point-to-site clients send toward a peering and nothing comes back: the peer may not route the pool back",
-				"peering", name, "packets", sent, "for", d.Round(time.Second), "pool", overlap.Join(s.Routes()))
-		})
-		return true
-	})
-}
-
-// returnHint is the "nothing comes back" hint for peering name.
-func (g *Gateway) returnHint(name, pool string, now time.Time) string {
-	g.mu.Lock()
-	s := g.p2s
-	g.mu.Unlock()
-	var r *p2s.Returns
-	if s != nil {
+// ReturnHint is the "nothing comes back" hint for peering name ("" when
+// it is not flagged); pool is the pool as the hint shows it.
+func (c *Component) ReturnHint(name, pool string, now time.Time) string {
+	var r *Returns
+	if s := c.Current(); s != nil {
 		r = s.Filter().Returns()
 	}
-	return g.returns.hint(name, pool, now, r)
+	return c.returns.hint(name, pool, now, r)
 }
 
 func (w *returnWatch) reset() {
@@ -139,7 +121,7 @@ func (w *returnWatch) reset() {
 
 // observe folds the current counts in; warn is called once when a
 // peering becomes flagged.
-func (w *returnWatch) observe(r *p2s.Returns, now time.Time, warn func(name string, d time.Duration, sent uint64)) {
+func (w *returnWatch) observe(r *Returns, now time.Time, warn func(name string, d time.Duration, sent uint64)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	counts := r.Counts()
@@ -171,7 +153,7 @@ func (w *returnWatch) observe(r *p2s.Returns, now time.Time, warn func(name stri
 // hint is the status hint for peering name, "" when it is not flagged.
 // A reply counted in r (the live counters; may be nil) since the last
 // tick clears it at once, without waiting for the next tick.
-func (w *returnWatch) hint(name string, pool string, now time.Time, r *p2s.Returns) string {
+func (w *returnWatch) hint(name string, pool string, now time.Time, r *Returns) string {
 	w.mu.Lock()
 	st, ok := w.state[name]
 	w.mu.Unlock()

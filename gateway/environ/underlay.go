@@ -1,4 +1,4 @@
-package gateway
+package environ
 
 import (
 	"net/netip"
@@ -13,7 +13,7 @@ import (
 // planner, which runs under the gateway lock on every RIB change, reads
 // it and asks the kernel nothing. It is gathered when a config is started
 // or reloaded, after names are resolved, and again while it runs
-// (follow.go: with every reresolveEvery, and when an endpoint moves).
+// (Facts.Run: with every reresolveEvery, and when an endpoint moves).
 type underlays struct {
 	probe func(dst netip.Addr) int // kernel.UnderlayMTU in production
 

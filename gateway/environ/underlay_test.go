@@ -1,4 +1,4 @@
-package gateway
+package environ
 
 import (
 	"net/netip"

@@ -1,13 +1,9 @@
-package gateway
+package p2s
 
 import (
 	"net/netip"
-	"reflect"
 	"testing"
 	"time"
-
-	"github.com/vgate-project/vgate/gateway/p2s"
-	"github.com/vgate-project/vgate/gateway/route"
 )
 
 func TestNextFlat(t *testing.T) {
@@ -47,28 +43,10 @@ func TestNextFlat(t *testing.T) {
 	}
 }
 
-func TestP2SRoutes(t *testing.T) {
-	pfx := netip.MustParsePrefix
-	got := p2sRoutes([]route.Route{
-		{Dst: pfx("10.2.0.0/16"), Dev: "vg-west"},
-		{Dst: pfx("10.3.0.0/16"), Dev: "vg-west"},
-		{Dst: pfx("10.4.0.0/16"), Devs: []string{"vg-a", "vg-b"}}, // multipath: left out
-		{Dst: pfx("172.16.201.0/24"), Dev: "vgp2s"},               // not a peering
-		{Dst: pfx("10.5.0.0/16"), Devs: []string{"vg-east"}},
-	})
-	want := map[string][]netip.Prefix{
-		"west": {pfx("10.2.0.0/16"), pfx("10.3.0.0/16")},
-		"east": {pfx("10.5.0.0/16")},
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("p2sRoutes = %v, want %v", got, want)
-	}
-}
-
 // observe warns once when a peering becomes flagged, and the hint shows
 // exactly what the last tick decided.
 func TestReturnWatchWarnsOnceAndHintFollowsTick(t *testing.T) {
-	var r p2s.Returns
+	var r Returns
 	r.SetRoutes(map[string][]netip.Prefix{"west": {netip.MustParsePrefix("10.2.0.0/16")}})
 	c := r.Counts()["west"]
 	var w returnWatch

@@ -1,4 +1,4 @@
-package gateway
+package remember
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"
 )
 
@@ -27,29 +26,28 @@ var ap = netip.MustParseAddrPort
 
 func TestMemoryFile(t *testing.T) {
 	dir := t.TempDir()
-	cfg := &config.Config{StateDir: dir}
 	now := time.Now().UTC().Truncate(time.Second)
 	k1, k2 := testPub(t), testPub(t)
 	m := memory{Version: 1,
-		Peerings: []peerEndpoint{
+		Peerings: []PeerEndpoint{
 			{Peering: "west", PublicKey: k2, Endpoint: ap("198.18.0.2:51820"), LastHandshake: now},
 			{Peering: "east", PublicKey: k1, Endpoint: ap("[2001:db8::1]:4000"), LastHandshake: now.Add(-time.Hour)},
 		},
-		Clients: []clientEndpoint{{PublicKey: k1, Endpoint: ap("198.18.0.101:40000"), LastHandshake: now.Add(-time.Minute)}},
+		Clients: []ClientEndpoint{{PublicKey: k1, Endpoint: ap("198.18.0.101:40000"), LastHandshake: now.Add(-time.Minute)}},
 	}
 	b, _ := json.Marshal(m)
-	if err := os.WriteFile(endpointsPath(cfg), b, 0o600); err != nil {
+	if err := os.WriteFile(endpointsPath(dir), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	g := &Gateway{log: slog.New(slog.NewTextHandler(&logs, nil))}
-	g.loadMemory(cfg)
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	mem := Load(dir, log)
 	// east was seen an hour ago: not dialed.
-	in := g.mem.loaded.planInput()
+	in := mem.Remembered()
 	if len(in) != 1 || in[0].Peering != "west" || in[0].PublicKey != k2 || in[0].Endpoint != ap("198.18.0.2:51820") {
 		t.Fatalf("plan input %+v", in)
 	}
-	if c := g.mem.loaded.clients(); len(c) != 1 || c[k1] != ap("198.18.0.101:40000") {
+	if c := mem.Clients(); len(c) != 1 || c[k1] != ap("198.18.0.101:40000") {
 		t.Fatalf("clients %+v", c)
 	}
 	if logs.Len() != 0 {
@@ -62,16 +60,16 @@ func TestMemoryFile(t *testing.T) {
 		t.Fatalf("missing file: %+v %v", m, err)
 	}
 	for _, bad := range []string{"{not json", `{"version": 2, "peerings": []}`, `{"version": 1, "peerings": [{"peering": "x", "endpoint": "nowhere"}]}`} {
-		if err := os.WriteFile(endpointsPath(cfg), []byte(bad), 0o600); err != nil {
+		if err := os.WriteFile(endpointsPath(dir), []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := readMemory(endpointsPath(cfg)); err == nil {
+		if _, err := readMemory(endpointsPath(dir)); err == nil {
 			t.Errorf("%q read without error", bad)
 		}
 		logs.Reset()
-		g.loadMemory(cfg)
-		if len(g.mem.loaded.Peerings)+len(g.mem.loaded.Clients) != 0 || !strings.Contains(logs.String(), "level=WARN") {
-			t.Errorf("%q: memory %+v, log %q", bad, g.mem.loaded, logs.String())
+		mem := Load(dir, log)
+		if len(mem.loaded.Peerings)+len(mem.loaded.Clients) != 0 || !strings.Contains(logs.String(), "level=WARN") {
+			t.Errorf("%q: memory %+v, log %q", bad, mem.loaded, logs.String())
 		}
 	}
 }
@@ -83,35 +81,35 @@ func TestMemorySettle(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	kw, ke, kn, ka, kb, kr := testPub(t), testPub(t), testPub(t), testPub(t), testPub(t), testPub(t)
 	prev := memory{Version: 1,
-		Peerings: []peerEndpoint{
+		Peerings: []PeerEndpoint{
 			{Peering: "west", PublicKey: kw, Endpoint: ap("198.18.0.2:51820"), LastHandshake: t0},
 			{Peering: "east", PublicKey: ke, Endpoint: ap("198.18.0.3:51820"), LastHandshake: t0},
 			{Peering: "removed", PublicKey: kr, Endpoint: ap("198.18.0.9:51820"), LastHandshake: t0},
 		},
-		Clients: []clientEndpoint{
+		Clients: []ClientEndpoint{
 			{PublicKey: ka, Endpoint: ap("198.18.0.101:40000"), LastHandshake: t0},
 			{PublicKey: kr, Endpoint: ap("198.18.0.109:40000"), LastHandshake: t0}, // revoked since
 		},
 	}
 	devices := memory{Version: 1,
-		Peerings: []peerEndpoint{
+		Peerings: []PeerEndpoint{
 			{Peering: "west", PublicKey: kw, Endpoint: ap("198.18.0.2:51820")},                                  // dialed, no answer yet
 			{Peering: "east", PublicKey: ke, Endpoint: ap("198.18.0.33:1"), LastHandshake: t0.Add(time.Minute)}, // roamed
 			{Peering: "new", PublicKey: kn, Endpoint: ap("198.18.0.4:51820")},                                   // configured, never up
 		},
-		Clients: []clientEndpoint{
+		Clients: []ClientEndpoint{
 			{PublicKey: kb, Endpoint: ap("198.18.0.102:40000"), LastHandshake: t0.Add(2 * time.Minute)},
 			{PublicKey: ka, Endpoint: ap("198.18.0.101:40000")},
 		},
 	}
 	got := devices.settle(prev)
 	want := memory{Version: 1,
-		Peerings: []peerEndpoint{
+		Peerings: []PeerEndpoint{
 			{Peering: "east", PublicKey: ke, Endpoint: ap("198.18.0.33:1"), LastHandshake: t0.Add(time.Minute)},
 			{Peering: "west", PublicKey: kw, Endpoint: ap("198.18.0.2:51820"), LastHandshake: t0},
 		},
 	}
-	want.Clients = []clientEndpoint{
+	want.Clients = []ClientEndpoint{
 		{PublicKey: ka, Endpoint: ap("198.18.0.101:40000"), LastHandshake: t0},
 		{PublicKey: kb, Endpoint: ap("198.18.0.102:40000"), LastHandshake: t0.Add(2 * time.Minute)},
 	}
@@ -142,4 +140,41 @@ func TestMemorySettle(t *testing.T) {
 	if len(f.Peerings) != 1 || f.Peerings[0].Peering != "east" || len(f.Clients) != 1 || f.Clients[0].PublicKey != kb {
 		t.Fatalf("fresh: %+v", f)
 	}
+}
+
+// Record writes what the devices report, keeps the clients last saved
+// while point-to-site is unreadable, and after Close writes nothing: a
+// loop tick that gathered before the stop does not replace the last
+// record.
+func TestMemoryRecordAndClose(t *testing.T) {
+	dir := t.TempDir()
+	mem := Load(dir, slog.New(slog.DiscardHandler))
+	now := time.Now().UTC().Truncate(time.Second)
+	kw, kc := testPub(t), testPub(t)
+	west := PeerEndpoint{Peering: "west", PublicKey: kw, Endpoint: ap("198.18.0.2:51820"), LastHandshake: now}
+	client := ClientEndpoint{PublicKey: kc, Endpoint: ap("198.18.0.101:40000"), LastHandshake: now}
+	read := func() memory {
+		t.Helper()
+		m, err := readMemory(endpointsPath(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	mem.Record(Seen{StateDir: dir, Peerings: []PeerEndpoint{west}, Clients: []ClientEndpoint{client}}, false)
+	if m := read(); len(m.Peerings) != 1 || len(m.Clients) != 1 {
+		t.Fatalf("after a record: %+v", m)
+	}
+	mem.Record(Seen{StateDir: dir, Peerings: []PeerEndpoint{west}, KeepClients: true}, true)
+	if m := read(); len(m.Clients) != 1 || m.Clients[0].Endpoint != client.Endpoint {
+		t.Fatalf("point-to-site unreadable: clients %+v, want the saved one", m.Clients)
+	}
+	mem.Close(Seen{StateDir: dir, Peerings: []PeerEndpoint{west}})
+	moved := west
+	moved.Endpoint = ap("198.18.0.22:1")
+	mem.Record(Seen{StateDir: dir, Peerings: []PeerEndpoint{moved}}, true)
+	if m := read(); len(m.Peerings) != 1 || m.Peerings[0].Endpoint != west.Endpoint || len(m.Clients) != 0 {
+		t.Fatalf("after Close: %+v, want the record Close wrote", m)
+	}
+	Load("", slog.New(slog.DiscardHandler)).Record(Seen{Peerings: []PeerEndpoint{west}}, true) // no state_dir: nothing written
 }

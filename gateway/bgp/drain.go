@@ -1,7 +1,6 @@
-package gateway
+package bgp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -76,48 +75,75 @@ func (d drainState) reloaded(old, cfg *config.Config, now time.Time) drainState 
 	return d
 }
 
-// Drain starts (req.Drain) or ends a drain, records it in state_dir and
-// applies it: the speaker re-sends its routes without a session reset.
-func (g *Gateway) Drain(ctx context.Context, req api.DrainRequest) (api.DrainStatus, error) {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return api.DrainStatus{}, errStopped
+// LoadDrain sets the drain the gateway starts with (loadDrain). Call it
+// once, before the first Set.
+func (c *Component) LoadDrain(cfg *config.Config) {
+	d := loadDrain(cfg, c.log)
+	c.mu.Lock()
+	c.drain = d
+	c.mu.Unlock()
+}
+
+// Draining reports whether the gateway drains (plan.Input.Drain).
+func (c *Component) Draining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drain.on
+}
+
+// ReloadDrain moves the drain to a reload from old to cfg (reloaded);
+// undo puts the previous one back (the reload is rolled back).
+func (c *Component) ReloadDrain(old, cfg *config.Config) (undo func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.drain
+	c.drain = prev.reloaded(old, cfg, time.Now())
+	return func() {
+		c.mu.Lock()
+		c.drain = prev
+		c.mu.Unlock()
 	}
-	cfg := g.cfg
+}
+
+// SetDrain starts (on) or ends a drain (vgate drain) and records it in
+// cfg's state_dir; the caller then plans and applies it. undo puts the
+// previous drain back, in state_dir too (the apply failed); changed says
+// whether on differs from before.
+func (c *Component) SetDrain(cfg *config.Config, on bool) (undo func(), changed bool, err error) {
 	if cfg.BGP == nil {
-		g.mu.Unlock()
-		return api.DrainStatus{}, api.WithCode(api.CodeBadRequest,
+		return nil, false, api.WithCode(api.CodeBadRequest,
 			errors.New("drain: the gateway has no bgp section: its routes are static and there is nothing to announce less preferred"))
 	}
-	prev := g.drain
-	next := drainState{on: req.Drain, since: prev.since, persisted: req.Drain}
-	if req.Drain != prev.on || next.since.IsZero() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.drain
+	next := drainState{on: on, since: prev.since, persisted: on}
+	if on != prev.on || next.since.IsZero() {
 		next.since = time.Now()
 	}
 	if err := recordDrain(cfg, next); err != nil {
-		g.mu.Unlock()
-		return api.DrainStatus{}, err
+		return nil, false, err
 	}
-	g.drain = next
-	if err := g.apply(ctx, cfg); err != nil {
-		g.drain = prev
+	c.drain = next
+	return func() {
+		c.mu.Lock()
+		c.drain = prev
+		c.mu.Unlock()
 		_ = recordDrain(cfg, prev)
-		if rerr := g.apply(ctx, cfg); rerr != nil {
-			err = fmt.Errorf("%w; restoring the previous drain also failed: %v", err, rerr)
-		}
-		g.mu.Unlock()
-		return api.DrainStatus{}, fmt.Errorf("drain: %w", err)
+	}, on != prev.on, nil
+}
+
+// DrainStatus is the drain as Status reports it (drainStatus), nil when
+// not draining or without a speaker. sessions are the speaker's sessions
+// by name.
+func (c *Component) DrainStatus(sessions map[string]routing.NeighborStatus) *api.DrainStatus {
+	c.mu.Lock()
+	d := c.drain
+	c.mu.Unlock()
+	if !d.on || c.running() == nil {
+		return nil
 	}
-	if req.Drain != prev.on {
-		g.log.Warn("drain changed", "draining", req.Drain)
-	}
-	g.mu.Unlock()
-	st := g.Observe(ctx) // observe.go
-	if st.Drain == nil {
-		return api.DrainStatus{State: api.DrainOff}, nil
-	}
-	return *st.Drain, nil
+	return drainStatus(d, c.announced(), sessions, c.Probes())
 }
 
 // recordDrain writes d's drain to state_dir, or removes it.

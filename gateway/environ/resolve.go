@@ -1,4 +1,4 @@
-package gateway
+package environ
 
 import (
 	"net/netip"
@@ -14,7 +14,7 @@ import (
 // that the planner — which runs under the gateway lock, on every RIB
 // change — never waits on DNS: a flapping BGP peer causes no lookups.
 // Names are looked up when a config is started or reloaded (refresh,
-// outside the lock), and again while it runs (follow.go: every
+// outside the lock), and again while it runs (Facts.Run: every
 // reresolveEvery, and soon after a peering's handshakes go unanswered);
 // Resolve only reads the results.
 type endpoints struct {
@@ -34,8 +34,8 @@ type resolved struct {
 	from  netip.AddrPort
 }
 
-// endpointMove is a name that now points somewhere else.
-type endpointMove struct {
+// Move is an endpoint name that now points somewhere else.
+type Move struct {
 	Name     string
 	From, To netip.AddrPort
 }
@@ -82,7 +82,7 @@ func (e *endpoints) refresh(cfg *config.Config) {
 // last good address: a resolver that is down for a while does not take a
 // working tunnel's endpoint away. Names no longer refreshed (a reload
 // removed them meanwhile) are ignored.
-func (e *endpoints) reresolve(names []string) []endpointMove {
+func (e *endpoints) reresolve(names []string) []Move {
 	type result struct {
 		ap  netip.AddrPort
 		err error
@@ -95,7 +95,7 @@ func (e *endpoints) reresolve(names []string) []endpointMove {
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var moves []endpointMove
+	var moves []Move
 	for _, n := range names {
 		old, ok := e.seen[n]
 		if !ok {
@@ -118,14 +118,14 @@ func (e *endpoints) reresolve(names []string) []endpointMove {
 // decideMove is the rule reresolve applies to one name: a new good address
 // that differs from the current one (or replaces a failed lookup) is a
 // move; a failed lookup never is.
-func decideMove(name string, cur netip.AddrPort, curErr error, next netip.AddrPort, nextErr error) (endpointMove, bool) {
+func decideMove(name string, cur netip.AddrPort, curErr error, next netip.AddrPort, nextErr error) (Move, bool) {
 	if nextErr != nil || !next.IsValid() {
-		return endpointMove{}, false
+		return Move{}, false
 	}
 	if curErr == nil && cur == next {
-		return endpointMove{}, false
+		return Move{}, false
 	}
-	return endpointMove{Name: name, From: cur, To: next}, true
+	return Move{Name: name, From: cur, To: next}, true
 }
 
 // lookedUp is when name was last looked up, and whether it is known.

@@ -1,4 +1,4 @@
-package gateway
+package relay
 
 import (
 	"log/slog"
@@ -9,42 +9,58 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
-	"github.com/vgate-project/vgate/gateway/plan"
-	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/wgbind"
 )
 
-// relays is the relay transport of the WireGuard tunnels: every device's
-// bind is a relay.Bind over its share of the UDP port, and each peering with
-// a relay gets that relay's connection (one per relay URL and pin, shared by
-// the peerings that name it, proving the gateway's key).
-type relays struct {
+// Transport is the gateway's side of the relay transport, which the
+// WireGuard tunnel kind owns: every device's bind is a Bind over its share
+// of the UDP port, and each peering with a relay gets that relay's
+// connection (one per relay URL and pin, shared by the peerings and the
+// point-to-site device that name it, proving the gateway's key). It has
+// its own lock; the tunnel kind calls Set, the point-to-site component
+// SetP2S, both with the gateway's lock held.
+type Transport struct {
 	mux *wgbind.Mux
 	log *slog.Logger
 
 	mu      sync.Mutex
-	binds   map[string]*relay.Bind // by peering: the latest device's
-	clients map[clientKey]*relay.Client
-	// The point-to-site device's bind and its relay (setP2S).
-	p2sBind   *relay.Bind
+	binds   map[string]*Bind // by peering: the latest device's
+	clients map[clientKey]*Client
+	// The point-to-site device's bind and its relay (SetP2S).
+	p2sBind   *Bind
 	p2sTarget clientKey
 }
 
+// Target is a relay by URL and certificate pin (the plan's
+// plan.RelayTarget, converted); zero for none.
+type Target struct {
+	URL, Pin string
+}
+
+// Peer is one tunnel's relay: the peering, its relay (zero: none) and its
+// peer's public key, which the relay forwards to.
+type Peer struct {
+	Name      string
+	Relay     Target
+	PublicKey keys.PublicKey
+}
+
 type clientKey struct {
-	target plan.RelayTarget
+	target Target
 	key    keys.PublicKey // the gateway's: a new key needs a new connection
 }
 
-func newRelays(mux *wgbind.Mux, log *slog.Logger) *relays {
-	return &relays{mux: mux, log: log, binds: map[string]*relay.Bind{}, clients: map[clientKey]*relay.Client{}}
+// NewTransport returns the transport of the devices on mux's port.
+func NewTransport(mux *wgbind.Mux, log *slog.Logger) *Transport {
+	return &Transport{mux: mux, log: log, binds: map[string]*Bind{}, clients: map[clientKey]*Client{}}
 }
 
-// newBind is the Plane's NewBind: the device's share of the UDP port,
+// NewBind is the Plane's NewBind: the device's share of the UDP port,
 // wrapped by the relay transport.
-func (r *relays) newBind(name string) conn.Bind {
+func (r *Transport) NewBind(name string) conn.Bind {
 	inner := r.mux.NewBind(name)
-	b := relay.NewLazyBind(inner, func(msg []byte) { wgbind.Learn(inner, msg) })
-	b.SetFrontDoor(relay.FrontDoor{
+	b := NewLazyBind(inner, func(msg []byte) { wgbind.Learn(inner, msg) })
+	b.SetFrontDoor(FrontDoor{
 		Receive: func(msg []byte, ep conn.Endpoint) { wgbind.Receive(inner, msg, ep) },
 		Hold:    func(msg []byte, send func([]byte)) bool { return wgbind.HoldCrossing(inner, msg, send) },
 	})
@@ -57,10 +73,10 @@ func (r *relays) newBind(name string) conn.Bind {
 	return b
 }
 
-// set gives each planned tunnel its relay (or none) and the probe that makes
+// Set gives each planned tunnel its relay (or none) and the probe that makes
 // its device initiate a handshake, opens the relays newly named and closes
 // those no longer named.
-func (r *relays) set(priv keys.PrivateKey, want []plan.Tunnel, pl *dataplane.Plane) {
+func (r *Transport) Set(priv keys.PrivateKey, want []Peer, pl *dataplane.Plane) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pub := priv.Public()
@@ -87,7 +103,7 @@ func (r *relays) set(priv keys.PrivateKey, want []plan.Tunnel, pl *dataplane.Pla
 			continue
 		}
 		used[k] = true
-		b.SetRelay(c, t.WireGuard.PublicKey)
+		b.SetRelay(c, t.PublicKey)
 		if dt := pl.Tunnel(t.Name); dt != nil && b.NeedsRebind() {
 			// Opened without the relay's ReceiveFunc (NewLazyBind).
 			if err := dt.Rebind(); err != nil {
@@ -105,11 +121,11 @@ func (r *relays) set(priv keys.PrivateKey, want []plan.Tunnel, pl *dataplane.Pla
 }
 
 // client returns the connection for k, opening it if needed. r.mu is held.
-func (r *relays) client(k clientKey, priv keys.PrivateKey) (*relay.Client, error) {
+func (r *Transport) client(k clientKey, priv keys.PrivateKey) (*Client, error) {
 	if c := r.clients[k]; c != nil {
 		return c, nil
 	}
-	c, err := relay.NewClient(k.target.URL, k.target.Pin, priv, r.log.With("component", "relay"))
+	c, err := NewClient(k.target.URL, k.target.Pin, priv, r.log.With("component", "relay"))
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +135,7 @@ func (r *relays) client(k clientKey, priv keys.PrivateKey) (*relay.Client, error
 
 // closeUnused closes the connections neither a tunnel (used) nor the
 // point-to-site device needs. r.mu is held.
-func (r *relays) closeUnused(used map[clientKey]bool) {
+func (r *Transport) closeUnused(used map[clientKey]bool) {
 	if r.p2sBind != nil && r.p2sTarget.target.URL != "" {
 		used[r.p2sTarget] = true
 	}
@@ -131,11 +147,11 @@ func (r *relays) closeUnused(used map[clientKey]bool) {
 	}
 }
 
-// setP2S gives the point-to-site device's bind b (nil: none) its relay
+// SetP2S gives the point-to-site device's bind b (nil: none) its relay
 // (zero: none), sharing the connection of tunnels that name the same
 // relay: one connection per relay and gateway key, as the relay keeps one
 // per key.
-func (r *relays) setP2S(priv keys.PrivateKey, b *relay.Bind, target plan.RelayTarget) {
+func (r *Transport) SetP2S(priv keys.PrivateKey, b *Bind, target Target) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.p2sBind != nil && r.p2sBind != b {
@@ -171,8 +187,8 @@ func (r *relays) setP2S(priv keys.PrivateKey, b *relay.Bind, target plan.RelayTa
 	r.closeUnused(used)
 }
 
-// p2sRelay is the point-to-site relay's state, nil without one.
-func (r *relays) p2sRelay() *api.RelayStatus {
+// P2SRelay is the point-to-site relay's state, nil without one.
+func (r *Transport) P2SRelay() *api.RelayStatus {
 	r.mu.Lock()
 	b := r.p2sBind
 	r.mu.Unlock()
@@ -184,15 +200,15 @@ func (r *relays) p2sRelay() *api.RelayStatus {
 	return &api.RelayStatus{URL: st.URL, State: string(st.State), Error: st.Error, Since: st.Since, TxPackets: bs.TxRelay, RxPackets: bs.RxRelay}
 }
 
-// path is a peering's transport now for status and metrics: its path
-// (relay.PathDirect or relay.PathRelay) and its relay's state (nil without
+// Path is a peering's transport now for status and metrics: its path
+// (PathDirect or PathRelay) and its relay's state (nil without
 // a relay).
-func (r *relays) path(name string) (string, *api.RelayStatus) {
+func (r *Transport) Path(name string) (string, *api.RelayStatus) {
 	r.mu.Lock()
 	b := r.binds[name]
 	r.mu.Unlock()
 	if b == nil {
-		return relay.PathDirect, nil
+		return PathDirect, nil
 	}
 	c := b.Relay()
 	if c == nil {
@@ -206,7 +222,8 @@ func (r *relays) path(name string) (string, *api.RelayStatus) {
 	}
 }
 
-func (r *relays) close() {
+// Close drops every device's relay and closes the connections.
+func (r *Transport) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, b := range r.binds {

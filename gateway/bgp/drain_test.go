@@ -1,4 +1,4 @@
-package gateway
+package bgp
 
 import (
 	"log/slog"
