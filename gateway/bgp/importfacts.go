@@ -3,8 +3,8 @@ package bgp
 import (
 	"slices"
 
-	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/route"
 )
 
 // ImportFacts are the facts of the running system the import filter

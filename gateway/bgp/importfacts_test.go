@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/vgate-project/vgate/gateway/route"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/route"
 )
 
 // The import refresh re-plans only when what it watches moved:
