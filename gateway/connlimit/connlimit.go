@@ -46,6 +46,15 @@ func Source(a netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(a, a.BitLen())
 }
 
+// remoteAddr is a TCP connection's peer address, unmapped; the zero
+// address for any other kind of connection.
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
 // Accept returns the next connection within the bounds; the others are
 // closed on the way.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -54,10 +63,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var a netip.Addr
-		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			a = ta.AddrPort().Addr().Unmap()
-		}
+		a := remoteAddr(c)
 		src := Source(a)
 		if (l.Allow == nil || l.Allow(a)) && l.open.Take(src, l.perSource, l.total) {
 			return &conn{Conn: c, release: func() { l.open.Put(src) }}, nil

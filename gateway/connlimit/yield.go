@@ -56,11 +56,7 @@ func (l *Yielding) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var a netip.Addr
-		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			a = ta.AddrPort().Addr().Unmap()
-		}
-		yc := &yieldConn{Conn: c, l: l, src: Source(a)}
+		yc := &yieldConn{Conn: c, l: l, src: Source(remoteAddr(c))}
 		l.mu.Lock()
 		var victim *yieldConn
 		full := l.per[yc.src] >= l.perSource
