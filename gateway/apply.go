@@ -3,12 +3,16 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/vgate-project/vgate/gateway/bgp"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/tunnel"
+	"github.com/vgate-project/vgate/gateway/tunnel/ipsec"
+	"github.com/vgate-project/vgate/gateway/tunnel/wireguard"
 )
 
 // input is what the planner needs now for cfg. With bgp it includes the
@@ -106,7 +110,7 @@ func (g *Gateway) applyTunnels(ctx context.Context, st plan.State) error {
 	}
 	for k := range byKind {
 		if g.kinds[k] == nil {
-			kind, err := newTunnelKind(k, st.Host.ListenPort, st.Host.RunDir, g.reapply, g.kern, g.log)
+			kind, err := g.newKind(k, st.Host)
 			if err != nil {
 				return err
 			}
@@ -118,6 +122,21 @@ func (g *Gateway) applyTunnels(ctx context.Context, st plan.State) error {
 		errs = append(errs, kind.Set(ctx, st.Host.PrivateKey, byKind[k]))
 	}
 	return errors.Join(errs...)
+}
+
+// newKind opens the implementation of kind k (gateway/tunnel/...). This
+// switch is the only place that names the implementations (Start opens
+// the WireGuard kind itself: its port is the gateway's identity).
+func (g *Gateway) newKind(k plan.Kind, h plan.Host) (tunnel.Kind, error) {
+	switch k {
+	case plan.KindWireGuard:
+		return wireguard.New(h.ListenPort, g.kern, g.log)
+	case plan.KindIPsec:
+		// A restarted charon has a new TUN: the routes through it need
+		// the running config applied again.
+		return ipsec.New(h.RunDir, g.reapply, g.log)
+	}
+	return nil, fmt.Errorf("tunnel kind %q is not implemented", k)
 }
 
 // reapply applies the running config again, e.g. after charon restarted
@@ -135,7 +154,7 @@ func (g *Gateway) reapply() {
 
 // tunnel returns the running tunnel of a peering, of whatever kind, or nil.
 // g.mu is held.
-func (g *Gateway) tunnel(name string) Tunnel {
+func (g *Gateway) tunnel(name string) tunnel.Tunnel {
 	for _, k := range g.kinds {
 		if t := k.Tunnel(name); t != nil {
 			return t

@@ -6,10 +6,10 @@
 //	gateway.go  Start / Reload / Close: load-validated config in, all or nothing
 //	plan/       Plan: (config, environment, BGP RIB, P2S state) → desired State (pure)
 //	apply.go    apply: moves each running part to the State by diff, in order
-//	tunnels.go  TunnelKind: the one interface every tunnel kind implements
+//	tunnel/     tunnel.Kind: the one interface every tunnel kind implements
 //
 // The parts that apply drives, in its order, after the tunnel kinds
-// (tunnels.go, ipsec.go; dataplane/, ipsec/). p2s, enroll, names and bgp
+// (tunnel/wireguard over dataplane/, tunnel/ipsec over ipsec/). p2s, enroll, names and bgp
 // are components: Set to their part of the plan, Observe, Close, their
 // own locks and loops.
 //

@@ -22,6 +22,8 @@ import (
 	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/remember"
 	"github.com/vgate-project/vgate/gateway/tunaddr"
+	"github.com/vgate-project/vgate/gateway/tunnel"
+	"github.com/vgate-project/vgate/gateway/tunnel/wireguard"
 )
 
 // Gateway is one running vgate gateway. Its methods are safe for
@@ -62,7 +64,7 @@ type Gateway struct {
 
 	// The running parts, moved to each plan by apply (apply.go).
 	kern  *kernel.Kernel
-	kinds map[plan.Kind]TunnelKind // tunnels.go
+	kinds map[plan.Kind]tunnel.Kind // gateway/tunnel
 	// relays are the WireGuard kind's relay connections, which the
 	// point-to-site device shares (relay.Transport); nil once it is closed.
 	relays  *relay.Transport
@@ -85,7 +87,7 @@ type Gateway struct {
 // everything done so far is undone and the error says which step. ctx
 // bounds the start; the gateway's background work lives until Close.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: relay.NewPublisher(log)}
+	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]tunnel.Kind{}, pubKeys: relay.NewPublisher(log)}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.dns = names.NewComponent(g.directory, log)                                                    // dns.go
 	g.enroll = enroll.NewComponent(enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, log) // invite.go
@@ -113,11 +115,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 	}
 	// Every kind's listener opens at start: the port is the gateway's
 	// identity to its peers, not something a reload changes.
-	wg, err := newWireGuardKind(cfg.ListenPort, g.kern, log) // tunnels.go
+	wg, err := wireguard.New(cfg.ListenPort, g.kern, log)
 	if err != nil {
 		return nil, err
 	}
-	g.kinds[plan.KindWireGuard], g.relays = wg, wg.relays
+	g.kinds[plan.KindWireGuard], g.relays = wg, wg.Relays()
 	log.Info("gateway key", "public_key", cfg.PrivateKey.Public().String())
 
 	// A crashed run may have left its tunnel address on lo.

@@ -8,6 +8,7 @@ import (
 	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/observe"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/tunnel"
 	"github.com/vgate-project/vgate/overlap"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -37,8 +38,8 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 		}
 	}
 	rs := g.relays
-	tunnels := make([]Tunnel, len(cfg.Peerings))
-	views := make([]TunnelView, len(cfg.Peerings))
+	tunnels := make([]tunnel.Tunnel, len(cfg.Peerings))
+	views := make([]tunnel.View, len(cfg.Peerings))
 	for i, p := range cfg.Peerings {
 		tunnels[i] = g.tunnel(p.Name)
 		if k := g.kinds[plan.KindOf(&p)]; k != nil && tunnels[i] != nil {
