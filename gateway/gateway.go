@@ -38,7 +38,7 @@ import (
 // none of its own locks, and which take mu. One path takes mu under
 // another lock: an enrollment request redeems an invite holding the
 // invite store's lock and asks for the point-to-site server (redeem,
-// p2sServer); nothing holding mu waits for that store, and stopping the
+// P2SServer); nothing holding mu waits for that store, and stopping the
 // listener waits for its requests at most a bounded time.
 type Gateway struct {
 	log *slog.Logger
@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		return nil, err
 	}
 
-	warnForwarding(log) // forwarding.go
+	kernel.WarnForwarding(log)
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
@@ -144,7 +144,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	g.env.Refresh(cfg) // DNS and MTUs outside the lock
-	warnForwarding(g.log)
+	kernel.WarnForwarding(g.log)
 	addrs, err := hostAddrs(cfg) // p2s.go
 	g.mu.Lock()
 	defer g.mu.Unlock()

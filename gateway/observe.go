@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/observe"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/tunnel"
@@ -27,7 +28,7 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 		Config:     cfg,
 		Started:    g.started,
 		Reloads:    g.reloads,
-		Forwarding: forwarding(), // forwarding.go
+		Forwarding: kernel.Forwarding(),
 		Sessions:   map[string]routing.NeighborStatus{},
 		Probes:     map[string]api.ProbeStatus{},
 		Peerings:   make([]observe.Peering, len(cfg.Peerings)),

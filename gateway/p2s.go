@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 
@@ -12,15 +11,6 @@ import (
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
 )
-
-// ErrNoP2S is returned by the client operations when point_to_site is not
-// configured. It has api.CodeNoP2S.
-var ErrNoP2S = p2s.ErrNoP2S
-
-// ErrP2SDisabled is returned by the client operations when point_to_site
-// is configured but could not start (Status.P2S.Disabled says why). It has
-// api.CodeNoP2S.
-var ErrP2SDisabled = p2s.ErrDisabled
 
 // The point-to-site server is a p2s.Component: apply hands it the plan's
 // device (plan.State.P2S) after the tunnels, and the plan's routes for
@@ -63,7 +53,10 @@ func hostAddrs(cfg *config.Config) ([]netip.Addr, error) {
 	return local, nil
 }
 
-func (g *Gateway) p2sServer() (*p2s.Server, error) {
+// P2SServer is the running point-to-site server, for the control API's
+// client and invite calls and for enrollment: errStopped once the gateway
+// is closed, else p2s.Component.Server's (p2s.ErrNoP2S, p2s.ErrDisabled).
+func (g *Gateway) P2SServer() (*p2s.Server, error) {
 	g.mu.Lock()
 	closed := g.closed
 	g.mu.Unlock()
@@ -71,36 +64,6 @@ func (g *Gateway) p2sServer() (*p2s.Server, error) {
 		return nil, errStopped
 	}
 	return g.p2s.Server()
-}
-
-// AddClient registers a point-to-site client and returns its config.
-func (g *Gateway) AddClient(ctx context.Context, req api.AddClientRequest) (api.AddedClient, error) {
-	s, err := g.p2sServer()
-	if err != nil {
-		return api.AddedClient{}, err
-	}
-	if g.enroll.PendingName(req.Name) { // enroll.Component
-		return api.AddedClient{}, api.WithCode(api.CodeConflict, fmt.Errorf("client %q: a pending invite holds this name (revoke it first: vgate client revoke %s)", req.Name, req.Name))
-	}
-	return s.Add(req)
-}
-
-// Clients lists the point-to-site clients.
-func (g *Gateway) Clients(ctx context.Context) ([]api.ClientInfo, error) {
-	s, err := g.p2sServer()
-	if err != nil {
-		return nil, err
-	}
-	return s.Clients()
-}
-
-// RevokeClient removes a point-to-site client at once.
-func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo, error) {
-	s, err := g.p2sServer()
-	if err != nil {
-		return api.ClientInfo{}, err
-	}
-	return s.Revoke(name)
 }
 
 // p2sStatus is the point-to-site section of Status, or nil: the
