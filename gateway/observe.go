@@ -50,7 +50,7 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 	b := g.bgp
 	g.mu.Unlock()
 
-	o.P2S = g.p2sStatus()                                 // p2s.go
+	o.P2S = g.p2sStatus()
 	o.DNS, o.Enroll = g.dns.Observe(), g.enroll.Observe() // names.Component, enroll.Component
 	if b != nil {
 		// Sessions, not Snapshot: status runs every second and needs no
@@ -110,4 +110,23 @@ func (g *Gateway) ObserveCounts() observe.Counts {
 		}
 	}
 	return c
+}
+
+// p2sStatus is the point-to-site section of Status, or nil: the
+// component's, with the relay (relay.Transport) and the device's queue.
+func (g *Gateway) p2sStatus() *api.P2SStatus {
+	g.mu.Lock()
+	rs := g.relays
+	g.mu.Unlock()
+	st := g.p2s.Observe()
+	s := g.p2s.Current()
+	if st == nil || s == nil {
+		return st
+	}
+	if rs != nil {
+		st.Relay = rs.P2SRelay()
+	}
+	q := s.QueueStats()
+	st.Queue = &q
+	return st
 }

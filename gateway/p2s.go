@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
@@ -64,23 +63,4 @@ func (g *Gateway) P2SServer() (*p2s.Server, error) {
 		return nil, errStopped
 	}
 	return g.p2s.Server()
-}
-
-// p2sStatus is the point-to-site section of Status, or nil: the
-// component's, with the relay (relay.Transport) and the device's queue.
-func (g *Gateway) p2sStatus() *api.P2SStatus {
-	g.mu.Lock()
-	rs := g.relays
-	g.mu.Unlock()
-	st := g.p2s.Observe()
-	s := g.p2s.Current()
-	if st == nil || s == nil {
-		return st
-	}
-	if rs != nil {
-		st.Relay = rs.P2SRelay()
-	}
-	q := s.QueueStats()
-	st.Queue = &q
-	return st
 }
