@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -183,6 +185,59 @@ func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config, addrs []
 	}
 	g.log.Info("reload applied", "peerings", len(cfg.Peerings))
 	return nil
+}
+
+// input is what the planner needs now for cfg. With bgp it includes the
+// running system's facts the import filter protects (route_safety.go).
+// g.mu is held.
+func (g *Gateway) input(cfg *config.Config) plan.Input {
+	in := plan.Input{Config: cfg, Env: g.env.Env(), Learned: g.bgp.Learned(), P2SDown: g.p2s.Disabled() != "", Remembered: g.mem.Remembered(),
+		HostAddrs: g.hostAddrs}
+	if cfg.BGP != nil {
+		in.Endpoints = g.currentEndpoints()
+		in.Connected = g.connectedPrefixes()
+		in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.ProbeFacts()
+		in.Drain = g.bgp.Draining()
+	}
+	return in
+}
+
+// applyConfig plans cfg and applies the plan: every change goes through
+// it (Start, Reload and its rollback, and the re-plans of a RIB change, a
+// probe verdict, an import refresh, a moved endpoint, a drain, charon's
+// restart). A corrupt point-to-site registry plans again without
+// point-to-site and applies that: everything else runs, without the pool's
+// routes, until a reload finds the registry fixed. On success cfg becomes
+// the running config. g.mu is held.
+func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
+	if cfg != g.cfg {
+		g.p2s.Retry() // a new config tries a disabled point-to-site again
+	}
+	in := g.input(cfg)
+	g.bgp.Planning() // the import filter's facts (route_safety.go)
+	st := plan.Plan(in)
+	if !sameProblems(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
+		for _, e := range st.Problems {
+			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
+		}
+	}
+	err := g.apply(ctx, st)                     // apply.go
+	if errors.Is(err, p2s.ErrCorruptRegistry) { // the component is disabled now
+		g.log.Error("point-to-site disabled; site-to-site tunnels keep running", "error", err)
+		in.P2SDown = true
+		err = g.apply(ctx, plan.Plan(in))
+	}
+	if err != nil {
+		return err
+	}
+	g.cfg = cfg
+	g.bgp.Planned(bgp.ImportFacts{Endpoints: in.Endpoints, Connected: in.Connected})
+	publishConfig(g.pubKeys, cfg) // pubkeys.go
+	return nil
+}
+
+func sameProblems(a, b []plan.Problem) bool {
+	return slices.EqualFunc(a, b, plan.Problem.Same)
 }
 
 // RecordReloadFailure counts a reload that never reached Reload because the
