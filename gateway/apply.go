@@ -3,62 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
-	"slices"
+	"fmt"
 
-	"github.com/vgate-project/vgate/gateway/bgp"
-	"github.com/vgate-project/vgate/gateway/config"
-	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/tunnel"
+	"github.com/vgate-project/vgate/gateway/tunnel/ipsec"
+	"github.com/vgate-project/vgate/gateway/tunnel/wireguard"
 )
-
-// input is what the planner needs now for cfg. With bgp it includes the
-// running system's facts the import filter protects (route_safety.go).
-// g.mu is held.
-func (g *Gateway) input(cfg *config.Config) plan.Input {
-	in := plan.Input{Config: cfg, Env: g.env.Env(), Learned: g.bgp.Learned(), P2SDown: g.p2s.Disabled() != "", Remembered: g.mem.Remembered(),
-		HostAddrs: g.hostAddrs}
-	if cfg.BGP != nil {
-		in.Endpoints = g.currentEndpoints()
-		in.Connected = g.connectedPrefixes()
-		in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.ProbeFacts()
-		in.Drain = g.bgp.Draining()
-	}
-	return in
-}
-
-// applyConfig plans cfg and applies the plan: every change goes through
-// it (Start, Reload and its rollback, and the re-plans of a RIB change, a
-// probe verdict, an import refresh, a moved endpoint, a drain, charon's
-// restart). A corrupt point-to-site registry plans again without
-// point-to-site and applies that: everything else runs, without the pool's
-// routes, until a reload finds the registry fixed. On success cfg becomes
-// the running config. g.mu is held.
-func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
-	if cfg != g.cfg {
-		g.p2s.Retry() // a new config tries a disabled point-to-site again
-	}
-	in := g.input(cfg)
-	g.bgp.Planning() // the import filter's facts (route_safety.go)
-	st := plan.Plan(in)
-	if !sameProblems(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
-		for _, e := range st.Problems {
-			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
-		}
-	}
-	err := g.apply(ctx, st)
-	if errors.Is(err, p2s.ErrCorruptRegistry) { // the component is disabled now
-		g.log.Error("point-to-site disabled; site-to-site tunnels keep running", "error", err)
-		in.P2SDown = true
-		err = g.apply(ctx, plan.Plan(in))
-	}
-	if err != nil {
-		return err
-	}
-	g.cfg = cfg
-	g.bgp.Planned(bgp.ImportFacts{Endpoints: in.Endpoints, Connected: in.Connected})
-	publishConfig(g.pubKeys, cfg) // pubkeys.go
-	return nil
-}
 
 // apply moves every running part to st, in order: tunnels (each kind),
 // the point-to-site device, enrollment, the tunnel address, the name
@@ -94,10 +45,6 @@ func (g *Gateway) apply(ctx context.Context, st plan.State) error {
 	return nil
 }
 
-func sameProblems(a, b []plan.Problem) bool {
-	return slices.EqualFunc(a, b, plan.Problem.Same)
-}
-
 // applyTunnels hands each tunnel kind its tunnels of the plan.
 func (g *Gateway) applyTunnels(ctx context.Context, st plan.State) error {
 	byKind := map[plan.Kind][]plan.Tunnel{}
@@ -106,7 +53,7 @@ func (g *Gateway) applyTunnels(ctx context.Context, st plan.State) error {
 	}
 	for k := range byKind {
 		if g.kinds[k] == nil {
-			kind, err := newTunnelKind(k, st.Host.ListenPort, st.Host.RunDir, g.reapply, g.kern, g.log)
+			kind, err := g.newKind(k, st.Host)
 			if err != nil {
 				return err
 			}
@@ -118,6 +65,21 @@ func (g *Gateway) applyTunnels(ctx context.Context, st plan.State) error {
 		errs = append(errs, kind.Set(ctx, st.Host.PrivateKey, byKind[k]))
 	}
 	return errors.Join(errs...)
+}
+
+// newKind opens the implementation of kind k (gateway/tunnel/...). This
+// switch is the only place that names the implementations (Start opens
+// the WireGuard kind itself: its port is the gateway's identity).
+func (g *Gateway) newKind(k plan.Kind, h plan.Host) (tunnel.Kind, error) {
+	switch k {
+	case plan.KindWireGuard:
+		return wireguard.New(h.ListenPort, g.kern, g.log)
+	case plan.KindIPsec:
+		// A restarted charon has a new TUN: the routes through it need
+		// the running config applied again.
+		return ipsec.New(h.RunDir, g.reapply, g.log)
+	}
+	return nil, fmt.Errorf("tunnel kind %q is not implemented", k)
 }
 
 // reapply applies the running config again, e.g. after charon restarted
@@ -135,7 +97,7 @@ func (g *Gateway) reapply() {
 
 // tunnel returns the running tunnel of a peering, of whatever kind, or nil.
 // g.mu is held.
-func (g *Gateway) tunnel(name string) Tunnel {
+func (g *Gateway) tunnel(name string) tunnel.Tunnel {
 	for _, k := range g.kinds {
 		if t := k.Tunnel(name); t != nil {
 			return t

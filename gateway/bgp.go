@@ -56,10 +56,8 @@ func (g *Gateway) withDemand(st plan.State) *plan.BGP {
 	return &want
 }
 
-// BGP reports the speaker's sessions and the tunnel probes.
-func (g *Gateway) BGP(ctx context.Context) (api.BGPStatus, error) {
-	return g.bgp.Observe(ctx)
-}
+// Speaker is the BGP component, for the control API's BGP report.
+func (g *Gateway) Speaker() *bgp.Component { return g.bgp }
 
 // Routes reports the effective routes — local, static, point-to-site and
 // BGP — as the planner sees them, marked installed from the kernel.

@@ -27,7 +27,7 @@ func (e *ErrNoSuchPeering) Unwrap() error { return api.CodeNotFound }
 // the tunnel (nat.go). The capture itself is gateway/view's.
 func (g *Gateway) Tap(q api.CaptureQuery, c *dataplane.Capture) (stop func(), translated bool, err error) {
 	if q.Client != "" {
-		srv, err := g.p2sServer()
+		srv, err := g.P2SServer()
 		if err != nil {
 			return nil, false, err
 		}

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +24,8 @@ import (
 	"github.com/vgate-project/vgate/gateway/relay"
 	"github.com/vgate-project/vgate/gateway/remember"
 	"github.com/vgate-project/vgate/gateway/tunaddr"
+	"github.com/vgate-project/vgate/gateway/tunnel"
+	"github.com/vgate-project/vgate/gateway/tunnel/wireguard"
 )
 
 // Gateway is one running vgate gateway. Its methods are safe for
@@ -36,7 +40,7 @@ import (
 // none of its own locks, and which take mu. One path takes mu under
 // another lock: an enrollment request redeems an invite holding the
 // invite store's lock and asks for the point-to-site server (redeem,
-// p2sServer); nothing holding mu waits for that store, and stopping the
+// P2SServer); nothing holding mu waits for that store, and stopping the
 // listener waits for its requests at most a bounded time.
 type Gateway struct {
 	log *slog.Logger
@@ -62,7 +66,7 @@ type Gateway struct {
 
 	// The running parts, moved to each plan by apply (apply.go).
 	kern  *kernel.Kernel
-	kinds map[plan.Kind]TunnelKind // tunnels.go
+	kinds map[plan.Kind]tunnel.Kind // gateway/tunnel
 	// relays are the WireGuard kind's relay connections, which the
 	// point-to-site device shares (relay.Transport); nil once it is closed.
 	relays  *relay.Transport
@@ -85,7 +89,7 @@ type Gateway struct {
 // everything done so far is undone and the error says which step. ctx
 // bounds the start; the gateway's background work lives until Close.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]TunnelKind{}, pubKeys: relay.NewPublisher(log)}
+	g := &Gateway{log: log, cfg: cfg, started: time.Now(), kinds: map[plan.Kind]tunnel.Kind{}, pubKeys: relay.NewPublisher(log)}
 	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	g.dns = names.NewComponent(g.directory, log)                                                    // dns.go
 	g.enroll = enroll.NewComponent(enroll.Invites{Pending: g.pendingSecret, Redeem: g.redeem}, log) // invite.go
@@ -107,17 +111,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 		return nil, err
 	}
 
-	warnForwarding(log) // forwarding.go
+	kernel.WarnForwarding(log)
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
 	// Every kind's listener opens at start: the port is the gateway's
 	// identity to its peers, not something a reload changes.
-	wg, err := newWireGuardKind(cfg.ListenPort, g.kern, log) // tunnels.go
+	wg, err := wireguard.New(cfg.ListenPort, g.kern, log)
 	if err != nil {
 		return nil, err
 	}
-	g.kinds[plan.KindWireGuard], g.relays = wg, wg.relays
+	g.kinds[plan.KindWireGuard], g.relays = wg, wg.Relays()
 	log.Info("gateway key", "public_key", cfg.PrivateKey.Public().String())
 
 	// A crashed run may have left its tunnel address on lo.
@@ -142,7 +146,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Gatewa
 // error is returned; the gateway keeps running the old config.
 func (g *Gateway) Reload(ctx context.Context, cfg *config.Config) error {
 	g.env.Refresh(cfg) // DNS and MTUs outside the lock
-	warnForwarding(g.log)
+	kernel.WarnForwarding(g.log)
 	addrs, err := hostAddrs(cfg) // p2s.go
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -181,6 +185,59 @@ func (g *Gateway) reloadLocked(ctx context.Context, cfg *config.Config, addrs []
 	}
 	g.log.Info("reload applied", "peerings", len(cfg.Peerings))
 	return nil
+}
+
+// input is what the planner needs now for cfg. With bgp it includes the
+// running system's facts the import filter protects (route_safety.go).
+// g.mu is held.
+func (g *Gateway) input(cfg *config.Config) plan.Input {
+	in := plan.Input{Config: cfg, Env: g.env.Env(), Learned: g.bgp.Learned(), P2SDown: g.p2s.Disabled() != "", Remembered: g.mem.Remembered(),
+		HostAddrs: g.hostAddrs}
+	if cfg.BGP != nil {
+		in.Endpoints = g.currentEndpoints()
+		in.Connected = g.connectedPrefixes()
+		in.ProbeDead, in.VgatePeers, in.PlainPeers, in.DrainingPeers = g.bgp.ProbeFacts()
+		in.Drain = g.bgp.Draining()
+	}
+	return in
+}
+
+// applyConfig plans cfg and applies the plan: every change goes through
+// it (Start, Reload and its rollback, and the re-plans of a RIB change, a
+// probe verdict, an import refresh, a moved endpoint, a drain, charon's
+// restart). A corrupt point-to-site registry plans again without
+// point-to-site and applies that: everything else runs, without the pool's
+// routes, until a reload finds the registry fixed. On success cfg becomes
+// the running config. g.mu is held.
+func (g *Gateway) applyConfig(ctx context.Context, cfg *config.Config) error {
+	if cfg != g.cfg {
+		g.p2s.Retry() // a new config tries a disabled point-to-site again
+	}
+	in := g.input(cfg)
+	g.bgp.Planning() // the import filter's facts (route_safety.go)
+	st := plan.Plan(in)
+	if !sameProblems(st.Problems, g.applied.Problems) { // say it once, not on every re-plan
+		for _, e := range st.Problems {
+			g.log.Warn("peering endpoint not usable; the tunnel waits for the remote side to dial in", "error", e)
+		}
+	}
+	err := g.apply(ctx, st)                     // apply.go
+	if errors.Is(err, p2s.ErrCorruptRegistry) { // the component is disabled now
+		g.log.Error("point-to-site disabled; site-to-site tunnels keep running", "error", err)
+		in.P2SDown = true
+		err = g.apply(ctx, plan.Plan(in))
+	}
+	if err != nil {
+		return err
+	}
+	g.cfg = cfg
+	g.bgp.Planned(bgp.ImportFacts{Endpoints: in.Endpoints, Connected: in.Connected})
+	publishConfig(g.pubKeys, cfg) // pubkeys.go
+	return nil
+}
+
+func sameProblems(a, b []plan.Problem) bool {
+	return slices.EqualFunc(a, b, plan.Problem.Same)
 }
 
 // RecordReloadFailure counts a reload that never reached Reload because the

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/api"
+	"github.com/vgate-project/vgate/gateway/kernel"
 	"github.com/vgate-project/vgate/gateway/observe"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/tunnel"
 	"github.com/vgate-project/vgate/overlap"
 	"github.com/vgate-project/vgate/routing"
 )
@@ -26,7 +28,7 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 		Config:     cfg,
 		Started:    g.started,
 		Reloads:    g.reloads,
-		Forwarding: forwarding(), // forwarding.go
+		Forwarding: kernel.Forwarding(),
 		Sessions:   map[string]routing.NeighborStatus{},
 		Probes:     map[string]api.ProbeStatus{},
 		Peerings:   make([]observe.Peering, len(cfg.Peerings)),
@@ -37,8 +39,8 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 		}
 	}
 	rs := g.relays
-	tunnels := make([]Tunnel, len(cfg.Peerings))
-	views := make([]TunnelView, len(cfg.Peerings))
+	tunnels := make([]tunnel.Tunnel, len(cfg.Peerings))
+	views := make([]tunnel.View, len(cfg.Peerings))
 	for i, p := range cfg.Peerings {
 		tunnels[i] = g.tunnel(p.Name)
 		if k := g.kinds[plan.KindOf(&p)]; k != nil && tunnels[i] != nil {
@@ -48,7 +50,7 @@ func (g *Gateway) Observe(ctx context.Context) observe.Observation {
 	b := g.bgp
 	g.mu.Unlock()
 
-	o.P2S = g.p2sStatus()                                 // p2s.go
+	o.P2S = g.p2sStatus()
 	o.DNS, o.Enroll = g.dns.Observe(), g.enroll.Observe() // names.Component, enroll.Component
 	if b != nil {
 		// Sessions, not Snapshot: status runs every second and needs no
@@ -108,4 +110,23 @@ func (g *Gateway) ObserveCounts() observe.Counts {
 		}
 	}
 	return c
+}
+
+// p2sStatus is the point-to-site section of Status, or nil: the
+// component's, with the relay (relay.Transport) and the device's queue.
+func (g *Gateway) p2sStatus() *api.P2SStatus {
+	g.mu.Lock()
+	rs := g.relays
+	g.mu.Unlock()
+	st := g.p2s.Observe()
+	s := g.p2s.Current()
+	if st == nil || s == nil {
+		return st
+	}
+	if rs != nil {
+		st.Relay = rs.P2SRelay()
+	}
+	q := s.QueueStats()
+	st.Queue = &q
+	return st
 }

@@ -1,26 +1,15 @@
 package gateway
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 
-	"github.com/vgate-project/vgate/api"
 	"github.com/vgate-project/vgate/gateway/config"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/p2s"
 	"github.com/vgate-project/vgate/gateway/plan"
 	"github.com/vgate-project/vgate/gateway/relay"
 )
-
-// ErrNoP2S is returned by the client operations when point_to_site is not
-// configured. It has api.CodeNoP2S.
-var ErrNoP2S = p2s.ErrNoP2S
-
-// ErrP2SDisabled is returned by the client operations when point_to_site
-// is configured but could not start (Status.P2S.Disabled says why). It has
-// api.CodeNoP2S.
-var ErrP2SDisabled = p2s.ErrDisabled
 
 // The point-to-site server is a p2s.Component: apply hands it the plan's
 // device (plan.State.P2S) after the tunnels, and the plan's routes for
@@ -63,7 +52,10 @@ func hostAddrs(cfg *config.Config) ([]netip.Addr, error) {
 	return local, nil
 }
 
-func (g *Gateway) p2sServer() (*p2s.Server, error) {
+// P2SServer is the running point-to-site server, for the control API's
+// client and invite calls and for enrollment: errStopped once the gateway
+// is closed, else p2s.Component.Server's (p2s.ErrNoP2S, p2s.ErrDisabled).
+func (g *Gateway) P2SServer() (*p2s.Server, error) {
 	g.mu.Lock()
 	closed := g.closed
 	g.mu.Unlock()
@@ -71,53 +63,4 @@ func (g *Gateway) p2sServer() (*p2s.Server, error) {
 		return nil, errStopped
 	}
 	return g.p2s.Server()
-}
-
-// AddClient registers a point-to-site client and returns its config.
-func (g *Gateway) AddClient(ctx context.Context, req api.AddClientRequest) (api.AddedClient, error) {
-	s, err := g.p2sServer()
-	if err != nil {
-		return api.AddedClient{}, err
-	}
-	if g.enroll.PendingName(req.Name) { // enroll.Component
-		return api.AddedClient{}, api.WithCode(api.CodeConflict, fmt.Errorf("client %q: a pending invite holds this name (revoke it first: vgate client revoke %s)", req.Name, req.Name))
-	}
-	return s.Add(req)
-}
-
-// Clients lists the point-to-site clients.
-func (g *Gateway) Clients(ctx context.Context) ([]api.ClientInfo, error) {
-	s, err := g.p2sServer()
-	if err != nil {
-		return nil, err
-	}
-	return s.Clients()
-}
-
-// RevokeClient removes a point-to-site client at once.
-func (g *Gateway) RevokeClient(ctx context.Context, name string) (api.ClientInfo, error) {
-	s, err := g.p2sServer()
-	if err != nil {
-		return api.ClientInfo{}, err
-	}
-	return s.Revoke(name)
-}
-
-// p2sStatus is the point-to-site section of Status, or nil: the
-// component's, with the relay (relay.Transport) and the device's queue.
-func (g *Gateway) p2sStatus() *api.P2SStatus {
-	g.mu.Lock()
-	rs := g.relays
-	g.mu.Unlock()
-	st := g.p2s.Observe()
-	s := g.p2s.Current()
-	if st == nil || s == nil {
-		return st
-	}
-	if rs != nil {
-		st.Relay = rs.P2SRelay()
-	}
-	q := s.QueueStats()
-	st.Queue = &q
-	return st
 }

@@ -47,8 +47,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: OK: gateway %s, %d address space(s), %d/%d tunnels, public key %s, bgp %s, point-to-site %s\n",
 		*path, cfg.Name, len(cfg.AddressSpaces), len(cfg.Peerings), cfg.MaxTunnels, cfg.PrivateKey.Public(), bgp, p2s)
-	v4, v6 := kernel.Forwarding()
-	printCheckDetails(stdout, cfg, v4, v6)
+	fw := kernel.Forwarding()
+	printCheckDetails(stdout, cfg, fw.IPv4, fw.IPv6)
 	return nil
 }
 

@@ -55,9 +55,11 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	// The views (status, metrics, capture) read the gateway's
-	// observations; the gateway's own logger carries its name.
-	v := view.New(gw, log.With("gateway", cfg.Name))
-	srv := &server{Gateway: gw, view: v, path: o.ConfigPath, log: log}
+	// observations, and the clients and BGP report as the control API
+	// serves them (control.go); the gateway's own logger carries its name.
+	srv := &server{Gateway: gw, path: o.ConfigPath, log: log}
+	v := view.New(srv, log.With("gateway", cfg.Name))
+	srv.view = v
 	ctl, err := control.Listen(cfg.ControlSocket, control.Handler(srv))
 	if err != nil {
 		gw.Close()
@@ -94,9 +96,9 @@ loop:
 	return nil
 }
 
-// server serves the control socket from a running gateway and its views
-// (status, capture); a reload re-reads the config file the gateway was
-// started with.
+// server serves the control socket from a running gateway, its components
+// (control.go) and its views (status, capture); a reload re-reads the
+// config file the gateway was started with.
 type server struct {
 	*gateway.Gateway
 	view *view.View

@@ -21,7 +21,7 @@ func (t *Tunnel) SendInitiation() {
 
 // Rebind closes and reopens the device's bind (wireguard-go's
 // BindUpdate), so that it takes the ReceiveFuncs its bind offers now: a
-// relay bind set up after the device opened it (gateway/relays.go).
+// relay bind set up after the device opened it (relay.Transport).
 func (t *Tunnel) Rebind() error {
 	if err := t.dev.BindUpdate(); err != nil {
 		return fmt.Errorf("tunnel %s: rebind: %w", t.name, err)

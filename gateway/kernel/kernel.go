@@ -13,9 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/vgate-project/vgate/api"
@@ -449,14 +447,4 @@ func hostAddr(addr netip.Addr) *netlink.Addr {
 		a.Label = loLabel
 	}
 	return a
-}
-
-// Forwarding reports whether IPv4 and IPv6 forwarding are enabled in this
-// network namespace.
-func Forwarding() (v4, v6 bool) {
-	read := func(p string) bool {
-		b, err := os.ReadFile(p)
-		return err == nil && strings.TrimSpace(string(b)) == "1"
-	}
-	return read("/proc/sys/net/ipv4/ip_forward"), read("/proc/sys/net/ipv6/conf/all/forwarding")
 }

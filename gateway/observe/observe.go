@@ -66,7 +66,7 @@ type Tunnel struct {
 	Stats    dataplane.PeerStats
 	StatsErr string
 	Queue    *api.QueueStatus
-	// Down and IPsec are the tunnel kind's own account (TunnelView).
+	// Down and IPsec are the tunnel kind's own account (tunnel.View).
 	Down  api.DownReason
 	IPsec *api.IPsecStatus
 	// Relays says the relay transport runs; Path and Relay are then the

@@ -12,8 +12,9 @@
 //
 // Adding a tunnel kind (WireGuard and IPsec exist) means: a Kind constant
 // and its spec field on Tunnel, one branch in desired() for the config's
-// peering type, and one implementation of gateway.TunnelKind. Routes, admission, BGP and
-// status stay as they are: they only see Tunnel's common fields.
+// peering type, and one implementation of tunnel.Kind (gateway/tunnel).
+// Routes, admission, BGP and status stay as they are: they only see
+// Tunnel's common fields.
 package plan
 
 import (

@@ -355,38 +355,28 @@ func prefixMatcher(prefixes ...string) func(string) bool {
 }
 
 // The tunnel-kind seam (docs/architecture.md, "Tunnel kinds"): the gateway
-// reaches a kind and its tunnels only through the TunnelKind and Tunnel
-// interfaces. So no type assertion (nor type switch case) names a tunnel
-// kind's or a tunnel's concrete type (a type named …Kind or …Tunnel)
-// outside the file that declares it.
+// reaches a kind and its tunnels only through the tunnel.Kind and
+// tunnel.Tunnel interfaces (gateway/tunnel); each kind lives in its own
+// package under gateway/tunnel/. So no type assertion (nor type switch
+// case) names a tunnel kind's or a tunnel's concrete type (a non-interface
+// type named …Kind or …Tunnel) outside the package that declares it.
 func TestNoTunnelKindAssertions(t *testing.T) {
 	isKindName := func(name string) bool {
 		return strings.HasSuffix(name, "Kind") || strings.HasSuffix(name, "Tunnel")
 	}
-	typeName := func(e ast.Expr) string {
-		if s, ok := e.(*ast.StarExpr); ok {
-			e = s.X
-		}
-		switch x := e.(type) {
-		case *ast.Ident:
-			return x.Name
-		case *ast.SelectorExpr:
-			return x.Sel.Name
-		}
-		return ""
-	}
+	const kindsDir = module + "/gateway/tunnel/"
 	fset := token.NewFileSet()
-	checked := 0
+	files := map[string][]*ast.File{}        // package → its files
+	concrete := map[string]map[string]bool{} // package → its concrete …Kind/…Tunnel types
+	kinds := 0
 	for _, p := range listPackages(t) {
-		files := map[string]*ast.File{}
-		declaredIn := map[string]string{} // concrete type → file
+		concrete[p.ImportPath] = map[string]bool{}
 		for _, name := range p.GoFiles {
-			path := filepath.Join(p.Dir, name)
-			f, err := parser.ParseFile(fset, path, nil, 0)
+			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			files[path] = f
+			files[p.ImportPath] = append(files[p.ImportPath], f)
 			for _, d := range f.Decls {
 				g, ok := d.(*ast.GenDecl)
 				if !ok || g.Tok != token.TYPE {
@@ -395,26 +385,40 @@ func TestNoTunnelKindAssertions(t *testing.T) {
 				for _, s := range g.Specs {
 					ts := s.(*ast.TypeSpec)
 					if _, iface := ts.Type.(*ast.InterfaceType); !iface && isKindName(ts.Name.Name) {
-						declaredIn[ts.Name.Name] = path
+						concrete[p.ImportPath][ts.Name.Name] = true
+						if strings.HasPrefix(p.ImportPath, kindsDir) && ts.Name.Name == "Kind" {
+							kinds++
+						}
 					}
 				}
 			}
 		}
-		for path, f := range files {
+	}
+	checked := 0
+	for _, fs := range files {
+		for _, f := range fs {
+			imports := map[string]string{} // local name → import path
+			for _, im := range f.Imports {
+				path := strings.Trim(im.Path.Value, `"`)
+				local := path[strings.LastIndex(path, "/")+1:]
+				if im.Name != nil {
+					local = im.Name.Name
+				}
+				imports[local] = path
+			}
 			report := func(pos token.Pos, target ast.Expr) {
-				name := typeName(target)
-				if !isKindName(name) {
+				if s, ok := target.(*ast.StarExpr); ok {
+					target = s.X
+				}
+				sel, ok := target.(*ast.SelectorExpr)
+				if !ok {
+					return // a type of this package: its own kind, or an interface
+				}
+				pkgName, ok := sel.X.(*ast.Ident)
+				if !ok || !concrete[imports[pkgName.Name]][sel.Sel.Name] {
 					return
 				}
-				if star, ok := target.(*ast.StarExpr); ok {
-					target = star.X
-				}
-				if _, other := target.(*ast.SelectorExpr); !other {
-					if d, ok := declaredIn[name]; !ok || d == path {
-						return // an interface, or the declaring file itself
-					}
-				}
-				t.Errorf("%s: type assertion to %s: reach a tunnel kind through its interface", fset.Position(pos), name)
+				t.Errorf("%s: type assertion to %s.%s: reach a tunnel kind through its interface", fset.Position(pos), pkgName.Name, sel.Sel.Name)
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
 				switch x := n.(type) {
@@ -436,6 +440,9 @@ func TestNoTunnelKindAssertions(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Error("no type assertion found at all: the check reads nothing")
+	}
+	if kinds < 2 {
+		t.Errorf("%d tunnel kinds (a type Kind) found under %s, want the WireGuard and IPsec kinds: the check does not see them", kinds, kindsDir)
 	}
 }
 

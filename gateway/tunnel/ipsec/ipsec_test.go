@@ -1,4 +1,4 @@
-package gateway
+package ipsec
 
 import (
 	"bytes"
@@ -51,7 +51,7 @@ func TestOfPeering(t *testing.T) {
 
 func TestWarnLegacy(t *testing.T) {
 	var buf bytes.Buffer
-	k := &ipsecKind{log: slog.New(slog.NewTextHandler(&buf, nil)), warned: map[string]string{}}
+	k := &Kind{log: slog.New(slog.NewTextHandler(&buf, nil)), warned: map[string]string{}}
 	weak := ipsec.Peer{Name: "old", IKE: []string{"3des-sha1-modp1024", "aes256-sha256-modp2048"}, ESP: []string{"aes256gcm16"}}
 	k.warnLegacy(weak)
 	k.warnLegacy(weak) // unchanged: said once

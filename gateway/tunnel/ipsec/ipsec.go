@@ -1,4 +1,9 @@
-package gateway
+// Package ipsec is the IPsec tunnel kind (tunnel.Kind): one charon for
+// all IPsec peerings, driven through the top-level ipsec package (the
+// daemon, its config and its state), and a capture tap on charon's TUN
+// (capture.go). Inside this package the name ipsec is that top-level
+// package.
+package ipsec
 
 import (
 	"context"
@@ -16,20 +21,21 @@ import (
 	"github.com/vgate-project/vgate/gateway/dataplane"
 	"github.com/vgate-project/vgate/gateway/keys"
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/gateway/tunnel"
 	"github.com/vgate-project/vgate/ipsec"
 )
 
-// ipsecKind runs the IPsec peerings: one charon (ipsec.Daemon) for all of
+// Kind runs the IPsec peerings: one charon (ipsec.Daemon) for all of
 // them, its files in <control socket's directory>/charon (vgate's runtime
 // directory: /run/vgate under deploy/vgate.service).
-type ipsecKind struct {
+type Kind struct {
 	d      *ipsec.Daemon
 	log    *slog.Logger
 	warned map[string]string // peering → the proposals last warned about
 	mu     sync.Mutex
 	remote map[string][]netip.Prefix // peering → its remote traffic selectors (capture)
 	// capMu guards captures: the running capture of each peering
-	// (ipsec_capture.go).
+	// (capture.go).
 	capMu    sync.Mutex
 	captures map[string]*ipsecCapture
 }
@@ -38,7 +44,9 @@ type ipsecKind struct {
 // which the routes of IPsec peerings go through.
 const charonReadyWait = 20 * time.Second
 
-func newIPsecKind(runDir string, onRestart func(), log *slog.Logger) (*ipsecKind, error) {
+// New starts charon with its files in runDir/charon and waits for its
+// TUN. onRestart is called each time charon runs again after a restart.
+func New(runDir string, onRestart func(), log *slog.Logger) (*Kind, error) {
 	d, err := ipsec.Start(ipsec.Options{Dir: filepath.Join(runDir, "charon"), Log: log.With("component", "ipsec"), OnRunning: onRestart})
 	if err != nil {
 		return nil, err
@@ -47,10 +55,10 @@ func newIPsecKind(runDir string, onRestart func(), log *slog.Logger) (*ipsecKind
 		d.Close()
 		return nil, fmt.Errorf("ipsec: %w", err)
 	}
-	return &ipsecKind{d: d, log: log, warned: map[string]string{}, remote: map[string][]netip.Prefix{}, captures: map[string]*ipsecCapture{}}, nil
+	return &Kind{d: d, log: log, warned: map[string]string{}, remote: map[string][]netip.Prefix{}, captures: map[string]*ipsecCapture{}}, nil
 }
 
-func (k *ipsecKind) Set(ctx context.Context, _ keys.PrivateKey, want []plan.Tunnel) error {
+func (k *Kind) Set(ctx context.Context, _ keys.PrivateKey, want []plan.Tunnel) error {
 	peers := make([]ipsec.Peer, len(want))
 	remote := make(map[string][]netip.Prefix, len(want))
 	for i, t := range want {
@@ -64,7 +72,7 @@ func (k *ipsecKind) Set(ctx context.Context, _ keys.PrivateKey, want []plan.Tunn
 	return k.d.Set(ctx, peers)
 }
 
-func (k *ipsecKind) Tunnel(name string) Tunnel {
+func (k *Kind) Tunnel(name string) tunnel.Tunnel {
 	if _, ok := k.d.State(name); !ok {
 		return nil
 	}
@@ -73,24 +81,24 @@ func (k *ipsecKind) Tunnel(name string) Tunnel {
 	return &ipsecTunnel{d: k.d, k: k, name: name, remote: k.remote[name]}
 }
 
-func (k *ipsecKind) Close() error { return k.d.Close() }
+func (k *Kind) Close() error { return k.d.Close() }
 
 // Port: charon's IKE sockets are its own; vgate counts nothing there.
-func (k *ipsecKind) Port() *api.PortStats { return nil }
+func (k *Kind) Port() *api.PortStats { return nil }
 
 // Demand: IPsec tunnels have no demand counter.
-func (k *ipsecKind) Demand(string) *atomic.Uint64 { return nil }
+func (k *Kind) Demand(string) *atomic.Uint64 { return nil }
 
 // View is the peering's down reason (ipsec.Decide) and its SAs.
-func (k *ipsecKind) View(name string) TunnelView {
+func (k *Kind) View(name string) tunnel.View {
 	down, st := (&ipsecTunnel{d: k.d, name: name}).ipsecStatus()
-	return TunnelView{Down: down, IPsec: st}
+	return tunnel.View{Down: down, IPsec: st}
 }
 
 // ipsecTunnel is one IPsec peering as status, metrics and capture see it.
 type ipsecTunnel struct {
 	d      *ipsec.Daemon
-	k      *ipsecKind
+	k      *Kind
 	name   string
 	remote []netip.Prefix // its remote traffic selectors
 }
@@ -141,7 +149,7 @@ func (t *ipsecTunnel) ipsecStatus() (api.DownReason, *api.IPsecStatus) {
 
 // warnLegacy warns once per change about a peering's weak proposals
 // (allowed by legacy: true).
-func (k *ipsecKind) warnLegacy(p ipsec.Peer) {
+func (k *Kind) warnLegacy(p ipsec.Peer) {
 	var weak []string
 	for _, s := range p.IKE {
 		if errors.Is(ipsec.CheckProposal(s, false, false), ipsec.ErrLegacy) {
