@@ -84,6 +84,10 @@ type Gateway struct {
 	pubKeys *relay.Publisher
 }
 
+// Format prints a gateway as its address only: fmt would otherwise walk
+// its fields, and the last plan holds the private keys.
+func (g *Gateway) Format(f fmt.State, _ rune) { fmt.Fprintf(f, "gateway(%p)", g) }
+
 // Start brings up the gateway described by cfg (already validated by
 // config.Load): it plans the whole state and applies it. If any step fails,
 // everything done so far is undone and the error says which step. ctx

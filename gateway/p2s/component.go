@@ -155,6 +155,11 @@ func (c *Component) Set(ctx context.Context, key keys.PrivateKey, want *Want) (e
 		c.s.SetSelf(want.Self)
 		c.hooks.SetRelay(want.PrivateKey, c.bind, want.Relay)
 		if err := c.s.Update(want.Config, want.PrivateKey); err != nil {
+			// The server keeps its config: its own addresses go back too,
+			// since the rollback's Set finds the old want unchanged.
+			if c.applied != nil {
+				c.s.SetSelf(c.applied.Self)
+			}
 			return err
 		}
 		c.applied = want
