@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/config"
+	"github.com/vgate-project/vgate/internal/testcfg"
 )
 
 // One tick of the loop: a name due that moved goes to Moved with the
@@ -20,7 +21,7 @@ func TestFollowTick(t *testing.T) {
 		}
 		return addr, nil
 	}, func(netip.Addr) int { return 1500 })
-	cfg := baseConfig(t)
+	cfg := testcfg.East(t)
 	cfg.Peerings[0].Endpoint = "west.example:51820"
 	f.Refresh(cfg)
 	var got []Move

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vgate-project/vgate/gateway/plan"
+	"github.com/vgate-project/vgate/internal/testcfg"
 )
 
 // Planning (what a RIB change does, under the gateway lock) never looks a
@@ -21,7 +22,7 @@ func TestEndpointsResolveOnlyOnRefresh(t *testing.T) {
 		}
 		return netip.MustParseAddrPort("198.18.7.7:51820"), nil
 	}}
-	cfg := baseConfig(t)
+	cfg := testcfg.East(t)
 	cfg.Peerings[0].Endpoint = "west.example:51820"
 	cfg.Peerings[1].Endpoint = "gone.example:51820"
 	cfg.Peerings[2].Endpoint = "west.example:51820" // the same name once
@@ -63,7 +64,7 @@ func TestEndpointsReresolve(t *testing.T) {
 		}
 		return addr, nil
 	}}
-	cfg := baseConfig(t)
+	cfg := testcfg.East(t)
 	cfg.Peerings[0].Endpoint = "west.example:51820"
 	e.refresh(cfg)
 	if mv := e.reresolve([]string{"west.example:51820"}); len(mv) != 0 {
